@@ -1,0 +1,177 @@
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int util_read_fd(int fd, size_t cap, char **data, size_t *len)
+{
+	size_t size = 0, alloc = 4096;
+	char *buf, *tmp;
+	ssize_t n;
+	int ret = 0;
+
+	*data = NULL;
+	*len = 0;
+	buf = malloc(alloc);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (size + 1 >= alloc) {
+			if (alloc > cap + 1) {
+				ret = -EFBIG;
+				goto fail;
+			}
+			alloc *= 2;
+			tmp = realloc(buf, alloc);
+			if (!tmp) {
+				ret = -ENOMEM;
+				goto fail;
+			}
+			buf = tmp;
+		}
+		n = read(fd, buf + size, alloc - size - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		size += (size_t)n;
+		if (size > cap) {
+			ret = -EFBIG;
+			goto fail;
+		}
+	}
+	buf[size] = '\0';
+	*data = buf;
+	*len = size;
+	return 0;
+fail:
+	free(buf);
+	return ret;
+}
+
+int util_read_file(const char *path, size_t cap, char **data, size_t *len)
+{
+	int fd, ret;
+
+	*data = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = util_read_fd(fd, cap, data, len);
+	close(fd);
+	return ret;
+}
+
+int util_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+	size_t plen = strlen(path);
+	char *tmp = malloc(plen + 16);
+	const char *p = data;
+	int fd = -1, ret = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			goto out;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		ret = -errno;
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		ret = -errno;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret)
+		unlink(tmp);
+	free(tmp);
+	return ret;
+}
+
+void util_hex(char *out, const unsigned char *bin, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[bin[i] >> 4];
+		out[2 * i + 1] = digits[bin[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+int64_t util_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t util_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+bool util_valid_name(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++) {
+		char c = *s;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+char *util_path_join(const char *dir, const char *path)
+{
+	size_t n;
+	char *out;
+
+	if (path[0] == '/' || !dir || !*dir)
+		return strdup(path);
+	n = strlen(dir) + strlen(path) + 2;
+	out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s/%s", dir, path);
+	return out;
+}

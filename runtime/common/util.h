@@ -1,0 +1,38 @@
+/*
+ * util.h - small helpers shared by every part.
+ */
+#ifndef EVS_COMMON_UTIL_H
+#define EVS_COMMON_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads a whole file of at most `cap` bytes. On success *data is a malloc'd
+ * buffer owned by the caller, NUL-terminated (the NUL is not counted in
+ * *len). Returns 0, -EFBIG when the file is larger than cap, or -errno. On
+ * failure *data is NULL and *len 0. */
+int util_read_file(const char *path, size_t cap, char **data, size_t *len);
+
+/* Like util_read_file() on an open fd (read from its current offset). */
+int util_read_fd(int fd, size_t cap, char **data, size_t *len);
+
+/* Writes len bytes to path atomically: a temporary file in the same
+ * directory, fsync, rename(). mode is the new file's mode. Returns 0 or -errno. */
+int util_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
+
+/* Lowercase hex of bin into out, which must hold 2*len+1 bytes. */
+void util_hex(char *out, const unsigned char *bin, size_t len);
+
+/* Monotonic and wall-clock time. */
+int64_t util_now_ms(void);      /* CLOCK_REALTIME, milliseconds since the epoch */
+int64_t util_mono_us(void);     /* CLOCK_MONOTONIC, microseconds */
+
+/* True when s matches ^[a-zA-Z0-9_-]+$ (script, plugin and integration names). */
+bool util_valid_name(const char *s);
+
+/* Joins dir and a relative path into a malloc'd string; an absolute path is
+ * returned as a copy. NULL on allocation failure. */
+char *util_path_join(const char *dir, const char *path);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * loader.h - verified loading of plugins.
+ *
+ * loader_load() reads NAME.so once (size-capped) into a sealed memfd while
+ * hashing it, verifies NAME.so.minisig against the keyring, checks the signed
+ * trusted comment (plugin name = NAME, version, abi = EVS_ABI_MAJOR) and the
+ * downgrade ledger BEFORE any plugin code can run, checks the bytes are an
+ * ELF shared object for this machine, then dlopen()s /proc/self/fd/N with
+ * RTLD_NOW | RTLD_LOCAL, resolves the plugin info and the entry point, and
+ * cross-checks them with the trusted comment. What runs is exactly the bytes
+ * that were verified. The memfd stays open for the library's lifetime.
+ */
+#ifndef EVS_LOADER_H
+#define EVS_LOADER_H
+
+#include <evscript/sdk.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sign.h"
+
+#define LOADER_FILE_MAX_DEFAULT (64u << 20) /* 64 MiB */
+
+/* Each refusal has its own reason (loader_strerror). */
+enum loader_error {
+	LOADER_OK = 0,
+	LOADER_ENOSIG = -1,        /* no signature (NAME.so.minisig missing) */
+	LOADER_EMALFORMED = -2,    /* malformed signature file */
+	LOADER_EUNKNOWNKEY = -3,   /* signed by a key that is not trusted */
+	LOADER_EREVOKED = -4,      /* signed by a revoked key */
+	LOADER_EBADSIG = -5,       /* bad signature: the file was tampered with */
+	LOADER_EBADGLOBALSIG = -6, /* bad global signature: the trusted comment was tampered with */
+	LOADER_ENAME = -7,         /* the signed plugin name is not the file's name, or the info disagrees */
+	LOADER_EABI = -8,          /* built for another ABI major */
+	LOADER_EDOWNGRADE = -9,    /* lower version than accepted, or same version with other bytes */
+	LOADER_ENOTELF = -10,      /* not an ELF shared object for this machine */
+	LOADER_ENOENTRY = -11,     /* neither on_event nor run_action, or no plugin info */
+	LOADER_ETOOBIG = -12,      /* the file is larger than the cap */
+	LOADER_ELEGACY = -13,      /* legacy (non-prehashed) signature refused */
+	LOADER_ECOMMENT = -14,     /* trusted comment lacks plugin:/version:/abi: */
+	LOADER_EIO = -15,          /* the file could not be read */
+	LOADER_EDLOPEN = -16,      /* dlopen failed (detail in the error text) */
+	LOADER_ENOMEM = -17,
+	LOADER_EVERSION = -18      /* the info's version disagrees with the signed version */
+};
+
+const char *loader_strerror(int err);
+
+/* Durable record of the highest accepted version per plugin name (the store
+ * implements it; tests may use memory). get returns 0 and fills version and
+ * hash when a record exists, 1 when none, negative on error. */
+struct loader_ledger {
+	int (*get)(void *user, const char *name, char version[64], uint8_t hash[SIGN_HASH_BYTES]);
+	int (*put)(void *user, const char *name, const char *version,
+		   const uint8_t hash[SIGN_HASH_BYTES]);
+	void *user;
+};
+
+enum loader_kind { LOADER_EVENT_SCRIPT = 1, LOADER_ACTION = 2 };
+
+struct loader_options {
+	const struct sign_keyring *keyring;
+	const struct loader_ledger *ledger; /* may be NULL: no downgrade check */
+	bool allow_downgrade;
+	bool allow_legacy;                  /* accept "Ed" signatures (off by default) */
+	size_t max_size;                    /* 0: LOADER_FILE_MAX_DEFAULT */
+};
+
+/* A loaded, verified plugin. Read-only after load. */
+struct loader_plugin {
+	char name[256];
+	char version[64];
+	char keyid[17];
+	char hash_hex[2 * SIGN_HASH_BYTES + 1]; /* BLAKE2b-512 of the file */
+	uint8_t hash[SIGN_HASH_BYTES];
+	char trusted_comment[SIGN_COMMENT_MAX + 1];
+	enum loader_kind kind;
+	const struct evs_plugin_info *info;
+	int (*on_event)(const struct evs_host *, struct evs_ctx *, const struct evs_event *);
+	int (*run_action)(const struct evs_host *, struct evs_ctx *, const char *, char **);
+	int64_t loaded_at_ms;
+	size_t size;
+	/* private */
+	void *handle;
+	int memfd;
+};
+
+/* Loads dir/NAME.so (with dir/NAME.so.minisig). On success *out is owned by
+ * the caller (loader_unload). On failure returns a LOADER_E* code, *out is
+ * NULL, and err holds a one-line reason for the user (the strerror text plus
+ * detail). Does NOT record the version in the ledger: the caller commits with
+ * loader_accept() once the plugin is taken into service. */
+int loader_load(const char *dir, const char *name, const struct loader_options *opts,
+		struct loader_plugin **out, char *err, size_t errlen);
+
+/* Records p's version and hash in the ledger (highest accepted version). */
+int loader_accept(const struct loader_options *opts, const struct loader_plugin *p);
+
+/* dlclose()s and closes the memfd. NULL is fine. */
+void loader_unload(struct loader_plugin *p);
+
+/* Scans dir for *.so files (names sorted), calling cb for each plugin name
+ * (the file name without ".so"). Names that do not match ^[a-zA-Z0-9_-]+$
+ * are reported with a NULL-less reason through cb's err argument. */
+int loader_scan(const char *dir, int (*cb)(void *user, const char *name), void *user);
+
+#endif
