@@ -44,7 +44,8 @@ enum sign_error {
 	SIGN_ECHECKSUM = -9,      /* secret key checksum mismatch */
 	SIGN_ECOMMENT = -10,      /* trusted comment is malformed or lacks a required key */
 	SIGN_ENOMEM = -11,
-	SIGN_EIO = -12            /* reading a key directory or file failed */
+	SIGN_EIO = -12,           /* reading a key directory or file failed */
+	SIGN_EINIT = -13          /* libsodium could not be initialized */
 };
 
 /* A static description of a SIGN_E* code. */
@@ -76,12 +77,19 @@ int sign_pubkey_parse(const char *data, size_t len, struct sign_pubkey *out) SIG
 int sign_seckey_parse(const char *data, size_t len, struct sign_seckey *out) SIGN_WARN_UNUSED;
 int sign_sig_parse(const char *data, size_t len, struct sign_sig *out) SIGN_WARN_UNUSED;
 
-/* Writers: malloc'd, NUL-terminated file contents owned by the caller. */
+/* Writers: malloc'd, NUL-terminated file contents owned by the caller.
+ * sign_seckey_format() writes minisign's unencrypted layout (kdf_alg 0x0000,
+ * chk_alg "B2") with the BLAKE2b-256 checksum filled in; the caller wipes
+ * the result with sodium_memzero() before free(). */
 int sign_pubkey_format(const struct sign_pubkey *pk, char **out) SIGN_WARN_UNUSED;
 int sign_seckey_format(const struct sign_seckey *sk, char **out) SIGN_WARN_UNUSED;
 
-/* A new random key pair. */
+/* A new random key pair (random key id). sk is a secret: wipe it with
+ * sodium_memzero() when done. */
 int sign_keygen(struct sign_pubkey *pk, struct sign_seckey *sk) SIGN_WARN_UNUSED;
+
+/* The public key (and key id) that belongs to sk. */
+int sign_seckey_pubkey(const struct sign_seckey *sk, struct sign_pubkey *pk) SIGN_WARN_UNUSED;
 
 /* Incremental BLAKE2b-512 of a file's bytes (the "ED" prehash). */
 struct sign_hasher {
@@ -90,6 +98,8 @@ struct sign_hasher {
 void sign_hash_init(struct sign_hasher *h);
 void sign_hash_update(struct sign_hasher *h, const void *data, size_t len);
 void sign_hash_final(struct sign_hasher *h, uint8_t out[SIGN_HASH_BYTES]);
+/* One-shot BLAKE2b-512 of a buffer. */
+void sign_hash_buf(const void *data, size_t len, uint8_t out[SIGN_HASH_BYTES]);
 
 /* Signs a prehashed file ("ED") and writes the 4-line .minisig text.
  * trusted_comment: printable, no CR/LF. untrusted_comment may be NULL. */
@@ -124,15 +134,22 @@ int sign_version_cmp(const char *a, const char *b);
  * ids. */
 struct sign_keyring;
 
-/* Loads every *.pub file in dir. revoked: key ids as 16 hex digits (any
- * case). A malformed .pub file is an error naming the file in err. */
+/* Loads every *.pub file in dir (dot files skipped; at most 1024 keys).
+ * revoked: key ids as 16 hex digits (any case), as minisign prints them. A
+ * malformed .pub file, two different keys with one key id, or a bad revoked
+ * id is an error naming the culprit in err (may be NULL). On success *out is
+ * owned by the caller (sign_keyring_free()); on failure it is NULL. */
 int sign_keyring_load(const char *dir, const char *const *revoked, size_t n_revoked,
 		      struct sign_keyring **out, char *err, size_t errlen) SIGN_WARN_UNUSED;
 void sign_keyring_free(struct sign_keyring *kr);
 size_t sign_keyring_count(const struct sign_keyring *kr);
 
-/* Finds the key for sig's key id and verifies: SIGN_EREVOKED,
- * SIGN_EUNKNOWNKEY, or sign_verify()'s verdict. keyid_hex (17 bytes, may be
+/* True when keyid is in kr's revoked list. */
+bool sign_keyring_is_revoked(const struct sign_keyring *kr, const uint8_t keyid[SIGN_KEYID_BYTES]);
+
+/* Finds the key for sig's key id and verifies: SIGN_ELEGACY (checked first,
+ * like minisign -H), SIGN_EREVOKED, SIGN_EUNKNOWNKEY, or sign_verify()'s
+ * verdict. keyid_hex (17 bytes, may be
  * NULL) receives the key id that was checked. */
 int sign_keyring_verify(const struct sign_keyring *kr, const struct sign_sig *sig,
 			const uint8_t hash[SIGN_HASH_BYTES], const void *file, size_t file_len,

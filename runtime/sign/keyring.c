@@ -1,0 +1,232 @@
+/*
+ * keyring.c - trusted public keys from a directory of minisign *.pub files,
+ * and the key ids an operator has revoked.
+ *
+ * A signature's key id only picks the key: the signature must still verify
+ * with that key (sign_verify()). A revoked id is refused before any lookup,
+ * whether or not its .pub file is still in the directory.
+ */
+#include "sign.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#define KEYRING_MAX_KEYS 1024
+#define KEYRING_MAX_REVOKED 4096
+
+struct sign_keyring {
+	struct sign_pubkey *keys;
+	size_t n_keys;
+	uint8_t (*revoked)[SIGN_KEYID_BYTES];
+	size_t n_revoked;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* "%016llX" of the little-endian key id back to its 8 bytes. */
+static bool parse_keyid_hex(const char *s, uint8_t out[SIGN_KEYID_BYTES])
+{
+	if (s == NULL || strlen(s) != 2 * SIGN_KEYID_BYTES)
+		return false;
+	for (size_t i = 0; i < SIGN_KEYID_BYTES; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		/* the first hex pair is the most significant byte, stored last */
+		out[SIGN_KEYID_BYTES - 1 - i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static bool ends_with_pub(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 4 && strcmp(name + n - 4, ".pub") == 0;
+}
+
+static const struct sign_pubkey *find_key(const struct sign_keyring *kr, const uint8_t keyid[SIGN_KEYID_BYTES])
+{
+	for (size_t i = 0; i < kr->n_keys; i++)
+		if (memcmp(kr->keys[i].keyid, keyid, SIGN_KEYID_BYTES) == 0)
+			return &kr->keys[i];
+	return NULL;
+}
+
+static int add_key_file(struct sign_keyring *kr, const char *dir, const char *name, char *err, size_t errlen)
+{
+	struct sign_pubkey pk;
+	const struct sign_pubkey *same;
+	char *path, *data = NULL, hex[17];
+	size_t len;
+	int ret, rc;
+
+	path = util_path_join(dir, name);
+	if (path == NULL)
+		return SIGN_ENOMEM;
+	rc = util_read_file(path, SIGN_MINISIG_MAX, &data, &len);
+	if (rc) {
+		set_err(err, errlen, "%s: %s", path, rc == -EFBIG ? "file too large for a public key" : strerror(-rc));
+		ret = rc == -EFBIG ? SIGN_EMALFORMED : SIGN_EIO;
+		goto out;
+	}
+	ret = sign_pubkey_parse(data, len, &pk);
+	if (ret) {
+		set_err(err, errlen, "%s: not a minisign public key", path);
+		goto out;
+	}
+	same = find_key(kr, pk.keyid);
+	if (same != NULL) {
+		if (sodium_memcmp(same->pk, pk.pk, SIGN_PK_BYTES) == 0)
+			goto out; /* the same key twice: harmless */
+		sign_keyid_hex(hex, pk.keyid);
+		set_err(err, errlen, "%s: key id %s is already used by a different key", path, hex);
+		ret = SIGN_EMALFORMED;
+		goto out;
+	}
+	if (kr->n_keys >= KEYRING_MAX_KEYS) {
+		set_err(err, errlen, "%s: more than %d trusted keys", dir, KEYRING_MAX_KEYS);
+		ret = SIGN_ENOMEM;
+		goto out;
+	}
+	kr->keys[kr->n_keys++] = pk;
+out:
+	free(data);
+	free(path);
+	return ret;
+}
+
+int sign_keyring_load(const char *dir, const char *const *revoked, size_t n_revoked, struct sign_keyring **out,
+		      char *err, size_t errlen)
+{
+	struct sign_keyring *kr;
+	DIR *d = NULL;
+	struct dirent *de;
+	int ret;
+
+	*out = NULL;
+	set_err(err, errlen, "%s", "");
+	if (n_revoked > KEYRING_MAX_REVOKED) {
+		set_err(err, errlen, "more than %d revoked key ids", KEYRING_MAX_REVOKED);
+		return SIGN_ENOMEM;
+	}
+	kr = calloc(1, sizeof(*kr));
+	if (kr == NULL)
+		return SIGN_ENOMEM;
+	kr->keys = calloc(KEYRING_MAX_KEYS, sizeof(*kr->keys));
+	kr->revoked = calloc(n_revoked ? n_revoked : 1, sizeof(*kr->revoked));
+	if (kr->keys == NULL || kr->revoked == NULL) {
+		ret = SIGN_ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < n_revoked; i++) {
+		if (!parse_keyid_hex(revoked[i], kr->revoked[i])) {
+			set_err(err, errlen, "revoked key id '%s' is not 16 hex digits", revoked[i] ? revoked[i] : "(null)");
+			ret = SIGN_EMALFORMED;
+			goto fail;
+		}
+	}
+	kr->n_revoked = n_revoked;
+
+	d = opendir(dir);
+	if (d == NULL) {
+		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		ret = SIGN_EIO;
+		goto fail;
+	}
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (de == NULL) {
+			if (errno != 0) {
+				set_err(err, errlen, "%s: %s", dir, strerror(errno));
+				ret = SIGN_EIO;
+				goto fail;
+			}
+			break;
+		}
+		if (de->d_name[0] == '.' || !ends_with_pub(de->d_name))
+			continue;
+		ret = add_key_file(kr, dir, de->d_name, err, errlen);
+		if (ret)
+			goto fail;
+	}
+	closedir(d);
+	*out = kr;
+	return SIGN_OK;
+fail:
+	if (d != NULL)
+		closedir(d);
+	sign_keyring_free(kr);
+	return ret;
+}
+
+void sign_keyring_free(struct sign_keyring *kr)
+{
+	if (kr == NULL)
+		return;
+	free(kr->keys);
+	free(kr->revoked);
+	free(kr);
+}
+
+size_t sign_keyring_count(const struct sign_keyring *kr)
+{
+	return kr ? kr->n_keys : 0;
+}
+
+bool sign_keyring_is_revoked(const struct sign_keyring *kr, const uint8_t keyid[SIGN_KEYID_BYTES])
+{
+	for (size_t i = 0; i < kr->n_revoked; i++)
+		if (memcmp(kr->revoked[i], keyid, SIGN_KEYID_BYTES) == 0)
+			return true;
+	return false;
+}
+
+int sign_keyring_verify(const struct sign_keyring *kr, const struct sign_sig *sig,
+			const uint8_t hash[SIGN_HASH_BYTES], const void *file, size_t file_len, bool allow_legacy,
+			char keyid_hex[17])
+{
+	const struct sign_pubkey *pk;
+
+	if (keyid_hex != NULL)
+		sign_keyid_hex(keyid_hex, sig->keyid);
+	if (sig->legacy && !allow_legacy)
+		return SIGN_ELEGACY;
+	if (sign_keyring_is_revoked(kr, sig->keyid))
+		return SIGN_EREVOKED;
+	pk = find_key(kr, sig->keyid);
+	if (pk == NULL)
+		return SIGN_EUNKNOWNKEY;
+	return sign_verify(pk, sig, hash, file, file_len, allow_legacy);
+}
