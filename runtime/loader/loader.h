@@ -42,7 +42,8 @@ enum loader_error {
 	LOADER_EIO = -15,          /* the file could not be read */
 	LOADER_EDLOPEN = -16,      /* dlopen failed (detail in the error text) */
 	LOADER_ENOMEM = -17,
-	LOADER_EVERSION = -18      /* the info's version disagrees with the signed version */
+	LOADER_EVERSION = -18,     /* the info's version disagrees with the signed version */
+	LOADER_ETOOMANY = -19      /* loader_scan: more than LOADER_SCAN_MAX entries */
 };
 
 const char *loader_strerror(int err);
@@ -87,22 +88,45 @@ struct loader_plugin {
 };
 
 /* Loads dir/NAME.so (with dir/NAME.so.minisig). On success *out is owned by
- * the caller (loader_unload). On failure returns a LOADER_E* code, *out is
- * NULL, and err holds a one-line reason for the user (the strerror text plus
- * detail). Does NOT record the version in the ledger: the caller commits with
+ * the caller (loader_unload) and err is "". On failure returns a LOADER_E*
+ * code, *out is NULL, and err holds one line for the user,
+ * "<loader_strerror(code)>: <detail>", e.g. "bad signature (file tampered):
+ * hello.so does not match hello.so.minisig (key 0123456789ABCDEF)". Nothing
+ * is logged here (the caller logs) and no plugin code runs before every check
+ * on the signed trusted comment and the ELF header has passed. Not
+ * thread-safe against concurrent loads (call from one thread, e.g. the
+ * zygote). Does NOT record the version in the ledger: the caller commits with
  * loader_accept() once the plugin is taken into service. */
 int loader_load(const char *dir, const char *name, const struct loader_options *opts,
 		struct loader_plugin **out, char *err, size_t errlen);
 
-/* Records p's version and hash in the ledger (highest accepted version). */
+/* Records p's version and hash in opts->ledger when there is no record for
+ * p->name yet or p's version is strictly higher than the recorded one; a
+ * lower version (taken in with allow_downgrade) or the same version leaves
+ * the record alone, so the ledger always holds the highest version accepted
+ * and the bytes first accepted for it. No ledger: 0. Returns 0 or the
+ * ledger's negative error (LOADER_EIO when get/put fail). */
 int loader_accept(const struct loader_options *opts, const struct loader_plugin *p);
 
 /* dlclose()s and closes the memfd. NULL is fine. */
 void loader_unload(struct loader_plugin *p);
 
-/* Scans dir for *.so files (names sorted), calling cb for each plugin name
- * (the file name without ".so"). Names that do not match ^[a-zA-Z0-9_-]+$
- * are reported with a NULL-less reason through cb's err argument. */
-int loader_scan(const char *dir, int (*cb)(void *user, const char *name), void *user);
+/* Called by loader_scan() once per "*.so" entry, in strcmp order of the
+ * names. name is the file name without ".so" (lent for the call).
+ * invalid_reason is NULL when name matches ^[a-zA-Z0-9_-]+$ (util_valid_name)
+ * and the caller may loader_load() it; otherwise it is a static English text
+ * saying why the entry cannot be a plugin, so that the caller can report the
+ * refusal (loader_load() would refuse such a name too). Return 0 to go on;
+ * any other value stops the scan and loader_scan() returns it. */
+typedef int (*loader_scan_fn)(void *user, const char *name, const char *invalid_reason);
+
+#define LOADER_SCAN_MAX 4096 /* more "*.so" entries than this: LOADER_ETOOMANY */
+
+/* Lists the entries of dir whose name ends in ".so" (hidden ones included,
+ * so that a stray ".x.so" is reported rather than silently ignored), sorts
+ * them, and calls cb for each. Nothing is opened or loaded. Returns 0,
+ * cb's non-zero value, LOADER_EIO when dir cannot be read (errno is kept),
+ * LOADER_ETOOMANY or LOADER_ENOMEM; cb is not called at all on those errors. */
+int loader_scan(const char *dir, loader_scan_fn cb, void *user);
 
 #endif

@@ -1,0 +1,786 @@
+/*
+ * loader.c - verified loading of plugins.
+ *
+ * The order of loader_load() is the point of this file:
+ *   1. open NAME.so, refuse anything but a regular file under the size cap;
+ *   2. read NAME.so.minisig and parse it;
+ *   3. copy NAME.so once into a memfd while hashing it, then seal the memfd:
+ *      from here on the bytes cannot change, and they are the ones hashed;
+ *   4. verify the signature with the keyring (minisign's order), and only
+ *      then trust the comment: plugin name, ABI major, downgrade ledger;
+ *   5. check the sealed bytes start with an ELF header of a shared object
+ *      for this machine;
+ *   6. dlopen("/proc/self/fd/N") - the first moment plugin code (ELF
+ *      constructors) can run - and check that the object we got is mapped
+ *      from our memfd;
+ *   7. resolve the info and the entry point, cross-check them with the
+ *      signed comment.
+ * The memfd stays open while the library is loaded: as long as it is, no new
+ * memfd can take its number, so the path string stays unique.
+ */
+#include "loader.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <link.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U /* Linux 6.3: executable memfd under vm.memfd_noexec=1 */
+#endif
+
+#define COPY_CHUNK (64u << 10)
+#define PROC_FD_PATH_MAX 64
+#define STALE_RETRIES 8
+
+/* This build's ELF identity: a plugin must match it to be loaded. */
+#if defined(__x86_64__)
+#define LOADER_EM EM_X86_64
+#elif defined(__aarch64__)
+#define LOADER_EM EM_AARCH64
+#elif defined(__i386__)
+#define LOADER_EM EM_386
+#elif defined(__arm__)
+#define LOADER_EM EM_ARM
+#elif defined(__riscv)
+#define LOADER_EM EM_RISCV
+#elif defined(__powerpc64__) || defined(__powerpc__)
+#define LOADER_EM (sizeof(void *) == 8 ? EM_PPC64 : EM_PPC)
+#elif defined(__s390x__)
+#define LOADER_EM EM_S390
+#elif defined(__loongarch__)
+#define LOADER_EM EM_LOONGARCH
+#else
+#error "loader: unknown machine, add its EM_* value"
+#endif
+
+#if __SIZEOF_POINTER__ == 8
+#define LOADER_ELFCLASS ELFCLASS64
+#else
+#define LOADER_ELFCLASS ELFCLASS32
+#endif
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LOADER_ELFDATA ELFDATA2LSB
+#else
+#define LOADER_ELFDATA ELFDATA2MSB
+#endif
+
+const char *loader_strerror(int err)
+{
+	switch (err) {
+	case LOADER_OK: return "success";
+	case LOADER_ENOSIG: return "no signature";
+	case LOADER_EMALFORMED: return "malformed signature file";
+	case LOADER_EUNKNOWNKEY: return "unknown key";
+	case LOADER_EREVOKED: return "revoked key";
+	case LOADER_EBADSIG: return "bad signature (file tampered)";
+	case LOADER_EBADGLOBALSIG: return "bad global signature (trusted comment tampered)";
+	case LOADER_ENAME: return "name mismatch";
+	case LOADER_EABI: return "ABI mismatch";
+	case LOADER_EDOWNGRADE: return "downgrade refused";
+	case LOADER_ENOTELF: return "not an ELF shared object for this machine";
+	case LOADER_ENOENTRY: return "no entry point";
+	case LOADER_ETOOBIG: return "file too large";
+	case LOADER_ELEGACY: return "legacy signature refused";
+	case LOADER_ECOMMENT: return "malformed trusted comment";
+	case LOADER_EIO: return "cannot read plugin";
+	case LOADER_EDLOPEN: return "dlopen failed";
+	case LOADER_ENOMEM: return "out of memory";
+	case LOADER_EVERSION: return "version mismatch";
+	case LOADER_ETOOMANY: return "too many plugin files";
+	default: return "unknown loader error";
+	}
+}
+
+/* Sets err to "<strerror(code)>: <detail>" and returns code. */
+static int refuse(char *err, size_t errlen, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int refuse(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!err || errlen == 0)
+		return code;
+	n = snprintf(err, errlen, "%s: ", loader_strerror(code));
+	if (n < 0 || (size_t)n >= errlen)
+		return code;
+	va_start(ap, fmt);
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static int map_sign_error(int serr)
+{
+	switch (serr) {
+	case SIGN_EMALFORMED: return LOADER_EMALFORMED;
+	case SIGN_ELEGACY: return LOADER_ELEGACY;
+	case SIGN_EUNKNOWNKEY: return LOADER_EUNKNOWNKEY;
+	case SIGN_EREVOKED: return LOADER_EREVOKED;
+	case SIGN_EBADSIG: return LOADER_EBADSIG;
+	case SIGN_EBADGLOBALSIG: return LOADER_EBADGLOBALSIG;
+	case SIGN_EKEYID: return LOADER_EUNKNOWNKEY;
+	case SIGN_ECOMMENT: return LOADER_ECOMMENT;
+	case SIGN_ENOMEM: return LOADER_ENOMEM;
+	default: return LOADER_EIO;
+	}
+}
+
+static int write_all(int fd, const unsigned char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int new_memfd(const char *name)
+{
+	char mname[64];
+	int fd;
+
+	snprintf(mname, sizeof(mname), "evs:%.58s", name);
+	fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+	if (fd < 0 && errno == EINVAL) /* kernel older than 6.3: no MFD_EXEC */
+		fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	return fd;
+}
+
+/* Copies src (from its start) into the memfd, hashing the same bytes, at most
+ * cap bytes. Returns 0, LOADER_ETOOBIG, LOADER_EIO (errno-style detail in
+ * *sys_err). */
+static int copy_hash(int src, int dst, size_t cap, uint8_t hash[SIGN_HASH_BYTES], size_t *total,
+		     int *sys_err)
+{
+	struct sign_hasher h;
+	unsigned char *buf;
+	int ret = 0;
+
+	*total = 0;
+	*sys_err = 0;
+	buf = malloc(COPY_CHUNK);
+	if (!buf)
+		return LOADER_ENOMEM;
+	sign_hash_init(&h);
+	for (;;) {
+		ssize_t n = read(src, buf, COPY_CHUNK);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			*sys_err = errno;
+			ret = LOADER_EIO;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if ((size_t)n > cap - *total) {
+			ret = LOADER_ETOOBIG;
+			goto out;
+		}
+		*total += (size_t)n;
+		sign_hash_update(&h, buf, (size_t)n);
+		ret = write_all(dst, buf, (size_t)n);
+		if (ret < 0) {
+			*sys_err = -ret;
+			ret = LOADER_EIO;
+			goto out;
+		}
+	}
+	sign_hash_final(&h, hash);
+out:
+	sodium_memzero(&h, sizeof(h));
+	free(buf);
+	return ret;
+}
+
+/* The sealed bytes are an ELF shared object for this machine. */
+static int check_elf(int fd, size_t size, char *detail, size_t dlen)
+{
+	unsigned char id[EI_NIDENT];
+	uint16_t type, machine;
+	/* e_type and e_machine follow e_ident in both classes */
+	unsigned char hdr[EI_NIDENT + 4];
+	ssize_t n;
+
+	if (size < sizeof(ElfW(Ehdr))) {
+		snprintf(detail, dlen, "%zu bytes, shorter than an ELF header", size);
+		return -1;
+	}
+	n = pread(fd, hdr, sizeof(hdr), 0);
+	if (n != (ssize_t)sizeof(hdr)) {
+		snprintf(detail, dlen, "cannot read the ELF header");
+		return -1;
+	}
+	memcpy(id, hdr, EI_NIDENT);
+	if (memcmp(id, ELFMAG, SELFMAG) != 0) {
+		snprintf(detail, dlen, "no ELF magic");
+		return -1;
+	}
+	if (id[EI_CLASS] != LOADER_ELFCLASS || id[EI_DATA] != LOADER_ELFDATA) {
+		snprintf(detail, dlen, "ELF class %u data %u, this host needs class %u data %u",
+			 id[EI_CLASS], id[EI_DATA], LOADER_ELFCLASS, LOADER_ELFDATA);
+		return -1;
+	}
+	/* same byte order as ours, checked above */
+	memcpy(&type, hdr + EI_NIDENT, sizeof(type));
+	memcpy(&machine, hdr + EI_NIDENT + 2, sizeof(machine));
+	if (type != ET_DYN) {
+		snprintf(detail, dlen, "ELF type %u is not a shared object (ET_DYN)", type);
+		return -1;
+	}
+	if (machine != LOADER_EM) {
+		snprintf(detail, dlen, "ELF machine %u, this host is %u", machine, (unsigned)LOADER_EM);
+		return -1;
+	}
+	return 0;
+}
+
+/* True when addr lies in a mapping of the file (dev, ino): the object dlopen
+ * gave us really comes from our memfd, not from an older object that had the
+ * same /proc/self/fd/N path string. */
+static bool mapped_from(const void *addr, dev_t dev, ino_t ino)
+{
+	uintptr_t a = (uintptr_t)addr;
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+	FILE *f;
+
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return false;
+	while (getline(&line, &cap, f) > 0) {
+		unsigned long start, end, off, ino_l;
+		unsigned maj, min;
+		char perms[8];
+
+		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &start, &end, perms, &off, &maj,
+			   &min, &ino_l) != 7)
+			continue;
+		if (a < start || a >= end)
+			continue;
+		found = makedev(maj, min) == dev && (ino_t)ino_l == ino;
+		break;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* Makes sure no loaded object already answers to the path string of *fd: if
+ * one does (an old library whose memfd was closed while it stayed loaded,
+ * e.g. marked nodelete), moves the memfd to another number. */
+static int unique_fd_path(int *fd, char path[PROC_FD_PATH_MAX])
+{
+	int parked[STALE_RETRIES];
+	int n_parked = 0, ret = -1, i;
+
+	for (;;) {
+		void *old;
+
+		snprintf(path, PROC_FD_PATH_MAX, "/proc/self/fd/%d", *fd);
+		old = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+		if (!old) {
+			ret = 0;
+			break;
+		}
+		dlclose(old);
+		if (n_parked == STALE_RETRIES)
+			break;
+		/* keep the stale number occupied so the dup lands elsewhere */
+		int nfd = fcntl(*fd, F_DUPFD_CLOEXEC, 0);
+		if (nfd < 0)
+			break;
+		parked[n_parked++] = *fd;
+		*fd = nfd;
+	}
+	for (i = 0; i < n_parked; i++)
+		close(parked[i]);
+	return ret;
+}
+
+static int open_nonblock(const char *path)
+{
+	return open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+}
+
+int loader_load(const char *dir, const char *name, const struct loader_options *opts,
+		struct loader_plugin **out, char *err, size_t errlen)
+{
+	struct loader_plugin *p = NULL;
+	char *so_path = NULL, *sig_path = NULL, *sig_text = NULL;
+	char detail[256], fd_path[PROC_FD_PATH_MAX];
+	struct sign_sig *sig = NULL;
+	struct sign_comment comment;
+	struct stat st;
+	size_t max_size, sig_len = 0, total = 0;
+	void *legacy_map = MAP_FAILED;
+	int so_fd = -1, sig_fd = -1, memfd = -1, sys_err = 0, ret;
+	void *handle = NULL, *sym_event, *sym_action;
+	const struct evs_plugin_info *info;
+	struct link_map *lm = NULL;
+
+	if (out)
+		*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	if (!dir || !name || !opts || !out) {
+		ret = refuse(err, errlen, LOADER_EIO, "loader_load: missing argument");
+		goto out;
+	}
+	if (!util_valid_name(name) || strlen(name) >= sizeof(p->name)) {
+		ret = refuse(err, errlen, LOADER_ENAME,
+			     "'%.64s' is not a valid plugin name (^[a-zA-Z0-9_-]+$, < 256 chars)", name);
+		goto out;
+	}
+	if (!opts->keyring) {
+		ret = refuse(err, errlen, LOADER_EUNKNOWNKEY, "%s.so: no trusted keys configured", name);
+		goto out;
+	}
+	max_size = opts->max_size ? opts->max_size : LOADER_FILE_MAX_DEFAULT;
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		ret = refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
+		goto out;
+	}
+	p->memfd = -1;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	{
+		size_t nlen = strlen(name);
+		char *rel = malloc(nlen + sizeof(".so.minisig"));
+		if (!rel) {
+			ret = refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
+			goto out;
+		}
+		memcpy(rel, name, nlen);
+		memcpy(rel + nlen, ".so", sizeof(".so"));
+		so_path = util_path_join(dir, rel);
+		memcpy(rel + nlen, ".so.minisig", sizeof(".so.minisig"));
+		sig_path = util_path_join(dir, rel);
+		free(rel);
+		if (!so_path || !sig_path) {
+			ret = refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
+			goto out;
+		}
+	}
+
+	/* 1. the file: a regular file under the cap (O_NONBLOCK: a FIFO named
+	 * x.so must not hang the loader) */
+	so_fd = open_nonblock(so_path);
+	if (so_fd < 0) {
+		ret = refuse(err, errlen, LOADER_EIO, "%s: %s", so_path, strerror(errno));
+		goto out;
+	}
+	if (fstat(so_fd, &st) < 0) {
+		ret = refuse(err, errlen, LOADER_EIO, "%s: %s", so_path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = refuse(err, errlen, LOADER_EIO, "%s: not a regular file", so_path);
+		goto out;
+	}
+	if ((uintmax_t)st.st_size > (uintmax_t)max_size) {
+		ret = refuse(err, errlen, LOADER_ETOOBIG, "%s.so is %jd bytes, the limit is %zu",
+			     name, (intmax_t)st.st_size, max_size);
+		goto out;
+	}
+
+	/* 2. the signature file */
+	sig_fd = open_nonblock(sig_path);
+	if (sig_fd < 0) {
+		if (errno == ENOENT)
+			ret = refuse(err, errlen, LOADER_ENOSIG, "%s.so has no %s.so.minisig next to it",
+				     name, name);
+		else
+			ret = refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, strerror(errno));
+		goto out;
+	}
+	if (fstat(sig_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		ret = refuse(err, errlen, LOADER_EMALFORMED, "%s.so.minisig is not a regular file", name);
+		goto out;
+	}
+	ret = util_read_fd(sig_fd, SIGN_MINISIG_MAX, &sig_text, &sig_len);
+	if (ret == -EFBIG) {
+		ret = refuse(err, errlen, LOADER_EMALFORMED, "%s.so.minisig is larger than %d bytes",
+			     name, SIGN_MINISIG_MAX);
+		goto out;
+	} else if (ret < 0) {
+		ret = refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, strerror(-ret));
+		goto out;
+	}
+	sig = calloc(1, sizeof(*sig));
+	if (!sig) {
+		ret = refuse(err, errlen, LOADER_ENOMEM, "%s.so.minisig", name);
+		goto out;
+	}
+	ret = sign_sig_parse(sig_text, sig_len, sig);
+	if (ret < 0) {
+		ret = refuse(err, errlen, map_sign_error(ret) == LOADER_ENOMEM ? LOADER_ENOMEM
+									       : LOADER_EMALFORMED,
+			     "%s.so.minisig: %s", name, sign_strerror(ret));
+		goto out;
+	}
+
+	/* 3. the bytes, once, into a sealed memfd, hashed on the way */
+	memfd = new_memfd(name);
+	if (memfd < 0) {
+		ret = refuse(err, errlen, LOADER_EIO, "memfd_create: %s", strerror(errno));
+		goto out;
+	}
+	ret = copy_hash(so_fd, memfd, max_size, p->hash, &total, &sys_err);
+	if (ret == LOADER_ETOOBIG) {
+		ret = refuse(err, errlen, ret, "%s.so grew past the limit of %zu bytes while read",
+			     name, max_size);
+		goto out;
+	} else if (ret < 0) {
+		ret = refuse(err, errlen, ret, "%s: %s", so_path,
+			     sys_err ? strerror(sys_err) : "out of memory");
+		goto out;
+	}
+	if (fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		ret = refuse(err, errlen, LOADER_EIO, "sealing the memfd: %s", strerror(errno));
+		goto out;
+	}
+	p->size = total;
+	util_hex(p->hash_hex, p->hash, SIGN_HASH_BYTES);
+
+	/* 4. the signature, then the trusted comment */
+	if (sig->legacy && opts->allow_legacy && total > 0) {
+		legacy_map = mmap(NULL, total, PROT_READ, MAP_PRIVATE, memfd, 0);
+		if (legacy_map == MAP_FAILED) {
+			ret = refuse(err, errlen, LOADER_EIO, "mmap: %s", strerror(errno));
+			goto out;
+		}
+	}
+	ret = sign_keyring_verify(opts->keyring, sig, p->hash,
+				  legacy_map == MAP_FAILED ? NULL : legacy_map, total,
+				  opts->allow_legacy, p->keyid);
+	if (ret < 0) {
+		char kid[17];
+		sign_keyid_hex(kid, sig->keyid);
+		switch (ret) {
+		case SIGN_EBADSIG:
+			ret = refuse(err, errlen, LOADER_EBADSIG,
+				     "%s.so does not match %s.so.minisig (key %s)", name, name, kid);
+			break;
+		case SIGN_EBADGLOBALSIG:
+			ret = refuse(err, errlen, LOADER_EBADGLOBALSIG,
+				     "the trusted comment of %s.so.minisig is not the one key %s signed",
+				     name, kid);
+			break;
+		case SIGN_EUNKNOWNKEY:
+			ret = refuse(err, errlen, LOADER_EUNKNOWNKEY,
+				     "%s.so.minisig is signed by key %s, which is not a trusted key",
+				     name, kid);
+			break;
+		case SIGN_EREVOKED:
+			ret = refuse(err, errlen, LOADER_EREVOKED,
+				     "%s.so.minisig is signed by key %s, which is revoked", name, kid);
+			break;
+		case SIGN_ELEGACY:
+			ret = refuse(err, errlen, LOADER_ELEGACY,
+				     "%s.so.minisig is a legacy \"Ed\" signature (key %s); re-sign it "
+				     "prehashed (minisign 0.10+ or evscript sign)", name, kid);
+			break;
+		default:
+			ret = refuse(err, errlen, map_sign_error(ret), "%s.so.minisig (key %s): %s",
+				     name, kid, sign_strerror(ret));
+			break;
+		}
+		goto out;
+	}
+	snprintf(p->trusted_comment, sizeof(p->trusted_comment), "%s", sig->trusted_comment);
+	ret = sign_comment_parse(sig->trusted_comment, &comment);
+	if (ret < 0) {
+		ret = refuse(err, errlen, LOADER_ECOMMENT,
+			     "%s.so.minisig: \"%.200s\" (needs plugin:NAME version:X.Y.Z abi:N): %s",
+			     name, sig->trusted_comment, sign_strerror(ret));
+		goto out;
+	}
+	if (strcmp(comment.plugin, name) != 0) {
+		ret = refuse(err, errlen, LOADER_ENAME,
+			     "%s.so is signed as plugin '%s'; a signed file cannot take another "
+			     "plugin's name", name, comment.plugin);
+		goto out;
+	}
+	if (comment.abi != EVS_ABI_MAJOR) {
+		ret = refuse(err, errlen, LOADER_EABI,
+			     "%s.so is signed for ABI %u, this host runs ABI %d", name, comment.abi,
+			     EVS_ABI_MAJOR);
+		goto out;
+	}
+	snprintf(p->version, sizeof(p->version), "%s", comment.version);
+	if (opts->ledger && opts->ledger->get && !opts->allow_downgrade) {
+		char prev_version[64] = "";
+		uint8_t prev_hash[SIGN_HASH_BYTES];
+		int r = opts->ledger->get(opts->ledger->user, name, prev_version, prev_hash);
+
+		prev_version[sizeof(prev_version) - 1] = '\0';
+		if (r < 0) {
+			ret = refuse(err, errlen, LOADER_EIO,
+				     "reading the accepted version of %s failed (%d)", name, r);
+			goto out;
+		}
+		if (r == 0) {
+			int cmp = sign_version_cmp(comment.version, prev_version);
+			if (cmp < 0) {
+				ret = refuse(err, errlen, LOADER_EDOWNGRADE,
+					     "%s %s is older than the accepted %s", name,
+					     comment.version, prev_version);
+				goto out;
+			}
+			if (cmp == 0 && sodium_memcmp(prev_hash, p->hash, SIGN_HASH_BYTES) != 0) {
+				ret = refuse(err, errlen, LOADER_EDOWNGRADE,
+					     "%s %s differs from the bytes accepted before as the same "
+					     "version", name, comment.version);
+				goto out;
+			}
+		}
+	}
+
+	/* 5. the ELF header, before any of its code can run */
+	if (check_elf(memfd, total, detail, sizeof(detail)) < 0) {
+		ret = refuse(err, errlen, LOADER_ENOTELF, "%s.so: %s", name, detail);
+		goto out;
+	}
+
+	/* 6. dlopen the sealed bytes */
+	if (unique_fd_path(&memfd, fd_path) < 0) {
+		ret = refuse(err, errlen, LOADER_EDLOPEN,
+			     "%s.so: every /proc/self/fd path tried is taken by a loaded object",
+			     name);
+		goto out;
+	}
+	if (fstat(memfd, &st) < 0) {
+		ret = refuse(err, errlen, LOADER_EIO, "fstat memfd: %s", strerror(errno));
+		goto out;
+	}
+	handle = dlopen(fd_path, RTLD_NOW | RTLD_LOCAL);
+	if (!handle) {
+		const char *e = dlerror();
+		ret = refuse(err, errlen, LOADER_EDLOPEN, "%s.so: %s", name, e ? e : "unknown error");
+		goto out;
+	}
+	if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_name ||
+	    strcmp(lm->l_name, fd_path) != 0) {
+		ret = refuse(err, errlen, LOADER_EDLOPEN, "%s.so: dlopen(%s) returned another object",
+			     name, fd_path);
+		goto out;
+	}
+
+	/* 7. info and entry point */
+	dlerror();
+	info = dlsym(handle, EVS_PLUGIN_INFO_SYMBOL);
+	sym_event = dlsym(handle, EVS_ON_EVENT_SYMBOL);
+	sym_action = dlsym(handle, EVS_RUN_ACTION_SYMBOL);
+	if (info && !mapped_from(info, st.st_dev, st.st_ino)) {
+		ret = refuse(err, errlen, LOADER_EDLOPEN,
+			     "%s.so: the object loaded from %s is not the verified memfd", name,
+			     fd_path);
+		goto out;
+	}
+	if (!info) {
+		ret = refuse(err, errlen, LOADER_ENOENTRY,
+			     "%s.so exports no %s (use EVS_PLUGIN(name, version))", name,
+			     EVS_PLUGIN_INFO_SYMBOL);
+		goto out;
+	}
+	if (!sym_event && !sym_action) {
+		ret = refuse(err, errlen, LOADER_ENOENTRY, "%s.so exports neither %s nor %s", name,
+			     EVS_ON_EVENT_SYMBOL, EVS_RUN_ACTION_SYMBOL);
+		goto out;
+	}
+	if (sym_event && sym_action) {
+		ret = refuse(err, errlen, LOADER_ENOENTRY,
+			     "%s.so exports both %s and %s; a plugin is an event script or an "
+			     "action, not both", name, EVS_ON_EVENT_SYMBOL, EVS_RUN_ACTION_SYMBOL);
+		goto out;
+	}
+	if (info->size < offsetof(struct evs_plugin_info, version) + sizeof(info->version)) {
+		ret = refuse(err, errlen, LOADER_EABI, "%s.so: plugin info is %" PRIu32
+			     " bytes, too small", name, info->size);
+		goto out;
+	}
+	if (info->abi_major != EVS_ABI_MAJOR) {
+		ret = refuse(err, errlen, LOADER_EABI,
+			     "%s.so was built for ABI %u (signed as ABI %u), this host runs ABI %d",
+			     name, info->abi_major, comment.abi, EVS_ABI_MAJOR);
+		goto out;
+	}
+	if (!info->name || strcmp(info->name, name) != 0) {
+		ret = refuse(err, errlen, LOADER_ENAME, "%s.so names itself '%.64s' in EVS_PLUGIN",
+			     name, info->name ? info->name : "(null)");
+		goto out;
+	}
+	if (!info->version || strcmp(info->version, comment.version) != 0) {
+		ret = refuse(err, errlen, LOADER_EVERSION,
+			     "%s.so says version %.64s in EVS_PLUGIN, its signature says %s", name,
+			     info->version ? info->version : "(null)", comment.version);
+		goto out;
+	}
+
+	p->info = info;
+	if (sym_event) {
+		p->kind = LOADER_EVENT_SCRIPT;
+		*(void **)&p->on_event = sym_event;
+	} else {
+		p->kind = LOADER_ACTION;
+		*(void **)&p->run_action = sym_action;
+	}
+	p->loaded_at_ms = util_now_ms();
+	p->handle = handle;
+	p->memfd = memfd;
+	handle = NULL;
+	memfd = -1;
+	*out = p;
+	p = NULL;
+	ret = LOADER_OK;
+
+out:
+	if (handle)
+		dlclose(handle);
+	if (legacy_map != MAP_FAILED)
+		munmap(legacy_map, total);
+	if (memfd >= 0)
+		close(memfd);
+	free(sig);
+	free(sig_text);
+	if (sig_fd >= 0)
+		close(sig_fd);
+	if (so_fd >= 0)
+		close(so_fd);
+	free(sig_path);
+	free(so_path);
+	free(p);
+	return ret;
+}
+
+int loader_accept(const struct loader_options *opts, const struct loader_plugin *p)
+{
+	char prev_version[64] = "";
+	uint8_t prev_hash[SIGN_HASH_BYTES];
+	int r;
+
+	if (!opts || !p)
+		return LOADER_EIO;
+	if (!opts->ledger)
+		return 0;
+	if (!opts->ledger->get || !opts->ledger->put)
+		return LOADER_EIO;
+	r = opts->ledger->get(opts->ledger->user, p->name, prev_version, prev_hash);
+	if (r < 0)
+		return LOADER_EIO;
+	prev_version[sizeof(prev_version) - 1] = '\0';
+	if (r == 0 && sign_version_cmp(p->version, prev_version) <= 0)
+		return 0;
+	r = opts->ledger->put(opts->ledger->user, p->name, p->version, p->hash);
+	return r < 0 ? LOADER_EIO : 0;
+}
+
+void loader_unload(struct loader_plugin *p)
+{
+	if (!p)
+		return;
+	/* dlclose before close: while the fd is open its number, and so the
+	 * path string the library was loaded under, cannot be reused */
+	if (p->handle)
+		dlclose(p->handle);
+	if (p->memfd >= 0)
+		close(p->memfd);
+	free(p);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int loader_scan(const char *dir, loader_scan_fn cb, void *user)
+{
+	char **names = NULL;
+	size_t n = 0, i;
+	struct dirent *de;
+	DIR *d;
+	int ret = 0;
+
+	if (!dir || !cb)
+		return LOADER_EIO;
+	d = opendir(dir);
+	if (!d)
+		return LOADER_EIO;
+	names = calloc(LOADER_SCAN_MAX, sizeof(*names));
+	if (!names) {
+		ret = LOADER_ENOMEM;
+		goto out;
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len < 3 || strcmp(de->d_name + len - 3, ".so") != 0)
+			continue;
+		if (n == LOADER_SCAN_MAX) {
+			ret = LOADER_ETOOMANY;
+			goto out;
+		}
+		names[n] = strndup(de->d_name, len - 3);
+		if (!names[n]) {
+			ret = LOADER_ENOMEM;
+			goto out;
+		}
+		n++;
+		errno = 0;
+	}
+	if (errno != 0) {
+		ret = LOADER_EIO;
+		goto out;
+	}
+	qsort(names, n, sizeof(*names), cmp_names);
+	for (i = 0; i < n; i++) {
+		const char *reason = NULL;
+
+		if (names[i][0] == '\0')
+			reason = "the file is named just \".so\"";
+		else if (!util_valid_name(names[i]))
+			reason = "the name does not match ^[a-zA-Z0-9_-]+$";
+		else if (strlen(names[i]) >= sizeof(((struct loader_plugin *)0)->name))
+			reason = "the name is longer than 255 characters";
+		ret = cb(user, names[i], reason);
+		if (ret != 0)
+			goto out;
+	}
+
+out:
+	if (names) {
+		for (i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+	}
+	closedir(d);
+	return ret;
+}
