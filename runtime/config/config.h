@@ -1,0 +1,310 @@
+/*
+ * config.h - evscript's configuration: the host file, nango.yaml (v2) and
+ * Nango's providers.yaml catalogue, parsed with libyaml.
+ *
+ * Three layers:
+ *   - pure parsers (config_parse_host, config_parse_nango,
+ *     config_parse_providers): bytes in, structs out, no I/O, no environment;
+ *     fuzzed by tests/fuzz/fuzz_config.c;
+ *   - the loader (config_load): reads the files, resolves relative paths
+ *     against the config file's directory, applies EVSCRIPT_SECRET_KEY from
+ *     the environment it is given, loads nango_yaml and the providers
+ *     catalogue, and checks that every integration's provider exists;
+ *   - helpers the daemon uses at run time: look-ups, per-script overrides,
+ *     and config_interpolate() for providers' ${...} templates.
+ *
+ * Errors: every function that can fail returns 0 or a negative CONFIG_E*
+ * code and writes ONE message into the caller's buffer err[errlen]:
+ * "FILE:LINE:COLUMN: what was wrong, what was expected" (1-based line and
+ * column), or "FILE: ..." when there is no position (a file that cannot be
+ * read). CONFIG_ERR_MAX is a good size for that buffer.
+ *
+ * See docs/config.md for every key, its type and its default.
+ */
+#ifndef EVS_CONFIG_H
+#define EVS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_ERR_MAX 512
+
+#define CONFIG_FILE_MAX (4u << 20)       /* host file and nango.yaml: 4 MiB */
+#define CONFIG_PROVIDERS_MAX (32u << 20) /* providers catalogue: 32 MiB */
+#define CONFIG_LIST_MAX 4096             /* scripts per event, actions, keys, variables... */
+#define CONFIG_INTERPOLATE_MAX 65536     /* bytes of an interpolated template */
+
+#define CONFIG_WARN_UNUSED __attribute__((warn_unused_result))
+
+enum config_error {
+	CONFIG_OK = 0,
+	CONFIG_ESYNTAX = -1,    /* not well-formed YAML */
+	CONFIG_EINVALID = -2,   /* well-formed, but a value or key is wrong */
+	CONFIG_ENOMEM = -3,
+	CONFIG_EIO = -4,        /* a file could not be read */
+	CONFIG_ETOOLARGE = -5,  /* a file or a list exceeds its cap */
+	CONFIG_EUNDEFINED = -6, /* a template names a variable that has no value */
+	CONFIG_ETEMPLATE = -7   /* a template is malformed or uses an unsupported function */
+};
+
+/* A static description of a CONFIG_E* code. */
+const char *config_strerror(int err);
+
+/* Events, in the order of enum evs_event_type (sdk.h) minus one. */
+enum config_event {
+	CONFIG_EVENT_POST_CONNECTION_CREATION = 0,
+	CONFIG_EVENT_PRE_CONNECTION_DELETION = 1,
+	CONFIG_EVENT_VALIDATE_CONNECTION = 2,
+	CONFIG_EVENT_COUNT = 3
+};
+
+/* "post-connection-creation", ...; NULL for an out-of-range value. */
+const char *config_event_name(int event);
+/* The event for a name, or -1. */
+int config_event_from_name(const char *name);
+
+enum config_execution {
+	CONFIG_EXEC_INHERIT = 0,   /* an override that was not set */
+	CONFIG_EXEC_ISOLATED = 1,  /* forked executor: crash isolation, deadline, limits */
+	CONFIG_EXEC_IN_PROCESS = 2 /* a worker thread in the daemon: fastest, no isolation */
+};
+const char *config_execution_name(enum config_execution e);
+
+enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON = 1 };
+
+enum config_store_kind { CONFIG_STORE_SQLITE = 1 };
+
+struct config_strlist {
+	char **items;
+	size_t n;
+};
+
+struct config_kv {
+	char *key;
+	char *value;
+};
+
+/* An ordered map of strings (file order). */
+struct config_map {
+	struct config_kv *items;
+	size_t n;
+};
+
+/* The value for key, or NULL. */
+const char *config_map_get(const struct config_map *m, const char *key);
+
+/* One integration of nango.yaml. */
+struct config_integration {
+	char *id;                                            /* the provider config key */
+	char *provider;                                      /* `provider:`, default: id */
+	struct config_strlist events[CONFIG_EVENT_COUNT];    /* script names, in file order */
+	struct config_strlist actions;                       /* action names, in file order */
+	enum config_execution execution;                     /* override, or INHERIT */
+	unsigned line, column;                               /* of the integration's key */
+	unsigned provider_line, provider_column;             /* of `provider:`'s value, else of the key */
+};
+
+/* The integrations part (nango.yaml, or inline in the host file). */
+struct config_nango {
+	char *file;                          /* the file they came from, for messages */
+	struct config_integration *integrations;
+	size_t n_integrations;
+	/* One note per key evscript accepts but does not run, e.g.
+	 * "nango.yaml:4:9: ignored: integrations.github.syncs (evscript runs
+	 * event scripts and actions only)". The daemon logs each once. */
+	struct config_strlist ignored;
+};
+
+/* A per-script override (host file `scripts:`). */
+struct config_script {
+	char *name;
+	uint32_t deadline_s;                 /* 0: inherit */
+	enum config_execution execution;     /* or INHERIT */
+};
+
+enum config_paginate_type {
+	CONFIG_PAGINATE_NONE = 0,
+	CONFIG_PAGINATE_CURSOR,
+	CONFIG_PAGINATE_LINK,
+	CONFIG_PAGINATE_OFFSET
+};
+
+struct config_paginate {
+	enum config_paginate_type type;
+	char *cursor_path_in_response;
+	char *cursor_name_in_request;
+	char *limit_name_in_request;
+	char *response_path;
+	char *link_rel_in_response_header;
+	char *link_path_in_response_body;
+	char *offset_name_in_request;
+	char *offset_start_value;            /* as written (Nango: a number) */
+	char *offset_calculation_method;     /* "per-page" | "by-response-size" */
+};
+
+/* Header names the provider uses for rate limits. Nango writes `at` and
+ * `after` as lists and `remaining` as a string; each accepts both here. */
+struct config_retry {
+	struct config_strlist at;            /* a reset time (epoch seconds) */
+	struct config_strlist after;         /* seconds to wait */
+	struct config_strlist remaining;     /* requests left */
+};
+
+enum config_auth_mode {
+	CONFIG_AUTH_OTHER = 0,               /* a mode evscript does not inject (see auth_mode_name) */
+	CONFIG_AUTH_NONE,
+	CONFIG_AUTH_OAUTH2,
+	CONFIG_AUTH_OAUTH2_CC,
+	CONFIG_AUTH_API_KEY,
+	CONFIG_AUTH_BASIC,
+	CONFIG_AUTH_APP,
+	CONFIG_AUTH_OAUTH1,
+	CONFIG_AUTH_JWT,
+	CONFIG_AUTH_TWO_STEP
+};
+
+/* One provider, with its alias resolved (Nango's rule: the alias target's
+ * top-level keys, overridden key by key by the entry's own; so an entry with
+ * its own `proxy:` replaces the target's whole proxy block). */
+struct config_provider {
+	char *name;
+	char *display_name;
+	char *auth_mode_name;                /* as written, e.g. "OAUTH2"; NULL if none */
+	enum config_auth_mode auth_mode;
+	char *alias;                         /* the entry's alias, NULL if none */
+	char *base_url;                      /* proxy.base_url template; NULL if none */
+	struct config_map headers;           /* proxy.headers: name -> template */
+	struct config_map query;             /* proxy.query: name -> template */
+	struct config_retry retry;
+	struct config_paginate paginate;
+	unsigned line, column;
+};
+
+struct config_providers {
+	char *file;
+	struct config_provider *items;       /* file order */
+	size_t n;
+	size_t *by_name;                     /* private: indexes of items sorted by name */
+};
+
+/* The provider called name, or NULL. O(log n). */
+const struct config_provider *config_provider_find(const struct config_providers *p,
+						   const char *name);
+
+/* The host file (evscriptd --config FILE), with its defaults filled in. */
+struct config_host {
+	char *file;                          /* the config file as given */
+	char *dir;                           /* its directory: base of relative paths */
+
+	char *listen;                        /* "host:port" as given, default 127.0.0.1:3003 */
+	char *listen_host;                   /* "127.0.0.1", "::1" (no brackets), "localhost" */
+	uint16_t listen_port;                /* 0 means any free port */
+	char *secret_key;                    /* NULL when unset; wiped on free */
+	bool secret_key_from_env;
+	char *store;                         /* as given, default "sqlite:./evscript.db" */
+	enum config_store_kind store_kind;
+	char *store_path;                    /* resolved by config_load */
+	char *plugin_dir;                    /* default ./plugins.d */
+	char *trusted_keys_dir;              /* default ./keys */
+	struct config_strlist revoked_keys;  /* 16 hex digits, upper case (as minisign prints) */
+	bool allow_downgrade;
+	char *providers;                     /* catalogue path, default ./providers.yaml */
+	uint32_t deadline_s;                 /* default 300 */
+	struct config_map environment;       /* variables scripts may read */
+	char *webhook_base_url;              /* default http://<listen>/webhook, no trailing '/' */
+	bool webhook_base_url_is_default;    /* so the daemon can rebuild it after binding port 0 */
+	char *nango_yaml;                    /* path, or NULL when integrations are inline */
+
+	/* Later parts (isolation, reload, operations). */
+	enum config_execution execution;     /* default ISOLATED */
+	uint32_t max_concurrency;            /* default 8 */
+	uint32_t log_lines_max;              /* per execution, default 1000 */
+	uint64_t log_bytes_max;              /* per execution, default 1 MiB */
+	uint64_t memory_limit_mb;            /* executor address space, default 512; 0 = none */
+	uint32_t cpu_limit_s;                /* executor CPU time, default 0 = deadline only */
+	uint32_t drain_deadline_s;           /* old generations and shutdown, default 30 */
+	enum config_log_format log_format;   /* default text */
+	struct config_script *scripts;
+	size_t n_scripts;
+
+	struct config_nango nango;           /* inline or loaded from nango_yaml */
+	struct config_providers *catalogue;  /* loaded by config_load; NULL after a pure parse */
+};
+
+/* ---- Pure parsers (no I/O). filename is used in messages only. ---- */
+
+/* Parses a host file. Paths stay as written (config_load resolves them);
+ * secret_key is the file's. On success *out is owned by the caller
+ * (config_host_free). On failure *out is NULL. */
+int config_parse_host(const char *bytes, size_t len, const char *filename,
+		      struct config_host **out, char *err, size_t errlen) CONFIG_WARN_UNUSED;
+
+/* Parses a nango.yaml into *out (zeroed first; free with config_nango_clear). */
+int config_parse_nango(const char *bytes, size_t len, const char *filename,
+		       struct config_nango *out, char *err, size_t errlen) CONFIG_WARN_UNUSED;
+
+/* Parses a providers.yaml catalogue and resolves aliases. On success *out
+ * is owned by the caller (config_providers_free). */
+int config_parse_providers(const char *bytes, size_t len, const char *filename,
+			   struct config_providers **out, char *err, size_t errlen) CONFIG_WARN_UNUSED;
+
+/* ---- The loader ---- */
+
+/* Reads the host file at path, resolves relative paths against its
+ * directory, takes EVSCRIPT_SECRET_KEY from envp (a NULL-terminated
+ * "NAME=value" array such as environ; NULL for none) over the file's
+ * secret_key, loads nango_yaml when set, loads the providers catalogue, and
+ * checks that every integration's provider is in it. On success *out is
+ * owned by the caller (config_host_free); on failure it is NULL. */
+int config_load(const char *path, char *const *envp, struct config_host **out,
+		char *err, size_t errlen) CONFIG_WARN_UNUSED;
+
+/* Reads and parses a providers catalogue file. */
+int config_load_providers(const char *path, struct config_providers **out,
+			  char *err, size_t errlen) CONFIG_WARN_UNUSED;
+
+/* Checks that every integration of nango names a provider in catalogue;
+ * the error points at the integration's `provider:` (or its key). */
+int config_check_providers(const struct config_nango *nango, const struct config_providers *catalogue,
+			   char *err, size_t errlen) CONFIG_WARN_UNUSED;
+
+/* Frees (NULL-safe); the secret key is wiped. */
+void config_host_free(struct config_host *h);
+void config_nango_clear(struct config_nango *n);
+void config_providers_free(struct config_providers *p);
+
+/* ---- Look-ups and overrides ---- */
+
+const struct config_integration *config_integration_find(const struct config_host *h, const char *id);
+
+/* The script's override entry, or NULL. */
+const struct config_script *config_script_find(const struct config_host *h, const char *name);
+
+/* The deadline for a script: its override, else the global deadline_s. */
+uint32_t config_script_deadline(const struct config_host *h, const char *script);
+
+/* The execution mode for a script run for integration (either may be NULL):
+ * the script's override, else the integration's, else the global one. */
+enum config_execution config_script_execution(const struct config_host *h,
+					      const struct config_integration *integration,
+					      const char *script);
+
+/* ---- Templates ---- */
+
+/* Returns the value of a variable ("apiKey", "connectionConfig.port", ...),
+ * or NULL when it has none. The string must stay valid until
+ * config_interpolate returns. */
+typedef const char *(*config_lookup_fn)(void *ud, const char *name);
+
+/* Expands ${name} in tmpl with lookup. A template may hold alternatives
+ * separated by "||" (Nango's base_url fallback): the first whose variables
+ * all have values is used. Names are [A-Za-z0-9_.-]+; functions such as
+ * ${base64(...)} or ${now} are refused (CONFIG_ETEMPLATE). A variable
+ * without value gives CONFIG_EUNDEFINED and a message naming it (from the
+ * first alternative). On success *out is a malloc'd string owned by the
+ * caller; on failure NULL. The result is capped at CONFIG_INTERPOLATE_MAX. */
+int config_interpolate(const char *tmpl, config_lookup_fn lookup, void *ud, char **out,
+		       char *err, size_t errlen) CONFIG_WARN_UNUSED;
+
+#endif

@@ -1,0 +1,326 @@
+/*
+ * nango.c - nango.yaml (v2) as Nango has it: integrations.<id>.on-events,
+ * the legacy post-connection-scripts, actions, and evscript's `provider:`.
+ * Everything else Nango knows (syncs, models, v1 script entries...) is
+ * accepted and reported once as ignored.
+ */
+#include "parse_util.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const event_names[CONFIG_EVENT_COUNT] = {
+	"post-connection-creation",
+	"pre-connection-deletion",
+	"validate-connection",
+};
+
+const char *config_event_name(int event)
+{
+	if (event < 0 || event >= CONFIG_EVENT_COUNT)
+		return NULL;
+	return event_names[event];
+}
+
+int config_event_from_name(const char *name)
+{
+	for (int i = 0; name && i < CONFIG_EVENT_COUNT; i++)
+		if (strcmp(name, event_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *config_execution_name(enum config_execution e)
+{
+	switch (e) {
+	case CONFIG_EXEC_ISOLATED:
+		return "isolated";
+	case CONFIG_EXEC_IN_PROCESS:
+		return "in-process";
+	case CONFIG_EXEC_INHERIT:
+		break;
+	}
+	return "inherit";
+}
+
+int nango_note_ignored(struct pctx *c, const struct ynode *at, struct config_nango *out,
+		       const char *path, const char *why)
+{
+	char note[CONFIG_ERR_MAX];
+	int ret;
+
+	snprintf(note, sizeof(note), "%s:%u:%u: ignored: %s (%s)", c->file ? c->file : "<config>",
+		 at->line, at->column, path, why);
+	for (size_t i = 0; i < out->ignored.n; i++)
+		if (strcmp(out->ignored.items[i], note) == 0)
+			return 0; /* reported once */
+	ret = strlist_push(&out->ignored, note);
+	if (ret)
+		return PFAIL(c, at, ret, "%s: %s", path, config_strerror(ret));
+	return 0;
+}
+
+/* A list of script names into l (null: empty). */
+static int script_list(struct pctx *c, const struct ynode *n, const char *what, struct config_strlist *l)
+{
+	int ret;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_SEQ)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a list of script names, found %s", what,
+			     ynode_kind(n));
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *it = n->items[i];
+
+		if (it->type != YNODE_SCALAR || ynode_is_null(it))
+			return PFAIL(c, it, CONFIG_EINVALID, "%s: expected a script name, found %s", what,
+				     ynode_kind(it));
+		if (!util_valid_name(it->str))
+			return PFAIL(c, it, CONFIG_EINVALID,
+				     "%s: bad script name '%s', expected letters, digits, '_' and '-' only",
+				     what, it->str);
+		for (size_t j = 0; j < l->n; j++)
+			if (strcmp(l->items[j], it->str) == 0)
+				return PFAIL(c, it, CONFIG_EINVALID, "%s: script '%s' is listed twice",
+					     what, it->str);
+		ret = strlist_push(l, it->str);
+		if (ret)
+			return PFAIL(c, it, ret, "%s: %s", what, config_strerror(ret));
+	}
+	return 0;
+}
+
+int p_execution(struct pctx *c, const struct ynode *n, const char *what, enum config_execution *out)
+{
+	if (n && n->type == YNODE_SCALAR) {
+		if (strcmp(n->str, "isolated") == 0) {
+			*out = CONFIG_EXEC_ISOLATED;
+			return 0;
+		}
+		if (strcmp(n->str, "in-process") == 0) {
+			*out = CONFIG_EXEC_IN_PROCESS;
+			return 0;
+		}
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: unknown execution mode '%s', expected isolated or in-process",
+			     what, n->str);
+	}
+	return PFAIL(c, n, CONFIG_EINVALID, "%s: expected isolated or in-process, found %s", what, ynode_kind(n));
+}
+
+static int parse_on_events(struct pctx *c, const struct ynode *n, const char *id, struct config_integration *in)
+{
+	char what[256];
+	int ret;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID,
+			     "integrations.%s.on-events: expected a mapping of event names to lists of scripts, found %s",
+			     id, ynode_kind(n));
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *k = n->keys[i];
+		int ev = config_event_from_name(k->str);
+
+		if (ev < 0)
+			return PFAIL(c, k, CONFIG_EINVALID,
+				     "integrations.%s.on-events: unknown event '%s', expected "
+				     "post-connection-creation, pre-connection-deletion or validate-connection",
+				     id, k->str);
+		snprintf(what, sizeof(what), "integrations.%s.on-events.%s", id, k->str);
+		ret = script_list(c, n->items[i], what, &in->events[ev]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int parse_actions(struct pctx *c, const struct ynode *n, const char *id, struct config_integration *in)
+{
+	int ret;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID,
+			     "integrations.%s.actions: expected a mapping of action names to definitions, found %s",
+			     id, ynode_kind(n));
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *k = n->keys[i];
+
+		/* The definition (description, input, output, endpoint, scopes,
+		 * version, ...) is Nango's business; evscript keeps the name. */
+		if (!util_valid_name(k->str))
+			return PFAIL(c, k, CONFIG_EINVALID,
+				     "integrations.%s.actions: bad action name '%s', expected letters, digits, '_' and '-' only",
+				     id, k->str);
+		ret = strlist_push(&in->actions, k->str);
+		if (ret)
+			return PFAIL(c, k, ret, "integrations.%s.actions: %s", id, config_strerror(ret));
+	}
+	return 0;
+}
+
+static int parse_integration(struct pctx *c, const struct ynode *key, const struct ynode *n,
+			     struct config_integration *in, struct config_nango *out)
+{
+	const char *id = key->str;
+	const struct ynode *on_events = NULL, *legacy = NULL;
+	char path[256];
+	int ret;
+
+	in->line = key->line;
+	in->column = key->column;
+	in->provider_line = key->line;
+	in->provider_column = key->column;
+	in->id = strdup(id);
+	if (!in->id)
+		return PFAIL(c, key, CONFIG_ENOMEM, "out of memory");
+	if (!util_valid_name(id))
+		return PFAIL(c, key, CONFIG_EINVALID,
+			     "integrations: bad integration id '%s', expected letters, digits, '_' and '-' only", id);
+	if (!ynode_is_null(n) && n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "integrations.%s: expected a mapping, found %s", id,
+			     ynode_kind(n));
+	for (size_t i = 0; !ynode_is_null(n) && i < n->n; i++) {
+		const struct ynode *k = n->keys[i], *v = n->items[i];
+
+		if (strcmp(k->str, "on-events") == 0) {
+			if (legacy)
+				return PFAIL(c, k, CONFIG_EINVALID,
+					     "integrations.%s: both on-events and post-connection-scripts (line %u), "
+					     "expected only one (move the scripts under on-events.post-connection-creation)",
+					     id, legacy->line);
+			on_events = k;
+			ret = parse_on_events(c, v, id, in);
+		} else if (strcmp(k->str, "post-connection-scripts") == 0) {
+			if (on_events)
+				return PFAIL(c, k, CONFIG_EINVALID,
+					     "integrations.%s: both on-events (line %u) and post-connection-scripts, "
+					     "expected only one (move the scripts under on-events.post-connection-creation)",
+					     id, on_events->line);
+			legacy = k;
+			snprintf(path, sizeof(path), "integrations.%s.post-connection-scripts", id);
+			ret = script_list(c, v, path, &in->events[CONFIG_EVENT_POST_CONNECTION_CREATION]);
+		} else if (strcmp(k->str, "actions") == 0) {
+			ret = parse_actions(c, v, id, in);
+		} else if (strcmp(k->str, "provider") == 0) {
+			snprintf(path, sizeof(path), "integrations.%s.provider", id);
+			ret = p_string(c, v, path, &in->provider);
+			if (!ret && !util_valid_name(in->provider))
+				ret = PFAIL(c, v, CONFIG_EINVALID,
+					    "%s: bad provider name '%s', expected letters, digits, '_' and '-' only",
+					    path, in->provider);
+			in->provider_line = v->line;
+			in->provider_column = v->column;
+		} else if (strcmp(k->str, "execution") == 0) {
+			snprintf(path, sizeof(path), "integrations.%s.execution", id);
+			ret = p_execution(c, v, path, &in->execution);
+		} else {
+			snprintf(path, sizeof(path), "integrations.%s.%s", id, k->str);
+			ret = nango_note_ignored(c, k, out, path,
+						 strcmp(k->str, "syncs") == 0
+							 ? "evscript runs event scripts and actions only"
+							 : "not used by evscript");
+		}
+		if (ret)
+			return ret;
+	}
+	if (!in->provider) {
+		in->provider = strdup(id);
+		if (!in->provider)
+			return PFAIL(c, key, CONFIG_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int nango_parse_integrations(struct pctx *c, const struct ynode *n, struct config_nango *out)
+{
+	int ret;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "integrations: expected a mapping of integration ids, found %s",
+			     ynode_kind(n));
+	if (n->n > CONFIG_LIST_MAX)
+		return PFAIL(c, n, CONFIG_ETOOLARGE, "integrations: more than %u entries", CONFIG_LIST_MAX);
+	out->integrations = calloc(n->n ? n->n : 1, sizeof(*out->integrations));
+	if (!out->integrations)
+		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n->n; i++) {
+		out->n_integrations = i + 1;
+		ret = parse_integration(c, n->keys[i], n->items[i], &out->integrations[i], out);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void integration_clear(struct config_integration *in)
+{
+	free(in->id);
+	free(in->provider);
+	for (int e = 0; e < CONFIG_EVENT_COUNT; e++)
+		strlist_clear(&in->events[e]);
+	strlist_clear(&in->actions);
+}
+
+void config_nango_clear(struct config_nango *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->n_integrations; i++)
+		integration_clear(&n->integrations[i]);
+	free(n->integrations);
+	strlist_clear(&n->ignored);
+	free(n->file);
+	memset(n, 0, sizeof(*n));
+}
+
+int config_parse_nango(const char *bytes, size_t len, const char *filename,
+		       struct config_nango *out, char *err, size_t errlen)
+{
+	struct pctx c = {filename, err, errlen};
+	struct ytree t;
+	const struct ynode *root;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = ytree_parse(bytes, len, filename, &t, err, errlen);
+	if (ret)
+		return ret;
+	out->file = strdup(filename ? filename : "<config>");
+	if (!out->file) {
+		ret = PFAIL(&c, NULL, CONFIG_ENOMEM, "out of memory");
+		goto out;
+	}
+	root = t.root;
+	if (ynode_is_null(root))
+		goto out;
+	if (root->type != YNODE_MAP) {
+		ret = PFAIL(&c, root, CONFIG_EINVALID, "expected a mapping with an `integrations:` key, found %s",
+			    ynode_kind(root));
+		goto out;
+	}
+	for (size_t i = 0; i < root->n; i++) {
+		const struct ynode *k = root->keys[i];
+
+		if (strcmp(k->str, "integrations") == 0)
+			ret = nango_parse_integrations(&c, root->items[i], out);
+		else
+			ret = nango_note_ignored(&c, k, out, k->str,
+						 strcmp(k->str, "models") == 0 ? "models describe syncs and actions' data"
+									       : "not used by evscript");
+		if (ret)
+			goto out;
+	}
+out:
+	ytree_free(&t);
+	if (ret)
+		config_nango_clear(out);
+	return ret;
+}

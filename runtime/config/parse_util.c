@@ -1,0 +1,172 @@
+/*
+ * parse_util.c - typed readers over ytree nodes, shared by the host,
+ * nango.yaml and providers.yaml parsers.
+ */
+#include "parse_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int strlist_push(struct config_strlist *l, const char *s)
+{
+	char **items;
+	char *copy;
+
+	if (l->n >= CONFIG_LIST_MAX)
+		return CONFIG_ETOOLARGE;
+	copy = strdup(s);
+	if (!copy)
+		return CONFIG_ENOMEM;
+	items = realloc(l->items, (l->n + 1) * sizeof(*items));
+	if (!items) {
+		free(copy);
+		return CONFIG_ENOMEM;
+	}
+	l->items = items;
+	l->items[l->n++] = copy;
+	return 0;
+}
+
+void strlist_clear(struct config_strlist *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+void map_clear(struct config_map *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->items[i].key);
+		free(m->items[i].value);
+	}
+	free(m->items);
+	m->items = NULL;
+	m->n = 0;
+}
+
+const char *config_map_get(const struct config_map *m, const char *key)
+{
+	if (!m || !key)
+		return NULL;
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->items[i].key, key) == 0)
+			return m->items[i].value;
+	return NULL;
+}
+
+int p_string(struct pctx *c, const struct ynode *n, const char *what, char **out)
+{
+	*out = NULL;
+	if (!n || n->type != YNODE_SCALAR || ynode_is_null(n))
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a string, found %s", what, ynode_kind(n));
+	*out = strdup(n->str);
+	if (!*out)
+		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
+	return 0;
+}
+
+int p_uint(struct pctx *c, const struct ynode *n, const char *what, uint64_t min, uint64_t max,
+	   uint64_t *out)
+{
+	uint64_t v = 0;
+	bool ok = n && n->type == YNODE_SCALAR && n->len > 0 && n->len <= 19;
+
+	*out = 0;
+	for (size_t i = 0; ok && i < n->len; i++) {
+		if (n->str[i] < '0' || n->str[i] > '9')
+			ok = false;
+		else
+			v = v * 10 + (uint64_t)(n->str[i] - '0');
+	}
+	if (!ok || v < min || v > max) {
+		if (n && n->type == YNODE_SCALAR)
+			return PFAIL(c, n, CONFIG_EINVALID,
+				     "%s: expected a whole number from %llu to %llu, found '%s'", what,
+				     (unsigned long long)min, (unsigned long long)max, n->str);
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a whole number from %llu to %llu, found %s",
+			     what, (unsigned long long)min, (unsigned long long)max, ynode_kind(n));
+	}
+	*out = v;
+	return 0;
+}
+
+int p_bool(struct pctx *c, const struct ynode *n, const char *what, bool *out)
+{
+	static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
+	static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+
+	*out = false;
+	if (n && n->type == YNODE_SCALAR) {
+		for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+			if (strcmp(n->str, yes[i]) == 0) {
+				*out = true;
+				return 0;
+			}
+			if (strcmp(n->str, no[i]) == 0)
+				return 0;
+		}
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected true or false, found '%s'", what, n->str);
+	}
+	return PFAIL(c, n, CONFIG_EINVALID, "%s: expected true or false, found %s", what, ynode_kind(n));
+}
+
+int p_strlist_or_string(struct pctx *c, const struct ynode *n, const char *what,
+			struct config_strlist *out)
+{
+	int ret;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type == YNODE_SCALAR) {
+		ret = strlist_push(out, n->str);
+		return ret ? PFAIL(c, n, ret, "%s: %s", what, config_strerror(ret)) : 0;
+	}
+	if (n->type != YNODE_SEQ)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a string or a list of strings, found %s",
+			     what, ynode_kind(n));
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *it = n->items[i];
+
+		if (it->type != YNODE_SCALAR || ynode_is_null(it))
+			return PFAIL(c, it, CONFIG_EINVALID, "%s: expected a string in the list, found %s",
+				     what, ynode_kind(it));
+		ret = strlist_push(out, it->str);
+		if (ret)
+			return PFAIL(c, it, ret, "%s: %s", what, config_strerror(ret));
+	}
+	return 0;
+}
+
+int p_strmap(struct pctx *c, const struct ynode *n, const char *what, struct config_map *out)
+{
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping of names to strings, found %s",
+			     what, ynode_kind(n));
+	if (n->n > CONFIG_LIST_MAX)
+		return PFAIL(c, n, CONFIG_ETOOLARGE, "%s: more than %u entries", what, CONFIG_LIST_MAX);
+	out->items = calloc(n->n ? n->n : 1, sizeof(*out->items));
+	if (!out->items)
+		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *v = n->items[i];
+
+		if (v->type != YNODE_SCALAR)
+			return PFAIL(c, v, CONFIG_EINVALID, "%s.%s: expected a string, found %s", what,
+				     n->keys[i]->str, ynode_kind(v));
+		out->items[i].key = strdup(n->keys[i]->str);
+		out->items[i].value = strdup(ynode_is_null(v) ? "" : v->str);
+		out->n = i + 1;
+		if (!out->items[i].key || !out->items[i].value)
+			return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+	}
+	return 0;
+}

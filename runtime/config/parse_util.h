@@ -1,0 +1,44 @@
+/*
+ * parse_util.h - private to runtime/config: typed readers over ytree nodes.
+ * Each returns 0 or a negative CONFIG_E* code with the message written.
+ */
+#ifndef EVS_CONFIG_PARSE_UTIL_H
+#define EVS_CONFIG_PARSE_UTIL_H
+
+#include "config.h"
+#include "ytree.h"
+
+struct pctx {
+	const char *file;
+	char *err;
+	size_t errlen;
+};
+
+#define PFAIL(c, node, code, ...) yfail((c)->err, (c)->errlen, (c)->file, (node), (code), __VA_ARGS__)
+
+/* A non-null scalar, copied. what names the key for messages. */
+int p_string(struct pctx *c, const struct ynode *n, const char *what, char **out);
+/* A whole number in [min, max]. */
+int p_uint(struct pctx *c, const struct ynode *n, const char *what, uint64_t min, uint64_t max,
+	   uint64_t *out);
+int p_bool(struct pctx *c, const struct ynode *n, const char *what, bool *out);
+/* A string or a list of strings (null: empty). */
+int p_strlist_or_string(struct pctx *c, const struct ynode *n, const char *what,
+			struct config_strlist *out);
+/* A mapping of string -> scalar (null: empty); values may be null (""). */
+int p_strmap(struct pctx *c, const struct ynode *n, const char *what, struct config_map *out);
+
+/* nango.c: the integrations mapping into out->integrations, with notes for
+ * ignored keys; and one note "FILE:L:C: ignored: <path> (<why>)". */
+int nango_parse_integrations(struct pctx *c, const struct ynode *n, struct config_nango *out);
+int nango_note_ignored(struct pctx *c, const struct ynode *at, struct config_nango *out,
+		       const char *path, const char *why);
+
+/* "isolated" or "in-process". */
+int p_execution(struct pctx *c, const struct ynode *n, const char *what, enum config_execution *out);
+
+int strlist_push(struct config_strlist *l, const char *s);
+void strlist_clear(struct config_strlist *l);
+void map_clear(struct config_map *m);
+
+#endif

@@ -1,0 +1,449 @@
+/*
+ * providers.c - Nango's providers.yaml: provider name -> {display_name,
+ * auth_mode, alias, proxy: {base_url, headers, query, retry, paginate}, ...}.
+ * What evscript uses is read and type-checked; every other key (OAuth URLs,
+ * connection_config schemas, docs...) is skipped without being walked.
+ *
+ * Aliases follow Nango's loader: the entry gets the target's top-level keys,
+ * each overridden by the entry's own (a shallow merge: an entry with its own
+ * `proxy:` replaces the whole proxy block). Chains are followed; a missing
+ * target or a cycle is an error at the alias.
+ */
+#include "parse_util.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#define ALIAS_DEPTH_MAX 16
+
+struct raw {
+	const struct ynode *key;
+	const struct ynode *alias;          /* the alias value node */
+	bool has_display_name, has_auth_mode, has_proxy;
+	int state;                          /* 0 new, 1 resolving, 2 resolved */
+};
+
+static enum config_auth_mode auth_mode_of(const char *s)
+{
+	static const struct {
+		const char *name;
+		enum config_auth_mode mode;
+	} modes[] = {
+		{"NONE", CONFIG_AUTH_NONE},         {"OAUTH2", CONFIG_AUTH_OAUTH2},
+		{"OAUTH2_CC", CONFIG_AUTH_OAUTH2_CC}, {"API_KEY", CONFIG_AUTH_API_KEY},
+		{"BASIC", CONFIG_AUTH_BASIC},       {"APP", CONFIG_AUTH_APP},
+		{"OAUTH1", CONFIG_AUTH_OAUTH1},     {"JWT", CONFIG_AUTH_JWT},
+		{"TWO_STEP", CONFIG_AUTH_TWO_STEP},
+	};
+
+	for (size_t i = 0; s && i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(s, modes[i].name) == 0)
+			return modes[i].mode;
+	return CONFIG_AUTH_OTHER;
+}
+
+static int opt_string(struct pctx *c, const struct ynode *n, const char *what, char **out)
+{
+	if (ynode_is_null(n))
+		return 0;
+	free(*out);
+	return p_string(c, n, what, out);
+}
+
+static int parse_paginate(struct pctx *c, const struct ynode *n, const char *name, struct config_paginate *pg)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} fields[] = {
+		{"cursor_path_in_response", offsetof(struct config_paginate, cursor_path_in_response)},
+		{"cursor_name_in_request", offsetof(struct config_paginate, cursor_name_in_request)},
+		{"limit_name_in_request", offsetof(struct config_paginate, limit_name_in_request)},
+		{"response_path", offsetof(struct config_paginate, response_path)},
+		{"link_rel_in_response_header", offsetof(struct config_paginate, link_rel_in_response_header)},
+		{"link_path_in_response_body", offsetof(struct config_paginate, link_path_in_response_body)},
+		{"offset_name_in_request", offsetof(struct config_paginate, offset_name_in_request)},
+		{"offset_start_value", offsetof(struct config_paginate, offset_start_value)},
+		{"offset_calculation_method", offsetof(struct config_paginate, offset_calculation_method)},
+	};
+	char what[256];
+	int ret;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.paginate: expected a mapping, found %s", name,
+			     ynode_kind(n));
+	for (size_t i = 0; i < n->n; i++) {
+		const char *k = n->keys[i]->str;
+		const struct ynode *v = n->items[i];
+
+		snprintf(what, sizeof(what), "%s.proxy.paginate.%s", name, k);
+		if (strcmp(k, "type") == 0) {
+			if (v->type == YNODE_SCALAR && strcmp(v->str, "cursor") == 0)
+				pg->type = CONFIG_PAGINATE_CURSOR;
+			else if (v->type == YNODE_SCALAR && strcmp(v->str, "link") == 0)
+				pg->type = CONFIG_PAGINATE_LINK;
+			else if (v->type == YNODE_SCALAR && strcmp(v->str, "offset") == 0)
+				pg->type = CONFIG_PAGINATE_OFFSET;
+			else
+				return PFAIL(c, v, CONFIG_EINVALID, "%s: expected cursor, link or offset, found %s%s%s",
+					     what, v->type == YNODE_SCALAR ? "'" : "",
+					     v->type == YNODE_SCALAR ? v->str : ynode_kind(v),
+					     v->type == YNODE_SCALAR ? "'" : "");
+			continue;
+		}
+		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+			if (strcmp(k, fields[f].key) != 0)
+				continue;
+			ret = opt_string(c, v, what, (char **)((char *)pg + fields[f].off));
+			if (ret)
+				return ret;
+		}
+	}
+	if (pg->type == CONFIG_PAGINATE_NONE)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.paginate: no type, expected type: cursor, link or offset",
+			     name);
+	return 0;
+}
+
+static int parse_retry(struct pctx *c, const struct ynode *n, const char *name, struct config_retry *r)
+{
+	char what[256];
+	int ret = 0;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.retry: expected a mapping, found %s", name,
+			     ynode_kind(n));
+	for (size_t i = 0; i < n->n; i++) {
+		const char *k = n->keys[i]->str;
+
+		snprintf(what, sizeof(what), "%s.proxy.retry.%s", name, k);
+		if (strcmp(k, "at") == 0)
+			ret = p_strlist_or_string(c, n->items[i], what, &r->at);
+		else if (strcmp(k, "after") == 0)
+			ret = p_strlist_or_string(c, n->items[i], what, &r->after);
+		else if (strcmp(k, "remaining") == 0)
+			ret = p_strlist_or_string(c, n->items[i], what, &r->remaining);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int parse_proxy(struct pctx *c, const struct ynode *n, const char *name, struct config_provider *p)
+{
+	char what[256];
+	int ret = 0;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy: expected a mapping, found %s", name, ynode_kind(n));
+	for (size_t i = 0; i < n->n; i++) {
+		const char *k = n->keys[i]->str;
+		const struct ynode *v = n->items[i];
+
+		snprintf(what, sizeof(what), "%s.proxy.%s", name, k);
+		if (strcmp(k, "base_url") == 0)
+			ret = opt_string(c, v, what, &p->base_url);
+		else if (strcmp(k, "headers") == 0)
+			ret = p_strmap(c, v, what, &p->headers);
+		else if (strcmp(k, "query") == 0)
+			ret = p_strmap(c, v, what, &p->query);
+		else if (strcmp(k, "retry") == 0)
+			ret = parse_retry(c, v, name, &p->retry);
+		else if (strcmp(k, "paginate") == 0)
+			ret = parse_paginate(c, v, name, &p->paginate);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int parse_entry(struct pctx *c, const struct ynode *key, const struct ynode *n, struct config_provider *p,
+		       struct raw *raw)
+{
+	const char *name = key->str;
+	char what[256];
+	int ret = 0;
+
+	raw->key = key;
+	p->line = key->line;
+	p->column = key->column;
+	p->name = strdup(name);
+	if (!p->name)
+		return PFAIL(c, key, CONFIG_ENOMEM, "out of memory");
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping (a provider), found %s", name,
+			     ynode_kind(n));
+	for (size_t i = 0; i < n->n; i++) {
+		const char *k = n->keys[i]->str;
+		const struct ynode *v = n->items[i];
+
+		snprintf(what, sizeof(what), "%s.%s", name, k);
+		if (strcmp(k, "display_name") == 0) {
+			raw->has_display_name = !ynode_is_null(v);
+			ret = opt_string(c, v, what, &p->display_name);
+		} else if (strcmp(k, "auth_mode") == 0) {
+			raw->has_auth_mode = !ynode_is_null(v);
+			ret = opt_string(c, v, what, &p->auth_mode_name);
+			p->auth_mode = auth_mode_of(p->auth_mode_name);
+		} else if (strcmp(k, "alias") == 0) {
+			ret = opt_string(c, v, what, &p->alias);
+			if (p->alias)
+				raw->alias = v;
+		} else if (strcmp(k, "proxy") == 0) {
+			raw->has_proxy = !ynode_is_null(v);
+			ret = parse_proxy(c, v, name, p);
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int copy_str(char **dst, const char *src)
+{
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : CONFIG_ENOMEM;
+}
+
+static int copy_list(struct config_strlist *dst, const struct config_strlist *src)
+{
+	for (size_t i = 0; i < src->n; i++)
+		if (strlist_push(dst, src->items[i]))
+			return CONFIG_ENOMEM;
+	return 0;
+}
+
+static int copy_map(struct config_map *dst, const struct config_map *src)
+{
+	if (!src->n)
+		return 0;
+	dst->items = calloc(src->n, sizeof(*dst->items));
+	if (!dst->items)
+		return CONFIG_ENOMEM;
+	for (size_t i = 0; i < src->n; i++) {
+		dst->items[i].key = strdup(src->items[i].key);
+		dst->items[i].value = strdup(src->items[i].value);
+		dst->n = i + 1;
+		if (!dst->items[i].key || !dst->items[i].value)
+			return CONFIG_ENOMEM;
+	}
+	return 0;
+}
+
+static void paginate_clear(struct config_paginate *pg)
+{
+	free(pg->cursor_path_in_response);
+	free(pg->cursor_name_in_request);
+	free(pg->limit_name_in_request);
+	free(pg->response_path);
+	free(pg->link_rel_in_response_header);
+	free(pg->link_path_in_response_body);
+	free(pg->offset_name_in_request);
+	free(pg->offset_start_value);
+	free(pg->offset_calculation_method);
+	memset(pg, 0, sizeof(*pg));
+}
+
+static void proxy_clear(struct config_provider *p)
+{
+	free(p->base_url);
+	p->base_url = NULL;
+	map_clear(&p->headers);
+	map_clear(&p->query);
+	strlist_clear(&p->retry.at);
+	strlist_clear(&p->retry.after);
+	strlist_clear(&p->retry.remaining);
+	paginate_clear(&p->paginate);
+}
+
+static int copy_proxy(struct config_provider *dst, const struct config_provider *src)
+{
+	const struct config_paginate *s = &src->paginate;
+	struct config_paginate *d = &dst->paginate;
+
+	d->type = s->type;
+	if (copy_str(&dst->base_url, src->base_url) || copy_map(&dst->headers, &src->headers) ||
+	    copy_map(&dst->query, &src->query) || copy_list(&dst->retry.at, &src->retry.at) ||
+	    copy_list(&dst->retry.after, &src->retry.after) ||
+	    copy_list(&dst->retry.remaining, &src->retry.remaining) ||
+	    copy_str(&d->cursor_path_in_response, s->cursor_path_in_response) ||
+	    copy_str(&d->cursor_name_in_request, s->cursor_name_in_request) ||
+	    copy_str(&d->limit_name_in_request, s->limit_name_in_request) ||
+	    copy_str(&d->response_path, s->response_path) ||
+	    copy_str(&d->link_rel_in_response_header, s->link_rel_in_response_header) ||
+	    copy_str(&d->link_path_in_response_body, s->link_path_in_response_body) ||
+	    copy_str(&d->offset_name_in_request, s->offset_name_in_request) ||
+	    copy_str(&d->offset_start_value, s->offset_start_value) ||
+	    copy_str(&d->offset_calculation_method, s->offset_calculation_method))
+		return CONFIG_ENOMEM;
+	return 0;
+}
+
+static int cmp_index(const void *a, const void *b, void *arg)
+{
+	const struct config_providers *p = arg;
+
+	return strcmp(p->items[*(const size_t *)a].name, p->items[*(const size_t *)b].name);
+}
+
+static ssize_t find_index(const struct config_providers *p, const char *name)
+{
+	size_t lo = 0, hi = p->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, p->items[p->by_name[mid]].name);
+
+		if (c == 0)
+			return (ssize_t)p->by_name[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+const struct config_provider *config_provider_find(const struct config_providers *p, const char *name)
+{
+	ssize_t i;
+
+	if (!p || !name || !p->by_name)
+		return NULL;
+	i = find_index(p, name);
+	return i < 0 ? NULL : &p->items[i];
+}
+
+static int resolve(struct pctx *c, struct config_providers *p, struct raw *raws, size_t i, unsigned depth)
+{
+	struct config_provider *me = &p->items[i], *target;
+	struct raw *r = &raws[i];
+	ssize_t t;
+	int ret;
+
+	if (r->state == 2 || !me->alias) {
+		r->state = 2;
+		return 0;
+	}
+	if (r->state == 1 || depth > ALIAS_DEPTH_MAX)
+		return PFAIL(c, r->alias, CONFIG_EINVALID, "%s.alias: alias loop through '%s', expected a chain that ends",
+			     me->name, me->alias);
+	t = find_index(p, me->alias);
+	if (t < 0)
+		return PFAIL(c, r->alias, CONFIG_EINVALID, "%s.alias: no provider named '%s' in this catalogue",
+			     me->name, me->alias);
+	r->state = 1;
+	ret = resolve(c, p, raws, (size_t)t, depth + 1);
+	if (ret)
+		return ret;
+	target = &p->items[t];
+	if (!r->has_display_name && copy_str(&me->display_name, target->display_name))
+		goto nomem;
+	if (!r->has_auth_mode) {
+		if (copy_str(&me->auth_mode_name, target->auth_mode_name))
+			goto nomem;
+		me->auth_mode = target->auth_mode;
+	}
+	if (!r->has_proxy) {
+		proxy_clear(me);
+		if (copy_proxy(me, target))
+			goto nomem;
+	}
+	r->state = 2;
+	return 0;
+nomem:
+	return PFAIL(c, r->alias, CONFIG_ENOMEM, "out of memory");
+}
+
+void config_providers_free(struct config_providers *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		struct config_provider *it = &p->items[i];
+
+		free(it->name);
+		free(it->display_name);
+		free(it->auth_mode_name);
+		free(it->alias);
+		proxy_clear(it);
+	}
+	free(p->items);
+	free(p->by_name);
+	free(p->file);
+	free(p);
+}
+
+int config_parse_providers(const char *bytes, size_t len, const char *filename,
+			   struct config_providers **out, char *err, size_t errlen)
+{
+	struct pctx c = {filename, err, errlen};
+	struct config_providers *p;
+	struct raw *raws = NULL;
+	struct ytree t;
+	const struct ynode *root;
+	int ret;
+
+	*out = NULL;
+	ret = ytree_parse(bytes, len, filename, &t, err, errlen);
+	if (ret)
+		return ret;
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->file = strdup(filename ? filename : "<providers>"))) {
+		ret = PFAIL(&c, NULL, CONFIG_ENOMEM, "out of memory");
+		goto out;
+	}
+	root = t.root;
+	if (ynode_is_null(root)) {
+		p->by_name = calloc(1, sizeof(*p->by_name));
+		ret = p->by_name ? 0 : PFAIL(&c, NULL, CONFIG_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (root->type != YNODE_MAP) {
+		ret = PFAIL(&c, root, CONFIG_EINVALID, "expected a mapping of provider names to providers, found %s",
+			    ynode_kind(root));
+		goto out;
+	}
+	p->items = calloc(root->n, sizeof(*p->items));
+	raws = calloc(root->n, sizeof(*raws));
+	p->by_name = calloc(root->n, sizeof(*p->by_name));
+	if (!p->items || !raws || !p->by_name) {
+		ret = PFAIL(&c, NULL, CONFIG_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < root->n; i++) {
+		p->n = i + 1;
+		p->by_name[i] = i;
+		ret = parse_entry(&c, root->keys[i], root->items[i], &p->items[i], &raws[i]);
+		if (ret)
+			goto out;
+	}
+	/* Names are unique (duplicate keys were refused), so the order is total. */
+	qsort_r(p->by_name, p->n, sizeof(*p->by_name), cmp_index, p);
+	for (size_t i = 0; i < p->n; i++) {
+		ret = resolve(&c, p, raws, i, 0);
+		if (ret)
+			goto out;
+	}
+out:
+	free(raws);
+	ytree_free(&t);
+	if (ret)
+		config_providers_free(p);
+	else
+		*out = p;
+	return ret;
+}
