@@ -449,7 +449,9 @@ int loader_load(const char *dir, const char *name, const struct loader_options *
 	/* 3. the bytes, once, into a sealed memfd, hashed on the way */
 	memfd = new_memfd(name);
 	if (memfd < 0) {
-		ret = refuse(err, errlen, LOADER_EIO, "memfd_create: %s", strerror(errno));
+		int e = errno;
+		ret = refuse(err, errlen, LOADER_EIO, "memfd_create: %s%s", strerror(e),
+			     e == EACCES ? " (vm.memfd_noexec=2 forbids executable memfds)" : "");
 		goto out;
 	}
 	ret = copy_hash(so_fd, memfd, max_size, p->hash, &total, &sys_err);
