@@ -68,7 +68,10 @@ struct loader_options {
 	size_t max_size;                    /* 0: LOADER_FILE_MAX_DEFAULT */
 };
 
-/* A loaded, verified plugin. Read-only after load. */
+/* A loaded, verified plugin. Read-only after load. info, on_event and
+ * run_action point into the library: valid until loader_unload(). kind says
+ * which entry point is set (the other is NULL). keyid is the signing key's
+ * id as minisign prints it; hash is the BLAKE2b-512 of the loaded bytes. */
 struct loader_plugin {
 	char name[256];
 	char version[64];
