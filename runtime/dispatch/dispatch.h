@@ -1,0 +1,83 @@
+/*
+ * dispatch.h - turns events into executions.
+ *
+ * Worker threads (max_concurrency of them) claim pending events from the
+ * store, one at a time each, and run the event's scripts one after another
+ * in config order on the current generation. Each execution is journaled:
+ * created running, then finished with its status, error and logs.
+ * Synchronous runs (validate-connection inside POST /connections,
+ * pre-connection-deletion inside DELETE, actions from POST /action/trigger
+ * or from a script) use the same path on the caller's thread.
+ */
+#ifndef EVS_DISPATCH_H
+#define EVS_DISPATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "generation.h"
+#include "store.h"
+
+struct dispatch;
+
+/* gen: the first generation (a reference is taken). */
+int dispatch_new(struct store *store, struct generation *gen, uint32_t workers,
+		 struct dispatch **out);
+/* Stops (dispatch_stop with no wait if not yet stopped) and frees. */
+void dispatch_free(struct dispatch *d);
+
+/* Starts the worker threads. */
+int dispatch_start(struct dispatch *d);
+
+/* Stops claiming events; waits for running executions until deadline_us
+ * (util_mono_us), then marks what still runs interrupted. */
+void dispatch_stop(struct dispatch *d, int64_t deadline_us);
+
+/* Wakes the workers: an event is pending. */
+void dispatch_notify(struct dispatch *d);
+
+/* The current generation, with a reference the caller drops
+ * (generation_unref). */
+struct generation *dispatch_generation(struct dispatch *d);
+
+/* Makes g current (takes over the caller's reference). New events run on
+ * g; the previous generation drains as its executions finish. */
+void dispatch_swap_generation(struct dispatch *d, struct generation *g);
+
+/* The outcome of one execution, for synchronous callers. */
+struct dispatch_outcome {
+	int64_t execution_id;
+	enum store_exec_status status;
+	char script[256];
+	char *error;        /* owned; NULL on success */
+	char *output_json;  /* actions: owned; "null" when none */
+	char *metadata;     /* validate-connection: the candidate's metadata after the
+	                       scripts (owned; NULL when no script changed it) */
+};
+void dispatch_outcome_clear(struct dispatch_outcome *o);
+
+/* Runs an event's scripts now, on this thread (used by the workers and by
+ * DELETE for pre-connection-deletion), and marks the event done. */
+int dispatch_run_event(struct dispatch *d, const struct store_event *ev);
+
+/* validate-connection for a candidate connection (the get_connection() JSON
+ * shape): records the event, runs the scripts in order and stops at the
+ * first that does not succeed. Returns 0 when all succeeded (or there are
+ * none) with o->metadata set when scripts changed it; 1 when one failed,
+ * with o describing it; negative on an internal error. */
+int dispatch_validate(struct dispatch *d, const char *provider_config_key,
+		      const char *connection_id, const char *candidate_json,
+		      struct dispatch_outcome *o);
+
+/* Runs action `name` for a connection and waits for it. parent is the
+ * execution that triggered it (0: the API) and depth its nesting. Returns 0
+ * with o filled (o->status says whether it succeeded), or EVS_ENOTFOUND
+ * (not configured for the integration, or not loaded), EVS_EDEPTH, or
+ * another negative code. */
+int dispatch_action(struct dispatch *d, const char *provider_config_key, const char *connection_id,
+		    const char *name, const char *input_json, int64_t parent, int depth,
+		    struct dispatch_outcome *o);
+
+#define DISPATCH_ACTION_DEPTH_MAX 8
+
+#endif

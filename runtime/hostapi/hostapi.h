@@ -1,0 +1,119 @@
+/*
+ * hostapi.h - what is behind struct evs_host, on the daemon's side.
+ *
+ * One struct hostapi_exec per execution lives in the daemon (main process)
+ * for as long as the execution runs. Every host function a plugin calls ends
+ * up here, whichever way the plugin runs:
+ *   - in-process: the vtable from hostapi_inproc_vtable() calls these
+ *     functions directly on the worker thread;
+ *   - isolated: the executor process's vtable sends each call over its
+ *     socket, and the daemon thread that waits for that execution calls the
+ *     same functions (runtime/executor).
+ * proxy() and paginate() are the exception: they run where the plugin runs
+ * (so a hung request dies with its executor), with a proxy_target that the
+ * daemon resolves here from the provider catalogue and the credentials.
+ *
+ * The executor never touches the store; these functions do.
+ */
+#ifndef EVS_HOSTAPI_H
+#define EVS_HOSTAPI_H
+
+#include <evscript/sdk.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "proxy.h"
+#include "store.h"
+
+struct hostapi_exec;
+
+/* dispatch supplies this so that trigger_action can run another plugin's
+ * run_action (it sits above hostapi in the data flow). It runs the action
+ * synchronously as a child execution of parent (depth + 1) and returns 0
+ * with *output_json (malloc'd, owned by the caller; "null" when none) or an
+ * EVS_E* code (EVS_ENOTFOUND, EVS_EDEPTH, EVS_EFAILED ...) with err set. */
+typedef int (*hostapi_trigger_fn)(void *user, struct hostapi_exec *parent, const char *action,
+				  const char *input_json, char **output_json, char *err,
+				  size_t errlen);
+
+/* What one execution is, and what it may reach. Everything is borrowed and
+ * must outlive the hostapi_exec. */
+struct hostapi_exec_info {
+	struct store *store;
+	const struct config_host *config;
+	const struct config_integration *integration;
+	const struct config_provider *provider;  /* may be NULL (proxy then fails) */
+	int64_t execution_id;
+	int64_t event_id;                         /* 0 for actions */
+	int event_type;                           /* enum evs_event_type, 0 for actions */
+	const char *script;
+	const char *connection_id;
+	const char *provider_config_key;
+	int depth;                                /* 0 for a script; +1 per nested action */
+	int64_t deadline_us;                      /* util_mono_us() deadline of the execution */
+	/* validate-connection runs before the connection is stored: then this is
+	 * the candidate connection as JSON (the get_connection() shape), and the
+	 * metadata functions act on the candidate (the caller stores what the
+	 * script left there with the connection when validation passes). */
+	const char *candidate_json;
+	hostapi_trigger_fn trigger;
+	void *trigger_user;
+};
+
+/* Caps of one execution's log (from the config: log_lines_max, log_bytes_max). */
+#define HOSTAPI_LOG_LINE_MAX 4096   /* bytes of one line; longer lines are cut */
+#define HOSTAPI_ERROR_MAX 4096
+
+/* Creates the daemon-side state of one execution. *out owned by the caller
+ * (hostapi_exec_free). info is copied shallowly (its strings are borrowed). */
+int hostapi_exec_new(const struct hostapi_exec_info *info, struct hostapi_exec **out);
+
+/* Writes the buffered log lines and the dropped count to the store, then
+ * frees. NULL is fine. */
+void hostapi_exec_free(struct hostapi_exec *x);
+
+const struct hostapi_exec_info *hostapi_exec_info(const struct hostapi_exec *x);
+
+/* The host functions, daemon side. Return EVS_OK or an EVS_E* code. Strings
+ * returned through char ** are malloc'd and owned by the caller. */
+void hostapi_log(struct hostapi_exec *x, int level, const char *msg);
+void hostapi_set_error(struct hostapi_exec *x, const char *msg);
+int hostapi_get_connection(struct hostapi_exec *x, char **json);
+int hostapi_get_metadata(struct hostapi_exec *x, char **json);
+int hostapi_set_metadata(struct hostapi_exec *x, const char *json);
+int hostapi_update_metadata(struct hostapi_exec *x, const char *json);
+int hostapi_get_env(struct hostapi_exec *x, const char *name, char **value);
+int hostapi_get_webhook_url(struct hostapi_exec *x, char **url);
+int hostapi_trigger_action(struct hostapi_exec *x, const char *name, const char *input_json,
+			   char **output_json);
+
+/* Resolves the proxy target for this execution's connection: base URL and
+ * auth headers/query interpolated from the provider and the credentials
+ * (see proxy.h). *out owned by the caller (proxy_target_free). EVS_ENOTFOUND
+ * without a provider or connection; EVS_EINVAL when a template names a value
+ * the connection lacks (the error is logged to the execution). */
+int hostapi_proxy_target(struct hostapi_exec *x, struct proxy_target **out);
+
+/* The message set with set_error (NULL when none), the candidate's metadata
+ * after a validate-connection run (NULL when untouched), and the number of
+ * log lines dropped under the caps. Borrowed from x. */
+const char *hostapi_error(const struct hostapi_exec *x);
+const char *hostapi_candidate_metadata(const struct hostapi_exec *x);
+int64_t hostapi_logs_dropped(const struct hostapi_exec *x);
+
+/* The in-process vtable: ctx is a struct hostapi_inproc_ctx that the runner
+ * sets up around each call. */
+struct hostapi_inproc_ctx {
+	struct hostapi_exec *exec;
+	struct proxy_session *proxy; /* lazily created on the first proxy/paginate call */
+	/* Strings lent to the plugin, freed when the execution ends. */
+	char **lent;
+	size_t n_lent, cap_lent;
+};
+const struct evs_host *hostapi_inproc_vtable(void);
+/* Frees what the ctx lent to the plugin and its proxy session. */
+void hostapi_inproc_ctx_clear(struct hostapi_inproc_ctx *c);
+
+#endif

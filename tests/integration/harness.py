@@ -1,0 +1,318 @@
+"""Integration test harness: the real evscriptd, real HTTP, a fake provider.
+
+Only the Python standard library. Paths come from the environment that
+tests/integration/CMakeLists.txt sets for ctest:
+  EVSCRIPTD            the daemon binary
+  EVSCRIPT_CLI         the evscript command (keygen/sign/verify)
+  EVS_PLUGINS_DIR      example plugins built and signed by the build (plugins.d)
+  EVS_TEST_PLUGINS_DIR test-only plugins (crash, hang, ...), signed the same way
+  EVS_TRUSTED_DIR      the directory with the development public key
+  EVS_SECRET_KEYFILE   the development secret key (to sign test variants)
+  EVS_PROVIDERS        the repo's providers catalogue
+"""
+
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+SECRET = "test-secret-key-0123456789"
+
+
+def env(name):
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"{name} is not set: run this test through ctest")
+    return value
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=20.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class FakeProvider:
+    """A provider API on 127.0.0.1 that records every request it gets.
+
+    Routes are programmed with `route(method, path, *responses)`: each request
+    takes the next response, the last one stays. A response is a dict with
+    status, headers and body (a str, bytes or a JSON-able value)."""
+
+    def __init__(self):
+        self.requests = []
+        self.routes = {}
+        self.lock = threading.Lock()
+        provider = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                url = urllib.parse.urlsplit(self.path)
+                record = {
+                    "method": self.command,
+                    "path": url.path,
+                    "query": dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True)),
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": body,
+                }
+                with provider.lock:
+                    provider.requests.append(record)
+                    queue = provider.routes.get((self.command, url.path))
+                    if queue:
+                        response = queue.pop(0) if len(queue) > 1 else queue[0]
+                    else:
+                        response = {"status": 404, "body": {"message": "no such route"}}
+                if callable(response):
+                    response = response(record)
+                delay = response.get("delay", 0)
+                if delay:
+                    time.sleep(delay)
+                payload = response.get("body", b"")
+                if not isinstance(payload, (bytes, str)):
+                    payload = json.dumps(payload)
+                if isinstance(payload, str):
+                    payload = payload.encode()
+                self.send_response(response.get("status", 200))
+                headers = {"Content-Type": "application/json"}
+                headers.update(response.get("headers", {}))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def route(self, method, path, *responses):
+        with self.lock:
+            self.routes[(method, path)] = list(responses)
+
+    def received(self, method=None, path=None):
+        with self.lock:
+            return [r for r in self.requests
+                    if (method is None or r["method"] == method) and (path is None or r["path"] == path)]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Daemon:
+    """One evscriptd with its own temporary directory, config and store."""
+
+    def __init__(self, nango_yaml, settings=None, plugins=(), test_plugins=(), workdir=None):
+        self.dir = workdir or tempfile.mkdtemp(prefix="evs-it-")
+        self.plugin_dir = os.path.join(self.dir, "plugins.d")
+        os.makedirs(self.plugin_dir, exist_ok=True)
+        for name in plugins:
+            self.deploy(os.path.join(env("EVS_PLUGINS_DIR"), name + ".so"))
+        for name in test_plugins:
+            self.deploy(os.path.join(env("EVS_TEST_PLUGINS_DIR"), name + ".so"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = os.path.join(self.dir, "evscript.yaml")
+        self.log_path = os.path.join(self.dir, "evscriptd.log")
+        self.nango_yaml = nango_yaml
+        self.settings = dict(settings or {})
+        self.proc = None
+        self.write_config()
+
+    def write_config(self):
+        with open(os.path.join(self.dir, "nango.yaml"), "w") as f:
+            f.write(self.nango_yaml)
+        cfg = {
+            "listen": f"127.0.0.1:{self.port}",
+            "secret_key": SECRET,
+            "store": "sqlite:./evscript.db",
+            "plugin_dir": "./plugins.d",
+            "trusted_keys_dir": env("EVS_TRUSTED_DIR"),
+            "providers": env("EVS_PROVIDERS"),
+            "nango_yaml": "./nango.yaml",
+        }
+        cfg.update(self.settings)
+        # JSON is YAML: the daemon reads this with its YAML parser.
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f, indent=2)
+
+    def deploy(self, so_path, name=None):
+        """Copies NAME.so and NAME.so.minisig in with write-then-rename, as operators should."""
+        name = name or os.path.basename(so_path)[:-3]
+        for src, dst in ((so_path, name + ".so"), (so_path + ".minisig", name + ".so.minisig")):
+            if not os.path.exists(src):
+                continue
+            tmp = os.path.join(self.plugin_dir, "." + dst + ".tmp")
+            shutil.copyfile(src, tmp)
+            os.rename(tmp, os.path.join(self.plugin_dir, dst))
+
+    def start(self, extra_env=None, wait=True):
+        e = dict(os.environ)
+        e.pop("EVSCRIPT_SECRET_KEY", None)
+        e.update(extra_env or {})
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([env("EVSCRIPTD"), "--config", self.config_path],
+                                     cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=e)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=30.0):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"evscriptd exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                status, _, _ = self.request("GET", "/healthz", auth=False, timeout=1)
+                return status == 200
+            except (ConnectionError, OSError):
+                return False
+        wait_for(ready, timeout, what="evscriptd to answer /healthz")
+
+    def logs(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("evscriptd did not exit in time:\n" + self.logs())
+        if self.proc:
+            self.log.close()
+        code = self.proc.returncode if self.proc else None
+        self.proc = None
+        return code
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.proc = None
+
+    def cleanup(self):
+        if self.proc:
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def request(self, method, path, body=None, headers=None, auth=True, raw=None, timeout=60):
+        hdrs = {"Content-Type": "application/json"}
+        if auth:
+            hdrs["Authorization"] = f"Bearer {SECRET}"
+        hdrs.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                status, rhdrs, payload = resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as e:
+            status, rhdrs, payload = e.code, dict(e.headers), e.read()
+        try:
+            doc = json.loads(payload) if payload else None
+        except ValueError:
+            doc = payload.decode(errors="replace")
+        return status, rhdrs, doc
+
+    # Conveniences over the API.
+    def create_connection(self, integration, connection_id, credentials=None, **extra):
+        body = {"provider_config_key": integration, "connection_id": connection_id,
+                "credentials": credentials or {"type": "API_KEY", "apiKey": "k-" + connection_id}}
+        body.update(extra)
+        return self.request("POST", "/connections", body)
+
+    def executions(self, **filters):
+        query = urllib.parse.urlencode(filters)
+        status, _, doc = self.request("GET", "/executions" + ("?" + query if query else ""))
+        assert status == 200, (status, doc)
+        return doc["executions"]
+
+    def execution(self, execution_id):
+        status, _, doc = self.request("GET", f"/executions/{execution_id}")
+        assert status == 200, (status, doc)
+        return doc
+
+    def wait_executions(self, count, timeout=30.0, final=True, **filters):
+        """Waits until `count` executions match and (with final) none is running."""
+        def done():
+            ex = self.executions(**filters)
+            if len(ex) < count:
+                return None
+            if final and any(e["status"] == "running" for e in ex):
+                return None
+            return ex
+        return wait_for(done, timeout, what=f"{count} executions {filters}")
+
+
+class DaemonTest(unittest.TestCase):
+    """Base class: self.provider is a running FakeProvider; daemons made with
+    self.daemon(...) are stopped and removed after the test."""
+
+    def setUp(self):
+        self.provider = FakeProvider()
+        self._daemons = []
+
+    def tearDown(self):
+        for d in self._daemons:
+            try:
+                if self._outcome_failed():
+                    print(f"--- evscriptd log ({d.dir}) ---\n{d.logs()}")
+                d.cleanup()
+            except Exception as exc:  # keep cleaning up the others
+                print("cleanup:", exc)
+        self.provider.close()
+
+    def _outcome_failed(self):
+        outcome = getattr(self, "_outcome", None)
+        result = getattr(outcome, "result", None)
+        if result is None:
+            return False
+        return any(t is self for t, _ in result.failures + result.errors)
+
+    def daemon(self, nango_yaml, start=True, **kw):
+        d = Daemon(nango_yaml, **kw)
+        self._daemons.append(d)
+        if start:
+            d.start()
+        return d
