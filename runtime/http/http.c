@@ -1,0 +1,1300 @@
+/*
+ * http.c - the HTTP server layer over libmicrohttpd (see http.h).
+ *
+ * A request's life, in libmicrohttpd's callbacks (all on the connection's
+ * own thread):
+ *   1. uri_log(): the request line has been read. We allocate our request
+ *      (it becomes MHD's per-request context), keep the raw URI (MHD later
+ *      decodes it in place, and we route on the raw one) and count it in
+ *      flight. From here on, MHD calls completed() for this request.
+ *   2. access() first call (headers complete, no body yet): draining? route,
+ *      authenticate, check Content-Length. Any refusal is queued right away,
+ *      so the body is never read.
+ *   3. access() with body data: appended to a buffer capped at max_body; past
+ *      the cap the rest is read and dropped (MHD cannot queue a response in
+ *      the middle of a body) up to HTTP_DISCARD_MAX, then the connection is
+ *      closed.
+ *   4. access() last call: 413 for an oversized chunked body, else the
+ *      handler runs and its response is queued.
+ *   5. completed(): access log line, in-flight count down, request freed.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Past the cap, a chunked body is read and dropped up to this many more
+ * bytes so that the client can get its 413; beyond, the connection is cut. */
+#define HTTP_DISCARD_MAX (16u * 1024 * 1024)
+/* max_body is passed to json-c as an int, with room for the NUL. */
+#define HTTP_MAX_BODY_LIMIT (256u * 1024 * 1024)
+#define HTTP_MAX_CONNECTIONS_LIMIT 4096
+#define HTTP_MAX_HEADER_VALUE 4096
+#define HTTP_MAX_LOGGED_PATH 256
+#define HTTP_ALLOW_MAX 128
+
+struct route {
+	char *method;
+	char *pattern;
+	http_handler_fn fn;
+	bool public;
+	size_t n_segs;
+	char *segs[HTTP_MAX_SEGMENTS];  /* literal text, or the parameter's name */
+	bool is_param[HTTP_MAX_SEGMENTS];
+	uint32_t specificity;           /* literal segments as bits, leftmost highest */
+};
+
+struct header {
+	char *name;
+	char *value;
+};
+
+struct http_response {
+	bool responded;
+	unsigned status;
+	char *content_type;
+	char *body;
+	size_t body_len;
+	struct header headers[HTTP_MAX_RESPONSE_HEADERS];
+	size_t n_headers;
+};
+
+struct http_request {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	int64_t start_us;
+	char *uri;                      /* raw request-target, as received */
+	char *path;                     /* raw path: uri without the query */
+	char *method;
+	bool started;                   /* access() has seen the headers */
+	bool queued;                    /* a response has been queued */
+	unsigned status;                /* the queued status, for the log */
+	const struct route *route;
+	char *seg_buf;                  /* the decoded path segments */
+	const char *params[HTTP_MAX_SEGMENTS];  /* decoded values, by segment */
+	char *body;
+	size_t body_len;
+	size_t body_cap;
+	bool too_large;
+	size_t discarded;
+	struct http_response resp;
+};
+
+struct http_server {
+	/* fixed after http_server_new() */
+	struct route *routes;
+	size_t n_routes;
+	size_t max_body;
+	unsigned max_connections;
+	unsigned idle_timeout_s;
+	void *user;
+	char listen[128];               /* as configured */
+	char bound[128];                /* with the bound port, once started */
+	struct sockaddr_storage addr;
+	int family;
+
+	struct MHD_Daemon *daemon;
+	MHD_socket quiesced_fd;         /* returned by MHD_quiesce_daemon(), closed after stop */
+
+	pthread_mutex_t lock;           /* guards everything below */
+	pthread_cond_t idle;            /* signalled when in_flight drops to 0 */
+	unsigned char secret_hash[crypto_generichash_BYTES];
+	bool quiescing;
+	unsigned in_flight;
+	uint64_t requests;
+	uint64_t by_class[5];
+	char last_mhd_error[256];       /* what libmicrohttpd said last (start errors) */
+};
+
+const char *http_strerror(int err)
+{
+	switch (err) {
+	case HTTP_OK: return "success";
+	case HTTP_EINVAL: return "invalid argument or configuration";
+	case HTTP_ENOMEM: return "out of memory";
+	case HTTP_ELISTEN: return "cannot listen on the address";
+	case HTTP_ESTATE: return "not allowed in this state";
+	case HTTP_ETIMEDOUT: return "requests still in flight";
+	case HTTP_EBADBODY: return "request body rejected (400 answered)";
+	case HTTP_ERESPONDED: return "a response was already set";
+	default: return "unknown error";
+	}
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---------------------------------------------------------------- routes */
+
+static bool valid_param_name(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_method(const char *m)
+{
+	if (m == NULL || *m == '\0' || strlen(m) > 16)
+		return false;
+	for (const char *p = m; *p; p++)
+		if (*p < 'A' || *p > 'Z')
+			return false;
+	return true;
+}
+
+static void route_clear(struct route *r)
+{
+	free(r->method);
+	free(r->pattern);
+	for (size_t i = 0; i < r->n_segs; i++)
+		free(r->segs[i]);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Compiles one route; on failure writes why into err. */
+static int route_compile(struct route *r, const struct http_route *in, char *err, size_t errlen)
+{
+	const char *p;
+	int rc = HTTP_EINVAL;
+
+	memset(r, 0, sizeof(*r));
+	if (!valid_method(in->method)) {
+		set_err(err, errlen, "route %s: invalid method", in->pattern ? in->pattern : "(null)");
+		goto fail;
+	}
+	if (in->pattern == NULL || in->pattern[0] != '/') {
+		set_err(err, errlen, "route %s: the pattern must start with '/'", in->method);
+		goto fail;
+	}
+	if (in->fn == NULL) {
+		set_err(err, errlen, "route %s %s: no handler", in->method, in->pattern);
+		goto fail;
+	}
+	r->fn = in->fn;
+	r->public = in->public;
+	r->method = strdup(in->method);
+	r->pattern = strdup(in->pattern);
+	if (r->method == NULL || r->pattern == NULL) {
+		rc = HTTP_ENOMEM;
+		goto fail;
+	}
+	p = in->pattern + 1;
+	/* "/" has no segment; "/a/" ends with an empty one (refused) */
+	while (in->pattern[1] != '\0') {
+		const char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		bool param = len >= 2 && p[0] == '{' && p[len - 1] == '}';
+
+		if (len == 0) {
+			set_err(err, errlen, "route %s %s: empty path segment", in->method, in->pattern);
+			goto fail;
+		}
+		if (r->n_segs == HTTP_MAX_SEGMENTS) {
+			set_err(err, errlen, "route %s %s: more than %d segments", in->method, in->pattern,
+				HTTP_MAX_SEGMENTS);
+			goto fail;
+		}
+		if (param) {
+			if (!valid_param_name(p + 1, len - 2)) {
+				set_err(err, errlen, "route %s %s: parameter names are [A-Za-z0-9_]+",
+					in->method, in->pattern);
+				goto fail;
+			}
+			r->segs[r->n_segs] = strndup(p + 1, len - 2);
+		} else {
+			if (memchr(p, '{', len) || memchr(p, '}', len) || memchr(p, '%', len)) {
+				set_err(err, errlen, "route %s %s: a parameter must be a whole segment \"{name}\" "
+					"and literals are not percent-encoded", in->method, in->pattern);
+				goto fail;
+			}
+			r->segs[r->n_segs] = strndup(p, len);
+		}
+		if (r->segs[r->n_segs] == NULL) {
+			rc = HTTP_ENOMEM;
+			goto fail;
+		}
+		r->is_param[r->n_segs] = param;
+		if (!param)
+			r->specificity |= 1u << (HTTP_MAX_SEGMENTS - 1 - r->n_segs);
+		r->n_segs++;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	for (size_t i = 0; i < r->n_segs; i++)
+		for (size_t j = i + 1; j < r->n_segs; j++)
+			if (r->is_param[i] && r->is_param[j] && strcmp(r->segs[i], r->segs[j]) == 0) {
+				set_err(err, errlen, "route %s %s: parameter {%s} appears twice",
+					in->method, in->pattern, r->segs[i]);
+				goto fail;
+			}
+	return 0;
+
+fail:
+	route_clear(r);
+	return rc;
+}
+
+/* Same method and same shape: the two can never be told apart. */
+static bool routes_clash(const struct route *a, const struct route *b)
+{
+	if (strcmp(a->method, b->method) != 0 || a->n_segs != b->n_segs)
+		return false;
+	for (size_t i = 0; i < a->n_segs; i++) {
+		if (a->is_param[i] != b->is_param[i])
+			return false;
+		if (!a->is_param[i] && strcmp(a->segs[i], b->segs[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Splits req->path into decoded segments (req->seg_buf). Returns the count,
+ * -1 when the path cannot match any route (too many segments, not
+ * absolute), -2 when a segment decodes to a NUL byte. */
+static int split_path(struct http_request *req, const char *segs[HTTP_MAX_SEGMENTS])
+{
+	char *p;
+	int n = 0;
+
+	if (req->path[0] != '/')
+		return -1;
+	req->seg_buf = strdup(req->path + 1);
+	if (req->seg_buf == NULL)
+		return -1;
+	if (req->seg_buf[0] == '\0')
+		return 0;            /* "/" */
+	p = req->seg_buf;
+	for (;;) {
+		char *end = strchr(p, '/');
+		size_t len;
+
+		if (n == HTTP_MAX_SEGMENTS)
+			return -1;
+		if (end)
+			*end = '\0';
+		len = MHD_http_unescape(p);
+		if (strlen(p) != len)
+			return -2;
+		segs[n++] = p;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return n;
+}
+
+static bool route_matches_path(const struct route *r, const char *const *segs, int n)
+{
+	if ((int)r->n_segs != n)
+		return false;
+	for (int i = 0; i < n; i++) {
+		if (segs[i][0] == '\0')
+			return false; /* an empty segment matches nothing */
+		if (!r->is_param[i] && strcmp(r->segs[i], segs[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------- responses */
+
+static void response_clear(struct http_response *resp)
+{
+	free(resp->content_type);
+	free(resp->body);
+	for (size_t i = 0; i < resp->n_headers; i++) {
+		free(resp->headers[i].name);
+		free(resp->headers[i].value);
+	}
+	memset(resp, 0, sizeof(*resp));
+}
+
+/* Takes ownership of body (malloc'd). */
+static int respond_raw(struct http_response *resp, unsigned status, const char *content_type,
+		       char *body, size_t len)
+{
+	char *ct;
+
+	if (resp->responded) {
+		free(body);
+		return HTTP_ERESPONDED;
+	}
+	if (status < 100 || status > 599) {
+		free(body);
+		return HTTP_EINVAL;
+	}
+	ct = strdup(content_type);
+	if (ct == NULL) {
+		free(body);
+		return HTTP_ENOMEM;
+	}
+	resp->responded = true;
+	resp->status = status;
+	resp->content_type = ct;
+	resp->body = body;
+	resp->body_len = len;
+	return 0;
+}
+
+/* The error document; falls back to a fixed text when json-c fails. */
+static int respond_error_str(struct http_response *resp, unsigned status, const char *code, const char *msg)
+{
+	struct json_object *doc = json_object_new_object();
+	struct json_object *e = json_object_new_object();
+	const char *s;
+	char *body = NULL;
+	int rc;
+
+	if (doc == NULL || e == NULL)
+		goto fallback;
+	if (json_object_object_add(doc, "error", e) != 0) {
+		json_object_put(e);
+		goto fallback;
+	}
+	if (json_object_object_add(e, "code", json_object_new_string(code)) != 0 ||
+	    json_object_object_add(e, "message", json_object_new_string(msg)) != 0)
+		goto fallback;
+	s = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (s == NULL || (body = strdup(s)) == NULL)
+		goto fallback;
+	json_object_put(doc);
+	return respond_raw(resp, status, "application/json", body, strlen(body));
+
+fallback:
+	json_object_put(doc);
+	body = strdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}");
+	if (body == NULL)
+		return HTTP_ENOMEM;
+	rc = respond_raw(resp, 500, "application/json", body, strlen(body));
+	return rc ? rc : HTTP_ENOMEM;
+}
+
+int http_respond_error(struct http_response *resp, unsigned status, const char *code, const char *fmt, ...)
+{
+	char msg[HTTP_MAX_ERROR_MESSAGE];
+	va_list ap;
+
+	if (resp == NULL || code == NULL || fmt == NULL)
+		return HTTP_EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return respond_error_str(resp, status, code, msg);
+}
+
+int http_respond_json(struct http_response *resp, unsigned status, struct json_object *obj)
+{
+	const char *s;
+	char *body;
+
+	if (resp == NULL) {
+		json_object_put(obj);
+		return HTTP_EINVAL;
+	}
+	if (resp->responded) {
+		json_object_put(obj);
+		return HTTP_ERESPONDED;
+	}
+	if (obj == NULL) {
+		respond_error_str(resp, 500, "internal_error", "out of memory");
+		return HTTP_ENOMEM;
+	}
+	s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	body = s ? strdup(s) : NULL;
+	json_object_put(obj);
+	if (body == NULL) {
+		respond_error_str(resp, 500, "internal_error", "out of memory");
+		return HTTP_ENOMEM;
+	}
+	return respond_raw(resp, status, "application/json", body, strlen(body));
+}
+
+static bool header_text_ok(const char *s, bool name)
+{
+	if (s == NULL || strlen(s) > HTTP_MAX_HEADER_VALUE || (name && *s == '\0'))
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '\r' || *p == '\n' || (name && (*p <= ' ' || *p == ':' || *p >= 0x7f)))
+			return false;
+	}
+	return true;
+}
+
+int http_respond_text(struct http_response *resp, unsigned status, const char *content_type, const char *text)
+{
+	char *body;
+
+	if (resp == NULL || text == NULL || !header_text_ok(content_type, false) || *content_type == '\0')
+		return HTTP_EINVAL;
+	if (resp->responded)
+		return HTTP_ERESPONDED;
+	body = strdup(text);
+	if (body == NULL)
+		return HTTP_ENOMEM;
+	return respond_raw(resp, status, content_type, body, strlen(body));
+}
+
+int http_response_header(struct http_response *resp, const char *name, const char *value)
+{
+	char *n, *v;
+
+	if (resp == NULL || !header_text_ok(name, true) || !header_text_ok(value, false))
+		return HTTP_EINVAL;
+	if (resp->n_headers == HTTP_MAX_RESPONSE_HEADERS)
+		return HTTP_EINVAL;
+	n = strdup(name);
+	v = strdup(value);
+	if (n == NULL || v == NULL) {
+		free(n);
+		free(v);
+		return HTTP_ENOMEM;
+	}
+	resp->headers[resp->n_headers].name = n;
+	resp->headers[resp->n_headers].value = v;
+	resp->n_headers++;
+	return 0;
+}
+
+/* -------------------------------------------------------------- requests */
+
+const char *http_method(const struct http_request *req)
+{
+	return req->method;
+}
+
+const char *http_path(const struct http_request *req)
+{
+	return req->path;
+}
+
+const char *http_param(const struct http_request *req, const char *name)
+{
+	const struct route *r = req->route;
+
+	if (r == NULL || name == NULL)
+		return NULL;
+	for (size_t i = 0; i < r->n_segs; i++)
+		if (r->is_param[i] && strcmp(r->segs[i], name) == 0)
+			return req->params[i];
+	return NULL;
+}
+
+const char *http_query(const struct http_request *req, const char *name)
+{
+	const char *value = NULL;
+	size_t len = 0;
+
+	if (name == NULL)
+		return NULL;
+	if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name),
+					  &value, &len) != MHD_YES)
+		return NULL;
+	if (value == NULL || strlen(value) != len)
+		return NULL;
+	return value;
+}
+
+const char *http_header(const struct http_request *req, const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_body(const struct http_request *req, size_t *len)
+{
+	if (len)
+		*len = req->body ? req->body_len : 0;
+	return req->body ? req->body : "";
+}
+
+int http_json_body(struct http_request *req, struct json_object **out)
+{
+	struct json_tokener *tok;
+	struct json_object *obj = NULL;
+	enum json_tokener_error jerr;
+	size_t len = 0, end;
+	const char *body = http_body(req, &len);
+	int rc = HTTP_EBADBODY;
+
+	*out = NULL;
+	if (len == 0) {
+		http_respond_error(&req->resp, 400, "invalid_json", "the request body is empty; expected JSON");
+		return HTTP_EBADBODY;
+	}
+	tok = json_tokener_new();
+	if (tok == NULL) {
+		http_respond_error(&req->resp, 500, "internal_error", "out of memory");
+		return HTTP_ENOMEM;
+	}
+	/* len + 1: the NUL tells json-c the input ends (so "12" is a number). */
+	obj = json_tokener_parse_ex(tok, body, (int)(len + 1));
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	if (obj == NULL || jerr != json_tokener_success) {
+		if (end > len)
+			end = len;
+		http_respond_error(&req->resp, 400, "invalid_json", "invalid JSON at byte offset %zu: %s", end,
+				   jerr == json_tokener_continue ? "unexpected end of data"
+								 : json_tokener_error_desc(jerr));
+		goto out;
+	}
+	for (size_t i = end; i < len; i++) {
+		char c = body[i];
+		if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+			http_respond_error(&req->resp, 400, "invalid_json",
+					   "invalid JSON at byte offset %zu: unexpected data after the JSON value", i);
+			goto out;
+		}
+	}
+	*out = obj;
+	obj = NULL;
+	rc = 0;
+out:
+	json_object_put(obj);
+	json_tokener_free(tok);
+	return rc;
+}
+
+int http_json_object_body(struct http_request *req, struct json_object **out)
+{
+	int rc = http_json_body(req, out);
+
+	if (rc == 0 && !json_object_is_type(*out, json_type_object)) {
+		json_object_put(*out);
+		*out = NULL;
+		http_respond_error(&req->resp, 400, "invalid_body", "the request body must be a JSON object");
+		rc = HTTP_EBADBODY;
+	}
+	return rc;
+}
+
+static void request_free(struct http_request *req)
+{
+	if (req == NULL)
+		return;
+	response_clear(&req->resp);
+	free(req->uri);
+	free(req->path);
+	free(req->method);
+	free(req->seg_buf);
+	if (req->body)
+		sodium_memzero(req->body, req->body_len); /* bodies carry credentials */
+	free(req->body);
+	free(req);
+}
+
+/* ----------------------------------------------------------------- server */
+
+static void count_status(struct http_server *srv, unsigned status)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->requests++;
+	if (status >= 100 && status <= 599)
+		srv->by_class[status / 100 - 1]++;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* Queues req->resp (500 when the handler set none). */
+static enum MHD_Result queue_response(struct http_request *req)
+{
+	struct http_server *srv = req->srv;
+	struct http_response *resp = &req->resp;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	bool quiescing;
+
+	if (!resp->responded)
+		respond_error_str(resp, 500, "internal_error", "internal error");
+	if (!resp->responded)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return MHD_NO;
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type) != MHD_YES)
+		goto fail;
+	for (size_t i = 0; i < resp->n_headers; i++)
+		if (MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value) != MHD_YES)
+			log_warn("http", "%s %s: response header %s refused", req->method, req->path,
+				 resp->headers[i].name);
+	pthread_mutex_lock(&srv->lock);
+	quiescing = srv->quiescing;
+	pthread_mutex_unlock(&srv->lock);
+	if (quiescing && MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
+		goto fail;
+	ret = MHD_queue_response(req->conn, resp->status, r);
+	MHD_destroy_response(r);
+	if (ret == MHD_YES) {
+		req->queued = true;
+		req->status = resp->status;
+		count_status(srv, resp->status);
+	}
+	return ret;
+fail:
+	MHD_destroy_response(r);
+	return MHD_NO;
+}
+
+static enum MHD_Result queue_error(struct http_request *req, unsigned status, const char *code, const char *msg)
+{
+	respond_error_str(&req->resp, status, code, msg);
+	return queue_response(req);
+}
+
+static bool authorized(struct http_server *srv, const char *auth)
+{
+	unsigned char got[crypto_generichash_BYTES];
+	unsigned char want[crypto_generichash_BYTES];
+	const char *tok, *end;
+	bool ok;
+
+	if (auth == NULL || strncasecmp(auth, "Bearer", 6) != 0 || (auth[6] != ' ' && auth[6] != '\t'))
+		return false;
+	tok = auth + 6;
+	while (*tok == ' ' || *tok == '\t')
+		tok++;
+	end = tok + strlen(tok);
+	while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (end == tok)
+		return false;
+	/* Hashes of equal size, compared in constant time: neither the key's
+	 * length nor its bytes leak through timing. */
+	crypto_generichash(got, sizeof(got), (const unsigned char *)tok, (size_t)(end - tok), NULL, 0);
+	pthread_mutex_lock(&srv->lock);
+	memcpy(want, srv->secret_hash, sizeof(want));
+	pthread_mutex_unlock(&srv->lock);
+	ok = sodium_memcmp(got, want, sizeof(got)) == 0;
+	sodium_memzero(got, sizeof(got));
+	sodium_memzero(want, sizeof(want));
+	return ok;
+}
+
+/* True when word is one of the ", "-separated items of list. */
+static bool in_list(const char *list, const char *word)
+{
+	size_t wl = strlen(word);
+
+	for (const char *p = list; *p;) {
+		const char *end = strchr(p, ',');
+		size_t l = end ? (size_t)(end - p) : strlen(p);
+
+		if (l == wl && memcmp(p, word, wl) == 0)
+			return true;
+		if (end == NULL)
+			break;
+		p = end + 2;
+	}
+	return false;
+}
+
+/* The first call for a request: everything decided from the headers. */
+static enum MHD_Result begin_request(struct http_request *req, const char *method)
+{
+	struct http_server *srv = req->srv;
+	const char *segs[HTTP_MAX_SEGMENTS];
+	const struct route *best = NULL;
+	char allow[HTTP_ALLOW_MAX] = "";
+	bool path_known = false;
+	bool quiescing;
+	const char *cl;
+	int n;
+
+	req->method = strdup(method);
+	if (req->method == NULL)
+		return MHD_NO;
+	pthread_mutex_lock(&srv->lock);
+	quiescing = srv->quiescing;
+	pthread_mutex_unlock(&srv->lock);
+	if (quiescing)
+		return queue_error(req, 503, "shutting_down", "the server is shutting down");
+
+	n = split_path(req, segs);
+	if (n == -2) {
+		/* A decoded NUL: nothing a handler could use. Refused like an
+		 * unknown path, after authentication (below). */
+		n = -1;
+	}
+	for (int i = 0; n >= 0 && i < (int)srv->n_routes; i++) {
+		const struct route *r = &srv->routes[i];
+		if (!route_matches_path(r, segs, n))
+			continue;
+		path_known = true;
+		if (strcmp(r->method, req->method) == 0) {
+			if (best == NULL || r->specificity > best->specificity)
+				best = r;
+		} else if (!in_list(allow, r->method) &&
+			   strlen(allow) + strlen(r->method) + 3 < sizeof(allow)) {
+			if (allow[0])
+				strcat(allow, ", ");
+			strcat(allow, r->method);
+		}
+	}
+
+	if (best == NULL || !best->public) {
+		if (!authorized(srv, http_header(req, MHD_HTTP_HEADER_AUTHORIZATION)))
+			return queue_error(req, 401, "unauthorized", "missing or invalid secret key");
+	}
+	if (best == NULL && !path_known)
+		return queue_error(req, 404, "not_found", "no such resource");
+	if (best == NULL) {
+		char msg[HTTP_ALLOW_MAX + 64];
+		snprintf(msg, sizeof(msg), "method %s not allowed here (allowed: %s)", req->method, allow);
+		respond_error_str(&req->resp, 405, "method_not_allowed", msg);
+		http_response_header(&req->resp, MHD_HTTP_HEADER_ALLOW, allow);
+		return queue_response(req);
+	}
+	req->route = best;
+	for (int i = 0; i < n; i++)
+		req->params[i] = best->is_param[i] ? segs[i] : NULL;
+
+	cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL) {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(cl, &end, 10);
+		if (errno != 0 || end == cl || v > srv->max_body)
+			return queue_error(req, 413, "payload_too_large", "the request body is too large");
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result append_body(struct http_request *req, const char *data, size_t len)
+{
+	struct http_server *srv = req->srv;
+
+	if (req->too_large || req->queued) {
+		req->discarded += len;
+		if (req->discarded > HTTP_DISCARD_MAX) {
+			log_warn("http", "%s %s: body far over the cap, closing the connection",
+				 req->method, req->path);
+			return MHD_NO;
+		}
+		return MHD_YES;
+	}
+	if (len > srv->max_body - req->body_len) {
+		req->too_large = true;
+		req->discarded = len;
+		return MHD_YES;
+	}
+	if (req->body_len + len + 1 > req->body_cap) {
+		size_t cap = req->body_cap ? req->body_cap : 4096;
+		char *nb;
+
+		while (cap < req->body_len + len + 1)
+			cap *= 2;
+		if (cap > srv->max_body + 1)
+			cap = srv->max_body + 1;
+		nb = malloc(cap);
+		if (nb == NULL)
+			return MHD_NO;
+		if (req->body) {
+			memcpy(nb, req->body, req->body_len);
+			sodium_memzero(req->body, req->body_len);
+			free(req->body);
+		}
+		req->body = nb;
+		req->body_cap = cap;
+	}
+	memcpy(req->body + req->body_len, data, len);
+	req->body_len += len;
+	req->body[req->body_len] = '\0';
+	return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				 const char *version, const char *upload_data, size_t *upload_data_size,
+				 void **req_cls)
+{
+	struct http_request *req = *req_cls;
+	int rc;
+
+	(void)cls;
+	(void)url;
+	(void)version;
+	if (req == NULL)
+		return MHD_NO; /* uri_log() could not allocate */
+	req->conn = conn;
+	if (!req->started) {
+		req->started = true;
+		return begin_request(req, method);
+	}
+	if (*upload_data_size != 0) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		return append_body(req, upload_data, n);
+	}
+	if (req->queued)
+		return MHD_YES;
+	if (req->too_large)
+		return queue_error(req, 413, "payload_too_large", "the request body is too large");
+
+	rc = req->route->fn(req, &req->resp, req->srv->user);
+	if (!req->resp.responded) {
+		if (rc >= 0)
+			log_error("http", "%s %s: the handler returned without a response", req->method, req->path);
+		respond_error_str(&req->resp, 500, "internal_error", "internal error");
+	}
+	return queue_response(req);
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct http_server *srv = cls;
+	struct http_request *req = calloc(1, sizeof(*req));
+	const char *q;
+
+	(void)conn;
+	if (req == NULL)
+		return NULL;
+	req->srv = srv;
+	req->start_us = util_mono_us();
+	req->uri = strdup(uri);
+	q = strchr(uri, '?');
+	req->path = q ? strndup(uri, (size_t)(q - uri)) : strdup(uri);
+	if (req->uri == NULL || req->path == NULL) {
+		request_free(req);
+		return NULL;
+	}
+	pthread_mutex_lock(&srv->lock);
+	srv->in_flight++;
+	pthread_mutex_unlock(&srv->lock);
+	return req;
+}
+
+/* Copies path into out for the log: printable ASCII, cut at the cap. */
+static void loggable_path(char *out, size_t outlen, const char *path)
+{
+	size_t i = 0;
+
+	for (; path && *path && i + 4 < outlen; path++) {
+		unsigned char c = (unsigned char)*path;
+		out[i++] = (c > ' ' && c < 0x7f) ? (char)c : '?';
+	}
+	if (path && *path)
+		out[i++] = '.', out[i++] = '.', out[i++] = '.';
+	out[i] = '\0';
+}
+
+static const char *termination_name(enum MHD_RequestTerminationCode toe)
+{
+	switch (toe) {
+	case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "completed";
+	case MHD_REQUEST_TERMINATED_WITH_ERROR: return "error";
+	case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
+	case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "server shutdown";
+	case MHD_REQUEST_TERMINATED_READ_ERROR: return "read error";
+	case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return "client aborted";
+	default: return "unknown";
+	}
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *srv = cls;
+	struct http_request *req = *req_cls;
+	char path[HTTP_MAX_LOGGED_PATH + 4];
+	int64_t us;
+
+	(void)conn;
+	if (req == NULL)
+		return;
+	*req_cls = NULL;
+	us = util_mono_us() - req->start_us;
+	loggable_path(path, sizeof(path), req->path);
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		log_info("http", "%s %s %u %lld.%03lldms", req->method ? req->method : "-", path, req->status,
+			 (long long)(us / 1000), (long long)(us % 1000));
+	else
+		log_info("http", "%s %s %u %lld.%03lldms (%s)", req->method ? req->method : "-", path,
+			 req->status, (long long)(us / 1000), (long long)(us % 1000), termination_name(toe));
+	request_free(req);
+	pthread_mutex_lock(&srv->lock);
+	srv->in_flight--;
+	if (srv->in_flight == 0)
+		pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct http_server *srv = cls;
+	char msg[256];
+	size_t len;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	len = strlen(msg);
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+		msg[--len] = '\0';
+	pthread_mutex_lock(&srv->lock);
+	memcpy(srv->last_mhd_error, msg, len + 1);
+	pthread_mutex_unlock(&srv->lock);
+	log_warn("http", "libmicrohttpd: %s", msg);
+}
+
+/* "host:port", "[v6]:port"; numeric hosts, or "localhost" (127.0.0.1). */
+static int parse_listen(struct http_server *srv, const char *listen, char *err, size_t errlen)
+{
+	char host[64];
+	const char *colon, *port_s;
+	size_t hlen;
+	char *end;
+	unsigned long port;
+
+	if (listen == NULL || strlen(listen) >= sizeof(srv->listen)) {
+		set_err(err, errlen, "listen address missing or too long");
+		return HTTP_EINVAL;
+	}
+	if (listen[0] == '[') {
+		const char *rb = strchr(listen, ']');
+		if (rb == NULL || rb[1] != ':')
+			goto bad;
+		hlen = (size_t)(rb - listen - 1);
+		if (hlen == 0 || hlen >= sizeof(host))
+			goto bad;
+		memcpy(host, listen + 1, hlen);
+		host[hlen] = '\0';
+		port_s = rb + 2;
+	} else {
+		colon = strrchr(listen, ':');
+		if (colon == NULL || colon == listen || memchr(listen, ':', (size_t)(colon - listen)))
+			goto bad;
+		hlen = (size_t)(colon - listen);
+		if (hlen >= sizeof(host))
+			goto bad;
+		memcpy(host, listen, hlen);
+		host[hlen] = '\0';
+		port_s = colon + 1;
+	}
+	if (*port_s < '0' || *port_s > '9')
+		goto bad;
+	errno = 0;
+	port = strtoul(port_s, &end, 10);
+	if (errno != 0 || *end != '\0' || port > 65535)
+		goto bad;
+	if (strcmp(host, "localhost") == 0)
+		strcpy(host, "127.0.0.1");
+
+	memset(&srv->addr, 0, sizeof(srv->addr));
+	{
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&srv->addr;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&srv->addr;
+
+		if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+			a4->sin_family = AF_INET;
+			a4->sin_port = htons((uint16_t)port);
+			srv->family = AF_INET;
+			if ((ntohl(a4->sin_addr.s_addr) >> 24) != 127)
+				log_warn("http", "listening on %s, which is not a loopback address", listen);
+		} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons((uint16_t)port);
+			srv->family = AF_INET6;
+			if (!IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr))
+				log_warn("http", "listening on %s, which is not a loopback address", listen);
+		} else {
+			set_err(err, errlen, "listen address %s: the host must be an IPv4 or IPv6 address "
+				"or localhost", listen);
+			return HTTP_EINVAL;
+		}
+	}
+	strcpy(srv->listen, listen);
+	return 0;
+bad:
+	set_err(err, errlen, "listen address %s: expected host:port or [ipv6]:port, port 0-65535", listen);
+	return HTTP_EINVAL;
+}
+
+static void hash_secret(unsigned char out[crypto_generichash_BYTES], const char *secret)
+{
+	crypto_generichash(out, crypto_generichash_BYTES, (const unsigned char *)secret, strlen(secret), NULL, 0);
+}
+
+int http_server_new(const struct http_config *cfg, struct http_server **out, char *err, size_t errlen)
+{
+	struct http_server *srv = NULL;
+	int rc = HTTP_EINVAL;
+
+	if (out == NULL)
+		return HTTP_EINVAL;
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	if (cfg == NULL) {
+		set_err(err, errlen, "no configuration");
+		return HTTP_EINVAL;
+	}
+	if (sodium_init() < 0) {
+		set_err(err, errlen, "libsodium failed to initialize");
+		return HTTP_ENOMEM;
+	}
+	if (cfg->secret_key == NULL || cfg->secret_key[0] == '\0') {
+		set_err(err, errlen, "a secret key is required");
+		return HTTP_EINVAL;
+	}
+	if (cfg->n_routes > HTTP_MAX_ROUTES || (cfg->n_routes > 0 && cfg->routes == NULL)) {
+		set_err(err, errlen, "at most %d routes", HTTP_MAX_ROUTES);
+		return HTTP_EINVAL;
+	}
+	if (cfg->max_body > HTTP_MAX_BODY_LIMIT) {
+		set_err(err, errlen, "max body size %zu is over the limit of %u bytes", cfg->max_body,
+			HTTP_MAX_BODY_LIMIT);
+		return HTTP_EINVAL;
+	}
+	if (cfg->max_connections > HTTP_MAX_CONNECTIONS_LIMIT) {
+		set_err(err, errlen, "max connections %u is over the limit of %d", cfg->max_connections,
+			HTTP_MAX_CONNECTIONS_LIMIT);
+		return HTTP_EINVAL;
+	}
+
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL) {
+		set_err(err, errlen, "out of memory");
+		return HTTP_ENOMEM;
+	}
+	srv->quiesced_fd = MHD_INVALID_SOCKET;
+	if (pthread_mutex_init(&srv->lock, NULL) != 0) {
+		free(srv);
+		set_err(err, errlen, "out of memory");
+		return HTTP_ENOMEM;
+	}
+	if (pthread_cond_init(&srv->idle, NULL) != 0) {
+		pthread_mutex_destroy(&srv->lock);
+		free(srv);
+		set_err(err, errlen, "out of memory");
+		return HTTP_ENOMEM;
+	}
+	srv->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
+	srv->max_connections = cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS;
+	srv->idle_timeout_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : HTTP_DEFAULT_IDLE_TIMEOUT_S;
+	srv->user = cfg->user;
+	rc = parse_listen(srv, cfg->listen, err, errlen);
+	if (rc)
+		goto fail;
+	hash_secret(srv->secret_hash, cfg->secret_key);
+
+	if (cfg->n_routes > 0) {
+		srv->routes = calloc(cfg->n_routes, sizeof(*srv->routes));
+		if (srv->routes == NULL) {
+			rc = HTTP_ENOMEM;
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		rc = route_compile(&srv->routes[i], &cfg->routes[i], err, errlen);
+		if (rc)
+			goto fail;
+		srv->n_routes++;
+		for (size_t j = 0; j < i; j++)
+			if (routes_clash(&srv->routes[j], &srv->routes[i])) {
+				set_err(err, errlen, "routes %s %s and %s %s clash", srv->routes[j].method,
+					srv->routes[j].pattern, srv->routes[i].method, srv->routes[i].pattern);
+				rc = HTTP_EINVAL;
+				goto fail;
+			}
+	}
+	*out = srv;
+	return 0;
+
+fail:
+	if (rc == HTTP_ENOMEM)
+		set_err(err, errlen, "out of memory");
+	http_server_free(srv);
+	return rc;
+}
+
+int http_server_start(struct http_server *srv, char *err, size_t errlen)
+{
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+			 MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	char host[INET6_ADDRSTRLEN];
+	uint16_t port;
+
+	if (srv == NULL)
+		return HTTP_EINVAL;
+	if (srv->daemon != NULL || srv->quiescing) {
+		set_err(err, errlen, "the server is already started or quiesced");
+		return HTTP_ESTATE;
+	}
+	if (srv->family == AF_INET6) {
+		flags |= MHD_USE_IPv6;
+		port = ntohs(((struct sockaddr_in6 *)&srv->addr)->sin6_port);
+	} else {
+		port = ntohs(((struct sockaddr_in *)&srv->addr)->sin_port);
+	}
+	/* The port argument only shows in libmicrohttpd's messages: the
+	 * address to bind is MHD_OPTION_SOCK_ADDR. */
+	srv->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_access, srv,
+				       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+				       MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+				       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&srv->addr,
+				       MHD_OPTION_CONNECTION_LIMIT, srv->max_connections,
+				       MHD_OPTION_CONNECTION_TIMEOUT, srv->idle_timeout_s,
+				       MHD_OPTION_END);
+	if (srv->daemon == NULL) {
+		pthread_mutex_lock(&srv->lock);
+		set_err(err, errlen, "cannot listen on %s: %s", srv->listen,
+			srv->last_mhd_error[0] ? srv->last_mhd_error : "libmicrohttpd failed to start");
+		pthread_mutex_unlock(&srv->lock);
+		return HTTP_ELISTEN;
+	}
+	if (srv->family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&srv->addr)->sin6_addr, host, sizeof(host));
+		snprintf(srv->bound, sizeof(srv->bound), "[%s]:%u", host, (unsigned)http_server_port(srv));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&srv->addr)->sin_addr, host, sizeof(host));
+		snprintf(srv->bound, sizeof(srv->bound), "%s:%u", host, (unsigned)http_server_port(srv));
+	}
+	log_info("http", "listening on %s", srv->bound);
+	return 0;
+}
+
+uint16_t http_server_port(const struct http_server *srv)
+{
+	const union MHD_DaemonInfo *info;
+
+	if (srv == NULL || srv->daemon == NULL)
+		return 0;
+	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	return info ? info->port : 0;
+}
+
+int http_server_set_secret(struct http_server *srv, const char *secret_key)
+{
+	unsigned char h[crypto_generichash_BYTES];
+
+	if (srv == NULL || secret_key == NULL || secret_key[0] == '\0')
+		return HTTP_EINVAL;
+	hash_secret(h, secret_key);
+	pthread_mutex_lock(&srv->lock);
+	memcpy(srv->secret_hash, h, sizeof(h));
+	pthread_mutex_unlock(&srv->lock);
+	sodium_memzero(h, sizeof(h));
+	return 0;
+}
+
+void http_server_quiesce(struct http_server *srv)
+{
+	MHD_socket fd;
+
+	if (srv == NULL)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	if (srv->quiescing) {
+		pthread_mutex_unlock(&srv->lock);
+		return;
+	}
+	srv->quiescing = true;
+	pthread_mutex_unlock(&srv->lock);
+	if (srv->daemon == NULL)
+		return;
+	fd = MHD_quiesce_daemon(srv->daemon);
+	if (fd != MHD_INVALID_SOCKET) {
+		/* MHD stops accepting but keeps the socket open until it stops:
+		 * shut it down so that connection attempts are refused instead of
+		 * waiting in the backlog (Linux). It is closed after the stop. */
+		shutdown(fd, SHUT_RDWR);
+		srv->quiesced_fd = fd;
+	}
+	log_info("http", "no longer accepting connections on %s", srv->bound);
+}
+
+int http_server_drain(struct http_server *srv, int timeout_ms)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	if (srv == NULL)
+		return HTTP_EINVAL;
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&srv->lock);
+	while (srv->in_flight > 0) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&srv->idle, &srv->lock);
+		} else if (pthread_cond_timedwait(&srv->idle, &srv->lock, &deadline) == ETIMEDOUT) {
+			if (srv->in_flight > 0)
+				rc = HTTP_ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return rc;
+}
+
+void http_server_stats(struct http_server *srv, struct http_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (srv == NULL)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	out->requests = srv->requests;
+	memcpy(out->by_class, srv->by_class, sizeof(out->by_class));
+	out->in_flight = srv->in_flight;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+void http_server_free(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	if (srv->daemon != NULL) {
+		http_server_quiesce(srv);
+		http_server_drain(srv, -1);
+		MHD_stop_daemon(srv->daemon);
+		srv->daemon = NULL;
+		if (srv->quiesced_fd != MHD_INVALID_SOCKET)
+			close(srv->quiesced_fd);
+		log_info("http", "stopped serving %s", srv->bound);
+	}
+	for (size_t i = 0; i < srv->n_routes; i++)
+		route_clear(&srv->routes[i]);
+	free(srv->routes);
+	sodium_memzero(srv->secret_hash, sizeof(srv->secret_hash));
+	pthread_cond_destroy(&srv->idle);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+}
