@@ -1,0 +1,967 @@
+/*
+ * store.c - the public face of the store: argument checks, out-parameter
+ * zeroing, dispatch to the back end chosen by the URL scheme, and what every
+ * back end shares (sealing credentials, JSON checks and merge, version order).
+ */
+#include "store.h"
+#include "store_backend.h"
+
+#include <ctype.h>
+#include <json-c/json.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct store_ops *const backends[] = {
+	&store_sqlite_ops,
+};
+
+const char *store_strerror(int err)
+{
+	switch (err) {
+	case STORE_OK: return "success";
+	case STORE_EINVAL: return "invalid argument";
+	case STORE_ENOMEM: return "out of memory";
+	case STORE_EIO: return "the database failed";
+	case STORE_ENOTFOUND: return "not found";
+	case STORE_EDELETING: return "the connection is being deleted";
+	case STORE_ECONFLICT: return "the idempotency key is already recorded";
+	case STORE_ESCHEMA: return "the database was written by a newer evscript";
+	case STORE_ENOKEY: return "the credentials are encrypted and no encryption key is set";
+	case STORE_EDECRYPT: return "the credentials do not decrypt (wrong key, tampered, or moved to another row)";
+	case STORE_EKEY: return "the encryption key is not the one this database was written with";
+	case STORE_EURL: return "unsupported store URL (expected sqlite:PATH)";
+	case STORE_ESTATE: return "the row is not in a state that allows this";
+	case STORE_EBUSY: return "the database stayed locked";
+	case STORE_ETOOBIG: return "a value is over its size limit";
+	case STORE_ECALLBACK: return "the caller's callback failed";
+	}
+	return "unknown store error";
+}
+
+const char *store_event_status_name(enum store_event_status st)
+{
+	switch (st) {
+	case STORE_EVENT_PENDING: return "pending";
+	case STORE_EVENT_CLAIMED: return "claimed";
+	case STORE_EVENT_DONE: return "done";
+	case STORE_EVENT_INTERRUPTED: return "interrupted";
+	}
+	return "unknown";
+}
+
+const char *store_exec_kind_name(enum store_exec_kind k)
+{
+	return k == STORE_EXEC_ACTION ? "action" : "event";
+}
+
+static const char *const exec_status_names[] = {
+	[STORE_EXEC_RUNNING] = "running",     [STORE_EXEC_SUCCEEDED] = "succeeded",
+	[STORE_EXEC_FAILED] = "failed",       [STORE_EXEC_CRASHED] = "crashed",
+	[STORE_EXEC_TIMED_OUT] = "timed_out", [STORE_EXEC_INTERRUPTED] = "interrupted",
+};
+
+const char *store_exec_status_name(enum store_exec_status st)
+{
+	if ((unsigned)st < sizeof(exec_status_names) / sizeof(exec_status_names[0]))
+		return exec_status_names[st];
+	return "unknown";
+}
+
+int store_exec_status_from_name(const char *name)
+{
+	if (!name)
+		return -1;
+	for (size_t i = 0; i < sizeof(exec_status_names) / sizeof(exec_status_names[0]); i++)
+		if (strcmp(name, exec_status_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* ---------------------------------------------------------------------------
+ * Shared helpers.
+ */
+
+int store_strdup(const char *s, char **out)
+{
+	*out = NULL;
+	if (!s)
+		return 0;
+	*out = strdup(s);
+	return *out ? 0 : STORE_ENOMEM;
+}
+
+void store_blob_free(void *p, size_t len)
+{
+	if (!p)
+		return;
+	sodium_memzero(p, len);
+	free(p);
+}
+
+void store_secret_free(char *p)
+{
+	if (p)
+		store_blob_free(p, strlen(p));
+}
+
+int store_truncate_copy(const char *s, size_t max, char **out)
+{
+	size_t n;
+
+	*out = NULL;
+	if (!s)
+		return 0;
+	n = strlen(s);
+	if (n > max) {
+		n = max;
+		/* Back off continuation bytes so a multi-byte character is not cut. */
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	*out = strndup(s, n);
+	return *out ? 0 : STORE_ENOMEM;
+}
+
+/* Parses a whole JSON text (nothing but whitespace after it). */
+static int json_parse_all(const char *text, struct json_object **out)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+	size_t len = strlen(text), end;
+	int ret = 0;
+
+	*out = NULL;
+	if (len > STORE_JSON_MAX)
+		return STORE_ETOOBIG;
+	tok = json_tokener_new();
+	if (!tok)
+		return STORE_ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, text, (int)len);
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		ret = STORE_EINVAL;
+		goto out;
+	}
+	for (end = json_tokener_get_parse_end(tok); end < len; end++) {
+		if (!isspace((unsigned char)text[end])) {
+			ret = STORE_EINVAL;
+			goto out;
+		}
+	}
+	*out = o;
+	o = NULL;
+out:
+	json_object_put(o);
+	json_tokener_free(tok);
+	return ret;
+}
+
+/* 0 when text is valid JSON (an object when want_object). */
+static int json_check(const char *text, bool want_object)
+{
+	struct json_object *o;
+	int ret = json_parse_all(text, &o);
+
+	if (ret)
+		return ret;
+	if (want_object && !json_object_is_type(o, json_type_object))
+		ret = STORE_EINVAL;
+	/* "null" parses to NULL with success: not an object, but valid JSON. */
+	if (!o && want_object)
+		ret = STORE_EINVAL;
+	json_object_put(o);
+	return ret;
+}
+
+int store_json_merge(const char *doc, const char *patch, char **out)
+{
+	struct json_object *d = NULL, *p = NULL;
+	const char *text;
+	int ret;
+
+	*out = NULL;
+	ret = json_parse_all(doc, &d);
+	if (ret)
+		goto out;
+	ret = json_parse_all(patch, &p);
+	if (ret)
+		goto out;
+	if (!json_object_is_type(d, json_type_object) || !json_object_is_type(p, json_type_object)) {
+		ret = STORE_EINVAL;
+		goto out;
+	}
+	json_object_object_foreach(p, key, val)
+	{
+		/* The patch keeps its reference; the document takes another. */
+		if (json_object_object_add(d, key, json_object_get(val)) != 0) {
+			json_object_put(val);
+			ret = STORE_ENOMEM;
+			goto out;
+		}
+	}
+	text = json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN |
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text) {
+		ret = STORE_ENOMEM;
+		goto out;
+	}
+	if (strlen(text) > STORE_JSON_MAX) {
+		ret = STORE_ETOOBIG;
+		goto out;
+	}
+	*out = strdup(text);
+	if (!*out)
+		ret = STORE_ENOMEM;
+out:
+	json_object_put(p);
+	json_object_put(d);
+	return ret;
+}
+
+static bool parse_semver(const char *v, unsigned long long part[3])
+{
+	for (int i = 0; i < 3; i++) {
+		char *end;
+
+		if (!isdigit((unsigned char)*v))
+			return false;
+		part[i] = strtoull(v, &end, 10);
+		v = end;
+		if (i < 2) {
+			if (*v != '.')
+				return false;
+			v++;
+		}
+	}
+	return *v == '\0';
+}
+
+int store_version_cmp(const char *a, const char *b)
+{
+	unsigned long long pa[3], pb[3];
+	bool oka = parse_semver(a, pa), okb = parse_semver(b, pb);
+
+	if (oka != okb)
+		return oka ? 1 : -1;
+	if (!oka)
+		return strcmp(a, b);
+	for (int i = 0; i < 3; i++)
+		if (pa[i] != pb[i])
+			return pa[i] < pb[i] ? -1 : 1;
+	return 0;
+}
+
+/* "pck\0cid": the associated data that binds a ciphertext to its row. */
+static int make_ad(const char *pck, const char *cid, unsigned char **ad, size_t *adlen)
+{
+	size_t a = strlen(pck), b = strlen(cid);
+
+	*adlen = a + 1 + b;
+	*ad = malloc(*adlen);
+	if (!*ad)
+		return STORE_ENOMEM;
+	memcpy(*ad, pck, a);
+	(*ad)[a] = '\0';
+	memcpy(*ad + a + 1, cid, b);
+	return 0;
+}
+
+#define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
+
+static int seal(const struct store *s, const unsigned char *ad, size_t adlen,
+		const void *msg, size_t msglen, uint8_t **blob, size_t *len)
+{
+	size_t n = 1 + NONCE_BYTES + msglen + TAG_BYTES;
+	unsigned long long clen;
+	uint8_t *b = malloc(n);
+
+	*blob = NULL;
+	*len = 0;
+	if (!b)
+		return STORE_ENOMEM;
+	b[0] = STORE_SEAL_VERSION;
+	randombytes_buf(b + 1, NONCE_BYTES);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(b + 1 + NONCE_BYTES, &clen, msg, msglen, ad,
+						   adlen, NULL, b + 1, s->key);
+	*blob = b;
+	*len = 1 + NONCE_BYTES + (size_t)clen;
+	return 0;
+}
+
+/* The plaintext is NUL-terminated for the caller's convenience. */
+static int unseal(const struct store *s, const unsigned char *ad, size_t adlen,
+		  const uint8_t *blob, size_t len, char **out, size_t *outlen)
+{
+	unsigned long long mlen;
+	char *m;
+
+	*out = NULL;
+	if (outlen)
+		*outlen = 0;
+	if (!s->has_key)
+		return STORE_ENOKEY;
+	if (len < 1 + NONCE_BYTES + TAG_BYTES || blob[0] != STORE_SEAL_VERSION)
+		return STORE_EDECRYPT;
+	m = malloc(len - 1 - NONCE_BYTES - TAG_BYTES + 1);
+	if (!m)
+		return STORE_ENOMEM;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)m, &mlen, NULL,
+						       blob + 1 + NONCE_BYTES,
+						       len - 1 - NONCE_BYTES, ad, adlen,
+						       blob + 1, s->key) != 0) {
+		free(m);
+		return STORE_EDECRYPT;
+	}
+	m[mlen] = '\0';
+	*out = m;
+	if (outlen)
+		*outlen = (size_t)mlen;
+	return 0;
+}
+
+int store_seal_credentials(const struct store *s, const char *pck, const char *cid,
+			   const char *json, uint8_t **blob, size_t *len, bool *encrypted)
+{
+	unsigned char *ad = NULL;
+	size_t adlen;
+	int ret;
+
+	*blob = NULL;
+	*len = 0;
+	*encrypted = false;
+	if (!s->has_key) {
+		*blob = (uint8_t *)strdup(json);
+		if (!*blob)
+			return STORE_ENOMEM;
+		*len = strlen(json);
+		return 0;
+	}
+	ret = make_ad(pck, cid, &ad, &adlen);
+	if (ret)
+		return ret;
+	ret = seal(s, ad, adlen, json, strlen(json), blob, len);
+	if (!ret)
+		*encrypted = true;
+	free(ad);
+	return ret;
+}
+
+int store_open_credentials(const struct store *s, const char *pck, const char *cid,
+			   const uint8_t *blob, size_t len, bool encrypted, char **json)
+{
+	unsigned char *ad = NULL;
+	size_t adlen;
+	int ret;
+
+	*json = NULL;
+	if (!encrypted) {
+		*json = strndup((const char *)blob, len);
+		return *json ? 0 : STORE_ENOMEM;
+	}
+	if (!s->has_key)
+		return STORE_ENOKEY;
+	ret = make_ad(pck, cid, &ad, &adlen);
+	if (ret)
+		return ret;
+	ret = unseal(s, ad, adlen, blob, len, json, NULL);
+	free(ad);
+	return ret;
+}
+
+static const char key_check_ad[] = "evscript key check";
+static const char key_check_text[] = "evscript store key check v1";
+
+int store_key_check_make(const struct store *s, uint8_t **blob, size_t *len)
+{
+	return seal(s, (const unsigned char *)key_check_ad, sizeof(key_check_ad) - 1,
+		    key_check_text, sizeof(key_check_text) - 1, blob, len);
+}
+
+int store_key_check_verify(const struct store *s, const uint8_t *blob, size_t len)
+{
+	char *m = NULL;
+	size_t mlen;
+	int ret = unseal(s, (const unsigned char *)key_check_ad, sizeof(key_check_ad) - 1, blob,
+			 len, &m, &mlen);
+
+	if (ret == STORE_EDECRYPT)
+		ret = STORE_EKEY;
+	if (!ret && (mlen != sizeof(key_check_text) - 1 || memcmp(m, key_check_text, mlen) != 0))
+		ret = STORE_EKEY;
+	free(m);
+	return ret;
+}
+
+/* ---------------------------------------------------------------------------
+ * Opening.
+ */
+
+int store_key_from_base64(const char *b64, uint8_t key[STORE_KEY_BYTES])
+{
+	size_t binlen = 0;
+	const char *end = NULL;
+	uint8_t tmp[STORE_KEY_BYTES + 1];
+	int ret = STORE_EINVAL;
+
+	sodium_memzero(key, STORE_KEY_BYTES);
+	if (!b64)
+		return STORE_EINVAL;
+	while (isspace((unsigned char)*b64))
+		b64++;
+	/* Decode into one byte more than a key so that a longer input fails. */
+	if (sodium_base642bin(tmp, sizeof(tmp), b64, strlen(b64), " \t\r\n", &binlen, &end,
+			      sodium_base64_VARIANT_ORIGINAL) != 0)
+		goto out;
+	if (end && *end != '\0')
+		goto out;
+	if (binlen != STORE_KEY_BYTES)
+		goto out;
+	memcpy(key, tmp, STORE_KEY_BYTES);
+	ret = 0;
+out:
+	sodium_memzero(tmp, sizeof(tmp));
+	return ret;
+}
+
+int store_open(const char *url, const uint8_t *enc_key, struct store **out, char *err,
+	       size_t errlen)
+{
+	const struct store_ops *ops = NULL;
+	const char *colon;
+	struct store *s = NULL;
+	int ret;
+
+	*out = NULL;
+	if (errlen)
+		err[0] = '\0';
+	if (!url || !(colon = strchr(url, ':'))) {
+		snprintf(err, errlen, "store URL '%s': expected sqlite:PATH", url ? url : "(null)");
+		return STORE_EURL;
+	}
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		size_t n = strlen(backends[i]->scheme);
+
+		if ((size_t)(colon - url) == n && strncmp(url, backends[i]->scheme, n) == 0)
+			ops = backends[i];
+	}
+	if (!ops) {
+		snprintf(err, errlen, "store URL '%s': unsupported scheme (expected sqlite:PATH)",
+			 url);
+		return STORE_EURL;
+	}
+	if (sodium_init() < 0) {
+		snprintf(err, errlen, "libsodium failed to initialise");
+		return STORE_EIO;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return STORE_ENOMEM;
+	}
+	s->ops = ops;
+	if (enc_key) {
+		memcpy(s->key, enc_key, STORE_KEY_BYTES);
+		s->has_key = true;
+	}
+	ret = ops->open(s, colon + 1, err, errlen);
+	if (ret) {
+		sodium_memzero(s->key, sizeof(s->key));
+		free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	s->ops->close(s);
+	sodium_memzero(s->key, sizeof(s->key));
+	free(s);
+}
+
+/* ---------------------------------------------------------------------------
+ * Argument checks shared by the wrappers.
+ */
+
+static int check_id(const char *s)
+{
+	if (!s || !*s)
+		return STORE_EINVAL;
+	if (strlen(s) > STORE_ID_MAX)
+		return STORE_ETOOBIG;
+	return 0;
+}
+
+static int check_opt_id(const char *s)
+{
+	return s ? check_id(s) : 0;
+}
+
+static bool valid_event_type(const char *t)
+{
+	return t && (strcmp(t, STORE_EVENT_POST_CONNECTION_CREATION) == 0 ||
+		     strcmp(t, STORE_EVENT_PRE_CONNECTION_DELETION) == 0 ||
+		     strcmp(t, STORE_EVENT_VALIDATE_CONNECTION) == 0);
+}
+
+static int check_idem(const struct store_idempotency_input *in)
+{
+	int ret;
+
+	if ((ret = check_id(in->key)) || (ret = check_id(in->method_path)))
+		return ret;
+	if (!in->request_hash || strlen(in->request_hash) > STORE_ID_MAX)
+		return in->request_hash ? STORE_ETOOBIG : STORE_EINVAL;
+	if (!in->respond && in->body && strlen(in->body) > STORE_JSON_MAX)
+		return STORE_ETOOBIG;
+	if (!in->respond && (in->status < 100 || in->status > 599))
+		return STORE_EINVAL;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Connections.
+ */
+
+void store_connection_free(struct store_connection *c)
+{
+	if (!c)
+		return;
+	free(c->connection_id);
+	free(c->provider_config_key);
+	free(c->provider);
+	store_secret_free(c->credentials);
+	free(c->connection_config);
+	free(c->metadata);
+	free(c);
+}
+
+void store_connection_list_free(struct store_connection **items, size_t n)
+{
+	if (!items)
+		return;
+	for (size_t i = 0; i < n; i++)
+		store_connection_free(items[i]);
+	free(items);
+}
+
+int store_connection_upsert(struct store *s, const struct store_connection_input *in,
+			    const struct store_idempotency_input *idem,
+			    struct store_upsert_result *r)
+{
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	if (!s || !in)
+		return STORE_EINVAL;
+	if ((ret = check_id(in->connection_id)) || (ret = check_id(in->provider_config_key)) ||
+	    (ret = check_id(in->provider)))
+		return ret;
+	if (!in->credentials)
+		return STORE_EINVAL;
+	if ((ret = json_check(in->credentials, false)))
+		return ret;
+	if (in->connection_config && (ret = json_check(in->connection_config, true)))
+		return ret;
+	if (in->metadata && (ret = json_check(in->metadata, true)))
+		return ret;
+	if (idem && (ret = check_idem(idem)))
+		return ret;
+	ret = s->ops->connection_upsert(s, in, idem, r);
+	if (ret)
+		memset(r, 0, sizeof(*r));
+	return ret;
+}
+
+int store_connection_get(struct store *s, const char *pck, const char *cid,
+			 struct store_connection **out)
+{
+	int ret;
+
+	*out = NULL;
+	if (!s)
+		return STORE_EINVAL;
+	if ((ret = check_id(pck)) || (ret = check_id(cid)))
+		return ret;
+	return s->ops->connection_get(s, pck, cid, out);
+}
+
+int store_connection_list(struct store *s, const char *cid, const char *pck,
+			  struct store_connection ***items, size_t *n, bool *truncated)
+{
+	bool t = false;
+	int ret;
+
+	*items = NULL;
+	*n = 0;
+	if (truncated)
+		*truncated = false;
+	if (!s)
+		return STORE_EINVAL;
+	if ((ret = check_opt_id(cid)) || (ret = check_opt_id(pck)))
+		return ret;
+	ret = s->ops->connection_list(s, cid, pck, items, n, &t);
+	if (!ret && truncated)
+		*truncated = t;
+	return ret;
+}
+
+int store_connection_mark_deleting(struct store *s, const char *pck, const char *cid,
+				   bool claim, int64_t generation, int64_t *event_id)
+{
+	int ret;
+
+	*event_id = 0;
+	if (!s)
+		return STORE_EINVAL;
+	if ((ret = check_id(pck)) || (ret = check_id(cid)))
+		return ret;
+	ret = s->ops->connection_mark_deleting(s, pck, cid, claim, generation, event_id);
+	if (ret)
+		*event_id = 0;
+	return ret;
+}
+
+int store_connection_delete(struct store *s, const char *pck, const char *cid)
+{
+	int ret;
+
+	if (!s)
+		return STORE_EINVAL;
+	if ((ret = check_id(pck)) || (ret = check_id(cid)))
+		return ret;
+	return s->ops->connection_delete(s, pck, cid);
+}
+
+static int metadata(struct store *s, const char *pck, const char *cid, const char *json,
+		    bool merge)
+{
+	int ret;
+
+	if (!s || !json)
+		return STORE_EINVAL;
+	if ((ret = check_id(pck)) || (ret = check_id(cid)))
+		return ret;
+	if ((ret = json_check(json, true)))
+		return ret;
+	return s->ops->connection_metadata(s, pck, cid, json, merge);
+}
+
+int store_connection_metadata_set(struct store *s, const char *pck, const char *cid,
+				  const char *metadata_json)
+{
+	return metadata(s, pck, cid, metadata_json, false);
+}
+
+int store_connection_metadata_update(struct store *s, const char *pck, const char *cid,
+				     const char *patch_json)
+{
+	return metadata(s, pck, cid, patch_json, true);
+}
+
+/* ---------------------------------------------------------------------------
+ * Idempotency.
+ */
+
+void store_idempotency_free(struct store_idempotency *r)
+{
+	if (!r)
+		return;
+	free(r->key);
+	free(r->method_path);
+	free(r->request_hash);
+	free(r->body);
+	free(r);
+}
+
+int store_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
+{
+	int ret;
+
+	*out = NULL;
+	if (!s)
+		return STORE_EINVAL;
+	if ((ret = check_id(key)))
+		return ret;
+	return s->ops->idempotency_get(s, key, out);
+}
+
+int store_idempotency_put(struct store *s, const struct store_idempotency_input *in)
+{
+	int ret;
+
+	if (!s || !in || in->respond)
+		return STORE_EINVAL;
+	if ((ret = check_idem(in)))
+		return ret;
+	return s->ops->idempotency_put(s, in);
+}
+
+/* ---------------------------------------------------------------------------
+ * Events.
+ */
+
+int store_event_insert(struct store *s, const char *type, const char *cid, const char *pck,
+		       bool claim, int64_t generation, int64_t *event_id)
+{
+	int ret;
+
+	*event_id = 0;
+	if (!s || !valid_event_type(type))
+		return STORE_EINVAL;
+	if ((ret = check_id(cid)) || (ret = check_id(pck)))
+		return ret;
+	ret = s->ops->event_insert(s, type, cid, pck, claim, generation, event_id);
+	if (ret)
+		*event_id = 0;
+	return ret;
+}
+
+int store_event_claim(struct store *s, int64_t generation, struct store_event *ev)
+{
+	int ret;
+
+	memset(ev, 0, sizeof(*ev));
+	if (!s)
+		return STORE_EINVAL;
+	ret = s->ops->event_claim(s, generation, ev);
+	if (ret)
+		memset(ev, 0, sizeof(*ev));
+	return ret;
+}
+
+int store_event_finish(struct store *s, int64_t event_id)
+{
+	if (!s || event_id <= 0)
+		return STORE_EINVAL;
+	return s->ops->event_finish(s, event_id);
+}
+
+int store_event_get(struct store *s, int64_t event_id, struct store_event *ev)
+{
+	int ret;
+
+	memset(ev, 0, sizeof(*ev));
+	if (!s || event_id <= 0)
+		return STORE_EINVAL;
+	ret = s->ops->event_get(s, event_id, ev);
+	if (ret)
+		memset(ev, 0, sizeof(*ev));
+	return ret;
+}
+
+int store_event_count_pending(struct store *s, int64_t *count)
+{
+	int ret;
+
+	*count = 0;
+	if (!s)
+		return STORE_EINVAL;
+	ret = s->ops->event_count_pending(s, count);
+	if (ret)
+		*count = 0;
+	return ret;
+}
+
+/* ---------------------------------------------------------------------------
+ * Executions.
+ */
+
+void store_execution_free(struct store_execution *e)
+{
+	if (!e)
+		return;
+	free(e->script);
+	free(e->event);
+	free(e->connection_id);
+	free(e->provider_config_key);
+	free(e->error);
+	free(e->plugin_version);
+	for (size_t i = 0; i < e->n_logs; i++)
+		free(e->logs[i].message);
+	free(e->logs);
+	free(e);
+}
+
+void store_execution_list_free(struct store_execution **items, size_t n)
+{
+	if (!items)
+		return;
+	for (size_t i = 0; i < n; i++)
+		store_execution_free(items[i]);
+	free(items);
+}
+
+int store_execution_create(struct store *s, const struct store_execution_input *in,
+			   int64_t *execution_id)
+{
+	int ret;
+
+	*execution_id = 0;
+	if (!s || !in)
+		return STORE_EINVAL;
+	if (in->kind != STORE_EXEC_EVENT && in->kind != STORE_EXEC_ACTION)
+		return STORE_EINVAL;
+	if ((ret = check_id(in->script)) || (ret = check_id(in->connection_id)) ||
+	    (ret = check_id(in->provider_config_key)) || (ret = check_opt_id(in->plugin_version)))
+		return ret;
+	if (in->kind == STORE_EXEC_EVENT && (!valid_event_type(in->event) || in->event_id <= 0))
+		return STORE_EINVAL;
+	if (in->kind == STORE_EXEC_ACTION && in->event)
+		return STORE_EINVAL;
+	if (in->event_id < 0 || in->parent_execution_id < 0)
+		return STORE_EINVAL;
+	ret = s->ops->execution_create(s, in, execution_id);
+	if (ret)
+		*execution_id = 0;
+	return ret;
+}
+
+int store_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
+			   const char *error, int64_t duration_ms)
+{
+	if (!s || id <= 0)
+		return STORE_EINVAL;
+	if (status == STORE_EXEC_RUNNING || store_exec_status_from_name(
+						    store_exec_status_name(status)) < 0)
+		return STORE_EINVAL;
+	return s->ops->execution_finish(s, id, status, error, duration_ms);
+}
+
+int store_execution_append_logs(struct store *s, int64_t id,
+				const struct store_log_line_input *lines, size_t n,
+				int64_t dropped)
+{
+	if (!s || id <= 0 || (n && !lines) || dropped < 0)
+		return STORE_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!lines[i].message)
+			return STORE_EINVAL;
+	if (n == 0 && dropped == 0)
+		return 0;
+	return s->ops->execution_append_logs(s, id, lines, n, dropped);
+}
+
+int store_execution_get(struct store *s, int64_t id, struct store_execution **out)
+{
+	*out = NULL;
+	if (!s || id <= 0)
+		return STORE_EINVAL;
+	return s->ops->execution_get(s, id, out);
+}
+
+int store_execution_list(struct store *s, const struct store_execution_filter *f,
+			 struct store_execution ***items, size_t *n, int64_t *next_cursor)
+{
+	struct store_execution_filter g;
+	int ret;
+
+	*items = NULL;
+	*n = 0;
+	*next_cursor = 0;
+	if (!s || !f)
+		return STORE_EINVAL;
+	g = *f;
+	if ((ret = check_opt_id(g.connection_id)) || (ret = check_opt_id(g.provider_config_key)) ||
+	    (ret = check_opt_id(g.script)) || (ret = check_opt_id(g.event)))
+		return ret;
+	if (g.status != -1 && store_exec_status_from_name(store_exec_status_name(g.status)) < 0)
+		return STORE_EINVAL;
+	if (g.cursor < 0)
+		return STORE_EINVAL;
+	if (g.limit == 0)
+		g.limit = 50;
+	if (g.limit > STORE_LIST_MAX)
+		g.limit = STORE_LIST_MAX;
+	ret = s->ops->execution_list(s, &g, items, n, next_cursor);
+	if (ret) {
+		*items = NULL;
+		*n = 0;
+		*next_cursor = 0;
+	}
+	return ret;
+}
+
+int store_execution_retry(struct store *s, int64_t id, int64_t *event_id)
+{
+	int ret;
+
+	*event_id = 0;
+	if (!s || id <= 0)
+		return STORE_EINVAL;
+	ret = s->ops->execution_retry(s, id, event_id);
+	if (ret)
+		*event_id = 0;
+	return ret;
+}
+
+/* ---------------------------------------------------------------------------
+ * Recovery and the ledger.
+ */
+
+int store_recover(struct store *s, struct store_recovery *r)
+{
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	if (!s)
+		return STORE_EINVAL;
+	ret = s->ops->recover(s, r);
+	if (ret)
+		memset(r, 0, sizeof(*r));
+	return ret;
+}
+
+int store_interrupt_running(struct store *s, const char *error, int64_t *count)
+{
+	int64_t c = 0;
+	int ret;
+
+	if (count)
+		*count = 0;
+	if (!s)
+		return STORE_EINVAL;
+	ret = s->ops->interrupt_running(s, error ? error : STORE_INTERRUPTED_ERROR, &c);
+	if (!ret && count)
+		*count = c;
+	return ret;
+}
+
+int store_ledger_get(void *user, const char *name, char version[64],
+		     uint8_t hash[STORE_HASH_BYTES])
+{
+	struct store *s = user;
+	int ret;
+
+	memset(version, 0, 64);
+	memset(hash, 0, STORE_HASH_BYTES);
+	if (!s)
+		return STORE_EINVAL;
+	if ((ret = check_id(name)))
+		return ret;
+	ret = s->ops->ledger_get(s, name, version, hash);
+	if (ret != 0) {
+		memset(version, 0, 64);
+		memset(hash, 0, STORE_HASH_BYTES);
+	}
+	return ret;
+}
+
+int store_ledger_put(void *user, const char *name, const char *version,
+		     const uint8_t hash[STORE_HASH_BYTES])
+{
+	struct store *s = user;
+	int ret;
+
+	if (!s || !version || !hash || !*version || strlen(version) >= 64)
+		return STORE_EINVAL;
+	if ((ret = check_id(name)))
+		return ret;
+	return s->ops->ledger_put(s, name, version, hash);
+}

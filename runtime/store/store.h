@@ -1,0 +1,463 @@
+/*
+ * store.h - the durable journal: connections, events, executions and their
+ * logs, idempotency records and the plugin version ledger.
+ *
+ * This header is the whole interface. The back end is chosen by the URL
+ * given to store_open(): "sqlite:PATH" today; "postgresql://..." can follow
+ * as another table of operations (store_backend.h) without any change here
+ * or in the callers. Nothing outside runtime/store/ knows which one runs.
+ *
+ * Exactly once. Three rules carry the daemon's guarantee:
+ *  1. Outbox: a connection and its post-connection-creation event are written
+ *     in one transaction (store_connection_upsert), optionally together with
+ *     the Idempotency-Key record of the request that made them. Either all of
+ *     it is durable or none of it is.
+ *  2. Claim: store_event_claim() moves the oldest pending event to claimed in
+ *     one atomic statement; however many dispatcher threads (or, with a
+ *     shared back end, hosts) call it, each event is handed out once.
+ *  3. Recovery: store_recover() at start-up, before dispatching. An event
+ *     claimed but never started goes back to pending; an execution that was
+ *     running is marked interrupted and its event is never re-run by itself
+ *     (store_execution_retry() re-runs on request).
+ *
+ * Conventions. Every function returns 0 or a negative STORE_E* code
+ * (store_strerror). Out-parameters are zeroed on failure. Strings passed in
+ * are borrowed for the call. Objects returned through pointers are owned by
+ * the caller and freed with the matching *_free() (NULL is fine). JSON
+ * documents (credentials, connection_config, metadata, response bodies) are
+ * passed as strings. Timestamps are milliseconds since the epoch
+ * (util_now_ms); 0 means "not set". Row ids are > 0; 0 means "none".
+ * Database errors are logged once, with the back end's detail, under the
+ * "store" part of the daemon log, and returned as STORE_EIO.
+ *
+ * Thread safety: a struct store may be used from any number of threads at
+ * once (HTTP threads and dispatcher threads). Not across fork().
+ *
+ * Credentials are encrypted at rest with XChaCha20-Poly1305 when a key is
+ * given to store_open(): a random nonce per write, and the connection's key
+ * (provider_config_key, connection_id) as associated data, so a ciphertext
+ * copied to another row does not decrypt. Without a key they are stored as
+ * plaintext JSON and the row says so; a database may be opened with a key
+ * later (new writes are then encrypted). Reading an encrypted row without
+ * the key is STORE_ENOKEY; opening with a key other than the one the
+ * database was written with is refused (STORE_EKEY).
+ */
+#ifndef EVS_STORE_H
+#define EVS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_error {
+	STORE_OK = 0,
+	STORE_EINVAL = -1,     /* invalid argument (bad JSON, unknown event type, empty id...) */
+	STORE_ENOMEM = -2,
+	STORE_EIO = -3,        /* the database failed (detail in the daemon log) */
+	STORE_ENOTFOUND = -4,  /* no such row (or, for claim, no pending event) */
+	STORE_EDELETING = -5,  /* the connection is being deleted: no new events for it */
+	STORE_ECONFLICT = -6,  /* the Idempotency-Key is already recorded */
+	STORE_ESCHEMA = -7,    /* the database was written by a newer evscript */
+	STORE_ENOKEY = -8,     /* encrypted credentials and no encryption key */
+	STORE_EDECRYPT = -9,   /* credentials do not decrypt (tampered or moved to another row) */
+	STORE_EKEY = -10,      /* the encryption key is not the one the database was written with */
+	STORE_EURL = -11,      /* unsupported store URL */
+	STORE_ESTATE = -12,    /* the row is not in a state that allows this (e.g. finish twice) */
+	STORE_EBUSY = -13,     /* the database stayed locked past the busy timeout */
+	STORE_ETOOBIG = -14,   /* a value is over its cap (ids, JSON documents, bodies) */
+	STORE_ECALLBACK = -15  /* the caller's callback failed; the transaction was rolled back */
+};
+
+/* A static English sentence for a STORE_E* code. */
+const char *store_strerror(int err);
+
+/* Caps. Longer ids and documents are refused with STORE_ETOOBIG; longer log
+ * messages and execution errors are truncated (at a UTF-8 boundary). */
+#define STORE_ID_MAX 255                 /* connection_id, provider_config_key, provider, script */
+#define STORE_JSON_MAX (1u << 20)        /* credentials, connection_config, metadata, bodies */
+#define STORE_LOG_MESSAGE_MAX 8192
+#define STORE_ERROR_MAX 4096
+#define STORE_LIST_MAX 1000              /* page size cap for the list functions */
+#define STORE_IDEMPOTENCY_TTL_MS (24LL * 3600 * 1000)
+#define STORE_KEY_BYTES 32
+#define STORE_HASH_BYTES 64              /* plugin hashes (BLAKE2b-512), as sign.h */
+
+/* Event types: the Nango event names, stored as they are. */
+#define STORE_EVENT_POST_CONNECTION_CREATION "post-connection-creation"
+#define STORE_EVENT_PRE_CONNECTION_DELETION "pre-connection-deletion"
+#define STORE_EVENT_VALIDATE_CONNECTION "validate-connection"
+
+struct store;
+
+/* ---------------------------------------------------------------------------
+ * Opening and closing.
+ */
+
+/* Opens (creating if needed) the store at url and brings its schema up to
+ * date. url is "sqlite:PATH" (PATH relative to the working directory; the
+ * caller resolves config-relative paths). enc_key is 32 bytes or NULL (no
+ * encryption of new writes); it is copied and wiped on close. On success
+ * *out is owned by the caller (store_close). On failure *out is NULL, the
+ * code says what kind of failure, and err holds one line for the user
+ * (e.g. "schema version 7 is newer than this evscript supports (3)"). */
+int store_open(const char *url, const uint8_t *enc_key, struct store **out, char *err,
+	       size_t errlen);
+
+/* Closes the store and wipes the key. NULL is fine. No call may be in
+ * progress on another thread. */
+void store_close(struct store *s);
+
+/* Decodes EVSCRIPT_ENCRYPTION_KEY (standard base64 of exactly 32 bytes;
+ * surrounding whitespace ignored). Returns 0, or STORE_EINVAL with key
+ * wiped. */
+int store_key_from_base64(const char *b64, uint8_t key[STORE_KEY_BYTES]);
+
+/* The schema version this build's SQLite back end writes (PRAGMA
+ * user_version; migrations are applied up to it). */
+int store_schema_version(void);
+
+/* ---------------------------------------------------------------------------
+ * Connections.
+ */
+struct store_connection {
+	int64_t id;
+	char *connection_id;
+	char *provider_config_key;
+	char *provider;
+	char *credentials;       /* JSON; NULL in list results. Wiped by store_connection_free. */
+	char *connection_config; /* JSON object */
+	char *metadata;          /* JSON object */
+	int64_t created_at;
+	int64_t updated_at;
+	bool deleting;
+	bool credentials_encrypted; /* how the row is stored */
+};
+
+/* Wipes the credentials and frees c. NULL is fine. */
+void store_connection_free(struct store_connection *c);
+
+/* Frees an array returned by store_connection_list (each element and the
+ * array). NULL is fine. */
+void store_connection_list_free(struct store_connection **items, size_t n);
+
+/* What a POST /connections writes. connection_config and metadata may be
+ * NULL: "{}" for a new connection, unchanged on a reconnect. */
+struct store_connection_input {
+	const char *connection_id;
+	const char *provider_config_key;
+	const char *provider;
+	const char *credentials;       /* JSON (required) */
+	const char *connection_config; /* JSON object or NULL */
+	const char *metadata;          /* JSON object or NULL */
+};
+
+/* The outcome of an upsert, as the transaction saw it. */
+struct store_upsert_result {
+	int64_t connection_row_id;
+	int64_t event_id;       /* the post-connection-creation event (pending) */
+	bool created;           /* true: new connection; false: reconnect (import over an existing one) */
+	int64_t created_at;
+	int64_t updated_at;
+};
+
+/* The Idempotency-Key record to write in the same transaction. The response
+ * is either given (status, body) or, when respond is non-NULL, produced by
+ * respond() inside the transaction from the upsert's result (so the stored
+ * response can carry the row's timestamps). respond returns 0 and sets
+ * *status and *body (malloc'd, the store frees it), or non-zero to roll the
+ * whole transaction back (STORE_ECALLBACK). */
+struct store_idempotency_input {
+	const char *key;
+	const char *method_path;         /* e.g. "POST /connections" */
+	const char *request_hash;        /* the caller's fingerprint of the request body */
+	int status;
+	const char *body;
+	int (*respond)(void *user, const struct store_upsert_result *r, int *status, char **body);
+	void *user;
+};
+
+/* The outbox: inserts or updates the connection (provider_config_key,
+ * connection_id) AND inserts its pending post-connection-creation event, in
+ * one transaction; when idem is non-NULL the Idempotency-Key record is
+ * written in it too (and records older than 24 h are purged). A reconnect
+ * replaces credentials (and connection_config/metadata when given) and is a
+ * new occurrence: a new event. Returns 0 and fills *r; STORE_EDELETING when
+ * the connection is being deleted; STORE_ECONFLICT when the idempotency key
+ * is already recorded (nothing is written: look the key up and answer with
+ * the stored response); STORE_EINVAL for JSON that does not parse, a
+ * connection_config or metadata that is not an object, or a missing field. */
+int store_connection_upsert(struct store *s, const struct store_connection_input *in,
+			    const struct store_idempotency_input *idem,
+			    struct store_upsert_result *r);
+
+/* Reads one connection, credentials decrypted. *out is owned by the caller
+ * (store_connection_free). STORE_ENOTFOUND, STORE_ENOKEY, STORE_EDECRYPT. */
+int store_connection_get(struct store *s, const char *provider_config_key,
+			 const char *connection_id, struct store_connection **out);
+
+/* Lists connections, optionally filtered (NULL: any), ordered by
+ * provider_config_key then connection_id, at most STORE_LIST_MAX (*truncated
+ * set when there were more; it may be NULL). Credentials are not read
+ * (NULL in the results). *items is owned by the caller
+ * (store_connection_list_free); with no match it is NULL and *n 0. */
+int store_connection_list(struct store *s, const char *connection_id,
+			  const char *provider_config_key, struct store_connection ***items,
+			  size_t *n, bool *truncated);
+
+/* Marks the connection as being deleted AND records its
+ * pre-connection-deletion event in one transaction. From then on no other
+ * event can be recorded for it (STORE_EDELETING) and an upsert is refused.
+ * The event starts claimed (by generation) when claim is true (the DELETE
+ * handler runs the scripts itself and waits for them), pending otherwise.
+ * STORE_ENOTFOUND; STORE_EDELETING when it is already being deleted (e.g.
+ * a DELETE retried after a crash: the caller may go on with
+ * store_connection_delete, the first request recorded the event). */
+int store_connection_mark_deleting(struct store *s, const char *provider_config_key,
+				   const char *connection_id, bool claim, int64_t generation,
+				   int64_t *event_id);
+
+/* Deletes the connection row (its events and executions stay as history).
+ * STORE_ENOTFOUND. */
+int store_connection_delete(struct store *s, const char *provider_config_key,
+			    const char *connection_id);
+
+/* Replaces the metadata with metadata_json (a JSON object). STORE_ENOTFOUND,
+ * STORE_EINVAL. */
+int store_connection_metadata_set(struct store *s, const char *provider_config_key,
+				  const char *connection_id, const char *metadata_json);
+
+/* Merges the top-level keys of patch_json (a JSON object) into the metadata,
+ * read and written in one transaction (concurrent updates do not lose keys).
+ * A key set to null is stored as null. STORE_ENOTFOUND, STORE_EINVAL. */
+int store_connection_metadata_update(struct store *s, const char *provider_config_key,
+				     const char *connection_id, const char *patch_json);
+
+/* ---------------------------------------------------------------------------
+ * Idempotency keys (kept 24 h).
+ */
+struct store_idempotency {
+	char *key;
+	char *method_path;
+	char *request_hash;
+	int status;
+	char *body;
+	int64_t created_at;
+};
+
+void store_idempotency_free(struct store_idempotency *r);
+
+/* Looks a key up. A record older than 24 h is as good as absent
+ * (STORE_ENOTFOUND). *out is owned by the caller (store_idempotency_free).
+ * The caller compares method_path and request_hash with the new request to
+ * answer a reuse with another request as an error. */
+int store_idempotency_get(struct store *s, const char *key, struct store_idempotency **out);
+
+/* Records a response for a request that is not an upsert (e.g. a refused
+ * one). respond must be NULL. Purges records older than 24 h.
+ * STORE_ECONFLICT when the key exists. */
+int store_idempotency_put(struct store *s, const struct store_idempotency_input *in);
+
+/* ---------------------------------------------------------------------------
+ * Events.
+ */
+enum store_event_status {
+	STORE_EVENT_PENDING = 0,
+	STORE_EVENT_CLAIMED = 1,
+	STORE_EVENT_DONE = 2,
+	STORE_EVENT_INTERRUPTED = 3
+};
+
+/* "pending", "claimed", "done", "interrupted". */
+const char *store_event_status_name(enum store_event_status st);
+
+struct store_event {
+	int64_t id;
+	char type[32];                             /* STORE_EVENT_* name */
+	char connection_id[STORE_ID_MAX + 1];
+	char provider_config_key[STORE_ID_MAX + 1];
+	char script[STORE_ID_MAX + 1];             /* "": every script of the event; else a retry of one */
+	int64_t retry_of;                          /* the execution retried, or 0 */
+	enum store_event_status status;
+	int64_t generation;                        /* of the dispatcher that claimed it */
+	int64_t created_at;
+	int64_t claimed_at;
+	int64_t finished_at;
+};
+
+/* Records an event for a connection (validate-connection,
+ * pre-connection-deletion; post-connection-creation goes through
+ * store_connection_upsert). The connection need not exist (validate runs
+ * before it is stored). Refused with STORE_EDELETING when the connection
+ * exists and is being deleted. The event starts claimed by generation when
+ * claim is true (the caller runs it itself, e.g. synchronously in a
+ * request), pending otherwise. */
+int store_event_insert(struct store *s, const char *type, const char *connection_id,
+		       const char *provider_config_key, bool claim, int64_t generation,
+		       int64_t *event_id);
+
+/* Atomically takes the oldest pending event, marks it claimed by generation
+ * and fills *ev. Each event is handed out exactly once, whatever the number
+ * of concurrent callers. STORE_ENOTFOUND when nothing is pending. */
+int store_event_claim(struct store *s, int64_t generation, struct store_event *ev);
+
+/* Marks a claimed event done. STORE_ENOTFOUND; STORE_ESTATE when not claimed. */
+int store_event_finish(struct store *s, int64_t event_id);
+
+/* Reads one event. STORE_ENOTFOUND. */
+int store_event_get(struct store *s, int64_t event_id, struct store_event *ev);
+
+/* Counts pending events. */
+int store_event_count_pending(struct store *s, int64_t *count);
+
+/* ---------------------------------------------------------------------------
+ * Executions and their logs.
+ */
+enum store_exec_kind { STORE_EXEC_EVENT = 0, STORE_EXEC_ACTION = 1 };
+
+enum store_exec_status {
+	STORE_EXEC_RUNNING = 0,
+	STORE_EXEC_SUCCEEDED = 1,
+	STORE_EXEC_FAILED = 2,
+	STORE_EXEC_CRASHED = 3,
+	STORE_EXEC_TIMED_OUT = 4,
+	STORE_EXEC_INTERRUPTED = 5
+};
+
+/* "event", "action"; "running", "succeeded", "failed", "crashed",
+ * "timed_out", "interrupted". */
+const char *store_exec_kind_name(enum store_exec_kind k);
+const char *store_exec_status_name(enum store_exec_status st);
+/* The status for a name, or -1. */
+int store_exec_status_from_name(const char *name);
+
+struct store_execution_input {
+	enum store_exec_kind kind;
+	int64_t event_id;             /* 0 for an action triggered by the API or by a script */
+	int64_t parent_execution_id;  /* the script that triggered this action, or 0 */
+	const char *script;           /* plugin name */
+	const char *event;            /* event name; NULL for actions */
+	const char *connection_id;
+	const char *provider_config_key;
+	const char *plugin_version;   /* may be NULL */
+};
+
+/* Log levels are the SDK's (EVS_LOG_DEBUG..EVS_LOG_ERROR, 0..3). */
+struct store_log_line {
+	int64_t seq;      /* 1, 2, ... per execution (assigned by the store) */
+	int64_t ts;
+	int level;
+	char *message;    /* in store_log_line_input: borrowed; in results: owned by the execution */
+};
+
+struct store_log_line_input {
+	int64_t ts;       /* 0: now */
+	int level;
+	const char *message;
+};
+
+struct store_execution {
+	int64_t id;
+	int64_t event_id;
+	int64_t parent_execution_id;
+	enum store_exec_kind kind;
+	char *script;
+	char *event;              /* NULL for actions */
+	char *connection_id;
+	char *provider_config_key;
+	enum store_exec_status status;
+	int64_t started_at;
+	int64_t ended_at;
+	int64_t duration_ms;      /* -1 while running */
+	char *error;              /* NULL when none */
+	char *plugin_version;     /* NULL when unknown */
+	int64_t logs_dropped;
+	size_t n_logs;            /* store_execution_get only */
+	struct store_log_line *logs;
+};
+
+/* Frees e and its log lines. NULL is fine. */
+void store_execution_free(struct store_execution *e);
+void store_execution_list_free(struct store_execution **items, size_t n);
+
+/* Records a running execution (started_at = now). */
+int store_execution_create(struct store *s, const struct store_execution_input *in,
+			   int64_t *execution_id);
+
+/* Ends a running execution: status (not RUNNING), error (NULL: none;
+ * truncated to STORE_ERROR_MAX), ended_at = now, duration_ms as measured by
+ * the caller (< 0: ended_at - started_at). STORE_ESTATE when it is not
+ * running (it was finished or interrupted already). */
+int store_execution_finish(struct store *s, int64_t execution_id, enum store_exec_status status,
+			   const char *error, int64_t duration_ms);
+
+/* Appends n log lines in one transaction and adds dropped (lines the caller
+ * discarded under its per-execution cap) to logs_dropped. STORE_ENOTFOUND. */
+int store_execution_append_logs(struct store *s, int64_t execution_id,
+				const struct store_log_line_input *lines, size_t n,
+				int64_t dropped);
+
+/* Reads one execution with its log lines (in seq order). *out is owned by
+ * the caller (store_execution_free). STORE_ENOTFOUND. */
+int store_execution_get(struct store *s, int64_t execution_id, struct store_execution **out);
+
+/* Filters for store_execution_list; NULL / -1 / 0 mean "any". */
+struct store_execution_filter {
+	const char *connection_id;
+	const char *provider_config_key;  /* the integration */
+	const char *script;
+	const char *event;
+	int status;                       /* enum store_exec_status, or -1 */
+	size_t limit;                     /* 0: 50; capped at STORE_LIST_MAX */
+	int64_t cursor;                   /* 0: from the newest; else a next_cursor */
+};
+
+/* Lists executions, newest first, without their log lines. *next_cursor is
+ * the cursor of the next page, 0 when this page is the last. *items is owned
+ * by the caller (store_execution_list_free); NULL and *n 0 when empty. */
+int store_execution_list(struct store *s, const struct store_execution_filter *f,
+			 struct store_execution ***items, size_t *n, int64_t *next_cursor);
+
+/* POST /executions/{id}/retry: records a NEW pending event of the same type
+ * for the same connection that runs only this execution's script, linked to
+ * it (retry_of). The dispatcher picks it up as any other event. Refused with
+ * STORE_ESTATE while the execution runs, STORE_EINVAL for an action (its
+ * input is not kept), STORE_EDELETING for a connection being deleted. */
+int store_execution_retry(struct store *s, int64_t execution_id, int64_t *event_id);
+
+/* ---------------------------------------------------------------------------
+ * Recovery at start-up (before the dispatcher starts).
+ */
+struct store_recovery {
+	int64_t executions_interrupted; /* running -> interrupted */
+	int64_t events_requeued;        /* claimed, never started -> pending */
+	int64_t events_interrupted;     /* claimed, started -> interrupted (never re-run silently) */
+};
+
+/* Executions left running by a stopped daemon become interrupted (ended_at
+ * now, error "interrupted: the daemon stopped while it ran"); claimed events
+ * with no execution go back to pending; claimed events with executions
+ * become interrupted. One transaction. */
+int store_recover(struct store *s, struct store_recovery *r);
+
+/* Marks every running execution interrupted (graceful shutdown past its
+ * deadline). *count may be NULL. */
+int store_interrupt_running(struct store *s, const char *error, int64_t *count);
+
+/* ---------------------------------------------------------------------------
+ * The plugin version ledger. These two have exactly the shape of
+ * struct loader_ledger's callbacks (loader.h); user is the struct store.
+ */
+
+/* 0 and version/hash filled when name has a record, 1 when none, negative on
+ * error. */
+int store_ledger_get(void *user, const char *name, char version[64],
+		     uint8_t hash[STORE_HASH_BYTES]);
+
+/* Records name's accepted version and hash, keeping the highest version
+ * (semantic X.Y.Z order): a lower version than the one recorded leaves the
+ * record as it is (an allowed downgrade does not lower the bar); the same
+ * version replaces the hash. */
+int store_ledger_put(void *user, const char *name, const char *version,
+		     const uint8_t hash[STORE_HASH_BYTES]);
+
+#endif

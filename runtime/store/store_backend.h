@@ -1,0 +1,123 @@
+/*
+ * store_backend.h - what a store back end implements (private to
+ * runtime/store/).
+ *
+ * store.c owns the public functions: it checks the arguments, zeroes the
+ * out-parameters, and calls the back end through struct store_ops. A back
+ * end (store_sqlite.c; a store_pg.c can follow) fills one table and uses the
+ * shared helpers below for what does not depend on the database: sealing
+ * credentials, JSON checks and the metadata merge, version ordering.
+ * Arguments reaching a back end are already validated (non-NULL where
+ * required, lengths within the caps, JSON parsed).
+ */
+#ifndef EVS_STORE_BACKEND_H
+#define EVS_STORE_BACKEND_H
+
+#include "store.h"
+
+struct store_ops {
+	const char *scheme; /* "sqlite" */
+	/* location is the URL after "scheme:". Sets s->impl. On failure frees
+	 * what it made and writes err. */
+	int (*open)(struct store *s, const char *location, char *err, size_t errlen);
+	void (*close)(struct store *s);
+
+	int (*connection_upsert)(struct store *s, const struct store_connection_input *in,
+				 const struct store_idempotency_input *idem,
+				 struct store_upsert_result *r);
+	int (*connection_get)(struct store *s, const char *pck, const char *cid,
+			      struct store_connection **out);
+	int (*connection_list)(struct store *s, const char *cid, const char *pck,
+			       struct store_connection ***items, size_t *n, bool *truncated);
+	int (*connection_mark_deleting)(struct store *s, const char *pck, const char *cid,
+					bool claim, int64_t generation, int64_t *event_id);
+	int (*connection_delete)(struct store *s, const char *pck, const char *cid);
+	/* merge false: replace; true: merge top-level keys (store_json_merge). */
+	int (*connection_metadata)(struct store *s, const char *pck, const char *cid,
+				   const char *json, bool merge);
+
+	int (*idempotency_get)(struct store *s, const char *key, struct store_idempotency **out);
+	int (*idempotency_put)(struct store *s, const struct store_idempotency_input *in);
+
+	int (*event_insert)(struct store *s, const char *type, const char *cid, const char *pck,
+			    bool claim, int64_t generation, int64_t *event_id);
+	int (*event_claim)(struct store *s, int64_t generation, struct store_event *ev);
+	int (*event_finish)(struct store *s, int64_t event_id);
+	int (*event_get)(struct store *s, int64_t event_id, struct store_event *ev);
+	int (*event_count_pending)(struct store *s, int64_t *count);
+
+	int (*execution_create)(struct store *s, const struct store_execution_input *in,
+				int64_t *id);
+	int (*execution_finish)(struct store *s, int64_t id, enum store_exec_status status,
+				const char *error, int64_t duration_ms);
+	int (*execution_append_logs)(struct store *s, int64_t id,
+				     const struct store_log_line_input *lines, size_t n,
+				     int64_t dropped);
+	int (*execution_get)(struct store *s, int64_t id, struct store_execution **out);
+	int (*execution_list)(struct store *s, const struct store_execution_filter *f,
+			      struct store_execution ***items, size_t *n, int64_t *next_cursor);
+	int (*execution_retry)(struct store *s, int64_t id, int64_t *event_id);
+
+	int (*recover)(struct store *s, struct store_recovery *r);
+	int (*interrupt_running)(struct store *s, const char *error, int64_t *count);
+
+	int (*ledger_get)(struct store *s, const char *name, char version[64],
+			  uint8_t hash[STORE_HASH_BYTES]);
+	int (*ledger_put)(struct store *s, const char *name, const char *version,
+			  const uint8_t hash[STORE_HASH_BYTES]);
+};
+
+struct store {
+	const struct store_ops *ops;
+	void *impl;
+	bool has_key;
+	uint8_t key[STORE_KEY_BYTES];
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+#define STORE_INTERRUPTED_ERROR "interrupted: the daemon stopped while it ran"
+
+/* Sealed credentials: version byte 1 || 24-byte nonce || ciphertext+tag, the
+ * associated data being "provider_config_key\0connection_id". */
+#define STORE_SEAL_VERSION 1
+
+/* Prepares credentials for writing: with a key, *blob is the sealed form
+ * and *encrypted true; without, *blob is a copy of the JSON text. *blob is
+ * malloc'd, owned by the caller (wipe and free with store_blob_free). */
+int store_seal_credentials(const struct store *s, const char *pck, const char *cid,
+			   const char *json, uint8_t **blob, size_t *len, bool *encrypted);
+
+/* Reverses store_seal_credentials. *json is malloc'd and NUL-terminated,
+ * owned by the caller (wipe it: store_secret_free). STORE_ENOKEY,
+ * STORE_EDECRYPT. */
+int store_open_credentials(const struct store *s, const char *pck, const char *cid,
+			   const uint8_t *blob, size_t len, bool encrypted, char **json);
+
+/* The key-check value kept in the database: the sealed form of a fixed text,
+ * so that opening with another key is refused at once. */
+int store_key_check_make(const struct store *s, uint8_t **blob, size_t *len);
+int store_key_check_verify(const struct store *s, const uint8_t *blob, size_t len);
+
+/* Wipes len bytes and frees. NULL is fine. */
+void store_blob_free(void *p, size_t len);
+/* Wipes a NUL-terminated string and frees. NULL is fine. */
+void store_secret_free(char *p);
+
+/* Merges the top-level keys of patch (an object) into doc (an object).
+ * *out is malloc'd, owned by the caller. STORE_EINVAL, STORE_ENOMEM,
+ * STORE_ETOOBIG. */
+int store_json_merge(const char *doc, const char *patch, char **out);
+
+/* Semantic-version order of "X.Y.Z" strings: <0, 0, >0. Unparsable versions
+ * sort below every parsable one and among themselves by strcmp. */
+int store_version_cmp(const char *a, const char *b);
+
+/* Truncates s (a copy) to at most max bytes on a UTF-8 boundary. *out is
+ * malloc'd. NULL in, NULL out (returns 0). */
+int store_truncate_copy(const char *s, size_t max, char **out);
+
+/* strdup that tolerates NULL. Returns STORE_ENOMEM on failure. */
+int store_strdup(const char *s, char **out);
+
+#endif
