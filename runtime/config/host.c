@@ -86,6 +86,7 @@ static int parse_listen(struct pctx *c, const struct ynode *n, struct config_hos
 	if (port > 65535)
 		goto bad;
 	free(h->listen);
+	free(h->listen_host);
 	h->listen = strdup(s);
 	h->listen_host = strdup(hostbuf);
 	h->listen_port = (uint16_t)port;
