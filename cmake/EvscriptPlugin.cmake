@@ -51,10 +51,17 @@ function(evscript_add_plugin target)
     if(NOT DEFINED EVSCRIPT_ABI_MAJOR)
       message(FATAL_ERROR "evscript_add_plugin(${target}): EVSCRIPT_ABI_MAJOR is not set")
     endif()
+    if(P_OUTPUT_DIRECTORY)
+      set(sig_file ${P_OUTPUT_DIRECTORY}/${P_NAME}.so.minisig)
+    elseif(CMAKE_LIBRARY_OUTPUT_DIRECTORY)
+      set(sig_file ${CMAKE_LIBRARY_OUTPUT_DIRECTORY}/${P_NAME}.so.minisig)
+    else()
+      set(sig_file ${CMAKE_CURRENT_BINARY_DIR}/${P_NAME}.so.minisig)
+    endif()
     add_custom_command(TARGET ${target} POST_BUILD
       COMMAND ${EVSCRIPT_EXECUTABLE} sign -q -s ${P_SIGN_KEY} -m $<TARGET_FILE:${target}>
               -t "plugin:${P_NAME} version:${P_VERSION} abi:${EVSCRIPT_ABI_MAJOR}"
-      BYPRODUCTS $<TARGET_FILE:${target}>.minisig
+      BYPRODUCTS ${sig_file}
       COMMENT "Signing plugin ${P_NAME} ${P_VERSION}"
       VERBATIM)
   endif()
