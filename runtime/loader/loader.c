@@ -328,21 +328,18 @@ static int open_nonblock(const char *path)
 	return open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 }
 
-int loader_load(const char *dir, const char *name, const struct loader_options *opts,
+int loader_verify(const char *dir, const char *name, const struct loader_options *opts,
 		struct loader_plugin **out, char *err, size_t errlen)
 {
 	struct loader_plugin *p = NULL;
 	char *so_path = NULL, *sig_path = NULL, *sig_text = NULL;
-	char detail[256], fd_path[PROC_FD_PATH_MAX];
+	char detail[256];
 	struct sign_sig *sig = NULL;
 	struct sign_comment comment;
 	struct stat st;
 	size_t max_size, sig_len = 0, total = 0;
 	void *legacy_map = MAP_FAILED;
 	int so_fd = -1, sig_fd = -1, memfd = -1, sys_err = 0, ret;
-	void *handle = NULL, *sym_event, *sym_action;
-	const struct evs_plugin_info *info;
-	struct link_map *lm = NULL;
 
 	if (out)
 		*out = NULL;
@@ -571,6 +568,46 @@ int loader_load(const char *dir, const char *name, const struct loader_options *
 		goto out;
 	}
 
+	p->memfd = memfd;
+	memfd = -1;
+	*out = p;
+	p = NULL;
+	ret = LOADER_OK;
+
+out:
+	if (legacy_map != MAP_FAILED)
+		munmap(legacy_map, total);
+	if (memfd >= 0)
+		close(memfd);
+	free(sig);
+	free(sig_text);
+	if (sig_fd >= 0)
+		close(sig_fd);
+	if (so_fd >= 0)
+		close(so_fd);
+	free(sig_path);
+	free(so_path);
+	free(p);
+	return ret;
+}
+
+int loader_open(struct loader_plugin *p, char *err, size_t errlen)
+{
+	char fd_path[PROC_FD_PATH_MAX];
+	const char *name;
+	void *handle = NULL, *sym_event, *sym_action;
+	const struct evs_plugin_info *info;
+	struct link_map *lm = NULL;
+	struct stat st;
+	int memfd, ret;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!p || p->memfd < 0 || p->handle)
+		return refuse(err, errlen, LOADER_EDLOPEN, "loader_open: not a verified, unopened plugin");
+	name = p->name;
+	memfd = p->memfd;
+
 	/* 6. dlopen the sealed bytes */
 	if (unique_fd_path(&memfd, fd_path) < 0) {
 		ret = refuse(err, errlen, LOADER_EDLOPEN,
@@ -631,7 +668,7 @@ int loader_load(const char *dir, const char *name, const struct loader_options *
 	if (info->abi_major != EVS_ABI_MAJOR) {
 		ret = refuse(err, errlen, LOADER_EABI,
 			     "%s.so was built for ABI %u (signed as ABI %u), this host runs ABI %d",
-			     name, info->abi_major, comment.abi, EVS_ABI_MAJOR);
+			     name, info->abi_major, (unsigned)EVS_ABI_MAJOR, EVS_ABI_MAJOR);
 		goto out;
 	}
 	if (!info->name || strcmp(info->name, name) != 0) {
@@ -639,10 +676,10 @@ int loader_load(const char *dir, const char *name, const struct loader_options *
 			     name, info->name ? info->name : "(null)");
 		goto out;
 	}
-	if (!info->version || strcmp(info->version, comment.version) != 0) {
+	if (!info->version || strcmp(info->version, p->version) != 0) {
 		ret = refuse(err, errlen, LOADER_EVERSION,
 			     "%s.so says version %.64s in EVS_PLUGIN, its signature says %s", name,
-			     info->version ? info->version : "(null)", comment.version);
+			     info->version ? info->version : "(null)", p->version);
 		goto out;
 	}
 
@@ -656,30 +693,57 @@ int loader_load(const char *dir, const char *name, const struct loader_options *
 	}
 	p->loaded_at_ms = util_now_ms();
 	p->handle = handle;
-	p->memfd = memfd;
 	handle = NULL;
-	memfd = -1;
-	*out = p;
-	p = NULL;
 	ret = LOADER_OK;
 
 out:
+	/* unique_fd_path() may have moved the memfd to another number */
+	p->memfd = memfd;
 	if (handle)
 		dlclose(handle);
-	if (legacy_map != MAP_FAILED)
-		munmap(legacy_map, total);
-	if (memfd >= 0)
-		close(memfd);
-	free(sig);
-	free(sig_text);
-	if (sig_fd >= 0)
-		close(sig_fd);
-	if (so_fd >= 0)
-		close(so_fd);
-	free(sig_path);
-	free(so_path);
-	free(p);
 	return ret;
+}
+
+int loader_load(const char *dir, const char *name, const struct loader_options *opts,
+		struct loader_plugin **out, char *err, size_t errlen)
+{
+	struct loader_plugin *p = NULL;
+	int ret;
+
+	if (out)
+		*out = NULL;
+	ret = loader_verify(dir, name, opts, &p, err, errlen);
+	if (ret < 0)
+		return ret;
+	ret = loader_open(p, err, errlen);
+	if (ret < 0) {
+		loader_unload(p);
+		return ret;
+	}
+	*out = p;
+	return LOADER_OK;
+}
+
+int loader_clone(const struct loader_plugin *src, struct loader_plugin **out)
+{
+	struct loader_plugin *p;
+
+	*out = NULL;
+	p = malloc(sizeof(*p));
+	if (!p)
+		return LOADER_ENOMEM;
+	*p = *src;
+	p->handle = NULL;
+	p->info = NULL;
+	p->on_event = NULL;
+	p->run_action = NULL;
+	p->memfd = fcntl(src->memfd, F_DUPFD_CLOEXEC, 3);
+	if (p->memfd < 0) {
+		free(p);
+		return LOADER_EIO;
+	}
+	*out = p;
+	return LOADER_OK;
 }
 
 int loader_accept(const struct loader_options *opts, const struct loader_plugin *p)

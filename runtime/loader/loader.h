@@ -103,6 +103,27 @@ struct loader_plugin {
 int loader_load(const char *dir, const char *name, const struct loader_options *opts,
 		struct loader_plugin **out, char *err, size_t errlen);
 
+/* The first half of loader_load(): every check that needs no plugin code
+ * (size, signature, trusted comment, ledger, ELF header), leaving the bytes
+ * in a sealed memfd (p->memfd) with name, version, keyid and hash filled,
+ * but nothing dlopen()ed. The daemon verifies; the zygote opens. Same
+ * contract as loader_load() otherwise. */
+int loader_verify(const char *dir, const char *name, const struct loader_options *opts,
+		  struct loader_plugin **out, char *err, size_t errlen);
+
+/* The second half: dlopen()s p->memfd through /proc/self/fd/N, resolves the
+ * info and the entry point and cross-checks them with the signed name,
+ * version and ABI. p must come from loader_verify() or loader_clone() (or
+ * carry a sealed memfd of verified bytes with the verified fields, as the
+ * zygote rebuilds it from what the daemon sends). On failure p stays
+ * unopened (free it with loader_unload). p->memfd may change number. */
+int loader_open(struct loader_plugin *p, char *err, size_t errlen);
+
+/* A new unopened plugin with src's verified fields and a dup of its sealed
+ * memfd: the same verified bytes, for another generation. *out owned by the
+ * caller (loader_unload). */
+int loader_clone(const struct loader_plugin *src, struct loader_plugin **out);
+
 /* Records p's version and hash in opts->ledger when there is no record for
  * p->name yet or p's version is strictly higher than the recorded one; a
  * lower version (taken in with allow_downgrade) or the same version leaves
