@@ -352,13 +352,15 @@ static void assert_error(const struct reply *r, long status, const char *code)
 
 /* -------------------------------------------------------------- fixture */
 
-static int start_server(struct http_server **out, const char *listen, size_t cap)
+static int start_server_with(struct http_server **out, const char *listen, size_t cap, unsigned max_conn,
+			     unsigned idle_s)
 {
 	struct http_config cfg = {
 		.listen = listen,
 		.secret_key = SECRET,
 		.max_body = cap,
-		.max_connections = 32,
+		.max_connections = max_conn,
+		.idle_timeout_s = idle_s,
 		.routes = routes,
 		.n_routes = sizeof(routes) / sizeof(routes[0]),
 		.user = "user-data",
@@ -377,6 +379,11 @@ static int start_server(struct http_server **out, const char *listen, size_t cap
 		*out = NULL;
 	}
 	return rc;
+}
+
+static int start_server(struct http_server **out, const char *listen, size_t cap)
+{
+	return start_server_with(out, listen, cap, 32, 0);
 }
 
 static int group_setup(void **state)
@@ -860,6 +867,67 @@ static void test_quiesce_then_free_with_request_in_flight(void **state)
 	assert_true(f.done);
 }
 
+/* A handler may run longer than the idle timeout: the connection is busy,
+ * not idle, and the response still goes out. */
+static void test_handler_outlives_idle_timeout(void **state)
+{
+	struct http_server *s;
+	struct bg_request b;
+
+	(void)state;
+	reset_block();
+	assert_int_equal(start_server_with(&s, "127.0.0.1:0", BODY_CAP, 4, 1), 0);
+	b.port = http_server_port(s);
+	b.path = "/block";
+	assert_int_equal(pthread_create(&b.thread, NULL, bg_run, &b), 0);
+	wait_entered(1);
+	usleep(2200 * 1000);
+	release_block();
+	pthread_join(b.thread, NULL);
+	assert_int_equal(b.r.cc, CURLE_OK);
+	assert_int_equal(b.r.status, 200);
+	assert_string_equal(b.r.body, "released");
+	http_server_free(s);
+}
+
+/* The connection cap: beyond it, connections are closed at once, and the
+ * server serves again when a slot frees up. */
+static void test_connection_limit(void **state)
+{
+	struct http_server *s;
+	struct bg_request b[2];
+	struct reply r;
+	uint16_t p;
+
+	(void)state;
+	reset_block();
+	assert_int_equal(start_server_with(&s, "127.0.0.1:0", BODY_CAP, 2, 0), 0);
+	p = http_server_port(s);
+	for (int i = 0; i < 2; i++) {
+		b[i].port = p;
+		b[i].path = "/block";
+		assert_int_equal(pthread_create(&b[i].thread, NULL, bg_run, &b[i]), 0);
+	}
+	wait_entered(2);
+	request_on("127.0.0.1", p, &r, "GET", "/healthz", NULL, NULL, NULL, 0, false);
+	assert_int_not_equal(r.cc, CURLE_OK);
+	release_block();
+	for (int i = 0; i < 2; i++) {
+		pthread_join(b[i].thread, NULL);
+		assert_int_equal(b[i].r.status, 200);
+	}
+	/* The clients have closed; the server notices within moments. */
+	for (int i = 0; i < 50; i++) {
+		request_on("127.0.0.1", p, &r, "GET", "/healthz", NULL, NULL, NULL, 0, false);
+		if (r.cc == CURLE_OK)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(r.cc, CURLE_OK);
+	assert_int_equal(r.status, 200);
+	http_server_free(s);
+}
+
 static void test_ipv6_loopback(void **state)
 {
 	struct http_server *s;
@@ -979,6 +1047,8 @@ int main(void)
 		cmocka_unit_test(test_access_log),
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_quiesce_then_free_with_request_in_flight),
+		cmocka_unit_test(test_handler_outlives_idle_timeout),
+		cmocka_unit_test(test_connection_limit),
 		cmocka_unit_test(test_ipv6_loopback),
 		cmocka_unit_test(test_lifecycle_errors),
 		cmocka_unit_test(test_config_errors),
