@@ -282,7 +282,7 @@ static bool routes_clash(const struct route *a, const struct route *b)
 
 /* Splits req->path into decoded segments (req->seg_buf). Returns the count,
  * -1 when the path cannot match any route (too many segments, not
- * absolute), -2 when a segment decodes to a NUL byte. */
+ * absolute), -2 when a segment decodes to a NUL byte, -3 out of memory. */
 static int split_path(struct http_request *req, const char *segs[HTTP_MAX_SEGMENTS])
 {
 	char *p;
@@ -292,7 +292,7 @@ static int split_path(struct http_request *req, const char *segs[HTTP_MAX_SEGMEN
 		return -1;
 	req->seg_buf = strdup(req->path + 1);
 	if (req->seg_buf == NULL)
-		return -1;
+		return -3;
 	if (req->seg_buf[0] == '\0')
 		return 0;            /* "/" */
 	p = req->seg_buf;
@@ -742,6 +742,8 @@ static enum MHD_Result begin_request(struct http_request *req, const char *metho
 		return queue_error(req, 503, "shutting_down", "the server is shutting down");
 
 	n = split_path(req, segs);
+	if (n == -3)
+		return queue_error(req, 500, "internal_error", "out of memory");
 	if (n == -2) {
 		/* A decoded NUL: nothing a handler could use. Refused like an
 		 * unknown path, after authentication (below). */
