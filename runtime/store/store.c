@@ -158,7 +158,8 @@ out:
 	return ret;
 }
 
-/* 0 when text is valid JSON (an object when want_object). */
+/* 0 when text is valid JSON (an object when want_object). STORE_EINVAL,
+ * STORE_ETOOBIG. */
 static int json_check(const char *text, bool want_object)
 {
 	struct json_object *o;
@@ -565,7 +566,7 @@ int store_connection_upsert(struct store *s, const struct store_connection_input
 		return ret;
 	if (!in->credentials)
 		return STORE_EINVAL;
-	if ((ret = json_check(in->credentials, false)))
+	if ((ret = json_check(in->credentials, true)))
 		return ret;
 	if (in->connection_config && (ret = json_check(in->connection_config, true)))
 		return ret;
@@ -828,8 +829,7 @@ int store_execution_finish(struct store *s, int64_t id, enum store_exec_status s
 {
 	if (!s || id <= 0)
 		return STORE_EINVAL;
-	if (status == STORE_EXEC_RUNNING || store_exec_status_from_name(
-						    store_exec_status_name(status)) < 0)
+	if (status == STORE_EXEC_RUNNING || (unsigned)status > STORE_EXEC_INTERRUPTED)
 		return STORE_EINVAL;
 	return s->ops->execution_finish(s, id, status, error, duration_ms);
 }
@@ -871,7 +871,7 @@ int store_execution_list(struct store *s, const struct store_execution_filter *f
 	if ((ret = check_opt_id(g.connection_id)) || (ret = check_opt_id(g.provider_config_key)) ||
 	    (ret = check_opt_id(g.script)) || (ret = check_opt_id(g.event)))
 		return ret;
-	if (g.status != -1 && store_exec_status_from_name(store_exec_status_name(g.status)) < 0)
+	if (g.status != -1 && (g.status < 0 || g.status > STORE_EXEC_INTERRUPTED))
 		return STORE_EINVAL;
 	if (g.cursor < 0)
 		return STORE_EINVAL;

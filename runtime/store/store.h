@@ -95,7 +95,10 @@ struct store;
 
 /* Opens (creating if needed) the store at url and brings its schema up to
  * date. url is "sqlite:PATH" (PATH relative to the working directory; the
- * caller resolves config-relative paths). enc_key is 32 bytes or NULL (no
+ * caller resolves config-relative paths), optionally followed by
+ * "?synchronous=normal" to trade power-loss durability for speed (see
+ * store_sqlite.c; the default keeps claims and the outbox power-loss safe).
+ * The database file is created with mode 0600. enc_key is 32 bytes or NULL (no
  * encryption of new writes); it is copied and wiped on close. On success
  * *out is owned by the caller (store_close). On failure *out is NULL, the
  * code says what kind of failure, and err holds one line for the user
@@ -146,7 +149,7 @@ struct store_connection_input {
 	const char *connection_id;
 	const char *provider_config_key;
 	const char *provider;
-	const char *credentials;       /* JSON (required) */
+	const char *credentials;       /* JSON object (required) */
 	const char *connection_config; /* JSON object or NULL */
 	const char *metadata;          /* JSON object or NULL */
 };

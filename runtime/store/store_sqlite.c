@@ -7,15 +7,25 @@
  * (the tests measure it), and it keeps transactions simple. Statements are
  * prepared once and cached (keyed by their SQL text's address).
  *
- * Durability. WAL mode with synchronous=FULL: each commit is fsync'ed to the
- * WAL before it returns. With NORMAL a commit survives a crash of the
- * daemon (kill -9) but not a power loss or kernel crash, where the last
- * transactions may roll back. For this journal that would break exactly
- * once: an event marked claimed (or done) could come back as pending after
- * a power cut and its scripts would run a second time, and an acknowledged
- * POST /connections could vanish with its event. FULL costs ~100 us per
- * commit on this machine kind (vs ~17 us), far below an execution's cost
- * (fork alone ~136 us), and log lines are written in batches.
+ * Durability. WAL mode. A commit with synchronous=FULL is fsync'ed to the
+ * WAL before it returns; with NORMAL it survives a crash of the daemon
+ * (kill -9) but a power loss or kernel crash may roll the last commits back
+ * (the database stays consistent, and WAL order means a later FULL commit
+ * makes every earlier one durable too). The setting is per commit here:
+ *  - FULL for what exactly-once rests on: the outbox upsert, deletion marks,
+ *    event inserts, CLAIMS, execution creation, retries, idempotency
+ *    records, recovery, metadata and the plugin ledger. With NORMAL, a power
+ *    cut could bring a claimed event back as pending, or lose the execution
+ *    row of a script that already called an external API, and the scripts
+ *    would run a second time; an acknowledged POST /connections could vanish.
+ *  - NORMAL for what may be lost without a re-run: execution results, log
+ *    lines, an event's "done". After a power cut they read as running /
+ *    claimed, and store_recover() marks them interrupted: never re-run, only
+ *    less precise.
+ * FULL costs ~100 us per commit on this machine kind against ~17 us, so an
+ * execution pays two fsyncs (claim, create) rather than five.
+ * "sqlite:PATH?synchronous=normal" makes every commit NORMAL (crash-safe,
+ * not power-loss-safe: for benchmarks or disposable hosts).
  * busy_timeout 5 s covers another process (the CLI, a backup) holding the
  * write lock; foreign keys are on.
  *
@@ -137,6 +147,8 @@ int store_schema_version(void)
 struct sq {
 	sqlite3 *db;
 	pthread_mutex_t mu;
+	bool all_normal; /* ?synchronous=normal */
+	int sync_level;  /* what the connection is set to now: 1 NORMAL, 2 FULL */
 	struct {
 		const char *sql;
 		sqlite3_stmt *st;
@@ -252,6 +264,43 @@ static void unlock(struct sq *b)
 {
 	pthread_mutex_unlock(&b->mu);
 }
+
+static const char sql_sync_full[] = "PRAGMA synchronous = FULL";
+static const char sql_sync_normal[] = "PRAGMA synchronous = NORMAL";
+
+/* Sets the durability of the next commit (outside a transaction, under the
+ * lock): critical commits are FULL unless the URL asked for NORMAL. */
+static int durability(struct sq *b, bool critical)
+{
+	int want = critical && !b->all_normal ? 2 : 1;
+	sqlite3_stmt *st;
+	int ret;
+
+	if (b->sync_level == want)
+		return 0;
+	ret = prep(b, want == 2 ? sql_sync_full : sql_sync_normal, &st);
+	if (!ret)
+		ret = run(b, st, "set synchronous");
+	release(b, st);
+	if (!ret)
+		b->sync_level = want;
+	return ret;
+}
+
+/* Takes the lock and sets the durability class of what follows. */
+static int lock_for(struct sq *b, bool critical)
+{
+	int ret;
+
+	lock(b);
+	ret = durability(b, critical);
+	if (ret)
+		unlock(b);
+	return ret;
+}
+
+#define CRITICAL true
+#define LOSSABLE false
 
 static const char sql_begin[] = "BEGIN IMMEDIATE";
 static const char sql_commit[] = "COMMIT";
@@ -396,7 +445,9 @@ static int migrate(struct sq *b, const char *path, char *err, size_t errlen)
 	ret = end(b, ret);
 	if (ret)
 		goto store_error;
-	if (version < SCHEMA_VERSION)
+	if (version == 0)
+		log_info("store", "%s: created (schema version %d)", path, SCHEMA_VERSION);
+	else
 		log_info("store", "%s: schema migrated from version %d to %d", path, version,
 			 SCHEMA_VERSION);
 	return 0;
@@ -484,7 +535,8 @@ static int precreate(const char *path)
 	return 0;
 }
 
-static int sq_open(struct store *s, const char *path, char *err, size_t errlen)
+static int open_path(struct store *s, const char *path, bool all_normal, char *err,
+		     size_t errlen)
 {
 	struct sq *b;
 	char mode[16] = "";
@@ -511,6 +563,7 @@ static int sq_open(struct store *s, const char *path, char *err, size_t errlen)
 		return STORE_ENOMEM;
 	}
 	pthread_mutex_init(&b->mu, NULL);
+	b->all_normal = all_normal;
 	s->impl = b;
 	rc = sqlite3_open_v2(path, &b->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
@@ -543,6 +596,7 @@ static int sq_open(struct store *s, const char *path, char *err, size_t errlen)
 	}
 	rc = sqlite3_exec(b->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", NULL,
 			  NULL, NULL);
+	b->sync_level = 2;
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
 		ret = STORE_EIO;
@@ -557,6 +611,34 @@ static int sq_open(struct store *s, const char *path, char *err, size_t errlen)
 	return 0;
 fail:
 	sq_close(s);
+	return ret;
+}
+
+/* location is PATH or PATH?synchronous=full|normal. */
+static int sq_open(struct store *s, const char *location, char *err, size_t errlen)
+{
+	char *path = strdup(location), *q;
+	bool all_normal = false;
+	int ret;
+
+	if (!path) {
+		snprintf(err, errlen, "out of memory");
+		return STORE_ENOMEM;
+	}
+	q = strchr(path, '?');
+	if (q) {
+		*q++ = '\0';
+		if (strcmp(q, "synchronous=normal") == 0) {
+			all_normal = true;
+		} else if (strcmp(q, "synchronous=full") != 0) {
+			snprintf(err, errlen, "store URL: unknown option '%s' (expected "
+				 "synchronous=full or synchronous=normal)", q);
+			free(path);
+			return STORE_EURL;
+		}
+	}
+	ret = open_path(s, path, all_normal, err, errlen);
+	free(path);
 	return ret;
 }
 
@@ -709,7 +791,11 @@ static int sq_connection_upsert(struct store *s, const struct store_connection_i
 				     in->credentials, &blob, &len, &encrypted);
 	if (ret)
 		return ret;
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret) {
+		store_blob_free(blob, len);
+		return ret;
+	}
 	ret = begin(b);
 	if (ret)
 		goto out;
@@ -930,7 +1016,9 @@ static int sq_connection_mark_deleting(struct store *s, const char *pck, const c
 	bool deleting;
 	int ret;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = begin(b);
 	if (ret)
 		goto out;
@@ -967,7 +1055,9 @@ static int sq_connection_delete(struct store *s, const char *pck, const char *ci
 	sqlite3_stmt *st;
 	int ret;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = prep(b, sql_conn_delete, &st);
 	if (ret)
 		goto out;
@@ -996,7 +1086,9 @@ static int sq_connection_metadata(struct store *s, const char *pck, const char *
 	char *merged = NULL;
 	int ret, rc;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = begin(b);
 	if (ret)
 		goto out;
@@ -1094,7 +1186,9 @@ static int sq_idempotency_put(struct store *s, const struct store_idempotency_in
 	int64_t now = util_now_ms();
 	int ret;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = begin(b);
 	if (!ret)
 		ret = idem_purge_check(b, in->key, now);
@@ -1117,7 +1211,9 @@ static int sq_event_insert(struct store *s, const char *type, const char *cid, c
 	bool deleting;
 	int ret;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = begin(b);
 	if (ret)
 		goto out;
@@ -1179,7 +1275,9 @@ static int sq_event_claim(struct store *s, int64_t generation, struct store_even
 	sqlite3_stmt *st;
 	int ret, rc;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = prep(b, sql_event_claim, &st);
 	if (ret)
 		goto out;
@@ -1214,7 +1312,9 @@ static int sq_event_finish(struct store *s, int64_t event_id)
 	sqlite3_stmt *st;
 	int ret, rc;
 
-	lock(b);
+	ret = lock_for(b, LOSSABLE);
+	if (ret)
+		return ret;
 	ret = prep(b, sql_event_finish, &st);
 	if (ret)
 		goto out;
@@ -1298,7 +1398,9 @@ static int sq_execution_create(struct store *s, const struct store_execution_inp
 	sqlite3_stmt *st;
 	int ret;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = prep(b, sql_exec_insert, &st);
 	if (ret)
 		goto out;
@@ -1353,7 +1455,11 @@ static int sq_execution_finish(struct store *s, int64_t id, enum store_exec_stat
 	ret = store_truncate_copy(error, STORE_ERROR_MAX, &err);
 	if (ret)
 		return ret;
-	lock(b);
+	ret = lock_for(b, LOSSABLE);
+	if (ret) {
+		free(err);
+		return ret;
+	}
 	ret = prep(b, sql_exec_finish, &st);
 	if (ret)
 		goto out;
@@ -1393,7 +1499,9 @@ static int sq_execution_append_logs(struct store *s, int64_t id,
 	char *msg = NULL;
 	int ret, rc;
 
-	lock(b);
+	ret = lock_for(b, LOSSABLE);
+	if (ret)
+		return ret;
 	ret = begin(b);
 	if (ret)
 		goto out;
@@ -1631,7 +1739,9 @@ static int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 	bool deleting;
 	int ret, rc;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = begin(b);
 	if (ret)
 		goto out;
@@ -1722,7 +1832,9 @@ static int sq_recover(struct store *s, struct store_recovery *r)
 	int64_t now = util_now_ms();
 	int ret;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = begin(b);
 	if (ret)
 		goto out;
@@ -1757,7 +1869,9 @@ static int sq_interrupt_running(struct store *s, const char *error, int64_t *cou
 	struct sq *b = B(s);
 	int ret;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = interrupt_running(b, error, util_now_ms(), count);
 	unlock(b);
 	return ret;
@@ -1823,7 +1937,9 @@ static int sq_ledger_put(struct store *s, const char *name, const char *version,
 	uint8_t oldhash[STORE_HASH_BYTES];
 	int ret;
 
-	lock(b);
+	ret = lock_for(b, CRITICAL);
+	if (ret)
+		return ret;
 	ret = begin(b);
 	if (ret)
 		goto out;

@@ -186,6 +186,20 @@ static void test_open_migrations(void **state)
 	}
 	f->s = open_ok(f, NULL);
 
+	/* Options. */
+	{
+		char url[256];
+
+		snprintf(url, sizeof(url), "%s?synchronous=normal", f->url);
+		assert_int_equal(store_open(url, NULL, &s, err, sizeof(err)), 0);
+		upsert(s, "gh", "c2", "{}");
+		store_close(s);
+		s = NULL;
+		snprintf(url, sizeof(url), "%s?cache=shared", f->url);
+		assert_int_equal(store_open(url, NULL, &s, err, sizeof(err)), STORE_EURL);
+		assert_non_null(strstr(err, "cache=shared"));
+	}
+
 	/* Bad URLs. */
 	assert_int_equal(store_open("postgres-ish", NULL, &s, err, sizeof(err)), STORE_EURL);
 	assert_int_equal(store_open("mysql:/x", NULL, &s, err, sizeof(err)), STORE_EURL);
@@ -294,6 +308,8 @@ static void test_upsert_invalid(void **state)
 
 	assert_int_equal(store_connection_upsert(f->s, &in, NULL, &r), STORE_EINVAL);
 	assert_int_equal(r.event_id, 0);
+	in.credentials = "\"a string\"";
+	assert_int_equal(store_connection_upsert(f->s, &in, NULL, &r), STORE_EINVAL);
 	in.credentials = "{} trailing";
 	assert_int_equal(store_connection_upsert(f->s, &in, NULL, &r), STORE_EINVAL);
 	in.credentials = "{}";
@@ -1364,35 +1380,60 @@ static void test_ledger(void **state)
  * Throughput (reported, not asserted).
  */
 
-static void test_throughput(void **state)
+static void measure(struct store *s, const char *label)
 {
-	struct fx *f = *state;
 	const int n = 1000;
 	struct store_event ev;
-	int64_t t0, t1, t2;
+	int64_t t0, t1, t2, t3, x;
 	char cid[32];
 	int claimed = 0;
 
 	t0 = util_mono_us();
 	for (int i = 0; i < n; i++) {
 		snprintf(cid, sizeof(cid), "conn-%d", i);
-		upsert(f->s, "gh", cid, "{\"access_token\":\"t\"}");
+		upsert(s, "gh", cid, "{\"access_token\":\"t\"}");
 	}
 	t1 = util_mono_us();
-	while (store_event_claim(f->s, 1, &ev) == 0)
+	while (store_event_claim(s, 1, &ev) == 0)
 		claimed++;
 	t2 = util_mono_us();
 	assert_int_equal(claimed, n);
-	print_message("[ MEASURE  ] %d connection+event upserts: %.0f/s (%.1f us each); "
-		      "%d claims: %.0f/s (%.1f us each) [synchronous=FULL%s]\n",
-		      n, n * 1e6 / (double)(t1 - t0), (double)(t1 - t0) / n, claimed,
+	/* One execution's journal: create, a batch of logs, finish, event done. */
+	for (int i = 0; i < n; i++) {
+		struct store_log_line_input l = {.level = 1, .message = "hello"};
+
+		x = exec_create(s, i + 1, "s", "c", "gh");
+		assert_int_equal(store_execution_append_logs(s, x, &l, 1, 0), 0);
+		assert_int_equal(store_execution_finish(s, x, STORE_EXEC_SUCCEEDED, NULL, -1), 0);
+		assert_int_equal(store_event_finish(s, i + 1), 0);
+	}
+	t3 = util_mono_us();
+	print_message("[ MEASURE  ] %s: connection+event upserts %.0f/s (%.0f us); claims %.0f/s "
+		      "(%.0f us); execution journal (create+logs+finish+done) %.0f/s (%.0f us)%s\n",
+		      label, n * 1e6 / (double)(t1 - t0), (double)(t1 - t0) / n,
 		      claimed * 1e6 / (double)(t2 - t1), (double)(t2 - t1) / claimed,
+		      n * 1e6 / (double)(t3 - t2), (double)(t3 - t2) / n,
 #if defined(__SANITIZE_ADDRESS__)
-		      ", ASan build"
+		      " [ASan build]"
 #else
 		      ""
 #endif
 	);
+}
+
+static void test_throughput(void **state)
+{
+	struct fx *f = *state;
+	char url[256], path[200], err[256];
+	struct store *s = NULL;
+
+	measure(f->s, "default (critical commits FULL)");
+	snprintf(path, sizeof(path), "%s/normal.db", f->dir);
+	snprintf(url, sizeof(url), "sqlite:%s?synchronous=normal", path);
+	assert_int_equal(store_open(url, NULL, &s, err, sizeof(err)), 0);
+	measure(s, "synchronous=normal");
+	store_close(s);
+	unlink(path);
 }
 
 int main(void)
