@@ -52,19 +52,28 @@ static int hexval(char c)
 	return -1;
 }
 
-/* "%016llX" of the little-endian key id back to its 8 bytes. */
+/* A key id as minisign prints it ("%016llX" of the little-endian value, or
+ * without the zero padding as in Debian's minisign .pub comments: 1 to 16
+ * hex digits) back to its 8 bytes. */
 static bool parse_keyid_hex(const char *s, uint8_t out[SIGN_KEYID_BYTES])
 {
-	if (s == NULL || strlen(s) != 2 * SIGN_KEYID_BYTES)
-		return false;
-	for (size_t i = 0; i < SIGN_KEYID_BYTES; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+	uint64_t v = 0;
+	size_t n;
 
-		if (hi < 0 || lo < 0)
+	if (s == NULL)
+		return false;
+	n = strlen(s);
+	if (n == 0 || n > 2 * SIGN_KEYID_BYTES)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int d = hexval(s[i]);
+
+		if (d < 0)
 			return false;
-		/* the first hex pair is the most significant byte, stored last */
-		out[SIGN_KEYID_BYTES - 1 - i] = (uint8_t)(hi << 4 | lo);
+		v = v << 4 | (uint64_t)d;
 	}
+	for (size_t i = 0; i < SIGN_KEYID_BYTES; i++, v >>= 8)
+		out[i] = (uint8_t)v;
 	return true;
 }
 
@@ -151,7 +160,7 @@ int sign_keyring_load(const char *dir, const char *const *revoked, size_t n_revo
 	}
 	for (size_t i = 0; i < n_revoked; i++) {
 		if (!parse_keyid_hex(revoked[i], kr->revoked[i])) {
-			set_err(err, errlen, "revoked key id '%s' is not 16 hex digits", revoked[i] ? revoked[i] : "(null)");
+			set_err(err, errlen, "revoked key id '%s' is not 1 to 16 hex digits", revoked[i] ? revoked[i] : "(null)");
 			ret = SIGN_EMALFORMED;
 			goto fail;
 		}

@@ -325,13 +325,15 @@ static int format_two_lines(const char *prefix, const char *comment, const uint8
 int sign_pubkey_format(const struct sign_pubkey *pk, char **out)
 {
 	uint8_t blob[PUBKEY_BLOB_BYTES];
-	char comment[64], hex[17];
+	char comment[64];
 
 	memcpy(blob, alg_key, 2);
 	memcpy(blob + 2, pk->keyid, SIGN_KEYID_BYTES);
 	memcpy(blob + 2 + SIGN_KEYID_BYTES, pk->pk, SIGN_PK_BYTES);
-	sign_keyid_hex(hex, pk->keyid);
-	snprintf(comment, sizeof(comment), "minisign public key %s", hex);
+	/* Debian's minisign 0.11 writes "%" PRIX64 here, without zero padding
+	 * (a key id below 0x1000000000000000 has fewer than 16 digits); byte-
+	 * exact with it. The comment is not authenticated and never parsed. */
+	snprintf(comment, sizeof(comment), "minisign public key %" PRIX64, le64_load(pk->keyid));
 	return format_two_lines(UNTRUSTED_PREFIX, comment, blob, sizeof(blob), out);
 }
 

@@ -51,7 +51,8 @@ enum sign_error {
 /* A static description of a SIGN_E* code. */
 const char *sign_strerror(int err);
 
-/* "%016llX" of the key id read little-endian, as minisign prints it. out: 17 bytes. */
+/* "%016llX" of the key id read little-endian, as minisign prints it in
+ * messages (its .pub comment drops the zero padding). out: 17 bytes. */
 void sign_keyid_hex(char out[17], const uint8_t keyid[SIGN_KEYID_BYTES]);
 
 struct sign_pubkey {
@@ -135,7 +136,8 @@ int sign_version_cmp(const char *a, const char *b);
 struct sign_keyring;
 
 /* Loads every *.pub file in dir (dot files skipped; at most 1024 keys).
- * revoked: key ids as 16 hex digits (any case), as minisign prints them. A
+ * revoked: key ids in hex (any case, 1 to 16 digits), as minisign prints
+ * them (sign_keyid_hex(), or the unpadded form of minisign's .pub comment). A
  * malformed .pub file, two different keys with one key id, or a bad revoked
  * id is an error naming the culprit in err (may be NULL). On success *out is
  * owned by the caller (sign_keyring_free()); on failure it is NULL. */

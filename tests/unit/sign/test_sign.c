@@ -111,11 +111,23 @@ static void test_blake2b_known_answer(void **state)
 static void test_keyid_hex(void **state)
 {
 	const uint8_t id[8] = {0xf9, 0x5c, 0xd0, 0x08, 0x03, 0xad, 0xe5, 0xca};
-	char hex[17];
+	struct sign_pubkey pk;
+	char hex[17], *text = NULL;
 
 	(void)state;
 	sign_keyid_hex(hex, id);
 	assert_string_equal(hex, "CAE5AD0308D05CF9");
+
+	/* A key id with a zero top nibble: padded in messages, unpadded in the
+	 * .pub comment as Debian's minisign 0.11 writes it (seen: a key made by
+	 * minisign -G whose comment read "minisign public key 8B6F0A49885EABE"). */
+	memset(&pk, 0, sizeof(pk));
+	memcpy(pk.keyid, (const uint8_t[8]){0xbe, 0xea, 0x85, 0x98, 0xa4, 0xf0, 0xb6, 0x08}, 8);
+	sign_keyid_hex(hex, pk.keyid);
+	assert_string_equal(hex, "08B6F0A49885EABE");
+	assert_int_equal(sign_pubkey_format(&pk, &text), SIGN_OK);
+	assert_memory_equal(text, "untrusted comment: minisign public key 8B6F0A49885EABE\n", 55);
+	free(text);
 }
 
 static void test_minisign_vectors_verify(void **state)
@@ -197,8 +209,10 @@ static void test_keygen_round_trip(void **state)
 	assert_int_equal(sign_pubkey_format(&pk, &pub_text), SIGN_OK);
 	assert_int_equal(sign_seckey_format(&sk, &sec_text), SIGN_OK);
 
+	/* the comment carries the key id without zero padding, like minisign's */
 	sign_keyid_hex(hex, pk.keyid);
-	snprintf(want_comment, sizeof(want_comment), "untrusted comment: minisign public key %s\n", hex);
+	snprintf(want_comment, sizeof(want_comment), "untrusted comment: minisign public key %s\n",
+		 hex + strspn(hex, "0") - (hex[strspn(hex, "0")] == '\0'));
 	assert_memory_equal(pub_text, want_comment, strlen(want_comment));
 	assert_int_equal(strlen(pub_text), strlen(want_comment) + 56 + 1);
 
@@ -739,12 +753,29 @@ static void test_keyring(void **state)
 	sign_keyring_free(kr);
 	kr = NULL;
 
+	/* a revoked id without its zero padding (as in a minisign .pub comment) */
+	{
+		struct sign_keyring *kr2 = NULL;
+		uint8_t small[8] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x00};
+
+		revoked[0] = "7060504030201";
+		assert_int_equal(sign_keyring_load(dir, revoked, 1, &kr2, err, sizeof(err)), SIGN_OK);
+		assert_true(sign_keyring_is_revoked(kr2, small));
+		small[7] = 0x01;
+		assert_false(sign_keyring_is_revoked(kr2, small));
+		sign_keyring_free(kr2);
+	}
+
 	/* bad revoked ids */
-	revoked[0] = "12345";
+	revoked[0] = "12345x";
 	assert_int_equal(sign_keyring_load(dir, revoked, 1, &kr, err, sizeof(err)), SIGN_EMALFORMED);
 	assert_null(kr);
-	assert_non_null(strstr(err, "12345"));
+	assert_non_null(strstr(err, "12345x"));
 	revoked[0] = "0123456789ABCDEG";
+	assert_int_equal(sign_keyring_load(dir, revoked, 1, &kr, err, sizeof(err)), SIGN_EMALFORMED);
+	revoked[0] = "0123456789ABCDEF0";
+	assert_int_equal(sign_keyring_load(dir, revoked, 1, &kr, err, sizeof(err)), SIGN_EMALFORMED);
+	revoked[0] = "";
 	assert_int_equal(sign_keyring_load(dir, revoked, 1, &kr, err, sizeof(err)), SIGN_EMALFORMED);
 
 	/* a different key under an existing key id */
