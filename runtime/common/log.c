@@ -48,7 +48,7 @@ void log_write(enum log_level level, const char *part, const char *fmt, ...)
 {
 	char msg[LOG_LINE_MAX];
 	char line[LOG_LINE_MAX + 128];
-	char ts[32];
+	char ts[64];
 	va_list ap;
 	int n;
 
