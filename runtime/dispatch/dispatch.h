@@ -23,15 +23,25 @@ struct dispatch;
 /* gen: the first generation (a reference is taken). */
 int dispatch_new(struct store *store, struct generation *gen, uint32_t workers,
 		 struct dispatch **out);
-/* Stops (dispatch_stop with no wait if not yet stopped) and frees. */
+/* Stops (dispatch_stop with no wait if not yet stopped) and frees; when
+ * executions still run on its threads it leaves them be (process exit). */
 void dispatch_free(struct dispatch *d);
 
 /* Starts the worker threads. */
 int dispatch_start(struct dispatch *d);
 
-/* Stops claiming events; waits for running executions until deadline_us
- * (util_mono_us), then marks what still runs interrupted. */
-void dispatch_stop(struct dispatch *d, int64_t deadline_us);
+/* Stops claiming events and waits for running executions until deadline_us
+ * (util_mono_us). Returns how many still run then (0: the workers are
+ * joined). The caller marks those interrupted (store_interrupt_running)
+ * before it exits; pending events stay pending for the next start. */
+size_t dispatch_stop(struct dispatch *d, int64_t deadline_us);
+
+/* Counters for /metrics. */
+struct dispatch_stats {
+	uint64_t by_status[6]; /* finished runs, indexed by enum store_exec_status */
+	size_t running;
+};
+void dispatch_get_stats(struct dispatch *d, struct dispatch_stats *st);
 
 /* Wakes the workers: an event is pending. */
 void dispatch_notify(struct dispatch *d);

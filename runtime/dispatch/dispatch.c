@@ -1,0 +1,625 @@
+/*
+ * dispatch.c - workers that claim events and run their scripts.
+ *
+ * The store holds the queue: a worker claims one pending event at a time
+ * (store_event_claim hands each event out once), runs the event's scripts
+ * one after another in config order on the current generation, and marks
+ * the event done. Nothing is queued in memory, so max_concurrency bounds the
+ * work in flight and a burst of events waits in the store.
+ *
+ * Every run is journaled the same way, whoever asks for it (a worker, the
+ * DELETE handler, validate-connection, an action): the execution is created
+ * running, the script runs through the executor with a hostapi_exec that
+ * buffers its log lines, the log lines are written, then the execution is
+ * finished with its status. A reader that sees a final status sees all the
+ * lines.
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hostapi.h"
+#include "log.h"
+#include "util.h"
+
+struct dispatch {
+	struct store *store;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;     /* an event is pending, or stop */
+	pthread_cond_t idle;     /* a run ended (for dispatch_stop) */
+	struct generation *gen;  /* current; under lock */
+	uint64_t wake_seq;       /* bumped by dispatch_notify */
+	bool stopping;
+	bool started;
+	size_t running;          /* runs in progress, all callers */
+	pthread_t *threads;
+	uint32_t n_threads;
+	struct dispatch_stats stats;
+};
+
+void dispatch_outcome_clear(struct dispatch_outcome *o)
+{
+	if (!o)
+		return;
+	free(o->error);
+	free(o->output_json);
+	free(o->metadata);
+	memset(o, 0, sizeof(*o));
+}
+
+struct generation *dispatch_generation(struct dispatch *d)
+{
+	struct generation *g;
+
+	pthread_mutex_lock(&d->lock);
+	g = generation_ref(d->gen);
+	pthread_mutex_unlock(&d->lock);
+	return g;
+}
+
+void dispatch_swap_generation(struct dispatch *d, struct generation *g)
+{
+	struct generation *old;
+
+	pthread_mutex_lock(&d->lock);
+	old = d->gen;
+	d->gen = g;
+	d->wake_seq++;
+	pthread_cond_broadcast(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+	/* executions in flight hold their own references: the old generation
+	 * drains as they end */
+	generation_unref(old);
+}
+
+void dispatch_notify(struct dispatch *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->wake_seq++;
+	pthread_cond_signal(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void dispatch_get_stats(struct dispatch *d, struct dispatch_stats *st)
+{
+	pthread_mutex_lock(&d->lock);
+	*st = d->stats;
+	st->running = d->running;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void run_begin(struct dispatch *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->running++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void run_end(struct dispatch *d, enum store_exec_status st)
+{
+	pthread_mutex_lock(&d->lock);
+	d->running--;
+	if ((unsigned)st < sizeof(d->stats.by_status) / sizeof(d->stats.by_status[0]))
+		d->stats.by_status[st]++;
+	pthread_cond_broadcast(&d->idle);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---------------------------------------------------------------------------
+ * One execution.
+ */
+
+struct run {
+	struct generation *gen;
+	const struct config_integration *integration;
+	enum store_exec_kind kind;
+	int64_t event_id;
+	int event_type;              /* enum evs_event_type; 0 for actions */
+	const char *event_name;      /* NULL for actions */
+	const char *script;
+	const char *connection_id;
+	const char *provider_config_key;
+	const char *candidate_json;  /* validate-connection */
+	const char *input_json;      /* actions */
+	int64_t parent;
+	int depth;
+};
+
+static int trigger(void *user, struct hostapi_exec *parent, const char *action,
+		   const char *input_json, char **output_json, char *err, size_t errlen);
+
+/* Runs r->script once and journals it. Returns 0 with o filled, or a
+ * negative code when nothing could be recorded at all. */
+static int run_once(struct dispatch *d, const struct run *r, struct dispatch_outcome *o)
+{
+	const struct config_host *cfg = r->gen->config;
+	struct store_execution_input in = {
+		.kind = r->kind,
+		.event_id = r->event_id,
+		.parent_execution_id = r->parent,
+		.script = r->script,
+		.event = r->event_name,
+		.connection_id = r->connection_id,
+		.provider_config_key = r->provider_config_key,
+	};
+	struct executor_result res = {0};
+	struct hostapi_exec *hx = NULL;
+	struct loader_plugin *p;
+	struct evs_event ev;
+	int64_t t0 = util_mono_us();
+	uint32_t deadline_s = config_script_deadline(cfg, r->script);
+	size_t idx = 0;
+	int ret;
+
+	memset(o, 0, sizeof(*o));
+	snprintf(o->script, sizeof(o->script), "%s", r->script);
+	p = generation_plugin(r->gen, r->script, &idx);
+	in.plugin_version = p ? p->version : NULL;
+	ret = store_execution_create(d->store, &in, &o->execution_id);
+	if (ret < 0) {
+		log_error("dispatch", "recording an execution of %s failed: %s", r->script,
+			  store_strerror(ret));
+		return ret;
+	}
+	run_begin(d);
+
+	if (!p || p->kind != (r->kind == STORE_EXEC_ACTION ? LOADER_ACTION : LOADER_EVENT_SCRIPT)) {
+		res.status = STORE_EXEC_FAILED;
+		if (asprintf(&res.error, p ? "script not loaded: %s is %s, not %s" : "script not loaded: %s",
+			     r->script, p && p->kind == LOADER_ACTION ? "an action" : "an event script",
+			     r->kind == STORE_EXEC_ACTION ? "an action" : "an event script") < 0)
+			res.error = NULL;
+		goto finish;
+	}
+
+	struct hostapi_exec_info info = {
+		.store = d->store,
+		.config = cfg,
+		.integration = r->integration,
+		.provider = r->integration
+				    ? config_provider_find(cfg->catalogue, r->integration->provider)
+				    : NULL,
+		.execution_id = o->execution_id,
+		.event_id = r->event_id,
+		.event_type = r->event_type,
+		.script = r->script,
+		.connection_id = r->connection_id,
+		.provider_config_key = r->provider_config_key,
+		.depth = r->depth,
+		.deadline_us = t0 + (int64_t)deadline_s * 1000000,
+		.candidate_json = r->candidate_json,
+		.trigger = trigger,
+		.trigger_user = d,
+	};
+	ret = hostapi_exec_new(&info, &hx);
+	if (ret < 0) {
+		res.status = STORE_EXEC_FAILED;
+		res.error = strdup("the host could not set up the execution (out of memory)");
+		goto finish;
+	}
+
+	ev = (struct evs_event){
+		.size = sizeof(ev),
+		.type = (uint32_t)r->event_type,
+		.name = r->event_name,
+		.connection_id = r->connection_id,
+		.provider_config_key = r->provider_config_key,
+		.event_id = r->event_id,
+		.execution_id = o->execution_id,
+	};
+	struct executor_job job = {
+		.plugin = idx,
+		.in_process = config_script_execution(cfg, r->integration, r->script) ==
+			      CONFIG_EXEC_IN_PROCESS,
+		.event = r->kind == STORE_EXEC_EVENT ? &ev : NULL,
+		.input_json = r->input_json ? r->input_json : "null",
+		.deadline_us = info.deadline_us,
+	};
+	ret = executor_run(r->gen->executor, &job, hx, &res);
+	if (ret < 0 && !res.error)
+		res.error = strdup("the executor could not start the execution");
+	if (ret < 0)
+		res.status = STORE_EXEC_FAILED;
+	if (r->candidate_json && hostapi_candidate_metadata(hx))
+		o->metadata = strdup(hostapi_candidate_metadata(hx));
+
+finish:
+	/* the log lines first, so that a final status comes with all of them */
+	hostapi_exec_free(hx);
+	o->status = res.status;
+	o->error = res.error;
+	o->output_json = res.output_json;
+	res.error = res.output_json = NULL;
+	ret = store_execution_finish(d->store, o->execution_id, o->status, o->error,
+				     (util_mono_us() - t0) / 1000);
+	if (ret < 0 && ret != STORE_ESTATE)
+		log_error("dispatch", "recording the end of execution %lld failed: %s",
+			  (long long)o->execution_id, store_strerror(ret));
+	log_info("dispatch", "execution %lld: %s %s for %s/%s (generation %lld): %s in %lld ms%s%s",
+		 (long long)o->execution_id, r->kind == STORE_EXEC_ACTION ? "action" : "script",
+		 r->script, r->provider_config_key, r->connection_id, (long long)r->gen->number,
+		 store_exec_status_name(o->status), (long long)((util_mono_us() - t0) / 1000),
+		 o->error ? ": " : "", o->error ? o->error : "");
+	run_end(d, o->status);
+	return 0;
+}
+
+static const struct config_integration *integration_of(const struct generation *g,
+							const char *provider_config_key)
+{
+	return config_integration_find(g->config, provider_config_key);
+}
+
+/* ---------------------------------------------------------------------------
+ * Events.
+ */
+
+static int run_event_on(struct dispatch *d, struct generation *g, const struct store_event *ev)
+{
+	const struct config_integration *integ = integration_of(g, ev->provider_config_key);
+	int type = config_event_from_name(ev->type);
+	const char *single[1] = {ev->script};
+	const char *const *scripts;
+	size_t n;
+	int ret;
+
+	if (type < 0) {
+		log_error("dispatch", "event %lld has unknown type '%s'", (long long)ev->id, ev->type);
+		goto done;
+	}
+	if (ev->script[0]) { /* a retry of one execution */
+		scripts = single;
+		n = 1;
+	} else if (integ) {
+		scripts = (const char *const *)integ->events[type].items;
+		n = integ->events[type].n;
+	} else {
+		log_warn("dispatch", "event %lld: integration %s is not in the configuration; no "
+			 "scripts to run", (long long)ev->id, ev->provider_config_key);
+		n = 0;
+		scripts = NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct dispatch_outcome o;
+		struct run r = {
+			.gen = g,
+			.integration = integ,
+			.kind = STORE_EXEC_EVENT,
+			.event_id = ev->id,
+			.event_type = type + 1,
+			.event_name = ev->type,
+			.script = scripts[i],
+			.connection_id = ev->connection_id,
+			.provider_config_key = ev->provider_config_key,
+		};
+
+		/* several scripts for one event run one after another, in
+		 * config order; a failure does not stop the next one */
+		if (run_once(d, &r, &o) == 0)
+			dispatch_outcome_clear(&o);
+	}
+done:
+	ret = store_event_finish(d->store, ev->id);
+	if (ret < 0)
+		log_error("dispatch", "marking event %lld done failed: %s", (long long)ev->id,
+			  store_strerror(ret));
+	return 0;
+}
+
+int dispatch_run_event(struct dispatch *d, const struct store_event *ev)
+{
+	struct generation *g = dispatch_generation(d);
+	int ret = run_event_on(d, g, ev);
+
+	generation_unref(g);
+	return ret;
+}
+
+static void *worker(void *arg)
+{
+	struct dispatch *d = arg;
+
+	for (;;) {
+		struct store_event ev;
+		struct generation *g;
+		uint64_t seq;
+		int ret;
+
+		pthread_mutex_lock(&d->lock);
+		if (d->stopping) {
+			pthread_mutex_unlock(&d->lock);
+			break;
+		}
+		seq = d->wake_seq;
+		g = generation_ref(d->gen);
+		pthread_mutex_unlock(&d->lock);
+
+		ret = store_event_claim(d->store, g->number, &ev);
+		if (ret == 0) {
+			run_event_on(d, g, &ev);
+			generation_unref(g);
+			continue;
+		}
+		generation_unref(g);
+		if (ret != STORE_ENOTFOUND)
+			log_error("dispatch", "claiming an event failed: %s", store_strerror(ret));
+
+		/* nothing pending: sleep until notified (or a while, in case an
+		 * event was written by something that does not notify) */
+		pthread_mutex_lock(&d->lock);
+		if (!d->stopping && d->wake_seq == seq) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += ret == STORE_ENOTFOUND ? 1 : 2;
+			pthread_cond_timedwait(&d->wake, &d->lock, &ts);
+		}
+		pthread_mutex_unlock(&d->lock);
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------------
+ * Synchronous runs.
+ */
+
+/* Returns the candidate with its "metadata" replaced by metadata (a JSON
+ * object text), malloc'd; NULL on error. */
+static char *candidate_with_metadata(const char *candidate, const char *metadata)
+{
+	struct json_object *c = json_tokener_parse(candidate);
+	struct json_object *m = json_tokener_parse(metadata);
+	char *out = NULL;
+
+	if (c && m && json_object_is_type(c, json_type_object)) {
+		json_object_object_add(c, "metadata", m);
+		m = NULL;
+		out = strdup(json_object_to_json_string_ext(c, JSON_C_TO_STRING_PLAIN));
+	}
+	json_object_put(m);
+	json_object_put(c);
+	return out;
+}
+
+int dispatch_validate(struct dispatch *d, const char *provider_config_key,
+		      const char *connection_id, const char *candidate_json,
+		      struct dispatch_outcome *o)
+{
+	struct generation *g = dispatch_generation(d);
+	const struct config_integration *integ = integration_of(g, provider_config_key);
+	const struct config_strlist *scripts;
+	char *candidate = NULL, *metadata = NULL;
+	int64_t event_id = 0;
+	int ret = 0;
+
+	memset(o, 0, sizeof(*o));
+	if (!integ) {
+		ret = -ENOENT;
+		goto out;
+	}
+	scripts = &integ->events[CONFIG_EVENT_VALIDATE_CONNECTION];
+	if (scripts->n == 0)
+		goto out;
+	ret = store_event_insert(d->store, STORE_EVENT_VALIDATE_CONNECTION, connection_id,
+				 provider_config_key, true, g->number, &event_id);
+	if (ret < 0)
+		goto out;
+	candidate = strdup(candidate_json);
+	if (!candidate) {
+		ret = -ENOMEM;
+		goto finish;
+	}
+	for (size_t i = 0; i < scripts->n; i++) {
+		struct dispatch_outcome one;
+		struct run r = {
+			.gen = g,
+			.integration = integ,
+			.kind = STORE_EXEC_EVENT,
+			.event_id = event_id,
+			.event_type = EVS_EVENT_VALIDATE_CONNECTION,
+			.event_name = STORE_EVENT_VALIDATE_CONNECTION,
+			.script = scripts->items[i],
+			.connection_id = connection_id,
+			.provider_config_key = provider_config_key,
+			.candidate_json = candidate,
+		};
+
+		ret = run_once(d, &r, &one);
+		if (ret < 0)
+			goto finish;
+		if (one.status != STORE_EXEC_SUCCEEDED) {
+			*o = one;
+			ret = 1;
+			goto finish;
+		}
+		if (one.metadata) {
+			/* the next script sees what this one left */
+			char *next = candidate_with_metadata(candidate, one.metadata);
+
+			if (next) {
+				free(candidate);
+				candidate = next;
+			}
+			free(metadata);
+			metadata = one.metadata;
+			one.metadata = NULL;
+		}
+		dispatch_outcome_clear(&one);
+	}
+	o->metadata = metadata;
+	metadata = NULL;
+	ret = 0;
+finish:
+	if (store_event_finish(d->store, event_id) < 0)
+		log_error("dispatch", "marking event %lld done failed", (long long)event_id);
+out:
+	free(candidate);
+	free(metadata);
+	generation_unref(g);
+	return ret;
+}
+
+static bool listed(const struct config_strlist *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->items[i], name) == 0)
+			return true;
+	return false;
+}
+
+int dispatch_action(struct dispatch *d, const char *provider_config_key, const char *connection_id,
+		    const char *name, const char *input_json, int64_t parent, int depth,
+		    struct dispatch_outcome *o)
+{
+	struct generation *g;
+	const struct config_integration *integ;
+	struct loader_plugin *p;
+	int ret;
+
+	memset(o, 0, sizeof(*o));
+	if (depth > DISPATCH_ACTION_DEPTH_MAX)
+		return EVS_EDEPTH;
+	g = dispatch_generation(d);
+	integ = integration_of(g, provider_config_key);
+	p = generation_plugin(g, name, NULL);
+	if (!integ || !listed(&integ->actions, name) || !p || p->kind != LOADER_ACTION) {
+		ret = EVS_ENOTFOUND;
+		goto out;
+	}
+	struct run r = {
+		.gen = g,
+		.integration = integ,
+		.kind = STORE_EXEC_ACTION,
+		.script = name,
+		.connection_id = connection_id,
+		.provider_config_key = provider_config_key,
+		.input_json = input_json,
+		.parent = parent,
+		.depth = depth,
+	};
+	ret = run_once(d, &r, o) < 0 ? EVS_EHOST : 0;
+out:
+	generation_unref(g);
+	return ret;
+}
+
+/* host->trigger_action(), from any execution. */
+static int trigger(void *user, struct hostapi_exec *parent, const char *action,
+		   const char *input_json, char **output_json, char *err, size_t errlen)
+{
+	const struct hostapi_exec_info *pi = hostapi_exec_info(parent);
+	struct dispatch_outcome o;
+	int ret;
+
+	*output_json = NULL;
+	ret = dispatch_action(user, pi->provider_config_key, pi->connection_id, action, input_json,
+			      pi->execution_id, pi->depth + 1, &o);
+	if (ret == EVS_ENOTFOUND) {
+		snprintf(err, errlen, "action %s is not configured for %s or not loaded", action,
+			 pi->provider_config_key);
+	} else if (ret == EVS_EDEPTH) {
+		snprintf(err, errlen, "actions nested deeper than %d", DISPATCH_ACTION_DEPTH_MAX);
+	} else if (ret < 0) {
+		snprintf(err, errlen, "action %s could not run", action);
+	} else if (o.status != STORE_EXEC_SUCCEEDED) {
+		snprintf(err, errlen, "action %s (execution %lld) %s%s%s", action,
+			 (long long)o.execution_id, store_exec_status_name(o.status),
+			 o.error ? ": " : "", o.error ? o.error : "");
+		ret = EVS_EFAILED;
+	} else {
+		*output_json = o.output_json;
+		o.output_json = NULL;
+	}
+	dispatch_outcome_clear(&o);
+	return ret;
+}
+
+/* ---------------------------------------------------------------------------
+ * Life cycle.
+ */
+
+int dispatch_new(struct store *store, struct generation *gen, uint32_t workers,
+		 struct dispatch **out)
+{
+	struct dispatch *d = calloc(1, sizeof(*d));
+
+	*out = NULL;
+	if (!d)
+		return -ENOMEM;
+	d->store = store;
+	d->gen = generation_ref(gen);
+	d->n_threads = workers ? workers : 1;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->wake, NULL);
+	pthread_cond_init(&d->idle, NULL);
+	*out = d;
+	return 0;
+}
+
+int dispatch_start(struct dispatch *d)
+{
+	d->threads = calloc(d->n_threads, sizeof(*d->threads));
+	if (!d->threads)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < d->n_threads; i++) {
+		int e = pthread_create(&d->threads[i], NULL, worker, d);
+
+		if (e) {
+			d->n_threads = i;
+			dispatch_stop(d, 0);
+			return -e;
+		}
+	}
+	d->started = true;
+	return 0;
+}
+
+size_t dispatch_stop(struct dispatch *d, int64_t deadline_us)
+{
+	size_t left;
+
+	pthread_mutex_lock(&d->lock);
+	d->stopping = true;
+	pthread_cond_broadcast(&d->wake);
+	while (d->running > 0 && util_mono_us() < deadline_us) {
+		struct timespec ts;
+		int64_t wait_us = deadline_us - util_mono_us();
+
+		if (wait_us > 200000)
+			wait_us = 200000;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(wait_us % 1000000) * 1000;
+		ts.tv_sec += wait_us / 1000000 + ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&d->idle, &d->lock, &ts);
+	}
+	left = d->running;
+	pthread_mutex_unlock(&d->lock);
+	if (left == 0 && d->threads) {
+		for (uint32_t i = 0; i < d->n_threads; i++)
+			pthread_join(d->threads[i], NULL);
+		free(d->threads);
+		d->threads = NULL;
+		d->n_threads = 0;
+	}
+	return left;
+}
+
+void dispatch_free(struct dispatch *d)
+{
+	if (!d)
+		return;
+	if (d->threads && dispatch_stop(d, 0) > 0)
+		return; /* executions still run on its threads: leave it to process exit */
+	generation_unref(d->gen);
+	pthread_cond_destroy(&d->idle);
+	pthread_cond_destroy(&d->wake);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
