@@ -65,6 +65,7 @@ struct hostapi_exec_info {
 /* Caps of one execution's log (from the config: log_lines_max, log_bytes_max). */
 #define HOSTAPI_LOG_LINE_MAX 4096   /* bytes of one line; longer lines are cut */
 #define HOSTAPI_ERROR_MAX 4096
+#define HOSTAPI_LENT_MAX 4096       /* strings lent to one in-process call */
 
 /* Creates the daemon-side state of one execution. *out owned by the caller
  * (hostapi_exec_free). info is copied shallowly (its strings are borrowed). */
@@ -107,13 +108,15 @@ int64_t hostapi_logs_dropped(const struct hostapi_exec *x);
  * sets up around each call. */
 struct hostapi_inproc_ctx {
 	struct hostapi_exec *exec;
+	struct proxy_target *target; /* resolved on the first proxy/paginate call */
 	struct proxy_session *proxy; /* lazily created on the first proxy/paginate call */
 	/* Strings lent to the plugin, freed when the execution ends. */
 	char **lent;
 	size_t n_lent, cap_lent;
 };
 const struct evs_host *hostapi_inproc_vtable(void);
-/* Frees what the ctx lent to the plugin and its proxy session. */
+/* Frees what the ctx lent to the plugin, its proxy session and target, and
+ * zeroes the lending fields (exec is kept). */
 void hostapi_inproc_ctx_clear(struct hostapi_inproc_ctx *c);
 
 #endif
