@@ -32,7 +32,9 @@
 
 #define CONFIG_FILE_MAX (4u << 20)       /* host file and nango.yaml: 4 MiB */
 #define CONFIG_PROVIDERS_MAX (32u << 20) /* providers catalogue: 32 MiB */
-#define CONFIG_LIST_MAX 4096             /* scripts per event, actions, keys, variables... */
+#define CONFIG_LIST_MAX 4096             /* actions, headers, variables, providers' lists... */
+#define CONFIG_SCRIPTS_MAX 256           /* scripts per event of one integration */
+#define CONFIG_INTEGRATIONS_MAX 1024     /* integrations in one nango.yaml */
 #define CONFIG_INTERPOLATE_MAX 65536     /* bytes of an interpolated template */
 
 #define CONFIG_WARN_UNUSED __attribute__((warn_unused_result))

@@ -82,6 +82,8 @@ static int script_list(struct pctx *c, const struct ynode *n, const char *what, 
 			return PFAIL(c, it, CONFIG_EINVALID,
 				     "%s: bad script name '%s', expected letters, digits, '_' and '-' only",
 				     what, it->str);
+		if (l->n >= CONFIG_SCRIPTS_MAX)
+			return PFAIL(c, it, CONFIG_ETOOLARGE, "%s: more than %u scripts", what, CONFIG_SCRIPTS_MAX);
 		for (size_t j = 0; j < l->n; j++)
 			if (strcmp(l->items[j], it->str) == 0)
 				return PFAIL(c, it, CONFIG_EINVALID, "%s: script '%s' is listed twice",
@@ -246,8 +248,8 @@ int nango_parse_integrations(struct pctx *c, const struct ynode *n, struct confi
 	if (n->type != YNODE_MAP)
 		return PFAIL(c, n, CONFIG_EINVALID, "integrations: expected a mapping of integration ids, found %s",
 			     ynode_kind(n));
-	if (n->n > CONFIG_LIST_MAX)
-		return PFAIL(c, n, CONFIG_ETOOLARGE, "integrations: more than %u entries", CONFIG_LIST_MAX);
+	if (n->n > CONFIG_INTEGRATIONS_MAX)
+		return PFAIL(c, n, CONFIG_ETOOLARGE, "integrations: more than %u entries", CONFIG_INTEGRATIONS_MAX);
 	out->integrations = calloc(n->n ? n->n : 1, sizeof(*out->integrations));
 	if (!out->integrations)
 		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");

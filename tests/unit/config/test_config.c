@@ -474,6 +474,21 @@ static void test_nango_errors(void **state)
 	nango_err("integrations: [github]\n", "nango.yaml:1:15:", "expected a mapping of integration ids");
 	nango_err("integrations:\n  github: {}\n  github: {}\n", "nango.yaml:3:3:", "duplicate key 'github'");
 	nango_err("integrations:\n  github:\n    syncs: {a: [}\n", "nango.yaml:3:17:", "YAML syntax error");
+
+	/* Lists are capped. */
+	{
+		char *big = malloc(16384);
+		size_t off;
+		struct config_nango n;
+
+		off = (size_t)sprintf(big, "integrations:\n  github:\n    on-events:\n      post-connection-creation:\n");
+		for (int i = 0; i <= CONFIG_SCRIPTS_MAX; i++)
+			off += (size_t)sprintf(big + off, "        - s%d\n", i);
+		assert_int_equal(config_parse_nango(big, off, "nango.yaml", &n, err, sizeof(err)), CONFIG_ETOOLARGE);
+		assert_non_null(strstr(err, "nango.yaml:261:11: integrations.github.on-events.post-connection-creation: "
+					    "more than 256 scripts"));
+		free(big);
+	}
 }
 
 /* ----------------------------------------------------------- providers */
