@@ -1,0 +1,1764 @@
+/*
+ * proxy.c - host->proxy() and host->paginate() over libcurl.
+ *
+ * A request is built from the proxy_target (the provider's API as one
+ * connection sees it: base URL, auth headers and query, basic credentials,
+ * retry header names, pagination style) and the plugin's evs_request:
+ *
+ *   URL      base_url + endpoint. The endpoint starts with '/', or is an
+ *            absolute URL equal to base_url or starting with base_url + "/".
+ *            Anything else, and any "." or ".." path segment (curl would
+ *            collapse it and climb out of the base path), is EVS_EDENIED.
+ *   query    the request's params, then the target's query (API keys), each
+ *            URL-encoded with curl_easy_escape. A request param named like
+ *            a target query param is dropped: auth wins.
+ *   headers  the target's headers, then the request's. A request header
+ *            named like a target header (case-insensitive), or
+ *            "Authorization" when basic credentials are set, is dropped:
+ *            auth wins, a plugin cannot replace the connection's
+ *            credentials. Header names must be RFC 9110 tokens and values
+ *            free of CR, LF and NUL (EVS_EINVAL). A body without a
+ *            Content-Type gets "application/json" (Nango's proxy default).
+ *   redirects are not followed (credentials must not travel elsewhere): a
+ *            3xx comes back to the plugin as is.
+ *
+ * Retries (only when req->retries > 0) on network errors, 5xx and 429. The
+ * wait before retry n (0-based) is, in order of preference:
+ *   - the response's Retry-After (seconds or an HTTP date);
+ *   - the provider's retry headers: an `after` header (seconds), or, when
+ *     no `remaining` header is configured or the response's says "0", an
+ *     `at` header (epoch seconds of the reset);
+ *   - exponential backoff: 100 ms * 2^n (capped at 10 s), with "equal
+ *     jitter": half of it fixed, the other half random. Nango starts at 3 s;
+ *     we start lower because scripts run inside a deadline.
+ * A wait that would end past the execution's deadline is not taken: the
+ * last response is returned (or EVS_ETIMEDOUT after a network error).
+ * Each attempt's timeout is req->timeout_ms (default 30 s), never past the
+ * deadline.
+ *
+ * Logging: one line per attempt through the log callback,
+ *   "GET https://api.example.com/user -> 200 (12 ms)"
+ *   "GET https://api.example.com/user -> 503 (4 ms) (retry 1/3)"
+ * The URL is logged without its query string, fragment and userinfo, and
+ * every line is scrubbed of every credential of the target (header values,
+ * query values, basic credentials, word by word, raw and URL-encoded) in
+ * case a provider puts a key in the path.
+ *
+ * One CURL easy handle per session: curl_easy_reset() between requests
+ * keeps its connection cache, so consecutive requests to the same host
+ * reuse the TCP (and TLS) connection.
+ */
+#include "proxy.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "util.h"
+
+#define PROXY_BODY_MAX (16u << 20)        /* response body */
+#define PROXY_HEADERS_MAX 256             /* response headers */
+#define PROXY_HEADER_BYTES_MAX (256u << 10)
+#define PROXY_URL_MAX (64u << 10)
+#define PROXY_TIMEOUT_MS_DEFAULT 30000
+#define PROXY_BACKOFF_BASE_MS 100
+#define PROXY_BACKOFF_MAX_MS 10000
+#define PROXY_WAIT_MAX_MS (600 * 1000)    /* Nango's cap on a retry wait */
+#define PROXY_LOG_MAX 2048
+#define PROXY_SECRET_MIN 6                /* shorter words are not scrubbed */
+
+struct proxy_session {
+	struct proxy_target *t;      /* own deep copy */
+	int64_t deadline_us;         /* 0: none */
+	proxy_log_fn log;
+	void *log_user;
+	CURL *curl;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* ------------------------------------------------------------------ small helpers */
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+}
+
+static void map_clear(struct config_map *m, bool wipe)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if (wipe) {
+			wipe_free(m->items[i].key);
+			wipe_free(m->items[i].value);
+		} else {
+			free(m->items[i].key);
+			free(m->items[i].value);
+		}
+	}
+	free(m->items);
+	m->items = NULL;
+	m->n = 0;
+}
+
+static void list_clear(struct config_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+static void paginate_clear(struct config_paginate *p)
+{
+	free(p->cursor_path_in_response);
+	free(p->cursor_name_in_request);
+	free(p->limit_name_in_request);
+	free(p->response_path);
+	free(p->link_rel_in_response_header);
+	free(p->link_path_in_response_body);
+	free(p->offset_name_in_request);
+	free(p->offset_start_value);
+	free(p->offset_calculation_method);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Appends (key, value) copies to m. */
+static int map_add(struct config_map *m, const char *key, const char *value)
+{
+	struct config_kv *items;
+
+	if (m->n >= CONFIG_LIST_MAX)
+		return EVS_ENOMEM;
+	items = realloc(m->items, (m->n + 1) * sizeof(*items));
+	if (!items)
+		return EVS_ENOMEM;
+	m->items = items;
+	items[m->n].key = strdup(key);
+	items[m->n].value = strdup(value);
+	if (!items[m->n].key || !items[m->n].value) {
+		wipe_free(items[m->n].key);
+		wipe_free(items[m->n].value);
+		return EVS_ENOMEM;
+	}
+	m->n++;
+	return EVS_OK;
+}
+
+static int list_add(struct config_strlist *l, const char *s)
+{
+	char **items;
+
+	if (l->n >= CONFIG_LIST_MAX)
+		return EVS_ENOMEM;
+	items = realloc(l->items, (l->n + 1) * sizeof(*items));
+	if (!items)
+		return EVS_ENOMEM;
+	l->items = items;
+	items[l->n] = strdup(s);
+	if (!items[l->n])
+		return EVS_ENOMEM;
+	l->n++;
+	return EVS_OK;
+}
+
+/* A growable string with a cap. */
+struct sbuf {
+	char *p;
+	size_t len, cap, max;
+	int err;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->err)
+		return;
+	if (b->len + n + 1 > b->max) {
+		b->err = EVS_ENOMEM;
+		return;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 128;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if (cap > b->max)
+			cap = b->max;
+		p = malloc(cap);
+		if (!p) {
+			b->err = EVS_ENOMEM;
+			return;
+		}
+		if (b->p) {
+			memcpy(p, b->p, b->len);
+			sodium_memzero(b->p, b->cap); /* URLs carry API keys */
+			free(b->p);
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+static void sb_wipe(struct sbuf *b)
+{
+	if (b->p) {
+		sodium_memzero(b->p, b->cap);
+		free(b->p);
+	}
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* ------------------------------------------------------------------ targets */
+
+/* Frees t and wipes its credentials. NULL is fine. */
+void proxy_target_free(struct proxy_target *t)
+{
+	if (!t)
+		return;
+	wipe_free(t->base_url); /* may be interpolated from connection config */
+	map_clear(&t->headers, true);
+	map_clear(&t->query, true);
+	wipe_free(t->basic_user);
+	wipe_free(t->basic_password);
+	list_clear(&t->retry.at);
+	list_clear(&t->retry.after);
+	list_clear(&t->retry.remaining);
+	paginate_clear(&t->paginate);
+	free(t);
+}
+
+static const struct {
+	const char *name;
+	size_t off;
+} paginate_fields[] = {
+	{"cursor_path_in_response", offsetof(struct config_paginate, cursor_path_in_response)},
+	{"cursor_name_in_request", offsetof(struct config_paginate, cursor_name_in_request)},
+	{"limit_name_in_request", offsetof(struct config_paginate, limit_name_in_request)},
+	{"response_path", offsetof(struct config_paginate, response_path)},
+	{"link_rel_in_response_header", offsetof(struct config_paginate, link_rel_in_response_header)},
+	{"link_path_in_response_body", offsetof(struct config_paginate, link_path_in_response_body)},
+	{"offset_name_in_request", offsetof(struct config_paginate, offset_name_in_request)},
+	{"offset_start_value", offsetof(struct config_paginate, offset_start_value)},
+	{"offset_calculation_method", offsetof(struct config_paginate, offset_calculation_method)},
+};
+
+#define PG_FIELD(pg, i) ((char **)((char *)(pg) + paginate_fields[i].off))
+
+static const char *paginate_type_name(enum config_paginate_type t)
+{
+	switch (t) {
+	case CONFIG_PAGINATE_CURSOR: return "cursor";
+	case CONFIG_PAGINATE_LINK: return "link";
+	case CONFIG_PAGINATE_OFFSET: return "offset";
+	default: return "none";
+	}
+}
+
+static int paginate_type_from_name(const char *s, enum config_paginate_type *out)
+{
+	if (strcmp(s, "none") == 0)
+		*out = CONFIG_PAGINATE_NONE;
+	else if (strcmp(s, "cursor") == 0)
+		*out = CONFIG_PAGINATE_CURSOR;
+	else if (strcmp(s, "link") == 0)
+		*out = CONFIG_PAGINATE_LINK;
+	else if (strcmp(s, "offset") == 0)
+		*out = CONFIG_PAGINATE_OFFSET;
+	else
+		return EVS_EINVAL;
+	return EVS_OK;
+}
+
+static struct json_object *map_to_json(const struct config_map *m)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < m->n; i++) {
+		struct json_object *pair = json_object_new_array();
+
+		if (!pair || json_object_array_add(a, pair)) {
+			json_object_put(pair);
+			json_object_put(a);
+			return NULL;
+		}
+		json_object_array_add(pair, json_object_new_string(m->items[i].key));
+		json_object_array_add(pair, json_object_new_string(m->items[i].value));
+	}
+	return a;
+}
+
+static struct json_object *list_to_json(const struct config_strlist *l)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < l->n; i++)
+		json_object_array_add(a, json_object_new_string(l->items[i]));
+	return a;
+}
+
+/* A new JSON object describing t (credentials included: the caller keeps
+ * it short-lived and should wipe its serialisation). Owned by the caller
+ * (json_object_put); NULL on allocation failure or when t is NULL. */
+struct json_object *proxy_target_to_json(const struct proxy_target *t)
+{
+	struct json_object *o, *retry, *pg;
+
+	if (!t || !t->base_url)
+		return NULL;
+	o = json_object_new_object();
+	retry = json_object_new_object();
+	pg = json_object_new_object();
+	if (!o || !retry || !pg) {
+		json_object_put(o);
+		json_object_put(retry);
+		json_object_put(pg);
+		return NULL;
+	}
+	json_object_object_add(o, "base_url", json_object_new_string(t->base_url));
+	json_object_object_add(o, "headers", map_to_json(&t->headers));
+	json_object_object_add(o, "query", map_to_json(&t->query));
+	if (t->basic_user)
+		json_object_object_add(o, "basic_user", json_object_new_string(t->basic_user));
+	if (t->basic_password)
+		json_object_object_add(o, "basic_password", json_object_new_string(t->basic_password));
+	json_object_object_add(retry, "at", list_to_json(&t->retry.at));
+	json_object_object_add(retry, "after", list_to_json(&t->retry.after));
+	json_object_object_add(retry, "remaining", list_to_json(&t->retry.remaining));
+	json_object_object_add(o, "retry", retry);
+	json_object_object_add(pg, "type", json_object_new_string(paginate_type_name(t->paginate.type)));
+	for (size_t i = 0; i < sizeof(paginate_fields) / sizeof(paginate_fields[0]); i++) {
+		const char *v = *PG_FIELD(&t->paginate, i);
+
+		if (v)
+			json_object_object_add(pg, paginate_fields[i].name, json_object_new_string(v));
+	}
+	json_object_object_add(o, "paginate", pg);
+	return o;
+}
+
+/* An optional string member: absent or null leaves *dst NULL. */
+static int json_opt_str(struct json_object *o, const char *key, char **dst)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !v)
+		return EVS_OK;
+	if (!json_object_is_type(v, json_type_string))
+		return EVS_EINVAL;
+	*dst = strdup(json_object_get_string(v));
+	return *dst ? EVS_OK : EVS_ENOMEM;
+}
+
+static int json_map(struct json_object *o, const char *key, struct config_map *m)
+{
+	struct json_object *a;
+	size_t n;
+
+	if (!json_object_object_get_ex(o, key, &a) || !a)
+		return EVS_OK;
+	if (!json_object_is_type(a, json_type_array))
+		return EVS_EINVAL;
+	n = json_object_array_length(a);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *pair = json_object_array_get_idx(a, i), *k, *v;
+		int ret;
+
+		if (!json_object_is_type(pair, json_type_array) || json_object_array_length(pair) != 2)
+			return EVS_EINVAL;
+		k = json_object_array_get_idx(pair, 0);
+		v = json_object_array_get_idx(pair, 1);
+		if (!json_object_is_type(k, json_type_string) || !json_object_is_type(v, json_type_string))
+			return EVS_EINVAL;
+		ret = map_add(m, json_object_get_string(k), json_object_get_string(v));
+		if (ret)
+			return ret;
+	}
+	return EVS_OK;
+}
+
+static int json_list(struct json_object *o, const char *key, struct config_strlist *l)
+{
+	struct json_object *a;
+	size_t n;
+
+	if (!o || !json_object_object_get_ex(o, key, &a) || !a)
+		return EVS_OK;
+	if (!json_object_is_type(a, json_type_array))
+		return EVS_EINVAL;
+	n = json_object_array_length(a);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(a, i);
+		int ret;
+
+		if (!json_object_is_type(v, json_type_string))
+			return EVS_EINVAL;
+		ret = list_add(l, json_object_get_string(v));
+		if (ret)
+			return ret;
+	}
+	return EVS_OK;
+}
+
+/* Builds a target from proxy_target_to_json()'s shape. On success *out is
+ * owned by the caller (proxy_target_free); on failure NULL (EVS_EINVAL for
+ * a malformed document, EVS_ENOMEM). o is only read. */
+int proxy_target_from_json(struct json_object *o, struct proxy_target **out)
+{
+	struct proxy_target *t = NULL;
+	struct json_object *retry = NULL, *pg = NULL, *v;
+	int ret = EVS_EINVAL;
+
+	*out = NULL;
+	if (!o || !json_object_is_type(o, json_type_object))
+		goto fail;
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		ret = EVS_ENOMEM;
+		goto fail;
+	}
+	ret = json_opt_str(o, "base_url", &t->base_url);
+	if (!ret && !t->base_url)
+		ret = EVS_EINVAL;
+	if (!ret)
+		ret = json_map(o, "headers", &t->headers);
+	if (!ret)
+		ret = json_map(o, "query", &t->query);
+	if (!ret)
+		ret = json_opt_str(o, "basic_user", &t->basic_user);
+	if (!ret)
+		ret = json_opt_str(o, "basic_password", &t->basic_password);
+	if (ret)
+		goto fail;
+	ret = EVS_EINVAL;
+	if (json_object_object_get_ex(o, "retry", &retry) && retry &&
+	    !json_object_is_type(retry, json_type_object))
+		goto fail;
+	ret = json_list(retry, "at", &t->retry.at);
+	if (!ret)
+		ret = json_list(retry, "after", &t->retry.after);
+	if (!ret)
+		ret = json_list(retry, "remaining", &t->retry.remaining);
+	if (ret)
+		goto fail;
+	if (json_object_object_get_ex(o, "paginate", &pg) && pg) {
+		ret = EVS_EINVAL;
+		if (!json_object_is_type(pg, json_type_object))
+			goto fail;
+		if (json_object_object_get_ex(pg, "type", &v) && v) {
+			if (!json_object_is_type(v, json_type_string) ||
+			    paginate_type_from_name(json_object_get_string(v), &t->paginate.type))
+				goto fail;
+		}
+		for (size_t i = 0; i < sizeof(paginate_fields) / sizeof(paginate_fields[0]); i++) {
+			ret = json_opt_str(pg, paginate_fields[i].name, PG_FIELD(&t->paginate, i));
+			if (ret)
+				goto fail;
+		}
+	}
+	*out = t;
+	return EVS_OK;
+fail:
+	proxy_target_free(t);
+	return ret;
+}
+
+static int target_copy(const struct proxy_target *src, struct proxy_target **out)
+{
+	struct proxy_target *t;
+	int ret = EVS_ENOMEM;
+
+	*out = NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return EVS_ENOMEM;
+	t->base_url = strdup(src->base_url);
+	if (!t->base_url)
+		goto fail;
+	/* No trailing '/': base + "/endpoint". */
+	for (size_t n = strlen(t->base_url); n > 0 && t->base_url[n - 1] == '/'; n--)
+		t->base_url[n - 1] = '\0';
+	for (size_t i = 0; i < src->headers.n; i++)
+		if (map_add(&t->headers, src->headers.items[i].key, src->headers.items[i].value))
+			goto fail;
+	for (size_t i = 0; i < src->query.n; i++)
+		if (map_add(&t->query, src->query.items[i].key, src->query.items[i].value))
+			goto fail;
+	if ((src->basic_user && !(t->basic_user = strdup(src->basic_user))) ||
+	    (src->basic_password && !(t->basic_password = strdup(src->basic_password))))
+		goto fail;
+	for (size_t i = 0; i < src->retry.at.n; i++)
+		if (list_add(&t->retry.at, src->retry.at.items[i]))
+			goto fail;
+	for (size_t i = 0; i < src->retry.after.n; i++)
+		if (list_add(&t->retry.after, src->retry.after.items[i]))
+			goto fail;
+	for (size_t i = 0; i < src->retry.remaining.n; i++)
+		if (list_add(&t->retry.remaining, src->retry.remaining.items[i]))
+			goto fail;
+	t->paginate.type = src->paginate.type;
+	for (size_t i = 0; i < sizeof(paginate_fields) / sizeof(paginate_fields[0]); i++) {
+		const char *v = *PG_FIELD(&src->paginate, i);
+
+		if (v && !(*PG_FIELD(&t->paginate, i) = strdup(v)))
+			goto fail;
+	}
+	*out = t;
+	return EVS_OK;
+fail:
+	proxy_target_free(t);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ logging */
+
+/* Replaces every occurrence of word in line (in place, NUL-terminated,
+ * capacity cap) with "***". */
+static void scrub_word(char *line, size_t cap, const char *word, size_t wlen)
+{
+	char *p = line;
+
+	if (wlen < PROXY_SECRET_MIN)
+		return;
+	while ((p = memmem(p, strlen(p), word, wlen)) != NULL) {
+		size_t tail = strlen(p + wlen);
+
+		if ((size_t)(p - line) + 3 + tail + 1 > cap)
+			break;
+		memmove(p + 3, p + wlen, tail + 1);
+		memcpy(p, "***", 3);
+		p += 3;
+	}
+}
+
+/* Scrubs each whitespace-separated word of secret, raw and URL-encoded. */
+static void scrub_secret(struct proxy_session *s, char *line, size_t cap, const char *secret)
+{
+	const char *w = secret;
+
+	if (!secret)
+		return;
+	scrub_word(line, cap, secret, strlen(secret));
+	while (*w) {
+		size_t n;
+
+		while (*w == ' ' || *w == '\t')
+			w++;
+		n = strcspn(w, " \t");
+		if (n >= PROXY_SECRET_MIN) {
+			char *enc;
+
+			scrub_word(line, cap, w, n);
+			enc = curl_easy_escape(s->curl, w, (int)n);
+			if (enc) {
+				scrub_word(line, cap, enc, strlen(enc));
+				sodium_memzero(enc, strlen(enc));
+				curl_free(enc);
+			}
+		}
+		w += n;
+	}
+}
+
+static void plog(struct proxy_session *s, int level, const char *fmt, ...) EVS_PRINTF(3, 4);
+
+static void plog(struct proxy_session *s, int level, const char *fmt, ...)
+{
+	char line[PROXY_LOG_MAX];
+	const struct proxy_target *t = s->t;
+	va_list ap;
+
+	if (!s->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < t->headers.n; i++)
+		scrub_secret(s, line, sizeof(line), t->headers.items[i].value);
+	for (size_t i = 0; i < t->query.n; i++)
+		scrub_secret(s, line, sizeof(line), t->query.items[i].value);
+	scrub_secret(s, line, sizeof(line), t->basic_user);
+	scrub_secret(s, line, sizeof(line), t->basic_password);
+	s->log(s->log_user, level, line);
+	sodium_memzero(line, sizeof(line));
+}
+
+/* The URL for logs: scheme, host, port and path only. malloc'd. */
+static char *log_url(const char *url)
+{
+	CURLU *u = curl_url();
+	char *out = NULL, *tmp = NULL;
+
+	if (!u)
+		return NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_QUERY, NULL, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_URL, &tmp, 0) == CURLUE_OK)
+		out = strdup(tmp);
+	curl_free(tmp);
+	curl_url_cleanup(u);
+	if (!out) {
+		/* Not parseable: everything before the query, whatever it is. */
+		out = strndup(url, strcspn(url, "?#"));
+	}
+	return out;
+}
+
+/* ------------------------------------------------------------------ sessions */
+
+/* Starts a session for one execution. target is copied (the caller keeps
+ * and frees its own); deadline_us is a util_mono_us() time (0: none); log
+ * may be NULL. On success *out is owned by the caller (proxy_session_free). */
+int proxy_session_new(const struct proxy_target *target, int64_t deadline_us, proxy_log_fn log,
+		      void *log_user, struct proxy_session **out)
+{
+	struct proxy_session *s;
+	int ret;
+
+	*out = NULL;
+	if (!target || !target->base_url || !*target->base_url)
+		return EVS_EINVAL;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return EVS_EHOST;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return EVS_ENOMEM;
+	ret = target_copy(target, &s->t);
+	if (ret)
+		goto fail;
+	ret = EVS_ENOMEM;
+	s->curl = curl_easy_init();
+	if (!s->curl)
+		goto fail;
+	s->deadline_us = deadline_us > 0 ? deadline_us : 0;
+	s->log = log;
+	s->log_user = log_user;
+	*out = s;
+	return EVS_OK;
+fail:
+	proxy_session_free(s);
+	return ret;
+}
+
+/* Closes the session's connections and wipes its copy of the target. */
+void proxy_session_free(struct proxy_session *s)
+{
+	if (!s)
+		return;
+	if (s->curl)
+		curl_easy_cleanup(s->curl);
+	proxy_target_free(s->t);
+	free(s);
+	curl_global_cleanup();
+}
+
+/* ------------------------------------------------------------------ responses */
+
+/* Frees a response from proxy_request(): the headers array, each header's
+ * name and value, and the body are separate malloc'd blocks. NULL is fine. */
+void proxy_response_free(struct evs_response *resp)
+{
+	if (!resp)
+		return;
+	for (size_t i = 0; i < resp->n_headers; i++) {
+		free((char *)resp->headers[i].name);
+		free((char *)resp->headers[i].value);
+	}
+	free((struct evs_header *)resp->headers);
+	free((char *)resp->body);
+	free(resp);
+}
+
+/* What one attempt collects. */
+struct capture {
+	char *body;
+	size_t len, cap;
+	bool too_big;
+	struct evs_header *hdrs;
+	size_t n_hdrs, cap_hdrs, hdr_bytes;
+};
+
+static void capture_clear_headers(struct capture *c)
+{
+	for (size_t i = 0; i < c->n_hdrs; i++) {
+		free((char *)c->hdrs[i].name);
+		free((char *)c->hdrs[i].value);
+	}
+	c->n_hdrs = 0;
+	c->hdr_bytes = 0;
+}
+
+static void capture_free(struct capture *c)
+{
+	capture_clear_headers(c);
+	free(c->hdrs);
+	free(c->body);
+	memset(c, 0, sizeof(*c));
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
+{
+	struct capture *c = user;
+	size_t n = size * nmemb;
+
+	if (n > PROXY_BODY_MAX - c->len) {
+		c->too_big = true;
+		return 0;
+	}
+	if (c->len + n + 1 > c->cap) {
+		size_t cap = c->cap ? c->cap : 4096;
+		char *p;
+
+		while (cap < c->len + n + 1)
+			cap *= 2;
+		if (cap > PROXY_BODY_MAX + 1)
+			cap = PROXY_BODY_MAX + 1;
+		p = realloc(c->body, cap);
+		if (!p) {
+			c->too_big = true;
+			return 0;
+		}
+		c->body = p;
+		c->cap = cap;
+	}
+	memcpy(c->body + c->len, data, n);
+	c->len += n;
+	c->body[c->len] = '\0';
+	return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *user)
+{
+	struct capture *c = user;
+	size_t n = size * nmemb, nlen, vstart, vend;
+	const char *colon;
+	char *name, *value;
+
+	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+		/* A new response (after 100 Continue, for instance). */
+		capture_clear_headers(c);
+		return n;
+	}
+	colon = memchr(data, ':', n);
+	if (!colon || colon == data)
+		return n; /* the blank line, or an obsolete folded line */
+	if (c->n_hdrs >= PROXY_HEADERS_MAX || c->hdr_bytes + n > PROXY_HEADER_BYTES_MAX) {
+		c->too_big = true;
+		return 0;
+	}
+	nlen = (size_t)(colon - data);
+	vstart = nlen + 1;
+	while (vstart < n && (data[vstart] == ' ' || data[vstart] == '\t'))
+		vstart++;
+	vend = n;
+	while (vend > vstart && (data[vend - 1] == '\r' || data[vend - 1] == '\n' ||
+				 data[vend - 1] == ' ' || data[vend - 1] == '\t'))
+		vend--;
+	if (c->n_hdrs == c->cap_hdrs) {
+		size_t cap = c->cap_hdrs ? c->cap_hdrs * 2 : 16;
+		struct evs_header *h = realloc(c->hdrs, cap * sizeof(*h));
+
+		if (!h) {
+			c->too_big = true;
+			return 0;
+		}
+		c->hdrs = h;
+		c->cap_hdrs = cap;
+	}
+	name = strndup(data, nlen);
+	value = strndup(data + vstart, vend - vstart);
+	if (!name || !value) {
+		free(name);
+		free(value);
+		c->too_big = true;
+		return 0;
+	}
+	c->hdrs[c->n_hdrs].name = name;
+	c->hdrs[c->n_hdrs].value = value;
+	c->n_hdrs++;
+	c->hdr_bytes += n;
+	return n;
+}
+
+static const char *header_get(const struct evs_header *h, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(h[i].name, name) == 0)
+			return h[i].value;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ building requests */
+
+static bool is_tchar(unsigned char ch)
+{
+	return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static bool valid_header_name(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if (!is_tchar((unsigned char)*s))
+			return false;
+	return true;
+}
+
+static bool valid_header_value(const char *s)
+{
+	return s && !strpbrk(s, "\r\n");
+}
+
+/* A request as it is sent, built once and sent once per attempt. */
+struct prepared {
+	char method[17];
+	char *url;                 /* wiped: may carry API keys */
+	char *url_for_log;
+	struct curl_slist *headers;
+	const void *body;
+	size_t body_len;
+	uint32_t retries;
+	uint32_t timeout_ms;
+};
+
+static void slist_wipe_free(struct curl_slist *l)
+{
+	for (struct curl_slist *p = l; p; p = p->next)
+		sodium_memzero(p->data, strlen(p->data));
+	curl_slist_free_all(l);
+}
+
+static void prepared_clear(struct prepared *p)
+{
+	wipe_free(p->url);
+	free(p->url_for_log);
+	slist_wipe_free(p->headers);
+	memset(p, 0, sizeof(*p));
+}
+
+static int add_header(struct curl_slist **l, const char *name, const char *value)
+{
+	struct sbuf b = {.max = PROXY_URL_MAX};
+	struct curl_slist *n;
+
+	sb_str(&b, name);
+	if (*value) {
+		sb_str(&b, ": ");
+		sb_str(&b, value);
+	} else {
+		sb_str(&b, ";"); /* curl's way to send an empty header */
+	}
+	if (b.err) {
+		sb_wipe(&b);
+		return b.err;
+	}
+	n = curl_slist_append(*l, b.p);
+	sb_wipe(&b);
+	if (!n)
+		return EVS_ENOMEM;
+	*l = n;
+	return EVS_OK;
+}
+
+/* "." or ".." as a segment of the path (before '?' or '#'). */
+static bool has_dot_segment(const char *path)
+{
+	size_t end = strcspn(path, "?#");
+	size_t i = 0;
+
+	while (i < end) {
+		size_t seg;
+
+		if (path[i] == '/') {
+			i++;
+			continue;
+		}
+		seg = strcspn(path + i, "/?#");
+		if ((seg == 1 && path[i] == '.') || (seg == 2 && path[i] == '.' && path[i + 1] == '.'))
+			return true;
+		i += seg;
+	}
+	return false;
+}
+
+static void add_query(struct proxy_session *s, struct sbuf *b, bool *has_query, const char *k,
+		      const char *v)
+{
+	char *ek = curl_easy_escape(s->curl, k, 0), *ev = curl_easy_escape(s->curl, v, 0);
+
+	if (!ek || !ev) {
+		b->err = EVS_ENOMEM;
+	} else {
+		sb_str(b, *has_query ? "&" : "?");
+		sb_str(b, ek);
+		sb_str(b, "=");
+		sb_str(b, ev);
+		*has_query = true;
+	}
+	if (ek) {
+		sodium_memzero(ek, strlen(ek));
+		curl_free(ek);
+	}
+	if (ev) {
+		sodium_memzero(ev, strlen(ev));
+		curl_free(ev);
+	}
+}
+
+static int prepare(struct proxy_session *s, const struct evs_request *r, struct prepared *p)
+{
+	const struct proxy_target *t = s->t;
+	struct sbuf url = {.max = PROXY_URL_MAX};
+	const char *m = r->method ? r->method : "GET";
+	size_t base_len = strlen(t->base_url), mlen = strlen(m);
+	bool has_query, has_ctype = false, has_ua = false;
+	int ret;
+
+	memset(p, 0, sizeof(*p));
+	if (mlen == 0 || mlen >= sizeof(p->method))
+		return EVS_EINVAL;
+	for (size_t i = 0; i < mlen; i++) {
+		if (!isalpha((unsigned char)m[i]))
+			return EVS_EINVAL;
+		p->method[i] = (char)toupper((unsigned char)m[i]);
+	}
+	if (!r->endpoint || !*r->endpoint)
+		return EVS_EINVAL;
+	for (const unsigned char *c = (const unsigned char *)r->endpoint; *c; c++)
+		if (*c <= 0x20 || *c == 0x7f)
+			return EVS_EINVAL;
+	if (r->n_params && !r->params)
+		return EVS_EINVAL;
+	if (r->n_headers && !r->headers)
+		return EVS_EINVAL;
+	if (r->body_len && !r->body)
+		return EVS_EINVAL;
+
+	if (r->endpoint[0] == '/') {
+		if (r->endpoint[1] == '/')
+			return EVS_EDENIED; /* "//host" would be taken for a host by some */
+		if (has_dot_segment(r->endpoint))
+			return EVS_EDENIED;
+		sb_str(&url, t->base_url);
+		sb_str(&url, r->endpoint);
+	} else {
+		const char *rest = r->endpoint + base_len;
+
+		if (strncmp(r->endpoint, t->base_url, base_len) != 0 ||
+		    (*rest && *rest != '/' && *rest != '?'))
+			return EVS_EDENIED;
+		if (has_dot_segment(rest))
+			return EVS_EDENIED;
+		sb_str(&url, r->endpoint);
+	}
+	has_query = url.p && strchr(url.p, '?');
+	for (size_t i = 0; i < r->n_params; i++) {
+		if (!r->params[i].name || !*r->params[i].name || !r->params[i].value) {
+			sb_wipe(&url);
+			return EVS_EINVAL;
+		}
+		if (config_map_get(&t->query, r->params[i].name))
+			continue; /* auth wins */
+		add_query(s, &url, &has_query, r->params[i].name, r->params[i].value);
+	}
+	for (size_t i = 0; i < t->query.n; i++)
+		add_query(s, &url, &has_query, t->query.items[i].key, t->query.items[i].value);
+	if (url.err) {
+		sb_wipe(&url);
+		return url.err;
+	}
+	p->url = url.p; /* ownership moves; wiped in prepared_clear */
+	p->url_for_log = log_url(p->url);
+	ret = EVS_ENOMEM;
+	if (!p->url_for_log)
+		goto fail;
+
+	for (size_t i = 0; i < t->headers.n; i++) {
+		const char *k = t->headers.items[i].key, *v = t->headers.items[i].value;
+
+		ret = EVS_EINVAL;
+		if (!valid_header_name(k) || !valid_header_value(v))
+			goto fail;
+		ret = add_header(&p->headers, k, v);
+		if (ret)
+			goto fail;
+		has_ctype |= strcasecmp(k, "Content-Type") == 0;
+		has_ua |= strcasecmp(k, "User-Agent") == 0;
+	}
+	for (size_t i = 0; i < r->n_headers; i++) {
+		const char *k = r->headers[i].name, *v = r->headers[i].value;
+
+		ret = EVS_EINVAL;
+		if (!valid_header_name(k) || !valid_header_value(v))
+			goto fail;
+		for (size_t j = 0; j < t->headers.n; j++)
+			if (strcasecmp(t->headers.items[j].key, k) == 0)
+				goto next; /* auth wins */
+		if (t->basic_user && strcasecmp(k, "Authorization") == 0)
+			continue;
+		ret = add_header(&p->headers, k, v);
+		if (ret)
+			goto fail;
+		has_ctype |= strcasecmp(k, "Content-Type") == 0;
+		has_ua |= strcasecmp(k, "User-Agent") == 0;
+next:;
+	}
+	if (r->body_len && !has_ctype && (ret = add_header(&p->headers, "Content-Type", "application/json")))
+		goto fail;
+	if (!has_ua && (ret = add_header(&p->headers, "User-Agent", "evscript")))
+		goto fail;
+	{
+		/* "Name:" with no value makes curl drop its own Expect: 100-continue. */
+		struct curl_slist *l = curl_slist_append(p->headers, "Expect:");
+
+		ret = EVS_ENOMEM;
+		if (!l)
+			goto fail;
+		p->headers = l;
+	}
+	p->body = r->body;
+	p->body_len = r->body_len;
+	p->retries = r->retries;
+	p->timeout_ms = r->timeout_ms ? r->timeout_ms : PROXY_TIMEOUT_MS_DEFAULT;
+	return EVS_OK;
+fail:
+	prepared_clear(p);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ sending */
+
+static int64_t ms_since(int64_t start_us)
+{
+	return (util_mono_us() - start_us) / 1000;
+}
+
+/* One attempt. EVS_OK with *resp, or an EVS_E* code (*cc: curl's code). */
+static int attempt(struct proxy_session *s, const struct prepared *p, long timeout_ms,
+		   struct evs_response **resp, CURLcode *cc)
+{
+	CURL *c = s->curl;
+	struct capture cap = {0};
+	long status = 0;
+	int ret;
+
+	*resp = NULL;
+	*cc = CURLE_OK;
+	curl_easy_reset(c); /* keeps the connection cache */
+	s->errbuf[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_URL, p->url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, p->headers);
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &cap);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &cap);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->errbuf);
+	if (s->t->basic_user) {
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(c, CURLOPT_USERNAME, s->t->basic_user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, s->t->basic_password ? s->t->basic_password : "");
+	}
+	if (strcmp(p->method, "HEAD") == 0) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(p->method, "GET") == 0 && !p->body_len) {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else {
+		if (strcmp(p->method, "POST") == 0 || p->body_len) {
+			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS, p->body_len ? p->body : "");
+		}
+		if (strcmp(p->method, "POST") != 0)
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, p->method);
+	}
+
+	*cc = curl_easy_perform(c);
+	if (*cc != CURLE_OK) {
+		if (cap.too_big)
+			ret = EVS_ENOMEM;
+		else if (*cc == CURLE_OPERATION_TIMEDOUT)
+			ret = EVS_ETIMEDOUT;
+		else if (*cc == CURLE_OUT_OF_MEMORY)
+			ret = EVS_ENOMEM;
+		else if (*cc == CURLE_URL_MALFORMAT)
+			ret = EVS_EINVAL;
+		else if (*cc == CURLE_UNSUPPORTED_PROTOCOL)
+			ret = EVS_EDENIED;
+		else
+			ret = EVS_ENETWORK;
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	ret = EVS_ENOMEM;
+	*resp = calloc(1, sizeof(**resp));
+	if (!*resp)
+		goto out;
+	if (!cap.body) {
+		cap.body = calloc(1, 1);
+		if (!cap.body) {
+			free(*resp);
+			*resp = NULL;
+			goto out;
+		}
+	}
+	(*resp)->size = sizeof(**resp);
+	(*resp)->status = (int)status;
+	(*resp)->headers = cap.hdrs;
+	(*resp)->n_headers = cap.n_hdrs;
+	(*resp)->body = cap.body;
+	(*resp)->body_len = cap.len;
+	memset(&cap, 0, sizeof(cap));
+	ret = EVS_OK;
+out:
+	capture_free(&cap);
+	return ret;
+}
+
+static bool retryable(int ret, const struct evs_response *r)
+{
+	if (ret == EVS_ENETWORK || ret == EVS_ETIMEDOUT)
+		return true;
+	return ret == EVS_OK && (r->status >= 500 || r->status == 429);
+}
+
+/* A non-negative decimal number of seconds, or -1. */
+static int64_t parse_seconds(const char *v)
+{
+	char *end;
+	double d;
+
+	if (!v)
+		return -1;
+	while (*v == ' ')
+		v++;
+	if (!isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	d = strtod(v, &end);
+	while (*end == ' ')
+		end++;
+	if (errno || *end || d < 0 || d > 1e12)
+		return -1;
+	return (int64_t)d;
+}
+
+static const char *first_header(const struct evs_response *r, const struct config_strlist *names)
+{
+	for (size_t i = 0; i < names->n; i++) {
+		const char *v = header_get(r->headers, r->n_headers, names->items[i]);
+
+		if (v)
+			return v;
+	}
+	return NULL;
+}
+
+/* Milliseconds to wait before retry number n (0-based). */
+static int64_t retry_wait_ms(struct proxy_session *s, const struct evs_response *r, uint32_t n)
+{
+	const struct config_retry *rt = &s->t->retry;
+	int64_t base, v;
+
+	if (r) {
+		const char *ra = header_get(r->headers, r->n_headers, "Retry-After");
+
+		if (ra) {
+			if ((v = parse_seconds(ra)) >= 0)
+				return v * 1000;
+			time_t when = curl_getdate(ra, NULL);
+
+			if (when != (time_t)-1) {
+				v = (int64_t)when * 1000 - util_now_ms();
+				return v > 0 ? v : 0;
+			}
+		}
+		if ((v = parse_seconds(first_header(r, &rt->after))) >= 0)
+			return v * 1000;
+		if (rt->at.n) {
+			const char *rem = first_header(r, &rt->remaining);
+			int64_t at = parse_seconds(first_header(r, &rt->at));
+
+			if (at >= 0 && (!rt->remaining.n || (rem && parse_seconds(rem) == 0))) {
+				v = at * 1000 - util_now_ms();
+				return v > 0 ? v : 0;
+			}
+		}
+	}
+	base = PROXY_BACKOFF_BASE_MS << (n < 10 ? n : 10);
+	if (base > PROXY_BACKOFF_MAX_MS)
+		base = PROXY_BACKOFF_MAX_MS;
+	return base / 2 + (int64_t)randombytes_uniform((uint32_t)(base / 2) + 1);
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Sends a plugin's request. EVS_OK with *resp (owned by the caller,
+ * proxy_response_free) whenever an HTTP response arrived, whatever its
+ * status; otherwise an EVS_E* code and *resp NULL. req is only read; its
+ * fields past req->size count as zero. */
+int proxy_request(struct proxy_session *s, const struct evs_request *req,
+		  struct evs_response **resp)
+{
+	struct evs_request r = {0};
+	struct prepared p;
+	struct evs_response *last = NULL;
+	int ret;
+
+	if (!resp)
+		return EVS_EINVAL;
+	*resp = NULL;
+	if (!s || !req || req->size < offsetof(struct evs_request, params))
+		return EVS_EINVAL;
+	memcpy(&r, req, req->size < sizeof(r) ? req->size : sizeof(r));
+	ret = prepare(s, &r, &p);
+	if (ret) {
+		plog(s, EVS_LOG_ERROR, "%s %s: refused: %s", r.method ? r.method : "GET",
+		     ret == EVS_EDENIED ? "(URL outside the provider's base URL)" : "(request)",
+		     evs_strerror(ret));
+		return ret;
+	}
+	for (uint32_t n = 0;; n++) {
+		int64_t now = util_mono_us(), start;
+		long timeout_ms = (long)p.timeout_ms;
+		CURLcode cc;
+		char retry_note[48] = "";
+
+		if (s->deadline_us) {
+			int64_t left_ms = (s->deadline_us - now) / 1000;
+
+			if (left_ms <= 0) {
+				ret = last ? EVS_OK : EVS_ETIMEDOUT;
+				if (!last)
+					plog(s, EVS_LOG_WARN, "%s %s -> deadline passed", p.method, p.url_for_log);
+				break;
+			}
+			if (left_ms < timeout_ms)
+				timeout_ms = (long)left_ms;
+		}
+		proxy_response_free(last);
+		last = NULL;
+		if (n > 0)
+			snprintf(retry_note, sizeof(retry_note), " (retry %" PRIu32 "/%" PRIu32 ")", n, p.retries);
+		start = util_mono_us();
+		ret = attempt(s, &p, timeout_ms, &last, &cc);
+		if (ret == EVS_OK)
+			plog(s, last->status < 400 ? EVS_LOG_INFO : EVS_LOG_WARN, "%s %s -> %d (%" PRId64 " ms)%s",
+			     p.method, p.url_for_log, last->status, ms_since(start), retry_note);
+		else
+			plog(s, EVS_LOG_WARN, "%s %s -> %s: %s (%" PRId64 " ms)%s", p.method, p.url_for_log,
+			     evs_strerror(ret), s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
+			     ms_since(start), retry_note);
+		if (!retryable(ret, last) || n >= p.retries)
+			break;
+		{
+			int64_t wait = retry_wait_ms(s, last, n);
+
+			if (wait > PROXY_WAIT_MAX_MS)
+				wait = PROXY_WAIT_MAX_MS;
+			if (s->deadline_us && util_mono_us() + wait * 1000 >= s->deadline_us) {
+				plog(s, EVS_LOG_WARN, "%s %s: no retry, a wait of %" PRId64 " ms would pass the deadline",
+				     p.method, p.url_for_log, wait);
+				if (ret != EVS_OK)
+					ret = EVS_ETIMEDOUT;
+				break;
+			}
+			sleep_ms(wait);
+		}
+	}
+	prepared_clear(&p);
+	if (ret == EVS_OK)
+		*resp = last;
+	else
+		proxy_response_free(last);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ pagination */
+
+/* The value at a dotted path ("data.items", "a.0.b"); the root for "". */
+static struct json_object *json_path(struct json_object *root, const char *path)
+{
+	struct json_object *cur = root;
+	const char *p = path;
+
+	if (!path || !*path)
+		return root;
+	while (cur && *p) {
+		size_t n = strcspn(p, ".");
+		char key[256];
+
+		if (n >= sizeof(key))
+			return NULL;
+		memcpy(key, p, n);
+		key[n] = '\0';
+		if (json_object_is_type(cur, json_type_object)) {
+			if (!json_object_object_get_ex(cur, key, &cur))
+				return NULL;
+		} else if (json_object_is_type(cur, json_type_array) && n > 0 &&
+			   strspn(key, "0123456789") == n) {
+			cur = json_object_array_get_idx(cur, (size_t)strtoul(key, NULL, 10));
+		} else {
+			return NULL;
+		}
+		p += n;
+		if (*p == '.')
+			p++;
+	}
+	return cur;
+}
+
+/* The URL of the first link with relation rel in a Link header value
+ * (RFC 8288: `<url>; rel="next", <url>; rel=last`), malloc'd, or NULL. */
+static char *link_find(const char *v, const char *rel)
+{
+	const char *p = v;
+
+	while (p && *p) {
+		const char *url, *url_end;
+		bool match = false;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p != '<')
+			return NULL;
+		url = p + 1;
+		url_end = strchr(url, '>');
+		if (!url_end)
+			return NULL;
+		p = url_end + 1;
+		/* Parameters up to the next ',' outside quotes. */
+		while (*p && *p != ',') {
+			const char *name, *val;
+			size_t nlen, vlen;
+			bool quoted = false;
+
+			while (*p == ' ' || *p == '\t' || *p == ';')
+				p++;
+			if (!*p || *p == ',')
+				break;
+			name = p;
+			nlen = strcspn(p, "=;, \t");
+			p += nlen;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			val = "";
+			vlen = 0;
+			if (*p == '=') {
+				p++;
+				while (*p == ' ' || *p == '\t')
+					p++;
+				if (*p == '"') {
+					quoted = true;
+					val = ++p;
+					while (*p && *p != '"')
+						p++;
+					vlen = (size_t)(p - val);
+					if (*p == '"')
+						p++;
+				} else {
+					val = p;
+					vlen = strcspn(p, ";,");
+					while (vlen && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t'))
+						vlen--;
+					p += strcspn(p, ";,");
+				}
+			}
+			(void)quoted;
+			if (nlen == 3 && strncasecmp(name, "rel", 3) == 0) {
+				/* rel may hold several space-separated types. */
+				const char *w = val, *end = val + vlen;
+
+				while (w < end) {
+					size_t wl = 0;
+
+					while (w < end && *w == ' ')
+						w++;
+					while (w + wl < end && w[wl] != ' ')
+						wl++;
+					if (wl && wl == strlen(rel) && strncasecmp(w, rel, wl) == 0)
+						match = true;
+					w += wl;
+				}
+			}
+		}
+		if (match)
+			return strndup(url, (size_t)(url_end - url));
+	}
+	return NULL;
+}
+
+/* The effective pagination settings. */
+struct pg {
+	enum config_paginate_type type;
+	const struct config_paginate *c;
+	const char *response_path;
+	uint32_t limit;          /* 0: none */
+	uint32_t max_pages;
+	bool in_body;            /* POST/PUT/PATCH: parameters go in the JSON body */
+};
+
+/* Sets name=value among the page's parameters (replacing a request param
+ * of the same name) or in the body object. */
+struct page_params {
+	struct evs_header *items;
+	size_t n;
+};
+
+static void params_set(struct page_params *pp, const char *name, const char *value)
+{
+	for (size_t i = 0; i < pp->n; i++) {
+		if (strcmp(pp->items[i].name, name) == 0) {
+			pp->items[i].value = value;
+			return;
+		}
+	}
+	pp->items[pp->n].name = name;
+	pp->items[pp->n].value = value;
+	pp->n++;
+}
+
+static void body_set(struct json_object *body, const char *name, const char *value, bool number)
+{
+	json_object_object_add(body, name,
+			       number ? json_object_new_int64(strtoll(value, NULL, 10))
+				      : json_object_new_string(value));
+}
+
+/* Paginates req in the provider's style (opts override it): calls on_page
+ * with each non-empty page's records (a JSON array, lent for the call).
+ * Stops on an empty or missing records array, at the last page (no next
+ * cursor or link; an offset page shorter than the limit), after max_pages,
+ * or when on_page returns non-zero; all of those are EVS_OK. A non-2xx page
+ * or a body that is not JSON is EVS_EFAILED (logged); a page whose records
+ * are not an array is EVS_EFAILED; proxy_request's errors pass through.
+ *
+ * Nango's semantics: cursor sends cursor_name_in_request=<the value at
+ * cursor_path_in_response>; link follows the Link header's rel (or the URL
+ * at link_path_in_response_body) and drops the request's params; offset
+ * sends offset_name_in_request starting at offset_start_value (default 0)
+ * and advances by the page's record count ("by-response-size", the
+ * default) or by one ("per-page": a page number). For POST, PUT and PATCH
+ * the parameters go into the JSON body object instead of the query. */
+int proxy_paginate(struct proxy_session *s, const struct evs_request *req,
+		   const struct evs_paginate_options *opts, evs_page_fn on_page, void *user)
+{
+	struct evs_request r = {0}, page = {0};
+	struct evs_paginate_options o = {0};
+	struct pg g = {0};
+	struct page_params pp = {0};
+	struct json_object *body = NULL, *root = NULL;
+	char *cursor = NULL, *next_link = NULL, *body_text = NULL;
+	char limit_buf[24], offset_buf[24];
+	long long offset = 0;
+	uint32_t pages = 0;
+	int ret = EVS_EINVAL;
+
+	if (!s || !req || !on_page || req->size < offsetof(struct evs_request, params))
+		return EVS_EINVAL;
+	memcpy(&r, req, req->size < sizeof(r) ? req->size : sizeof(r));
+	if (opts) {
+		if (opts->size < offsetof(struct evs_paginate_options, type) + sizeof(opts->type))
+			return EVS_EINVAL;
+		memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
+	}
+	g.c = &s->t->paginate;
+	g.type = g.c->type;
+	if (o.type && paginate_type_from_name(o.type, &g.type)) {
+		plog(s, EVS_LOG_ERROR, "paginate: unknown type \"%.32s\", expected cursor, link or offset", o.type);
+		return EVS_EINVAL;
+	}
+	g.response_path = o.response_path ? o.response_path : g.c->response_path;
+	g.limit = o.limit;
+	g.max_pages = o.max_pages;
+	switch (g.type) {
+	case CONFIG_PAGINATE_CURSOR:
+		if (!g.c->cursor_name_in_request || !g.c->cursor_path_in_response) {
+			plog(s, EVS_LOG_ERROR, "paginate: cursor pagination needs the provider's "
+					       "cursor_name_in_request and cursor_path_in_response");
+			return EVS_EINVAL;
+		}
+		break;
+	case CONFIG_PAGINATE_LINK:
+		if (!g.c->link_rel_in_response_header && !g.c->link_path_in_response_body) {
+			plog(s, EVS_LOG_ERROR, "paginate: link pagination needs the provider's "
+					       "link_rel_in_response_header or link_path_in_response_body");
+			return EVS_EINVAL;
+		}
+		break;
+	case CONFIG_PAGINATE_OFFSET:
+		if (!g.c->offset_name_in_request) {
+			plog(s, EVS_LOG_ERROR, "paginate: offset pagination needs the provider's "
+					       "offset_name_in_request");
+			return EVS_EINVAL;
+		}
+		if (g.c->offset_start_value) {
+			char *end;
+
+			offset = strtoll(g.c->offset_start_value, &end, 10);
+			if (*end || offset < 0)
+				return EVS_EINVAL;
+		}
+		break;
+	default:
+		plog(s, EVS_LOG_ERROR, "paginate: the provider has no pagination style; pass opts->type");
+		return EVS_EINVAL;
+	}
+	{
+		const char *m = r.method ? r.method : "GET";
+
+		g.in_body = strcasecmp(m, "POST") == 0 || strcasecmp(m, "PUT") == 0 ||
+			    strcasecmp(m, "PATCH") == 0;
+	}
+	if (g.limit && !g.c->limit_name_in_request) {
+		plog(s, EVS_LOG_ERROR, "paginate: a limit needs the provider's limit_name_in_request");
+		return EVS_EINVAL;
+	}
+	if (!g.limit && g.c->limit_name_in_request) {
+		/* The request's own limit param counts for the last-page test. */
+		for (size_t i = 0; r.params && i < r.n_params; i++)
+			if (r.params[i].name && strcmp(r.params[i].name, g.c->limit_name_in_request) == 0 &&
+			    r.params[i].value)
+				g.limit = (uint32_t)strtoul(r.params[i].value, NULL, 10);
+	}
+	if (r.n_params && !r.params)
+		return EVS_EINVAL;
+
+	if (g.in_body) {
+		if (r.body_len) {
+			struct json_tokener *tok = json_tokener_new();
+
+			if (!tok)
+				return EVS_ENOMEM;
+			body = json_tokener_parse_ex(tok, r.body, (int)r.body_len);
+			if (json_tokener_get_error(tok) != json_tokener_success)
+				body = NULL;
+			json_tokener_free(tok);
+			if (!json_object_is_type(body, json_type_object)) {
+				json_object_put(body);
+				plog(s, EVS_LOG_ERROR, "paginate: a %s body must be a JSON object", r.method);
+				return EVS_EINVAL;
+			}
+		} else {
+			body = json_object_new_object();
+			if (!body)
+				return EVS_ENOMEM;
+		}
+	}
+	pp.items = calloc(r.n_params + 3, sizeof(*pp.items));
+	ret = EVS_ENOMEM;
+	if (!pp.items)
+		goto out;
+	for (size_t i = 0; i < r.n_params; i++)
+		pp.items[pp.n++] = r.params[i];
+	if (g.limit) {
+		snprintf(limit_buf, sizeof(limit_buf), "%" PRIu32, g.limit);
+		if (g.in_body)
+			body_set(body, g.c->limit_name_in_request, limit_buf, true);
+		else
+			params_set(&pp, g.c->limit_name_in_request, limit_buf);
+	}
+
+	for (;;) {
+		struct evs_response *resp = NULL;
+		struct json_object *records;
+		struct json_tokener *tok;
+		size_t n;
+		int stop;
+
+		page = r;
+		page.size = sizeof(page);
+		page.params = pp.items;
+		page.n_params = pp.n;
+		if (g.type == CONFIG_PAGINATE_OFFSET) {
+			snprintf(offset_buf, sizeof(offset_buf), "%lld", offset);
+			if (g.in_body)
+				body_set(body, g.c->offset_name_in_request, offset_buf, true);
+			else
+				params_set(&pp, g.c->offset_name_in_request, offset_buf);
+			page.n_params = pp.n;
+		}
+		if (next_link) {
+			page.endpoint = next_link;
+			page.params = NULL;
+			page.n_params = 0;
+		}
+		if (body) {
+			const char *txt = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+
+			free(body_text);
+			body_text = strdup(txt ? txt : "{}");
+			ret = EVS_ENOMEM;
+			if (!body_text)
+				goto out;
+			page.body = body_text;
+			page.body_len = strlen(body_text);
+		}
+		ret = proxy_request(s, &page, &resp);
+		if (ret)
+			goto out;
+		if (resp->status < 200 || resp->status > 299) {
+			plog(s, EVS_LOG_ERROR, "paginate: page %" PRIu32 " came back with status %d", pages + 1,
+			     resp->status);
+			proxy_response_free(resp);
+			ret = EVS_EFAILED;
+			goto out;
+		}
+		json_object_put(root);
+		root = NULL;
+		tok = json_tokener_new();
+		if (!tok) {
+			proxy_response_free(resp);
+			ret = EVS_ENOMEM;
+			goto out;
+		}
+		root = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
+		if (json_tokener_get_error(tok) != json_tokener_success) {
+			json_object_put(root);
+			root = NULL;
+			json_tokener_free(tok);
+			plog(s, EVS_LOG_ERROR, "paginate: page %" PRIu32 " is not JSON", pages + 1);
+			ret = EVS_EFAILED;
+			goto page_done;
+		}
+		json_tokener_free(tok);
+		records = json_path(root, g.response_path);
+		if (!records) {
+			ret = EVS_OK; /* nothing more (Nango stops on a missing array) */
+			goto page_done;
+		}
+		if (!json_object_is_type(records, json_type_array)) {
+			plog(s, EVS_LOG_ERROR, "paginate: page %" PRIu32 ": \"%s\" is not an array", pages + 1,
+			     g.response_path ? g.response_path : "");
+			ret = EVS_EFAILED;
+			goto page_done;
+		}
+		n = json_object_array_length(records);
+		if (n == 0) {
+			ret = EVS_OK;
+			goto page_done;
+		}
+		pages++;
+		stop = on_page(user, json_object_to_json_string_ext(records, JSON_C_TO_STRING_PLAIN), n);
+		ret = EVS_OK;
+		if (stop || (g.max_pages && pages >= g.max_pages))
+			goto page_done;
+
+		/* The next page. */
+		ret = 1; /* "go on" marker */
+		switch (g.type) {
+		case CONFIG_PAGINATE_CURSOR: {
+			struct json_object *cv = json_path(root, g.c->cursor_path_in_response);
+			char tmp[32];
+			const char *val = NULL;
+
+			if (json_object_is_type(cv, json_type_string)) {
+				val = json_object_get_string(cv);
+				while (isspace((unsigned char)*val))
+					val++;
+			} else if (json_object_is_type(cv, json_type_int)) {
+				snprintf(tmp, sizeof(tmp), "%" PRId64, json_object_get_int64(cv));
+				val = tmp;
+			}
+			if (!val || !*val) {
+				ret = EVS_OK;
+				break;
+			}
+			free(cursor);
+			cursor = strdup(val);
+			if (!cursor) {
+				ret = EVS_ENOMEM;
+				break;
+			}
+			for (size_t l = strlen(cursor); l && isspace((unsigned char)cursor[l - 1]); l--)
+				cursor[l - 1] = '\0';
+			if (g.in_body)
+				body_set(body, g.c->cursor_name_in_request, cursor, false);
+			else
+				params_set(&pp, g.c->cursor_name_in_request, cursor);
+			break;
+		}
+		case CONFIG_PAGINATE_LINK: {
+			char *link = NULL;
+
+			if (g.c->link_rel_in_response_header) {
+				for (size_t i = 0; !link && i < resp->n_headers; i++)
+					if (strcasecmp(resp->headers[i].name, "Link") == 0)
+						link = link_find(resp->headers[i].value,
+								 g.c->link_rel_in_response_header);
+			} else {
+				struct json_object *lv = json_path(root, g.c->link_path_in_response_body);
+
+				if (json_object_is_type(lv, json_type_string) && *json_object_get_string(lv))
+					link = strdup(json_object_get_string(lv));
+			}
+			free(next_link);
+			next_link = link;
+			if (!link)
+				ret = EVS_OK;
+			break;
+		}
+		case CONFIG_PAGINATE_OFFSET:
+			if (g.limit && n < g.limit) {
+				ret = EVS_OK;
+				break;
+			}
+			if (g.c->offset_calculation_method &&
+			    strcmp(g.c->offset_calculation_method, "per-page") == 0)
+				offset += 1;
+			else
+				offset += (long long)n;
+			break;
+		default:
+			ret = EVS_OK;
+			break;
+		}
+page_done:
+		proxy_response_free(resp);
+		if (ret != 1)
+			goto out;
+	}
+out:
+	json_object_put(root);
+	json_object_put(body);
+	free(body_text);
+	free(cursor);
+	free(next_link);
+	free(pp.items);
+	return ret;
+}
