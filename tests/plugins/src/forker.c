@@ -1,0 +1,19 @@
+/* forker: leaves a child behind (sleeping 60 s) and succeeds: the host must
+ * kill and reap it. */
+#include <evscript/sdk.h>
+#include <unistd.h>
+
+EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
+
+int on_event(const struct evs_host *host, struct evs_ctx *ctx, const struct evs_event *event)
+{
+	pid_t pid = fork();
+
+	(void)event;
+	if (pid == 0) {
+		sleep(60);
+		_exit(0);
+	}
+	host->log(ctx, EVS_LOG_INFO, "left child %d behind", (int)pid);
+	return pid > 0 ? 0 : 1;
+}
