@@ -66,13 +66,9 @@
 
 #include "util.h"
 
-#define PROXY_BODY_MAX (16u << 20)        /* response body */
 #define PROXY_HEADERS_MAX 256             /* response headers */
 #define PROXY_HEADER_BYTES_MAX (256u << 10)
 #define PROXY_URL_MAX (64u << 10)
-#define PROXY_TIMEOUT_MS_DEFAULT 30000
-#define PROXY_BACKOFF_BASE_MS 100
-#define PROXY_BACKOFF_MAX_MS 10000
 #define PROXY_WAIT_MAX_MS (600 * 1000)    /* Nango's cap on a retry wait */
 #define PROXY_LOG_MAX 2048
 #define PROXY_SECRET_MIN 6                /* shorter words are not scrubbed */
@@ -1366,7 +1362,6 @@ static char *link_find(const char *v, const char *rel)
 		while (*p && *p != ',') {
 			const char *name, *val;
 			size_t nlen, vlen;
-			bool quoted = false;
 
 			while (*p == ' ' || *p == '\t' || *p == ';')
 				p++;
@@ -1384,7 +1379,6 @@ static char *link_find(const char *v, const char *rel)
 				while (*p == ' ' || *p == '\t')
 					p++;
 				if (*p == '"') {
-					quoted = true;
 					val = ++p;
 					while (*p && *p != '"')
 						p++;
@@ -1399,7 +1393,6 @@ static char *link_find(const char *v, const char *rel)
 					p += strcspn(p, ";,");
 				}
 			}
-			(void)quoted;
 			if (nlen == 3 && strncasecmp(name, "rel", 3) == 0) {
 				/* rel may hold several space-separated types. */
 				const char *w = val, *end = val + vlen;

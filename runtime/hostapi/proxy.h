@@ -29,30 +29,56 @@ struct proxy_target {
 };
 
 void proxy_target_free(struct proxy_target *t);  /* wipes secrets; NULL is fine */
-/* To and from JSON, for the trip to the executor. */
+/* To and from JSON, for the trip to the executor:
+ *   {"base_url": "...", "headers": [["Name","value"],...], "query": [[k,v],...],
+ *    "basic_user": "...", "basic_password": "...",
+ *    "retry": {"at": [..], "after": [..], "remaining": [..]},
+ *    "paginate": {"type": "none"|"cursor"|"link"|"offset", "<field>": "...", ...}}
+ * (pairs keep order and allow repeated names). The JSON holds the
+ * credentials: keep it short-lived. to_json: a new object owned by the
+ * caller, NULL on allocation failure. from_json: *out owned by the caller,
+ * EVS_EINVAL for a malformed document (then *out is NULL); o is only read. */
 struct json_object *proxy_target_to_json(const struct proxy_target *t);
 int proxy_target_from_json(struct json_object *o, struct proxy_target **out);
 
-/* Writes a line to the execution's log (the proxy logs each request:
- * method, URL without secrets, status, duration). */
+/* Caps and defaults (see proxy.c for the rules they enforce). */
+#define PROXY_BODY_MAX (16u << 20)        /* response body; past it EVS_ENOMEM */
+#define PROXY_TIMEOUT_MS_DEFAULT 30000    /* per attempt when req->timeout_ms is 0 */
+#define PROXY_BACKOFF_BASE_MS 100         /* retry n waits 100 ms * 2^n, half of it jitter */
+#define PROXY_BACKOFF_MAX_MS 10000
+
+/* Writes a line to the execution's log (the proxy logs each attempt:
+ * "GET https://host/path -> 200 (12 ms)", URL without query string or
+ * userinfo, every credential of the target scrubbed). level is an
+ * enum evs_log_level. msg is lent for the call. */
 typedef void (*proxy_log_fn)(void *user, int level, const char *msg);
 
 /* One execution's connection reuse (a CURL easy handle) and settings. */
 struct proxy_session;
 
-/* deadline_us: util_mono_us() time by which everything must be done
- * (retries are capped by it). */
+/* target is copied (the caller keeps and frees its own). deadline_us:
+ * util_mono_us() time by which everything must be done (per-attempt
+ * timeouts and retries are capped by it); 0 means none. log may be NULL.
+ * *out owned by the caller (proxy_session_free). A session is used by one
+ * thread at a time. */
 int proxy_session_new(const struct proxy_target *target, int64_t deadline_us, proxy_log_fn log,
 		      void *log_user, struct proxy_session **out);
 void proxy_session_free(struct proxy_session *s);
 
-/* host->proxy(): EVS_OK with *resp (free with proxy_response_free), or an
- * EVS_E* code. */
+/* host->proxy(): EVS_OK with *resp whenever an HTTP response arrived,
+ * whatever its status (free with proxy_response_free: the struct, the
+ * headers array, each header's name and value, and the NUL-terminated body
+ * are separate malloc'd blocks), or an EVS_E* code with *resp NULL:
+ * EVS_EDENIED for a URL outside the base, EVS_EINVAL for a malformed
+ * request (method, header with CR/LF), EVS_ENETWORK, EVS_ETIMEDOUT,
+ * EVS_ENOMEM (body over PROXY_BODY_MAX). Auth wins: a request header or
+ * query parameter named like one of the target's is dropped. */
 int proxy_request(struct proxy_session *s, const struct evs_request *req,
 		  struct evs_response **resp);
 void proxy_response_free(struct evs_response *resp);
 
-/* host->paginate(). */
+/* host->paginate(): Nango's cursor, link and offset styles (see proxy.c);
+ * opts (may be NULL) override the target's paginate settings. */
 int proxy_paginate(struct proxy_session *s, const struct evs_request *req,
 		   const struct evs_paginate_options *opts, evs_page_fn on_page, void *user);
 
