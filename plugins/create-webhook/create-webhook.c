@@ -3,8 +3,8 @@
  *
  * Input (every member optional; null is fine):
  *     {"url": "https://...", "events": ["push", ...], "owner": "...", "repo": "..."}
- * url defaults to the host's webhook URL for the integration, events to
- * ["push"], owner and repo to the connection's connection_config.
+ * url defaults to the host's webhook URL for the integration, events (1 to
+ * 32 names) to ["push"], owner and repo to the connection's connection_config.
  * Output: {"id": <the hook's id>}.
  *
  * Run it over HTTP (POST /action/trigger, action_name "create-webhook") or
@@ -274,7 +274,8 @@ static int input_or_config(const char *input, const char *cfg, const char *key, 
 	return json_string(json_field(cfg, key), buf, n);
 }
 
-/* Appends the events array: input.events (strings only), or ["push"]. */
+/* Appends the events array: input.events (1 to MAX_EVENTS strings), or
+ * ["push"] when the input has none. Returns 0, or -1 for bad input. */
 static int add_events(struct jbuf *b, const char *input)
 {
 	const char *p = json_field(input, "events");
@@ -290,8 +291,6 @@ static int add_events(struct jbuf *b, const char *input)
 	jb_add(b, "[");
 	for (;;) {
 		p = json_ws(p);
-		if (*p == ']' && n == 0)
-			break;
 		if (++n > MAX_EVENTS || json_string(p, name, sizeof(name)) != 0 || name[0] == '\0')
 			return -1;
 		if (n > 1)
@@ -348,7 +347,7 @@ int run_action(const struct evs_host *host, struct evs_ctx *ctx, const char *inp
 
 	jb_add(&body, "{\"name\":\"web\",\"active\":true,\"events\":");
 	if (add_events(&body, input_json) != 0) {
-		host->set_error(ctx, "\"events\" must be an array of at most %d event names",
+		host->set_error(ctx, "\"events\" must be an array of 1 to %d event names",
 				MAX_EVENTS);
 		return 1;
 	}

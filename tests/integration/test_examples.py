@@ -143,10 +143,21 @@ class ExamplesTest(DaemonTest):
         self.assertEqual(self.connection(d, "gh", "c1")["metadata"], {"github_webhook_id": 4711})
         self.assertIn(f"created webhook 4711 on octo/hello for {WEBHOOK_BASE}/gh", self.messages(d, ex["id"]))
 
+        # A reconnect keeps the hook that still exists instead of making a second one.
+        self.provider.route("GET", "/repos/octo/hello/hooks/4711", {"status": 200, "body": {"id": 4711}})
+        status, body = self.connect(d, "gh", "c1", self.oauth("gho_second"), owner="octo", repo="hello")
+        self.assertEqual(status, 201, body)
+        ex = d.wait_executions(2, connection_id="c1", event="post-connection-creation")
+        self.assertTrue(all(e["status"] == "succeeded" for e in ex), ex)
+        [req] = self.provider.received("GET", "/repos/octo/hello/hooks/4711")
+        self.assertEqual(req["headers"]["authorization"], "Bearer gho_second")
+        self.assertEqual(len(self.provider.received("POST", "/repos/octo/hello/hooks")), 1)
+        self.assertEqual(self.connection(d, "gh", "c1")["metadata"], {"github_webhook_id": 4711})
+
         status, _, body = d.request("DELETE", "/connections/c1?provider_config_key=gh")
         self.assertEqual((status, body), (200, {"success": True}))
         [req] = self.provider.received("DELETE", "/repos/octo/hello/hooks/4711")
-        self.assertEqual(req["headers"]["authorization"], "Bearer gho_first")
+        self.assertEqual(req["headers"]["authorization"], "Bearer gho_second")
         ex = self.only(d.executions(connection_id="c1", event="pre-connection-deletion"))
         self.assertEqual(ex["status"], "succeeded", ex)
         self.assertIn("deleted webhook 4711 on octo/hello", self.messages(d, ex["id"]))
@@ -360,7 +371,7 @@ class ExamplesTest(DaemonTest):
         status, _, body = d.request("POST", "/action/trigger", {"action_name": "create-webhook",
                                                                "input": {"events": "push"}}, headers=headers)
         self.assertEqual(status, 500, body)
-        self.assertEqual(body["error"]["message"], "\"events\" must be an array of at most 32 event names")
+        self.assertEqual(body["error"]["message"], "\"events\" must be an array of 1 to 32 event names")
         self.assertEqual(len(self.provider.requests), before)
 
 
