@@ -1,0 +1,494 @@
+/*
+ * evscriptd.c - the daemon: config, store, first generation, dispatcher,
+ * HTTP API; SIGHUP reloads, SIGTERM/SIGINT shut down gracefully.
+ *
+ *   evscriptd --config FILE            run
+ *   evscriptd --config FILE --check-config
+ *                                      validate the config, the keys and every
+ *                                      plugin's signature (no plugin code runs)
+ *   evscriptd --zygote FD              internal: the executor's zygote
+ *
+ * Threads. Signals are blocked in every thread (the mask is set before any
+ * thread starts) and the main thread takes them with sigwaitinfo(). Reloads
+ * run on their own thread (SIGHUP) or on the HTTP request's thread
+ * (POST /reload), one at a time: a reload requested while one runs is
+ * remembered, and exactly one more runs after it (a burst coalesces). No
+ * lock that an API handler needs is held while a generation is built.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "api.h"
+#include "config.h"
+#include "dispatch.h"
+#include "executor.h"
+#include "generation.h"
+#include "http.h"
+#include "loader.h"
+#include "log.h"
+#include "sign.h"
+#include "store.h"
+#include "util.h"
+
+#ifndef EVSCRIPT_VERSION
+#define EVSCRIPT_VERSION "0.0.0"
+#endif
+
+extern char **environ;
+
+struct daemon {
+	const char *config_path;
+	struct store *store;
+	struct dispatch *dispatch;
+	struct http_server *server;
+	struct api_context api;
+
+	pthread_mutex_t reload_lock;
+	pthread_cond_t reload_cv;
+	bool reload_running;   /* a reload is building a generation */
+	bool reload_pending;   /* SIGHUP arrived: one more reload to run */
+	bool stopping;
+	pthread_t reloader;
+	bool reloader_started;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: evscriptd --config FILE [--check-config]\n"
+		   "       evscriptd --version | --help\n"
+		   "\n"
+		   "  -c, --config FILE    the host configuration (see docs/config.md)\n"
+		   "      --check-config   validate the configuration, the trusted keys and\n"
+		   "                       every plugin's signature, then exit (0: all good)\n"
+		   "  -V, --version        print the version\n"
+		   "  -h, --help           this text\n"
+		   "\n"
+		   "Signals: SIGHUP reloads the configuration and plugins; SIGTERM and SIGINT\n"
+		   "stop gracefully. EVSCRIPT_SECRET_KEY overrides secret_key; EVSCRIPT_ENCRYPTION_KEY\n"
+		   "(32 bytes, base64) encrypts stored credentials.\n");
+}
+
+/* ---------------------------------------------------------------- check */
+
+struct check {
+	const char *dir;
+	struct loader_options lopts;
+	int refused;
+	int ok;
+};
+
+static int check_plugin(void *user, const char *name, const char *invalid_reason)
+{
+	struct check *c = user;
+	struct loader_plugin *p = NULL;
+	char err[600];
+	int ret;
+
+	if (invalid_reason) {
+		printf("plugin %s.so: refused: %s\n", name, invalid_reason);
+		c->refused++;
+		return 0;
+	}
+	ret = loader_verify(c->dir, name, &c->lopts, &p, err, sizeof(err));
+	if (ret < 0) {
+		printf("plugin %s: refused (%s): %s\n", name, api_loader_reason_code(ret, name), err);
+		c->refused++;
+		return 0;
+	}
+	printf("plugin %s %s: signature ok (key %s)\n", p->name, p->version, p->keyid);
+	c->ok++;
+	loader_unload(p);
+	return 0;
+}
+
+static int check_config(const char *path)
+{
+	struct config_host *cfg = NULL;
+	struct sign_keyring *kr = NULL;
+	struct check c;
+	char err[CONFIG_ERR_MAX];
+	int ret, status = 1;
+
+	memset(&c, 0, sizeof(c));
+	ret = config_load(path, environ, &cfg, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->nango.ignored.n; i++)
+		printf("%s\n", cfg->nango.ignored.items[i]);
+	if (!cfg->secret_key || !cfg->secret_key[0]) {
+		fprintf(stderr, "%s: secret_key is not set (set it in the file or in EVSCRIPT_SECRET_KEY)\n",
+			cfg->file);
+		goto out;
+	}
+	ret = sign_keyring_load(cfg->trusted_keys_dir, (const char *const *)cfg->revoked_keys.items,
+				cfg->revoked_keys.n, &kr, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "%s: trusted_keys_dir %s: %s\n", cfg->file, cfg->trusted_keys_dir, err);
+		goto out;
+	}
+	c.dir = cfg->plugin_dir;
+	c.lopts.keyring = kr;
+	c.lopts.allow_downgrade = cfg->allow_downgrade;
+	ret = loader_scan(cfg->plugin_dir, check_plugin, &c);
+	if (ret < 0) {
+		fprintf(stderr, "%s: plugin_dir %s: %s\n", cfg->file, cfg->plugin_dir,
+			ret == LOADER_EIO ? strerror(errno) : loader_strerror(ret));
+		goto out;
+	}
+	printf("%s: ok: %zu integrations, %zu trusted keys, %d plugins verified, %d refused\n",
+	       cfg->file, cfg->nango.n_integrations, sign_keyring_count(kr), c.ok, c.refused);
+	status = c.refused ? 1 : 0;
+out:
+	sign_keyring_free(kr);
+	config_host_free(cfg);
+	return status;
+}
+
+/* --------------------------------------------------------------- reload */
+
+/* Builds the next generation and puts it in service; on failure the
+ * current one stays. Called with reload_running set (one at a time). */
+static int do_reload(struct daemon *d, struct api_reload_report *rep)
+{
+	struct generation *cur = dispatch_generation(d->dispatch), *g = NULL;
+	char err[API_ERROR_MAX];
+	int64_t number, t0 = util_mono_us();
+	size_t n_plugins, n_refused;
+	int ret;
+
+	ret = generation_build(d->config_path, environ, cur, d->store, cur->number + 1, &g, err,
+			       sizeof(err));
+	if (ret == 0 && (!g->config->secret_key || !g->config->secret_key[0])) {
+		snprintf(err, sizeof(err), "%s: secret_key is not set (set it in the file or in "
+			 "EVSCRIPT_SECRET_KEY)", g->config->file);
+		ret = -EINVAL;
+	}
+	if (ret == 0 && http_server_set_secret(d->server, g->config->secret_key) != 0) {
+		snprintf(err, sizeof(err), "the new secret key was refused");
+		ret = -EINVAL;
+	}
+	if (ret < 0) {
+		log_error("reload", "reload failed, generation %lld stays in service: %s",
+			  (long long)cur->number, err);
+		api_set_last_reload_error(&d->api, err);
+		if (rep) {
+			rep->generation = cur->number;
+			snprintf(rep->error, sizeof(rep->error), "%s", err);
+		}
+		generation_unref(g);
+		generation_unref(cur);
+		return API_RELOAD_FAILED;
+	}
+	number = g->number;
+	n_plugins = g->n_plugins;
+	n_refused = g->n_refused;
+	dispatch_swap_generation(d->dispatch, g);
+	api_set_last_reload_error(&d->api, NULL);
+	generation_unref(cur);
+	log_info("reload", "generation %lld in service: %zu plugins, %zu refused (%lld ms)",
+		 (long long)number, n_plugins, n_refused, (long long)((util_mono_us() - t0) / 1000));
+	if (rep) {
+		rep->generation = number;
+		rep->error[0] = '\0';
+	}
+	return API_RELOAD_OK;
+}
+
+/* POST /reload: now, on the request's thread, unless one runs. */
+static int reload_now(void *user, struct api_reload_report *rep)
+{
+	struct daemon *d = user;
+	int ret;
+
+	pthread_mutex_lock(&d->reload_lock);
+	if (d->reload_running || d->stopping) {
+		pthread_mutex_unlock(&d->reload_lock);
+		return API_RELOAD_BUSY;
+	}
+	d->reload_running = true;
+	pthread_mutex_unlock(&d->reload_lock);
+
+	ret = do_reload(d, rep);
+
+	pthread_mutex_lock(&d->reload_lock);
+	d->reload_running = false;
+	pthread_cond_broadcast(&d->reload_cv);
+	pthread_mutex_unlock(&d->reload_lock);
+	return ret;
+}
+
+/* SIGHUP: remembered, run by the reloader thread. */
+static void reload_request(struct daemon *d)
+{
+	pthread_mutex_lock(&d->reload_lock);
+	d->reload_pending = true;
+	pthread_cond_broadcast(&d->reload_cv);
+	pthread_mutex_unlock(&d->reload_lock);
+}
+
+static void *reloader_main(void *arg)
+{
+	struct daemon *d = arg;
+
+	pthread_mutex_lock(&d->reload_lock);
+	for (;;) {
+		while (!d->stopping && (!d->reload_pending || d->reload_running))
+			pthread_cond_wait(&d->reload_cv, &d->reload_lock);
+		if (d->stopping)
+			break;
+		d->reload_pending = false;
+		d->reload_running = true;
+		pthread_mutex_unlock(&d->reload_lock);
+		log_info("reload", "reloading (SIGHUP)");
+		do_reload(d, NULL);
+		pthread_mutex_lock(&d->reload_lock);
+		d->reload_running = false;
+		pthread_cond_broadcast(&d->reload_cv);
+	}
+	pthread_mutex_unlock(&d->reload_lock);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ run */
+
+static int run(const char *config_path)
+{
+	struct daemon d;
+	struct config_host *cfg = NULL;
+	struct generation *gen = NULL;
+	struct store_recovery rec;
+	struct http_config hc;
+	sigset_t sigs;
+	uint8_t key[STORE_KEY_BYTES];
+	const char *b64 = getenv("EVSCRIPT_ENCRYPTION_KEY");
+	char err[API_ERROR_MAX];
+	char *url = NULL;
+	bool have_key = false, api_ready = false;
+	int ret, status = 1;
+
+	memset(&d, 0, sizeof(d));
+	d.config_path = config_path;
+	pthread_mutex_init(&d.reload_lock, NULL);
+	pthread_cond_init(&d.reload_cv, NULL);
+	log_setup(2, false, LOG_LEVEL_INFO);
+
+	/* Before any thread starts (store, executor, dispatcher, server): every
+	 * thread inherits this mask, and the main thread takes the signals. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (sodium_init() < 0) {
+		fprintf(stderr, "evscriptd: libsodium failed to initialize\n");
+		goto out;
+	}
+	ret = config_load(config_path, environ, &cfg, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "evscriptd: %s\n", err);
+		goto out;
+	}
+	log_setup(2, cfg->log_format == CONFIG_LOG_JSON, LOG_LEVEL_INFO);
+	if (!cfg->secret_key || !cfg->secret_key[0]) {
+		log_error("daemon", "%s: secret_key is not set: set it in the file or in EVSCRIPT_SECRET_KEY "
+			  "(every API call but /healthz needs it); refusing to start", cfg->file);
+		goto out;
+	}
+
+	if (b64 && *b64) {
+		if (store_key_from_base64(b64, key) != 0) {
+			log_error("daemon", "EVSCRIPT_ENCRYPTION_KEY must be 32 bytes in standard base64");
+			goto out;
+		}
+		have_key = true;
+	} else {
+		log_warn("daemon", "EVSCRIPT_ENCRYPTION_KEY is not set: credentials are stored unencrypted");
+	}
+	if (asprintf(&url, "sqlite:%s", cfg->store_path) < 0) {
+		url = NULL;
+		goto out;
+	}
+	ret = store_open(url, have_key ? key : NULL, &d.store, err, sizeof(err));
+	if (have_key)
+		sodium_memzero(key, sizeof(key));
+	if (ret < 0) {
+		log_error("daemon", "store %s: %s", cfg->store, err);
+		goto out;
+	}
+	ret = store_recover(d.store, &rec);
+	if (ret < 0) {
+		log_error("daemon", "store recovery failed: %s", store_strerror(ret));
+		goto out;
+	}
+	log_info("daemon", "store %s: recovered %lld interrupted executions, %lld requeued events, "
+		 "%lld interrupted events", cfg->store, (long long)rec.executions_interrupted,
+		 (long long)rec.events_requeued, (long long)rec.events_interrupted);
+
+	ret = generation_build(config_path, environ, NULL, d.store, 1, &gen, err, sizeof(err));
+	if (ret < 0) {
+		log_error("daemon", "%s", err);
+		goto out;
+	}
+	for (size_t i = 0; i < gen->config->nango.ignored.n; i++)
+		log_info("config", "%s", gen->config->nango.ignored.items[i]);
+
+	ret = dispatch_new(d.store, gen, gen->config->max_concurrency, &d.dispatch);
+	if (ret < 0) {
+		log_error("daemon", "the dispatcher could not be created (%d)", ret);
+		goto out;
+	}
+	ret = dispatch_start(d.dispatch);
+	if (ret < 0) {
+		log_error("daemon", "the dispatcher could not start (%d)", ret);
+		goto out;
+	}
+
+	if (api_context_init(&d.api) != 0)
+		goto out;
+	api_ready = true;
+	d.api.store = d.store;
+	d.api.dispatch = d.dispatch;
+	d.api.reload = reload_now;
+	d.api.reload_user = &d;
+	d.api.started_at_ms = util_now_ms();
+	memset(&hc, 0, sizeof(hc));
+	hc.listen = gen->config->listen;
+	hc.secret_key = gen->config->secret_key;
+	hc.routes = api_routes(&hc.n_routes);
+	hc.user = &d.api;
+	ret = http_server_new(&hc, &d.server, err, sizeof(err));
+	if (ret == 0)
+		ret = http_server_start(d.server, err, sizeof(err));
+	if (ret < 0) {
+		log_error("daemon", "HTTP server on %s: %s", gen->config->listen, err);
+		goto out;
+	}
+	d.api.server = d.server;
+	if (pthread_create(&d.reloader, NULL, reloader_main, &d) != 0) {
+		log_error("daemon", "the reload thread could not start");
+		goto out;
+	}
+	d.reloader_started = true;
+
+	{
+		const char *host = gen->config->listen_host;
+		bool v6 = strchr(host, ':') != NULL;
+
+		printf("evscriptd listening on http://%s%s%s:%u (generation %lld, %zu plugins)\n",
+		       v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)http_server_port(d.server),
+		       (long long)gen->number, gen->n_plugins);
+		fflush(stdout);
+	}
+	generation_unref(gen); /* the dispatcher holds its own reference */
+	gen = NULL;
+
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&sigs, &si);
+
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("daemon", "sigwaitinfo: %s", strerror(errno));
+			break;
+		}
+		if (sig == SIGHUP) {
+			reload_request(&d);
+			continue;
+		}
+		log_info("daemon", "%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+	status = 0;
+out:
+	pthread_mutex_lock(&d.reload_lock);
+	d.stopping = true;
+	pthread_cond_broadcast(&d.reload_cv);
+	pthread_mutex_unlock(&d.reload_lock);
+	if (d.reloader_started)
+		pthread_join(d.reloader, NULL);
+	if (d.server)
+		http_server_quiesce(d.server);
+	if (d.dispatch) {
+		struct generation *g = dispatch_generation(d.dispatch);
+		uint32_t drain = g ? g->config->drain_deadline_s : 30;
+
+		generation_unref(g);
+		dispatch_stop(d.dispatch, util_mono_us() + (int64_t)drain * 1000000);
+	}
+	http_server_free(d.server);
+	dispatch_free(d.dispatch);
+	generation_unref(gen);
+	if (api_ready)
+		api_context_destroy(&d.api);
+	store_close(d.store);
+	free(url);
+	config_host_free(cfg);
+	pthread_cond_destroy(&d.reload_cv);
+	pthread_mutex_destroy(&d.reload_lock);
+	if (status == 0)
+		log_info("daemon", "stopped");
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'k'},
+		{"zygote", required_argument, NULL, 'z'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config = NULL;
+	bool check = false;
+	int c;
+
+	/* The zygote first, before anything else runs in this process. */
+	if (argc == 3 && strcmp(argv[1], "--zygote") == 0) {
+		char *end;
+		long fd = strtol(argv[2], &end, 10);
+
+		if (*end != '\0' || fd < 0 || fd > 65535) {
+			fprintf(stderr, "evscriptd: --zygote needs a file descriptor\n");
+			return 2;
+		}
+		return executor_zygote_main((int)fd);
+	}
+	while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'k': check = true; break;
+		case 'V': printf("evscriptd %s (plugin ABI %d)\n", EVSCRIPT_VERSION, EVS_ABI_MAJOR); return 0;
+		case 'h': usage(stdout); return 0;
+		case 'z':
+			fprintf(stderr, "evscriptd: --zygote is internal and takes no other option\n");
+			return 2;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || !config) {
+		usage(stderr);
+		return 2;
+	}
+	if (check) {
+		if (sodium_init() < 0)
+			return 1;
+		log_setup(2, false, LOG_LEVEL_WARN);
+		return check_config(config);
+	}
+	return run(config);
+}

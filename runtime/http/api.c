@@ -1,0 +1,239 @@
+/*
+ * api.c - the API's route table, its shared context and small helpers.
+ */
+#include "api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+/* Handlers, one file per group. */
+int api_connections_post(struct http_request *req, struct http_response *resp, void *user);
+int api_connections_list(struct http_request *req, struct http_response *resp, void *user);
+int api_connection_get(struct http_request *req, struct http_response *resp, void *user);
+int api_connection_delete(struct http_request *req, struct http_response *resp, void *user);
+int api_metadata_set(struct http_request *req, struct http_response *resp, void *user);
+int api_metadata_update(struct http_request *req, struct http_response *resp, void *user);
+int api_action_trigger(struct http_request *req, struct http_response *resp, void *user);
+int api_environment_variables(struct http_request *req, struct http_response *resp, void *user);
+int api_executions_list(struct http_request *req, struct http_response *resp, void *user);
+int api_execution_get(struct http_request *req, struct http_response *resp, void *user);
+int api_execution_retry(struct http_request *req, struct http_response *resp, void *user);
+int api_plugins(struct http_request *req, struct http_response *resp, void *user);
+int api_reload(struct http_request *req, struct http_response *resp, void *user);
+int api_healthz(struct http_request *req, struct http_response *resp, void *user);
+int api_metrics(struct http_request *req, struct http_response *resp, void *user);
+
+int api_context_init(struct api_context *ctx)
+{
+	int ret = pthread_mutex_init(&ctx->lock, NULL);
+
+	if (ret != 0)
+		return -ret;
+	ctx->last_reload_error[0] = '\0';
+	ctx->idem_keys = NULL;
+	ctx->n_idem_keys = 0;
+	ctx->deleting = NULL;
+	ctx->n_deleting = 0;
+	return 0;
+}
+
+void api_context_destroy(struct api_context *ctx)
+{
+	if (!ctx)
+		return;
+	for (size_t i = 0; i < ctx->n_idem_keys; i++)
+		free(ctx->idem_keys[i]);
+	free(ctx->idem_keys);
+	for (size_t i = 0; i < ctx->n_deleting; i++)
+		free(ctx->deleting[i]);
+	free(ctx->deleting);
+	ctx->idem_keys = ctx->deleting = NULL;
+	ctx->n_idem_keys = ctx->n_deleting = 0;
+	pthread_mutex_destroy(&ctx->lock);
+}
+
+void api_set_last_reload_error(struct api_context *ctx, const char *err)
+{
+	pthread_mutex_lock(&ctx->lock);
+	snprintf(ctx->last_reload_error, sizeof(ctx->last_reload_error), "%s", err ? err : "");
+	pthread_mutex_unlock(&ctx->lock);
+}
+
+/* ---------------------------------------------------------------- routes */
+
+/* "/connections/{connection_id}" takes everything after "/connections/",
+ * slashes included (the official client does not encode ids): one route
+ * per number of segments, the handler reads the raw path. */
+#define CONN_DEPTH_MAX (HTTP_MAX_SEGMENTS - 1)
+#define FIXED_ROUTES 13
+
+static struct http_route routes[FIXED_ROUTES + 2 * CONN_DEPTH_MAX];
+static char conn_patterns[CONN_DEPTH_MAX][16 + CONN_DEPTH_MAX * 5];
+static size_t n_routes;
+static pthread_once_t routes_once = PTHREAD_ONCE_INIT;
+
+static void build_routes(void)
+{
+	static const struct http_route fixed[FIXED_ROUTES] = {
+		{"GET", "/healthz", api_healthz, true},
+		{"GET", "/metrics", api_metrics, false},
+		{"GET", "/connections", api_connections_list, false},
+		{"POST", "/connections", api_connections_post, false},
+		{"POST", "/connections/metadata", api_metadata_set, false},
+		{"PATCH", "/connections/metadata", api_metadata_update, false},
+		{"POST", "/action/trigger", api_action_trigger, false},
+		{"GET", "/environment-variables", api_environment_variables, false},
+		{"GET", "/executions", api_executions_list, false},
+		{"GET", "/executions/{id}", api_execution_get, false},
+		{"POST", "/executions/{id}/retry", api_execution_retry, false},
+		{"GET", "/plugins", api_plugins, false},
+		{"POST", "/reload", api_reload, false},
+	};
+
+	memcpy(routes, fixed, sizeof(fixed));
+	n_routes = FIXED_ROUTES;
+	for (size_t depth = 1; depth <= CONN_DEPTH_MAX; depth++) {
+		char *p = conn_patterns[depth - 1];
+		size_t off = (size_t)snprintf(p, sizeof(conn_patterns[0]), "/connections");
+
+		for (size_t i = 0; i < depth; i++)
+			off += (size_t)snprintf(p + off, sizeof(conn_patterns[0]) - off, "/{p%zu}", i);
+		routes[n_routes++] = (struct http_route){"GET", p, api_connection_get, false};
+		routes[n_routes++] = (struct http_route){"DELETE", p, api_connection_delete, false};
+	}
+}
+
+const struct http_route *api_routes(size_t *n)
+{
+	pthread_once(&routes_once, build_routes);
+	*n = n_routes;
+	return routes;
+}
+
+/* --------------------------------------------------------------- helpers */
+
+void api_iso_time(int64_t ms, bool offset, char out[32])
+{
+	time_t secs = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
+	struct tm tm;
+
+	if (frac < 0) {
+		frac += 1000;
+		secs -= 1;
+	}
+	char tmp[96];
+	size_t n;
+
+	if (!gmtime_r(&secs, &tm))
+		memset(&tm, 0, sizeof(tm));
+	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03d%s", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac,
+		 offset ? "+00:00" : "Z");
+	n = strlen(tmp);
+	if (n > 31)
+		n = 31;
+	memcpy(out, tmp, n);
+	out[n] = '\0';
+}
+
+struct json_object *api_json_time(int64_t ms)
+{
+	char buf[32];
+
+	if (ms == 0)
+		return NULL;
+	api_iso_time(ms, false, buf);
+	return json_object_new_string(buf);
+}
+
+struct json_object *api_parse_doc(const char *s)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+
+	if (!s)
+		return NULL;
+	tok = json_tokener_new_ex(64);
+	if (!tok)
+		return NULL;
+	obj = json_tokener_parse_ex(tok, s, (int)strlen(s));
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	json_tokener_free(tok);
+	return obj;
+}
+
+int api_respond_problem(struct http_response *resp, unsigned status, const char *code,
+			const char *message, struct json_object *errors, struct json_object *payload)
+{
+	struct json_object *root = json_object_new_object();
+	struct json_object *err = json_object_new_object();
+
+	if (!root || !err) {
+		json_object_put(root);
+		json_object_put(err);
+		json_object_put(errors);
+		json_object_put(payload);
+		return http_respond_json(resp, status, NULL);
+	}
+	json_object_object_add(err, "code", json_object_new_string(code));
+	json_object_object_add(err, "message", json_object_new_string(message ? message : ""));
+	if (errors)
+		json_object_object_add(err, "errors", errors);
+	if (payload)
+		json_object_object_add(err, "payload", payload);
+	json_object_object_add(root, "error", err);
+	return http_respond_json(resp, status, root);
+}
+
+int api_respond_raw_json(struct http_response *resp, unsigned status, const char *json)
+{
+	return http_respond_text(resp, status, "application/json; charset=utf-8", json);
+}
+
+int api_respond_store_error(struct http_response *resp, const char *what, int err)
+{
+	log_error("api", "%s: %s", what, store_strerror(err));
+	if (err == STORE_EBUSY)
+		return http_respond_error(resp, 503, "server_error", "the store is busy, try again");
+	return http_respond_error(resp, 500, "server_error", "%s failed: %s", what, store_strerror(err));
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool api_percent_decode(char *s)
+{
+	char *w = s;
+
+	for (const char *r = s; *r; r++) {
+		if (*r == '%') {
+			int hi = hexval(r[1]), lo = hi >= 0 ? hexval(r[2]) : -1;
+
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return false;
+			*w++ = (char)(hi * 16 + lo);
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return true;
+}

@@ -1,0 +1,166 @@
+/*
+ * api_actions.c - POST /action/trigger (a synchronous action run) and
+ * GET /environment-variables.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "generation.h"
+#include "log.h"
+
+static bool action_listed(const struct config_integration *in, const char *name)
+{
+	for (size_t i = 0; i < in->actions.n; i++) {
+		if (strcmp(in->actions.items[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+int api_action_trigger(struct http_request *req, struct http_response *resp, void *user)
+{
+	struct api_context *ctx = user;
+	struct generation *g = dispatch_generation(ctx->dispatch);
+	const char *cid = http_header(req, "Connection-Id");
+	const char *pck = http_header(req, "Provider-Config-Key");
+	const char *async = http_header(req, "X-Async");
+	const struct config_integration *in;
+	struct store_connection *c = NULL;
+	struct json_object *body = NULL;
+	struct dispatch_outcome o;
+	struct api_action_req areq;
+	struct api_problem p;
+	const char *input;
+	int ret;
+
+	memset(&o, 0, sizeof(o));
+	memset(&p, 0, sizeof(p));
+	if (!cid || !*cid || !pck || !*pck) {
+		ret = http_respond_error(resp, 400, "invalid_headers",
+					 "the Connection-Id and Provider-Config-Key headers are required");
+		goto out;
+	}
+	if (async && strcasecmp(async, "true") == 0) {
+		ret = http_respond_error(resp, 422, "unsupported", "asynchronous actions (X-Async) are not supported");
+		goto out;
+	}
+	ret = http_json_body(req, &body);
+	if (ret < 0)
+		goto out;
+	if (api_parse_action(body, &areq, &p) < 0) {
+		struct json_object *errors = p.errors;
+
+		p.errors = NULL;
+		ret = api_respond_problem(resp, p.status, p.code, p.message, errors, NULL);
+		goto out;
+	}
+	in = config_integration_find(g->config, pck);
+	if (!in) {
+		ret = http_respond_error(resp, 404, "unknown_provider_config", "integration %s is not configured", pck);
+		goto out;
+	}
+	ret = api_valid_connection_id(cid) ? store_connection_get(ctx->store, pck, cid, &c) : STORE_ENOTFOUND;
+	if (ret == STORE_ENOTFOUND) {
+		ret = http_respond_error(resp, 404, "unknown_connection",
+					 "Connection with connection id %s and provider config key %s not found",
+					 cid, pck);
+		goto out;
+	}
+	if (ret < 0) {
+		ret = api_respond_store_error(resp, "reading the connection", ret);
+		goto out;
+	}
+	if (c->deleting) {
+		ret = http_respond_error(resp, 409, "connection_deleting", "connection %s is being deleted", cid);
+		goto out;
+	}
+	if (!action_listed(in, areq.action_name) || !generation_plugin(g, areq.action_name, NULL)) {
+		ret = http_respond_error(resp, 404, "not_found", "Action not found");
+		goto out;
+	}
+	input = areq.input ? json_object_to_json_string_ext(areq.input, JSON_C_TO_STRING_PLAIN |
+								      JSON_C_TO_STRING_NOSLASHESCAPE)
+			   : "null";
+	ret = dispatch_action(ctx->dispatch, pck, cid, areq.action_name, input, 0, 0, &o);
+	if (ret == EVS_ENOTFOUND) {
+		ret = http_respond_error(resp, 404, "not_found", "Action not found");
+		goto out;
+	}
+	if (ret < 0) {
+		log_error("api", "action %s for %s/%s could not run: %d", areq.action_name, pck, cid, ret);
+		ret = http_respond_error(resp, 500, "server_error", "the action could not run");
+		goto out;
+	}
+	if (o.status != STORE_EXEC_SUCCEEDED) {
+		struct json_object *payload = json_object_new_object();
+		char msg[512];
+
+		if (o.error && o.error[0])
+			snprintf(msg, sizeof(msg), "%s", o.error);
+		else
+			snprintf(msg, sizeof(msg), "action %s %s", areq.action_name, store_exec_status_name(o.status));
+		if (payload) {
+			json_object_object_add(payload, "execution_id", json_object_new_int64(o.execution_id));
+			json_object_object_add(payload, "status", json_object_new_string(store_exec_status_name(o.status)));
+		}
+		ret = api_respond_problem(resp, 500, "action_script_failure", msg, NULL, payload);
+		goto out;
+	}
+	ret = api_respond_raw_json(resp, 200, o.output_json ? o.output_json : "null");
+out:
+	dispatch_outcome_clear(&o);
+	api_problem_clear(&p);
+	store_connection_free(c);
+	json_object_put(body);
+	generation_unref(g);
+	return ret;
+}
+
+static int cmp_kv(const void *a, const void *b)
+{
+	const struct config_kv *x = *(const struct config_kv *const *)a;
+	const struct config_kv *y = *(const struct config_kv *const *)b;
+
+	return strcmp(x->key, y->key);
+}
+
+int api_environment_variables(struct http_request *req, struct http_response *resp, void *user)
+{
+	struct api_context *ctx = user;
+	struct generation *g = dispatch_generation(ctx->dispatch);
+	const struct config_map *env = &g->config->environment;
+	const struct config_kv **sorted = NULL;
+	struct json_object *arr = NULL;
+	int ret;
+
+	(void)req;
+	sorted = calloc(env->n ? env->n : 1, sizeof(*sorted));
+	arr = json_object_new_array();
+	if (!sorted || !arr) {
+		json_object_put(arr);
+		ret = http_respond_json(resp, 500, NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < env->n; i++)
+		sorted[i] = &env->items[i];
+	qsort(sorted, env->n, sizeof(*sorted), cmp_kv);
+	for (size_t i = 0; i < env->n; i++) {
+		struct json_object *o = json_object_new_object();
+
+		if (!o)
+			continue;
+		json_object_object_add(o, "name", json_object_new_string(sorted[i]->key));
+		json_object_object_add(o, "value", json_object_new_string(sorted[i]->value));
+		json_object_array_add(arr, o);
+	}
+	ret = http_respond_json(resp, 200, arr);
+out:
+	free(sorted);
+	generation_unref(g);
+	return ret;
+}

@@ -1,0 +1,230 @@
+/*
+ * api_admin.c - operating the daemon: GET /plugins, POST /reload,
+ * GET /healthz and GET /metrics.
+ */
+#include "api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "generation.h"
+#include "log.h"
+
+#define METRICS_MAX 8192
+
+static struct json_object *loaded_json(const struct generation *g)
+{
+	struct json_object *arr = json_object_new_array();
+	char ts[32];
+
+	if (!arr)
+		return NULL;
+	for (size_t i = 0; i < g->n_plugins; i++) {
+		const struct loader_plugin *p = g->plugins[i];
+		struct json_object *o = json_object_new_object();
+
+		if (!o)
+			continue;
+		api_iso_time(p->loaded_at_ms ? p->loaded_at_ms : g->created_at_ms, false, ts);
+		json_object_object_add(o, "name", json_object_new_string(p->name));
+		json_object_object_add(o, "version", json_object_new_string(p->version));
+		json_object_object_add(o, "kind", json_object_new_string(p->kind == LOADER_ACTION ? "action" : "event"));
+		json_object_object_add(o, "key_id", json_object_new_string(p->keyid));
+		json_object_object_add(o, "hash", json_object_new_string(p->hash_hex));
+		json_object_object_add(o, "size", json_object_new_int64((int64_t)p->size));
+		json_object_object_add(o, "loaded_at", json_object_new_string(ts));
+		json_object_object_add(o, "generation", json_object_new_int64(
+			g->plugin_generation ? g->plugin_generation[i] : g->number));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+static struct json_object *refused_json(const struct generation *g)
+{
+	struct json_object *arr = json_object_new_array();
+
+	if (!arr)
+		return NULL;
+	for (size_t i = 0; i < g->n_refused; i++) {
+		const struct generation_refusal *r = &g->refused[i];
+		struct json_object *o = json_object_new_object();
+		const char *code = api_loader_reason_code(r->code, r->name);
+
+		if (!o)
+			continue;
+		json_object_object_add(o, "file", json_object_new_string(r->file));
+		json_object_object_add(o, "name", strcmp(code, "invalid_name") == 0
+							  ? NULL : json_object_new_string(r->name));
+		json_object_object_add(o, "reason_code", json_object_new_string(code));
+		json_object_object_add(o, "reason", json_object_new_string(r->reason));
+		json_object_object_add(o, "kept_previous", json_object_new_boolean(r->kept_previous));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+int api_plugins(struct http_request *req, struct http_response *resp, void *user)
+{
+	struct api_context *ctx = user;
+	struct generation *g = dispatch_generation(ctx->dispatch);
+	struct json_object *o = json_object_new_object();
+	char err[API_ERROR_MAX];
+	int ret;
+
+	(void)req;
+	pthread_mutex_lock(&ctx->lock);
+	snprintf(err, sizeof(err), "%s", ctx->last_reload_error);
+	pthread_mutex_unlock(&ctx->lock);
+	if (o) {
+		json_object_object_add(o, "generation", json_object_new_int64(g->number));
+		json_object_object_add(o, "loaded", loaded_json(g));
+		json_object_object_add(o, "refused", refused_json(g));
+		json_object_object_add(o, "last_reload_error", err[0] ? json_object_new_string(err) : NULL);
+	}
+	ret = http_respond_json(resp, 200, o);
+	generation_unref(g);
+	return ret;
+}
+
+int api_reload(struct http_request *req, struct http_response *resp, void *user)
+{
+	struct api_context *ctx = user;
+	struct api_reload_report rep;
+	struct generation *g;
+	int ret;
+
+	(void)req;
+	memset(&rep, 0, sizeof(rep));
+	if (!ctx->reload)
+		return api_respond_problem(resp, 422, "reload_failed", "this server cannot reload", NULL, NULL);
+	ret = ctx->reload(ctx->reload_user, &rep);
+	if (ret == API_RELOAD_BUSY)
+		return http_respond_error(resp, 409, "reload_in_progress", "a reload is already running");
+	if (ret != API_RELOAD_OK) {
+		struct json_object *payload = json_object_new_object();
+
+		if (payload) {
+			json_object_object_add(payload, "refused", json_object_new_array());
+			json_object_object_add(payload, "config_error", json_object_new_string(rep.error));
+			json_object_object_add(payload, "generation", json_object_new_int64(rep.generation));
+		}
+		return api_respond_problem(resp, 422, "reload_failed", rep.error, NULL, payload);
+	}
+	g = dispatch_generation(ctx->dispatch);
+	if (g->n_refused > 0) {
+		/* the new generation is in service (refused plugins keep their
+		 * previous version), but not everything loaded: say so */
+		struct json_object *payload = json_object_new_object();
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%s: %s", g->refused[0].file, g->refused[0].reason);
+		if (payload) {
+			json_object_object_add(payload, "refused", refused_json(g));
+			json_object_object_add(payload, "config_error", NULL);
+			json_object_object_add(payload, "generation", json_object_new_int64(g->number));
+		}
+		ret = api_respond_problem(resp, 422, "reload_failed", msg, NULL, payload);
+	} else {
+		struct json_object *o = json_object_new_object();
+
+		if (o) {
+			json_object_object_add(o, "generation", json_object_new_int64(g->number));
+			json_object_object_add(o, "loaded", loaded_json(g));
+			json_object_object_add(o, "refused", json_object_new_array());
+		}
+		ret = http_respond_json(resp, 200, o);
+	}
+	generation_unref(g);
+	return ret;
+}
+
+int api_healthz(struct http_request *req, struct http_response *resp, void *user)
+{
+	struct api_context *ctx = user;
+	struct json_object *o = json_object_new_object();
+	int64_t pending;
+	bool ok = store_event_count_pending(ctx->store, &pending) == 0;
+
+	(void)req;
+	if (o)
+		json_object_object_add(o, "status", json_object_new_string(ok ? "ok" : "unavailable"));
+	return http_respond_json(resp, ok ? 200 : 503, o);
+}
+
+/* Appends to a fixed buffer; output past the cap is cut. */
+struct text {
+	char buf[METRICS_MAX];
+	size_t len;
+};
+
+static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t->len >= sizeof(t->buf) - 1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->len = t->len + (size_t)n < sizeof(t->buf) ? t->len + (size_t)n : sizeof(t->buf) - 1;
+}
+
+int api_metrics(struct http_request *req, struct http_response *resp, void *user)
+{
+	static const char *const classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+	struct api_context *ctx = user;
+	struct generation *g = dispatch_generation(ctx->dispatch);
+	struct store_connection **items = NULL;
+	struct http_stats hs;
+	struct text *t = calloc(1, sizeof(*t));
+	int64_t pending = 0;
+	size_t nconn = 0;
+	int ret;
+
+	(void)req;
+	if (!t) {
+		ret = http_respond_json(resp, 500, NULL);
+		goto out;
+	}
+	memset(&hs, 0, sizeof(hs));
+	if (ctx->server)
+		http_server_stats(ctx->server, &hs);
+	if (store_event_count_pending(ctx->store, &pending) < 0)
+		pending = -1;
+	if (store_connection_list(ctx->store, NULL, NULL, &items, &nconn, NULL) < 0)
+		nconn = 0;
+	store_connection_list_free(items, nconn);
+
+	put(t, "# HELP evscript_generation The generation in service.\n"
+	       "# TYPE evscript_generation gauge\nevscript_generation %lld\n", (long long)g->number);
+	put(t, "# HELP evscript_plugins_loaded Plugins in service.\n"
+	       "# TYPE evscript_plugins_loaded gauge\nevscript_plugins_loaded %zu\n", g->n_plugins);
+	put(t, "# HELP evscript_plugins_refused Plugins refused by the current generation.\n"
+	       "# TYPE evscript_plugins_refused gauge\nevscript_plugins_refused %zu\n", g->n_refused);
+	if (pending >= 0)
+		put(t, "# HELP evscript_events_pending Events waiting for a worker.\n"
+		       "# TYPE evscript_events_pending gauge\nevscript_events_pending %lld\n",
+		    (long long)pending);
+	put(t, "# HELP evscript_connections Stored connections.\n"
+	       "# TYPE evscript_connections gauge\nevscript_connections %zu\n", nconn);
+	put(t, "# HELP evscript_http_requests_total HTTP responses by status class.\n"
+	       "# TYPE evscript_http_requests_total counter\n");
+	for (int i = 0; i < 5; i++)
+		put(t, "evscript_http_requests_total{status=\"%s\"} %llu\n", classes[i],
+		    (unsigned long long)hs.by_class[i]);
+	put(t, "# HELP evscript_http_requests_in_flight HTTP requests being processed.\n"
+	       "# TYPE evscript_http_requests_in_flight gauge\nevscript_http_requests_in_flight %u\n",
+	    hs.in_flight);
+	ret = http_respond_text(resp, 200, "text/plain; version=0.0.4", t->buf);
+out:
+	free(t);
+	generation_unref(g);
+	return ret;
+}

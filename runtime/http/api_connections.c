@@ -1,0 +1,774 @@
+/*
+ * api_connections.c - the Nango-compatible connection routes: import
+ * (POST /connections, with validate-connection and Idempotency-Key), list,
+ * get, delete (with pre-connection-deletion) and metadata.
+ */
+#include "api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "config.h"
+#include "generation.h"
+#include "log.h"
+#include "util.h"
+
+#define METHOD_PATH_POST "POST /connections"
+#define LIST_LIMIT_MAX 10000
+
+/* ------------------------------------------------------ in-flight sets */
+
+/* Adds key to the set: 0, 1 when it is already there, -ENOMEM. */
+static int inflight_add(struct api_context *ctx, char ***set, size_t *n, const char *key)
+{
+	int ret = 0;
+	char **grown, *copy;
+
+	pthread_mutex_lock(&ctx->lock);
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp((*set)[i], key) == 0) {
+			ret = 1;
+			goto out;
+		}
+	}
+	if (*n >= API_INFLIGHT_MAX) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	copy = strdup(key);
+	grown = copy ? realloc(*set, (*n + 1) * sizeof(**set)) : NULL;
+	if (!grown) {
+		free(copy);
+		ret = -ENOMEM;
+		goto out;
+	}
+	*set = grown;
+	(*set)[(*n)++] = copy;
+out:
+	pthread_mutex_unlock(&ctx->lock);
+	return ret;
+}
+
+static void inflight_remove(struct api_context *ctx, char **set, size_t *n, const char *key)
+{
+	pthread_mutex_lock(&ctx->lock);
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp(set[i], key) == 0) {
+			free(set[i]);
+			set[i] = set[--(*n)];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctx->lock);
+}
+
+/* ------------------------------------------------------------- shapes */
+
+static struct json_object *doc_or_empty(const char *s)
+{
+	struct json_object *o = api_parse_doc(s);
+
+	return o ? o : json_object_new_object();
+}
+
+/* The full Connection (ApiPublicConnectionFull). */
+static struct json_object *connection_full(const struct store_connection *c, bool with_refresh)
+{
+	struct json_object *o = json_object_new_object(), *stored;
+
+	if (!o)
+		return NULL;
+	stored = api_parse_doc(c->credentials);
+	json_object_object_add(o, "id", json_object_new_int64(c->id));
+	json_object_object_add(o, "connection_id", json_object_new_string(c->connection_id));
+	json_object_object_add(o, "provider_config_key", json_object_new_string(c->provider_config_key));
+	json_object_object_add(o, "provider", json_object_new_string(c->provider ? c->provider : ""));
+	json_object_object_add(o, "connection_config", doc_or_empty(c->connection_config));
+	json_object_object_add(o, "metadata", doc_or_empty(c->metadata));
+	json_object_object_add(o, "credentials",
+			       stored ? api_credentials_view(stored, with_refresh) : json_object_new_object());
+	json_object_object_add(o, "created_at", api_json_time(c->created_at));
+	json_object_object_add(o, "updated_at", api_json_time(c->updated_at));
+	json_object_object_add(o, "last_fetched_at", NULL);
+	json_object_object_add(o, "webhook_url_override", NULL);
+	json_object_object_add(o, "errors", json_object_new_array());
+	json_object_object_add(o, "end_user", NULL);
+	json_object_object_add(o, "tags", json_object_new_object());
+	json_object_put(stored);
+	return o;
+}
+
+/* The list item (ApiPublicConnection). */
+static struct json_object *connection_item(const struct store_connection *c)
+{
+	struct json_object *o = json_object_new_object();
+	char created[32];
+
+	if (!o)
+		return NULL;
+	api_iso_time(c->created_at, true, created);
+	json_object_object_add(o, "id", json_object_new_int64(c->id));
+	json_object_object_add(o, "connection_id", json_object_new_string(c->connection_id));
+	json_object_object_add(o, "provider_config_key", json_object_new_string(c->provider_config_key));
+	json_object_object_add(o, "provider", json_object_new_string(c->provider ? c->provider : ""));
+	json_object_object_add(o, "created", json_object_new_string(created));
+	json_object_object_add(o, "metadata", doc_or_empty(c->metadata));
+	json_object_object_add(o, "errors", json_object_new_array());
+	json_object_object_add(o, "end_user", NULL);
+	json_object_object_add(o, "tags", json_object_new_object());
+	return o;
+}
+
+/* The connection id of /connections/{...}: everything after "/connections/"
+ * in the raw path, percent-decoded. NULL when it is not a valid id. */
+static char *path_connection_id(struct http_request *req)
+{
+	static const char prefix[] = "/connections/";
+	const char *path = http_path(req);
+	char *id;
+
+	if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
+		return NULL;
+	id = strdup(path + sizeof(prefix) - 1);
+	if (id && (!api_percent_decode(id) || !api_valid_connection_id(id))) {
+		free(id);
+		id = NULL;
+	}
+	return id;
+}
+
+static bool auth_mode_matches(const struct config_provider *p, enum api_cred_type t)
+{
+	if (!p)
+		return false;
+	switch (t) {
+	case API_CRED_OAUTH2: return p->auth_mode == CONFIG_AUTH_OAUTH2;
+	case API_CRED_API_KEY: return p->auth_mode == CONFIG_AUTH_API_KEY;
+	case API_CRED_BASIC: return p->auth_mode == CONFIG_AUTH_BASIC;
+	case API_CRED_NONE: return p->auth_mode == CONFIG_AUTH_NONE;
+	}
+	return false;
+}
+
+static void uuid_v4(char out[37])
+{
+	unsigned char b[16];
+	char hex[33];
+
+	randombytes_buf(b, sizeof(b));
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	util_hex(hex, b, sizeof(b));
+	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+static int respond_problem(struct http_response *resp, struct api_problem *p)
+{
+	struct json_object *errors = p->errors;
+
+	p->errors = NULL;
+	return api_respond_problem(resp, p->status, p->code, p->message, errors, NULL);
+}
+
+/* -------------------------------------------------- POST /connections */
+
+/* What the response of an import is made of (also inside the store's
+ * transaction, for the Idempotency-Key record). */
+struct import {
+	struct store_connection row;   /* fields borrowed, timestamps and id from the upsert */
+};
+
+static char *import_body(struct import *im, const struct store_upsert_result *r)
+{
+	struct json_object *o;
+	char *body;
+
+	im->row.id = r->connection_row_id;
+	im->row.created_at = r->created_at;
+	im->row.updated_at = r->updated_at;
+	o = connection_full(&im->row, false);
+	if (!o)
+		return NULL;
+	body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return body;
+}
+
+static int import_respond(void *user, const struct store_upsert_result *r, int *status, char **body)
+{
+	*body = import_body(user, r);
+	*status = 201;
+	return *body ? 0 : -1;
+}
+
+/* Answers from a stored Idempotency-Key record: replay or reuse. */
+static int idem_replay(struct http_response *resp, const struct store_idempotency *rec,
+		       const char *hash)
+{
+	if (strcmp(rec->method_path, METHOD_PATH_POST) != 0 || strcmp(rec->request_hash, hash) != 0)
+		return http_respond_error(resp, 422, "idempotency_key_reused",
+					  "this Idempotency-Key was used with another request");
+	http_response_header(resp, "Idempotent-Replayed", "true");
+	return api_respond_raw_json(resp, (unsigned)rec->status, rec->body);
+}
+
+static const char *json_str(struct json_object *o)
+{
+	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+static int do_import(struct api_context *ctx, struct generation *g, struct http_request *req,
+		     struct http_response *resp, const char *idem_key, const char *hash)
+{
+	struct json_object *body = NULL, *stored = NULL, *cand = NULL;
+	struct store_connection *existing = NULL;
+	struct dispatch_outcome o;
+	struct api_connection_req creq;
+	struct api_problem p;
+	const struct config_integration *integ;
+	const struct config_provider *prov;
+	struct store_upsert_result r;
+	struct import im;
+	char uuid[37], now_iso[32], created_iso[32];
+	char *creds = NULL, *metadata = NULL, *cconfig = NULL, *out = NULL;
+	bool metadata_given, config_given;
+	const char *cid;
+	int ret;
+
+	memset(&o, 0, sizeof(o));
+	memset(&p, 0, sizeof(p));
+	ret = http_json_body(req, &body);
+	if (ret < 0)
+		return ret;
+	if (api_parse_connection(body, &creq, &p) < 0) {
+		ret = respond_problem(resp, &p);
+		goto out;
+	}
+	integ = config_integration_find(g->config, creq.provider_config_key);
+	if (!integ) {
+		ret = http_respond_error(resp, 404, "unknown_provider_config",
+					 "integration %s is not configured", creq.provider_config_key);
+		goto out;
+	}
+	prov = config_provider_find(g->config->catalogue, integ->provider);
+	if (!auth_mode_matches(prov, creq.cred_type)) {
+		ret = http_respond_error(resp, 422, "invalid_credentials_type",
+					 "credentials of type %s do not match the auth mode %s of provider %s",
+					 api_cred_type_name(creq.cred_type),
+					 prov && prov->auth_mode_name ? prov->auth_mode_name : "(none)",
+					 integ->provider);
+		goto out;
+	}
+	cid = creq.connection_id;
+	if (!cid) {
+		uuid_v4(uuid);
+		cid = uuid;
+	}
+	ret = store_connection_get(ctx->store, integ->id, cid, &existing);
+	if (ret == 0 && existing->deleting) {
+		ret = http_respond_error(resp, 409, "connection_deleting",
+					 "connection %s is being deleted", cid);
+		goto out;
+	}
+	if (ret < 0 && ret != STORE_ENOTFOUND) {
+		ret = api_respond_store_error(resp, "reading the connection", ret);
+		goto out;
+	}
+
+	stored = api_credentials_stored(&creq);
+	metadata_given = creq.metadata != NULL;
+	config_given = creq.connection_config != NULL;
+	creds = stored ? strdup(json_str(stored)) : NULL;
+	metadata = strdup(metadata_given ? json_str(creq.metadata) : existing ? existing->metadata : "{}");
+	cconfig = strdup(config_given ? json_str(creq.connection_config)
+				      : existing ? existing->connection_config : "{}");
+	if (!creds || !metadata || !cconfig) {
+		ret = http_respond_json(resp, 500, NULL);
+		goto out;
+	}
+
+	/* validate-connection, on the candidate (get_connection() shape) */
+	api_iso_time(util_now_ms(), false, now_iso);
+	api_iso_time(existing ? existing->created_at : util_now_ms(), false, created_iso);
+	cand = json_object_new_object();
+	if (!cand) {
+		ret = http_respond_json(resp, 500, NULL);
+		goto out;
+	}
+	json_object_object_add(cand, "connection_id", json_object_new_string(cid));
+	json_object_object_add(cand, "provider_config_key", json_object_new_string(integ->id));
+	json_object_object_add(cand, "provider", json_object_new_string(integ->provider));
+	json_object_object_add(cand, "credentials", json_object_get(stored));
+	json_object_object_add(cand, "connection_config", doc_or_empty(cconfig));
+	json_object_object_add(cand, "metadata", doc_or_empty(metadata));
+	json_object_object_add(cand, "created_at", json_object_new_string(created_iso));
+	json_object_object_add(cand, "updated_at", json_object_new_string(now_iso));
+	ret = dispatch_validate(ctx->dispatch, integ->id, cid, json_str(cand), &o);
+	if (ret < 0) {
+		log_error("api", "validate-connection for %s/%s failed to run (%d)", integ->id, cid, ret);
+		ret = http_respond_error(resp, 500, "server_error", "validate-connection could not run");
+		goto out;
+	}
+	if (ret == 1) {
+		struct json_object *payload = json_object_new_object();
+		char msg[512];
+
+		if (o.error && o.error[0])
+			snprintf(msg, sizeof(msg), "%s", o.error);
+		else
+			snprintf(msg, sizeof(msg), "%s %s", o.script,
+				 o.status == STORE_EXEC_CRASHED ? "crashed"
+				 : o.status == STORE_EXEC_TIMED_OUT ? "timed out" : "failed");
+		if (payload) {
+			json_object_object_add(payload, "script", json_object_new_string(o.script));
+			json_object_object_add(payload, "execution_id", json_object_new_int64(o.execution_id));
+		}
+		ret = api_respond_problem(resp, 400, "connection_validation_failed", msg, NULL, payload);
+		goto out;
+	}
+	if (o.metadata) {
+		free(metadata);
+		metadata = strdup(o.metadata);
+		metadata_given = true;
+		if (!metadata) {
+			ret = http_respond_json(resp, 500, NULL);
+			goto out;
+		}
+	}
+
+	/* the outbox: connection + event (+ Idempotency-Key) in one transaction */
+	memset(&im, 0, sizeof(im));
+	im.row.connection_id = (char *)cid;
+	im.row.provider_config_key = integ->id;
+	im.row.provider = integ->provider;
+	im.row.credentials = creds;
+	im.row.connection_config = cconfig;
+	im.row.metadata = metadata;
+	{
+		struct store_connection_input in = {
+			.connection_id = cid,
+			.provider_config_key = integ->id,
+			.provider = integ->provider,
+			.credentials = creds,
+			.connection_config = config_given ? cconfig : NULL,
+			.metadata = metadata_given ? metadata : NULL,
+		};
+		struct store_idempotency_input idem = {
+			.key = idem_key,
+			.method_path = METHOD_PATH_POST,
+			.request_hash = hash,
+			.respond = import_respond,
+			.user = &im,
+		};
+
+		ret = store_connection_upsert(ctx->store, &in, idem_key ? &idem : NULL, &r);
+	}
+	if (ret == STORE_EDELETING) {
+		ret = http_respond_error(resp, 409, "connection_deleting", "connection %s is being deleted", cid);
+		goto out;
+	}
+	if (ret == STORE_ECONFLICT && idem_key) {
+		struct store_idempotency *rec = NULL;
+
+		ret = store_idempotency_get(ctx->store, idem_key, &rec);
+		ret = ret == 0 ? idem_replay(resp, rec, hash)
+			       : http_respond_error(resp, 409, "idempotency_key_in_use",
+						    "a request with this Idempotency-Key is in progress");
+		store_idempotency_free(rec);
+		goto out;
+	}
+	if (ret == STORE_EINVAL || ret == STORE_ETOOBIG) {
+		ret = http_respond_error(resp, 400, "invalid_body", "the connection was refused: %s",
+					 store_strerror(ret));
+		goto out;
+	}
+	if (ret < 0) {
+		ret = api_respond_store_error(resp, "storing the connection", ret);
+		goto out;
+	}
+	out = import_body(&im, &r);
+	ret = out ? api_respond_raw_json(resp, 201, out) : http_respond_json(resp, 500, NULL);
+	log_info("api", "connection %s/%s %s (event %lld)", integ->id, cid,
+		 r.created ? "created" : "reconnected", (long long)r.event_id);
+	dispatch_notify(ctx->dispatch);
+out:
+	if (creds)
+		sodium_memzero(creds, strlen(creds));
+	if (out)
+		sodium_memzero(out, strlen(out));
+	free(creds);
+	free(out);
+	free(metadata);
+	free(cconfig);
+	dispatch_outcome_clear(&o);
+	json_object_put(cand);
+	json_object_put(stored);
+	store_connection_free(existing);
+	json_object_put(body);
+	return ret;
+}
+
+int api_connections_post(struct http_request *req, struct http_response *resp, void *user)
+{
+	struct api_context *ctx = user;
+	struct generation *g = dispatch_generation(ctx->dispatch);
+	const char *key = http_header(req, "Idempotency-Key");
+	char hash[2 * crypto_generichash_BYTES + 1];
+	bool registered = false;
+	int ret;
+
+	if (key) {
+		struct store_idempotency *rec = NULL;
+		unsigned char h[crypto_generichash_BYTES];
+		size_t len;
+		const char *raw = http_body(req, &len);
+
+		if (!api_valid_idempotency_key(key)) {
+			ret = http_respond_error(resp, 400, "invalid_headers",
+						 "Idempotency-Key must be 1 to 255 visible ASCII characters");
+			goto out;
+		}
+		crypto_generichash(h, sizeof(h), (const unsigned char *)raw, len, NULL, 0);
+		util_hex(hash, h, sizeof(h));
+		ret = inflight_add(ctx, &ctx->idem_keys, &ctx->n_idem_keys, key);
+		if (ret != 0) {
+			ret = ret == 1 ? http_respond_error(resp, 409, "idempotency_key_in_use",
+							    "a request with this Idempotency-Key is in progress")
+				       : http_respond_error(resp, 503, "server_error", "too many requests in flight");
+			goto out;
+		}
+		registered = true;
+		ret = store_idempotency_get(ctx->store, key, &rec);
+		if (ret == 0) {
+			ret = idem_replay(resp, rec, hash);
+			store_idempotency_free(rec);
+			goto out;
+		}
+		if (ret != STORE_ENOTFOUND) {
+			ret = api_respond_store_error(resp, "reading the Idempotency-Key", ret);
+			goto out;
+		}
+	}
+	ret = do_import(ctx, g, req, resp, key, key ? hash : NULL);
+out:
+	if (registered)
+		inflight_remove(ctx, ctx->idem_keys, &ctx->n_idem_keys, key);
+	generation_unref(g);
+	return ret;
+}
+
+/* --------------------------------------------------- GET /connections */
+
+static int cmp_newest(const void *a, const void *b)
+{
+	const struct store_connection *x = *(struct store_connection *const *)a;
+	const struct store_connection *y = *(struct store_connection *const *)b;
+
+	if (x->created_at != y->created_at)
+		return x->created_at > y->created_at ? -1 : 1;
+	return x->id > y->id ? -1 : x->id < y->id;
+}
+
+static bool parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return false;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0' && *out <= max;
+}
+
+static bool in_comma_list(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+
+	for (const char *p = list; p;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (len == n && strncmp(p, item, n) == 0)
+			return true;
+		p = comma ? comma + 1 : NULL;
+	}
+	return false;
+}
+
+int api_connections_list(struct http_request *req, struct http_response *resp, void *user)
+{
+	struct api_context *ctx = user;
+	const char *cid = http_query(req, "connectionId");
+	const char *integrations = http_query(req, "integrationId");
+	const char *search = http_query(req, "search");
+	const char *slimit = http_query(req, "limit"), *spage = http_query(req, "page");
+	unsigned long long limit = LIST_LIMIT_MAX, page = 0;
+	struct store_connection **items = NULL;
+	struct json_object *root = NULL, *arr;
+	size_t n = 0;
+	bool none;
+	int ret;
+
+	if ((slimit && (!parse_uint(slimit, LIST_LIMIT_MAX, &limit) || limit == 0)) ||
+	    (spage && !parse_uint(spage, 1000000000ULL, &page)))
+		return http_respond_error(resp, 400, "invalid_query_params",
+					  "limit must be 1 to 10000 and page a number from 0");
+	/* evscript has no end users or tags */
+	none = http_query(req, "endUserId") || http_query(req, "endUserOrganizationId");
+	if (!none) {
+		const char *one = integrations && !strchr(integrations, ',') ? integrations : NULL;
+
+		ret = store_connection_list(ctx->store, cid && *cid ? cid : NULL, one, &items, &n, NULL);
+		if (ret < 0)
+			return api_respond_store_error(resp, "listing connections", ret);
+	}
+	qsort(items, n, sizeof(*items), cmp_newest);
+	root = json_object_new_object();
+	arr = json_object_new_array();
+	if (!root || !arr) {
+		json_object_put(arr);
+		ret = http_respond_json(resp, 500, NULL);
+		goto out;
+	}
+	json_object_object_add(root, "connections", arr);
+	for (size_t i = 0, skipped = 0, added = 0; i < n && added < limit; i++) {
+		const struct store_connection *c = items[i];
+
+		if (integrations && *integrations && !in_comma_list(integrations, c->provider_config_key))
+			continue;
+		if (search && *search && !strstr(c->connection_id, search))
+			continue;
+		if (skipped < page * limit) {
+			skipped++;
+			continue;
+		}
+		json_object_array_add(arr, connection_item(c));
+		added++;
+	}
+	ret = http_respond_json(resp, 200, root);
+	root = NULL;
+out:
+	json_object_put(root);
+	store_connection_list_free(items, n);
+	return ret;
+}
+
+/* ------------------------------------------- GET /connections/{id} */
+
+int api_connection_get(struct http_request *req, struct http_response *resp, void *user)
+{
+	struct api_context *ctx = user;
+	struct generation *g = dispatch_generation(ctx->dispatch);
+	const char *pck = http_query(req, "provider_config_key");
+	const char *refresh = http_query(req, "refresh_token");
+	struct store_connection *c = NULL;
+	char *cid = NULL;
+	int ret;
+
+	if (!pck || !*pck) {
+		ret = http_respond_error(resp, 400, "invalid_query_params", "provider_config_key is required");
+		goto out;
+	}
+	if (refresh && strcmp(refresh, "true") != 0 && strcmp(refresh, "false") != 0) {
+		ret = http_respond_error(resp, 400, "invalid_query_params", "refresh_token must be true or false");
+		goto out;
+	}
+	if (!config_integration_find(g->config, pck)) {
+		ret = http_respond_error(resp, 404, "unknown_provider_config", "integration %s is not configured", pck);
+		goto out;
+	}
+	cid = path_connection_id(req);
+	ret = cid ? store_connection_get(ctx->store, pck, cid, &c) : STORE_ENOTFOUND;
+	if (ret == STORE_ENOTFOUND) {
+		ret = http_respond_error(resp, 404, "not_found", "Connection not found");
+		goto out;
+	}
+	if (ret < 0) {
+		ret = api_respond_store_error(resp, "reading the connection", ret);
+		goto out;
+	}
+	ret = http_respond_json(resp, 200, connection_full(c, refresh && strcmp(refresh, "true") == 0));
+out:
+	store_connection_free(c);
+	free(cid);
+	generation_unref(g);
+	return ret;
+}
+
+/* ---------------------------------------- DELETE /connections/{id} */
+
+int api_connection_delete(struct http_request *req, struct http_response *resp, void *user)
+{
+	struct api_context *ctx = user;
+	struct generation *g = dispatch_generation(ctx->dispatch);
+	const char *pck = http_query(req, "provider_config_key");
+	char *cid = NULL, *key = NULL;
+	bool registered = false;
+	int64_t event_id = 0;
+	int ret;
+
+	if (!pck || !*pck) {
+		ret = http_respond_error(resp, 400, "invalid_query_params", "provider_config_key is required");
+		goto out;
+	}
+	if (!config_integration_find(g->config, pck)) {
+		ret = http_respond_error(resp, 404, "unknown_provider_config", "integration %s is not configured", pck);
+		goto out;
+	}
+	cid = path_connection_id(req);
+	if (!cid) {
+		ret = http_respond_error(resp, 404, "unknown_connection", "Connection not found");
+		goto out;
+	}
+	if (asprintf(&key, "%s\n%s", pck, cid) < 0) {
+		key = NULL;
+		ret = http_respond_json(resp, 500, NULL);
+		goto out;
+	}
+	ret = inflight_add(ctx, &ctx->deleting, &ctx->n_deleting, key);
+	if (ret != 0) {
+		ret = ret == 1 ? http_respond_error(resp, 409, "connection_deleting",
+						    "connection %s is being deleted", cid)
+			       : http_respond_error(resp, 503, "server_error", "too many requests in flight");
+		goto out;
+	}
+	registered = true;
+	ret = store_connection_mark_deleting(ctx->store, pck, cid, true, g->number, &event_id);
+	if (ret == STORE_ENOTFOUND) {
+		ret = http_respond_error(resp, 404, "unknown_connection",
+					 "Connection with connection id %s and provider config key %s not found",
+					 cid, pck);
+		goto out;
+	}
+	if (ret == STORE_EDELETING) {
+		/* marked by a daemon that stopped before deleting: finish its work */
+		log_warn("api", "connection %s/%s was left deleting; deleting it now", pck, cid);
+	} else if (ret < 0) {
+		ret = api_respond_store_error(resp, "marking the connection deleting", ret);
+		goto out;
+	} else {
+		struct store_event ev;
+
+		ret = store_event_get(ctx->store, event_id, &ev);
+		if (ret == 0)
+			ret = dispatch_run_event(ctx->dispatch, &ev);
+		if (ret < 0)
+			log_error("api", "pre-connection-deletion for %s/%s (event %lld) did not run: %d; "
+				  "deleting anyway", pck, cid, (long long)event_id, ret);
+	}
+	ret = store_connection_delete(ctx->store, pck, cid);
+	if (ret == STORE_ENOTFOUND) {
+		ret = http_respond_error(resp, 404, "unknown_connection",
+					 "Connection with connection id %s and provider config key %s not found",
+					 cid, pck);
+		goto out;
+	}
+	if (ret < 0) {
+		ret = api_respond_store_error(resp, "deleting the connection", ret);
+		goto out;
+	}
+	log_info("api", "connection %s/%s deleted", pck, cid);
+	{
+		struct json_object *o = json_object_new_object();
+
+		if (o)
+			json_object_object_add(o, "success", json_object_new_boolean(1));
+		ret = http_respond_json(resp, 200, o);
+	}
+out:
+	if (registered)
+		inflight_remove(ctx, ctx->deleting, &ctx->n_deleting, key);
+	free(key);
+	free(cid);
+	generation_unref(g);
+	return ret;
+}
+
+/* ------------------------------- POST/PATCH /connections/metadata */
+
+static int metadata_route(struct http_request *req, struct http_response *resp, void *user, bool merge)
+{
+	struct api_context *ctx = user;
+	struct json_object *body = NULL, *echo = NULL, *v;
+	struct api_metadata_req mreq;
+	struct api_problem p;
+	const char *doc;
+	int ret;
+
+	ret = http_json_body(req, &body);
+	if (ret < 0)
+		return ret;
+	if (api_parse_metadata(body, &mreq, &p) < 0) {
+		ret = respond_problem(resp, &p);
+		goto out;
+	}
+	/* all or nothing: every connection must exist and not be deleting */
+	for (size_t i = 0; i < mreq.n_ids; i++) {
+		struct store_connection *c = NULL;
+
+		ret = store_connection_get(ctx->store, mreq.provider_config_key, mreq.ids[i], &c);
+		if (ret == STORE_ENOTFOUND) {
+			ret = http_respond_error(resp, 404, "unknown_connection",
+						 "Connection with connection id %s and provider config key %s not found",
+						 mreq.ids[i], mreq.provider_config_key);
+			goto out;
+		}
+		if (ret < 0 && ret != STORE_ENOKEY && ret != STORE_EDECRYPT) {
+			ret = api_respond_store_error(resp, "reading the connection", ret);
+			goto out;
+		}
+		if (c && c->deleting) {
+			store_connection_free(c);
+			ret = http_respond_error(resp, 409, "connection_deleting",
+						 "connection %s is being deleted", mreq.ids[i]);
+			goto out;
+		}
+		store_connection_free(c);
+	}
+	doc = json_str(mreq.metadata);
+	for (size_t i = 0; i < mreq.n_ids; i++) {
+		ret = merge ? store_connection_metadata_update(ctx->store, mreq.provider_config_key, mreq.ids[i], doc)
+			    : store_connection_metadata_set(ctx->store, mreq.provider_config_key, mreq.ids[i], doc);
+		if (ret == STORE_ENOTFOUND) {
+			ret = http_respond_error(resp, 404, "unknown_connection",
+						 "Connection with connection id %s and provider config key %s not found",
+						 mreq.ids[i], mreq.provider_config_key);
+			goto out;
+		}
+		if (ret == STORE_EINVAL || ret == STORE_ETOOBIG) {
+			ret = http_respond_error(resp, 400, "invalid_body", "metadata: %s", store_strerror(ret));
+			goto out;
+		}
+		if (ret < 0) {
+			ret = api_respond_store_error(resp, "writing the metadata", ret);
+			goto out;
+		}
+	}
+	echo = json_object_new_object();
+	if (echo) {
+		json_object_object_get_ex(body, "connection_id", &v);
+		json_object_object_add(echo, "connection_id", json_object_get(v));
+		json_object_object_add(echo, "provider_config_key",
+				       json_object_new_string(mreq.provider_config_key));
+		json_object_object_add(echo, "metadata", json_object_get(mreq.metadata));
+	}
+	ret = http_respond_json(resp, merge ? 200 : 201, echo);
+out:
+	api_problem_clear(&p);
+	json_object_put(body);
+	return ret;
+}
+
+int api_metadata_set(struct http_request *req, struct http_response *resp, void *user)
+{
+	return metadata_route(req, resp, user, false);
+}
+
+int api_metadata_update(struct http_request *req, struct http_response *resp, void *user)
+{
+	return metadata_route(req, resp, user, true);
+}
