@@ -684,6 +684,13 @@ static void child_main(struct zygote *z, int link)
 	int fds[1], nfds = 1, devnull;
 
 	sigemptyset(&none);
+	/* a crash must end the executor with its signal, whatever handlers
+	 * the zygote inherited (sanitizers install some) */
+	signal(SIGSEGV, SIG_DFL);
+	signal(SIGBUS, SIG_DFL);
+	signal(SIGFPE, SIG_DFL);
+	signal(SIGILL, SIG_DFL);
+	signal(SIGABRT, SIG_DFL);
 	signal(SIGCHLD, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -1292,8 +1299,6 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 	if (ret < 0)
 		goto zygote_died;
 	for (size_t i = 0; i < n; i++) {
-		if (in_process && in_process[i])
-			continue;
 		m = json_object_new_object();
 		json_object_object_add(m, "op", json_object_new_string("load"));
 		json_object_object_add(m, "i", json_object_new_int64((int64_t)i));
@@ -1313,10 +1318,14 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 			ret = ret == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE;
 			goto fail;
 		}
-		results[i].code = (int)jint(m, "code");
-		snprintf(results[i].err, sizeof(results[i].err), "%s", jstr(m, "err") ? jstr(m, "err") : "");
-		ex->iso_ok[i] = results[i].code == LOADER_OK;
-		ex->kind[i] = (int)jint(m, "kind");
+		ex->iso_ok[i] = jint(m, "code") == LOADER_OK;
+		if (ex->iso_ok[i])
+			ex->kind[i] = (int)jint(m, "kind");
+		else if (results[i].code == LOADER_OK) {
+			results[i].code = (int)jint(m, "code");
+			snprintf(results[i].err, sizeof(results[i].err), "%s",
+				 jstr(m, "err") ? jstr(m, "err") : "");
+		}
 		json_object_put(m);
 		m = NULL;
 	}

@@ -49,12 +49,14 @@ struct executor_load_result {
 	char err[512];
 };
 
-/* Takes the verified (loader_verify()) plugins into service. For each
- * plugin with isolated[i] (or when isolated is NULL: all) the zygote opens
- * it; for each with in_process[i] (may be NULL: none) it is also opened in
- * this process. results[i] tells what became of plugins[i]; a plugin that
- * failed to open is unusable (executor_run refuses it) but the executor is
- * still created. plugins stay owned by the caller and must outlive the
+/* Takes the verified (loader_verify()) plugins into service. The zygote
+ * opens every plugin (a plugin may run isolated for one integration and
+ * in-process for another); for each with in_process[i] (may be NULL: none)
+ * it is also opened in this process (loader_open() on plugins[i], so its
+ * constructors run in the daemon: trusted plugins only). results[i] tells
+ * what became of plugins[i] (the first failure of either open); a plugin
+ * that failed to open is unusable in that mode (executor_run refuses it)
+ * but the executor is still created. plugins stay owned by the caller and must outlive the
  * executor. Returns 0, or a negative code with err set when the zygote could
  * not be started at all. *out owned by the caller (executor_free). */
 int executor_new(const struct executor_options *opts, struct loader_plugin *const *plugins,

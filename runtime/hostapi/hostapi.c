@@ -891,21 +891,25 @@ static int lend_result(struct hostapi_inproc_ctx *c, int ret, char *s, const cha
 static int ip_get_connection(struct evs_ctx *ctx, const char **json)
 {
 	char *s = NULL;
+	int ret;
 
 	if (!ctx || !json)
 		return EVS_EINVAL;
 	*json = NULL;
-	return lend_result(inproc(ctx), hostapi_get_connection(inproc(ctx)->exec, &s), s, json);
+	ret = hostapi_get_connection(inproc(ctx)->exec, &s);
+	return lend_result(inproc(ctx), ret, s, json);
 }
 
 static int ip_get_metadata(struct evs_ctx *ctx, const char **json)
 {
 	char *s = NULL;
+	int ret;
 
 	if (!ctx || !json)
 		return EVS_EINVAL;
 	*json = NULL;
-	return lend_result(inproc(ctx), hostapi_get_metadata(inproc(ctx)->exec, &s), s, json);
+	ret = hostapi_get_metadata(inproc(ctx)->exec, &s);
+	return lend_result(inproc(ctx), ret, s, json);
 }
 
 static int ip_set_metadata(struct evs_ctx *ctx, const char *json)
@@ -925,34 +929,38 @@ static int ip_update_metadata(struct evs_ctx *ctx, const char *json)
 static int ip_get_env(struct evs_ctx *ctx, const char *name, const char **value)
 {
 	char *s = NULL;
+	int ret;
 
 	if (!ctx || !value)
 		return EVS_EINVAL;
 	*value = NULL;
-	return lend_result(inproc(ctx), hostapi_get_env(inproc(ctx)->exec, name, &s), s, value);
+	ret = hostapi_get_env(inproc(ctx)->exec, name, &s);
+	return lend_result(inproc(ctx), ret, s, value);
 }
 
 static int ip_get_webhook_url(struct evs_ctx *ctx, const char **url)
 {
 	char *s = NULL;
+	int ret;
 
 	if (!ctx || !url)
 		return EVS_EINVAL;
 	*url = NULL;
-	return lend_result(inproc(ctx), hostapi_get_webhook_url(inproc(ctx)->exec, &s), s, url);
+	ret = hostapi_get_webhook_url(inproc(ctx)->exec, &s);
+	return lend_result(inproc(ctx), ret, s, url);
 }
 
 static int ip_trigger_action(struct evs_ctx *ctx, const char *name, const char *input_json,
 			     const char **output_json)
 {
 	char *s = NULL;
+	int ret;
 
 	if (!ctx || !output_json)
 		return EVS_EINVAL;
 	*output_json = NULL;
-	return lend_result(inproc(ctx),
-			   hostapi_trigger_action(inproc(ctx)->exec, name, input_json, &s), s,
-			   output_json);
+	ret = hostapi_trigger_action(inproc(ctx)->exec, name, input_json, &s);
+	return lend_result(inproc(ctx), ret, s, output_json);
 }
 
 #ifdef EVS_HAVE_PROXY
