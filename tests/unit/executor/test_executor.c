@@ -114,6 +114,7 @@ static void check_misbehaving(const char *plugin, const struct fx_run *r)
 	} else if (strcmp(plugin, "memhog") == 0) {
 		/* malloc fails under RLIMIT_AS: the script fails with its
 		 * message; under ASan its allocator ends the process instead */
+		print_message("memhog: %s: %s\n", store_exec_status_name(r->res.status), err);
 		if (r->res.status == STORE_EXEC_FAILED)
 			assert_non_null(strstr(err, "out of memory after"));
 		else
