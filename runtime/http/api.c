@@ -73,7 +73,7 @@ void api_set_last_reload_error(struct api_context *ctx, const char *err)
 #define FIXED_ROUTES 13
 
 static struct http_route routes[FIXED_ROUTES + 2 * CONN_DEPTH_MAX];
-static char conn_patterns[CONN_DEPTH_MAX][16 + CONN_DEPTH_MAX * 5];
+static char conn_patterns[CONN_DEPTH_MAX][16 + CONN_DEPTH_MAX * 8];
 static size_t n_routes;
 static pthread_once_t routes_once = PTHREAD_ONCE_INIT;
 

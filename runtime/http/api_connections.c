@@ -526,7 +526,8 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 		if (ret < 0)
 			return api_respond_store_error(resp, "listing connections", ret);
 	}
-	qsort(items, n, sizeof(*items), cmp_newest);
+	if (n > 1)
+		qsort(items, n, sizeof(*items), cmp_newest);
 	root = json_object_new_object();
 	arr = json_object_new_array();
 	if (!root || !arr) {
