@@ -1319,8 +1319,13 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 			goto fail;
 		}
 		ex->iso_ok[i] = jint(m, "code") == LOADER_OK;
-		if (ex->iso_ok[i])
+		if (ex->iso_ok[i]) {
+			/* what the zygote found when it opened the plugin: the
+			 * daemon, which only verified it, learns its kind here */
 			ex->kind[i] = (int)jint(m, "kind");
+			if (!plugins[i]->kind)
+				plugins[i]->kind = (enum loader_kind)ex->kind[i];
+		}
 		else if (results[i].code == LOADER_OK) {
 			results[i].code = (int)jint(m, "code");
 			snprintf(results[i].err, sizeof(results[i].err), "%s",

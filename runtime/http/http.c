@@ -390,14 +390,14 @@ static int respond_error_str(struct http_response *resp, unsigned status, const 
 	if (s == NULL || (body = strdup(s)) == NULL)
 		goto fallback;
 	json_object_put(doc);
-	return respond_raw(resp, status, "application/json", body, strlen(body));
+	return respond_raw(resp, status, "application/json; charset=utf-8", body, strlen(body));
 
 fallback:
 	json_object_put(doc);
 	body = strdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}");
 	if (body == NULL)
 		return HTTP_ENOMEM;
-	rc = respond_raw(resp, 500, "application/json", body, strlen(body));
+	rc = respond_raw(resp, 500, "application/json; charset=utf-8", body, strlen(body));
 	return rc ? rc : HTTP_ENOMEM;
 }
 
@@ -438,7 +438,7 @@ int http_respond_json(struct http_response *resp, unsigned status, struct json_o
 		respond_error_str(resp, 500, "internal_error", "out of memory");
 		return HTTP_ENOMEM;
 	}
-	return respond_raw(resp, status, "application/json", body, strlen(body));
+	return respond_raw(resp, status, "application/json; charset=utf-8", body, strlen(body));
 }
 
 static bool header_text_ok(const char *s, bool name)
@@ -511,19 +511,34 @@ const char *http_param(const struct http_request *req, const char *name)
 	return NULL;
 }
 
+struct query_lookup {
+	const char *name;
+	size_t name_len;
+	const char *value; /* the last match: a repeated parameter's last value wins */
+	bool bad;          /* the last match holds a NUL byte */
+};
+
+static enum MHD_Result query_last(void *cls, enum MHD_ValueKind kind, const char *key,
+				  size_t key_size, const char *value, size_t value_size)
+{
+	struct query_lookup *q = cls;
+
+	(void)kind;
+	if (key && key_size == q->name_len && memcmp(key, q->name, key_size) == 0) {
+		q->value = value;
+		q->bad = value && strlen(value) != value_size;
+	}
+	return MHD_YES;
+}
+
 const char *http_query(const struct http_request *req, const char *name)
 {
-	const char *value = NULL;
-	size_t len = 0;
+	struct query_lookup q = {name, name ? strlen(name) : 0, NULL, false};
 
 	if (name == NULL)
 		return NULL;
-	if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name),
-					  &value, &len) != MHD_YES)
-		return NULL;
-	if (value == NULL || strlen(value) != len)
-		return NULL;
-	return value;
+	MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, query_last, &q);
+	return q.bad ? NULL : q.value;
 }
 
 const char *http_header(const struct http_request *req, const char *name)
@@ -767,7 +782,11 @@ static enum MHD_Result begin_request(struct http_request *req, const char *metho
 
 	if (best == NULL || !best->public) {
 		if (!authorized(srv, http_header(req, MHD_HTTP_HEADER_AUTHORIZATION)))
-			return queue_error(req, 401, "unauthorized", "missing or invalid secret key");
+		{
+			respond_error_str(&req->resp, 401, "unauthorized", "Unauthorized");
+			http_response_header(&req->resp, "WWW-Authenticate", "Bearer");
+			return queue_response(req);
+		}
 	}
 	if (best == NULL && !path_known)
 		return queue_error(req, 404, "not_found", "no such resource");
@@ -790,7 +809,7 @@ static enum MHD_Result begin_request(struct http_request *req, const char *metho
 		errno = 0;
 		v = strtoull(cl, &end, 10);
 		if (errno != 0 || end == cl || v > srv->max_body)
-			return queue_error(req, 413, "payload_too_large", "the request body is too large");
+			return queue_error(req, 413, "request_too_large", "the request body is too large");
 	}
 	return MHD_YES;
 }
@@ -863,7 +882,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	if (req->queued)
 		return MHD_YES;
 	if (req->too_large)
-		return queue_error(req, 413, "payload_too_large", "the request body is too large");
+		return queue_error(req, 413, "request_too_large", "the request body is too large");
 
 	rc = req->route->fn(req, &req->resp, req->srv->user);
 	if (!req->resp.responded) {

@@ -208,10 +208,11 @@ class Daemon:
         except FileNotFoundError:
             return ""
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+    def stop(self, sig=None, timeout=30.0):
+        sig = signal.SIGTERM if sig is None else sig
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

@@ -515,7 +515,7 @@ static void test_auth(void **state)
 	request(&r, "GET", "/connections/x", NULL, NULL, NULL, 0, false);
 	assert_error(&r, 401, "unauthorized");
 	o = reply_json(&r);
-	assert_string_equal(jstr(o, "error", "message"), "missing or invalid secret key");
+	assert_string_equal(jstr(o, "error", "message"), "Unauthorized");
 	json_object_put(o);
 
 	const char *bad[] = {
@@ -602,12 +602,12 @@ static void test_body_cap(void **state)
 
 	/* One byte over, by Content-Length: refused before the body is read. */
 	request(&r, "POST", "/raw", "Bearer " SECRET, NULL, big, BODY_CAP + 1, false);
-	assert_error(&r, 413, "payload_too_large");
+	assert_error(&r, 413, "request_too_large");
 	/* A chunked body that grows past the cap. */
 	request(&r, "POST", "/raw", "Bearer " SECRET, NULL, big, sizeof(big), true);
-	assert_error(&r, 413, "payload_too_large");
+	assert_error(&r, 413, "request_too_large");
 	request(&r, "POST", "/raw", "Bearer " SECRET, NULL, big, BODY_CAP + 1, true);
-	assert_error(&r, 413, "payload_too_large");
+	assert_error(&r, 413, "request_too_large");
 
 	/* A runaway chunked body: read and dropped up to a limit, then the
 	 * connection is cut (the client never gets to send it all). */
