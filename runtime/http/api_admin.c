@@ -181,11 +181,10 @@ int api_metrics(struct http_request *req, struct http_response *resp, void *user
 	static const char *const classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 	struct api_context *ctx = user;
 	struct generation *g = dispatch_generation(ctx->dispatch);
-	struct store_connection **items = NULL;
+	struct dispatch_stats ds;
 	struct http_stats hs;
 	struct text *t = calloc(1, sizeof(*t));
 	int64_t pending = 0;
-	size_t nconn = 0;
 	int ret;
 
 	(void)req;
@@ -198,9 +197,7 @@ int api_metrics(struct http_request *req, struct http_response *resp, void *user
 		http_server_stats(ctx->server, &hs);
 	if (store_event_count_pending(ctx->store, &pending) < 0)
 		pending = -1;
-	if (store_connection_list(ctx->store, NULL, NULL, &items, &nconn, NULL) < 0)
-		nconn = 0;
-	store_connection_list_free(items, nconn);
+	dispatch_get_stats(ctx->dispatch, &ds);
 
 	put(t, "# HELP evscript_generation The generation in service.\n"
 	       "# TYPE evscript_generation gauge\nevscript_generation %lld\n", (long long)g->number);
@@ -212,8 +209,14 @@ int api_metrics(struct http_request *req, struct http_response *resp, void *user
 		put(t, "# HELP evscript_events_pending Events waiting for a worker.\n"
 		       "# TYPE evscript_events_pending gauge\nevscript_events_pending %lld\n",
 		    (long long)pending);
-	put(t, "# HELP evscript_connections Stored connections.\n"
-	       "# TYPE evscript_connections gauge\nevscript_connections %zu\n", nconn);
+	put(t, "# HELP evscript_executions_total Finished executions by status, since start.\n"
+	       "# TYPE evscript_executions_total counter\n");
+	for (int st = STORE_EXEC_SUCCEEDED; st <= STORE_EXEC_INTERRUPTED; st++)
+		put(t, "evscript_executions_total{status=\"%s\"} %llu\n", store_exec_status_name(st),
+		    (unsigned long long)ds.by_status[st]);
+	put(t, "# HELP evscript_executions_running Executions running now.\n"
+	       "# TYPE evscript_executions_running gauge\nevscript_executions_running %zu\n",
+	    ds.running);
 	put(t, "# HELP evscript_http_requests_total HTTP responses by status class.\n"
 	       "# TYPE evscript_http_requests_total counter\n");
 	for (int i = 0; i < 5; i++)

@@ -408,7 +408,7 @@ struct store_execution_filter {
 	const char *connection_id;
 	const char *provider_config_key;  /* the integration */
 	const char *script;
-	const char *event;
+	const char *event;                /* an event name, or "action" for actions */
 	int status;                       /* enum store_exec_status, or -1 */
 	size_t limit;                     /* 0: 50; capped at STORE_LIST_MAX */
 	int64_t cursor;                   /* 0: from the newest; else a next_cursor */

@@ -1568,7 +1568,8 @@ static const char sql_exec_logs[] =
 static const char sql_exec_list[] =
 	"SELECT " EXEC_COLS " FROM executions"
 	" WHERE (?1 IS NULL OR connection_id = ?1) AND (?2 IS NULL OR provider_config_key = ?2)"
-	" AND (?3 IS NULL OR script = ?3) AND (?4 IS NULL OR event = ?4)"
+	" AND (?3 IS NULL OR script = ?3)"
+	" AND (?4 IS NULL OR event = ?4 OR (?4 = 'action' AND kind = 'action'))"
 	" AND (?5 IS NULL OR status = ?5) AND (?6 IS NULL OR id < ?6)"
 	" ORDER BY id DESC LIMIT ?7";
 

@@ -139,7 +139,7 @@ class EventTest(DaemonTest):
         n = 40
         for i in range(n):
             self.assertEqual(d.create_connection("demo", f"b{i}")[0], 201)
-        ex = d.wait_executions(2 * n, timeout=60, event="post-connection-creation", provider_config_key="demo", limit=500)
+        ex = d.wait_executions(2 * n, timeout=60, event="post-connection-creation", provider_config_key="demo", limit=200)
         self.assertEqual(len(ex), 2 * n)
         per_event = {}
         for e in ex:
