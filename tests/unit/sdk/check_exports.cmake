@@ -1,6 +1,8 @@
-# cmake -DNM=<nm> -DFILE=<plugin.so> -DEXPECT=<sym,sym,...> -P check_exports.cmake
+cmake_policy(SET CMP0057 NEW)
+# cmake -DNM=<nm> -DFILE=<plugin.so> -DEXPECT=<sym,sym,...|ENTRY> -P check_exports.cmake
 # The dynamic symbols a plugin defines must be exactly EXPECT: its entry point
-# and evs_plugin_info, nothing else.
+# and evs_plugin_info, nothing else. EXPECT=ENTRY: evs_plugin_info and exactly
+# one of on_event and run_action.
 execute_process(COMMAND ${NM} -D --defined-only --format=posix ${FILE}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
@@ -14,7 +16,15 @@ foreach(line ${lines})
   endif()
 endforeach()
 list(SORT got)
-string(REPLACE "," ";" want "${EXPECT}")
+if(EXPECT STREQUAL "ENTRY")
+  if("run_action" IN_LIST got)
+    set(want evs_plugin_info run_action)
+  else()
+    set(want evs_plugin_info on_event)
+  endif()
+else()
+  string(REPLACE "," ";" want "${EXPECT}")
+endif()
 list(SORT want)
 if(NOT got STREQUAL want)
   message(FATAL_ERROR "${FILE} exports [${got}], expected exactly [${want}]")
