@@ -256,6 +256,53 @@ class Daemon:
             doc = payload.decode(errors="replace")
         return status, rhdrs, doc
 
+    def request_expect(self, method, path, body, headers=None, auth=True, timeout=30):
+        """Sends a request with `Expect: 100-continue` over a plain socket and
+        sends the body only if the server asks for it. For bodies the server
+        refuses before reading them (401, 413): without 100-continue the
+        server's early answer races the upload and the client may see a reset
+        instead of the response."""
+        hdrs = {"Host": f"127.0.0.1:{self.port}", "Content-Type": "application/json",
+                "Content-Length": str(len(body)), "Expect": "100-continue", "Connection": "close"}
+        if auth:
+            hdrs["Authorization"] = f"Bearer {SECRET}"
+        hdrs.update(headers or {})
+        head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+            sock.sendall(head.encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            if data.startswith(b"HTTP/1.1 100"):
+                sock.sendall(body)
+                data = data.split(b"\r\n\r\n", 1)[1]
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, payload = data.partition(b"\r\n\r\n")
+        lines = head.decode(errors="replace").split("\r\n")
+        status = int(lines[0].split()[1])
+        rhdrs = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        if rhdrs.get("Transfer-Encoding", "").lower() == "chunked":
+            out, rest = b"", payload
+            while rest:
+                size_line, _, rest = rest.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    break
+                out, rest = out + rest[:size], rest[size + 2:]
+            payload = out
+        try:
+            doc = json.loads(payload) if payload else None
+        except ValueError:
+            doc = payload.decode(errors="replace")
+        return status, rhdrs, doc
+
     # Conveniences over the API.
     def create_connection(self, integration, connection_id, credentials=None, **extra):
         body = {"provider_config_key": integration, "connection_id": connection_id,

@@ -93,7 +93,7 @@ class ApiTest(DaemonTest):
                 self.assertEqual(list(body.keys()), ["error"])
                 self.assertEqual(body["error"]["code"], "unauthorized")
         # auth before the body size
-        st, _, body = d.request("POST", "/connections", raw=b"x" * (2 << 20), auth=False)
+        st, _, body = d.request_expect("POST", "/connections", b"x" * (2 << 20), auth=False)
         self.assertEqual(st, 401)
         # /healthz is public
         st, _, body = d.request("GET", "/healthz", auth=False)
@@ -111,7 +111,7 @@ class ApiTest(DaemonTest):
     def test_body_too_large(self):
         d = self.start()
         big = json.dumps({"provider_config_key": "plain", "pad": "x" * (1 << 20)}).encode()
-        self.assertError(d.request("POST", "/connections", raw=big), 413, "request_too_large")
+        self.assertError(d.request_expect("POST", "/connections", big), 413, "request_too_large")
 
     # ---- POST /connections
 
