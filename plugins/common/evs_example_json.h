@@ -18,6 +18,9 @@
  * json_buf as its body; metadata_put_string() / metadata_put_int() merge one
  * member into the connection's metadata; get_connection_config() reads the
  * connection's connection_config.
+ *
+ * GitHub. valid_github_name() and github_create_hook(), for github-webhooks
+ * and create-webhook.
  */
 #ifndef EVS_EXAMPLE_JSON_H
 #define EVS_EXAMPLE_JSON_H
@@ -379,6 +382,37 @@ static inline int valid_github_name(const char *s)
 		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_'))
 			return 0;
 	return 1;
+}
+
+/* Creates a webhook on owner/repo: POST /repos/owner/repo/hooks with `body`
+ * (GitHub's hook object), not retried since a creation must not run twice.
+ * Returns 0 with the new hook's id in *id, or -1 after host->set_error(). */
+static inline int github_create_hook(const struct evs_host *host, struct evs_ctx *ctx,
+				     const char *owner, const char *repo,
+				     const struct json_buf *body, long long *id)
+{
+	struct evs_response *resp = NULL;
+	char path[320], msg[512];
+	int ret;
+
+	snprintf(path, sizeof(path), "/repos/%s/%s/hooks", owner, repo);
+	ret = json_request(host, ctx, "POST", path, body, 0, &resp);
+	if (ret != EVS_OK) {
+		host->set_error(ctx, "POST %s: %s", path, evs_strerror(ret));
+		return -1;
+	}
+	ret = -1;
+	if (resp->status < 200 || resp->status >= 300)
+		host->set_error(ctx, "GitHub refused to create the webhook on %s/%s (HTTP %d): %s",
+				owner, repo, resp->status,
+				json_string_or(json_field(resp->body, "message"), msg, sizeof(msg),
+					       "no message"));
+	else if (json_int(json_field(resp->body, "id"), id) != 0)
+		host->set_error(ctx, "GitHub's reply has no webhook id");
+	else
+		ret = 0;
+	host->free_response(ctx, resp);
+	return ret;
 }
 
 #endif /* EVS_EXAMPLE_JSON_H */

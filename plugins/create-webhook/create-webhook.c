@@ -69,9 +69,8 @@ static int add_events(struct json_buf *b, const char *input)
 int run_action(const struct evs_host *host, struct evs_ctx *ctx, const char *input_json,
 	       char **output_json)
 {
-	struct evs_response *resp = NULL;
 	struct json_buf body = {0};
-	char owner[128], repo[128], url[2048], path[320], msg[512], out[64];
+	char owner[128], repo[128], url[2048], out[64];
 	const char *cfg, *webhook_url = NULL;
 	long long id;
 	int ret;
@@ -113,34 +112,14 @@ int run_action(const struct evs_host *host, struct evs_ctx *ctx, const char *inp
 		return 1;
 	}
 
-	snprintf(path, sizeof(path), "/repos/%s/%s/hooks", owner, repo);
-	/* No retries: a creation must not run twice. */
-	ret = json_request(host, ctx, "POST", path, &body, 0, &resp);
-	if (ret != EVS_OK) {
-		host->set_error(ctx, "POST %s: %s", path, evs_strerror(ret));
+	if (github_create_hook(host, ctx, owner, repo, &body, &id) != 0)
 		return 1;
-	}
-	ret = 1;
-	if (resp->status < 200 || resp->status >= 300) {
-		host->set_error(ctx, "GitHub refused to create the webhook on %s/%s (HTTP %d): %s",
-				owner, repo, resp->status,
-				json_string_or(json_field(resp->body, "message"), msg, sizeof(msg),
-					       "no message"));
-		goto out;
-	}
-	if (json_int(json_field(resp->body, "id"), &id) != 0) {
-		host->set_error(ctx, "GitHub's reply has no webhook id");
-		goto out;
-	}
 	snprintf(out, sizeof(out), "{\"id\":%lld}", id);
 	*output_json = strdup(out); /* the host free()s it */
 	if (!*output_json) {
 		host->set_error(ctx, "out of memory");
-		goto out;
+		return 1;
 	}
 	host->log(ctx, EVS_LOG_INFO, "created webhook %lld on %s/%s for %s", id, owner, repo, url);
-	ret = 0;
-out:
-	host->free_response(ctx, resp);
-	return ret;
+	return 0;
 }

@@ -95,12 +95,11 @@ static int hook_exists(const struct evs_host *host, struct evs_ctx *ctx, const c
 
 static int create_hook(const struct evs_host *host, struct evs_ctx *ctx)
 {
-	struct evs_response *resp = NULL;
-	char owner[128], repo[128], path[320], msg[512];
+	char owner[128], repo[128];
 	const char *url = NULL;
 	struct json_buf body = {0};
 	long long id;
-	int ret = 1;
+	int ret;
 
 	if (get_repository(host, ctx, owner, repo, sizeof(owner)) != 0)
 		return 1;
@@ -123,29 +122,14 @@ static int create_hook(const struct evs_host *host, struct evs_ctx *ctx)
 		host->set_error(ctx, "the webhook URL is too long");
 		return 1;
 	}
-	snprintf(path, sizeof(path), "/repos/%s/%s/hooks", owner, repo);
-	/* No retries: a creation that reached GitHub must not run twice. */
-	if (request(host, ctx, "POST", path, &body, 0, &resp) != 0)
+	if (github_create_hook(host, ctx, owner, repo, &body, &id) != 0)
 		return 1;
-	ret = 1;
-	if (resp->status < 200 || resp->status >= 300) {
-		host->set_error(ctx, "GitHub refused to create the webhook on %s/%s (HTTP %d): %s",
-				owner, repo, resp->status, github_message(resp, msg, sizeof(msg)));
-		goto out;
-	}
-	if (json_int(json_field(resp->body, "id"), &id) != 0) {
-		host->set_error(ctx, "GitHub's reply has no webhook id");
-		goto out;
-	}
 	if (metadata_put_int(host, ctx, "github_webhook_id", id) != EVS_OK) {
 		host->set_error(ctx, "webhook %lld created but its id could not be stored", id);
-		goto out;
+		return 1;
 	}
 	host->log(ctx, EVS_LOG_INFO, "created webhook %lld on %s/%s for %s", id, owner, repo, url);
-	ret = 0;
-out:
-	host->free_response(ctx, resp);
-	return ret;
+	return 0;
 }
 
 static int delete_hook(const struct evs_host *host, struct evs_ctx *ctx)
