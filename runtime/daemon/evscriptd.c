@@ -14,9 +14,25 @@
  * (POST /reload), one at a time: a reload requested while one runs is
  * remembered, and exactly one more runs after it (a burst coalesces). No
  * lock that an API handler needs is held while a generation is built.
+ *
+ * Retirement. A generation replaced by a reload is handed to the reaper
+ * thread with its drain deadline (drain_deadline_s of the config now in
+ * service). The reaper drops its reference as soon as it is the last one
+ * (every execution on it has ended: its zygote then exits), and at the
+ * deadline it kills what still runs there (recorded timed_out, "killed:
+ * generation drained"). Nothing else ever waits for an old generation:
+ * workers, API threads and the reloader only drop references that are not
+ * the last.
+ *
+ * Shutdown. The API stops accepting connections; running executions may
+ * finish until drain_deadline_s; those still running then are marked
+ * interrupted in the store and killed; the workers are joined, every zygote
+ * is stopped and reaped, and the store is closed.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,6 +60,19 @@
 
 extern char **environ;
 
+/* A generation replaced by a reload, until its last execution ends. */
+struct retired {
+	struct generation *g;   /* the reaper's reference */
+	int64_t deadline_us;    /* util_mono_us: kill what still runs then */
+	bool killed;
+	struct retired *next;
+};
+
+/* Retired generations at once (each has a zygote); past it the oldest is
+ * drained at once. */
+#define RETIRED_MAX 32
+#define REAPER_POLL_US 100000
+
 struct daemon {
 	const char *config_path;
 	struct store *store;
@@ -58,6 +87,14 @@ struct daemon {
 	bool stopping;
 	pthread_t reloader;
 	bool reloader_started;
+
+	pthread_mutex_t reap_lock;
+	pthread_cond_t reap_cv;  /* CLOCK_MONOTONIC */
+	struct retired *retired; /* newest first */
+	size_t n_retired;
+	bool reaper_stop;
+	pthread_t reaper;
+	bool reaper_started;
 };
 
 static void usage(FILE *f)
@@ -154,6 +191,114 @@ out:
 	return status;
 }
 
+/* -------------------------------------------------------------- retiring */
+
+/* Hands g (the caller's reference) to the reaper, to be drained within
+ * drain_s seconds. */
+static void retire(struct daemon *d, struct generation *g, uint32_t drain_s)
+{
+	struct retired *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		/* no memory to track it: the caller's reference goes; the last
+		 * execution on it frees it */
+		generation_unref(g);
+		return;
+	}
+	r->g = g;
+	r->deadline_us = util_mono_us() + (int64_t)drain_s * 1000000;
+	pthread_mutex_lock(&d->reap_lock);
+	if (d->n_retired >= RETIRED_MAX) {
+		struct retired *oldest = d->retired;
+
+		while (oldest->next)
+			oldest = oldest->next;
+		oldest->deadline_us = 0;
+	}
+	r->next = d->retired;
+	d->retired = r;
+	d->n_retired++;
+	pthread_cond_broadcast(&d->reap_cv);
+	pthread_mutex_unlock(&d->reap_lock);
+}
+
+/* One pass over the retired generations: kills the runs of those past their
+ * deadline, unlinks those nobody else uses (into *done). Called with
+ * reap_lock; returns when the next deadline is. */
+static int64_t reap_pass(struct daemon *d, struct retired **done)
+{
+	int64_t now = util_mono_us(), next = now + REAPER_POLL_US;
+
+	for (struct retired **pp = &d->retired; *pp;) {
+		struct retired *r = *pp;
+
+		if (atomic_load(&r->g->refs) == 1) {
+			/* only ours is left: nothing runs on it, nothing can start */
+			*pp = r->next;
+			d->n_retired--;
+			r->next = *done;
+			*done = r;
+			continue;
+		}
+		if (!r->killed && now >= r->deadline_us) {
+			log_warn("reload", "generation %lld: drain deadline passed with %zu executions "
+				 "running: killing them", (long long)r->g->number,
+				 executor_running(r->g->executor));
+			executor_kill_all(r->g->executor);
+			r->killed = true;
+		}
+		if (!r->killed && r->deadline_us < next)
+			next = r->deadline_us;
+		pp = &r->next;
+	}
+	return next;
+}
+
+static void free_retired(struct retired *list)
+{
+	while (list) {
+		struct retired *next = list->next;
+		int64_t number = list->g->number;
+
+		generation_unref(list->g); /* the last: its zygote exits */
+		log_info("reload", "generation %lld retired", (long long)number);
+		free(list);
+		list = next;
+	}
+}
+
+static void *reaper_main(void *arg)
+{
+	struct daemon *d = arg;
+
+	pthread_mutex_lock(&d->reap_lock);
+	while (!d->reaper_stop) {
+		struct retired *done = NULL;
+		int64_t next = reap_pass(d, &done), us;
+		struct timespec ts;
+
+		if (done) {
+			pthread_mutex_unlock(&d->reap_lock);
+			free_retired(done);
+			pthread_mutex_lock(&d->reap_lock);
+			continue;
+		}
+		us = next - util_mono_us();
+		if (us < 1000)
+			us = 1000;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += us / 1000000;
+		ts.tv_nsec += (us % 1000000) * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&d->reap_cv, &d->reap_lock, &ts);
+	}
+	pthread_mutex_unlock(&d->reap_lock);
+	return NULL;
+}
+
 /* --------------------------------------------------------------- reload */
 
 /* Builds the next generation and puts it in service; on failure the
@@ -164,6 +309,7 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 	char err[API_ERROR_MAX];
 	int64_t number, t0 = util_mono_us();
 	size_t n_plugins, n_refused;
+	uint32_t drain_s;
 	int ret;
 
 	ret = generation_build(d->config_path, environ, cur, d->store, cur->number + 1, &g, err,
@@ -192,9 +338,10 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 	number = g->number;
 	n_plugins = g->n_plugins;
 	n_refused = g->n_refused;
+	drain_s = g->config->drain_deadline_s;
 	dispatch_swap_generation(d->dispatch, g);
 	api_set_last_reload_error(&d->api, NULL);
-	generation_unref(cur);
+	retire(d, cur, drain_s); /* never waits here for its executions */
 	log_info("reload", "generation %lld in service: %zu plugins, %zu refused (%lld ms)",
 		 (long long)number, n_plugins, n_refused, (long long)((util_mono_us() - t0) / 1000));
 	if (rep) {
@@ -261,6 +408,54 @@ static void *reloader_main(void *arg)
 
 /* ------------------------------------------------------------------ run */
 
+/* Shutdown, with the API no longer accepting: lets running executions
+ * finish until drain_deadline_s, then marks those still running interrupted
+ * and kills them. Returns how many still run after that (in-process ones,
+ * which cannot be killed); 0 means the workers are joined. */
+static size_t shutdown_drain(struct daemon *d)
+{
+	struct generation *g;
+	uint32_t drain;
+	size_t left;
+	int64_t count = 0;
+	int ret;
+
+	if (!d->dispatch)
+		goto stop_reaper;
+	g = dispatch_generation(d->dispatch);
+	drain = g->config->drain_deadline_s;
+	left = dispatch_stop(d->dispatch, util_mono_us() + (int64_t)drain * 1000000);
+	if (left > 0) {
+		ret = store_interrupt_running(d->store, "interrupted: the daemon stopped while it ran",
+					      &count);
+		if (ret < 0)
+			log_error("daemon", "marking running executions interrupted failed: %s",
+				  store_strerror(ret));
+		log_warn("daemon", "drain deadline (%u s) passed: %lld executions marked interrupted, "
+			 "killing them", drain, (long long)count);
+		executor_kill_all(g->executor);
+		pthread_mutex_lock(&d->reap_lock);
+		for (struct retired *r = d->retired; r; r = r->next)
+			executor_kill_all(r->g->executor);
+		pthread_mutex_unlock(&d->reap_lock);
+		/* killed executions end at once */
+		left = dispatch_stop(d->dispatch, util_mono_us() + 10 * 1000000LL);
+	}
+	generation_unref(g);
+	if (left > 0)
+		return left;
+stop_reaper:
+	if (d->reaper_started) {
+		pthread_mutex_lock(&d->reap_lock);
+		d->reaper_stop = true;
+		pthread_cond_broadcast(&d->reap_cv);
+		pthread_mutex_unlock(&d->reap_lock);
+		pthread_join(d->reaper, NULL);
+		d->reaper_started = false;
+	}
+	return 0;
+}
+
 static int run(const char *config_path)
 {
 	struct daemon d;
@@ -280,6 +475,15 @@ static int run(const char *config_path)
 	d.config_path = config_path;
 	pthread_mutex_init(&d.reload_lock, NULL);
 	pthread_cond_init(&d.reload_cv, NULL);
+	pthread_mutex_init(&d.reap_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&d.reap_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	log_setup(2, false, LOG_LEVEL_INFO);
 
 	/* Before any thread starts (store, executor, dispatcher, server): every
@@ -376,6 +580,11 @@ static int run(const char *config_path)
 		goto out;
 	}
 	d.api.server = d.server;
+	if (pthread_create(&d.reaper, NULL, reaper_main, &d) != 0) {
+		log_error("daemon", "the reaper thread could not start");
+		goto out;
+	}
+	d.reaper_started = true;
 	if (pthread_create(&d.reloader, NULL, reloader_main, &d) != 0) {
 		log_error("daemon", "the reload thread could not start");
 		goto out;
@@ -421,21 +630,24 @@ out:
 		pthread_join(d.reloader, NULL);
 	if (d.server)
 		http_server_quiesce(d.server);
-	if (d.dispatch) {
-		struct generation *g = dispatch_generation(d.dispatch);
-		uint32_t drain = g ? g->config->drain_deadline_s : 30;
-
-		generation_unref(g);
-		dispatch_stop(d.dispatch, util_mono_us() + (int64_t)drain * 1000000);
+	if (shutdown_drain(&d) > 0) {
+		/* in-process executions cannot be killed: their threads still use
+		 * the store and the generations; leave them to the process exit */
+		log_error("daemon", "stopped with in-process executions still running "
+			  "(marked interrupted); the store is left to the process exit");
+		return status;
 	}
 	http_server_free(d.server);
 	dispatch_free(d.dispatch);
+	free_retired(d.retired);
 	generation_unref(gen);
 	if (api_ready)
 		api_context_destroy(&d.api);
 	store_close(d.store);
 	free(url);
 	config_host_free(cfg);
+	pthread_cond_destroy(&d.reap_cv);
+	pthread_mutex_destroy(&d.reap_lock);
 	pthread_cond_destroy(&d.reload_cv);
 	pthread_mutex_destroy(&d.reload_lock);
 	if (status == 0)

@@ -238,7 +238,9 @@ finish:
 	res.error = res.output_json = NULL;
 	ret = store_execution_finish(d->store, o->execution_id, o->status, o->error,
 				     (util_mono_us() - t0) / 1000);
-	if (ret < 0 && ret != STORE_ESTATE)
+	if (ret == STORE_ESTATE) /* marked interrupted by a shutdown past its deadline */
+		o->status = STORE_EXEC_INTERRUPTED;
+	else if (ret < 0)
 		log_error("dispatch", "recording the end of execution %lld failed: %s",
 			  (long long)o->execution_id, store_strerror(ret));
 	log_info("dispatch", "execution %lld: %s %s for %s/%s (generation %lld): %s in %lld ms%s%s",
@@ -287,6 +289,7 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dispatch_outcome o;
+		bool stop;
 		struct run r = {
 			.gen = g,
 			.integration = integ,
@@ -301,8 +304,20 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 
 		/* several scripts for one event run one after another, in
 		 * config order; a failure does not stop the next one */
-		if (run_once(d, &r, &o) == 0)
-			dispatch_outcome_clear(&o);
+		if (run_once(d, &r, &o) < 0)
+			continue;
+		stop = o.status == STORE_EXEC_INTERRUPTED;
+		dispatch_outcome_clear(&o);
+		pthread_mutex_lock(&d->lock);
+		stop = stop || (d->stopping && i + 1 < n);
+		pthread_mutex_unlock(&d->lock);
+		if (stop) {
+			/* shutting down: no further script starts; the event stays
+			 * claimed and the next start marks it interrupted */
+			log_info("dispatch", "event %lld left unfinished: the daemon is stopping",
+				 (long long)ev->id);
+			return 0;
+		}
 	}
 done:
 	ret = store_event_finish(d->store, ev->id);
@@ -342,6 +357,24 @@ static void *worker(void *arg)
 
 		ret = store_event_claim(d->store, g->number, &ev);
 		if (ret == 0) {
+			/* claimed after a swap: it runs on the newest generation */
+			struct generation *claimed_on = NULL;
+			bool stopping;
+
+			pthread_mutex_lock(&d->lock);
+			stopping = d->stopping;
+			if (d->gen != g) {
+				claimed_on = g;
+				g = generation_ref(d->gen);
+			}
+			pthread_mutex_unlock(&d->lock);
+			generation_unref(claimed_on);
+			if (stopping) {
+				/* claimed as the daemon stops: left claimed, the next
+				 * start puts it back to pending (nothing ran) */
+				generation_unref(g);
+				break;
+			}
 			run_event_on(d, g, &ev);
 			generation_unref(g);
 			continue;

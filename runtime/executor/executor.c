@@ -1081,6 +1081,7 @@ struct executor {
 	uint64_t next_id;
 	size_t running;
 	bool zygote_gone;
+	bool drained;            /* executor_kill_all: no more runs */
 };
 
 static void notify(int efd)
@@ -1364,6 +1365,29 @@ fail:
 	free(ex->kind);
 	free(ex);
 	return ret;
+}
+
+/* Asks the zygote to kill run id. Called with mu. */
+static void send_kill(struct executor *ex, uint64_t id)
+{
+	struct json_object *m = json_object_new_object();
+
+	json_object_object_add(m, "op", json_object_new_string("kill"));
+	json_object_object_add(m, "id", json_object_new_int64((int64_t)id));
+	ctl_send(ex, m, NULL, 0);
+	json_object_put(m);
+}
+
+void executor_kill_all(struct executor *ex)
+{
+	if (!ex)
+		return;
+	pthread_mutex_lock(&ex->mu);
+	ex->drained = true;
+	for (struct run *r = ex->runs; r; r = r->next)
+		if (!r->exited)
+			send_kill(ex, r->id);
+	pthread_mutex_unlock(&ex->mu);
 }
 
 size_t executor_running(const struct executor *ex)
@@ -1664,6 +1688,13 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 		ret = -EPIPE;
 		goto out;
 	}
+	if (ex->drained) {
+		pthread_mutex_unlock(&ex->mu);
+		res->status = STORE_EXEC_TIMED_OUT;
+		set_error(res, "killed: generation drained");
+		ret = 0;
+		goto out;
+	}
 	r.id = ++ex->next_id;
 	r.next = ex->runs;
 	ex->runs = &r;
@@ -1678,14 +1709,15 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 	json_object_put(m);
 	close(sv[1]);
 	sv[1] = -1;
-	if (ret < 0) {
-		pthread_mutex_lock(&ex->mu);
-		if (!r.exited) {
-			r.exited = true;
-			r.reason = REASON_LOST;
-		}
-		pthread_mutex_unlock(&ex->mu);
+	pthread_mutex_lock(&ex->mu);
+	if (ret < 0 && !r.exited) {
+		r.exited = true;
+		r.reason = REASON_LOST;
+	} else if (ret == 0 && ex->drained && !r.exited) {
+		/* executor_kill_all ran between registering and sending */
+		send_kill(ex, r.id);
 	}
+	pthread_mutex_unlock(&ex->mu);
 
 	for (;;) {
 		struct pollfd pfd[2] = {{.fd = r.efd, .events = POLLIN}, {.fd = d, .events = POLLIN}};

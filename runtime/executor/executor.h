@@ -68,6 +68,13 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
  * "killed: generation drained"), stops the zygote and frees. NULL is fine. */
 void executor_free(struct executor *ex, int64_t deadline_us);
 
+/* The drain deadline of a retired generation has passed: kills every
+ * isolated execution still running (those executor_run calls return
+ * TIMED_OUT with "killed: generation drained") and refuses new ones the same
+ * way. Returns at once; the executor stays usable for executor_free.
+ * In-process executions cannot be killed. NULL is fine. */
+void executor_kill_all(struct executor *ex);
+
 /* Number of executions running now. */
 size_t executor_running(const struct executor *ex);
 
