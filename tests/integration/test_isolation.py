@@ -109,7 +109,7 @@ def open_fds(pid):
 
 class IsolationTest(DaemonTest):
     def start(self, **settings):
-        settings.setdefault("environment", {"SLEEPER_MS": "2000", "LOGFLOOD_LINES": str(LOGFLOOD_LINES),
+        settings.setdefault("environment", {"SLEEPER_MS": "1200", "LOGFLOOD_LINES": str(LOGFLOOD_LINES),
                                             "GREETING": "hi"})
         settings.setdefault("max_concurrency", 4)
         settings.setdefault("memory_limit_mb", 64)
@@ -307,6 +307,31 @@ class IsolationTest(DaemonTest):
         self.connect(d, "where", "q1")
         self.assertEqual(self.only(d, connection_id="q1")["status"], "succeeded")
         self.assertEqual(self.metadata(d, "where", "q1")["pid"], d.proc.pid)
+
+    def test_per_script_execution_mode_wins(self):
+        # the script's setting over its integration's, over the global one
+        d = self.start(scripts={"pidinfo": {"execution": "in-process"}})
+        self.connect(d, "where", "s1")
+        self.assertEqual(self.only(d, connection_id="s1")["status"], "succeeded")
+        self.assertEqual(self.metadata(d, "where", "s1")["pid"], d.proc.pid)
+        d2 = self.start(scripts={"pidinfo": {"execution": "isolated"}})
+        self.connect(d2, "where-inproc", "s2")
+        self.assertEqual(self.only(d2, connection_id="s2")["status"], "succeeded")
+        meta = self.metadata(d2, "where-inproc", "s2")
+        self.assertNotEqual(meta["pid"], d2.proc.pid)
+        self.assertIn(meta["ppid"], self.zygotes(d2))
+
+    def test_cpu_time_limit(self):
+        # a long deadline, a 1 s CPU limit: the kernel stops the loop
+        d = self.start(scripts={}, cpu_limit_s=1)
+        t0 = time.monotonic()
+        self.connect(d, "bad-hang", "h1")
+        ex = self.only(d, connection_id="h1")
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(ex["status"], "crashed", ex)
+        self.assertRegex(ex["error"], r"^crashed: SIG(XCPU|KILL) ")
+        self.assertIn("about to hang", self.messages(d, ex["id"]))
+        self.assert_no_leftover_processes(d)
 
     def test_concurrency_limit(self):
         d = self.start(max_concurrency=2, environment={"SLEEPER_MS": "500"})
