@@ -26,6 +26,7 @@ fake-oauth:
         retry:
             after:
                 - retry-after
+                - x-retry-in
 fake-header:
     display_name: Fake (API key in a header)
     auth_mode: API_KEY
@@ -292,6 +293,41 @@ class HostFunctionsTest(DaemonTest):
         self.assertLess(times[1] - times[0], 3.0)
         call = self.metadata(d, "a-oauth", "r1")["call"]
         self.assertEqual((call["status"], json.loads(call["body"])), (200, {"ok": True}))
+
+    def test_provider_retry_header_through_the_daemon(self):
+        times = []
+
+        def at(response):
+            def respond(record):
+                times.append(time.monotonic())
+                return response
+            return respond
+        self.provider.route("GET", "/flaky",
+                            at({"status": 503, "headers": {"X-Retry-In": "1"}, "body": {"error": "busy"}}),
+                            at({"status": 200, "body": {"ok": 2}}))
+        d = self.start(environment={"CALLER_PATH": "/flaky", "CALLER_RETRIES": "1"})
+        self.connect(d, "a-oauth", "r3")
+        self.assertEqual(self.only(d, connection_id="r3")["status"], "succeeded")
+        self.assertEqual(len(times), 2)
+        self.assertGreaterEqual(times[1] - times[0], 0.9)
+        self.assertEqual(self.metadata(d, "a-oauth", "r3")["call"]["status"], 200)
+
+    def test_retry_wait_capped_by_the_deadline(self):
+        self.provider.route("GET", "/flaky",
+                            {"status": 429, "headers": {"Retry-After": "30"}, "body": {"error": "later"}},
+                            {"status": 200, "body": {"ok": True}})
+        d = self.start(environment={"CALLER_PATH": "/flaky", "CALLER_RETRIES": "3"},
+                       scripts={"caller": {"deadline_s": 2}})
+        t0 = time.monotonic()
+        self.connect(d, "a-oauth", "r4")
+        ex = self.only(d, connection_id="r4")
+        # no 30 s wait: the script gets the 429 and ends before its deadline
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertEqual(ex["status"], "succeeded", ex)
+        self.assertEqual(len(self.provider.received("GET", "/flaky")), 1)
+        self.assertEqual(self.metadata(d, "a-oauth", "r4")["call"]["status"], 429)
+        messages = [line["message"] for line in d.execution(ex["id"])["logs"]]
+        self.assertTrue(any("no retry, a wait of 30000 ms would pass the deadline" in m for m in messages), messages)
 
     def test_no_retry_unless_asked(self):
         self.provider.route("GET", "/flaky",
