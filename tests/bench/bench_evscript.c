@@ -50,6 +50,7 @@ extern char **environ;
 #define WARMUP_MAX 100
 #define COPY_MAX (64u << 20) /* a plugin or key file we copy */
 #define DEADLINE_US 10000000
+#define GAP_US 2000 /* between executions: time for the zygote to refill its pool */
 
 static const char providers_yaml[] =
 	"bench:\n"
@@ -229,7 +230,7 @@ static void remove_dir(struct bench *b)
 /* hostapi_exec_new -> executor_run -> hostapi_exec_free, b->warmup + b->n
  * times, no store writes (execution_id 0). */
 static int run_executor(struct bench *b, struct generation *g, struct executor *ex,
-			bool in_process, const char *name, const char *floor)
+			bool in_process, int64_t gap_us, const char *name, const char *floor)
 {
 	size_t idx;
 	const char *pck = in_process ? "bench-inproc" : "bench";
@@ -253,9 +254,15 @@ static int run_executor(struct bench *b, struct generation *g, struct executor *
 		struct executor_job job = {.plugin = idx, .in_process = in_process, .event = &ev};
 		struct executor_result res = {0};
 		struct hostapi_exec *hx = NULL;
-		int64_t t0 = now_ns();
+		int64_t t0;
 		int ret;
 
+		if (gap_us > 0) {
+			struct timespec ts = {0, (long)gap_us * 1000};
+
+			nanosleep(&ts, NULL);
+		}
+		t0 = now_ns();
 		info.deadline_us = util_mono_us() + DEADLINE_US;
 		job.deadline_us = info.deadline_us;
 		if (hostapi_exec_new(&info, &hx) < 0)
@@ -370,11 +377,13 @@ static int run_store(struct bench *b, bool normal, int executor_rows)
 			goto out;
 		}
 		ret = -1;
-		if (run_executor(b, g, g->executor, false, "isolated: executor alone (2 forked ahead)",
-				 "fork") < 0 ||
-		    run_executor(b, g, ondemand, false, "isolated: executor alone (fork on demand)",
-				 "fork") < 0 ||
-		    run_executor(b, g, g->executor, true, "in-process: executor alone", "call") < 0)
+		if (run_executor(b, g, g->executor, false, 0,
+				 "isolated: executor alone (2 forked ahead), back to back", "fork") < 0 ||
+		    run_executor(b, g, g->executor, false, GAP_US,
+				 "isolated: executor alone (2 forked ahead), 2 ms apart", "fork") < 0 ||
+		    run_executor(b, g, ondemand, false, GAP_US,
+				 "isolated: executor alone (fork on demand), 2 ms apart", "fork") < 0 ||
+		    run_executor(b, g, g->executor, true, 0, "in-process: executor alone", "call") < 0)
 			goto out;
 	}
 	if (executor_rows == 2) {

@@ -1,4 +1,4 @@
-/* bench_fork_floor [N]: the floor of an isolated execution, measured from a
+/* bench_fork_floor [N [LABEL]]: the floor of an isolated execution, measured from a
  * SMALL process (this program links nothing but libc, so fork() copies a
  * few hundred KB of page tables, as from a small zygote): fork(), call a
  * trivial function in the child, write its result to a pipe, _exit(); the
@@ -6,6 +6,9 @@
  * call through a function pointer. Each timed with two clock_gettime()
  * calls, the same way bench_evscript times its rows, so the clock's own
  * cost (~20-40 ns) is in every number alike.
+ *
+ * With LABEL, only the fork loop runs, reported under that label (run.sh
+ * runs it again with the zygote's libraries preloaded, as a diagnostic).
  *
  * Prints one JSON line per floor: {"name","kind","n","p50_us","p99_us","per_s"}.
  * No timing assertions: tests/bench/run.sh makes the table. */
@@ -94,6 +97,7 @@ out:
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 2000;
+	const char *label = argc > 2 ? argv[2] : NULL;
 	int warmup = n / 10 < WARMUP_MAX ? n / 10 : WARMUP_MAX;
 	int (*volatile fn)(int) = trivial;
 	volatile unsigned sink = 0;
@@ -117,6 +121,13 @@ int main(int argc, char **argv)
 		}
 		if (i >= warmup)
 			t[i - warmup] = d;
+	}
+	if (label) {
+		/* run.sh: the same loop in this process with the zygote's
+		 * shared libraries preloaded (LD_PRELOAD): what they add */
+		report(label, "fork-libs", t, n);
+		free(t);
+		return 0;
 	}
 	report("floor: fork+call+pipe+waitpid (small process)", "fork-floor", t, n);
 

@@ -51,6 +51,15 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "run.sh: N=$n per row; $(nproc) CPUs; $(uname -sr)" >&2
 "$floor" "$n" >>"$out"
+# Diagnostic: the same fork loop in a process that maps the shared libraries
+# the zygote maps (bench_evscript's, as evscriptd's: libcurl and its
+# dependencies, SQLite, libyaml, json-c, libsodium). Skipped for a sanitized
+# build (its runtime cannot be preloaded into the unsanitized floor program).
+libs=$(ldd "$evs" | awk '/=> \// {print $3}' | grep -v '/libc\.so' | tr '\n' ':')
+nlibs=$(printf '%s' "$libs" | tr ':' '\n' | grep -c . || true)
+if [ -n "$libs" ] && ! ldd "$evs" | grep -q libasan; then
+	LD_PRELOAD=$libs "$floor" "$n" "floor, same loop with the zygote's $nlibs shared libraries loaded" >>"$out"
+fi
 "$evs" "$n" >>"$out"
 if command -v node >/dev/null 2>&1; then
 	node "$here/node_vm.js" "$n" >>"$out"

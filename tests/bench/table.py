@@ -21,7 +21,8 @@ fork = by_kind.get('fork-floor')
 call = by_kind.get('call-floor')
 node = by_kind.get('node')
 evs = [r for r in rows if r.get('floor')]
-if not fork or not call or len(evs) < 7:
+libs = by_kind.get('fork-libs')
+if not fork or not call or len(evs) < 8:
     sys.exit('table.py: missing rows (a benchmark program failed?)')
 
 
@@ -39,6 +40,8 @@ def add(r, floor_ratio, node_ratio=''):
 
 
 add(fork, '1.00x (floor)')
+if libs:
+    add(libs, ratio(libs, fork))
 for r in evs:
     if r['floor'] == 'fork':
         add(r, ratio(r, fork), ratio(r, node))
