@@ -33,7 +33,10 @@ int dispatch_start(struct dispatch *d);
 /* Stops claiming events and waits for running executions until deadline_us
  * (util_mono_us). Returns how many still run then (0: the workers are
  * joined). The caller marks those interrupted (store_interrupt_running)
- * before it exits; pending events stay pending for the next start. */
+ * before it exits; an execution finished after that keeps interrupted and
+ * its event is left claimed. No further script of an event starts once
+ * stopping; pending events stay pending for the next start. Can be called
+ * again (e.g. after killing the stragglers) to join the workers. */
 size_t dispatch_stop(struct dispatch *d, int64_t deadline_us);
 
 /* Counters for /metrics. */
@@ -50,8 +53,10 @@ void dispatch_notify(struct dispatch *d);
  * (generation_unref). */
 struct generation *dispatch_generation(struct dispatch *d);
 
-/* Makes g current (takes over the caller's reference). New events run on
- * g; the previous generation drains as its executions finish. */
+/* Makes g current (takes over the caller's reference). New events (claimed
+ * from now on) run on g; the previous generation drains as its executions
+ * finish. Drops the dispatcher's reference to the previous one: the caller
+ * keeps its own if it wants to drain it with a deadline (evscriptd does). */
 void dispatch_swap_generation(struct dispatch *d, struct generation *g);
 
 /* The outcome of one execution, for synchronous callers. */
