@@ -17,11 +17,13 @@
  *      signed comment.
  * The memfd stays open while the library is loaded: as long as it is, no new
  * memfd can take its number, so the path string stays unique.
+ *
+ * Steps 6-7 (loader_open) and loader_unload live in loader_open.c, which
+ * needs no libsodium, so that the small zygote binary can link them alone.
  */
 #include "loader.h"
 
 #include <dirent.h>
-#include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,9 +37,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "loader_priv.h"
 #include "util.h"
 
 #ifndef MFD_EXEC
@@ -45,8 +47,6 @@
 #endif
 
 #define COPY_CHUNK (64u << 10)
-#define PROC_FD_PATH_MAX 64
-#define STALE_RETRIES 8
 
 /* This build's ELF identity: a plugin must match it to be loaded. */
 #if defined(__x86_64__)
@@ -80,52 +80,6 @@
 #else
 #define LOADER_ELFDATA ELFDATA2MSB
 #endif
-
-const char *loader_strerror(int err)
-{
-	switch (err) {
-	case LOADER_OK: return "success";
-	case LOADER_ENOSIG: return "no signature";
-	case LOADER_EMALFORMED: return "malformed signature file";
-	case LOADER_EUNKNOWNKEY: return "unknown key";
-	case LOADER_EREVOKED: return "revoked key";
-	case LOADER_EBADSIG: return "bad signature (file tampered)";
-	case LOADER_EBADGLOBALSIG: return "bad global signature (trusted comment tampered)";
-	case LOADER_ENAME: return "name mismatch";
-	case LOADER_EABI: return "ABI mismatch";
-	case LOADER_EDOWNGRADE: return "downgrade refused";
-	case LOADER_ENOTELF: return "not an ELF shared object for this machine";
-	case LOADER_ENOENTRY: return "no entry point";
-	case LOADER_ETOOBIG: return "file too large";
-	case LOADER_ELEGACY: return "legacy signature refused";
-	case LOADER_ECOMMENT: return "malformed trusted comment";
-	case LOADER_EIO: return "cannot read plugin";
-	case LOADER_EDLOPEN: return "dlopen failed";
-	case LOADER_ENOMEM: return "out of memory";
-	case LOADER_EVERSION: return "version mismatch";
-	case LOADER_ETOOMANY: return "too many plugin files";
-	default: return "unknown loader error";
-	}
-}
-
-/* Sets err to "<strerror(code)>: <detail>" and returns code. */
-static int refuse(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int refuse(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (!err || errlen == 0)
-		return code;
-	n = snprintf(err, errlen, "%s: ", loader_strerror(code));
-	if (n < 0 || (size_t)n >= errlen)
-		return code;
-	va_start(ap, fmt);
-	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-	va_end(ap);
-	return code;
-}
 
 static int map_sign_error(int serr)
 {
@@ -259,70 +213,6 @@ static int check_elf(int fd, size_t size, char *detail, size_t dlen)
 	return 0;
 }
 
-/* True when addr lies in a mapping of the file (dev, ino): the object dlopen
- * gave us really comes from our memfd, not from an older object that had the
- * same /proc/self/fd/N path string. */
-static bool mapped_from(const void *addr, dev_t dev, ino_t ino)
-{
-	uintptr_t a = (uintptr_t)addr;
-	char *line = NULL;
-	size_t cap = 0;
-	bool found = false;
-	FILE *f;
-
-	f = fopen("/proc/self/maps", "re");
-	if (!f)
-		return false;
-	while (getline(&line, &cap, f) > 0) {
-		unsigned long start, end, off, ino_l;
-		unsigned maj, min;
-		char perms[8];
-
-		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &start, &end, perms, &off, &maj,
-			   &min, &ino_l) != 7)
-			continue;
-		if (a < start || a >= end)
-			continue;
-		found = makedev(maj, min) == dev && (ino_t)ino_l == ino;
-		break;
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
-/* Makes sure no loaded object already answers to the path string of *fd: if
- * one does (an old library whose memfd was closed while it stayed loaded,
- * e.g. marked nodelete), moves the memfd to another number. */
-static int unique_fd_path(int *fd, char path[PROC_FD_PATH_MAX])
-{
-	int parked[STALE_RETRIES];
-	int n_parked = 0, ret = -1, i;
-
-	for (;;) {
-		void *old;
-
-		snprintf(path, PROC_FD_PATH_MAX, "/proc/self/fd/%d", *fd);
-		old = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-		if (!old) {
-			ret = 0;
-			break;
-		}
-		dlclose(old);
-		if (n_parked == STALE_RETRIES)
-			break;
-		/* keep the stale number occupied so the dup lands elsewhere */
-		int nfd = fcntl(*fd, F_DUPFD_CLOEXEC, 0);
-		if (nfd < 0)
-			break;
-		parked[n_parked++] = *fd;
-		*fd = nfd;
-	}
-	for (i = 0; i < n_parked; i++)
-		close(parked[i]);
-	return ret;
-}
-
 static int open_nonblock(const char *path)
 {
 	return open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -346,23 +236,23 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	if (err && errlen)
 		err[0] = '\0';
 	if (!dir || !name || !opts || !out) {
-		ret = refuse(err, errlen, LOADER_EIO, "loader_load: missing argument");
+		ret = loader_refuse(err, errlen, LOADER_EIO, "loader_load: missing argument");
 		goto out;
 	}
 	if (!util_valid_name(name) || strlen(name) >= sizeof(p->name)) {
-		ret = refuse(err, errlen, LOADER_ENAME,
+		ret = loader_refuse(err, errlen, LOADER_ENAME,
 			     "'%.64s' is not a valid plugin name (^[a-zA-Z0-9_-]+$, < 256 chars)", name);
 		goto out;
 	}
 	if (!opts->keyring) {
-		ret = refuse(err, errlen, LOADER_EUNKNOWNKEY, "%s.so: no trusted keys configured", name);
+		ret = loader_refuse(err, errlen, LOADER_EUNKNOWNKEY, "%s.so: no trusted keys configured", name);
 		goto out;
 	}
 	max_size = opts->max_size ? opts->max_size : LOADER_FILE_MAX_DEFAULT;
 
 	p = calloc(1, sizeof(*p));
 	if (!p) {
-		ret = refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
+		ret = loader_refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
 		goto out;
 	}
 	p->memfd = -1;
@@ -371,7 +261,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 		size_t nlen = strlen(name);
 		char *rel = malloc(nlen + sizeof(".so.minisig"));
 		if (!rel) {
-			ret = refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
+			ret = loader_refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
 			goto out;
 		}
 		memcpy(rel, name, nlen);
@@ -381,7 +271,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 		sig_path = util_path_join(dir, rel);
 		free(rel);
 		if (!so_path || !sig_path) {
-			ret = refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
+			ret = loader_refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
 			goto out;
 		}
 	}
@@ -390,19 +280,19 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	 * x.so must not hang the loader) */
 	so_fd = open_nonblock(so_path);
 	if (so_fd < 0) {
-		ret = refuse(err, errlen, LOADER_EIO, "%s: %s", so_path, strerror(errno));
+		ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", so_path, strerror(errno));
 		goto out;
 	}
 	if (fstat(so_fd, &st) < 0) {
-		ret = refuse(err, errlen, LOADER_EIO, "%s: %s", so_path, strerror(errno));
+		ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", so_path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		ret = refuse(err, errlen, LOADER_EIO, "%s: not a regular file", so_path);
+		ret = loader_refuse(err, errlen, LOADER_EIO, "%s: not a regular file", so_path);
 		goto out;
 	}
 	if ((uintmax_t)st.st_size > (uintmax_t)max_size) {
-		ret = refuse(err, errlen, LOADER_ETOOBIG, "%s.so is %jd bytes, the limit is %zu",
+		ret = loader_refuse(err, errlen, LOADER_ETOOBIG, "%s.so is %jd bytes, the limit is %zu",
 			     name, (intmax_t)st.st_size, max_size);
 		goto out;
 	}
@@ -411,33 +301,33 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	sig_fd = open_nonblock(sig_path);
 	if (sig_fd < 0) {
 		if (errno == ENOENT)
-			ret = refuse(err, errlen, LOADER_ENOSIG, "%s.so has no %s.so.minisig next to it",
+			ret = loader_refuse(err, errlen, LOADER_ENOSIG, "%s.so has no %s.so.minisig next to it",
 				     name, name);
 		else
-			ret = refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, strerror(errno));
+			ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, strerror(errno));
 		goto out;
 	}
 	if (fstat(sig_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		ret = refuse(err, errlen, LOADER_EMALFORMED, "%s.so.minisig is not a regular file", name);
+		ret = loader_refuse(err, errlen, LOADER_EMALFORMED, "%s.so.minisig is not a regular file", name);
 		goto out;
 	}
 	ret = util_read_fd(sig_fd, SIGN_MINISIG_MAX, &sig_text, &sig_len);
 	if (ret == -EFBIG) {
-		ret = refuse(err, errlen, LOADER_EMALFORMED, "%s.so.minisig is larger than %d bytes",
+		ret = loader_refuse(err, errlen, LOADER_EMALFORMED, "%s.so.minisig is larger than %d bytes",
 			     name, SIGN_MINISIG_MAX);
 		goto out;
 	} else if (ret < 0) {
-		ret = refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, strerror(-ret));
+		ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, strerror(-ret));
 		goto out;
 	}
 	sig = calloc(1, sizeof(*sig));
 	if (!sig) {
-		ret = refuse(err, errlen, LOADER_ENOMEM, "%s.so.minisig", name);
+		ret = loader_refuse(err, errlen, LOADER_ENOMEM, "%s.so.minisig", name);
 		goto out;
 	}
 	ret = sign_sig_parse(sig_text, sig_len, sig);
 	if (ret < 0) {
-		ret = refuse(err, errlen, map_sign_error(ret) == LOADER_ENOMEM ? LOADER_ENOMEM
+		ret = loader_refuse(err, errlen, map_sign_error(ret) == LOADER_ENOMEM ? LOADER_ENOMEM
 									       : LOADER_EMALFORMED,
 			     "%s.so.minisig: %s", name, sign_strerror(ret));
 		goto out;
@@ -447,22 +337,22 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	memfd = new_memfd(name);
 	if (memfd < 0) {
 		int e = errno;
-		ret = refuse(err, errlen, LOADER_EIO, "memfd_create: %s%s", strerror(e),
+		ret = loader_refuse(err, errlen, LOADER_EIO, "memfd_create: %s%s", strerror(e),
 			     e == EACCES ? " (vm.memfd_noexec=2 forbids executable memfds)" : "");
 		goto out;
 	}
 	ret = copy_hash(so_fd, memfd, max_size, p->hash, &total, &sys_err);
 	if (ret == LOADER_ETOOBIG) {
-		ret = refuse(err, errlen, ret, "%s.so grew past the limit of %zu bytes while read",
+		ret = loader_refuse(err, errlen, ret, "%s.so grew past the limit of %zu bytes while read",
 			     name, max_size);
 		goto out;
 	} else if (ret < 0) {
-		ret = refuse(err, errlen, ret, "%s: %s", so_path,
+		ret = loader_refuse(err, errlen, ret, "%s: %s", so_path,
 			     sys_err ? strerror(sys_err) : "out of memory");
 		goto out;
 	}
 	if (fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-		ret = refuse(err, errlen, LOADER_EIO, "sealing the memfd: %s", strerror(errno));
+		ret = loader_refuse(err, errlen, LOADER_EIO, "sealing the memfd: %s", strerror(errno));
 		goto out;
 	}
 	p->size = total;
@@ -472,7 +362,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	if (sig->legacy && opts->allow_legacy && total > 0) {
 		legacy_map = mmap(NULL, total, PROT_READ, MAP_PRIVATE, memfd, 0);
 		if (legacy_map == MAP_FAILED) {
-			ret = refuse(err, errlen, LOADER_EIO, "mmap: %s", strerror(errno));
+			ret = loader_refuse(err, errlen, LOADER_EIO, "mmap: %s", strerror(errno));
 			goto out;
 		}
 	}
@@ -484,30 +374,30 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 		sign_keyid_hex(kid, sig->keyid);
 		switch (ret) {
 		case SIGN_EBADSIG:
-			ret = refuse(err, errlen, LOADER_EBADSIG,
+			ret = loader_refuse(err, errlen, LOADER_EBADSIG,
 				     "%s.so does not match %s.so.minisig (key %s)", name, name, kid);
 			break;
 		case SIGN_EBADGLOBALSIG:
-			ret = refuse(err, errlen, LOADER_EBADGLOBALSIG,
+			ret = loader_refuse(err, errlen, LOADER_EBADGLOBALSIG,
 				     "the trusted comment of %s.so.minisig is not the one key %s signed",
 				     name, kid);
 			break;
 		case SIGN_EUNKNOWNKEY:
-			ret = refuse(err, errlen, LOADER_EUNKNOWNKEY,
+			ret = loader_refuse(err, errlen, LOADER_EUNKNOWNKEY,
 				     "%s.so.minisig is signed by key %s, which is not a trusted key",
 				     name, kid);
 			break;
 		case SIGN_EREVOKED:
-			ret = refuse(err, errlen, LOADER_EREVOKED,
+			ret = loader_refuse(err, errlen, LOADER_EREVOKED,
 				     "%s.so.minisig is signed by key %s, which is revoked", name, kid);
 			break;
 		case SIGN_ELEGACY:
-			ret = refuse(err, errlen, LOADER_ELEGACY,
+			ret = loader_refuse(err, errlen, LOADER_ELEGACY,
 				     "%s.so.minisig is a legacy \"Ed\" signature (key %s); re-sign it "
 				     "prehashed (minisign 0.10+ or evscript sign)", name, kid);
 			break;
 		default:
-			ret = refuse(err, errlen, map_sign_error(ret), "%s.so.minisig (key %s): %s",
+			ret = loader_refuse(err, errlen, map_sign_error(ret), "%s.so.minisig (key %s): %s",
 				     name, kid, sign_strerror(ret));
 			break;
 		}
@@ -516,19 +406,19 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	snprintf(p->trusted_comment, sizeof(p->trusted_comment), "%s", sig->trusted_comment);
 	ret = sign_comment_parse(sig->trusted_comment, &comment);
 	if (ret < 0) {
-		ret = refuse(err, errlen, LOADER_ECOMMENT,
+		ret = loader_refuse(err, errlen, LOADER_ECOMMENT,
 			     "%s.so.minisig: \"%.200s\" (needs plugin:NAME version:X.Y.Z abi:N): %s",
 			     name, sig->trusted_comment, sign_strerror(ret));
 		goto out;
 	}
 	if (strcmp(comment.plugin, name) != 0) {
-		ret = refuse(err, errlen, LOADER_ENAME,
+		ret = loader_refuse(err, errlen, LOADER_ENAME,
 			     "%s.so is signed as plugin '%s'; a signed file cannot take another "
 			     "plugin's name", name, comment.plugin);
 		goto out;
 	}
 	if (comment.abi != EVS_ABI_MAJOR) {
-		ret = refuse(err, errlen, LOADER_EABI,
+		ret = loader_refuse(err, errlen, LOADER_EABI,
 			     "%s.so is signed for ABI %u, this host runs ABI %d", name, comment.abi,
 			     EVS_ABI_MAJOR);
 		goto out;
@@ -541,20 +431,20 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 
 		prev_version[sizeof(prev_version) - 1] = '\0';
 		if (r < 0) {
-			ret = refuse(err, errlen, LOADER_EIO,
+			ret = loader_refuse(err, errlen, LOADER_EIO,
 				     "reading the accepted version of %s failed (%d)", name, r);
 			goto out;
 		}
 		if (r == 0) {
 			int cmp = sign_version_cmp(comment.version, prev_version);
 			if (cmp < 0) {
-				ret = refuse(err, errlen, LOADER_EDOWNGRADE,
+				ret = loader_refuse(err, errlen, LOADER_EDOWNGRADE,
 					     "%s %s is older than the accepted %s", name,
 					     comment.version, prev_version);
 				goto out;
 			}
 			if (cmp == 0 && sodium_memcmp(prev_hash, p->hash, SIGN_HASH_BYTES) != 0) {
-				ret = refuse(err, errlen, LOADER_EDOWNGRADE,
+				ret = loader_refuse(err, errlen, LOADER_EDOWNGRADE,
 					     "%s %s differs from the bytes accepted before as the same "
 					     "version", name, comment.version);
 				goto out;
@@ -564,7 +454,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 
 	/* 5. the ELF header, before any of its code can run */
 	if (check_elf(memfd, total, detail, sizeof(detail)) < 0) {
-		ret = refuse(err, errlen, LOADER_ENOTELF, "%s.so: %s", name, detail);
+		ret = loader_refuse(err, errlen, LOADER_ENOTELF, "%s.so: %s", name, detail);
 		goto out;
 	}
 
@@ -588,119 +478,6 @@ out:
 	free(sig_path);
 	free(so_path);
 	free(p);
-	return ret;
-}
-
-int loader_open(struct loader_plugin *p, char *err, size_t errlen)
-{
-	char fd_path[PROC_FD_PATH_MAX];
-	const char *name;
-	void *handle = NULL, *sym_event, *sym_action;
-	const struct evs_plugin_info *info;
-	struct link_map *lm = NULL;
-	struct stat st;
-	int memfd, ret;
-
-	if (err && errlen)
-		err[0] = '\0';
-	if (!p || p->memfd < 0 || p->handle)
-		return refuse(err, errlen, LOADER_EDLOPEN, "loader_open: not a verified, unopened plugin");
-	name = p->name;
-	memfd = p->memfd;
-
-	/* 6. dlopen the sealed bytes */
-	if (unique_fd_path(&memfd, fd_path) < 0) {
-		ret = refuse(err, errlen, LOADER_EDLOPEN,
-			     "%s.so: every /proc/self/fd path tried is taken by a loaded object",
-			     name);
-		goto out;
-	}
-	if (fstat(memfd, &st) < 0) {
-		ret = refuse(err, errlen, LOADER_EIO, "fstat memfd: %s", strerror(errno));
-		goto out;
-	}
-	handle = dlopen(fd_path, RTLD_NOW | RTLD_LOCAL);
-	if (!handle) {
-		const char *e = dlerror();
-		ret = refuse(err, errlen, LOADER_EDLOPEN, "%s.so: %s", name, e ? e : "unknown error");
-		goto out;
-	}
-	if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_name ||
-	    strcmp(lm->l_name, fd_path) != 0) {
-		ret = refuse(err, errlen, LOADER_EDLOPEN, "%s.so: dlopen(%s) returned another object",
-			     name, fd_path);
-		goto out;
-	}
-
-	/* 7. info and entry point */
-	dlerror();
-	info = dlsym(handle, EVS_PLUGIN_INFO_SYMBOL);
-	sym_event = dlsym(handle, EVS_ON_EVENT_SYMBOL);
-	sym_action = dlsym(handle, EVS_RUN_ACTION_SYMBOL);
-	if (info && !mapped_from(info, st.st_dev, st.st_ino)) {
-		ret = refuse(err, errlen, LOADER_EDLOPEN,
-			     "%s.so: the object loaded from %s is not the verified memfd", name,
-			     fd_path);
-		goto out;
-	}
-	if (!info) {
-		ret = refuse(err, errlen, LOADER_ENOENTRY,
-			     "%s.so exports no %s (use EVS_PLUGIN(name, version))", name,
-			     EVS_PLUGIN_INFO_SYMBOL);
-		goto out;
-	}
-	if (!sym_event && !sym_action) {
-		ret = refuse(err, errlen, LOADER_ENOENTRY, "%s.so exports neither %s nor %s", name,
-			     EVS_ON_EVENT_SYMBOL, EVS_RUN_ACTION_SYMBOL);
-		goto out;
-	}
-	if (sym_event && sym_action) {
-		ret = refuse(err, errlen, LOADER_ENOENTRY,
-			     "%s.so exports both %s and %s; a plugin is an event script or an "
-			     "action, not both", name, EVS_ON_EVENT_SYMBOL, EVS_RUN_ACTION_SYMBOL);
-		goto out;
-	}
-	if (info->size < offsetof(struct evs_plugin_info, version) + sizeof(info->version)) {
-		ret = refuse(err, errlen, LOADER_EABI, "%s.so: plugin info is %" PRIu32
-			     " bytes, too small", name, info->size);
-		goto out;
-	}
-	if (info->abi_major != EVS_ABI_MAJOR) {
-		ret = refuse(err, errlen, LOADER_EABI,
-			     "%s.so was built for ABI %u (signed as ABI %u), this host runs ABI %d",
-			     name, info->abi_major, (unsigned)EVS_ABI_MAJOR, EVS_ABI_MAJOR);
-		goto out;
-	}
-	if (!info->name || strcmp(info->name, name) != 0) {
-		ret = refuse(err, errlen, LOADER_ENAME, "%s.so names itself '%.64s' in EVS_PLUGIN",
-			     name, info->name ? info->name : "(null)");
-		goto out;
-	}
-	if (!info->version || strcmp(info->version, p->version) != 0) {
-		ret = refuse(err, errlen, LOADER_EVERSION,
-			     "%s.so says version %.64s in EVS_PLUGIN, its signature says %s", name,
-			     info->version ? info->version : "(null)", p->version);
-		goto out;
-	}
-
-	p->info = info;
-	if (sym_event) {
-		p->kind = LOADER_EVENT_SCRIPT;
-		*(void **)&p->on_event = sym_event;
-	} else {
-		p->kind = LOADER_ACTION;
-		*(void **)&p->run_action = sym_action;
-	}
-	p->loaded_at_ms = util_now_ms();
-	p->handle = handle;
-	handle = NULL;
-	ret = LOADER_OK;
-
-out:
-	/* unique_fd_path() may have moved the memfd to another number */
-	p->memfd = memfd;
-	if (handle)
-		dlclose(handle);
 	return ret;
 }
 
@@ -766,19 +543,6 @@ int loader_accept(const struct loader_options *opts, const struct loader_plugin 
 		return 0;
 	r = opts->ledger->put(opts->ledger->user, p->name, p->version, p->hash);
 	return r < 0 ? LOADER_EIO : 0;
-}
-
-void loader_unload(struct loader_plugin *p)
-{
-	if (!p)
-		return;
-	/* dlclose before close: while the fd is open its number, and so the
-	 * path string the library was loaded under, cannot be reused */
-	if (p->handle)
-		dlclose(p->handle);
-	if (p->memfd >= 0)
-		close(p->memfd);
-	free(p);
 }
 
 static int cmp_names(const void *a, const void *b)

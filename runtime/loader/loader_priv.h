@@ -1,0 +1,11 @@
+/* loader_priv.h - shared by loader.c and loader_open.c; not an interface. */
+#ifndef EVS_LOADER_PRIV_H
+#define EVS_LOADER_PRIV_H
+
+#include <stddef.h>
+
+/* Sets err to "<loader_strerror(code)>: <detail>" and returns code. */
+int loader_refuse(char *err, size_t errlen, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#endif
