@@ -94,27 +94,6 @@ void dispatch_get_stats(struct dispatch *d, struct dispatch_stats *st)
 	pthread_mutex_unlock(&d->lock);
 }
 
-static void run_begin(struct dispatch *d)
-{
-	pthread_mutex_lock(&d->lock);
-	d->running++;
-	pthread_mutex_unlock(&d->lock);
-}
-
-static void run_end(struct dispatch *d, enum store_exec_status st)
-{
-	pthread_mutex_lock(&d->lock);
-	d->running--;
-	if ((unsigned)st < sizeof(d->stats.by_status) / sizeof(d->stats.by_status[0]))
-		d->stats.by_status[st]++;
-	pthread_cond_broadcast(&d->idle);
-	pthread_mutex_unlock(&d->lock);
-}
-
-/* ---------------------------------------------------------------------------
- * One execution.
- */
-
 struct run {
 	struct generation *gen;
 	const struct config_integration *integration;
@@ -130,6 +109,46 @@ struct run {
 	int64_t parent;
 	int depth;
 };
+
+static void run_begin(struct dispatch *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->running++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+const double dispatch_duration_bounds[DISPATCH_DURATION_BUCKETS] = {
+	0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600};
+
+const char *dispatch_stat_kind_name(int kind)
+{
+	return kind == DISPATCH_STAT_ACTION ? "action" : config_event_name(kind);
+}
+
+static void run_end(struct dispatch *d, const struct run *r, enum store_exec_status st,
+		    int64_t duration_us)
+{
+	int kind = r->kind == STORE_EXEC_ACTION ? DISPATCH_STAT_ACTION : r->event_type - 1;
+	double s = (double)duration_us / 1e6;
+
+	pthread_mutex_lock(&d->lock);
+	d->running--;
+	if (kind >= 0 && kind < DISPATCH_STAT_KINDS && (unsigned)st < 6) {
+		d->stats.finished[kind][st]++;
+		d->stats.duration_count[kind]++;
+		d->stats.duration_sum_s[kind] += s;
+		for (int b = 0; b < DISPATCH_DURATION_BUCKETS; b++)
+			if (s <= dispatch_duration_bounds[b])
+				d->stats.duration_le[kind][b]++;
+	}
+	pthread_cond_broadcast(&d->idle);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---------------------------------------------------------------------------
+ * One execution.
+ */
+
 
 static int trigger(void *user, struct hostapi_exec *parent, const char *action,
 		   const char *input_json, char **output_json, char *err, size_t errlen);
@@ -248,7 +267,7 @@ finish:
 		 r->script, r->provider_config_key, r->connection_id, (long long)r->gen->number,
 		 store_exec_status_name(o->status), (long long)((util_mono_us() - t0) / 1000),
 		 o->error ? ": " : "", o->error ? o->error : "");
-	run_end(d, o->status);
+	run_end(d, r, o->status, util_mono_us() - t0);
 	return 0;
 }
 

@@ -39,11 +39,23 @@ int dispatch_start(struct dispatch *d);
  * again (e.g. after killing the stragglers) to join the workers. */
 size_t dispatch_stop(struct dispatch *d, int64_t deadline_us);
 
-/* Counters for /metrics. */
+/* Counters for /metrics, since start. Runs are counted by what ran them:
+ * the three events (enum config_event) and actions. */
+#define DISPATCH_STAT_ACTION CONFIG_EVENT_COUNT
+#define DISPATCH_STAT_KINDS (CONFIG_EVENT_COUNT + 1)
+#define DISPATCH_DURATION_BUCKETS 10
+/* Upper bounds of the duration histogram's buckets, in seconds. */
+extern const double dispatch_duration_bounds[DISPATCH_DURATION_BUCKETS];
+
 struct dispatch_stats {
-	uint64_t by_status[6]; /* finished runs, indexed by enum store_exec_status */
+	uint64_t finished[DISPATCH_STAT_KINDS][6];  /* by kind and enum store_exec_status */
+	uint64_t duration_le[DISPATCH_STAT_KINDS][DISPATCH_DURATION_BUCKETS]; /* cumulative */
+	uint64_t duration_count[DISPATCH_STAT_KINDS];
+	double duration_sum_s[DISPATCH_STAT_KINDS];
 	size_t running;
 };
+/* "post-connection-creation", ..., "action". */
+const char *dispatch_stat_kind_name(int kind);
 void dispatch_get_stats(struct dispatch *d, struct dispatch_stats *st);
 
 /* Wakes the workers: an event is pending. */

@@ -209,11 +209,27 @@ int api_metrics(struct http_request *req, struct http_response *resp, void *user
 		put(t, "# HELP evscript_events_pending Events waiting for a worker.\n"
 		       "# TYPE evscript_events_pending gauge\nevscript_events_pending %lld\n",
 		    (long long)pending);
-	put(t, "# HELP evscript_executions_total Finished executions by status, since start.\n"
+	put(t, "# HELP evscript_executions_total Finished executions by event and status, since start.\n"
 	       "# TYPE evscript_executions_total counter\n");
-	for (int st = STORE_EXEC_SUCCEEDED; st <= STORE_EXEC_INTERRUPTED; st++)
-		put(t, "evscript_executions_total{status=\"%s\"} %llu\n", store_exec_status_name(st),
-		    (unsigned long long)ds.by_status[st]);
+	for (int k = 0; k < DISPATCH_STAT_KINDS; k++)
+		for (int st = STORE_EXEC_SUCCEEDED; st <= STORE_EXEC_INTERRUPTED; st++)
+			put(t, "evscript_executions_total{event=\"%s\",status=\"%s\"} %llu\n",
+			    dispatch_stat_kind_name(k), store_exec_status_name(st),
+			    (unsigned long long)ds.finished[k][st]);
+	put(t, "# HELP evscript_execution_duration_seconds Execution durations by event.\n"
+	       "# TYPE evscript_execution_duration_seconds histogram\n");
+	for (int k = 0; k < DISPATCH_STAT_KINDS; k++) {
+		const char *ev = dispatch_stat_kind_name(k);
+
+		for (int b = 0; b < DISPATCH_DURATION_BUCKETS; b++)
+			put(t, "evscript_execution_duration_seconds_bucket{event=\"%s\",le=\"%g\"} %llu\n",
+			    ev, dispatch_duration_bounds[b], (unsigned long long)ds.duration_le[k][b]);
+		put(t, "evscript_execution_duration_seconds_bucket{event=\"%s\",le=\"+Inf\"} %llu\n"
+		       "evscript_execution_duration_seconds_sum{event=\"%s\"} %.6f\n"
+		       "evscript_execution_duration_seconds_count{event=\"%s\"} %llu\n",
+		    ev, (unsigned long long)ds.duration_count[k], ev, ds.duration_sum_s[k], ev,
+		    (unsigned long long)ds.duration_count[k]);
+	}
 	put(t, "# HELP evscript_executions_running Executions running now.\n"
 	       "# TYPE evscript_executions_running gauge\nevscript_executions_running %zu\n",
 	    ds.running);

@@ -317,11 +317,11 @@ static int run_claimed(struct bench *b, struct store *store, struct generation *
 			b->t[i - b->warmup] = now_ns() - t0;
 	}
 	dispatch_get_stats(d, &after);
-	if (after.by_status[STORE_EXEC_SUCCEEDED] - before.by_status[STORE_EXEC_SUCCEEDED] !=
+	if (after.finished[CONFIG_EVENT_POST_CONNECTION_CREATION][STORE_EXEC_SUCCEEDED] - before.finished[CONFIG_EVENT_POST_CONNECTION_CREATION][STORE_EXEC_SUCCEEDED] !=
 	    (uint64_t)total) {
 		fprintf(stderr, "bench_evscript: %s: %llu of %d executions succeeded\n", name,
-			(unsigned long long)(after.by_status[STORE_EXEC_SUCCEEDED] -
-					     before.by_status[STORE_EXEC_SUCCEEDED]),
+			(unsigned long long)(after.finished[CONFIG_EVENT_POST_CONNECTION_CREATION][STORE_EXEC_SUCCEEDED] -
+					     before.finished[CONFIG_EVENT_POST_CONNECTION_CREATION][STORE_EXEC_SUCCEEDED]),
 			total);
 		return -1;
 	}
