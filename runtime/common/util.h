@@ -24,6 +24,13 @@ int util_write_file_atomic(const char *path, const void *data, size_t len, unsig
 /* Lowercase hex of bin into out, which must hold 2*len+1 bytes. */
 void util_hex(char *out, const unsigned char *bin, size_t len);
 
+/* The value of one hex digit (either case), or -1. */
+int util_hexval(char c);
+
+/* printf into a caller's message buffer err[errlen]; does nothing when err
+ * is NULL or errlen is 0 (callers may pass no buffer). */
+void util_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Monotonic and wall-clock time. */
 int64_t util_now_ms(void);      /* CLOCK_REALTIME, milliseconds since the epoch */
 int64_t util_mono_us(void);     /* CLOCK_MONOTONIC, microseconds */

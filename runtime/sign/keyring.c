@@ -11,7 +11,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,30 +27,6 @@ struct sign_keyring {
 	size_t n_revoked;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A key id as minisign prints it ("%016llX" of the little-endian value, or
  * without the zero padding as in Debian's minisign .pub comments: 1 to 16
  * hex digits) back to its 8 bytes. */
@@ -66,7 +41,7 @@ static bool parse_keyid_hex(const char *s, uint8_t out[SIGN_KEYID_BYTES])
 	if (n == 0 || n > 2 * SIGN_KEYID_BYTES)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		int d = hexval(s[i]);
+		int d = util_hexval(s[i]);
 
 		if (d < 0)
 			return false;
@@ -105,13 +80,13 @@ static int add_key_file(struct sign_keyring *kr, const char *dir, const char *na
 		return SIGN_ENOMEM;
 	rc = util_read_file(path, SIGN_MINISIG_MAX, &data, &len);
 	if (rc) {
-		set_err(err, errlen, "%s: %s", path, rc == -EFBIG ? "file too large for a public key" : strerror(-rc));
+		util_set_err(err, errlen, "%s: %s", path, rc == -EFBIG ? "file too large for a public key" : strerror(-rc));
 		ret = rc == -EFBIG ? SIGN_EMALFORMED : SIGN_EIO;
 		goto out;
 	}
 	ret = sign_pubkey_parse(data, len, &pk);
 	if (ret) {
-		set_err(err, errlen, "%s: not a minisign public key", path);
+		util_set_err(err, errlen, "%s: not a minisign public key", path);
 		goto out;
 	}
 	same = find_key(kr, pk.keyid);
@@ -119,12 +94,12 @@ static int add_key_file(struct sign_keyring *kr, const char *dir, const char *na
 		if (sodium_memcmp(same->pk, pk.pk, SIGN_PK_BYTES) == 0)
 			goto out; /* the same key twice: harmless */
 		sign_keyid_hex(hex, pk.keyid);
-		set_err(err, errlen, "%s: key id %s is already used by a different key", path, hex);
+		util_set_err(err, errlen, "%s: key id %s is already used by a different key", path, hex);
 		ret = SIGN_EMALFORMED;
 		goto out;
 	}
 	if (kr->n_keys >= KEYRING_MAX_KEYS) {
-		set_err(err, errlen, "%s: more than %d trusted keys", dir, KEYRING_MAX_KEYS);
+		util_set_err(err, errlen, "%s: more than %d trusted keys", dir, KEYRING_MAX_KEYS);
 		ret = SIGN_ENOMEM;
 		goto out;
 	}
@@ -144,9 +119,9 @@ int sign_keyring_load(const char *dir, const char *const *revoked, size_t n_revo
 	int ret;
 
 	*out = NULL;
-	set_err(err, errlen, "%s", "");
+	util_set_err(err, errlen, "%s", "");
 	if (n_revoked > KEYRING_MAX_REVOKED) {
-		set_err(err, errlen, "more than %d revoked key ids", KEYRING_MAX_REVOKED);
+		util_set_err(err, errlen, "more than %d revoked key ids", KEYRING_MAX_REVOKED);
 		return SIGN_ENOMEM;
 	}
 	kr = calloc(1, sizeof(*kr));
@@ -160,7 +135,7 @@ int sign_keyring_load(const char *dir, const char *const *revoked, size_t n_revo
 	}
 	for (size_t i = 0; i < n_revoked; i++) {
 		if (!parse_keyid_hex(revoked[i], kr->revoked[i])) {
-			set_err(err, errlen, "revoked key id '%s' is not 1 to 16 hex digits", revoked[i] ? revoked[i] : "(null)");
+			util_set_err(err, errlen, "revoked key id '%s' is not 1 to 16 hex digits", revoked[i] ? revoked[i] : "(null)");
 			ret = SIGN_EMALFORMED;
 			goto fail;
 		}
@@ -169,7 +144,7 @@ int sign_keyring_load(const char *dir, const char *const *revoked, size_t n_revo
 
 	d = opendir(dir);
 	if (d == NULL) {
-		set_err(err, errlen, "%s: %s", dir, strerror(errno));
+		util_set_err(err, errlen, "%s: %s", dir, strerror(errno));
 		ret = SIGN_EIO;
 		goto fail;
 	}
@@ -178,7 +153,7 @@ int sign_keyring_load(const char *dir, const char *const *revoked, size_t n_revo
 		de = readdir(d);
 		if (de == NULL) {
 			if (errno != 0) {
-				set_err(err, errlen, "%s: %s", dir, strerror(errno));
+				util_set_err(err, errlen, "%s: %s", dir, strerror(errno));
 				ret = SIGN_EIO;
 				goto fail;
 			}
