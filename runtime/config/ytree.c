@@ -32,25 +32,35 @@ struct builder {
 	int documents;
 };
 
-int yfail(char *err, size_t errlen, const char *file, const struct ynode *n, int code,
-	  const char *fmt, ...)
+/* The one writer of "FILE:LINE:COL: message" (line 0: "FILE: message"). */
+static int vfail(char *err, size_t errlen, const char *file, unsigned line, unsigned column, int code,
+		 const char *fmt, va_list ap)
 {
-	va_list ap;
 	int off;
 
 	if (!err || errlen == 0)
 		return code;
-	if (n)
-		off = snprintf(err, errlen, "%s:%u:%u: ", file ? file : "<config>", n->line, n->column);
+	if (!file)
+		file = "<config>";
+	if (line)
+		off = snprintf(err, errlen, "%s:%u:%u: ", file, line, column);
 	else
-		off = snprintf(err, errlen, "%s: ", file ? file : "<config>");
+		off = snprintf(err, errlen, "%s: ", file);
 	if (off < 0)
 		off = 0;
-	if ((size_t)off < errlen) {
-		va_start(ap, fmt);
+	if ((size_t)off < errlen)
 		vsnprintf(err + off, errlen - (size_t)off, fmt, ap);
-		va_end(ap);
-	}
+	return code;
+}
+
+int yfail(char *err, size_t errlen, const char *file, const struct ynode *n, int code,
+	  const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	code = vfail(err, errlen, file, n ? n->line : 0, n ? n->column : 0, code, fmt, ap);
+	va_end(ap);
 	return code;
 }
 
@@ -60,18 +70,10 @@ static int fail_at(struct builder *b, unsigned line, unsigned column, int code, 
 static int fail_at(struct builder *b, unsigned line, unsigned column, int code, const char *fmt, ...)
 {
 	va_list ap;
-	int off;
 
-	if (!b->err || b->errlen == 0)
-		return code;
-	off = snprintf(b->err, b->errlen, "%s:%u:%u: ", b->file ? b->file : "<config>", line, column);
-	if (off < 0)
-		off = 0;
-	if ((size_t)off < b->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(b->err + off, b->errlen - (size_t)off, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	code = vfail(b->err, b->errlen, b->file, line, column, code, fmt, ap);
+	va_end(ap);
 	return code;
 }
 
@@ -274,6 +276,7 @@ static int syntax_error(struct builder *b, yaml_parser_t *p, const char *bytes, 
 
 static int on_event(struct builder *b, yaml_event_t *ev)
 {
+	const yaml_char_t *anchor;
 	struct ynode *n;
 	int ret;
 
@@ -309,10 +312,11 @@ static int on_event(struct builder *b, yaml_event_t *ev)
 		if (b->depth == YTREE_MAX_DEPTH)
 			return fail_at(b, n->line, n->column, CONFIG_ETOOLARGE,
 				       "nesting deeper than %u levels", YTREE_MAX_DEPTH);
-		if (ev->type == YAML_SEQUENCE_START_EVENT && ev->data.sequence_start.anchor)
-			n->anchor = strdup((const char *)ev->data.sequence_start.anchor);
-		else if (ev->type == YAML_MAPPING_START_EVENT && ev->data.mapping_start.anchor)
-			n->anchor = strdup((const char *)ev->data.mapping_start.anchor);
+		anchor = ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.anchor
+							       : ev->data.mapping_start.anchor;
+		/* Kept aside until the node closes (see the END case). */
+		if (anchor && !(n->anchor = strdup((const char *)anchor)))
+			return CONFIG_ENOMEM;
 		b->pending_key[b->depth] = NULL;
 		b->stack[b->depth++] = n;
 		return 0;
