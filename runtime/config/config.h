@@ -305,7 +305,10 @@ typedef const char *(*config_lookup_fn)(void *ud, const char *name);
  * ${base64(...)} or ${now} are refused (CONFIG_ETEMPLATE). A variable
  * without value gives CONFIG_EUNDEFINED and a message naming it (from the
  * first alternative). On success *out is a malloc'd string owned by the
- * caller; on failure NULL. The result is capped at CONFIG_INTERPOLATE_MAX. */
+ * caller; on failure NULL. The result is capped at CONFIG_INTERPOLATE_MAX.
+ * It may hold a credential: wipe it (sodium_memzero) before free(). Messages
+ * name the template and the variable, never a value; they carry no
+ * FILE:LINE:COL (a template is expanded at run time, away from its file). */
 int config_interpolate(const char *tmpl, config_lookup_fn lookup, void *ud, char **out,
 		       char *err, size_t errlen) CONFIG_WARN_UNUSED;
 

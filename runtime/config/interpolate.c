@@ -1,9 +1,14 @@
 /*
  * interpolate.c - ${name} templates of providers.yaml ("Bearer ${apiKey}",
  * "https://${connectionConfig.subdomain}.example.com || https://example.com").
+ *
+ * Values are often credentials (apiKey, access_token), so every buffer that
+ * held an expansion is wiped before it is freed, including the old buffer
+ * when one grows.
  */
 #include "config.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +30,15 @@ static int buf_add(struct buf *b, const char *s, size_t n)
 			cap *= 2;
 		if (cap > CONFIG_INTERPOLATE_MAX)
 			cap = CONFIG_INTERPOLATE_MAX;
-		d = realloc(b->data, cap);
+		/* Not realloc(): it would free the old copy unwiped. */
+		d = malloc(cap);
 		if (!d)
 			return CONFIG_ENOMEM;
+		if (b->data) {
+			memcpy(d, b->data, b->len);
+			sodium_memzero(b->data, b->cap);
+			free(b->data);
+		}
 		b->data = d;
 		b->cap = cap;
 	}
@@ -35,6 +46,15 @@ static int buf_add(struct buf *b, const char *s, size_t n)
 	b->len += n;
 	b->data[b->len] = '\0';
 	return 0;
+}
+
+static void buf_wipe_free(struct buf *b)
+{
+	if (b->data) {
+		sodium_memzero(b->data, b->cap);
+		free(b->data);
+	}
+	memset(b, 0, sizeof(*b));
 }
 
 static int is_name_char(char ch)
@@ -61,13 +81,13 @@ static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, st
 
 			ret = buf_add(b, s + i, upto - i);
 			if (ret)
-				goto toolarge;
+				goto add_failed;
 			i = upto;
 			continue;
 		}
 		ret = buf_add(b, s + i, (size_t)(dollar - s) - i);
 		if (ret)
-			goto toolarge;
+			goto add_failed;
 		start = (size_t)(dollar - s) + 2;
 		end = start;
 		while (end < n && is_name_char(s[end]))
@@ -94,13 +114,15 @@ static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, st
 		}
 		ret = buf_add(b, val, strlen(val));
 		if (ret)
-			goto toolarge;
+			goto add_failed;
 		i = end + 1;
 	}
 	return 0;
-toolarge:
+add_failed:
 	if (ret == CONFIG_ETOOLARGE)
 		snprintf(err, errlen, "template '%s': result longer than %u bytes", tmpl, CONFIG_INTERPOLATE_MAX);
+	else
+		snprintf(err, errlen, "template '%s': out of memory", tmpl);
 	return ret;
 }
 
@@ -152,7 +174,7 @@ int config_interpolate(const char *tmpl, config_lookup_fn lookup, void *ud, char
 		alt = bar + 2;
 	}
 	if (ret) {
-		free(b.data);
+		buf_wipe_free(&b);
 		if (err && errlen)
 			snprintf(err, errlen, "%s", first_err);
 		return first_ret ? first_ret : ret;

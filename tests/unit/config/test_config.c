@@ -706,6 +706,21 @@ static void test_interpolate(void **state)
 	assert_int_equal(config_interpolate("x ${}", lookup, vars, &out, err, sizeof(err)), CONFIG_ETEMPLATE);
 	assert_int_equal(config_interpolate("${now:X}", lookup, vars, &out, err, sizeof(err)), CONFIG_ETEMPLATE);
 
+	/* A result that outgrows the buffer several times keeps every byte
+	 * (the buffer grows by copy and wipe, not realloc). */
+	{
+		char tmpl[2048], want[4096];
+		size_t tn = 0, wn = 0;
+
+		for (int i = 0; i < 150; i++) {
+			tn += (size_t)snprintf(tmpl + tn, sizeof(tmpl) - tn, "%d${apiKey}", i % 10);
+			wn += (size_t)snprintf(want + wn, sizeof(want) - wn, "%dk-123", i % 10);
+		}
+		assert_int_equal(config_interpolate(tmpl, lookup, vars, &out, err, sizeof(err)), 0);
+		assert_string_equal(out, want);
+		free(out);
+	}
+
 	/* The result is capped. */
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
