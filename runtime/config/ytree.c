@@ -5,12 +5,17 @@
  * strings, no duplicate keys in a mapping, no NUL inside a string, aliases
  * name an anchor defined (and closed) earlier, nesting depth and node count
  * are capped.
+ *
+ * A host file may hold the secret key, so every scalar is wiped before it
+ * is freed: libyaml's event copy here, the tree's copy in ytree_free().
+ * (libyaml's scanner keeps short-lived copies of its own that it frees
+ * unwiped; config_load wipes the file's bytes.)
  */
 #include "ytree.h"
 
 #include "config.h"
 
-#include <errno.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +392,8 @@ int ytree_parse(const char *bytes, size_t len, const char *filename, struct ytre
 		}
 		done = ev.type == YAML_STREAM_END_EVENT;
 		ret = on_event(b, &ev);
+		if (ev.type == YAML_SCALAR_EVENT)
+			sodium_memzero(ev.data.scalar.value, ev.data.scalar.length);
 		yaml_event_delete(&ev);
 		if (ret)
 			goto out_parser;
@@ -412,6 +419,8 @@ void ytree_free(struct ytree *t)
 	for (n = t->nodes; n; n = next) {
 		next = n->next_alloc;
 		free(n->anchor);
+		if (n->str)
+			sodium_memzero(n->str, n->len);
 		free(n->str);
 		free(n->items);
 		free(n->keys);

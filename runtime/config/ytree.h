@@ -47,7 +47,8 @@ struct ytree {
 int ytree_parse(const char *bytes, size_t len, const char *filename, struct ytree *out,
 		char *err, size_t errlen);
 
-/* Frees every node of the tree and zeroes it. NULL-safe. */
+/* Frees every node of the tree, wiping each scalar first (a host file may
+ * hold the secret key), and zeroes it. NULL-safe. */
 void ytree_free(struct ytree *t);
 
 /* Predicates over scalars. */
