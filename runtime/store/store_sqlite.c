@@ -161,10 +161,20 @@ static struct sq *B(struct store *s)
 	return s->impl;
 }
 
-/* Maps a SQLite result to a store code; logs what is not an expected outcome. */
+/* Maps a SQLite result to a store code; logs what is not an expected outcome.
+ * The connection returns extended codes (SQLITE_BUSY_RECOVERY,
+ * SQLITE_BUSY_SNAPSHOT, ...): constraints are told apart by their extended
+ * code, the rest by the primary code in the low byte. */
 static int fail(struct sq *b, int rc, const char *what)
 {
 	switch (rc) {
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+		return STORE_ENOTFOUND;
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+	case SQLITE_CONSTRAINT_UNIQUE:
+		return STORE_ECONFLICT;
+	}
+	switch (rc & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		log_error("store", "%s: database locked: %s", what, sqlite3_errmsg(b->db));
@@ -173,11 +183,6 @@ static int fail(struct sq *b, int rc, const char *what)
 		return STORE_ENOMEM;
 	case SQLITE_TOOBIG:
 		return STORE_ETOOBIG;
-	case SQLITE_CONSTRAINT_FOREIGNKEY:
-		return STORE_ENOTFOUND;
-	case SQLITE_CONSTRAINT_PRIMARYKEY:
-	case SQLITE_CONSTRAINT_UNIQUE:
-		return STORE_ECONFLICT;
 	}
 	log_error("store", "%s: %s (%s)", what, sqlite3_errmsg(b->db), sqlite3_errstr(rc));
 	return STORE_EIO;
@@ -453,7 +458,7 @@ static int migrate(struct sq *b, const char *path, char *err, size_t errlen)
 	return 0;
 db_error:
 	snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
-	return rc == SQLITE_BUSY ? STORE_EBUSY : STORE_EIO;
+	return (rc & 0xff) == SQLITE_BUSY ? STORE_EBUSY : STORE_EIO;
 store_error:
 	snprintf(err, errlen, "%s: schema migration failed: %s", path, store_strerror(ret));
 	return ret;
@@ -585,7 +590,7 @@ static int open_path(struct store *s, const char *path, bool all_normal, char *e
 	sqlite3_finalize(st);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
-		ret = rc == SQLITE_BUSY ? STORE_EBUSY : STORE_EIO;
+		ret = (rc & 0xff) == SQLITE_BUSY ? STORE_EBUSY : STORE_EIO;
 		goto fail;
 	}
 	if (strcmp(mode, "wal") != 0 && strcmp(path, ":memory:") != 0) {
