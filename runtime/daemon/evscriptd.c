@@ -6,7 +6,8 @@
  *   evscriptd --config FILE --check-config
  *                                      validate the config, the keys and every
  *                                      plugin's signature (no plugin code runs)
- *   evscriptd --zygote FD              internal: the executor's zygote
+ * Each generation's zygote is the separate small binary evscript-zygote,
+ * found next to evscriptd or in ../libexec/evscript/ (runtime/executor).
  *
  * Threads. Signals are blocked in every thread (the mask is set before any
  * thread starts) and the main thread takes them with sigwaitinfo(). Reloads
@@ -339,6 +340,8 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 	n_plugins = g->n_plugins;
 	n_refused = g->n_refused;
 	drain_s = g->config->drain_deadline_s;
+	if (rep) /* before the swap: a SIGHUP reload may retire g right after it */
+		rep->built = generation_ref(g);
 	dispatch_swap_generation(d->dispatch, g);
 	api_set_last_reload_error(&d->api, NULL);
 	retire(d, cur, drain_s); /* never waits here for its executions */
@@ -660,7 +663,6 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", no_argument, NULL, 'k'},
-		{"zygote", required_argument, NULL, 'z'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -669,26 +671,12 @@ int main(int argc, char **argv)
 	bool check = false;
 	int c;
 
-	/* The zygote first, before anything else runs in this process. */
-	if (argc == 3 && strcmp(argv[1], "--zygote") == 0) {
-		char *end;
-		long fd = strtol(argv[2], &end, 10);
-
-		if (*end != '\0' || fd < 0 || fd > 65535) {
-			fprintf(stderr, "evscriptd: --zygote needs a file descriptor\n");
-			return 2;
-		}
-		return executor_zygote_main((int)fd);
-	}
 	while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
 		case 'k': check = true; break;
 		case 'V': printf("evscriptd %s (plugin ABI %d)\n", EVSCRIPT_VERSION, EVS_ABI_MAJOR); return 0;
 		case 'h': usage(stdout); return 0;
-		case 'z':
-			fprintf(stderr, "evscriptd: --zygote is internal and takes no other option\n");
-			return 2;
 		default: usage(stderr); return 2;
 		}
 	}

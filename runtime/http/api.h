@@ -35,12 +35,17 @@ enum api_reload_status {
 };
 
 struct api_reload_report {
-	int64_t generation;          /* the current generation after the attempt */
+	int64_t generation;          /* FAILED: the generation that stays in service */
+	struct generation *built;    /* OK: the generation this reload built, one
+	                                reference owned by the caller (generation_unref);
+	                                NULL otherwise */
 	char error[API_ERROR_MAX];   /* "" unless FAILED */
 };
 
 /* Builds and switches to a new generation, synchronously, on the calling
- * thread; never waits for another reload (API_RELOAD_BUSY instead). */
+ * thread; never waits for another reload (API_RELOAD_BUSY instead). The
+ * report describes what this call did, not what is current when it returns:
+ * another reload (SIGHUP) may have switched generations again since. */
 typedef int (*api_reload_fn)(void *user, struct api_reload_report *rep);
 
 struct api_context {

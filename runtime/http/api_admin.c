@@ -89,6 +89,24 @@ int api_plugins(struct http_request *req, struct http_response *resp, void *user
 	return ret;
 }
 
+/* 422 reload_failed with {"generation","refused","config_error"}. Takes
+ * ownership of refused. */
+static int respond_reload_failed(struct http_response *resp, const char *msg, int64_t generation,
+				 struct json_object *refused, const char *config_error)
+{
+	struct json_object *payload = json_object_new_object();
+
+	if (payload) {
+		json_object_object_add(payload, "generation", json_object_new_int64(generation));
+		json_object_object_add(payload, "refused", refused);
+		json_object_object_add(payload, "config_error",
+				       config_error ? json_object_new_string(config_error) : NULL);
+	} else {
+		json_object_put(refused);
+	}
+	return api_respond_problem(resp, 422, "reload_failed", msg, NULL, payload);
+}
+
 int api_reload(struct http_request *req, struct http_response *resp, void *user)
 {
 	struct api_context *ctx = user;
@@ -103,30 +121,21 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 	ret = ctx->reload(ctx->reload_user, &rep);
 	if (ret == API_RELOAD_BUSY)
 		return http_respond_error(resp, 409, "reload_in_progress", "a reload is already running");
-	if (ret != API_RELOAD_OK) {
-		struct json_object *payload = json_object_new_object();
+	if (ret != API_RELOAD_OK)
+		return respond_reload_failed(resp, rep.error, rep.generation, json_object_new_array(), rep.error);
 
-		if (payload) {
-			json_object_object_add(payload, "refused", json_object_new_array());
-			json_object_object_add(payload, "config_error", json_object_new_string(rep.error));
-			json_object_object_add(payload, "generation", json_object_new_int64(rep.generation));
-		}
-		return api_respond_problem(resp, 422, "reload_failed", rep.error, NULL, payload);
-	}
-	g = dispatch_generation(ctx->dispatch);
+	/* What this reload built, even when a SIGHUP reload has replaced it
+	 * since: the report must not describe someone else's work. */
+	g = rep.built;
+	if (!g)
+		return http_respond_error(resp, 500, "server_error", "the reload did not report its generation");
 	if (g->n_refused > 0) {
 		/* the new generation is in service (refused plugins keep their
 		 * previous version), but not everything loaded: say so */
-		struct json_object *payload = json_object_new_object();
-		char msg[1024];
+		char msg[API_ERROR_MAX];
 
 		snprintf(msg, sizeof(msg), "%s: %s", g->refused[0].file, g->refused[0].reason);
-		if (payload) {
-			json_object_object_add(payload, "refused", refused_json(g));
-			json_object_object_add(payload, "config_error", NULL);
-			json_object_object_add(payload, "generation", json_object_new_int64(g->number));
-		}
-		ret = api_respond_problem(resp, 422, "reload_failed", msg, NULL, payload);
+		ret = respond_reload_failed(resp, msg, g->number, refused_json(g), NULL);
 	} else {
 		struct json_object *o = json_object_new_object();
 
