@@ -404,61 +404,66 @@ static int pragma_int(sqlite3 *db, const char *sql, int *val)
 	return rc;
 }
 
-static int migrate(struct sq *b, const char *path, char *err, size_t errlen)
+/* Reads the schema version and refuses one newer than this build's. */
+static int schema_read(struct sq *b, const char *path, int *version, char *err, size_t errlen)
 {
-	char sql[64];
-	int version, rc, ret;
+	int rc = pragma_int(b->db, "PRAGMA user_version", version);
 
-	rc = pragma_int(b->db, "PRAGMA user_version", &version);
-	if (rc != SQLITE_OK)
-		goto db_error;
-	if (version > SCHEMA_VERSION) {
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
+		return (rc & 0xff) == SQLITE_BUSY ? STORE_EBUSY : STORE_EIO;
+	}
+	if (*version > SCHEMA_VERSION) {
 		snprintf(err, errlen,
 			 "%s: schema version %d is newer than this evscript supports (%d); "
 			 "use a newer evscript or another database",
-			 path, version, SCHEMA_VERSION);
+			 path, *version, SCHEMA_VERSION);
 		return STORE_ESCHEMA;
 	}
-	if (version == SCHEMA_VERSION)
-		return 0;
+	return 0;
+}
+
+static int migrate(struct sq *b, const char *path, char *err, size_t errlen)
+{
+	char sql[64];
+	int version, ret;
+
+	/* Read first: an up-to-date database is opened without the write lock. */
+	ret = schema_read(b, path, &version, err, errlen);
+	if (ret || version == SCHEMA_VERSION)
+		return ret;
 	ret = begin(b);
 	if (ret)
 		goto store_error;
 	/* Another process may have migrated between the read and the lock. */
-	rc = pragma_int(b->db, "PRAGMA user_version", &version);
-	if (rc != SQLITE_OK) {
-		end(b, STORE_EIO);
-		goto db_error;
-	}
-	if (version > SCHEMA_VERSION) {
-		end(b, STORE_ESCHEMA);
-		snprintf(err, errlen, "%s: schema version %d is newer than this evscript supports (%d)",
-			 path, version, SCHEMA_VERSION);
-		return STORE_ESCHEMA;
-	}
-	for (int v = version; v < SCHEMA_VERSION; v++) {
-		rc = sqlite3_exec(b->db, migrations[v], NULL, NULL, NULL);
-		if (rc != SQLITE_OK) {
+	ret = schema_read(b, path, &version, err, errlen);
+	for (int v = version; !ret && v < SCHEMA_VERSION; v++) {
+		if (sqlite3_exec(b->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
 			snprintf(err, errlen, "%s: schema migration %d -> %d failed: %s", path, v,
 				 v + 1, sqlite3_errmsg(b->db));
-			end(b, STORE_EIO);
-			return STORE_EIO;
+			ret = STORE_EIO;
 		}
 	}
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
-	ret = exec(b, sql, "set schema version");
-	ret = end(b, ret);
+	if (!ret && version < SCHEMA_VERSION) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+		ret = exec(b, sql, "set schema version");
+		if (ret)
+			snprintf(err, errlen, "%s: schema migration failed: %s", path,
+				 store_strerror(ret));
+	}
+	if (ret) {
+		end(b, ret);
+		return ret;
+	}
+	ret = end(b, 0);
 	if (ret)
 		goto store_error;
 	if (version == 0)
 		log_info("store", "%s: created (schema version %d)", path, SCHEMA_VERSION);
-	else
+	else if (version < SCHEMA_VERSION)
 		log_info("store", "%s: schema migrated from version %d to %d", path, version,
 			 SCHEMA_VERSION);
 	return 0;
-db_error:
-	snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
-	return (rc & 0xff) == SQLITE_BUSY ? STORE_EBUSY : STORE_EIO;
 store_error:
 	snprintf(err, errlen, "%s: schema migration failed: %s", path, store_strerror(ret));
 	return ret;
