@@ -115,6 +115,34 @@ static int hash_file(const char *path, uint8_t hash[SIGN_HASH_BYTES])
 	return ret;
 }
 
+/* Reads a key or signature file (at most SIGN_MINISIG_MAX bytes, kind names
+ * it in the message). On failure says why on stderr and returns non-zero. */
+static int read_small(const char *path, const char *kind, char **data, size_t *len)
+{
+	int rc = util_read_file(path, SIGN_MINISIG_MAX, data, len);
+
+	if (rc == -EFBIG)
+		fail("%s: too large for %s", path, kind);
+	else if (rc)
+		fail("%s: %s", path, strerror(-rc));
+	return rc;
+}
+
+/* The signature's path: sig_path, else FILE.minisig (malloc'd into *owned,
+ * which the caller frees). NULL when out of memory (said on stderr). */
+static const char *minisig_path(const char *file, const char *sig_path, char **owned)
+{
+	*owned = NULL;
+	if (sig_path != NULL && *sig_path != '\0')
+		return sig_path;
+	if (asprintf(owned, "%s.minisig", file) < 0) {
+		*owned = NULL;
+		fail("%s", sign_strerror(SIGN_ENOMEM));
+		return NULL;
+	}
+	return *owned;
+}
+
 static bool exists(const char *path)
 {
 	struct stat st;
@@ -220,11 +248,8 @@ static int cmd_sign(int argc, char **argv)
 	if (sec_path == NULL || file == NULL)
 		return usage_error("-s SECFILE and -m FILE are required");
 
-	rc = util_read_file(sec_path, SIGN_MINISIG_MAX, &data, &len);
-	if (rc) {
-		fail("%s: %s", sec_path, rc == -EFBIG ? "too large for a secret key" : strerror(-rc));
+	if (read_small(sec_path, "a secret key", &data, &len))
 		goto out;
-	}
 	rc = sign_seckey_parse(data, len, &sk);
 	sodium_memzero(data, len);
 	if (rc) {
@@ -250,14 +275,9 @@ static int cmd_sign(int argc, char **argv)
 		fail("%s", sign_strerror(rc));
 		goto out;
 	}
-	if (sig_path == NULL || *sig_path == '\0') {
-		if (asprintf(&sig_default, "%s.minisig", file) < 0) {
-			sig_default = NULL;
-			fail("%s", sign_strerror(SIGN_ENOMEM));
-			goto out;
-		}
-		sig_path = sig_default;
-	}
+	sig_path = minisig_path(file, sig_path, &sig_default);
+	if (sig_path == NULL)
+		goto out;
 	rc = util_write_file_atomic(sig_path, minisig, strlen(minisig), 0644);
 	if (rc) {
 		fail("%s: %s", sig_path, strerror(-rc));
@@ -319,11 +339,8 @@ static int cmd_verify(int argc, char **argv)
 		return usage_error("-r KEYID needs -d KEYSDIR");
 
 	if (pub_path != NULL) {
-		rc = util_read_file(pub_path, SIGN_MINISIG_MAX, &data, &len);
-		if (rc) {
-			fail("%s: %s", pub_path, rc == -EFBIG ? "too large for a public key" : strerror(-rc));
+		if (read_small(pub_path, "a public key", &data, &len))
 			goto out;
-		}
 		rc = sign_pubkey_parse(data, len, &pk);
 		free(data);
 		data = NULL;
@@ -339,19 +356,9 @@ static int cmd_verify(int argc, char **argv)
 		}
 	}
 
-	if (sig_path == NULL || *sig_path == '\0') {
-		if (asprintf(&sig_default, "%s.minisig", file) < 0) {
-			sig_default = NULL;
-			fail("%s", sign_strerror(SIGN_ENOMEM));
-			goto out;
-		}
-		sig_path = sig_default;
-	}
-	rc = util_read_file(sig_path, SIGN_MINISIG_MAX, &data, &len);
-	if (rc) {
-		fail("%s: %s", sig_path, rc == -EFBIG ? sign_strerror(SIGN_EMALFORMED) : strerror(-rc));
+	sig_path = minisig_path(file, sig_path, &sig_default);
+	if (sig_path == NULL || read_small(sig_path, "a signature file", &data, &len))
 		goto out;
-	}
 	rc = sign_sig_parse(data, len, &sig);
 	if (rc) {
 		fail("%s: %s", sig_path, sign_strerror(rc));

@@ -57,6 +57,10 @@ expect 1 "No such file" "sign: missing file" "$EVSCRIPT" sign -s a.key -m nofile
 expect 1 "malformed minisign file" "sign with a public key as secret key" "$EVSCRIPT" sign -s a.pub -m f
 expect 1 "No such file" "verify: missing signature" "$EVSCRIPT" verify -p a.pub -m f -x nosig
 expect 1 "malformed minisign file" "verify: garbage signature" "$EVSCRIPT" verify -p a.pub -m f -x a.pub
+head -c 5000 /dev/zero | tr '\0' A >big
+expect 1 "big: too large for a signature file" "verify: oversized signature file" "$EVSCRIPT" verify -p a.pub -m f -x big
+expect 1 "big: too large for a public key" "verify: oversized public key" "$EVSCRIPT" verify -p big -m f
+expect 1 "big: too large for a secret key" "sign: oversized secret key" "$EVSCRIPT" sign -s big -m f
 expect 1 "malformed trusted comment" "sign: comment with a control character" \
 	"$EVSCRIPT" sign -s a.key -m f -t "$(printf 'a\001b')"
 echo hellO >f
