@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,32 @@ static void timestamp(char *buf, size_t len)
 		 (long)(tv.tv_usec / 1000));
 }
 
+/* {"ts","level","part","msg"} and a newline in one writev(). Escaping can
+ * make the object several times longer than msg, so it is written whole
+ * rather than cut into invalid JSON in a fixed buffer. */
+static void write_json(const char *ts, enum log_level level, const char *part, const char *msg)
+{
+	struct json_object *o = json_object_new_object();
+	struct iovec iov[2];
+	const char *text;
+
+	if (!o)
+		return;
+	json_object_object_add(o, "ts", json_object_new_string(ts));
+	json_object_object_add(o, "level", json_object_new_string(log_level_name(level)));
+	json_object_object_add(o, "part", json_object_new_string(part));
+	json_object_object_add(o, "msg", json_object_new_string(msg));
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (text) {
+		iov[0] = (struct iovec){.iov_base = (void *)text, .iov_len = strlen(text)};
+		iov[1] = (struct iovec){.iov_base = "\n", .iov_len = 1};
+		if (writev(log_fd, iov, 2) < 0) {
+			/* the log is the place failures would be reported */
+		}
+	}
+	json_object_put(o);
+}
+
 void log_write(enum log_level level, const char *part, const char *fmt, ...)
 {
 	char msg[LOG_LINE_MAX];
@@ -62,22 +89,11 @@ void log_write(enum log_level level, const char *part, const char *fmt, ...)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
 	timestamp(ts, sizeof(ts));
-
 	if (log_json) {
-		struct json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "ts", json_object_new_string(ts));
-		json_object_object_add(o, "level", json_object_new_string(log_level_name(level)));
-		json_object_object_add(o, "part", json_object_new_string(part));
-		json_object_object_add(o, "msg", json_object_new_string(msg));
-		n = snprintf(line, sizeof(line), "%s\n",
-			     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								   JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(o);
-	} else {
-		n = snprintf(line, sizeof(line), "%s %-5s %s: %s\n", ts, log_level_name(level),
-			     part, msg);
+		write_json(ts, level, part, msg);
+		return;
 	}
+	n = snprintf(line, sizeof(line), "%s %-5s %s: %s\n", ts, log_level_name(level), part, msg);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line)) {
