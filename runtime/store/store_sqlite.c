@@ -253,6 +253,29 @@ static int run(struct sq *b, sqlite3_stmt *st, const char *what)
 	return fail(b, rc, what);
 }
 
+/* Runs a cached statement that takes no parameter (BEGIN, COMMIT, a PRAGMA). */
+static int run_sql(struct sq *b, const char *sql, const char *what)
+{
+	sqlite3_stmt *st;
+	int ret = prep(b, sql, &st);
+
+	if (!ret)
+		ret = run(b, st, what);
+	release(b, st);
+	return ret;
+}
+
+/* Steps a statement that reads one row: 0 with the row ready to read,
+ * STORE_ENOTFOUND when there is none. */
+static int step_row(struct sq *b, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? STORE_ENOTFOUND : fail(b, rc, what);
+}
+
 static int exec(struct sq *b, const char *sql, const char *what)
 {
 	int rc = sqlite3_exec(b->db, sql, NULL, NULL, NULL);
@@ -278,15 +301,11 @@ static const char sql_sync_normal[] = "PRAGMA synchronous = NORMAL";
 static int durability(struct sq *b, bool critical)
 {
 	int want = critical && !b->all_normal ? 2 : 1;
-	sqlite3_stmt *st;
 	int ret;
 
 	if (b->sync_level == want)
 		return 0;
-	ret = prep(b, want == 2 ? sql_sync_full : sql_sync_normal, &st);
-	if (!ret)
-		ret = run(b, st, "set synchronous");
-	release(b, st);
+	ret = run_sql(b, want == 2 ? sql_sync_full : sql_sync_normal, "set synchronous");
 	if (!ret)
 		b->sync_level = want;
 	return ret;
@@ -308,40 +327,76 @@ static int lock_for(struct sq *b, bool critical)
 #define LOSSABLE false
 
 static const char sql_begin[] = "BEGIN IMMEDIATE";
+static const char sql_begin_read[] = "BEGIN";
 static const char sql_commit[] = "COMMIT";
 static const char sql_rollback[] = "ROLLBACK";
 
 static int begin(struct sq *b)
 {
-	sqlite3_stmt *st;
-	int ret = prep(b, sql_begin, &st);
-
-	if (!ret)
-		ret = run(b, st, "begin");
-	release(b, st);
-	return ret;
+	return run_sql(b, sql_begin, "begin");
 }
 
 /* Commits when ret is 0, rolls back otherwise; returns the final result. */
 static int end(struct sq *b, int ret)
 {
-	sqlite3_stmt *st;
-	int r;
-
 	if (ret == 0) {
-		r = prep(b, sql_commit, &st);
-		if (!r)
-			r = run(b, st, "commit");
-		release(b, st);
-		if (r == 0)
+		ret = run_sql(b, sql_commit, "commit");
+		if (ret == 0)
 			return 0;
-		ret = r;
 	}
 	/* After a failed COMMIT or a statement error the transaction may still
-	 * be open; ROLLBACK is harmless when it is not. */
-	if (!sqlite3_get_autocommit(b->db))
-		sqlite3_exec(b->db, sql_rollback, NULL, NULL, NULL);
+	 * be open (SQLite rolls some errors back by itself). One left open
+	 * would make every later BEGIN fail: say so if it cannot be closed. */
+	if (!sqlite3_get_autocommit(b->db) &&
+	    sqlite3_exec(b->db, sql_rollback, NULL, NULL, NULL) != SQLITE_OK)
+		log_error("store", "rollback: %s", sqlite3_errmsg(b->db));
 	return ret;
+}
+
+/* Takes the lock, sets the durability of the commit and opens a write
+ * transaction; on failure nothing is held. */
+static int txn_begin(struct sq *b, bool critical)
+{
+	int ret = lock_for(b, critical);
+
+	if (ret)
+		return ret;
+	ret = begin(b);
+	if (ret)
+		unlock(b);
+	return ret;
+}
+
+/* Ends what txn_begin opened (end(), then the lock); returns the final result. */
+static int txn_end(struct sq *b, int ret)
+{
+	ret = end(b, ret);
+	unlock(b);
+	return ret;
+}
+
+/* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
+static int row_exists(struct sq *b, const char *sql, int64_t id, const char *what)
+{
+	sqlite3_stmt *st;
+	int ret = prep(b, sql, &st);
+
+	if (ret)
+		return ret;
+	sqlite3_bind_int64(st, 1, id);
+	ret = step_row(b, st, what);
+	release(b, st);
+	return ret;
+}
+
+/* For an UPDATE guarded by the row's status that changed nothing:
+ * STORE_ESTATE when the row exists (in another state), STORE_ENOTFOUND when
+ * it does not. */
+static int not_in_state(struct sq *b, const char *sql_exists, int64_t id, const char *what)
+{
+	int ret = row_exists(b, sql_exists, id, what);
+
+	return ret ? ret : STORE_ESTATE;
 }
 
 static char *col_dup(sqlite3_stmt *st, int i, int *ret)
@@ -480,7 +535,7 @@ static int key_check(struct store *s, const char *path, char *err, size_t errlen
 	sqlite3_stmt *st = NULL;
 	uint8_t *blob = NULL;
 	size_t len = 0;
-	int ret, rc;
+	int ret;
 
 	ret = begin(b);
 	if (ret)
@@ -489,8 +544,8 @@ static int key_check(struct store *s, const char *path, char *err, size_t errlen
 	if (ret)
 		goto out;
 	sqlite3_bind_text(st, 1, "key_check", -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	ret = step_row(b, st, "read key check");
+	if (ret == 0) {
 		if (s->has_key)
 			ret = store_key_check_verify(s, sqlite3_column_blob(st, 0),
 						     (size_t)sqlite3_column_bytes(st, 0));
@@ -499,10 +554,9 @@ static int key_check(struct store *s, const char *path, char *err, size_t errlen
 				 "is set: reading them will fail", path);
 		goto out;
 	}
-	if (rc != SQLITE_DONE) {
-		ret = fail(b, rc, "read key check");
+	if (ret != STORE_ENOTFOUND)
 		goto out;
-	}
+	ret = 0;
 	if (!s->has_key)
 		goto out;
 	release(b, st);
@@ -683,7 +737,7 @@ static int conn_state(struct sq *b, const char *pck, const char *cid, int64_t *i
 		      bool *deleting, int64_t *created_at)
 {
 	sqlite3_stmt *st;
-	int ret = prep(b, sql_conn_state, &st), rc;
+	int ret = prep(b, sql_conn_state, &st);
 
 	*id = 0;
 	*deleting = false;
@@ -693,16 +747,12 @@ static int conn_state(struct sq *b, const char *pck, const char *cid, int64_t *i
 		return ret;
 	bind_text(st, 1, pck);
 	bind_text(st, 2, cid);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	ret = step_row(b, st, "read connection");
+	if (ret == 0) {
 		*id = sqlite3_column_int64(st, 0);
 		*deleting = sqlite3_column_int(st, 1) != 0;
 		if (created_at)
 			*created_at = sqlite3_column_int64(st, 2);
-	} else if (rc == SQLITE_DONE) {
-		ret = STORE_ENOTFOUND;
-	} else {
-		ret = fail(b, rc, "read connection");
 	}
 	release(b, st);
 	return ret;
@@ -741,7 +791,7 @@ static int event_add(struct sq *b, const char *type, const char *cid, const char
 static int idem_purge_check(struct sq *b, const char *key, int64_t now)
 {
 	sqlite3_stmt *st;
-	int ret, rc;
+	int ret;
 
 	ret = prep(b, sql_idem_purge, &st);
 	if (ret)
@@ -755,13 +805,9 @@ static int idem_purge_check(struct sq *b, const char *key, int64_t now)
 	if (ret)
 		return ret;
 	bind_text(st, 1, key);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		ret = STORE_ECONFLICT;
-	else if (rc != SQLITE_DONE)
-		ret = fail(b, rc, "read idempotency key");
+	ret = step_row(b, st, "read idempotency key");
 	release(b, st);
-	return ret;
+	return ret == 0 ? STORE_ECONFLICT : ret == STORE_ENOTFOUND ? 0 : ret;
 }
 
 static int idem_insert(struct sq *b, const struct store_idempotency_input *in, int status,
@@ -801,14 +847,11 @@ static int sq_connection_upsert(struct store *s, const struct store_connection_i
 				     in->credentials, &blob, &len, &encrypted);
 	if (ret)
 		return ret;
-	ret = lock_for(b, CRITICAL);
+	ret = txn_begin(b, CRITICAL);
 	if (ret) {
 		store_blob_free(blob, len);
 		return ret;
 	}
-	ret = begin(b);
-	if (ret)
-		goto out;
 	if (idem) {
 		ret = idem_purge_check(b, idem->key, now);
 		if (ret)
@@ -881,8 +924,7 @@ static int sq_connection_upsert(struct store *s, const struct store_connection_i
 	}
 out:
 	release(b, st);
-	ret = end(b, ret);
-	unlock(b);
+	ret = txn_end(b, ret);
 	free(body);
 	store_blob_free(blob, len);
 	return ret;
@@ -942,7 +984,7 @@ static int sq_connection_get(struct store *s, const char *pck, const char *cid,
 {
 	struct sq *b = B(s);
 	sqlite3_stmt *st;
-	int ret, rc;
+	int ret;
 
 	lock(b);
 	ret = prep(b, sql_conn_get, &st);
@@ -950,13 +992,9 @@ static int sq_connection_get(struct store *s, const char *pck, const char *cid,
 		goto out;
 	bind_text(st, 1, pck);
 	bind_text(st, 2, cid);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	ret = step_row(b, st, "read connection");
+	if (ret == 0)
 		ret = conn_from_row(s, st, true, out);
-	else if (rc == SQLITE_DONE)
-		ret = STORE_ENOTFOUND;
-	else
-		ret = fail(b, rc, "read connection");
 	release(b, st);
 out:
 	unlock(b);
@@ -1026,12 +1064,9 @@ static int sq_connection_mark_deleting(struct store *s, const char *pck, const c
 	bool deleting;
 	int ret;
 
-	ret = lock_for(b, CRITICAL);
+	ret = txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = begin(b);
-	if (ret)
-		goto out;
 	ret = conn_state(b, pck, cid, &row, &deleting, NULL);
 	if (ret)
 		goto out;
@@ -1051,9 +1086,7 @@ static int sq_connection_mark_deleting(struct store *s, const char *pck, const c
 			generation, now, event_id);
 out:
 	release(b, st);
-	ret = end(b, ret);
-	unlock(b);
-	return ret;
+	return txn_end(b, ret);
 }
 
 static const char sql_conn_delete[] =
@@ -1094,29 +1127,20 @@ static int sq_connection_metadata(struct store *s, const char *pck, const char *
 	struct sq *b = B(s);
 	sqlite3_stmt *st = NULL;
 	char *merged = NULL;
-	int ret, rc;
+	int ret;
 
-	ret = lock_for(b, CRITICAL);
+	ret = txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = begin(b);
-	if (ret)
-		goto out;
 	if (merge) {
 		ret = prep(b, sql_meta_read, &st);
 		if (ret)
 			goto out;
 		bind_text(st, 1, pck);
 		bind_text(st, 2, cid);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
-			ret = STORE_ENOTFOUND;
+		ret = step_row(b, st, "read metadata");
+		if (ret)
 			goto out;
-		}
-		if (rc != SQLITE_ROW) {
-			ret = fail(b, rc, "read metadata");
-			goto out;
-		}
 		ret = store_json_merge((const char *)sqlite3_column_text(st, 0), json, &merged);
 		if (ret)
 			goto out;
@@ -1135,8 +1159,7 @@ static int sq_connection_metadata(struct store *s, const char *pck, const char *
 		ret = STORE_ENOTFOUND;
 out:
 	release(b, st);
-	ret = end(b, ret);
-	unlock(b);
+	ret = txn_end(b, ret);
 	free(merged);
 	return ret;
 }
@@ -1154,7 +1177,7 @@ static int sq_idempotency_get(struct store *s, const char *key, struct store_ide
 	struct sq *b = B(s);
 	struct store_idempotency *r = NULL;
 	sqlite3_stmt *st;
-	int ret, rc;
+	int ret;
 
 	lock(b);
 	ret = prep(b, sql_idem_get, &st);
@@ -1162,8 +1185,8 @@ static int sq_idempotency_get(struct store *s, const char *key, struct store_ide
 		goto out;
 	bind_text(st, 1, key);
 	sqlite3_bind_int64(st, 2, util_now_ms() - STORE_IDEMPOTENCY_TTL_MS);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	ret = step_row(b, st, "read idempotency key");
+	if (ret == 0) {
 		r = calloc(1, sizeof(*r));
 		if (!r) {
 			ret = STORE_ENOMEM;
@@ -1175,10 +1198,6 @@ static int sq_idempotency_get(struct store *s, const char *key, struct store_ide
 			r->body = col_dup(st, 4, &ret);
 			r->created_at = sqlite3_column_int64(st, 5);
 		}
-	} else if (rc == SQLITE_DONE) {
-		ret = STORE_ENOTFOUND;
-	} else {
-		ret = fail(b, rc, "read idempotency key");
 	}
 	release(b, st);
 out:
@@ -1196,17 +1215,13 @@ static int sq_idempotency_put(struct store *s, const struct store_idempotency_in
 	int64_t now = util_now_ms();
 	int ret;
 
-	ret = lock_for(b, CRITICAL);
+	ret = txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = begin(b);
-	if (!ret)
-		ret = idem_purge_check(b, in->key, now);
+	ret = idem_purge_check(b, in->key, now);
 	if (!ret)
 		ret = idem_insert(b, in, in->status, in->body, now);
-	ret = end(b, ret);
-	unlock(b);
-	return ret;
+	return txn_end(b, ret);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1221,24 +1236,16 @@ static int sq_event_insert(struct store *s, const char *type, const char *cid, c
 	bool deleting;
 	int ret;
 
-	ret = lock_for(b, CRITICAL);
+	ret = txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = begin(b);
-	if (ret)
-		goto out;
 	ret = conn_state(b, pck, cid, &row, &deleting, NULL);
-	if (ret == 0 && deleting) {
+	if (ret == 0 && deleting)
 		ret = STORE_EDELETING;
-		goto out;
-	}
-	if (ret != 0 && ret != STORE_ENOTFOUND)
-		goto out;
-	ret = event_add(b, type, cid, pck, NULL, 0, claim, generation, util_now_ms(), event_id);
-out:
-	ret = end(b, ret);
-	unlock(b);
-	return ret;
+	else if (ret == 0 || ret == STORE_ENOTFOUND)
+		ret = event_add(b, type, cid, pck, NULL, 0, claim, generation, util_now_ms(),
+				event_id);
+	return txn_end(b, ret);
 }
 
 #define EVENT_COLS                                                                         \
@@ -1293,18 +1300,14 @@ static int sq_event_claim(struct store *s, int64_t generation, struct store_even
 		goto out;
 	sqlite3_bind_int64(st, 1, util_now_ms());
 	sqlite3_bind_int64(st, 2, generation);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	ret = step_row(b, st, "claim event");
+	if (ret == 0) {
 		event_from_row(st, ev);
 		/* Run the statement to completion so the change is committed. */
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 			;
 		if (rc != SQLITE_DONE)
 			ret = fail(b, rc, "claim event");
-	} else if (rc == SQLITE_DONE) {
-		ret = STORE_ENOTFOUND;
-	} else {
-		ret = fail(b, rc, "claim event");
 	}
 	release(b, st);
 out:
@@ -1320,7 +1323,7 @@ static int sq_event_finish(struct store *s, int64_t event_id)
 {
 	struct sq *b = B(s);
 	sqlite3_stmt *st;
-	int ret, rc;
+	int ret;
 
 	ret = lock_for(b, LOSSABLE);
 	if (ret)
@@ -1332,16 +1335,8 @@ static int sq_event_finish(struct store *s, int64_t event_id)
 	sqlite3_bind_int64(st, 2, util_now_ms());
 	ret = run(b, st, "finish event");
 	release(b, st);
-	if (ret || sqlite3_changes(b->db) == 1)
-		goto out;
-	ret = prep(b, sql_event_exists, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, event_id);
-	rc = sqlite3_step(st);
-	ret = rc == SQLITE_ROW ? STORE_ESTATE : rc == SQLITE_DONE ? STORE_ENOTFOUND
-								   : fail(b, rc, "read event");
-	release(b, st);
+	if (!ret && sqlite3_changes(b->db) == 0)
+		ret = not_in_state(b, sql_event_exists, event_id, "read event");
 out:
 	unlock(b);
 	return ret;
@@ -1351,18 +1346,16 @@ static int sq_event_get(struct store *s, int64_t event_id, struct store_event *e
 {
 	struct sq *b = B(s);
 	sqlite3_stmt *st;
-	int ret, rc;
+	int ret;
 
 	lock(b);
 	ret = prep(b, sql_event_get, &st);
 	if (ret)
 		goto out;
 	sqlite3_bind_int64(st, 1, event_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	ret = step_row(b, st, "read event");
+	if (ret == 0)
 		event_from_row(st, ev);
-	else
-		ret = rc == SQLITE_DONE ? STORE_ENOTFOUND : fail(b, rc, "read event");
 	release(b, st);
 out:
 	unlock(b);
@@ -1375,17 +1368,15 @@ static int sq_event_count_pending(struct store *s, int64_t *count)
 {
 	struct sq *b = B(s);
 	sqlite3_stmt *st;
-	int ret, rc;
+	int ret;
 
 	lock(b);
 	ret = prep(b, sql_event_count, &st);
 	if (ret)
 		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	ret = step_row(b, st, "count events");
+	if (ret == 0)
 		*count = sqlite3_column_int64(st, 0);
-	else
-		ret = fail(b, rc, "count events");
 	release(b, st);
 out:
 	unlock(b);
@@ -1438,22 +1429,6 @@ static const char sql_exec_finish[] =
 	" WHERE id = ?1 AND status = 'running'";
 static const char sql_exec_exists[] = "SELECT 1 FROM executions WHERE id = ?1";
 
-/* 0 when the execution exists, STORE_ENOTFOUND when not. */
-static int exec_exists(struct sq *b, int64_t id)
-{
-	sqlite3_stmt *st;
-	int ret = prep(b, sql_exec_exists, &st), rc;
-
-	if (ret)
-		return ret;
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? STORE_ENOTFOUND
-						       : fail(b, rc, "read execution");
-	release(b, st);
-	return ret;
-}
-
 static int sq_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
 			       const char *error, int64_t duration_ms)
 {
@@ -1480,11 +1455,8 @@ static int sq_execution_finish(struct store *s, int64_t id, enum store_exec_stat
 	sqlite3_bind_int64(st, 5, duration_ms < 0 ? -1 : duration_ms);
 	ret = run(b, st, "finish execution");
 	release(b, st);
-	if (ret || sqlite3_changes(b->db) == 1)
-		goto out;
-	ret = exec_exists(b, id);
-	if (!ret)
-		ret = STORE_ESTATE;
+	if (!ret && sqlite3_changes(b->db) == 0)
+		ret = not_in_state(b, sql_exec_exists, id, "read execution");
 out:
 	unlock(b);
 	free(err);
@@ -1507,26 +1479,21 @@ static int sq_execution_append_logs(struct store *s, int64_t id,
 	sqlite3_stmt *st = NULL;
 	int64_t seq = 0, now = util_now_ms();
 	char *msg = NULL;
-	int ret, rc;
+	int ret;
 
-	ret = lock_for(b, LOSSABLE);
+	ret = txn_begin(b, LOSSABLE);
 	if (ret)
 		return ret;
-	ret = begin(b);
-	if (ret)
-		goto out;
-	ret = exec_exists(b, id);
+	ret = row_exists(b, sql_exec_exists, id, "read execution");
 	if (ret)
 		goto out;
 	ret = prep(b, sql_log_next_seq, &st);
 	if (ret)
 		goto out;
 	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		ret = fail(b, rc, "read log sequence");
+	ret = step_row(b, st, "read log sequence");
+	if (ret)
 		goto out;
-	}
 	seq = sqlite3_column_int64(st, 0);
 	release(b, st);
 	st = NULL;
@@ -1561,9 +1528,7 @@ static int sq_execution_append_logs(struct store *s, int64_t id,
 	}
 out:
 	release(b, st);
-	ret = end(b, ret);
-	unlock(b);
-	return ret;
+	return txn_end(b, ret);
 }
 
 #define EXEC_COLS                                                                         \
@@ -1630,18 +1595,16 @@ static int sq_execution_get(struct store *s, int64_t id, struct store_execution 
 
 	lock(b);
 	/* One read transaction: the row and its lines are a consistent snapshot. */
-	ret = exec(b, "BEGIN", "begin read");
+	ret = run_sql(b, sql_begin_read, "begin read");
 	if (ret)
 		goto out;
 	ret = prep(b, sql_exec_get, &st);
 	if (ret)
 		goto out;
 	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		ret = rc == SQLITE_DONE ? STORE_ENOTFOUND : fail(b, rc, "read execution");
+	ret = step_row(b, st, "read execution");
+	if (ret)
 		goto out;
-	}
 	ret = exec_from_row(st, &e);
 	if (ret)
 		goto out;
@@ -1679,8 +1642,7 @@ static int sq_execution_get(struct store *s, int64_t id, struct store_execution 
 		ret = fail(b, rc, "read execution logs");
 out:
 	release(b, st);
-	if (!sqlite3_get_autocommit(b->db))
-		sqlite3_exec(b->db, "COMMIT", NULL, NULL, NULL);
+	ret = end(b, ret);
 	unlock(b);
 	if (ret)
 		store_execution_free(e);
@@ -1748,23 +1710,18 @@ static int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 	char *event = NULL, *script = NULL, *cid = NULL, *pck = NULL;
 	int64_t row;
 	bool deleting;
-	int ret, rc;
+	int ret;
 
-	ret = lock_for(b, CRITICAL);
+	ret = txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = begin(b);
-	if (ret)
-		goto out;
 	ret = prep(b, sql_exec_retry_info, &st);
 	if (ret)
 		goto out;
 	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		ret = rc == SQLITE_DONE ? STORE_ENOTFOUND : fail(b, rc, "read execution");
+	ret = step_row(b, st, "read execution");
+	if (ret)
 		goto out;
-	}
 	if (strcmp((const char *)sqlite3_column_text(st, 0), "action") == 0) {
 		ret = STORE_EINVAL;
 		goto out;
@@ -1795,8 +1752,7 @@ static int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 	ret = event_add(b, event, cid, pck, script, id, false, 0, util_now_ms(), event_id);
 out:
 	release(b, st);
-	ret = end(b, ret);
-	unlock(b);
+	ret = txn_end(b, ret);
 	free(event);
 	free(script);
 	free(cid);
@@ -1843,12 +1799,9 @@ static int sq_recover(struct store *s, struct store_recovery *r)
 	int64_t now = util_now_ms();
 	int ret;
 
-	ret = lock_for(b, CRITICAL);
+	ret = txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = begin(b);
-	if (ret)
-		goto out;
 	ret = interrupt_running(b, STORE_INTERRUPTED_ERROR, now, &r->executions_interrupted);
 	if (ret)
 		goto out;
@@ -1870,9 +1823,7 @@ static int sq_recover(struct store *s, struct store_recovery *r)
 		r->events_interrupted = sqlite3_changes64(b->db);
 out:
 	release(b, st);
-	ret = end(b, ret);
-	unlock(b);
-	return ret;
+	return txn_end(b, ret);
 }
 
 static int sq_interrupt_running(struct store *s, const char *error, int64_t *count)
@@ -1903,13 +1854,13 @@ static int ledger_read(struct sq *b, const char *name, char version[64],
 		       uint8_t hash[STORE_HASH_BYTES])
 {
 	sqlite3_stmt *st;
-	int ret = prep(b, sql_ledger_get, &st), rc;
+	int ret = prep(b, sql_ledger_get, &st);
 
 	if (ret)
 		return ret;
 	bind_text(st, 1, name);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	ret = step_row(b, st, "read plugin ledger");
+	if (ret == 0) {
 		if (sqlite3_column_bytes(st, 1) != STORE_HASH_BYTES) {
 			log_error("store", "plugin ledger: the hash recorded for %s is corrupt",
 				  name);
@@ -1918,10 +1869,8 @@ static int ledger_read(struct sq *b, const char *name, char version[64],
 			col_copy(st, 0, version, 64);
 			memcpy(hash, sqlite3_column_blob(st, 1), STORE_HASH_BYTES);
 		}
-	} else if (rc == SQLITE_DONE) {
+	} else if (ret == STORE_ENOTFOUND) {
 		ret = 1;
-	} else {
-		ret = fail(b, rc, "read plugin ledger");
 	}
 	release(b, st);
 	return ret;
@@ -1948,12 +1897,9 @@ static int sq_ledger_put(struct store *s, const char *name, const char *version,
 	uint8_t oldhash[STORE_HASH_BYTES];
 	int ret;
 
-	ret = lock_for(b, CRITICAL);
+	ret = txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = begin(b);
-	if (ret)
-		goto out;
 	ret = ledger_read(b, name, old, oldhash);
 	if (ret < 0)
 		goto out;
@@ -1969,9 +1915,7 @@ static int sq_ledger_put(struct store *s, const char *name, const char *version,
 	ret = run(b, st, "write plugin ledger");
 out:
 	release(b, st);
-	ret = end(b, ret);
-	unlock(b);
-	return ret;
+	return txn_end(b, ret);
 }
 
 const struct store_ops store_sqlite_ops = {
