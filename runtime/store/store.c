@@ -83,15 +83,6 @@ int store_exec_status_from_name(const char *name)
  * Shared helpers.
  */
 
-int store_strdup(const char *s, char **out)
-{
-	*out = NULL;
-	if (!s)
-		return 0;
-	*out = strdup(s);
-	return *out ? 0 : STORE_ENOMEM;
-}
-
 void store_blob_free(void *p, size_t len)
 {
 	if (!p)

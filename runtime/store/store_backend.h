@@ -117,7 +117,4 @@ int store_version_cmp(const char *a, const char *b);
  * malloc'd. NULL in, NULL out (returns 0). */
 int store_truncate_copy(const char *s, size_t max, char **out);
 
-/* strdup that tolerates NULL. Returns STORE_ENOMEM on failure. */
-int store_strdup(const char *s, char **out);
-
 #endif
