@@ -16,9 +16,31 @@
  *     one atomic statement; however many dispatcher threads (or, with a
  *     shared back end, hosts) call it, each event is handed out once.
  *  3. Recovery: store_recover() at start-up, before dispatching. An event
- *     claimed but never started goes back to pending; an execution that was
- *     running is marked interrupted and its event is never re-run by itself
- *     (store_execution_retry() re-runs on request).
+ *     claimed but never started goes back to pending (but for
+ *     validate-connection, whose request is gone: it is marked interrupted);
+ *     an execution that was running is marked interrupted and its event is
+ *     never re-run by itself (store_execution_retry() re-runs on request).
+ *     A caller runs a script only after store_execution_create() returned.
+ *
+ * Durability. The rules hold against a crash of the daemon at any point
+ * (kill -9, abort, an OOM kill): every call that returned is in the
+ * database. Against a power loss or a kernel crash they hold too, by
+ * default: these calls are on disk when they return (fsync), and so is
+ * everything any call wrote before them: store_connection_upsert,
+ * store_connection_mark_deleting, store_connection_delete, the metadata
+ * setters, store_idempotency_put, store_event_insert,
+ * store_execution_create, store_execution_retry, store_recover,
+ * store_interrupt_running and store_ledger_put. The others may be rolled
+ * back by a power loss: a claim (the event is pending again, which is what
+ * recovery makes of a claimed event that started nothing; the execution
+ * creation that precedes any script makes its claim durable), execution
+ * results, log lines and "done" marks (the execution and its event read
+ * as running / claimed, and store_recover() marks them interrupted). So an
+ * event none of whose scripts started may run after a power loss; one
+ * whose script started is never run again by itself. With
+ * "?synchronous=normal" (store_open) nothing is forced to disk: a power
+ * loss may roll back any recent call, an acknowledged upsert or an
+ * execution creation included, and a script may then run twice.
  *
  * Conventions. Every function returns 0 or a negative STORE_E* code
  * (store_strerror). Out-parameters are zeroed on failure. Strings passed in
@@ -97,7 +119,8 @@ struct store;
  * date. url is "sqlite:PATH" (PATH relative to the working directory; the
  * caller resolves config-relative paths), optionally followed by
  * "?synchronous=normal" to trade power-loss durability for speed (see
- * store_sqlite.c; the default keeps claims and the outbox power-loss safe).
+ * Durability above; the default keeps exactly-once and the outbox
+ * power-loss safe).
  * The database file is created with mode 0600. enc_key is 32 bytes or NULL (no
  * encryption of new writes); it is copied and wiped on close. On success
  * *out is owned by the caller (store_close). On failure *out is NULL, the
@@ -300,7 +323,9 @@ int store_event_insert(struct store *s, const char *type, const char *connection
 
 /* Atomically takes the oldest pending event, marks it claimed by generation
  * and fills *ev. Each event is handed out exactly once, whatever the number
- * of concurrent callers. STORE_ENOTFOUND when nothing is pending. */
+ * of concurrent callers. The claim is not forced to disk (Durability, at
+ * the top): create the execution before running anything for the event.
+ * STORE_ENOTFOUND when nothing is pending. */
 int store_event_claim(struct store *s, int64_t generation, struct store_event *ev);
 
 /* Marks a claimed event done. STORE_ENOTFOUND; STORE_ESTATE when not claimed. */
@@ -433,13 +458,15 @@ int store_execution_retry(struct store *s, int64_t execution_id, int64_t *event_
 struct store_recovery {
 	int64_t executions_interrupted; /* running -> interrupted */
 	int64_t events_requeued;        /* claimed, never started -> pending */
-	int64_t events_interrupted;     /* claimed, started -> interrupted (never re-run silently) */
+	int64_t events_interrupted;     /* claimed, started (or validate-connection) ->
+					 * interrupted (never re-run silently) */
 };
 
 /* Executions left running by a stopped daemon become interrupted (ended_at
  * now, error "interrupted: the daemon stopped while it ran"); claimed events
- * with no execution go back to pending; claimed events with executions
- * become interrupted. One transaction. */
+ * with no execution go back to pending, but for validate-connection events
+ * (their request is gone); every other claimed event becomes interrupted.
+ * One transaction. */
 int store_recover(struct store *s, struct store_recovery *r);
 
 /* Marks every running execution interrupted (graceful shutdown past its

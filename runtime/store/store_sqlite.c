@@ -11,19 +11,28 @@
  * WAL before it returns; with NORMAL it survives a crash of the daemon
  * (kill -9) but a power loss or kernel crash may roll the last commits back
  * (the database stays consistent, and WAL order means a later FULL commit
- * makes every earlier one durable too). The setting is per commit here:
- *  - FULL for what exactly-once rests on: the outbox upsert, deletion marks,
- *    event inserts, CLAIMS, execution creation, retries, idempotency
- *    records, recovery, metadata and the plugin ledger. With NORMAL, a power
- *    cut could bring a claimed event back as pending, or lose the execution
- *    row of a script that already called an external API, and the scripts
- *    would run a second time; an acknowledged POST /connections could vanish.
- *  - NORMAL for what may be lost without a re-run: execution results, log
- *    lines, an event's "done". After a power cut they read as running /
- *    claimed, and store_recover() marks them interrupted: never re-run, only
- *    less precise.
+ * makes every earlier one durable too: one fsync of the WAL covers every
+ * frame written before it). The setting is per commit here:
+ *  - FULL for what exactly-once or an acknowledged request rests on:
+ *    execution creation, the outbox upsert, deletion marks and deletes,
+ *    event inserts, retries, idempotency records, recovery, metadata and the
+ *    plugin ledger. An execution's creation is the fsync its script waits
+ *    for: were the row lost, its event would read as claimed with nothing
+ *    started, store_recover() would requeue it, and a script that had
+ *    already called an external API would run a second time. A lost upsert
+ *    is an acknowledged POST /connections that vanished.
+ *  - NORMAL for what may be lost without a re-run:
+ *    - claims. A lost claim leaves the event pending, which is exactly what
+ *      store_recover() makes of a claimed event that started no execution;
+ *      and the claim is on disk before any script runs, carried by the
+ *      FULL commit of the event's first execution (same connection, later
+ *      in the WAL). An event that runs no script only comes back pending.
+ *    - execution results, log lines, an event's "done". After a power cut
+ *      they read as running / claimed, and store_recover() marks them
+ *      interrupted: never re-run, only less precise.
  * FULL costs ~100 us per commit on this machine kind against ~17 us, so an
- * execution pays two fsyncs (claim, create) rather than five.
+ * execution pays one fsync (its creation) rather than five (claim, create,
+ * logs, finish, done).
  * "sqlite:PATH?synchronous=normal" makes every commit NORMAL (crash-safe,
  * not power-loss-safe: for benchmarks or disposable hosts).
  * busy_timeout 5 s covers another process (the CLI, a backup) holding the
@@ -323,6 +332,7 @@ static int lock_for(struct sq *b, bool critical)
 	return ret;
 }
 
+/* The durability class of a commit (Durability, at the top of this file). */
 #define CRITICAL true
 #define LOSSABLE false
 
@@ -1292,7 +1302,9 @@ static int sq_event_claim(struct store *s, int64_t generation, struct store_even
 	sqlite3_stmt *st;
 	int ret, rc;
 
-	ret = lock_for(b, CRITICAL);
+	/* NORMAL: see Durability at the top (the first execution's creation
+	 * makes the claim durable before anything runs). */
+	ret = lock_for(b, LOSSABLE);
 	if (ret)
 		return ret;
 	ret = prep(b, sql_event_claim, &st);
