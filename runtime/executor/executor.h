@@ -3,19 +3,39 @@
  * in-process.
  *
  * Isolated. The daemon is multi-threaded, so it never forks executors
- * itself. executor_new() spawns a zygote: the evscriptd binary re-executed
- * as `evscriptd --zygote FD` (posix_spawn, so nothing of the threaded parent
- * is inherited but the socket). The zygote is single-threaded and small; it
+ * itself. executor_new() spawns a zygote: the small evscript-zygote binary
+ * (posix_spawn, so nothing of the threaded parent is inherited but the
+ * socket), which links only libc, libdl, json-c and the plugin loader's
+ * open half: no libcurl, SQLite, libmicrohttpd, libyaml or libsodium, so
+ * that forking and exiting an executor stay cheap. It is found at
+ * executor_options.zygote_path, else next to the running program, else in
+ * ../libexec/evscript/ from it (the installed layout); executor_new() fails
+ * with a clear error when there is none. The zygote is single-threaded; it
  * receives the verified plugins' sealed memfds over its socket
  * (SCM_RIGHTS), loader_open()s each (constructors run there, never in the
  * daemon), and forks one single-use executor per execution, forked ahead of
  * time so that the fork is off the critical path. The executor sets its
- * limits (address space: what it has at fork plus memory_limit_mb; CPU time;
- * its own process group), calls the entry point with a vtable whose
- * functions are calls over a per-execution socketpair to the daemon thread
- * that waits in executor_run(), and exits. The zygote enforces the deadline
- * (SIGKILL to the executor's process group), reaps executors and whatever
- * they left behind (it is a child subreaper), and reports how each ended.
+ * limits (address space: the zygote's plus memory_limit_mb; CPU time; its
+ * own process group), calls the entry point with a vtable whose functions
+ * are calls over a per-execution socketpair to the daemon thread that waits
+ * in executor_run(), and exits.
+ *
+ * proxy() is such a call too: the daemon thread makes the HTTP request
+ * (proxy.c, one proxy_session per execution, so connections are reused
+ * within an execution, capped by the execution's deadline and abandoned
+ * when the executor is gone), so the connection's credentials never enter
+ * an executor process. paginate()'s loop runs in the executor (its page
+ * callback is plugin code) over that proxy, with the provider's paging
+ * settings (no secrets) fetched from the daemon.
+ *
+ * executor_run() returns as soon as the execution's result message has
+ * arrived; the executor's exit is not waited for. The zygote reaps it in
+ * the background, enforces deadlines (SIGKILL to the executor's process
+ * group), kills and reaps whatever the executor left in its process group
+ * (it is a child subreaper), and reports how each executor ended: that
+ * report decides the verdict only when no result came (crashed with the
+ * signal, exited, timed out, killed by a drain). A crash after the result
+ * does not change it.
  *
  * In-process. executor_run() calls the entry point on the calling thread
  * with hostapi_inproc_vtable(). No crash isolation and no enforced
@@ -33,10 +53,12 @@
 #include "loader.h"
 #include "store.h"
 
+#define EXECUTOR_ZYGOTE_NAME "evscript-zygote"
+
 struct executor;
 
 struct executor_options {
-	const char *self_exe;      /* the evscriptd binary for the zygote; NULL: /proc/self/exe */
+	const char *zygote_path;   /* the evscript-zygote binary; NULL: looked up (above) */
 	uint64_t memory_limit_mb;  /* address space an executor may add; 0: none */
 	uint32_t cpu_limit_s;      /* RLIMIT_CPU of an executor; 0: none */
 	uint32_t prefork;          /* executors kept forked ahead; 0: fork on demand */
@@ -75,7 +97,9 @@ void executor_free(struct executor *ex, int64_t deadline_us);
  * In-process executions cannot be killed. NULL is fine. */
 void executor_kill_all(struct executor *ex);
 
-/* Number of executions running now. */
+/* Number of executions running now: an isolated execution counts from
+ * executor_run() until its result arrived (or it ended without one), not
+ * until its executor process has exited and been reaped. */
 size_t executor_running(const struct executor *ex);
 
 /* Process id of the zygote (0 when none), for tests and /metrics. */
@@ -100,15 +124,12 @@ struct executor_result {
 
 void executor_result_clear(struct executor_result *r);
 
-/* Runs one execution and waits for it, serving its host calls with host.
+/* Runs one execution and waits for its result, serving its host calls with
+ * host (isolated: until the result message, not the executor's exit).
  * Returns 0 with *res filled (whatever the script did), or a negative code
  * when it could not be started (unknown plugin, zygote gone) with res->error
  * saying why. Thread-safe: many threads run executions at once. */
 int executor_run(struct executor *ex, const struct executor_job *job, struct hostapi_exec *host,
 		 struct executor_result *res);
-
-/* The zygote's main(): evscriptd calls it for `--zygote FD` and exits with
- * its return value. */
-int executor_zygote_main(int fd);
 
 #endif

@@ -963,7 +963,6 @@ static int ip_trigger_action(struct evs_ctx *ctx, const char *name, const char *
 	return lend_result(inproc(ctx), ret, s, output_json);
 }
 
-#ifdef EVS_HAVE_PROXY
 static void proxy_log(void *user, int level, const char *msg)
 {
 	hostapi_log(user, level, msg);
@@ -1017,33 +1016,6 @@ static int ip_paginate(struct evs_ctx *ctx, const struct evs_request *req,
 		return ret;
 	return proxy_paginate(inproc(ctx)->proxy, req, opts, on_page, user);
 }
-#else
-static int ip_proxy(struct evs_ctx *ctx, const struct evs_request *req, struct evs_response **resp)
-{
-	(void)ctx;
-	(void)req;
-	if (resp)
-		*resp = NULL;
-	return EVS_EUNSUPPORTED;
-}
-
-static void ip_free_response(struct evs_ctx *ctx, struct evs_response *resp)
-{
-	(void)ctx;
-	(void)resp;
-}
-
-static int ip_paginate(struct evs_ctx *ctx, const struct evs_request *req,
-		       const struct evs_paginate_options *opts, evs_page_fn on_page, void *user)
-{
-	(void)ctx;
-	(void)req;
-	(void)opts;
-	(void)on_page;
-	(void)user;
-	return EVS_EUNSUPPORTED;
-}
-#endif
 
 static const struct evs_host inproc_vtable = {
 	.size = sizeof(struct evs_host),
@@ -1077,12 +1049,8 @@ void hostapi_inproc_ctx_clear(struct hostapi_inproc_ctx *c)
 	free(c->lent);
 	c->lent = NULL;
 	c->n_lent = c->cap_lent = 0;
-#ifdef EVS_HAVE_PROXY
 	proxy_session_free(c->proxy);
 	proxy_target_free(c->target);
-#else
-	target_free(c->target);
-#endif
 	c->proxy = NULL;
 	c->target = NULL;
 }

@@ -9,9 +9,11 @@
  *   - isolated: the executor process's vtable sends each call over its
  *     socket, and the daemon thread that waits for that execution calls the
  *     same functions (runtime/executor).
- * proxy() and paginate() are the exception: they run where the plugin runs
- * (so a hung request dies with its executor), with a proxy_target that the
- * daemon resolves here from the provider catalogue and the credentials.
+ * proxy() too: the HTTP request is always made in the daemon (proxy.c),
+ * with a proxy_target resolved here from the provider catalogue and the
+ * credentials, so credentials never enter an executor process. paginate()'s
+ * loop runs where the plugin runs (its page callback is plugin code), each
+ * page being one proxy() (paginate.h).
  *
  * The executor never touches the store; these functions do.
  */

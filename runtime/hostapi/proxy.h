@@ -2,16 +2,20 @@
  * proxy.h - host->proxy() and host->paginate(): requests to a provider's API
  * with libcurl, credentials injected, retries, pagination.
  *
- * Pure of the daemon: it runs in the executor process (isolated mode) or on
- * the worker thread (in-process mode). Everything it needs comes in a
- * proxy_target that the daemon resolves (hostapi_proxy_target) and that can
- * travel to the executor as JSON.
+ * Runs in the daemon only, for both modes: on the worker thread calling the
+ * plugin (in-process), or on the daemon thread serving an isolated
+ * execution, which receives the executor's requests over its socket
+ * (runtime/executor). The credentials (the proxy_target) thus never enter
+ * an executor process. Everything it needs comes in a proxy_target that the
+ * daemon resolves (hostapi_proxy_target). paginate's paging logic is
+ * paginate.c (the executor runs it itself over its RPC proxy).
  */
 #ifndef EVS_PROXY_H
 #define EVS_PROXY_H
 
 #include <evscript/sdk.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,7 +33,8 @@ struct proxy_target {
 };
 
 void proxy_target_free(struct proxy_target *t);  /* wipes secrets; NULL is fine */
-/* To and from JSON, for the trip to the executor:
+/* To and from JSON (diagnostics and tests; the runtime keeps targets in
+ * the daemon):
  *   {"base_url": "...", "headers": [["Name","value"],...], "query": [[k,v],...],
  *    "basic_user": "...", "basic_password": "...",
  *    "retry": {"at": [..], "after": [..], "remaining": [..]},
@@ -65,6 +70,14 @@ int proxy_session_new(const struct proxy_target *target, int64_t deadline_us, pr
 		      void *log_user, struct proxy_session **out);
 void proxy_session_free(struct proxy_session *s);
 
+/* Makes the session's requests abortable: cancelled(user) is asked about
+ * once a second or more often during a transfer, every 50 ms of a retry
+ * wait and before each attempt; when it says true the request ends with
+ * EVS_ETIMEDOUT. The daemon serving an isolated execution uses it to stop
+ * a request once its executor is gone (deadline, drain). cancelled is
+ * called on the thread using the session. */
+void proxy_session_set_cancel(struct proxy_session *s, bool (*cancelled)(void *user), void *user);
+
 /* host->proxy(): EVS_OK with *resp whenever an HTTP response arrived,
  * whatever its status (free with proxy_response_free: the struct, the
  * headers array, each header's name and value, and the NUL-terminated body
@@ -77,7 +90,7 @@ int proxy_request(struct proxy_session *s, const struct evs_request *req,
 		  struct evs_response **resp);
 void proxy_response_free(struct evs_response *resp);
 
-/* host->paginate(): Nango's cursor, link and offset styles (see proxy.c);
+/* host->paginate(): paginate_run() (paginate.h) over this session;
  * opts (may be NULL) override the target's paginate settings. */
 int proxy_paginate(struct proxy_session *s, const struct evs_request *req,
 		   const struct evs_paginate_options *opts, evs_page_fn on_page, void *user);

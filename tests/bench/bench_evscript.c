@@ -7,9 +7,9 @@
  * isolated, `bench-inproc` in-process), a plugin directory holding the
  * signed noop copied in, a trusted_keys_dir with the development public
  * key, and a SQLite store; generation_build() verifies and loads the plugin
- * and starts the zygote (this binary re-executed as `--zygote FD`, as
- * evscriptd is); dispatch_new() makes the dispatcher (no worker threads:
- * this thread plays the worker).
+ * and starts the zygote (evscript-zygote, found next to this binary as next
+ * to evscriptd: the build links it here); dispatch_new() makes the
+ * dispatcher (no worker threads: this thread plays the worker).
  *
  * Rows (one JSON line each: name, n, p50_us, p99_us, per_s, floor):
  *  - executor alone, isolated (the generation's executor, 2 forked ahead;
@@ -423,10 +423,6 @@ int main(int argc, char **argv)
 	struct bench b;
 	int devnull, ret = 1;
 	bool verbose = false, executor_only = false;
-
-	/* The zygote first: generation_build re-executes this binary. */
-	if (argc == 3 && strcmp(argv[1], "--zygote") == 0)
-		return executor_zygote_main(atoi(argv[2]));
 
 	memset(&b, 0, sizeof(b));
 	b.n = 2000;

@@ -35,12 +35,13 @@ if [ "$build" = 1 ]; then
 	if [ ! -f "$build_dir/build.ninja" ]; then
 		(cd "$src" && cmake --preset default >&2)
 	fi
-	cmake --build "$build_dir" --target bench_fork_floor bench_evscript >&2
+	cmake --build "$build_dir" --target bench_fork_floor bench_evscript evscript-zygote >&2
 fi
 
 floor=$build_dir/tests/bench/bench_fork_floor
 evs=$build_dir/tests/bench/bench_evscript
-for p in "$floor" "$evs"; do
+zyg=$build_dir/runtime/daemon/evscript-zygote
+for p in "$floor" "$evs" "$zyg"; do
 	if [ ! -x "$p" ]; then
 		echo "run.sh: $p is not built" >&2
 		exit 1
@@ -52,12 +53,11 @@ trap 'rm -f "$out"' EXIT
 echo "run.sh: N=$n per row; $(nproc) CPUs; $(uname -sr)" >&2
 "$floor" "$n" >>"$out"
 # Diagnostic: the same fork loop in a process that maps the shared libraries
-# the zygote maps (bench_evscript's, as evscriptd's: libcurl and its
-# dependencies, SQLite, libyaml, json-c, libsodium). Skipped for a sanitized
-# build (its runtime cannot be preloaded into the unsanitized floor program).
-libs=$(ldd "$evs" | awk '/=> \// {print $3}' | grep -v '/libc\.so' | tr '\n' ':')
+# the zygote (evscript-zygote) maps: json-c. Skipped for a sanitized build
+# (its runtime cannot be preloaded into the unsanitized floor program).
+libs=$(ldd "$zyg" | awk '/=> \// {print $3}' | grep -v '/libc\.so' | tr '\n' ':')
 nlibs=$(printf '%s' "$libs" | tr ':' '\n' | grep -c . || true)
-if [ -n "$libs" ] && ! ldd "$evs" | grep -q libasan; then
+if [ -n "$libs" ] && ! ldd "$zyg" | grep -q libasan; then
 	LD_PRELOAD=$libs "$floor" "$n" "floor, same loop with the zygote's $nlibs shared libraries loaded" >>"$out"
 fi
 "$evs" "$n" >>"$out"

@@ -103,7 +103,7 @@ static int fx_open(struct fx *f)
 
 static int fx_executor(struct fx *f, uint32_t prefork, const bool *in_process, struct executor **out)
 {
-	struct executor_options o = {.self_exe = EVS_TEST_ZYGOTE,
+	struct executor_options o = {.zygote_path = EVS_TEST_ZYGOTE,
 				     .memory_limit_mb = f->config->memory_limit_mb,
 				     .prefork = prefork,
 				     .generation = 1};

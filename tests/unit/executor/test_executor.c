@@ -357,13 +357,8 @@ static void check_callall(bool in_process)
 	assert_int_equal(rint_(out, "x"), 1);
 	assert_int_equal(rint_(o, "rc_missing_action"), EVS_ENOTFOUND);
 	/* no provider in this execution: proxy has no target */
-#ifdef EVS_HAVE_PROXY
 	assert_int_equal(rint_(o, "rc_proxy"), EVS_ENOTFOUND);
 	assert_int_equal(rint_(o, "rc_paginate"), EVS_ENOTFOUND);
-#else
-	assert_int_equal(rint_(o, "rc_proxy"), EVS_EUNSUPPORTED);
-	assert_int_equal(rint_(o, "rc_paginate"), EVS_EUNSUPPORTED);
-#endif
 	assert_int_equal(rint_(o, "rc_bad_metadata"), EVS_EINVAL);
 	json_object_put(o);
 }

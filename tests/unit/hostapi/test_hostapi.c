@@ -283,36 +283,7 @@ static void test_trigger(void **state)
 	store_execution_free(e);
 }
 
-#ifdef EVS_HAVE_PROXY
 #define target_free_ proxy_target_free
-#else
-static void target_free_(struct proxy_target *t)
-{
-	/* hostapi owns no public free without proxy.c: leak-free by
-	 * hand-freeing what the tests below make */
-	for (size_t i = 0; t && i < t->headers.n; i++) {
-		free(t->headers.items[i].key);
-		free(t->headers.items[i].value);
-	}
-	for (size_t i = 0; t && i < t->query.n; i++) {
-		free(t->query.items[i].key);
-		free(t->query.items[i].value);
-	}
-	if (t) {
-		free(t->headers.items);
-		free(t->query.items);
-		free(t->base_url);
-		free(t->basic_user);
-		free(t->basic_password);
-		for (size_t i = 0; i < t->retry.after.n; i++)
-			free(t->retry.after.items[i]);
-		free(t->retry.after.items);
-		free(t->paginate.cursor_path_in_response);
-		free(t->paginate.cursor_name_in_request);
-		free(t);
-	}
-}
-#endif
 
 static void test_proxy_targets(void **state)
 {

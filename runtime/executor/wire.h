@@ -1,0 +1,76 @@
+/*
+ * wire.h - the messages between the daemon, the zygote and the executors
+ * (internal to runtime/executor: executor.c is the daemon side, zygote.c
+ * the zygote and the executor processes, zygote_main.c the evscript-zygote
+ * binary).
+ *
+ * Both sockets are SOCK_STREAM. A message is a 4-byte length in host byte
+ * order followed by that many bytes (at most WIRE_MSG_MAX): JSON text, or,
+ * where said, raw bytes (an HTTP body). File descriptors ride with a
+ * message as SCM_RIGHTS on its first bytes. Messages:
+ *   daemon -> zygote   {"op":"config","prefork":N,"memory_limit_mb":N,"cpu_limit_s":N}
+ *                      {"op":"load","i":N,"name":S,"version":S,"hash":HEX} + memfd
+ *                      {"op":"ready"}
+ *                      {"op":"run","id":N,"deadline_us":N} + executor's end of the exec socket
+ *                      {"op":"kill","id":N}                (drain: kill it now)
+ *   zygote -> daemon   {"op":"loaded","i":N,"code":N,"kind":N,"err":S}
+ *                      {"op":"exit","id":N,"status":WSTATUS,"reason":R}
+ *                        R: enum wire_reason
+ *   zygote -> executor {"op":"go"} + exec socket          (over the executor's link)
+ *   daemon -> executor {"op":"job","plugin":N,"deadline_us":N,"event":{...}|"input":S}
+ *   executor -> daemon {"op":"log","l":LEVEL,"m":S}        (no reply)
+ *                      {"op":"set_error","m":S}            (no reply)
+ *                      {"op":"call","fn":F,...}  -> {"rc":N,"v":S|OBJECT|null}
+ *                        F: get_connection, get_metadata, set_metadata (j),
+ *                           update_metadata (j), get_env (name), get_webhook_url,
+ *                           trigger_action (name, input), paginate_settings
+ *                           (v: the provider's paginate settings, paginate.h)
+ *                      {"op":"call","fn":"proxy","method":S|null,"endpoint":S,
+ *                       "params":[[k,v],..],"headers":[[k,v],..],"retries":N,
+ *                       "timeout_ms":N,"body_len":N} + (body_len > 0) a raw
+ *                       message of the body
+ *                        -> {"rc":N,"status":N,"headers":[[k,v],..],"body_len":N}
+ *                           + (rc == 0) a raw message of the body
+ *                      {"op":"result","rc":N,"output":S|null}
+ * The zygote takes the ctl socket's EOF as "stop": it kills its idle
+ * executors, waits for the running ones (their deadlines still hold) and
+ * returns from executor_zygote_main().
+ */
+#ifndef EVS_EXECUTOR_WIRE_H
+#define EVS_EXECUTOR_WIRE_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_MSG_MAX (17u << 20) /* a 16 MiB proxy body (PROXY_BODY_MAX) fits */
+#define WIRE_FDS_MAX 4
+#define WIRE_ZYGOTE_FD 3         /* the zygote's end of the ctl socket */
+#define WIRE_PAIRS_MAX 1024      /* params or headers of one proxy message */
+
+/* How an executor ended, as the zygote reports it. */
+enum wire_reason { REASON_EXITED = 0, REASON_DEADLINE = 1, REASON_KILLED = 2,
+		   REASON_NOSTART = 3, REASON_LOST = 4 /* daemon side only */ };
+
+/* Sends one message (len bytes of buf) with nfds descriptors. 0 or -errno
+ * (-EMSGSIZE past the caps). */
+int wire_send_msg(int fd, const char *buf, size_t len, const int *fds, int nfds);
+/* Receives one message: *buf (malloc'd, NUL-terminated, owned by the
+ * caller), *len (may be NULL) and up to *nfds descriptors (extra ones are
+ * closed; nfds may be NULL). -EPIPE on a clean EOF, -EPROTO, -EMSGSIZE. */
+int wire_recv_msg(int fd, char **buf, size_t *len, int *fds, int *nfds);
+/* The same with a JSON object as the message; recv: *o owned by the caller,
+ * -EPROTO when the message is not a JSON object. */
+int wire_send_json(int fd, struct json_object *o, const int *fds, int nfds);
+int wire_recv_json(int fd, struct json_object **o, int *fds, int *nfds);
+
+/* Members of a message: a string (NULL when absent or not a string, lent
+ * from o), an integer (0 when absent), whether "op" is op. */
+const char *wire_jstr(struct json_object *o, const char *k);
+int64_t wire_jint(struct json_object *o, const char *k);
+bool wire_op_is(struct json_object *o, const char *op);
+/* Overwrites the serialization of a message that carried a secret. */
+void wire_wipe_json(struct json_object *o);
+
+#endif

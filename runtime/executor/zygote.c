@@ -1,0 +1,900 @@
+/*
+ * zygote.c - the zygote and the single-use executor processes (the
+ * evscript-zygote binary: zygote_main.c). Links only libc, libdl, json-c,
+ * loader_open.c and paginate.c: no libcurl, SQLite, libmicrohttpd, libyaml
+ * or libsodium, so that forking an executor and its exit stay cheap.
+ *
+ *   daemon (threads) --ctl socket--> zygote (single-threaded, fd 3)
+ *        |                              |  fork (ahead of time)
+ *        +------- exec socket ------> executor (one per execution)
+ *
+ * The zygote opens the plugins whose sealed memfds the daemon sends it and
+ * keeps `prefork` executors forked ahead. For each execution the daemon
+ * hands it one end of a socketpair (the exec socket); the zygote passes it
+ * to an idle executor (or forks one). The executor reads the job, calls the
+ * entry point with a vtable whose functions are calls over the exec socket
+ * (wire.h) - proxy() included: the daemon makes the HTTP request, so the
+ * credentials never enter an executor; paginate()'s loop runs here over
+ * that proxy, since the page callback is plugin code - writes the result
+ * and _exit()s. The zygote reaps it, kills whatever is left in its process
+ * group, and reports how it ended over the ctl socket. It enforces
+ * deadlines (SIGKILL to the executor's process group) and is a child
+ * subreaper, so what executors leave behind is reaped too.
+ */
+#include "zygote.h"
+
+#include "loader.h"
+#include "paginate.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define ZRUN_MAX 4096
+#define PREFORK_MAX 64
+#define HOST_LINE_MAX 4096 /* a log line or an error message (hostapi.h's caps) */
+
+/* ---------------------------------------------------------------------------
+ * The executor process: the RPC vtable and the run.
+ */
+struct xstate {
+	int sock;
+	int64_t deadline_us;
+	bool have_paginate;                /* paginate settings fetched */
+	struct config_paginate paginate;   /* the provider's (no secrets) */
+};
+
+static struct xstate X; /* the executor process is single-threaded */
+
+/* One call to the daemon; *reply owned by the caller. */
+static int x_call(struct json_object *req, struct json_object **reply)
+{
+	int r;
+
+	*reply = NULL;
+	json_object_object_add(req, "op", json_object_new_string("call"));
+	r = wire_send_json(X.sock, req, NULL, 0);
+	json_object_put(req);
+	if (r < 0)
+		return EVS_EHOST;
+	r = wire_recv_json(X.sock, reply, NULL, NULL);
+	if (r < 0)
+		return EVS_EHOST;
+	return (int)wire_jint(*reply, "rc");
+}
+
+/* A call whose answer is a string lent to the plugin (it lives until the
+ * process exits, right after the entry point returns). */
+static int x_call_string(const char *fn, const char *k1, const char *v1, const char *k2,
+			 const char *v2, const char **out)
+{
+	struct json_object *req = json_object_new_object(), *reply = NULL;
+	const char *v;
+	int rc;
+
+	if (!out)
+		return EVS_EINVAL;
+	*out = NULL;
+	if (!req)
+		return EVS_ENOMEM;
+	json_object_object_add(req, "fn", json_object_new_string(fn));
+	if (k1)
+		json_object_object_add(req, k1, v1 ? json_object_new_string(v1) : NULL);
+	if (k2)
+		json_object_object_add(req, k2, v2 ? json_object_new_string(v2) : NULL);
+	rc = x_call(req, &reply);
+	if (rc == EVS_OK) {
+		v = wire_jstr(reply, "v");
+		*out = v ? strdup(v) : NULL;
+		if (!*out)
+			rc = EVS_EHOST;
+	}
+	json_object_put(reply);
+	return rc;
+}
+
+static void x_log(struct evs_ctx *ctx, enum evs_log_level level, const char *fmt, ...)
+{
+	char line[HOST_LINE_MAX];
+	struct json_object *m;
+	va_list ap;
+
+	(void)ctx;
+	if (!fmt)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	m = json_object_new_object();
+	if (!m)
+		return;
+	json_object_object_add(m, "op", json_object_new_string("log"));
+	json_object_object_add(m, "l", json_object_new_int((int)level));
+	json_object_object_add(m, "m", json_object_new_string(line));
+	wire_send_json(X.sock, m, NULL, 0);
+	json_object_put(m);
+}
+
+static void x_set_error(struct evs_ctx *ctx, const char *fmt, ...)
+{
+	char msg[HOST_LINE_MAX];
+	struct json_object *m;
+	va_list ap;
+
+	(void)ctx;
+	if (!fmt)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	m = json_object_new_object();
+	if (!m)
+		return;
+	json_object_object_add(m, "op", json_object_new_string("set_error"));
+	json_object_object_add(m, "m", json_object_new_string(msg));
+	wire_send_json(X.sock, m, NULL, 0);
+	json_object_put(m);
+}
+
+static int x_get_connection(struct evs_ctx *ctx, const char **json)
+{
+	(void)ctx;
+	return x_call_string("get_connection", NULL, NULL, NULL, NULL, json);
+}
+
+static int x_get_metadata(struct evs_ctx *ctx, const char **json)
+{
+	(void)ctx;
+	return x_call_string("get_metadata", NULL, NULL, NULL, NULL, json);
+}
+
+static int x_call_in(const char *fn, const char *json)
+{
+	struct json_object *req, *reply = NULL;
+	int rc;
+
+	if (!json)
+		return EVS_EINVAL;
+	req = json_object_new_object();
+	if (!req)
+		return EVS_ENOMEM;
+	json_object_object_add(req, "fn", json_object_new_string(fn));
+	json_object_object_add(req, "j", json_object_new_string(json));
+	rc = x_call(req, &reply);
+	json_object_put(reply);
+	return rc;
+}
+
+static int x_set_metadata(struct evs_ctx *ctx, const char *json)
+{
+	(void)ctx;
+	return x_call_in("set_metadata", json);
+}
+
+static int x_update_metadata(struct evs_ctx *ctx, const char *json)
+{
+	(void)ctx;
+	return x_call_in("update_metadata", json);
+}
+
+static int x_get_env(struct evs_ctx *ctx, const char *name, const char **value)
+{
+	(void)ctx;
+	if (!name)
+		return EVS_EINVAL;
+	return x_call_string("get_env", "name", name, NULL, NULL, value);
+}
+
+static int x_get_webhook_url(struct evs_ctx *ctx, const char **url)
+{
+	(void)ctx;
+	return x_call_string("get_webhook_url", NULL, NULL, NULL, NULL, url);
+}
+
+static int x_trigger_action(struct evs_ctx *ctx, const char *name, const char *input_json,
+			    const char **output_json)
+{
+	(void)ctx;
+	if (!name)
+		return EVS_EINVAL;
+	return x_call_string("trigger_action", "name", name, "input",
+			     input_json ? input_json : "null", output_json);
+}
+
+/* Adds [[name, value], ...] of n pairs as key k. */
+static int add_pairs(struct json_object *req, const char *k, const struct evs_header *h, size_t n)
+{
+	struct json_object *a;
+
+	if (n && !h)
+		return EVS_EINVAL;
+	if (n > WIRE_PAIRS_MAX)
+		return EVS_EINVAL;
+	a = json_object_new_array();
+	if (!a)
+		return EVS_ENOMEM;
+	json_object_object_add(req, k, a);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *pair = json_object_new_array();
+
+		if (!pair || !h[i].name || !h[i].value) {
+			json_object_put(pair);
+			return pair ? EVS_EINVAL : EVS_ENOMEM;
+		}
+		json_object_array_add(a, pair);
+		json_object_array_add(pair, json_object_new_string(h[i].name));
+		json_object_array_add(pair, json_object_new_string(h[i].value));
+	}
+	return EVS_OK;
+}
+
+static void x_free_response(struct evs_ctx *ctx, struct evs_response *resp)
+{
+	(void)ctx;
+	if (!resp)
+		return;
+	for (size_t i = 0; i < resp->n_headers; i++) {
+		free((char *)resp->headers[i].name);
+		free((char *)resp->headers[i].value);
+	}
+	free((void *)resp->headers);
+	free((char *)resp->body);
+	free(resp);
+}
+
+/* The response of a proxy call: reply's status and headers, and the body
+ * that follows it as a raw message. */
+static int read_response(struct json_object *reply, struct evs_response **out)
+{
+	struct evs_response *r = calloc(1, sizeof(*r));
+	struct json_object *a = NULL;
+	struct evs_header *h = NULL;
+	char *body = NULL;
+	size_t n = 0, len = 0;
+
+	*out = NULL;
+	if (!r)
+		return EVS_ENOMEM;
+	r->size = sizeof(*r);
+	r->status = (int)wire_jint(reply, "status");
+	if (json_object_object_get_ex(reply, "headers", &a) && json_object_is_type(a, json_type_array))
+		n = json_object_array_length(a);
+	if (n > WIRE_PAIRS_MAX)
+		n = WIRE_PAIRS_MAX;
+	h = calloc(n ? n : 1, sizeof(*h));
+	r->headers = h;
+	if (!h)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(a, i);
+		const char *k = json_object_get_string(json_object_array_get_idx(p, 0));
+		const char *v = json_object_get_string(json_object_array_get_idx(p, 1));
+
+		h[i].name = strdup(k ? k : "");
+		h[i].value = strdup(v ? v : "");
+		r->n_headers = i + 1;
+		if (!h[i].name || !h[i].value)
+			goto nomem;
+	}
+	if (wire_recv_msg(X.sock, &body, &len, NULL, NULL) < 0) {
+		x_free_response(NULL, r);
+		return EVS_EHOST;
+	}
+	r->body = body;
+	r->body_len = len;
+	*out = r;
+	return EVS_OK;
+nomem:
+	x_free_response(NULL, r);
+	return EVS_ENOMEM;
+}
+
+/* host->proxy(): the daemon makes the request (it holds the credentials and
+ * the connection cache); the request and the response travel over the exec
+ * socket. */
+static int x_proxy(struct evs_ctx *ctx, const struct evs_request *in, struct evs_response **resp)
+{
+	struct evs_request req = {0};
+	struct json_object *m, *reply = NULL;
+	int rc, r;
+
+	(void)ctx;
+	if (!resp)
+		return EVS_EINVAL;
+	*resp = NULL;
+	if (!in || in->size < offsetof(struct evs_request, params))
+		return EVS_EINVAL;
+	memcpy(&req, in, in->size < sizeof(req) ? in->size : sizeof(req));
+	if (!req.endpoint || (req.body_len && !req.body) || req.body_len > WIRE_MSG_MAX)
+		return EVS_EINVAL;
+	m = json_object_new_object();
+	if (!m)
+		return EVS_ENOMEM;
+	json_object_object_add(m, "op", json_object_new_string("call"));
+	json_object_object_add(m, "fn", json_object_new_string("proxy"));
+	json_object_object_add(m, "method", req.method ? json_object_new_string(req.method) : NULL);
+	json_object_object_add(m, "endpoint", json_object_new_string(req.endpoint));
+	rc = add_pairs(m, "params", req.params, req.n_params);
+	if (rc == EVS_OK)
+		rc = add_pairs(m, "headers", req.headers, req.n_headers);
+	if (rc != EVS_OK) {
+		json_object_put(m);
+		return rc;
+	}
+	json_object_object_add(m, "retries", json_object_new_int64(req.retries));
+	json_object_object_add(m, "timeout_ms", json_object_new_int64(req.timeout_ms));
+	json_object_object_add(m, "body_len", json_object_new_int64((int64_t)req.body_len));
+	r = wire_send_json(X.sock, m, NULL, 0);
+	json_object_put(m);
+	if (r == 0 && req.body_len)
+		r = wire_send_msg(X.sock, req.body, req.body_len, NULL, 0);
+	if (r < 0 || wire_recv_json(X.sock, &reply, NULL, NULL) < 0) {
+		json_object_put(reply);
+		return EVS_EHOST;
+	}
+	rc = (int)wire_jint(reply, "rc");
+	if (rc == EVS_OK)
+		rc = read_response(reply, resp);
+	json_object_put(reply);
+	return rc;
+}
+
+static int pg_request(void *user, const struct evs_request *req, struct evs_response **resp)
+{
+	(void)user;
+	return x_proxy(NULL, req, resp);
+}
+
+static void pg_free_response(void *user, struct evs_response *resp)
+{
+	(void)user;
+	x_free_response(NULL, resp);
+}
+
+static void pg_log(void *user, int level, const char *msg)
+{
+	(void)user;
+	x_log(NULL, (enum evs_log_level)level, "%s", msg);
+}
+
+/* host->paginate(): the paging runs here (on_page is plugin code), each
+ * page is one x_proxy(); the provider's settings come from the daemon once. */
+static int x_paginate(struct evs_ctx *ctx, const struct evs_request *req,
+		      const struct evs_paginate_options *opts, evs_page_fn on_page, void *user)
+{
+	struct paginate_transport t = {.request = pg_request, .free_response = pg_free_response,
+				       .log = pg_log};
+	struct json_object *m, *reply = NULL, *v;
+	int rc;
+
+	(void)ctx;
+	if (!req || !on_page)
+		return EVS_EINVAL;
+	if (!X.have_paginate) {
+		m = json_object_new_object();
+		if (!m)
+			return EVS_ENOMEM;
+		json_object_object_add(m, "fn", json_object_new_string("paginate_settings"));
+		rc = x_call(m, &reply);
+		if (rc == EVS_OK) {
+			if (!json_object_object_get_ex(reply, "v", &v) ||
+			    paginate_settings_from_json(v, &X.paginate) != EVS_OK) {
+				paginate_settings_clear(&X.paginate);
+				rc = EVS_EHOST;
+			}
+		}
+		json_object_put(reply);
+		if (rc != EVS_OK)
+			return rc;
+		X.have_paginate = true;
+	}
+	return paginate_run(&X.paginate, &t, req, opts, on_page, user);
+}
+
+static const struct evs_host rpc_vtable = {
+	.size = sizeof(struct evs_host),
+	.abi_major = EVS_ABI_MAJOR,
+	.abi_minor = EVS_ABI_MINOR,
+	.log = x_log,
+	.set_error = x_set_error,
+	.get_connection = x_get_connection,
+	.get_metadata = x_get_metadata,
+	.set_metadata = x_set_metadata,
+	.update_metadata = x_update_metadata,
+	.proxy = x_proxy,
+	.free_response = x_free_response,
+	.paginate = x_paginate,
+	.get_env = x_get_env,
+	.get_webhook_url = x_get_webhook_url,
+	.trigger_action = x_trigger_action,
+};
+
+/* Runs the job that arrives on sock; never returns. */
+static void executor_child_run(struct loader_plugin **plugins, size_t n, int sock)
+{
+	struct json_object *job = NULL, *res, *ev;
+	struct evs_event event;
+	struct loader_plugin *p;
+	char *output = NULL;
+	int64_t i;
+	int rc;
+
+	X.sock = sock;
+	if (wire_recv_json(sock, &job, NULL, NULL) < 0 || !wire_op_is(job, "job"))
+		_exit(2);
+	i = wire_jint(job, "plugin");
+	X.deadline_us = wire_jint(job, "deadline_us");
+	if (i < 0 || (size_t)i >= n || !plugins[i] || !plugins[i]->handle)
+		_exit(2);
+	p = plugins[i];
+	if (p->kind == LOADER_EVENT_SCRIPT) {
+		if (!json_object_object_get_ex(job, "event", &ev))
+			_exit(2);
+		memset(&event, 0, sizeof(event));
+		event.size = sizeof(event);
+		event.type = (uint32_t)wire_jint(ev, "type");
+		event.name = wire_jstr(ev, "name");
+		event.connection_id = wire_jstr(ev, "connection_id");
+		event.provider_config_key = wire_jstr(ev, "provider_config_key");
+		event.event_id = wire_jint(ev, "event_id");
+		event.execution_id = wire_jint(ev, "execution_id");
+		rc = p->on_event(&rpc_vtable, (struct evs_ctx *)&X, &event);
+	} else {
+		const char *input = wire_jstr(job, "input");
+
+		rc = p->run_action(&rpc_vtable, (struct evs_ctx *)&X, input ? input : "null",
+				   &output);
+	}
+	res = json_object_new_object();
+	if (!res)
+		_exit(2);
+	json_object_object_add(res, "op", json_object_new_string("result"));
+	json_object_object_add(res, "rc", json_object_new_int(rc));
+	json_object_object_add(res, "output", output ? json_object_new_string(output) : NULL);
+	wire_send_json(sock, res, NULL, 0);
+	_exit(0);
+}
+
+/* ---------------------------------------------------------------------------
+ * The zygote.
+ */
+struct zidle {
+	pid_t pid;
+	int link;
+};
+
+struct zrun {
+	uint64_t id;
+	pid_t pid;
+	int64_t deadline_us;
+	int reason;
+};
+
+struct zygote {
+	pid_t self;
+	int ctl, sfd;
+	struct loader_plugin **plugins;
+	size_t n_plugins;
+	uint32_t prefork;
+	uint64_t memory_limit_mb;
+	uint32_t cpu_limit_s;
+	long base_kb;            /* the zygote's VmSize when it became ready */
+	bool ready, closing;
+	struct zidle idle[PREFORK_MAX];
+	size_t n_idle;
+	struct zrun *runs;
+	size_t n_runs, cap_runs;
+};
+
+static long vm_size_kb(void)
+{
+	char buf[4096];
+	long kb = -1;
+	ssize_t n;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	char *p = strstr(buf, "\nVmSize:");
+	if (p)
+		kb = strtol(p + 8, NULL, 10);
+	return kb;
+}
+
+/* In the new child: drop what belongs to the zygote, set the limits, wait
+ * for the go, run. Never returns. */
+static void child_main(struct zygote *z, int link)
+{
+	sigset_t none;
+	struct json_object *go = NULL;
+	int fds[1], nfds = 1, devnull;
+
+	sigemptyset(&none);
+	/* a crash must end the executor with its signal, whatever handlers
+	 * the zygote inherited (sanitizers install some) */
+	signal(SIGSEGV, SIG_DFL);
+	signal(SIGBUS, SIG_DFL);
+	signal(SIGFPE, SIG_DFL);
+	signal(SIGILL, SIG_DFL);
+	signal(SIGABRT, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	close(z->ctl);
+	close(z->sfd);
+	for (size_t i = 0; i < z->n_idle; i++)
+		close(z->idle[i].link);
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != z->self)
+		_exit(0);
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		if (!getenv("EVSCRIPT_EXECUTOR_STDERR"))
+			dup2(devnull, 2);
+		close(devnull);
+	}
+	if (z->memory_limit_mb) {
+		long kb = z->base_kb;
+		struct rlimit rl;
+
+		if (kb > 0) {
+			rl.rlim_cur = rl.rlim_max = (rlim_t)kb * 1024 + (rlim_t)z->memory_limit_mb * 1048576;
+			setrlimit(RLIMIT_AS, &rl);
+		}
+	}
+	if (z->cpu_limit_s) {
+		struct rlimit rl = {z->cpu_limit_s, z->cpu_limit_s + 1};
+
+		setrlimit(RLIMIT_CPU, &rl);
+	}
+	if (wire_recv_json(link, &go, fds, &nfds) < 0 || nfds != 1 || !wire_op_is(go, "go"))
+		_exit(0);
+	json_object_put(go);
+	close(link);
+	executor_child_run(z->plugins, z->n_plugins, fds[0]);
+}
+
+/* Forks one idle executor into the pool. */
+static int fork_idle(struct zygote *z)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (z->n_idle >= PREFORK_MAX)
+		return -ENOSPC;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		close(sv[0]);
+		close(sv[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		child_main(z, sv[1]);
+		_exit(0);
+	}
+	close(sv[1]);
+	setpgid(pid, pid); /* also done by the child; whoever is first wins the race */
+	z->idle[z->n_idle].pid = pid;
+	z->idle[z->n_idle].link = sv[0];
+	z->n_idle++;
+	return 0;
+}
+
+static void z_report(struct zygote *z, uint64_t id, int status, int reason)
+{
+	struct json_object *m = json_object_new_object();
+
+	if (!m)
+		return;
+	json_object_object_add(m, "op", json_object_new_string("exit"));
+	json_object_object_add(m, "id", json_object_new_int64((int64_t)id));
+	json_object_object_add(m, "status", json_object_new_int(status));
+	json_object_object_add(m, "reason", json_object_new_int(reason));
+	wire_send_json(z->ctl, m, NULL, 0);
+	json_object_put(m);
+}
+
+/* Hands the exec socket to an executor: an idle one, or a new one. */
+static void z_run(struct zygote *z, uint64_t id, int64_t deadline_us, int fd)
+{
+	struct json_object *go = json_object_new_object();
+	int attempts;
+
+	json_object_object_add(go, "op", json_object_new_string("go"));
+	if (z->n_runs == z->cap_runs) {
+		size_t cap = z->cap_runs ? z->cap_runs * 2 : 16;
+		struct zrun *r = cap <= ZRUN_MAX ? realloc(z->runs, cap * sizeof(*r)) : NULL;
+
+		if (!r)
+			goto fail;
+		z->runs = r;
+		z->cap_runs = cap;
+	}
+	for (attempts = 0; attempts < 3; attempts++) {
+		struct zidle c;
+
+		if (z->n_idle == 0 && fork_idle(z) < 0)
+			break;
+		c = z->idle[--z->n_idle];
+		if (wire_send_json(c.link, go, &fd, 1) < 0) {
+			/* it died while idle: it is reaped with SIGCHLD */
+			kill(c.pid, SIGKILL);
+			close(c.link);
+			continue;
+		}
+		close(c.link);
+		z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = c.pid,
+						     .deadline_us = deadline_us};
+		close(fd);
+		json_object_put(go);
+		return;
+	}
+fail:
+	close(fd);
+	json_object_put(go);
+	z_report(z, id, 0, REASON_NOSTART);
+}
+
+static void z_kill_run(struct zrun *r, int reason)
+{
+	if (r->reason)
+		return;
+	r->reason = reason;
+	kill(-r->pid, SIGKILL);
+	kill(r->pid, SIGKILL);
+}
+
+static void z_reap(struct zygote *z)
+{
+	int st;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		size_t i;
+
+		for (i = 0; i < z->n_runs; i++)
+			if (z->runs[i].pid == pid)
+				break;
+		if (i < z->n_runs) {
+			struct zrun r = z->runs[i];
+
+			kill(-pid, SIGKILL); /* what it left in its group */
+			z->runs[i] = z->runs[--z->n_runs];
+			z_report(z, r.id, st, r.reason);
+			continue;
+		}
+		for (i = 0; i < z->n_idle; i++)
+			if (z->idle[i].pid == pid)
+				break;
+		if (i < z->n_idle) {
+			if (z->idle[i].link >= 0)
+				close(z->idle[i].link);
+			z->idle[i] = z->idle[--z->n_idle];
+		}
+		/* else: something an executor left behind (we are its subreaper) */
+	}
+}
+
+static int z_load(struct zygote *z, struct json_object *m, int fd)
+{
+	struct loader_plugin *p = NULL;
+	struct json_object *reply;
+	char err[512] = "";
+	int64_t i = wire_jint(m, "i");
+	const char *name = wire_jstr(m, "name"), *version = wire_jstr(m, "version"), *hash = wire_jstr(m, "hash");
+	int code;
+
+	if (i < 0 || i >= 65536 || !name || !version || fd < 0) {
+		code = LOADER_EIO;
+		snprintf(err, sizeof(err), "zygote: malformed load request");
+		goto reply;
+	}
+	if ((size_t)i >= z->n_plugins) {
+		struct loader_plugin **a = realloc(z->plugins, ((size_t)i + 1) * sizeof(*a));
+
+		if (!a) {
+			code = LOADER_ENOMEM;
+			snprintf(err, sizeof(err), "zygote: out of memory");
+			goto reply;
+		}
+		for (size_t k = z->n_plugins; k <= (size_t)i; k++)
+			a[k] = NULL;
+		z->plugins = a;
+		z->n_plugins = (size_t)i + 1;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		code = LOADER_ENOMEM;
+		snprintf(err, sizeof(err), "zygote: out of memory");
+		goto reply;
+	}
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->version, sizeof(p->version), "%s", version);
+	snprintf(p->hash_hex, sizeof(p->hash_hex), "%s", hash ? hash : "");
+	p->memfd = fd;
+	fd = -1;
+	code = loader_open(p, err, sizeof(err));
+	if (code == LOADER_OK) {
+		loader_unload(z->plugins[i]);
+		z->plugins[i] = p;
+	} else {
+		/* loader_open leaves the memfd to us on failure */
+		loader_unload(p);
+	}
+reply:
+	if (fd >= 0)
+		close(fd);
+	reply = json_object_new_object();
+	if (!reply)
+		return -ENOMEM;
+	json_object_object_add(reply, "op", json_object_new_string("loaded"));
+	json_object_object_add(reply, "i", json_object_new_int64(i));
+	json_object_object_add(reply, "code", json_object_new_int(code));
+	json_object_object_add(reply, "kind", json_object_new_int(code == LOADER_OK ? (int)p->kind : 0));
+	json_object_object_add(reply, "err", json_object_new_string(err));
+	code = wire_send_json(z->ctl, reply, NULL, 0);
+	json_object_put(reply);
+	return code;
+}
+
+static void z_close_idle(struct zygote *z)
+{
+	for (size_t i = 0; i < z->n_idle; i++) {
+		kill(z->idle[i].pid, SIGKILL);
+		if (z->idle[i].link >= 0)
+			close(z->idle[i].link);
+		z->idle[i].link = -1;
+	}
+}
+
+int executor_zygote_main(int fd)
+{
+	struct zygote z = {.self = getpid(), .ctl = fd, .sfd = -1};
+	sigset_t set;
+	int ret = 0;
+
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	z.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (z.sfd < 0)
+		return 1;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+	for (;;) {
+		struct pollfd pfd[2];
+		int64_t now = util_mono_us(), next = -1;
+		int timeout = -1, np = 0;
+
+		if (z.closing && z.n_runs == 0)
+			break;
+		for (size_t i = 0; i < z.n_runs; i++) {
+			if (z.runs[i].reason)
+				continue;
+			if (z.runs[i].deadline_us && z.runs[i].deadline_us <= now)
+				z_kill_run(&z.runs[i], REASON_DEADLINE);
+			else if (z.runs[i].deadline_us && (next < 0 || z.runs[i].deadline_us < next))
+				next = z.runs[i].deadline_us;
+		}
+		if (next >= 0)
+			timeout = (int)((next - now + 999) / 1000);
+		pfd[np++] = (struct pollfd){.fd = z.sfd, .events = POLLIN};
+		if (!z.closing)
+			pfd[np++] = (struct pollfd){.fd = z.ctl, .events = POLLIN};
+		/* Refill the pool when nothing else waits, and only while no
+		 * execution runs (so a fork never delays an exit report) unless
+		 * the pool is running low. */
+		if (z.ready && !z.closing && z.n_idle < z.prefork &&
+		    (z.n_runs == 0 || z.n_idle < (z.prefork + 1) / 2)) {
+			if (poll(pfd, (nfds_t)np, 0) == 0) {
+				fork_idle(&z);
+				continue;
+			}
+		}
+		if (poll(pfd, (nfds_t)np, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = 1;
+			break;
+		}
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+
+			while (read(z.sfd, &si, sizeof(si)) == sizeof(si))
+				;
+			z_reap(&z);
+		}
+		if (np > 1 && pfd[1].revents) {
+			struct json_object *m = NULL;
+			int fds[1], nfds = 1;
+
+			if (wire_recv_json(z.ctl, &m, fds, &nfds) < 0) {
+				z.closing = true;
+				z_close_idle(&z);
+				continue;
+			}
+			if (wire_op_is(m, "config")) {
+				z.prefork = (uint32_t)wire_jint(m, "prefork");
+				if (z.prefork > PREFORK_MAX)
+					z.prefork = PREFORK_MAX;
+				z.memory_limit_mb = (uint64_t)wire_jint(m, "memory_limit_mb");
+				z.cpu_limit_s = (uint32_t)wire_jint(m, "cpu_limit_s");
+			} else if (wire_op_is(m, "load")) {
+				z_load(&z, m, nfds ? fds[0] : -1);
+				nfds = 0;
+			} else if (wire_op_is(m, "ready")) {
+				z.ready = true;
+				/* an executor's address space at fork: the limit's base */
+				z.base_kb = vm_size_kb();
+			} else if (wire_op_is(m, "run") && nfds == 1) {
+				z_run(&z, (uint64_t)wire_jint(m, "id"), wire_jint(m, "deadline_us"), fds[0]);
+				nfds = 0;
+			} else if (wire_op_is(m, "kill")) {
+				uint64_t id = (uint64_t)wire_jint(m, "id");
+
+				for (size_t i = 0; i < z.n_runs; i++)
+					if (z.runs[i].id == id)
+						z_kill_run(&z.runs[i], REASON_KILLED);
+			}
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			json_object_put(m);
+		}
+	}
+
+	/* stop: kill the idle ones and reap them, and whatever else is left */
+	z_close_idle(&z);
+	while (z.n_idle > 0) {
+		pid_t pid = waitpid(-1, NULL, 0);
+
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid < 0)
+			break;
+		for (size_t i = 0; i < z.n_idle; i++) {
+			if (z.idle[i].pid == pid) {
+				z.idle[i] = z.idle[--z.n_idle];
+				break;
+			}
+		}
+	}
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	for (size_t i = 0; i < z.n_plugins; i++)
+		loader_unload(z.plugins[i]);
+	free(z.plugins);
+	free(z.runs);
+	close(z.sfd);
+	close(z.ctl);
+	return ret;
+}

@@ -1,0 +1,12 @@
+/*
+ * zygote.h - the executor's zygote (zygote.c), run as the small binary
+ * evscript-zygote (zygote_main.c) that executor_new() spawns.
+ */
+#ifndef EVS_EXECUTOR_ZYGOTE_H
+#define EVS_EXECUTOR_ZYGOTE_H
+
+/* Serves the daemon on the ctl socket fd (wire.h) until its EOF; returns
+ * the process's exit status. Call it first thing in main(). */
+int executor_zygote_main(int fd);
+
+#endif
