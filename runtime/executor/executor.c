@@ -145,6 +145,7 @@ static int find_zygote(const struct executor_options *o, char *out, size_t cap, 
 {
 	char self[PATH_MAX], *slash;
 	ssize_t n;
+	int k;
 
 	if (o->zygote_path) {
 		if (access(o->zygote_path, X_OK) != 0) {
@@ -165,11 +166,11 @@ static int find_zygote(const struct executor_options *o, char *out, size_t cap, 
 	slash = strrchr(self, '/');
 	if (slash)
 		*slash = '\0';
-	snprintf(out, cap, "%s/" EXECUTOR_ZYGOTE_NAME, self);
-	if (access(out, X_OK) == 0)
+	k = snprintf(out, cap, "%s/" EXECUTOR_ZYGOTE_NAME, self);
+	if (k > 0 && (size_t)k < cap && access(out, X_OK) == 0)
 		return 0;
-	snprintf(out, cap, "%s/../libexec/evscript/" EXECUTOR_ZYGOTE_NAME, self);
-	if (access(out, X_OK) == 0)
+	k = snprintf(out, cap, "%s/../libexec/evscript/" EXECUTOR_ZYGOTE_NAME, self);
+	if (k > 0 && (size_t)k < cap && access(out, X_OK) == 0)
 		return 0;
 	snprintf(err, errlen, "cannot start the zygote: no executable " EXECUTOR_ZYGOTE_NAME
 		 " in %s/ nor in %s/../libexec/evscript/ (it is installed with evscriptd)", self, self);
