@@ -394,7 +394,7 @@ static int respond_error_str(struct http_response *resp, unsigned status, const 
 
 fallback:
 	json_object_put(doc);
-	body = strdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}");
+	body = strdup("{\"error\":{\"code\":\"server_error\",\"message\":\"out of memory\"}}");
 	if (body == NULL)
 		return HTTP_ENOMEM;
 	rc = respond_raw(resp, 500, "application/json; charset=utf-8", body, strlen(body));
@@ -428,14 +428,14 @@ int http_respond_json(struct http_response *resp, unsigned status, struct json_o
 		return HTTP_ERESPONDED;
 	}
 	if (obj == NULL) {
-		respond_error_str(resp, 500, "internal_error", "out of memory");
+		respond_error_str(resp, 500, "server_error", "out of memory");
 		return HTTP_ENOMEM;
 	}
 	s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	body = s ? strdup(s) : NULL;
 	json_object_put(obj);
 	if (body == NULL) {
-		respond_error_str(resp, 500, "internal_error", "out of memory");
+		respond_error_str(resp, 500, "server_error", "out of memory");
 		return HTTP_ENOMEM;
 	}
 	return respond_raw(resp, status, "application/json; charset=utf-8", body, strlen(body));
@@ -571,7 +571,7 @@ int http_json_body(struct http_request *req, struct json_object **out)
 	}
 	tok = json_tokener_new();
 	if (tok == NULL) {
-		http_respond_error(&req->resp, 500, "internal_error", "out of memory");
+		http_respond_error(&req->resp, 500, "server_error", "out of memory");
 		return HTTP_ENOMEM;
 	}
 	/* len + 1: the NUL tells json-c the input ends (so "12" is a number). */
@@ -652,7 +652,7 @@ static enum MHD_Result queue_response(struct http_request *req)
 	bool quiescing;
 
 	if (!resp->responded)
-		respond_error_str(resp, 500, "internal_error", "internal error");
+		respond_error_str(resp, 500, "server_error", "internal error");
 	if (!resp->responded)
 		return MHD_NO;
 	r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_COPY);
@@ -758,7 +758,7 @@ static enum MHD_Result begin_request(struct http_request *req, const char *metho
 
 	n = split_path(req, segs);
 	if (n == -3)
-		return queue_error(req, 500, "internal_error", "out of memory");
+		return queue_error(req, 500, "server_error", "out of memory");
 	if (n == -2) {
 		/* A decoded NUL: nothing a handler could use. Refused like an
 		 * unknown path, after authentication (below). */
@@ -888,7 +888,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	if (!req->resp.responded) {
 		if (rc >= 0)
 			log_error("http", "%s %s: the handler returned without a response", req->method, req->path);
-		respond_error_str(&req->resp, 500, "internal_error", "internal error");
+		respond_error_str(&req->resp, 500, "server_error", "internal error");
 	}
 	return queue_response(req);
 }

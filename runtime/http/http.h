@@ -68,7 +68,7 @@ struct http_request;   /* valid only during the handler call */
 struct http_response;  /* idem */
 
 /* A handler answers with one of the http_respond_*() calls and returns 0.
- * A negative return without a response gives 500 "internal_error"; a
+ * A negative return without a response gives 500 "server_error"; a
  * negative return after a response (e.g. http_json_body() answered 400)
  * sends that response. Returning without any response is a bug: 500. */
 typedef int (*http_handler_fn)(struct http_request *req, struct http_response *resp, void *user);
@@ -173,7 +173,7 @@ int http_json_object_body(struct http_request *req, struct json_object **out)
 
 /* Serializes obj as the body with Content-Type application/json. Takes
  * ownership of obj (also on failure). obj NULL (an allocation failed in the
- * handler) answers 500 "internal_error" and returns HTTP_ENOMEM. */
+ * handler) answers 500 "server_error" and returns HTTP_ENOMEM. */
 int http_respond_json(struct http_response *resp, unsigned status, struct json_object *obj);
 
 /* {"error":{"code":code,"message":<printf>}}, application/json. */

@@ -675,9 +675,9 @@ static void test_handler_responses(void **state)
 
 	(void)state;
 	get(&r, "/fail");
-	assert_error(&r, 500, "internal_error");
+	assert_error(&r, 500, "server_error");
 	get(&r, "/noresp");
-	assert_error(&r, 500, "internal_error");
+	assert_error(&r, 500, "server_error");
 
 	get(&r, "/metrics");
 	assert_int_equal(r.status, 200);
