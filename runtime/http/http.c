@@ -603,19 +603,6 @@ out:
 	return rc;
 }
 
-int http_json_object_body(struct http_request *req, struct json_object **out)
-{
-	int rc = http_json_body(req, out);
-
-	if (rc == 0 && !json_object_is_type(*out, json_type_object)) {
-		json_object_put(*out);
-		*out = NULL;
-		http_respond_error(&req->resp, 400, "invalid_body", "the request body must be a JSON object");
-		rc = HTTP_EBADBODY;
-	}
-	return rc;
-}
-
 static void request_free(struct http_request *req)
 {
 	if (req == NULL)

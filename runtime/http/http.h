@@ -14,9 +14,10 @@
  *     gets 401 too, so an unauthenticated client learns nothing);
  *   - unknown path: 404 "not_found"; known path, other method: 405
  *     "method_not_allowed" with an Allow header;
- *   - body cap: a Content-Length over the cap gets 413 "payload_too_large"
+ *   - body cap: a Content-Length over the cap gets 413 "request_too_large"
  *     before the body is read; a chunked body that grows past the cap gets
- *     413 too (the rest is read and dropped, never stored);
+ *     413 too (the rest is read and dropped, never stored, up to a limit
+ *     past which the connection is closed);
  *   - one access log line per request (log_info "http": method, path without
  *     the query string, status, duration) and per-status-class counters.
  *
@@ -149,7 +150,7 @@ const char *http_path(const struct http_request *req);
 /* A path parameter by name, percent-decoded; NULL if the route has none. */
 const char *http_param(const struct http_request *req, const char *name);
 /* A query argument, decoded ('+' is a space); NULL when absent, valueless
- * ("?flag") or holding a NUL byte. The first one wins when repeated. */
+ * ("?flag") or holding a NUL byte. The last one wins when repeated. */
 const char *http_query(const struct http_request *req, const char *name);
 /* A request header, name case-insensitive; NULL when absent. */
 const char *http_header(const struct http_request *req, const char *name);
@@ -162,10 +163,6 @@ const char *http_body(const struct http_request *req, size_t *len);
  * and the byte offset, sets *out to NULL and returns HTTP_EBADBODY: the
  * handler just returns that code. */
 int http_json_body(struct http_request *req, struct json_object **out)
-	__attribute__((warn_unused_result));
-/* Like http_json_body(), and a body that is valid JSON but not an object
- * answers 400 "invalid_body" ("request body must be a JSON object"). */
-int http_json_object_body(struct http_request *req, struct json_object **out)
 	__attribute__((warn_unused_result));
 
 /* ---- Responses. The first response set stands; a later one returns
