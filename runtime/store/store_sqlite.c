@@ -768,6 +768,20 @@ static int conn_state(struct sq *b, const char *pck, const char *cid, int64_t *i
 	return ret;
 }
 
+/* Inside a transaction: 0 when an event may be recorded for the connection
+ * (it exists and is not being deleted, or it does not exist: validate runs
+ * before it is stored, a retry may outlive it), STORE_EDELETING when not. */
+static int conn_accepts_events(struct sq *b, const char *pck, const char *cid)
+{
+	int64_t row;
+	bool deleting;
+	int ret = conn_state(b, pck, cid, &row, &deleting, NULL);
+
+	if (ret == STORE_ENOTFOUND)
+		return 0;
+	return ret == 0 && deleting ? STORE_EDELETING : ret;
+}
+
 /* Inserts an event inside a transaction. */
 static int event_add(struct sq *b, const char *type, const char *cid, const char *pck,
 		     const char *script, int64_t retry_of, bool claim, int64_t generation,
@@ -1242,17 +1256,13 @@ static int sq_event_insert(struct store *s, const char *type, const char *cid, c
 			   bool claim, int64_t generation, int64_t *event_id)
 {
 	struct sq *b = B(s);
-	int64_t row;
-	bool deleting;
 	int ret;
 
 	ret = txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = conn_state(b, pck, cid, &row, &deleting, NULL);
-	if (ret == 0 && deleting)
-		ret = STORE_EDELETING;
-	else if (ret == 0 || ret == STORE_ENOTFOUND)
+	ret = conn_accepts_events(b, pck, cid);
+	if (!ret)
 		ret = event_add(b, type, cid, pck, NULL, 0, claim, generation, util_now_ms(),
 				event_id);
 	return txn_end(b, ret);
@@ -1720,8 +1730,6 @@ static int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 	struct sq *b = B(s);
 	sqlite3_stmt *st = NULL;
 	char *event = NULL, *script = NULL, *cid = NULL, *pck = NULL;
-	int64_t row;
-	bool deleting;
 	int ret;
 
 	ret = txn_begin(b, CRITICAL);
@@ -1754,12 +1762,8 @@ static int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 	}
 	release(b, st);
 	st = NULL;
-	ret = conn_state(b, pck, cid, &row, &deleting, NULL);
-	if (ret == 0 && deleting) {
-		ret = STORE_EDELETING;
-		goto out;
-	}
-	if (ret != 0 && ret != STORE_ENOTFOUND)
+	ret = conn_accepts_events(b, pck, cid);
+	if (ret)
 		goto out;
 	ret = event_add(b, event, cid, pck, script, id, false, 0, util_now_ms(), event_id);
 out:
