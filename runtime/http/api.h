@@ -101,7 +101,7 @@ int api_respond_problem(struct http_response *resp, unsigned status, const char 
 /* Serialized JSON with "application/json; charset=utf-8". */
 int api_respond_raw_json(struct http_response *resp, unsigned status, const char *json);
 
-/* Maps a store error to a 500/503 reply (logged once). */
+/* Answers a store error with 500 server_error (logged once). */
 int api_respond_store_error(struct http_response *resp, const char *what, int err);
 
 /* Percent-decodes in place; false when the result holds a NUL or a bad escape. */

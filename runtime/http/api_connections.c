@@ -438,7 +438,7 @@ int api_connections_post(struct http_request *req, struct http_response *resp, v
 		if (ret != 0) {
 			ret = ret == 1 ? http_respond_error(resp, 409, "idempotency_key_in_use",
 							    "a request with this Idempotency-Key is in progress")
-				       : http_respond_error(resp, 503, "server_error", "too many requests in flight");
+				       : http_respond_error(resp, 500, "server_error", "too many requests in flight");
 			goto out;
 		}
 		registered = true;
@@ -634,7 +634,7 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 	if (ret != 0) {
 		ret = ret == 1 ? http_respond_error(resp, 409, "connection_deleting",
 						    "connection %s is being deleted", cid)
-			       : http_respond_error(resp, 503, "server_error", "too many requests in flight");
+			       : http_respond_error(resp, 500, "server_error", "too many requests in flight");
 		goto out;
 	}
 	registered = true;
