@@ -191,7 +191,8 @@ struct store_upsert_result {
  * respond() inside the transaction from the upsert's result (so the stored
  * response can carry the row's timestamps). respond returns 0 and sets
  * *status and *body (malloc'd, the store frees it), or non-zero to roll the
- * whole transaction back (STORE_ECALLBACK). */
+ * whole transaction back (STORE_ECALLBACK). respond runs with the store
+ * locked: it must not call any store_* function (it would deadlock). */
 struct store_idempotency_input {
 	const char *key;
 	const char *method_path;         /* e.g. "POST /connections" */
