@@ -520,11 +520,17 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 	/* evscript has no end users or tags */
 	none = http_query(req, "endUserId") || http_query(req, "endUserOrganizationId");
 	if (!none) {
-		const char *one = integrations && !strchr(integrations, ',') ? integrations : NULL;
+		/* one integration: let the store filter; several: filtered below */
+		const char *one = integrations && *integrations && !strchr(integrations, ',')
+					  ? integrations : NULL;
+		bool truncated = false;
 
-		ret = store_connection_list(ctx->store, cid && *cid ? cid : NULL, one, &items, &n, NULL);
+		ret = store_connection_list(ctx->store, cid && *cid ? cid : NULL, one, &items, &n, &truncated);
 		if (ret < 0)
 			return api_respond_store_error(resp, "listing connections", ret);
+		if (truncated)
+			log_warn("api", "GET /connections: the store returned its first %zu connections only; "
+				 "the list is incomplete", n);
 	}
 	if (n > 1)
 		qsort(items, n, sizeof(*items), cmp_newest);
