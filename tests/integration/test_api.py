@@ -273,10 +273,13 @@ class ApiTest(DaemonTest):
         self.assertEqual(ids("connectionId=a1"), ["a1"])
         self.assertEqual(ids("integrationId=plain"), ["a2", "a1"])
         self.assertEqual(ids("integrationId=demo,plain"), ["b1", "a2", "a1"])
+        self.assertEqual(ids("integrationId="), ["b1", "a2", "a1"], "an empty filter filters nothing")
         self.assertEqual(ids("search=2"), ["a2"])
         self.assertEqual(ids("endUserId=u1"), [])
         self.assertEqual(ids("limit=1&page=1"), ["a2"])
         self.assertError(d.request("GET", "/connections?limit=0"), 400, "invalid_query_params")
+        self.assertError(d.request("GET", "/connections?page=-1"), 400, "invalid_query_params")
+        self.assertError(d.request("GET", "/connections?limit=%2B5"), 400, "invalid_query_params")
 
     def test_get_errors(self):
         d = self.start()
