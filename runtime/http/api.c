@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
+#include "generation.h"
 #include "log.h"
 
 /* Handlers, one file per group. */
@@ -127,19 +129,17 @@ void api_iso_time(int64_t ms, bool offset, char out[32])
 		frac += 1000;
 		secs -= 1;
 	}
-	char tmp[96];
-	size_t n;
-
 	if (!gmtime_r(&secs, &tm))
 		memset(&tm, 0, sizeof(tm));
+	/* Formatted in a buffer wide enough for any int fields (so the
+	 * compiler sees no truncation), then cut to 31 bytes: only absurd
+	 * years do not fit. */
+	char tmp[96];
+
 	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03d%s", tm.tm_year + 1900,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac,
 		 offset ? "+00:00" : "Z");
-	n = strlen(tmp);
-	if (n > 31)
-		n = 31;
-	memcpy(out, tmp, n);
-	out[n] = '\0';
+	snprintf(out, 32, "%.31s", tmp);
 }
 
 struct json_object *api_json_time(int64_t ms)
@@ -192,6 +192,56 @@ int api_respond_problem(struct http_response *resp, unsigned status, const char 
 		json_object_object_add(err, "payload", payload);
 	json_object_object_add(root, "error", err);
 	return http_respond_json(resp, status, root);
+}
+
+int api_respond_parse_problem(struct http_response *resp, struct api_problem *p)
+{
+	struct json_object *errors = p->errors;
+
+	p->errors = NULL;
+	return api_respond_problem(resp, p->status, p->code, p->message, errors, NULL);
+}
+
+int api_respond_unknown_connection(struct http_response *resp, const char *pck, const char *cid)
+{
+	return http_respond_error(resp, 404, "unknown_connection",
+				  "Connection with connection id %s and provider config key %s not found",
+				  cid, pck);
+}
+
+int api_respond_deleting(struct http_response *resp, const char *cid)
+{
+	return http_respond_error(resp, 409, "connection_deleting", "connection %s is being deleted", cid);
+}
+
+const struct config_integration *api_integration(struct http_response *resp,
+						 const struct generation *g, const char *pck)
+{
+	const struct config_integration *in = config_integration_find(g->config, pck);
+
+	if (!in)
+		http_respond_error(resp, 404, "unknown_provider_config", "integration %s is not configured", pck);
+	return in;
+}
+
+const char *api_json_str(struct json_object *o)
+{
+	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+bool api_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
 }
 
 int api_respond_raw_json(struct http_response *resp, unsigned status, const char *json)

@@ -107,6 +107,25 @@ int api_respond_store_error(struct http_response *resp, const char *what, int er
 /* Percent-decodes in place; false when the result holds a NUL or a bad escape. */
 bool api_percent_decode(char *s);
 
+/* A query-string number: decimal digits only (no sign, no space), within
+ * [min, max]. False when s is NULL or anything else. */
+bool api_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Compact JSON text of o ("/" not escaped); owned by o, valid until o
+ * changes or is freed. */
+const char *api_json_str(struct json_object *o);
+
+/* The integration pck of g's config (borrowed from g), or NULL after
+ * answering 404 unknown_provider_config. */
+const struct config_integration *api_integration(struct http_response *resp,
+						 const struct generation *g, const char *pck);
+
+/* 404 unknown_connection with Nango's message. */
+int api_respond_unknown_connection(struct http_response *resp, const char *pck, const char *cid);
+
+/* 409 connection_deleting. */
+int api_respond_deleting(struct http_response *resp, const char *cid);
+
 /* ---- Pure parsers (api_parse.c); fuzzed by tests/fuzz/fuzz_api_json.c. ---- */
 
 /* A refusal: HTTP status, error code and message, and for invalid_body the
@@ -118,6 +137,9 @@ struct api_problem {
 	struct json_object *errors;
 };
 void api_problem_clear(struct api_problem *p);
+
+/* Answers with a parser's refusal; takes p->errors (p is left clear). */
+int api_respond_parse_problem(struct http_response *resp, struct api_problem *p);
 
 enum api_cred_type { API_CRED_OAUTH2 = 1, API_CRED_API_KEY, API_CRED_BASIC, API_CRED_NONE };
 const char *api_cred_type_name(enum api_cred_type t);

@@ -53,22 +53,17 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 	if (ret < 0)
 		goto out;
 	if (api_parse_action(body, &areq, &p) < 0) {
-		struct json_object *errors = p.errors;
-
-		p.errors = NULL;
-		ret = api_respond_problem(resp, p.status, p.code, p.message, errors, NULL);
+		ret = api_respond_parse_problem(resp, &p);
 		goto out;
 	}
-	in = config_integration_find(g->config, pck);
+	in = api_integration(resp, g, pck);
 	if (!in) {
-		ret = http_respond_error(resp, 404, "unknown_provider_config", "integration %s is not configured", pck);
+		ret = 0;
 		goto out;
 	}
 	ret = api_valid_connection_id(cid) ? store_connection_get(ctx->store, pck, cid, &c) : STORE_ENOTFOUND;
 	if (ret == STORE_ENOTFOUND) {
-		ret = http_respond_error(resp, 404, "unknown_connection",
-					 "Connection with connection id %s and provider config key %s not found",
-					 cid, pck);
+		ret = api_respond_unknown_connection(resp, pck, cid);
 		goto out;
 	}
 	if (ret < 0) {
@@ -76,16 +71,14 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 		goto out;
 	}
 	if (c->deleting) {
-		ret = http_respond_error(resp, 409, "connection_deleting", "connection %s is being deleted", cid);
+		ret = api_respond_deleting(resp, cid);
 		goto out;
 	}
 	if (!action_listed(in, areq.action_name) || !generation_plugin(g, areq.action_name, NULL)) {
 		ret = http_respond_error(resp, 404, "not_found", "Action not found");
 		goto out;
 	}
-	input = areq.input ? json_object_to_json_string_ext(areq.input, JSON_C_TO_STRING_PLAIN |
-								      JSON_C_TO_STRING_NOSLASHESCAPE)
-			   : "null";
+	input = areq.input ? api_json_str(areq.input) : "null";
 	ret = dispatch_action(ctx->dispatch, pck, cid, areq.action_name, input, 0, 0, &o);
 	if (ret == EVS_ENOTFOUND) {
 		ret = http_respond_error(resp, 404, "not_found", "Action not found");

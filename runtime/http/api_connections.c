@@ -19,6 +19,7 @@
 
 #define METHOD_PATH_POST "POST /connections"
 #define LIST_LIMIT_MAX 10000
+#define LIST_PAGE_MAX 1000000000
 
 /* ------------------------------------------------------ in-flight sets */
 
@@ -141,6 +142,26 @@ static char *path_connection_id(struct http_request *req)
 	return id;
 }
 
+/* What /connections/{connection_id}?provider_config_key=K names: K is
+ * required (400 invalid_query_params) and must be configured in g (404
+ * unknown_provider_config). Returns false after answering; true with *pck
+ * (borrowed from req) and *cid (owned; NULL when the path cannot name a
+ * connection, or out of memory). */
+static bool connection_target(struct http_request *req, struct http_response *resp,
+			      const struct generation *g, const char **pck, char **cid)
+{
+	*pck = http_query(req, "provider_config_key");
+	*cid = NULL;
+	if (!*pck || !**pck) {
+		http_respond_error(resp, 400, "invalid_query_params", "provider_config_key is required");
+		return false;
+	}
+	if (!api_integration(resp, g, *pck))
+		return false;
+	*cid = path_connection_id(req);
+	return true;
+}
+
 static bool auth_mode_matches(const struct config_provider *p, enum api_cred_type t)
 {
 	if (!p)
@@ -166,34 +187,24 @@ static void uuid_v4(char out[37])
 	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
-static int respond_problem(struct http_response *resp, struct api_problem *p)
-{
-	struct json_object *errors = p->errors;
-
-	p->errors = NULL;
-	return api_respond_problem(resp, p->status, p->code, p->message, errors, NULL);
-}
-
 /* -------------------------------------------------- POST /connections */
 
-/* What the response of an import is made of (also inside the store's
- * transaction, for the Idempotency-Key record). */
-struct import {
-	struct store_connection row;   /* fields borrowed, timestamps and id from the upsert */
-};
-
-static char *import_body(struct import *im, const struct store_upsert_result *r)
+/* The 201 body of an import, from the row as written: its fields borrowed
+ * from the request, id and timestamps from the upsert. Called inside the
+ * store's transaction too, for the Idempotency-Key record. Owned by the
+ * caller (it holds credentials: wipe before freeing). */
+static char *import_body(struct store_connection *row, const struct store_upsert_result *r)
 {
 	struct json_object *o;
 	char *body;
 
-	im->row.id = r->connection_row_id;
-	im->row.created_at = r->created_at;
-	im->row.updated_at = r->updated_at;
-	o = connection_full(&im->row, false);
+	row->id = r->connection_row_id;
+	row->created_at = r->created_at;
+	row->updated_at = r->updated_at;
+	o = connection_full(row, false);
 	if (!o)
 		return NULL;
-	body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	body = strdup(api_json_str(o));
 	json_object_put(o);
 	return body;
 }
@@ -216,42 +227,133 @@ static int idem_replay(struct http_response *resp, const struct store_idempotenc
 	return api_respond_raw_json(resp, (unsigned)rec->status, rec->body);
 }
 
-static const char *json_str(struct json_object *o)
+/* The candidate connection that validate-connection scripts see (the
+ * get_connection() shape). New reference, NULL when out of memory. */
+static struct json_object *validation_candidate(const struct store_connection *row,
+						struct json_object *credentials, int64_t created_at)
 {
-	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	struct json_object *cand = json_object_new_object();
+	char now_iso[32], created_iso[32];
+
+	if (!cand)
+		return NULL;
+	api_iso_time(util_now_ms(), false, now_iso);
+	api_iso_time(created_at, false, created_iso);
+	json_object_object_add(cand, "connection_id", json_object_new_string(row->connection_id));
+	json_object_object_add(cand, "provider_config_key", json_object_new_string(row->provider_config_key));
+	json_object_object_add(cand, "provider", json_object_new_string(row->provider));
+	json_object_object_add(cand, "credentials", json_object_get(credentials));
+	json_object_object_add(cand, "connection_config", doc_or_empty(row->connection_config));
+	json_object_object_add(cand, "metadata", doc_or_empty(row->metadata));
+	json_object_object_add(cand, "created_at", json_object_new_string(created_iso));
+	json_object_object_add(cand, "updated_at", json_object_new_string(now_iso));
+	return cand;
 }
 
+/* 400 connection_validation_failed for a validate-connection script that
+ * did not succeed. */
+static int respond_validation_failed(struct http_response *resp, const struct dispatch_outcome *o)
+{
+	struct json_object *payload = json_object_new_object();
+	char msg[512];
+
+	if (o->error && o->error[0])
+		snprintf(msg, sizeof(msg), "%s", o->error);
+	else
+		snprintf(msg, sizeof(msg), "%s %s", o->script,
+			 o->status == STORE_EXEC_CRASHED ? "crashed"
+			 : o->status == STORE_EXEC_TIMED_OUT ? "timed out" : "failed");
+	if (payload) {
+		json_object_object_add(payload, "script", json_object_new_string(o->script));
+		json_object_object_add(payload, "execution_id", json_object_new_int64(o->execution_id));
+	}
+	return api_respond_problem(resp, 400, "connection_validation_failed", msg, NULL, payload);
+}
+
+/* Step (5) of an import: the connection, its event and the Idempotency-Key
+ * record in one transaction, then the reply. config_given/metadata_given:
+ * replace those of an existing connection (else kept). */
+static int store_import(struct api_context *ctx, struct http_response *resp, struct store_connection *row,
+			bool config_given, bool metadata_given, const char *idem_key, const char *hash)
+{
+	struct store_connection_input in = {
+		.connection_id = row->connection_id,
+		.provider_config_key = row->provider_config_key,
+		.provider = row->provider,
+		.credentials = row->credentials,
+		.connection_config = config_given ? row->connection_config : NULL,
+		.metadata = metadata_given ? row->metadata : NULL,
+	};
+	struct store_idempotency_input idem = {
+		.key = idem_key,
+		.method_path = METHOD_PATH_POST,
+		.request_hash = hash,
+		.respond = import_respond,
+		.user = row,
+	};
+	struct store_idempotency *rec = NULL;
+	struct store_upsert_result r;
+	char *body;
+	int ret;
+
+	ret = store_connection_upsert(ctx->store, &in, idem_key ? &idem : NULL, &r);
+	if (ret == STORE_EDELETING)
+		return api_respond_deleting(resp, row->connection_id);
+	if (ret == STORE_ECONFLICT && idem_key) {
+		/* another daemon on the same store recorded the key meanwhile */
+		ret = store_idempotency_get(ctx->store, idem_key, &rec);
+		ret = ret == 0 ? idem_replay(resp, rec, hash)
+			       : http_respond_error(resp, 409, "idempotency_key_in_use",
+						    "a request with this Idempotency-Key is in progress");
+		store_idempotency_free(rec);
+		return ret;
+	}
+	if (ret == STORE_EINVAL || ret == STORE_ETOOBIG)
+		return http_respond_error(resp, 400, "invalid_body", "the connection was refused: %s",
+					  store_strerror(ret));
+	if (ret < 0)
+		return api_respond_store_error(resp, "storing the connection", ret);
+	log_info("api", "connection %s/%s %s (event %lld)", row->provider_config_key, row->connection_id,
+		 r.created ? "created" : "reconnected", (long long)r.event_id);
+	dispatch_notify(ctx->dispatch);
+	body = import_body(row, &r);
+	if (!body)
+		return http_respond_json(resp, 500, NULL);
+	ret = api_respond_raw_json(resp, 201, body);
+	sodium_memzero(body, strlen(body));
+	free(body);
+	return ret;
+}
+
+/* Steps (1) to (6) of POST /connections (docs/api.md). */
 static int do_import(struct api_context *ctx, struct generation *g, struct http_request *req,
 		     struct http_response *resp, const char *idem_key, const char *hash)
 {
 	struct json_object *body = NULL, *stored = NULL, *cand = NULL;
 	struct store_connection *existing = NULL;
+	struct store_connection row;
 	struct dispatch_outcome o;
 	struct api_connection_req creq;
 	struct api_problem p;
 	const struct config_integration *integ;
 	const struct config_provider *prov;
-	struct store_upsert_result r;
-	struct import im;
-	char uuid[37], now_iso[32], created_iso[32];
-	char *creds = NULL, *metadata = NULL, *cconfig = NULL, *out = NULL;
+	char uuid[37];
+	char *creds = NULL, *metadata = NULL, *cconfig = NULL;
 	bool metadata_given, config_given;
 	const char *cid;
 	int ret;
 
 	memset(&o, 0, sizeof(o));
-	memset(&p, 0, sizeof(p));
 	ret = http_json_body(req, &body);
 	if (ret < 0)
 		return ret;
 	if (api_parse_connection(body, &creq, &p) < 0) {
-		ret = respond_problem(resp, &p);
+		ret = api_respond_parse_problem(resp, &p);
 		goto out;
 	}
-	integ = config_integration_find(g->config, creq.provider_config_key);
+	integ = api_integration(resp, g, creq.provider_config_key);
 	if (!integ) {
-		ret = http_respond_error(resp, 404, "unknown_provider_config",
-					 "integration %s is not configured", creq.provider_config_key);
+		ret = 0;
 		goto out;
 	}
 	prov = config_provider_find(g->config->catalogue, integ->provider);
@@ -270,8 +372,7 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 	}
 	ret = store_connection_get(ctx->store, integ->id, cid, &existing);
 	if (ret == 0 && existing->deleting) {
-		ret = http_respond_error(resp, 409, "connection_deleting",
-					 "connection %s is being deleted", cid);
+		ret = api_respond_deleting(resp, cid);
 		goto out;
 	}
 	if (ret < 0 && ret != STORE_ENOTFOUND) {
@@ -282,126 +383,52 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 	stored = api_credentials_stored(&creq);
 	metadata_given = creq.metadata != NULL;
 	config_given = creq.connection_config != NULL;
-	creds = stored ? strdup(json_str(stored)) : NULL;
-	metadata = strdup(metadata_given ? json_str(creq.metadata) : existing ? existing->metadata : "{}");
-	cconfig = strdup(config_given ? json_str(creq.connection_config)
+	creds = stored ? strdup(api_json_str(stored)) : NULL;
+	metadata = strdup(metadata_given ? api_json_str(creq.metadata) : existing ? existing->metadata : "{}");
+	cconfig = strdup(config_given ? api_json_str(creq.connection_config)
 				      : existing ? existing->connection_config : "{}");
 	if (!creds || !metadata || !cconfig) {
 		ret = http_respond_json(resp, 500, NULL);
 		goto out;
 	}
+	memset(&row, 0, sizeof(row));
+	row.connection_id = (char *)cid;
+	row.provider_config_key = integ->id;
+	row.provider = integ->provider;
+	row.credentials = creds;
+	row.connection_config = cconfig;
+	row.metadata = metadata;
 
-	/* validate-connection, on the candidate (get_connection() shape) */
-	api_iso_time(util_now_ms(), false, now_iso);
-	api_iso_time(existing ? existing->created_at : util_now_ms(), false, created_iso);
-	cand = json_object_new_object();
+	cand = validation_candidate(&row, stored, existing ? existing->created_at : util_now_ms());
 	if (!cand) {
 		ret = http_respond_json(resp, 500, NULL);
 		goto out;
 	}
-	json_object_object_add(cand, "connection_id", json_object_new_string(cid));
-	json_object_object_add(cand, "provider_config_key", json_object_new_string(integ->id));
-	json_object_object_add(cand, "provider", json_object_new_string(integ->provider));
-	json_object_object_add(cand, "credentials", json_object_get(stored));
-	json_object_object_add(cand, "connection_config", doc_or_empty(cconfig));
-	json_object_object_add(cand, "metadata", doc_or_empty(metadata));
-	json_object_object_add(cand, "created_at", json_object_new_string(created_iso));
-	json_object_object_add(cand, "updated_at", json_object_new_string(now_iso));
-	ret = dispatch_validate(ctx->dispatch, integ->id, cid, json_str(cand), &o);
+	ret = dispatch_validate(ctx->dispatch, integ->id, cid, api_json_str(cand), &o);
 	if (ret < 0) {
 		log_error("api", "validate-connection for %s/%s failed to run (%d)", integ->id, cid, ret);
 		ret = http_respond_error(resp, 500, "server_error", "validate-connection could not run");
 		goto out;
 	}
 	if (ret == 1) {
-		struct json_object *payload = json_object_new_object();
-		char msg[512];
-
-		if (o.error && o.error[0])
-			snprintf(msg, sizeof(msg), "%s", o.error);
-		else
-			snprintf(msg, sizeof(msg), "%s %s", o.script,
-				 o.status == STORE_EXEC_CRASHED ? "crashed"
-				 : o.status == STORE_EXEC_TIMED_OUT ? "timed out" : "failed");
-		if (payload) {
-			json_object_object_add(payload, "script", json_object_new_string(o.script));
-			json_object_object_add(payload, "execution_id", json_object_new_int64(o.execution_id));
-		}
-		ret = api_respond_problem(resp, 400, "connection_validation_failed", msg, NULL, payload);
+		ret = respond_validation_failed(resp, &o);
 		goto out;
 	}
 	if (o.metadata) {
+		/* a script set metadata on the candidate: store that */
 		free(metadata);
-		metadata = strdup(o.metadata);
+		row.metadata = metadata = strdup(o.metadata);
 		metadata_given = true;
 		if (!metadata) {
 			ret = http_respond_json(resp, 500, NULL);
 			goto out;
 		}
 	}
-
-	/* the outbox: connection + event (+ Idempotency-Key) in one transaction */
-	memset(&im, 0, sizeof(im));
-	im.row.connection_id = (char *)cid;
-	im.row.provider_config_key = integ->id;
-	im.row.provider = integ->provider;
-	im.row.credentials = creds;
-	im.row.connection_config = cconfig;
-	im.row.metadata = metadata;
-	{
-		struct store_connection_input in = {
-			.connection_id = cid,
-			.provider_config_key = integ->id,
-			.provider = integ->provider,
-			.credentials = creds,
-			.connection_config = config_given ? cconfig : NULL,
-			.metadata = metadata_given ? metadata : NULL,
-		};
-		struct store_idempotency_input idem = {
-			.key = idem_key,
-			.method_path = METHOD_PATH_POST,
-			.request_hash = hash,
-			.respond = import_respond,
-			.user = &im,
-		};
-
-		ret = store_connection_upsert(ctx->store, &in, idem_key ? &idem : NULL, &r);
-	}
-	if (ret == STORE_EDELETING) {
-		ret = http_respond_error(resp, 409, "connection_deleting", "connection %s is being deleted", cid);
-		goto out;
-	}
-	if (ret == STORE_ECONFLICT && idem_key) {
-		struct store_idempotency *rec = NULL;
-
-		ret = store_idempotency_get(ctx->store, idem_key, &rec);
-		ret = ret == 0 ? idem_replay(resp, rec, hash)
-			       : http_respond_error(resp, 409, "idempotency_key_in_use",
-						    "a request with this Idempotency-Key is in progress");
-		store_idempotency_free(rec);
-		goto out;
-	}
-	if (ret == STORE_EINVAL || ret == STORE_ETOOBIG) {
-		ret = http_respond_error(resp, 400, "invalid_body", "the connection was refused: %s",
-					 store_strerror(ret));
-		goto out;
-	}
-	if (ret < 0) {
-		ret = api_respond_store_error(resp, "storing the connection", ret);
-		goto out;
-	}
-	out = import_body(&im, &r);
-	ret = out ? api_respond_raw_json(resp, 201, out) : http_respond_json(resp, 500, NULL);
-	log_info("api", "connection %s/%s %s (event %lld)", integ->id, cid,
-		 r.created ? "created" : "reconnected", (long long)r.event_id);
-	dispatch_notify(ctx->dispatch);
+	ret = store_import(ctx, resp, &row, config_given, metadata_given, idem_key, hash);
 out:
 	if (creds)
 		sodium_memzero(creds, strlen(creds));
-	if (out)
-		sodium_memzero(out, strlen(out));
 	free(creds);
-	free(out);
 	free(metadata);
 	free(cconfig);
 	dispatch_outcome_clear(&o);
@@ -473,17 +500,6 @@ static int cmp_newest(const void *a, const void *b)
 	return x->id > y->id ? -1 : x->id < y->id;
 }
 
-static bool parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-	char *end;
-
-	if (!s || !*s || *s == '-' || *s == '+')
-		return false;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return errno == 0 && *end == '\0' && *out <= max;
-}
-
 static bool in_comma_list(const char *list, const char *item)
 {
 	size_t n = strlen(item);
@@ -506,15 +522,15 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 	const char *integrations = http_query(req, "integrationId");
 	const char *search = http_query(req, "search");
 	const char *slimit = http_query(req, "limit"), *spage = http_query(req, "page");
-	unsigned long long limit = LIST_LIMIT_MAX, page = 0;
+	int64_t limit = LIST_LIMIT_MAX, page = 0;
 	struct store_connection **items = NULL;
 	struct json_object *root = NULL, *arr;
 	size_t n = 0;
 	bool none;
 	int ret;
 
-	if ((slimit && (!parse_uint(slimit, LIST_LIMIT_MAX, &limit) || limit == 0)) ||
-	    (spage && !parse_uint(spage, 1000000000ULL, &page)))
+	if ((slimit && !api_parse_int(slimit, 1, LIST_LIMIT_MAX, &limit)) ||
+	    (spage && !api_parse_int(spage, 0, LIST_PAGE_MAX, &page)))
 		return http_respond_error(resp, 400, "invalid_query_params",
 					  "limit must be 1 to 10000 and page a number from 0");
 	/* evscript has no end users or tags */
@@ -542,7 +558,7 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 		goto out;
 	}
 	json_object_object_add(root, "connections", arr);
-	for (size_t i = 0, skipped = 0, added = 0; i < n && added < limit; i++) {
+	for (int64_t i = 0, skipped = 0, added = 0; i < (int64_t)n && added < limit; i++) {
 		const struct store_connection *c = items[i];
 
 		if (integrations && *integrations && !in_comma_list(integrations, c->provider_config_key))
@@ -570,25 +586,20 @@ int api_connection_get(struct http_request *req, struct http_response *resp, voi
 {
 	struct api_context *ctx = user;
 	struct generation *g = dispatch_generation(ctx->dispatch);
-	const char *pck = http_query(req, "provider_config_key");
 	const char *refresh = http_query(req, "refresh_token");
+	const char *pck;
 	struct store_connection *c = NULL;
 	char *cid = NULL;
 	int ret;
 
-	if (!pck || !*pck) {
-		ret = http_respond_error(resp, 400, "invalid_query_params", "provider_config_key is required");
-		goto out;
-	}
 	if (refresh && strcmp(refresh, "true") != 0 && strcmp(refresh, "false") != 0) {
 		ret = http_respond_error(resp, 400, "invalid_query_params", "refresh_token must be true or false");
 		goto out;
 	}
-	if (!config_integration_find(g->config, pck)) {
-		ret = http_respond_error(resp, 404, "unknown_provider_config", "integration %s is not configured", pck);
+	if (!connection_target(req, resp, g, &pck, &cid)) {
+		ret = 0;
 		goto out;
 	}
-	cid = path_connection_id(req);
 	ret = cid ? store_connection_get(ctx->store, pck, cid, &c) : STORE_ENOTFOUND;
 	if (ret == STORE_ENOTFOUND) {
 		ret = http_respond_error(resp, 404, "not_found", "Connection not found");
@@ -612,21 +623,16 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 {
 	struct api_context *ctx = user;
 	struct generation *g = dispatch_generation(ctx->dispatch);
-	const char *pck = http_query(req, "provider_config_key");
+	const char *pck;
 	char *cid = NULL, *key = NULL;
 	bool registered = false;
 	int64_t event_id = 0;
 	int ret;
 
-	if (!pck || !*pck) {
-		ret = http_respond_error(resp, 400, "invalid_query_params", "provider_config_key is required");
+	if (!connection_target(req, resp, g, &pck, &cid)) {
+		ret = 0;
 		goto out;
 	}
-	if (!config_integration_find(g->config, pck)) {
-		ret = http_respond_error(resp, 404, "unknown_provider_config", "integration %s is not configured", pck);
-		goto out;
-	}
-	cid = path_connection_id(req);
 	if (!cid) {
 		ret = http_respond_error(resp, 404, "unknown_connection", "Connection not found");
 		goto out;
@@ -638,17 +644,14 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 	}
 	ret = inflight_add(ctx, &ctx->deleting, &ctx->n_deleting, key);
 	if (ret != 0) {
-		ret = ret == 1 ? http_respond_error(resp, 409, "connection_deleting",
-						    "connection %s is being deleted", cid)
+		ret = ret == 1 ? api_respond_deleting(resp, cid)
 			       : http_respond_error(resp, 500, "server_error", "too many requests in flight");
 		goto out;
 	}
 	registered = true;
 	ret = store_connection_mark_deleting(ctx->store, pck, cid, true, g->number, &event_id);
 	if (ret == STORE_ENOTFOUND) {
-		ret = http_respond_error(resp, 404, "unknown_connection",
-					 "Connection with connection id %s and provider config key %s not found",
-					 cid, pck);
+		ret = api_respond_unknown_connection(resp, pck, cid);
 		goto out;
 	}
 	if (ret == STORE_EDELETING) {
@@ -669,9 +672,7 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 	}
 	ret = store_connection_delete(ctx->store, pck, cid);
 	if (ret == STORE_ENOTFOUND) {
-		ret = http_respond_error(resp, 404, "unknown_connection",
-					 "Connection with connection id %s and provider config key %s not found",
-					 cid, pck);
+		ret = api_respond_unknown_connection(resp, pck, cid);
 		goto out;
 	}
 	if (ret < 0) {
@@ -710,7 +711,7 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 	if (ret < 0)
 		return ret;
 	if (api_parse_metadata(body, &mreq, &p) < 0) {
-		ret = respond_problem(resp, &p);
+		ret = api_respond_parse_problem(resp, &p);
 		goto out;
 	}
 	/* all or nothing: every connection must exist and not be deleting */
@@ -719,9 +720,7 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 
 		ret = store_connection_get(ctx->store, mreq.provider_config_key, mreq.ids[i], &c);
 		if (ret == STORE_ENOTFOUND) {
-			ret = http_respond_error(resp, 404, "unknown_connection",
-						 "Connection with connection id %s and provider config key %s not found",
-						 mreq.ids[i], mreq.provider_config_key);
+			ret = api_respond_unknown_connection(resp, mreq.provider_config_key, mreq.ids[i]);
 			goto out;
 		}
 		if (ret < 0 && ret != STORE_ENOKEY && ret != STORE_EDECRYPT) {
@@ -730,20 +729,17 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 		}
 		if (c && c->deleting) {
 			store_connection_free(c);
-			ret = http_respond_error(resp, 409, "connection_deleting",
-						 "connection %s is being deleted", mreq.ids[i]);
+			ret = api_respond_deleting(resp, mreq.ids[i]);
 			goto out;
 		}
 		store_connection_free(c);
 	}
-	doc = json_str(mreq.metadata);
+	doc = api_json_str(mreq.metadata);
 	for (size_t i = 0; i < mreq.n_ids; i++) {
 		ret = merge ? store_connection_metadata_update(ctx->store, mreq.provider_config_key, mreq.ids[i], doc)
 			    : store_connection_metadata_set(ctx->store, mreq.provider_config_key, mreq.ids[i], doc);
 		if (ret == STORE_ENOTFOUND) {
-			ret = http_respond_error(resp, 404, "unknown_connection",
-						 "Connection with connection id %s and provider config key %s not found",
-						 mreq.ids[i], mreq.provider_config_key);
+			ret = api_respond_unknown_connection(resp, mreq.provider_config_key, mreq.ids[i]);
 			goto out;
 		}
 		if (ret == STORE_EINVAL || ret == STORE_ETOOBIG) {

@@ -4,7 +4,6 @@
  */
 #include "api.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,21 +21,6 @@
 static const char *const event_names[] = {STORE_EVENT_POST_CONNECTION_CREATION,
 					  STORE_EVENT_PRE_CONNECTION_DELETION,
 					  STORE_EVENT_VALIDATE_CONNECTION, "action", NULL};
-
-static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-	char *end;
-	long long v;
-
-	if (!s || !*s || (*s < '0' || *s > '9'))
-		return false;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
 
 static struct json_object *str_or_null(const char *s)
 {
@@ -121,12 +105,12 @@ int api_executions_list(struct http_request *req, struct http_response *resp, vo
 						  "or interrupted");
 	}
 	if (limit) {
-		if (!parse_i64(limit, 1, LIST_MAX, &v))
+		if (!api_parse_int(limit, 1, LIST_MAX, &v))
 			return http_respond_error(resp, 400, "invalid_query_params", "limit must be 1 to 200");
 		f.limit = (size_t)v;
 	}
 	if (cursor) {
-		if (!parse_i64(cursor, 1, INT64_MAX, &v))
+		if (!api_parse_int(cursor, 1, INT64_MAX, &v))
 			return http_respond_error(resp, 400, "invalid_query_params", "invalid cursor");
 		f.cursor = v;
 	}
@@ -168,7 +152,7 @@ static int get_execution(struct api_context *ctx, struct http_request *req, stru
 	int ret;
 
 	*e = NULL;
-	if (!parse_i64(http_param(req, "id"), 1, INT64_MAX, &id))
+	if (!api_parse_int(http_param(req, "id"), 1, INT64_MAX, &id))
 		return http_respond_error(resp, 404, "not_found", "Execution not found") < 0 ? -1 : 1;
 	ret = store_execution_get(ctx->store, id, e);
 	if (ret == STORE_ENOTFOUND)
@@ -315,8 +299,7 @@ int api_execution_retry(struct http_request *req, struct http_response *resp, vo
 		goto out;
 	}
 	if (ret == STORE_EDELETING) {
-		ret = http_respond_error(resp, 409, "connection_deleting", "connection %s is being deleted",
-					 e->connection_id);
+		ret = api_respond_deleting(resp, e->connection_id);
 		goto out;
 	}
 	if (ret < 0) {
