@@ -47,12 +47,23 @@ extern char **environ;
 
 struct run {
 	uint64_t id;
+	pid_t pid;               /* its executor */
 	int efd;
 	bool exited;
+	bool killed;             /* a drain kill was sent for it */
 	int status;
 	int reason;
 	struct run *next;
 };
+
+/* An idle executor forked ahead: its pid and the daemon's end of its exec
+ * socket. */
+struct idle {
+	pid_t pid;
+	int fd;
+};
+
+#define IDLE_MAX 128
 
 struct executor {
 	struct executor_options opts;
@@ -69,6 +80,8 @@ struct executor {
 	pthread_mutex_t send_mu; /* writes on ctl */
 	pthread_cond_t changed;  /* running went down */
 	struct run *runs;
+	struct idle idle[IDLE_MAX]; /* the zygote's idle executors, ready to take a job */
+	size_t n_idle;
 	uint64_t next_id;
 	size_t running;
 	bool zygote_gone;
@@ -96,30 +109,55 @@ static void lose_all(struct executor *ex)
 	}
 }
 
+/* The zygote's report that an executor ended: its run (matched by pid: a
+ * report comes with the run's id only when the zygote had its "run"), or an
+ * idle executor that died. Called with mu. */
+static void on_exit_report(struct executor *ex, struct json_object *m)
+{
+	uint64_t id = (uint64_t)wire_jint(m, "id");
+	pid_t pid = (pid_t)wire_jint(m, "pid");
+
+	for (struct run *r = ex->runs; r; r = r->next) {
+		if (!r->exited && (id ? r->id == id : pid > 0 && r->pid == pid)) {
+			r->exited = true;
+			r->status = (int)wire_jint(m, "status");
+			r->reason = (int)wire_jint(m, "reason");
+			notify(r->efd);
+			return;
+		}
+	}
+	for (size_t i = 0; i < ex->n_idle; i++) {
+		if (ex->idle[i].pid == pid) {
+			close(ex->idle[i].fd);
+			ex->idle[i] = ex->idle[--ex->n_idle];
+			return;
+		}
+	}
+}
+
 static void *reader_main(void *arg)
 {
 	struct executor *ex = arg;
 
 	for (;;) {
 		struct json_object *m = NULL;
+		int fds[1], nfds = 1;
 
-		if (wire_recv_json(ex->ctl, &m, NULL, NULL) < 0)
+		if (wire_recv_json(ex->ctl, &m, fds, &nfds) < 0)
 			break;
+		pthread_mutex_lock(&ex->mu);
 		if (wire_op_is(m, "exit")) {
-			uint64_t id = (uint64_t)wire_jint(m, "id");
-
-			pthread_mutex_lock(&ex->mu);
-			for (struct run *r = ex->runs; r; r = r->next) {
-				if (r->id == id && !r->exited) {
-					r->exited = true;
-					r->status = (int)wire_jint(m, "status");
-					r->reason = (int)wire_jint(m, "reason");
-					notify(r->efd);
-					break;
-				}
+			on_exit_report(ex, m);
+		} else if (wire_op_is(m, "idle") && nfds == 1) {
+			if (ex->n_idle < IDLE_MAX) {
+				ex->idle[ex->n_idle++] = (struct idle){(pid_t)wire_jint(m, "pid"), fds[0]};
+				nfds = 0;
 			}
-			pthread_mutex_unlock(&ex->mu);
+			/* else: closing fds[0] ends that executor (EOF) */
 		}
+		pthread_mutex_unlock(&ex->mu);
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
 		json_object_put(m);
 	}
 	pthread_mutex_lock(&ex->mu);
@@ -252,6 +290,9 @@ static void stop_zygote(struct executor *ex)
 		pthread_join(ex->reader, NULL);
 		ex->reader_started = false;
 	}
+	for (size_t i = 0; i < ex->n_idle; i++)
+		close(ex->idle[i].fd);
+	ex->n_idle = 0;
 	if (ex->ctl >= 0) {
 		close(ex->ctl);
 		ex->ctl = -1;
@@ -399,15 +440,51 @@ fail:
 	return ret;
 }
 
-/* Asks the zygote to kill run id. Called with mu. */
-static void send_kill(struct executor *ex, uint64_t id)
+/* "kill" for run id (0: none) or executor pid (0: unknown). */
+static void ctl_kill(struct executor *ex, uint64_t id, pid_t pid)
 {
 	struct json_object *m = json_object_new_object();
 
+	if (!m)
+		return;
 	json_object_object_add(m, "op", json_object_new_string("kill"));
 	json_object_object_add(m, "id", json_object_new_int64((int64_t)id));
+	json_object_object_add(m, "pid", json_object_new_int64(pid));
 	ctl_send(ex, m, NULL, 0);
 	json_object_put(m);
+}
+
+/* Asks the zygote to kill run r's executor for a drain. Called with mu. */
+static void send_kill(struct executor *ex, struct run *r)
+{
+	r->killed = true;
+	ctl_kill(ex, r->id, r->pid);
+}
+
+/* Takes an idle executor the zygote forked ahead. Called with mu. 0 with
+ * *pid and *fd (the daemon's end of its exec socket, now the caller's),
+ * -EAGAIN when none is left. */
+static int take_idle(struct executor *ex, pid_t *pid, int *fd)
+{
+	struct idle c;
+
+	if (ex->n_idle == 0)
+		return -EAGAIN;
+	c = ex->idle[--ex->n_idle];
+	*pid = c.pid;
+	*fd = c.fd;
+	return 0;
+}
+
+/* Removes r from the runs. Called with mu. */
+static void unregister(struct executor *ex, struct run *r)
+{
+	for (struct run **pp = &ex->runs; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
 }
 
 void executor_kill_all(struct executor *ex)
@@ -418,7 +495,7 @@ void executor_kill_all(struct executor *ex)
 	ex->drained = true;
 	for (struct run *r = ex->runs; r; r = r->next)
 		if (!r->exited)
-			send_kill(ex, r->id);
+			send_kill(ex, r);
 	pthread_mutex_unlock(&ex->mu);
 }
 
@@ -430,6 +507,18 @@ size_t executor_running(const struct executor *ex)
 		return 0;
 	pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
 	n = ex->running;
+	pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);
+	return n;
+}
+
+size_t executor_idle(const struct executor *ex)
+{
+	size_t n;
+
+	if (!ex)
+		return 0;
+	pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
+	n = ex->n_idle;
 	pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);
 	return n;
 }
@@ -469,14 +558,8 @@ void executor_free(struct executor *ex, int64_t deadline_us)
 		pthread_cond_timedwait(&ex->changed, &ex->mu, &ts);
 	}
 	if (ex->running > 0) {
-		for (struct run *r = ex->runs; r; r = r->next) {
-			struct json_object *m = json_object_new_object();
-
-			json_object_object_add(m, "op", json_object_new_string("kill"));
-			json_object_object_add(m, "id", json_object_new_int64((int64_t)r->id));
-			ctl_send(ex, m, NULL, 0);
-			json_object_put(m);
-		}
+		for (struct run *r = ex->runs; r; r = r->next)
+			send_kill(ex, r);
 		/* killed executions end at once; in-process ones cannot be
 		 * killed and are waited for (documented) */
 		while (ex->running > 0)
@@ -854,8 +937,9 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 {
 	struct loader_plugin *p = ex->plugins[job->plugin];
 	struct run r = {.efd = -1};
-	struct json_object *m = NULL;
+	struct json_object *m = NULL, *job_msg = NULL;
 	int sv[2] = {-1, -1}, d = -1, rc = 0, ret;
+	bool spawn = false;
 	char *output = NULL;
 	bool have_result = false, sock_open = true, registered = false, kill_sent = false;
 	int64_t start = util_mono_us(), deadline = job->deadline_us, secs;
@@ -866,58 +950,90 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 		deadline = start + 300 * 1000000LL;
 	secs = (deadline - start + 500000) / 1000000;
 	r.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (r.efd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+	if (r.efd < 0) {
 		set_error(res, "executor: %s", strerror(errno));
 		ret = -errno;
 		goto out;
 	}
-	d = sv[0];
-	srv.d = d;
 	srv.deadline_us = deadline;
-	m = job_message(job, deadline);
-	ret = wire_send_json(d, m, NULL, 0);
-	json_object_put(m);
-	if (ret < 0) {
-		set_error(res, "executor: cannot send the job: %s", strerror(-ret));
+	job_msg = job_message(job, deadline);
+	if (!job_msg) {
+		set_error(res, "executor: out of memory");
+		ret = -ENOMEM;
 		goto out;
 	}
-
-	pthread_mutex_lock(&ex->mu);
-	if (ex->zygote_gone) {
+	/* An idle executor, and the job written straight to it; one that died
+	 * while idle (the send fails) is replaced. None left: the zygote forks
+	 * one on a new exec socket that already holds the job ("spawn"). */
+	for (int attempt = 0;; attempt++) {
+		pthread_mutex_lock(&ex->mu);
+		if (ex->zygote_gone) {
+			pthread_mutex_unlock(&ex->mu);
+			set_error(res, "executor: the zygote of generation %lld is gone",
+				  (long long)ex->opts.generation);
+			ret = -EPIPE;
+			goto out;
+		}
+		if (ex->drained) {
+			pthread_mutex_unlock(&ex->mu);
+			res->status = STORE_EXEC_TIMED_OUT;
+			set_error(res, "killed: generation drained");
+			ret = 0;
+			goto out;
+		}
+		r.pid = 0;
+		spawn = attempt == 3 || take_idle(ex, &r.pid, &d) < 0;
+		r.id = ++ex->next_id;
+		r.next = ex->runs;
+		ex->runs = &r;
+		registered = true;
 		pthread_mutex_unlock(&ex->mu);
-		set_error(res, "executor: the zygote of generation %lld is gone",
-			  (long long)ex->opts.generation);
-		ret = -EPIPE;
-		goto out;
-	}
-	if (ex->drained) {
+		if (spawn)
+			break;
+		if (wire_send_json(d, job_msg, NULL, 0) == 0)
+			break;
+		pthread_mutex_lock(&ex->mu);
+		unregister(ex, &r);
+		registered = false;
 		pthread_mutex_unlock(&ex->mu);
-		res->status = STORE_EXEC_TIMED_OUT;
-		set_error(res, "killed: generation drained");
-		ret = 0;
-		goto out;
+		ctl_kill(ex, 0, r.pid);
+		close(d);
+		d = -1;
 	}
-	r.id = ++ex->next_id;
-	r.next = ex->runs;
-	ex->runs = &r;
-	registered = true;
-	pthread_mutex_unlock(&ex->mu);
+	if (spawn) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			set_error(res, "executor: socketpair: %s", strerror(errno));
+			ret = -errno;
+			goto out;
+		}
+		d = sv[0];
+		ret = wire_send_json(d, job_msg, NULL, 0);
+		if (ret < 0) {
+			set_error(res, "executor: cannot send the job: %s", strerror(-ret));
+			goto out;
+		}
+	}
+	srv.d = d;
 
+	/* the zygote watches the deadline from here and reports the end */
 	m = json_object_new_object();
-	json_object_object_add(m, "op", json_object_new_string("run"));
+	json_object_object_add(m, "op", json_object_new_string(spawn ? "spawn" : "run"));
 	json_object_object_add(m, "id", json_object_new_int64((int64_t)r.id));
+	json_object_object_add(m, "pid", json_object_new_int64(r.pid));
 	json_object_object_add(m, "deadline_us", json_object_new_int64(deadline));
-	ret = ctl_send(ex, m, &sv[1], 1);
+	ret = ctl_send(ex, m, spawn ? &sv[1] : NULL, spawn ? 1 : 0);
 	json_object_put(m);
-	close(sv[1]);
-	sv[1] = -1;
+	if (sv[1] >= 0) {
+		close(sv[1]);
+		sv[1] = -1;
+	}
 	pthread_mutex_lock(&ex->mu);
 	if (ret < 0 && !r.exited) {
 		r.exited = true;
 		r.reason = REASON_LOST;
-	} else if (ret == 0 && ex->drained && !r.exited) {
+	} else if (ret == 0 && ex->drained && !r.exited && !r.killed) {
 		/* executor_kill_all ran between registering and sending */
-		send_kill(ex, r.id);
+		send_kill(ex, &r);
 	}
 	pthread_mutex_unlock(&ex->mu);
 
@@ -954,11 +1070,7 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 		}
 		if (now > limit) {
 			if (!kill_sent) {
-				m = json_object_new_object();
-				json_object_object_add(m, "op", json_object_new_string("kill"));
-				json_object_object_add(m, "id", json_object_new_int64((int64_t)r.id));
-				ctl_send(ex, m, NULL, 0);
-				json_object_put(m);
+				ctl_kill(ex, r.id, r.pid);
 				kill_sent = true;
 				deadline = now; /* one more grace period */
 				continue;
@@ -995,15 +1107,12 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 
 	/* unregistered now: a later exit report finds nothing to update */
 	pthread_mutex_lock(&ex->mu);
-	for (struct run **pp = &ex->runs; *pp; pp = &(*pp)->next) {
-		if (*pp == &r) {
-			*pp = r.next;
-			break;
-		}
-	}
+	unregister(ex, &r);
 	registered = false;
 	reason = r.reason;
 	status = r.status;
+	if (r.killed && r.exited && reason != REASON_LOST)
+		reason = REASON_KILLED; /* also when it was killed before its "run" */
 	pthread_mutex_unlock(&ex->mu);
 
 	/* the verdict */
@@ -1035,14 +1144,10 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 out:
 	if (registered) {
 		pthread_mutex_lock(&ex->mu);
-		for (struct run **pp = &ex->runs; *pp; pp = &(*pp)->next) {
-			if (*pp == &r) {
-				*pp = r.next;
-				break;
-			}
-		}
+		unregister(ex, &r);
 		pthread_mutex_unlock(&ex->mu);
 	}
+	json_object_put(job_msg);
 	serve_clear(&srv);
 	free(output);
 	if (d >= 0)

@@ -102,6 +102,10 @@ void executor_kill_all(struct executor *ex);
  * until its executor process has exited and been reaped. */
 size_t executor_running(const struct executor *ex);
 
+/* Idle executors forked ahead whose exec sockets the daemon holds (each is
+ * one descriptor in this process), for tests and /metrics. */
+size_t executor_idle(const struct executor *ex);
+
 /* Process id of the zygote (0 when none), for tests and /metrics. */
 int executor_zygote_pid(const struct executor *ex);
 

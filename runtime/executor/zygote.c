@@ -472,12 +472,20 @@ static void executor_child_run(struct loader_plugin **plugins, size_t n, int soc
 
 /* ---------------------------------------------------------------------------
  * The zygote.
+ *
+ * Executors are forked ahead (`prefork` idle ones; one more on a "fork"
+ * request). Each is forked with its exec socket: the executor keeps one
+ * end and waits on it for its job; the other end goes to the daemon at
+ * once ({"op":"idle","pid":P} + fd) and the zygote keeps no copy. The
+ * daemon writes the job straight to an idle executor and then tells the
+ * zygote ({"op":"run","pid":P,"id":N,"deadline_us":D}), so starting an
+ * execution never waits for the zygote (a refill fork, a reap). The zygote
+ * uses "run" for the deadline and to report the end with the run's id; an
+ * executor that ends before its "run" arrived (or while idle) is reported
+ * by pid alone (id 0), and the daemon matches such reports by pid. When no
+ * idle executor is left the daemon sends "spawn" with the exec socket
+ * instead: the zygote forks an executor on it at once.
  */
-struct zidle {
-	pid_t pid;
-	int link;
-};
-
 struct zrun {
 	uint64_t id;
 	pid_t pid;
@@ -495,7 +503,7 @@ struct zygote {
 	uint32_t cpu_limit_s;
 	long base_kb;            /* the zygote's VmSize when it became ready */
 	bool ready, closing;
-	struct zidle idle[PREFORK_MAX];
+	pid_t idle[PREFORK_MAX]; /* forked, handed to the daemon, no "run" yet */
 	size_t n_idle;
 	struct zrun *runs;
 	size_t n_runs, cap_runs;
@@ -521,13 +529,12 @@ static long vm_size_kb(void)
 	return kb;
 }
 
-/* In the new child: drop what belongs to the zygote, set the limits, wait
- * for the go, run. Never returns. */
-static void child_main(struct zygote *z, int link)
+/* In the new child: drop what belongs to the zygote, set the limits, run
+ * the job that arrives on sock. Never returns. */
+static void child_main(struct zygote *z, int sock)
 {
 	sigset_t none;
-	struct json_object *go = NULL;
-	int fds[1], nfds = 1, devnull;
+	int devnull;
 
 	sigemptyset(&none);
 	/* a crash must end the executor with its signal, whatever handlers
@@ -542,8 +549,6 @@ static void child_main(struct zygote *z, int link)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	close(z->ctl);
 	close(z->sfd);
-	for (size_t i = 0; i < z->n_idle; i++)
-		close(z->idle[i].link);
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != z->self)
@@ -556,43 +561,44 @@ static void child_main(struct zygote *z, int link)
 			dup2(devnull, 2);
 		close(devnull);
 	}
-	if (z->memory_limit_mb) {
-		long kb = z->base_kb;
+	if (z->memory_limit_mb && z->base_kb > 0) {
 		struct rlimit rl;
 
-		if (kb > 0) {
-			rl.rlim_cur = rl.rlim_max = (rlim_t)kb * 1024 + (rlim_t)z->memory_limit_mb * 1048576;
-			setrlimit(RLIMIT_AS, &rl);
-		}
+		rl.rlim_cur = rl.rlim_max =
+			(rlim_t)z->base_kb * 1024 + (rlim_t)z->memory_limit_mb * 1048576;
+		setrlimit(RLIMIT_AS, &rl);
 	}
 	if (z->cpu_limit_s) {
 		struct rlimit rl = {z->cpu_limit_s, z->cpu_limit_s + 1};
 
 		setrlimit(RLIMIT_CPU, &rl);
 	}
-	if (wire_recv_json(link, &go, fds, &nfds) < 0 || nfds != 1 || !wire_op_is(go, "go"))
-		_exit(0);
-	json_object_put(go);
-	close(link);
-	executor_child_run(z->plugins, z->n_plugins, fds[0]);
+	executor_child_run(z->plugins, z->n_plugins, sock);
 }
 
-/* Forks one idle executor into the pool. */
+/* Forks one idle executor and hands the daemon its exec socket. */
 static int fork_idle(struct zygote *z)
 {
-	int sv[2];
+	struct json_object *m;
+	int sv[2], r;
 	pid_t pid;
 
 	if (z->n_idle >= PREFORK_MAX)
 		return -ENOSPC;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	m = json_object_new_object();
+	if (!m)
+		return -ENOMEM;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		json_object_put(m);
 		return -errno;
+	}
 	pid = fork();
 	if (pid < 0) {
 		int e = errno;
 
 		close(sv[0]);
 		close(sv[1]);
+		json_object_put(m);
 		return -e;
 	}
 	if (pid == 0) {
@@ -602,13 +608,20 @@ static int fork_idle(struct zygote *z)
 	}
 	close(sv[1]);
 	setpgid(pid, pid); /* also done by the child; whoever is first wins the race */
-	z->idle[z->n_idle].pid = pid;
-	z->idle[z->n_idle].link = sv[0];
-	z->n_idle++;
+	json_object_object_add(m, "op", json_object_new_string("idle"));
+	json_object_object_add(m, "pid", json_object_new_int64(pid));
+	r = wire_send_json(z->ctl, m, &sv[0], 1);
+	json_object_put(m);
+	close(sv[0]);
+	if (r < 0) {
+		kill(pid, SIGKILL); /* reaped with SIGCHLD */
+		return r;
+	}
+	z->idle[z->n_idle++] = pid;
 	return 0;
 }
 
-static void z_report(struct zygote *z, uint64_t id, int status, int reason)
+static void z_report(struct zygote *z, uint64_t id, pid_t pid, int status, int reason)
 {
 	struct json_object *m = json_object_new_object();
 
@@ -616,19 +629,51 @@ static void z_report(struct zygote *z, uint64_t id, int status, int reason)
 		return;
 	json_object_object_add(m, "op", json_object_new_string("exit"));
 	json_object_object_add(m, "id", json_object_new_int64((int64_t)id));
+	json_object_object_add(m, "pid", json_object_new_int64(pid));
 	json_object_object_add(m, "status", json_object_new_int(status));
 	json_object_object_add(m, "reason", json_object_new_int(reason));
 	wire_send_json(z->ctl, m, NULL, 0);
 	json_object_put(m);
 }
 
-/* Hands the exec socket to an executor: an idle one, or a new one. */
-static void z_run(struct zygote *z, uint64_t id, int64_t deadline_us, int fd)
+static bool z_take_idle(struct zygote *z, pid_t pid)
 {
-	struct json_object *go = json_object_new_object();
-	int attempts;
+	for (size_t i = 0; i < z->n_idle; i++) {
+		if (z->idle[i] == pid) {
+			z->idle[i] = z->idle[--z->n_idle];
+			return true;
+		}
+	}
+	return false;
+}
 
-	json_object_object_add(go, "op", json_object_new_string("go"));
+/* The daemon gave idle executor pid the job of run id. */
+static void z_run(struct zygote *z, uint64_t id, pid_t pid, int64_t deadline_us)
+{
+	if (!z_take_idle(z, pid))
+		return; /* it ended already (reported by pid) or is not ours */
+	if (z->n_runs == z->cap_runs) {
+		size_t cap = z->cap_runs ? z->cap_runs * 2 : 16;
+		struct zrun *r = cap <= ZRUN_MAX ? realloc(z->runs, cap * sizeof(*r)) : NULL;
+
+		if (!r) {
+			/* cannot watch it: end it (reported by pid when reaped) */
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			return;
+		}
+		z->runs = r;
+		z->cap_runs = cap;
+	}
+	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .deadline_us = deadline_us};
+}
+
+/* "spawn": no idle executor was left; fork one on the exec socket fd for
+ * run id (the job is waiting in it). */
+static void z_spawn(struct zygote *z, uint64_t id, int64_t deadline_us, int fd)
+{
+	pid_t pid = -1;
+
 	if (z->n_runs == z->cap_runs) {
 		size_t cap = z->cap_runs ? z->cap_runs * 2 : 16;
 		struct zrun *r = cap <= ZRUN_MAX ? realloc(z->runs, cap * sizeof(*r)) : NULL;
@@ -638,29 +683,18 @@ static void z_run(struct zygote *z, uint64_t id, int64_t deadline_us, int fd)
 		z->runs = r;
 		z->cap_runs = cap;
 	}
-	for (attempts = 0; attempts < 3; attempts++) {
-		struct zidle c;
-
-		if (z->n_idle == 0 && fork_idle(z) < 0)
-			break;
-		c = z->idle[--z->n_idle];
-		if (wire_send_json(c.link, go, &fd, 1) < 0) {
-			/* it died while idle: it is reaped with SIGCHLD */
-			kill(c.pid, SIGKILL);
-			close(c.link);
-			continue;
-		}
-		close(c.link);
-		z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = c.pid,
-						     .deadline_us = deadline_us};
-		close(fd);
-		json_object_put(go);
-		return;
-	}
+	pid = fork();
+	if (pid < 0)
+		goto fail;
+	if (pid == 0)
+		child_main(z, fd);
+	setpgid(pid, pid);
+	close(fd);
+	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .deadline_us = deadline_us};
+	return;
 fail:
 	close(fd);
-	json_object_put(go);
-	z_report(z, id, 0, REASON_NOSTART);
+	z_report(z, id, 0, 0, REASON_NOSTART);
 }
 
 static void z_kill_run(struct zrun *r, int reason)
@@ -670,6 +704,25 @@ static void z_kill_run(struct zrun *r, int reason)
 	r->reason = reason;
 	kill(-r->pid, SIGKILL);
 	kill(r->pid, SIGKILL);
+}
+
+/* "kill": run id, or the executor pid (an idle one the daemon just gave a
+ * job whose "run" is on its way). */
+static void z_kill(struct zygote *z, uint64_t id, pid_t pid)
+{
+	for (size_t i = 0; i < z->n_runs; i++) {
+		if ((id && z->runs[i].id == id) || (pid > 0 && z->runs[i].pid == pid)) {
+			z_kill_run(&z->runs[i], REASON_KILLED);
+			return;
+		}
+	}
+	for (size_t i = 0; pid > 0 && i < z->n_idle; i++) {
+		if (z->idle[i] == pid) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			return;
+		}
+	}
 }
 
 static void z_reap(struct zygote *z)
@@ -688,16 +741,14 @@ static void z_reap(struct zygote *z)
 
 			kill(-pid, SIGKILL); /* what it left in its group */
 			z->runs[i] = z->runs[--z->n_runs];
-			z_report(z, r.id, st, r.reason);
+			z_report(z, r.id, pid, st, r.reason);
 			continue;
 		}
-		for (i = 0; i < z->n_idle; i++)
-			if (z->idle[i].pid == pid)
-				break;
-		if (i < z->n_idle) {
-			if (z->idle[i].link >= 0)
-				close(z->idle[i].link);
-			z->idle[i] = z->idle[--z->n_idle];
+		if (z_take_idle(z, pid)) {
+			/* ended before its "run" arrived, or died idle: the
+			 * daemon matches the pid */
+			kill(-pid, SIGKILL);
+			z_report(z, 0, pid, st, REASON_EXITED);
 		}
 		/* else: something an executor left behind (we are its subreaper) */
 	}
@@ -767,12 +818,8 @@ reply:
 
 static void z_close_idle(struct zygote *z)
 {
-	for (size_t i = 0; i < z->n_idle; i++) {
-		kill(z->idle[i].pid, SIGKILL);
-		if (z->idle[i].link >= 0)
-			close(z->idle[i].link);
-		z->idle[i].link = -1;
-	}
+	for (size_t i = 0; i < z->n_idle; i++)
+		kill(z->idle[i], SIGKILL);
 }
 
 int executor_zygote_main(int fd)
@@ -796,7 +843,7 @@ int executor_zygote_main(int fd)
 		int64_t now = util_mono_us(), next = -1;
 		int timeout = -1, np = 0;
 
-		if (z.closing && z.n_runs == 0)
+		if (z.closing && z.n_runs == 0 && z.n_idle == 0)
 			break;
 		for (size_t i = 0; i < z.n_runs; i++) {
 			if (z.runs[i].reason)
@@ -811,11 +858,10 @@ int executor_zygote_main(int fd)
 		pfd[np++] = (struct pollfd){.fd = z.sfd, .events = POLLIN};
 		if (!z.closing)
 			pfd[np++] = (struct pollfd){.fd = z.ctl, .events = POLLIN};
-		/* Refill the pool when nothing else waits, and only while no
-		 * execution runs (so a fork never delays an exit report) unless
-		 * the pool is running low. */
-		if (z.ready && !z.closing && z.n_idle < z.prefork &&
-		    (z.n_runs == 0 || z.n_idle < (z.prefork + 1) / 2)) {
+		/* Refills the pool when nothing else waits. Starting an
+		 * execution never waits for this fork (the daemon holds the
+		 * idle executors' sockets); messages and reaps go first. */
+		if (z.ready && !z.closing && z.n_idle < z.prefork) {
 			if (poll(pfd, (nfds_t)np, 0) == 0) {
 				fork_idle(&z);
 				continue;
@@ -845,8 +891,8 @@ int executor_zygote_main(int fd)
 			}
 			if (wire_op_is(m, "config")) {
 				z.prefork = (uint32_t)wire_jint(m, "prefork");
-				if (z.prefork > PREFORK_MAX)
-					z.prefork = PREFORK_MAX;
+				if (z.prefork > PREFORK_MAX / 2)
+					z.prefork = PREFORK_MAX / 2;
 				z.memory_limit_mb = (uint64_t)wire_jint(m, "memory_limit_mb");
 				z.cpu_limit_s = (uint32_t)wire_jint(m, "cpu_limit_s");
 			} else if (wire_op_is(m, "load")) {
@@ -856,15 +902,15 @@ int executor_zygote_main(int fd)
 				z.ready = true;
 				/* an executor's address space at fork: the limit's base */
 				z.base_kb = vm_size_kb();
-			} else if (wire_op_is(m, "run") && nfds == 1) {
-				z_run(&z, (uint64_t)wire_jint(m, "id"), wire_jint(m, "deadline_us"), fds[0]);
+			} else if (wire_op_is(m, "run")) {
+				z_run(&z, (uint64_t)wire_jint(m, "id"), (pid_t)wire_jint(m, "pid"),
+				      wire_jint(m, "deadline_us"));
+			} else if (wire_op_is(m, "spawn") && nfds == 1) {
+				z_spawn(&z, (uint64_t)wire_jint(m, "id"), wire_jint(m, "deadline_us"),
+					fds[0]);
 				nfds = 0;
 			} else if (wire_op_is(m, "kill")) {
-				uint64_t id = (uint64_t)wire_jint(m, "id");
-
-				for (size_t i = 0; i < z.n_runs; i++)
-					if (z.runs[i].id == id)
-						z_kill_run(&z.runs[i], REASON_KILLED);
+				z_kill(&z, (uint64_t)wire_jint(m, "id"), (pid_t)wire_jint(m, "pid"));
 			}
 			for (int i = 0; i < nfds; i++)
 				close(fds[i]);
@@ -872,22 +918,7 @@ int executor_zygote_main(int fd)
 		}
 	}
 
-	/* stop: kill the idle ones and reap them, and whatever else is left */
-	z_close_idle(&z);
-	while (z.n_idle > 0) {
-		pid_t pid = waitpid(-1, NULL, 0);
-
-		if (pid < 0 && errno == EINTR)
-			continue;
-		if (pid < 0)
-			break;
-		for (size_t i = 0; i < z.n_idle; i++) {
-			if (z.idle[i].pid == pid) {
-				z.idle[i] = z.idle[--z.n_idle];
-				break;
-			}
-		}
-	}
+	/* stop: whatever is left (idle executors were killed and reaped above) */
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
 	for (size_t i = 0; i < z.n_plugins; i++)

@@ -264,6 +264,17 @@ static size_t count_fds(void)
 	return n;
 }
 
+/* Waits until the zygote's pool is full again: the daemon holds one exec
+ * socket per idle executor, so the descriptor count depends on it. */
+static void wait_pool_full(struct executor *ex, size_t n)
+{
+	int64_t until = util_mono_us() + 5000000;
+
+	while (executor_idle(ex) < n && util_mono_us() < until)
+		usleep(1000);
+	assert_int_equal(executor_idle(ex), n);
+}
+
 static void test_fd_leaks(void **state)
 {
 	size_t before, after;
@@ -274,6 +285,7 @@ static void test_fd_leaks(void **state)
 	/* warm up (the store's statements, lazy allocations) */
 	assert_int_equal(fx_run(&F, "noop", false, 10, &r), 0);
 	executor_result_clear(&r.res);
+	wait_pool_full(F.ex, 2);
 	before = count_fds();
 	t0 = util_mono_us();
 	for (int i = 0; i < 200; i++) {
@@ -284,6 +296,7 @@ static void test_fd_leaks(void **state)
 	}
 	print_message("200 isolated runs (with store writes): %.0f us each\n",
 		      (double)(util_mono_us() - t0) / 200);
+	wait_pool_full(F.ex, 2);
 	after = count_fds();
 	assert_int_equal(before, after);
 }
