@@ -4,15 +4,19 @@
  * host calls (proxy requests included) on the calling thread, and runs
  * in-process executions directly. The messages are in wire.h.
  *
- * An isolated execution: the daemon makes a socketpair (the exec socket),
- * writes the job on its end and hands the other end to the zygote, which
- * passes it to an idle pre-forked executor. The thread in executor_run()
- * serves the executor's calls until the result message arrives, and returns
- * then: the executor's exit and reaping happen in the background (the
- * zygote reaps it, kills its process group, and reports how it ended; that
- * report matters only when no result came: a crash, a deadline, a drain).
- * A reader thread routes the zygote's exit reports to the waiting
- * executor_run() through an eventfd.
+ * An isolated execution: the zygote keeps `prefork` executors forked ahead
+ * and hands the daemon the other end of each one's exec socket as it forks
+ * it (the reader thread keeps them in ex->idle). The daemon writes the job
+ * straight to an idle executor, tells the zygote ("run": deadline, the
+ * run's id), and the thread in executor_run() serves the executor's calls
+ * until the result message arrives, and returns then: neither a fork nor
+ * the executor's exit is on that path. The zygote reaps the executor in the
+ * background, kills its process group, and reports how it ended; that
+ * report matters only when no result came (a crash, a deadline, a drain)
+ * and reaches the waiting executor_run() through the reader thread and an
+ * eventfd. With no idle executor left (a burst beyond the pool, or
+ * prefork = 0) the daemon makes the exec socket itself and the zygote forks
+ * an executor on it ("spawn").
  */
 #include "executor.h"
 #include "paginate.h"

@@ -11,12 +11,16 @@
  *   daemon -> zygote   {"op":"config","prefork":N,"memory_limit_mb":N,"cpu_limit_s":N}
  *                      {"op":"load","i":N,"name":S,"version":S,"hash":HEX} + memfd
  *                      {"op":"ready"}
- *                      {"op":"run","id":N,"deadline_us":N} + executor's end of the exec socket
- *                      {"op":"kill","id":N}                (drain: kill it now)
+ *                      {"op":"run","id":N,"pid":P,"deadline_us":N}
+ *                        (the daemon gave idle executor P the job of run N)
+ *                      {"op":"spawn","id":N,"deadline_us":N} + executor's end of
+ *                        a new exec socket holding the job (no idle executor left)
+ *                      {"op":"kill","id":N,"pid":P}       (drain: kill run N or executor P)
  *   zygote -> daemon   {"op":"loaded","i":N,"code":N,"kind":N,"err":S}
- *                      {"op":"exit","id":N,"status":WSTATUS,"reason":R}
- *                        R: enum wire_reason
- *   zygote -> executor {"op":"go"} + exec socket          (over the executor's link)
+ *                      {"op":"idle","pid":P} + the daemon's end of P's exec socket
+ *                      {"op":"exit","id":N,"pid":P,"status":WSTATUS,"reason":R}
+ *                        R: enum wire_reason; id 0 when the executor ended
+ *                        before its "run" arrived or while idle
  *   daemon -> executor {"op":"job","plugin":N,"deadline_us":N,"event":{...}|"input":S}
  *   executor -> daemon {"op":"log","l":LEVEL,"m":S}        (no reply)
  *                      {"op":"set_error","m":S}            (no reply)

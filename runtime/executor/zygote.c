@@ -9,9 +9,9 @@
  *        +------- exec socket ------> executor (one per execution)
  *
  * The zygote opens the plugins whose sealed memfds the daemon sends it and
- * keeps `prefork` executors forked ahead. For each execution the daemon
- * hands it one end of a socketpair (the exec socket); the zygote passes it
- * to an idle executor (or forks one). The executor reads the job, calls the
+ * keeps `prefork` executors forked ahead, each with its exec socket, whose
+ * other end the daemon holds (see "The zygote" below). The executor reads
+ * the job from the daemon, calls the
  * entry point with a vtable whose functions are calls over the exec socket
  * (wire.h) - proxy() included: the daemon makes the HTTP request, so the
  * credentials never enter an executor; paginate()'s loop runs here over
