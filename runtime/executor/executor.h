@@ -99,7 +99,9 @@ void executor_kill_all(struct executor *ex);
 
 /* Number of executions running now: an isolated execution counts from
  * executor_run() until its result arrived (or it ended without one), not
- * until its executor process has exited and been reaped. */
+ * until its executor process has exited and been reaped. So for a moment
+ * after a burst more executor processes may exist than executions run
+ * (each exits right after sending its result), besides the pool. */
 size_t executor_running(const struct executor *ex);
 
 /* Idle executors forked ahead whose exec sockets the daemon holds (each is

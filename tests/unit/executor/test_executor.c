@@ -464,6 +464,36 @@ static void test_drain_and_no_zygote_left(void **state)
 	assert_int_equal(errno, ESRCH);
 }
 
+/* Idle executors that died (killed from outside) before they got a job:
+ * the daemon, which may still hold their exec sockets, replaces them (a
+ * failed job send) or forks one on demand; executions succeed and the pool
+ * refills. */
+static void test_idle_died(void **state)
+{
+	int kids[64];
+	size_t n;
+	struct fx_run r;
+
+	(void)state;
+	wait_pool_full(F.ex, 2);
+	n = children_of(executor_zygote_pid(F.ex), kids, 64);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(kill(kids[i], SIGKILL), 0);
+	/* dead and reaped by the zygote (so their sockets are closed) */
+	for (size_t i = 0; i < n; i++) {
+		for (int k = 0; k < 500 && !(kill(kids[i], 0) < 0 && errno == ESRCH); k++)
+			usleep(1000);
+		assert_true(kill(kids[i], 0) < 0 && errno == ESRCH);
+	}
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(fx_run(&F, "noop", false, 10, &r), 0);
+		assert_int_equal(r.res.status, STORE_EXEC_SUCCEEDED);
+		executor_result_clear(&r.res);
+	}
+	wait_pool_full(F.ex, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -472,6 +502,7 @@ int main(void)
 		cmocka_unit_test(test_log_caps),
 		cmocka_unit_test(test_reaped),
 		cmocka_unit_test(test_fd_leaks),
+		cmocka_unit_test(test_idle_died),
 		cmocka_unit_test(test_callall_isolated),
 		cmocka_unit_test(test_callall_in_process),
 		cmocka_unit_test(test_in_process),
