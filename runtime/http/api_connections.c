@@ -704,7 +704,7 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 	struct json_object *body = NULL, *echo = NULL, *v;
 	struct api_metadata_req mreq;
 	struct api_problem p;
-	const char *doc;
+	size_t failed = 0;
 	int ret;
 
 	ret = http_json_body(req, &body);
@@ -714,42 +714,26 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 		ret = api_respond_parse_problem(resp, &p);
 		goto out;
 	}
-	/* all or nothing: every connection must exist and not be deleting */
-	for (size_t i = 0; i < mreq.n_ids; i++) {
-		struct store_connection *c = NULL;
-
-		ret = store_connection_get(ctx->store, mreq.provider_config_key, mreq.ids[i], &c);
-		if (ret == STORE_ENOTFOUND) {
-			ret = api_respond_unknown_connection(resp, mreq.provider_config_key, mreq.ids[i]);
-			goto out;
-		}
-		if (ret < 0 && ret != STORE_ENOKEY && ret != STORE_EDECRYPT) {
-			ret = api_respond_store_error(resp, "reading the connection", ret);
-			goto out;
-		}
-		if (c && c->deleting) {
-			store_connection_free(c);
-			ret = api_respond_deleting(resp, mreq.ids[i]);
-			goto out;
-		}
-		store_connection_free(c);
+	/* all or nothing, in one transaction: every connection must exist and
+	 * not be being deleted */
+	ret = store_connection_metadata_write(ctx->store, mreq.provider_config_key,
+					      mreq.ids, mreq.n_ids,
+					      api_json_str(mreq.metadata), merge, &failed);
+	if (ret == STORE_ENOTFOUND) {
+		ret = api_respond_unknown_connection(resp, mreq.provider_config_key, mreq.ids[failed]);
+		goto out;
 	}
-	doc = api_json_str(mreq.metadata);
-	for (size_t i = 0; i < mreq.n_ids; i++) {
-		ret = merge ? store_connection_metadata_update(ctx->store, mreq.provider_config_key, mreq.ids[i], doc)
-			    : store_connection_metadata_set(ctx->store, mreq.provider_config_key, mreq.ids[i], doc);
-		if (ret == STORE_ENOTFOUND) {
-			ret = api_respond_unknown_connection(resp, mreq.provider_config_key, mreq.ids[i]);
-			goto out;
-		}
-		if (ret == STORE_EINVAL || ret == STORE_ETOOBIG) {
-			ret = http_respond_error(resp, 400, "invalid_body", "metadata: %s", store_strerror(ret));
-			goto out;
-		}
-		if (ret < 0) {
-			ret = api_respond_store_error(resp, "writing the metadata", ret);
-			goto out;
-		}
+	if (ret == STORE_EDELETING) {
+		ret = api_respond_deleting(resp, mreq.ids[failed]);
+		goto out;
+	}
+	if (ret == STORE_EINVAL || ret == STORE_ETOOBIG) {
+		ret = http_respond_error(resp, 400, "invalid_body", "metadata: %s", store_strerror(ret));
+		goto out;
+	}
+	if (ret < 0) {
+		ret = api_respond_store_error(resp, "writing the metadata", ret);
+		goto out;
 	}
 	echo = json_object_new_object();
 	if (echo) {

@@ -631,30 +631,46 @@ int store_connection_delete(struct store *s, const char *pck, const char *cid)
 	return s->ops->connection_delete(s, pck, cid);
 }
 
-static int metadata(struct store *s, const char *pck, const char *cid, const char *json,
-		    bool merge)
+static int metadata(struct store *s, const char *pck, const char *const *cids, size_t n,
+		    const char *json, bool merge, bool refuse_deleting, size_t *failed)
 {
+	size_t unused;
 	int ret;
 
-	if (!s || !json)
+	if (!failed)
+		failed = &unused;
+	*failed = 0;
+	if (!s || !json || !cids || n == 0)
 		return STORE_EINVAL;
-	if ((ret = check_id(pck)) || (ret = check_id(cid)))
+	if ((ret = check_id(pck)))
 		return ret;
+	for (size_t i = 0; i < n; i++) {
+		if ((ret = check_id(cids[i]))) {
+			*failed = i;
+			return ret;
+		}
+	}
 	if ((ret = json_check(json, true)))
 		return ret;
-	return s->ops->connection_metadata(s, pck, cid, json, merge);
+	return s->ops->connection_metadata(s, pck, cids, n, json, merge, refuse_deleting, failed);
 }
 
 int store_connection_metadata_set(struct store *s, const char *pck, const char *cid,
 				  const char *metadata_json)
 {
-	return metadata(s, pck, cid, metadata_json, false);
+	return metadata(s, pck, &cid, 1, metadata_json, false, false, NULL);
 }
 
 int store_connection_metadata_update(struct store *s, const char *pck, const char *cid,
 				     const char *patch_json)
 {
-	return metadata(s, pck, cid, patch_json, true);
+	return metadata(s, pck, &cid, 1, patch_json, true, false, NULL);
+}
+
+int store_connection_metadata_write(struct store *s, const char *pck, const char *const *cids,
+				    size_t n, const char *json, bool merge, size_t *failed)
+{
+	return metadata(s, pck, cids, n, json, merge, true, failed);
 }
 
 /* ---------------------------------------------------------------------------

@@ -259,6 +259,15 @@ int store_connection_metadata_set(struct store *s, const char *provider_config_k
 int store_connection_metadata_update(struct store *s, const char *provider_config_key,
 				     const char *connection_id, const char *patch_json);
 
+/* POST/PATCH /connections/metadata: replaces (merge false) or merges json
+ * into the metadata of n connections of one integration, in one
+ * transaction, all or nothing. A connection that does not exist is
+ * STORE_ENOTFOUND, one being deleted STORE_EDELETING; then nothing is
+ * written and *failed (may be NULL) is the index of the first such id. */
+int store_connection_metadata_write(struct store *s, const char *provider_config_key,
+				    const char *const *connection_ids, size_t n, const char *json,
+				    bool merge, size_t *failed);
+
 /* ---------------------------------------------------------------------------
  * Idempotency keys (kept 24 h).
  */

@@ -32,9 +32,13 @@ struct store_ops {
 	int (*connection_mark_deleting)(struct store *s, const char *pck, const char *cid,
 					bool claim, int64_t generation, int64_t *event_id);
 	int (*connection_delete)(struct store *s, const char *pck, const char *cid);
-	/* merge false: replace; true: merge top-level keys (store_json_merge). */
-	int (*connection_metadata)(struct store *s, const char *pck, const char *cid,
-				   const char *json, bool merge);
+	/* One transaction over n connections of pck, all or nothing. merge
+	 * false: replace; true: merge top-level keys (store_json_merge).
+	 * refuse_deleting: a connection being deleted is STORE_EDELETING. On
+	 * STORE_ENOTFOUND/STORE_EDELETING *failed is the offending index. */
+	int (*connection_metadata)(struct store *s, const char *pck, const char *const *cids,
+				   size_t n, const char *json, bool merge, bool refuse_deleting,
+				   size_t *failed);
 
 	int (*idempotency_get)(struct store *s, const char *key, struct store_idempotency **out);
 	int (*idempotency_put)(struct store *s, const struct store_idempotency_input *in);

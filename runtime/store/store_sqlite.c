@@ -1140,37 +1140,38 @@ out:
 }
 
 static const char sql_meta_read[] =
-	"SELECT metadata FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
+	"SELECT metadata, deleting FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
 static const char sql_meta_write[] =
 	"UPDATE connections SET metadata = ?3, updated_at = ?4"
 	" WHERE provider_config_key = ?1 AND connection_id = ?2";
 
-static int sq_connection_metadata(struct store *s, const char *pck, const char *cid,
-				  const char *json, bool merge)
+/* One connection's metadata, inside the caller's transaction. */
+static int meta_write_one(struct sq *b, const char *pck, const char *cid, const char *json,
+			  bool merge, bool refuse_deleting)
 {
-	struct sq *b = B(s);
 	sqlite3_stmt *st = NULL;
 	char *merged = NULL;
 	int ret;
 
-	ret = txn_begin(b, CRITICAL);
+	ret = prep(b, sql_meta_read, &st);
 	if (ret)
-		return ret;
+		goto out;
+	bind_text(st, 1, pck);
+	bind_text(st, 2, cid);
+	ret = step_row(b, st, "read metadata");
+	if (ret)
+		goto out;
+	if (refuse_deleting && sqlite3_column_int(st, 1)) {
+		ret = STORE_EDELETING;
+		goto out;
+	}
 	if (merge) {
-		ret = prep(b, sql_meta_read, &st);
-		if (ret)
-			goto out;
-		bind_text(st, 1, pck);
-		bind_text(st, 2, cid);
-		ret = step_row(b, st, "read metadata");
-		if (ret)
-			goto out;
 		ret = store_json_merge((const char *)sqlite3_column_text(st, 0), json, &merged);
 		if (ret)
 			goto out;
-		release(b, st);
-		st = NULL;
 	}
+	release(b, st);
+	st = NULL;
 	ret = prep(b, sql_meta_write, &st);
 	if (ret)
 		goto out;
@@ -1179,13 +1180,28 @@ static int sq_connection_metadata(struct store *s, const char *pck, const char *
 	bind_text(st, 3, merge ? merged : json);
 	sqlite3_bind_int64(st, 4, util_now_ms());
 	ret = run(b, st, "write metadata");
-	if (!ret && sqlite3_changes(b->db) == 0)
-		ret = STORE_ENOTFOUND;
 out:
 	release(b, st);
-	ret = txn_end(b, ret);
 	free(merged);
 	return ret;
+}
+
+static int sq_connection_metadata(struct store *s, const char *pck, const char *const *cids,
+				  size_t n, const char *json, bool merge, bool refuse_deleting,
+				  size_t *failed)
+{
+	struct sq *b = B(s);
+	int ret;
+
+	ret = txn_begin(b, CRITICAL);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n && !ret; i++) {
+		ret = meta_write_one(b, pck, cids[i], json, merge, refuse_deleting);
+		if (ret)
+			*failed = i;
+	}
+	return txn_end(b, ret);
 }
 
 /* ---------------------------------------------------------------------------

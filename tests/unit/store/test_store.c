@@ -687,6 +687,46 @@ static void test_metadata(void **state)
 	store_connection_free(c);
 }
 
+/* Several connections at once: all or nothing. */
+static void test_metadata_many(void **state)
+{
+	struct fx *f = *state;
+	const char *ids[3] = {"m1", "m2", "m3"};
+	const char *with_unknown[3] = {"m1", "nope", "m3"};
+	struct store_connection *c = NULL;
+	size_t failed = 99;
+	int64_t ev;
+
+	for (int i = 0; i < 3; i++)
+		upsert(f->s, "gh", ids[i], "{}");
+	assert_int_equal(store_connection_metadata_write(f->s, "gh", ids, 3, "{\"a\":1}", false,
+							 &failed), 0);
+	assert_int_equal(store_connection_metadata_write(f->s, "gh", ids, 3, "{\"b\":2}", true,
+							 &failed), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(store_connection_get(f->s, "gh", ids[i], &c), 0);
+		assert_string_equal(c->metadata, "{\"a\":1,\"b\":2}");
+		store_connection_free(c);
+	}
+	/* an unknown id in the middle: nothing is written, its index is named */
+	assert_int_equal(store_connection_metadata_write(f->s, "gh", with_unknown, 3, "{}", false,
+							 &failed), STORE_ENOTFOUND);
+	assert_int_equal(failed, 1);
+	assert_int_equal(store_connection_get(f->s, "gh", "m1", &c), 0);
+	assert_string_equal(c->metadata, "{\"a\":1,\"b\":2}");
+	store_connection_free(c);
+	/* a connection being deleted refuses the whole write; the single-id
+	 * functions (scripts during pre-connection-deletion) still may */
+	assert_int_equal(store_connection_mark_deleting(f->s, "gh", "m3", false, 1, &ev), 0);
+	assert_int_equal(store_connection_metadata_write(f->s, "gh", ids, 3, "{}", false, &failed),
+			 STORE_EDELETING);
+	assert_int_equal(failed, 2);
+	assert_int_equal(store_connection_get(f->s, "gh", "m1", &c), 0);
+	assert_string_equal(c->metadata, "{\"a\":1,\"b\":2}");
+	store_connection_free(c);
+	assert_int_equal(store_connection_metadata_set(f->s, "gh", "m3", "{\"bye\":true}"), 0);
+}
+
 /* ---------------------------------------------------------------------------
  * Events.
  */
@@ -1439,6 +1479,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_migrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upsert_and_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metadata_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upsert_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_rollback_trigger, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_rollback_callback, setup, teardown),
