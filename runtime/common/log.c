@@ -1,10 +1,10 @@
 #include "log.h"
+#include "util.h"
 
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,17 +33,6 @@ const char *log_level_name(enum log_level level)
 	return "info";
 }
 
-static void timestamp(char *buf, size_t len)
-{
-	struct timeval tv;
-	struct tm tm;
-
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (long)(tv.tv_usec / 1000));
-}
 
 /* {"ts","level","part","msg"} and a newline in one writev(). Escaping can
  * make the object several times longer than msg, so it is written whole
@@ -88,7 +77,7 @@ void log_write(enum log_level level, const char *part, const char *fmt, ...)
 	for (char *p = msg; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	timestamp(ts, sizeof(ts));
+	util_iso_time(util_now_ms(), false, ts);
 	if (log_json) {
 		write_json(ts, level, part, msg);
 		return;

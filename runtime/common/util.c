@@ -155,6 +155,27 @@ void util_set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+void util_iso_time(int64_t ms, bool offset, char out[UTIL_ISO_TIME_MAX])
+{
+	time_t secs = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
+	struct tm tm;
+	char tmp[96];
+
+	if (frac < 0) {
+		frac += 1000;
+		secs -= 1;
+	}
+	if (!gmtime_r(&secs, &tm))
+		memset(&tm, 0, sizeof(tm));
+	/* formatted wide enough for any int fields (so the compiler sees no
+	 * truncation), then cut: only absurd years do not fit */
+	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03d%s", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac,
+		 offset ? "+00:00" : "Z");
+	snprintf(out, UTIL_ISO_TIME_MAX, "%.31s", tmp);
+}
+
 int64_t util_now_ms(void)
 {
 	struct timespec ts;

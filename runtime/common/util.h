@@ -31,6 +31,12 @@ int util_hexval(char c);
  * is NULL or errlen is 0 (callers may pass no buffer). */
 void util_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* ISO 8601 UTC with milliseconds of ms since the epoch:
+ * "2026-11-27T05:22:07.123Z", or with offset "...07.123+00:00" (the form
+ * Nango's list items use). out holds UTIL_ISO_TIME_MAX bytes. */
+#define UTIL_ISO_TIME_MAX 32
+void util_iso_time(int64_t ms, bool offset, char out[UTIL_ISO_TIME_MAX]);
+
 /* Monotonic and wall-clock time. */
 int64_t util_now_ms(void);      /* CLOCK_REALTIME, milliseconds since the epoch */
 int64_t util_mono_us(void);     /* CLOCK_MONOTONIC, microseconds */

@@ -2,6 +2,7 @@
  * api.c - the API's route table, its shared context and small helpers.
  */
 #include "api.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -121,25 +122,7 @@ const struct http_route *api_routes(size_t *n)
 
 void api_iso_time(int64_t ms, bool offset, char out[32])
 {
-	time_t secs = (time_t)(ms / 1000);
-	int frac = (int)(ms % 1000);
-	struct tm tm;
-
-	if (frac < 0) {
-		frac += 1000;
-		secs -= 1;
-	}
-	if (!gmtime_r(&secs, &tm))
-		memset(&tm, 0, sizeof(tm));
-	/* Formatted in a buffer wide enough for any int fields (so the
-	 * compiler sees no truncation), then cut to 31 bytes: only absurd
-	 * years do not fit. */
-	char tmp[96];
-
-	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03d%s", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac,
-		 offset ? "+00:00" : "Z");
-	snprintf(out, 32, "%.31s", tmp);
+	util_iso_time(ms, offset, out);
 }
 
 struct json_object *api_json_time(int64_t ms)
@@ -258,24 +241,13 @@ int api_respond_store_error(struct http_response *resp, const char *what, int er
 	return http_respond_error(resp, 500, "server_error", "%s failed: %s", what, store_strerror(err));
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 bool api_percent_decode(char *s)
 {
 	char *w = s;
 
 	for (const char *r = s; *r; r++) {
 		if (*r == '%') {
-			int hi = hexval(r[1]), lo = hi >= 0 ? hexval(r[2]) : -1;
+			int hi = util_hexval(r[1]), lo = hi >= 0 ? util_hexval(r[2]) : -1;
 
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return false;

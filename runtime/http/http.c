@@ -137,18 +137,6 @@ const char *http_strerror(int err)
 	}
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---------------------------------------------------------------- routes */
 
 static bool valid_param_name(const char *s, size_t len)
@@ -190,15 +178,15 @@ static int route_compile(struct route *r, const struct http_route *in, char *err
 
 	memset(r, 0, sizeof(*r));
 	if (!valid_method(in->method)) {
-		set_err(err, errlen, "route %s: invalid method", in->pattern ? in->pattern : "(null)");
+		util_set_err(err, errlen, "route %s: invalid method", in->pattern ? in->pattern : "(null)");
 		goto fail;
 	}
 	if (in->pattern == NULL || in->pattern[0] != '/') {
-		set_err(err, errlen, "route %s: the pattern must start with '/'", in->method);
+		util_set_err(err, errlen, "route %s: the pattern must start with '/'", in->method);
 		goto fail;
 	}
 	if (in->fn == NULL) {
-		set_err(err, errlen, "route %s %s: no handler", in->method, in->pattern);
+		util_set_err(err, errlen, "route %s %s: no handler", in->method, in->pattern);
 		goto fail;
 	}
 	r->fn = in->fn;
@@ -217,24 +205,24 @@ static int route_compile(struct route *r, const struct http_route *in, char *err
 		bool param = len >= 2 && p[0] == '{' && p[len - 1] == '}';
 
 		if (len == 0) {
-			set_err(err, errlen, "route %s %s: empty path segment", in->method, in->pattern);
+			util_set_err(err, errlen, "route %s %s: empty path segment", in->method, in->pattern);
 			goto fail;
 		}
 		if (r->n_segs == HTTP_MAX_SEGMENTS) {
-			set_err(err, errlen, "route %s %s: more than %d segments", in->method, in->pattern,
+			util_set_err(err, errlen, "route %s %s: more than %d segments", in->method, in->pattern,
 				HTTP_MAX_SEGMENTS);
 			goto fail;
 		}
 		if (param) {
 			if (!valid_param_name(p + 1, len - 2)) {
-				set_err(err, errlen, "route %s %s: parameter names are [A-Za-z0-9_]+",
+				util_set_err(err, errlen, "route %s %s: parameter names are [A-Za-z0-9_]+",
 					in->method, in->pattern);
 				goto fail;
 			}
 			r->segs[r->n_segs] = strndup(p + 1, len - 2);
 		} else {
 			if (memchr(p, '{', len) || memchr(p, '}', len) || memchr(p, '%', len)) {
-				set_err(err, errlen, "route %s %s: a parameter must be a whole segment \"{name}\" "
+				util_set_err(err, errlen, "route %s %s: a parameter must be a whole segment \"{name}\" "
 					"and literals are not percent-encoded", in->method, in->pattern);
 				goto fail;
 			}
@@ -255,7 +243,7 @@ static int route_compile(struct route *r, const struct http_route *in, char *err
 	for (size_t i = 0; i < r->n_segs; i++)
 		for (size_t j = i + 1; j < r->n_segs; j++)
 			if (r->is_param[i] && r->is_param[j] && strcmp(r->segs[i], r->segs[j]) == 0) {
-				set_err(err, errlen, "route %s %s: parameter {%s} appears twice",
+				util_set_err(err, errlen, "route %s %s: parameter {%s} appears twice",
 					in->method, in->pattern, r->segs[i]);
 				goto fail;
 			}
@@ -985,7 +973,7 @@ static int parse_listen(struct http_server *srv, const char *listen, char *err, 
 	unsigned long port;
 
 	if (listen == NULL || strlen(listen) >= sizeof(srv->listen)) {
-		set_err(err, errlen, "listen address missing or too long");
+		util_set_err(err, errlen, "listen address missing or too long");
 		return HTTP_EINVAL;
 	}
 	if (listen[0] == '[') {
@@ -1036,7 +1024,7 @@ static int parse_listen(struct http_server *srv, const char *listen, char *err, 
 			if (!IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr))
 				log_warn("http", "listening on %s, which is not a loopback address", listen);
 		} else {
-			set_err(err, errlen, "listen address %s: the host must be an IPv4 or IPv6 address "
+			util_set_err(err, errlen, "listen address %s: the host must be an IPv4 or IPv6 address "
 				"or localhost", listen);
 			return HTTP_EINVAL;
 		}
@@ -1044,7 +1032,7 @@ static int parse_listen(struct http_server *srv, const char *listen, char *err, 
 	strcpy(srv->listen, listen);
 	return 0;
 bad:
-	set_err(err, errlen, "listen address %s: expected host:port or [ipv6]:port, port 0-65535", listen);
+	util_set_err(err, errlen, "listen address %s: expected host:port or [ipv6]:port, port 0-65535", listen);
 	return HTTP_EINVAL;
 }
 
@@ -1064,47 +1052,47 @@ int http_server_new(const struct http_config *cfg, struct http_server **out, cha
 	if (err && errlen)
 		err[0] = '\0';
 	if (cfg == NULL) {
-		set_err(err, errlen, "no configuration");
+		util_set_err(err, errlen, "no configuration");
 		return HTTP_EINVAL;
 	}
 	if (sodium_init() < 0) {
-		set_err(err, errlen, "libsodium failed to initialize");
+		util_set_err(err, errlen, "libsodium failed to initialize");
 		return HTTP_ENOMEM;
 	}
 	if (cfg->secret_key == NULL || cfg->secret_key[0] == '\0') {
-		set_err(err, errlen, "a secret key is required");
+		util_set_err(err, errlen, "a secret key is required");
 		return HTTP_EINVAL;
 	}
 	if (cfg->n_routes > HTTP_MAX_ROUTES || (cfg->n_routes > 0 && cfg->routes == NULL)) {
-		set_err(err, errlen, "at most %d routes", HTTP_MAX_ROUTES);
+		util_set_err(err, errlen, "at most %d routes", HTTP_MAX_ROUTES);
 		return HTTP_EINVAL;
 	}
 	if (cfg->max_body > HTTP_MAX_BODY_LIMIT) {
-		set_err(err, errlen, "max body size %zu is over the limit of %u bytes", cfg->max_body,
+		util_set_err(err, errlen, "max body size %zu is over the limit of %u bytes", cfg->max_body,
 			HTTP_MAX_BODY_LIMIT);
 		return HTTP_EINVAL;
 	}
 	if (cfg->max_connections > HTTP_MAX_CONNECTIONS_LIMIT) {
-		set_err(err, errlen, "max connections %u is over the limit of %d", cfg->max_connections,
+		util_set_err(err, errlen, "max connections %u is over the limit of %d", cfg->max_connections,
 			HTTP_MAX_CONNECTIONS_LIMIT);
 		return HTTP_EINVAL;
 	}
 
 	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL) {
-		set_err(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 		return HTTP_ENOMEM;
 	}
 	srv->quiesced_fd = MHD_INVALID_SOCKET;
 	if (pthread_mutex_init(&srv->lock, NULL) != 0) {
 		free(srv);
-		set_err(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 		return HTTP_ENOMEM;
 	}
 	if (pthread_cond_init(&srv->idle, NULL) != 0) {
 		pthread_mutex_destroy(&srv->lock);
 		free(srv);
-		set_err(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 		return HTTP_ENOMEM;
 	}
 	srv->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
@@ -1130,7 +1118,7 @@ int http_server_new(const struct http_config *cfg, struct http_server **out, cha
 		srv->n_routes++;
 		for (size_t j = 0; j < i; j++)
 			if (routes_clash(&srv->routes[j], &srv->routes[i])) {
-				set_err(err, errlen, "routes %s %s and %s %s clash", srv->routes[j].method,
+				util_set_err(err, errlen, "routes %s %s and %s %s clash", srv->routes[j].method,
 					srv->routes[j].pattern, srv->routes[i].method, srv->routes[i].pattern);
 				rc = HTTP_EINVAL;
 				goto fail;
@@ -1141,7 +1129,7 @@ int http_server_new(const struct http_config *cfg, struct http_server **out, cha
 
 fail:
 	if (rc == HTTP_ENOMEM)
-		set_err(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 	http_server_free(srv);
 	return rc;
 }
@@ -1156,7 +1144,7 @@ int http_server_start(struct http_server *srv, char *err, size_t errlen)
 	if (srv == NULL)
 		return HTTP_EINVAL;
 	if (srv->daemon != NULL || srv->quiescing) {
-		set_err(err, errlen, "the server is already started or quiesced");
+		util_set_err(err, errlen, "the server is already started or quiesced");
 		return HTTP_ESTATE;
 	}
 	if (srv->family == AF_INET6) {
@@ -1177,7 +1165,7 @@ int http_server_start(struct http_server *srv, char *err, size_t errlen)
 				       MHD_OPTION_END);
 	if (srv->daemon == NULL) {
 		pthread_mutex_lock(&srv->lock);
-		set_err(err, errlen, "cannot listen on %s: %s", srv->listen,
+		util_set_err(err, errlen, "cannot listen on %s: %s", srv->listen,
 			srv->last_mhd_error[0] ? srv->last_mhd_error : "libmicrohttpd failed to start");
 		pthread_mutex_unlock(&srv->lock);
 		return HTTP_ELISTEN;
