@@ -18,7 +18,7 @@
 #include "util.h"
 
 #define METHOD_PATH_POST "POST /connections"
-#define LIST_LIMIT_MAX 10000
+#define LIST_LIMIT_MAX STORE_CONNECTION_LIST_MAX
 #define LIST_PAGE_MAX 1000000000
 
 /* ------------------------------------------------------ in-flight sets */
@@ -490,31 +490,6 @@ out:
 
 /* --------------------------------------------------- GET /connections */
 
-static int cmp_newest(const void *a, const void *b)
-{
-	const struct store_connection *x = *(struct store_connection *const *)a;
-	const struct store_connection *y = *(struct store_connection *const *)b;
-
-	if (x->created_at != y->created_at)
-		return x->created_at > y->created_at ? -1 : 1;
-	return x->id > y->id ? -1 : x->id < y->id;
-}
-
-static bool in_comma_list(const char *list, const char *item)
-{
-	size_t n = strlen(item);
-
-	for (const char *p = list; p;) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-
-		if (len == n && strncmp(p, item, n) == 0)
-			return true;
-		p = comma ? comma + 1 : NULL;
-	}
-	return false;
-}
-
 int api_connections_list(struct http_request *req, struct http_response *resp, void *user)
 {
 	struct api_context *ctx = user;
@@ -526,7 +501,6 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 	struct store_connection **items = NULL;
 	struct json_object *root = NULL, *arr;
 	size_t n = 0;
-	bool none;
 	int ret;
 
 	if ((slimit && !api_parse_int(slimit, 1, LIST_LIMIT_MAX, &limit)) ||
@@ -534,22 +508,19 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 		return http_respond_error(resp, 400, "invalid_query_params",
 					  "limit must be 1 to 10000 and page a number from 0");
 	/* evscript has no end users or tags */
-	none = http_query(req, "endUserId") || http_query(req, "endUserOrganizationId");
-	if (!none) {
-		/* one integration: let the store filter; several: filtered below */
-		const char *one = integrations && *integrations && !strchr(integrations, ',')
-					  ? integrations : NULL;
-		bool truncated = false;
+	if (!http_query(req, "endUserId") && !http_query(req, "endUserOrganizationId")) {
+		struct store_connection_filter f = {
+			.connection_id = cid && *cid ? cid : NULL,
+			.provider_config_keys = integrations,
+			.search = search,
+			.limit = (size_t)limit,
+			.offset = (size_t)(page * limit),
+		};
 
-		ret = store_connection_list(ctx->store, cid && *cid ? cid : NULL, one, &items, &n, &truncated);
+		ret = store_connection_list(ctx->store, &f, &items, &n);
 		if (ret < 0)
 			return api_respond_store_error(resp, "listing connections", ret);
-		if (truncated)
-			log_warn("api", "GET /connections: the store returned its first %zu connections only; "
-				 "the list is incomplete", n);
 	}
-	if (n > 1)
-		qsort(items, n, sizeof(*items), cmp_newest);
 	root = json_object_new_object();
 	arr = json_object_new_array();
 	if (!root || !arr) {
@@ -558,20 +529,8 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 		goto out;
 	}
 	json_object_object_add(root, "connections", arr);
-	for (int64_t i = 0, skipped = 0, added = 0; i < (int64_t)n && added < limit; i++) {
-		const struct store_connection *c = items[i];
-
-		if (integrations && *integrations && !in_comma_list(integrations, c->provider_config_key))
-			continue;
-		if (search && *search && !strstr(c->connection_id, search))
-			continue;
-		if (skipped < page * limit) {
-			skipped++;
-			continue;
-		}
-		json_object_array_add(arr, connection_item(c));
-		added++;
-	}
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(arr, connection_item(items[i]));
 	ret = http_respond_json(resp, 200, root);
 	root = NULL;
 out:

@@ -584,24 +584,23 @@ int store_connection_get(struct store *s, const char *pck, const char *cid,
 	return s->ops->connection_get(s, pck, cid, out);
 }
 
-int store_connection_list(struct store *s, const char *cid, const char *pck,
-			  struct store_connection ***items, size_t *n, bool *truncated)
+int store_connection_list(struct store *s, const struct store_connection_filter *f,
+			  struct store_connection ***items, size_t *n)
 {
-	bool t = false;
+	struct store_connection_filter all = {0};
 	int ret;
 
 	*items = NULL;
 	*n = 0;
-	if (truncated)
-		*truncated = false;
 	if (!s)
 		return STORE_EINVAL;
-	if ((ret = check_opt_id(cid)) || (ret = check_opt_id(pck)))
+	if (f)
+		all = *f;
+	if ((ret = check_opt_id(all.connection_id)))
 		return ret;
-	ret = s->ops->connection_list(s, cid, pck, items, n, &t);
-	if (!ret && truncated)
-		*truncated = t;
-	return ret;
+	if (all.limit == 0 || all.limit > STORE_CONNECTION_LIST_MAX)
+		all.limit = STORE_CONNECTION_LIST_MAX;
+	return s->ops->connection_list(s, &all, items, n);
 }
 
 int store_connection_mark_deleting(struct store *s, const char *pck, const char *cid,

@@ -222,14 +222,22 @@ int store_connection_upsert(struct store *s, const struct store_connection_input
 int store_connection_get(struct store *s, const char *provider_config_key,
 			 const char *connection_id, struct store_connection **out);
 
-/* Lists connections, optionally filtered (NULL: any), ordered by
- * provider_config_key then connection_id, at most STORE_LIST_MAX (*truncated
- * set when there were more; it may be NULL). Credentials are not read
- * (NULL in the results). *items is owned by the caller
- * (store_connection_list_free); with no match it is NULL and *n 0. */
-int store_connection_list(struct store *s, const char *connection_id,
-			  const char *provider_config_key, struct store_connection ***items,
-			  size_t *n, bool *truncated);
+/* Filters for store_connection_list; NULL / 0 mean "any". */
+struct store_connection_filter {
+	const char *connection_id;        /* exact match */
+	const char *provider_config_keys; /* integration ids separated by commas */
+	const char *search;               /* a substring of connection_id */
+	size_t limit;                     /* 0: STORE_CONNECTION_LIST_MAX; capped at it */
+	size_t offset;                    /* rows to skip (paging) */
+};
+#define STORE_CONNECTION_LIST_MAX 10000
+
+/* Lists connections matching f (NULL: all), newest first (created_at, then
+ * row id), one page of at most f->limit. Credentials are not read (NULL in
+ * the results). *items is owned by the caller (store_connection_list_free);
+ * with no match it is NULL and *n 0. */
+int store_connection_list(struct store *s, const struct store_connection_filter *f,
+			  struct store_connection ***items, size_t *n);
 
 /* Marks the connection as being deleted AND records its
  * pre-connection-deletion event in one transaction. From then on no other

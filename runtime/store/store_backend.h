@@ -27,8 +27,9 @@ struct store_ops {
 				 struct store_upsert_result *r);
 	int (*connection_get)(struct store *s, const char *pck, const char *cid,
 			      struct store_connection **out);
-	int (*connection_list)(struct store *s, const char *cid, const char *pck,
-			       struct store_connection ***items, size_t *n, bool *truncated);
+	/* f is complete (no NULL), limit within 1..STORE_CONNECTION_LIST_MAX */
+	int (*connection_list)(struct store *s, const struct store_connection_filter *f,
+			       struct store_connection ***items, size_t *n);
 	int (*connection_mark_deleting)(struct store *s, const char *pck, const char *cid,
 					bool claim, int64_t generation, int64_t *event_id);
 	int (*connection_delete)(struct store *s, const char *pck, const char *cid);

@@ -962,8 +962,9 @@ static const char sql_conn_list[] =
 	"SELECT id, connection_id, provider_config_key, provider, NULL,"
 	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
 	" FROM connections WHERE (?1 IS NULL OR connection_id = ?1)"
-	" AND (?2 IS NULL OR provider_config_key = ?2)"
-	" ORDER BY provider_config_key, connection_id LIMIT ?3";
+	" AND (?2 IS NULL OR instr(',' || ?2 || ',', ',' || provider_config_key || ',') > 0)"
+	" AND (?3 IS NULL OR instr(connection_id, ?3) > 0)"
+	" ORDER BY created_at DESC, id DESC LIMIT ?4 OFFSET ?5";
 
 /* Builds a connection from a row of sql_conn_get / sql_conn_list. */
 static int conn_from_row(struct store *s, sqlite3_stmt *st, bool with_credentials,
@@ -1025,8 +1026,8 @@ out:
 	return ret;
 }
 
-static int sq_connection_list(struct store *s, const char *cid, const char *pck,
-			      struct store_connection ***items, size_t *n, bool *truncated)
+static int sq_connection_list(struct store *s, const struct store_connection_filter *f,
+			      struct store_connection ***items, size_t *n)
 {
 	struct sq *b = B(s);
 	struct store_connection **v = NULL, *c;
@@ -1038,14 +1039,13 @@ static int sq_connection_list(struct store *s, const char *cid, const char *pck,
 	ret = prep(b, sql_conn_list, &st);
 	if (ret)
 		goto out;
-	bind_text(st, 1, cid);
-	bind_text(st, 2, pck);
-	sqlite3_bind_int(st, 3, STORE_LIST_MAX + 1);
+	bind_text(st, 1, f->connection_id);
+	bind_text(st, 2, f->provider_config_keys && *f->provider_config_keys
+				 ? f->provider_config_keys : NULL);
+	bind_text(st, 3, f->search && *f->search ? f->search : NULL);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)f->limit);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)f->offset);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == STORE_LIST_MAX) {
-			*truncated = true;
-			break;
-		}
 		if (count == alloc) {
 			size_t na = alloc ? alloc * 2 : 16;
 			struct store_connection **t = realloc(v, na * sizeof(*v));

@@ -558,42 +558,65 @@ static void test_list(void **state)
 {
 	struct fx *f = *state;
 	struct store_connection **v = NULL;
+	struct store_connection_filter flt = {0};
 	size_t n = 0;
-	bool trunc = true;
 
-	assert_int_equal(store_connection_list(f->s, NULL, NULL, &v, &n, &trunc), 0);
+	assert_int_equal(store_connection_list(f->s, NULL, &v, &n), 0);
 	assert_null(v);
 	assert_int_equal(n, 0);
-	assert_false(trunc);
 
 	upsert(f->s, "slack", "b", "{\"secret\":1}");
 	upsert(f->s, "gh", "b", "{}");
 	upsert(f->s, "gh", "a", "{}");
 	upsert(f->s, "slack", "c", "{}");
 
-	assert_int_equal(store_connection_list(f->s, NULL, NULL, &v, &n, &trunc), 0);
+	/* newest first */
+	assert_int_equal(store_connection_list(f->s, NULL, &v, &n), 0);
 	assert_int_equal(n, 4);
-	assert_string_equal(v[0]->provider_config_key, "gh");
-	assert_string_equal(v[0]->connection_id, "a");
-	assert_string_equal(v[1]->connection_id, "b");
-	assert_string_equal(v[2]->provider_config_key, "slack");
+	assert_string_equal(v[0]->provider_config_key, "slack");
+	assert_string_equal(v[0]->connection_id, "c");
+	assert_string_equal(v[1]->connection_id, "a");
+	assert_string_equal(v[2]->provider_config_key, "gh");
 	assert_string_equal(v[2]->connection_id, "b");
-	assert_string_equal(v[3]->connection_id, "c");
-	assert_null(v[2]->credentials);
-	assert_string_equal(v[2]->metadata, "{}");
+	assert_string_equal(v[3]->provider_config_key, "slack");
+	assert_null(v[3]->credentials);
+	assert_string_equal(v[3]->metadata, "{}");
 	store_connection_list_free(v, n);
 
-	assert_int_equal(store_connection_list(f->s, "b", NULL, &v, &n, NULL), 0);
+	flt.connection_id = "b";
+	assert_int_equal(store_connection_list(f->s, &flt, &v, &n), 0);
 	assert_int_equal(n, 2);
 	store_connection_list_free(v, n);
-	assert_int_equal(store_connection_list(f->s, NULL, "slack", &v, &n, NULL), 0);
+	flt = (struct store_connection_filter){.provider_config_keys = "slack"};
+	assert_int_equal(store_connection_list(f->s, &flt, &v, &n), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(v[0]->provider_config_key, "slack");
 	store_connection_list_free(v, n);
-	assert_int_equal(store_connection_list(f->s, "b", "gh", &v, &n, NULL), 0);
+	/* several integrations; a prefix of an id is not a match */
+	flt = (struct store_connection_filter){.provider_config_keys = "gh,sla,slack"};
+	assert_int_equal(store_connection_list(f->s, &flt, &v, &n), 0);
+	assert_int_equal(n, 4);
+	store_connection_list_free(v, n);
+	flt = (struct store_connection_filter){.provider_config_keys = "sla"};
+	assert_int_equal(store_connection_list(f->s, &flt, &v, &n), 0);
+	assert_int_equal(n, 0);
+	flt = (struct store_connection_filter){.connection_id = "b", .provider_config_keys = "gh"};
+	assert_int_equal(store_connection_list(f->s, &flt, &v, &n), 0);
 	assert_int_equal(n, 1);
 	store_connection_list_free(v, n);
-	assert_int_equal(store_connection_list(f->s, "zz", NULL, &v, &n, NULL), 0);
+	/* search and paging */
+	flt = (struct store_connection_filter){.search = "b"};
+	assert_int_equal(store_connection_list(f->s, &flt, &v, &n), 0);
+	assert_int_equal(n, 2);
+	store_connection_list_free(v, n);
+	flt = (struct store_connection_filter){.limit = 3, .offset = 2};
+	assert_int_equal(store_connection_list(f->s, &flt, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0]->connection_id, "b");
+	assert_string_equal(v[0]->provider_config_key, "gh");
+	store_connection_list_free(v, n);
+	flt = (struct store_connection_filter){.connection_id = "zz"};
+	assert_int_equal(store_connection_list(f->s, &flt, &v, &n), 0);
 	assert_int_equal(n, 0);
 	assert_null(v);
 }
