@@ -58,7 +58,9 @@ echo "run.sh: N=$n per row; $(nproc) CPUs; $(uname -sr)" >&2
 libs=$(ldd "$zyg" | awk '/=> \// {print $3}' | grep -v '/libc\.so' | tr '\n' ':')
 nlibs=$(printf '%s' "$libs" | tr ':' '\n' | grep -c . || true)
 if [ -n "$libs" ] && ! ldd "$zyg" | grep -q libasan; then
-	LD_PRELOAD=$libs "$floor" "$n" "floor, same loop with the zygote's $nlibs shared libraries loaded" >>"$out"
+	word=libraries
+	[ "$nlibs" = 1 ] && word=library
+	LD_PRELOAD=$libs "$floor" "$n" "floor, same loop with the zygote's $nlibs shared $word loaded" >>"$out"
 fi
 "$evs" "$n" >>"$out"
 if command -v node >/dev/null 2>&1; then
