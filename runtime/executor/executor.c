@@ -1063,8 +1063,11 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 				}
 				hr = handle_exec_msg(&srv, m, &rc, &output);
 				json_object_put(m);
-				if (hr < 0)
+				if (hr < 0) {
+					/* out of step: the executor gets EOF, not a hang */
+					shutdown(d, SHUT_RDWR);
 					sock_open = false;
+				}
 				if (hr > 0) {
 					have_result = true;
 					break;
@@ -1096,8 +1099,11 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 			} else {
 				hr = handle_exec_msg(&srv, m, &rc, &output);
 				json_object_put(m);
-				if (hr < 0)
+				if (hr < 0) {
+					/* out of step: the executor gets EOF, not a hang */
+					shutdown(d, SHUT_RDWR);
 					sock_open = false;
+				}
 				if (hr > 0) {
 					/* the result ends the execution: its exit is
 					 * the zygote's business (reaped in the
