@@ -33,18 +33,6 @@ struct proxy_target {
 };
 
 void proxy_target_free(struct proxy_target *t);  /* wipes secrets; NULL is fine */
-/* To and from JSON (diagnostics and tests; the runtime keeps targets in
- * the daemon):
- *   {"base_url": "...", "headers": [["Name","value"],...], "query": [[k,v],...],
- *    "basic_user": "...", "basic_password": "...",
- *    "retry": {"at": [..], "after": [..], "remaining": [..]},
- *    "paginate": {"type": "none"|"cursor"|"link"|"offset", "<field>": "...", ...}}
- * (pairs keep order and allow repeated names). The JSON holds the
- * credentials: keep it short-lived. to_json: a new object owned by the
- * caller, NULL on allocation failure. from_json: *out owned by the caller,
- * EVS_EINVAL for a malformed document (then *out is NULL); o is only read. */
-struct json_object *proxy_target_to_json(const struct proxy_target *t);
-int proxy_target_from_json(struct json_object *o, struct proxy_target **out);
 
 /* Caps and defaults (see proxy.c for the rules they enforce). */
 #define PROXY_BODY_MAX (16u << 20)        /* response body; past it EVS_ENOMEM */

@@ -1552,111 +1552,6 @@ static void test_logs_never_hold_secrets(void **state)
 	proxy_target_free(t);
 }
 
-/* ------------------------------------------------------------ JSON round trip */
-
-static void test_target_json_round_trip(void **state)
-{
-	struct proxy_target *t = target_new("/v1"), *back = NULL;
-	struct json_object *j, *parsed;
-	const char *text;
-
-	(void)state;
-	tmap_add(&t->headers, "Authorization", "Bearer tok");
-	tmap_add(&t->headers, "X-Version", "3");
-	tmap_add(&t->query, "api_key", "k\"ey");
-	t->basic_user = strdup("u");
-	t->basic_password = strdup("p");
-	tlist_add(&t->retry.at, "X-Reset");
-	tlist_add(&t->retry.after, "X-After");
-	tlist_add(&t->retry.after, "X-After-2");
-	tlist_add(&t->retry.remaining, "X-Remaining");
-	t->paginate.type = CONFIG_PAGINATE_OFFSET;
-	t->paginate.offset_name_in_request = strdup("offset");
-	t->paginate.offset_start_value = strdup("1");
-	t->paginate.offset_calculation_method = strdup("per-page");
-	t->paginate.response_path = strdup("data.items");
-	t->paginate.limit_name_in_request = strdup("limit");
-
-	j = proxy_target_to_json(t);
-	assert_non_null(j);
-	text = json_object_to_json_string(j);
-	parsed = json_tokener_parse(text);
-	assert_non_null(parsed);
-	assert_int_equal(proxy_target_from_json(parsed, &back), EVS_OK);
-	assert_non_null(back);
-	assert_string_equal(back->base_url, t->base_url);
-	assert_int_equal(back->headers.n, 2);
-	assert_string_equal(back->headers.items[0].key, "Authorization");
-	assert_string_equal(back->headers.items[0].value, "Bearer tok");
-	assert_string_equal(back->headers.items[1].key, "X-Version");
-	assert_int_equal(back->query.n, 1);
-	assert_string_equal(back->query.items[0].value, "k\"ey");
-	assert_string_equal(back->basic_user, "u");
-	assert_string_equal(back->basic_password, "p");
-	assert_int_equal(back->retry.at.n, 1);
-	assert_int_equal(back->retry.after.n, 2);
-	assert_string_equal(back->retry.after.items[1], "X-After-2");
-	assert_string_equal(back->retry.remaining.items[0], "X-Remaining");
-	assert_int_equal(back->paginate.type, CONFIG_PAGINATE_OFFSET);
-	assert_string_equal(back->paginate.offset_name_in_request, "offset");
-	assert_string_equal(back->paginate.offset_start_value, "1");
-	assert_string_equal(back->paginate.offset_calculation_method, "per-page");
-	assert_string_equal(back->paginate.response_path, "data.items");
-	assert_string_equal(back->paginate.limit_name_in_request, "limit");
-	assert_null(back->paginate.cursor_name_in_request);
-	/* Same JSON again. */
-	{
-		struct json_object *j2 = proxy_target_to_json(back);
-
-		assert_string_equal(json_object_to_json_string(j2), text);
-		json_object_put(j2);
-	}
-	proxy_target_free(back);
-	json_object_put(parsed);
-	json_object_put(j);
-
-	/* Minimal: no credentials at all. */
-	{
-		struct proxy_target *m = target_new(NULL);
-
-		j = proxy_target_to_json(m);
-		assert_int_equal(proxy_target_from_json(j, &back), EVS_OK);
-		assert_null(back->basic_user);
-		assert_int_equal(back->headers.n, 0);
-		assert_int_equal(back->paginate.type, CONFIG_PAGINATE_NONE);
-		proxy_target_free(back);
-		json_object_put(j);
-		proxy_target_free(m);
-	}
-
-	/* Malformed documents. */
-	{
-		const char *bad[] = {
-			"[]",
-			"{}",
-			"{\"base_url\":1}",
-			"{\"base_url\":\"http://x\",\"headers\":{\"a\":\"b\"}}",
-			"{\"base_url\":\"http://x\",\"headers\":[[\"a\"]]}",
-			"{\"base_url\":\"http://x\",\"query\":[[\"a\",2]]}",
-			"{\"base_url\":\"http://x\",\"retry\":{\"at\":\"X\"}}",
-			"{\"base_url\":\"http://x\",\"paginate\":{\"type\":\"pages\"}}",
-			"{\"base_url\":\"http://x\",\"paginate\":{\"type\":\"cursor\",\"response_path\":[]}}",
-			NULL,
-		};
-
-		for (int i = 0; bad[i]; i++) {
-			struct json_object *o = json_tokener_parse(bad[i]);
-
-			back = (struct proxy_target *)0x1;
-			assert_int_equal(proxy_target_from_json(o, &back), EVS_EINVAL);
-			assert_null(back);
-			json_object_put(o);
-		}
-	}
-	proxy_target_free(NULL);
-	proxy_target_free(t);
-}
-
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
@@ -1688,7 +1583,6 @@ int main(void)
 		T(test_paginate_offset_per_page),
 		T(test_paginate_non_2xx),
 		T(test_logs_never_hold_secrets),
-		T(test_target_json_round_trip),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
