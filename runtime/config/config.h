@@ -145,6 +145,33 @@ struct config_paginate {
 	char *offset_calculation_method;     /* "per-page" | "by-response-size" */
 };
 
+/* The string fields of struct config_paginate by their providers.yaml
+ * names, for code that walks them (the parser, the executor's wire format). */
+#define CONFIG_PAGINATE_N_FIELDS 9
+struct config_paginate_field {
+	const char *name;
+	size_t offset;
+};
+extern const struct config_paginate_field config_paginate_fields[CONFIG_PAGINATE_N_FIELDS];
+
+/* The i-th string field of pg: its address, and its value. */
+static inline char **config_paginate_field(struct config_paginate *pg, size_t i)
+{
+	return (char **)((char *)pg + config_paginate_fields[i].offset);
+}
+
+static inline const char *config_paginate_get(const struct config_paginate *pg, size_t i)
+{
+	return *(char *const *)((const char *)pg + config_paginate_fields[i].offset);
+}
+
+/* Frees pg's strings and zeroes it. NULL is fine. */
+void config_paginate_clear(struct config_paginate *pg);
+
+/* "cursor", "link", "offset", "none"; and back (CONFIG_EINVALID for others). */
+const char *config_paginate_type_name(enum config_paginate_type t);
+int config_paginate_type_from_name(const char *s, enum config_paginate_type *out);
+
 /* Header names the provider uses for rate limits. Nango writes `at` and
  * `after` as lists and `remaining` as a string; each accepts both here. */
 struct config_retry {

@@ -55,20 +55,6 @@ static int opt_string(struct pctx *c, const struct ynode *n, const char *what, c
 
 static int parse_paginate(struct pctx *c, const struct ynode *n, const char *name, struct config_paginate *pg)
 {
-	static const struct {
-		const char *key;
-		size_t off;
-	} fields[] = {
-		{"cursor_path_in_response", offsetof(struct config_paginate, cursor_path_in_response)},
-		{"cursor_name_in_request", offsetof(struct config_paginate, cursor_name_in_request)},
-		{"limit_name_in_request", offsetof(struct config_paginate, limit_name_in_request)},
-		{"response_path", offsetof(struct config_paginate, response_path)},
-		{"link_rel_in_response_header", offsetof(struct config_paginate, link_rel_in_response_header)},
-		{"link_path_in_response_body", offsetof(struct config_paginate, link_path_in_response_body)},
-		{"offset_name_in_request", offsetof(struct config_paginate, offset_name_in_request)},
-		{"offset_start_value", offsetof(struct config_paginate, offset_start_value)},
-		{"offset_calculation_method", offsetof(struct config_paginate, offset_calculation_method)},
-	};
 	char what[256];
 	int ret;
 
@@ -83,23 +69,19 @@ static int parse_paginate(struct pctx *c, const struct ynode *n, const char *nam
 
 		snprintf(what, sizeof(what), "%s.proxy.paginate.%s", name, k);
 		if (strcmp(k, "type") == 0) {
-			if (v->type == YNODE_SCALAR && strcmp(v->str, "cursor") == 0)
-				pg->type = CONFIG_PAGINATE_CURSOR;
-			else if (v->type == YNODE_SCALAR && strcmp(v->str, "link") == 0)
-				pg->type = CONFIG_PAGINATE_LINK;
-			else if (v->type == YNODE_SCALAR && strcmp(v->str, "offset") == 0)
-				pg->type = CONFIG_PAGINATE_OFFSET;
-			else
+			if (v->type != YNODE_SCALAR ||
+			    config_paginate_type_from_name(v->str, &pg->type) != 0 ||
+			    pg->type == CONFIG_PAGINATE_NONE)
 				return PFAIL(c, v, CONFIG_EINVALID, "%s: expected cursor, link or offset, found %s%s%s",
 					     what, v->type == YNODE_SCALAR ? "'" : "",
 					     v->type == YNODE_SCALAR ? v->str : ynode_kind(v),
 					     v->type == YNODE_SCALAR ? "'" : "");
 			continue;
 		}
-		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
-			if (strcmp(k, fields[f].key) != 0)
+		for (size_t f = 0; f < CONFIG_PAGINATE_N_FIELDS; f++) {
+			if (strcmp(k, config_paginate_fields[f].name) != 0)
 				continue;
-			ret = opt_string(c, v, what, (char **)((char *)pg + fields[f].off));
+			ret = opt_string(c, v, what, config_paginate_field(pg, f));
 			if (ret)
 				return ret;
 		}
@@ -243,20 +225,6 @@ static int copy_map(struct config_map *dst, const struct config_map *src)
 	return 0;
 }
 
-static void paginate_clear(struct config_paginate *pg)
-{
-	free(pg->cursor_path_in_response);
-	free(pg->cursor_name_in_request);
-	free(pg->limit_name_in_request);
-	free(pg->response_path);
-	free(pg->link_rel_in_response_header);
-	free(pg->link_path_in_response_body);
-	free(pg->offset_name_in_request);
-	free(pg->offset_start_value);
-	free(pg->offset_calculation_method);
-	memset(pg, 0, sizeof(*pg));
-}
-
 static void proxy_clear(struct config_provider *p)
 {
 	free(p->base_url);
@@ -266,7 +234,7 @@ static void proxy_clear(struct config_provider *p)
 	strlist_clear(&p->retry.at);
 	strlist_clear(&p->retry.after);
 	strlist_clear(&p->retry.remaining);
-	paginate_clear(&p->paginate);
+	config_paginate_clear(&p->paginate);
 }
 
 static int copy_proxy(struct config_provider *dst, const struct config_provider *src)

@@ -394,7 +394,7 @@ static int x_paginate(struct evs_ctx *ctx, const struct evs_request *req,
 		if (rc == EVS_OK) {
 			if (!json_object_object_get_ex(reply, "v", &v) ||
 			    paginate_settings_from_json(v, &X.paginate) != EVS_OK) {
-				paginate_settings_clear(&X.paginate);
+				config_paginate_clear(&X.paginate);
 				rc = EVS_EHOST;
 			}
 		}

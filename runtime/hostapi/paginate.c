@@ -34,76 +34,18 @@ static void pg_log(const struct paginate_transport *t, int level, const char *fm
 
 /* ------------------------------------------------------------------ settings */
 
-void paginate_settings_clear(struct config_paginate *p)
-{
-	if (!p)
-		return;
-	free(p->cursor_path_in_response);
-	free(p->cursor_name_in_request);
-	free(p->limit_name_in_request);
-	free(p->response_path);
-	free(p->link_rel_in_response_header);
-	free(p->link_path_in_response_body);
-	free(p->offset_name_in_request);
-	free(p->offset_start_value);
-	free(p->offset_calculation_method);
-	memset(p, 0, sizeof(*p));
-}
-
-static const struct {
-	const char *name;
-	size_t off;
-} paginate_fields[] = {
-	{"cursor_path_in_response", offsetof(struct config_paginate, cursor_path_in_response)},
-	{"cursor_name_in_request", offsetof(struct config_paginate, cursor_name_in_request)},
-	{"limit_name_in_request", offsetof(struct config_paginate, limit_name_in_request)},
-	{"response_path", offsetof(struct config_paginate, response_path)},
-	{"link_rel_in_response_header", offsetof(struct config_paginate, link_rel_in_response_header)},
-	{"link_path_in_response_body", offsetof(struct config_paginate, link_path_in_response_body)},
-	{"offset_name_in_request", offsetof(struct config_paginate, offset_name_in_request)},
-	{"offset_start_value", offsetof(struct config_paginate, offset_start_value)},
-	{"offset_calculation_method", offsetof(struct config_paginate, offset_calculation_method)},
-};
-
-#define PG_FIELD(pg, i) ((char **)((char *)(pg) + paginate_fields[i].off))
-
-const char *paginate_type_name(enum config_paginate_type t)
-{
-	switch (t) {
-	case CONFIG_PAGINATE_CURSOR: return "cursor";
-	case CONFIG_PAGINATE_LINK: return "link";
-	case CONFIG_PAGINATE_OFFSET: return "offset";
-	default: return "none";
-	}
-}
-
-int paginate_type_from_name(const char *s, enum config_paginate_type *out)
-{
-	if (strcmp(s, "none") == 0)
-		*out = CONFIG_PAGINATE_NONE;
-	else if (strcmp(s, "cursor") == 0)
-		*out = CONFIG_PAGINATE_CURSOR;
-	else if (strcmp(s, "link") == 0)
-		*out = CONFIG_PAGINATE_LINK;
-	else if (strcmp(s, "offset") == 0)
-		*out = CONFIG_PAGINATE_OFFSET;
-	else
-		return EVS_EINVAL;
-	return EVS_OK;
-}
-
 struct json_object *paginate_settings_to_json(const struct config_paginate *p)
 {
 	struct json_object *pg = json_object_new_object();
 
 	if (!pg)
 		return NULL;
-	json_object_object_add(pg, "type", json_object_new_string(paginate_type_name(p->type)));
-	for (size_t i = 0; i < sizeof(paginate_fields) / sizeof(paginate_fields[0]); i++) {
-		const char *v = *PG_FIELD(p, i);
+	json_object_object_add(pg, "type", json_object_new_string(config_paginate_type_name(p->type)));
+	for (size_t i = 0; i < CONFIG_PAGINATE_N_FIELDS; i++) {
+		const char *v = config_paginate_get(p, i);
 
 		if (v)
-			json_object_object_add(pg, paginate_fields[i].name, json_object_new_string(v));
+			json_object_object_add(pg, config_paginate_fields[i].name, json_object_new_string(v));
 	}
 	return pg;
 }
@@ -117,13 +59,13 @@ int paginate_settings_from_json(struct json_object *o, struct config_paginate *o
 		return EVS_EINVAL;
 	if (json_object_object_get_ex(o, "type", &v) && v) {
 		if (!json_object_is_type(v, json_type_string) ||
-		    paginate_type_from_name(json_object_get_string(v), &out->type))
+		    config_paginate_type_from_name(json_object_get_string(v), &out->type))
 			return EVS_EINVAL;
 	}
-	for (size_t i = 0; i < sizeof(paginate_fields) / sizeof(paginate_fields[0]); i++) {
-		char **dst = PG_FIELD(out, i);
+	for (size_t i = 0; i < CONFIG_PAGINATE_N_FIELDS; i++) {
+		char **dst = config_paginate_field(out, i);
 
-		if (!json_object_object_get_ex(o, paginate_fields[i].name, &v) || !v)
+		if (!json_object_object_get_ex(o, config_paginate_fields[i].name, &v) || !v)
 			continue;
 		if (!json_object_is_type(v, json_type_string))
 			return EVS_EINVAL;
@@ -138,10 +80,10 @@ int paginate_settings_copy(const struct config_paginate *src, struct config_pagi
 {
 	memset(out, 0, sizeof(*out));
 	out->type = src->type;
-	for (size_t i = 0; i < sizeof(paginate_fields) / sizeof(paginate_fields[0]); i++) {
-		const char *v = *PG_FIELD(src, i);
+	for (size_t i = 0; i < CONFIG_PAGINATE_N_FIELDS; i++) {
+		const char *v = config_paginate_get(src, i);
 
-		if (v && !(*PG_FIELD(out, i) = strdup(v)))
+		if (v && !(*config_paginate_field(out, i) = strdup(v)))
 			return EVS_ENOMEM;
 	}
 	return EVS_OK;
@@ -334,7 +276,7 @@ int paginate_run(const struct config_paginate *settings, const struct paginate_t
 	}
 	g.c = settings;
 	g.type = g.c->type;
-	if (o.type && paginate_type_from_name(o.type, &g.type)) {
+	if (o.type && config_paginate_type_from_name(o.type, &g.type)) {
 		pg_log(t, EVS_LOG_ERROR, "paginate: unknown type \"%.32s\", expected cursor, link or offset", o.type);
 		return EVS_EINVAL;
 	}

@@ -40,18 +40,13 @@ int paginate_run(const struct config_paginate *settings, const struct paginate_t
 		 const struct evs_request *req, const struct evs_paginate_options *opts,
 		 evs_page_fn on_page, void *user);
 
-/* "none", "cursor", "link", "offset". from_name: EVS_OK or EVS_EINVAL. */
-const char *paginate_type_name(enum config_paginate_type t);
-int paginate_type_from_name(const char *s, enum config_paginate_type *out);
-
 /* The settings as JSON: {"type": "none"|"cursor"|"link"|"offset", "<field>":
  * "...", ...} (no secrets in them). to_json: a new object owned by the
  * caller, NULL on allocation failure. from_json fills *out (zeroed first;
- * free its strings with paginate_settings_clear, also on failure):
+ * free its strings with config_paginate_clear, also on failure):
  * EVS_EINVAL for a malformed document, EVS_ENOMEM. copy: the same, from src. */
 struct json_object *paginate_settings_to_json(const struct config_paginate *p);
 int paginate_settings_from_json(struct json_object *o, struct config_paginate *out);
 int paginate_settings_copy(const struct config_paginate *src, struct config_paginate *out);
-void paginate_settings_clear(struct config_paginate *p);
 
 #endif

@@ -232,7 +232,7 @@ void proxy_target_free(struct proxy_target *t)
 	list_clear(&t->retry.at);
 	list_clear(&t->retry.after);
 	list_clear(&t->retry.remaining);
-	paginate_settings_clear(&t->paginate);
+	config_paginate_clear(&t->paginate);
 	free(t);
 }
 
