@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <poll.h>
 #include <signal.h>
@@ -48,6 +49,7 @@
 #define ZRUN_MAX 4096
 #define PREFORK_MAX 64
 #define HOST_LINE_MAX 4096 /* a log line or an error message (hostapi.h's caps) */
+#define REFILL_RETRY_US 100000 /* after a failed fork of an idle executor */
 
 /* ---------------------------------------------------------------------------
  * The executor process: the RPC vtable and the run.
@@ -647,24 +649,40 @@ static bool z_take_idle(struct zygote *z, pid_t pid)
 	return false;
 }
 
+/* Room for one more run. Called before an executor is committed to a run,
+ * so that a failure leaves it where the reaper still reports it. */
+static int reserve_run(struct zygote *z)
+{
+	size_t cap;
+	struct zrun *r;
+
+	if (z->n_runs < z->cap_runs)
+		return 0;
+	cap = z->cap_runs ? z->cap_runs * 2 : 16;
+	r = cap <= ZRUN_MAX ? realloc(z->runs, cap * sizeof(*r)) : NULL;
+	if (!r)
+		return -ENOMEM;
+	z->runs = r;
+	z->cap_runs = cap;
+	return 0;
+}
+
 /* The daemon gave idle executor pid the job of run id. */
 static void z_run(struct zygote *z, uint64_t id, pid_t pid, int64_t deadline_us)
 {
+	if (reserve_run(z) < 0) {
+		/* cannot watch it: end it; it stays idle here, so the reaper
+		 * reports it by pid and the daemon's run ends */
+		for (size_t i = 0; i < z->n_idle; i++) {
+			if (z->idle[i] == pid) {
+				kill(-pid, SIGKILL);
+				kill(pid, SIGKILL);
+			}
+		}
+		return;
+	}
 	if (!z_take_idle(z, pid))
 		return; /* it ended already (reported by pid) or is not ours */
-	if (z->n_runs == z->cap_runs) {
-		size_t cap = z->cap_runs ? z->cap_runs * 2 : 16;
-		struct zrun *r = cap <= ZRUN_MAX ? realloc(z->runs, cap * sizeof(*r)) : NULL;
-
-		if (!r) {
-			/* cannot watch it: end it (reported by pid when reaped) */
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			return;
-		}
-		z->runs = r;
-		z->cap_runs = cap;
-	}
 	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .deadline_us = deadline_us};
 }
 
@@ -674,15 +692,8 @@ static void z_spawn(struct zygote *z, uint64_t id, int64_t deadline_us, int fd)
 {
 	pid_t pid = -1;
 
-	if (z->n_runs == z->cap_runs) {
-		size_t cap = z->cap_runs ? z->cap_runs * 2 : 16;
-		struct zrun *r = cap <= ZRUN_MAX ? realloc(z->runs, cap * sizeof(*r)) : NULL;
-
-		if (!r)
-			goto fail;
-		z->runs = r;
-		z->cap_runs = cap;
-	}
+	if (reserve_run(z) < 0)
+		goto fail;
 	pid = fork();
 	if (pid < 0)
 		goto fail;
@@ -706,12 +717,14 @@ static void z_kill_run(struct zrun *r, int reason)
 	kill(r->pid, SIGKILL);
 }
 
-/* "kill": run id, or the executor pid (an idle one the daemon just gave a
- * job whose "run" is on its way). */
+/* "kill": run id, else the executor pid while it is idle here (the daemon
+ * gave it a job whose "run" is still on its way, or it is the pid of an
+ * idle executor whose job could not be written: id 0). A run is matched by
+ * its id only: once reaped, its pid may be another executor's. */
 static void z_kill(struct zygote *z, uint64_t id, pid_t pid)
 {
-	for (size_t i = 0; i < z->n_runs; i++) {
-		if ((id && z->runs[i].id == id) || (pid > 0 && z->runs[i].pid == pid)) {
+	for (size_t i = 0; id && i < z->n_runs; i++) {
+		if (z->runs[i].id == id) {
 			z_kill_run(&z->runs[i], REASON_KILLED);
 			return;
 		}
@@ -725,32 +738,42 @@ static void z_kill(struct zygote *z, uint64_t id, pid_t pid)
 	}
 }
 
+/* Reaps what ended: an executor with a run (reported with its id), an
+ * idle one or one whose "run" had not arrived (reported by pid alone), or
+ * something an executor left behind (we are its subreaper). Each child is
+ * looked at before it is reaped: while it is a zombie its pid, and so its
+ * process group's id, cannot be reused, so killing what it left in its
+ * group cannot hit a stranger. */
 static void z_reap(struct zygote *z)
 {
-	int st;
-	pid_t pid;
-
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+	for (;;) {
+		siginfo_t si;
+		pid_t pid;
 		size_t i;
+		bool idle;
+		int st = 0;
 
-		for (i = 0; i < z->n_runs; i++)
-			if (z->runs[i].pid == pid)
-				break;
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+			return;
+		pid = si.si_pid;
+		for (i = 0; i < z->n_runs && z->runs[i].pid != pid; i++)
+			;
+		idle = i == z->n_runs && z_take_idle(z, pid);
+		if (i < z->n_runs || idle)
+			kill(-pid, SIGKILL); /* what it left in its group */
+		while (waitpid(pid, &st, 0) < 0) {
+			if (errno != EINTR)
+				return;
+		}
 		if (i < z->n_runs) {
 			struct zrun r = z->runs[i];
 
-			kill(-pid, SIGKILL); /* what it left in its group */
 			z->runs[i] = z->runs[--z->n_runs];
 			z_report(z, r.id, pid, st, r.reason);
-			continue;
-		}
-		if (z_take_idle(z, pid)) {
-			/* ended before its "run" arrived, or died idle: the
-			 * daemon matches the pid */
-			kill(-pid, SIGKILL);
+		} else if (idle) {
 			z_report(z, 0, pid, st, REASON_EXITED);
 		}
-		/* else: something an executor left behind (we are its subreaper) */
 	}
 }
 
@@ -826,6 +849,8 @@ int executor_zygote_main(int fd)
 {
 	struct zygote z = {.self = getpid(), .ctl = fd, .sfd = -1};
 	sigset_t set;
+	int64_t refill_after = 0;
+	bool refill;
 	int ret = 0;
 
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -853,17 +878,23 @@ int executor_zygote_main(int fd)
 			else if (z.runs[i].deadline_us && (next < 0 || z.runs[i].deadline_us < next))
 				next = z.runs[i].deadline_us;
 		}
+		refill = z.ready && !z.closing && z.n_idle < z.prefork;
+		if (refill && refill_after > now && (next < 0 || refill_after < next))
+			next = refill_after;
 		if (next >= 0)
-			timeout = (int)((next - now + 999) / 1000);
+			timeout = (next - now) / 1000 >= INT_MAX ? INT_MAX : (int)((next - now + 999) / 1000);
 		pfd[np++] = (struct pollfd){.fd = z.sfd, .events = POLLIN};
 		if (!z.closing)
 			pfd[np++] = (struct pollfd){.fd = z.ctl, .events = POLLIN};
 		/* Refills the pool when nothing else waits. Starting an
 		 * execution never waits for this fork (the daemon holds the
-		 * idle executors' sockets); messages and reaps go first. */
-		if (z.ready && !z.closing && z.n_idle < z.prefork) {
+		 * idle executors' sockets); messages and reaps go first. A
+		 * failed fork (EAGAIN under RLIMIT_NPROC, ENOMEM) is retried
+		 * after a pause, not in a busy loop. */
+		if (refill && refill_after <= now) {
 			if (poll(pfd, (nfds_t)np, 0) == 0) {
-				fork_idle(&z);
+				if (fork_idle(&z) < 0)
+					refill_after = util_mono_us() + REFILL_RETRY_US;
 				continue;
 			}
 		}
