@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hostapi.h"
 #include "log.h"
@@ -31,12 +32,11 @@
 struct dispatch {
 	struct store *store;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;     /* an event is pending, or stop */
-	pthread_cond_t idle;     /* a run ended (for dispatch_stop) */
+	pthread_cond_t wake;     /* an event is pending, or stop (CLOCK_MONOTONIC) */
+	pthread_cond_t idle;     /* a run ended, for dispatch_stop (CLOCK_MONOTONIC) */
 	struct generation *gen;  /* current; under lock */
 	uint64_t wake_seq;       /* bumped by dispatch_notify */
 	bool stopping;
-	bool started;
 	size_t running;          /* runs in progress, all callers */
 	pthread_t *threads;
 	uint32_t n_threads;
@@ -51,6 +51,22 @@ void dispatch_outcome_clear(struct dispatch_outcome *o)
 	free(o->output_json);
 	free(o->metadata);
 	memset(o, 0, sizeof(*o));
+}
+
+/* Waits on cv (a CLOCK_MONOTONIC condition variable, with d->lock held) for
+ * at most us microseconds. */
+static void wait_us(struct dispatch *d, pthread_cond_t *cv, int64_t us)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(us / 1000000);
+	ts.tv_nsec += (long)(us % 1000000) * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(cv, &d->lock, &ts);
 }
 
 struct generation *dispatch_generation(struct dispatch *d)
@@ -108,13 +124,25 @@ struct run {
 	const char *input_json;      /* actions */
 	int64_t parent;
 	int depth;
+	bool gated;                  /* does not start once the dispatcher stops */
 };
 
-static void run_begin(struct dispatch *d)
+/* run_once(): the run did not start because the dispatcher stops. */
+#define RUN_STOPPING 1
+
+/* Counts a run in, unless it is gated and the dispatcher stops. The check and
+ * the count are under one lock: dispatch_stop() sets stopping, then waits for
+ * running to fall to 0, so a run either is counted or never starts. */
+static bool run_begin(struct dispatch *d, bool gated)
 {
+	bool go;
+
 	pthread_mutex_lock(&d->lock);
-	d->running++;
+	go = !(gated && d->stopping);
+	if (go)
+		d->running++;
 	pthread_mutex_unlock(&d->lock);
+	return go;
 }
 
 const double dispatch_duration_bounds[DISPATCH_DURATION_BUCKETS] = {
@@ -125,10 +153,11 @@ const char *dispatch_stat_kind_name(int kind)
 	return kind == DISPATCH_STAT_ACTION ? "action" : config_event_name(kind);
 }
 
+/* Counts a run out; r is NULL for a run that recorded nothing (no stats). */
 static void run_end(struct dispatch *d, const struct run *r, enum store_exec_status st,
 		    int64_t duration_us)
 {
-	int kind = r->kind == STORE_EXEC_ACTION ? DISPATCH_STAT_ACTION : r->event_type - 1;
+	int kind = !r ? -1 : r->kind == STORE_EXEC_ACTION ? DISPATCH_STAT_ACTION : r->event_type - 1;
 	double s = (double)duration_us / 1e6;
 
 	pthread_mutex_lock(&d->lock);
@@ -153,8 +182,10 @@ static void run_end(struct dispatch *d, const struct run *r, enum store_exec_sta
 static int trigger(void *user, struct hostapi_exec *parent, const char *action,
 		   const char *input_json, char **output_json, char *err, size_t errlen);
 
-/* Runs r->script once and journals it. Returns 0 with o filled, or a
- * negative code when nothing could be recorded at all. */
+/* Runs r->script once and journals it. Returns 0 with o filled;
+ * RUN_STOPPING when r is gated and the dispatcher stops; a negative code
+ * when the execution could not be recorded. In the last two cases nothing
+ * ran and nothing was recorded. */
 static int run_once(struct dispatch *d, const struct run *r, struct dispatch_outcome *o)
 {
 	const struct config_host *cfg = r->gen->config;
@@ -180,13 +211,15 @@ static int run_once(struct dispatch *d, const struct run *r, struct dispatch_out
 	snprintf(o->script, sizeof(o->script), "%s", r->script);
 	p = generation_plugin(r->gen, r->script, &idx);
 	in.plugin_version = p ? p->version : NULL;
+	if (!run_begin(d, r->gated))
+		return RUN_STOPPING;
 	ret = store_execution_create(d->store, &in, &o->execution_id);
 	if (ret < 0) {
 		log_error("dispatch", "recording an execution of %s failed: %s", r->script,
 			  store_strerror(ret));
+		run_end(d, NULL, 0, 0);
 		return ret;
 	}
-	run_begin(d);
 
 	if (!p || p->kind != (r->kind == STORE_EXEC_ACTION ? LOADER_ACTION : LOADER_EVENT_SCRIPT)) {
 		res.status = STORE_EXEC_FAILED;
@@ -281,7 +314,10 @@ static const struct config_integration *integration_of(const struct generation *
  * Events.
  */
 
-static int run_event_on(struct dispatch *d, struct generation *g, const struct store_event *ev)
+/* Runs ev's scripts on g and marks ev done. queued: ev was claimed from the
+ * store by a worker (not DELETE's own event). */
+static int run_event_on(struct dispatch *d, struct generation *g, const struct store_event *ev,
+			bool queued)
 {
 	const struct config_integration *integ = integration_of(g, ev->provider_config_key);
 	int type = config_event_from_name(ev->type);
@@ -308,7 +344,7 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dispatch_outcome o;
-		bool stop;
+		bool interrupted;
 		struct run r = {
 			.gen = g,
 			.integration = integ,
@@ -319,20 +355,29 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 			.script = scripts[i],
 			.connection_id = ev->connection_id,
 			.provider_config_key = ev->provider_config_key,
+			/* once stopping, no script of a claimed event starts, and
+			 * no further script of any event */
+			.gated = queued || i > 0,
 		};
 
 		/* several scripts for one event run one after another, in
 		 * config order; a failure does not stop the next one */
-		if (run_once(d, &r, &o) < 0)
-			continue;
-		stop = o.status == STORE_EXEC_INTERRUPTED;
+		ret = run_once(d, &r, &o);
+		if (ret < 0 && !queued)
+			continue; /* DELETE deletes anyway: nothing could run this later */
+		if (ret != 0) {
+			/* the event stays claimed: the next start requeues it if
+			 * none of its scripts started, else marks it interrupted */
+			log_info("dispatch", "event %lld left unfinished: %s", (long long)ev->id,
+				 ret == RUN_STOPPING ? "the daemon is stopping"
+						     : "its execution could not be recorded");
+			return 0;
+		}
+		interrupted = o.status == STORE_EXEC_INTERRUPTED;
 		dispatch_outcome_clear(&o);
-		pthread_mutex_lock(&d->lock);
-		stop = stop || (d->stopping && i + 1 < n);
-		pthread_mutex_unlock(&d->lock);
-		if (stop) {
-			/* shutting down: no further script starts; the event stays
-			 * claimed and the next start marks it interrupted */
+		if (interrupted) {
+			/* marked interrupted by a shutdown past its deadline: the
+			 * event stays claimed, as above */
 			log_info("dispatch", "event %lld left unfinished: the daemon is stopping",
 				 (long long)ev->id);
 			return 0;
@@ -349,7 +394,7 @@ done:
 int dispatch_run_event(struct dispatch *d, const struct store_event *ev)
 {
 	struct generation *g = dispatch_generation(d);
-	int ret = run_event_on(d, g, ev);
+	int ret = run_event_on(d, g, ev, false);
 
 	generation_unref(g);
 	return ret;
@@ -361,7 +406,7 @@ static void *worker(void *arg)
 
 	for (;;) {
 		struct store_event ev;
-		struct generation *g;
+		int64_t number;
 		uint64_t seq;
 		int ret;
 
@@ -371,47 +416,28 @@ static void *worker(void *arg)
 			break;
 		}
 		seq = d->wake_seq;
-		g = generation_ref(d->gen);
+		number = d->gen->number;
 		pthread_mutex_unlock(&d->lock);
 
-		ret = store_event_claim(d->store, g->number, &ev);
+		ret = store_event_claim(d->store, number, &ev);
 		if (ret == 0) {
-			/* claimed after a swap: it runs on the newest generation */
-			struct generation *claimed_on = NULL;
-			bool stopping;
+			/* on the newest generation, even if a swap came since the
+			 * claim; claimed as the daemon stops, it starts nothing (its
+			 * first run is gated) and the next start requeues it */
+			struct generation *g = dispatch_generation(d);
 
-			pthread_mutex_lock(&d->lock);
-			stopping = d->stopping;
-			if (d->gen != g) {
-				claimed_on = g;
-				g = generation_ref(d->gen);
-			}
-			pthread_mutex_unlock(&d->lock);
-			generation_unref(claimed_on);
-			if (stopping) {
-				/* claimed as the daemon stops: left claimed, the next
-				 * start puts it back to pending (nothing ran) */
-				generation_unref(g);
-				break;
-			}
-			run_event_on(d, g, &ev);
+			run_event_on(d, g, &ev, true);
 			generation_unref(g);
 			continue;
 		}
-		generation_unref(g);
 		if (ret != STORE_ENOTFOUND)
 			log_error("dispatch", "claiming an event failed: %s", store_strerror(ret));
 
 		/* nothing pending: sleep until notified (or a while, in case an
 		 * event was written by something that does not notify) */
 		pthread_mutex_lock(&d->lock);
-		if (!d->stopping && d->wake_seq == seq) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += ret == STORE_ENOTFOUND ? 1 : 2;
-			pthread_cond_timedwait(&d->wake, &d->lock, &ts);
-		}
+		if (!d->stopping && d->wake_seq == seq)
+			wait_us(d, &d->wake, ret == STORE_ENOTFOUND ? 1000000 : 2000000);
 		pthread_mutex_unlock(&d->lock);
 	}
 	return NULL;
@@ -600,6 +626,7 @@ int dispatch_new(struct store *store, struct generation *gen, uint32_t workers,
 		 struct dispatch **out)
 {
 	struct dispatch *d = calloc(1, sizeof(*d));
+	pthread_condattr_t ca;
 
 	*out = NULL;
 	if (!d)
@@ -608,8 +635,11 @@ int dispatch_new(struct store *store, struct generation *gen, uint32_t workers,
 	d->gen = generation_ref(gen);
 	d->n_threads = workers ? workers : 1;
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->wake, NULL);
-	pthread_cond_init(&d->idle, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->wake, &ca);
+	pthread_cond_init(&d->idle, &ca);
+	pthread_condattr_destroy(&ca);
 	*out = d;
 	return 0;
 }
@@ -628,7 +658,6 @@ int dispatch_start(struct dispatch *d)
 			return -e;
 		}
 	}
-	d->started = true;
 	return 0;
 }
 
@@ -639,17 +668,12 @@ size_t dispatch_stop(struct dispatch *d, int64_t deadline_us)
 	pthread_mutex_lock(&d->lock);
 	d->stopping = true;
 	pthread_cond_broadcast(&d->wake);
-	while (d->running > 0 && util_mono_us() < deadline_us) {
-		struct timespec ts;
-		int64_t wait_us = deadline_us - util_mono_us();
+	while (d->running > 0) {
+		int64_t left_us = deadline_us - util_mono_us();
 
-		if (wait_us > 200000)
-			wait_us = 200000;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)(wait_us % 1000000) * 1000;
-		ts.tv_sec += wait_us / 1000000 + ts.tv_nsec / 1000000000;
-		ts.tv_nsec %= 1000000000;
-		pthread_cond_timedwait(&d->idle, &d->lock, &ts);
+		if (left_us <= 0)
+			break;
+		wait_us(d, &d->idle, left_us); /* run_end() broadcasts */
 	}
 	left = d->running;
 	pthread_mutex_unlock(&d->lock);
