@@ -354,25 +354,31 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 	return API_RELOAD_OK;
 }
 
+/* Runs do_reload() with reload_lock NOT held, reload_running set (the
+ * caller set it under reload_lock, which it holds on entry and on return). */
+static int reload_locked(struct daemon *d, struct api_reload_report *rep)
+{
+	int ret;
+
+	pthread_mutex_unlock(&d->reload_lock);
+	ret = do_reload(d, rep);
+	pthread_mutex_lock(&d->reload_lock);
+	d->reload_running = false;
+	pthread_cond_broadcast(&d->reload_cv); /* the reloader and shutdown wait for it */
+	return ret;
+}
+
 /* POST /reload: now, on the request's thread, unless one runs. */
 static int reload_now(void *user, struct api_reload_report *rep)
 {
 	struct daemon *d = user;
-	int ret;
+	int ret = API_RELOAD_BUSY;
 
 	pthread_mutex_lock(&d->reload_lock);
-	if (d->reload_running || d->stopping) {
-		pthread_mutex_unlock(&d->reload_lock);
-		return API_RELOAD_BUSY;
+	if (!d->reload_running && !d->stopping) {
+		d->reload_running = true;
+		ret = reload_locked(d, rep);
 	}
-	d->reload_running = true;
-	pthread_mutex_unlock(&d->reload_lock);
-
-	ret = do_reload(d, rep);
-
-	pthread_mutex_lock(&d->reload_lock);
-	d->reload_running = false;
-	pthread_cond_broadcast(&d->reload_cv);
 	pthread_mutex_unlock(&d->reload_lock);
 	return ret;
 }
@@ -398,12 +404,8 @@ static void *reloader_main(void *arg)
 			break;
 		d->reload_pending = false;
 		d->reload_running = true;
-		pthread_mutex_unlock(&d->reload_lock);
 		log_info("reload", "reloading (SIGHUP)");
-		do_reload(d, NULL);
-		pthread_mutex_lock(&d->reload_lock);
-		d->reload_running = false;
-		pthread_cond_broadcast(&d->reload_cv);
+		reload_locked(d, NULL);
 	}
 	pthread_mutex_unlock(&d->reload_lock);
 	return NULL;
@@ -625,9 +627,14 @@ static int run(const char *config_path)
 	}
 	status = 0;
 out:
+	/* no reload starts from now on; one that runs (the reloader's, or
+	 * POST /reload's on a request thread) ends before the drain, so that
+	 * no generation is swapped in or retired behind it */
 	pthread_mutex_lock(&d.reload_lock);
 	d.stopping = true;
 	pthread_cond_broadcast(&d.reload_cv);
+	while (d.reload_running)
+		pthread_cond_wait(&d.reload_cv, &d.reload_lock);
 	pthread_mutex_unlock(&d.reload_lock);
 	if (d.reloader_started)
 		pthread_join(d.reloader, NULL);
