@@ -213,6 +213,79 @@ static int check_elf(int fd, size_t size, char *detail, size_t dlen)
 	return 0;
 }
 
+/* dir/NAME + suffix, malloc'd; NULL when out of memory. */
+static char *name_path(const char *dir, const char *name, const char *suffix)
+{
+	char *rel, *path;
+
+	if (asprintf(&rel, "%s%s", name, suffix) < 0)
+		return NULL;
+	path = util_path_join(dir, rel);
+	free(rel);
+	return path;
+}
+
+/* The refusal for sign_keyring_verify()'s error serr, naming the key. */
+static int refuse_signature(int serr, const char *name, const struct sign_sig *sig, char *err,
+			    size_t errlen)
+{
+	char kid[17];
+
+	sign_keyid_hex(kid, sig->keyid);
+	switch (serr) {
+	case SIGN_EBADSIG:
+		return loader_refuse(err, errlen, LOADER_EBADSIG,
+				     "%s.so does not match %s.so.minisig (key %s)", name, name, kid);
+	case SIGN_EBADGLOBALSIG:
+		return loader_refuse(err, errlen, LOADER_EBADGLOBALSIG,
+				     "the trusted comment of %s.so.minisig is not the one key %s signed",
+				     name, kid);
+	case SIGN_EUNKNOWNKEY:
+		return loader_refuse(err, errlen, LOADER_EUNKNOWNKEY,
+				     "%s.so.minisig is signed by key %s, which is not a trusted key", name,
+				     kid);
+	case SIGN_EREVOKED:
+		return loader_refuse(err, errlen, LOADER_EREVOKED,
+				     "%s.so.minisig is signed by key %s, which is revoked", name, kid);
+	case SIGN_ELEGACY:
+		return loader_refuse(err, errlen, LOADER_ELEGACY,
+				     "%s.so.minisig is a legacy \"Ed\" signature (key %s); re-sign it "
+				     "prehashed (minisign 0.10+ or evscript sign)", name, kid);
+	default:
+		return loader_refuse(err, errlen, map_sign_error(serr), "%s.so.minisig (key %s): %s",
+				     name, kid, sign_strerror(serr));
+	}
+}
+
+/* The downgrade ledger: version must not be lower than the accepted one,
+ * and the same version must have the same bytes (p->hash). */
+static int check_ledger(const struct loader_options *opts, const struct loader_plugin *p,
+			const char *version, char *err, size_t errlen)
+{
+	char prev_version[64] = "";
+	uint8_t prev_hash[SIGN_HASH_BYTES];
+	int r, cmp;
+
+	if (!opts->ledger || !opts->ledger->get || opts->allow_downgrade)
+		return LOADER_OK;
+	r = opts->ledger->get(opts->ledger->user, p->name, prev_version, prev_hash);
+	prev_version[sizeof(prev_version) - 1] = '\0';
+	if (r < 0)
+		return loader_refuse(err, errlen, LOADER_EIO,
+				     "reading the accepted version of %s failed (%d)", p->name, r);
+	if (r != 0)
+		return LOADER_OK; /* no record yet */
+	cmp = sign_version_cmp(version, prev_version);
+	if (cmp < 0)
+		return loader_refuse(err, errlen, LOADER_EDOWNGRADE, "%s %s is older than the accepted %s",
+				     p->name, version, prev_version);
+	if (cmp == 0 && sodium_memcmp(prev_hash, p->hash, SIGN_HASH_BYTES) != 0)
+		return loader_refuse(err, errlen, LOADER_EDOWNGRADE,
+				     "%s %s differs from the bytes accepted before as the same version",
+				     p->name, version);
+	return LOADER_OK;
+}
+
 static int open_nonblock(const char *path)
 {
 	return open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -257,23 +330,11 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	}
 	p->memfd = -1;
 	snprintf(p->name, sizeof(p->name), "%s", name);
-	{
-		size_t nlen = strlen(name);
-		char *rel = malloc(nlen + sizeof(".so.minisig"));
-		if (!rel) {
-			ret = loader_refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
-			goto out;
-		}
-		memcpy(rel, name, nlen);
-		memcpy(rel + nlen, ".so", sizeof(".so"));
-		so_path = util_path_join(dir, rel);
-		memcpy(rel + nlen, ".so.minisig", sizeof(".so.minisig"));
-		sig_path = util_path_join(dir, rel);
-		free(rel);
-		if (!so_path || !sig_path) {
-			ret = loader_refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
-			goto out;
-		}
+	so_path = name_path(dir, name, ".so");
+	sig_path = name_path(dir, name, ".so.minisig");
+	if (!so_path || !sig_path) {
+		ret = loader_refuse(err, errlen, LOADER_ENOMEM, "%s.so", name);
+		goto out;
 	}
 
 	/* 1. the file: a regular file under the cap (O_NONBLOCK: a FIFO named
@@ -370,37 +431,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 				  legacy_map == MAP_FAILED ? NULL : legacy_map, total,
 				  opts->allow_legacy, p->keyid);
 	if (ret < 0) {
-		char kid[17];
-		sign_keyid_hex(kid, sig->keyid);
-		switch (ret) {
-		case SIGN_EBADSIG:
-			ret = loader_refuse(err, errlen, LOADER_EBADSIG,
-				     "%s.so does not match %s.so.minisig (key %s)", name, name, kid);
-			break;
-		case SIGN_EBADGLOBALSIG:
-			ret = loader_refuse(err, errlen, LOADER_EBADGLOBALSIG,
-				     "the trusted comment of %s.so.minisig is not the one key %s signed",
-				     name, kid);
-			break;
-		case SIGN_EUNKNOWNKEY:
-			ret = loader_refuse(err, errlen, LOADER_EUNKNOWNKEY,
-				     "%s.so.minisig is signed by key %s, which is not a trusted key",
-				     name, kid);
-			break;
-		case SIGN_EREVOKED:
-			ret = loader_refuse(err, errlen, LOADER_EREVOKED,
-				     "%s.so.minisig is signed by key %s, which is revoked", name, kid);
-			break;
-		case SIGN_ELEGACY:
-			ret = loader_refuse(err, errlen, LOADER_ELEGACY,
-				     "%s.so.minisig is a legacy \"Ed\" signature (key %s); re-sign it "
-				     "prehashed (minisign 0.10+ or evscript sign)", name, kid);
-			break;
-		default:
-			ret = loader_refuse(err, errlen, map_sign_error(ret), "%s.so.minisig (key %s): %s",
-				     name, kid, sign_strerror(ret));
-			break;
-		}
+		ret = refuse_signature(ret, name, sig, err, errlen);
 		goto out;
 	}
 	snprintf(p->trusted_comment, sizeof(p->trusted_comment), "%s", sig->trusted_comment);
@@ -424,33 +455,9 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 		goto out;
 	}
 	snprintf(p->version, sizeof(p->version), "%s", comment.version);
-	if (opts->ledger && opts->ledger->get && !opts->allow_downgrade) {
-		char prev_version[64] = "";
-		uint8_t prev_hash[SIGN_HASH_BYTES];
-		int r = opts->ledger->get(opts->ledger->user, name, prev_version, prev_hash);
-
-		prev_version[sizeof(prev_version) - 1] = '\0';
-		if (r < 0) {
-			ret = loader_refuse(err, errlen, LOADER_EIO,
-				     "reading the accepted version of %s failed (%d)", name, r);
-			goto out;
-		}
-		if (r == 0) {
-			int cmp = sign_version_cmp(comment.version, prev_version);
-			if (cmp < 0) {
-				ret = loader_refuse(err, errlen, LOADER_EDOWNGRADE,
-					     "%s %s is older than the accepted %s", name,
-					     comment.version, prev_version);
-				goto out;
-			}
-			if (cmp == 0 && sodium_memcmp(prev_hash, p->hash, SIGN_HASH_BYTES) != 0) {
-				ret = loader_refuse(err, errlen, LOADER_EDOWNGRADE,
-					     "%s %s differs from the bytes accepted before as the same "
-					     "version", name, comment.version);
-				goto out;
-			}
-		}
-	}
+	ret = check_ledger(opts, p, comment.version, err, errlen);
+	if (ret < 0)
+		goto out;
 
 	/* 5. the ELF header, before any of its code can run */
 	if (check_elf(memfd, total, detail, sizeof(detail)) < 0) {
