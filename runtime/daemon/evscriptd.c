@@ -25,7 +25,8 @@
  * workers, API threads and the reloader only drop references that are not
  * the last.
  *
- * Shutdown. The API stops accepting connections; running executions may
+ * Shutdown. A reload that runs ends first and none starts after it. The
+ * API stops accepting connections; running executions may
  * finish until drain_deadline_s; those still running then are marked
  * interrupted in the store and killed; the workers are joined, every zygote
  * is stopped and reaped, and the store is closed.

@@ -35,7 +35,8 @@ int dispatch_start(struct dispatch *d);
  * joined). The caller marks those interrupted (store_interrupt_running)
  * before it exits; an execution finished after that keeps interrupted and
  * its event is left claimed. No further script of an event starts once
- * stopping; pending events stay pending for the next start. Can be called
+ * stopping, and no script of an event a worker claims then; pending events
+ * stay pending for the next start. Can be called
  * again (e.g. after killing the stragglers) to join the workers. */
 size_t dispatch_stop(struct dispatch *d, int64_t deadline_us);
 
@@ -83,8 +84,10 @@ struct dispatch_outcome {
 };
 void dispatch_outcome_clear(struct dispatch_outcome *o);
 
-/* Runs an event's scripts now, on this thread (used by the workers and by
- * DELETE for pre-connection-deletion), and marks the event done. */
+/* Runs a claimed event's scripts now, on this thread (DELETE's
+ * pre-connection-deletion), and marks the event done. Once stopping, its
+ * first script still runs (the connection is deleted anyway) but no
+ * further one starts. */
 int dispatch_run_event(struct dispatch *d, const struct store_event *ev);
 
 /* validate-connection for a candidate connection (the get_connection() JSON
