@@ -110,47 +110,49 @@ static int x_call_string(const char *fn, const char *k1, const char *v1, const c
 	return rc;
 }
 
-static void x_log(struct evs_ctx *ctx, enum evs_log_level level, const char *fmt, ...)
+/* A message without a reply: a log line ("log", level l) or the error
+ * message ("set_error", level < 0). */
+static void x_send_text(const char *op, int level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void x_send_text(const char *op, int level, const char *fmt, va_list ap)
 {
-	char line[HOST_LINE_MAX];
+	char text[HOST_LINE_MAX];
 	struct json_object *m;
-	va_list ap;
 
-	(void)ctx;
-	if (!fmt)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	m = json_object_new_object();
 	if (!m)
 		return;
-	json_object_object_add(m, "op", json_object_new_string("log"));
-	json_object_object_add(m, "l", json_object_new_int((int)level));
-	json_object_object_add(m, "m", json_object_new_string(line));
+	json_object_object_add(m, "op", json_object_new_string(op));
+	if (level >= 0)
+		json_object_object_add(m, "l", json_object_new_int(level));
+	json_object_object_add(m, "m", json_object_new_string(text));
 	wire_send_json(X.sock, m, NULL, 0);
 	json_object_put(m);
 }
 
-static void x_set_error(struct evs_ctx *ctx, const char *fmt, ...)
+static void x_log(struct evs_ctx *ctx, enum evs_log_level level, const char *fmt, ...)
 {
-	char msg[HOST_LINE_MAX];
-	struct json_object *m;
 	va_list ap;
 
 	(void)ctx;
 	if (!fmt)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	x_send_text("log", (int)level, fmt, ap);
 	va_end(ap);
-	m = json_object_new_object();
-	if (!m)
+}
+
+static void x_set_error(struct evs_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)ctx;
+	if (!fmt)
 		return;
-	json_object_object_add(m, "op", json_object_new_string("set_error"));
-	json_object_object_add(m, "m", json_object_new_string(msg));
-	wire_send_json(X.sock, m, NULL, 0);
-	json_object_put(m);
+	va_start(ap, fmt);
+	x_send_text("set_error", -1, fmt, ap);
+	va_end(ap);
 }
 
 static int x_get_connection(struct evs_ctx *ctx, const char **json)
