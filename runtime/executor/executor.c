@@ -836,16 +836,16 @@ static void reply_call(struct serve *sv, struct json_object *m)
 			json_object_object_add(reply, "v", json_object_new_string(s));
 		wire_send_json(sv->d, reply, NULL, 0);
 		if (secret)
-			wire_wipe_json(reply);
-		json_object_put(reply);
+			hostapi_json_put_secret(reply);
+		else
+			json_object_put(reply);
 	} else {
 		json_object_put(val);
 	}
-	if (s) {
-		if (secret)
-			explicit_bzero(s, strlen(s));
+	if (secret)
+		hostapi_secret_free(s);
+	else
 		free(s);
-	}
 }
 
 /* Handles one message from the executor: 1 when it was the result, -1

@@ -206,12 +206,3 @@ bool wire_op_is(struct json_object *o, const char *op)
 
 	return s && strcmp(s, op) == 0;
 }
-
-void wire_wipe_json(struct json_object *o)
-{
-	size_t len = 0;
-	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-
-	if (s)
-		explicit_bzero((char *)s, len);
-}

@@ -74,7 +74,5 @@ int wire_recv_json(int fd, struct json_object **o, int *fds, int *nfds);
 const char *wire_jstr(struct json_object *o, const char *k);
 int64_t wire_jint(struct json_object *o, const char *k);
 bool wire_op_is(struct json_object *o, const char *op);
-/* Overwrites the serialization of a message that carried a secret. */
-void wire_wipe_json(struct json_object *o);
 
 #endif

@@ -113,13 +113,54 @@ static char *json_dup(struct json_object *o)
 	return s ? strdup(s) : NULL;
 }
 
-/* Frees a string that may hold a secret. */
-static void free_secret(char *s)
+void hostapi_secret_free(char *s)
 {
 	if (s) {
 		sodium_memzero(s, strlen(s));
 		free(s);
 	}
+}
+
+static void wipe_strings(struct json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_string:
+		sodium_memzero((char *)json_object_get_string(o),
+			       (size_t)json_object_get_string_len(o));
+		break;
+	case json_type_object: {
+		json_object_object_foreach(o, k, v) {
+			(void)k;
+			wipe_strings(v);
+		}
+		break;
+	}
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			wipe_strings(json_object_array_get_idx(o, i));
+		break;
+	default:
+		break;
+	}
+}
+
+void hostapi_json_put_secret(struct json_object *o)
+{
+	size_t len = 0;
+	const char *s;
+
+	if (!o)
+		return;
+	/* The serialization json-c keeps with o: written again with the
+	 * flags every serializer here uses (the same length, so in the same
+	 * buffer) and wiped; only then the strings (zeroed strings would
+	 * serialize longer and move the buffer). */
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+						 JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if (s)
+		sodium_memzero((char *)s, len);
+	wipe_strings(o);
+	json_object_put(o);
 }
 
 /* ---------------------------------------------------------------------------
@@ -294,7 +335,7 @@ static char *candidate_metadata_locked(struct hostapi_exec *x)
 		s = json_dup(m);
 	else
 		s = strdup("{}");
-	json_object_put(c);
+	hostapi_json_put_secret(c); /* the candidate holds credentials */
 	return s;
 }
 
@@ -354,7 +395,7 @@ serialize:
 	*json = json_dup(o);
 	ret = *json ? EVS_OK : EVS_ENOMEM;
 out:
-	json_object_put(o);
+	hostapi_json_put_secret(o); /* credentials */
 	store_connection_free(c);
 	return ret;
 }
@@ -578,7 +619,7 @@ static int map_add(struct config_map *m, const char *key, char *value /* taken *
 	char *k;
 
 	if (m->n >= CONFIG_LIST_MAX) {
-		free_secret(value);
+		hostapi_secret_free(value);
 		return EVS_ENOMEM;
 	}
 	k = strdup(key);
@@ -587,7 +628,7 @@ static int map_add(struct config_map *m, const char *key, char *value /* taken *
 		free(k);
 		if (items)
 			m->items = items;
-		free_secret(value);
+		hostapi_secret_free(value);
 		return EVS_ENOMEM;
 	}
 	m->items = items;
@@ -601,7 +642,7 @@ static void map_clear(struct config_map *m)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		free(m->items[i].key);
-		free_secret(m->items[i].value);
+		hostapi_secret_free(m->items[i].value);
 	}
 	free(m->items);
 	m->items = NULL;
@@ -653,11 +694,11 @@ static void target_free(struct proxy_target *t)
 {
 	if (!t)
 		return;
-	free_secret(t->base_url);
+	hostapi_secret_free(t->base_url);
 	map_clear(&t->headers);
 	map_clear(&t->query);
-	free_secret(t->basic_user);
-	free_secret(t->basic_password);
+	hostapi_secret_free(t->basic_user);
+	hostapi_secret_free(t->basic_password);
 	strlist_clear(&t->retry.at);
 	strlist_clear(&t->retry.after);
 	strlist_clear(&t->retry.remaining);
@@ -726,7 +767,7 @@ int hostapi_proxy_target(struct hostapi_exec *x, struct proxy_target **out)
 	if (ret < 0)
 		return ret;
 	conn = json_tokener_parse(cjson);
-	free_secret(cjson);
+	hostapi_secret_free(cjson);
 	if (!conn) {
 		ret = EVS_EHOST;
 		goto out;
@@ -819,7 +860,7 @@ int hostapi_proxy_target(struct hostapi_exec *x, struct proxy_target **out)
 	ret = EVS_OK;
 out:
 	target_free(t);
-	json_object_put(conn);
+	hostapi_json_put_secret(conn);
 	return ret;
 }
 
@@ -841,7 +882,7 @@ static const char *lend(struct hostapi_inproc_ctx *c, char *s)
 		char **l;
 
 		if (cap > HOSTAPI_LENT_MAX || !(l = realloc(c->lent, cap * sizeof(*l)))) {
-			free_secret(s);
+			hostapi_secret_free(s);
 			return NULL;
 		}
 		c->lent = l;
@@ -881,7 +922,7 @@ static void ip_set_error(struct evs_ctx *ctx, const char *fmt, ...)
 static int lend_result(struct hostapi_inproc_ctx *c, int ret, char *s, const char **out)
 {
 	if (ret < 0) {
-		free_secret(s);
+		hostapi_secret_free(s);
 		return ret;
 	}
 	*out = lend(c, s);
@@ -1045,7 +1086,7 @@ void hostapi_inproc_ctx_clear(struct hostapi_inproc_ctx *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->n_lent; i++)
-		free_secret(c->lent[i]);
+		hostapi_secret_free(c->lent[i]);
 	free(c->lent);
 	c->lent = NULL;
 	c->n_lent = c->cap_lent = 0;

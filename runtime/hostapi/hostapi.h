@@ -21,6 +21,7 @@
 #define EVS_HOSTAPI_H
 
 #include <evscript/sdk.h>
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -105,6 +106,15 @@ int hostapi_proxy_target(struct hostapi_exec *x, struct proxy_target **out);
 const char *hostapi_error(const struct hostapi_exec *x);
 const char *hostapi_candidate_metadata(const struct hostapi_exec *x);
 int64_t hostapi_logs_dropped(const struct hostapi_exec *x);
+
+/* Frees a string that may hold a secret (wiped first). NULL is fine. */
+void hostapi_secret_free(char *s);
+/* Drops the caller's reference to a JSON tree that holds secrets (a
+ * connection with its credentials): json-c's cached serialization of it
+ * (made with JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, as
+ * everywhere here) and every string in it are wiped first. Only for trees
+ * nothing else holds a reference to. NULL is fine. */
+void hostapi_json_put_secret(struct json_object *o);
 
 /* The in-process vtable: ctx is a struct hostapi_inproc_ctx that the runner
  * sets up around each call. */
