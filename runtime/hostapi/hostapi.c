@@ -10,6 +10,7 @@
  * then act on a copy kept here (hostapi_candidate_metadata()).
  */
 #include "hostapi.h"
+#include "paginate.h"
 
 #include <ctype.h>
 #include <json-c/json.h>
@@ -638,17 +639,6 @@ static int map_add(struct config_map *m, const char *key, char *value /* taken *
 	return EVS_OK;
 }
 
-static void map_clear(struct config_map *m)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		free(m->items[i].key);
-		hostapi_secret_free(m->items[i].value);
-	}
-	free(m->items);
-	m->items = NULL;
-	m->n = 0;
-}
-
 static int strlist_copy(struct config_strlist *dst, const struct config_strlist *src)
 {
 	dst->items = NULL;
@@ -667,15 +657,6 @@ static int strlist_copy(struct config_strlist *dst, const struct config_strlist 
 	return EVS_OK;
 }
 
-static void strlist_clear(struct config_strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->items[i]);
-	free(l->items);
-	l->items = NULL;
-	l->n = 0;
-}
-
 static int str_copy(char **dst, const char *src)
 {
 	*dst = NULL;
@@ -683,29 +664,6 @@ static int str_copy(char **dst, const char *src)
 		return EVS_OK;
 	*dst = strdup(src);
 	return *dst ? EVS_OK : EVS_ENOMEM;
-}
-
-#define PAGINATE_STRINGS(X)                                                          \
-	X(cursor_path_in_response) X(cursor_name_in_request) X(limit_name_in_request) \
-	X(response_path) X(link_rel_in_response_header) X(link_path_in_response_body) \
-	X(offset_name_in_request) X(offset_start_value) X(offset_calculation_method)
-
-static void target_free(struct proxy_target *t)
-{
-	if (!t)
-		return;
-	hostapi_secret_free(t->base_url);
-	map_clear(&t->headers);
-	map_clear(&t->query);
-	hostapi_secret_free(t->basic_user);
-	hostapi_secret_free(t->basic_password);
-	strlist_clear(&t->retry.at);
-	strlist_clear(&t->retry.after);
-	strlist_clear(&t->retry.remaining);
-#define FREE_P(f) free(t->paginate.f);
-	PAGINATE_STRINGS(FREE_P)
-#undef FREE_P
-	free(t);
 }
 
 static bool has_key_ci(const struct config_map *m, const char *key)
@@ -847,19 +805,14 @@ int hostapi_proxy_target(struct hostapi_exec *x, struct proxy_target **out)
 		ret = strlist_copy(&t->retry.remaining, &p->retry.remaining);
 	if (ret < 0)
 		goto out;
-	t->paginate.type = p->paginate.type;
-#define COPY_P(f)                                                   \
-	if (ret == 0)                                               \
-		ret = str_copy(&t->paginate.f, p->paginate.f);
-	PAGINATE_STRINGS(COPY_P)
-#undef COPY_P
+	ret = paginate_settings_copy(&p->paginate, &t->paginate);
 	if (ret < 0)
 		goto out;
 	*out = t;
 	t = NULL;
 	ret = EVS_OK;
 out:
-	target_free(t);
+	proxy_target_free(t);
 	hostapi_json_put_secret(conn);
 	return ret;
 }
@@ -929,28 +882,28 @@ static int lend_result(struct hostapi_inproc_ctx *c, int ret, char *s, const cha
 	return *out ? EVS_OK : EVS_ENOMEM;
 }
 
-static int ip_get_connection(struct evs_ctx *ctx, const char **json)
+/* A host function without arguments whose string is lent to the plugin. */
+static int lend_call(struct evs_ctx *ctx, int (*fn)(struct hostapi_exec *, char **),
+		     const char **out)
 {
 	char *s = NULL;
 	int ret;
 
-	if (!ctx || !json)
+	if (!ctx || !out)
 		return EVS_EINVAL;
-	*json = NULL;
-	ret = hostapi_get_connection(inproc(ctx)->exec, &s);
-	return lend_result(inproc(ctx), ret, s, json);
+	*out = NULL;
+	ret = fn(inproc(ctx)->exec, &s);
+	return lend_result(inproc(ctx), ret, s, out);
+}
+
+static int ip_get_connection(struct evs_ctx *ctx, const char **json)
+{
+	return lend_call(ctx, hostapi_get_connection, json);
 }
 
 static int ip_get_metadata(struct evs_ctx *ctx, const char **json)
 {
-	char *s = NULL;
-	int ret;
-
-	if (!ctx || !json)
-		return EVS_EINVAL;
-	*json = NULL;
-	ret = hostapi_get_metadata(inproc(ctx)->exec, &s);
-	return lend_result(inproc(ctx), ret, s, json);
+	return lend_call(ctx, hostapi_get_metadata, json);
 }
 
 static int ip_set_metadata(struct evs_ctx *ctx, const char *json)
@@ -981,14 +934,7 @@ static int ip_get_env(struct evs_ctx *ctx, const char *name, const char **value)
 
 static int ip_get_webhook_url(struct evs_ctx *ctx, const char **url)
 {
-	char *s = NULL;
-	int ret;
-
-	if (!ctx || !url)
-		return EVS_EINVAL;
-	*url = NULL;
-	ret = hostapi_get_webhook_url(inproc(ctx)->exec, &s);
-	return lend_result(inproc(ctx), ret, s, url);
+	return lend_call(ctx, hostapi_get_webhook_url, url);
 }
 
 static int ip_trigger_action(struct evs_ctx *ctx, const char *name, const char *input_json,
