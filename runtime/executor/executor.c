@@ -491,40 +491,43 @@ static void unregister(struct executor *ex, struct run *r)
 	}
 }
 
+/* Refuses new runs and kills the running ones. Called with mu. */
+static void drain(struct executor *ex)
+{
+	ex->drained = true;
+	for (struct run *r = ex->runs; r; r = r->next)
+		if (!r->exited && !r->killed)
+			send_kill(ex, r);
+}
+
 void executor_kill_all(struct executor *ex)
 {
 	if (!ex)
 		return;
 	pthread_mutex_lock(&ex->mu);
-	ex->drained = true;
-	for (struct run *r = ex->runs; r; r = r->next)
-		if (!r->exited)
-			send_kill(ex, r);
+	drain(ex);
 	pthread_mutex_unlock(&ex->mu);
+}
+
+/* A counter of ex read under its mutex. */
+static size_t read_locked(const struct executor *ex, const size_t *v)
+{
+	size_t n;
+
+	pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
+	n = *v;
+	pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);
+	return n;
 }
 
 size_t executor_running(const struct executor *ex)
 {
-	size_t n;
-
-	if (!ex)
-		return 0;
-	pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
-	n = ex->running;
-	pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);
-	return n;
+	return ex ? read_locked(ex, &ex->running) : 0;
 }
 
 size_t executor_idle(const struct executor *ex)
 {
-	size_t n;
-
-	if (!ex)
-		return 0;
-	pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
-	n = ex->n_idle;
-	pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);
-	return n;
+	return ex ? read_locked(ex, &ex->n_idle) : 0;
 }
 
 int executor_zygote_pid(const struct executor *ex)
@@ -562,8 +565,7 @@ void executor_free(struct executor *ex, int64_t deadline_us)
 		pthread_cond_timedwait(&ex->changed, &ex->mu, &ts);
 	}
 	if (ex->running > 0) {
-		for (struct run *r = ex->runs; r; r = r->next)
-			send_kill(ex, r);
+		drain(ex);
 		/* killed executions end at once; in-process ones cannot be
 		 * killed and are waited for (documented) */
 		while (ex->running > 0)
@@ -788,14 +790,16 @@ out:
 	return ret;
 }
 
-static void reply_call(struct serve *sv, struct json_object *m)
+/* A call other than proxy: -1 when no reply could be sent (the executor,
+ * which waits for one, must get EOF instead), else 0. */
+static int reply_call(struct serve *sv, struct json_object *m)
 {
 	struct hostapi_exec *host = sv->host;
 	const char *fn = wire_jstr(m, "fn");
 	struct json_object *reply, *val = NULL;
 	char *s = NULL;
 	bool secret = false;
-	int rc;
+	int rc, ret = -1;
 
 	if (!fn) {
 		rc = EVS_EINVAL;
@@ -834,7 +838,7 @@ static void reply_call(struct serve *sv, struct json_object *m)
 			json_object_object_add(reply, "v", val);
 		else if (s)
 			json_object_object_add(reply, "v", json_object_new_string(s));
-		wire_send_json(sv->d, reply, NULL, 0);
+		ret = wire_send_json(sv->d, reply, NULL, 0) == 0 ? 0 : -1;
 		if (secret)
 			hostapi_json_put_secret(reply);
 		else
@@ -846,10 +850,12 @@ static void reply_call(struct serve *sv, struct json_object *m)
 		hostapi_secret_free(s);
 	else
 		free(s);
+	return ret;
 }
 
 /* Handles one message from the executor: 1 when it was the result, -1
- * when the exec socket broke (a proxy body did not follow), else 0. */
+ * when the exec socket is out of step (a proxy body did not follow, a reply
+ * could not be sent), else 0. */
 static int handle_exec_msg(struct serve *sv, struct json_object *m, int *rc, char **output)
 {
 	if (wire_op_is(m, "log")) {
@@ -866,7 +872,7 @@ static int handle_exec_msg(struct serve *sv, struct json_object *m, int *rc, cha
 
 		if (fn && strcmp(fn, "proxy") == 0)
 			return serve_proxy(sv, m);
-		reply_call(sv, m);
+		return reply_call(sv, m);
 	} else if (wire_op_is(m, "result")) {
 		const char *o = wire_jstr(m, "output");
 
@@ -926,6 +932,13 @@ static int run_in_process(struct executor *ex, const struct executor_job *job,
 	result_from_rc(res, host, p->name, rc, output);
 	free(output);
 	return 0;
+}
+
+/* A poll() timeout for us microseconds (> 0), rounded up, at most
+ * INT_MAX ms (a far deadline must not wrap into "forever"). */
+static int poll_ms(int64_t us)
+{
+	return us / 1000 >= INT_MAX ? INT_MAX : (int)(us / 1000) + 1;
 }
 
 static void run_done(struct executor *ex)
@@ -1090,7 +1103,7 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 			pthread_mutex_unlock(&ex->mu);
 			continue;
 		}
-		pr = poll(pfd, sock_open ? 2 : 1, (int)((limit - now) / 1000) + 1);
+		pr = poll(pfd, sock_open ? 2 : 1, poll_ms(limit - now));
 		if (pr < 0 && errno != EINTR)
 			break;
 		if (pr > 0 && sock_open && pfd[1].revents) {
@@ -1126,7 +1139,10 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 	pthread_mutex_unlock(&ex->mu);
 
 	/* the verdict */
-	if (have_result && reason != REASON_KILLED && reason != REASON_LOST) {
+	if (have_result) {
+		/* the script finished: how its process ended afterwards (a
+		 * drain kill or a lost zygote that raced with the result)
+		 * does not change that (executor.h) */
 		result_from_rc(res, host, p->name, rc, output);
 	} else if (reason == REASON_DEADLINE) {
 		res->status = STORE_EXEC_TIMED_OUT;
