@@ -467,7 +467,9 @@ int store_execution_list(struct store *s, const struct store_execution_filter *f
  * for the same connection that runs only this execution's script, linked to
  * it (retry_of). The dispatcher picks it up as any other event. Refused with
  * STORE_ESTATE while the execution runs, STORE_EINVAL for an action (its
- * input is not kept), STORE_EDELETING for a connection being deleted. */
+ * input is not kept) and for validate-connection (its candidate connection
+ * belonged to a request that is gone), STORE_EDELETING for a connection
+ * being deleted. */
 int store_execution_retry(struct store *s, int64_t execution_id, int64_t *event_id);
 
 /* ---------------------------------------------------------------------------

@@ -1772,7 +1772,9 @@ static int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 	pck = col_dup(st, 5, &ret);
 	if (ret)
 		goto out;
-	if (!event) {
+	/* an action's input is not kept, and a validate-connection run
+	 * belonged to a request (its candidate connection) that is gone */
+	if (!event || strcmp(event, "validate-connection") == 0) {
 		ret = STORE_EINVAL;
 		goto out;
 	}

@@ -1177,6 +1177,25 @@ static void test_retry(void **state)
 	assert_int_equal(store_execution_retry(f->s, a, &rid), STORE_EINVAL);
 	assert_int_equal(store_execution_retry(f->s, 999, &rid), STORE_ENOTFOUND);
 
+	/* validate-connection: its candidate belonged to a request that is gone */
+	{
+		int64_t vev, v;
+		struct store_execution_input vin = {
+			.kind = STORE_EXEC_EVENT,
+			.script = "check",
+			.event = STORE_EVENT_VALIDATE_CONNECTION,
+			.connection_id = "c9",
+			.provider_config_key = "gh",
+		};
+
+		assert_int_equal(store_event_insert(f->s, STORE_EVENT_VALIDATE_CONNECTION, "c9", "gh",
+						    true, 1, &vev), 0);
+		vin.event_id = vev;
+		assert_int_equal(store_execution_create(f->s, &vin, &v), 0);
+		assert_int_equal(store_execution_finish(f->s, v, STORE_EXEC_FAILED, "no", -1), 0);
+		assert_int_equal(store_execution_retry(f->s, v, &rid), STORE_EINVAL);
+	}
+
 	assert_int_equal(store_connection_mark_deleting(f->s, "gh", "c1", true, 1, &mark), 0);
 	assert_int_equal(store_execution_retry(f->s, x, &rid), STORE_EDELETING);
 }
