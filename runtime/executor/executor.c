@@ -100,6 +100,31 @@ static void notify(int efd)
 		;
 }
 
+/* A message {"op": op} and its members; NULL when out of memory, and the
+ * adders take NULL (wire_send_json then fails with -ENOMEM). */
+static struct json_object *msg_new(const char *op)
+{
+	struct json_object *m = json_object_new_object();
+
+	if (m && json_object_object_add(m, "op", json_object_new_string(op)) < 0) {
+		json_object_put(m);
+		m = NULL;
+	}
+	return m;
+}
+
+static void msg_int(struct json_object *m, const char *k, int64_t v)
+{
+	if (m)
+		json_object_object_add(m, k, json_object_new_int64(v));
+}
+
+static void msg_str(struct json_object *m, const char *k, const char *v)
+{
+	if (m)
+		json_object_object_add(m, k, v ? json_object_new_string(v) : NULL);
+}
+
 /* Marks every run that waits for the zygote as lost. Called with mu. */
 static void lose_all(struct executor *ex)
 {
@@ -268,6 +293,23 @@ static int recv_load_reply(struct executor *ex, struct json_object **m)
 	return wire_recv_json(ex->ctl, m, NULL, NULL);
 }
 
+/* Sends a start-up message to the zygote and drops m; err says why it
+ * failed. */
+static int start_send(struct executor *ex, struct json_object *m, const int *fds, int nfds,
+		      char *err, size_t errlen)
+{
+	int r = wire_send_json(ex->ctl, m, fds, nfds);
+
+	json_object_put(m);
+	if (r == -ENOMEM) {
+		snprintf(err, errlen, "out of memory");
+	} else if (r < 0) {
+		snprintf(err, errlen, "the zygote exited during start-up");
+		r = -EPIPE;
+	}
+	return r;
+}
+
 static void stop_zygote(struct executor *ex)
 {
 	int64_t until;
@@ -366,28 +408,24 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 	ex->ctl = sv[0];
 	if (ret < 0)
 		goto fail;
-	m = json_object_new_object();
-	json_object_object_add(m, "op", json_object_new_string("config"));
-	json_object_object_add(m, "prefork", json_object_new_int64(opts->prefork));
-	json_object_object_add(m, "memory_limit_mb", json_object_new_int64((int64_t)opts->memory_limit_mb));
-	json_object_object_add(m, "cpu_limit_s", json_object_new_int64(opts->cpu_limit_s));
-	ret = wire_send_json(ex->ctl, m, NULL, 0);
-	json_object_put(m);
+	m = msg_new("config");
+	msg_int(m, "prefork", opts->prefork);
+	msg_int(m, "memory_limit_mb", (int64_t)opts->memory_limit_mb);
+	msg_int(m, "cpu_limit_s", opts->cpu_limit_s);
+	ret = start_send(ex, m, NULL, 0, err, errlen);
 	m = NULL;
 	if (ret < 0)
-		goto zygote_died;
+		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		m = json_object_new_object();
-		json_object_object_add(m, "op", json_object_new_string("load"));
-		json_object_object_add(m, "i", json_object_new_int64((int64_t)i));
-		json_object_object_add(m, "name", json_object_new_string(plugins[i]->name));
-		json_object_object_add(m, "version", json_object_new_string(plugins[i]->version));
-		json_object_object_add(m, "hash", json_object_new_string(plugins[i]->hash_hex));
-		ret = wire_send_json(ex->ctl, m, &plugins[i]->memfd, 1);
-		json_object_put(m);
+		m = msg_new("load");
+		msg_int(m, "i", (int64_t)i);
+		msg_str(m, "name", plugins[i]->name);
+		msg_str(m, "version", plugins[i]->version);
+		msg_str(m, "hash", plugins[i]->hash_hex);
+		ret = start_send(ex, m, &plugins[i]->memfd, 1, err, errlen);
 		m = NULL;
 		if (ret < 0)
-			goto zygote_died;
+			goto fail;
 		ret = recv_load_reply(ex, &m);
 		if (ret < 0 || !wire_op_is(m, "loaded") || (size_t)wire_jint(m, "i") != i) {
 			json_object_put(m);
@@ -412,13 +450,9 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 		json_object_put(m);
 		m = NULL;
 	}
-	m = json_object_new_object();
-	json_object_object_add(m, "op", json_object_new_string("ready"));
-	ret = wire_send_json(ex->ctl, m, NULL, 0);
-	json_object_put(m);
-	m = NULL;
+	ret = start_send(ex, msg_new("ready"), NULL, 0, err, errlen);
 	if (ret < 0)
-		goto zygote_died;
+		goto fail;
 	ret = pthread_create(&ex->reader, NULL, reader_main, ex);
 	if (ret != 0) {
 		snprintf(err, errlen, "pthread_create: %s", strerror(ret));
@@ -429,9 +463,6 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 	*out = ex;
 	return 0;
 
-zygote_died:
-	snprintf(err, errlen, "the zygote exited during start-up");
-	ret = -EPIPE;
 fail:
 	stop_zygote(ex);
 	pthread_cond_destroy(&ex->changed);
@@ -447,13 +478,10 @@ fail:
 /* "kill" for run id (0: none) or executor pid (0: unknown). */
 static void ctl_kill(struct executor *ex, uint64_t id, pid_t pid)
 {
-	struct json_object *m = json_object_new_object();
+	struct json_object *m = msg_new("kill");
 
-	if (!m)
-		return;
-	json_object_object_add(m, "op", json_object_new_string("kill"));
-	json_object_object_add(m, "id", json_object_new_int64((int64_t)id));
-	json_object_object_add(m, "pid", json_object_new_int64(pid));
+	msg_int(m, "id", (int64_t)id);
+	msg_int(m, "pid", pid);
 	ctl_send(ex, m, NULL, 0);
 	json_object_put(m);
 }
@@ -886,31 +914,30 @@ static int handle_exec_msg(struct serve *sv, struct json_object *m, int *rc, cha
 
 static struct json_object *job_message(const struct executor_job *job, int64_t deadline_us)
 {
-	struct json_object *m = json_object_new_object(), *ev;
+	struct json_object *m = msg_new("job"), *ev;
 
-	if (!m)
-		return NULL;
-	json_object_object_add(m, "op", json_object_new_string("job"));
-	json_object_object_add(m, "plugin", json_object_new_int64((int64_t)job->plugin));
-	json_object_object_add(m, "deadline_us", json_object_new_int64(deadline_us));
+	msg_int(m, "plugin", (int64_t)job->plugin);
+	msg_int(m, "deadline_us", deadline_us);
 	if (job->event) {
 		const struct evs_event *e = job->event;
 
 		ev = json_object_new_object();
-		json_object_object_add(ev, "type", json_object_new_int64(e->type));
+		msg_int(ev, "type", e->type);
 		if (e->name)
-			json_object_object_add(ev, "name", json_object_new_string(e->name));
+			msg_str(ev, "name", e->name);
 		if (e->connection_id)
-			json_object_object_add(ev, "connection_id", json_object_new_string(e->connection_id));
+			msg_str(ev, "connection_id", e->connection_id);
 		if (e->provider_config_key)
-			json_object_object_add(ev, "provider_config_key",
-					       json_object_new_string(e->provider_config_key));
-		json_object_object_add(ev, "event_id", json_object_new_int64(e->event_id));
-		json_object_object_add(ev, "execution_id", json_object_new_int64(e->execution_id));
-		json_object_object_add(m, "event", ev);
+			msg_str(ev, "provider_config_key", e->provider_config_key);
+		msg_int(ev, "event_id", e->event_id);
+		msg_int(ev, "execution_id", e->execution_id);
+		if (!ev || !m || json_object_object_add(m, "event", ev) < 0) {
+			json_object_put(ev);
+			json_object_put(m);
+			return NULL;
+		}
 	} else {
-		json_object_object_add(m, "input",
-				       json_object_new_string(job->input_json ? job->input_json : "null"));
+		msg_str(m, "input", job->input_json ? job->input_json : "null");
 	}
 	return m;
 }
@@ -1033,11 +1060,10 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 	srv.d = d;
 
 	/* the zygote watches the deadline from here and reports the end */
-	m = json_object_new_object();
-	json_object_object_add(m, "op", json_object_new_string(spawn ? "spawn" : "run"));
-	json_object_object_add(m, "id", json_object_new_int64((int64_t)r.id));
-	json_object_object_add(m, "pid", json_object_new_int64(r.pid));
-	json_object_object_add(m, "deadline_us", json_object_new_int64(deadline));
+	m = msg_new(spawn ? "spawn" : "run");
+	msg_int(m, "id", (int64_t)r.id);
+	msg_int(m, "pid", r.pid);
+	msg_int(m, "deadline_us", deadline);
 	ret = ctl_send(ex, m, spawn ? &sv[1] : NULL, spawn ? 1 : 0);
 	json_object_put(m);
 	if (sv[1] >= 0) {
