@@ -529,7 +529,9 @@ void store_connection_free(struct store_connection *c)
 	free(c->provider_config_key);
 	free(c->provider);
 	store_secret_free(c->credentials);
-	free(c->connection_config);
+	/* connection_config can hold secrets too (subdomains with tokens,
+	 * account keys some providers template into their URLs) */
+	store_secret_free(c->connection_config);
 	free(c->metadata);
 	free(c);
 }

@@ -159,7 +159,7 @@ struct store_connection {
 	bool credentials_encrypted; /* how the row is stored */
 };
 
-/* Wipes the credentials and frees c. NULL is fine. */
+/* Wipes the credentials and the connection_config and frees c. NULL is fine. */
 void store_connection_free(struct store_connection *c);
 
 /* Frees an array returned by store_connection_list (each element and the
