@@ -184,6 +184,34 @@ int64_t util_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int util_cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	int ret;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	ret = pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return ret;
+}
+
+int util_cond_wait_us(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t us)
+{
+	struct timespec ts;
+
+	if (us < 0)
+		us = 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(us / 1000000);
+	ts.tv_nsec += (long)(us % 1000000) * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return pthread_cond_timedwait(cv, mu, &ts);
+}
+
 int64_t util_mono_us(void)
 {
 	struct timespec ts;

@@ -4,6 +4,7 @@
 #ifndef EVS_COMMON_UTIL_H
 #define EVS_COMMON_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,13 @@ void util_iso_time(int64_t ms, bool offset, char out[UTIL_ISO_TIME_MAX]);
 /* Monotonic and wall-clock time. */
 int64_t util_now_ms(void);      /* CLOCK_REALTIME, milliseconds since the epoch */
 int64_t util_mono_us(void);     /* CLOCK_MONOTONIC, microseconds */
+
+/* Condition variables timed on CLOCK_MONOTONIC, so a change of the wall
+ * clock neither stretches nor cuts a wait. init: returns pthread_cond_init's
+ * result. wait: waits on cv (mu held) for at most us microseconds (negative:
+ * not at all); returns pthread_cond_timedwait's result. */
+int util_cond_init_monotonic(pthread_cond_t *cv);
+int util_cond_wait_us(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t us);
 
 /* True when s matches ^[a-zA-Z0-9_-]+$ (script, plugin and integration names). */
 bool util_valid_name(const char *s);

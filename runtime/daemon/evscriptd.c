@@ -277,7 +277,6 @@ static void *reaper_main(void *arg)
 	while (!d->reaper_stop) {
 		struct retired *done = NULL;
 		int64_t next = reap_pass(d, &done), us;
-		struct timespec ts;
 
 		if (done) {
 			pthread_mutex_unlock(&d->reap_lock);
@@ -288,14 +287,7 @@ static void *reaper_main(void *arg)
 		us = next - util_mono_us();
 		if (us < 1000)
 			us = 1000;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += us / 1000000;
-		ts.tv_nsec += (us % 1000000) * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&d->reap_cv, &d->reap_lock, &ts);
+		util_cond_wait_us(&d->reap_cv, &d->reap_lock, us);
 	}
 	pthread_mutex_unlock(&d->reap_lock);
 	return NULL;
@@ -482,14 +474,7 @@ static int run(const char *config_path)
 	pthread_mutex_init(&d.reload_lock, NULL);
 	pthread_cond_init(&d.reload_cv, NULL);
 	pthread_mutex_init(&d.reap_lock, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&d.reap_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	util_cond_init_monotonic(&d.reap_cv);
 	log_setup(2, false, LOG_LEVEL_INFO);
 
 	/* Before any thread starts (store, executor, dispatcher, server): every

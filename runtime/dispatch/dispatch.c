@@ -57,16 +57,7 @@ void dispatch_outcome_clear(struct dispatch_outcome *o)
  * at most us microseconds. */
 static void wait_us(struct dispatch *d, pthread_cond_t *cv, int64_t us)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(us / 1000000);
-	ts.tv_nsec += (long)(us % 1000000) * 1000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_cond_timedwait(cv, &d->lock, &ts);
+	util_cond_wait_us(cv, &d->lock, us);
 }
 
 struct generation *dispatch_generation(struct dispatch *d)
@@ -626,7 +617,6 @@ int dispatch_new(struct store *store, struct generation *gen, uint32_t workers,
 		 struct dispatch **out)
 {
 	struct dispatch *d = calloc(1, sizeof(*d));
-	pthread_condattr_t ca;
 
 	*out = NULL;
 	if (!d)
@@ -635,11 +625,8 @@ int dispatch_new(struct store *store, struct generation *gen, uint32_t workers,
 	d->gen = generation_ref(gen);
 	d->n_threads = workers ? workers : 1;
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&d->wake, &ca);
-	pthread_cond_init(&d->idle, &ca);
-	pthread_condattr_destroy(&ca);
+	util_cond_init_monotonic(&d->wake);
+	util_cond_init_monotonic(&d->idle);
 	*out = d;
 	return 0;
 }

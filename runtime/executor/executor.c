@@ -351,7 +351,6 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 {
 	struct executor *ex;
 	struct json_object *m = NULL;
-	pthread_condattr_t ca;
 	int sv[2] = {-1, -1}, ret;
 
 	*out = NULL;
@@ -371,10 +370,7 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 	ex->kind = calloc(n ? n : 1, sizeof(int));
 	pthread_mutex_init(&ex->mu, NULL);
 	pthread_mutex_init(&ex->send_mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ex->changed, &ca);
-	pthread_condattr_destroy(&ca);
+	util_cond_init_monotonic(&ex->changed);
 	if (!ex->iso_ok || !ex->inproc_ok || !ex->kind) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
@@ -575,22 +571,12 @@ void executor_result_clear(struct executor_result *r)
 
 void executor_free(struct executor *ex, int64_t deadline_us)
 {
-	struct timespec ts;
 
 	if (!ex)
 		return;
 	pthread_mutex_lock(&ex->mu);
 	while (ex->running > 0 && util_mono_us() < deadline_us) {
-		int64_t us = deadline_us - util_mono_us();
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += us / 1000000;
-		ts.tv_nsec += (us % 1000000) * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&ex->changed, &ex->mu, &ts);
+		util_cond_wait_us(&ex->changed, &ex->mu, deadline_us - util_mono_us());
 	}
 	if (ex->running > 0) {
 		drain(ex);
