@@ -147,7 +147,6 @@ static void wipe_strings(struct json_object *o)
 
 void hostapi_json_put_secret(struct json_object *o)
 {
-	size_t len = 0;
 	const char *s;
 
 	if (!o)
@@ -156,10 +155,9 @@ void hostapi_json_put_secret(struct json_object *o)
 	 * flags every serializer here uses (the same length, so in the same
 	 * buffer) and wiped; only then the strings (zeroed strings would
 	 * serialize longer and move the buffer). */
-	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
-						 JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (s)
-		sodium_memzero((char *)s, len);
+		sodium_memzero((char *)s, strlen(s));
 	wipe_strings(o);
 	json_object_put(o);
 }
