@@ -20,7 +20,8 @@
  *         return 0;
  *     }
  *
- * Build it as a shared object (`cc -shared -fPIC`), sign it with a trusted
+ * Build it as a shared object (`cc -shared -fPIC`, or pkg-config
+ * evscript-sdk, or CMake's evscript_add_plugin()), sign it with a trusted
  * key (`evscript sign` or `minisign -S`) with the trusted comment
  * "plugin:hello version:1.0.0 abi:1", and copy hello.so and hello.so.minisig
  * into the host's plugin directory (write a new file, then rename() it into
@@ -189,7 +190,8 @@ struct evs_request {
 	size_t body_len;
 	uint32_t retries;               /* extra attempts on network errors, 5xx and
 	                                   429; 0 (the default) means none */
-	uint32_t timeout_ms;            /* per attempt; 0 means the host default */
+	uint32_t timeout_ms;            /* per attempt; 0 means the host default
+	                                   (30 s); never past the execution's deadline */
 };
 
 struct evs_response {
@@ -207,12 +209,13 @@ struct evs_paginate_options {
 	uint32_t size;               /* sizeof(struct evs_paginate_options) */
 	const char *type;            /* "cursor", "link" or "offset" */
 	const char *response_path;   /* dotted path of the records array in the body */
-	uint32_t limit;              /* page size to ask for; 0: provider's or none */
+	uint32_t limit;              /* page size to ask for (needs the provider's
+	                                limit_name_in_request); 0: none added */
 	uint32_t max_pages;          /* stop after this many pages; 0: no limit */
 };
 
-/* Called once per page with that page's records as a JSON array (lent for
- * the call). Return 0 to go on, non-zero to stop paginating. */
+/* Called once per non-empty page with that page's records as a JSON array
+ * (lent for the call). Return 0 to go on, non-zero to stop paginating. */
 typedef int (*evs_page_fn)(void *user, const char *records_json, size_t n_records);
 
 /* ---------------------------------------------------------------------------
@@ -223,9 +226,10 @@ struct evs_host {
 	uint16_t abi_major;
 	uint16_t abi_minor;
 
-	/* Appends a line to the execution's log (printf-like). The host caps
-	 * the size of a line and the number of lines of one execution; lines
-	 * past the cap are dropped and counted. Never fails. */
+	/* Appends a line to the execution's log (printf-like). A line longer
+	 * than 4096 bytes is cut. The host caps the lines and bytes of one
+	 * execution (log_lines_max, log_bytes_max); lines past the cap are
+	 * dropped and counted. Never fails. */
 	void (*log)(struct evs_ctx *ctx, enum evs_log_level level, const char *fmt, ...)
 		EVS_PRINTF(3, 4);
 
@@ -242,11 +246,14 @@ struct evs_host {
 	 * *json is lent. Credentials are secrets: never log them. */
 	int (*get_connection)(struct evs_ctx *ctx, const char **json);
 
-	/* The connection's metadata as a JSON object; *json is lent. */
+	/* The connection's metadata as a JSON object; *json is lent. During
+	 * validate-connection, the metadata functions act on the candidate
+	 * connection, which is stored with them only if validation passes. */
 	int (*get_metadata)(struct evs_ctx *ctx, const char **json);
 
 	/* Replaces the connection's metadata with a JSON object. Written to
-	 * the store at once. EVS_EINVAL when json is not an object. */
+	 * the store at once. EVS_EINVAL when json is not an object, EVS_ENOMEM
+	 * over 1 MiB, EVS_ENOTFOUND when the connection is gone. */
 	int (*set_metadata)(struct evs_ctx *ctx, const char *json);
 
 	/* Merges a JSON object into the metadata (top-level keys replace). */
@@ -254,11 +261,15 @@ struct evs_host {
 
 	/* Sends a request to the provider's API with the connection's
 	 * credentials injected by the host, following the provider's catalogue
-	 * entry (base URL, auth headers, retry headers). Returns 0 when an HTTP
-	 * response arrived, whatever its status; *resp is then owned by the
-	 * plugin and released with free_response(). On failure *resp is NULL.
-	 * Every request is logged (method, URL without secrets, status,
-	 * duration). */
+	 * entry (base URL, auth headers, retry headers); a request header or
+	 * query parameter named like one of the provider's auth ones is
+	 * dropped. Returns 0 when an HTTP response arrived, whatever its
+	 * status; *resp is then owned by the plugin and released with
+	 * free_response(). On failure *resp is NULL and the code is
+	 * EVS_EDENIED (a URL outside the provider's base URL), EVS_EINVAL (a
+	 * malformed request), EVS_ENETWORK, EVS_ETIMEDOUT or EVS_ENOMEM (a
+	 * response body over 16 MiB). Every attempt is logged (method, URL
+	 * without query string or credentials, status, duration). */
 	int (*proxy)(struct evs_ctx *ctx, const struct evs_request *req,
 		     struct evs_response **resp);
 
@@ -267,8 +278,11 @@ struct evs_host {
 
 	/* Sends req (a GET by default) page after page in the provider's
 	 * pagination style and calls on_page for each page's records. opts may
-	 * be NULL. Returns 0 when the last page was read or on_page stopped it;
-	 * EVS_EFAILED when a page came back with a non-2xx status. */
+	 * be NULL. Returns 0 when the last page was read, max_pages was
+	 * reached or on_page stopped it; EVS_EFAILED when a page came back with
+	 * a non-2xx status or a body that is not JSON, or its records are not
+	 * an array; EVS_EINVAL when neither opts nor the provider give a usable
+	 * pagination style; proxy()'s errors otherwise. */
 	int (*paginate)(struct evs_ctx *ctx, const struct evs_request *req,
 			const struct evs_paginate_options *opts, evs_page_fn on_page,
 			void *user);
@@ -279,16 +293,19 @@ struct evs_host {
 	int (*get_env)(struct evs_ctx *ctx, const char *name, const char **value);
 
 	/* The URL where the provider should send webhooks for this
-	 * integration; *url is lent. */
+	 * integration: the host's webhook_base_url, '/', the integration id.
+	 * *url is lent. */
 	int (*get_webhook_url)(struct evs_ctx *ctx, const char **url);
 
 	/* Runs the action `name` (another plugin's run_action) for the same
 	 * connection with input_json (a JSON value, or NULL for null) and
 	 * returns its JSON output in *output_json (lent; "null" when the
 	 * action produced none). The run is recorded as an execution of its
-	 * own linked to this one. EVS_EFAILED when the action failed,
-	 * EVS_ENOTFOUND when no such action is configured and loaded,
-	 * EVS_EDEPTH when actions nest too deeply. */
+	 * own linked to this one. EVS_EINVAL when name or input_json is
+	 * malformed, EVS_EFAILED when the action failed, crashed or timed out,
+	 * EVS_ENOTFOUND when the action is not listed under this integration's
+	 * actions or not loaded, EVS_EDEPTH when actions nest more than 8
+	 * deep. */
 	int (*trigger_action)(struct evs_ctx *ctx, const char *name, const char *input_json,
 			      const char **output_json);
 };
