@@ -227,7 +227,9 @@ static void test_host_errors(void **state)
 		 "both nango_yaml and an inline integrations key");
 	/* listen. */
 	host_err("listen: 127.0.0.1\n", CONFIG_EINVALID, "evscript.yaml:1:9:", "listen: bad address '127.0.0.1'");
-	host_err("listen: 127.0.0.1:70000\n", CONFIG_EINVALID, "evscript.yaml:1:9:", "expected HOST:PORT");
+	host_err("listen: 127.0.0.1:70000\n", CONFIG_EINVALID, "evscript.yaml:1:9:", "expected IPV4:PORT");
+	/* the server binds numeric addresses and localhost only */
+	host_err("listen: example.com:3003\n", CONFIG_EINVALID, "evscript.yaml:1:9:", "bad address 'example.com:3003'");
 	host_err("listen: 'bad host:80'\n", CONFIG_EINVALID, "evscript.yaml:1:9:", "bad address");
 	host_err("listen: '[::1:80'\n", CONFIG_EINVALID, "evscript.yaml:1:9:", "bad address");
 	host_err("listen: [a, b]\n", CONFIG_EINVALID, "evscript.yaml:1:9:", "found a list");
