@@ -962,6 +962,28 @@ static void run_done(struct executor *ex)
 	pthread_mutex_unlock(&ex->mu);
 }
 
+/* Reads one message from the exec socket and handles it. Returns 1 when it
+ * was the result; 0 otherwise. *sock_open turns false when the socket is
+ * closed or out of step (then shut down, so the executor gets EOF, not a
+ * hang). */
+static int serve_one(struct serve *sv, int d, bool *sock_open, int *rc, char **output)
+{
+	struct json_object *m = NULL;
+	int hr;
+
+	if (wire_recv_json(d, &m, NULL, NULL) < 0) {
+		*sock_open = false;
+		return 0;
+	}
+	hr = handle_exec_msg(sv, m, rc, output);
+	json_object_put(m);
+	if (hr < 0) {
+		shutdown(d, SHUT_RDWR);
+		*sock_open = false;
+	}
+	return hr > 0;
+}
+
 static int run_isolated(struct executor *ex, const struct executor_job *job,
 			struct hostapi_exec *host, struct executor_result *res)
 {
@@ -974,7 +996,7 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 	bool have_result = false, sock_open = true, registered = false, kill_sent = false;
 	int64_t start = util_mono_us(), deadline = job->deadline_us, secs;
 	struct serve srv = {.ex = ex, .r = &r, .host = host, .d = -1};
-	int reason = REASON_EXITED, status = 0, hr;
+	int reason = REASON_EXITED, status = 0;
 
 	if (deadline <= 0)
 		deadline = start + 300 * 1000000LL;
@@ -1082,18 +1104,7 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 
 				if (poll(&q, 1, 0) <= 0)
 					break;
-				if (wire_recv_json(d, &m, NULL, NULL) < 0) {
-					sock_open = false;
-					break;
-				}
-				hr = handle_exec_msg(&srv, m, &rc, &output);
-				json_object_put(m);
-				if (hr < 0) {
-					/* out of step: the executor gets EOF, not a hang */
-					shutdown(d, SHUT_RDWR);
-					sock_open = false;
-				}
-				if (hr > 0) {
+				if (serve_one(&srv, d, &sock_open, &rc, &output)) {
 					have_result = true;
 					break;
 				}
@@ -1118,25 +1129,13 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 		pr = poll(pfd, sock_open ? 2 : 1, poll_ms(limit - now));
 		if (pr < 0 && errno != EINTR)
 			break;
-		if (pr > 0 && sock_open && pfd[1].revents) {
-			if (wire_recv_json(d, &m, NULL, NULL) < 0) {
-				sock_open = false;
-			} else {
-				hr = handle_exec_msg(&srv, m, &rc, &output);
-				json_object_put(m);
-				if (hr < 0) {
-					/* out of step: the executor gets EOF, not a hang */
-					shutdown(d, SHUT_RDWR);
-					sock_open = false;
-				}
-				if (hr > 0) {
-					/* the result ends the execution: its exit is
-					 * the zygote's business (reaped in the
-					 * background, its process group killed) */
-					have_result = true;
-					break;
-				}
-			}
+		if (pr > 0 && sock_open && pfd[1].revents &&
+		    serve_one(&srv, d, &sock_open, &rc, &output)) {
+			/* the result ends the execution: its exit is the
+			 * zygote's business (reaped in the background, its
+			 * process group killed) */
+			have_result = true;
+			break;
 		}
 	}
 
