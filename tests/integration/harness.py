@@ -77,6 +77,7 @@ class FakeProvider:
                 body = self.rfile.read(length) if length else b""
                 url = urllib.parse.urlsplit(self.path)
                 record = {
+                    "time": time.monotonic(),  # when it arrived (retry tests measure waits)
                     "method": self.command,
                     "path": url.path,
                     "query": dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True)),

@@ -112,13 +112,13 @@ def children(pid):
 
 def descendants(pid):
     """{pid: starttime} of every live descendant."""
-    found, todo = {}, [pid]
-    while todo:
-        for c in children(todo.pop()):
+    found, pending = {}, [pid]
+    while pending:
+        for c in children(pending.pop()):
             st = proc_stat(c)
             if st:
                 found[c] = st[1]
-                todo.append(c)
+                pending.append(c)
     return found
 
 
