@@ -253,6 +253,11 @@ struct config_host {
 	uint64_t memory_limit_mb;            /* executor address space, default 512; 0 = none */
 	uint32_t cpu_limit_s;                /* executor CPU time, default 0 = deadline only */
 	uint32_t drain_deadline_s;           /* old generations and shutdown, default 30 */
+	char *sandbox_user;                  /* executors' user when root, default "nobody" */
+	uint32_t sandbox_uid, sandbox_gid;   /* resolved by config_load */
+	unsigned sandbox_user_line, sandbox_user_column; /* where it was set (0: the default) */
+	uint32_t max_processes;              /* tasks per isolated execution, default 16 */
+	bool core_dumps;                     /* the daemon may dump core, default false */
 	enum config_log_format log_format;   /* default text */
 	struct config_script *scripts;
 	size_t n_scripts;

@@ -249,6 +249,7 @@ static const char *const host_keys[] = {
 	"allow_downgrade", "providers", "deadline_s", "environment", "webhook_base_url",
 	"nango_yaml", "integrations", "models", "execution", "max_concurrency", "log_lines_max",
 	"log_bytes_max", "memory_limit_mb", "cpu_limit_s", "drain_deadline_s", "log_format", "scripts",
+	"sandbox_user", "max_processes", "core_dumps",
 };
 
 /* Levenshtein distance, capped: for "did you mean". */
@@ -312,9 +313,12 @@ static int host_defaults(struct config_host *h)
 	h->memory_limit_mb = 512;
 	h->cpu_limit_s = 0;
 	h->drain_deadline_s = 30;
+	h->sandbox_user = strdup("nobody");
+	h->max_processes = 16;
 	h->log_format = CONFIG_LOG_TEXT;
 	h->webhook_base_url_is_default = true;
-	if (!h->listen || !h->listen_host || !h->store || !h->plugin_dir || !h->trusted_keys_dir || !h->providers)
+	if (!h->listen || !h->listen_host || !h->store || !h->plugin_dir || !h->trusted_keys_dir || !h->providers ||
+	    !h->sandbox_user)
 		return CONFIG_ENOMEM;
 	return 0;
 }
@@ -425,6 +429,20 @@ static int host_key(struct pctx *c, const struct ynode *k, const struct ynode *v
 	}
 	if (strcmp(key, "scripts") == 0)
 		return parse_scripts(c, v, h);
+	if (strcmp(key, "sandbox_user") == 0) {
+		free(h->sandbox_user);
+		h->sandbox_user = NULL;
+		h->sandbox_user_line = v->line;
+		h->sandbox_user_column = v->column;
+		return p_string(c, v, key, &h->sandbox_user);
+	}
+	if (strcmp(key, "max_processes") == 0) {
+		ret = p_uint(c, v, key, 1, 4096, &u);
+		h->max_processes = (uint32_t)u;
+		return ret;
+	}
+	if (strcmp(key, "core_dumps") == 0)
+		return p_bool(c, v, key, &h->core_dumps);
 	return unknown_key(c, k);
 }
 
@@ -516,6 +534,7 @@ void config_host_free(struct config_host *h)
 	free(h->trusted_keys_dir);
 	strlist_clear(&h->revoked_keys);
 	free(h->providers);
+	free(h->sandbox_user);
 	map_clear(&h->environment);
 	free(h->webhook_base_url);
 	free(h->nango_yaml);

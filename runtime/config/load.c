@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,28 @@ static int load_nango(struct config_host *h, char *err, size_t errlen)
 	return 0;
 }
 
+/* sandbox_user's uid and gid (from the passwd database, so this is I/O);
+ * plugins never run as root. */
+static int resolve_sandbox_user(struct config_host *h, char *err, size_t errlen)
+{
+	struct ynode at = {.line = h->sandbox_user_line, .column = h->sandbox_user_column};
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+	int r = getpwnam_r(h->sandbox_user, &pw, buf, sizeof(buf), &found);
+
+	if (r != 0 || !found)
+		return yfail(err, errlen, h->file, at.line ? &at : NULL, CONFIG_EINVALID,
+			     "sandbox_user: no such user '%s'%s%s, expected the user that runs plugins "
+			     "when the daemon is root", h->sandbox_user, r ? ": " : "", r ? strerror(r) : "");
+	if (found->pw_uid == 0 || found->pw_gid == 0)
+		return yfail(err, errlen, h->file, at.line ? &at : NULL, CONFIG_EINVALID,
+			     "sandbox_user: '%s' has uid or gid 0, expected an unprivileged user "
+			     "(plugins never run as root)", h->sandbox_user);
+	h->sandbox_uid = (uint32_t)found->pw_uid;
+	h->sandbox_gid = (uint32_t)found->pw_gid;
+	return 0;
+}
+
 int config_load(const char *path, char *const *envp, struct config_host **out, char *err, size_t errlen)
 {
 	struct config_host *h = NULL;
@@ -173,6 +196,9 @@ int config_load(const char *path, char *const *envp, struct config_host **out, c
 	if (ret)
 		goto fail;
 	ret = config_check_providers(&h->nango, h->catalogue, err, errlen);
+	if (ret)
+		goto fail;
+	ret = resolve_sandbox_user(h, err, errlen);
 	if (ret)
 		goto fail;
 	*out = h;

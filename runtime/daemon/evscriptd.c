@@ -37,6 +37,7 @@
 #include <time.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,6 +487,9 @@ static int run(const char *config_path)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Before any secret is read: no core dump, no ptrace by processes of
+	 * the same user, /proc/<pid>/mem and environ readable by root only. */
+	prctl(PR_SET_DUMPABLE, 0);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "evscriptd: libsodium failed to initialize\n");
 		goto out;
@@ -496,6 +500,11 @@ static int run(const char *config_path)
 		goto out;
 	}
 	log_setup(2, cfg->log_format == CONFIG_LOG_JSON, LOG_LEVEL_INFO);
+	if (cfg->core_dumps) {
+		prctl(PR_SET_DUMPABLE, 1);
+		log_warn("daemon", "core_dumps: true: a core dump of the daemon holds the secret key, "
+			 "the store's key and credentials");
+	}
 	if (!cfg->secret_key || !cfg->secret_key[0]) {
 		log_error("daemon", "%s: secret_key is not set: set it in the file or in EVSCRIPT_SECRET_KEY "
 			  "(every API call but /healthz needs it); refusing to start", cfg->file);

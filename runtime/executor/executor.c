@@ -46,6 +46,8 @@
 extern char **environ;
 
 #define LOAD_TIMEOUT_MS 30000
+#define RESTART_BACKOFF_MIN_US 100000LL  /* a zygote that cannot be restarted: retried */
+#define RESTART_BACKOFF_MAX_US 5000000LL
 #define GRACE_US 5000000LL      /* past the deadline the daemon stops trusting the zygote */
 #define ZYGOTE_EXIT_WAIT_US 5000000LL
 
@@ -88,8 +90,11 @@ struct executor {
 	size_t n_idle;
 	uint64_t next_id;
 	size_t running;
-	bool zygote_gone;
+	bool zygote_gone;        /* until the reader has restarted it */
+	bool stopping;           /* executor_free: the zygote's EOF is its stop */
 	bool drained;            /* executor_kill_all: no more runs */
+	uint64_t restarts;
+	char sandbox[512];       /* what the zygote's sandbox applies (sandbox.h) */
 };
 
 static void notify(int efd)
@@ -164,10 +169,9 @@ static void on_exit_report(struct executor *ex, struct json_object *m)
 	}
 }
 
-static void *reader_main(void *arg)
+/* Serves the zygote's messages until its socket closes. */
+static void read_zygote(struct executor *ex)
 {
-	struct executor *ex = arg;
-
 	for (;;) {
 		struct json_object *m = NULL;
 		int fds[1], nfds = 1;
@@ -189,10 +193,6 @@ static void *reader_main(void *arg)
 			close(fds[i]);
 		json_object_put(m);
 	}
-	pthread_mutex_lock(&ex->mu);
-	lose_all(ex);
-	pthread_mutex_unlock(&ex->mu);
-	return NULL;
 }
 
 static int ctl_send(struct executor *ex, struct json_object *m, const int *fds, int nfds)
@@ -244,6 +244,33 @@ static int find_zygote(const struct executor_options *o, char *out, size_t cap, 
 	return -ENOENT;
 }
 
+/* The zygote's environment: the daemon's holds secrets (the API key, the
+ * store's encryption key), so the zygote, and every plugin forked from it,
+ * gets only these, when set: how to find libraries, and the sanitizers'
+ * and the executors' debugging switches. */
+static const char *const zygote_env_names[] = {
+	"LD_LIBRARY_PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+	"EVSCRIPT_EXECUTOR_STDERR",
+};
+#define ZYGOTE_ENV_MAX (sizeof(zygote_env_names) / sizeof(zygote_env_names[0]))
+
+static void zygote_env(char *envp[ZYGOTE_ENV_MAX + 1])
+{
+	size_t n = 0;
+
+	for (char **e = environ; *e && n < ZYGOTE_ENV_MAX; e++) {
+		for (size_t i = 0; i < ZYGOTE_ENV_MAX; i++) {
+			size_t len = strlen(zygote_env_names[i]);
+
+			if (strncmp(*e, zygote_env_names[i], len) == 0 && (*e)[len] == '=') {
+				envp[n++] = *e;
+				break;
+			}
+		}
+	}
+	envp[n] = NULL;
+}
+
 static int spawn_zygote(struct executor *ex, int zfd, char *err, size_t errlen)
 {
 	posix_spawn_file_actions_t fa;
@@ -251,11 +278,14 @@ static int spawn_zygote(struct executor *ex, int zfd, char *err, size_t errlen)
 	sigset_t none, all;
 	char fdarg[16], exe[PATH_MAX];
 	char *argv[] = {EXECUTOR_ZYGOTE_NAME, fdarg, NULL};
+	char *envp[ZYGOTE_ENV_MAX + 1];
+	pid_t pid;
 	int r;
 
 	r = find_zygote(&ex->opts, exe, sizeof(exe), err, errlen);
 	if (r < 0)
 		return r;
+	zygote_env(envp);
 	snprintf(fdarg, sizeof(fdarg), "%d", WIRE_ZYGOTE_FD);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&at);
@@ -270,19 +300,22 @@ static int spawn_zygote(struct executor *ex, int zfd, char *err, size_t errlen)
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
 					      POSIX_SPAWN_SETPGROUP);
-	r = posix_spawn(&ex->zygote, exe, &fa, &at, argv, environ);
+	r = posix_spawn(&pid, exe, &fa, &at, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (r != 0) {
-		ex->zygote = 0;
 		snprintf(err, errlen, "cannot start the zygote (%s): %s", exe, strerror(r));
 		return -r;
 	}
+	pthread_mutex_lock(&ex->mu);
+	ex->zygote = pid;
+	pthread_mutex_unlock(&ex->mu);
 	return 0;
 }
 
-/* Waits for the zygote's answer to a load, up to LOAD_TIMEOUT_MS. */
-static int recv_load_reply(struct executor *ex, struct json_object **m)
+/* Waits for the zygote's answer to a start-up message, up to
+ * LOAD_TIMEOUT_MS. */
+static int recv_reply(struct executor *ex, struct json_object **m)
 {
 	struct pollfd p = {.fd = ex->ctl, .events = POLLIN};
 	int r = poll(&p, 1, LOAD_TIMEOUT_MS);
@@ -298,7 +331,7 @@ static int recv_load_reply(struct executor *ex, struct json_object **m)
 static int start_send(struct executor *ex, struct json_object *m, const int *fds, int nfds,
 		      char *err, size_t errlen)
 {
-	int r = wire_send_json(ex->ctl, m, fds, nfds);
+	int r = ctl_send(ex, m, fds, nfds);
 
 	json_object_put(m);
 	if (r == -ENOMEM) {
@@ -310,35 +343,261 @@ static int start_send(struct executor *ex, struct json_object *m, const int *fds
 	return r;
 }
 
-static void stop_zygote(struct executor *ex)
+/* "config", and the sandbox report that answers it. */
+static int start_config(struct executor *ex, char *err, size_t errlen)
 {
-	int64_t until;
+	const struct executor_options *o = &ex->opts;
+	struct json_object *m = msg_new("config");
+	int ret;
 
-	if (ex->ctl >= 0)
-		shutdown(ex->ctl, SHUT_WR);
-	if (ex->zygote > 0) {
-		until = util_mono_us() + ZYGOTE_EXIT_WAIT_US;
-		for (;;) {
-			pid_t w = waitpid(ex->zygote, NULL, WNOHANG);
+	msg_int(m, "prefork", o->prefork);
+	msg_int(m, "memory_limit_mb", (int64_t)o->memory_limit_mb);
+	msg_int(m, "cpu_limit_s", o->cpu_limit_s);
+	msg_int(m, "uid", o->uid);
+	msg_int(m, "gid", o->gid);
+	msg_int(m, "max_processes", o->max_processes);
+	ret = start_send(ex, m, NULL, 0, err, errlen);
+	if (ret < 0)
+		return ret;
+	ret = recv_reply(ex, &m);
+	if (ret < 0 || !wire_op_is(m, "sandbox")) {
+		json_object_put(m);
+		snprintf(err, errlen, "the zygote %s during start-up",
+			 ret == -ETIMEDOUT ? "hung" : "died");
+		return ret == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE;
+	}
+	pthread_mutex_lock(&ex->mu);
+	snprintf(ex->sandbox, sizeof(ex->sandbox), "%s",
+		 wire_jstr(m, "text") ? wire_jstr(m, "text") : "?");
+	pthread_mutex_unlock(&ex->mu);
+	json_object_put(m);
+	return 0;
+}
 
-			if (w == ex->zygote || (w < 0 && errno != EINTR))
-				break;
-			if (util_mono_us() > until) {
-				kill(ex->zygote, SIGKILL);
-				waitpid(ex->zygote, NULL, 0);
-				break;
-			}
-			usleep(1000);
+/* "load" of plugin i and its answer: *code and err (the refusal) when the
+ * zygote could not open it; a negative return when the zygote is lost. */
+static int start_load(struct executor *ex, size_t i, int *code, char *err, size_t errlen)
+{
+	struct loader_plugin *p = ex->plugins[i];
+	struct json_object *m = msg_new("load");
+	int ret;
+
+	msg_int(m, "i", (int64_t)i);
+	msg_str(m, "name", p->name);
+	msg_str(m, "version", p->version);
+	msg_str(m, "hash", p->hash_hex);
+	ret = start_send(ex, m, &p->memfd, 1, err, errlen);
+	if (ret < 0)
+		return ret;
+	ret = recv_reply(ex, &m);
+	if (ret < 0 || !wire_op_is(m, "loaded") || (size_t)wire_jint(m, "i") != i) {
+		json_object_put(m);
+		snprintf(err, errlen, "the zygote %s while opening plugin %s",
+			 ret == -ETIMEDOUT ? "hung" : "died", p->name);
+		return ret == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE;
+	}
+	*code = (int)wire_jint(m, "code");
+	if (*code == LOADER_OK) {
+		/* what the zygote found when it opened the plugin: the daemon,
+		 * which only verified it, learns its kind here */
+		ex->kind[i] = (int)wire_jint(m, "kind");
+		if (!p->kind)
+			p->kind = (enum loader_kind)ex->kind[i];
+	} else {
+		snprintf(err, errlen, "%s", wire_jstr(m, "err") ? wire_jstr(m, "err") : "");
+	}
+	json_object_put(m);
+	return 0;
+}
+
+/* Starts a zygote on a new ctl socket and takes it through start-up:
+ * config, one load per plugin (results: each one's outcome; NULL on a
+ * restart, where a plugin that opened before is expected to open again),
+ * ready. */
+static int start_zygote(struct executor *ex, struct executor_load_result *results, char *err,
+			size_t errlen)
+{
+	int sv[2], ret, old;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return -errno;
+	}
+	pthread_mutex_lock(&ex->send_mu);
+	old = ex->ctl;
+	ex->ctl = sv[0];
+	pthread_mutex_unlock(&ex->send_mu);
+	if (old >= 0)
+		close(old);
+	ret = spawn_zygote(ex, sv[1], err, errlen);
+	close(sv[1]);
+	if (ret == 0)
+		ret = start_config(ex, err, errlen);
+	for (size_t i = 0; ret == 0 && i < ex->n; i++) {
+		char perr[512] = "";
+		int code = LOADER_OK;
+
+		ret = start_load(ex, i, &code, perr, sizeof(perr));
+		if (ret < 0) {
+			snprintf(err, errlen, "%s", perr);
+			break;
 		}
-		ex->zygote = 0;
+		pthread_mutex_lock(&ex->mu);
+		ex->iso_ok[i] = code == LOADER_OK;
+		pthread_mutex_unlock(&ex->mu);
+		if (code != LOADER_OK && results && results[i].code == LOADER_OK) {
+			results[i].code = code;
+			snprintf(results[i].err, sizeof(results[i].err), "%s", perr);
+		}
 	}
-	if (ex->reader_started) {
-		pthread_join(ex->reader, NULL);
-		ex->reader_started = false;
+	if (ret == 0)
+		ret = start_send(ex, msg_new("ready"), NULL, 0, err, errlen);
+	return ret;
+}
+
+/* Waits up to wait_us for the zygote to exit, then kills it; reaps it.
+ * Its wait status, or -1 when there was none. */
+static int reap_zygote(struct executor *ex, int64_t wait_us)
+{
+	int64_t until = util_mono_us() + wait_us;
+	pid_t z;
+	int st = -1;
+
+	pthread_mutex_lock(&ex->mu);
+	z = ex->zygote;
+	ex->zygote = 0;
+	pthread_mutex_unlock(&ex->mu);
+	if (z <= 0)
+		return -1;
+	for (;;) {
+		pid_t w = waitpid(z, &st, WNOHANG);
+
+		if (w == z || (w < 0 && errno != EINTR))
+			break;
+		if (util_mono_us() > until) {
+			kill(z, SIGKILL);
+			waitpid(z, &st, 0);
+			break;
+		}
+		usleep(1000);
 	}
+	return st;
+}
+
+/* Drops the idle executors' sockets (they belong to a zygote that is gone
+ * or going). Called with mu. */
+static void close_idle(struct executor *ex)
+{
 	for (size_t i = 0; i < ex->n_idle; i++)
 		close(ex->idle[i].fd);
 	ex->n_idle = 0;
+}
+
+static void describe_status(int st, char *buf, size_t len)
+{
+	if (st >= 0 && WIFSIGNALED(st))
+		snprintf(buf, len, "killed by SIG%s", sigabbrev_np(WTERMSIG(st)) ?
+			 sigabbrev_np(WTERMSIG(st)) : "?");
+	else if (st >= 0 && WIFEXITED(st))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(st));
+	else
+		snprintf(buf, len, "gone");
+}
+
+/* The zygote died on its own: what it ran is lost (lose_all), the runs
+ * that arrive now wait (zygote_gone), and a new zygote is started for the
+ * same plugins (the same verified memfds), again after a growing pause
+ * while that fails. Returns false when the executor is stopping. */
+static bool restart_zygote(struct executor *ex)
+{
+	int64_t backoff = RESTART_BACKOFF_MIN_US;
+	char why[64], err[512];
+	pid_t old;
+	int st;
+
+	pthread_mutex_lock(&ex->mu);
+	old = ex->zygote;
+	pthread_mutex_unlock(&ex->mu);
+	st = reap_zygote(ex, 0);
+	describe_status(st, why, sizeof(why));
+	log_error("executor", "generation %lld: the zygote (pid %d) %s; the executions it ran "
+		  "are recorded crashed; restarting it", (long long)ex->opts.generation, (int)old, why);
+	for (;;) {
+		int ret;
+
+		int64_t until = util_mono_us() + (backoff > RESTART_BACKOFF_MIN_US ? backoff : 0);
+
+		pthread_mutex_lock(&ex->mu);
+		close_idle(ex);
+		while (!ex->stopping && util_mono_us() < until)
+			util_cond_wait_us(&ex->changed, &ex->mu, until - util_mono_us());
+		if (ex->stopping) {
+			pthread_mutex_unlock(&ex->mu);
+			return false;
+		}
+		pthread_mutex_unlock(&ex->mu);
+		ret = start_zygote(ex, NULL, err, sizeof(err));
+		pthread_mutex_lock(&ex->mu);
+		if (ret == 0 && !ex->stopping) {
+			ex->zygote_gone = false;
+			ex->restarts++;
+			pthread_cond_broadcast(&ex->changed);
+			pthread_mutex_unlock(&ex->mu);
+			log_info("executor", "generation %lld: zygote restarted (pid %d)",
+				 (long long)ex->opts.generation, (int)ex->zygote);
+			return true;
+		}
+		pthread_mutex_unlock(&ex->mu);
+		if (ret == 0)
+			return false; /* stopping: the new zygote takes its EOF */
+		reap_zygote(ex, 0);
+		log_error("executor", "generation %lld: cannot restart the zygote: %s; retrying in %lld ms",
+			  (long long)ex->opts.generation, err, (long long)(backoff / 1000));
+		backoff = backoff * 2 > RESTART_BACKOFF_MAX_US ? RESTART_BACKOFF_MAX_US : backoff * 2;
+	}
+}
+
+/* The reader thread: the zygote's messages, and its supervision. */
+static void *reader_main(void *arg)
+{
+	struct executor *ex = arg;
+
+	for (;;) {
+		bool stopping;
+
+		read_zygote(ex);
+		pthread_mutex_lock(&ex->mu);
+		lose_all(ex);
+		stopping = ex->stopping;
+		pthread_mutex_unlock(&ex->mu);
+		if (stopping || !restart_zygote(ex))
+			break;
+	}
+	/* stopping: the zygote waits for its running executors (their
+	 * deadlines hold) and exits */
+	reap_zygote(ex, ZYGOTE_EXIT_WAIT_US);
+	return NULL;
+}
+
+static void stop_zygote(struct executor *ex)
+{
+	pthread_mutex_lock(&ex->mu);
+	ex->stopping = true;
+	pthread_cond_broadcast(&ex->changed);
+	pthread_mutex_unlock(&ex->mu);
+	pthread_mutex_lock(&ex->send_mu);
+	if (ex->ctl >= 0)
+		shutdown(ex->ctl, SHUT_WR);
+	pthread_mutex_unlock(&ex->send_mu);
+	if (ex->reader_started) {
+		pthread_join(ex->reader, NULL);
+		ex->reader_started = false;
+	} else {
+		reap_zygote(ex, ZYGOTE_EXIT_WAIT_US);
+	}
+	pthread_mutex_lock(&ex->mu);
+	close_idle(ex);
+	pthread_mutex_unlock(&ex->mu);
 	if (ex->ctl >= 0) {
 		close(ex->ctl);
 		ex->ctl = -1;
@@ -350,8 +609,7 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 		 struct executor **out, char *err, size_t errlen)
 {
 	struct executor *ex;
-	struct json_object *m = NULL;
-	int sv[2] = {-1, -1}, ret;
+	int ret;
 
 	*out = NULL;
 	if (err && errlen)
@@ -394,61 +652,11 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 	}
 
 	/* the zygote and the isolated opens */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		goto fail;
-	}
-	ret = spawn_zygote(ex, sv[1], err, errlen);
-	close(sv[1]);
-	ex->ctl = sv[0];
+	ret = start_zygote(ex, results, err, errlen);
 	if (ret < 0)
 		goto fail;
-	m = msg_new("config");
-	msg_int(m, "prefork", opts->prefork);
-	msg_int(m, "memory_limit_mb", (int64_t)opts->memory_limit_mb);
-	msg_int(m, "cpu_limit_s", opts->cpu_limit_s);
-	ret = start_send(ex, m, NULL, 0, err, errlen);
-	m = NULL;
-	if (ret < 0)
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		m = msg_new("load");
-		msg_int(m, "i", (int64_t)i);
-		msg_str(m, "name", plugins[i]->name);
-		msg_str(m, "version", plugins[i]->version);
-		msg_str(m, "hash", plugins[i]->hash_hex);
-		ret = start_send(ex, m, &plugins[i]->memfd, 1, err, errlen);
-		m = NULL;
-		if (ret < 0)
-			goto fail;
-		ret = recv_load_reply(ex, &m);
-		if (ret < 0 || !wire_op_is(m, "loaded") || (size_t)wire_jint(m, "i") != i) {
-			json_object_put(m);
-			snprintf(err, errlen, "the zygote %s while opening plugin %s",
-				 ret == -ETIMEDOUT ? "hung" : "died", plugins[i]->name);
-			ret = ret == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE;
-			goto fail;
-		}
-		ex->iso_ok[i] = wire_jint(m, "code") == LOADER_OK;
-		if (ex->iso_ok[i]) {
-			/* what the zygote found when it opened the plugin: the
-			 * daemon, which only verified it, learns its kind here */
-			ex->kind[i] = (int)wire_jint(m, "kind");
-			if (!plugins[i]->kind)
-				plugins[i]->kind = (enum loader_kind)ex->kind[i];
-		}
-		else if (results[i].code == LOADER_OK) {
-			results[i].code = (int)wire_jint(m, "code");
-			snprintf(results[i].err, sizeof(results[i].err), "%s",
-				 wire_jstr(m, "err") ? wire_jstr(m, "err") : "");
-		}
-		json_object_put(m);
-		m = NULL;
-	}
-	ret = start_send(ex, msg_new("ready"), NULL, 0, err, errlen);
-	if (ret < 0)
-		goto fail;
+	log_info("executor", "generation %lld: sandbox: %s", (long long)opts->generation,
+		 ex->sandbox);
 	ret = pthread_create(&ex->reader, NULL, reader_main, ex);
 	if (ret != 0) {
 		snprintf(err, errlen, "pthread_create: %s", strerror(ret));
@@ -556,7 +764,36 @@ size_t executor_idle(const struct executor *ex)
 
 int executor_zygote_pid(const struct executor *ex)
 {
-	return ex ? (int)ex->zygote : 0;
+	pid_t pid = 0;
+
+	if (ex) {
+		pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
+		pid = ex->zygote_gone ? 0 : ex->zygote;
+		pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);
+	}
+	return (int)pid;
+}
+
+bool executor_degraded(const struct executor *ex)
+{
+	return ex && executor_zygote_pid(ex) == 0;
+}
+
+uint64_t executor_zygote_restarts(const struct executor *ex)
+{
+	uint64_t n = 0;
+
+	if (ex) {
+		pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
+		n = ex->restarts;
+		pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);
+	}
+	return n;
+}
+
+const char *executor_sandbox(const struct executor *ex)
+{
+	return ex ? ex->sandbox : "";
 }
 
 void executor_result_clear(struct executor_result *r)
@@ -1019,7 +1256,10 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 	 * one on a new exec socket that already holds the job ("spawn"). */
 	for (int attempt = 0;; attempt++) {
 		pthread_mutex_lock(&ex->mu);
-		if (ex->zygote_gone) {
+		/* a zygote being restarted: wait for it, up to the deadline */
+		while (ex->zygote_gone && !ex->stopping && !ex->drained && util_mono_us() < deadline)
+			util_cond_wait_us(&ex->changed, &ex->mu, deadline - util_mono_us());
+		if (ex->zygote_gone && !ex->drained) {
 			pthread_mutex_unlock(&ex->mu);
 			set_error(res, "executor: the zygote of generation %lld is gone",
 				  (long long)ex->opts.generation);
@@ -1164,9 +1404,12 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 	} else if (reason == REASON_NOSTART) {
 		res->status = STORE_EXEC_CRASHED;
 		set_error(res, "crashed: the executor could not be started");
+	} else if (reason == REASON_SANDBOX) {
+		res->status = STORE_EXEC_CRASHED;
+		set_error(res, "crashed: the executor could not enter its sandbox");
 	} else if (reason == REASON_LOST) {
 		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "crashed: the executor was lost (zygote gone)");
+		set_error(res, "crashed: the executor was lost (its zygote died)");
 	} else if (WIFSIGNALED(status)) {
 		int sig = WTERMSIG(status);
 		const char *abbrev = sigabbrev_np(sig);

@@ -63,6 +63,9 @@ struct executor_options {
 	uint32_t cpu_limit_s;      /* RLIMIT_CPU of an executor; 0: none */
 	uint32_t prefork;          /* executors kept forked ahead; 0: fork on demand */
 	int64_t generation;        /* for log lines */
+	uint32_t uid, gid;         /* executors' identity when the daemon is root (sandbox.h);
+	                              0: none (they would stay root: the layer is missing) */
+	uint32_t max_processes;    /* tasks (processes and threads) of one execution; 0: no cap */
 };
 
 /* Per plugin: did it load, and if not, why (a LOADER_E* code and a line). */
@@ -108,8 +111,20 @@ size_t executor_running(const struct executor *ex);
  * one descriptor in this process), for tests and /metrics. */
 size_t executor_idle(const struct executor *ex);
 
-/* Process id of the zygote (0 when none), for tests and /metrics. */
+/* Process id of the zygote (0 when none, or while it is being restarted),
+ * for tests and /metrics. */
 int executor_zygote_pid(const struct executor *ex);
+
+/* The zygote died and its replacement is not running yet: isolated
+ * executions wait (up to their deadlines). For /healthz. */
+bool executor_degraded(const struct executor *ex);
+
+/* How many times the zygote was restarted, for /metrics. */
+uint64_t executor_zygote_restarts(const struct executor *ex);
+
+/* What the executors' sandbox applies on this machine and what it lacks,
+ * one line (sandbox_describe), for the log and GET /healthz. Lent. */
+const char *executor_sandbox(const struct executor *ex);
 
 struct executor_job {
 	size_t plugin;                 /* index in the executor_new() array */

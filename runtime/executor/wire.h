@@ -8,7 +8,8 @@
  * order followed by that many bytes (at most WIRE_MSG_MAX): JSON text, or,
  * where said, raw bytes (an HTTP body). File descriptors ride with a
  * message as SCM_RIGHTS on its first bytes. Messages:
- *   daemon -> zygote   {"op":"config","prefork":N,"memory_limit_mb":N,"cpu_limit_s":N}
+ *   daemon -> zygote   {"op":"config","prefork":N,"memory_limit_mb":N,"cpu_limit_s":N,
+ *                       "uid":N,"gid":N,"max_processes":N}   (sandbox.h)
  *                      {"op":"load","i":N,"name":S,"version":S,"hash":HEX} + memfd
  *                      {"op":"ready"}
  *                      {"op":"run","id":N,"pid":P,"deadline_us":N}
@@ -16,7 +17,8 @@
  *                      {"op":"spawn","id":N,"deadline_us":N} + executor's end of
  *                        a new exec socket holding the job (no idle executor left)
  *                      {"op":"kill","id":N,"pid":P}       (drain: kill run N or executor P)
- *   zygote -> daemon   {"op":"loaded","i":N,"code":N,"kind":N,"err":S}
+ *   zygote -> daemon   {"op":"sandbox","layers":N,"text":S}  (the reply to config)
+ *                      {"op":"loaded","i":N,"code":N,"kind":N,"err":S}
  *                      {"op":"idle","pid":P} + the daemon's end of P's exec socket
  *                      {"op":"exit","id":N,"pid":P,"status":WSTATUS,"reason":R}
  *                        R: enum wire_reason; id 0 when the executor ended
@@ -55,7 +57,8 @@
 
 /* How an executor ended, as the zygote reports it. */
 enum wire_reason { REASON_EXITED = 0, REASON_DEADLINE = 1, REASON_KILLED = 2,
-		   REASON_NOSTART = 3, REASON_LOST = 4 /* daemon side only */ };
+		   REASON_NOSTART = 3, REASON_LOST = 4 /* daemon side only */,
+		   REASON_SANDBOX = 5 /* its sandbox could not be entered */ };
 
 /* Sends one message (len bytes of buf) with nfds descriptors. 0 or -errno
  * (-EMSGSIZE past the caps). */

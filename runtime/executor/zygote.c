@@ -25,6 +25,7 @@
 
 #include "loader.h"
 #include "paginate.h"
+#include "sandbox.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -37,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -50,6 +52,8 @@
 #define PREFORK_MAX 64
 #define HOST_LINE_MAX 4096 /* a log line or an error message (hostapi.h's caps) */
 #define REFILL_RETRY_US 100000 /* after a failed fork of an idle executor */
+#define SLOT_MAX (ZRUN_MAX + PREFORK_MAX) /* executors alive at once */
+#define SLOT_SANDBOX_FAILED (-1)
 
 /* ---------------------------------------------------------------------------
  * The executor process: the RPC vtable and the run.
@@ -62,6 +66,12 @@ struct xstate {
 };
 
 static struct xstate X; /* the executor process is single-threaded */
+static int in_executor;
+
+int executor_zygote_in_executor(void)
+{
+	return in_executor;
+}
 
 /* One call to the daemon; *reply owned by the caller. */
 static int x_call(struct json_object *req, struct json_object **reply)
@@ -493,8 +503,15 @@ static void executor_child_run(struct loader_plugin **plugins, size_t n, int soc
 struct zrun {
 	uint64_t id;
 	pid_t pid;
+	int slot;
 	int64_t deadline_us;
 	int reason;
+};
+
+/* An executor forked ahead, waiting for its job. */
+struct zidle {
+	pid_t pid;
+	int slot;
 };
 
 struct zygote {
@@ -507,7 +524,16 @@ struct zygote {
 	uint32_t cpu_limit_s;
 	long base_kb;            /* the zygote's VmSize when it became ready */
 	bool ready, closing;
-	pid_t idle[PREFORK_MAX]; /* forked, handed to the daemon, no "run" yet */
+	struct sandbox_config sb;
+	unsigned layers;         /* what sandbox_probe found working */
+	int landlock_abi;
+	/* One word per live executor, shared with it: a signal it caught as
+	 * pid 1 of its PID namespace (sandbox_catch_fatal) or
+	 * SLOT_SANDBOX_FAILED. */
+	volatile int *slots;
+	bool slot_used[SLOT_MAX];
+	size_t slot_next;
+	struct zidle idle[PREFORK_MAX]; /* forked, handed to the daemon, no "run" yet */
 	size_t n_idle;
 	struct zrun *runs;
 	size_t n_runs, cap_runs;
@@ -533,13 +559,40 @@ static long vm_size_kb(void)
 	return kb;
 }
 
-/* In the new child: drop what belongs to the zygote, set the limits, run
- * the job that arrives on sock. Never returns. */
-static void child_main(struct zygote *z, int sock)
+/* A free slot for a new executor, or -1 when all are taken. */
+static int slot_take(struct zygote *z)
 {
+	for (size_t k = 0; k < SLOT_MAX; k++) {
+		size_t i = (z->slot_next + k) % SLOT_MAX;
+
+		if (!z->slot_used[i]) {
+			z->slot_used[i] = true;
+			z->slots[i] = 0;
+			z->slot_next = (i + 1) % SLOT_MAX;
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* Frees slot i (-1: none) and returns what its executor left in it. */
+static int slot_release(struct zygote *z, int i)
+{
+	if (i < 0 || i >= SLOT_MAX)
+		return 0;
+	z->slot_used[i] = false;
+	return z->slots[i];
+}
+
+/* In the new child: drop what belongs to the zygote, set the limits, enter
+ * the sandbox, run the job that arrives on sock. Never returns. */
+static void child_main(struct zygote *z, int sock, int slot)
+{
+	const char *what;
 	sigset_t none;
 	int devnull;
 
+	in_executor = 1;
 	sigemptyset(&none);
 	/* a crash must end the executor with its signal, whatever handlers
 	 * the zygote inherited (sanitizers install some) */
@@ -555,8 +608,11 @@ static void child_main(struct zygote *z, int sock)
 	close(z->sfd);
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != z->self)
+	/* (in a PID namespace the parent is outside it: getppid() is 0) */
+	if (!(z->layers & SANDBOX_PIDNS) && getppid() != z->self)
 		_exit(0);
+	if (z->layers & SANDBOX_PIDNS)
+		sandbox_catch_fatal(&z->slots[slot]);
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull >= 0) {
 		dup2(devnull, 0);
@@ -577,6 +633,10 @@ static void child_main(struct zygote *z, int sock)
 
 		setrlimit(RLIMIT_CPU, &rl);
 	}
+	if (sandbox_enter(&z->sb, z->layers, z->landlock_abi, &what) < 0) {
+		z->slots[slot] = SLOT_SANDBOX_FAILED; /* fail closed */
+		_exit(125);
+	}
 	executor_child_run(z->plugins, z->n_plugins, sock);
 }
 
@@ -584,22 +644,29 @@ static void child_main(struct zygote *z, int sock)
 static int fork_idle(struct zygote *z)
 {
 	struct json_object *m;
-	int sv[2], r;
+	int sv[2], r, slot;
 	pid_t pid;
 
 	if (z->n_idle >= PREFORK_MAX)
 		return -ENOSPC;
+	slot = slot_take(z);
+	if (slot < 0)
+		return -ENOSPC;
 	m = json_object_new_object();
-	if (!m)
+	if (!m) {
+		slot_release(z, slot);
 		return -ENOMEM;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		slot_release(z, slot);
 		json_object_put(m);
 		return -errno;
 	}
-	pid = fork();
+	pid = sandbox_fork(z->layers);
 	if (pid < 0) {
 		int e = errno;
 
+		slot_release(z, slot);
 		close(sv[0]);
 		close(sv[1]);
 		json_object_put(m);
@@ -607,7 +674,7 @@ static int fork_idle(struct zygote *z)
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		child_main(z, sv[1]);
+		child_main(z, sv[1], slot);
 		_exit(0);
 	}
 	close(sv[1]);
@@ -617,11 +684,11 @@ static int fork_idle(struct zygote *z)
 	r = wire_send_json(z->ctl, m, &sv[0], 1);
 	json_object_put(m);
 	close(sv[0]);
+	z->idle[z->n_idle++] = (struct zidle){pid, slot}; /* reaped and released as idle */
 	if (r < 0) {
-		kill(pid, SIGKILL); /* reaped with SIGCHLD */
+		kill(pid, SIGKILL);
 		return r;
 	}
-	z->idle[z->n_idle++] = pid;
 	return 0;
 }
 
@@ -640,15 +707,19 @@ static void z_report(struct zygote *z, uint64_t id, pid_t pid, int status, int r
 	json_object_put(m);
 }
 
-static bool z_take_idle(struct zygote *z, pid_t pid)
+/* Takes idle executor pid out of the idle list; its slot, or -2 when it
+ * is not there. */
+static int z_take_idle(struct zygote *z, pid_t pid)
 {
 	for (size_t i = 0; i < z->n_idle; i++) {
-		if (z->idle[i] == pid) {
+		if (z->idle[i].pid == pid) {
+			int slot = z->idle[i].slot;
+
 			z->idle[i] = z->idle[--z->n_idle];
-			return true;
+			return slot;
 		}
 	}
-	return false;
+	return -2;
 }
 
 /* Room for one more run. Called before an executor is committed to a run,
@@ -672,20 +743,24 @@ static int reserve_run(struct zygote *z)
 /* The daemon gave idle executor pid the job of run id. */
 static void z_run(struct zygote *z, uint64_t id, pid_t pid, int64_t deadline_us)
 {
+	int slot;
+
 	if (reserve_run(z) < 0) {
 		/* cannot watch it: end it; it stays idle here, so the reaper
 		 * reports it by pid and the daemon's run ends */
 		for (size_t i = 0; i < z->n_idle; i++) {
-			if (z->idle[i] == pid) {
+			if (z->idle[i].pid == pid) {
 				kill(-pid, SIGKILL);
 				kill(pid, SIGKILL);
 			}
 		}
 		return;
 	}
-	if (!z_take_idle(z, pid))
+	slot = z_take_idle(z, pid);
+	if (slot == -2)
 		return; /* it ended already (reported by pid) or is not ours */
-	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .deadline_us = deadline_us};
+	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .slot = slot,
+					     .deadline_us = deadline_us};
 }
 
 /* "spawn": no idle executor was left; fork one on the exec socket fd for
@@ -693,19 +768,25 @@ static void z_run(struct zygote *z, uint64_t id, pid_t pid, int64_t deadline_us)
 static void z_spawn(struct zygote *z, uint64_t id, int64_t deadline_us, int fd)
 {
 	pid_t pid = -1;
+	int slot = -1;
 
 	if (reserve_run(z) < 0)
 		goto fail;
-	pid = fork();
+	slot = slot_take(z);
+	if (slot < 0)
+		goto fail;
+	pid = sandbox_fork(z->layers);
 	if (pid < 0)
 		goto fail;
 	if (pid == 0)
-		child_main(z, fd);
+		child_main(z, fd, slot);
 	setpgid(pid, pid);
 	close(fd);
-	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .deadline_us = deadline_us};
+	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .slot = slot,
+					     .deadline_us = deadline_us};
 	return;
 fail:
+	slot_release(z, slot);
 	close(fd);
 	z_report(z, id, 0, 0, REASON_NOSTART);
 }
@@ -732,7 +813,7 @@ static void z_kill(struct zygote *z, uint64_t id, pid_t pid)
 		}
 	}
 	for (size_t i = 0; pid > 0 && i < z->n_idle; i++) {
-		if (z->idle[i] == pid) {
+		if (z->idle[i].pid == pid) {
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			return;
@@ -753,7 +834,7 @@ static void z_reap(struct zygote *z)
 		pid_t pid;
 		size_t i;
 		bool idle;
-		int st = 0;
+		int st = 0, slot = -1, caught;
 
 		memset(&si, 0, sizeof(si));
 		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
@@ -761,20 +842,29 @@ static void z_reap(struct zygote *z)
 		pid = si.si_pid;
 		for (i = 0; i < z->n_runs && z->runs[i].pid != pid; i++)
 			;
-		idle = i == z->n_runs && z_take_idle(z, pid);
+		if (i < z->n_runs)
+			slot = z->runs[i].slot;
+		else
+			slot = z_take_idle(z, pid);
+		idle = i == z->n_runs && slot != -2;
 		if (i < z->n_runs || idle)
 			kill(-pid, SIGKILL); /* what it left in its group */
 		while (waitpid(pid, &st, 0) < 0) {
 			if (errno != EINTR)
 				return;
 		}
+		caught = slot_release(z, slot);
+		if (caught > 0 && WIFEXITED(st))
+			st = caught; /* the wait status of a death by that signal */
 		if (i < z->n_runs) {
 			struct zrun r = z->runs[i];
 
 			z->runs[i] = z->runs[--z->n_runs];
-			z_report(z, r.id, pid, st, r.reason);
+			z_report(z, r.id, pid, st,
+				 caught == SLOT_SANDBOX_FAILED && !r.reason ? REASON_SANDBOX : r.reason);
 		} else if (idle) {
-			z_report(z, 0, pid, st, REASON_EXITED);
+			z_report(z, 0, pid, st,
+				 caught == SLOT_SANDBOX_FAILED ? REASON_SANDBOX : REASON_EXITED);
 		}
 	}
 }
@@ -841,10 +931,42 @@ reply:
 	return code;
 }
 
+/* "config": the limits and the sandbox; replies with what the sandbox
+ * can apply here ({"op":"sandbox",...}, for the daemon's log). */
+static int z_config(struct zygote *z, struct json_object *m)
+{
+	struct json_object *reply;
+	char text[512];
+	int r;
+
+	z->prefork = (uint32_t)wire_jint(m, "prefork");
+	if (z->prefork > PREFORK_MAX / 2)
+		z->prefork = PREFORK_MAX / 2;
+	z->memory_limit_mb = (uint64_t)wire_jint(m, "memory_limit_mb");
+	z->cpu_limit_s = (uint32_t)wire_jint(m, "cpu_limit_s");
+	z->sb.uid = (uint32_t)wire_jint(m, "uid");
+	z->sb.gid = (uint32_t)wire_jint(m, "gid");
+	z->sb.max_processes = (uint32_t)wire_jint(m, "max_processes");
+	r = sandbox_probe(&z->sb, &z->layers, &z->landlock_abi);
+	if (r < 0)
+		snprintf(text, sizeof(text), "cannot probe the sandbox: %s", strerror(-r));
+	else
+		sandbox_describe(z->layers, z->landlock_abi, &z->sb, text, sizeof(text));
+	reply = json_object_new_object();
+	if (!reply)
+		return -ENOMEM;
+	json_object_object_add(reply, "op", json_object_new_string("sandbox"));
+	json_object_object_add(reply, "layers", json_object_new_int64(z->layers));
+	json_object_object_add(reply, "text", json_object_new_string(text));
+	r = wire_send_json(z->ctl, reply, NULL, 0);
+	json_object_put(reply);
+	return r;
+}
+
 static void z_close_idle(struct zygote *z)
 {
 	for (size_t i = 0; i < z->n_idle; i++)
-		kill(z->idle[i], SIGKILL);
+		kill(z->idle[i].pid, SIGKILL);
 }
 
 int executor_zygote_main(int fd)
@@ -855,6 +977,14 @@ int executor_zygote_main(int fd)
 	bool refill;
 	int ret = 0;
 
+	/* Before any plugin is opened: non-dumpable, and a user namespace when
+	 * not root (a failure leaves the PID namespace layer missing, which
+	 * the probe finds and the daemon logs). */
+	sandbox_zygote_init();
+	z.slots = mmap(NULL, SLOT_MAX * sizeof(*z.slots), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (z.slots == MAP_FAILED)
+		return 1;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
@@ -923,11 +1053,7 @@ int executor_zygote_main(int fd)
 				continue;
 			}
 			if (wire_op_is(m, "config")) {
-				z.prefork = (uint32_t)wire_jint(m, "prefork");
-				if (z.prefork > PREFORK_MAX / 2)
-					z.prefork = PREFORK_MAX / 2;
-				z.memory_limit_mb = (uint64_t)wire_jint(m, "memory_limit_mb");
-				z.cpu_limit_s = (uint32_t)wire_jint(m, "cpu_limit_s");
+				z_config(&z, m);
 			} else if (wire_op_is(m, "load")) {
 				z_load(&z, m, nfds ? fds[0] : -1);
 				nfds = 0;
@@ -958,6 +1084,7 @@ int executor_zygote_main(int fd)
 		loader_unload(z.plugins[i]);
 	free(z.plugins);
 	free(z.runs);
+	munmap((void *)z.slots, SLOT_MAX * sizeof(*z.slots));
 	close(z.sfd);
 	close(z.ctl);
 	return ret;

@@ -9,4 +9,7 @@
  * the process's exit status. Call it first thing in main(). */
 int executor_zygote_main(int fd);
 
+/* 1 in an executor process (forked from the zygote), 0 in the zygote. */
+int executor_zygote_in_executor(void);
+
 #endif

@@ -199,6 +199,9 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 		.cpu_limit_s = g->config->cpu_limit_s,
 		.prefork = 2,
 		.generation = g->number,
+		.uid = g->config->sandbox_uid,
+		.gid = g->config->sandbox_gid,
+		.max_processes = g->config->max_processes,
 	};
 
 	for (int round = 0; round < 3; round++) {

@@ -154,12 +154,22 @@ int api_healthz(struct http_request *req, struct http_response *resp, void *user
 {
 	struct api_context *ctx = user;
 	struct json_object *o = json_object_new_object();
+	struct generation *g = dispatch_generation(ctx->dispatch);
 	int64_t pending;
 	bool ok = store_event_count_pending(ctx->store, &pending) == 0;
+	/* no zygote (it died and is being restarted): the API works and
+	 * isolated executions wait, so degraded, not unavailable */
+	bool degraded = g && executor_degraded(g->executor);
 
 	(void)req;
-	if (o)
-		json_object_object_add(o, "status", json_object_new_string(ok ? "ok" : "unavailable"));
+	if (o) {
+		json_object_object_add(o, "status", json_object_new_string(
+			!ok ? "unavailable" : degraded ? "degraded" : "ok"));
+		if (ok && degraded)
+			json_object_object_add(o, "reason", json_object_new_string(
+				"the executors' zygote is being restarted"));
+	}
+	generation_unref(g);
 	return http_respond_json(resp, ok ? 200 : 503, o);
 }
 
@@ -214,6 +224,11 @@ int api_metrics(struct http_request *req, struct http_response *resp, void *user
 	       "# TYPE evscript_plugins_loaded gauge\nevscript_plugins_loaded %zu\n", g->n_plugins);
 	put(t, "# HELP evscript_plugins_refused Plugins refused by the current generation.\n"
 	       "# TYPE evscript_plugins_refused gauge\nevscript_plugins_refused %zu\n", g->n_refused);
+	put(t, "# HELP evscript_zygote_restarts_total Times the current generation's zygote died and was restarted.\n"
+	       "# TYPE evscript_zygote_restarts_total counter\nevscript_zygote_restarts_total %llu\n",
+	    (unsigned long long)executor_zygote_restarts(g->executor));
+	put(t, "# HELP evscript_zygote_up Whether the current generation's zygote is running (0: being restarted).\n"
+	       "# TYPE evscript_zygote_up gauge\nevscript_zygote_up %d\n", executor_degraded(g->executor) ? 0 : 1);
 	if (pending >= 0)
 		put(t, "# HELP evscript_events_pending Events waiting for a worker.\n"
 		       "# TYPE evscript_events_pending gauge\nevscript_events_pending %lld\n",
