@@ -9,7 +9,8 @@
  *      RLIMIT_NPROC (after the namespace: its count is per namespace);
  *   3. no_new_privs (Landlock and seccomp need it without capabilities);
  *   4. Landlock: a ruleset that handles every access right and grants none;
- *   5. seccomp: the allow-list, last, since it forbids what 1-4 call.
+ *   5. seccomp: a check that the zygote's allow-list (inherited) is in
+ *      force, and in sanitizer builds a filter of its own (below).
  * The PID namespace is made by sandbox_fork (it applies to a new process).
  */
 #include "sandbox.h"
@@ -24,6 +25,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -241,34 +243,72 @@ static int enter_landlock(int abi)
 }
 
 /* ---------------------------------------------------------------------------
- * seccomp: the allow-list.
+ * seccomp. Installing a filter costs tens of microseconds here (the
+ * kernel evaluates it once per system call number to cache constant
+ * verdicts, and compiles it); an inherited filter costs nothing. So the
+ * zygote installs the allow-list once, when its plugins are open
+ * (sandbox_zygote_lock), and every executor is forked under it: what
+ * executors may do, plus the few calls the zygote and an executor's own
+ * set-up need (setup_calls). Those stay allowed to plugin code, and are
+ * harmless once the set-up is done: with no capability left, setresuid,
+ * setgroups, capset and unshare of anything but a user namespace fail;
+ * capset, prctl's capability and no_new_privs options, Landlock and
+ * seccomp only take away; a nested user namespace holds the nesting
+ * process's RLIMIT_NPROC for its whole subtree, its capabilities reach no
+ * resource of the machine (no file: Landlock, which also forbids mounts
+ * and ptrace outside the domain; no socket: this filter), and its
+ * processes die with the executor's PID namespace; socketpair makes a
+ * pair that leads nowhere; setpgid stays inside the PID namespace.
+ * In sanitizer builds the allow-list also has what LeakSanitizer needs when
+ * the zygote exits, and each executor takes those back with a filter of
+ * its own, so that executors get the same allow-list in every build.
  */
 #ifdef SB_AUDIT_ARCH
 
-/* Plain allowed calls, the most frequent first (the filter is linear). */
-static const int allowed[] = {
-	SYS_read, SYS_write, SYS_sendmsg, SYS_recvmsg, SYS_sendto, SYS_recvfrom, SYS_ppoll,
-	SYS_futex, SYS_mmap, SYS_munmap, SYS_brk, SYS_mremap, SYS_mprotect, SYS_madvise,
-	SYS_clock_gettime, SYS_clock_getres, SYS_clock_nanosleep, SYS_gettimeofday,
-	SYS_nanosleep, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_close, SYS_lseek,
-	SYS_fstat, SYS_fcntl, SYS_dup, SYS_dup3, SYS_pipe2, SYS_eventfd2, SYS_pselect6,
-	SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait, SYS_shutdown,
+/* What an executor may call, besides clone and prctl (any arguments) and
+ * fstatat/statx on a descriptor, which take their own check. */
+static const int executor_calls[] = {
+	SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_close,
+	SYS_lseek, SYS_fstat, SYS_fcntl, SYS_dup, SYS_dup3, SYS_pipe2, SYS_eventfd2,
+	SYS_sendmsg, SYS_recvmsg, SYS_sendto, SYS_recvfrom, SYS_shutdown,
+	SYS_ppoll, SYS_pselect6, SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait,
+	SYS_mmap, SYS_munmap, SYS_brk, SYS_mremap, SYS_mprotect, SYS_madvise,
 	SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_rt_sigpending,
-	SYS_rt_sigtimedwait, SYS_rt_sigsuspend, SYS_sigaltstack,
-	SYS_getpid, SYS_gettid, SYS_getppid, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid,
-	SYS_getresuid, SYS_getresgid, SYS_getpgid, SYS_getsid, SYS_getrlimit, SYS_prlimit64,
-	SYS_getrusage, SYS_times, SYS_uname, SYS_sysinfo, SYS_getrandom,
-	SYS_set_robust_list, SYS_get_robust_list, SYS_set_tid_address, SYS_rseq,
-	SYS_sched_yield, SYS_sched_getaffinity, SYS_membarrier, SYS_restart_syscall,
-	SYS_wait4, SYS_waitid, SYS_kill, SYS_tgkill, SYS_tkill, SYS_exit, SYS_exit_group,
+	SYS_rt_sigtimedwait, SYS_rt_sigsuspend, SYS_sigaltstack, SYS_restart_syscall,
+	SYS_clock_gettime, SYS_clock_getres, SYS_clock_nanosleep, SYS_gettimeofday,
+	SYS_nanosleep, SYS_getpid, SYS_gettid, SYS_getppid, SYS_getuid, SYS_geteuid,
+	SYS_getgid, SYS_getegid, SYS_getresuid, SYS_getresgid, SYS_getpgid, SYS_getsid,
+	SYS_getrlimit, SYS_prlimit64, SYS_getrusage, SYS_times, SYS_uname, SYS_sysinfo,
+	SYS_getrandom, SYS_futex, SYS_set_robust_list, SYS_get_robust_list,
+	SYS_set_tid_address, SYS_rseq, SYS_sched_yield, SYS_sched_getaffinity,
+	SYS_membarrier, SYS_wait4, SYS_waitid, SYS_kill, SYS_tgkill, SYS_tkill, SYS_exit,
+	SYS_exit_group, SYS_clone, SYS_prctl,
 #ifdef SYS_poll /* x86_64's older calls, which libc may still use */
 	SYS_poll, SYS_select, SYS_pipe, SYS_dup2, SYS_epoll_wait, SYS_time, SYS_getpgrp,
 	SYS_fork, SYS_vfork, SYS_arch_prctl,
 #endif
+	/* set-up (see above) */
+	SYS_unshare, SYS_setgroups, SYS_setresuid, SYS_setresgid, SYS_capset, SYS_setpgid,
+	SYS_socketpair, SYS_seccomp, SYS_landlock_create_ruleset, SYS_landlock_restrict_self,
 };
 
-#define CLONE_NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | \
-			CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+#if defined(__SANITIZE_ADDRESS__)
+#define SB_SANITIZER 1
+/* LeakSanitizer's check when the zygote exits (sanitizer builds only;
+ * taken back from every executor). */
+static const int sanitizer_calls[] = {
+	SYS_openat, SYS_ptrace, SYS_getdents64, SYS_readlinkat, SYS_newfstatat, SYS_statx,
+#ifdef SYS_open
+	SYS_open, SYS_readlink, SYS_stat, SYS_lstat, SYS_getdents,
+#endif
+};
+#define N_SAN (sizeof(sanitizer_calls) / sizeof(sanitizer_calls[0]))
+#else
+#define SB_SANITIZER 0
+#define N_SAN 0
+#endif
+
+#define N_EXEC (sizeof(executor_calls) / sizeof(executor_calls[0]))
 #define ARG_LO(n) (offsetof(struct seccomp_data, args) + 8 * (n)) /* little-endian */
 #define STMT(code, k) ((struct sock_filter)BPF_STMT((code), (k)))
 #define JUMP(code, k, t, f) ((struct sock_filter)BPF_JUMP((code), (k), (t), (f)))
@@ -278,65 +318,152 @@ static const int allowed[] = {
 #define JEQ(k, t, f) JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (t), (f))
 #define JSET(k, t, f) JUMP(BPF_JMP | BPF_JSET | BPF_K, (k), (t), (f))
 
-static int enter_seccomp(void)
+/* Room for the longest filter: three instructions a call at most, and
+ * the fixed checks. */
+#define FILTER_MAX (3 * (N_EXEC + N_SAN + 4) + 40)
+
+struct filter {
+	struct sock_filter f[FILTER_MAX];
+	size_t n;
+};
+
+/* Emits a binary search over sorted nrs[lo, hi) that returns hit for a
+ * match and miss otherwise: a search keeps the cost per call, and the
+ * kernel's set-up per filter, logarithmic in the list. */
+static void emit_search(struct filter *p, const int *nrs, size_t lo, size_t hi,
+			struct sock_filter hit, struct sock_filter miss)
 {
-	struct sock_filter f[2 * (sizeof(allowed) / sizeof(allowed[0])) + 40];
-	struct sock_fprog prog;
-	size_t n = 0;
+	size_t at, mid;
 
-	f[n++] = LOAD(offsetof(struct seccomp_data, arch));
-	f[n++] = JEQ(SB_AUDIT_ARCH, 1, 0);
-	f[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	f[n++] = LOAD(offsetof(struct seccomp_data, nr));
-#ifdef __x86_64__
-	f[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u /* x32 */, 0, 1);
-	f[n++] = RET_ERRNO(EPERM);
-#endif
-	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
-		f[n++] = JEQ((unsigned)allowed[i], 0, 1);
-		f[n++] = RET_ALLOW;
+	if (hi - lo <= 4) {
+		size_t m = hi - lo;
+
+		for (size_t i = 0; i < m; i++)
+			p->f[p->n++] = JEQ((unsigned)nrs[lo + i], (unsigned char)(m - i), 0);
+		p->f[p->n++] = miss;
+		p->f[p->n++] = hit;
+		return;
 	}
-	/* clone: threads and processes, no namespaces */
-	f[n++] = JEQ(SYS_clone, 0, 4);
-	f[n++] = LOAD(ARG_LO(0));
-	f[n++] = JSET(CLONE_NS_FLAGS, 1, 0);
-	f[n++] = RET_ALLOW;
-	f[n++] = RET_ERRNO(EPERM);
-	/* clone3's flags are behind a pointer: ENOSYS makes libc use clone */
-	f[n++] = JEQ(SYS_clone3, 0, 1);
-	f[n++] = RET_ERRNO(ENOSYS);
-	/* fstat through fstatat/statx on a descriptor (AT_EMPTY_PATH) */
-	f[n++] = JEQ(SYS_newfstatat, 0, 4);
-	f[n++] = LOAD(ARG_LO(3));
-	f[n++] = JSET(AT_EMPTY_PATH, 0, 1);
-	f[n++] = RET_ALLOW;
-	f[n++] = RET_ERRNO(EPERM);
-	f[n++] = JEQ(SYS_statx, 0, 4);
-	f[n++] = LOAD(ARG_LO(2));
-	f[n++] = JSET(AT_EMPTY_PATH, 0, 1);
-	f[n++] = RET_ALLOW;
-	f[n++] = RET_ERRNO(EPERM);
-	/* prctl: naming a thread only */
-	f[n++] = JEQ(SYS_prctl, 0, 5);
-	f[n++] = LOAD(ARG_LO(0));
-	f[n++] = JEQ(PR_SET_NAME, 2, 0);
-	f[n++] = JEQ(PR_GET_NAME, 1, 0);
-	f[n++] = RET_ERRNO(EPERM);
-	f[n++] = RET_ALLOW;
-	f[n++] = RET_ERRNO(EPERM);
+	mid = lo + (hi - lo) / 2;
+	at = p->n++;
+	emit_search(p, nrs, lo, mid, hit, miss);
+	/* nr >= nrs[mid]: over the lower half (< 256 instructions here) */
+	p->f[at] = JUMP(BPF_JMP | BPF_JGE | BPF_K, (unsigned)nrs[mid],
+			(unsigned char)(p->n - at - 1), 0);
+	emit_search(p, nrs, mid, hi, hit, miss);
+}
 
-	prog.len = (unsigned short)n;
-	prog.filter = f;
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* The architecture check and the system call number in A. */
+static void emit_prologue(struct filter *p)
+{
+	p->f[p->n++] = LOAD(offsetof(struct seccomp_data, arch));
+	p->f[p->n++] = JEQ(SB_AUDIT_ARCH, 1, 0);
+	p->f[p->n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	p->f[p->n++] = LOAD(offsetof(struct seccomp_data, nr));
+#ifdef __x86_64__
+	p->f[p->n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u /* x32 */, 0, 1);
+	p->f[p->n++] = RET_ERRNO(EPERM);
+#endif
+}
+
+/* A's call, when it is fstatat or statx: allowed on a descriptor
+ * (AT_EMPTY_PATH), refused on a path. */
+static void emit_stat_checks(struct filter *p)
+{
+	p->f[p->n++] = JEQ(SYS_newfstatat, 0, 4);
+	p->f[p->n++] = LOAD(ARG_LO(3));
+	p->f[p->n++] = JSET(AT_EMPTY_PATH, 0, 1);
+	p->f[p->n++] = RET_ALLOW;
+	p->f[p->n++] = RET_ERRNO(EPERM);
+	p->f[p->n++] = JEQ(SYS_statx, 0, 4);
+	p->f[p->n++] = LOAD(ARG_LO(2));
+	p->f[p->n++] = JSET(AT_EMPTY_PATH, 0, 1);
+	p->f[p->n++] = RET_ALLOW;
+	p->f[p->n++] = RET_ERRNO(EPERM);
+}
+
+static int install(struct filter *p)
+{
+	struct sock_fprog prog = {.len = (unsigned short)p->n, .filter = p->f};
+
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
 		return -errno;
 	return 0;
 }
-#else
+
+/* The zygote's allow-list; the rest fails with EPERM, clone3 with ENOSYS
+ * (its flags are behind a pointer: libc then uses clone). */
+static int zygote_filter(void)
+{
+	static struct filter p;
+	int nrs[N_EXEC + N_SAN];
+	size_t k = 0;
+
+	p.n = 0;
+	for (size_t i = 0; i < N_EXEC; i++)
+		nrs[k++] = executor_calls[i];
+#if SB_SANITIZER
+	for (size_t i = 0; i < N_SAN; i++)
+		nrs[k++] = sanitizer_calls[i];
+#endif
+	qsort(nrs, k, sizeof(nrs[0]), cmp_int);
+	emit_prologue(&p);
+	p.f[p.n++] = JEQ(SYS_clone3, 0, 1);
+	p.f[p.n++] = RET_ERRNO(ENOSYS);
+	if (!SB_SANITIZER)
+		emit_stat_checks(&p);
+	emit_search(&p, nrs, 0, k, RET_ALLOW, RET_ERRNO(EPERM));
+	return install(&p);
+}
+
+/* An executor's part: check that it runs under the zygote's allow-list
+ * (fail closed if the zygote could not lock itself), and in sanitizer
+ * builds take back what the list grants LeakSanitizer. */
 static int enter_seccomp(void)
+{
+	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != SECCOMP_MODE_FILTER)
+		return -EPERM;
+#if SB_SANITIZER
+	{
+		static struct filter p;
+		int nrs[N_SAN];
+
+		p.n = 0;
+		memcpy(nrs, sanitizer_calls, sizeof(nrs));
+		qsort(nrs, N_SAN, sizeof(nrs[0]), cmp_int);
+		emit_prologue(&p);
+		emit_stat_checks(&p);
+		emit_search(&p, nrs, 0, N_SAN, RET_ERRNO(EPERM), RET_ALLOW);
+		return install(&p);
+	}
+#endif
+	return 0;
+}
+#else
+static int zygote_filter(void)
 {
 	return -ENOSYS; /* no allow-list written for this architecture */
 }
+
+static int enter_seccomp(void)
+{
+	return -ENOSYS;
+}
 #endif
+
+int sandbox_zygote_lock(unsigned layers)
+{
+	if (!(layers & SANDBOX_SECCOMP))
+		return 0;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	return zygote_filter();
+}
 
 /* ---------------------------------------------------------------------------
  * Entering, probing, describing.
@@ -415,8 +542,12 @@ int sandbox_probe(const struct sandbox_config *c, unsigned *layers, int *abi)
 		return -e;
 	}
 	if (pid == 0) {
-		/* each layer that works is kept; one that fails is left out
-		 * and the next ones are still tried */
+		/* as in service: the zygote's filter first (an executor is
+		 * forked under it), then each layer; one that works is kept,
+		 * one that fails is left out and the next ones are still
+		 * tried */
+		if (sandbox_zygote_lock(want) < 0)
+			want &= ~(unsigned)SANDBOX_SECCOMP;
 		for (size_t i = 0; i < sizeof(layer_names) / sizeof(layer_names[0]); i++) {
 			unsigned l = layer_names[i].layer;
 

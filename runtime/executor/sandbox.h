@@ -20,9 +20,11 @@
  *   SECCOMP   an allow-list of system calls: what computing, allocating,
  *             threads, forks (no namespaces), time and the descriptors it
  *             was given need. Everything else (open, socket, connect,
- *             ptrace, process_vm_*, mount, bpf, io_uring, ...) fails with
- *             EPERM; clone3 with ENOSYS, so that libc falls back to clone,
- *             whose flags the filter can check.
+ *             ptrace, process_vm_*, mount, bpf, io_uring, unshare, ...)
+ *             fails with EPERM; clone3 with ENOSYS, so that libc falls
+ *             back to clone, whose flags the filter can check. The zygote
+ *             installs it once (sandbox_zygote_lock) and every executor
+ *             inherits it, at no cost per execution.
  * A layer the probe found missing is skipped (and the daemon logs it); a
  * layer the probe found working that then fails for one executor ends that
  * executor before it runs anything (fail closed).
@@ -59,6 +61,12 @@ struct sandbox_config {
  * its own (uid and gid mapped to 0 in it). Call once, before any plugin is
  * opened. 0, or -errno (the zygote goes on without the namespace). */
 int sandbox_zygote_init(void);
+
+/* Installs the zygote's seccomp filter (the allow-list every executor
+ * inherits, see sandbox.c) when layers has SECCOMP: call once the plugins
+ * are open, before the first executor is forked; the zygote can then open
+ * no file and no socket. 0 or -errno. */
+int sandbox_zygote_lock(unsigned layers);
 
 /* Finds which layers work here: forks a throwaway executor that applies
  * every layer it can and reports them. *layers gets the working ones,

@@ -517,6 +517,7 @@ struct zidle {
 struct zygote {
 	pid_t self;
 	int ctl, sfd;
+	int devnull;             /* opened when ready, for the executors' stdio */
 	struct loader_plugin **plugins;
 	size_t n_plugins;
 	uint32_t prefork;
@@ -590,8 +591,6 @@ static void child_main(struct zygote *z, int sock, int slot)
 {
 	const char *what;
 	sigset_t none;
-	int devnull;
-
 	in_executor = 1;
 	sigemptyset(&none);
 	/* a crash must end the executor with its signal, whatever handlers
@@ -613,13 +612,12 @@ static void child_main(struct zygote *z, int sock, int slot)
 		_exit(0);
 	if (z->layers & SANDBOX_PIDNS)
 		sandbox_catch_fatal(&z->slots[slot]);
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull >= 0) {
-		dup2(devnull, 0);
-		dup2(devnull, 1);
+	if (z->devnull >= 0) {
+		dup2(z->devnull, 0);
+		dup2(z->devnull, 1);
 		if (!getenv("EVSCRIPT_EXECUTOR_STDERR"))
-			dup2(devnull, 2);
-		close(devnull);
+			dup2(z->devnull, 2);
+		close(z->devnull);
 	}
 	if (z->memory_limit_mb && z->base_kb > 0) {
 		struct rlimit rl;
@@ -963,6 +961,20 @@ static int z_config(struct zygote *z, struct json_object *m)
 	return r;
 }
 
+/* "ready": the plugins are open. What needs the filesystem is done now
+ * (the limit's base, the executors' /dev/null), then the zygote locks
+ * itself into the seccomp allow-list its executors inherit. */
+static void z_ready(struct zygote *z)
+{
+	z->ready = true;
+	/* an executor's address space at fork: the limit's base */
+	z->base_kb = vm_size_kb();
+	z->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	/* on failure every executor fails closed (sandbox_enter checks that
+	 * the allow-list is in place) */
+	sandbox_zygote_lock(z->layers);
+}
+
 static void z_close_idle(struct zygote *z)
 {
 	for (size_t i = 0; i < z->n_idle; i++)
@@ -971,7 +983,7 @@ static void z_close_idle(struct zygote *z)
 
 int executor_zygote_main(int fd)
 {
-	struct zygote z = {.self = getpid(), .ctl = fd, .sfd = -1};
+	struct zygote z = {.self = getpid(), .ctl = fd, .sfd = -1, .devnull = -1};
 	sigset_t set;
 	int64_t refill_after = 0;
 	bool refill;
@@ -1058,9 +1070,7 @@ int executor_zygote_main(int fd)
 				z_load(&z, m, nfds ? fds[0] : -1);
 				nfds = 0;
 			} else if (wire_op_is(m, "ready")) {
-				z.ready = true;
-				/* an executor's address space at fork: the limit's base */
-				z.base_kb = vm_size_kb();
+				z_ready(&z);
 			} else if (wire_op_is(m, "run")) {
 				z_run(&z, (uint64_t)wire_jint(m, "id"), (pid_t)wire_jint(m, "pid"),
 				      wire_jint(m, "deadline_us"));
@@ -1085,6 +1095,8 @@ int executor_zygote_main(int fd)
 	free(z.plugins);
 	free(z.runs);
 	munmap((void *)z.slots, SLOT_MAX * sizeof(*z.slots));
+	if (z.devnull >= 0)
+		close(z.devnull);
 	close(z.sfd);
 	close(z.ctl);
 	return ret;
