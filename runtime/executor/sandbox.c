@@ -49,6 +49,16 @@
  * The zygote.
  */
 
+/* The zygote started as root (not merely uid 0 in the user namespace
+ * sandbox_zygote_init made): then, and only then, executors change
+ * identity. */
+static bool started_as_root = true;
+
+static bool is_root(void)
+{
+	return started_as_root && geteuid() == 0;
+}
+
 /* Writes text to a /proc/self file (uid_map and friends). */
 static int write_proc(const char *path, const char *text)
 {
@@ -70,22 +80,24 @@ int sandbox_zygote_init(void)
 	gid_t gid = getegid();
 	int ret;
 
-	prctl(PR_SET_DUMPABLE, 0);
-	if (uid == 0)
+	if (uid == 0) {
+		prctl(PR_SET_DUMPABLE, 0);
 		return 0;
+	}
+	started_as_root = false;
 	/* Not root: a user namespace in which the zygote holds the
 	 * capabilities that creating PID namespaces needs, over nothing of
-	 * the machine's. */
-	if (unshare(CLONE_NEWUSER) < 0)
-		return -errno;
-	ret = write_proc("/proc/self/setgroups", "deny");
+	 * the machine's. Its maps are written while it is still dumpable (a
+	 * non-dumpable process's /proc/self files belong to root). */
+	ret = unshare(CLONE_NEWUSER) < 0 ? -errno : 0;
+	if (ret == 0)
+		ret = write_proc("/proc/self/setgroups", "deny");
 	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)uid);
 	if (ret == 0)
 		ret = write_proc("/proc/self/uid_map", map);
 	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)gid);
 	if (ret == 0)
 		ret = write_proc("/proc/self/gid_map", map);
-	/* a new user namespace makes the process dumpable again */
 	prctl(PR_SET_DUMPABLE, 0);
 	return ret;
 }
@@ -149,7 +161,7 @@ void sandbox_catch_fatal(volatile int *slot)
 
 static int set_identity(const struct sandbox_config *c)
 {
-	if (geteuid() != 0)
+	if (!is_root())
 		return 0;
 	if (c->uid == 0 || c->gid == 0)
 		return -EINVAL; /* never run plugins as root */
@@ -524,7 +536,7 @@ int sandbox_probe(const struct sandbox_config *c, unsigned *layers, int *abi)
 
 	*layers = 0;
 	*abi = landlock_abi();
-	if (geteuid() != 0 || c->uid == 0 || c->gid == 0)
+	if (!is_root() || c->uid == 0 || c->gid == 0)
 		want &= ~(unsigned)SANDBOX_IDENTITY;
 	shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shared == MAP_FAILED)
@@ -577,7 +589,7 @@ void sandbox_describe(unsigned layers, int abi, const struct sandbox_config *c, 
 		unsigned l = layer_names[i].layer;
 		char item[96];
 
-		if (l == SANDBOX_IDENTITY && geteuid() != 0)
+		if (l == SANDBOX_IDENTITY && !is_root())
 			continue; /* only root changes identity */
 		if (l == SANDBOX_IDENTITY)
 			snprintf(item, sizeof(item), "uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);

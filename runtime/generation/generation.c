@@ -210,7 +210,8 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 		size_t n = g->n_plugins;
 		int ret, dropped = 0;
 
-		qsort(g->plugins, n, sizeof(*g->plugins), cmp_plugins);
+		if (n) /* g->plugins is NULL when every plugin was refused */
+			qsort(g->plugins, n, sizeof(*g->plugins), cmp_plugins);
 		res = calloc(n ? n : 1, sizeof(*res));
 		inproc = calloc(n ? n : 1, sizeof(*inproc));
 		if (!res || !inproc) {

@@ -150,6 +150,8 @@ class Daemon:
         self.nango_yaml = nango_yaml
         self.settings = dict(settings or {})
         self.proc = None
+        self.command_prefix = []  # e.g. setpriv, to run the daemon as another user
+        self.executable = env("EVSCRIPTD")
         self.write_config()
 
     def write_config(self):
@@ -184,7 +186,7 @@ class Daemon:
         e.pop("EVSCRIPT_SECRET_KEY", None)
         e.update(extra_env or {})
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([env("EVSCRIPTD"), "--config", self.config_path],
+        self.proc = subprocess.Popen(self.command_prefix + [self.executable, "--config", self.config_path],
                                      cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=e)
         if wait:

@@ -39,6 +39,7 @@ from harness import SECRET, DaemonTest, env, wait_for
 ATTACKS = ["env", "store", "zygote_mem", "daemon_mem", "ptrace", "network", "write_key",
            "fork_storm", "escape", "kill_zygote", "kill_daemon"]
 MAX_PROCESSES = 8
+NOBODY, NOGROUP = 65534, 65534
 STORM = 3000
 ENCRYPTION_KEY = base64.b64encode(os.urandom(32)).decode()
 LEFTOVER_NAMES = ("evs-stormer", "evs-escapee")  # what hostile.c names its children
@@ -91,6 +92,20 @@ def descends_from(pid, ancestor, table):
         if pid == ancestor:
             return True
     return False
+
+
+def assert_sandbox_complete(test, d, root):
+    """The daemon's start-up line says which layers apply and which are
+    MISSING: these tests claim all of them, so a machine without one fails
+    here rather than passing on the others."""
+    [line] = [l for l in d.logs().splitlines() if "executor: generation 1: sandbox: " in l]
+    test.assertNotIn("MISSING", line)
+    for layer in ("pid namespace", "user namespace", "no_new_privs", "landlock", "seccomp"):
+        test.assertIn(layer, line)
+    if root:
+        test.assertIn("uid 65534 gid 65534", line)  # sandbox_user's default, nobody
+    else:
+        test.assertNotIn("uid ", line)  # an unprivileged daemon's executors keep its uid
 
 
 class Listener:
@@ -168,13 +183,32 @@ class SandboxTest(DaemonTest):
         super().tearDown()  # stops the daemon, removes its directory
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+    unprivileged = False  # the daemon runs as nobody (UnprivilegedSandboxTest)
+
     def start(self):
         self.d = self.daemon(NANGO, start=False, workdir=self.workdir, test_plugins=["hostile", "sleeper"],
                              settings={"trusted_keys_dir": self.keys_dir,
                                        "max_processes": MAX_PROCESSES,
                                        "deadline_s": 30,
                                        "environment": {"SLEEPER_MS": "300"}})
+        if self.unprivileged:
+            # the build tree may sit where nobody cannot reach (a home
+            # directory): the daemon, its zygote and the catalogue go along
+            bindir = os.path.join(self.workdir, "bin")
+            os.makedirs(bindir)
+            for path in (env("EVSCRIPTD"), os.path.join(os.path.dirname(env("EVSCRIPTD")), "evscript-zygote")):
+                shutil.copy2(path, bindir)
+            shutil.copy2(env("EVS_PROVIDERS"), os.path.join(self.workdir, "providers.yaml"))
+            self.d.settings["providers"] = "./providers.yaml"
+            self.d.write_config()
+            self.d.executable = os.path.join(bindir, "evscriptd")
+            for root, dirs, files in os.walk(self.workdir):
+                for name in dirs + files + ["."]:
+                    os.chown(os.path.join(root, name), NOBODY, NOGROUP)
+            self.d.command_prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOGROUP}",
+                                     "--clear-groups", "--no-new-privs"]
         self.d.start(extra_env={"EVSCRIPT_SECRET_KEY": SECRET, "EVSCRIPT_ENCRYPTION_KEY": ENCRYPTION_KEY})
+        assert_sandbox_complete(self, self.d, root=os.geteuid() == 0 and not self.unprivileged)
         return self.d
 
     def zygote(self, d):
@@ -309,6 +343,63 @@ class SandboxTest(DaemonTest):
 
     def test_kill_daemon(self):
         self.run_attack("kill_daemon")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to start the daemon as nobody")
+class UnprivilegedSandboxTest(SandboxTest):
+    """Every attack again, with the daemon itself unprivileged (nobody, no
+    capabilities, no_new_privs): the executors then share its uid, so the
+    PID namespace, the non-dumpable daemon and zygote, Landlock and seccomp
+    are what stand between them."""
+    unprivileged = True
+
+
+class SupervisedZygoteTest(DaemonTest):
+    """The zygote killed (kill -9) under load: the daemon notices at once,
+    says so, records what it ran as crashed with the reason, starts a new
+    zygote over the same plugins, and the events that arrive meanwhile wait
+    for it instead of failing."""
+
+    def test_zygote_killed_under_load(self):
+        d = self.daemon(NANGO, test_plugins=["sleeper"],
+                        settings={"environment": {"SLEEPER_MS": "1500"}, "max_concurrency": 8})
+        assert_sandbox_complete(self, d, root=os.geteuid() == 0)
+        old = [p for p, (comm, _, ppid) in processes().items()
+               if ppid == d.proc.pid and comm == "evscript-zygote"]
+        self.assertEqual(len(old), 1, old)
+        for i in range(4):
+            self.assertEqual(d.create_connection("good", f"before-{i}")[0], 201)
+        wait_for(lambda: len([e for e in d.executions() if e["status"] == "running"]) == 4,
+                 what="4 executions running")
+        os.kill(old[0], signal.SIGKILL)
+        # events that arrive while the zygote is gone or restarting
+        for i in range(6):
+            self.assertEqual(d.create_connection("good", f"after-{i}")[0], 201)
+
+        done = d.wait_executions(10, timeout=60)
+        by_conn = {e["connection_id"]: e for e in done}
+        for i in range(4):
+            e = by_conn[f"before-{i}"]
+            self.assertEqual(e["status"], "crashed", e)
+            self.assertIn("zygote died", e["error"])
+        for i in range(6):
+            self.assertEqual(by_conn[f"after-{i}"]["status"], "succeeded", by_conn[f"after-{i}"])
+
+        logs = d.logs()
+        self.assertIn(f"the zygote (pid {old[0]}) killed by SIGKILL", logs)
+        self.assertIn("zygote restarted", logs)
+        table = processes()
+        new = [p for p, (comm, state, ppid) in table.items()
+               if ppid == d.proc.pid and comm == "evscript-zygote"]
+        self.assertEqual(len(new), 1, new)
+        self.assertNotEqual(new[0], old[0])
+        self.assertNotEqual(table[new[0]][1], "Z")
+        self.assertIsNone(proc_stat(old[0]), "the dead zygote was not reaped")
+        self.assertEqual(d.request("GET", "/healthz", auth=False)[::2], (200, {"status": "ok"}))
+        status, _, metrics = d.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("evscript_zygote_restarts_total 1\n", metrics)
+        self.assertIn("evscript_zygote_up 1\n", metrics)
 
 
 if __name__ == "__main__":
