@@ -1,4 +1,5 @@
 #include "util.h"
+#include "dynbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,57 +11,42 @@
 #include <time.h>
 #include <unistd.h>
 
-int util_read_fd(int fd, size_t cap, char **data, size_t *len)
+/* Reads fd to its end into a buffer capped at cap. With secret, every copy
+ * let go of is wiped: the buffer's old allocations as it grows, the chunk
+ * read into, the buffer on failure. */
+static int read_fd(int fd, size_t cap, bool secret, char **data, size_t *len)
 {
-	size_t size = 0, alloc = 4096;
-	char *buf, *tmp;
+	struct dynbuf b;
+	char chunk[16384];
 	ssize_t n;
-	int ret = 0;
+	int ret;
 
 	*data = NULL;
 	*len = 0;
-	buf = malloc(alloc);
-	if (!buf)
-		return -ENOMEM;
+	dynbuf_init(&b, cap, secret ? DYNBUF_WIPE : 0);
 	for (;;) {
-		if (size + 1 >= alloc) {
-			if (alloc > cap + 1) {
-				ret = -EFBIG;
-				goto fail;
-			}
-			alloc *= 2;
-			tmp = realloc(buf, alloc);
-			if (!tmp) {
-				ret = -ENOMEM;
-				goto fail;
-			}
-			buf = tmp;
-		}
-		n = read(fd, buf + size, alloc - size - 1);
+		n = read(fd, chunk, sizeof(chunk));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			ret = -errno;
-			goto fail;
+			goto out;
 		}
 		if (n == 0)
 			break;
-		size += (size_t)n;
-		if (size > cap) {
-			ret = -EFBIG;
-			goto fail;
-		}
+		ret = dynbuf_add(&b, chunk, (size_t)n);
+		if (ret)
+			goto out;
 	}
-	buf[size] = '\0';
-	*data = buf;
-	*len = size;
-	return 0;
-fail:
-	free(buf);
+	ret = dynbuf_take(&b, data, len);
+out:
+	if (secret)
+		util_wipe(chunk, sizeof(chunk));
+	dynbuf_free(&b);
 	return ret;
 }
 
-int util_read_file(const char *path, size_t cap, char **data, size_t *len)
+static int read_file(const char *path, size_t cap, bool secret, char **data, size_t *len)
 {
 	int fd, ret;
 
@@ -69,9 +55,24 @@ int util_read_file(const char *path, size_t cap, char **data, size_t *len)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = util_read_fd(fd, cap, data, len);
+	ret = read_fd(fd, cap, secret, data, len);
 	close(fd);
 	return ret;
+}
+
+int util_read_fd(int fd, size_t cap, char **data, size_t *len)
+{
+	return read_fd(fd, cap, false, data, len);
+}
+
+int util_read_file(const char *path, size_t cap, char **data, size_t *len)
+{
+	return read_file(path, cap, false, data, len);
+}
+
+int util_read_file_secret(const char *path, size_t cap, char **data, size_t *len)
+{
+	return read_file(path, cap, true, data, len);
 }
 
 int util_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
@@ -120,6 +121,11 @@ out:
 		unlink(tmp);
 	free(tmp);
 	return ret;
+}
+
+void util_wipe(void *p, size_t n)
+{
+	explicit_bzero(p, n); /* glibc 2.25: a memset the optimiser keeps */
 }
 
 void util_hex(char *out, const unsigned char *bin, size_t len)

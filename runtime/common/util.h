@@ -18,9 +18,19 @@ int util_read_file(const char *path, size_t cap, char **data, size_t *len);
 /* Like util_read_file() on an open fd (read from its current offset). */
 int util_read_fd(int fd, size_t cap, char **data, size_t *len);
 
+/* Like util_read_file() for a file that may hold a secret (the host file and
+ * its secret key): every copy made while reading is wiped before it is let
+ * go of. The caller wipes *data (all *len bytes) before freeing it. */
+int util_read_file_secret(const char *path, size_t cap, char **data, size_t *len);
+
 /* Writes len bytes to path atomically: a temporary file in the same
  * directory, fsync, rename(). mode is the new file's mode. Returns 0 or -errno. */
 int util_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
+
+/* Zeroes n bytes of p in a way the compiler cannot remove as a dead store.
+ * For the code that does not link libsodium (runtime/common, the zygote);
+ * elsewhere sodium_memzero() is the rule. */
+void util_wipe(void *p, size_t n);
 
 /* Lowercase hex of bin into out, which must hold 2*len+1 bytes. */
 void util_hex(char *out, const unsigned char *bin, size_t len);

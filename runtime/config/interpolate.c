@@ -2,60 +2,17 @@
  * interpolate.c - ${name} templates of providers.yaml ("Bearer ${apiKey}",
  * "https://${connectionConfig.subdomain}.example.com || https://example.com").
  *
- * Values are often credentials (apiKey, access_token), so every buffer that
- * held an expansion is wiped before it is freed, including the old buffer
- * when one grows.
+ * Values are often credentials (apiKey, access_token), so the expansion is
+ * built in a DYNBUF_WIPE buffer: every copy it lets go of is wiped, the old
+ * one when it grows included.
  */
 #include "config.h"
+#include "dynbuf.h"
 
-#include <sodium.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct buf {
-	char *data;
-	size_t len, cap;
-};
-
-static int buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > CONFIG_INTERPOLATE_MAX)
-		return CONFIG_ETOOLARGE;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *d;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (cap > CONFIG_INTERPOLATE_MAX)
-			cap = CONFIG_INTERPOLATE_MAX;
-		/* Not realloc(): it would free the old copy unwiped. */
-		d = malloc(cap);
-		if (!d)
-			return CONFIG_ENOMEM;
-		if (b->data) {
-			memcpy(d, b->data, b->len);
-			sodium_memzero(b->data, b->cap);
-			free(b->data);
-		}
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, s, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return 0;
-}
-
-static void buf_wipe_free(struct buf *b)
-{
-	if (b->data) {
-		sodium_memzero(b->data, b->cap);
-		free(b->data);
-	}
-	memset(b, 0, sizeof(*b));
-}
 
 static int is_name_char(char ch)
 {
@@ -64,7 +21,7 @@ static int is_name_char(char ch)
 }
 
 /* Expands [s, s+n) into b. */
-static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, struct buf *b,
+static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, struct dynbuf *b,
 		  const char *tmpl, char *err, size_t errlen)
 {
 	size_t i = 0;
@@ -79,13 +36,13 @@ static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, st
 		if (!dollar || (size_t)(dollar - s) + 1 >= n || dollar[1] != '{') {
 			size_t upto = dollar ? (size_t)(dollar - s) + 1 : n;
 
-			ret = buf_add(b, s + i, upto - i);
+			ret = dynbuf_add(b, s + i, upto - i);
 			if (ret)
 				goto add_failed;
 			i = upto;
 			continue;
 		}
-		ret = buf_add(b, s + i, (size_t)(dollar - s) - i);
+		ret = dynbuf_add(b, s + i, (size_t)(dollar - s) - i);
 		if (ret)
 			goto add_failed;
 		start = (size_t)(dollar - s) + 2;
@@ -112,24 +69,25 @@ static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, st
 			snprintf(err, errlen, "variable '%s' has no value (template '%s')", name, tmpl);
 			return CONFIG_EUNDEFINED;
 		}
-		ret = buf_add(b, val, strlen(val));
+		ret = dynbuf_add_str(b, val);
 		if (ret)
 			goto add_failed;
 		i = end + 1;
 	}
 	return 0;
 add_failed:
-	if (ret == CONFIG_ETOOLARGE)
+	if (ret == -EFBIG) {
 		snprintf(err, errlen, "template '%s': result longer than %u bytes", tmpl, CONFIG_INTERPOLATE_MAX);
-	else
-		snprintf(err, errlen, "template '%s': out of memory", tmpl);
-	return ret;
+		return CONFIG_ETOOLARGE;
+	}
+	snprintf(err, errlen, "template '%s': out of memory", tmpl);
+	return CONFIG_ENOMEM;
 }
 
 int config_interpolate(const char *tmpl, config_lookup_fn lookup, void *ud, char **out,
 		       char *err, size_t errlen)
 {
-	struct buf b = {0};
+	struct dynbuf b;
 	const char *p, *alt;
 	char first_err[CONFIG_ERR_MAX] = "";
 	int first_ret = 0, ret = 0;
@@ -138,6 +96,8 @@ int config_interpolate(const char *tmpl, config_lookup_fn lookup, void *ud, char
 	*out = NULL;
 	if (!tmpl)
 		return CONFIG_ETEMPLATE;
+	/* At most CONFIG_INTERPOLATE_MAX bytes with the NUL. */
+	dynbuf_init(&b, CONFIG_INTERPOLATE_MAX - 1, DYNBUF_WIPE);
 	several = strstr(tmpl, "||") != NULL;
 	alt = tmpl;
 	for (;;) {
@@ -152,12 +112,8 @@ int config_interpolate(const char *tmpl, config_lookup_fn lookup, void *ud, char
 			while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
 				end--;
 		}
-		b.len = 0;
-		if (b.data)
-			b.data[0] = '\0';
+		dynbuf_reset(&b);
 		ret = expand(p, (size_t)(end - p), lookup, ud, &b, tmpl, one, sizeof(one));
-		if (ret == 0 && b.len == 0 && !b.data)
-			ret = buf_add(&b, "", 0);
 		if (ret == 0)
 			break;
 		if (ret != CONFIG_EUNDEFINED) {
@@ -174,11 +130,17 @@ int config_interpolate(const char *tmpl, config_lookup_fn lookup, void *ud, char
 		alt = bar + 2;
 	}
 	if (ret) {
-		buf_wipe_free(&b);
+		dynbuf_free(&b);
 		if (err && errlen)
 			snprintf(err, errlen, "%s", first_err);
 		return first_ret ? first_ret : ret;
 	}
-	*out = b.data;
+	/* ownership moves; an empty expansion is an allocated "" */
+	if (dynbuf_take(&b, out, NULL)) {
+		dynbuf_free(&b);
+		if (err && errlen)
+			snprintf(err, errlen, "template '%s': out of memory", tmpl);
+		return CONFIG_ENOMEM;
+	}
 	return 0;
 }

@@ -15,9 +15,12 @@
 
 #define SECRET_ENV "EVSCRIPT_SECRET_KEY"
 
-static int read_file(const char *path, size_t cap, char **data, size_t *len, char *err, size_t errlen)
+/* secret: the file may hold the secret key (util_read_file_secret). */
+static int read_file(const char *path, size_t cap, bool secret, char **data, size_t *len, char *err,
+		     size_t errlen)
 {
-	int ret = util_read_file(path, cap, data, len);
+	int ret = secret ? util_read_file_secret(path, cap, data, len)
+			 : util_read_file(path, cap, data, len);
 
 	if (ret == -EFBIG)
 		return yfail(err, errlen, path, NULL, CONFIG_ETOOLARGE, "file larger than %zu bytes", cap);
@@ -76,7 +79,7 @@ int config_load_providers(const char *path, struct config_providers **out, char 
 	int ret;
 
 	*out = NULL;
-	ret = read_file(path, CONFIG_PROVIDERS_MAX, &data, &len, err, errlen);
+	ret = read_file(path, CONFIG_PROVIDERS_MAX, false, &data, &len, err, errlen);
 	if (ret)
 		return ret;
 	ret = config_parse_providers(data, len, path, out, err, errlen);
@@ -107,7 +110,7 @@ static int load_nango(struct config_host *h, char *err, size_t errlen)
 	size_t len = 0;
 	int ret;
 
-	ret = read_file(h->nango_yaml, CONFIG_FILE_MAX, &data, &len, err, errlen);
+	ret = read_file(h->nango_yaml, CONFIG_FILE_MAX, false, &data, &len, err, errlen);
 	if (ret)
 		return ret;
 	ret = config_parse_nango(data, len, h->nango_yaml, &n, err, errlen);
@@ -157,7 +160,7 @@ int config_load(const char *path, char *const *envp, struct config_host **out, c
 	int ret;
 
 	*out = NULL;
-	ret = read_file(path, CONFIG_FILE_MAX, &data, &len, err, errlen);
+	ret = read_file(path, CONFIG_FILE_MAX, true, &data, &len, err, errlen);
 	if (ret)
 		return ret;
 	ret = config_parse_host(data, len, path, &h, err, errlen);

@@ -65,6 +65,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "dynbuf.h"
 #include "util.h"
 
 #define PROXY_HEADERS_MAX 256             /* response headers */
@@ -159,62 +160,6 @@ static int list_add(struct config_strlist *l, const char *s)
 		return EVS_ENOMEM;
 	l->n++;
 	return EVS_OK;
-}
-
-/* A growable string with a cap. */
-struct sbuf {
-	char *p;
-	size_t len, cap, max;
-	int err;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->err)
-		return;
-	if (b->len + n + 1 > b->max) {
-		b->err = EVS_ENOMEM;
-		return;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 128;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (cap > b->max)
-			cap = b->max;
-		p = malloc(cap);
-		if (!p) {
-			b->err = EVS_ENOMEM;
-			return;
-		}
-		if (b->p) {
-			memcpy(p, b->p, b->len);
-			sodium_memzero(b->p, b->cap); /* URLs carry API keys */
-			free(b->p);
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-static void sb_wipe(struct sbuf *b)
-{
-	if (b->p) {
-		sodium_memzero(b->p, b->cap);
-		free(b->p);
-	}
-	b->p = NULL;
-	b->len = b->cap = 0;
 }
 
 /* ------------------------------------------------------------------ targets */
@@ -451,8 +396,7 @@ void proxy_response_free(struct evs_response *resp)
 
 /* What one attempt collects. */
 struct capture {
-	char *body;
-	size_t len, cap;
+	struct dynbuf body;     /* capped at PROXY_BODY_MAX */
 	bool too_big;
 	struct evs_header *hdrs;
 	size_t n_hdrs, cap_hdrs, hdr_bytes;
@@ -472,7 +416,7 @@ static void capture_free(struct capture *c)
 {
 	capture_clear_headers(c);
 	free(c->hdrs);
-	free(c->body);
+	dynbuf_free(&c->body);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -481,29 +425,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
 	struct capture *c = user;
 	size_t n = size * nmemb;
 
-	if (n > PROXY_BODY_MAX - c->len) {
-		c->too_big = true;
+	if (dynbuf_add(&c->body, data, n)) {
+		c->too_big = true; /* past PROXY_BODY_MAX, or out of memory */
 		return 0;
 	}
-	if (c->len + n + 1 > c->cap) {
-		size_t cap = c->cap ? c->cap : 4096;
-		char *p;
-
-		while (cap < c->len + n + 1)
-			cap *= 2;
-		if (cap > PROXY_BODY_MAX + 1)
-			cap = PROXY_BODY_MAX + 1;
-		p = realloc(c->body, cap);
-		if (!p) {
-			c->too_big = true;
-			return 0;
-		}
-		c->body = p;
-		c->cap = cap;
-	}
-	memcpy(c->body + c->len, data, n);
-	c->len += n;
-	c->body[c->len] = '\0';
 	return n;
 }
 
@@ -617,24 +542,27 @@ static void prepared_clear(struct prepared *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* URLs and header lines carry API keys: built in wiping buffers of at most
+ * PROXY_URL_MAX bytes with the NUL. */
+static void secret_buf_init(struct dynbuf *b)
+{
+	dynbuf_init(b, PROXY_URL_MAX - 1, DYNBUF_WIPE);
+}
+
 static int add_header(struct curl_slist **l, const char *name, const char *value)
 {
-	struct sbuf b = {.max = PROXY_URL_MAX};
-	struct curl_slist *n;
+	struct dynbuf b;
+	struct curl_slist *n = NULL;
+	int ret;
 
-	sb_str(&b, name);
-	if (*value) {
-		sb_str(&b, ": ");
-		sb_str(&b, value);
-	} else {
-		sb_str(&b, ";"); /* curl's way to send an empty header */
-	}
-	if (b.err) {
-		sb_wipe(&b);
-		return b.err;
-	}
-	n = curl_slist_append(*l, b.p);
-	sb_wipe(&b);
+	secret_buf_init(&b);
+	if (*value)
+		ret = dynbuf_addf(&b, "%s: %s", name, value);
+	else
+		ret = dynbuf_addf(&b, "%s;", name); /* curl's way to send an empty header */
+	if (!ret)
+		n = curl_slist_append(*l, dynbuf_str(&b));
+	dynbuf_free(&b);
 	if (!n)
 		return EVS_ENOMEM;
 	*l = n;
@@ -662,19 +590,17 @@ static bool has_dot_segment(const char *path)
 	return false;
 }
 
-static void add_query(struct proxy_session *s, struct sbuf *b, bool *has_query, const char *k,
-		      const char *v)
+/* Appends "?k=v" (the first) or "&k=v", both URL-encoded. EVS_OK or
+ * EVS_ENOMEM. */
+static int add_query(struct proxy_session *s, struct dynbuf *b, bool *has_query, const char *k,
+		     const char *v)
 {
 	char *ek = curl_easy_escape(s->curl, k, 0), *ev = curl_easy_escape(s->curl, v, 0);
+	int ret = EVS_ENOMEM;
 
-	if (!ek || !ev) {
-		b->err = EVS_ENOMEM;
-	} else {
-		sb_str(b, *has_query ? "&" : "?");
-		sb_str(b, ek);
-		sb_str(b, "=");
-		sb_str(b, ev);
+	if (ek && ev && dynbuf_addf(b, "%c%s=%s", *has_query ? '&' : '?', ek, ev) == 0) {
 		*has_query = true;
+		ret = EVS_OK;
 	}
 	if (ek) {
 		sodium_memzero(ek, strlen(ek));
@@ -684,18 +610,20 @@ static void add_query(struct proxy_session *s, struct sbuf *b, bool *has_query, 
 		sodium_memzero(ev, strlen(ev));
 		curl_free(ev);
 	}
+	return ret;
 }
 
 static int prepare(struct proxy_session *s, const struct evs_request *r, struct prepared *p)
 {
 	const struct proxy_target *t = s->t;
-	struct sbuf url = {.max = PROXY_URL_MAX};
+	struct dynbuf url;
 	const char *m = r->method ? r->method : "GET";
 	size_t base_len = strlen(t->base_url), mlen = strlen(m);
 	bool has_query, has_ctype = false, has_ua = false;
 	int ret;
 
 	memset(p, 0, sizeof(*p));
+	secret_buf_init(&url); /* allocates nothing: the early returns need no free */
 	if (mlen == 0 || mlen >= sizeof(p->method))
 		return EVS_EINVAL;
 	for (size_t i = 0; i < mlen; i++) {
@@ -720,8 +648,8 @@ static int prepare(struct proxy_session *s, const struct evs_request *r, struct 
 			return EVS_EDENIED; /* "//host" would be taken for a host by some */
 		if (has_dot_segment(r->endpoint))
 			return EVS_EDENIED;
-		sb_str(&url, t->base_url);
-		sb_str(&url, r->endpoint);
+		dynbuf_add_str(&url, t->base_url);
+		dynbuf_add_str(&url, r->endpoint); /* a failure is sticky: checked below */
 	} else {
 		const char *rest = r->endpoint + base_len;
 
@@ -730,25 +658,28 @@ static int prepare(struct proxy_session *s, const struct evs_request *r, struct 
 			return EVS_EDENIED;
 		if (has_dot_segment(rest))
 			return EVS_EDENIED;
-		sb_str(&url, r->endpoint);
+		dynbuf_add_str(&url, r->endpoint);
 	}
-	has_query = url.p && strchr(url.p, '?');
+	has_query = strchr(dynbuf_str(&url), '?') != NULL;
+	ret = EVS_OK;
 	for (size_t i = 0; i < r->n_params; i++) {
 		if (!r->params[i].name || !*r->params[i].name || !r->params[i].value) {
-			sb_wipe(&url);
+			dynbuf_free(&url);
 			return EVS_EINVAL;
 		}
 		if (config_map_get(&t->query, r->params[i].name))
 			continue; /* auth wins */
-		add_query(s, &url, &has_query, r->params[i].name, r->params[i].value);
+		if (add_query(s, &url, &has_query, r->params[i].name, r->params[i].value))
+			ret = EVS_ENOMEM;
 	}
 	for (size_t i = 0; i < t->query.n; i++)
-		add_query(s, &url, &has_query, t->query.items[i].key, t->query.items[i].value);
-	if (url.err) {
-		sb_wipe(&url);
-		return url.err;
+		if (add_query(s, &url, &has_query, t->query.items[i].key, t->query.items[i].value))
+			ret = EVS_ENOMEM;
+	/* ownership moves; wiped in prepared_clear */
+	if (ret || dynbuf_take(&url, &p->url, NULL)) {
+		dynbuf_free(&url);
+		return EVS_ENOMEM;
 	}
-	p->url = url.p; /* ownership moves; wiped in prepared_clear */
 	p->url_for_log = log_url(p->url);
 	ret = EVS_ENOMEM;
 	if (!p->url_for_log)
@@ -833,9 +764,11 @@ static int attempt(struct proxy_session *s, const struct prepared *p, long timeo
 {
 	CURL *c = s->curl;
 	struct capture cap = {0};
+	char *body;
 	long status = 0;
 	int ret;
 
+	dynbuf_init(&cap.body, PROXY_BODY_MAX, 0);
 	*resp = NULL;
 	*cc = CURLE_OK;
 	curl_easy_reset(c); /* keeps the connection cache */
@@ -897,20 +830,17 @@ static int attempt(struct proxy_session *s, const struct prepared *p, long timeo
 	*resp = calloc(1, sizeof(**resp));
 	if (!*resp)
 		goto out;
-	if (!cap.body) {
-		cap.body = calloc(1, 1);
-		if (!cap.body) {
-			free(*resp);
-			*resp = NULL;
-			goto out;
-		}
+	/* an allocated "" when the response had no body */
+	if (dynbuf_take(&cap.body, &body, &(*resp)->body_len)) {
+		free(*resp);
+		*resp = NULL;
+		goto out;
 	}
 	(*resp)->size = sizeof(**resp);
 	(*resp)->status = (int)status;
 	(*resp)->headers = cap.hdrs;
 	(*resp)->n_headers = cap.n_hdrs;
-	(*resp)->body = cap.body;
-	(*resp)->body_len = cap.len;
+	(*resp)->body = body;
 	memset(&cap, 0, sizeof(cap));
 	ret = EVS_OK;
 out:

@@ -1,7 +1,7 @@
 /*
  * api.c - the API's route table, its shared context and small helpers.
  */
-#include "api.h"
+#include "api_priv.h"
 #include "util.h"
 
 #include <errno.h>
@@ -13,23 +13,6 @@
 #include "config.h"
 #include "generation.h"
 #include "log.h"
-
-/* Handlers, one file per group. */
-int api_connections_post(struct http_request *req, struct http_response *resp, void *user);
-int api_connections_list(struct http_request *req, struct http_response *resp, void *user);
-int api_connection_get(struct http_request *req, struct http_response *resp, void *user);
-int api_connection_delete(struct http_request *req, struct http_response *resp, void *user);
-int api_metadata_set(struct http_request *req, struct http_response *resp, void *user);
-int api_metadata_update(struct http_request *req, struct http_response *resp, void *user);
-int api_action_trigger(struct http_request *req, struct http_response *resp, void *user);
-int api_environment_variables(struct http_request *req, struct http_response *resp, void *user);
-int api_executions_list(struct http_request *req, struct http_response *resp, void *user);
-int api_execution_get(struct http_request *req, struct http_response *resp, void *user);
-int api_execution_retry(struct http_request *req, struct http_response *resp, void *user);
-int api_plugins(struct http_request *req, struct http_response *resp, void *user);
-int api_reload(struct http_request *req, struct http_response *resp, void *user);
-int api_healthz(struct http_request *req, struct http_response *resp, void *user);
-int api_metrics(struct http_request *req, struct http_response *resp, void *user);
 
 int api_context_init(struct api_context *ctx)
 {

@@ -6,9 +6,9 @@
  * `user`. The daemon fills the public fields, calls api_context_init() once
  * before the server starts and api_context_destroy() after it is freed.
  *
- * Files: api.c (context, routes, shared helpers), api_parse.c (pure body
- * parsers: JSON objects in, validated requests or a problem out; fuzzed),
- * api_connections.c, api_actions.c, api_executions.c, api_admin.c.
+ * This header is the daemon's interface; what the api_*.c files share
+ * among themselves (handlers, helpers, the pure body parsers) is in
+ * api_priv.h.
  */
 #ifndef EVS_API_H
 #define EVS_API_H
@@ -18,14 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <json-c/json.h>
-
 #include "dispatch.h"
 #include "http.h"
 #include "store.h"
 
 #define API_ERROR_MAX 1024          /* reload error messages */
-#define API_INFLIGHT_MAX 4096       /* Idempotency-Keys / deletions in flight at once */
 
 /* What the daemon's reload function reports. */
 enum api_reload_status {
@@ -81,119 +78,8 @@ void api_set_last_reload_error(struct api_context *ctx, const char *err);
  * the context as `user`. */
 const struct http_route *api_routes(size_t *n);
 
-/* ---- Helpers shared by the api_*.c files (not for other parts). ---- */
-
-/* ISO 8601 UTC with milliseconds: "2025-01-31T12:34:56.789Z", or with
- * offset true "...789+00:00". out must hold 32 bytes. */
-void api_iso_time(int64_t ms, bool offset, char out[32]);
-
-/* A JSON string of an ISO time, or JSON null for ms == 0. New reference. */
-struct json_object *api_json_time(int64_t ms);
-
-/* Parses a JSON document string (from the store); NULL on failure. */
-struct json_object *api_parse_doc(const char *s);
-
-/* {"error":{"code","message"[,"errors"][,"payload"]}}. Takes ownership of
- * errors and payload (either may be NULL). */
-int api_respond_problem(struct http_response *resp, unsigned status, const char *code,
-			const char *message, struct json_object *errors, struct json_object *payload);
-
-/* Serialized JSON with "application/json; charset=utf-8". */
-int api_respond_raw_json(struct http_response *resp, unsigned status, const char *json);
-
-/* Answers a store error with 500 server_error (logged once). */
-int api_respond_store_error(struct http_response *resp, const char *what, int err);
-
-/* Percent-decodes in place; false when the result holds a NUL or a bad escape. */
-bool api_percent_decode(char *s);
-
-/* A query-string number: decimal digits only (no sign, no space), within
- * [min, max]. False when s is NULL or anything else. */
-bool api_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
-
-/* Compact JSON text of o ("/" not escaped); owned by o, valid until o
- * changes or is freed. */
-const char *api_json_str(struct json_object *o);
-
-/* The integration pck of g's config (borrowed from g), or NULL after
- * answering 404 unknown_provider_config. */
-const struct config_integration *api_integration(struct http_response *resp,
-						 const struct generation *g, const char *pck);
-
-/* 404 unknown_connection with Nango's message. */
-int api_respond_unknown_connection(struct http_response *resp, const char *pck, const char *cid);
-
-/* 409 connection_deleting. */
-int api_respond_deleting(struct http_response *resp, const char *cid);
-
-/* ---- Pure parsers (api_parse.c); fuzzed by tests/fuzz/fuzz_api_json.c. ---- */
-
-/* A refusal: HTTP status, error code and message, and for invalid_body the
- * list of {"path":[...],"message"} (owned; api_problem_clear). */
-struct api_problem {
-	unsigned status;
-	const char *code;
-	char message[256];
-	struct json_object *errors;
-};
-void api_problem_clear(struct api_problem *p);
-
-/* Answers with a parser's refusal; takes p->errors (p is left clear). */
-int api_respond_parse_problem(struct http_response *resp, struct api_problem *p);
-
-enum api_cred_type { API_CRED_OAUTH2 = 1, API_CRED_API_KEY, API_CRED_BASIC, API_CRED_NONE };
-const char *api_cred_type_name(enum api_cred_type t);
-
-/* A validated POST /connections body. Every pointer is borrowed from the
- * body object the parser was given. */
-struct api_connection_req {
-	const char *provider_config_key;
-	const char *connection_id;             /* NULL: absent (generate one) */
-	enum api_cred_type cred_type;
-	struct json_object *credentials;       /* the object as submitted */
-	struct json_object *metadata;          /* NULL when absent */
-	struct json_object *connection_config; /* NULL when absent */
-};
-
-/* Validates a POST /connections body (a JSON object). Returns 0 and fills
- * req, or -1 and fills p (400 invalid_body, 422 invalid_credentials_type). */
-int api_parse_connection(struct json_object *body, struct api_connection_req *req,
-			 struct api_problem *p);
-
-/* The credentials as stored (a new object): API_KEY, BASIC, NONE as given;
- * OAUTH2 {type, access_token, refresh_token?, expires_at?, config_override?,
- * raw: <as submitted>}. NULL on allocation failure. */
-struct json_object *api_credentials_stored(const struct api_connection_req *req);
-
-/* The credentials for a response (a new object) from the stored JSON:
- * refresh_token and raw.refresh_token are dropped unless with_refresh. */
-struct json_object *api_credentials_view(struct json_object *stored, bool with_refresh);
-
-/* A validated metadata body (POST/PATCH /connections/metadata). */
-#define API_METADATA_IDS_MAX 100
-struct api_metadata_req {
-	const char *provider_config_key;
-	const char *ids[API_METADATA_IDS_MAX];
-	size_t n_ids;
-	struct json_object *metadata;          /* borrowed */
-};
-int api_parse_metadata(struct json_object *body, struct api_metadata_req *req,
-		       struct api_problem *p);
-
-/* A validated POST /action/trigger body; input is never NULL ("null"). */
-struct api_action_req {
-	const char *action_name;
-	struct json_object *input;             /* borrowed; NULL means JSON null */
-};
-int api_parse_action(struct json_object *body, struct api_action_req *req, struct api_problem *p);
-
-/* connection_id rule: 1-255 bytes of valid UTF-8 without control characters. */
-bool api_valid_connection_id(const char *s);
-
-/* Idempotency-Key rule: 1-255 bytes of 0x21-0x7E. */
-bool api_valid_idempotency_key(const char *s);
-
-/* The stable reason code of a LOADER_E* refusal ("bad_signature", ...). */
+/* The stable reason code of a LOADER_E* refusal ("bad_signature", ...), as
+ * GET /plugins shows it; the daemon's config check prints the same. */
 const char *api_loader_reason_code(int code, const char *name);
 
 #endif

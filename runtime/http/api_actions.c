@@ -2,7 +2,7 @@
  * api_actions.c - POST /action/trigger (a synchronous action run) and
  * GET /environment-variables.
  */
-#include "api.h"
+#include "api_priv.h"
 
 #include <stdio.h>
 #include <stdlib.h>

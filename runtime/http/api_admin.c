@@ -2,7 +2,7 @@
  * api_admin.c - operating the daemon: GET /plugins, POST /reload,
  * GET /healthz and GET /metrics.
  */
-#include "api.h"
+#include "api_priv.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * (POST /connections, with validate-connection and Idempotency-Key), list,
  * get, delete (with pre-connection-deletion) and metadata.
  */
-#include "api.h"
+#include "api_priv.h"
 
 #include <errno.h>
 #include <stdio.h>

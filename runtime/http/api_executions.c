@@ -2,7 +2,7 @@
  * api_executions.c - GET /executions, GET /executions/{id} and
  * POST /executions/{id}/retry.
  */
-#include "api.h"
+#include "api_priv.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * The schemas are Nango's (strict: an unknown member of credentials is an
  * error), as docs/api.md lists them.
  */
-#include "api.h"
+#include "api_priv.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -36,6 +36,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "dynbuf.h"
 #include "log.h"
 #include "util.h"
 
@@ -88,9 +89,7 @@ struct http_request {
 	const struct route *route;
 	char *seg_buf;                  /* the decoded path segments */
 	const char *params[HTTP_MAX_SEGMENTS];  /* decoded values, by segment */
-	char *body;
-	size_t body_len;
-	size_t body_cap;
+	struct dynbuf body;             /* capped at max_body; wiped (credentials) */
 	bool too_large;
 	size_t discarded;
 	struct http_response resp;
@@ -539,8 +538,8 @@ const char *http_header(const struct http_request *req, const char *name)
 const char *http_body(const struct http_request *req, size_t *len)
 {
 	if (len)
-		*len = req->body ? req->body_len : 0;
-	return req->body ? req->body : "";
+		*len = dynbuf_len(&req->body);
+	return dynbuf_str(&req->body);
 }
 
 int http_json_body(struct http_request *req, struct json_object **out)
@@ -600,9 +599,7 @@ static void request_free(struct http_request *req)
 	free(req->path);
 	free(req->method);
 	free(req->seg_buf);
-	if (req->body)
-		sodium_memzero(req->body, req->body_len); /* bodies carry credentials */
-	free(req->body);
+	dynbuf_free(&req->body); /* wiped: bodies carry credentials */
 	free(req);
 }
 
@@ -791,7 +788,7 @@ static enum MHD_Result begin_request(struct http_request *req, const char *metho
 
 static enum MHD_Result append_body(struct http_request *req, const char *data, size_t len)
 {
-	struct http_server *srv = req->srv;
+	int ret;
 
 	if (req->too_large || req->queued) {
 		req->discarded += len;
@@ -802,34 +799,13 @@ static enum MHD_Result append_body(struct http_request *req, const char *data, s
 		}
 		return MHD_YES;
 	}
-	if (len > srv->max_body - req->body_len) {
+	ret = dynbuf_add(&req->body, data, len);
+	if (ret == -EFBIG) {
 		req->too_large = true;
 		req->discarded = len;
 		return MHD_YES;
 	}
-	if (req->body_len + len + 1 > req->body_cap) {
-		size_t cap = req->body_cap ? req->body_cap : 4096;
-		char *nb;
-
-		while (cap < req->body_len + len + 1)
-			cap *= 2;
-		if (cap > srv->max_body + 1)
-			cap = srv->max_body + 1;
-		nb = malloc(cap);
-		if (nb == NULL)
-			return MHD_NO;
-		if (req->body) {
-			memcpy(nb, req->body, req->body_len);
-			sodium_memzero(req->body, req->body_len);
-			free(req->body);
-		}
-		req->body = nb;
-		req->body_cap = cap;
-	}
-	memcpy(req->body + req->body_len, data, len);
-	req->body_len += len;
-	req->body[req->body_len] = '\0';
-	return MHD_YES;
+	return ret ? MHD_NO : MHD_YES;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -878,6 +854,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	if (req == NULL)
 		return NULL;
 	req->srv = srv;
+	dynbuf_init(&req->body, srv->max_body, DYNBUF_WIPE);
 	req->start_us = util_mono_us();
 	req->uri = strdup(uri);
 	q = strchr(uri, '?');

@@ -1,7 +1,11 @@
 /*
  * sign.h - minisign-compatible keys and signatures (libsodium underneath).
  *
- * Formats (byte-exact with minisign 0.11, see shared/REFERENCES.md):
+ * Formats, byte-exact with minisign 0.11, whose source is the reference
+ * (src/minisign.h for the binary layouts, restated in sign.c; src/minisign.c
+ * verify() for the order of the checks). tests/unit/sign/test_sign.c holds
+ * vectors made by the real binary; tests/unit/sign/interop.sh checks both
+ * directions with it:
  *   public key  2 lines: "untrusted comment: ...", base64("Ed" | keyid[8] | pk[32])
  *   secret key  2 lines: "untrusted comment: ...", base64 of minisign's secret
  *               key blob; only unencrypted keys (minisign -G -W) are read.

@@ -40,14 +40,15 @@
  *
  * Write transactions start with BEGIN IMMEDIATE: the write lock is taken up
  * front, so a read-then-write transaction cannot fail half-way on a lock.
+ *
+ * The back end is split by subject (store_sqlite_priv.h lists the files);
+ * this one opens and migrates the database and holds the helpers the others
+ * share.
  */
-#include "store.h"
-#include "store_backend.h"
+#include "store_sqlite_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,11 +56,8 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "util.h"
 
 #define BUSY_TIMEOUT_MS 5000
-#define STMT_CACHE 64
-#define LOG_READ_MAX 100000 /* log lines returned by store_execution_get */
 
 /* ---------------------------------------------------------------------------
  * Migrations: step i brings the schema from version i to i+1. Append only;
@@ -153,28 +151,11 @@ int store_schema_version(void)
 	return SCHEMA_VERSION;
 }
 
-struct sq {
-	sqlite3 *db;
-	pthread_mutex_t mu;
-	bool all_normal; /* ?synchronous=normal */
-	int sync_level;  /* what the connection is set to now: 1 NORMAL, 2 FULL */
-	struct {
-		const char *sql;
-		sqlite3_stmt *st;
-	} cache[STMT_CACHE];
-	size_t ncache;
-};
-
-static struct sq *B(struct store *s)
-{
-	return s->impl;
-}
-
 /* Maps a SQLite result to a store code; logs what is not an expected outcome.
  * The connection returns extended codes (SQLITE_BUSY_RECOVERY,
  * SQLITE_BUSY_SNAPSHOT, ...): constraints are told apart by their extended
  * code, the rest by the primary code in the low byte. */
-static int fail(struct sq *b, int rc, const char *what)
+int sq_fail(struct sq *b, int rc, const char *what)
 {
 	switch (rc) {
 	case SQLITE_CONSTRAINT_FOREIGNKEY:
@@ -198,7 +179,7 @@ static int fail(struct sq *b, int rc, const char *what)
 }
 
 /* A cached, reset statement for sql (a string literal: its address is the key). */
-static int prep(struct sq *b, const char *sql, sqlite3_stmt **st)
+int sq_prep(struct sq *b, const char *sql, sqlite3_stmt **st)
 {
 	int rc;
 
@@ -213,7 +194,7 @@ static int prep(struct sq *b, const char *sql, sqlite3_stmt **st)
 				b->ncache < STMT_CACHE ? SQLITE_PREPARE_PERSISTENT : 0, st, NULL);
 	if (rc != SQLITE_OK) {
 		*st = NULL;
-		return fail(b, rc, "prepare");
+		return sq_fail(b, rc, "prepare");
 	}
 	if (b->ncache < STMT_CACHE) {
 		b->cache[b->ncache].sql = sql;
@@ -224,7 +205,7 @@ static int prep(struct sq *b, const char *sql, sqlite3_stmt **st)
 }
 
 /* Gives a statement back: reset, unbound (finalized when it is not cached). */
-static void release(struct sq *b, sqlite3_stmt *st)
+void sq_release(struct sq *b, sqlite3_stmt *st)
 {
 	if (!st)
 		return;
@@ -236,7 +217,7 @@ static void release(struct sq *b, sqlite3_stmt *st)
 	sqlite3_finalize(st);
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+void sq_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
 	if (s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
@@ -244,7 +225,7 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_null(st, i);
 }
 
-static void bind_id(sqlite3_stmt *st, int i, int64_t id)
+void sq_bind_id(sqlite3_stmt *st, int i, int64_t id)
 {
 	if (id > 0)
 		sqlite3_bind_int64(st, i, id);
@@ -253,51 +234,51 @@ static void bind_id(sqlite3_stmt *st, int i, int64_t id)
 }
 
 /* Runs a statement that returns no row. */
-static int run(struct sq *b, sqlite3_stmt *st, const char *what)
+int sq_run(struct sq *b, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
 		return 0;
-	return fail(b, rc, what);
+	return sq_fail(b, rc, what);
 }
 
 /* Runs a cached statement that takes no parameter (BEGIN, COMMIT, a PRAGMA). */
-static int run_sql(struct sq *b, const char *sql, const char *what)
+int sq_run_sql(struct sq *b, const char *sql, const char *what)
 {
 	sqlite3_stmt *st;
-	int ret = prep(b, sql, &st);
+	int ret = sq_prep(b, sql, &st);
 
 	if (!ret)
-		ret = run(b, st, what);
-	release(b, st);
+		ret = sq_run(b, st, what);
+	sq_release(b, st);
 	return ret;
 }
 
 /* Steps a statement that reads one row: 0 with the row ready to read,
  * STORE_ENOTFOUND when there is none. */
-static int step_row(struct sq *b, sqlite3_stmt *st, const char *what)
+int sq_step_row(struct sq *b, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc == SQLITE_ROW)
 		return 0;
-	return rc == SQLITE_DONE ? STORE_ENOTFOUND : fail(b, rc, what);
+	return rc == SQLITE_DONE ? STORE_ENOTFOUND : sq_fail(b, rc, what);
 }
 
 static int exec(struct sq *b, const char *sql, const char *what)
 {
 	int rc = sqlite3_exec(b->db, sql, NULL, NULL, NULL);
 
-	return rc == SQLITE_OK ? 0 : fail(b, rc, what);
+	return rc == SQLITE_OK ? 0 : sq_fail(b, rc, what);
 }
 
-static void lock(struct sq *b)
+void sq_lock(struct sq *b)
 {
 	pthread_mutex_lock(&b->mu);
 }
 
-static void unlock(struct sq *b)
+void sq_unlock(struct sq *b)
 {
 	pthread_mutex_unlock(&b->mu);
 }
@@ -314,43 +295,38 @@ static int durability(struct sq *b, bool critical)
 
 	if (b->sync_level == want)
 		return 0;
-	ret = run_sql(b, want == 2 ? sql_sync_full : sql_sync_normal, "set synchronous");
+	ret = sq_run_sql(b, want == 2 ? sql_sync_full : sql_sync_normal, "set synchronous");
 	if (!ret)
 		b->sync_level = want;
 	return ret;
 }
 
 /* Takes the lock and sets the durability class of what follows. */
-static int lock_for(struct sq *b, bool critical)
+int sq_lock_for(struct sq *b, bool critical)
 {
 	int ret;
 
-	lock(b);
+	sq_lock(b);
 	ret = durability(b, critical);
 	if (ret)
-		unlock(b);
+		sq_unlock(b);
 	return ret;
 }
 
-/* The durability class of a commit (Durability, at the top of this file). */
-#define CRITICAL true
-#define LOSSABLE false
-
 static const char sql_begin[] = "BEGIN IMMEDIATE";
-static const char sql_begin_read[] = "BEGIN";
 static const char sql_commit[] = "COMMIT";
 static const char sql_rollback[] = "ROLLBACK";
 
 static int begin(struct sq *b)
 {
-	return run_sql(b, sql_begin, "begin");
+	return sq_run_sql(b, sql_begin, "begin");
 }
 
 /* Commits when ret is 0, rolls back otherwise; returns the final result. */
-static int end(struct sq *b, int ret)
+int sq_end(struct sq *b, int ret)
 {
 	if (ret == 0) {
-		ret = run_sql(b, sql_commit, "commit");
+		ret = sq_run_sql(b, sql_commit, "commit");
 		if (ret == 0)
 			return 0;
 	}
@@ -365,51 +341,51 @@ static int end(struct sq *b, int ret)
 
 /* Takes the lock, sets the durability of the commit and opens a write
  * transaction; on failure nothing is held. */
-static int txn_begin(struct sq *b, bool critical)
+int sq_txn_begin(struct sq *b, bool critical)
 {
-	int ret = lock_for(b, critical);
+	int ret = sq_lock_for(b, critical);
 
 	if (ret)
 		return ret;
 	ret = begin(b);
 	if (ret)
-		unlock(b);
+		sq_unlock(b);
 	return ret;
 }
 
-/* Ends what txn_begin opened (end(), then the lock); returns the final result. */
-static int txn_end(struct sq *b, int ret)
+/* Ends what txn_begin opened (sq_end(), then the lock); returns the final result. */
+int sq_txn_end(struct sq *b, int ret)
 {
-	ret = end(b, ret);
-	unlock(b);
+	ret = sq_end(b, ret);
+	sq_unlock(b);
 	return ret;
 }
 
 /* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
-static int row_exists(struct sq *b, const char *sql, int64_t id, const char *what)
+int sq_row_exists(struct sq *b, const char *sql, int64_t id, const char *what)
 {
 	sqlite3_stmt *st;
-	int ret = prep(b, sql, &st);
+	int ret = sq_prep(b, sql, &st);
 
 	if (ret)
 		return ret;
 	sqlite3_bind_int64(st, 1, id);
-	ret = step_row(b, st, what);
-	release(b, st);
+	ret = sq_step_row(b, st, what);
+	sq_release(b, st);
 	return ret;
 }
 
 /* For an UPDATE guarded by the row's status that changed nothing:
  * STORE_ESTATE when the row exists (in another state), STORE_ENOTFOUND when
  * it does not. */
-static int not_in_state(struct sq *b, const char *sql_exists, int64_t id, const char *what)
+int sq_not_in_state(struct sq *b, const char *sql_exists, int64_t id, const char *what)
 {
-	int ret = row_exists(b, sql_exists, id, what);
+	int ret = sq_row_exists(b, sql_exists, id, what);
 
 	return ret ? ret : STORE_ESTATE;
 }
 
-static char *col_dup(sqlite3_stmt *st, int i, int *ret)
+char *sq_col_dup(sqlite3_stmt *st, int i, int *ret)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
 	char *s;
@@ -422,18 +398,17 @@ static char *col_dup(sqlite3_stmt *st, int i, int *ret)
 	return s;
 }
 
-static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t size)
+void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t size)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
 
 	snprintf(dst, size, "%s", t ? (const char *)t : "");
 }
 
-static int64_t col_i64(sqlite3_stmt *st, int i)
+int64_t sq_col_i64(sqlite3_stmt *st, int i)
 {
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
 }
-
 /* ---------------------------------------------------------------------------
  * Opening.
  */
@@ -517,10 +492,10 @@ static int migrate(struct sq *b, const char *path, char *err, size_t errlen)
 				 store_strerror(ret));
 	}
 	if (ret) {
-		end(b, ret);
+		sq_end(b, ret);
 		return ret;
 	}
-	ret = end(b, 0);
+	ret = sq_end(b, 0);
 	if (ret)
 		goto store_error;
 	if (version == 0)
@@ -550,11 +525,11 @@ static int key_check(struct store *s, const char *path, char *err, size_t errlen
 	ret = begin(b);
 	if (ret)
 		goto out;
-	ret = prep(b, sql_meta_get, &st);
+	ret = sq_prep(b, sql_meta_get, &st);
 	if (ret)
 		goto out;
 	sqlite3_bind_text(st, 1, "key_check", -1, SQLITE_STATIC);
-	ret = step_row(b, st, "read key check");
+	ret = sq_step_row(b, st, "read key check");
 	if (ret == 0) {
 		if (s->has_key)
 			ret = store_key_check_verify(s, sqlite3_column_blob(st, 0),
@@ -569,20 +544,20 @@ static int key_check(struct store *s, const char *path, char *err, size_t errlen
 	ret = 0;
 	if (!s->has_key)
 		goto out;
-	release(b, st);
+	sq_release(b, st);
 	st = NULL;
 	ret = store_key_check_make(s, &blob, &len);
 	if (ret)
 		goto out;
-	ret = prep(b, sql_meta_put, &st);
+	ret = sq_prep(b, sql_meta_put, &st);
 	if (ret)
 		goto out;
 	sqlite3_bind_text(st, 1, "key_check", -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 2, blob, (int)len, SQLITE_STATIC);
-	ret = run(b, st, "write key check");
+	ret = sq_run(b, st, "write key check");
 out:
-	release(b, st);
-	ret = end(b, ret);
+	sq_release(b, st);
+	ret = sq_end(b, ret);
 	free(blob);
 	if (ret == STORE_EKEY)
 		snprintf(err, errlen, "%s: the encryption key is not the one this database was "
@@ -714,1242 +689,6 @@ static int sq_open(struct store *s, const char *location, char *err, size_t errl
 	ret = open_path(s, path, all_normal, err, errlen);
 	free(path);
 	return ret;
-}
-
-/* ---------------------------------------------------------------------------
- * Connections.
- */
-
-static const char sql_conn_state[] =
-	"SELECT id, deleting, created_at FROM connections"
-	" WHERE provider_config_key = ?1 AND connection_id = ?2";
-static const char sql_conn_insert[] =
-	"INSERT INTO connections (connection_id, provider_config_key, provider, credentials,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, '{}'), COALESCE(?7, '{}'), ?8, ?8)";
-static const char sql_conn_update[] =
-	"UPDATE connections SET provider = ?2, credentials = ?3, credentials_encrypted = ?4,"
-	" connection_config = COALESCE(?5, connection_config), metadata = COALESCE(?6, metadata),"
-	" updated_at = ?7 WHERE id = ?1";
-static const char sql_event_insert[] =
-	"INSERT INTO events (type, connection_id, provider_config_key, script, retry_of, status,"
-	" generation, created_at, claimed_at)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-static const char sql_idem_purge[] = "DELETE FROM idempotency_keys WHERE created_at < ?1";
-static const char sql_idem_exists[] = "SELECT 1 FROM idempotency_keys WHERE key = ?1";
-static const char sql_idem_insert[] =
-	"INSERT INTO idempotency_keys (key, method_path, request_hash, status, body, created_at)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-
-/* Looks the connection up inside a transaction: 0 and its row id (and
- * deleting flag, created_at) when it exists, STORE_ENOTFOUND when not. */
-static int conn_state(struct sq *b, const char *pck, const char *cid, int64_t *id,
-		      bool *deleting, int64_t *created_at)
-{
-	sqlite3_stmt *st;
-	int ret = prep(b, sql_conn_state, &st);
-
-	*id = 0;
-	*deleting = false;
-	if (created_at)
-		*created_at = 0;
-	if (ret)
-		return ret;
-	bind_text(st, 1, pck);
-	bind_text(st, 2, cid);
-	ret = step_row(b, st, "read connection");
-	if (ret == 0) {
-		*id = sqlite3_column_int64(st, 0);
-		*deleting = sqlite3_column_int(st, 1) != 0;
-		if (created_at)
-			*created_at = sqlite3_column_int64(st, 2);
-	}
-	release(b, st);
-	return ret;
-}
-
-/* Inside a transaction: 0 when an event may be recorded for the connection
- * (it exists and is not being deleted, or it does not exist: validate runs
- * before it is stored, a retry may outlive it), STORE_EDELETING when not. */
-static int conn_accepts_events(struct sq *b, const char *pck, const char *cid)
-{
-	int64_t row;
-	bool deleting;
-	int ret = conn_state(b, pck, cid, &row, &deleting, NULL);
-
-	if (ret == STORE_ENOTFOUND)
-		return 0;
-	return ret == 0 && deleting ? STORE_EDELETING : ret;
-}
-
-/* Inserts an event inside a transaction. */
-static int event_add(struct sq *b, const char *type, const char *cid, const char *pck,
-		     const char *script, int64_t retry_of, bool claim, int64_t generation,
-		     int64_t now, int64_t *event_id)
-{
-	sqlite3_stmt *st;
-	int ret = prep(b, sql_event_insert, &st);
-
-	*event_id = 0;
-	if (ret)
-		return ret;
-	bind_text(st, 1, type);
-	bind_text(st, 2, cid);
-	bind_text(st, 3, pck);
-	bind_text(st, 4, script);
-	bind_id(st, 5, retry_of);
-	bind_text(st, 6, claim ? "claimed" : "pending");
-	if (claim) {
-		sqlite3_bind_int64(st, 7, generation);
-		sqlite3_bind_int64(st, 9, now);
-	}
-	sqlite3_bind_int64(st, 8, now);
-	ret = run(b, st, "insert event");
-	if (!ret)
-		*event_id = sqlite3_last_insert_rowid(b->db);
-	release(b, st);
-	return ret;
-}
-
-/* Purges expired idempotency records, then says whether key is recorded. */
-static int idem_purge_check(struct sq *b, const char *key, int64_t now)
-{
-	sqlite3_stmt *st;
-	int ret;
-
-	ret = prep(b, sql_idem_purge, &st);
-	if (ret)
-		return ret;
-	sqlite3_bind_int64(st, 1, now - STORE_IDEMPOTENCY_TTL_MS);
-	ret = run(b, st, "purge idempotency keys");
-	release(b, st);
-	if (ret)
-		return ret;
-	ret = prep(b, sql_idem_exists, &st);
-	if (ret)
-		return ret;
-	bind_text(st, 1, key);
-	ret = step_row(b, st, "read idempotency key");
-	release(b, st);
-	return ret == 0 ? STORE_ECONFLICT : ret == STORE_ENOTFOUND ? 0 : ret;
-}
-
-static int idem_insert(struct sq *b, const struct store_idempotency_input *in, int status,
-		       const char *body, int64_t now)
-{
-	sqlite3_stmt *st;
-	int ret = prep(b, sql_idem_insert, &st);
-
-	if (ret)
-		return ret;
-	bind_text(st, 1, in->key);
-	bind_text(st, 2, in->method_path);
-	bind_text(st, 3, in->request_hash);
-	sqlite3_bind_int(st, 4, status);
-	bind_text(st, 5, body ? body : "");
-	sqlite3_bind_int64(st, 6, now);
-	ret = run(b, st, "insert idempotency key");
-	release(b, st);
-	return ret;
-}
-
-static int sq_connection_upsert(struct store *s, const struct store_connection_input *in,
-				const struct store_idempotency_input *idem,
-				struct store_upsert_result *r)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	bool encrypted, deleting;
-	int64_t now = util_now_ms(), row, created_at;
-	char *body = NULL;
-	int status, ret;
-
-	/* Seal outside the lock: it does not touch the database. */
-	ret = store_seal_credentials(s, in->provider_config_key, in->connection_id,
-				     in->credentials, &blob, &len, &encrypted);
-	if (ret)
-		return ret;
-	ret = txn_begin(b, CRITICAL);
-	if (ret) {
-		store_blob_free(blob, len);
-		return ret;
-	}
-	if (idem) {
-		ret = idem_purge_check(b, idem->key, now);
-		if (ret)
-			goto out;
-	}
-	ret = conn_state(b, in->provider_config_key, in->connection_id, &row, &deleting,
-			 &created_at);
-	if (ret == 0 && deleting) {
-		ret = STORE_EDELETING;
-		goto out;
-	}
-	if (ret == STORE_ENOTFOUND) {
-		ret = prep(b, sql_conn_insert, &st);
-		if (ret)
-			goto out;
-		bind_text(st, 1, in->connection_id);
-		bind_text(st, 2, in->provider_config_key);
-		bind_text(st, 3, in->provider);
-		sqlite3_bind_blob(st, 4, blob, (int)len, SQLITE_STATIC);
-		sqlite3_bind_int(st, 5, encrypted);
-		bind_text(st, 6, in->connection_config);
-		bind_text(st, 7, in->metadata);
-		sqlite3_bind_int64(st, 8, now);
-		ret = run(b, st, "insert connection");
-		if (ret)
-			goto out;
-		r->connection_row_id = sqlite3_last_insert_rowid(b->db);
-		r->created = true;
-		r->created_at = now;
-	} else if (ret == 0) {
-		ret = prep(b, sql_conn_update, &st);
-		if (ret)
-			goto out;
-		sqlite3_bind_int64(st, 1, row);
-		bind_text(st, 2, in->provider);
-		sqlite3_bind_blob(st, 3, blob, (int)len, SQLITE_STATIC);
-		sqlite3_bind_int(st, 4, encrypted);
-		bind_text(st, 5, in->connection_config);
-		bind_text(st, 6, in->metadata);
-		sqlite3_bind_int64(st, 7, now);
-		ret = run(b, st, "update connection");
-		if (ret)
-			goto out;
-		r->connection_row_id = row;
-		r->created = false;
-		r->created_at = created_at;
-	} else {
-		goto out;
-	}
-	r->updated_at = now;
-	ret = event_add(b, STORE_EVENT_POST_CONNECTION_CREATION, in->connection_id,
-			in->provider_config_key, NULL, 0, false, 0, now, &r->event_id);
-	if (ret)
-		goto out;
-	if (idem) {
-		status = idem->status;
-		if (idem->respond) {
-			status = 0;
-			if (idem->respond(idem->user, r, &status, &body) != 0 || status < 100 ||
-			    status > 599) {
-				ret = STORE_ECALLBACK;
-				goto out;
-			}
-			if (body && strlen(body) > STORE_JSON_MAX) {
-				ret = STORE_ETOOBIG;
-				goto out;
-			}
-		}
-		ret = idem_insert(b, idem, status, idem->respond ? body : idem->body, now);
-	}
-out:
-	release(b, st);
-	ret = txn_end(b, ret);
-	free(body);
-	store_blob_free(blob, len);
-	return ret;
-}
-
-static const char sql_conn_get[] =
-	"SELECT id, connection_id, provider_config_key, provider, credentials,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
-	" FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
-static const char sql_conn_list[] =
-	"SELECT id, connection_id, provider_config_key, provider, NULL,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
-	" FROM connections WHERE (?1 IS NULL OR connection_id = ?1)"
-	" AND (?2 IS NULL OR instr(',' || ?2 || ',', ',' || provider_config_key || ',') > 0)"
-	" AND (?3 IS NULL OR instr(connection_id, ?3) > 0)"
-	" ORDER BY created_at DESC, id DESC LIMIT ?4 OFFSET ?5";
-
-/* Builds a connection from a row of sql_conn_get / sql_conn_list. */
-static int conn_from_row(struct store *s, sqlite3_stmt *st, bool with_credentials,
-			 struct store_connection **out)
-{
-	struct store_connection *c = calloc(1, sizeof(*c));
-	int ret = 0;
-
-	*out = NULL;
-	if (!c)
-		return STORE_ENOMEM;
-	c->id = sqlite3_column_int64(st, 0);
-	c->connection_id = col_dup(st, 1, &ret);
-	c->provider_config_key = col_dup(st, 2, &ret);
-	c->provider = col_dup(st, 3, &ret);
-	c->credentials_encrypted = sqlite3_column_int(st, 5) != 0;
-	c->connection_config = col_dup(st, 6, &ret);
-	c->metadata = col_dup(st, 7, &ret);
-	c->created_at = sqlite3_column_int64(st, 8);
-	c->updated_at = sqlite3_column_int64(st, 9);
-	c->deleting = sqlite3_column_int(st, 10) != 0;
-	if (ret)
-		goto out;
-	if (with_credentials) {
-		const void *blob = sqlite3_column_blob(st, 4);
-		size_t len = (size_t)sqlite3_column_bytes(st, 4);
-
-		ret = store_open_credentials(s, c->provider_config_key, c->connection_id,
-					     blob ? blob : "", len, c->credentials_encrypted,
-					     &c->credentials);
-	}
-out:
-	if (ret)
-		store_connection_free(c);
-	else
-		*out = c;
-	return ret;
-}
-
-static int sq_connection_get(struct store *s, const char *pck, const char *cid,
-			     struct store_connection **out)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret;
-
-	lock(b);
-	ret = prep(b, sql_conn_get, &st);
-	if (ret)
-		goto out;
-	bind_text(st, 1, pck);
-	bind_text(st, 2, cid);
-	ret = step_row(b, st, "read connection");
-	if (ret == 0)
-		ret = conn_from_row(s, st, true, out);
-	release(b, st);
-out:
-	unlock(b);
-	return ret;
-}
-
-static int sq_connection_list(struct store *s, const struct store_connection_filter *f,
-			      struct store_connection ***items, size_t *n)
-{
-	struct sq *b = B(s);
-	struct store_connection **v = NULL, *c;
-	size_t count = 0, alloc = 0;
-	sqlite3_stmt *st;
-	int ret, rc;
-
-	lock(b);
-	ret = prep(b, sql_conn_list, &st);
-	if (ret)
-		goto out;
-	bind_text(st, 1, f->connection_id);
-	bind_text(st, 2, f->provider_config_keys && *f->provider_config_keys
-				 ? f->provider_config_keys : NULL);
-	bind_text(st, 3, f->search && *f->search ? f->search : NULL);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)f->limit);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)f->offset);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == alloc) {
-			size_t na = alloc ? alloc * 2 : 16;
-			struct store_connection **t = realloc(v, na * sizeof(*v));
-
-			if (!t) {
-				ret = STORE_ENOMEM;
-				break;
-			}
-			v = t;
-			alloc = na;
-		}
-		ret = conn_from_row(s, st, false, &c);
-		if (ret)
-			break;
-		v[count++] = c;
-	}
-	if (!ret && rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = fail(b, rc, "list connections");
-	release(b, st);
-out:
-	unlock(b);
-	if (ret) {
-		store_connection_list_free(v, count);
-		return ret;
-	}
-	*items = v;
-	*n = count;
-	return 0;
-}
-
-static const char sql_conn_mark_deleting[] =
-	"UPDATE connections SET deleting = 1, updated_at = ?2 WHERE id = ?1";
-
-static int sq_connection_mark_deleting(struct store *s, const char *pck, const char *cid,
-				       bool claim, int64_t generation, int64_t *event_id)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
-	int64_t row, now = util_now_ms();
-	bool deleting;
-	int ret;
-
-	ret = txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = conn_state(b, pck, cid, &row, &deleting, NULL);
-	if (ret)
-		goto out;
-	if (deleting) {
-		ret = STORE_EDELETING;
-		goto out;
-	}
-	ret = prep(b, sql_conn_mark_deleting, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, row);
-	sqlite3_bind_int64(st, 2, now);
-	ret = run(b, st, "mark connection deleting");
-	if (ret)
-		goto out;
-	ret = event_add(b, STORE_EVENT_PRE_CONNECTION_DELETION, cid, pck, NULL, 0, claim,
-			generation, now, event_id);
-out:
-	release(b, st);
-	return txn_end(b, ret);
-}
-
-static const char sql_conn_delete[] =
-	"DELETE FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
-
-static int sq_connection_delete(struct store *s, const char *pck, const char *cid)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret;
-
-	ret = lock_for(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = prep(b, sql_conn_delete, &st);
-	if (ret)
-		goto out;
-	bind_text(st, 1, pck);
-	bind_text(st, 2, cid);
-	ret = run(b, st, "delete connection");
-	if (!ret && sqlite3_changes(b->db) == 0)
-		ret = STORE_ENOTFOUND;
-	release(b, st);
-out:
-	unlock(b);
-	return ret;
-}
-
-static const char sql_meta_read[] =
-	"SELECT metadata, deleting FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
-static const char sql_meta_write[] =
-	"UPDATE connections SET metadata = ?3, updated_at = ?4"
-	" WHERE provider_config_key = ?1 AND connection_id = ?2";
-
-/* One connection's metadata, inside the caller's transaction. */
-static int meta_write_one(struct sq *b, const char *pck, const char *cid, const char *json,
-			  bool merge, bool refuse_deleting)
-{
-	sqlite3_stmt *st = NULL;
-	char *merged = NULL;
-	int ret;
-
-	ret = prep(b, sql_meta_read, &st);
-	if (ret)
-		goto out;
-	bind_text(st, 1, pck);
-	bind_text(st, 2, cid);
-	ret = step_row(b, st, "read metadata");
-	if (ret)
-		goto out;
-	if (refuse_deleting && sqlite3_column_int(st, 1)) {
-		ret = STORE_EDELETING;
-		goto out;
-	}
-	if (merge) {
-		ret = store_json_merge((const char *)sqlite3_column_text(st, 0), json, &merged);
-		if (ret)
-			goto out;
-	}
-	release(b, st);
-	st = NULL;
-	ret = prep(b, sql_meta_write, &st);
-	if (ret)
-		goto out;
-	bind_text(st, 1, pck);
-	bind_text(st, 2, cid);
-	bind_text(st, 3, merge ? merged : json);
-	sqlite3_bind_int64(st, 4, util_now_ms());
-	ret = run(b, st, "write metadata");
-out:
-	release(b, st);
-	free(merged);
-	return ret;
-}
-
-static int sq_connection_metadata(struct store *s, const char *pck, const char *const *cids,
-				  size_t n, const char *json, bool merge, bool refuse_deleting,
-				  size_t *failed)
-{
-	struct sq *b = B(s);
-	int ret;
-
-	ret = txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	for (size_t i = 0; i < n && !ret; i++) {
-		ret = meta_write_one(b, pck, cids[i], json, merge, refuse_deleting);
-		if (ret)
-			*failed = i;
-	}
-	return txn_end(b, ret);
-}
-
-/* ---------------------------------------------------------------------------
- * Idempotency.
- */
-
-static const char sql_idem_get[] =
-	"SELECT key, method_path, request_hash, status, body, created_at FROM idempotency_keys"
-	" WHERE key = ?1 AND created_at >= ?2";
-
-static int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
-{
-	struct sq *b = B(s);
-	struct store_idempotency *r = NULL;
-	sqlite3_stmt *st;
-	int ret;
-
-	lock(b);
-	ret = prep(b, sql_idem_get, &st);
-	if (ret)
-		goto out;
-	bind_text(st, 1, key);
-	sqlite3_bind_int64(st, 2, util_now_ms() - STORE_IDEMPOTENCY_TTL_MS);
-	ret = step_row(b, st, "read idempotency key");
-	if (ret == 0) {
-		r = calloc(1, sizeof(*r));
-		if (!r) {
-			ret = STORE_ENOMEM;
-		} else {
-			r->key = col_dup(st, 0, &ret);
-			r->method_path = col_dup(st, 1, &ret);
-			r->request_hash = col_dup(st, 2, &ret);
-			r->status = sqlite3_column_int(st, 3);
-			r->body = col_dup(st, 4, &ret);
-			r->created_at = sqlite3_column_int64(st, 5);
-		}
-	}
-	release(b, st);
-out:
-	unlock(b);
-	if (ret)
-		store_idempotency_free(r);
-	else
-		*out = r;
-	return ret;
-}
-
-static int sq_idempotency_put(struct store *s, const struct store_idempotency_input *in)
-{
-	struct sq *b = B(s);
-	int64_t now = util_now_ms();
-	int ret;
-
-	ret = txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = idem_purge_check(b, in->key, now);
-	if (!ret)
-		ret = idem_insert(b, in, in->status, in->body, now);
-	return txn_end(b, ret);
-}
-
-/* ---------------------------------------------------------------------------
- * Events.
- */
-
-static int sq_event_insert(struct store *s, const char *type, const char *cid, const char *pck,
-			   bool claim, int64_t generation, int64_t *event_id)
-{
-	struct sq *b = B(s);
-	int ret;
-
-	ret = txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = conn_accepts_events(b, pck, cid);
-	if (!ret)
-		ret = event_add(b, type, cid, pck, NULL, 0, claim, generation, util_now_ms(),
-				event_id);
-	return txn_end(b, ret);
-}
-
-#define EVENT_COLS                                                                         \
-	"id, type, connection_id, provider_config_key, script, retry_of, status, generation," \
-	" created_at, claimed_at, finished_at"
-
-static const char sql_event_claim[] =
-	"UPDATE events SET status = 'claimed', claimed_at = ?1, generation = ?2"
-	" WHERE id = (SELECT id FROM events WHERE status = 'pending' ORDER BY id LIMIT 1)"
-	" RETURNING " EVENT_COLS;
-static const char sql_event_get[] = "SELECT " EVENT_COLS " FROM events WHERE id = ?1";
-
-static enum store_event_status event_status_from(const unsigned char *t)
-{
-	const char *s = t ? (const char *)t : "";
-
-	if (strcmp(s, "claimed") == 0)
-		return STORE_EVENT_CLAIMED;
-	if (strcmp(s, "done") == 0)
-		return STORE_EVENT_DONE;
-	if (strcmp(s, "interrupted") == 0)
-		return STORE_EVENT_INTERRUPTED;
-	return STORE_EVENT_PENDING;
-}
-
-static void event_from_row(sqlite3_stmt *st, struct store_event *ev)
-{
-	ev->id = sqlite3_column_int64(st, 0);
-	col_copy(st, 1, ev->type, sizeof(ev->type));
-	col_copy(st, 2, ev->connection_id, sizeof(ev->connection_id));
-	col_copy(st, 3, ev->provider_config_key, sizeof(ev->provider_config_key));
-	col_copy(st, 4, ev->script, sizeof(ev->script));
-	ev->retry_of = col_i64(st, 5);
-	ev->status = event_status_from(sqlite3_column_text(st, 6));
-	ev->generation = col_i64(st, 7);
-	ev->created_at = col_i64(st, 8);
-	ev->claimed_at = col_i64(st, 9);
-	ev->finished_at = col_i64(st, 10);
-}
-
-static int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret, rc;
-
-	/* NORMAL: see Durability at the top (the first execution's creation
-	 * makes the claim durable before anything runs). */
-	ret = lock_for(b, LOSSABLE);
-	if (ret)
-		return ret;
-	ret = prep(b, sql_event_claim, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, util_now_ms());
-	sqlite3_bind_int64(st, 2, generation);
-	ret = step_row(b, st, "claim event");
-	if (ret == 0) {
-		event_from_row(st, ev);
-		/* Run the statement to completion so the change is committed. */
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			;
-		if (rc != SQLITE_DONE)
-			ret = fail(b, rc, "claim event");
-	}
-	release(b, st);
-out:
-	unlock(b);
-	return ret;
-}
-
-static const char sql_event_finish[] =
-	"UPDATE events SET status = 'done', finished_at = ?2 WHERE id = ?1 AND status = 'claimed'";
-static const char sql_event_exists[] = "SELECT 1 FROM events WHERE id = ?1";
-
-static int sq_event_finish(struct store *s, int64_t event_id)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret;
-
-	ret = lock_for(b, LOSSABLE);
-	if (ret)
-		return ret;
-	ret = prep(b, sql_event_finish, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, event_id);
-	sqlite3_bind_int64(st, 2, util_now_ms());
-	ret = run(b, st, "finish event");
-	release(b, st);
-	if (!ret && sqlite3_changes(b->db) == 0)
-		ret = not_in_state(b, sql_event_exists, event_id, "read event");
-out:
-	unlock(b);
-	return ret;
-}
-
-static int sq_event_get(struct store *s, int64_t event_id, struct store_event *ev)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret;
-
-	lock(b);
-	ret = prep(b, sql_event_get, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, event_id);
-	ret = step_row(b, st, "read event");
-	if (ret == 0)
-		event_from_row(st, ev);
-	release(b, st);
-out:
-	unlock(b);
-	return ret;
-}
-
-static const char sql_event_count[] = "SELECT count(*) FROM events WHERE status = 'pending'";
-
-static int sq_event_count_pending(struct store *s, int64_t *count)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret;
-
-	lock(b);
-	ret = prep(b, sql_event_count, &st);
-	if (ret)
-		goto out;
-	ret = step_row(b, st, "count events");
-	if (ret == 0)
-		*count = sqlite3_column_int64(st, 0);
-	release(b, st);
-out:
-	unlock(b);
-	return ret;
-}
-
-/* ---------------------------------------------------------------------------
- * Executions.
- */
-
-static const char sql_exec_insert[] =
-	"INSERT INTO executions (event_id, parent_execution_id, kind, script, event,"
-	" connection_id, provider_config_key, status, started_at, plugin_version)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9)";
-
-static int sq_execution_create(struct store *s, const struct store_execution_input *in,
-			       int64_t *id)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret;
-
-	ret = lock_for(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = prep(b, sql_exec_insert, &st);
-	if (ret)
-		goto out;
-	bind_id(st, 1, in->event_id);
-	bind_id(st, 2, in->parent_execution_id);
-	bind_text(st, 3, store_exec_kind_name(in->kind));
-	bind_text(st, 4, in->script);
-	bind_text(st, 5, in->event);
-	bind_text(st, 6, in->connection_id);
-	bind_text(st, 7, in->provider_config_key);
-	sqlite3_bind_int64(st, 8, util_now_ms());
-	bind_text(st, 9, in->plugin_version);
-	ret = run(b, st, "insert execution");
-	if (!ret)
-		*id = sqlite3_last_insert_rowid(b->db);
-	release(b, st);
-out:
-	unlock(b);
-	return ret;
-}
-
-static const char sql_exec_finish[] =
-	"UPDATE executions SET status = ?2, error = ?3, ended_at = ?4,"
-	" duration_ms = CASE WHEN ?5 < 0 THEN max(?4 - started_at, 0) ELSE ?5 END"
-	" WHERE id = ?1 AND status = 'running'";
-static const char sql_exec_exists[] = "SELECT 1 FROM executions WHERE id = ?1";
-
-static int sq_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
-			       const char *error, int64_t duration_ms)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	char *err = NULL;
-	int ret;
-
-	ret = store_truncate_copy(error, STORE_ERROR_MAX, &err);
-	if (ret)
-		return ret;
-	ret = lock_for(b, LOSSABLE);
-	if (ret) {
-		free(err);
-		return ret;
-	}
-	ret = prep(b, sql_exec_finish, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	bind_text(st, 2, store_exec_status_name(status));
-	bind_text(st, 3, err);
-	sqlite3_bind_int64(st, 4, util_now_ms());
-	sqlite3_bind_int64(st, 5, duration_ms < 0 ? -1 : duration_ms);
-	ret = run(b, st, "finish execution");
-	release(b, st);
-	if (!ret && sqlite3_changes(b->db) == 0)
-		ret = not_in_state(b, sql_exec_exists, id, "read execution");
-out:
-	unlock(b);
-	free(err);
-	return ret;
-}
-
-static const char sql_log_next_seq[] =
-	"SELECT COALESCE(MAX(seq), 0) FROM execution_logs WHERE execution_id = ?1";
-static const char sql_log_insert[] =
-	"INSERT INTO execution_logs (execution_id, seq, ts, level, message)"
-	" VALUES (?1, ?2, ?3, ?4, ?5)";
-static const char sql_exec_dropped[] =
-	"UPDATE executions SET logs_dropped = logs_dropped + ?2 WHERE id = ?1";
-
-static int sq_execution_append_logs(struct store *s, int64_t id,
-				    const struct store_log_line_input *lines, size_t n,
-				    int64_t dropped)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
-	int64_t seq = 0, now = util_now_ms();
-	char *msg = NULL;
-	int ret;
-
-	ret = txn_begin(b, LOSSABLE);
-	if (ret)
-		return ret;
-	ret = row_exists(b, sql_exec_exists, id, "read execution");
-	if (ret)
-		goto out;
-	ret = prep(b, sql_log_next_seq, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	ret = step_row(b, st, "read log sequence");
-	if (ret)
-		goto out;
-	seq = sqlite3_column_int64(st, 0);
-	release(b, st);
-	st = NULL;
-	ret = prep(b, sql_log_insert, &st);
-	if (ret)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		ret = store_truncate_copy(lines[i].message, STORE_LOG_MESSAGE_MAX, &msg);
-		if (ret)
-			goto out;
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, ++seq);
-		sqlite3_bind_int64(st, 3, lines[i].ts ? lines[i].ts : now);
-		sqlite3_bind_int(st, 4, lines[i].level);
-		bind_text(st, 5, msg);
-		ret = run(b, st, "insert log line");
-		sqlite3_reset(st);
-		free(msg);
-		msg = NULL;
-		if (ret)
-			goto out;
-	}
-	release(b, st);
-	st = NULL;
-	if (dropped > 0) {
-		ret = prep(b, sql_exec_dropped, &st);
-		if (ret)
-			goto out;
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, dropped);
-		ret = run(b, st, "count dropped log lines");
-	}
-out:
-	release(b, st);
-	return txn_end(b, ret);
-}
-
-#define EXEC_COLS                                                                         \
-	"id, event_id, parent_execution_id, kind, script, event, connection_id,"             \
-	" provider_config_key, status, started_at, ended_at, duration_ms, error,"            \
-	" plugin_version, logs_dropped"
-
-static const char sql_exec_get[] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1";
-static const char sql_exec_logs[] =
-	"SELECT seq, ts, level, message FROM execution_logs WHERE execution_id = ?1"
-	" ORDER BY seq LIMIT ?2";
-static const char sql_exec_list[] =
-	"SELECT " EXEC_COLS " FROM executions"
-	" WHERE (?1 IS NULL OR connection_id = ?1) AND (?2 IS NULL OR provider_config_key = ?2)"
-	" AND (?3 IS NULL OR script = ?3)"
-	" AND (?4 IS NULL OR event = ?4 OR (?4 = 'action' AND kind = 'action'))"
-	" AND (?5 IS NULL OR status = ?5) AND (?6 IS NULL OR id < ?6)"
-	" ORDER BY id DESC LIMIT ?7";
-
-static int exec_from_row(sqlite3_stmt *st, struct store_execution **out)
-{
-	struct store_execution *e = calloc(1, sizeof(*e));
-	const unsigned char *t;
-	int ret = 0;
-
-	*out = NULL;
-	if (!e)
-		return STORE_ENOMEM;
-	e->id = sqlite3_column_int64(st, 0);
-	e->event_id = col_i64(st, 1);
-	e->parent_execution_id = col_i64(st, 2);
-	t = sqlite3_column_text(st, 3);
-	e->kind = t && strcmp((const char *)t, "action") == 0 ? STORE_EXEC_ACTION
-							      : STORE_EXEC_EVENT;
-	e->script = col_dup(st, 4, &ret);
-	e->event = col_dup(st, 5, &ret);
-	e->connection_id = col_dup(st, 6, &ret);
-	e->provider_config_key = col_dup(st, 7, &ret);
-	t = sqlite3_column_text(st, 8);
-	e->status = (enum store_exec_status)store_exec_status_from_name((const char *)t);
-	if ((int)e->status < 0)
-		ret = STORE_EIO;
-	e->started_at = col_i64(st, 9);
-	e->ended_at = col_i64(st, 10);
-	e->duration_ms = sqlite3_column_type(st, 11) == SQLITE_NULL ? -1
-								   : sqlite3_column_int64(st, 11);
-	e->error = col_dup(st, 12, &ret);
-	e->plugin_version = col_dup(st, 13, &ret);
-	e->logs_dropped = col_i64(st, 14);
-	if (ret)
-		store_execution_free(e);
-	else
-		*out = e;
-	return ret;
-}
-
-static int sq_execution_get(struct store *s, int64_t id, struct store_execution **out)
-{
-	struct sq *b = B(s);
-	struct store_execution *e = NULL;
-	sqlite3_stmt *st = NULL;
-	size_t alloc = 0;
-	int ret, rc;
-
-	lock(b);
-	/* One read transaction: the row and its lines are a consistent snapshot. */
-	ret = run_sql(b, sql_begin_read, "begin read");
-	if (ret)
-		goto out;
-	ret = prep(b, sql_exec_get, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	ret = step_row(b, st, "read execution");
-	if (ret)
-		goto out;
-	ret = exec_from_row(st, &e);
-	if (ret)
-		goto out;
-	release(b, st);
-	st = NULL;
-	ret = prep(b, sql_exec_logs, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int(st, 2, LOG_READ_MAX);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_log_line *l;
-
-		if (e->n_logs == alloc) {
-			size_t na = alloc ? alloc * 2 : 32;
-			struct store_log_line *t = realloc(e->logs, na * sizeof(*t));
-
-			if (!t) {
-				ret = STORE_ENOMEM;
-				goto out;
-			}
-			e->logs = t;
-			alloc = na;
-		}
-		l = &e->logs[e->n_logs];
-		l->seq = sqlite3_column_int64(st, 0);
-		l->ts = sqlite3_column_int64(st, 1);
-		l->level = sqlite3_column_int(st, 2);
-		l->message = col_dup(st, 3, &ret);
-		if (ret)
-			goto out;
-		e->n_logs++;
-	}
-	if (rc != SQLITE_DONE)
-		ret = fail(b, rc, "read execution logs");
-out:
-	release(b, st);
-	ret = end(b, ret);
-	unlock(b);
-	if (ret)
-		store_execution_free(e);
-	else
-		*out = e;
-	return ret;
-}
-
-static int sq_execution_list(struct store *s, const struct store_execution_filter *f,
-			     struct store_execution ***items, size_t *n, int64_t *next_cursor)
-{
-	struct sq *b = B(s);
-	struct store_execution **v = NULL, *e;
-	size_t count = 0;
-	sqlite3_stmt *st;
-	int ret, rc;
-
-	v = calloc(f->limit, sizeof(*v));
-	if (!v)
-		return STORE_ENOMEM;
-	lock(b);
-	ret = prep(b, sql_exec_list, &st);
-	if (ret)
-		goto out;
-	bind_text(st, 1, f->connection_id);
-	bind_text(st, 2, f->provider_config_key);
-	bind_text(st, 3, f->script);
-	bind_text(st, 4, f->event);
-	bind_text(st, 5, f->status >= 0 ? store_exec_status_name(f->status) : NULL);
-	bind_id(st, 6, f->cursor);
-	sqlite3_bind_int64(st, 7, (int64_t)f->limit + 1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == f->limit) {
-			/* One more row exists: the page ends at the last one kept. */
-			*next_cursor = v[count - 1]->id;
-			break;
-		}
-		ret = exec_from_row(st, &e);
-		if (ret)
-			break;
-		v[count++] = e;
-	}
-	if (!ret && rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = fail(b, rc, "list executions");
-	release(b, st);
-out:
-	unlock(b);
-	if (ret || count == 0) {
-		store_execution_list_free(v, count);
-		return ret;
-	}
-	*items = v;
-	*n = count;
-	return 0;
-}
-
-static const char sql_exec_retry_info[] =
-	"SELECT kind, status, event, script, connection_id, provider_config_key"
-	" FROM executions WHERE id = ?1";
-
-static int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
-	char *event = NULL, *script = NULL, *cid = NULL, *pck = NULL;
-	int ret;
-
-	ret = txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = prep(b, sql_exec_retry_info, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	ret = step_row(b, st, "read execution");
-	if (ret)
-		goto out;
-	if (strcmp((const char *)sqlite3_column_text(st, 0), "action") == 0) {
-		ret = STORE_EINVAL;
-		goto out;
-	}
-	if (strcmp((const char *)sqlite3_column_text(st, 1), "running") == 0) {
-		ret = STORE_ESTATE;
-		goto out;
-	}
-	event = col_dup(st, 2, &ret);
-	script = col_dup(st, 3, &ret);
-	cid = col_dup(st, 4, &ret);
-	pck = col_dup(st, 5, &ret);
-	if (ret)
-		goto out;
-	/* an action's input is not kept, and a validate-connection run
-	 * belonged to a request (its candidate connection) that is gone */
-	if (!event || strcmp(event, "validate-connection") == 0) {
-		ret = STORE_EINVAL;
-		goto out;
-	}
-	release(b, st);
-	st = NULL;
-	ret = conn_accepts_events(b, pck, cid);
-	if (ret)
-		goto out;
-	ret = event_add(b, event, cid, pck, script, id, false, 0, util_now_ms(), event_id);
-out:
-	release(b, st);
-	ret = txn_end(b, ret);
-	free(event);
-	free(script);
-	free(cid);
-	free(pck);
-	return ret;
-}
-
-/* ---------------------------------------------------------------------------
- * Recovery.
- */
-
-static const char sql_interrupt_running[] =
-	"UPDATE executions SET status = 'interrupted', ended_at = ?1,"
-	" duration_ms = max(?1 - started_at, 0), error = ?2 WHERE status = 'running'";
-/* A validate-connection event belongs to a request that is gone: never
- * requeued. Other claimed events that never started an execution are. */
-static const char sql_requeue[] =
-	"UPDATE events SET status = 'pending', claimed_at = NULL, generation = NULL"
-	" WHERE status = 'claimed' AND type <> 'validate-connection'"
-	" AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.event_id = events.id)";
-static const char sql_interrupt_claimed[] =
-	"UPDATE events SET status = 'interrupted', finished_at = ?1 WHERE status = 'claimed'";
-
-static int interrupt_running(struct sq *b, const char *error, int64_t now, int64_t *count)
-{
-	sqlite3_stmt *st;
-	int ret = prep(b, sql_interrupt_running, &st);
-
-	if (ret)
-		return ret;
-	sqlite3_bind_int64(st, 1, now);
-	bind_text(st, 2, error);
-	ret = run(b, st, "interrupt running executions");
-	if (!ret)
-		*count = sqlite3_changes64(b->db);
-	release(b, st);
-	return ret;
-}
-
-static int sq_recover(struct store *s, struct store_recovery *r)
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
-	int64_t now = util_now_ms();
-	int ret;
-
-	ret = txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = interrupt_running(b, STORE_INTERRUPTED_ERROR, now, &r->executions_interrupted);
-	if (ret)
-		goto out;
-	ret = prep(b, sql_requeue, &st);
-	if (ret)
-		goto out;
-	ret = run(b, st, "requeue events");
-	if (ret)
-		goto out;
-	r->events_requeued = sqlite3_changes64(b->db);
-	release(b, st);
-	st = NULL;
-	ret = prep(b, sql_interrupt_claimed, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, now);
-	ret = run(b, st, "interrupt events");
-	if (!ret)
-		r->events_interrupted = sqlite3_changes64(b->db);
-out:
-	release(b, st);
-	return txn_end(b, ret);
-}
-
-static int sq_interrupt_running(struct store *s, const char *error, int64_t *count)
-{
-	struct sq *b = B(s);
-	int ret;
-
-	ret = lock_for(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = interrupt_running(b, error, util_now_ms(), count);
-	unlock(b);
-	return ret;
-}
-
-/* ---------------------------------------------------------------------------
- * The plugin version ledger.
- */
-
-static const char sql_ledger_get[] = "SELECT version, hash FROM plugin_versions WHERE name = ?1";
-static const char sql_ledger_put[] =
-	"INSERT INTO plugin_versions (name, version, hash, accepted_at) VALUES (?1, ?2, ?3, ?4)"
-	" ON CONFLICT (name) DO UPDATE SET version = excluded.version, hash = excluded.hash,"
-	" accepted_at = excluded.accepted_at";
-
-/* Reads name's record inside the lock: 0 found, 1 none. */
-static int ledger_read(struct sq *b, const char *name, char version[64],
-		       uint8_t hash[STORE_HASH_BYTES])
-{
-	sqlite3_stmt *st;
-	int ret = prep(b, sql_ledger_get, &st);
-
-	if (ret)
-		return ret;
-	bind_text(st, 1, name);
-	ret = step_row(b, st, "read plugin ledger");
-	if (ret == 0) {
-		if (sqlite3_column_bytes(st, 1) != STORE_HASH_BYTES) {
-			log_error("store", "plugin ledger: the hash recorded for %s is corrupt",
-				  name);
-			ret = STORE_EIO;
-		} else {
-			col_copy(st, 0, version, 64);
-			memcpy(hash, sqlite3_column_blob(st, 1), STORE_HASH_BYTES);
-		}
-	} else if (ret == STORE_ENOTFOUND) {
-		ret = 1;
-	}
-	release(b, st);
-	return ret;
-}
-
-static int sq_ledger_get(struct store *s, const char *name, char version[64],
-			 uint8_t hash[STORE_HASH_BYTES])
-{
-	struct sq *b = B(s);
-	int ret;
-
-	lock(b);
-	ret = ledger_read(b, name, version, hash);
-	unlock(b);
-	return ret;
-}
-
-static int sq_ledger_put(struct store *s, const char *name, const char *version,
-			 const uint8_t hash[STORE_HASH_BYTES])
-{
-	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
-	char old[64];
-	uint8_t oldhash[STORE_HASH_BYTES];
-	int ret;
-
-	ret = txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = ledger_read(b, name, old, oldhash);
-	if (ret < 0)
-		goto out;
-	if (ret == 0 && store_version_cmp(version, old) < 0)
-		goto out; /* keep the highest version accepted */
-	ret = prep(b, sql_ledger_put, &st);
-	if (ret)
-		goto out;
-	bind_text(st, 1, name);
-	bind_text(st, 2, version);
-	sqlite3_bind_blob(st, 3, hash, STORE_HASH_BYTES, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, util_now_ms());
-	ret = run(b, st, "write plugin ledger");
-out:
-	release(b, st);
-	return txn_end(b, ret);
 }
 
 const struct store_ops store_sqlite_ops = {

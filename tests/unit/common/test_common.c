@@ -1,0 +1,438 @@
+/*
+ * test_common.c - unit tests for runtime/common: dynbuf (growth, the cap,
+ * sticky errors, printf, take, reset, the wipes) and the file reads that use
+ * it (util_read_file, util_read_file_secret, util_read_fd).
+ *
+ * free, malloc and realloc are wrapped at link time (see CMakeLists.txt):
+ * __wrap_free checks that a watched block is all zeroes when it is let go
+ * of, and fail_allocs makes the next allocations fail.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dynbuf.h"
+#include "util.h"
+
+/* ---- the allocator wraps */
+
+void __real_free(void *p);
+void *__real_malloc(size_t n);
+void *__real_realloc(void *p, size_t n);
+
+static const void *watched;    /* a block whose release is checked */
+static size_t watched_len;     /* its size */
+static int watched_freed;      /* times it was freed */
+static bool watched_was_wiped; /* all zeroes when it was */
+static int fail_allocs;        /* allocations still to fail */
+
+void __wrap_free(void *p)
+{
+	if (p && p == watched) {
+		const unsigned char *c = p;
+
+		watched_was_wiped = true;
+		for (size_t i = 0; i < watched_len; i++)
+			if (c[i])
+				watched_was_wiped = false;
+		watched_freed++;
+	}
+	__real_free(p);
+}
+
+void *__wrap_malloc(size_t n)
+{
+	if (fail_allocs > 0) {
+		fail_allocs--;
+		return NULL;
+	}
+	return __real_malloc(n);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	if (fail_allocs > 0) {
+		fail_allocs--;
+		return NULL;
+	}
+	return __real_realloc(p, n);
+}
+
+static void watch(const void *p, size_t len)
+{
+	watched = p;
+	watched_len = len;
+	watched_freed = 0;
+	watched_was_wiped = false;
+}
+
+/* ---- dynbuf */
+
+static void test_empty(void **state)
+{
+	struct dynbuf b;
+	char *out;
+	size_t len = 99;
+
+	(void)state;
+	dynbuf_init(&b, 100, 0);
+	assert_string_equal(dynbuf_str(&b), "");
+	assert_int_equal(dynbuf_len(&b), 0);
+	assert_null(b.data); /* nothing allocated until the first add */
+	dynbuf_free(&b);     /* fine on a buffer never added to */
+
+	/* take of an empty buffer: an allocated "" */
+	assert_int_equal(dynbuf_take(&b, &out, &len), 0);
+	assert_non_null(out);
+	assert_string_equal(out, "");
+	assert_int_equal(len, 0);
+	free(out);
+
+	/* adding 0 bytes allocates "" too */
+	assert_int_equal(dynbuf_add(&b, "", 0), 0);
+	assert_non_null(b.data);
+	assert_string_equal(dynbuf_str(&b), "");
+	dynbuf_free(&b);
+	assert_null(b.data);
+	assert_int_equal(b.max, 100);
+}
+
+static void test_add_grows(void **state)
+{
+	struct dynbuf b;
+
+	(void)state;
+	dynbuf_init(&b, 1 << 20, 0);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(dynbuf_add(&b, "abc", 3), 0);
+	assert_int_equal(dynbuf_len(&b), 3000);
+	assert_int_equal(strlen(dynbuf_str(&b)), 3000); /* NUL-terminated */
+	for (size_t i = 0; i < 3000; i++)
+		assert_int_equal(dynbuf_str(&b)[i], "abc"[i % 3]);
+	assert_true(b.alloc >= 3001 && b.alloc <= 2 * 3001); /* doubling */
+	assert_int_equal(dynbuf_add_str(&b, "de"), 0);
+	assert_int_equal(dynbuf_len(&b), 3002);
+	assert_string_equal(dynbuf_str(&b) + 2998, "bcde");
+	dynbuf_free(&b);
+}
+
+static void test_cap(void **state)
+{
+	struct dynbuf b;
+	char *out = (char *)1;
+	size_t len = 7;
+
+	(void)state;
+	dynbuf_init(&b, 10, 0);
+	assert_int_equal(dynbuf_add_str(&b, "01234"), 0);
+	assert_int_equal(dynbuf_add_str(&b, "56789"), 0); /* exactly the cap */
+	assert_int_equal(b.alloc, 11);                    /* growth clipped to cap + 1 */
+	assert_int_equal(dynbuf_add(&b, "x", 1), -EFBIG);
+	assert_string_equal(dynbuf_str(&b), "0123456789"); /* unchanged */
+
+	/* sticky: every later add and take fail the same way */
+	assert_int_equal(dynbuf_add(&b, "", 0), -EFBIG);
+	assert_int_equal(dynbuf_addf(&b, "%d", 1), -EFBIG);
+	assert_int_equal(dynbuf_take(&b, &out, &len), -EFBIG);
+	assert_null(out);
+	assert_int_equal(len, 0);
+	assert_string_equal(dynbuf_str(&b), "0123456789");
+
+	/* reset clears the error */
+	dynbuf_reset(&b);
+	assert_string_equal(dynbuf_str(&b), "");
+	assert_int_equal(dynbuf_add_str(&b, "ab"), 0);
+	assert_string_equal(dynbuf_str(&b), "ab");
+	dynbuf_free(&b);
+
+	/* one add past the cap at once */
+	dynbuf_init(&b, 4, 0);
+	assert_int_equal(dynbuf_add_str(&b, "abcde"), -EFBIG);
+	assert_null(b.data);
+	dynbuf_free(&b);
+
+	/* a cap of 0 holds only "" */
+	dynbuf_init(&b, 0, 0);
+	assert_int_equal(dynbuf_add(&b, "", 0), 0);
+	assert_int_equal(b.alloc, 1);
+	assert_int_equal(dynbuf_add(&b, "a", 1), -EFBIG);
+	dynbuf_free(&b);
+
+	/* a cap larger than memory does not overflow */
+	dynbuf_init(&b, SIZE_MAX, 0);
+	assert_int_equal(b.max, SIZE_MAX / 2);
+	assert_int_equal(dynbuf_add_str(&b, "x"), 0);
+	dynbuf_free(&b);
+}
+
+static void test_sequence_checked_once(void **state)
+{
+	struct dynbuf b;
+	int ret;
+
+	(void)state;
+	dynbuf_init(&b, 8, 0);
+	dynbuf_add_str(&b, "1234");
+	dynbuf_add_str(&b, "56789"); /* fails */
+	ret = dynbuf_add_str(&b, "a");
+	assert_int_equal(ret, -EFBIG); /* the last add reports the first failure */
+	assert_string_equal(dynbuf_str(&b), "1234");
+	dynbuf_free(&b);
+}
+
+static void test_addf(void **state)
+{
+	struct dynbuf b;
+	char *out;
+	size_t len;
+
+	(void)state;
+	dynbuf_init(&b, 4096, 0);
+	assert_int_equal(dynbuf_addf(&b, "%s=%d", "n", 42), 0);
+	assert_int_equal(dynbuf_addf(&b, ";%0300d", 7), 0); /* grows past the first allocation */
+	assert_int_equal(dynbuf_len(&b), 4 + 301);
+	assert_memory_equal(dynbuf_str(&b), "n=42;000", 8);
+	assert_string_equal(dynbuf_str(&b) + 4 + 300, "7");
+	assert_int_equal(dynbuf_take(&b, &out, &len), 0);
+	assert_int_equal(len, 305);
+	assert_int_equal(strlen(out), 305);
+	free(out);
+
+	/* past the cap: nothing written */
+	dynbuf_init(&b, 8, 0);
+	assert_int_equal(dynbuf_addf(&b, "%s", "abc"), 0);
+	assert_int_equal(dynbuf_addf(&b, "%d", 123456), -EFBIG);
+	assert_string_equal(dynbuf_str(&b), "abc");
+	dynbuf_free(&b);
+}
+
+static void test_take(void **state)
+{
+	struct dynbuf b;
+	char *out;
+	size_t len;
+
+	(void)state;
+	dynbuf_init(&b, 100, DYNBUF_WIPE);
+	assert_int_equal(dynbuf_add_str(&b, "hello"), 0);
+	assert_int_equal(dynbuf_take(&b, &out, &len), 0);
+	assert_string_equal(out, "hello");
+	assert_int_equal(len, 5);
+	/* b is empty again, with its cap and flags */
+	assert_null(b.data);
+	assert_int_equal(dynbuf_len(&b), 0);
+	assert_int_equal(b.max, 100);
+	assert_int_equal(b.flags, DYNBUF_WIPE);
+	free(out);
+
+	/* len may be NULL */
+	assert_int_equal(dynbuf_add_str(&b, "x"), 0);
+	assert_int_equal(dynbuf_take(&b, &out, NULL), 0);
+	assert_string_equal(out, "x");
+	free(out);
+	dynbuf_free(&b);
+}
+
+static void test_reset_keeps_allocation(void **state)
+{
+	struct dynbuf b;
+	const char *before;
+
+	(void)state;
+	dynbuf_init(&b, 100, 0);
+	assert_int_equal(dynbuf_add_str(&b, "first"), 0);
+	before = b.data;
+	dynbuf_reset(&b);
+	assert_ptr_equal(b.data, before);
+	assert_string_equal(dynbuf_str(&b), "");
+	assert_int_equal(dynbuf_add_str(&b, "second"), 0);
+	assert_string_equal(dynbuf_str(&b), "second");
+	dynbuf_free(&b);
+}
+
+static void test_out_of_memory(void **state)
+{
+	struct dynbuf b;
+	char *out = (char *)1;
+
+	(void)state;
+	for (unsigned flags = 0; flags <= DYNBUF_WIPE; flags++) {
+		dynbuf_init(&b, 1 << 20, flags);
+		assert_int_equal(dynbuf_add_str(&b, "keep"), 0);
+		fail_allocs = 1;
+		assert_int_equal(dynbuf_add(&b, NULL, 0), 0); /* no growth, no allocation */
+		assert_int_equal(dynbuf_addf(&b, "%0100d", 1), -ENOMEM);
+		fail_allocs = 0;
+		assert_string_equal(dynbuf_str(&b), "keep"); /* unchanged */
+		assert_int_equal(dynbuf_add_str(&b, "x"), -ENOMEM); /* sticky */
+		dynbuf_reset(&b);
+		assert_int_equal(dynbuf_add_str(&b, "x"), 0);
+		dynbuf_free(&b);
+	}
+
+	/* take of an empty buffer must allocate its "" */
+	dynbuf_init(&b, 10, 0);
+	fail_allocs = 1;
+	assert_int_equal(dynbuf_take(&b, &out, NULL), -ENOMEM);
+	fail_allocs = 0;
+	assert_null(out);
+	assert_int_equal(b.err, 0); /* take's own failure is not sticky */
+	dynbuf_free(&b);
+}
+
+static void test_wipe_on_grow(void **state)
+{
+	struct dynbuf b;
+	char secret[40];
+
+	(void)state;
+	memset(secret, 'S', sizeof(secret));
+	dynbuf_init(&b, 4096, DYNBUF_WIPE);
+	assert_int_equal(dynbuf_add(&b, secret, sizeof(secret)), 0);
+	watch(b.data, b.alloc);
+	assert_int_equal(dynbuf_add(&b, secret, sizeof(secret)), 0); /* 81 > 64: grows */
+	assert_int_equal(watched_freed, 1);
+	assert_true(watched_was_wiped);
+	assert_int_equal(dynbuf_len(&b), 80);
+	for (size_t i = 0; i < 80; i++)
+		assert_int_equal(dynbuf_str(&b)[i], 'S'); /* the content moved whole */
+
+	/* and on free */
+	watch(b.data, b.alloc);
+	dynbuf_free(&b);
+	assert_int_equal(watched_freed, 1);
+	assert_true(watched_was_wiped);
+	watch(NULL, 0);
+}
+
+static void test_wipe_on_reset(void **state)
+{
+	struct dynbuf b;
+
+	(void)state;
+	dynbuf_init(&b, 100, DYNBUF_WIPE);
+	assert_int_equal(dynbuf_add_str(&b, "password"), 0);
+	dynbuf_reset(&b);
+	for (size_t i = 0; i < 8; i++)
+		assert_int_equal(b.data[i], 0);
+	dynbuf_free(&b);
+
+	/* without the flag the old allocation is released unwiped (realloc) */
+	dynbuf_init(&b, 100, 0);
+	assert_int_equal(dynbuf_add_str(&b, "plain"), 0);
+	watch(b.data, b.alloc);
+	dynbuf_free(&b);
+	assert_int_equal(watched_freed, 1);
+	assert_false(watched_was_wiped);
+	watch(NULL, 0);
+}
+
+/* ---- file reads */
+
+static char *temp_file(const void *data, size_t len)
+{
+	char *path = strdup("/tmp/evs_test_common.XXXXXX");
+	int fd;
+
+	assert_non_null(path);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+static void test_read_file(void **state)
+{
+	size_t n = 100000, len = 1;
+	char *content = malloc(n), *path, *data = (char *)1;
+	int fd;
+
+	(void)state;
+	assert_non_null(content);
+	for (size_t i = 0; i < n; i++)
+		content[i] = (char)('a' + i % 26);
+	path = temp_file(content, n);
+
+	/* exactly the cap, plain and secret */
+	assert_int_equal(util_read_file(path, n, &data, &len), 0);
+	assert_int_equal(len, n);
+	assert_memory_equal(data, content, n);
+	assert_int_equal(data[n], '\0');
+	free(data);
+	assert_int_equal(util_read_file_secret(path, n, &data, &len), 0);
+	assert_int_equal(len, n);
+	assert_memory_equal(data, content, n);
+	free(data);
+
+	/* one byte over */
+	assert_int_equal(util_read_file(path, n - 1, &data, &len), -EFBIG);
+	assert_null(data);
+	assert_int_equal(len, 0);
+	assert_int_equal(util_read_file_secret(path, 10, &data, &len), -EFBIG);
+	assert_null(data);
+
+	/* from an fd's current offset */
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(lseek(fd, (off_t)(n - 3), SEEK_SET), (off_t)(n - 3));
+	assert_int_equal(util_read_fd(fd, 3, &data, &len), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(data, content + n - 3, 3);
+	free(data);
+	/* at the end: an allocated "" */
+	assert_int_equal(util_read_fd(fd, 3, &data, &len), 0);
+	assert_non_null(data);
+	assert_string_equal(data, "");
+	assert_int_equal(len, 0);
+	free(data);
+	close(fd);
+
+	unlink(path);
+	free(path);
+	assert_int_equal(util_read_file("/nonexistent/evs", 10, &data, &len), -ENOENT);
+	assert_null(data);
+	free(content);
+}
+
+static void test_wipe(void **state)
+{
+	unsigned char b[32];
+
+	(void)state;
+	memset(b, 0xa5, sizeof(b));
+	util_wipe(b, sizeof(b));
+	for (size_t i = 0; i < sizeof(b); i++)
+		assert_int_equal(b[i], 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_add_grows),
+		cmocka_unit_test(test_cap),
+		cmocka_unit_test(test_sequence_checked_once),
+		cmocka_unit_test(test_addf),
+		cmocka_unit_test(test_take),
+		cmocka_unit_test(test_reset_keeps_allocation),
+		cmocka_unit_test(test_out_of_memory),
+		cmocka_unit_test(test_wipe_on_grow),
+		cmocka_unit_test(test_wipe_on_reset),
+		cmocka_unit_test(test_read_file),
+		cmocka_unit_test(test_wipe),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
