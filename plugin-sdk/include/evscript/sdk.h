@@ -48,6 +48,13 @@
  *   address-space limit and a CPU-time limit. A crash, abort(), exit() or
  *   endless loop ends that execution only (status crashed or timed_out). In
  *   the opt-in in-process mode none of that protection exists.
+ * - That process is a sandbox: everything a script does outside itself goes
+ *   through this vtable. It can compute, allocate, read the clock, sleep,
+ *   start threads and fork (up to the host's max_processes tasks in all);
+ *   it cannot open files, create sockets, exec programs or see any process
+ *   but its own (it is pid 1 of its own PID namespace; such calls fail,
+ *   mostly with EPERM), and getenv() sees none of the daemon's variables:
+ *   use get_env(). Whatever it starts is killed when the execution ends.
  *
  * ABI policy
  * ----------
