@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,10 @@ static void test_defaults(void **state)
 	assert_int_equal(h->cpu_limit_s, 0);
 	assert_int_equal(h->drain_deadline_s, 30);
 	assert_int_equal(h->log_format, CONFIG_LOG_TEXT);
+	assert_string_equal(h->sandbox_user, "nobody");
+	assert_int_equal(h->sandbox_user_line, 0);
+	assert_int_equal(h->max_processes, 16);
+	assert_false(h->core_dumps);
 	assert_int_equal(h->n_scripts, 0);
 	assert_int_equal(h->nango.n_integrations, 0);
 	assert_null(h->catalogue);
@@ -268,6 +273,46 @@ static void test_host_errors(void **state)
 	/* Inline integrations errors carry positions too. */
 	host_err("integrations:\n  demo:\n    on-events:\n      post-connection-creation: hello\n", CONFIG_EINVALID,
 		 "evscript.yaml:4:33:", "expected a list of script names, found a string");
+}
+
+/* The sandbox keys: max_processes, sandbox_user (resolved by the loader,
+ * below) and core_dumps. */
+static void test_sandbox_keys(void **state)
+{
+	struct config_host *h;
+
+	(void)state;
+	h = host_ok("max_processes: 1\ncore_dumps: true\nsandbox_user: daemon\n");
+	assert_int_equal(h->max_processes, 1);
+	assert_true(h->core_dumps);
+	assert_string_equal(h->sandbox_user, "daemon");
+	assert_int_equal(h->sandbox_user_line, 3);
+	assert_int_equal(h->sandbox_user_column, 15);
+	config_host_free(h);
+	h = host_ok("max_processes: 4096\ncore_dumps: off\n");
+	assert_int_equal(h->max_processes, 4096);
+	assert_false(h->core_dumps);
+	config_host_free(h);
+	/* With no value, each keeps its default. */
+	h = host_ok("max_processes:\nsandbox_user: ~\ncore_dumps:\n");
+	assert_int_equal(h->max_processes, 16);
+	assert_string_equal(h->sandbox_user, "nobody");
+	assert_int_equal(h->sandbox_user_line, 0);
+	assert_false(h->core_dumps);
+	config_host_free(h);
+
+	host_err("max_processes: 0\n", CONFIG_EINVALID, "evscript.yaml:1:16:",
+		 "max_processes: expected a whole number from 1 to 4096, found '0'");
+	host_err("max_processes: 4097\n", CONFIG_EINVALID, "evscript.yaml:1:16:",
+		 "max_processes: expected a whole number from 1 to 4096, found '4097'");
+	host_err("max_processes: [1]\n", CONFIG_EINVALID, "evscript.yaml:1:16:",
+		 "max_processes: expected a whole number from 1 to 4096, found a list");
+	host_err("sandbox_user: [a]\n", CONFIG_EINVALID, "evscript.yaml:1:15:",
+		 "sandbox_user: expected a string, found a list");
+	host_err("core_dumps: maybe\n", CONFIG_EINVALID, "evscript.yaml:1:13:",
+		 "core_dumps: expected true or false, found 'maybe'");
+	host_err("core_dump: true\n", CONFIG_EINVALID, "evscript.yaml:1:1:",
+		 "unknown key 'core_dump', did you mean 'core_dumps'?");
 }
 
 static void test_anchors(void **state)
@@ -859,6 +904,74 @@ static void test_load(void **state)
 	config_host_free(h);
 }
 
+/* Loads a host file dir/evscript.yaml made of text (with an empty providers
+ * catalogue); returns config_load's code, *out set on success. */
+static int load_host(const char *text, struct config_host **out, char *path, size_t pathlen)
+{
+	write_file(tmpdir, "providers.yaml", "bare: {}\n");
+	write_file(tmpdir, "evscript.yaml", text);
+	snprintf(path, pathlen, "%s/evscript.yaml", tmpdir);
+	return config_load(path, NULL, out, err, sizeof(err));
+}
+
+/* Expects config_load to refuse text with a message "PATH:where: want". */
+static void load_err(const char *text, const char *where, const char *want)
+{
+	struct config_host *h = (void *)1;
+	char path[400], prefix[1024];
+
+	assert_int_equal(load_host(text, &h, path, sizeof(path)), CONFIG_EINVALID);
+	assert_null(h);
+	snprintf(prefix, sizeof(prefix), "%s:%s%s", path, where, want);
+	if (strcmp(err, prefix) != 0)
+		fail_msg("expected '%s', got '%s'", prefix, err);
+}
+
+/* sandbox_user is resolved when the config is loaded: an unknown user and a
+ * user with uid or gid 0 are refused at the value. */
+static void test_load_sandbox_user(void **state)
+{
+	struct config_host *h = NULL;
+	struct passwd *pw;
+	char path[400];
+	uid_t uid;
+	gid_t gid;
+
+	(void)state;
+	pw = getpwnam("nobody");
+	if (!pw)
+		skip();
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (load_host("providers: providers.yaml\n", &h, path, sizeof(path)))
+		fail_msg("%s", err);
+	assert_string_equal(h->sandbox_user, "nobody");
+	assert_int_equal(h->sandbox_uid, uid);
+	assert_int_equal(h->sandbox_gid, gid);
+	config_host_free(h);
+
+	load_err("providers: providers.yaml\nsandbox_user: evs-no-such-user\n", "2:15: ",
+		 "sandbox_user: no such user 'evs-no-such-user', expected the user that runs plugins "
+		 "when the daemon is root");
+	load_err("providers: providers.yaml\nsandbox_user:   root\n", "2:17: ",
+		 "sandbox_user: 'root' has uid or gid 0, expected an unprivileged user (plugins never run as root)");
+	/* gid 0 alone is refused too, when this system has such a user. */
+	setpwent();
+	while ((pw = getpwent()) && !(pw->pw_uid != 0 && pw->pw_gid == 0))
+		;
+	if (pw) {
+		char text[300], want[300];
+
+		snprintf(text, sizeof(text), "providers: providers.yaml\nsandbox_user: '%s'\n", pw->pw_name);
+		snprintf(want, sizeof(want), "sandbox_user: '%s' has uid or gid 0, expected an unprivileged user "
+			 "(plugins never run as root)", pw->pw_name);
+		endpwent();
+		load_err(text, "2:15: ", want);
+	} else {
+		endpwent();
+	}
+}
+
 static void test_examples(void **state)
 {
 	struct config_nango n;
@@ -917,6 +1030,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_all_keys),
 		cmocka_unit_test(test_host_errors),
+		cmocka_unit_test(test_sandbox_keys),
 		cmocka_unit_test(test_anchors),
 		cmocka_unit_test(test_nango_sample),
 		cmocka_unit_test(test_nango_v1),
@@ -926,6 +1040,7 @@ int main(void)
 		cmocka_unit_test(test_shipped_catalogue),
 		cmocka_unit_test(test_interpolate),
 		cmocka_unit_test_setup_teardown(test_load, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_load_sandbox_user, setup_dir, teardown_dir),
 		cmocka_unit_test(test_examples),
 	};
 
