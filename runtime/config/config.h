@@ -266,6 +266,25 @@ struct config_host {
 	struct config_providers *catalogue;  /* loaded by config_load; NULL after a pure parse */
 };
 
+/* ---- The host file's keys ---- */
+
+/* One top-level key of the host file as docs/config.md's key table shows
+ * it: the "type" and "default" cells as written there (a '|' unescaped).
+ * The strings are static. */
+struct config_host_key_doc {
+	const char *name;
+	const char *type;
+	const char *default_value;       /* "" when the table leaves it empty */
+};
+
+/* How many top-level keys the host file has: the one table in host.c that
+ * drives parsing, defaults and "did you mean"; a unit test holds
+ * docs/config.md's key table to it. */
+size_t config_host_key_count(void);
+
+/* The i-th key, in docs/config.md's order; all NULL when i is out of range. */
+struct config_host_key_doc config_host_key_doc(size_t i);
+
 /* ---- Pure parsers (no I/O). filename is used in messages only. ---- */
 
 /* Parses a host file. Paths stay as written (config_load resolves them);

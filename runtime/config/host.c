@@ -1,20 +1,19 @@
 /*
  * host.c - the host file (evscriptd --config FILE): its top-level keys are a
- * public contract (docs/config.md). Unknown keys are errors, so that a typo
- * is never silently a default.
+ * public contract (docs/config.md), each one row of host_keys[] below.
+ * Unknown keys are errors, so that a typo is never silently a default.
  */
 #include "parse_util.h"
 #include "util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_LISTEN "127.0.0.1:3003"
-#define DEFAULT_STORE "sqlite:./evscript.db"
 #define DEADLINE_MAX 86400u
 
 const char *config_strerror(int err)
@@ -40,15 +39,93 @@ const char *config_strerror(int err)
 	return "unknown error";
 }
 
-/* "host:port", "[v6]:port". */
-static int parse_listen(struct pctx *c, const struct ynode *n, struct config_host *h)
+/*
+ * The keys. host_keys[] below has one row per top-level key, as nginx's
+ * ngx_command_t has one per directive: the key's name; the function that
+ * reads its value (a generic one that stores into struct config_host at
+ * offset, within [min, max] for numbers, or the key's own); its default, as
+ * the YAML text one would write, read by that same function before the file
+ * is; and the "type" and "default" cells of docs/config.md's key table, which
+ * a unit test holds equal to the docs. Parsing, defaults, `key:` with no
+ * value and "did you mean" all come from this one table: a new key is one
+ * new row (and one line of docs/config.md).
+ */
+struct host_key;
+
+/* Reads v, the non-null value of key k, into h; k is NULL when v is the
+ * key's default. 0, or a CONFIG_E* code with the message written. */
+typedef int (*host_key_fn)(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			   const struct ynode *v, struct config_host *h);
+
+struct host_key {
+	const char *name;
+	host_key_fn set;
+	size_t offset;           /* the field, for the generic readers */
+	uint64_t min, max;       /* bounds, for numbers */
+	const char *doc_type;    /* docs/config.md's "type" cell ('|' unescaped) */
+	const char *def;         /* the default, as YAML text; NULL: none */
+	const char *doc_default; /* docs/config.md's "default" cell */
+};
+
+static void *slot(struct config_host *h, const struct host_key *key)
 {
-	const char *s = n->str, *colon, *host;
+	return (char *)h + key->offset;
+}
+
+/* ---- the generic readers: a field of struct config_host at key->offset ---- */
+
+static int set_string(struct pctx *c, const struct host_key *key, const struct ynode *k,
+		      const struct ynode *v, struct config_host *h)
+{
+	char **field = slot(h, key);
+
+	(void)k;
+	free(*field);
+	return p_string(c, v, key->name, field);
+}
+
+static int set_bool(struct pctx *c, const struct host_key *key, const struct ynode *k,
+		    const struct ynode *v, struct config_host *h)
+{
+	(void)k;
+	return p_bool(c, v, key->name, slot(h, key));
+}
+
+static int set_u32(struct pctx *c, const struct host_key *key, const struct ynode *k,
+		   const struct ynode *v, struct config_host *h)
+{
+	uint64_t u;
+	int ret = p_uint(c, v, key->name, key->min, key->max, &u);
+
+	(void)k;
+	*(uint32_t *)slot(h, key) = (uint32_t)u;
+	return ret;
+}
+
+static int set_u64(struct pctx *c, const struct host_key *key, const struct ynode *k,
+		   const struct ynode *v, struct config_host *h)
+{
+	(void)k;
+	return p_uint(c, v, key->name, key->min, key->max, slot(h, key));
+}
+
+/* ---- the keys with readers of their own ---- */
+
+/* "host:port", "[v6]:port". */
+static int set_listen(struct pctx *c, const struct host_key *key, const struct ynode *k,
+		      const struct ynode *v, struct config_host *h)
+{
+	const char *s, *colon, *host;
 	size_t hostlen;
 	char hostbuf[256];
 	uint64_t port = 0;
 	unsigned char addr[16];
 
+	(void)key;
+	(void)k;
+	if (v->type != YNODE_SCALAR)
+		return PFAIL(c, v, CONFIG_EINVALID, "listen: expected HOST:PORT, found %s", ynode_kind(v));
+	s = v->str;
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 
@@ -91,40 +168,57 @@ static int parse_listen(struct pctx *c, const struct ynode *n, struct config_hos
 	h->listen_host = strdup(hostbuf);
 	h->listen_port = (uint16_t)port;
 	if (!h->listen || !h->listen_host)
-		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
+		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
 	return 0;
 bad:
-	return PFAIL(c, n, CONFIG_EINVALID,
+	return PFAIL(c, v, CONFIG_EINVALID,
 		     "listen: bad address '%s', expected IPV4:PORT, [IPV6]:PORT or localhost:PORT, "
 		     "such as 127.0.0.1:3003 or [::1]:3003", s);
 }
 
-static int parse_store(struct pctx *c, const struct ynode *n, struct config_host *h)
+static int set_store(struct pctx *c, const struct host_key *key, const struct ynode *k,
+		     const struct ynode *v, struct config_host *h)
 {
+	(void)key;
+	(void)k;
+	if (v->type != YNODE_SCALAR)
+		return PFAIL(c, v, CONFIG_EINVALID, "store: expected sqlite:PATH, found %s", ynode_kind(v));
 	free(h->store);
 	h->store = NULL;
-	if (strncmp(n->str, "sqlite:", 7) != 0)
-		return PFAIL(c, n, CONFIG_EINVALID, "store: unsupported store '%s', expected sqlite:PATH", n->str);
-	if (n->str[7] == '\0')
-		return PFAIL(c, n, CONFIG_EINVALID, "store: empty path, expected sqlite:PATH");
-	h->store = strdup(n->str);
+	if (strncmp(v->str, "sqlite:", 7) != 0)
+		return PFAIL(c, v, CONFIG_EINVALID, "store: unsupported store '%s', expected sqlite:PATH", v->str);
+	if (v->str[7] == '\0')
+		return PFAIL(c, v, CONFIG_EINVALID, "store: empty path, expected sqlite:PATH");
+	h->store = strdup(v->str);
 	if (!h->store)
-		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
+		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
 	h->store_kind = CONFIG_STORE_SQLITE;
 	return 0;
 }
 
-static int parse_revoked(struct pctx *c, const struct ynode *n, struct config_host *h)
+/* A string that is wiped before it is replaced. */
+static int set_secret_key(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			  const struct ynode *v, struct config_host *h)
+{
+	(void)k;
+	if (h->secret_key)
+		sodium_memzero(h->secret_key, strlen(h->secret_key));
+	free(h->secret_key);
+	return p_string(c, v, key->name, &h->secret_key);
+}
+
+static int set_revoked_keys(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			    const struct ynode *v, struct config_host *h)
 {
 	char id[17];
 	int ret;
 
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_SEQ)
-		return PFAIL(c, n, CONFIG_EINVALID, "revoked_keys: expected a list of key ids, found %s", ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const struct ynode *it = n->items[i];
+	(void)key;
+	(void)k;
+	if (v->type != YNODE_SEQ)
+		return PFAIL(c, v, CONFIG_EINVALID, "revoked_keys: expected a list of key ids, found %s", ynode_kind(v));
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ynode *it = v->items[i];
 
 		if (it->type != YNODE_SCALAR || it->len != 16)
 			goto bad;
@@ -158,66 +252,145 @@ static bool valid_env_name(const char *s)
 	return true;
 }
 
-static int parse_environment(struct pctx *c, const struct ynode *n, struct config_host *h)
+static int set_environment(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			   const struct ynode *v, struct config_host *h)
 {
 	int ret;
 
+	(void)k;
 	map_clear(&h->environment);
-	ret = p_strmap(c, n, "environment", &h->environment);
+	ret = p_strmap(c, v, key->name, &h->environment);
 	if (ret)
 		return ret;
-	for (size_t i = 0; i < n->n && n->type == YNODE_MAP; i++)
-		if (!valid_env_name(n->keys[i]->str))
-			return PFAIL(c, n->keys[i], CONFIG_EINVALID,
+	for (size_t i = 0; i < v->n && v->type == YNODE_MAP; i++)
+		if (!valid_env_name(v->keys[i]->str))
+			return PFAIL(c, v->keys[i], CONFIG_EINVALID,
 				     "environment: bad variable name '%s', expected [A-Za-z_][A-Za-z0-9_]*",
-				     n->keys[i]->str);
+				     v->keys[i]->str);
 	return 0;
 }
 
-static int parse_scripts(struct pctx *c, const struct ynode *n, struct config_host *h)
+static int set_webhook_base_url(struct pctx *c, const struct host_key *key, const struct ynode *k,
+				const struct ynode *v, struct config_host *h)
+{
+	size_t len;
+
+	(void)key;
+	(void)k;
+	if (v->type != YNODE_SCALAR)
+		return PFAIL(c, v, CONFIG_EINVALID, "webhook_base_url: expected a URL, found %s", ynode_kind(v));
+	if (strncmp(v->str, "http://", 7) != 0 && strncmp(v->str, "https://", 8) != 0)
+		return PFAIL(c, v, CONFIG_EINVALID,
+			     "webhook_base_url: bad URL '%s', expected one starting with http:// or https://", v->str);
+	free(h->webhook_base_url);
+	h->webhook_base_url = strdup(v->str);
+	if (!h->webhook_base_url)
+		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+	len = strlen(h->webhook_base_url);
+	while (len > 0 && h->webhook_base_url[len - 1] == '/')
+		h->webhook_base_url[--len] = '\0';
+	h->webhook_base_url_is_default = false;
+	return 0;
+}
+
+static int set_integrations(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			    const struct ynode *v, struct config_host *h)
+{
+	(void)key;
+	(void)k;
+	return nango_parse_integrations(c, v, &h->nango);
+}
+
+/* Accepted for an inline nango.yaml, and noted as ignored (at the key). */
+static int set_models(struct pctx *c, const struct host_key *key, const struct ynode *k,
+		      const struct ynode *v, struct config_host *h)
+{
+	(void)v;
+	return nango_note_ignored(c, k, &h->nango, key->name, "models describe syncs and actions' data");
+}
+
+static int set_execution(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			 const struct ynode *v, struct config_host *h)
+{
+	(void)k;
+	return p_execution(c, v, key->name, &h->execution);
+}
+
+static int set_log_format(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			  const struct ynode *v, struct config_host *h)
+{
+	(void)key;
+	(void)k;
+	if (v->type == YNODE_SCALAR && strcmp(v->str, "text") == 0)
+		h->log_format = CONFIG_LOG_TEXT;
+	else if (v->type == YNODE_SCALAR && strcmp(v->str, "json") == 0)
+		h->log_format = CONFIG_LOG_JSON;
+	else
+		return PFAIL(c, v, CONFIG_EINVALID, "log_format: expected text or json, found %s%s%s",
+			     v->type == YNODE_SCALAR ? "'" : "",
+			     v->type == YNODE_SCALAR ? v->str : ynode_kind(v),
+			     v->type == YNODE_SCALAR ? "'" : "");
+	return 0;
+}
+
+/* The user's name, and where it was written: config_load resolves it and
+ * points there when it cannot (line 0: the default). */
+static int set_sandbox_user(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			    const struct ynode *v, struct config_host *h)
+{
+	(void)k;
+	free(h->sandbox_user);
+	h->sandbox_user = NULL;
+	h->sandbox_user_line = v->line;
+	h->sandbox_user_column = v->column;
+	return p_string(c, v, key->name, &h->sandbox_user);
+}
+
+static int set_scripts(struct pctx *c, const struct host_key *key, const struct ynode *k,
+		       const struct ynode *v, struct config_host *h)
 {
 	char what[256];
-	uint64_t v;
+	uint64_t u;
 	int ret;
 
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "scripts: expected a mapping of script names to settings, found %s",
-			     ynode_kind(n));
-	if (n->n > CONFIG_LIST_MAX)
-		return PFAIL(c, n, CONFIG_ETOOLARGE, "scripts: more than %u entries", CONFIG_LIST_MAX);
-	h->scripts = calloc(n->n ? n->n : 1, sizeof(*h->scripts));
+	(void)key;
+	(void)k;
+	if (v->type != YNODE_MAP)
+		return PFAIL(c, v, CONFIG_EINVALID, "scripts: expected a mapping of script names to settings, found %s",
+			     ynode_kind(v));
+	if (v->n > CONFIG_LIST_MAX)
+		return PFAIL(c, v, CONFIG_ETOOLARGE, "scripts: more than %u entries", CONFIG_LIST_MAX);
+	h->scripts = calloc(v->n ? v->n : 1, sizeof(*h->scripts));
 	if (!h->scripts)
-		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
-	for (size_t i = 0; i < n->n; i++) {
-		const struct ynode *k = n->keys[i], *s = n->items[i];
+		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ynode *name = v->keys[i], *s = v->items[i];
 		struct config_script *sc = &h->scripts[i];
 
 		h->n_scripts = i + 1;
-		if (!util_valid_name(k->str))
-			return PFAIL(c, k, CONFIG_EINVALID,
-				     "scripts: bad script name '%s', expected letters, digits, '_' and '-' only", k->str);
-		sc->name = strdup(k->str);
+		if (!util_valid_name(name->str))
+			return PFAIL(c, name, CONFIG_EINVALID,
+				     "scripts: bad script name '%s', expected letters, digits, '_' and '-' only", name->str);
+		sc->name = strdup(name->str);
 		if (!sc->name)
-			return PFAIL(c, k, CONFIG_ENOMEM, "out of memory");
+			return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
 		if (ynode_is_null(s))
 			continue;
 		if (s->type != YNODE_MAP)
 			return PFAIL(c, s, CONFIG_EINVALID,
 				     "scripts.%s: expected a mapping with deadline_s and/or execution, found %s",
-				     k->str, ynode_kind(s));
+				     name->str, ynode_kind(s));
 		for (size_t j = 0; j < s->n; j++) {
-			snprintf(what, sizeof(what), "scripts.%s.%s", k->str, s->keys[j]->str);
+			snprintf(what, sizeof(what), "scripts.%s.%s", name->str, s->keys[j]->str);
 			if (strcmp(s->keys[j]->str, "deadline_s") == 0) {
-				ret = p_uint(c, s->items[j], what, 1, DEADLINE_MAX, &v);
-				sc->deadline_s = (uint32_t)v;
+				ret = p_uint(c, s->items[j], what, 1, DEADLINE_MAX, &u);
+				sc->deadline_s = (uint32_t)u;
 			} else if (strcmp(s->keys[j]->str, "execution") == 0) {
 				ret = p_execution(c, s->items[j], what, &sc->execution);
 			} else {
 				ret = PFAIL(c, s->keys[j], CONFIG_EINVALID,
 					    "scripts.%s: unknown key '%s', expected deadline_s or execution",
-					    k->str, s->keys[j]->str);
+					    name->str, s->keys[j]->str);
 			}
 			if (ret)
 				return ret;
@@ -226,31 +399,77 @@ static int parse_scripts(struct pctx *c, const struct ynode *n, struct config_ho
 	return 0;
 }
 
-static int parse_webhook_base(struct pctx *c, const struct ynode *n, struct config_host *h)
-{
-	size_t len;
+/* ---- the table ---- */
 
-	if (strncmp(n->str, "http://", 7) != 0 && strncmp(n->str, "https://", 8) != 0)
-		return PFAIL(c, n, CONFIG_EINVALID,
-			     "webhook_base_url: bad URL '%s', expected one starting with http:// or https://", n->str);
-	free(h->webhook_base_url);
-	h->webhook_base_url = strdup(n->str);
-	if (!h->webhook_base_url)
-		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
-	len = strlen(h->webhook_base_url);
-	while (len > 0 && h->webhook_base_url[len - 1] == '/')
-		h->webhook_base_url[--len] = '\0';
-	h->webhook_base_url_is_default = false;
-	return 0;
+#define SLOT(field) offsetof(struct config_host, field)
+#define STRING(field) set_string, SLOT(field), 0, 0
+#define BOOL(field) set_bool, SLOT(field), 0, 0
+#define U32(field, min, max) set_u32, SLOT(field), min, max
+#define U64(field, min, max) set_u64, SLOT(field), min, max
+#define OWN(fn) fn, 0, 0, 0
+/* A default: the YAML text the reader gets, and the docs' cell for it. */
+#define DEFAULT(yaml) yaml, "`" yaml "`"
+/* No default value: the docs' cell says what stands instead. */
+#define NO_DEFAULT(doc) NULL, doc
+
+/* In docs/config.md's order. */
+static const struct host_key host_keys[] = {
+	/* name              reader                             docs/config.md: type, default */
+	{"listen",           OWN(set_listen),                   "`HOST:PORT`", DEFAULT("127.0.0.1:3003")},
+	{"secret_key",       OWN(set_secret_key),               "string", NO_DEFAULT("none: **required**")},
+	{"store",            OWN(set_store),                    "`sqlite:PATH`", DEFAULT("sqlite:./evscript.db")},
+	{"plugin_dir",       STRING(plugin_dir),                "path", DEFAULT("./plugins.d")},
+	{"trusted_keys_dir", STRING(trusted_keys_dir),          "path", DEFAULT("./keys")},
+	{"revoked_keys",     OWN(set_revoked_keys),             "list of key ids", NO_DEFAULT("`[]`")},
+	{"allow_downgrade",  BOOL(allow_downgrade),             "bool", DEFAULT("false")},
+	{"providers",        STRING(providers),                 "path", DEFAULT("./providers.yaml")},
+	{"deadline_s",       U32(deadline_s, 1, DEADLINE_MAX),  "1..86400", DEFAULT("300")},
+	{"environment",      OWN(set_environment),              "map of name to string", NO_DEFAULT("`{}`")},
+	{"webhook_base_url", OWN(set_webhook_base_url),         "`http://` or `https://` URL",
+	 NO_DEFAULT("`http://<listen>/webhook`")},
+	{"nango_yaml",       STRING(nango_yaml),                "path", NO_DEFAULT("none")},
+	{"integrations",     OWN(set_integrations),             "mapping", NO_DEFAULT("none")},
+	{"models",           OWN(set_models),                   "any", NO_DEFAULT("")},
+	{"execution",        OWN(set_execution),                "`isolated` | `in-process`", DEFAULT("isolated")},
+	{"max_concurrency",  U32(max_concurrency, 1, 4096),     "1..4096", DEFAULT("8")},
+	{"log_lines_max",    U32(log_lines_max, 1, 1000000),    "1..1000000", DEFAULT("1000")},
+	{"log_bytes_max",    U64(log_bytes_max, 1024, 1u << 30), "1024..1073741824", DEFAULT("1048576")},
+	{"memory_limit_mb",  U64(memory_limit_mb, 0, 1u << 20), "0..1048576", DEFAULT("512")},
+	{"cpu_limit_s",      U32(cpu_limit_s, 0, DEADLINE_MAX), "0..86400", DEFAULT("0")},
+	{"max_processes",    U32(max_processes, 1, 4096),       "1..4096", DEFAULT("16")},
+	{"sandbox_user",     OWN(set_sandbox_user),             "user name", DEFAULT("nobody")},
+	{"core_dumps",       BOOL(core_dumps),                  "bool", DEFAULT("false")},
+	{"drain_deadline_s", U32(drain_deadline_s, 0, DEADLINE_MAX), "0..86400", DEFAULT("30")},
+	{"log_format",       OWN(set_log_format),               "`text` | `json`", DEFAULT("text")},
+	{"scripts",          OWN(set_scripts),                  "map of script name to settings", NO_DEFAULT("`{}`")},
+};
+
+#define N_KEYS (sizeof(host_keys) / sizeof(host_keys[0]))
+
+size_t config_host_key_count(void)
+{
+	return N_KEYS;
 }
 
-static const char *const host_keys[] = {
-	"listen", "secret_key", "store", "plugin_dir", "trusted_keys_dir", "revoked_keys",
-	"allow_downgrade", "providers", "deadline_s", "environment", "webhook_base_url",
-	"nango_yaml", "integrations", "models", "execution", "max_concurrency", "log_lines_max",
-	"log_bytes_max", "memory_limit_mb", "cpu_limit_s", "drain_deadline_s", "log_format", "scripts",
-	"sandbox_user", "max_processes", "core_dumps",
-};
+struct config_host_key_doc config_host_key_doc(size_t i)
+{
+	struct config_host_key_doc doc = {NULL, NULL, NULL};
+
+	if (i < N_KEYS) {
+		doc.name = host_keys[i].name;
+		doc.type = host_keys[i].doc_type;
+		doc.default_value = host_keys[i].doc_default;
+	}
+	return doc;
+}
+
+static const struct host_key *host_key_find(const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strcmp(name, host_keys[i].name) == 0)
+			return &host_keys[i];
+	return NULL;
+}
 
 /* Levenshtein distance, capped: for "did you mean". */
 static size_t distance(const char *a, const char *b)
@@ -280,12 +499,12 @@ static int unknown_key(struct pctx *c, const struct ynode *k)
 	const char *best = NULL;
 	size_t bestd = 3;
 
-	for (size_t i = 0; i < sizeof(host_keys) / sizeof(host_keys[0]); i++) {
-		size_t d = distance(k->str, host_keys[i]);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		size_t d = distance(k->str, host_keys[i].name);
 
 		if (d < bestd) {
 			bestd = d;
-			best = host_keys[i];
+			best = host_keys[i].name;
 		}
 	}
 	if (best)
@@ -295,155 +514,36 @@ static int unknown_key(struct pctx *c, const struct ynode *k)
 		     k->str);
 }
 
-static int host_defaults(struct config_host *h)
+/* Every key's default, read by the key's own reader: a default is what
+ * writing it in the file gives. */
+static int host_defaults(struct pctx *c, struct config_host *h)
 {
-	h->listen = strdup(DEFAULT_LISTEN);
-	h->listen_host = strdup("127.0.0.1");
-	h->listen_port = 3003;
-	h->store = strdup(DEFAULT_STORE);
-	h->store_kind = CONFIG_STORE_SQLITE;
-	h->plugin_dir = strdup("./plugins.d");
-	h->trusted_keys_dir = strdup("./keys");
-	h->providers = strdup("./providers.yaml");
-	h->deadline_s = 300;
-	h->execution = CONFIG_EXEC_ISOLATED;
-	h->max_concurrency = 8;
-	h->log_lines_max = 1000;
-	h->log_bytes_max = 1u << 20;
-	h->memory_limit_mb = 512;
-	h->cpu_limit_s = 0;
-	h->drain_deadline_s = 30;
-	h->sandbox_user = strdup("nobody");
-	h->max_processes = 16;
-	h->log_format = CONFIG_LOG_TEXT;
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < N_KEYS; i++) {
+		const struct host_key *key = &host_keys[i];
+		struct ynode text = {.type = YNODE_SCALAR, .plain = true};
+
+		if (!key->def)
+			continue;
+		text.str = (char *)key->def; /* read, never written */
+		text.len = strlen(key->def);
+		ret = key->set(c, key, NULL, &text, h);
+	}
 	h->webhook_base_url_is_default = true;
-	if (!h->listen || !h->listen_host || !h->store || !h->plugin_dir || !h->trusted_keys_dir || !h->providers ||
-	    !h->sandbox_user)
-		return CONFIG_ENOMEM;
-	return 0;
+	return ret;
 }
 
 /* One top-level key. */
 static int host_key(struct pctx *c, const struct ynode *k, const struct ynode *v, struct config_host *h)
 {
-	const char *key = k->str;
-	uint64_t u;
-	int ret;
+	const struct host_key *key = host_key_find(k->str);
 
-	if (ynode_is_null(v)) {
-		/* `key:` with nothing after it keeps the default. */
-		for (size_t i = 0; i < sizeof(host_keys) / sizeof(host_keys[0]); i++)
-			if (strcmp(key, host_keys[i]) == 0)
-				return 0;
+	if (!key)
 		return unknown_key(c, k);
-	}
-	if (strcmp(key, "listen") == 0) {
-		if (v->type != YNODE_SCALAR)
-			return PFAIL(c, v, CONFIG_EINVALID, "listen: expected HOST:PORT, found %s", ynode_kind(v));
-		return parse_listen(c, v, h);
-	}
-	if (strcmp(key, "secret_key") == 0) {
-		if (h->secret_key)
-			sodium_memzero(h->secret_key, strlen(h->secret_key));
-		free(h->secret_key);
-		return p_string(c, v, key, &h->secret_key);
-	}
-	if (strcmp(key, "store") == 0) {
-		if (v->type != YNODE_SCALAR)
-			return PFAIL(c, v, CONFIG_EINVALID, "store: expected sqlite:PATH, found %s", ynode_kind(v));
-		return parse_store(c, v, h);
-	}
-	if (strcmp(key, "plugin_dir") == 0) {
-		free(h->plugin_dir);
-		return p_string(c, v, key, &h->plugin_dir);
-	}
-	if (strcmp(key, "trusted_keys_dir") == 0) {
-		free(h->trusted_keys_dir);
-		return p_string(c, v, key, &h->trusted_keys_dir);
-	}
-	if (strcmp(key, "providers") == 0) {
-		free(h->providers);
-		return p_string(c, v, key, &h->providers);
-	}
-	if (strcmp(key, "nango_yaml") == 0)
-		return p_string(c, v, key, &h->nango_yaml);
-	if (strcmp(key, "revoked_keys") == 0)
-		return parse_revoked(c, v, h);
-	if (strcmp(key, "allow_downgrade") == 0)
-		return p_bool(c, v, key, &h->allow_downgrade);
-	if (strcmp(key, "deadline_s") == 0) {
-		ret = p_uint(c, v, key, 1, DEADLINE_MAX, &u);
-		h->deadline_s = (uint32_t)u;
-		return ret;
-	}
-	if (strcmp(key, "environment") == 0)
-		return parse_environment(c, v, h);
-	if (strcmp(key, "webhook_base_url") == 0) {
-		if (v->type != YNODE_SCALAR)
-			return PFAIL(c, v, CONFIG_EINVALID, "webhook_base_url: expected a URL, found %s", ynode_kind(v));
-		return parse_webhook_base(c, v, h);
-	}
-	if (strcmp(key, "integrations") == 0)
-		return nango_parse_integrations(c, v, &h->nango);
-	if (strcmp(key, "models") == 0)
-		return nango_note_ignored(c, k, &h->nango, "models", "models describe syncs and actions' data");
-	if (strcmp(key, "execution") == 0) {
-		ret = p_execution(c, v, key, &h->execution);
-		return ret;
-	}
-	if (strcmp(key, "max_concurrency") == 0) {
-		ret = p_uint(c, v, key, 1, 4096, &u);
-		h->max_concurrency = (uint32_t)u;
-		return ret;
-	}
-	if (strcmp(key, "log_lines_max") == 0) {
-		ret = p_uint(c, v, key, 1, 1000000, &u);
-		h->log_lines_max = (uint32_t)u;
-		return ret;
-	}
-	if (strcmp(key, "log_bytes_max") == 0)
-		return p_uint(c, v, key, 1024, 1u << 30, &h->log_bytes_max);
-	if (strcmp(key, "memory_limit_mb") == 0)
-		return p_uint(c, v, key, 0, 1u << 20, &h->memory_limit_mb);
-	if (strcmp(key, "cpu_limit_s") == 0) {
-		ret = p_uint(c, v, key, 0, DEADLINE_MAX, &u);
-		h->cpu_limit_s = (uint32_t)u;
-		return ret;
-	}
-	if (strcmp(key, "drain_deadline_s") == 0) {
-		ret = p_uint(c, v, key, 0, DEADLINE_MAX, &u);
-		h->drain_deadline_s = (uint32_t)u;
-		return ret;
-	}
-	if (strcmp(key, "log_format") == 0) {
-		if (v->type == YNODE_SCALAR && strcmp(v->str, "text") == 0)
-			h->log_format = CONFIG_LOG_TEXT;
-		else if (v->type == YNODE_SCALAR && strcmp(v->str, "json") == 0)
-			h->log_format = CONFIG_LOG_JSON;
-		else
-			return PFAIL(c, v, CONFIG_EINVALID, "log_format: expected text or json, found %s%s%s",
-				     v->type == YNODE_SCALAR ? "'" : "",
-				     v->type == YNODE_SCALAR ? v->str : ynode_kind(v),
-				     v->type == YNODE_SCALAR ? "'" : "");
-		return 0;
-	}
-	if (strcmp(key, "scripts") == 0)
-		return parse_scripts(c, v, h);
-	if (strcmp(key, "sandbox_user") == 0) {
-		free(h->sandbox_user);
-		h->sandbox_user = NULL;
-		h->sandbox_user_line = v->line;
-		h->sandbox_user_column = v->column;
-		return p_string(c, v, key, &h->sandbox_user);
-	}
-	if (strcmp(key, "max_processes") == 0) {
-		ret = p_uint(c, v, key, 1, 4096, &u);
-		h->max_processes = (uint32_t)u;
-		return ret;
-	}
-	if (strcmp(key, "core_dumps") == 0)
-		return p_bool(c, v, key, &h->core_dumps);
-	return unknown_key(c, k);
+	if (ynode_is_null(v))
+		return 0; /* `key:` with nothing after it keeps the default. */
+	return key->set(c, key, k, v, h);
 }
 
 int config_parse_host(const char *bytes, size_t len, const char *filename,
@@ -466,7 +566,7 @@ int config_parse_host(const char *bytes, size_t len, const char *filename,
 	}
 	h->file = strdup(filename ? filename : "<config>");
 	h->nango.file = strdup(filename ? filename : "<config>");
-	ret = host_defaults(h);
+	ret = host_defaults(&c, h);
 	if (ret || !h->file || !h->nango.file) {
 		ret = PFAIL(&c, NULL, CONFIG_ENOMEM, "out of memory");
 		goto out_host;
