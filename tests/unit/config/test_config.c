@@ -315,6 +315,113 @@ static void test_sandbox_keys(void **state)
 		 "unknown key 'core_dump', did you mean 'core_dumps'?");
 }
 
+/* The first n cells of the Markdown table row at row into cells (trimmed,
+ * "\|" unescaped); returns how many it found. */
+static size_t md_cells(const char *row, char cells[][256], size_t n)
+{
+	size_t count = 0, len = 0;
+
+	if (*row != '|')
+		return 0;
+	for (const char *p = row + 1; *p && *p != '\n' && count < n; p++) {
+		if (*p == '|') {
+			while (len > 0 && cells[count][len - 1] == ' ')
+				len--;
+			cells[count++][len] = '\0';
+			len = 0;
+			continue;
+		}
+		if (*p == '\\' && p[1] == '|')
+			p++;
+		if ((len > 0 || *p != ' ') && len < 255)
+			cells[count][len++] = *p;
+	}
+	return count;
+}
+
+/* For a key whose docs type is "MIN..MAX": both ends are accepted and the
+ * numbers just outside them refused, with the bounds in the message. */
+static void check_bounds(const char *name, const char *type)
+{
+	unsigned long long min, max;
+	char yaml[128], want[160];
+	int end = 0;
+
+	if (sscanf(type, "%llu..%llu%n", &min, &max, &end) != 2 || type[end] != '\0')
+		return;
+	snprintf(want, sizeof(want), "%s: expected a whole number from %llu to %llu", name, min, max);
+	snprintf(yaml, sizeof(yaml), "%s: %llu\n", name, min);
+	config_host_free(host_ok(yaml));
+	snprintf(yaml, sizeof(yaml), "%s: %llu\n", name, max);
+	config_host_free(host_ok(yaml));
+	snprintf(yaml, sizeof(yaml), "%s: %llu\n", name, max + 1);
+	host_err(yaml, CONFIG_EINVALID, "evscript.yaml:1:", want);
+	if (min > 0) {
+		snprintf(yaml, sizeof(yaml), "%s: %llu\n", name, min - 1);
+		host_err(yaml, CONFIG_EINVALID, "evscript.yaml:1:", want);
+	}
+}
+
+/* docs/config.md's key table is host.c's table: the same keys in the same
+ * order, with the same type and default cells, and the bounds it gives a
+ * number are the parser's. A new key needs both; neither can drift. */
+static void test_docs_keys(void **state)
+{
+	static const char header[] = "| key | type | default | meaning |\n";
+	char *data, cells[3][256], want[300];
+	const char *p;
+	size_t i = 0, line;
+	long len;
+	FILE *f;
+
+	(void)state;
+	f = fopen(EVS_SOURCE_DIR "/docs/config.md", "r");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	len = ftell(f);
+	rewind(f);
+	data = calloc(1, (size_t)len + 1);
+	assert_non_null(data);
+	assert_int_equal(fread(data, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+
+	p = strstr(data, "\n## The host file\n");
+	assert_non_null(p);
+	p = strstr(p, header);
+	if (!p)
+		fail_msg("docs/config.md: no table '%.*s' under '## The host file'", (int)strlen(header) - 1, header);
+	p = strchr(p + strlen(header), '\n'); /* the |---| line */
+	assert_non_null(p);
+	for (p++; p && *p == '|'; i++) {
+		struct config_host_key_doc doc = config_host_key_doc(i);
+
+		line = 1;
+		for (const char *q = data; q < p; q++)
+			line += *q == '\n';
+		if (md_cells(p, cells, 3) != 3)
+			fail_msg("docs/config.md:%zu: expected | key | type | default | meaning |", line);
+		if (!doc.name)
+			fail_msg("docs/config.md:%zu: key %s is not in host.c's host_keys[]", line, cells[0]);
+		snprintf(want, sizeof(want), "`%s`", doc.name);
+		if (strcmp(cells[0], want) != 0)
+			fail_msg("docs/config.md:%zu: key %s, host.c's host_keys[] has %s here", line, cells[0], want);
+		if (strcmp(cells[1], doc.type) != 0)
+			fail_msg("docs/config.md:%zu: %s: type '%s', host.c has '%s'", line, want, cells[1], doc.type);
+		if (strcmp(cells[2], doc.default_value) != 0)
+			fail_msg("docs/config.md:%zu: %s: default '%s', host.c has '%s'", line, want, cells[2],
+				 doc.default_value);
+		check_bounds(doc.name, doc.type);
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	if (i != config_host_key_count())
+		fail_msg("docs/config.md lists %zu host keys, host.c's host_keys[] has %zu (the next: %s)", i,
+			 config_host_key_count(), config_host_key_doc(i).name);
+	assert_null(config_host_key_doc(config_host_key_count()).name);
+	free(data);
+}
+
 static void test_anchors(void **state)
 {
 	struct config_host *h;
@@ -1031,6 +1138,7 @@ int main(void)
 		cmocka_unit_test(test_all_keys),
 		cmocka_unit_test(test_host_errors),
 		cmocka_unit_test(test_sandbox_keys),
+		cmocka_unit_test(test_docs_keys),
 		cmocka_unit_test(test_anchors),
 		cmocka_unit_test(test_nango_sample),
 		cmocka_unit_test(test_nango_v1),
