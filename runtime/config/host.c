@@ -350,19 +350,16 @@ static int set_scripts(struct pctx *c, const struct host_key *key, const struct 
 		       const struct ynode *v, struct config_host *h)
 {
 	char what[256];
+	void *items;
 	uint64_t u;
 	int ret;
 
-	(void)key;
 	(void)k;
-	if (v->type != YNODE_MAP)
-		return PFAIL(c, v, CONFIG_EINVALID, "scripts: expected a mapping of script names to settings, found %s",
-			     ynode_kind(v));
-	if (v->n > CONFIG_LIST_MAX)
-		return PFAIL(c, v, CONFIG_ETOOLARGE, "scripts: more than %u entries", CONFIG_LIST_MAX);
-	h->scripts = calloc(v->n ? v->n : 1, sizeof(*h->scripts));
-	if (!h->scripts)
-		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+	ret = p_map_items(c, v, key->name, "script names to settings", CONFIG_LIST_MAX, sizeof(*h->scripts),
+			  &items);
+	if (ret)
+		return ret;
+	h->scripts = items;
 	for (size_t i = 0; i < v->n; i++) {
 		const struct ynode *name = v->keys[i], *s = v->items[i];
 		struct config_script *sc = &h->scripts[i];

@@ -241,18 +241,16 @@ static int parse_integration(struct pctx *c, const struct ynode *key, const stru
 
 int nango_parse_integrations(struct pctx *c, const struct ynode *n, struct config_nango *out)
 {
+	void *items;
 	int ret;
 
 	if (ynode_is_null(n))
 		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "integrations: expected a mapping of integration ids, found %s",
-			     ynode_kind(n));
-	if (n->n > CONFIG_INTEGRATIONS_MAX)
-		return PFAIL(c, n, CONFIG_ETOOLARGE, "integrations: more than %u entries", CONFIG_INTEGRATIONS_MAX);
-	out->integrations = calloc(n->n ? n->n : 1, sizeof(*out->integrations));
-	if (!out->integrations)
-		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
+	ret = p_map_items(c, n, "integrations", "integration ids", CONFIG_INTEGRATIONS_MAX,
+			  sizeof(*out->integrations), &items);
+	if (ret)
+		return ret;
+	out->integrations = items;
 	for (size_t i = 0; i < n->n; i++) {
 		out->n_integrations = i + 1;
 		ret = parse_integration(c, n->keys[i], n->items[i], &out->integrations[i], out);

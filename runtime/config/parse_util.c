@@ -144,18 +144,32 @@ int p_strlist_or_string(struct pctx *c, const struct ynode *n, const char *what,
 	return 0;
 }
 
+int p_map_items(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,
+		size_t size, void **items)
+{
+	*items = NULL;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping of %s, found %s", what, of,
+			     ynode_kind(n));
+	if (n->n > max)
+		return PFAIL(c, n, CONFIG_ETOOLARGE, "%s: more than %u entries", what, max);
+	*items = calloc(n->n ? n->n : 1, size);
+	if (!*items)
+		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
+	return 0;
+}
+
 int p_strmap(struct pctx *c, const struct ynode *n, const char *what, struct config_map *out)
 {
+	void *items;
+	int ret;
+
 	if (ynode_is_null(n))
 		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping of names to strings, found %s",
-			     what, ynode_kind(n));
-	if (n->n > CONFIG_LIST_MAX)
-		return PFAIL(c, n, CONFIG_ETOOLARGE, "%s: more than %u entries", what, CONFIG_LIST_MAX);
-	out->items = calloc(n->n ? n->n : 1, sizeof(*out->items));
-	if (!out->items)
-		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
+	ret = p_map_items(c, n, what, "names to strings", CONFIG_LIST_MAX, sizeof(*out->items), &items);
+	if (ret)
+		return ret;
+	out->items = items;
 	for (size_t i = 0; i < n->n; i++) {
 		const struct ynode *v = n->items[i];
 

@@ -27,6 +27,12 @@ int p_strlist_or_string(struct pctx *c, const struct ynode *n, const char *what,
 			struct config_strlist *out);
 /* A mapping of string -> scalar (null: empty); values may be null (""). */
 int p_strmap(struct pctx *c, const struct ynode *n, const char *what, struct config_map *out);
+/* A non-null mapping of at most max entries, and a zeroed array for it: one
+ * element of size bytes per entry (at least one) into *items, owned by the
+ * caller (NULL on failure). what names the mapping in messages, of says what
+ * it maps: "names to strings" gives "expected a mapping of names to strings". */
+int p_map_items(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,
+		size_t size, void **items);
 
 /* nango.c: the integrations mapping into out->integrations, with notes for
  * ignored keys; and one note "FILE:L:C: ignored: <path> (<why>)". */
