@@ -279,6 +279,20 @@ static void test_host_errors(void **state)
  * below) and core_dumps. */
 static void test_sandbox_keys(void **state)
 {
+	static const struct {
+		const char *yaml, *at, *message;
+	} refusals[] = {
+		{"max_processes: 0\n", "evscript.yaml:1:16: ",
+		 "max_processes: expected a whole number from 1 to 4096, found '0'"},
+		{"max_processes: 4097\n", "evscript.yaml:1:16: ",
+		 "max_processes: expected a whole number from 1 to 4096, found '4097'"},
+		{"max_processes: [1]\n", "evscript.yaml:1:16: ",
+		 "max_processes: expected a whole number from 1 to 4096, found a list"},
+		{"sandbox_user: [a]\n", "evscript.yaml:1:15: ", "sandbox_user: expected a string, found a list"},
+		{"core_dumps: maybe\n", "evscript.yaml:1:13: ", "core_dumps: expected true or false, found 'maybe'"},
+		{"core_dump: true\n", "evscript.yaml:1:1: ",
+		 "unknown key 'core_dump', did you mean 'core_dumps'? (keys: docs/config.md)"},
+	};
 	struct config_host *h;
 
 	(void)state;
@@ -301,18 +315,13 @@ static void test_sandbox_keys(void **state)
 	assert_false(h->core_dumps);
 	config_host_free(h);
 
-	host_err("max_processes: 0\n", CONFIG_EINVALID, "evscript.yaml:1:16:",
-		 "max_processes: expected a whole number from 1 to 4096, found '0'");
-	host_err("max_processes: 4097\n", CONFIG_EINVALID, "evscript.yaml:1:16:",
-		 "max_processes: expected a whole number from 1 to 4096, found '4097'");
-	host_err("max_processes: [1]\n", CONFIG_EINVALID, "evscript.yaml:1:16:",
-		 "max_processes: expected a whole number from 1 to 4096, found a list");
-	host_err("sandbox_user: [a]\n", CONFIG_EINVALID, "evscript.yaml:1:15:",
-		 "sandbox_user: expected a string, found a list");
-	host_err("core_dumps: maybe\n", CONFIG_EINVALID, "evscript.yaml:1:13:",
-		 "core_dumps: expected true or false, found 'maybe'");
-	host_err("core_dump: true\n", CONFIG_EINVALID, "evscript.yaml:1:1:",
-		 "unknown key 'core_dump', did you mean 'core_dumps'?");
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		char want[CONFIG_ERR_MAX];
+
+		host_err(refusals[i].yaml, CONFIG_EINVALID, refusals[i].at, refusals[i].message);
+		snprintf(want, sizeof(want), "%s%s", refusals[i].at, refusals[i].message);
+		assert_string_equal(err, want); /* the whole message, to the byte */
+	}
 }
 
 /* The first n cells of the Markdown table row at row into cells (trimmed,
