@@ -135,6 +135,17 @@ static volatile int *fatal_slot;
 
 static void on_fatal(int sig)
 {
+	sigset_t set;
+
+	if (getpid() != 1) {
+		/* a process the plugin forked: it dies of the signal as usual */
+		signal(sig, SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		raise(sig);
+		_exit(128 + sig);
+	}
 	if (fatal_slot)
 		*fatal_slot = sig;
 	_exit(128 + sig);
