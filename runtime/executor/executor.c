@@ -604,21 +604,29 @@ static void stop_zygote(struct executor *ex)
 	}
 }
 
-int executor_new(const struct executor_options *opts, struct loader_plugin *const *plugins,
-		 size_t n, const bool *in_process, struct executor_load_result *results,
-		 struct executor **out, char *err, size_t errlen)
+/* Stops the zygote (if any) and frees ex, whatever executor_new() got to. */
+static void destroy(struct executor *ex)
 {
-	struct executor *ex;
-	int ret;
+	stop_zygote(ex);
+	pthread_cond_destroy(&ex->changed);
+	pthread_mutex_destroy(&ex->send_mu);
+	pthread_mutex_destroy(&ex->mu);
+	free(ex->iso_ok);
+	free(ex->inproc_ok);
+	free(ex->kind);
+	free(ex);
+}
+
+/* An executor with its memory and locks, nothing started yet. 0 with *out
+ * (owned by the caller: destroy), or -ENOMEM. */
+static int alloc_executor(const struct executor_options *opts, struct loader_plugin *const *plugins,
+			  size_t n, struct executor **out)
+{
+	struct executor *ex = calloc(1, sizeof(*ex));
 
 	*out = NULL;
-	if (err && errlen)
-		err[0] = '\0';
-	ex = calloc(1, sizeof(*ex));
-	if (!ex) {
-		snprintf(err, errlen, "out of memory");
+	if (!ex)
 		return -ENOMEM;
-	}
 	ex->ctl = -1;
 	ex->opts = *opts;
 	ex->plugins = plugins;
@@ -630,26 +638,51 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 	pthread_mutex_init(&ex->send_mu, NULL);
 	util_cond_init_monotonic(&ex->changed);
 	if (!ex->iso_ok || !ex->inproc_ok || !ex->kind) {
-		snprintf(err, errlen, "out of memory");
-		ret = -ENOMEM;
-		goto fail;
+		destroy(ex);
+		return -ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++) {
+	*out = ex;
+	return 0;
+}
+
+/* Opens the plugins marked in_process (may be NULL: none) in this process;
+ * results[i] says how each went. */
+static void open_in_process(struct executor *ex, const bool *in_process,
+			    struct executor_load_result *results)
+{
+	for (size_t i = 0; i < ex->n; i++) {
 		results[i].code = LOADER_OK;
 		results[i].err[0] = '\0';
 	}
+	for (size_t i = 0; in_process && i < ex->n; i++) {
+		struct loader_plugin *p = ex->plugins[i];
 
-	/* in-process opens, in this process */
-	for (size_t i = 0; in_process && i < n; i++) {
 		if (!in_process[i])
 			continue;
-		if (!plugins[i]->handle)
-			results[i].code = loader_open(plugins[i], results[i].err,
-						      sizeof(results[i].err));
+		if (!p->handle)
+			results[i].code = loader_open(p, results[i].err, sizeof(results[i].err));
 		ex->inproc_ok[i] = results[i].code == LOADER_OK;
 		if (ex->inproc_ok[i])
-			ex->kind[i] = plugins[i]->kind;
+			ex->kind[i] = p->kind;
 	}
+}
+
+int executor_new(const struct executor_options *opts, struct loader_plugin *const *plugins,
+		 size_t n, const bool *in_process, struct executor_load_result *results,
+		 struct executor **out, char *err, size_t errlen)
+{
+	struct executor *ex = NULL;
+	int ret;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	ret = alloc_executor(opts, plugins, n, &ex);
+	if (ret < 0) {
+		snprintf(err, errlen, "out of memory");
+		return ret;
+	}
+	open_in_process(ex, in_process, results);
 
 	/* the zygote and the isolated opens */
 	ret = start_zygote(ex, results, err, errlen);
@@ -668,14 +701,7 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 	return 0;
 
 fail:
-	stop_zygote(ex);
-	pthread_cond_destroy(&ex->changed);
-	pthread_mutex_destroy(&ex->send_mu);
-	pthread_mutex_destroy(&ex->mu);
-	free(ex->iso_ok);
-	free(ex->inproc_ok);
-	free(ex->kind);
-	free(ex);
+	destroy(ex);
 	return ret;
 }
 
@@ -808,7 +834,6 @@ void executor_result_clear(struct executor_result *r)
 
 void executor_free(struct executor *ex, int64_t deadline_us)
 {
-
 	if (!ex)
 		return;
 	pthread_mutex_lock(&ex->mu);
@@ -823,14 +848,7 @@ void executor_free(struct executor *ex, int64_t deadline_us)
 			pthread_cond_wait(&ex->changed, &ex->mu);
 	}
 	pthread_mutex_unlock(&ex->mu);
-	stop_zygote(ex);
-	pthread_cond_destroy(&ex->changed);
-	pthread_mutex_destroy(&ex->send_mu);
-	pthread_mutex_destroy(&ex->mu);
-	free(ex->iso_ok);
-	free(ex->inproc_ok);
-	free(ex->kind);
-	free(ex);
+	destroy(ex);
 }
 
 /* ---- executor_run ---- */
