@@ -49,6 +49,8 @@ extern char **environ;
 #define RESTART_BACKOFF_MIN_US 100000LL  /* a zygote that cannot be restarted: retried */
 #define RESTART_BACKOFF_MAX_US 5000000LL
 #define GRACE_US 5000000LL      /* past the deadline the daemon stops trusting the zygote */
+#define DEFAULT_DEADLINE_US 300000000LL /* a job without a deadline */
+#define DRAINED_ERROR "killed: generation drained"
 #define ZYGOTE_EXIT_WAIT_US 5000000LL
 
 struct run {
@@ -130,17 +132,24 @@ static void msg_str(struct json_object *m, const char *k, const char *v)
 		json_object_object_add(m, k, v ? json_object_new_string(v) : NULL);
 }
 
+/* Marks run r lost (its zygote is gone or stopped answering) unless it
+ * has ended already; true when it was still running. Called with mu. */
+static bool lose(struct run *r)
+{
+	if (r->exited)
+		return false;
+	r->exited = true;
+	r->reason = REASON_LOST;
+	return true;
+}
+
 /* Marks every run that waits for the zygote as lost. Called with mu. */
 static void lose_all(struct executor *ex)
 {
 	ex->zygote_gone = true;
-	for (struct run *r = ex->runs; r; r = r->next) {
-		if (!r->exited) {
-			r->exited = true;
-			r->reason = REASON_LOST;
+	for (struct run *r = ex->runs; r; r = r->next)
+		if (lose(r))
 			notify(r->efd);
-		}
-	}
 }
 
 /* The zygote's report that an executor ended: its run (matched by pid: a
@@ -898,17 +907,29 @@ struct serve {
 	struct run *r;
 	struct hostapi_exec *host;
 	int d;                          /* the daemon's end of the exec socket */
+	int zfd;                        /* "spawn": the executor's end, until sent to the zygote */
+	bool sock_open;                 /* d is in step with the executor */
 	int64_t deadline_us;
 	struct proxy_target *target;    /* resolved on the first proxy/paginate call */
 	struct proxy_session *session;  /* made on the first proxy call */
+	int rc;                         /* the result message's: the entry point's return */
+	char *output;                   /* and its output (owned) */
 };
 
 static void serve_clear(struct serve *sv)
 {
 	proxy_session_free(sv->session);
 	proxy_target_free(sv->target);
+	free(sv->output);
+	if (sv->d >= 0)
+		close(sv->d);
+	if (sv->zfd >= 0)
+		close(sv->zfd);
 	sv->session = NULL;
 	sv->target = NULL;
+	sv->output = NULL;
+	sv->d = -1;
+	sv->zfd = -1;
 }
 
 /* The proxy session's cancel check: the executor is gone (deadline, drain,
@@ -1122,10 +1143,10 @@ static int reply_call(struct serve *sv, struct json_object *m)
 	return ret;
 }
 
-/* Handles one message from the executor: 1 when it was the result, -1
- * when the exec socket is out of step (a proxy body did not follow, a reply
- * could not be sent), else 0. */
-static int handle_exec_msg(struct serve *sv, struct json_object *m, int *rc, char **output)
+/* Handles one message from the executor: 1 when it was the result (kept
+ * in sv->rc and sv->output), -1 when the exec socket is out of step (a
+ * proxy body did not follow, a reply could not be sent), else 0. */
+static int handle_exec_msg(struct serve *sv, struct json_object *m)
 {
 	if (wire_op_is(m, "log")) {
 		const char *s = wire_jstr(m, "m");
@@ -1145,9 +1166,9 @@ static int handle_exec_msg(struct serve *sv, struct json_object *m, int *rc, cha
 	} else if (wire_op_is(m, "result")) {
 		const char *o = wire_jstr(m, "output");
 
-		*rc = (int)wire_jint(m, "rc");
-		free(*output);
-		*output = o ? strdup(o) : NULL;
+		sv->rc = (int)wire_jint(m, "rc");
+		free(sv->output);
+		sv->output = o ? strdup(o) : NULL;
 		return 1;
 	}
 	return 0;
@@ -1218,243 +1239,298 @@ static void run_done(struct executor *ex)
 }
 
 /* Reads one message from the exec socket and handles it. Returns 1 when it
- * was the result; 0 otherwise. *sock_open turns false when the socket is
+ * was the result; 0 otherwise. sv->sock_open turns false when the socket is
  * closed or out of step (then shut down, so the executor gets EOF, not a
  * hang). */
-static int serve_one(struct serve *sv, int d, bool *sock_open, int *rc, char **output)
+static int serve_one(struct serve *sv)
 {
 	struct json_object *m = NULL;
 	int hr;
 
-	if (wire_recv_json(d, &m, NULL, NULL) < 0) {
-		*sock_open = false;
+	if (wire_recv_json(sv->d, &m, NULL, NULL) < 0) {
+		sv->sock_open = false;
 		return 0;
 	}
-	hr = handle_exec_msg(sv, m, rc, output);
+	hr = handle_exec_msg(sv, m);
 	json_object_put(m);
 	if (hr < 0) {
-		shutdown(d, SHUT_RDWR);
-		*sock_open = false;
+		shutdown(sv->d, SHUT_RDWR);
+		sv->sock_open = false;
 	}
 	return hr > 0;
 }
 
+/* Called with mu: waits while the zygote is being restarted, up to
+ * deadline_us. 0 when a run may start; 1 when the generation is drained;
+ * -EPIPE when the zygote is still gone (res says so in both cases). */
+static int wait_for_zygote(struct executor *ex, int64_t deadline_us, struct executor_result *res)
+{
+	while (ex->zygote_gone && !ex->stopping && !ex->drained && util_mono_us() < deadline_us)
+		util_cond_wait_us(&ex->changed, &ex->mu, deadline_us - util_mono_us());
+	if (ex->zygote_gone && !ex->drained) {
+		set_error(res, "executor: the zygote of generation %lld is gone",
+			  (long long)ex->opts.generation);
+		return -EPIPE;
+	}
+	if (ex->drained) {
+		res->status = STORE_EXEC_TIMED_OUT;
+		set_error(res, "%s", DRAINED_ERROR);
+		return 1;
+	}
+	return 0;
+}
+
+/* No idle executor left: a new exec socket that already holds the job; the
+ * zygote forks an executor on its other end (sv->zfd). */
+static int make_exec_socket(struct serve *sv, struct json_object *job_msg,
+			    struct executor_result *res)
+{
+	int pair[2], ret;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+		ret = -errno;
+		set_error(res, "executor: socketpair: %s", strerror(-ret));
+		return ret;
+	}
+	sv->d = pair[0];
+	sv->zfd = pair[1];
+	ret = wire_send_json(sv->d, job_msg, NULL, 0);
+	if (ret < 0)
+		set_error(res, "executor: cannot send the job: %s", strerror(-ret));
+	return ret;
+}
+
+/* Registers sv->r and gives it an executor: an idle one, with the job
+ * written straight to it (one that died while idle, so that the send
+ * fails, is replaced), or, none left, a new exec socket that holds the job
+ * ("spawn"). 0 with sv->d set; 1 when the generation is drained; else a
+ * negative code. res says why in both cases. */
+static int take_executor(struct serve *sv, struct json_object *job_msg,
+			 struct executor_result *res)
+{
+	struct executor *ex = sv->ex;
+	struct run *r = sv->r;
+	int ret;
+
+	for (int attempt = 0;; attempt++) {
+		bool spawn;
+
+		pthread_mutex_lock(&ex->mu);
+		ret = wait_for_zygote(ex, sv->deadline_us, res);
+		if (ret != 0) {
+			pthread_mutex_unlock(&ex->mu);
+			return ret;
+		}
+		r->pid = 0;
+		spawn = attempt == 3 || take_idle(ex, &r->pid, &sv->d) < 0;
+		r->id = ++ex->next_id;
+		r->next = ex->runs;
+		ex->runs = r;
+		pthread_mutex_unlock(&ex->mu);
+		if (spawn)
+			return make_exec_socket(sv, job_msg, res);
+		if (wire_send_json(sv->d, job_msg, NULL, 0) == 0)
+			return 0;
+		pthread_mutex_lock(&ex->mu);
+		unregister(ex, r);
+		pthread_mutex_unlock(&ex->mu);
+		ctl_kill(ex, 0, r->pid);
+		close(sv->d);
+		sv->d = -1;
+	}
+}
+
+/* Tells the zygote about the run ("run", or "spawn" with the executor's
+ * end of a new exec socket): from here it watches the deadline and reports
+ * the end. A run the zygote cannot be told about is lost; one that a drain
+ * missed while it was being registered is killed now. */
+static void tell_zygote(struct serve *sv)
+{
+	struct executor *ex = sv->ex;
+	struct run *r = sv->r;
+	bool spawn = sv->zfd >= 0;
+	struct json_object *m = msg_new(spawn ? "spawn" : "run");
+	int ret;
+
+	msg_int(m, "id", (int64_t)r->id);
+	msg_int(m, "pid", r->pid);
+	msg_int(m, "deadline_us", sv->deadline_us);
+	ret = ctl_send(ex, m, spawn ? &sv->zfd : NULL, spawn ? 1 : 0);
+	json_object_put(m);
+	if (spawn) {
+		close(sv->zfd);
+		sv->zfd = -1;
+	}
+	pthread_mutex_lock(&ex->mu);
+	if (ret < 0)
+		lose(r);
+	else if (ex->drained && !r->exited && !r->killed)
+		send_kill(ex, r); /* executor_kill_all ran between registering and sending */
+	pthread_mutex_unlock(&ex->mu);
+}
+
+static bool run_exited(struct serve *sv)
+{
+	bool exited;
+
+	pthread_mutex_lock(&sv->ex->mu);
+	exited = sv->r->exited;
+	pthread_mutex_unlock(&sv->ex->mu);
+	return exited;
+}
+
+/* The executor is gone: reads what it wrote before exiting. True when that
+ * was the result. */
+static bool serve_leftovers(struct serve *sv)
+{
+	while (sv->sock_open) {
+		struct pollfd q = {.fd = sv->d, .events = POLLIN};
+
+		if (poll(&q, 1, 0) <= 0)
+			break;
+		if (serve_one(sv))
+			return true;
+	}
+	return false;
+}
+
+/* Serves the executor's calls until its result arrives (true) or it is
+ * gone (false): the zygote's report, a lost zygote, or the daemon's own
+ * watch, which past deadline + GRACE_US asks the zygote for a kill and one
+ * grace period later stops waiting for it. */
+static bool serve_run(struct serve *sv)
+{
+	int64_t deadline = sv->deadline_us;
+	bool kill_sent = false;
+
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = sv->r->efd, .events = POLLIN},
+					{.fd = sv->d, .events = POLLIN}};
+		int64_t now = util_mono_us(), limit = deadline + GRACE_US;
+		int pr;
+
+		if (run_exited(sv))
+			return serve_leftovers(sv);
+		if (now > limit) {
+			if (!kill_sent) {
+				ctl_kill(sv->ex, sv->r->id, sv->r->pid);
+				kill_sent = true;
+				deadline = now; /* one more grace period */
+				continue;
+			}
+			pthread_mutex_lock(&sv->ex->mu);
+			lose(sv->r);
+			pthread_mutex_unlock(&sv->ex->mu);
+			continue;
+		}
+		pr = poll(pfd, sv->sock_open ? 2 : 1, poll_ms(limit - now));
+		if (pr < 0 && errno != EINTR)
+			return false;
+		/* the result ends the execution: its exit is the zygote's
+		 * business (reaped in the background, its process group killed) */
+		if (pr > 0 && sv->sock_open && pfd[1].revents && serve_one(sv))
+			return true;
+	}
+}
+
+/* Takes r out of the runs (a later exit report finds nothing to update)
+ * and returns how its executor ended: the reason, and *status. */
+static int end_run(struct executor *ex, struct run *r, int *status)
+{
+	int reason;
+
+	pthread_mutex_lock(&ex->mu);
+	unregister(ex, r);
+	reason = r->reason;
+	*status = r->status;
+	if (r->killed && r->exited && reason != REASON_LOST)
+		reason = REASON_KILLED; /* also when it was killed before its "run" */
+	pthread_mutex_unlock(&ex->mu);
+	return reason;
+}
+
+/* The verdict on an execution that sent no result, by how its executor
+ * ended (enum wire_reason). NULL error: said from the deadline or from the
+ * wait status. */
+static const struct {
+	enum store_exec_status status;
+	const char *error;
+} no_result[] = {
+	[REASON_EXITED] = {STORE_EXEC_CRASHED, NULL},
+	[REASON_DEADLINE] = {STORE_EXEC_TIMED_OUT, NULL},
+	[REASON_KILLED] = {STORE_EXEC_TIMED_OUT, DRAINED_ERROR},
+	[REASON_NOSTART] = {STORE_EXEC_CRASHED, "crashed: the executor could not be started"},
+	[REASON_LOST] = {STORE_EXEC_CRASHED, "crashed: the executor was lost (its zygote died)"},
+	[REASON_SANDBOX] = {STORE_EXEC_CRASHED, "crashed: the executor could not enter its sandbox"},
+};
+
+static void verdict_no_result(struct executor_result *res, int reason, int status, long long secs)
+{
+	if (reason < 0 || (size_t)reason >= sizeof(no_result) / sizeof(no_result[0]))
+		reason = REASON_EXITED; /* unknown: the wait status says */
+	res->status = no_result[reason].status;
+	if (no_result[reason].error) {
+		set_error(res, "%s", no_result[reason].error);
+	} else if (reason == REASON_DEADLINE) {
+		set_error(res, "timed out after %lld s", secs);
+	} else if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		const char *abbrev = sigabbrev_np(sig);
+
+		set_error(res, "crashed: SIG%s (%s)", abbrev ? abbrev : "?", strsignal(sig));
+	} else {
+		set_error(res, "exited with status %d before returning", WEXITSTATUS(status));
+	}
+}
+
+/* One isolated execution, in steps: take an executor (or have one
+ * spawned), tell the zygote, serve the executor's calls, decide. When the
+ * result came it decides (how the process ended afterwards, a drain kill
+ * or a lost zygote that raced with it, does not change that: executor.h);
+ * else how the executor ended does. */
 static int run_isolated(struct executor *ex, const struct executor_job *job,
 			struct hostapi_exec *host, struct executor_result *res)
 {
-	struct loader_plugin *p = ex->plugins[job->plugin];
 	struct run r = {.efd = -1};
-	struct json_object *m = NULL, *job_msg = NULL;
-	int sv[2] = {-1, -1}, d = -1, rc = 0, ret;
-	bool spawn = false;
-	char *output = NULL;
-	bool have_result = false, sock_open = true, registered = false, kill_sent = false;
-	int64_t start = util_mono_us(), deadline = job->deadline_us, secs;
-	struct serve srv = {.ex = ex, .r = &r, .host = host, .d = -1};
-	int reason = REASON_EXITED, status = 0;
+	struct serve sv = {.ex = ex, .r = &r, .host = host, .d = -1, .zfd = -1, .sock_open = true};
+	struct json_object *job_msg = NULL;
+	int64_t start = util_mono_us();
+	int ret, reason, status;
+	bool have_result;
 
-	if (deadline <= 0)
-		deadline = start + 300 * 1000000LL;
-	secs = (deadline - start + 500000) / 1000000;
+	sv.deadline_us = job->deadline_us > 0 ? job->deadline_us : start + DEFAULT_DEADLINE_US;
 	r.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r.efd < 0) {
-		set_error(res, "executor: %s", strerror(errno));
 		ret = -errno;
+		set_error(res, "executor: %s", strerror(-ret));
 		goto out;
 	}
-	srv.deadline_us = deadline;
-	job_msg = job_message(job, deadline);
+	job_msg = job_message(job, sv.deadline_us);
 	if (!job_msg) {
 		set_error(res, "executor: out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
-	/* An idle executor, and the job written straight to it; one that died
-	 * while idle (the send fails) is replaced. None left: the zygote forks
-	 * one on a new exec socket that already holds the job ("spawn"). */
-	for (int attempt = 0;; attempt++) {
-		pthread_mutex_lock(&ex->mu);
-		/* a zygote being restarted: wait for it, up to the deadline */
-		while (ex->zygote_gone && !ex->stopping && !ex->drained && util_mono_us() < deadline)
-			util_cond_wait_us(&ex->changed, &ex->mu, deadline - util_mono_us());
-		if (ex->zygote_gone && !ex->drained) {
-			pthread_mutex_unlock(&ex->mu);
-			set_error(res, "executor: the zygote of generation %lld is gone",
-				  (long long)ex->opts.generation);
-			ret = -EPIPE;
-			goto out;
-		}
-		if (ex->drained) {
-			pthread_mutex_unlock(&ex->mu);
-			res->status = STORE_EXEC_TIMED_OUT;
-			set_error(res, "killed: generation drained");
-			ret = 0;
-			goto out;
-		}
-		r.pid = 0;
-		spawn = attempt == 3 || take_idle(ex, &r.pid, &d) < 0;
-		r.id = ++ex->next_id;
-		r.next = ex->runs;
-		ex->runs = &r;
-		registered = true;
-		pthread_mutex_unlock(&ex->mu);
-		if (spawn)
-			break;
-		if (wire_send_json(d, job_msg, NULL, 0) == 0)
-			break;
-		pthread_mutex_lock(&ex->mu);
-		unregister(ex, &r);
-		registered = false;
-		pthread_mutex_unlock(&ex->mu);
-		ctl_kill(ex, 0, r.pid);
-		close(d);
-		d = -1;
-	}
-	if (spawn) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-			set_error(res, "executor: socketpair: %s", strerror(errno));
-			ret = -errno;
-			goto out;
-		}
-		d = sv[0];
-		ret = wire_send_json(d, job_msg, NULL, 0);
-		if (ret < 0) {
-			set_error(res, "executor: cannot send the job: %s", strerror(-ret));
-			goto out;
-		}
-	}
-	srv.d = d;
-
-	/* the zygote watches the deadline from here and reports the end */
-	m = msg_new(spawn ? "spawn" : "run");
-	msg_int(m, "id", (int64_t)r.id);
-	msg_int(m, "pid", r.pid);
-	msg_int(m, "deadline_us", deadline);
-	ret = ctl_send(ex, m, spawn ? &sv[1] : NULL, spawn ? 1 : 0);
-	json_object_put(m);
-	if (sv[1] >= 0) {
-		close(sv[1]);
-		sv[1] = -1;
-	}
-	pthread_mutex_lock(&ex->mu);
-	if (ret < 0 && !r.exited) {
-		r.exited = true;
-		r.reason = REASON_LOST;
-	} else if (ret == 0 && ex->drained && !r.exited && !r.killed) {
-		/* executor_kill_all ran between registering and sending */
-		send_kill(ex, &r);
-	}
-	pthread_mutex_unlock(&ex->mu);
-
-	for (;;) {
-		struct pollfd pfd[2] = {{.fd = r.efd, .events = POLLIN}, {.fd = d, .events = POLLIN}};
-		int64_t now = util_mono_us(), limit = deadline + GRACE_US;
-		bool exited;
-		int pr;
-
-		pthread_mutex_lock(&ex->mu);
-		exited = r.exited;
-		pthread_mutex_unlock(&ex->mu);
-		if (exited) {
-			/* the executor is gone: read what it wrote before exiting */
-			while (sock_open) {
-				struct pollfd q = {.fd = d, .events = POLLIN};
-
-				if (poll(&q, 1, 0) <= 0)
-					break;
-				if (serve_one(&srv, d, &sock_open, &rc, &output)) {
-					have_result = true;
-					break;
-				}
-			}
-			break;
-		}
-		if (now > limit) {
-			if (!kill_sent) {
-				ctl_kill(ex, r.id, r.pid);
-				kill_sent = true;
-				deadline = now; /* one more grace period */
-				continue;
-			}
-			pthread_mutex_lock(&ex->mu);
-			if (!r.exited) {
-				r.exited = true;
-				r.reason = REASON_LOST;
-			}
-			pthread_mutex_unlock(&ex->mu);
-			continue;
-		}
-		pr = poll(pfd, sock_open ? 2 : 1, poll_ms(limit - now));
-		if (pr < 0 && errno != EINTR)
-			break;
-		if (pr > 0 && sock_open && pfd[1].revents &&
-		    serve_one(&srv, d, &sock_open, &rc, &output)) {
-			/* the result ends the execution: its exit is the
-			 * zygote's business (reaped in the background, its
-			 * process group killed) */
-			have_result = true;
-			break;
-		}
-	}
-
-	/* unregistered now: a later exit report finds nothing to update */
+	ret = take_executor(&sv, job_msg, res);
+	if (ret != 0)
+		goto out; /* 1: drained, res says so */
+	tell_zygote(&sv);
+	have_result = serve_run(&sv);
+	reason = end_run(ex, &r, &status);
+	if (have_result)
+		result_from_rc(res, host, ex->plugins[job->plugin]->name, sv.rc, sv.output);
+	else
+		verdict_no_result(res, reason, status, (sv.deadline_us - start + 500000) / 1000000);
+out:
+	/* a no-op unless a step failed with r registered */
 	pthread_mutex_lock(&ex->mu);
 	unregister(ex, &r);
-	registered = false;
-	reason = r.reason;
-	status = r.status;
-	if (r.killed && r.exited && reason != REASON_LOST)
-		reason = REASON_KILLED; /* also when it was killed before its "run" */
 	pthread_mutex_unlock(&ex->mu);
-
-	/* the verdict */
-	if (have_result) {
-		/* the script finished: how its process ended afterwards (a
-		 * drain kill or a lost zygote that raced with the result)
-		 * does not change that (executor.h) */
-		result_from_rc(res, host, p->name, rc, output);
-	} else if (reason == REASON_DEADLINE) {
-		res->status = STORE_EXEC_TIMED_OUT;
-		set_error(res, "timed out after %lld s", (long long)secs);
-	} else if (reason == REASON_KILLED) {
-		res->status = STORE_EXEC_TIMED_OUT;
-		set_error(res, "killed: generation drained");
-	} else if (reason == REASON_NOSTART) {
-		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "crashed: the executor could not be started");
-	} else if (reason == REASON_SANDBOX) {
-		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "crashed: the executor could not enter its sandbox");
-	} else if (reason == REASON_LOST) {
-		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "crashed: the executor was lost (its zygote died)");
-	} else if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-		const char *abbrev = sigabbrev_np(sig);
-
-		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "crashed: SIG%s (%s)", abbrev ? abbrev : "?", strsignal(sig));
-	} else {
-		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "exited with status %d before returning", WEXITSTATUS(status));
-	}
-	ret = 0;
-out:
-	if (registered) {
-		pthread_mutex_lock(&ex->mu);
-		unregister(ex, &r);
-		pthread_mutex_unlock(&ex->mu);
-	}
 	json_object_put(job_msg);
-	serve_clear(&srv);
-	free(output);
-	if (d >= 0)
-		close(d);
-	if (sv[1] >= 0)
-		close(sv[1]);
+	serve_clear(&sv);
 	if (r.efd >= 0)
 		close(r.efd);
-	return ret;
+	return ret < 0 ? ret : 0;
 }
 
 int executor_run(struct executor *ex, const struct executor_job *job, struct hostapi_exec *host,
