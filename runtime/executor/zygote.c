@@ -738,10 +738,14 @@ static int reserve_run(struct zygote *z)
 	return 0;
 }
 
-/* The daemon gave idle executor pid the job of run id. */
-static void z_run(struct zygote *z, uint64_t id, pid_t pid, int64_t deadline_us)
+/* "run": the daemon gave idle executor pid the job of run id. */
+static void z_run(struct zygote *z, struct json_object *m, int fd)
 {
+	uint64_t id = (uint64_t)wire_jint(m, "id");
+	pid_t pid = (pid_t)wire_jint(m, "pid");
 	int slot;
+
+	(void)fd;
 
 	if (reserve_run(z) < 0) {
 		/* cannot watch it: end it; it stays idle here, so the reaper
@@ -758,13 +762,14 @@ static void z_run(struct zygote *z, uint64_t id, pid_t pid, int64_t deadline_us)
 	if (slot == -2)
 		return; /* it ended already (reported by pid) or is not ours */
 	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .slot = slot,
-					     .deadline_us = deadline_us};
+					     .deadline_us = wire_jint(m, "deadline_us")};
 }
 
 /* "spawn": no idle executor was left; fork one on the exec socket fd for
  * run id (the job is waiting in it). */
-static void z_spawn(struct zygote *z, uint64_t id, int64_t deadline_us, int fd)
+static void z_spawn(struct zygote *z, struct json_object *m, int fd)
 {
+	uint64_t id = (uint64_t)wire_jint(m, "id");
 	pid_t pid = -1;
 	int slot = -1;
 
@@ -781,7 +786,7 @@ static void z_spawn(struct zygote *z, uint64_t id, int64_t deadline_us, int fd)
 	setpgid(pid, pid);
 	close(fd);
 	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .slot = slot,
-					     .deadline_us = deadline_us};
+					     .deadline_us = wire_jint(m, "deadline_us")};
 	return;
 fail:
 	slot_release(z, slot);
@@ -802,8 +807,12 @@ static void z_kill_run(struct zrun *r, int reason)
  * gave it a job whose "run" is still on its way, or it is the pid of an
  * idle executor whose job could not be written: id 0). A run is matched by
  * its id only: once reaped, its pid may be another executor's. */
-static void z_kill(struct zygote *z, uint64_t id, pid_t pid)
+static void z_kill(struct zygote *z, struct json_object *m, int fd)
 {
+	uint64_t id = (uint64_t)wire_jint(m, "id");
+	pid_t pid = (pid_t)wire_jint(m, "pid");
+
+	(void)fd;
 	for (size_t i = 0; id && i < z->n_runs; i++) {
 		if (z->runs[i].id == id) {
 			z_kill_run(&z->runs[i], REASON_KILLED);
@@ -867,7 +876,9 @@ static void z_reap(struct zygote *z)
 	}
 }
 
-static int z_load(struct zygote *z, struct json_object *m, int fd)
+/* "load": opens plugin i from its memfd fd (-1: none came) and replies
+ * with the outcome ({"op":"loaded",...}). */
+static void z_load(struct zygote *z, struct json_object *m, int fd)
 {
 	struct loader_plugin *p = NULL;
 	struct json_object *reply;
@@ -918,25 +929,25 @@ reply:
 		close(fd);
 	reply = json_object_new_object();
 	if (!reply)
-		return -ENOMEM;
+		return;
 	json_object_object_add(reply, "op", json_object_new_string("loaded"));
 	json_object_object_add(reply, "i", json_object_new_int64(i));
 	json_object_object_add(reply, "code", json_object_new_int(code));
 	json_object_object_add(reply, "kind", json_object_new_int(code == LOADER_OK ? (int)p->kind : 0));
 	json_object_object_add(reply, "err", json_object_new_string(err));
-	code = wire_send_json(z->ctl, reply, NULL, 0);
+	wire_send_json(z->ctl, reply, NULL, 0);
 	json_object_put(reply);
-	return code;
 }
 
 /* "config": the limits and the sandbox; replies with what the sandbox
  * can apply here ({"op":"sandbox",...}, for the daemon's log). */
-static int z_config(struct zygote *z, struct json_object *m)
+static void z_config(struct zygote *z, struct json_object *m, int fd)
 {
 	struct json_object *reply;
 	char text[512];
 	int r;
 
+	(void)fd;
 	z->prefork = (uint32_t)wire_jint(m, "prefork");
 	if (z->prefork > PREFORK_MAX / 2)
 		z->prefork = PREFORK_MAX / 2;
@@ -952,20 +963,21 @@ static int z_config(struct zygote *z, struct json_object *m)
 		sandbox_describe(z->layers, z->landlock_abi, &z->sb, text, sizeof(text));
 	reply = json_object_new_object();
 	if (!reply)
-		return -ENOMEM;
+		return;
 	json_object_object_add(reply, "op", json_object_new_string("sandbox"));
 	json_object_object_add(reply, "layers", json_object_new_int64(z->layers));
 	json_object_object_add(reply, "text", json_object_new_string(text));
-	r = wire_send_json(z->ctl, reply, NULL, 0);
+	wire_send_json(z->ctl, reply, NULL, 0);
 	json_object_put(reply);
-	return r;
 }
 
 /* "ready": the plugins are open. What needs the filesystem is done now
  * (the limit's base, the executors' /dev/null), then the zygote locks
  * itself into the seccomp allow-list its executors inherit. */
-static void z_ready(struct zygote *z)
+static void z_ready(struct zygote *z, struct json_object *m, int fd)
 {
+	(void)m;
+	(void)fd;
 	z->ready = true;
 	/* an executor's address space at fork: the limit's base */
 	z->base_kb = vm_size_kb();
@@ -981,111 +993,155 @@ static void z_close_idle(struct zygote *z)
 		kill(z->idle[i].pid, SIGKILL);
 }
 
-int executor_zygote_main(int fd)
-{
-	struct zygote z = {.self = getpid(), .ctl = fd, .sfd = -1, .devnull = -1};
-	sigset_t set;
-	int64_t refill_after = 0;
-	bool refill;
-	int ret = 0;
+/* The daemon's messages on the ctl socket (wire.h). A handler gets the
+ * descriptor that came with its message (-1: none) when it takes one, and
+ * owns it then; a message that needs one and came without it is ignored,
+ * as is an unknown op. */
+enum z_fd { FD_NONE, FD_TAKEN, FD_NEEDED };
 
-	/* Before any plugin is opened: non-dumpable, and a user namespace when
-	 * not root (a failure leaves the PID namespace layer missing, which
-	 * the probe finds and the daemon logs). */
+static const struct {
+	const char *op;
+	enum z_fd fd;
+	void (*handle)(struct zygote *z, struct json_object *m, int fd);
+} z_ops[] = {
+	{"config", FD_NONE, z_config},
+	{"load", FD_TAKEN, z_load},
+	{"ready", FD_NONE, z_ready},
+	{"run", FD_NONE, z_run},
+	{"spawn", FD_NEEDED, z_spawn},
+	{"kill", FD_NONE, z_kill},
+};
+
+/* Reads and handles one message from the daemon; false at the ctl
+ * socket's EOF (or when it broke): the daemon's "stop". */
+static bool z_message(struct zygote *z)
+{
+	struct json_object *m = NULL;
+	int fds[1], nfds = 1;
+
+	if (wire_recv_json(z->ctl, &m, fds, &nfds) < 0)
+		return false;
+	for (size_t i = 0; i < sizeof(z_ops) / sizeof(z_ops[0]); i++) {
+		if (!wire_op_is(m, z_ops[i].op))
+			continue;
+		if (z_ops[i].fd == FD_NEEDED && nfds != 1)
+			break;
+		z_ops[i].handle(z, m, z_ops[i].fd != FD_NONE && nfds ? fds[0] : -1);
+		if (z_ops[i].fd != FD_NONE)
+			nfds = 0;
+		break;
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	json_object_put(m);
+	return true;
+}
+
+/* Kills the runs past their deadlines; returns the next deadline (-1:
+ * none). */
+static int64_t z_deadlines(struct zygote *z, int64_t now)
+{
+	int64_t next = -1;
+
+	for (size_t i = 0; i < z->n_runs; i++) {
+		struct zrun *r = &z->runs[i];
+
+		if (r->reason || !r->deadline_us)
+			continue;
+		if (r->deadline_us <= now)
+			z_kill_run(r, REASON_DEADLINE);
+		else if (next < 0 || r->deadline_us < next)
+			next = r->deadline_us;
+	}
+	return next;
+}
+
+/* Before the loop: the sandbox's preparation (before any plugin is opened:
+ * non-dumpable, and a user namespace when not root; a failure leaves the
+ * PID namespace layer missing, which the probe finds and the daemon logs),
+ * the slots, the subreaper, SIGCHLD as a signalfd. -1 on failure. */
+static int z_start(struct zygote *z)
+{
+	sigset_t set;
+
 	sandbox_zygote_init();
-	z.slots = mmap(NULL, SLOT_MAX * sizeof(*z.slots), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (z.slots == MAP_FAILED)
-		return 1;
+	z->slots = mmap(NULL, SLOT_MAX * sizeof(*z->slots), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (z->slots == MAP_FAILED)
+		return -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	z.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (z.sfd < 0)
-		return 1;
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	z->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (z->sfd < 0)
+		return -1;
+	fcntl(z->ctl, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+/* The loop: deadlines, reaps, the daemon's messages and the pool's refill,
+ * until the daemon said stop and every executor has been reaped. 0, or 1
+ * when poll failed. */
+static int z_loop(struct zygote *z)
+{
+	int64_t refill_after = 0;
 
 	for (;;) {
 		struct pollfd pfd[2];
-		int64_t now = util_mono_us(), next = -1;
+		int64_t now = util_mono_us(), next;
 		int timeout = -1, np = 0;
+		bool refill;
 
-		if (z.closing && z.n_runs == 0 && z.n_idle == 0)
-			break;
-		for (size_t i = 0; i < z.n_runs; i++) {
-			if (z.runs[i].reason)
-				continue;
-			if (z.runs[i].deadline_us && z.runs[i].deadline_us <= now)
-				z_kill_run(&z.runs[i], REASON_DEADLINE);
-			else if (z.runs[i].deadline_us && (next < 0 || z.runs[i].deadline_us < next))
-				next = z.runs[i].deadline_us;
-		}
-		refill = z.ready && !z.closing && z.n_idle < z.prefork;
+		if (z->closing && z->n_runs == 0 && z->n_idle == 0)
+			return 0;
+		next = z_deadlines(z, now);
+		refill = z->ready && !z->closing && z->n_idle < z->prefork;
 		if (refill && refill_after > now && (next < 0 || refill_after < next))
 			next = refill_after;
 		if (next >= 0)
 			timeout = (next - now) / 1000 >= INT_MAX ? INT_MAX : (int)((next - now + 999) / 1000);
-		pfd[np++] = (struct pollfd){.fd = z.sfd, .events = POLLIN};
-		if (!z.closing)
-			pfd[np++] = (struct pollfd){.fd = z.ctl, .events = POLLIN};
+		pfd[np++] = (struct pollfd){.fd = z->sfd, .events = POLLIN};
+		if (!z->closing)
+			pfd[np++] = (struct pollfd){.fd = z->ctl, .events = POLLIN};
 		/* Refills the pool when nothing else waits. Starting an
 		 * execution never waits for this fork (the daemon holds the
 		 * idle executors' sockets); messages and reaps go first. A
 		 * failed fork (EAGAIN under RLIMIT_NPROC, ENOMEM) is retried
 		 * after a pause, not in a busy loop. */
-		if (refill && refill_after <= now) {
-			if (poll(pfd, (nfds_t)np, 0) == 0) {
-				if (fork_idle(&z) < 0)
-					refill_after = util_mono_us() + REFILL_RETRY_US;
-				continue;
-			}
+		if (refill && refill_after <= now && poll(pfd, (nfds_t)np, 0) == 0) {
+			if (fork_idle(z) < 0)
+				refill_after = util_mono_us() + REFILL_RETRY_US;
+			continue;
 		}
 		if (poll(pfd, (nfds_t)np, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = 1;
-			break;
+			return 1;
 		}
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
 
-			while (read(z.sfd, &si, sizeof(si)) == sizeof(si))
+			while (read(z->sfd, &si, sizeof(si)) == sizeof(si))
 				;
-			z_reap(&z);
+			z_reap(z);
 		}
-		if (np > 1 && pfd[1].revents) {
-			struct json_object *m = NULL;
-			int fds[1], nfds = 1;
-
-			if (wire_recv_json(z.ctl, &m, fds, &nfds) < 0) {
-				z.closing = true;
-				z_close_idle(&z);
-				continue;
-			}
-			if (wire_op_is(m, "config")) {
-				z_config(&z, m);
-			} else if (wire_op_is(m, "load")) {
-				z_load(&z, m, nfds ? fds[0] : -1);
-				nfds = 0;
-			} else if (wire_op_is(m, "ready")) {
-				z_ready(&z);
-			} else if (wire_op_is(m, "run")) {
-				z_run(&z, (uint64_t)wire_jint(m, "id"), (pid_t)wire_jint(m, "pid"),
-				      wire_jint(m, "deadline_us"));
-			} else if (wire_op_is(m, "spawn") && nfds == 1) {
-				z_spawn(&z, (uint64_t)wire_jint(m, "id"), wire_jint(m, "deadline_us"),
-					fds[0]);
-				nfds = 0;
-			} else if (wire_op_is(m, "kill")) {
-				z_kill(&z, (uint64_t)wire_jint(m, "id"), (pid_t)wire_jint(m, "pid"));
-			}
-			for (int i = 0; i < nfds; i++)
-				close(fds[i]);
-			json_object_put(m);
+		if (np > 1 && pfd[1].revents && !z_message(z)) {
+			z->closing = true;
+			z_close_idle(z);
 		}
 	}
+}
+
+int executor_zygote_main(int fd)
+{
+	struct zygote z = {.self = getpid(), .ctl = fd, .sfd = -1, .devnull = -1};
+	int ret;
+
+	if (z_start(&z) < 0)
+		return 1;
+	ret = z_loop(&z);
 
 	/* stop: whatever is left (idle executors were killed and reaped above) */
 	while (waitpid(-1, NULL, WNOHANG) > 0)
