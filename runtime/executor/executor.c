@@ -107,31 +107,6 @@ static void notify(int efd)
 		;
 }
 
-/* A message {"op": op} and its members; NULL when out of memory, and the
- * adders take NULL (wire_send_json then fails with -ENOMEM). */
-static struct json_object *msg_new(const char *op)
-{
-	struct json_object *m = json_object_new_object();
-
-	if (m && json_object_object_add(m, "op", json_object_new_string(op)) < 0) {
-		json_object_put(m);
-		m = NULL;
-	}
-	return m;
-}
-
-static void msg_int(struct json_object *m, const char *k, int64_t v)
-{
-	if (m)
-		json_object_object_add(m, k, json_object_new_int64(v));
-}
-
-static void msg_str(struct json_object *m, const char *k, const char *v)
-{
-	if (m)
-		json_object_object_add(m, k, v ? json_object_new_string(v) : NULL);
-}
-
 /* Marks run r lost (its zygote is gone or stopped answering) unless it
  * has ended already; true when it was still running. Called with mu. */
 static bool lose(struct run *r)
@@ -356,15 +331,15 @@ static int start_send(struct executor *ex, struct json_object *m, const int *fds
 static int start_config(struct executor *ex, char *err, size_t errlen)
 {
 	const struct executor_options *o = &ex->opts;
-	struct json_object *m = msg_new("config");
+	struct json_object *m = wire_msg("config");
 	int ret;
 
-	msg_int(m, "prefork", o->prefork);
-	msg_int(m, "memory_limit_mb", (int64_t)o->memory_limit_mb);
-	msg_int(m, "cpu_limit_s", o->cpu_limit_s);
-	msg_int(m, "uid", o->uid);
-	msg_int(m, "gid", o->gid);
-	msg_int(m, "max_processes", o->max_processes);
+	wire_msg_int(m, "prefork", o->prefork);
+	wire_msg_int(m, "memory_limit_mb", (int64_t)o->memory_limit_mb);
+	wire_msg_int(m, "cpu_limit_s", o->cpu_limit_s);
+	wire_msg_int(m, "uid", o->uid);
+	wire_msg_int(m, "gid", o->gid);
+	wire_msg_int(m, "max_processes", o->max_processes);
 	ret = start_send(ex, m, NULL, 0, err, errlen);
 	if (ret < 0)
 		return ret;
@@ -388,13 +363,13 @@ static int start_config(struct executor *ex, char *err, size_t errlen)
 static int start_load(struct executor *ex, size_t i, int *code, char *err, size_t errlen)
 {
 	struct loader_plugin *p = ex->plugins[i];
-	struct json_object *m = msg_new("load");
+	struct json_object *m = wire_msg("load");
 	int ret;
 
-	msg_int(m, "i", (int64_t)i);
-	msg_str(m, "name", p->name);
-	msg_str(m, "version", p->version);
-	msg_str(m, "hash", p->hash_hex);
+	wire_msg_int(m, "i", (int64_t)i);
+	wire_msg_str(m, "name", p->name);
+	wire_msg_str(m, "version", p->version);
+	wire_msg_str(m, "hash", p->hash_hex);
 	ret = start_send(ex, m, &p->memfd, 1, err, errlen);
 	if (ret < 0)
 		return ret;
@@ -460,7 +435,7 @@ static int start_zygote(struct executor *ex, struct executor_load_result *result
 		}
 	}
 	if (ret == 0)
-		ret = start_send(ex, msg_new("ready"), NULL, 0, err, errlen);
+		ret = start_send(ex, wire_msg("ready"), NULL, 0, err, errlen);
 	return ret;
 }
 
@@ -717,10 +692,10 @@ fail:
 /* "kill" for run id (0: none) or executor pid (0: unknown). */
 static void ctl_kill(struct executor *ex, uint64_t id, pid_t pid)
 {
-	struct json_object *m = msg_new("kill");
+	struct json_object *m = wire_msg("kill");
 
-	msg_int(m, "id", (int64_t)id);
-	msg_int(m, "pid", pid);
+	wire_msg_int(m, "id", (int64_t)id);
+	wire_msg_int(m, "pid", pid);
 	ctl_send(ex, m, NULL, 0);
 	json_object_put(m);
 }
@@ -1176,30 +1151,30 @@ static int handle_exec_msg(struct serve *sv, struct json_object *m)
 
 static struct json_object *job_message(const struct executor_job *job, int64_t deadline_us)
 {
-	struct json_object *m = msg_new("job"), *ev;
+	struct json_object *m = wire_msg("job"), *ev;
 
-	msg_int(m, "plugin", (int64_t)job->plugin);
-	msg_int(m, "deadline_us", deadline_us);
+	wire_msg_int(m, "plugin", (int64_t)job->plugin);
+	wire_msg_int(m, "deadline_us", deadline_us);
 	if (job->event) {
 		const struct evs_event *e = job->event;
 
 		ev = json_object_new_object();
-		msg_int(ev, "type", e->type);
+		wire_msg_int(ev, "type", e->type);
 		if (e->name)
-			msg_str(ev, "name", e->name);
+			wire_msg_str(ev, "name", e->name);
 		if (e->connection_id)
-			msg_str(ev, "connection_id", e->connection_id);
+			wire_msg_str(ev, "connection_id", e->connection_id);
 		if (e->provider_config_key)
-			msg_str(ev, "provider_config_key", e->provider_config_key);
-		msg_int(ev, "event_id", e->event_id);
-		msg_int(ev, "execution_id", e->execution_id);
+			wire_msg_str(ev, "provider_config_key", e->provider_config_key);
+		wire_msg_int(ev, "event_id", e->event_id);
+		wire_msg_int(ev, "execution_id", e->execution_id);
 		if (!ev || !m || json_object_object_add(m, "event", ev) < 0) {
 			json_object_put(ev);
 			json_object_put(m);
 			return NULL;
 		}
 	} else {
-		msg_str(m, "input", job->input_json ? job->input_json : "null");
+		wire_msg_str(m, "input", job->input_json ? job->input_json : "null");
 	}
 	return m;
 }
@@ -1349,12 +1324,12 @@ static void tell_zygote(struct serve *sv)
 	struct executor *ex = sv->ex;
 	struct run *r = sv->r;
 	bool spawn = sv->zfd >= 0;
-	struct json_object *m = msg_new(spawn ? "spawn" : "run");
+	struct json_object *m = wire_msg(spawn ? "spawn" : "run");
 	int ret;
 
-	msg_int(m, "id", (int64_t)r->id);
-	msg_int(m, "pid", r->pid);
-	msg_int(m, "deadline_us", sv->deadline_us);
+	wire_msg_int(m, "id", (int64_t)r->id);
+	wire_msg_int(m, "pid", r->pid);
+	wire_msg_int(m, "deadline_us", sv->deadline_us);
 	ret = ctl_send(ex, m, spawn ? &sv->zfd : NULL, spawn ? 1 : 0);
 	json_object_put(m);
 	if (spawn) {

@@ -189,6 +189,29 @@ int wire_recv_json(int fd, struct json_object **o, int *fds, int *nfds)
 	return 0;
 }
 
+struct json_object *wire_msg(const char *op)
+{
+	struct json_object *m = json_object_new_object();
+
+	if (m && json_object_object_add(m, "op", json_object_new_string(op)) < 0) {
+		json_object_put(m);
+		m = NULL;
+	}
+	return m;
+}
+
+void wire_msg_int(struct json_object *m, const char *k, int64_t v)
+{
+	if (m)
+		json_object_object_add(m, k, json_object_new_int64(v));
+}
+
+void wire_msg_str(struct json_object *m, const char *k, const char *v)
+{
+	if (m)
+		json_object_object_add(m, k, v ? json_object_new_string(v) : NULL);
+}
+
 const char *wire_jstr(struct json_object *o, const char *k)
 {
 	struct json_object *v;

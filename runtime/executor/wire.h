@@ -72,6 +72,13 @@ int wire_recv_msg(int fd, char **buf, size_t *len, int *fds, int *nfds);
 int wire_send_json(int fd, struct json_object *o, const int *fds, int nfds);
 int wire_recv_json(int fd, struct json_object **o, int *fds, int *nfds);
 
+/* A new message {"op": op} (NULL when out of memory; owned by the caller)
+ * and members added to it. The adders take NULL, and wire_send_json() then
+ * fails with -ENOMEM; a NULL string v is JSON null. */
+struct json_object *wire_msg(const char *op);
+void wire_msg_int(struct json_object *m, const char *k, int64_t v);
+void wire_msg_str(struct json_object *m, const char *k, const char *v);
+
 /* Members of a message: a string (NULL when absent or not a string, lent
  * from o), an integer (0 when absent), whether "op" is op. */
 const char *wire_jstr(struct json_object *o, const char *k);

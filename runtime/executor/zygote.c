@@ -130,13 +130,10 @@ static void x_send_text(const char *op, int level, const char *fmt, va_list ap)
 	struct json_object *m;
 
 	vsnprintf(text, sizeof(text), fmt, ap);
-	m = json_object_new_object();
-	if (!m)
-		return;
-	json_object_object_add(m, "op", json_object_new_string(op));
+	m = wire_msg(op);
 	if (level >= 0)
-		json_object_object_add(m, "l", json_object_new_int(level));
-	json_object_object_add(m, "m", json_object_new_string(text));
+		wire_msg_int(m, "l", level);
+	wire_msg_str(m, "m", text);
 	wire_send_json(X.sock, m, NULL, 0);
 	json_object_put(m);
 }
@@ -336,13 +333,12 @@ static int x_proxy(struct evs_ctx *ctx, const struct evs_request *in, struct evs
 	memcpy(&req, in, in->size < sizeof(req) ? in->size : sizeof(req));
 	if (!req.endpoint || (req.body_len && !req.body) || req.body_len > WIRE_MSG_MAX)
 		return EVS_EINVAL;
-	m = json_object_new_object();
+	m = wire_msg("call");
 	if (!m)
 		return EVS_ENOMEM;
-	json_object_object_add(m, "op", json_object_new_string("call"));
-	json_object_object_add(m, "fn", json_object_new_string("proxy"));
-	json_object_object_add(m, "method", req.method ? json_object_new_string(req.method) : NULL);
-	json_object_object_add(m, "endpoint", json_object_new_string(req.endpoint));
+	wire_msg_str(m, "fn", "proxy");
+	wire_msg_str(m, "method", req.method);
+	wire_msg_str(m, "endpoint", req.endpoint);
 	rc = add_pairs(m, "params", req.params, req.n_params);
 	if (rc == EVS_OK)
 		rc = add_pairs(m, "headers", req.headers, req.n_headers);
@@ -350,9 +346,9 @@ static int x_proxy(struct evs_ctx *ctx, const struct evs_request *in, struct evs
 		json_object_put(m);
 		return rc;
 	}
-	json_object_object_add(m, "retries", json_object_new_int64(req.retries));
-	json_object_object_add(m, "timeout_ms", json_object_new_int64(req.timeout_ms));
-	json_object_object_add(m, "body_len", json_object_new_int64((int64_t)req.body_len));
+	wire_msg_int(m, "retries", req.retries);
+	wire_msg_int(m, "timeout_ms", req.timeout_ms);
+	wire_msg_int(m, "body_len", (int64_t)req.body_len);
 	r = wire_send_json(X.sock, m, NULL, 0);
 	json_object_put(m);
 	if (r == 0 && req.body_len)
@@ -474,12 +470,11 @@ static void executor_child_run(struct loader_plugin **plugins, size_t n, int soc
 		rc = p->run_action(&rpc_vtable, (struct evs_ctx *)&X, input ? input : "null",
 				   &output);
 	}
-	res = json_object_new_object();
+	res = wire_msg("result");
 	if (!res)
 		_exit(2);
-	json_object_object_add(res, "op", json_object_new_string("result"));
-	json_object_object_add(res, "rc", json_object_new_int(rc));
-	json_object_object_add(res, "output", output ? json_object_new_string(output) : NULL);
+	wire_msg_int(res, "rc", rc);
+	wire_msg_str(res, "output", output);
 	wire_send_json(sock, res, NULL, 0);
 	_exit(0);
 }
@@ -650,7 +645,7 @@ static int fork_idle(struct zygote *z)
 	slot = slot_take(z);
 	if (slot < 0)
 		return -ENOSPC;
-	m = json_object_new_object();
+	m = wire_msg("idle");
 	if (!m) {
 		slot_release(z, slot);
 		return -ENOMEM;
@@ -677,8 +672,7 @@ static int fork_idle(struct zygote *z)
 	}
 	close(sv[1]);
 	setpgid(pid, pid); /* also done by the child; whoever is first wins the race */
-	json_object_object_add(m, "op", json_object_new_string("idle"));
-	json_object_object_add(m, "pid", json_object_new_int64(pid));
+	wire_msg_int(m, "pid", pid);
 	r = wire_send_json(z->ctl, m, &sv[0], 1);
 	json_object_put(m);
 	close(sv[0]);
@@ -692,15 +686,12 @@ static int fork_idle(struct zygote *z)
 
 static void z_report(struct zygote *z, uint64_t id, pid_t pid, int status, int reason)
 {
-	struct json_object *m = json_object_new_object();
+	struct json_object *m = wire_msg("exit");
 
-	if (!m)
-		return;
-	json_object_object_add(m, "op", json_object_new_string("exit"));
-	json_object_object_add(m, "id", json_object_new_int64((int64_t)id));
-	json_object_object_add(m, "pid", json_object_new_int64(pid));
-	json_object_object_add(m, "status", json_object_new_int(status));
-	json_object_object_add(m, "reason", json_object_new_int(reason));
+	wire_msg_int(m, "id", (int64_t)id);
+	wire_msg_int(m, "pid", pid);
+	wire_msg_int(m, "status", status);
+	wire_msg_int(m, "reason", reason);
 	wire_send_json(z->ctl, m, NULL, 0);
 	json_object_put(m);
 }
@@ -927,14 +918,11 @@ static void z_load(struct zygote *z, struct json_object *m, int fd)
 reply:
 	if (fd >= 0)
 		close(fd);
-	reply = json_object_new_object();
-	if (!reply)
-		return;
-	json_object_object_add(reply, "op", json_object_new_string("loaded"));
-	json_object_object_add(reply, "i", json_object_new_int64(i));
-	json_object_object_add(reply, "code", json_object_new_int(code));
-	json_object_object_add(reply, "kind", json_object_new_int(code == LOADER_OK ? (int)p->kind : 0));
-	json_object_object_add(reply, "err", json_object_new_string(err));
+	reply = wire_msg("loaded");
+	wire_msg_int(reply, "i", i);
+	wire_msg_int(reply, "code", code);
+	wire_msg_int(reply, "kind", code == LOADER_OK ? (int)p->kind : 0);
+	wire_msg_str(reply, "err", err);
 	wire_send_json(z->ctl, reply, NULL, 0);
 	json_object_put(reply);
 }
@@ -961,12 +949,9 @@ static void z_config(struct zygote *z, struct json_object *m, int fd)
 		snprintf(text, sizeof(text), "cannot probe the sandbox: %s", strerror(-r));
 	else
 		sandbox_describe(z->layers, z->landlock_abi, &z->sb, text, sizeof(text));
-	reply = json_object_new_object();
-	if (!reply)
-		return;
-	json_object_object_add(reply, "op", json_object_new_string("sandbox"));
-	json_object_object_add(reply, "layers", json_object_new_int64(z->layers));
-	json_object_object_add(reply, "text", json_object_new_string(text));
+	reply = wire_msg("sandbox");
+	wire_msg_int(reply, "layers", z->layers);
+	wire_msg_str(reply, "text", text);
 	wire_send_json(z->ctl, reply, NULL, 0);
 	json_object_put(reply);
 }
