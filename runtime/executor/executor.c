@@ -1,22 +1,12 @@
 /*
- * executor.c - the daemon side of executions: starts the zygote
- * (evscript-zygote, zygote.c), hands it executions, serves the executors'
- * host calls (proxy requests included) on the calling thread, and runs
- * in-process executions directly. The messages are in wire.h.
- *
- * An isolated execution: the zygote keeps `prefork` executors forked ahead
- * and hands the daemon the other end of each one's exec socket as it forks
- * it (the reader thread keeps them in ex->idle). The daemon writes the job
- * straight to an idle executor, tells the zygote ("run": deadline, the
- * run's id), and the thread in executor_run() serves the executor's calls
- * until the result message arrives, and returns then: neither a fork nor
- * the executor's exit is on that path. The zygote reaps the executor in the
- * background, kills its process group, and reports how it ended; that
- * report matters only when no result came (a crash, a deadline, a drain)
- * and reaches the waiting executor_run() through the reader thread and an
- * eventfd. With no idle executor left (a burst beyond the pool, or
- * prefork = 0) the daemon makes the exec socket itself and the zygote forks
- * an executor on it ("spawn").
+ * executor.c - the daemon's side of executions (executor.h): starts the
+ * zygote and takes it through start-up, pools the idle executors it hands
+ * over, runs each isolated execution on the calling thread (take an
+ * executor, tell the zygote, serve the executor's host calls, decide the
+ * verdict), supervises the zygote from the reader thread and restarts it
+ * when it dies, and runs in-process executions directly. How isolated
+ * executions work is told once, at the top of zygote.c; the messages are
+ * in wire.h.
  */
 #include "executor.h"
 #include "paginate.h"

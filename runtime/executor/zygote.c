@@ -1,25 +1,89 @@
 /*
  * zygote.c - the zygote and the single-use executor processes (the
- * evscript-zygote binary: zygote_main.c). Links only libc, libdl, json-c,
- * loader_open.c and paginate.c: no libcurl, SQLite, libmicrohttpd, libyaml
- * or libsodium, so that forking an executor and its exit stay cheap.
+ * evscript-zygote binary: zygote_main.c).
+ *
+ * This comment is the one description of how an isolated execution runs;
+ * executor.h is the daemon's contract, executor.c the daemon's side,
+ * wire.h the messages, sandbox.h what each layer of the sandbox does.
  *
  *   daemon (threads) --ctl socket--> zygote (single-threaded, fd 3)
  *        |                              |  fork (ahead of time)
  *        +------- exec socket ------> executor (one per execution)
  *
- * The zygote opens the plugins whose sealed memfds the daemon sends it and
- * keeps `prefork` executors forked ahead, each with its exec socket, whose
- * other end the daemon holds (see "The zygote" below). The executor reads
- * the job from the daemon, calls the
- * entry point with a vtable whose functions are calls over the exec socket
- * (wire.h) - proxy() included: the daemon makes the HTTP request, so the
- * credentials never enter an executor; paginate()'s loop runs here over
- * that proxy, since the page callback is plugin code - writes the result
- * and _exit()s. The zygote reaps it, kills whatever is left in its process
- * group, and reports how it ended over the ctl socket. It enforces
- * deadlines (SIGKILL to the executor's process group) and is a child
- * subreaper, so what executors leave behind is reaped too.
+ * The zygote. The daemon is multi-threaded, so it never forks executors
+ * itself: for each generation executor_new() posix_spawn()s a zygote, so
+ * that nothing of the daemon is inherited but the zygote's end of the ctl
+ * socket and a few environment variables (the daemon's hold secrets). The
+ * zygote links only libc, libdl, json-c, loader_open.c and paginate.c: no
+ * libcurl, SQLite, libmicrohttpd, libyaml or libsodium, so that forking an
+ * executor and its exit stay cheap. Its start-up is a conversation on the
+ * ctl socket: "config" (limits and sandbox settings; it answers with what
+ * the sandbox can apply here), one "load" per verified plugin with its
+ * sealed memfd (loader_open(): constructors run here, never in the
+ * daemon), and "ready".
+ *
+ * An execution. The zygote keeps `prefork` executors forked ahead, each
+ * with its exec socket: the executor keeps one end and waits on it for its
+ * job; the other end goes to the daemon at once ("idle" and the
+ * descriptor; the zygote keeps no copy), where the reader thread pools it.
+ * executor_run() takes an idle executor, writes the job straight to it
+ * and then tells the zygote ("run": the run's id and deadline), so
+ * starting an execution never waits for the zygote (a refill fork, a
+ * reap). With no idle executor left (a burst beyond the pool, or prefork
+ * = 0) the daemon makes the exec socket itself and sends it with "spawn":
+ * the zygote forks an executor on it at once. The executor takes its own
+ * process group and its limits (address space: the zygote's at "ready"
+ * plus memory_limit_mb; CPU time), enters its sandbox (below), reads the
+ * job and calls the entry point with a vtable whose functions are calls
+ * over the exec socket, served by the daemon thread that waits in
+ * executor_run(). proxy() is such a call: the daemon makes the HTTP
+ * request (proxy.c: one proxy session per execution, so connections are
+ * reused within it, capped by its deadline and abandoned once the executor
+ * is gone). paginate()'s loop runs in the executor over that proxy, since
+ * its page callback is plugin code, with the provider's paging settings
+ * (no secrets) fetched from the daemon. The executor writes its result and
+ * _exit()s; executor_run() returns as soon as the result has arrived.
+ *
+ * The end of an executor. The zygote reaps each executor in the
+ * background, kills what it left in its process group (it is a child
+ * subreaper, so what executors leave behind is reaped too), enforces
+ * deadlines (SIGKILL to the executor's process group), and reports how
+ * each one ended ("exit": enum wire_reason). The report carries the run's
+ * id once its "run" has arrived, else the pid alone (an executor that
+ * ended while idle or before its "run"), and the daemon matches it by pid.
+ * It reaches the waiting executor_run() through the reader thread and an
+ * eventfd, and decides the verdict only when no result came (executor.h).
+ * Should the zygote stop answering, the daemon itself asks for a kill a
+ * grace period past the deadline, and gives the run up as lost one grace
+ * period later.
+ *
+ * The sandbox. Before it opens any plugin the zygote makes itself
+ * non-dumpable and, when not root, enters a user namespace of its own
+ * (sandbox_zygote_init). At "config" it probes which layers work on this
+ * machine (sandbox_probe): a missing one is skipped, and the description
+ * it answers with is logged by the daemon and shown by GET /healthz. At
+ * "ready", with the plugins open, it installs the seccomp allow-list once
+ * (sandbox_zygote_lock), which every executor inherits. Each executor is
+ * forked into a PID namespace of its own (sandbox_fork) and enters the
+ * other layers before it reads its job (sandbox_enter); a layer that the
+ * probe found working and that fails for one executor ends it before it
+ * runs anything (fail closed), reported as REASON_SANDBOX through a word
+ * of memory it shares with the zygote (its slot), which also carries a
+ * fatal signal it caught as pid 1 of its namespace.
+ *
+ * Supervision. The daemon's reader thread (executor.c: reader_main) reads
+ * the zygote's messages. When the ctl socket closes and the daemon did not
+ * ask for it, the zygote died (its executors die with it: PDEATHSIG): what
+ * it ran is lost (recorded crashed), new executions wait for a new zygote
+ * up to their deadlines (executor_degraded, GET /healthz), and
+ * restart_zygote() starts one for the same plugins from the same verified
+ * memfds, again after a growing pause while that fails; each restart is
+ * counted (/metrics).
+ *
+ * Stop. A drain (executor_kill_all) kills the running executors, one
+ * "kill" each. The ctl socket's EOF is the daemon's "stop" (executor_free,
+ * once its executions have ended): the zygote kills its idle executors,
+ * waits for the running ones (their deadlines still hold) and exits.
  */
 #include "zygote.h"
 
@@ -480,20 +544,8 @@ static void executor_child_run(struct loader_plugin **plugins, size_t n, int soc
 }
 
 /* ---------------------------------------------------------------------------
- * The zygote.
- *
- * Executors are forked ahead (`prefork` idle ones; one more on a "fork"
- * request). Each is forked with its exec socket: the executor keeps one
- * end and waits on it for its job; the other end goes to the daemon at
- * once ({"op":"idle","pid":P} + fd) and the zygote keeps no copy. The
- * daemon writes the job straight to an idle executor and then tells the
- * zygote ({"op":"run","pid":P,"id":N,"deadline_us":D}), so starting an
- * execution never waits for the zygote (a refill fork, a reap). The zygote
- * uses "run" for the deadline and to report the end with the run's id; an
- * executor that ends before its "run" arrived (or while idle) is reported
- * by pid alone (id 0), and the daemon matches such reports by pid. When no
- * idle executor is left the daemon sends "spawn" with the exec socket
- * instead: the zygote forks an executor on it at once.
+ * The zygote: the pool, the runs, the reaper and the daemon's messages (the
+ * design: the top of this file).
  */
 struct zrun {
 	uint64_t id;

@@ -1,6 +1,7 @@
 /*
- * zygote.h - the executor's zygote (zygote.c), run as the small binary
- * evscript-zygote (zygote_main.c) that executor_new() spawns.
+ * zygote.h - the executor's zygote (zygote.c, whose top comment is the
+ * design of isolated executions), run as the small binary evscript-zygote
+ * (zygote_main.c) that executor_new() spawns.
  */
 #ifndef EVS_EXECUTOR_ZYGOTE_H
 #define EVS_EXECUTOR_ZYGOTE_H
