@@ -763,6 +763,25 @@ static int z_take_idle(struct zygote *z, pid_t pid)
 	return -2;
 }
 
+/* SIGKILL to executor pid and to what it left in its process group. */
+static void kill_executor(pid_t pid)
+{
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+}
+
+/* Kills executor pid if it is idle here; it stays in the idle list, so the
+ * reaper reports it by pid. */
+static void kill_idle(struct zygote *z, pid_t pid)
+{
+	for (size_t i = 0; pid > 0 && i < z->n_idle; i++) {
+		if (z->idle[i].pid == pid) {
+			kill_executor(pid);
+			return;
+		}
+	}
+}
+
 /* Room for one more run. Called before an executor is committed to a run,
  * so that a failure leaves it where the reaper still reports it. */
 static int reserve_run(struct zygote *z)
@@ -789,16 +808,10 @@ static void z_run(struct zygote *z, struct json_object *m, int fd)
 	int slot;
 
 	(void)fd;
-
 	if (reserve_run(z) < 0) {
-		/* cannot watch it: end it; it stays idle here, so the reaper
-		 * reports it by pid and the daemon's run ends */
-		for (size_t i = 0; i < z->n_idle; i++) {
-			if (z->idle[i].pid == pid) {
-				kill(-pid, SIGKILL);
-				kill(pid, SIGKILL);
-			}
-		}
+		/* cannot watch it: end it, and the daemon's run ends with the
+		 * reaper's report */
+		kill_idle(z, pid);
 		return;
 	}
 	slot = z_take_idle(z, pid);
@@ -842,8 +855,7 @@ static void z_kill_run(struct zrun *r, int reason)
 	if (r->reason)
 		return;
 	r->reason = reason;
-	kill(-r->pid, SIGKILL);
-	kill(r->pid, SIGKILL);
+	kill_executor(r->pid);
 }
 
 /* "kill": run id, else the executor pid while it is idle here (the daemon
@@ -862,13 +874,7 @@ static void z_kill(struct zygote *z, struct json_object *m, int fd)
 			return;
 		}
 	}
-	for (size_t i = 0; pid > 0 && i < z->n_idle; i++) {
-		if (z->idle[i].pid == pid) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			return;
-		}
-	}
+	kill_idle(z, pid);
 }
 
 /* Reaps what ended: an executor with a run (reported with its id), an
