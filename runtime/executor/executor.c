@@ -287,17 +287,22 @@ static int spawn_zygote(struct executor *ex, int zfd, char *err, size_t errlen)
 	return 0;
 }
 
-/* Waits for the zygote's answer to a start-up message, up to
- * LOAD_TIMEOUT_MS. */
-static int recv_reply(struct executor *ex, struct json_object **m)
+/* Waits up to LOAD_TIMEOUT_MS for the zygote's answer to a start-up
+ * message, an op message: 0 with *m (owned by the caller), -ETIMEDOUT when
+ * the zygote hung, -EPIPE when it died or answered something else. */
+static int recv_reply(struct executor *ex, const char *op, struct json_object **m)
 {
 	struct pollfd p = {.fd = ex->ctl, .events = POLLIN};
 	int r = poll(&p, 1, LOAD_TIMEOUT_MS);
 
 	*m = NULL;
-	if (r <= 0)
-		return r == 0 ? -ETIMEDOUT : -errno;
-	return wire_recv_json(ex->ctl, m, NULL, NULL);
+	if (r == 0)
+		return -ETIMEDOUT;
+	if (r > 0 && wire_recv_json(ex->ctl, m, NULL, NULL) == 0 && wire_op_is(*m, op))
+		return 0;
+	json_object_put(*m);
+	*m = NULL;
+	return -EPIPE;
 }
 
 /* Sends a start-up message to the zygote and drops m; err says why it
@@ -333,12 +338,11 @@ static int start_config(struct executor *ex, char *err, size_t errlen)
 	ret = start_send(ex, m, NULL, 0, err, errlen);
 	if (ret < 0)
 		return ret;
-	ret = recv_reply(ex, &m);
-	if (ret < 0 || !wire_op_is(m, "sandbox")) {
-		json_object_put(m);
+	ret = recv_reply(ex, "sandbox", &m);
+	if (ret < 0) {
 		snprintf(err, errlen, "the zygote %s during start-up",
 			 ret == -ETIMEDOUT ? "hung" : "died");
-		return ret == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE;
+		return ret;
 	}
 	pthread_mutex_lock(&ex->mu);
 	snprintf(ex->sandbox, sizeof(ex->sandbox), "%s",
@@ -363,12 +367,14 @@ static int start_load(struct executor *ex, size_t i, int *code, char *err, size_
 	ret = start_send(ex, m, &p->memfd, 1, err, errlen);
 	if (ret < 0)
 		return ret;
-	ret = recv_reply(ex, &m);
-	if (ret < 0 || !wire_op_is(m, "loaded") || (size_t)wire_jint(m, "i") != i) {
+	ret = recv_reply(ex, "loaded", &m);
+	if (ret == 0 && (size_t)wire_jint(m, "i") != i)
+		ret = -EPIPE; /* out of step */
+	if (ret < 0) {
 		json_object_put(m);
 		snprintf(err, errlen, "the zygote %s while opening plugin %s",
 			 ret == -ETIMEDOUT ? "hung" : "died", p->name);
-		return ret == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE;
+		return ret;
 	}
 	*code = (int)wire_jint(m, "code");
 	if (*code == LOADER_OK) {
