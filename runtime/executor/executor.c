@@ -11,6 +11,7 @@
 #include "executor.h"
 #include "paginate.h"
 #include "wire.h"
+#include "zygote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +32,6 @@
 
 #include "log.h"
 #include "util.h"
-
-extern char **environ;
 
 #define LOAD_TIMEOUT_MS 30000
 #define RESTART_BACKOFF_MIN_US 100000LL  /* a zygote that cannot be restarted: retried */
@@ -179,112 +177,18 @@ static int ctl_send(struct executor *ex, struct json_object *m, const int *fds, 
 	return r;
 }
 
-/* The zygote binary: opts->zygote_path, else evscript-zygote next to this
- * program, else in ../libexec/evscript/ from it (the installed layout). */
-static int find_zygote(const struct executor_options *o, char *out, size_t cap, char *err,
-		       size_t errlen)
-{
-	char self[PATH_MAX], *slash;
-	ssize_t n;
-	int k;
-
-	if (o->zygote_path) {
-		if (access(o->zygote_path, X_OK) != 0) {
-			snprintf(err, errlen, "cannot start the zygote: %s: %s", o->zygote_path,
-				 strerror(errno));
-			return -ENOENT;
-		}
-		snprintf(out, cap, "%s", o->zygote_path);
-		return 0;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0) {
-		snprintf(err, errlen, "cannot start the zygote: readlink /proc/self/exe: %s",
-			 strerror(errno));
-		return -ENOENT;
-	}
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	k = snprintf(out, cap, "%s/" EXECUTOR_ZYGOTE_NAME, self);
-	if (k > 0 && (size_t)k < cap && access(out, X_OK) == 0)
-		return 0;
-	k = snprintf(out, cap, "%s/../libexec/evscript/" EXECUTOR_ZYGOTE_NAME, self);
-	if (k > 0 && (size_t)k < cap && access(out, X_OK) == 0)
-		return 0;
-	snprintf(err, errlen, "cannot start the zygote: no executable " EXECUTOR_ZYGOTE_NAME
-		 " in %s/ nor in %s/../libexec/evscript/ (it is installed with evscriptd)", self, self);
-	return -ENOENT;
-}
-
-/* The zygote's environment: the daemon's holds secrets (the API key, the
- * store's encryption key), so the zygote, and every plugin forked from it,
- * gets only these, when set: how to find libraries, and the sanitizers'
- * and the executors' debugging switches. */
-static const char *const zygote_env_names[] = {
-	"LD_LIBRARY_PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
-	"EVSCRIPT_EXECUTOR_STDERR",
-};
-#define ZYGOTE_ENV_MAX (sizeof(zygote_env_names) / sizeof(zygote_env_names[0]))
-
-static void zygote_env(char *envp[ZYGOTE_ENV_MAX + 1])
-{
-	size_t n = 0;
-
-	for (char **e = environ; *e && n < ZYGOTE_ENV_MAX; e++) {
-		for (size_t i = 0; i < ZYGOTE_ENV_MAX; i++) {
-			size_t len = strlen(zygote_env_names[i]);
-
-			if (strncmp(*e, zygote_env_names[i], len) == 0 && (*e)[len] == '=') {
-				envp[n++] = *e;
-				break;
-			}
-		}
-	}
-	envp[n] = NULL;
-}
-
+/* Starts the zygote binary on zfd, its end of a new ctl socket. */
 static int spawn_zygote(struct executor *ex, int zfd, char *err, size_t errlen)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	char fdarg[16], exe[PATH_MAX];
-	char *argv[] = {EXECUTOR_ZYGOTE_NAME, fdarg, NULL};
-	char *envp[ZYGOTE_ENV_MAX + 1];
 	pid_t pid;
-	int r;
+	int r = executor_zygote_spawn(ex->opts.zygote_path, zfd, &pid, err, errlen);
 
-	r = find_zygote(&ex->opts, exe, sizeof(exe), err, errlen);
-	if (r < 0)
-		return r;
-	zygote_env(envp);
-	snprintf(fdarg, sizeof(fdarg), "%d", WIRE_ZYGOTE_FD);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	posix_spawn_file_actions_adddup2(&fa, zfd, WIRE_ZYGOTE_FD);
-	posix_spawn_file_actions_addclosefrom_np(&fa, WIRE_ZYGOTE_FD + 1);
-	sigemptyset(&none);
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-					      POSIX_SPAWN_SETPGROUP);
-	r = posix_spawn(&pid, exe, &fa, &at, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	if (r != 0) {
-		snprintf(err, errlen, "cannot start the zygote (%s): %s", exe, strerror(r));
-		return -r;
+	if (r == 0) {
+		pthread_mutex_lock(&ex->mu);
+		ex->zygote = pid;
+		pthread_mutex_unlock(&ex->mu);
 	}
-	pthread_mutex_lock(&ex->mu);
-	ex->zygote = pid;
-	pthread_mutex_unlock(&ex->mu);
-	return 0;
+	return r;
 }
 
 /* Waits up to LOAD_TIMEOUT_MS for the zygote's answer to a start-up
