@@ -3,8 +3,9 @@
  * evscript-zygote binary: zygote_main.c).
  *
  * This comment is the one description of how an isolated execution runs;
- * executor.h is the daemon's contract, executor.c the daemon's side,
- * wire.h the messages, sandbox.h what each layer of the sandbox does.
+ * executor.h is the daemon's contract, executor.c the daemon's side
+ * (zygote_spawn.c starts the binary), wire.h the messages, sandbox.h what
+ * each layer of the sandbox does.
  *
  *   daemon (threads) --ctl socket--> zygote (single-threaded, fd 3)
  *        |                              |  fork (ahead of time)
@@ -13,14 +14,14 @@
  * The zygote. The daemon is multi-threaded, so it never forks executors
  * itself: for each generation executor_new() posix_spawn()s a zygote, so
  * that nothing of the daemon is inherited but the zygote's end of the ctl
- * socket and a few environment variables (the daemon's hold secrets). The
- * zygote links only libc, libdl, json-c, loader_open.c and paginate.c: no
- * libcurl, SQLite, libmicrohttpd, libyaml or libsodium, so that forking an
- * executor and its exit stay cheap. Its start-up is a conversation on the
- * ctl socket: "config" (limits and sandbox settings; it answers with what
- * the sandbox can apply here), one "load" per verified plugin with its
- * sealed memfd (loader_open(): constructors run here, never in the
- * daemon), and "ready".
+ * socket and a few environment variables (the daemon's hold secrets:
+ * zygote_env_names). The zygote links only libc, libdl, json-c,
+ * loader_open.c and paginate.c: no libcurl, SQLite, libmicrohttpd, libyaml
+ * or libsodium, so that forking an executor and its exit stay cheap. Its
+ * start-up is a conversation on the ctl socket: "config" (limits and
+ * sandbox settings; it answers with what the sandbox can apply here), one
+ * "load" per verified plugin with its sealed memfd (loader_open():
+ * constructors run here, never in the daemon), and "ready".
  *
  * An execution. The zygote keeps `prefork` executors forked ahead, each
  * with its exec socket: the executor keeps one end and waits on it for its
