@@ -1,26 +1,17 @@
 /*
- * executor.c - the daemon side of executions: starts the zygote
- * (evscript-zygote, zygote.c), hands it executions, serves the executors'
- * host calls (proxy requests included) on the calling thread, and runs
- * in-process executions directly. The messages are in wire.h.
- *
- * An isolated execution: the zygote keeps `prefork` executors forked ahead
- * and hands the daemon the other end of each one's exec socket as it forks
- * it (the reader thread keeps them in ex->idle). The daemon writes the job
- * straight to an idle executor, tells the zygote ("run": deadline, the
- * run's id), and the thread in executor_run() serves the executor's calls
- * until the result message arrives, and returns then: neither a fork nor
- * the executor's exit is on that path. The zygote reaps the executor in the
- * background, kills its process group, and reports how it ended; that
- * report matters only when no result came (a crash, a deadline, a drain)
- * and reaches the waiting executor_run() through the reader thread and an
- * eventfd. With no idle executor left (a burst beyond the pool, or
- * prefork = 0) the daemon makes the exec socket itself and the zygote forks
- * an executor on it ("spawn").
+ * executor.c - the daemon's side of executions (executor.h): starts the
+ * zygote and takes it through start-up, pools the idle executors it hands
+ * over, runs each isolated execution on the calling thread (take an
+ * executor, tell the zygote, serve the executor's host calls, decide the
+ * verdict), supervises the zygote from the reader thread and restarts it
+ * when it dies, and runs in-process executions directly. How isolated
+ * executions work is told once, at the top of zygote.c; the messages are
+ * in wire.h.
  */
 #include "executor.h"
 #include "paginate.h"
 #include "wire.h"
+#include "zygote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +20,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,12 +33,12 @@
 #include "log.h"
 #include "util.h"
 
-extern char **environ;
-
 #define LOAD_TIMEOUT_MS 30000
 #define RESTART_BACKOFF_MIN_US 100000LL  /* a zygote that cannot be restarted: retried */
 #define RESTART_BACKOFF_MAX_US 5000000LL
 #define GRACE_US 5000000LL      /* past the deadline the daemon stops trusting the zygote */
+#define DEFAULT_DEADLINE_US 300000000LL /* a job without a deadline */
+#define DRAINED_ERROR "killed: generation drained"
 #define ZYGOTE_EXIT_WAIT_US 5000000LL
 
 struct run {
@@ -105,42 +95,24 @@ static void notify(int efd)
 		;
 }
 
-/* A message {"op": op} and its members; NULL when out of memory, and the
- * adders take NULL (wire_send_json then fails with -ENOMEM). */
-static struct json_object *msg_new(const char *op)
+/* Marks run r lost (its zygote is gone or stopped answering) unless it
+ * has ended already; true when it was still running. Called with mu. */
+static bool lose(struct run *r)
 {
-	struct json_object *m = json_object_new_object();
-
-	if (m && json_object_object_add(m, "op", json_object_new_string(op)) < 0) {
-		json_object_put(m);
-		m = NULL;
-	}
-	return m;
-}
-
-static void msg_int(struct json_object *m, const char *k, int64_t v)
-{
-	if (m)
-		json_object_object_add(m, k, json_object_new_int64(v));
-}
-
-static void msg_str(struct json_object *m, const char *k, const char *v)
-{
-	if (m)
-		json_object_object_add(m, k, v ? json_object_new_string(v) : NULL);
+	if (r->exited)
+		return false;
+	r->exited = true;
+	r->reason = REASON_LOST;
+	return true;
 }
 
 /* Marks every run that waits for the zygote as lost. Called with mu. */
 static void lose_all(struct executor *ex)
 {
 	ex->zygote_gone = true;
-	for (struct run *r = ex->runs; r; r = r->next) {
-		if (!r->exited) {
-			r->exited = true;
-			r->reason = REASON_LOST;
+	for (struct run *r = ex->runs; r; r = r->next)
+		if (lose(r))
 			notify(r->efd);
-		}
-	}
 }
 
 /* The zygote's report that an executor ended: its run (matched by pid: a
@@ -205,125 +177,36 @@ static int ctl_send(struct executor *ex, struct json_object *m, const int *fds, 
 	return r;
 }
 
-/* The zygote binary: opts->zygote_path, else evscript-zygote next to this
- * program, else in ../libexec/evscript/ from it (the installed layout). */
-static int find_zygote(const struct executor_options *o, char *out, size_t cap, char *err,
-		       size_t errlen)
-{
-	char self[PATH_MAX], *slash;
-	ssize_t n;
-	int k;
-
-	if (o->zygote_path) {
-		if (access(o->zygote_path, X_OK) != 0) {
-			snprintf(err, errlen, "cannot start the zygote: %s: %s", o->zygote_path,
-				 strerror(errno));
-			return -ENOENT;
-		}
-		snprintf(out, cap, "%s", o->zygote_path);
-		return 0;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0) {
-		snprintf(err, errlen, "cannot start the zygote: readlink /proc/self/exe: %s",
-			 strerror(errno));
-		return -ENOENT;
-	}
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	k = snprintf(out, cap, "%s/" EXECUTOR_ZYGOTE_NAME, self);
-	if (k > 0 && (size_t)k < cap && access(out, X_OK) == 0)
-		return 0;
-	k = snprintf(out, cap, "%s/../libexec/evscript/" EXECUTOR_ZYGOTE_NAME, self);
-	if (k > 0 && (size_t)k < cap && access(out, X_OK) == 0)
-		return 0;
-	snprintf(err, errlen, "cannot start the zygote: no executable " EXECUTOR_ZYGOTE_NAME
-		 " in %s/ nor in %s/../libexec/evscript/ (it is installed with evscriptd)", self, self);
-	return -ENOENT;
-}
-
-/* The zygote's environment: the daemon's holds secrets (the API key, the
- * store's encryption key), so the zygote, and every plugin forked from it,
- * gets only these, when set: how to find libraries, and the sanitizers'
- * and the executors' debugging switches. */
-static const char *const zygote_env_names[] = {
-	"LD_LIBRARY_PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
-	"EVSCRIPT_EXECUTOR_STDERR",
-};
-#define ZYGOTE_ENV_MAX (sizeof(zygote_env_names) / sizeof(zygote_env_names[0]))
-
-static void zygote_env(char *envp[ZYGOTE_ENV_MAX + 1])
-{
-	size_t n = 0;
-
-	for (char **e = environ; *e && n < ZYGOTE_ENV_MAX; e++) {
-		for (size_t i = 0; i < ZYGOTE_ENV_MAX; i++) {
-			size_t len = strlen(zygote_env_names[i]);
-
-			if (strncmp(*e, zygote_env_names[i], len) == 0 && (*e)[len] == '=') {
-				envp[n++] = *e;
-				break;
-			}
-		}
-	}
-	envp[n] = NULL;
-}
-
+/* Starts the zygote binary on zfd, its end of a new ctl socket. */
 static int spawn_zygote(struct executor *ex, int zfd, char *err, size_t errlen)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	char fdarg[16], exe[PATH_MAX];
-	char *argv[] = {EXECUTOR_ZYGOTE_NAME, fdarg, NULL};
-	char *envp[ZYGOTE_ENV_MAX + 1];
 	pid_t pid;
-	int r;
+	int r = executor_zygote_spawn(ex->opts.zygote_path, zfd, &pid, err, errlen);
 
-	r = find_zygote(&ex->opts, exe, sizeof(exe), err, errlen);
-	if (r < 0)
-		return r;
-	zygote_env(envp);
-	snprintf(fdarg, sizeof(fdarg), "%d", WIRE_ZYGOTE_FD);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	posix_spawn_file_actions_adddup2(&fa, zfd, WIRE_ZYGOTE_FD);
-	posix_spawn_file_actions_addclosefrom_np(&fa, WIRE_ZYGOTE_FD + 1);
-	sigemptyset(&none);
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-					      POSIX_SPAWN_SETPGROUP);
-	r = posix_spawn(&pid, exe, &fa, &at, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	if (r != 0) {
-		snprintf(err, errlen, "cannot start the zygote (%s): %s", exe, strerror(r));
-		return -r;
+	if (r == 0) {
+		pthread_mutex_lock(&ex->mu);
+		ex->zygote = pid;
+		pthread_mutex_unlock(&ex->mu);
 	}
-	pthread_mutex_lock(&ex->mu);
-	ex->zygote = pid;
-	pthread_mutex_unlock(&ex->mu);
-	return 0;
+	return r;
 }
 
-/* Waits for the zygote's answer to a start-up message, up to
- * LOAD_TIMEOUT_MS. */
-static int recv_reply(struct executor *ex, struct json_object **m)
+/* Waits up to LOAD_TIMEOUT_MS for the zygote's answer to a start-up
+ * message, an op message: 0 with *m (owned by the caller), -ETIMEDOUT when
+ * the zygote hung, -EPIPE when it died or answered something else. */
+static int recv_reply(struct executor *ex, const char *op, struct json_object **m)
 {
 	struct pollfd p = {.fd = ex->ctl, .events = POLLIN};
 	int r = poll(&p, 1, LOAD_TIMEOUT_MS);
 
 	*m = NULL;
-	if (r <= 0)
-		return r == 0 ? -ETIMEDOUT : -errno;
-	return wire_recv_json(ex->ctl, m, NULL, NULL);
+	if (r == 0)
+		return -ETIMEDOUT;
+	if (r > 0 && wire_recv_json(ex->ctl, m, NULL, NULL) == 0 && wire_op_is(*m, op))
+		return 0;
+	json_object_put(*m);
+	*m = NULL;
+	return -EPIPE;
 }
 
 /* Sends a start-up message to the zygote and drops m; err says why it
@@ -347,24 +230,23 @@ static int start_send(struct executor *ex, struct json_object *m, const int *fds
 static int start_config(struct executor *ex, char *err, size_t errlen)
 {
 	const struct executor_options *o = &ex->opts;
-	struct json_object *m = msg_new("config");
+	struct json_object *m = wire_msg("config");
 	int ret;
 
-	msg_int(m, "prefork", o->prefork);
-	msg_int(m, "memory_limit_mb", (int64_t)o->memory_limit_mb);
-	msg_int(m, "cpu_limit_s", o->cpu_limit_s);
-	msg_int(m, "uid", o->uid);
-	msg_int(m, "gid", o->gid);
-	msg_int(m, "max_processes", o->max_processes);
+	wire_msg_int(m, "prefork", o->prefork);
+	wire_msg_int(m, "memory_limit_mb", (int64_t)o->memory_limit_mb);
+	wire_msg_int(m, "cpu_limit_s", o->cpu_limit_s);
+	wire_msg_int(m, "uid", o->uid);
+	wire_msg_int(m, "gid", o->gid);
+	wire_msg_int(m, "max_processes", o->max_processes);
 	ret = start_send(ex, m, NULL, 0, err, errlen);
 	if (ret < 0)
 		return ret;
-	ret = recv_reply(ex, &m);
-	if (ret < 0 || !wire_op_is(m, "sandbox")) {
-		json_object_put(m);
+	ret = recv_reply(ex, "sandbox", &m);
+	if (ret < 0) {
 		snprintf(err, errlen, "the zygote %s during start-up",
 			 ret == -ETIMEDOUT ? "hung" : "died");
-		return ret == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE;
+		return ret;
 	}
 	pthread_mutex_lock(&ex->mu);
 	snprintf(ex->sandbox, sizeof(ex->sandbox), "%s",
@@ -379,22 +261,24 @@ static int start_config(struct executor *ex, char *err, size_t errlen)
 static int start_load(struct executor *ex, size_t i, int *code, char *err, size_t errlen)
 {
 	struct loader_plugin *p = ex->plugins[i];
-	struct json_object *m = msg_new("load");
+	struct json_object *m = wire_msg("load");
 	int ret;
 
-	msg_int(m, "i", (int64_t)i);
-	msg_str(m, "name", p->name);
-	msg_str(m, "version", p->version);
-	msg_str(m, "hash", p->hash_hex);
+	wire_msg_int(m, "i", (int64_t)i);
+	wire_msg_str(m, "name", p->name);
+	wire_msg_str(m, "version", p->version);
+	wire_msg_str(m, "hash", p->hash_hex);
 	ret = start_send(ex, m, &p->memfd, 1, err, errlen);
 	if (ret < 0)
 		return ret;
-	ret = recv_reply(ex, &m);
-	if (ret < 0 || !wire_op_is(m, "loaded") || (size_t)wire_jint(m, "i") != i) {
+	ret = recv_reply(ex, "loaded", &m);
+	if (ret == 0 && (size_t)wire_jint(m, "i") != i)
+		ret = -EPIPE; /* out of step */
+	if (ret < 0) {
 		json_object_put(m);
 		snprintf(err, errlen, "the zygote %s while opening plugin %s",
 			 ret == -ETIMEDOUT ? "hung" : "died", p->name);
-		return ret == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE;
+		return ret;
 	}
 	*code = (int)wire_jint(m, "code");
 	if (*code == LOADER_OK) {
@@ -451,7 +335,7 @@ static int start_zygote(struct executor *ex, struct executor_load_result *result
 		}
 	}
 	if (ret == 0)
-		ret = start_send(ex, msg_new("ready"), NULL, 0, err, errlen);
+		ret = start_send(ex, wire_msg("ready"), NULL, 0, err, errlen);
 	return ret;
 }
 
@@ -604,21 +488,29 @@ static void stop_zygote(struct executor *ex)
 	}
 }
 
-int executor_new(const struct executor_options *opts, struct loader_plugin *const *plugins,
-		 size_t n, const bool *in_process, struct executor_load_result *results,
-		 struct executor **out, char *err, size_t errlen)
+/* Stops the zygote (if any) and frees ex, whatever executor_new() got to. */
+static void destroy(struct executor *ex)
 {
-	struct executor *ex;
-	int ret;
+	stop_zygote(ex);
+	pthread_cond_destroy(&ex->changed);
+	pthread_mutex_destroy(&ex->send_mu);
+	pthread_mutex_destroy(&ex->mu);
+	free(ex->iso_ok);
+	free(ex->inproc_ok);
+	free(ex->kind);
+	free(ex);
+}
+
+/* An executor with its memory and locks, nothing started yet. 0 with *out
+ * (owned by the caller: destroy), or -ENOMEM. */
+static int alloc_executor(const struct executor_options *opts, struct loader_plugin *const *plugins,
+			  size_t n, struct executor **out)
+{
+	struct executor *ex = calloc(1, sizeof(*ex));
 
 	*out = NULL;
-	if (err && errlen)
-		err[0] = '\0';
-	ex = calloc(1, sizeof(*ex));
-	if (!ex) {
-		snprintf(err, errlen, "out of memory");
+	if (!ex)
 		return -ENOMEM;
-	}
 	ex->ctl = -1;
 	ex->opts = *opts;
 	ex->plugins = plugins;
@@ -630,26 +522,51 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 	pthread_mutex_init(&ex->send_mu, NULL);
 	util_cond_init_monotonic(&ex->changed);
 	if (!ex->iso_ok || !ex->inproc_ok || !ex->kind) {
-		snprintf(err, errlen, "out of memory");
-		ret = -ENOMEM;
-		goto fail;
+		destroy(ex);
+		return -ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++) {
+	*out = ex;
+	return 0;
+}
+
+/* Opens the plugins marked in_process (may be NULL: none) in this process;
+ * results[i] says how each went. */
+static void open_in_process(struct executor *ex, const bool *in_process,
+			    struct executor_load_result *results)
+{
+	for (size_t i = 0; i < ex->n; i++) {
 		results[i].code = LOADER_OK;
 		results[i].err[0] = '\0';
 	}
+	for (size_t i = 0; in_process && i < ex->n; i++) {
+		struct loader_plugin *p = ex->plugins[i];
 
-	/* in-process opens, in this process */
-	for (size_t i = 0; in_process && i < n; i++) {
 		if (!in_process[i])
 			continue;
-		if (!plugins[i]->handle)
-			results[i].code = loader_open(plugins[i], results[i].err,
-						      sizeof(results[i].err));
+		if (!p->handle)
+			results[i].code = loader_open(p, results[i].err, sizeof(results[i].err));
 		ex->inproc_ok[i] = results[i].code == LOADER_OK;
 		if (ex->inproc_ok[i])
-			ex->kind[i] = plugins[i]->kind;
+			ex->kind[i] = p->kind;
 	}
+}
+
+int executor_new(const struct executor_options *opts, struct loader_plugin *const *plugins,
+		 size_t n, const bool *in_process, struct executor_load_result *results,
+		 struct executor **out, char *err, size_t errlen)
+{
+	struct executor *ex = NULL;
+	int ret;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	ret = alloc_executor(opts, plugins, n, &ex);
+	if (ret < 0) {
+		snprintf(err, errlen, "out of memory");
+		return ret;
+	}
+	open_in_process(ex, in_process, results);
 
 	/* the zygote and the isolated opens */
 	ret = start_zygote(ex, results, err, errlen);
@@ -668,24 +585,17 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 	return 0;
 
 fail:
-	stop_zygote(ex);
-	pthread_cond_destroy(&ex->changed);
-	pthread_mutex_destroy(&ex->send_mu);
-	pthread_mutex_destroy(&ex->mu);
-	free(ex->iso_ok);
-	free(ex->inproc_ok);
-	free(ex->kind);
-	free(ex);
+	destroy(ex);
 	return ret;
 }
 
 /* "kill" for run id (0: none) or executor pid (0: unknown). */
 static void ctl_kill(struct executor *ex, uint64_t id, pid_t pid)
 {
-	struct json_object *m = msg_new("kill");
+	struct json_object *m = wire_msg("kill");
 
-	msg_int(m, "id", (int64_t)id);
-	msg_int(m, "pid", pid);
+	wire_msg_int(m, "id", (int64_t)id);
+	wire_msg_int(m, "pid", pid);
 	ctl_send(ex, m, NULL, 0);
 	json_object_put(m);
 }
@@ -808,7 +718,6 @@ void executor_result_clear(struct executor_result *r)
 
 void executor_free(struct executor *ex, int64_t deadline_us)
 {
-
 	if (!ex)
 		return;
 	pthread_mutex_lock(&ex->mu);
@@ -823,14 +732,7 @@ void executor_free(struct executor *ex, int64_t deadline_us)
 			pthread_cond_wait(&ex->changed, &ex->mu);
 	}
 	pthread_mutex_unlock(&ex->mu);
-	stop_zygote(ex);
-	pthread_cond_destroy(&ex->changed);
-	pthread_mutex_destroy(&ex->send_mu);
-	pthread_mutex_destroy(&ex->mu);
-	free(ex->iso_ok);
-	free(ex->inproc_ok);
-	free(ex->kind);
-	free(ex);
+	destroy(ex);
 }
 
 /* ---- executor_run ---- */
@@ -880,17 +782,29 @@ struct serve {
 	struct run *r;
 	struct hostapi_exec *host;
 	int d;                          /* the daemon's end of the exec socket */
+	int zfd;                        /* "spawn": the executor's end, until sent to the zygote */
+	bool sock_open;                 /* d is in step with the executor */
 	int64_t deadline_us;
 	struct proxy_target *target;    /* resolved on the first proxy/paginate call */
 	struct proxy_session *session;  /* made on the first proxy call */
+	int rc;                         /* the result message's: the entry point's return */
+	char *output;                   /* and its output (owned) */
 };
 
 static void serve_clear(struct serve *sv)
 {
 	proxy_session_free(sv->session);
 	proxy_target_free(sv->target);
+	free(sv->output);
+	if (sv->d >= 0)
+		close(sv->d);
+	if (sv->zfd >= 0)
+		close(sv->zfd);
 	sv->session = NULL;
 	sv->target = NULL;
+	sv->output = NULL;
+	sv->d = -1;
+	sv->zfd = -1;
 }
 
 /* The proxy session's cancel check: the executor is gone (deadline, drain,
@@ -1104,10 +1018,10 @@ static int reply_call(struct serve *sv, struct json_object *m)
 	return ret;
 }
 
-/* Handles one message from the executor: 1 when it was the result, -1
- * when the exec socket is out of step (a proxy body did not follow, a reply
- * could not be sent), else 0. */
-static int handle_exec_msg(struct serve *sv, struct json_object *m, int *rc, char **output)
+/* Handles one message from the executor: 1 when it was the result (kept
+ * in sv->rc and sv->output), -1 when the exec socket is out of step (a
+ * proxy body did not follow, a reply could not be sent), else 0. */
+static int handle_exec_msg(struct serve *sv, struct json_object *m)
 {
 	if (wire_op_is(m, "log")) {
 		const char *s = wire_jstr(m, "m");
@@ -1127,9 +1041,9 @@ static int handle_exec_msg(struct serve *sv, struct json_object *m, int *rc, cha
 	} else if (wire_op_is(m, "result")) {
 		const char *o = wire_jstr(m, "output");
 
-		*rc = (int)wire_jint(m, "rc");
-		free(*output);
-		*output = o ? strdup(o) : NULL;
+		sv->rc = (int)wire_jint(m, "rc");
+		free(sv->output);
+		sv->output = o ? strdup(o) : NULL;
 		return 1;
 	}
 	return 0;
@@ -1137,30 +1051,30 @@ static int handle_exec_msg(struct serve *sv, struct json_object *m, int *rc, cha
 
 static struct json_object *job_message(const struct executor_job *job, int64_t deadline_us)
 {
-	struct json_object *m = msg_new("job"), *ev;
+	struct json_object *m = wire_msg("job"), *ev;
 
-	msg_int(m, "plugin", (int64_t)job->plugin);
-	msg_int(m, "deadline_us", deadline_us);
+	wire_msg_int(m, "plugin", (int64_t)job->plugin);
+	wire_msg_int(m, "deadline_us", deadline_us);
 	if (job->event) {
 		const struct evs_event *e = job->event;
 
 		ev = json_object_new_object();
-		msg_int(ev, "type", e->type);
+		wire_msg_int(ev, "type", e->type);
 		if (e->name)
-			msg_str(ev, "name", e->name);
+			wire_msg_str(ev, "name", e->name);
 		if (e->connection_id)
-			msg_str(ev, "connection_id", e->connection_id);
+			wire_msg_str(ev, "connection_id", e->connection_id);
 		if (e->provider_config_key)
-			msg_str(ev, "provider_config_key", e->provider_config_key);
-		msg_int(ev, "event_id", e->event_id);
-		msg_int(ev, "execution_id", e->execution_id);
+			wire_msg_str(ev, "provider_config_key", e->provider_config_key);
+		wire_msg_int(ev, "event_id", e->event_id);
+		wire_msg_int(ev, "execution_id", e->execution_id);
 		if (!ev || !m || json_object_object_add(m, "event", ev) < 0) {
 			json_object_put(ev);
 			json_object_put(m);
 			return NULL;
 		}
 	} else {
-		msg_str(m, "input", job->input_json ? job->input_json : "null");
+		wire_msg_str(m, "input", job->input_json ? job->input_json : "null");
 	}
 	return m;
 }
@@ -1200,243 +1114,298 @@ static void run_done(struct executor *ex)
 }
 
 /* Reads one message from the exec socket and handles it. Returns 1 when it
- * was the result; 0 otherwise. *sock_open turns false when the socket is
+ * was the result; 0 otherwise. sv->sock_open turns false when the socket is
  * closed or out of step (then shut down, so the executor gets EOF, not a
  * hang). */
-static int serve_one(struct serve *sv, int d, bool *sock_open, int *rc, char **output)
+static int serve_one(struct serve *sv)
 {
 	struct json_object *m = NULL;
 	int hr;
 
-	if (wire_recv_json(d, &m, NULL, NULL) < 0) {
-		*sock_open = false;
+	if (wire_recv_json(sv->d, &m, NULL, NULL) < 0) {
+		sv->sock_open = false;
 		return 0;
 	}
-	hr = handle_exec_msg(sv, m, rc, output);
+	hr = handle_exec_msg(sv, m);
 	json_object_put(m);
 	if (hr < 0) {
-		shutdown(d, SHUT_RDWR);
-		*sock_open = false;
+		shutdown(sv->d, SHUT_RDWR);
+		sv->sock_open = false;
 	}
 	return hr > 0;
 }
 
+/* Called with mu: waits while the zygote is being restarted, up to
+ * deadline_us. 0 when a run may start; 1 when the generation is drained;
+ * -EPIPE when the zygote is still gone (res says so in both cases). */
+static int wait_for_zygote(struct executor *ex, int64_t deadline_us, struct executor_result *res)
+{
+	while (ex->zygote_gone && !ex->stopping && !ex->drained && util_mono_us() < deadline_us)
+		util_cond_wait_us(&ex->changed, &ex->mu, deadline_us - util_mono_us());
+	if (ex->zygote_gone && !ex->drained) {
+		set_error(res, "executor: the zygote of generation %lld is gone",
+			  (long long)ex->opts.generation);
+		return -EPIPE;
+	}
+	if (ex->drained) {
+		res->status = STORE_EXEC_TIMED_OUT;
+		set_error(res, "%s", DRAINED_ERROR);
+		return 1;
+	}
+	return 0;
+}
+
+/* No idle executor left: a new exec socket that already holds the job; the
+ * zygote forks an executor on its other end (sv->zfd). */
+static int make_exec_socket(struct serve *sv, struct json_object *job_msg,
+			    struct executor_result *res)
+{
+	int pair[2], ret;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+		ret = -errno;
+		set_error(res, "executor: socketpair: %s", strerror(-ret));
+		return ret;
+	}
+	sv->d = pair[0];
+	sv->zfd = pair[1];
+	ret = wire_send_json(sv->d, job_msg, NULL, 0);
+	if (ret < 0)
+		set_error(res, "executor: cannot send the job: %s", strerror(-ret));
+	return ret;
+}
+
+/* Registers sv->r and gives it an executor: an idle one, with the job
+ * written straight to it (one that died while idle, so that the send
+ * fails, is replaced), or, none left, a new exec socket that holds the job
+ * ("spawn"). 0 with sv->d set; 1 when the generation is drained; else a
+ * negative code. res says why in both cases. */
+static int take_executor(struct serve *sv, struct json_object *job_msg,
+			 struct executor_result *res)
+{
+	struct executor *ex = sv->ex;
+	struct run *r = sv->r;
+	int ret;
+
+	for (int attempt = 0;; attempt++) {
+		bool spawn;
+
+		pthread_mutex_lock(&ex->mu);
+		ret = wait_for_zygote(ex, sv->deadline_us, res);
+		if (ret != 0) {
+			pthread_mutex_unlock(&ex->mu);
+			return ret;
+		}
+		r->pid = 0;
+		spawn = attempt == 3 || take_idle(ex, &r->pid, &sv->d) < 0;
+		r->id = ++ex->next_id;
+		r->next = ex->runs;
+		ex->runs = r;
+		pthread_mutex_unlock(&ex->mu);
+		if (spawn)
+			return make_exec_socket(sv, job_msg, res);
+		if (wire_send_json(sv->d, job_msg, NULL, 0) == 0)
+			return 0;
+		pthread_mutex_lock(&ex->mu);
+		unregister(ex, r);
+		pthread_mutex_unlock(&ex->mu);
+		ctl_kill(ex, 0, r->pid);
+		close(sv->d);
+		sv->d = -1;
+	}
+}
+
+/* Tells the zygote about the run ("run", or "spawn" with the executor's
+ * end of a new exec socket): from here it watches the deadline and reports
+ * the end. A run the zygote cannot be told about is lost; one that a drain
+ * missed while it was being registered is killed now. */
+static void tell_zygote(struct serve *sv)
+{
+	struct executor *ex = sv->ex;
+	struct run *r = sv->r;
+	bool spawn = sv->zfd >= 0;
+	struct json_object *m = wire_msg(spawn ? "spawn" : "run");
+	int ret;
+
+	wire_msg_int(m, "id", (int64_t)r->id);
+	wire_msg_int(m, "pid", r->pid);
+	wire_msg_int(m, "deadline_us", sv->deadline_us);
+	ret = ctl_send(ex, m, spawn ? &sv->zfd : NULL, spawn ? 1 : 0);
+	json_object_put(m);
+	if (spawn) {
+		close(sv->zfd);
+		sv->zfd = -1;
+	}
+	pthread_mutex_lock(&ex->mu);
+	if (ret < 0)
+		lose(r);
+	else if (ex->drained && !r->exited && !r->killed)
+		send_kill(ex, r); /* executor_kill_all ran between registering and sending */
+	pthread_mutex_unlock(&ex->mu);
+}
+
+static bool run_exited(struct serve *sv)
+{
+	bool exited;
+
+	pthread_mutex_lock(&sv->ex->mu);
+	exited = sv->r->exited;
+	pthread_mutex_unlock(&sv->ex->mu);
+	return exited;
+}
+
+/* The executor is gone: reads what it wrote before exiting. True when that
+ * was the result. */
+static bool serve_leftovers(struct serve *sv)
+{
+	while (sv->sock_open) {
+		struct pollfd q = {.fd = sv->d, .events = POLLIN};
+
+		if (poll(&q, 1, 0) <= 0)
+			break;
+		if (serve_one(sv))
+			return true;
+	}
+	return false;
+}
+
+/* Serves the executor's calls until its result arrives (true) or it is
+ * gone (false): the zygote's report, a lost zygote, or the daemon's own
+ * watch, which past deadline + GRACE_US asks the zygote for a kill and one
+ * grace period later stops waiting for it. */
+static bool serve_run(struct serve *sv)
+{
+	int64_t deadline = sv->deadline_us;
+	bool kill_sent = false;
+
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = sv->r->efd, .events = POLLIN},
+					{.fd = sv->d, .events = POLLIN}};
+		int64_t now = util_mono_us(), limit = deadline + GRACE_US;
+		int pr;
+
+		if (run_exited(sv))
+			return serve_leftovers(sv);
+		if (now > limit) {
+			if (!kill_sent) {
+				ctl_kill(sv->ex, sv->r->id, sv->r->pid);
+				kill_sent = true;
+				deadline = now; /* one more grace period */
+				continue;
+			}
+			pthread_mutex_lock(&sv->ex->mu);
+			lose(sv->r);
+			pthread_mutex_unlock(&sv->ex->mu);
+			continue;
+		}
+		pr = poll(pfd, sv->sock_open ? 2 : 1, poll_ms(limit - now));
+		if (pr < 0 && errno != EINTR)
+			return false;
+		/* the result ends the execution: its exit is the zygote's
+		 * business (reaped in the background, its process group killed) */
+		if (pr > 0 && sv->sock_open && pfd[1].revents && serve_one(sv))
+			return true;
+	}
+}
+
+/* Takes r out of the runs (a later exit report finds nothing to update)
+ * and returns how its executor ended: the reason, and *status. */
+static int end_run(struct executor *ex, struct run *r, int *status)
+{
+	int reason;
+
+	pthread_mutex_lock(&ex->mu);
+	unregister(ex, r);
+	reason = r->reason;
+	*status = r->status;
+	if (r->killed && r->exited && reason != REASON_LOST)
+		reason = REASON_KILLED; /* also when it was killed before its "run" */
+	pthread_mutex_unlock(&ex->mu);
+	return reason;
+}
+
+/* The verdict on an execution that sent no result, by how its executor
+ * ended (enum wire_reason). NULL error: said from the deadline or from the
+ * wait status. */
+static const struct {
+	enum store_exec_status status;
+	const char *error;
+} no_result[] = {
+	[REASON_EXITED] = {STORE_EXEC_CRASHED, NULL},
+	[REASON_DEADLINE] = {STORE_EXEC_TIMED_OUT, NULL},
+	[REASON_KILLED] = {STORE_EXEC_TIMED_OUT, DRAINED_ERROR},
+	[REASON_NOSTART] = {STORE_EXEC_CRASHED, "crashed: the executor could not be started"},
+	[REASON_LOST] = {STORE_EXEC_CRASHED, "crashed: the executor was lost (its zygote died)"},
+	[REASON_SANDBOX] = {STORE_EXEC_CRASHED, "crashed: the executor could not enter its sandbox"},
+};
+
+static void verdict_no_result(struct executor_result *res, int reason, int status, long long secs)
+{
+	if (reason < 0 || (size_t)reason >= sizeof(no_result) / sizeof(no_result[0]))
+		reason = REASON_EXITED; /* unknown: the wait status says */
+	res->status = no_result[reason].status;
+	if (no_result[reason].error) {
+		set_error(res, "%s", no_result[reason].error);
+	} else if (reason == REASON_DEADLINE) {
+		set_error(res, "timed out after %lld s", secs);
+	} else if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		const char *abbrev = sigabbrev_np(sig);
+
+		set_error(res, "crashed: SIG%s (%s)", abbrev ? abbrev : "?", strsignal(sig));
+	} else {
+		set_error(res, "exited with status %d before returning", WEXITSTATUS(status));
+	}
+}
+
+/* One isolated execution, in steps: take an executor (or have one
+ * spawned), tell the zygote, serve the executor's calls, decide. When the
+ * result came it decides (how the process ended afterwards, a drain kill
+ * or a lost zygote that raced with it, does not change that: executor.h);
+ * else how the executor ended does. */
 static int run_isolated(struct executor *ex, const struct executor_job *job,
 			struct hostapi_exec *host, struct executor_result *res)
 {
-	struct loader_plugin *p = ex->plugins[job->plugin];
 	struct run r = {.efd = -1};
-	struct json_object *m = NULL, *job_msg = NULL;
-	int sv[2] = {-1, -1}, d = -1, rc = 0, ret;
-	bool spawn = false;
-	char *output = NULL;
-	bool have_result = false, sock_open = true, registered = false, kill_sent = false;
-	int64_t start = util_mono_us(), deadline = job->deadline_us, secs;
-	struct serve srv = {.ex = ex, .r = &r, .host = host, .d = -1};
-	int reason = REASON_EXITED, status = 0;
+	struct serve sv = {.ex = ex, .r = &r, .host = host, .d = -1, .zfd = -1, .sock_open = true};
+	struct json_object *job_msg = NULL;
+	int64_t start = util_mono_us();
+	int ret, reason, status;
+	bool have_result;
 
-	if (deadline <= 0)
-		deadline = start + 300 * 1000000LL;
-	secs = (deadline - start + 500000) / 1000000;
+	sv.deadline_us = job->deadline_us > 0 ? job->deadline_us : start + DEFAULT_DEADLINE_US;
 	r.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r.efd < 0) {
-		set_error(res, "executor: %s", strerror(errno));
 		ret = -errno;
+		set_error(res, "executor: %s", strerror(-ret));
 		goto out;
 	}
-	srv.deadline_us = deadline;
-	job_msg = job_message(job, deadline);
+	job_msg = job_message(job, sv.deadline_us);
 	if (!job_msg) {
 		set_error(res, "executor: out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
-	/* An idle executor, and the job written straight to it; one that died
-	 * while idle (the send fails) is replaced. None left: the zygote forks
-	 * one on a new exec socket that already holds the job ("spawn"). */
-	for (int attempt = 0;; attempt++) {
-		pthread_mutex_lock(&ex->mu);
-		/* a zygote being restarted: wait for it, up to the deadline */
-		while (ex->zygote_gone && !ex->stopping && !ex->drained && util_mono_us() < deadline)
-			util_cond_wait_us(&ex->changed, &ex->mu, deadline - util_mono_us());
-		if (ex->zygote_gone && !ex->drained) {
-			pthread_mutex_unlock(&ex->mu);
-			set_error(res, "executor: the zygote of generation %lld is gone",
-				  (long long)ex->opts.generation);
-			ret = -EPIPE;
-			goto out;
-		}
-		if (ex->drained) {
-			pthread_mutex_unlock(&ex->mu);
-			res->status = STORE_EXEC_TIMED_OUT;
-			set_error(res, "killed: generation drained");
-			ret = 0;
-			goto out;
-		}
-		r.pid = 0;
-		spawn = attempt == 3 || take_idle(ex, &r.pid, &d) < 0;
-		r.id = ++ex->next_id;
-		r.next = ex->runs;
-		ex->runs = &r;
-		registered = true;
-		pthread_mutex_unlock(&ex->mu);
-		if (spawn)
-			break;
-		if (wire_send_json(d, job_msg, NULL, 0) == 0)
-			break;
-		pthread_mutex_lock(&ex->mu);
-		unregister(ex, &r);
-		registered = false;
-		pthread_mutex_unlock(&ex->mu);
-		ctl_kill(ex, 0, r.pid);
-		close(d);
-		d = -1;
-	}
-	if (spawn) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-			set_error(res, "executor: socketpair: %s", strerror(errno));
-			ret = -errno;
-			goto out;
-		}
-		d = sv[0];
-		ret = wire_send_json(d, job_msg, NULL, 0);
-		if (ret < 0) {
-			set_error(res, "executor: cannot send the job: %s", strerror(-ret));
-			goto out;
-		}
-	}
-	srv.d = d;
-
-	/* the zygote watches the deadline from here and reports the end */
-	m = msg_new(spawn ? "spawn" : "run");
-	msg_int(m, "id", (int64_t)r.id);
-	msg_int(m, "pid", r.pid);
-	msg_int(m, "deadline_us", deadline);
-	ret = ctl_send(ex, m, spawn ? &sv[1] : NULL, spawn ? 1 : 0);
-	json_object_put(m);
-	if (sv[1] >= 0) {
-		close(sv[1]);
-		sv[1] = -1;
-	}
-	pthread_mutex_lock(&ex->mu);
-	if (ret < 0 && !r.exited) {
-		r.exited = true;
-		r.reason = REASON_LOST;
-	} else if (ret == 0 && ex->drained && !r.exited && !r.killed) {
-		/* executor_kill_all ran between registering and sending */
-		send_kill(ex, &r);
-	}
-	pthread_mutex_unlock(&ex->mu);
-
-	for (;;) {
-		struct pollfd pfd[2] = {{.fd = r.efd, .events = POLLIN}, {.fd = d, .events = POLLIN}};
-		int64_t now = util_mono_us(), limit = deadline + GRACE_US;
-		bool exited;
-		int pr;
-
-		pthread_mutex_lock(&ex->mu);
-		exited = r.exited;
-		pthread_mutex_unlock(&ex->mu);
-		if (exited) {
-			/* the executor is gone: read what it wrote before exiting */
-			while (sock_open) {
-				struct pollfd q = {.fd = d, .events = POLLIN};
-
-				if (poll(&q, 1, 0) <= 0)
-					break;
-				if (serve_one(&srv, d, &sock_open, &rc, &output)) {
-					have_result = true;
-					break;
-				}
-			}
-			break;
-		}
-		if (now > limit) {
-			if (!kill_sent) {
-				ctl_kill(ex, r.id, r.pid);
-				kill_sent = true;
-				deadline = now; /* one more grace period */
-				continue;
-			}
-			pthread_mutex_lock(&ex->mu);
-			if (!r.exited) {
-				r.exited = true;
-				r.reason = REASON_LOST;
-			}
-			pthread_mutex_unlock(&ex->mu);
-			continue;
-		}
-		pr = poll(pfd, sock_open ? 2 : 1, poll_ms(limit - now));
-		if (pr < 0 && errno != EINTR)
-			break;
-		if (pr > 0 && sock_open && pfd[1].revents &&
-		    serve_one(&srv, d, &sock_open, &rc, &output)) {
-			/* the result ends the execution: its exit is the
-			 * zygote's business (reaped in the background, its
-			 * process group killed) */
-			have_result = true;
-			break;
-		}
-	}
-
-	/* unregistered now: a later exit report finds nothing to update */
+	ret = take_executor(&sv, job_msg, res);
+	if (ret != 0)
+		goto out; /* 1: drained, res says so */
+	tell_zygote(&sv);
+	have_result = serve_run(&sv);
+	reason = end_run(ex, &r, &status);
+	if (have_result)
+		result_from_rc(res, host, ex->plugins[job->plugin]->name, sv.rc, sv.output);
+	else
+		verdict_no_result(res, reason, status, (sv.deadline_us - start + 500000) / 1000000);
+out:
+	/* a no-op unless a step failed with r registered */
 	pthread_mutex_lock(&ex->mu);
 	unregister(ex, &r);
-	registered = false;
-	reason = r.reason;
-	status = r.status;
-	if (r.killed && r.exited && reason != REASON_LOST)
-		reason = REASON_KILLED; /* also when it was killed before its "run" */
 	pthread_mutex_unlock(&ex->mu);
-
-	/* the verdict */
-	if (have_result) {
-		/* the script finished: how its process ended afterwards (a
-		 * drain kill or a lost zygote that raced with the result)
-		 * does not change that (executor.h) */
-		result_from_rc(res, host, p->name, rc, output);
-	} else if (reason == REASON_DEADLINE) {
-		res->status = STORE_EXEC_TIMED_OUT;
-		set_error(res, "timed out after %lld s", (long long)secs);
-	} else if (reason == REASON_KILLED) {
-		res->status = STORE_EXEC_TIMED_OUT;
-		set_error(res, "killed: generation drained");
-	} else if (reason == REASON_NOSTART) {
-		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "crashed: the executor could not be started");
-	} else if (reason == REASON_SANDBOX) {
-		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "crashed: the executor could not enter its sandbox");
-	} else if (reason == REASON_LOST) {
-		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "crashed: the executor was lost (its zygote died)");
-	} else if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-		const char *abbrev = sigabbrev_np(sig);
-
-		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "crashed: SIG%s (%s)", abbrev ? abbrev : "?", strsignal(sig));
-	} else {
-		res->status = STORE_EXEC_CRASHED;
-		set_error(res, "exited with status %d before returning", WEXITSTATUS(status));
-	}
-	ret = 0;
-out:
-	if (registered) {
-		pthread_mutex_lock(&ex->mu);
-		unregister(ex, &r);
-		pthread_mutex_unlock(&ex->mu);
-	}
 	json_object_put(job_msg);
-	serve_clear(&srv);
-	free(output);
-	if (d >= 0)
-		close(d);
-	if (sv[1] >= 0)
-		close(sv[1]);
+	serve_clear(&sv);
 	if (r.efd >= 0)
 		close(r.efd);
-	return ret;
+	return ret < 0 ? ret : 0;
 }
 
 int executor_run(struct executor *ex, const struct executor_job *job, struct hostapi_exec *host,

@@ -1,41 +1,23 @@
 /*
  * executor.h - runs executions of loaded plugins: isolated (the default) or
- * in-process.
+ * in-process. This header is the daemon's contract; how an isolated
+ * execution runs (the zygote, the executors, their sandbox, the zygote's
+ * restarts) is told once, at the top of zygote.c.
  *
- * Isolated. The daemon is multi-threaded, so it never forks executors
- * itself. executor_new() spawns a zygote: the small evscript-zygote binary
- * (posix_spawn, so nothing of the threaded parent is inherited but the
- * socket), which links only libc, libdl, json-c and the plugin loader's
- * open half: no libcurl, SQLite, libmicrohttpd, libyaml or libsodium, so
- * that forking and exiting an executor stay cheap. It is found at
+ * Isolated. Each execution runs in a single-use executor process forked
+ * by the generation's zygote, the evscript-zygote binary, found at
  * executor_options.zygote_path, else next to the running program, else in
- * ../libexec/evscript/ from it (the installed layout); executor_new() fails
- * with a clear error when there is none. The zygote is single-threaded; it
- * receives the verified plugins' sealed memfds over its socket
- * (SCM_RIGHTS), loader_open()s each (constructors run there, never in the
- * daemon), and forks one single-use executor per execution, forked ahead of
- * time so that the fork is off the critical path. The executor sets its
- * limits (address space: the zygote's plus memory_limit_mb; CPU time; its
- * own process group), calls the entry point with a vtable whose functions
- * are calls over a per-execution socketpair to the daemon thread that waits
- * in executor_run(), and exits.
- *
- * proxy() is such a call too: the daemon thread makes the HTTP request
- * (proxy.c, one proxy_session per execution, so connections are reused
- * within an execution, capped by the execution's deadline and abandoned
- * when the executor is gone), so the connection's credentials never enter
- * an executor process. paginate()'s loop runs in the executor (its page
- * callback is plugin code) over that proxy, with the provider's paging
- * settings (no secrets) fetched from the daemon.
- *
- * executor_run() returns as soon as the execution's result message has
- * arrived; the executor's exit is not waited for. The zygote reaps it in
- * the background, enforces deadlines (SIGKILL to the executor's process
- * group), kills and reaps whatever the executor left in its process group
- * (it is a child subreaper), and reports how each executor ended: that
- * report decides the verdict only when no result came (crashed with the
- * signal, exited, timed out, killed by a drain). A crash after the result
- * does not change it.
+ * ../libexec/evscript/ from it (the installed layout); executor_new()
+ * fails with a clear error when there is none. Plugin
+ * constructors run in the zygote, never in the daemon. The plugin's host
+ * calls are served on the thread in executor_run(), proxy() requests
+ * included, so the connection's credentials never enter an executor
+ * process. executor_run() returns as soon as the execution's result has
+ * arrived; the executor's exit is not waited for. How the executor ended
+ * decides the verdict only when no result came (crashed with the signal,
+ * exited, timed out, killed by a drain, lost with its zygote); a crash
+ * after the result does not change it. A zygote that dies is restarted;
+ * meanwhile new executions wait, each up to its deadline.
  *
  * In-process. executor_run() calls the entry point on the calling thread
  * with hostapi_inproc_vtable(). No crash isolation and no enforced

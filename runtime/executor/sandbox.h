@@ -1,6 +1,7 @@
 /*
  * sandbox.h - what confines an executor process (the zygote's side of
- * isolation; the threat model is in SECURITY.md).
+ * isolation; when the zygote takes each step is told at the top of
+ * zygote.c, the threat model in SECURITY.md).
  *
  * Layers, each probed once when the zygote starts (sandbox_probe) and then
  * applied to every executor, in this order, before it reads its job:

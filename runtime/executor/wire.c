@@ -62,6 +62,28 @@ int wire_send_msg(int fd, const char *buf, size_t len, const int *fds, int nfds)
 	return 0;
 }
 
+/* The descriptors that came with m (SCM_RIGHTS): into fds while *n < max,
+ * the others closed. */
+static void take_fds(struct msghdr *m, int *fds, int max, int *n)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int got_fds[WIRE_FDS_MAX * 2];
+
+		if (k > WIRE_FDS_MAX * 2)
+			k = WIRE_FDS_MAX * 2;
+		memcpy(got_fds, CMSG_DATA(c), k * sizeof(int));
+		for (size_t i = 0; i < k; i++) {
+			if (*n < max)
+				fds[(*n)++] = got_fds[i];
+			else
+				close(got_fds[i]);
+		}
+	}
+}
+
 int wire_recv_msg(int fd, char **buf, size_t *len, int *fds, int *nfds)
 {
 	uint32_t hdr = 0;
@@ -90,22 +112,7 @@ int wire_recv_msg(int fd, char **buf, size_t *len, int *fds, int *nfds)
 			ret = -errno;
 			goto fail;
 		}
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			int got_fds[WIRE_FDS_MAX * 2];
-
-			if (k > WIRE_FDS_MAX * 2)
-				k = WIRE_FDS_MAX * 2;
-			memcpy(got_fds, CMSG_DATA(c), k * sizeof(int));
-			for (size_t i = 0; i < k; i++) {
-				if (n < max)
-					fds[n++] = got_fds[i];
-				else
-					close(got_fds[i]);
-			}
-		}
+		take_fds(&m, fds, max, &n);
 		if (r == 0) {
 			ret = got ? -EPROTO : -EPIPE;
 			goto fail;
@@ -180,6 +187,29 @@ int wire_recv_json(int fd, struct json_object **o, int *fds, int *nfds)
 		return -EPROTO;
 	}
 	return 0;
+}
+
+struct json_object *wire_msg(const char *op)
+{
+	struct json_object *m = json_object_new_object();
+
+	if (m && json_object_object_add(m, "op", json_object_new_string(op)) < 0) {
+		json_object_put(m);
+		m = NULL;
+	}
+	return m;
+}
+
+void wire_msg_int(struct json_object *m, const char *k, int64_t v)
+{
+	if (m)
+		json_object_object_add(m, k, json_object_new_int64(v));
+}
+
+void wire_msg_str(struct json_object *m, const char *k, const char *v)
+{
+	if (m)
+		json_object_object_add(m, k, v ? json_object_new_string(v) : NULL);
 }
 
 const char *wire_jstr(struct json_object *o, const char *k)

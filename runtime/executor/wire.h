@@ -1,8 +1,8 @@
 /*
  * wire.h - the messages between the daemon, the zygote and the executors
  * (internal to runtime/executor: executor.c is the daemon side, zygote.c
- * the zygote and the executor processes, zygote_main.c the evscript-zygote
- * binary).
+ * the zygote and the executor processes; the design they follow is at the
+ * top of zygote.c).
  *
  * Both sockets are SOCK_STREAM. A message is a 4-byte length in host byte
  * order followed by that many bytes (at most WIRE_MSG_MAX): JSON text, or,
@@ -38,9 +38,8 @@
  *                        -> {"rc":N,"status":N,"headers":[[k,v],..],"body_len":N}
  *                           + (rc == 0) a raw message of the body
  *                      {"op":"result","rc":N,"output":S|null}
- * The zygote takes the ctl socket's EOF as "stop": it kills its idle
- * executors, waits for the running ones (their deadlines still hold) and
- * returns from executor_zygote_main().
+ * The ctl socket's EOF is the daemon's "stop": executor_zygote_main()
+ * returns once the zygote's executors are gone.
  */
 #ifndef EVS_EXECUTOR_WIRE_H
 #define EVS_EXECUTOR_WIRE_H
@@ -71,6 +70,13 @@ int wire_recv_msg(int fd, char **buf, size_t *len, int *fds, int *nfds);
  * -EPROTO when the message is not a JSON object. */
 int wire_send_json(int fd, struct json_object *o, const int *fds, int nfds);
 int wire_recv_json(int fd, struct json_object **o, int *fds, int *nfds);
+
+/* A new message {"op": op} (NULL when out of memory; owned by the caller)
+ * and members added to it. The adders take NULL, and wire_send_json() then
+ * fails with -ENOMEM; a NULL string v is JSON null. */
+struct json_object *wire_msg(const char *op);
+void wire_msg_int(struct json_object *m, const char *k, int64_t v);
+void wire_msg_str(struct json_object *m, const char *k, const char *v);
 
 /* Members of a message: a string (NULL when absent or not a string, lent
  * from o), an integer (0 when absent), whether "op" is op. */

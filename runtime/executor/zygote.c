@@ -1,25 +1,90 @@
 /*
  * zygote.c - the zygote and the single-use executor processes (the
- * evscript-zygote binary: zygote_main.c). Links only libc, libdl, json-c,
- * loader_open.c and paginate.c: no libcurl, SQLite, libmicrohttpd, libyaml
- * or libsodium, so that forking an executor and its exit stay cheap.
+ * evscript-zygote binary: zygote_main.c).
+ *
+ * This comment is the one description of how an isolated execution runs;
+ * executor.h is the daemon's contract, executor.c the daemon's side
+ * (zygote_spawn.c starts the binary), wire.h the messages, sandbox.h what
+ * each layer of the sandbox does.
  *
  *   daemon (threads) --ctl socket--> zygote (single-threaded, fd 3)
  *        |                              |  fork (ahead of time)
  *        +------- exec socket ------> executor (one per execution)
  *
- * The zygote opens the plugins whose sealed memfds the daemon sends it and
- * keeps `prefork` executors forked ahead, each with its exec socket, whose
- * other end the daemon holds (see "The zygote" below). The executor reads
- * the job from the daemon, calls the
- * entry point with a vtable whose functions are calls over the exec socket
- * (wire.h) - proxy() included: the daemon makes the HTTP request, so the
- * credentials never enter an executor; paginate()'s loop runs here over
- * that proxy, since the page callback is plugin code - writes the result
- * and _exit()s. The zygote reaps it, kills whatever is left in its process
- * group, and reports how it ended over the ctl socket. It enforces
- * deadlines (SIGKILL to the executor's process group) and is a child
- * subreaper, so what executors leave behind is reaped too.
+ * The zygote. The daemon is multi-threaded, so it never forks executors
+ * itself: for each generation executor_new() posix_spawn()s a zygote, so
+ * that nothing of the daemon is inherited but the zygote's end of the ctl
+ * socket and a few environment variables (the daemon's hold secrets:
+ * zygote_env_names). The zygote links only libc, libdl, json-c,
+ * loader_open.c and paginate.c: no libcurl, SQLite, libmicrohttpd, libyaml
+ * or libsodium, so that forking an executor and its exit stay cheap. Its
+ * start-up is a conversation on the ctl socket: "config" (limits and
+ * sandbox settings; it answers with what the sandbox can apply here), one
+ * "load" per verified plugin with its sealed memfd (loader_open():
+ * constructors run here, never in the daemon), and "ready".
+ *
+ * An execution. The zygote keeps `prefork` executors forked ahead, each
+ * with its exec socket: the executor keeps one end and waits on it for its
+ * job; the other end goes to the daemon at once ("idle" and the
+ * descriptor; the zygote keeps no copy), where the reader thread pools it.
+ * executor_run() takes an idle executor, writes the job straight to it
+ * and then tells the zygote ("run": the run's id and deadline), so
+ * starting an execution never waits for the zygote (a refill fork, a
+ * reap). With no idle executor left (a burst beyond the pool, or prefork
+ * = 0) the daemon makes the exec socket itself and sends it with "spawn":
+ * the zygote forks an executor on it at once. The executor takes its own
+ * process group and its limits (address space: the zygote's at "ready"
+ * plus memory_limit_mb; CPU time), enters its sandbox (below), reads the
+ * job and calls the entry point with a vtable whose functions are calls
+ * over the exec socket, served by the daemon thread that waits in
+ * executor_run(). proxy() is such a call: the daemon makes the HTTP
+ * request (proxy.c: one proxy session per execution, so connections are
+ * reused within it, capped by its deadline and abandoned once the executor
+ * is gone). paginate()'s loop runs in the executor over that proxy, since
+ * its page callback is plugin code, with the provider's paging settings
+ * (no secrets) fetched from the daemon. The executor writes its result and
+ * _exit()s; executor_run() returns as soon as the result has arrived.
+ *
+ * The end of an executor. The zygote reaps each executor in the
+ * background, kills what it left in its process group (it is a child
+ * subreaper, so what executors leave behind is reaped too), enforces
+ * deadlines (SIGKILL to the executor's process group), and reports how
+ * each one ended ("exit": enum wire_reason). The report carries the run's
+ * id once its "run" has arrived, else the pid alone (an executor that
+ * ended while idle or before its "run"), and the daemon matches it by pid.
+ * It reaches the waiting executor_run() through the reader thread and an
+ * eventfd, and decides the verdict only when no result came (executor.h).
+ * Should the zygote stop answering, the daemon itself asks for a kill a
+ * grace period past the deadline, and gives the run up as lost one grace
+ * period later.
+ *
+ * The sandbox. Before it opens any plugin the zygote makes itself
+ * non-dumpable and, when not root, enters a user namespace of its own
+ * (sandbox_zygote_init). At "config" it probes which layers work on this
+ * machine (sandbox_probe): a missing one is skipped, and the description
+ * it answers with is logged by the daemon and shown by GET /healthz. At
+ * "ready", with the plugins open, it installs the seccomp allow-list once
+ * (sandbox_zygote_lock), which every executor inherits. Each executor is
+ * forked into a PID namespace of its own (sandbox_fork) and enters the
+ * other layers before it reads its job (sandbox_enter); a layer that the
+ * probe found working and that fails for one executor ends it before it
+ * runs anything (fail closed), reported as REASON_SANDBOX through a word
+ * of memory it shares with the zygote (its slot), which also carries a
+ * fatal signal it caught as pid 1 of its namespace.
+ *
+ * Supervision. The daemon's reader thread (executor.c: reader_main) reads
+ * the zygote's messages. When the ctl socket closes and the daemon did not
+ * ask for it, the zygote died (its executors die with it: PDEATHSIG): what
+ * it ran is lost (recorded crashed), new executions wait for a new zygote
+ * up to their deadlines (executor_degraded, GET /healthz), and
+ * restart_zygote() starts one for the same plugins from the same verified
+ * memfds, again after a growing pause while that fails; each restart is
+ * counted (/metrics).
+ *
+ * Stop. A drain (executor_kill_all) kills the running executors, one
+ * "kill" each. The ctl socket's EOF is the daemon's "stop" (executor_free,
+ * once its executions have ended): the zygote kills its idle executors,
+ * waits for the running ones (their deadlines still hold) and exits.
  */
 #include "zygote.h"
 
@@ -130,13 +195,10 @@ static void x_send_text(const char *op, int level, const char *fmt, va_list ap)
 	struct json_object *m;
 
 	vsnprintf(text, sizeof(text), fmt, ap);
-	m = json_object_new_object();
-	if (!m)
-		return;
-	json_object_object_add(m, "op", json_object_new_string(op));
+	m = wire_msg(op);
 	if (level >= 0)
-		json_object_object_add(m, "l", json_object_new_int(level));
-	json_object_object_add(m, "m", json_object_new_string(text));
+		wire_msg_int(m, "l", level);
+	wire_msg_str(m, "m", text);
 	wire_send_json(X.sock, m, NULL, 0);
 	json_object_put(m);
 }
@@ -336,13 +398,12 @@ static int x_proxy(struct evs_ctx *ctx, const struct evs_request *in, struct evs
 	memcpy(&req, in, in->size < sizeof(req) ? in->size : sizeof(req));
 	if (!req.endpoint || (req.body_len && !req.body) || req.body_len > WIRE_MSG_MAX)
 		return EVS_EINVAL;
-	m = json_object_new_object();
+	m = wire_msg("call");
 	if (!m)
 		return EVS_ENOMEM;
-	json_object_object_add(m, "op", json_object_new_string("call"));
-	json_object_object_add(m, "fn", json_object_new_string("proxy"));
-	json_object_object_add(m, "method", req.method ? json_object_new_string(req.method) : NULL);
-	json_object_object_add(m, "endpoint", json_object_new_string(req.endpoint));
+	wire_msg_str(m, "fn", "proxy");
+	wire_msg_str(m, "method", req.method);
+	wire_msg_str(m, "endpoint", req.endpoint);
 	rc = add_pairs(m, "params", req.params, req.n_params);
 	if (rc == EVS_OK)
 		rc = add_pairs(m, "headers", req.headers, req.n_headers);
@@ -350,9 +411,9 @@ static int x_proxy(struct evs_ctx *ctx, const struct evs_request *in, struct evs
 		json_object_put(m);
 		return rc;
 	}
-	json_object_object_add(m, "retries", json_object_new_int64(req.retries));
-	json_object_object_add(m, "timeout_ms", json_object_new_int64(req.timeout_ms));
-	json_object_object_add(m, "body_len", json_object_new_int64((int64_t)req.body_len));
+	wire_msg_int(m, "retries", req.retries);
+	wire_msg_int(m, "timeout_ms", req.timeout_ms);
+	wire_msg_int(m, "body_len", (int64_t)req.body_len);
 	r = wire_send_json(X.sock, m, NULL, 0);
 	json_object_put(m);
 	if (r == 0 && req.body_len)
@@ -474,31 +535,18 @@ static void executor_child_run(struct loader_plugin **plugins, size_t n, int soc
 		rc = p->run_action(&rpc_vtable, (struct evs_ctx *)&X, input ? input : "null",
 				   &output);
 	}
-	res = json_object_new_object();
+	res = wire_msg("result");
 	if (!res)
 		_exit(2);
-	json_object_object_add(res, "op", json_object_new_string("result"));
-	json_object_object_add(res, "rc", json_object_new_int(rc));
-	json_object_object_add(res, "output", output ? json_object_new_string(output) : NULL);
+	wire_msg_int(res, "rc", rc);
+	wire_msg_str(res, "output", output);
 	wire_send_json(sock, res, NULL, 0);
 	_exit(0);
 }
 
 /* ---------------------------------------------------------------------------
- * The zygote.
- *
- * Executors are forked ahead (`prefork` idle ones; one more on a "fork"
- * request). Each is forked with its exec socket: the executor keeps one
- * end and waits on it for its job; the other end goes to the daemon at
- * once ({"op":"idle","pid":P} + fd) and the zygote keeps no copy. The
- * daemon writes the job straight to an idle executor and then tells the
- * zygote ({"op":"run","pid":P,"id":N,"deadline_us":D}), so starting an
- * execution never waits for the zygote (a refill fork, a reap). The zygote
- * uses "run" for the deadline and to report the end with the run's id; an
- * executor that ends before its "run" arrived (or while idle) is reported
- * by pid alone (id 0), and the daemon matches such reports by pid. When no
- * idle executor is left the daemon sends "spawn" with the exec socket
- * instead: the zygote forks an executor on it at once.
+ * The zygote: the pool, the runs, the reaper and the daemon's messages (the
+ * design: the top of this file).
  */
 struct zrun {
 	uint64_t id;
@@ -650,7 +698,7 @@ static int fork_idle(struct zygote *z)
 	slot = slot_take(z);
 	if (slot < 0)
 		return -ENOSPC;
-	m = json_object_new_object();
+	m = wire_msg("idle");
 	if (!m) {
 		slot_release(z, slot);
 		return -ENOMEM;
@@ -677,8 +725,7 @@ static int fork_idle(struct zygote *z)
 	}
 	close(sv[1]);
 	setpgid(pid, pid); /* also done by the child; whoever is first wins the race */
-	json_object_object_add(m, "op", json_object_new_string("idle"));
-	json_object_object_add(m, "pid", json_object_new_int64(pid));
+	wire_msg_int(m, "pid", pid);
 	r = wire_send_json(z->ctl, m, &sv[0], 1);
 	json_object_put(m);
 	close(sv[0]);
@@ -692,15 +739,12 @@ static int fork_idle(struct zygote *z)
 
 static void z_report(struct zygote *z, uint64_t id, pid_t pid, int status, int reason)
 {
-	struct json_object *m = json_object_new_object();
+	struct json_object *m = wire_msg("exit");
 
-	if (!m)
-		return;
-	json_object_object_add(m, "op", json_object_new_string("exit"));
-	json_object_object_add(m, "id", json_object_new_int64((int64_t)id));
-	json_object_object_add(m, "pid", json_object_new_int64(pid));
-	json_object_object_add(m, "status", json_object_new_int(status));
-	json_object_object_add(m, "reason", json_object_new_int(reason));
+	wire_msg_int(m, "id", (int64_t)id);
+	wire_msg_int(m, "pid", pid);
+	wire_msg_int(m, "status", status);
+	wire_msg_int(m, "reason", reason);
 	wire_send_json(z->ctl, m, NULL, 0);
 	json_object_put(m);
 }
@@ -718,6 +762,25 @@ static int z_take_idle(struct zygote *z, pid_t pid)
 		}
 	}
 	return -2;
+}
+
+/* SIGKILL to executor pid and to what it left in its process group. */
+static void kill_executor(pid_t pid)
+{
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+}
+
+/* Kills executor pid if it is idle here; it stays in the idle list, so the
+ * reaper reports it by pid. */
+static void kill_idle(struct zygote *z, pid_t pid)
+{
+	for (size_t i = 0; pid > 0 && i < z->n_idle; i++) {
+		if (z->idle[i].pid == pid) {
+			kill_executor(pid);
+			return;
+		}
+	}
 }
 
 /* Room for one more run. Called before an executor is committed to a run,
@@ -738,33 +801,32 @@ static int reserve_run(struct zygote *z)
 	return 0;
 }
 
-/* The daemon gave idle executor pid the job of run id. */
-static void z_run(struct zygote *z, uint64_t id, pid_t pid, int64_t deadline_us)
+/* "run": the daemon gave idle executor pid the job of run id. */
+static void z_run(struct zygote *z, struct json_object *m, int fd)
 {
+	uint64_t id = (uint64_t)wire_jint(m, "id");
+	pid_t pid = (pid_t)wire_jint(m, "pid");
 	int slot;
 
+	(void)fd;
 	if (reserve_run(z) < 0) {
-		/* cannot watch it: end it; it stays idle here, so the reaper
-		 * reports it by pid and the daemon's run ends */
-		for (size_t i = 0; i < z->n_idle; i++) {
-			if (z->idle[i].pid == pid) {
-				kill(-pid, SIGKILL);
-				kill(pid, SIGKILL);
-			}
-		}
+		/* cannot watch it: end it, and the daemon's run ends with the
+		 * reaper's report */
+		kill_idle(z, pid);
 		return;
 	}
 	slot = z_take_idle(z, pid);
 	if (slot == -2)
 		return; /* it ended already (reported by pid) or is not ours */
 	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .slot = slot,
-					     .deadline_us = deadline_us};
+					     .deadline_us = wire_jint(m, "deadline_us")};
 }
 
 /* "spawn": no idle executor was left; fork one on the exec socket fd for
  * run id (the job is waiting in it). */
-static void z_spawn(struct zygote *z, uint64_t id, int64_t deadline_us, int fd)
+static void z_spawn(struct zygote *z, struct json_object *m, int fd)
 {
+	uint64_t id = (uint64_t)wire_jint(m, "id");
 	pid_t pid = -1;
 	int slot = -1;
 
@@ -781,7 +843,7 @@ static void z_spawn(struct zygote *z, uint64_t id, int64_t deadline_us, int fd)
 	setpgid(pid, pid);
 	close(fd);
 	z->runs[z->n_runs++] = (struct zrun){.id = id, .pid = pid, .slot = slot,
-					     .deadline_us = deadline_us};
+					     .deadline_us = wire_jint(m, "deadline_us")};
 	return;
 fail:
 	slot_release(z, slot);
@@ -794,29 +856,26 @@ static void z_kill_run(struct zrun *r, int reason)
 	if (r->reason)
 		return;
 	r->reason = reason;
-	kill(-r->pid, SIGKILL);
-	kill(r->pid, SIGKILL);
+	kill_executor(r->pid);
 }
 
 /* "kill": run id, else the executor pid while it is idle here (the daemon
  * gave it a job whose "run" is still on its way, or it is the pid of an
  * idle executor whose job could not be written: id 0). A run is matched by
  * its id only: once reaped, its pid may be another executor's. */
-static void z_kill(struct zygote *z, uint64_t id, pid_t pid)
+static void z_kill(struct zygote *z, struct json_object *m, int fd)
 {
+	uint64_t id = (uint64_t)wire_jint(m, "id");
+	pid_t pid = (pid_t)wire_jint(m, "pid");
+
+	(void)fd;
 	for (size_t i = 0; id && i < z->n_runs; i++) {
 		if (z->runs[i].id == id) {
 			z_kill_run(&z->runs[i], REASON_KILLED);
 			return;
 		}
 	}
-	for (size_t i = 0; pid > 0 && i < z->n_idle; i++) {
-		if (z->idle[i].pid == pid) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			return;
-		}
-	}
+	kill_idle(z, pid);
 }
 
 /* Reaps what ended: an executor with a run (reported with its id), an
@@ -867,7 +926,9 @@ static void z_reap(struct zygote *z)
 	}
 }
 
-static int z_load(struct zygote *z, struct json_object *m, int fd)
+/* "load": opens plugin i from its memfd fd (-1: none came) and replies
+ * with the outcome ({"op":"loaded",...}). */
+static void z_load(struct zygote *z, struct json_object *m, int fd)
 {
 	struct loader_plugin *p = NULL;
 	struct json_object *reply;
@@ -916,27 +977,24 @@ static int z_load(struct zygote *z, struct json_object *m, int fd)
 reply:
 	if (fd >= 0)
 		close(fd);
-	reply = json_object_new_object();
-	if (!reply)
-		return -ENOMEM;
-	json_object_object_add(reply, "op", json_object_new_string("loaded"));
-	json_object_object_add(reply, "i", json_object_new_int64(i));
-	json_object_object_add(reply, "code", json_object_new_int(code));
-	json_object_object_add(reply, "kind", json_object_new_int(code == LOADER_OK ? (int)p->kind : 0));
-	json_object_object_add(reply, "err", json_object_new_string(err));
-	code = wire_send_json(z->ctl, reply, NULL, 0);
+	reply = wire_msg("loaded");
+	wire_msg_int(reply, "i", i);
+	wire_msg_int(reply, "code", code);
+	wire_msg_int(reply, "kind", code == LOADER_OK ? (int)p->kind : 0);
+	wire_msg_str(reply, "err", err);
+	wire_send_json(z->ctl, reply, NULL, 0);
 	json_object_put(reply);
-	return code;
 }
 
 /* "config": the limits and the sandbox; replies with what the sandbox
  * can apply here ({"op":"sandbox",...}, for the daemon's log). */
-static int z_config(struct zygote *z, struct json_object *m)
+static void z_config(struct zygote *z, struct json_object *m, int fd)
 {
 	struct json_object *reply;
 	char text[512];
 	int r;
 
+	(void)fd;
 	z->prefork = (uint32_t)wire_jint(m, "prefork");
 	if (z->prefork > PREFORK_MAX / 2)
 		z->prefork = PREFORK_MAX / 2;
@@ -950,22 +1008,20 @@ static int z_config(struct zygote *z, struct json_object *m)
 		snprintf(text, sizeof(text), "cannot probe the sandbox: %s", strerror(-r));
 	else
 		sandbox_describe(z->layers, z->landlock_abi, &z->sb, text, sizeof(text));
-	reply = json_object_new_object();
-	if (!reply)
-		return -ENOMEM;
-	json_object_object_add(reply, "op", json_object_new_string("sandbox"));
-	json_object_object_add(reply, "layers", json_object_new_int64(z->layers));
-	json_object_object_add(reply, "text", json_object_new_string(text));
-	r = wire_send_json(z->ctl, reply, NULL, 0);
+	reply = wire_msg("sandbox");
+	wire_msg_int(reply, "layers", z->layers);
+	wire_msg_str(reply, "text", text);
+	wire_send_json(z->ctl, reply, NULL, 0);
 	json_object_put(reply);
-	return r;
 }
 
 /* "ready": the plugins are open. What needs the filesystem is done now
  * (the limit's base, the executors' /dev/null), then the zygote locks
  * itself into the seccomp allow-list its executors inherit. */
-static void z_ready(struct zygote *z)
+static void z_ready(struct zygote *z, struct json_object *m, int fd)
 {
+	(void)m;
+	(void)fd;
 	z->ready = true;
 	/* an executor's address space at fork: the limit's base */
 	z->base_kb = vm_size_kb();
@@ -981,111 +1037,155 @@ static void z_close_idle(struct zygote *z)
 		kill(z->idle[i].pid, SIGKILL);
 }
 
-int executor_zygote_main(int fd)
-{
-	struct zygote z = {.self = getpid(), .ctl = fd, .sfd = -1, .devnull = -1};
-	sigset_t set;
-	int64_t refill_after = 0;
-	bool refill;
-	int ret = 0;
+/* The daemon's messages on the ctl socket (wire.h). A handler gets the
+ * descriptor that came with its message (-1: none) when it takes one, and
+ * owns it then; a message that needs one and came without it is ignored,
+ * as is an unknown op. */
+enum z_fd { FD_NONE, FD_TAKEN, FD_NEEDED };
 
-	/* Before any plugin is opened: non-dumpable, and a user namespace when
-	 * not root (a failure leaves the PID namespace layer missing, which
-	 * the probe finds and the daemon logs). */
+static const struct {
+	const char *op;
+	enum z_fd fd;
+	void (*handle)(struct zygote *z, struct json_object *m, int fd);
+} z_ops[] = {
+	{"config", FD_NONE, z_config},
+	{"load", FD_TAKEN, z_load},
+	{"ready", FD_NONE, z_ready},
+	{"run", FD_NONE, z_run},
+	{"spawn", FD_NEEDED, z_spawn},
+	{"kill", FD_NONE, z_kill},
+};
+
+/* Reads and handles one message from the daemon; false at the ctl
+ * socket's EOF (or when it broke): the daemon's "stop". */
+static bool z_message(struct zygote *z)
+{
+	struct json_object *m = NULL;
+	int fds[1], nfds = 1;
+
+	if (wire_recv_json(z->ctl, &m, fds, &nfds) < 0)
+		return false;
+	for (size_t i = 0; i < sizeof(z_ops) / sizeof(z_ops[0]); i++) {
+		if (!wire_op_is(m, z_ops[i].op))
+			continue;
+		if (z_ops[i].fd == FD_NEEDED && nfds != 1)
+			break;
+		z_ops[i].handle(z, m, z_ops[i].fd != FD_NONE && nfds ? fds[0] : -1);
+		if (z_ops[i].fd != FD_NONE)
+			nfds = 0;
+		break;
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	json_object_put(m);
+	return true;
+}
+
+/* Kills the runs past their deadlines; returns the next deadline (-1:
+ * none). */
+static int64_t z_deadlines(struct zygote *z, int64_t now)
+{
+	int64_t next = -1;
+
+	for (size_t i = 0; i < z->n_runs; i++) {
+		struct zrun *r = &z->runs[i];
+
+		if (r->reason || !r->deadline_us)
+			continue;
+		if (r->deadline_us <= now)
+			z_kill_run(r, REASON_DEADLINE);
+		else if (next < 0 || r->deadline_us < next)
+			next = r->deadline_us;
+	}
+	return next;
+}
+
+/* Before the loop: the sandbox's preparation (before any plugin is opened:
+ * non-dumpable, and a user namespace when not root; a failure leaves the
+ * PID namespace layer missing, which the probe finds and the daemon logs),
+ * the slots, the subreaper, SIGCHLD as a signalfd. -1 on failure. */
+static int z_start(struct zygote *z)
+{
+	sigset_t set;
+
 	sandbox_zygote_init();
-	z.slots = mmap(NULL, SLOT_MAX * sizeof(*z.slots), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (z.slots == MAP_FAILED)
-		return 1;
+	z->slots = mmap(NULL, SLOT_MAX * sizeof(*z->slots), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (z->slots == MAP_FAILED)
+		return -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	z.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (z.sfd < 0)
-		return 1;
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	z->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (z->sfd < 0)
+		return -1;
+	fcntl(z->ctl, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+/* The loop: deadlines, reaps, the daemon's messages and the pool's refill,
+ * until the daemon said stop and every executor has been reaped. 0, or 1
+ * when poll failed. */
+static int z_loop(struct zygote *z)
+{
+	int64_t refill_after = 0;
 
 	for (;;) {
 		struct pollfd pfd[2];
-		int64_t now = util_mono_us(), next = -1;
+		int64_t now = util_mono_us(), next;
 		int timeout = -1, np = 0;
+		bool refill;
 
-		if (z.closing && z.n_runs == 0 && z.n_idle == 0)
-			break;
-		for (size_t i = 0; i < z.n_runs; i++) {
-			if (z.runs[i].reason)
-				continue;
-			if (z.runs[i].deadline_us && z.runs[i].deadline_us <= now)
-				z_kill_run(&z.runs[i], REASON_DEADLINE);
-			else if (z.runs[i].deadline_us && (next < 0 || z.runs[i].deadline_us < next))
-				next = z.runs[i].deadline_us;
-		}
-		refill = z.ready && !z.closing && z.n_idle < z.prefork;
+		if (z->closing && z->n_runs == 0 && z->n_idle == 0)
+			return 0;
+		next = z_deadlines(z, now);
+		refill = z->ready && !z->closing && z->n_idle < z->prefork;
 		if (refill && refill_after > now && (next < 0 || refill_after < next))
 			next = refill_after;
 		if (next >= 0)
 			timeout = (next - now) / 1000 >= INT_MAX ? INT_MAX : (int)((next - now + 999) / 1000);
-		pfd[np++] = (struct pollfd){.fd = z.sfd, .events = POLLIN};
-		if (!z.closing)
-			pfd[np++] = (struct pollfd){.fd = z.ctl, .events = POLLIN};
+		pfd[np++] = (struct pollfd){.fd = z->sfd, .events = POLLIN};
+		if (!z->closing)
+			pfd[np++] = (struct pollfd){.fd = z->ctl, .events = POLLIN};
 		/* Refills the pool when nothing else waits. Starting an
 		 * execution never waits for this fork (the daemon holds the
 		 * idle executors' sockets); messages and reaps go first. A
 		 * failed fork (EAGAIN under RLIMIT_NPROC, ENOMEM) is retried
 		 * after a pause, not in a busy loop. */
-		if (refill && refill_after <= now) {
-			if (poll(pfd, (nfds_t)np, 0) == 0) {
-				if (fork_idle(&z) < 0)
-					refill_after = util_mono_us() + REFILL_RETRY_US;
-				continue;
-			}
+		if (refill && refill_after <= now && poll(pfd, (nfds_t)np, 0) == 0) {
+			if (fork_idle(z) < 0)
+				refill_after = util_mono_us() + REFILL_RETRY_US;
+			continue;
 		}
 		if (poll(pfd, (nfds_t)np, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = 1;
-			break;
+			return 1;
 		}
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
 
-			while (read(z.sfd, &si, sizeof(si)) == sizeof(si))
+			while (read(z->sfd, &si, sizeof(si)) == sizeof(si))
 				;
-			z_reap(&z);
+			z_reap(z);
 		}
-		if (np > 1 && pfd[1].revents) {
-			struct json_object *m = NULL;
-			int fds[1], nfds = 1;
-
-			if (wire_recv_json(z.ctl, &m, fds, &nfds) < 0) {
-				z.closing = true;
-				z_close_idle(&z);
-				continue;
-			}
-			if (wire_op_is(m, "config")) {
-				z_config(&z, m);
-			} else if (wire_op_is(m, "load")) {
-				z_load(&z, m, nfds ? fds[0] : -1);
-				nfds = 0;
-			} else if (wire_op_is(m, "ready")) {
-				z_ready(&z);
-			} else if (wire_op_is(m, "run")) {
-				z_run(&z, (uint64_t)wire_jint(m, "id"), (pid_t)wire_jint(m, "pid"),
-				      wire_jint(m, "deadline_us"));
-			} else if (wire_op_is(m, "spawn") && nfds == 1) {
-				z_spawn(&z, (uint64_t)wire_jint(m, "id"), wire_jint(m, "deadline_us"),
-					fds[0]);
-				nfds = 0;
-			} else if (wire_op_is(m, "kill")) {
-				z_kill(&z, (uint64_t)wire_jint(m, "id"), (pid_t)wire_jint(m, "pid"));
-			}
-			for (int i = 0; i < nfds; i++)
-				close(fds[i]);
-			json_object_put(m);
+		if (np > 1 && pfd[1].revents && !z_message(z)) {
+			z->closing = true;
+			z_close_idle(z);
 		}
 	}
+}
+
+int executor_zygote_main(int fd)
+{
+	struct zygote z = {.self = getpid(), .ctl = fd, .sfd = -1, .devnull = -1};
+	int ret;
+
+	if (z_start(&z) < 0)
+		return 1;
+	ret = z_loop(&z);
 
 	/* stop: whatever is left (idle executors were killed and reaped above) */
 	while (waitpid(-1, NULL, WNOHANG) > 0)
