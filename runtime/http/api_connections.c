@@ -21,52 +21,6 @@
 #define LIST_LIMIT_MAX STORE_CONNECTION_LIST_MAX
 #define LIST_PAGE_MAX 1000000000
 
-/* ------------------------------------------------------ in-flight sets */
-
-/* Adds key to the set: 0, 1 when it is already there, -ENOMEM. */
-static int inflight_add(struct api_context *ctx, char ***set, size_t *n, const char *key)
-{
-	int ret = 0;
-	char **grown, *copy;
-
-	pthread_mutex_lock(&ctx->lock);
-	for (size_t i = 0; i < *n; i++) {
-		if (strcmp((*set)[i], key) == 0) {
-			ret = 1;
-			goto out;
-		}
-	}
-	if (*n >= API_INFLIGHT_MAX) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	copy = strdup(key);
-	grown = copy ? realloc(*set, (*n + 1) * sizeof(**set)) : NULL;
-	if (!grown) {
-		free(copy);
-		ret = -ENOMEM;
-		goto out;
-	}
-	*set = grown;
-	(*set)[(*n)++] = copy;
-out:
-	pthread_mutex_unlock(&ctx->lock);
-	return ret;
-}
-
-static void inflight_remove(struct api_context *ctx, char **set, size_t *n, const char *key)
-{
-	pthread_mutex_lock(&ctx->lock);
-	for (size_t i = 0; i < *n; i++) {
-		if (strcmp(set[i], key) == 0) {
-			free(set[i]);
-			set[i] = set[--(*n)];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&ctx->lock);
-}
-
 /* ------------------------------------------------------------- shapes */
 
 static struct json_object *doc_or_empty(const char *s)
@@ -461,7 +415,7 @@ int api_connections_post(struct http_request *req, struct http_response *resp, v
 		}
 		crypto_generichash(h, sizeof(h), (const unsigned char *)raw, len, NULL, 0);
 		util_hex(hash, h, sizeof(h));
-		ret = inflight_add(ctx, &ctx->idem_keys, &ctx->n_idem_keys, key);
+		ret = api_inflight_add(ctx, API_INFLIGHT_IDEMPOTENCY, key);
 		if (ret != 0) {
 			ret = ret == 1 ? http_respond_error(resp, 409, "idempotency_key_in_use",
 							    "a request with this Idempotency-Key is in progress")
@@ -483,7 +437,7 @@ int api_connections_post(struct http_request *req, struct http_response *resp, v
 	ret = do_import(ctx, g, req, resp, key, key ? hash : NULL);
 out:
 	if (registered)
-		inflight_remove(ctx, ctx->idem_keys, &ctx->n_idem_keys, key);
+		api_inflight_remove(ctx, API_INFLIGHT_IDEMPOTENCY, key);
 	generation_unref(g);
 	return ret;
 }
@@ -601,7 +555,7 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 		ret = http_respond_json(resp, 500, NULL);
 		goto out;
 	}
-	ret = inflight_add(ctx, &ctx->deleting, &ctx->n_deleting, key);
+	ret = api_inflight_add(ctx, API_INFLIGHT_DELETE, key);
 	if (ret != 0) {
 		ret = ret == 1 ? api_respond_deleting(resp, cid)
 			       : http_respond_error(resp, 500, "server_error", "too many requests in flight");
@@ -648,7 +602,7 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 	}
 out:
 	if (registered)
-		inflight_remove(ctx, ctx->deleting, &ctx->n_deleting, key);
+		api_inflight_remove(ctx, API_INFLIGHT_DELETE, key);
 	free(key);
 	free(cid);
 	generation_unref(g);

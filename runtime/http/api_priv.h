@@ -37,6 +37,22 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 int api_healthz(struct http_request *req, struct http_response *resp, void *user);
 int api_metrics(struct http_request *req, struct http_response *resp, void *user);
 
+/* ---- The context's private part (api.c), under its lock. ---- */
+
+/* Copies the last reload's error into out ("" when it succeeded). */
+void api_last_reload_error(struct api_context *ctx, char out[API_ERROR_MAX]);
+
+/* The requests in progress on this daemon, by key: POST /connections by
+ * Idempotency-Key, DELETE by "pck\ncid". */
+enum api_inflight { API_INFLIGHT_IDEMPOTENCY, API_INFLIGHT_DELETE, API_INFLIGHT_SETS };
+
+/* Adds a copy of key to set `which`: 0, 1 when it is already there, -ENOMEM
+ * (out of memory, or API_INFLIGHT_MAX keys in the set already). */
+int api_inflight_add(struct api_context *ctx, enum api_inflight which, const char *key);
+
+/* Removes key from set `which` (nothing when it is not there). */
+void api_inflight_remove(struct api_context *ctx, enum api_inflight which, const char *key);
+
 /* ---- Helpers (api.c). ---- */
 
 /* ISO 8601 UTC with milliseconds: "2025-01-31T12:34:56.789Z", or with
