@@ -189,6 +189,21 @@ struct json_object *api_json_time(int64_t ms)
 	return json_object_new_string(buf);
 }
 
+struct json_object *api_json_list(const char *name, struct json_object **arr)
+{
+	struct json_object *root = json_object_new_object();
+
+	*arr = json_object_new_array();
+	if (!root || !*arr) {
+		json_object_put(root);
+		json_object_put(*arr);
+		*arr = NULL;
+		return NULL;
+	}
+	json_object_object_add(root, name, *arr);
+	return root;
+}
+
 struct json_object *api_parse_doc(const char *s)
 {
 	struct json_tokener *tok;

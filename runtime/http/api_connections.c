@@ -453,7 +453,7 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 	const char *slimit = http_query(req, "limit"), *spage = http_query(req, "page");
 	int64_t limit = LIST_LIMIT_MAX, page = 0;
 	struct store_connection **items = NULL;
-	struct json_object *root = NULL, *arr;
+	struct json_object *root, *arr;
 	size_t n = 0;
 	int ret;
 
@@ -475,20 +475,10 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 		if (ret < 0)
 			return api_respond_store_error(resp, "listing connections", ret);
 	}
-	root = json_object_new_object();
-	arr = json_object_new_array();
-	if (!root || !arr) {
-		json_object_put(arr);
-		ret = http_respond_json(resp, 500, NULL);
-		goto out;
-	}
-	json_object_object_add(root, "connections", arr);
-	for (size_t i = 0; i < n; i++)
+	root = api_json_list("connections", &arr);
+	for (size_t i = 0; root && i < n; i++)
 		json_object_array_add(arr, connection_item(items[i]));
 	ret = http_respond_json(resp, 200, root);
-	root = NULL;
-out:
-	json_object_put(root);
 	store_connection_list_free(items, n);
 	return ret;
 }

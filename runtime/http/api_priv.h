@@ -62,6 +62,11 @@ void api_iso_time(int64_t ms, bool offset, char out[32]);
 /* A JSON string of an ISO time, or JSON null for ms == 0. New reference. */
 struct json_object *api_json_time(int64_t ms);
 
+/* A new object {"<name>": []} for a list response; *arr gets its array
+ * (borrowed from the object). NULL, with *arr NULL, when an allocation
+ * fails: http_respond_json() answers that with 500. */
+struct json_object *api_json_list(const char *name, struct json_object **arr);
+
 /* Parses a JSON document string (from the store); NULL on failure. */
 struct json_object *api_parse_doc(const char *s);
 
