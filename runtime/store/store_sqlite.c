@@ -443,17 +443,6 @@ int sq_row_exists(struct sq *b, const char *sql, int64_t id, const char *what)
 	return sq_row(b, sql, what, SQ_ARGS(sq_i64(id)), NULL, NULL);
 }
 
-/* After an UPDATE guarded by the row's status that returned ret: ret,
- * unless it succeeded and changed nothing; then STORE_ESTATE when the row
- * exists (in another state), STORE_ENOTFOUND when it does not. */
-int sq_guarded(struct sq *b, int ret, const char *sql_exists, int64_t id, const char *what)
-{
-	if (ret || sqlite3_changes(b->db) != 0)
-		return ret;
-	ret = sq_row_exists(b, sql_exists, id, what);
-	return ret ? ret : STORE_ESTATE;
-}
-
 int sq_read_i64(sqlite3_stmt *st, void *user)
 {
 	*(int64_t *)user = sqlite3_column_int64(st, 0);

@@ -97,23 +97,45 @@ int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev)
 	return ret;
 }
 
-static const char sql_event_finish[] =
-	"UPDATE events SET status = 'done', finished_at = ?2 WHERE id = ?1 AND status = 'claimed'";
-static const char sql_event_exists[] = "SELECT 1 FROM events WHERE id = ?1";
+/* A row that finishes once (an event, an execution): its UPDATE, guarded
+ * by the row's status, and the query that finds the row by id. */
+struct finish {
+	const char *sql, *what;
+	const char *sql_exists, *what_exists;
+};
+
+/* Runs f's UPDATE with args (the row id as ?1) as a write of its own
+ * (LOSSABLE: see Durability atop store_sqlite.c): 0 when it changed the
+ * row, STORE_ESTATE when the row is in another state, STORE_ENOTFOUND when
+ * there is none. */
+static int finish_row(struct sq *b, const struct finish *f, int64_t id, const struct sq_arg *args)
+{
+	int ret = sq_lock_for(b, LOSSABLE);
+
+	if (ret)
+		return ret;
+	ret = sq_exec(b, f->sql, f->what, args);
+	if (!ret && sqlite3_changes(b->db) == 0) {
+		ret = sq_row_exists(b, f->sql_exists, id, f->what_exists);
+		if (!ret)
+			ret = STORE_ESTATE;
+	}
+	sq_unlock(b);
+	return ret;
+}
+
+static const struct finish event_finish = {
+	.sql = "UPDATE events SET status = 'done', finished_at = ?2"
+	       " WHERE id = ?1 AND status = 'claimed'",
+	.what = "finish event",
+	.sql_exists = "SELECT 1 FROM events WHERE id = ?1",
+	.what_exists = "read event",
+};
 
 int sq_event_finish(struct store *s, int64_t event_id)
 {
-	struct sq *b = B(s);
-	int ret;
-
-	ret = sq_lock_for(b, LOSSABLE);
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql_event_finish, "finish event",
-		      SQ_ARGS(sq_i64(event_id), sq_i64(util_now_ms())));
-	ret = sq_guarded(b, ret, sql_event_exists, event_id, "read event");
-	sq_unlock(b);
-	return ret;
+	return finish_row(B(s), &event_finish, event_id,
+			  SQ_ARGS(sq_i64(event_id), sq_i64(util_now_ms())));
 }
 
 int sq_event_get(struct store *s, int64_t event_id, struct store_event *ev)
@@ -158,31 +180,28 @@ int sq_execution_create(struct store *s, const struct store_execution_input *in,
 	return ret;
 }
 
-static const char sql_exec_finish[] =
-	"UPDATE executions SET status = ?2, error = ?3, ended_at = ?4,"
-	" duration_ms = CASE WHEN ?5 < 0 THEN max(?4 - started_at, 0) ELSE ?5 END"
-	" WHERE id = ?1 AND status = 'running'";
 static const char sql_exec_exists[] = "SELECT 1 FROM executions WHERE id = ?1";
+static const struct finish exec_finish = {
+	.sql = "UPDATE executions SET status = ?2, error = ?3, ended_at = ?4,"
+	       " duration_ms = CASE WHEN ?5 < 0 THEN max(?4 - started_at, 0) ELSE ?5 END"
+	       " WHERE id = ?1 AND status = 'running'",
+	.what = "finish execution",
+	.sql_exists = sql_exec_exists,
+	.what_exists = "read execution",
+};
 
 int sq_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
 			const char *error, int64_t duration_ms)
 {
-	struct sq *b = B(s);
 	char *err = NULL;
 	int ret;
 
 	ret = store_truncate_copy(error, STORE_ERROR_MAX, &err);
 	if (ret)
 		return ret;
-	ret = sq_lock_for(b, LOSSABLE);
-	if (ret)
-		goto out;
-	ret = sq_exec(b, sql_exec_finish, "finish execution",
-		      SQ_ARGS(sq_i64(id), sq_text(store_exec_status_name(status)), sq_text(err),
-			      sq_i64(util_now_ms()), sq_i64(duration_ms < 0 ? -1 : duration_ms)));
-	ret = sq_guarded(b, ret, sql_exec_exists, id, "read execution");
-	sq_unlock(b);
-out:
+	ret = finish_row(B(s), &exec_finish, id,
+			 SQ_ARGS(sq_i64(id), sq_text(store_exec_status_name(status)), sq_text(err),
+				 sq_i64(util_now_ms()), sq_i64(duration_ms < 0 ? -1 : duration_ms)));
 	free(err);
 	return ret;
 }

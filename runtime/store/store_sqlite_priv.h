@@ -124,10 +124,6 @@ int sq_rows(struct sq *b, const char *sql, const char *what, const struct sq_arg
 
 /* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
 int sq_row_exists(struct sq *b, const char *sql, int64_t id, const char *what);
-/* After an UPDATE guarded by the row's status that returned ret: ret, unless
- * it succeeded and changed nothing; then STORE_ESTATE when the row exists
- * (sql_exists, the row id as ?1), STORE_ENOTFOUND when not. */
-int sq_guarded(struct sq *b, int ret, const char *sql_exists, int64_t id, const char *what);
 
 /* Room for one more item in the array v of `count` items of `size` bytes,
  * *alloc of them allocated (doubling, `first` to start with): the array,
