@@ -266,6 +266,16 @@ int api_respond_deleting(struct http_response *resp, const char *cid)
 	return http_respond_error(resp, 409, "connection_deleting", "connection %s is being deleted", cid);
 }
 
+int api_respond_connection_error(struct http_response *resp, const char *pck, const char *cid,
+				 const char *what, int err)
+{
+	if (err == STORE_ENOTFOUND)
+		return api_respond_unknown_connection(resp, pck, cid);
+	if (err == STORE_EDELETING)
+		return api_respond_deleting(resp, cid);
+	return api_respond_store_error(resp, what, err);
+}
+
 const struct config_integration *api_integration(struct http_response *resp,
 						 const struct generation *g, const char *pck)
 {

@@ -553,15 +553,11 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 	}
 	registered = true;
 	ret = store_connection_mark_deleting(ctx->store, pck, cid, true, g->number, &event_id);
-	if (ret == STORE_ENOTFOUND) {
-		ret = api_respond_unknown_connection(resp, pck, cid);
-		goto out;
-	}
 	if (ret == STORE_EDELETING) {
 		/* marked by a daemon that stopped before deleting: finish its work */
 		log_warn("api", "connection %s/%s was left deleting; deleting it now", pck, cid);
 	} else if (ret < 0) {
-		ret = api_respond_store_error(resp, "marking the connection deleting", ret);
+		ret = api_respond_connection_error(resp, pck, cid, "marking the connection deleting", ret);
 		goto out;
 	} else {
 		struct store_event ev;
@@ -574,12 +570,8 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 				  "deleting anyway", pck, cid, (long long)event_id, ret);
 	}
 	ret = store_connection_delete(ctx->store, pck, cid);
-	if (ret == STORE_ENOTFOUND) {
-		ret = api_respond_unknown_connection(resp, pck, cid);
-		goto out;
-	}
 	if (ret < 0) {
-		ret = api_respond_store_error(resp, "deleting the connection", ret);
+		ret = api_respond_connection_error(resp, pck, cid, "deleting the connection", ret);
 		goto out;
 	}
 	log_info("api", "connection %s/%s deleted", pck, cid);
@@ -622,20 +614,13 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 	ret = store_connection_metadata_write(ctx->store, mreq.provider_config_key,
 					      mreq.ids, mreq.n_ids,
 					      api_json_str(mreq.metadata), merge, &failed);
-	if (ret == STORE_ENOTFOUND) {
-		ret = api_respond_unknown_connection(resp, mreq.provider_config_key, mreq.ids[failed]);
-		goto out;
-	}
-	if (ret == STORE_EDELETING) {
-		ret = api_respond_deleting(resp, mreq.ids[failed]);
-		goto out;
-	}
 	if (ret == STORE_EINVAL || ret == STORE_ETOOBIG) {
 		ret = http_respond_error(resp, 400, "invalid_body", "metadata: %s", store_strerror(ret));
 		goto out;
 	}
 	if (ret < 0) {
-		ret = api_respond_store_error(resp, "writing the metadata", ret);
+		ret = api_respond_connection_error(resp, mreq.provider_config_key, mreq.ids[failed],
+						   "writing the metadata", ret);
 		goto out;
 	}
 	echo = json_object_new_object();

@@ -103,6 +103,12 @@ int api_respond_unknown_connection(struct http_response *resp, const char *pck, 
 /* 409 connection_deleting. */
 int api_respond_deleting(struct http_response *resp, const char *cid);
 
+/* Answers a store error about connection pck/cid: STORE_ENOTFOUND with
+ * api_respond_unknown_connection, STORE_EDELETING with
+ * api_respond_deleting, any other with api_respond_store_error(what). */
+int api_respond_connection_error(struct http_response *resp, const char *pck, const char *cid,
+				 const char *what, int err);
+
 /* ---- Pure parsers (api_parse.c); fuzzed by tests/fuzz/fuzz_api_json.c. ---- */
 
 /* A refusal: HTTP status, error code and message, and for invalid_body the
