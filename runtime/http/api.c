@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,40 +15,110 @@
 #include "generation.h"
 #include "log.h"
 
+/* ------------------------------------------------------ private part */
+
+struct inflight_set {
+	char **keys;
+	size_t n;
+};
+
+struct api_private {
+	pthread_mutex_t lock;                   /* guards everything below */
+	char last_reload_error[API_ERROR_MAX];  /* "" when the last reload succeeded */
+	struct inflight_set inflight[API_INFLIGHT_SETS];
+};
+
 int api_context_init(struct api_context *ctx)
 {
-	int ret = pthread_mutex_init(&ctx->lock, NULL);
+	struct api_private *p = calloc(1, sizeof(*p));
+	int ret;
 
-	if (ret != 0)
+	ctx->priv = NULL;
+	if (!p)
+		return -ENOMEM;
+	ret = pthread_mutex_init(&p->lock, NULL);
+	if (ret != 0) {
+		free(p);
 		return -ret;
-	ctx->last_reload_error[0] = '\0';
-	ctx->idem_keys = NULL;
-	ctx->n_idem_keys = 0;
-	ctx->deleting = NULL;
-	ctx->n_deleting = 0;
+	}
+	ctx->priv = p;
 	return 0;
 }
 
 void api_context_destroy(struct api_context *ctx)
 {
-	if (!ctx)
+	struct api_private *p = ctx ? ctx->priv : NULL;
+
+	if (!p)
 		return;
-	for (size_t i = 0; i < ctx->n_idem_keys; i++)
-		free(ctx->idem_keys[i]);
-	free(ctx->idem_keys);
-	for (size_t i = 0; i < ctx->n_deleting; i++)
-		free(ctx->deleting[i]);
-	free(ctx->deleting);
-	ctx->idem_keys = ctx->deleting = NULL;
-	ctx->n_idem_keys = ctx->n_deleting = 0;
-	pthread_mutex_destroy(&ctx->lock);
+	for (size_t s = 0; s < API_INFLIGHT_SETS; s++) {
+		for (size_t i = 0; i < p->inflight[s].n; i++)
+			free(p->inflight[s].keys[i]);
+		free(p->inflight[s].keys);
+	}
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	ctx->priv = NULL;
 }
 
 void api_set_last_reload_error(struct api_context *ctx, const char *err)
 {
-	pthread_mutex_lock(&ctx->lock);
-	snprintf(ctx->last_reload_error, sizeof(ctx->last_reload_error), "%s", err ? err : "");
-	pthread_mutex_unlock(&ctx->lock);
+	pthread_mutex_lock(&ctx->priv->lock);
+	snprintf(ctx->priv->last_reload_error, sizeof(ctx->priv->last_reload_error), "%s", err ? err : "");
+	pthread_mutex_unlock(&ctx->priv->lock);
+}
+
+void api_last_reload_error(struct api_context *ctx, char out[API_ERROR_MAX])
+{
+	pthread_mutex_lock(&ctx->priv->lock);
+	snprintf(out, API_ERROR_MAX, "%s", ctx->priv->last_reload_error);
+	pthread_mutex_unlock(&ctx->priv->lock);
+}
+
+int api_inflight_add(struct api_context *ctx, enum api_inflight which, const char *key)
+{
+	struct inflight_set *set = &ctx->priv->inflight[which];
+	int ret = 0;
+	char **grown, *copy;
+
+	pthread_mutex_lock(&ctx->priv->lock);
+	for (size_t i = 0; i < set->n; i++) {
+		if (strcmp(set->keys[i], key) == 0) {
+			ret = 1;
+			goto out;
+		}
+	}
+	if (set->n >= API_INFLIGHT_MAX) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	copy = strdup(key);
+	grown = copy ? realloc(set->keys, (set->n + 1) * sizeof(*set->keys)) : NULL;
+	if (!grown) {
+		free(copy);
+		ret = -ENOMEM;
+		goto out;
+	}
+	set->keys = grown;
+	set->keys[set->n++] = copy;
+out:
+	pthread_mutex_unlock(&ctx->priv->lock);
+	return ret;
+}
+
+void api_inflight_remove(struct api_context *ctx, enum api_inflight which, const char *key)
+{
+	struct inflight_set *set = &ctx->priv->inflight[which];
+
+	pthread_mutex_lock(&ctx->priv->lock);
+	for (size_t i = 0; i < set->n; i++) {
+		if (strcmp(set->keys[i], key) == 0) {
+			free(set->keys[i]);
+			set->keys[i] = set->keys[--set->n];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctx->priv->lock);
 }
 
 /* ---------------------------------------------------------------- routes */
@@ -118,6 +189,21 @@ struct json_object *api_json_time(int64_t ms)
 	return json_object_new_string(buf);
 }
 
+struct json_object *api_json_list(const char *name, struct json_object **arr)
+{
+	struct json_object *root = json_object_new_object();
+
+	*arr = json_object_new_array();
+	if (!root || !*arr) {
+		json_object_put(root);
+		json_object_put(*arr);
+		*arr = NULL;
+		return NULL;
+	}
+	json_object_object_add(root, name, *arr);
+	return root;
+}
+
 struct json_object *api_parse_doc(const char *s)
 {
 	struct json_tokener *tok;
@@ -178,6 +264,16 @@ int api_respond_unknown_connection(struct http_response *resp, const char *pck, 
 int api_respond_deleting(struct http_response *resp, const char *cid)
 {
 	return http_respond_error(resp, 409, "connection_deleting", "connection %s is being deleted", cid);
+}
+
+int api_respond_connection_error(struct http_response *resp, const char *pck, const char *cid,
+				 const char *what, int err)
+{
+	if (err == STORE_ENOTFOUND)
+		return api_respond_unknown_connection(resp, pck, cid);
+	if (err == STORE_EDELETING)
+		return api_respond_deleting(resp, cid);
+	return api_respond_store_error(resp, what, err);
 }
 
 const struct config_integration *api_integration(struct http_response *resp,

@@ -13,7 +13,6 @@
 #ifndef EVS_API_H
 #define EVS_API_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +44,8 @@ struct api_reload_report {
  * another reload (SIGHUP) may have switched generations again since. */
 typedef int (*api_reload_fn)(void *user, struct api_reload_report *rep);
 
+struct api_private;   /* the API's own state (api.c) */
+
 struct api_context {
 	/* Set by the daemon; borrowed, must outlive the server. */
 	struct store *store;
@@ -54,24 +55,24 @@ struct api_context {
 	void *reload_user;
 	int64_t started_at_ms;
 
-	/* Private: under lock. */
-	pthread_mutex_t lock;
-	char last_reload_error[API_ERROR_MAX];  /* "" when the last reload succeeded */
-	char **idem_keys;                       /* Idempotency-Keys being processed */
-	size_t n_idem_keys;
-	char **deleting;                        /* "pck\ncid" of DELETEs running here */
-	size_t n_deleting;
+	/* Owned by the API: api_context_init() makes it, api_context_destroy()
+	 * frees it; the daemon does not look inside. */
+	struct api_private *priv;
 };
 
-/* Initializes the private part (the public fields are left as they are).
- * Returns 0 or -ENOMEM-like negative value from pthread. */
+/* Makes the private part (the public fields are left as they are).
+ * Returns 0, -ENOMEM, or the negative errno of pthread_mutex_init; on
+ * failure ctx->priv is NULL and there is nothing to destroy. */
 int api_context_init(struct api_context *ctx);
 
-/* Frees the private part. No handler may be running. */
+/* Frees the private part and sets ctx->priv to NULL; ctx itself (the
+ * caller's) and its public fields are left alone. Accepts NULL and a
+ * context whose init failed. No handler may be running. */
 void api_context_destroy(struct api_context *ctx);
 
 /* Remembers the error of the last reload for GET /plugins (NULL or "":
- * the last reload succeeded). Thread-safe. */
+ * the last reload succeeded); the text is copied, cut to API_ERROR_MAX.
+ * Thread-safe. */
 void api_set_last_reload_error(struct api_context *ctx, const char *err);
 
 /* The route table, static; *n gets its length. Give it to http_config with

@@ -62,12 +62,8 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 		goto out;
 	}
 	ret = api_valid_connection_id(cid) ? store_connection_get(ctx->store, pck, cid, &c) : STORE_ENOTFOUND;
-	if (ret == STORE_ENOTFOUND) {
-		ret = api_respond_unknown_connection(resp, pck, cid);
-		goto out;
-	}
 	if (ret < 0) {
-		ret = api_respond_store_error(resp, "reading the connection", ret);
+		ret = api_respond_connection_error(resp, pck, cid, "reading the connection", ret);
 		goto out;
 	}
 	if (c->deleting) {

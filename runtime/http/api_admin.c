@@ -75,9 +75,7 @@ int api_plugins(struct http_request *req, struct http_response *resp, void *user
 	int ret;
 
 	(void)req;
-	pthread_mutex_lock(&ctx->lock);
-	snprintf(err, sizeof(err), "%s", ctx->last_reload_error);
-	pthread_mutex_unlock(&ctx->lock);
+	api_last_reload_error(ctx, err);
 	if (o) {
 		json_object_object_add(o, "generation", json_object_new_int64(g->number));
 		json_object_object_add(o, "loaded", loaded_json(g));

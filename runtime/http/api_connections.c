@@ -21,52 +21,6 @@
 #define LIST_LIMIT_MAX STORE_CONNECTION_LIST_MAX
 #define LIST_PAGE_MAX 1000000000
 
-/* ------------------------------------------------------ in-flight sets */
-
-/* Adds key to the set: 0, 1 when it is already there, -ENOMEM. */
-static int inflight_add(struct api_context *ctx, char ***set, size_t *n, const char *key)
-{
-	int ret = 0;
-	char **grown, *copy;
-
-	pthread_mutex_lock(&ctx->lock);
-	for (size_t i = 0; i < *n; i++) {
-		if (strcmp((*set)[i], key) == 0) {
-			ret = 1;
-			goto out;
-		}
-	}
-	if (*n >= API_INFLIGHT_MAX) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	copy = strdup(key);
-	grown = copy ? realloc(*set, (*n + 1) * sizeof(**set)) : NULL;
-	if (!grown) {
-		free(copy);
-		ret = -ENOMEM;
-		goto out;
-	}
-	*set = grown;
-	(*set)[(*n)++] = copy;
-out:
-	pthread_mutex_unlock(&ctx->lock);
-	return ret;
-}
-
-static void inflight_remove(struct api_context *ctx, char **set, size_t *n, const char *key)
-{
-	pthread_mutex_lock(&ctx->lock);
-	for (size_t i = 0; i < *n; i++) {
-		if (strcmp(set[i], key) == 0) {
-			free(set[i]);
-			set[i] = set[--(*n)];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&ctx->lock);
-}
-
 /* ------------------------------------------------------------- shapes */
 
 static struct json_object *doc_or_empty(const char *s)
@@ -461,7 +415,7 @@ int api_connections_post(struct http_request *req, struct http_response *resp, v
 		}
 		crypto_generichash(h, sizeof(h), (const unsigned char *)raw, len, NULL, 0);
 		util_hex(hash, h, sizeof(h));
-		ret = inflight_add(ctx, &ctx->idem_keys, &ctx->n_idem_keys, key);
+		ret = api_inflight_add(ctx, API_INFLIGHT_IDEMPOTENCY, key);
 		if (ret != 0) {
 			ret = ret == 1 ? http_respond_error(resp, 409, "idempotency_key_in_use",
 							    "a request with this Idempotency-Key is in progress")
@@ -483,7 +437,7 @@ int api_connections_post(struct http_request *req, struct http_response *resp, v
 	ret = do_import(ctx, g, req, resp, key, key ? hash : NULL);
 out:
 	if (registered)
-		inflight_remove(ctx, ctx->idem_keys, &ctx->n_idem_keys, key);
+		api_inflight_remove(ctx, API_INFLIGHT_IDEMPOTENCY, key);
 	generation_unref(g);
 	return ret;
 }
@@ -499,7 +453,7 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 	const char *slimit = http_query(req, "limit"), *spage = http_query(req, "page");
 	int64_t limit = LIST_LIMIT_MAX, page = 0;
 	struct store_connection **items = NULL;
-	struct json_object *root = NULL, *arr;
+	struct json_object *root, *arr;
 	size_t n = 0;
 	int ret;
 
@@ -521,20 +475,10 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 		if (ret < 0)
 			return api_respond_store_error(resp, "listing connections", ret);
 	}
-	root = json_object_new_object();
-	arr = json_object_new_array();
-	if (!root || !arr) {
-		json_object_put(arr);
-		ret = http_respond_json(resp, 500, NULL);
-		goto out;
-	}
-	json_object_object_add(root, "connections", arr);
-	for (size_t i = 0; i < n; i++)
+	root = api_json_list("connections", &arr);
+	for (size_t i = 0; root && i < n; i++)
 		json_object_array_add(arr, connection_item(items[i]));
 	ret = http_respond_json(resp, 200, root);
-	root = NULL;
-out:
-	json_object_put(root);
 	store_connection_list_free(items, n);
 	return ret;
 }
@@ -601,7 +545,7 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 		ret = http_respond_json(resp, 500, NULL);
 		goto out;
 	}
-	ret = inflight_add(ctx, &ctx->deleting, &ctx->n_deleting, key);
+	ret = api_inflight_add(ctx, API_INFLIGHT_DELETE, key);
 	if (ret != 0) {
 		ret = ret == 1 ? api_respond_deleting(resp, cid)
 			       : http_respond_error(resp, 500, "server_error", "too many requests in flight");
@@ -609,15 +553,11 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 	}
 	registered = true;
 	ret = store_connection_mark_deleting(ctx->store, pck, cid, true, g->number, &event_id);
-	if (ret == STORE_ENOTFOUND) {
-		ret = api_respond_unknown_connection(resp, pck, cid);
-		goto out;
-	}
 	if (ret == STORE_EDELETING) {
 		/* marked by a daemon that stopped before deleting: finish its work */
 		log_warn("api", "connection %s/%s was left deleting; deleting it now", pck, cid);
 	} else if (ret < 0) {
-		ret = api_respond_store_error(resp, "marking the connection deleting", ret);
+		ret = api_respond_connection_error(resp, pck, cid, "marking the connection deleting", ret);
 		goto out;
 	} else {
 		struct store_event ev;
@@ -630,12 +570,8 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 				  "deleting anyway", pck, cid, (long long)event_id, ret);
 	}
 	ret = store_connection_delete(ctx->store, pck, cid);
-	if (ret == STORE_ENOTFOUND) {
-		ret = api_respond_unknown_connection(resp, pck, cid);
-		goto out;
-	}
 	if (ret < 0) {
-		ret = api_respond_store_error(resp, "deleting the connection", ret);
+		ret = api_respond_connection_error(resp, pck, cid, "deleting the connection", ret);
 		goto out;
 	}
 	log_info("api", "connection %s/%s deleted", pck, cid);
@@ -648,7 +584,7 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 	}
 out:
 	if (registered)
-		inflight_remove(ctx, ctx->deleting, &ctx->n_deleting, key);
+		api_inflight_remove(ctx, API_INFLIGHT_DELETE, key);
 	free(key);
 	free(cid);
 	generation_unref(g);
@@ -678,20 +614,13 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 	ret = store_connection_metadata_write(ctx->store, mreq.provider_config_key,
 					      mreq.ids, mreq.n_ids,
 					      api_json_str(mreq.metadata), merge, &failed);
-	if (ret == STORE_ENOTFOUND) {
-		ret = api_respond_unknown_connection(resp, mreq.provider_config_key, mreq.ids[failed]);
-		goto out;
-	}
-	if (ret == STORE_EDELETING) {
-		ret = api_respond_deleting(resp, mreq.ids[failed]);
-		goto out;
-	}
 	if (ret == STORE_EINVAL || ret == STORE_ETOOBIG) {
 		ret = http_respond_error(resp, 400, "invalid_body", "metadata: %s", store_strerror(ret));
 		goto out;
 	}
 	if (ret < 0) {
-		ret = api_respond_store_error(resp, "writing the metadata", ret);
+		ret = api_respond_connection_error(resp, mreq.provider_config_key, mreq.ids[failed],
+						   "writing the metadata", ret);
 		goto out;
 	}
 	echo = json_object_new_object();

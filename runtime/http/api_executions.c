@@ -80,7 +80,7 @@ int api_executions_list(struct http_request *req, struct http_response *resp, vo
 	const char *event = http_query(req, "event"), *status = http_query(req, "status");
 	const char *limit = http_query(req, "limit"), *cursor = http_query(req, "cursor");
 	struct store_execution **items = NULL;
-	struct json_object *root = NULL, *arr;
+	struct json_object *root, *arr;
 	int64_t next = 0, v;
 	size_t n = 0;
 	int ret;
@@ -119,28 +119,16 @@ int api_executions_list(struct http_request *req, struct http_response *resp, vo
 		return http_respond_error(resp, 400, "invalid_query_params", "invalid filter");
 	if (ret < 0)
 		return api_respond_store_error(resp, "listing executions", ret);
-	root = json_object_new_object();
-	arr = json_object_new_array();
-	if (!root || !arr) {
-		json_object_put(arr);
-		ret = http_respond_json(resp, 500, NULL);
-		goto out;
-	}
-	json_object_object_add(root, "executions", arr);
-	for (size_t i = 0; i < n; i++)
-		json_object_array_add(arr, execution_json(ctx, items[i]));
-	if (next > 0) {
+	root = api_json_list("executions", &arr);
+	if (root) {
 		char buf[24];
 
+		for (size_t i = 0; i < n; i++)
+			json_object_array_add(arr, execution_json(ctx, items[i]));
 		snprintf(buf, sizeof(buf), "%lld", (long long)next);
-		json_object_object_add(root, "next_cursor", json_object_new_string(buf));
-	} else {
-		json_object_object_add(root, "next_cursor", NULL);
+		json_object_object_add(root, "next_cursor", next > 0 ? json_object_new_string(buf) : NULL);
 	}
 	ret = http_respond_json(resp, 200, root);
-	root = NULL;
-out:
-	json_object_put(root);
 	store_execution_list_free(items, n);
 	return ret;
 }

@@ -25,14 +25,40 @@ void api_problem_clear(struct api_problem *p)
 	p->errors = NULL;
 }
 
+/* A string member of credentials and its rule. */
+struct cred_string {
+	const char *key;
+	bool required;
+	size_t min, max;
+};
+
+#define CRED_STRINGS_MAX 3
+
+/* The credential types Nango takes: the "type" value, the string members
+ * each allows besides "type" (checked in this order), and whether it takes
+ * a config_override object (OAUTH2; parse_credentials checks it). */
+static const struct cred_schema {
+	const char *name;
+	enum api_cred_type type;
+	struct cred_string strings[CRED_STRINGS_MAX];
+	bool config_override;
+} cred_schemas[] = {
+	{.name = "OAUTH2", .type = API_CRED_OAUTH2, .config_override = true,
+	 .strings = {{"access_token", true, 1, 4096}, {"refresh_token", false, 0, 4096},
+		     {"expires_at", false, 1, 64}}},
+	{.name = "API_KEY", .type = API_CRED_API_KEY, .strings = {{"apiKey", true, 1, 1024}}},
+	{.name = "BASIC", .type = API_CRED_BASIC,
+	 .strings = {{"username", true, 0, 1024}, {"password", true, 0, 1024}}},
+	{.name = "NONE", .type = API_CRED_NONE},
+};
+
+#define N_CRED_SCHEMAS (sizeof(cred_schemas) / sizeof(cred_schemas[0]))
+
 const char *api_cred_type_name(enum api_cred_type t)
 {
-	switch (t) {
-	case API_CRED_OAUTH2: return "OAUTH2";
-	case API_CRED_API_KEY: return "API_KEY";
-	case API_CRED_BASIC: return "BASIC";
-	case API_CRED_NONE: return "NONE";
-	}
+	for (size_t i = 0; i < N_CRED_SCHEMAS; i++)
+		if (cred_schemas[i].type == t)
+			return cred_schemas[i].name;
 	return "?";
 }
 
@@ -208,17 +234,23 @@ static bool only_members(struct api_problem *p, struct json_object *obj, const c
 	return ok;
 }
 
+static const struct cred_schema *cred_schema(const char *name)
+{
+	for (size_t i = 0; i < N_CRED_SCHEMAS; i++)
+		if (strcmp(name, cred_schemas[i].name) == 0)
+			return &cred_schemas[i];
+	return NULL;
+}
+
 static int parse_credentials(struct json_object *c, struct api_connection_req *req,
 			     struct api_problem *p)
 {
-	static const char *const oauth2[] = {"type", "access_token", "refresh_token", "expires_at",
-					     "config_override", NULL};
-	static const char *const api_key[] = {"type", "apiKey", NULL};
-	static const char *const basic[] = {"type", "username", "password", NULL};
-	static const char *const none[] = {"type", NULL};
 	static const char *const override[] = {"client_id", "client_secret", NULL};
+	const char *allowed[1 + CRED_STRINGS_MAX + 2] = {"type"};
+	const struct cred_schema *schema;
 	struct json_object *v;
 	const char *type;
+	size_t n = 1;
 	bool bad;
 
 	type = get_string(c, "type", &bad);
@@ -226,39 +258,34 @@ static int parse_credentials(struct json_object *c, struct api_connection_req *r
 		invalid(p, "credentials", "type", bad ? "must be a string" : "is required");
 		return -1;
 	}
-	if (strcmp(type, "OAUTH2") == 0) {
-		req->cred_type = API_CRED_OAUTH2;
-		only_members(p, c, "credentials", oauth2);
-		want_string(p, c, "credentials", "access_token", true, 1, 4096);
-		want_string(p, c, "credentials", "refresh_token", false, 0, 4096);
-		want_string(p, c, "credentials", "expires_at", false, 1, 64);
-		if (json_object_object_get_ex(c, "config_override", &v) && v) {
-			if (!json_object_is_type(v, json_type_object)) {
-				invalid(p, "credentials", "config_override", "must be an object");
-			} else {
-				only_members(p, v, "config_override", override);
-				want_string(p, v, "config_override", "client_id", false, 0, 4096);
-				want_string(p, v, "config_override", "client_secret", false, 0, 4096);
-			}
-		}
-	} else if (strcmp(type, "API_KEY") == 0) {
-		req->cred_type = API_CRED_API_KEY;
-		only_members(p, c, "credentials", api_key);
-		want_string(p, c, "credentials", "apiKey", true, 1, 1024);
-	} else if (strcmp(type, "BASIC") == 0) {
-		req->cred_type = API_CRED_BASIC;
-		only_members(p, c, "credentials", basic);
-		want_string(p, c, "credentials", "username", true, 0, 1024);
-		want_string(p, c, "credentials", "password", true, 0, 1024);
-	} else if (strcmp(type, "NONE") == 0) {
-		req->cred_type = API_CRED_NONE;
-		only_members(p, c, "credentials", none);
-	} else {
+	schema = cred_schema(type);
+	if (!schema) {
 		json_object_put(p->errors);
 		p->errors = NULL;
 		problem(p, 422, "invalid_credentials_type",
 			"credentials type %.64s is not supported (OAUTH2, API_KEY, BASIC or NONE)", type);
 		return -1;
+	}
+	req->cred_type = schema->type;
+	for (size_t i = 0; i < CRED_STRINGS_MAX && schema->strings[i].key; i++)
+		allowed[n++] = schema->strings[i].key;
+	if (schema->config_override)
+		allowed[n++] = "config_override";
+	allowed[n] = NULL;
+	only_members(p, c, "credentials", allowed);
+	for (size_t i = 0; i < CRED_STRINGS_MAX && schema->strings[i].key; i++) {
+		const struct cred_string *m = &schema->strings[i];
+
+		want_string(p, c, "credentials", m->key, m->required, m->min, m->max);
+	}
+	if (schema->config_override && json_object_object_get_ex(c, "config_override", &v) && v) {
+		if (!json_object_is_type(v, json_type_object)) {
+			invalid(p, "credentials", "config_override", "must be an object");
+		} else {
+			only_members(p, v, "config_override", override);
+			want_string(p, v, "config_override", "client_id", false, 0, 4096);
+			want_string(p, v, "config_override", "client_secret", false, 0, 4096);
+		}
 	}
 	return p->code ? -1 : 0;
 }

@@ -37,6 +37,22 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 int api_healthz(struct http_request *req, struct http_response *resp, void *user);
 int api_metrics(struct http_request *req, struct http_response *resp, void *user);
 
+/* ---- The context's private part (api.c), under its lock. ---- */
+
+/* Copies the last reload's error into out ("" when it succeeded). */
+void api_last_reload_error(struct api_context *ctx, char out[API_ERROR_MAX]);
+
+/* The requests in progress on this daemon, by key: POST /connections by
+ * Idempotency-Key, DELETE by "pck\ncid". */
+enum api_inflight { API_INFLIGHT_IDEMPOTENCY, API_INFLIGHT_DELETE, API_INFLIGHT_SETS };
+
+/* Adds a copy of key to set `which`: 0, 1 when it is already there, -ENOMEM
+ * (out of memory, or API_INFLIGHT_MAX keys in the set already). */
+int api_inflight_add(struct api_context *ctx, enum api_inflight which, const char *key);
+
+/* Removes key from set `which` (nothing when it is not there). */
+void api_inflight_remove(struct api_context *ctx, enum api_inflight which, const char *key);
+
 /* ---- Helpers (api.c). ---- */
 
 /* ISO 8601 UTC with milliseconds: "2025-01-31T12:34:56.789Z", or with
@@ -45,6 +61,11 @@ void api_iso_time(int64_t ms, bool offset, char out[32]);
 
 /* A JSON string of an ISO time, or JSON null for ms == 0. New reference. */
 struct json_object *api_json_time(int64_t ms);
+
+/* A new object {"<name>": []} for a list response; *arr gets its array
+ * (borrowed from the object). NULL, with *arr NULL, when an allocation
+ * fails: http_respond_json() answers that with 500. */
+struct json_object *api_json_list(const char *name, struct json_object **arr);
 
 /* Parses a JSON document string (from the store); NULL on failure. */
 struct json_object *api_parse_doc(const char *s);
@@ -81,6 +102,12 @@ int api_respond_unknown_connection(struct http_response *resp, const char *pck, 
 
 /* 409 connection_deleting. */
 int api_respond_deleting(struct http_response *resp, const char *cid);
+
+/* Answers a store error about connection pck/cid: STORE_ENOTFOUND with
+ * api_respond_unknown_connection, STORE_EDELETING with
+ * api_respond_deleting, any other with api_respond_store_error(what). */
+int api_respond_connection_error(struct http_response *resp, const char *pck, const char *cid,
+				 const char *what, int err);
 
 /* ---- Pure parsers (api_parse.c); fuzzed by tests/fuzz/fuzz_api_json.c. ---- */
 

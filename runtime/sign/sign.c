@@ -162,6 +162,24 @@ static int b64_exact(const struct line *l, uint8_t *out, size_t want)
 	return SIGN_OK;
 }
 
+/*
+ * The frame that public keys, secret keys and signatures share: exactly
+ * `want` lines within `cap` bytes, the first an untrusted comment, the
+ * second standard base64 of exactly blob_len bytes, decoded into blob.
+ * SIGN_OK, or SIGN_EMALFORMED (blob may then hold part of the decoding).
+ */
+static int frame_parse(const char *data, size_t len, size_t cap, struct line *l, size_t want, uint8_t *blob,
+		       size_t blob_len)
+{
+	int ret = split_lines(data, len, cap, l, want);
+
+	if (ret)
+		return ret;
+	if (!has_prefix(&l[0], UNTRUSTED_PREFIX) || b64_exact(&l[1], blob, blob_len))
+		return SIGN_EMALFORMED;
+	return SIGN_OK;
+}
+
 /* Printable text for a trusted comment: no control characters but TAB. */
 static bool comment_text_ok(const char *s, size_t n)
 {
@@ -183,20 +201,13 @@ int sign_pubkey_parse(const char *data, size_t len, struct sign_pubkey *out)
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = split_lines(data, len, KEY_FILE_MAX, l, 2);
-	if (ret)
-		goto out;
-	ret = SIGN_EMALFORMED;
-	if (!has_prefix(&l[0], UNTRUSTED_PREFIX))
-		goto out;
-	if (b64_exact(&l[1], blob, sizeof(blob)))
-		goto out;
-	if (memcmp(blob, alg_key, 2) != 0)
-		goto out;
-	memcpy(out->keyid, blob + 2, SIGN_KEYID_BYTES);
-	memcpy(out->pk, blob + 2 + SIGN_KEYID_BYTES, SIGN_PK_BYTES);
-	ret = SIGN_OK;
-out:
+	ret = frame_parse(data, len, KEY_FILE_MAX, l, 2, blob, sizeof(blob));
+	if (ret == SIGN_OK && memcmp(blob, alg_key, 2) != 0)
+		ret = SIGN_EMALFORMED;
+	if (ret == SIGN_OK) {
+		memcpy(out->keyid, blob + 2, SIGN_KEYID_BYTES);
+		memcpy(out->pk, blob + 2 + SIGN_KEYID_BYTES, SIGN_PK_BYTES);
+	}
 	return ret;
 }
 
@@ -226,14 +237,10 @@ int sign_seckey_parse(const char *data, size_t len, struct sign_seckey *out)
 	memset(out, 0, sizeof(*out));
 	if (!crypto_ready())
 		return SIGN_EINIT;
-	ret = split_lines(data, len, KEY_FILE_MAX, l, 2);
+	ret = frame_parse(data, len, KEY_FILE_MAX, l, 2, blob, sizeof(blob));
 	if (ret)
-		return ret;
-	if (!has_prefix(&l[0], UNTRUSTED_PREFIX))
-		return SIGN_EMALFORMED;
-	ret = SIGN_EMALFORMED;
-	if (b64_exact(&l[1], blob, sizeof(blob)))
 		goto out;
+	ret = SIGN_EMALFORMED;
 	if (memcmp(blob, alg_key, 2) != 0 || memcmp(blob + SK_OFF_CHKALG, chk_b2, 2) != 0)
 		goto out;
 	if (memcmp(blob + SK_OFF_KDF, kdf_scrypt, 2) == 0) {
@@ -273,13 +280,11 @@ int sign_sig_parse(const char *data, size_t len, struct sign_sig *out)
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = split_lines(data, len, SIGN_MINISIG_MAX, l, 4);
+	ret = frame_parse(data, len, SIGN_MINISIG_MAX, l, 4, blob, sizeof(blob));
 	if (ret)
 		goto fail;
 	ret = SIGN_EMALFORMED;
-	if (!has_prefix(&l[0], UNTRUSTED_PREFIX) || !has_prefix(&l[2], TRUSTED_PREFIX))
-		goto fail;
-	if (b64_exact(&l[1], blob, sizeof(blob)))
+	if (!has_prefix(&l[2], TRUSTED_PREFIX))
 		goto fail;
 	if (memcmp(blob, alg_hashed, 2) == 0)
 		out->legacy = false;

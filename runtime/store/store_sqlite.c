@@ -155,7 +155,7 @@ int store_schema_version(void)
  * The connection returns extended codes (SQLITE_BUSY_RECOVERY,
  * SQLITE_BUSY_SNAPSHOT, ...): constraints are told apart by their extended
  * code, the rest by the primary code in the low byte. */
-int sq_fail(struct sq *b, int rc, const char *what)
+static int sq_fail(struct sq *b, int rc, const char *what)
 {
 	switch (rc) {
 	case SQLITE_CONSTRAINT_FOREIGNKEY:
@@ -179,7 +179,7 @@ int sq_fail(struct sq *b, int rc, const char *what)
 }
 
 /* A cached, reset statement for sql (a string literal: its address is the key). */
-int sq_prep(struct sq *b, const char *sql, sqlite3_stmt **st)
+static int sq_prep(struct sq *b, const char *sql, sqlite3_stmt **st)
 {
 	int rc;
 
@@ -205,7 +205,7 @@ int sq_prep(struct sq *b, const char *sql, sqlite3_stmt **st)
 }
 
 /* Gives a statement back: reset, unbound (finalized when it is not cached). */
-void sq_release(struct sq *b, sqlite3_stmt *st)
+static void sq_release(struct sq *b, sqlite3_stmt *st)
 {
 	if (!st)
 		return;
@@ -217,24 +217,8 @@ void sq_release(struct sq *b, sqlite3_stmt *st)
 	sqlite3_finalize(st);
 }
 
-void sq_bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-void sq_bind_id(sqlite3_stmt *st, int i, int64_t id)
-{
-	if (id > 0)
-		sqlite3_bind_int64(st, i, id);
-	else
-		sqlite3_bind_null(st, i);
-}
-
 /* Runs a statement that returns no row. */
-int sq_run(struct sq *b, sqlite3_stmt *st, const char *what)
+static int sq_run(struct sq *b, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 
@@ -257,13 +241,105 @@ int sq_run_sql(struct sq *b, const char *sql, const char *what)
 
 /* Steps a statement that reads one row: 0 with the row ready to read,
  * STORE_ENOTFOUND when there is none. */
-int sq_step_row(struct sq *b, sqlite3_stmt *st, const char *what)
+static int sq_step_row(struct sq *b, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc == SQLITE_ROW)
 		return 0;
 	return rc == SQLITE_DONE ? STORE_ENOTFOUND : sq_fail(b, rc, what);
+}
+
+/* A cached statement for sql with args bound; give it back with
+ * sq_release() in every case (*st is NULL when this fails). */
+static int sq_prep_args(struct sq *b, const char *sql, const struct sq_arg *args,
+			sqlite3_stmt **st)
+{
+	int ret = sq_prep(b, sql, st);
+
+	for (int i = 0; !ret && args && args[i].type != SQ_ARG_END; i++) {
+		const struct sq_arg *a = &args[i];
+
+		switch (a->type) {
+		case SQ_ARG_TEXT:
+			sqlite3_bind_text(*st, i + 1, a->p, -1, SQLITE_STATIC);
+			break;
+		case SQ_ARG_I64:
+			sqlite3_bind_int64(*st, i + 1, a->v);
+			break;
+		case SQ_ARG_BLOB:
+			sqlite3_bind_blob(*st, i + 1, a->p, (int)a->v, SQLITE_STATIC);
+			break;
+		default:
+			sqlite3_bind_null(*st, i + 1);
+			break;
+		}
+	}
+	return ret;
+}
+
+int sq_exec(struct sq *b, const char *sql, const char *what, const struct sq_arg *args)
+{
+	sqlite3_stmt *st;
+	int ret = sq_prep_args(b, sql, args, &st);
+
+	if (!ret)
+		ret = sq_run(b, st, what);
+	sq_release(b, st);
+	return ret;
+}
+
+int sq_row(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+	   sq_row_fn read, void *user)
+{
+	sqlite3_stmt *st;
+	int ret = sq_prep_args(b, sql, args, &st);
+
+	if (!ret)
+		ret = sq_step_row(b, st, what);
+	if (!ret && read)
+		ret = read(st, user);
+	sq_release(b, st);
+	return ret;
+}
+
+int sq_get(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+	   sq_row_fn read, void *user)
+{
+	int ret;
+
+	sq_lock(b);
+	ret = sq_row(b, sql, what, args, read, user);
+	sq_unlock(b);
+	return ret;
+}
+
+int sq_rows(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+	    sq_row_fn read, void *user)
+{
+	sqlite3_stmt *st;
+	int ret = sq_prep_args(b, sql, args, &st);
+	int rc = SQLITE_DONE;
+
+	while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		ret = read(st, user);
+	if (!ret && rc != SQLITE_DONE)
+		ret = sq_fail(b, rc, what);
+	sq_release(b, st);
+	return ret > 0 ? 0 : ret;
+}
+
+void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first)
+{
+	size_t na = *alloc ? *alloc * 2 : first;
+	void *t;
+
+	if (count < *alloc)
+		return v;
+	t = realloc(v, na * size);
+	if (t)
+		*alloc = na;
+	return t;
 }
 
 static int exec(struct sq *b, const char *sql, const char *what)
@@ -364,25 +440,13 @@ int sq_txn_end(struct sq *b, int ret)
 /* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
 int sq_row_exists(struct sq *b, const char *sql, int64_t id, const char *what)
 {
-	sqlite3_stmt *st;
-	int ret = sq_prep(b, sql, &st);
-
-	if (ret)
-		return ret;
-	sqlite3_bind_int64(st, 1, id);
-	ret = sq_step_row(b, st, what);
-	sq_release(b, st);
-	return ret;
+	return sq_row(b, sql, what, SQ_ARGS(sq_i64(id)), NULL, NULL);
 }
 
-/* For an UPDATE guarded by the row's status that changed nothing:
- * STORE_ESTATE when the row exists (in another state), STORE_ENOTFOUND when
- * it does not. */
-int sq_not_in_state(struct sq *b, const char *sql_exists, int64_t id, const char *what)
+int sq_read_i64(sqlite3_stmt *st, void *user)
 {
-	int ret = sq_row_exists(b, sql_exists, id, what);
-
-	return ret ? ret : STORE_ESTATE;
+	*(int64_t *)user = sqlite3_column_int64(st, 0);
+	return 0;
 }
 
 char *sq_col_dup(sqlite3_stmt *st, int i, int *ret)
@@ -512,12 +576,30 @@ store_error:
 static const char sql_meta_get[] = "SELECT value FROM store_meta WHERE name = ?1";
 static const char sql_meta_put[] = "INSERT INTO store_meta (name, value) VALUES (?1, ?2)";
 
+struct key_check {
+	struct store *s;
+	const char *path;
+};
+
+/* sq_row_fn over sql_meta_get: the key-check value the database holds. */
+static int read_key_check(sqlite3_stmt *st, void *user)
+{
+	struct key_check *k = user;
+
+	if (k->s->has_key)
+		return store_key_check_verify(k->s, sqlite3_column_blob(st, 0),
+					      (size_t)sqlite3_column_bytes(st, 0));
+	log_warn("store", "%s holds encrypted credentials and no encryption key "
+		 "is set: reading them will fail", k->path);
+	return 0;
+}
+
 /* With a key: the database's key-check value must open with it (written on
  * first use). Without: note when the database holds encrypted data. */
 static int key_check(struct store *s, const char *path, char *err, size_t errlen)
 {
 	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
+	struct key_check k = {.s = s, .path = path};
 	uint8_t *blob = NULL;
 	size_t len = 0;
 	int ret;
@@ -525,38 +607,19 @@ static int key_check(struct store *s, const char *path, char *err, size_t errlen
 	ret = begin(b);
 	if (ret)
 		goto out;
-	ret = sq_prep(b, sql_meta_get, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_text(st, 1, "key_check", -1, SQLITE_STATIC);
-	ret = sq_step_row(b, st, "read key check");
-	if (ret == 0) {
-		if (s->has_key)
-			ret = store_key_check_verify(s, sqlite3_column_blob(st, 0),
-						     (size_t)sqlite3_column_bytes(st, 0));
-		else
-			log_warn("store", "%s holds encrypted credentials and no encryption key "
-				 "is set: reading them will fail", path);
-		goto out;
-	}
+	ret = sq_row(b, sql_meta_get, "read key check", SQ_ARGS(sq_text("key_check")),
+		     read_key_check, &k);
 	if (ret != STORE_ENOTFOUND)
 		goto out;
 	ret = 0;
 	if (!s->has_key)
 		goto out;
-	sq_release(b, st);
-	st = NULL;
 	ret = store_key_check_make(s, &blob, &len);
 	if (ret)
 		goto out;
-	ret = sq_prep(b, sql_meta_put, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_text(st, 1, "key_check", -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, blob, (int)len, SQLITE_STATIC);
-	ret = sq_run(b, st, "write key check");
+	ret = sq_exec(b, sql_meta_put, "write key check",
+		      SQ_ARGS(sq_text("key_check"), sq_blob(blob, len)));
 out:
-	sq_release(b, st);
 	ret = sq_end(b, ret);
 	free(blob);
 	if (ret == STORE_EKEY)

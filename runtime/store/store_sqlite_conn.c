@@ -37,31 +37,30 @@ static const char sql_idem_insert[] =
 	"INSERT INTO idempotency_keys (key, method_path, request_hash, status, body, created_at)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-/* Looks the connection up inside a transaction: 0 and its row id (and
- * deleting flag, created_at) when it exists, STORE_ENOTFOUND when not. */
-static int conn_state(struct sq *b, const char *pck, const char *cid, int64_t *id,
-		      bool *deleting, int64_t *created_at)
-{
-	sqlite3_stmt *st;
-	int ret = sq_prep(b, sql_conn_state, &st);
+/* A connection's row as the writes below need it. */
+struct conn_state {
+	int64_t id;
+	bool deleting;
+	int64_t created_at;
+};
 
-	*id = 0;
-	*deleting = false;
-	if (created_at)
-		*created_at = 0;
-	if (ret)
-		return ret;
-	sq_bind_text(st, 1, pck);
-	sq_bind_text(st, 2, cid);
-	ret = sq_step_row(b, st, "read connection");
-	if (ret == 0) {
-		*id = sqlite3_column_int64(st, 0);
-		*deleting = sqlite3_column_int(st, 1) != 0;
-		if (created_at)
-			*created_at = sqlite3_column_int64(st, 2);
-	}
-	sq_release(b, st);
-	return ret;
+static int read_conn_state(sqlite3_stmt *st, void *user)
+{
+	struct conn_state *c = user;
+
+	c->id = sqlite3_column_int64(st, 0);
+	c->deleting = sqlite3_column_int(st, 1) != 0;
+	c->created_at = sqlite3_column_int64(st, 2);
+	return 0;
+}
+
+/* Looks the connection up inside a transaction: 0 and its state when it
+ * exists, STORE_ENOTFOUND (and a zeroed state) when not. */
+static int conn_state(struct sq *b, const char *pck, const char *cid, struct conn_state *c)
+{
+	memset(c, 0, sizeof(*c));
+	return sq_row(b, sql_conn_state, "read connection", SQ_ARGS(sq_text(pck), sq_text(cid)),
+		      read_conn_state, c);
 }
 
 /* Inside a transaction: 0 when an event may be recorded for the connection
@@ -69,13 +68,12 @@ static int conn_state(struct sq *b, const char *pck, const char *cid, int64_t *i
  * before it is stored, a retry may outlive it), STORE_EDELETING when not. */
 int sq_conn_accepts_events(struct sq *b, const char *pck, const char *cid)
 {
-	int64_t row;
-	bool deleting;
-	int ret = conn_state(b, pck, cid, &row, &deleting, NULL);
+	struct conn_state c;
+	int ret = conn_state(b, pck, cid, &c);
 
 	if (ret == STORE_ENOTFOUND)
 		return 0;
-	return ret == 0 && deleting ? STORE_EDELETING : ret;
+	return ret == 0 && c.deleting ? STORE_EDELETING : ret;
 }
 
 /* Inserts an event inside a transaction. */
@@ -83,70 +81,34 @@ int sq_event_add(struct sq *b, const char *type, const char *cid, const char *pc
 		 const char *script, int64_t retry_of, bool claim, int64_t generation,
 		 int64_t now, int64_t *event_id)
 {
-	sqlite3_stmt *st;
-	int ret = sq_prep(b, sql_event_insert, &st);
+	int ret = sq_exec(b, sql_event_insert, "insert event",
+			  SQ_ARGS(sq_text(type), sq_text(cid), sq_text(pck), sq_text(script),
+				  sq_id(retry_of), sq_text(claim ? "claimed" : "pending"),
+				  claim ? sq_i64(generation) : sq_null(), sq_i64(now),
+				  claim ? sq_i64(now) : sq_null()));
 
-	*event_id = 0;
-	if (ret)
-		return ret;
-	sq_bind_text(st, 1, type);
-	sq_bind_text(st, 2, cid);
-	sq_bind_text(st, 3, pck);
-	sq_bind_text(st, 4, script);
-	sq_bind_id(st, 5, retry_of);
-	sq_bind_text(st, 6, claim ? "claimed" : "pending");
-	if (claim) {
-		sqlite3_bind_int64(st, 7, generation);
-		sqlite3_bind_int64(st, 9, now);
-	}
-	sqlite3_bind_int64(st, 8, now);
-	ret = sq_run(b, st, "insert event");
-	if (!ret)
-		*event_id = sqlite3_last_insert_rowid(b->db);
-	sq_release(b, st);
+	*event_id = ret ? 0 : sqlite3_last_insert_rowid(b->db);
 	return ret;
 }
 
 /* Purges expired idempotency records, then says whether key is recorded. */
 static int idem_purge_check(struct sq *b, const char *key, int64_t now)
 {
-	sqlite3_stmt *st;
-	int ret;
+	int ret = sq_exec(b, sql_idem_purge, "purge idempotency keys",
+			  SQ_ARGS(sq_i64(now - STORE_IDEMPOTENCY_TTL_MS)));
 
-	ret = sq_prep(b, sql_idem_purge, &st);
 	if (ret)
 		return ret;
-	sqlite3_bind_int64(st, 1, now - STORE_IDEMPOTENCY_TTL_MS);
-	ret = sq_run(b, st, "purge idempotency keys");
-	sq_release(b, st);
-	if (ret)
-		return ret;
-	ret = sq_prep(b, sql_idem_exists, &st);
-	if (ret)
-		return ret;
-	sq_bind_text(st, 1, key);
-	ret = sq_step_row(b, st, "read idempotency key");
-	sq_release(b, st);
+	ret = sq_row(b, sql_idem_exists, "read idempotency key", SQ_ARGS(sq_text(key)), NULL, NULL);
 	return ret == 0 ? STORE_ECONFLICT : ret == STORE_ENOTFOUND ? 0 : ret;
 }
 
 static int idem_insert(struct sq *b, const struct store_idempotency_input *in, int status,
 		       const char *body, int64_t now)
 {
-	sqlite3_stmt *st;
-	int ret = sq_prep(b, sql_idem_insert, &st);
-
-	if (ret)
-		return ret;
-	sq_bind_text(st, 1, in->key);
-	sq_bind_text(st, 2, in->method_path);
-	sq_bind_text(st, 3, in->request_hash);
-	sqlite3_bind_int(st, 4, status);
-	sq_bind_text(st, 5, body ? body : "");
-	sqlite3_bind_int64(st, 6, now);
-	ret = sq_run(b, st, "insert idempotency key");
-	sq_release(b, st);
-	return ret;
+	return sq_exec(b, sql_idem_insert, "insert idempotency key",
+		       SQ_ARGS(sq_text(in->key), sq_text(in->method_path), sq_text(in->request_hash),
+			       sq_i64(status), sq_text(body ? body : ""), sq_i64(now)));
 }
 
 int sq_connection_upsert(struct store *s, const struct store_connection_input *in,
@@ -154,11 +116,11 @@ int sq_connection_upsert(struct store *s, const struct store_connection_input *i
 			 struct store_upsert_result *r)
 {
 	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
+	struct conn_state c;
 	uint8_t *blob = NULL;
 	size_t len = 0;
-	bool encrypted, deleting;
-	int64_t now = util_now_ms(), row, created_at;
+	bool encrypted, created;
+	int64_t now = util_now_ms();
 	char *body = NULL;
 	int status, ret;
 
@@ -177,50 +139,31 @@ int sq_connection_upsert(struct store *s, const struct store_connection_input *i
 		if (ret)
 			goto out;
 	}
-	ret = conn_state(b, in->provider_config_key, in->connection_id, &row, &deleting,
-			 &created_at);
-	if (ret == 0 && deleting) {
+	ret = conn_state(b, in->provider_config_key, in->connection_id, &c);
+	if (ret == 0 && c.deleting) {
 		ret = STORE_EDELETING;
 		goto out;
 	}
-	if (ret == STORE_ENOTFOUND) {
-		ret = sq_prep(b, sql_conn_insert, &st);
-		if (ret)
-			goto out;
-		sq_bind_text(st, 1, in->connection_id);
-		sq_bind_text(st, 2, in->provider_config_key);
-		sq_bind_text(st, 3, in->provider);
-		sqlite3_bind_blob(st, 4, blob, (int)len, SQLITE_STATIC);
-		sqlite3_bind_int(st, 5, encrypted);
-		sq_bind_text(st, 6, in->connection_config);
-		sq_bind_text(st, 7, in->metadata);
-		sqlite3_bind_int64(st, 8, now);
-		ret = sq_run(b, st, "insert connection");
-		if (ret)
-			goto out;
-		r->connection_row_id = sqlite3_last_insert_rowid(b->db);
-		r->created = true;
-		r->created_at = now;
+	created = ret == STORE_ENOTFOUND;
+	if (created) {
+		ret = sq_exec(b, sql_conn_insert, "insert connection",
+			      SQ_ARGS(sq_text(in->connection_id), sq_text(in->provider_config_key),
+				      sq_text(in->provider), sq_blob(blob, len), sq_i64(encrypted),
+				      sq_text(in->connection_config), sq_text(in->metadata),
+				      sq_i64(now)));
+		c.id = sqlite3_last_insert_rowid(b->db);
+		c.created_at = now;
 	} else if (ret == 0) {
-		ret = sq_prep(b, sql_conn_update, &st);
-		if (ret)
-			goto out;
-		sqlite3_bind_int64(st, 1, row);
-		sq_bind_text(st, 2, in->provider);
-		sqlite3_bind_blob(st, 3, blob, (int)len, SQLITE_STATIC);
-		sqlite3_bind_int(st, 4, encrypted);
-		sq_bind_text(st, 5, in->connection_config);
-		sq_bind_text(st, 6, in->metadata);
-		sqlite3_bind_int64(st, 7, now);
-		ret = sq_run(b, st, "update connection");
-		if (ret)
-			goto out;
-		r->connection_row_id = row;
-		r->created = false;
-		r->created_at = created_at;
-	} else {
-		goto out;
+		ret = sq_exec(b, sql_conn_update, "update connection",
+			      SQ_ARGS(sq_i64(c.id), sq_text(in->provider), sq_blob(blob, len),
+				      sq_i64(encrypted), sq_text(in->connection_config),
+				      sq_text(in->metadata), sq_i64(now)));
 	}
+	if (ret)
+		goto out;
+	r->connection_row_id = c.id;
+	r->created = created;
+	r->created_at = c.created_at;
 	r->updated_at = now;
 	ret = sq_event_add(b, STORE_EVENT_POST_CONNECTION_CREATION, in->connection_id,
 			   in->provider_config_key, NULL, 0, false, 0, now, &r->event_id);
@@ -243,7 +186,6 @@ int sq_connection_upsert(struct store *s, const struct store_connection_input *i
 		ret = idem_insert(b, idem, status, idem->respond ? body : idem->body, now);
 	}
 out:
-	sq_release(b, st);
 	ret = sq_txn_end(b, ret);
 	free(body);
 	store_blob_free(blob, len);
@@ -300,25 +242,45 @@ out:
 	return ret;
 }
 
+/* What the row readers below fill: a connection, or a list of them. */
+struct conn_read {
+	struct store *s;
+	struct store_connection *one;
+	struct store_connection **v;
+	size_t n, alloc;
+};
+
+static int read_conn(sqlite3_stmt *st, void *user)
+{
+	struct conn_read *r = user;
+
+	return conn_from_row(r->s, st, true, &r->one);
+}
+
+static int add_conn(sqlite3_stmt *st, void *user)
+{
+	struct conn_read *r = user;
+	struct store_connection **t = sq_grow(r->v, &r->alloc, r->n, sizeof(*t), 16);
+	int ret;
+
+	if (!t)
+		return STORE_ENOMEM;
+	r->v = t;
+	ret = conn_from_row(r->s, st, false, &r->v[r->n]);
+	if (!ret)
+		r->n++;
+	return ret;
+}
+
 int sq_connection_get(struct store *s, const char *pck, const char *cid,
 		      struct store_connection **out)
 {
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret;
+	struct conn_read r = {.s = s};
+	int ret = sq_get(B(s), sql_conn_get, "read connection", SQ_ARGS(sq_text(pck), sq_text(cid)),
+			 read_conn, &r);
 
-	sq_lock(b);
-	ret = sq_prep(b, sql_conn_get, &st);
-	if (ret)
-		goto out;
-	sq_bind_text(st, 1, pck);
-	sq_bind_text(st, 2, cid);
-	ret = sq_step_row(b, st, "read connection");
-	if (ret == 0)
-		ret = conn_from_row(s, st, true, out);
-	sq_release(b, st);
-out:
-	sq_unlock(b);
+	if (!ret)
+		*out = r.one;
 	return ret;
 }
 
@@ -326,49 +288,24 @@ int sq_connection_list(struct store *s, const struct store_connection_filter *f,
 		       struct store_connection ***items, size_t *n)
 {
 	struct sq *b = B(s);
-	struct store_connection **v = NULL, *c;
-	size_t count = 0, alloc = 0;
-	sqlite3_stmt *st;
-	int ret, rc;
+	struct conn_read r = {.s = s};
+	const char *pcks = f->provider_config_keys && *f->provider_config_keys
+				   ? f->provider_config_keys : NULL;
+	int ret;
 
 	sq_lock(b);
-	ret = sq_prep(b, sql_conn_list, &st);
-	if (ret)
-		goto out;
-	sq_bind_text(st, 1, f->connection_id);
-	sq_bind_text(st, 2, f->provider_config_keys && *f->provider_config_keys
-				    ? f->provider_config_keys : NULL);
-	sq_bind_text(st, 3, f->search && *f->search ? f->search : NULL);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)f->limit);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)f->offset);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == alloc) {
-			size_t na = alloc ? alloc * 2 : 16;
-			struct store_connection **t = realloc(v, na * sizeof(*v));
-
-			if (!t) {
-				ret = STORE_ENOMEM;
-				break;
-			}
-			v = t;
-			alloc = na;
-		}
-		ret = conn_from_row(s, st, false, &c);
-		if (ret)
-			break;
-		v[count++] = c;
-	}
-	if (!ret && rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = sq_fail(b, rc, "list connections");
-	sq_release(b, st);
-out:
+	ret = sq_rows(b, sql_conn_list, "list connections",
+		      SQ_ARGS(sq_text(f->connection_id), sq_text(pcks),
+			      sq_text(f->search && *f->search ? f->search : NULL),
+			      sq_i64((int64_t)f->limit), sq_i64((int64_t)f->offset)),
+		      add_conn, &r);
 	sq_unlock(b);
 	if (ret) {
-		store_connection_list_free(v, count);
+		store_connection_list_free(r.v, r.n);
 		return ret;
 	}
-	*items = v;
-	*n = count;
+	*items = r.v;
+	*n = r.n;
 	return 0;
 }
 
@@ -379,33 +316,27 @@ int sq_connection_mark_deleting(struct store *s, const char *pck, const char *ci
 				bool claim, int64_t generation, int64_t *event_id)
 {
 	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
-	int64_t row, now = util_now_ms();
-	bool deleting;
+	struct conn_state c;
+	int64_t now = util_now_ms();
 	int ret;
 
 	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = conn_state(b, pck, cid, &row, &deleting, NULL);
+	ret = conn_state(b, pck, cid, &c);
 	if (ret)
 		goto out;
-	if (deleting) {
+	if (c.deleting) {
 		ret = STORE_EDELETING;
 		goto out;
 	}
-	ret = sq_prep(b, sql_conn_mark_deleting, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, row);
-	sqlite3_bind_int64(st, 2, now);
-	ret = sq_run(b, st, "mark connection deleting");
+	ret = sq_exec(b, sql_conn_mark_deleting, "mark connection deleting",
+		      SQ_ARGS(sq_i64(c.id), sq_i64(now)));
 	if (ret)
 		goto out;
 	ret = sq_event_add(b, STORE_EVENT_PRE_CONNECTION_DELETION, cid, pck, NULL, 0, claim,
 			   generation, now, event_id);
 out:
-	sq_release(b, st);
 	return sq_txn_end(b, ret);
 }
 
@@ -415,22 +346,14 @@ static const char sql_conn_delete[] =
 int sq_connection_delete(struct store *s, const char *pck, const char *cid)
 {
 	struct sq *b = B(s);
-	sqlite3_stmt *st;
 	int ret;
 
 	ret = sq_lock_for(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_prep(b, sql_conn_delete, &st);
-	if (ret)
-		goto out;
-	sq_bind_text(st, 1, pck);
-	sq_bind_text(st, 2, cid);
-	ret = sq_run(b, st, "delete connection");
+	ret = sq_exec(b, sql_conn_delete, "delete connection", SQ_ARGS(sq_text(pck), sq_text(cid)));
 	if (!ret && sqlite3_changes(b->db) == 0)
 		ret = STORE_ENOTFOUND;
-	sq_release(b, st);
-out:
 	sq_unlock(b);
 	return ret;
 }
@@ -441,44 +364,38 @@ static const char sql_meta_write[] =
 	"UPDATE connections SET metadata = ?3, updated_at = ?4"
 	" WHERE provider_config_key = ?1 AND connection_id = ?2";
 
+/* A metadata write: what it is asked, and (merge) the merged document. */
+struct meta_write {
+	const char *json;
+	bool merge, refuse_deleting;
+	char *merged;
+};
+
+static int read_meta(sqlite3_stmt *st, void *user)
+{
+	struct meta_write *m = user;
+
+	if (m->refuse_deleting && sqlite3_column_int(st, 1))
+		return STORE_EDELETING;
+	if (!m->merge)
+		return 0;
+	return store_json_merge((const char *)sqlite3_column_text(st, 0), m->json, &m->merged);
+}
+
 /* One connection's metadata, inside the caller's transaction. */
 static int meta_write_one(struct sq *b, const char *pck, const char *cid, const char *json,
 			  bool merge, bool refuse_deleting)
 {
-	sqlite3_stmt *st = NULL;
-	char *merged = NULL;
+	struct meta_write m = {.json = json, .merge = merge, .refuse_deleting = refuse_deleting};
 	int ret;
 
-	ret = sq_prep(b, sql_meta_read, &st);
-	if (ret)
-		goto out;
-	sq_bind_text(st, 1, pck);
-	sq_bind_text(st, 2, cid);
-	ret = sq_step_row(b, st, "read metadata");
-	if (ret)
-		goto out;
-	if (refuse_deleting && sqlite3_column_int(st, 1)) {
-		ret = STORE_EDELETING;
-		goto out;
-	}
-	if (merge) {
-		ret = store_json_merge((const char *)sqlite3_column_text(st, 0), json, &merged);
-		if (ret)
-			goto out;
-	}
-	sq_release(b, st);
-	st = NULL;
-	ret = sq_prep(b, sql_meta_write, &st);
-	if (ret)
-		goto out;
-	sq_bind_text(st, 1, pck);
-	sq_bind_text(st, 2, cid);
-	sq_bind_text(st, 3, merge ? merged : json);
-	sqlite3_bind_int64(st, 4, util_now_ms());
-	ret = sq_run(b, st, "write metadata");
-out:
-	sq_release(b, st);
-	free(merged);
+	ret = sq_row(b, sql_meta_read, "read metadata", SQ_ARGS(sq_text(pck), sq_text(cid)),
+		     read_meta, &m);
+	if (!ret)
+		ret = sq_exec(b, sql_meta_write, "write metadata",
+			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_text(merge ? m.merged : json),
+				      sq_i64(util_now_ms())));
+	free(m.merged);
 	return ret;
 }
 
@@ -508,41 +425,32 @@ static const char sql_idem_get[] =
 	"SELECT key, method_path, request_hash, status, body, created_at FROM idempotency_keys"
 	" WHERE key = ?1 AND created_at >= ?2";
 
-int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
+/* Builds the record of a sql_idem_get row into *(struct store_idempotency **)user. */
+static int read_idem(sqlite3_stmt *st, void *user)
 {
-	struct sq *b = B(s);
-	struct store_idempotency *r = NULL;
-	sqlite3_stmt *st;
-	int ret;
+	struct store_idempotency *r = calloc(1, sizeof(*r));
+	int ret = 0;
 
-	sq_lock(b);
-	ret = sq_prep(b, sql_idem_get, &st);
-	if (ret)
-		goto out;
-	sq_bind_text(st, 1, key);
-	sqlite3_bind_int64(st, 2, util_now_ms() - STORE_IDEMPOTENCY_TTL_MS);
-	ret = sq_step_row(b, st, "read idempotency key");
-	if (ret == 0) {
-		r = calloc(1, sizeof(*r));
-		if (!r) {
-			ret = STORE_ENOMEM;
-		} else {
-			r->key = sq_col_dup(st, 0, &ret);
-			r->method_path = sq_col_dup(st, 1, &ret);
-			r->request_hash = sq_col_dup(st, 2, &ret);
-			r->status = sqlite3_column_int(st, 3);
-			r->body = sq_col_dup(st, 4, &ret);
-			r->created_at = sqlite3_column_int64(st, 5);
-		}
-	}
-	sq_release(b, st);
-out:
-	sq_unlock(b);
+	if (!r)
+		return STORE_ENOMEM;
+	r->key = sq_col_dup(st, 0, &ret);
+	r->method_path = sq_col_dup(st, 1, &ret);
+	r->request_hash = sq_col_dup(st, 2, &ret);
+	r->status = sqlite3_column_int(st, 3);
+	r->body = sq_col_dup(st, 4, &ret);
+	r->created_at = sqlite3_column_int64(st, 5);
 	if (ret)
 		store_idempotency_free(r);
 	else
-		*out = r;
+		*(struct store_idempotency **)user = r;
 	return ret;
+}
+
+int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
+{
+	return sq_get(B(s), sql_idem_get, "read idempotency key",
+		      SQ_ARGS(sq_text(key), sq_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
+		      read_idem, out);
 }
 
 int sq_idempotency_put(struct store *s, const struct store_idempotency_input *in)

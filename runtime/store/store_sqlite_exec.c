@@ -57,8 +57,11 @@ static enum store_event_status event_status_from(const unsigned char *t)
 	return STORE_EVENT_PENDING;
 }
 
-static void event_from_row(sqlite3_stmt *st, struct store_event *ev)
+/* sq_row_fn: the event of a row of EVENT_COLS into (struct store_event *)user. */
+static int read_event(sqlite3_stmt *st, void *user)
 {
+	struct store_event *ev = user;
+
 	ev->id = sqlite3_column_int64(st, 0);
 	sq_col_copy(st, 1, ev->type, sizeof(ev->type));
 	sq_col_copy(st, 2, ev->connection_id, sizeof(ev->connection_id));
@@ -70,105 +73,81 @@ static void event_from_row(sqlite3_stmt *st, struct store_event *ev)
 	ev->created_at = sq_col_i64(st, 8);
 	ev->claimed_at = sq_col_i64(st, 9);
 	ev->finished_at = sq_col_i64(st, 10);
+	return 0;
 }
 
 int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev)
 {
 	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret, rc;
+	int ret;
 
 	/* NORMAL: see Durability atop store_sqlite.c (the first execution's creation
 	 * makes the claim durable before anything runs). */
 	ret = sq_lock_for(b, LOSSABLE);
 	if (ret)
 		return ret;
-	ret = sq_prep(b, sql_event_claim, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, util_now_ms());
-	sqlite3_bind_int64(st, 2, generation);
-	ret = sq_step_row(b, st, "claim event");
-	if (ret == 0) {
-		event_from_row(st, ev);
-		/* Run the statement to completion so the change is committed. */
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			;
-		if (rc != SQLITE_DONE)
-			ret = sq_fail(b, rc, "claim event");
-	}
-	sq_release(b, st);
-out:
+	/* Run to completion (sq_rows) so that the change is committed; the
+	 * statement returns the one row it claimed, or none (ids start at 1). */
+	memset(ev, 0, sizeof(*ev));
+	ret = sq_rows(b, sql_event_claim, "claim event",
+		      SQ_ARGS(sq_i64(util_now_ms()), sq_i64(generation)), read_event, ev);
+	if (!ret && ev->id == 0)
+		ret = STORE_ENOTFOUND;
 	sq_unlock(b);
 	return ret;
 }
 
-static const char sql_event_finish[] =
-	"UPDATE events SET status = 'done', finished_at = ?2 WHERE id = ?1 AND status = 'claimed'";
-static const char sql_event_exists[] = "SELECT 1 FROM events WHERE id = ?1";
+/* A row that finishes once (an event, an execution): its UPDATE, guarded
+ * by the row's status, and the query that finds the row by id. */
+struct finish {
+	const char *sql, *what;
+	const char *sql_exists, *what_exists;
+};
+
+/* Runs f's UPDATE with args (the row id as ?1) as a write of its own
+ * (LOSSABLE: see Durability atop store_sqlite.c): 0 when it changed the
+ * row, STORE_ESTATE when the row is in another state, STORE_ENOTFOUND when
+ * there is none. */
+static int finish_row(struct sq *b, const struct finish *f, int64_t id, const struct sq_arg *args)
+{
+	int ret = sq_lock_for(b, LOSSABLE);
+
+	if (ret)
+		return ret;
+	ret = sq_exec(b, f->sql, f->what, args);
+	if (!ret && sqlite3_changes(b->db) == 0) {
+		ret = sq_row_exists(b, f->sql_exists, id, f->what_exists);
+		if (!ret)
+			ret = STORE_ESTATE;
+	}
+	sq_unlock(b);
+	return ret;
+}
+
+static const struct finish event_finish = {
+	.sql = "UPDATE events SET status = 'done', finished_at = ?2"
+	       " WHERE id = ?1 AND status = 'claimed'",
+	.what = "finish event",
+	.sql_exists = "SELECT 1 FROM events WHERE id = ?1",
+	.what_exists = "read event",
+};
 
 int sq_event_finish(struct store *s, int64_t event_id)
 {
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret;
-
-	ret = sq_lock_for(b, LOSSABLE);
-	if (ret)
-		return ret;
-	ret = sq_prep(b, sql_event_finish, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, event_id);
-	sqlite3_bind_int64(st, 2, util_now_ms());
-	ret = sq_run(b, st, "finish event");
-	sq_release(b, st);
-	if (!ret && sqlite3_changes(b->db) == 0)
-		ret = sq_not_in_state(b, sql_event_exists, event_id, "read event");
-out:
-	sq_unlock(b);
-	return ret;
+	return finish_row(B(s), &event_finish, event_id,
+			  SQ_ARGS(sq_i64(event_id), sq_i64(util_now_ms())));
 }
 
 int sq_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 {
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret;
-
-	sq_lock(b);
-	ret = sq_prep(b, sql_event_get, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, event_id);
-	ret = sq_step_row(b, st, "read event");
-	if (ret == 0)
-		event_from_row(st, ev);
-	sq_release(b, st);
-out:
-	sq_unlock(b);
-	return ret;
+	return sq_get(B(s), sql_event_get, "read event", SQ_ARGS(sq_i64(event_id)), read_event, ev);
 }
 
 static const char sql_event_count[] = "SELECT count(*) FROM events WHERE status = 'pending'";
 
 int sq_event_count_pending(struct store *s, int64_t *count)
 {
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
-	int ret;
-
-	sq_lock(b);
-	ret = sq_prep(b, sql_event_count, &st);
-	if (ret)
-		goto out;
-	ret = sq_step_row(b, st, "count events");
-	if (ret == 0)
-		*count = sqlite3_column_int64(st, 0);
-	sq_release(b, st);
-out:
-	sq_unlock(b);
-	return ret;
+	return sq_get(B(s), sql_event_count, "count events", NULL, sq_read_i64, count);
 }
 
 /* ---------------------------------------------------------------------------
@@ -184,69 +163,45 @@ int sq_execution_create(struct store *s, const struct store_execution_input *in,
 			int64_t *id)
 {
 	struct sq *b = B(s);
-	sqlite3_stmt *st;
 	int ret;
 
 	ret = sq_lock_for(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_prep(b, sql_exec_insert, &st);
-	if (ret)
-		goto out;
-	sq_bind_id(st, 1, in->event_id);
-	sq_bind_id(st, 2, in->parent_execution_id);
-	sq_bind_text(st, 3, store_exec_kind_name(in->kind));
-	sq_bind_text(st, 4, in->script);
-	sq_bind_text(st, 5, in->event);
-	sq_bind_text(st, 6, in->connection_id);
-	sq_bind_text(st, 7, in->provider_config_key);
-	sqlite3_bind_int64(st, 8, util_now_ms());
-	sq_bind_text(st, 9, in->plugin_version);
-	ret = sq_run(b, st, "insert execution");
+	ret = sq_exec(b, sql_exec_insert, "insert execution",
+		      SQ_ARGS(sq_id(in->event_id), sq_id(in->parent_execution_id),
+			      sq_text(store_exec_kind_name(in->kind)), sq_text(in->script),
+			      sq_text(in->event), sq_text(in->connection_id),
+			      sq_text(in->provider_config_key), sq_i64(util_now_ms()),
+			      sq_text(in->plugin_version)));
 	if (!ret)
 		*id = sqlite3_last_insert_rowid(b->db);
-	sq_release(b, st);
-out:
 	sq_unlock(b);
 	return ret;
 }
 
-static const char sql_exec_finish[] =
-	"UPDATE executions SET status = ?2, error = ?3, ended_at = ?4,"
-	" duration_ms = CASE WHEN ?5 < 0 THEN max(?4 - started_at, 0) ELSE ?5 END"
-	" WHERE id = ?1 AND status = 'running'";
 static const char sql_exec_exists[] = "SELECT 1 FROM executions WHERE id = ?1";
+static const struct finish exec_finish = {
+	.sql = "UPDATE executions SET status = ?2, error = ?3, ended_at = ?4,"
+	       " duration_ms = CASE WHEN ?5 < 0 THEN max(?4 - started_at, 0) ELSE ?5 END"
+	       " WHERE id = ?1 AND status = 'running'",
+	.what = "finish execution",
+	.sql_exists = sql_exec_exists,
+	.what_exists = "read execution",
+};
 
 int sq_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
 			const char *error, int64_t duration_ms)
 {
-	struct sq *b = B(s);
-	sqlite3_stmt *st;
 	char *err = NULL;
 	int ret;
 
 	ret = store_truncate_copy(error, STORE_ERROR_MAX, &err);
 	if (ret)
 		return ret;
-	ret = sq_lock_for(b, LOSSABLE);
-	if (ret) {
-		free(err);
-		return ret;
-	}
-	ret = sq_prep(b, sql_exec_finish, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sq_bind_text(st, 2, store_exec_status_name(status));
-	sq_bind_text(st, 3, err);
-	sqlite3_bind_int64(st, 4, util_now_ms());
-	sqlite3_bind_int64(st, 5, duration_ms < 0 ? -1 : duration_ms);
-	ret = sq_run(b, st, "finish execution");
-	sq_release(b, st);
-	if (!ret && sqlite3_changes(b->db) == 0)
-		ret = sq_not_in_state(b, sql_exec_exists, id, "read execution");
-out:
-	sq_unlock(b);
+	ret = finish_row(B(s), &exec_finish, id,
+			 SQ_ARGS(sq_i64(id), sq_text(store_exec_status_name(status)), sq_text(err),
+				 sq_i64(util_now_ms()), sq_i64(duration_ms < 0 ? -1 : duration_ms)));
 	free(err);
 	return ret;
 }
@@ -264,7 +219,6 @@ int sq_execution_append_logs(struct store *s, int64_t id,
 			     int64_t dropped)
 {
 	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
 	int64_t seq = 0, now = util_now_ms();
 	char *msg = NULL;
 	int ret;
@@ -275,47 +229,24 @@ int sq_execution_append_logs(struct store *s, int64_t id,
 	ret = sq_row_exists(b, sql_exec_exists, id, "read execution");
 	if (ret)
 		goto out;
-	ret = sq_prep(b, sql_log_next_seq, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	ret = sq_step_row(b, st, "read log sequence");
-	if (ret)
-		goto out;
-	seq = sqlite3_column_int64(st, 0);
-	sq_release(b, st);
-	st = NULL;
-	ret = sq_prep(b, sql_log_insert, &st);
-	if (ret)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
+	ret = sq_row(b, sql_log_next_seq, "read log sequence", SQ_ARGS(sq_i64(id)), sq_read_i64,
+		     &seq);
+	for (size_t i = 0; i < n && !ret; i++) {
 		ret = store_truncate_copy(lines[i].message, STORE_LOG_MESSAGE_MAX, &msg);
 		if (ret)
 			goto out;
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, ++seq);
-		sqlite3_bind_int64(st, 3, lines[i].ts ? lines[i].ts : now);
-		sqlite3_bind_int(st, 4, lines[i].level);
-		sq_bind_text(st, 5, msg);
-		ret = sq_run(b, st, "insert log line");
-		sqlite3_reset(st);
+		seq++;
+		ret = sq_exec(b, sql_log_insert, "insert log line",
+			      SQ_ARGS(sq_i64(id), sq_i64(seq),
+				      sq_i64(lines[i].ts ? lines[i].ts : now), sq_i64(lines[i].level),
+				      sq_text(msg)));
 		free(msg);
 		msg = NULL;
-		if (ret)
-			goto out;
 	}
-	sq_release(b, st);
-	st = NULL;
-	if (dropped > 0) {
-		ret = sq_prep(b, sql_exec_dropped, &st);
-		if (ret)
-			goto out;
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, dropped);
-		ret = sq_run(b, st, "count dropped log lines");
-	}
+	if (!ret && dropped > 0)
+		ret = sq_exec(b, sql_exec_dropped, "count dropped log lines",
+			      SQ_ARGS(sq_i64(id), sq_i64(dropped)));
 out:
-	sq_release(b, st);
 	return sq_txn_end(b, ret);
 }
 
@@ -336,6 +267,7 @@ static const char sql_exec_list[] =
 	" AND (?5 IS NULL OR status = ?5) AND (?6 IS NULL OR id < ?6)"
 	" ORDER BY id DESC LIMIT ?7";
 
+/* Builds the execution of a row of EXEC_COLS. */
 static int exec_from_row(sqlite3_stmt *st, struct store_execution **out)
 {
 	struct store_execution *e = calloc(1, sizeof(*e));
@@ -373,69 +305,85 @@ static int exec_from_row(sqlite3_stmt *st, struct store_execution **out)
 	return ret;
 }
 
+/* sq_row_fn over sql_exec_get into (struct store_execution **)user. */
+static int read_exec(sqlite3_stmt *st, void *user)
+{
+	return exec_from_row(st, user);
+}
+
+/* sq_row_fn over sql_exec_logs: appends a line to an execution's logs. */
+struct log_read {
+	struct store_execution *e;
+	size_t alloc;
+};
+
+static int add_log(sqlite3_stmt *st, void *user)
+{
+	struct log_read *r = user;
+	struct store_execution *e = r->e;
+	struct store_log_line *t = sq_grow(e->logs, &r->alloc, e->n_logs, sizeof(*t), 32);
+	struct store_log_line *l;
+	int ret = 0;
+
+	if (!t)
+		return STORE_ENOMEM;
+	e->logs = t;
+	l = &e->logs[e->n_logs];
+	l->seq = sqlite3_column_int64(st, 0);
+	l->ts = sqlite3_column_int64(st, 1);
+	l->level = sqlite3_column_int(st, 2);
+	l->message = sq_col_dup(st, 3, &ret);
+	if (!ret)
+		e->n_logs++;
+	return ret;
+}
+
 int sq_execution_get(struct store *s, int64_t id, struct store_execution **out)
 {
 	struct sq *b = B(s);
-	struct store_execution *e = NULL;
-	sqlite3_stmt *st = NULL;
-	size_t alloc = 0;
-	int ret, rc;
+	struct log_read r = {0};
+	int ret;
 
 	sq_lock(b);
 	/* One read transaction: the row and its lines are a consistent snapshot. */
 	ret = sq_run_sql(b, sql_begin_read, "begin read");
 	if (ret)
 		goto out;
-	ret = sq_prep(b, sql_exec_get, &st);
+	ret = sq_row(b, sql_exec_get, "read execution", SQ_ARGS(sq_i64(id)), read_exec, &r.e);
 	if (ret)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	ret = sq_step_row(b, st, "read execution");
-	if (ret)
-		goto out;
-	ret = exec_from_row(st, &e);
-	if (ret)
-		goto out;
-	sq_release(b, st);
-	st = NULL;
-	ret = sq_prep(b, sql_exec_logs, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int(st, 2, LOG_READ_MAX);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_log_line *l;
-
-		if (e->n_logs == alloc) {
-			size_t na = alloc ? alloc * 2 : 32;
-			struct store_log_line *t = realloc(e->logs, na * sizeof(*t));
-
-			if (!t) {
-				ret = STORE_ENOMEM;
-				goto out;
-			}
-			e->logs = t;
-			alloc = na;
-		}
-		l = &e->logs[e->n_logs];
-		l->seq = sqlite3_column_int64(st, 0);
-		l->ts = sqlite3_column_int64(st, 1);
-		l->level = sqlite3_column_int(st, 2);
-		l->message = sq_col_dup(st, 3, &ret);
-		if (ret)
-			goto out;
-		e->n_logs++;
-	}
-	if (rc != SQLITE_DONE)
-		ret = sq_fail(b, rc, "read execution logs");
+	ret = sq_rows(b, sql_exec_logs, "read execution logs",
+		      SQ_ARGS(sq_i64(id), sq_i64(LOG_READ_MAX)), add_log, &r);
 out:
-	sq_release(b, st);
 	ret = sq_end(b, ret);
 	sq_unlock(b);
 	if (ret)
-		store_execution_free(e);
+		store_execution_free(r.e);
 	else
-		*out = e;
+		*out = r.e;
+	return ret;
+}
+
+/* sq_row_fn over sql_exec_list: one page of executions, newest first. */
+struct exec_page {
+	struct store_execution **v;
+	size_t n, limit;
+	int64_t *next_cursor;
+};
+
+static int add_exec(sqlite3_stmt *st, void *user)
+{
+	struct exec_page *p = user;
+	int ret;
+
+	if (p->n == p->limit) {
+		/* One more row exists: the page ends at the last one kept. */
+		*p->next_cursor = p->v[p->n - 1]->id;
+		return 1;
+	}
+	ret = exec_from_row(st, &p->v[p->n]);
+	if (!ret)
+		p->n++;
 	return ret;
 }
 
@@ -443,47 +391,26 @@ int sq_execution_list(struct store *s, const struct store_execution_filter *f,
 		      struct store_execution ***items, size_t *n, int64_t *next_cursor)
 {
 	struct sq *b = B(s);
-	struct store_execution **v = NULL, *e;
-	size_t count = 0;
-	sqlite3_stmt *st;
-	int ret, rc;
+	struct exec_page p = {.limit = f->limit, .next_cursor = next_cursor};
+	int ret;
 
-	v = calloc(f->limit, sizeof(*v));
-	if (!v)
+	p.v = calloc(f->limit, sizeof(*p.v));
+	if (!p.v)
 		return STORE_ENOMEM;
 	sq_lock(b);
-	ret = sq_prep(b, sql_exec_list, &st);
-	if (ret)
-		goto out;
-	sq_bind_text(st, 1, f->connection_id);
-	sq_bind_text(st, 2, f->provider_config_key);
-	sq_bind_text(st, 3, f->script);
-	sq_bind_text(st, 4, f->event);
-	sq_bind_text(st, 5, f->status >= 0 ? store_exec_status_name(f->status) : NULL);
-	sq_bind_id(st, 6, f->cursor);
-	sqlite3_bind_int64(st, 7, (int64_t)f->limit + 1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == f->limit) {
-			/* One more row exists: the page ends at the last one kept. */
-			*next_cursor = v[count - 1]->id;
-			break;
-		}
-		ret = exec_from_row(st, &e);
-		if (ret)
-			break;
-		v[count++] = e;
-	}
-	if (!ret && rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = sq_fail(b, rc, "list executions");
-	sq_release(b, st);
-out:
+	ret = sq_rows(b, sql_exec_list, "list executions",
+		      SQ_ARGS(sq_text(f->connection_id), sq_text(f->provider_config_key),
+			      sq_text(f->script), sq_text(f->event),
+			      sq_text(f->status >= 0 ? store_exec_status_name(f->status) : NULL),
+			      sq_id(f->cursor), sq_i64((int64_t)f->limit + 1)),
+		      add_exec, &p);
 	sq_unlock(b);
-	if (ret || count == 0) {
-		store_execution_list_free(v, count);
+	if (ret || p.n == 0) {
+		store_execution_list_free(p.v, p.n);
 		return ret;
 	}
-	*items = v;
-	*n = count;
+	*items = p.v;
+	*n = p.n;
 	return 0;
 }
 
@@ -491,56 +418,59 @@ static const char sql_exec_retry_info[] =
 	"SELECT kind, status, event, script, connection_id, provider_config_key"
 	" FROM executions WHERE id = ?1";
 
+/* What a retry repeats of an execution (copies). */
+struct retry_info {
+	char *event, *script, *cid, *pck;
+};
+
+/* sq_row_fn over sql_exec_retry_info: STORE_EINVAL for an action (its
+ * input is not kept), STORE_ESTATE while it runs. */
+static int read_retry_info(sqlite3_stmt *st, void *user)
+{
+	struct retry_info *r = user;
+	int ret = 0;
+
+	if (strcmp((const char *)sqlite3_column_text(st, 0), "action") == 0)
+		return STORE_EINVAL;
+	if (strcmp((const char *)sqlite3_column_text(st, 1), "running") == 0)
+		return STORE_ESTATE;
+	r->event = sq_col_dup(st, 2, &ret);
+	r->script = sq_col_dup(st, 3, &ret);
+	r->cid = sq_col_dup(st, 4, &ret);
+	r->pck = sq_col_dup(st, 5, &ret);
+	return ret;
+}
+
 int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 {
 	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
-	char *event = NULL, *script = NULL, *cid = NULL, *pck = NULL;
+	struct retry_info r = {0};
 	int ret;
 
 	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_prep(b, sql_exec_retry_info, &st);
+	ret = sq_row(b, sql_exec_retry_info, "read execution", SQ_ARGS(sq_i64(id)),
+		     read_retry_info, &r);
 	if (ret)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	ret = sq_step_row(b, st, "read execution");
-	if (ret)
-		goto out;
-	if (strcmp((const char *)sqlite3_column_text(st, 0), "action") == 0) {
+	/* a validate-connection run belonged to a request (its candidate
+	 * connection) that is gone */
+	if (!r.event || strcmp(r.event, "validate-connection") == 0) {
 		ret = STORE_EINVAL;
 		goto out;
 	}
-	if (strcmp((const char *)sqlite3_column_text(st, 1), "running") == 0) {
-		ret = STORE_ESTATE;
-		goto out;
-	}
-	event = sq_col_dup(st, 2, &ret);
-	script = sq_col_dup(st, 3, &ret);
-	cid = sq_col_dup(st, 4, &ret);
-	pck = sq_col_dup(st, 5, &ret);
+	ret = sq_conn_accepts_events(b, r.pck, r.cid);
 	if (ret)
 		goto out;
-	/* an action's input is not kept, and a validate-connection run
-	 * belonged to a request (its candidate connection) that is gone */
-	if (!event || strcmp(event, "validate-connection") == 0) {
-		ret = STORE_EINVAL;
-		goto out;
-	}
-	sq_release(b, st);
-	st = NULL;
-	ret = sq_conn_accepts_events(b, pck, cid);
-	if (ret)
-		goto out;
-	ret = sq_event_add(b, event, cid, pck, script, id, false, 0, util_now_ms(), event_id);
+	ret = sq_event_add(b, r.event, r.cid, r.pck, r.script, id, false, 0, util_now_ms(),
+			   event_id);
 out:
-	sq_release(b, st);
 	ret = sq_txn_end(b, ret);
-	free(event);
-	free(script);
-	free(cid);
-	free(pck);
+	free(r.event);
+	free(r.script);
+	free(r.cid);
+	free(r.pck);
 	return ret;
 }
 
@@ -562,24 +492,17 @@ static const char sql_interrupt_claimed[] =
 
 static int interrupt_running(struct sq *b, const char *error, int64_t now, int64_t *count)
 {
-	sqlite3_stmt *st;
-	int ret = sq_prep(b, sql_interrupt_running, &st);
+	int ret = sq_exec(b, sql_interrupt_running, "interrupt running executions",
+			  SQ_ARGS(sq_i64(now), sq_text(error)));
 
-	if (ret)
-		return ret;
-	sqlite3_bind_int64(st, 1, now);
-	sq_bind_text(st, 2, error);
-	ret = sq_run(b, st, "interrupt running executions");
 	if (!ret)
 		*count = sqlite3_changes64(b->db);
-	sq_release(b, st);
 	return ret;
 }
 
 int sq_recover(struct store *s, struct store_recovery *r)
 {
 	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
 	int64_t now = util_now_ms();
 	int ret;
 
@@ -589,24 +512,14 @@ int sq_recover(struct store *s, struct store_recovery *r)
 	ret = interrupt_running(b, STORE_INTERRUPTED_ERROR, now, &r->executions_interrupted);
 	if (ret)
 		goto out;
-	ret = sq_prep(b, sql_requeue, &st);
-	if (ret)
-		goto out;
-	ret = sq_run(b, st, "requeue events");
+	ret = sq_exec(b, sql_requeue, "requeue events", NULL);
 	if (ret)
 		goto out;
 	r->events_requeued = sqlite3_changes64(b->db);
-	sq_release(b, st);
-	st = NULL;
-	ret = sq_prep(b, sql_interrupt_claimed, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, now);
-	ret = sq_run(b, st, "interrupt events");
+	ret = sq_exec(b, sql_interrupt_claimed, "interrupt events", SQ_ARGS(sq_i64(now)));
 	if (!ret)
 		r->events_interrupted = sqlite3_changes64(b->db);
 out:
-	sq_release(b, st);
 	return sq_txn_end(b, ret);
 }
 

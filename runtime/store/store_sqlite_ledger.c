@@ -20,31 +20,35 @@ static const char sql_ledger_put[] =
 	" ON CONFLICT (name) DO UPDATE SET version = excluded.version, hash = excluded.hash,"
 	" accepted_at = excluded.accepted_at";
 
+/* A plugin's record: its name, and where its version and hash go. */
+struct ledger_rec {
+	const char *name;
+	char *version;   /* 64 bytes */
+	uint8_t *hash;   /* STORE_HASH_BYTES */
+};
+
+static int read_ledger(sqlite3_stmt *st, void *user)
+{
+	struct ledger_rec *r = user;
+
+	if (sqlite3_column_bytes(st, 1) != STORE_HASH_BYTES) {
+		log_error("store", "plugin ledger: the hash recorded for %s is corrupt", r->name);
+		return STORE_EIO;
+	}
+	sq_col_copy(st, 0, r->version, 64);
+	memcpy(r->hash, sqlite3_column_blob(st, 1), STORE_HASH_BYTES);
+	return 0;
+}
+
 /* Reads name's record inside the lock: 0 found, 1 none. */
 static int ledger_read(struct sq *b, const char *name, char version[64],
 		       uint8_t hash[STORE_HASH_BYTES])
 {
-	sqlite3_stmt *st;
-	int ret = sq_prep(b, sql_ledger_get, &st);
+	struct ledger_rec r = {.name = name, .version = version, .hash = hash};
+	int ret = sq_row(b, sql_ledger_get, "read plugin ledger", SQ_ARGS(sq_text(name)),
+			 read_ledger, &r);
 
-	if (ret)
-		return ret;
-	sq_bind_text(st, 1, name);
-	ret = sq_step_row(b, st, "read plugin ledger");
-	if (ret == 0) {
-		if (sqlite3_column_bytes(st, 1) != STORE_HASH_BYTES) {
-			log_error("store", "plugin ledger: the hash recorded for %s is corrupt",
-				  name);
-			ret = STORE_EIO;
-		} else {
-			sq_col_copy(st, 0, version, 64);
-			memcpy(hash, sqlite3_column_blob(st, 1), STORE_HASH_BYTES);
-		}
-	} else if (ret == STORE_ENOTFOUND) {
-		ret = 1;
-	}
-	sq_release(b, st);
-	return ret;
+	return ret == STORE_ENOTFOUND ? 1 : ret;
 }
 
 int sq_ledger_get(struct store *s, const char *name, char version[64],
@@ -63,7 +67,6 @@ int sq_ledger_put(struct store *s, const char *name, const char *version,
 		  const uint8_t hash[STORE_HASH_BYTES])
 {
 	struct sq *b = B(s);
-	sqlite3_stmt *st = NULL;
 	char old[64];
 	uint8_t oldhash[STORE_HASH_BYTES];
 	int ret;
@@ -76,15 +79,9 @@ int sq_ledger_put(struct store *s, const char *name, const char *version,
 		goto out;
 	if (ret == 0 && store_version_cmp(version, old) < 0)
 		goto out; /* keep the highest version accepted */
-	ret = sq_prep(b, sql_ledger_put, &st);
-	if (ret)
-		goto out;
-	sq_bind_text(st, 1, name);
-	sq_bind_text(st, 2, version);
-	sqlite3_bind_blob(st, 3, hash, STORE_HASH_BYTES, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, util_now_ms());
-	ret = sq_run(b, st, "write plugin ledger");
+	ret = sq_exec(b, sql_ledger_put, "write plugin ledger",
+		      SQ_ARGS(sq_text(name), sq_text(version), sq_blob(hash, STORE_HASH_BYTES),
+			      sq_i64(util_now_ms())));
 out:
-	sq_release(b, st);
 	return sq_txn_end(b, ret);
 }

@@ -11,7 +11,7 @@
  * The conventions (one connection behind a mutex, cached statements, write
  * transactions with BEGIN IMMEDIATE, a durability class per commit) are
  * described at the top of store_sqlite.c. The helpers expect the mutex held
- * unless they take it (sq_lock_for, sq_txn_begin).
+ * unless they take it (sq_lock_for, sq_txn_begin, sq_get).
  */
 #ifndef EVS_STORE_SQLITE_PRIV_H
 #define EVS_STORE_SQLITE_PRIV_H
@@ -50,21 +50,6 @@ static inline struct sq *B(struct store *s)
 
 /* ---- Helpers (store_sqlite.c). Codes are STORE_E*. */
 
-/* A SQLite result as a store code, logged when it is not an expected outcome. */
-int sq_fail(struct sq *b, int rc, const char *what);
-/* A cached, reset statement for sql (a string literal: its address is the
- * key); give it back with sq_release(). */
-int sq_prep(struct sq *b, const char *sql, sqlite3_stmt **st);
-void sq_release(struct sq *b, sqlite3_stmt *st);
-/* Binds s (NULL: SQL NULL) / a row id (0 or less: SQL NULL). */
-void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
-void sq_bind_id(sqlite3_stmt *st, int i, int64_t id);
-/* Runs a statement that returns no row / a cached one without parameters. */
-int sq_run(struct sq *b, sqlite3_stmt *st, const char *what);
-int sq_run_sql(struct sq *b, const char *sql, const char *what);
-/* Steps to one row: 0 with the row ready, STORE_ENOTFOUND when none. */
-int sq_step_row(struct sq *b, sqlite3_stmt *st, const char *what);
-
 /* The mutex; sq_lock_for also sets the durability of the next commit. */
 void sq_lock(struct sq *b);
 void sq_unlock(struct sq *b);
@@ -75,11 +60,75 @@ int sq_end(struct sq *b, int ret);
 int sq_txn_begin(struct sq *b, bool critical);
 int sq_txn_end(struct sq *b, int ret);
 
+/* ---- Statements. Each helper below takes a cached statement (prepared
+ * once, keyed by the address of its SQL, a string literal), binds its
+ * parameters, steps it and gives it back reset. The mutex is held by the
+ * caller (sq_get takes it); `what` names the step in a logged error. */
+
+/* One parameter of a statement. Make them with sq_text() and the others
+ * below, and a list of them with SQ_ARGS(...): they are bound to ?1, ?2, ...
+ * in order. Text and blobs are borrowed for the statement's run. */
+enum sq_arg_type { SQ_ARG_END = 0, SQ_ARG_NULL, SQ_ARG_TEXT, SQ_ARG_I64, SQ_ARG_BLOB };
+struct sq_arg {
+	enum sq_arg_type type;
+	const void *p;   /* SQ_ARG_TEXT, SQ_ARG_BLOB */
+	int64_t v;       /* SQ_ARG_I64; SQ_ARG_BLOB: its length */
+};
+#define SQ_ARGS(...) ((const struct sq_arg[]){__VA_ARGS__, {.type = SQ_ARG_END}})
+
+static inline struct sq_arg sq_null(void)
+{
+	return (struct sq_arg){.type = SQ_ARG_NULL};
+}
+/* s NULL: SQL NULL. */
+static inline struct sq_arg sq_text(const char *s)
+{
+	return (struct sq_arg){.type = s ? SQ_ARG_TEXT : SQ_ARG_NULL, .p = s};
+}
+static inline struct sq_arg sq_i64(int64_t v)
+{
+	return (struct sq_arg){.type = SQ_ARG_I64, .v = v};
+}
+/* A row id; 0 or less: SQL NULL. */
+static inline struct sq_arg sq_id(int64_t id)
+{
+	return id > 0 ? sq_i64(id) : sq_null();
+}
+static inline struct sq_arg sq_blob(const void *p, size_t len)
+{
+	return (struct sq_arg){.type = SQ_ARG_BLOB, .p = p, .v = (int64_t)len};
+}
+
+/* Reads the row a statement stands on (columns from 0); returns 0 or a
+ * STORE_E* code (for sq_rows, a positive value stops without an error). */
+typedef int (*sq_row_fn)(sqlite3_stmt *st, void *user);
+
+/* Runs sql with args (NULL: none) once, for its effect; rows it returns
+ * are not read. sqlite3_changes() and sqlite3_last_insert_rowid() tell
+ * the rest while the mutex is held. */
+int sq_exec(struct sq *b, const char *sql, const char *what, const struct sq_arg *args);
+/* Runs sql without parameters (BEGIN, COMMIT, a PRAGMA). */
+int sq_run_sql(struct sq *b, const char *sql, const char *what);
+/* Runs sql with args and hands its first row to read (NULL: only say
+ * whether there is one): 0, STORE_ENOTFOUND when there is no row, or
+ * read's or SQLite's error. */
+int sq_row(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+           sq_row_fn read, void *user);
+/* sq_row() as a read of its own: takes the mutex for it. */
+int sq_get(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+           sq_row_fn read, void *user);
+/* Runs sql with args to its end and hands every row to read in turn; a
+ * nonzero result from read stops it: 0 (positive) or that error. */
+int sq_rows(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+            sq_row_fn read, void *user);
+
 /* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
 int sq_row_exists(struct sq *b, const char *sql, int64_t id, const char *what);
-/* After a status-guarded UPDATE that changed nothing: STORE_ESTATE when the
- * row exists, STORE_ENOTFOUND when not. */
-int sq_not_in_state(struct sq *b, const char *sql_exists, int64_t id, const char *what);
+
+/* Room for one more item in the array v of `count` items of `size` bytes,
+ * *alloc of them allocated (doubling, `first` to start with): the array,
+ * moved perhaps, or NULL (v is then left as it was). */
+void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first);
 
 /* Column readers: a malloc'd copy (NULL for SQL NULL; *ret set to
  * STORE_ENOMEM when the copy fails), a copy cut to size, an int64 (0 for
@@ -87,6 +136,8 @@ int sq_not_in_state(struct sq *b, const char *sql_exists, int64_t id, const char
 char *sq_col_dup(sqlite3_stmt *st, int i, int *ret);
 void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t size);
 int64_t sq_col_i64(sqlite3_stmt *st, int i);
+/* sq_row_fn: column 0 as an int64 into *(int64_t *)user. */
+int sq_read_i64(sqlite3_stmt *st, void *user);
 
 /* ---- Shared by connections and events (store_sqlite_conn.c), inside a
  * transaction. */
