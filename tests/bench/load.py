@@ -9,7 +9,7 @@ One run:
      only journal (no script, in-process), and bench_fork_floor's fork row
      (fork + call + pipe + waitpid from a small process) for the isolated one;
      each measured before the daemon starts and after it stops (step 4),
-     and the mean of the two taken.
+     and the faster of the two taken.
   2. A real evscriptd in a temporary directory on a loopback port, default
      durability (store sqlite:./evscript.db), max_concurrency 8, three
      integrations: `none` (no script), `inproc` (the test plugin noop,
@@ -78,6 +78,7 @@ class Failed(Exception):
 def floor_rows(build, workdir):
     """Runs both floor programs; returns {"sqlite": row, "fork": row}."""
     rows = {}
+    os.sync()  # not the write-back of what ran before (the daemon's store and log)
     for kind, argv in (
             ("sqlite-floor", [os.path.join(build, "tests/bench/bench_sqlite_floor"),
                               str(SQLITE_FLOOR_N), workdir]),
@@ -381,11 +382,11 @@ def one_run(run, args, lua):
         if code != 0:
             keep = True
             raise Failed(f"evscriptd exited with status {code} on SIGTERM; log: {daemon.log_path}")
-        # the floors again, now that the daemon is gone: a neighbour that
-        # slowed one measurement down weighs half
+        # the floors again, now that the daemon is gone; the faster of the
+        # two counts: a floor slowed down by a neighbour would flatter the
+        # ratios, and the goals are "at least X of the floor"
         after = floor_rows(args.build_dir, workdir)
-        floors = {k: dict(before[k], per_s=(before[k]["per_s"] + after[k]["per_s"]) / 2)
-                  for k in before}
+        floors = {k: max(before[k], after[k], key=lambda r: r["per_s"]) for k in before}
         log(f"run {run}: floors (before, after the daemon): raw SQLite "
             f"{before['sqlite']['per_s']:.0f}, {after['sqlite']['per_s']:.0f} inserts/s; fork "
             f"{before['fork']['per_s']:.0f}, {after['fork']['per_s']:.0f}/s")
@@ -464,8 +465,8 @@ def table(runs, args):
     r = len(runs)
     print(f"\n`wrk -t{min(2, args.connections)} -c{args.connections} -d{args.duration}s`, "
           f"POST /connections with a new connection id per request; default durability; "
-          f"max_concurrency {MAX_CONCURRENCY}; {os.cpu_count()} CPUs; each floor the mean "
-          f"of a measurement before and after the daemon. "
+          f"max_concurrency {MAX_CONCURRENCY}; {os.cpu_count()} CPUs; each floor the faster "
+          f"of two measurements, before and after the daemon. "
           + (f"{r} runs: medians, (min-max) over the runs." if r > 1 else "1 run."))
 
 
