@@ -143,6 +143,95 @@ static const char *minisig_path(const char *file, const char *sig_path, char **o
 	return *owned;
 }
 
+/* One option of a command, for parse_options. With arg, -ch takes an
+ * argument into *arg (the last one given wins); with list, each -ch adds
+ * its argument to list (at most max, counted in *n); otherwise -ch sets
+ * *flag to set (the last one given wins). meta, for an option with arg,
+ * makes it required and names its argument in the message. */
+struct cli_opt {
+	int ch;
+	const char **arg;
+	const char *meta;
+	const char **list;
+	size_t *n;
+	size_t max;
+	int *flag;
+	int set;
+};
+
+/* "-p PUBFILE and -s SECFILE are required" when any option with a meta is
+ * missing: a usage error; else 0. */
+static int check_required(const struct cli_opt *opts, size_t n_opts)
+{
+	char names[128] = "";
+	size_t len = 0, n_required = 0;
+	bool missing = false;
+
+	for (size_t i = 0; i < n_opts; i++) {
+		if (opts[i].meta == NULL)
+			continue;
+		missing |= *opts[i].arg == NULL;
+		len += (size_t)snprintf(names + len, len < sizeof(names) ? sizeof(names) - len : 0, "%s-%c %s",
+					n_required++ ? " and " : "", opts[i].ch, opts[i].meta);
+	}
+	if (!missing)
+		return 0;
+	return usage_error("%s %s required", names, n_required > 1 ? "are" : "is");
+}
+
+/* Parses the command's options (argv[0] is its name) in order by opts,
+ * and -h. Returns true when the command should run; else *status is the
+ * exit status: 0 after -h (the usage printed), EXIT_USAGE for an unknown
+ * option, a stray argument, too many of a repeated option or a required
+ * one missing (said on stderr). */
+static bool parse_options(int argc, char **argv, const struct cli_opt *opts, size_t n_opts,
+			  int *status)
+{
+	char optstring[32] = "+";
+	size_t len = 1;
+	int ch;
+
+	for (size_t i = 0; i < n_opts && len + 3 < sizeof(optstring); i++) {
+		optstring[len++] = (char)opts[i].ch;
+		if (opts[i].arg || opts[i].list)
+			optstring[len++] = ':';
+	}
+	optstring[len] = 'h';
+	*status = 0;
+	while ((ch = getopt_long(argc, argv, optstring, help_only, NULL)) != -1) {
+		const struct cli_opt *o = NULL;
+
+		for (size_t i = 0; i < n_opts && o == NULL; i++)
+			if (opts[i].ch == ch)
+				o = &opts[i];
+		if (o == NULL) {
+			if (ch == 'h')
+				usage_cmd(stdout, current);
+			else
+				*status = usage_error(NULL);
+			return false;
+		}
+		if (o->arg) {
+			*o->arg = optarg;
+		} else if (o->list) {
+			if (*o->n == o->max) {
+				*status = usage_error("at most %zu -%c options", o->max, o->ch);
+				return false;
+			}
+			o->list[(*o->n)++] = optarg;
+		} else {
+			*o->flag = o->set;
+		}
+	}
+	if (optind != argc)
+		*status = usage_error("unexpected argument '%s'", argv[optind]);
+	else
+		*status = check_required(opts, n_opts);
+	return *status == 0;
+}
+
+#define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
+
 static bool exists(const char *path)
 {
 	struct stat st;
@@ -158,22 +247,16 @@ static int cmd_keygen(int argc, char **argv)
 	struct sign_pubkey pk;
 	struct sign_seckey sk;
 	char *pub_text = NULL, *sec_text = NULL, hex[17];
-	bool force = false;
-	int opt, rc, status = EXIT_FAILURE;
+	int force = 0, rc, status;
+	const struct cli_opt opts[] = {
+		{'p', .arg = &pub_path, .meta = "PUBFILE"},
+		{'s', .arg = &sec_path, .meta = "SECFILE"},
+		{'f', .flag = &force, .set = 1},
+	};
 
-	while ((opt = getopt_long(argc, argv, "+p:s:fh", help_only, NULL)) != -1) {
-		switch (opt) {
-		case 'p': pub_path = optarg; break;
-		case 's': sec_path = optarg; break;
-		case 'f': force = true; break;
-		case 'h': usage_cmd(stdout, current); return 0;
-		default: return usage_error(NULL);
-		}
-	}
-	if (optind != argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (pub_path == NULL || sec_path == NULL)
-		return usage_error("-p PUBFILE and -s SECFILE are required");
+	if (!parse_options(argc, argv, opts, N_OPTS(opts), &status))
+		return status;
+	status = EXIT_FAILURE;
 	if (!force) {
 		if (exists(sec_path))
 			return fail("%s already exists (use -f to overwrite the key pair)", sec_path);
@@ -227,26 +310,20 @@ static int cmd_sign(int argc, char **argv)
 	struct sign_seckey sk;
 	uint8_t hash[SIGN_HASH_BYTES];
 	size_t len;
-	bool quiet = false;
-	int opt, rc, status = EXIT_FAILURE;
+	int quiet = 0, rc, status;
+	const struct cli_opt opts[] = {
+		{'s', .arg = &sec_path, .meta = "SECFILE"},
+		{'m', .arg = &file, .meta = "FILE"},
+		{'x', .arg = &sig_path},
+		{'t', .arg = &trusted},
+		{'c', .arg = &untrusted},
+		{'q', .flag = &quiet, .set = 1},
+	};
 
 	memset(&sk, 0, sizeof(sk));
-	while ((opt = getopt_long(argc, argv, "+s:m:x:t:c:qh", help_only, NULL)) != -1) {
-		switch (opt) {
-		case 's': sec_path = optarg; break;
-		case 'm': file = optarg; break;
-		case 'x': sig_path = optarg; break;
-		case 't': trusted = optarg; break;
-		case 'c': untrusted = optarg; break;
-		case 'q': quiet = true; break;
-		case 'h': usage_cmd(stdout, current); return 0;
-		default: return usage_error(NULL);
-		}
-	}
-	if (optind != argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (sec_path == NULL || file == NULL)
-		return usage_error("-s SECFILE and -m FILE are required");
+	if (!parse_options(argc, argv, opts, N_OPTS(opts), &status))
+		return status;
+	status = EXIT_FAILURE;
 
 	if (read_small(sec_path, "a secret key", &data, &len))
 		goto out;
@@ -297,121 +374,141 @@ out:
 
 /* ---- verify ----------------------------------------------------------- */
 
+/* What verify reads, step by step. */
+struct verify {
+	struct sign_pubkey pk;           /* -p */
+	struct sign_keyring *kr;         /* -d: the trusted keys, less the revoked */
+	const char *sig_path;
+	char *sig_default;               /* FILE.minisig when no -x */
+	char *sig_text;
+	struct sign_sig sig;
+	uint8_t hash[SIGN_HASH_BYTES];   /* prehashed signatures: the file's hash */
+	char *file_data;                 /* legacy signatures: the whole file */
+	size_t file_len;
+};
+
+static void verify_clear(struct verify *v)
+{
+	sign_keyring_free(v->kr);
+	free(v->file_data);
+	free(v->sig_text);
+	free(v->sig_default);
+}
+
+/* The key to verify with: the public key file, or the keyring in
+ * keys_dir without the revoked key ids. 0, or EXIT_FAILURE (said why). */
+static int verify_load_key(struct verify *v, const char *pub_path, const char *keys_dir,
+			   const char **revoked, size_t n_revoked)
+{
+	char err[512], *data = NULL;
+	size_t len;
+	int rc;
+
+	if (pub_path == NULL) {
+		rc = sign_keyring_load(keys_dir, revoked, n_revoked, &v->kr, err, sizeof(err));
+		return rc ? fail("%s", err[0] ? err : sign_strerror(rc)) : 0;
+	}
+	if (read_small(pub_path, "a public key", &data, &len))
+		return EXIT_FAILURE;
+	rc = sign_pubkey_parse(data, len, &v->pk);
+	free(data);
+	return rc ? fail("%s: %s", pub_path, sign_strerror(rc)) : 0;
+}
+
+/* The signature of file (at sig_path, else FILE.minisig); a legacy one
+ * only with -l. 0, or EXIT_FAILURE (said why). */
+static int verify_load_sig(struct verify *v, const char *file, const char *sig_path, bool legacy)
+{
+	size_t len;
+	int rc;
+
+	v->sig_path = minisig_path(file, sig_path, &v->sig_default);
+	if (v->sig_path == NULL || read_small(v->sig_path, "a signature file", &v->sig_text, &len))
+		return EXIT_FAILURE;
+	rc = sign_sig_parse(v->sig_text, len, &v->sig);
+	if (rc)
+		return fail("%s: %s", v->sig_path, sign_strerror(rc));
+	if (v->sig.legacy && !legacy)
+		return fail("%s: %s (use -l to accept it)", v->sig_path, sign_strerror(SIGN_ELEGACY));
+	return 0;
+}
+
+/* What the signature covers: the file's hash, or for a legacy signature
+ * the whole file (at most 1 GiB). 0, or EXIT_FAILURE (said why). */
+static int verify_load_file(struct verify *v, const char *file)
+{
+	int rc;
+
+	if (!v->sig.legacy) {
+		rc = hash_file(file, v->hash);
+		return rc ? fail("%s: %s", file, strerror(-rc)) : 0;
+	}
+	rc = util_read_file(file, LEGACY_FILE_MAX, &v->file_data, &v->file_len);
+	if (rc)
+		return fail("%s: %s", file, rc == -EFBIG ? "larger than 1 GiB: legacy signatures cannot cover it"
+							 : strerror(-rc));
+	return 0;
+}
+
+/* The signature and the global signature over the trusted comment, with
+ * the keyring or the public key. 0, or EXIT_FAILURE (said why). */
+static int verify_check(struct verify *v, bool legacy)
+{
+	const uint8_t *hash = v->sig.legacy ? NULL : v->hash;
+	char hex[17], hex2[17];
+	int rc;
+
+	if (v->kr != NULL) {
+		rc = sign_keyring_verify(v->kr, &v->sig, hash, v->file_data, v->file_len, legacy, hex);
+		return rc ? fail("%s: %s (key id %s)", v->sig_path, sign_strerror(rc), hex) : 0;
+	}
+	rc = sign_verify(&v->pk, &v->sig, hash, v->file_data, v->file_len, legacy);
+	if (rc == SIGN_EKEYID) {
+		sign_keyid_hex(hex, v->sig.keyid);
+		sign_keyid_hex(hex2, v->pk.keyid);
+		return fail("%s: signature key id is %s but the public key's is %s", v->sig_path, hex, hex2);
+	}
+	return rc ? fail("%s: %s", v->sig_path, sign_strerror(rc)) : 0;
+}
+
 static int cmd_verify(int argc, char **argv)
 {
 	const char *pub_path = NULL, *keys_dir = NULL, *file = NULL, *sig_path = NULL;
 	const char *revoked[MAX_REVOKED];
-	size_t n_revoked = 0, len, file_len = 0;
-	char *sig_default = NULL, *data = NULL, *file_data = NULL;
-	char err[512], hex[17], hex2[17];
-	struct sign_keyring *kr = NULL;
-	struct sign_pubkey pk;
-	struct sign_sig sig;
-	uint8_t hash[SIGN_HASH_BYTES];
-	int quiet = 0, opt, rc, status = EXIT_FAILURE;
-	bool legacy = false;
+	size_t n_revoked = 0;
+	struct verify v;
+	int quiet = 0, legacy = 0, status;
+	const struct cli_opt opts[] = {
+		{'p', .arg = &pub_path},
+		{'d', .arg = &keys_dir},
+		{'r', .list = revoked, .n = &n_revoked, .max = MAX_REVOKED},
+		{'m', .arg = &file, .meta = "FILE"},
+		{'x', .arg = &sig_path},
+		{'q', .flag = &quiet, .set = 1},
+		{'Q', .flag = &quiet, .set = 2},
+		{'l', .flag = &legacy, .set = 1},
+	};
 
-	while ((opt = getopt_long(argc, argv, "+p:d:r:m:x:qQlh", help_only, NULL)) != -1) {
-		switch (opt) {
-		case 'p': pub_path = optarg; break;
-		case 'd': keys_dir = optarg; break;
-		case 'r':
-			if (n_revoked == MAX_REVOKED)
-				return usage_error("at most %d -r options", MAX_REVOKED);
-			revoked[n_revoked++] = optarg;
-			break;
-		case 'm': file = optarg; break;
-		case 'x': sig_path = optarg; break;
-		case 'q': quiet = 1; break;
-		case 'Q': quiet = 2; break;
-		case 'l': legacy = true; break;
-		case 'h': usage_cmd(stdout, current); return 0;
-		default: return usage_error(NULL);
-		}
-	}
-	if (optind != argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (file == NULL)
-		return usage_error("-m FILE is required");
+	if (!parse_options(argc, argv, opts, N_OPTS(opts), &status))
+		return status;
 	if ((pub_path == NULL) == (keys_dir == NULL))
 		return usage_error("give exactly one of -p PUBFILE and -d KEYSDIR");
 	if (n_revoked > 0 && keys_dir == NULL)
 		return usage_error("-r KEYID needs -d KEYSDIR");
 
-	if (pub_path != NULL) {
-		if (read_small(pub_path, "a public key", &data, &len))
-			goto out;
-		rc = sign_pubkey_parse(data, len, &pk);
-		free(data);
-		data = NULL;
-		if (rc) {
-			fail("%s: %s", pub_path, sign_strerror(rc));
-			goto out;
-		}
-	} else {
-		rc = sign_keyring_load(keys_dir, revoked, n_revoked, &kr, err, sizeof(err));
-		if (rc) {
-			fail("%s", err[0] ? err : sign_strerror(rc));
-			goto out;
-		}
-	}
-
-	sig_path = minisig_path(file, sig_path, &sig_default);
-	if (sig_path == NULL || read_small(sig_path, "a signature file", &data, &len))
-		goto out;
-	rc = sign_sig_parse(data, len, &sig);
-	if (rc) {
-		fail("%s: %s", sig_path, sign_strerror(rc));
-		goto out;
-	}
-	if (sig.legacy && !legacy) {
-		fail("%s: %s (use -l to accept it)", sig_path, sign_strerror(SIGN_ELEGACY));
-		goto out;
-	}
-	if (sig.legacy) {
-		rc = util_read_file(file, LEGACY_FILE_MAX, &file_data, &file_len);
-		if (rc) {
-			fail("%s: %s", file, rc == -EFBIG ? "larger than 1 GiB: legacy signatures cannot cover it"
-							  : strerror(-rc));
-			goto out;
-		}
-	} else {
-		rc = hash_file(file, hash);
-		if (rc) {
-			fail("%s: %s", file, strerror(-rc));
-			goto out;
-		}
-	}
-
-	if (kr != NULL) {
-		rc = sign_keyring_verify(kr, &sig, sig.legacy ? NULL : hash, file_data, file_len, legacy, hex);
-		if (rc) {
-			fail("%s: %s (key id %s)", sig_path, sign_strerror(rc), hex);
-			goto out;
-		}
-	} else {
-		rc = sign_verify(&pk, &sig, sig.legacy ? NULL : hash, file_data, file_len, legacy);
-		if (rc == SIGN_EKEYID) {
-			sign_keyid_hex(hex, sig.keyid);
-			sign_keyid_hex(hex2, pk.keyid);
-			fail("%s: signature key id is %s but the public key's is %s", sig_path, hex, hex2);
-			goto out;
-		}
-		if (rc) {
-			fail("%s: %s", sig_path, sign_strerror(rc));
-			goto out;
-		}
-	}
-	if (quiet == 0)
-		printf("Signature and comment signature verified\nTrusted comment: %s\n", sig.trusted_comment);
-	else if (quiet == 2)
-		printf("%s\n", sig.trusted_comment);
-	status = 0;
-out:
-	sign_keyring_free(kr);
-	free(file_data);
-	free(data);
-	free(sig_default);
+	memset(&v, 0, sizeof(v));
+	status = verify_load_key(&v, pub_path, keys_dir, revoked, n_revoked);
+	if (status == 0)
+		status = verify_load_sig(&v, file, sig_path, legacy);
+	if (status == 0)
+		status = verify_load_file(&v, file);
+	if (status == 0)
+		status = verify_check(&v, legacy);
+	if (status == 0 && quiet == 0)
+		printf("Signature and comment signature verified\nTrusted comment: %s\n", v.sig.trusted_comment);
+	else if (status == 0 && quiet == 2)
+		printf("%s\n", v.sig.trusted_comment);
+	verify_clear(&v);
 	return status;
 }
 

@@ -82,6 +82,7 @@ struct daemon {
 	struct dispatch *dispatch;
 	struct http_server *server;
 	struct api_context api;
+	bool api_ready;        /* api is initialised */
 
 	pthread_mutex_t reload_lock;
 	pthread_cond_t reload_cv;
@@ -455,208 +456,285 @@ stop_reaper:
 	return 0;
 }
 
-static int run(const char *config_path)
+/* The daemon's locks and a log on stderr, before anything starts. */
+static void daemon_init(struct daemon *d, const char *config_path)
 {
-	struct daemon d;
-	struct config_host *cfg = NULL;
-	struct generation *gen = NULL;
-	struct store_recovery rec;
-	struct http_config hc;
-	sigset_t sigs;
-	uint8_t key[STORE_KEY_BYTES];
-	const char *b64 = getenv("EVSCRIPT_ENCRYPTION_KEY");
-	char err[API_ERROR_MAX];
-	char *url = NULL;
-	bool have_key = false, api_ready = false;
-	int ret, status = 1;
-
-	memset(&d, 0, sizeof(d));
-	d.config_path = config_path;
-	pthread_mutex_init(&d.reload_lock, NULL);
-	pthread_cond_init(&d.reload_cv, NULL);
-	pthread_mutex_init(&d.reap_lock, NULL);
-	util_cond_init_monotonic(&d.reap_cv);
+	memset(d, 0, sizeof(*d));
+	d->config_path = config_path;
+	pthread_mutex_init(&d->reload_lock, NULL);
+	pthread_cond_init(&d->reload_cv, NULL);
+	pthread_mutex_init(&d->reap_lock, NULL);
+	util_cond_init_monotonic(&d->reap_cv);
 	log_setup(2, false, LOG_LEVEL_INFO);
+}
 
-	/* Before any thread starts (store, executor, dispatcher, server): every
-	 * thread inherits this mask, and the main thread takes the signals. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+/* Blocks the signals the main thread takes (into *sigs) and ignores
+ * SIGPIPE. Before any thread starts (store, executor, dispatcher, server):
+ * every thread inherits this mask. */
+static void signals_block(sigset_t *sigs)
+{
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGHUP);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Step 1: the host configuration (*cfg, the caller frees it), its log
+ * format and core-dump choice, and a secret key. */
+static int start_config(const char *config_path, struct config_host **cfg)
+{
+	char err[API_ERROR_MAX];
 
 	/* Before any secret is read: no core dump, no ptrace by processes of
 	 * the same user, /proc/<pid>/mem and environ readable by root only. */
 	prctl(PR_SET_DUMPABLE, 0);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "evscriptd: libsodium failed to initialize\n");
-		goto out;
+		return -1;
 	}
-	ret = config_load(config_path, environ, &cfg, err, sizeof(err));
-	if (ret < 0) {
+	if (config_load(config_path, environ, cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "evscriptd: %s\n", err);
-		goto out;
+		return -1;
 	}
-	log_setup(2, cfg->log_format == CONFIG_LOG_JSON, LOG_LEVEL_INFO);
-	if (cfg->core_dumps) {
+	log_setup(2, (*cfg)->log_format == CONFIG_LOG_JSON, LOG_LEVEL_INFO);
+	if ((*cfg)->core_dumps) {
 		prctl(PR_SET_DUMPABLE, 1);
 		log_warn("daemon", "core_dumps: true: a core dump of the daemon holds the secret key, "
 			 "the store's key and credentials");
 	}
-	if (!cfg->secret_key || !cfg->secret_key[0]) {
+	if (!(*cfg)->secret_key || !(*cfg)->secret_key[0]) {
 		log_error("daemon", "%s: secret_key is not set: set it in the file or in EVSCRIPT_SECRET_KEY "
-			  "(every API call but /healthz needs it); refusing to start", cfg->file);
-		goto out;
+			  "(every API call but /healthz needs it); refusing to start", (*cfg)->file);
+		return -1;
 	}
+	return 0;
+}
+
+/* Step 2: the store, with EVSCRIPT_ENCRYPTION_KEY if set, and what a
+ * previous run left unfinished recovered. */
+static int start_store(struct daemon *d, const struct config_host *cfg)
+{
+	const char *b64 = getenv("EVSCRIPT_ENCRYPTION_KEY");
+	uint8_t key[STORE_KEY_BYTES];
+	struct store_recovery rec;
+	char err[API_ERROR_MAX];
+	char *url = NULL;
+	bool have_key = false;
+	int ret;
 
 	if (b64 && *b64) {
 		if (store_key_from_base64(b64, key) != 0) {
 			log_error("daemon", "EVSCRIPT_ENCRYPTION_KEY must be 32 bytes in standard base64");
-			goto out;
+			return -1;
 		}
 		have_key = true;
 	} else {
 		log_warn("daemon", "EVSCRIPT_ENCRYPTION_KEY is not set: credentials are stored unencrypted");
 	}
 	if (asprintf(&url, "sqlite:%s", cfg->store_path) < 0) {
-		url = NULL;
-		goto out;
+		if (have_key)
+			sodium_memzero(key, sizeof(key));
+		return -1;
 	}
-	ret = store_open(url, have_key ? key : NULL, &d.store, err, sizeof(err));
+	ret = store_open(url, have_key ? key : NULL, &d->store, err, sizeof(err));
 	if (have_key)
 		sodium_memzero(key, sizeof(key));
+	free(url);
 	if (ret < 0) {
 		log_error("daemon", "store %s: %s", cfg->store, err);
-		goto out;
+		return -1;
 	}
-	ret = store_recover(d.store, &rec);
+	ret = store_recover(d->store, &rec);
 	if (ret < 0) {
 		log_error("daemon", "store recovery failed: %s", store_strerror(ret));
-		goto out;
+		return -1;
 	}
 	log_info("daemon", "store %s: recovered %lld interrupted executions, %lld requeued events, "
 		 "%lld interrupted events", cfg->store, (long long)rec.executions_interrupted,
 		 (long long)rec.events_requeued, (long long)rec.events_interrupted);
+	return 0;
+}
 
-	ret = generation_build(config_path, environ, NULL, d.store, 1, &gen, err, sizeof(err));
+/* Step 3: generation 1 (*gen, the caller's reference) and the dispatcher
+ * with its workers on it. */
+static int start_generation(struct daemon *d, struct generation **gen)
+{
+	char err[API_ERROR_MAX];
+	int ret;
+
+	ret = generation_build(d->config_path, environ, NULL, d->store, 1, gen, err, sizeof(err));
 	if (ret < 0) {
 		log_error("daemon", "%s", err);
-		goto out;
+		return -1;
 	}
-	for (size_t i = 0; i < gen->config->nango.ignored.n; i++)
-		log_info("config", "%s", gen->config->nango.ignored.items[i]);
-
-	ret = dispatch_new(d.store, gen, gen->config->max_concurrency, &d.dispatch);
+	for (size_t i = 0; i < (*gen)->config->nango.ignored.n; i++)
+		log_info("config", "%s", (*gen)->config->nango.ignored.items[i]);
+	ret = dispatch_new(d->store, *gen, (*gen)->config->max_concurrency, &d->dispatch);
 	if (ret < 0) {
 		log_error("daemon", "the dispatcher could not be created (%d)", ret);
-		goto out;
+		return -1;
 	}
-	ret = dispatch_start(d.dispatch);
+	ret = dispatch_start(d->dispatch);
 	if (ret < 0) {
 		log_error("daemon", "the dispatcher could not start (%d)", ret);
-		goto out;
+		return -1;
 	}
+	return 0;
+}
 
-	if (api_context_init(&d.api) != 0)
-		goto out;
-	api_ready = true;
-	d.api.store = d.store;
-	d.api.dispatch = d.dispatch;
-	d.api.reload = reload_now;
-	d.api.reload_user = &d;
-	d.api.started_at_ms = util_now_ms();
+/* Step 4: the API on gen's listen address. */
+static int start_http(struct daemon *d, const struct generation *gen)
+{
+	struct http_config hc;
+	char err[API_ERROR_MAX];
+	int ret;
+
+	if (api_context_init(&d->api) != 0)
+		return -1;
+	d->api_ready = true;
+	d->api.store = d->store;
+	d->api.dispatch = d->dispatch;
+	d->api.reload = reload_now;
+	d->api.reload_user = d;
+	d->api.started_at_ms = util_now_ms();
 	memset(&hc, 0, sizeof(hc));
 	hc.listen = gen->config->listen;
 	hc.secret_key = gen->config->secret_key;
 	hc.routes = api_routes(&hc.n_routes);
-	hc.user = &d.api;
-	ret = http_server_new(&hc, &d.server, err, sizeof(err));
+	hc.user = &d->api;
+	ret = http_server_new(&hc, &d->server, err, sizeof(err));
 	if (ret == 0)
-		ret = http_server_start(d.server, err, sizeof(err));
+		ret = http_server_start(d->server, err, sizeof(err));
 	if (ret < 0) {
 		log_error("daemon", "HTTP server on %s: %s", gen->config->listen, err);
-		goto out;
+		return -1;
 	}
-	d.api.server = d.server;
-	if (pthread_create(&d.reaper, NULL, reaper_main, &d) != 0) {
+	d->api.server = d->server;
+	return 0;
+}
+
+/* Step 5: the reaper and the reloader. */
+static int start_threads(struct daemon *d)
+{
+	if (pthread_create(&d->reaper, NULL, reaper_main, d) != 0) {
 		log_error("daemon", "the reaper thread could not start");
-		goto out;
+		return -1;
 	}
-	d.reaper_started = true;
-	if (pthread_create(&d.reloader, NULL, reloader_main, &d) != 0) {
+	d->reaper_started = true;
+	if (pthread_create(&d->reloader, NULL, reloader_main, d) != 0) {
 		log_error("daemon", "the reload thread could not start");
-		goto out;
+		return -1;
 	}
-	d.reloader_started = true;
+	d->reloader_started = true;
+	return 0;
+}
 
-	{
-		const char *host = gen->config->listen_host;
-		bool v6 = strchr(host, ':') != NULL;
+/* The start-up line on stdout (tests and supervisors wait for it). */
+static void announce(const struct daemon *d, const struct generation *gen)
+{
+	const char *host = gen->config->listen_host;
+	bool v6 = strchr(host, ':') != NULL;
 
-		printf("evscriptd listening on http://%s%s%s:%u (generation %lld, %zu plugins)\n",
-		       v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)http_server_port(d.server),
-		       (long long)gen->number, gen->n_plugins);
-		fflush(stdout);
-	}
-	generation_unref(gen); /* the dispatcher holds its own reference */
-	gen = NULL;
+	printf("evscriptd listening on http://%s%s%s:%u (generation %lld, %zu plugins)\n",
+	       v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)http_server_port(d->server),
+	       (long long)gen->number, gen->n_plugins);
+	fflush(stdout);
+}
 
+/* Takes the signals until SIGTERM or SIGINT (or sigwaitinfo fails);
+ * SIGHUP asks for a reload. */
+static void serve(struct daemon *d, const sigset_t *sigs)
+{
 	for (;;) {
 		siginfo_t si;
-		int sig = sigwaitinfo(&sigs, &si);
+		int sig = sigwaitinfo(sigs, &si);
 
 		if (sig < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("daemon", "sigwaitinfo: %s", strerror(errno));
-			break;
+			return;
 		}
 		if (sig == SIGHUP) {
-			reload_request(&d);
+			reload_request(d);
 			continue;
 		}
 		log_info("daemon", "%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-		break;
+		return;
 	}
+}
+
+/* Shutdown: no reload starts from now on; one that runs (the reloader's,
+ * or POST /reload's on a request thread) ends before the drain, so that no
+ * generation is swapped in or retired behind it. Then the API stops
+ * accepting and the executions drain (shutdown_drain, whose result this
+ * returns). */
+static size_t daemon_stop(struct daemon *d)
+{
+	pthread_mutex_lock(&d->reload_lock);
+	d->stopping = true;
+	pthread_cond_broadcast(&d->reload_cv);
+	while (d->reload_running)
+		pthread_cond_wait(&d->reload_cv, &d->reload_lock);
+	pthread_mutex_unlock(&d->reload_lock);
+	if (d->reloader_started)
+		pthread_join(d->reloader, NULL);
+	if (d->server)
+		http_server_quiesce(d->server);
+	return shutdown_drain(d);
+}
+
+/* Frees what the start-up steps made, once nothing runs: gen is the first
+ * generation's reference if start-up did not hand it over, cfg step 1's. */
+static void daemon_free(struct daemon *d, struct generation *gen, struct config_host *cfg)
+{
+	http_server_free(d->server);
+	dispatch_free(d->dispatch);
+	free_retired(d->retired);
+	generation_unref(gen);
+	if (d->api_ready)
+		api_context_destroy(&d->api);
+	store_close(d->store);
+	config_host_free(cfg);
+	pthread_cond_destroy(&d->reap_cv);
+	pthread_mutex_destroy(&d->reap_lock);
+	pthread_cond_destroy(&d->reload_cv);
+	pthread_mutex_destroy(&d->reload_lock);
+}
+
+/* The daemon: starts in five steps, serves until a signal stops it, shuts
+ * down. 0 after a clean stop; 1 when start-up failed. */
+static int run(const char *config_path)
+{
+	struct daemon d;
+	struct config_host *cfg = NULL;
+	struct generation *gen = NULL;
+	sigset_t sigs;
+	int status = 1;
+
+	daemon_init(&d, config_path);
+	signals_block(&sigs);
+	if (start_config(config_path, &cfg) < 0 || start_store(&d, cfg) < 0 ||
+	    start_generation(&d, &gen) < 0 || start_http(&d, gen) < 0 || start_threads(&d) < 0)
+		goto out;
+	announce(&d, gen);
+	generation_unref(gen); /* the dispatcher holds its own reference */
+	gen = NULL;
+	serve(&d, &sigs);
 	status = 0;
 out:
-	/* no reload starts from now on; one that runs (the reloader's, or
-	 * POST /reload's on a request thread) ends before the drain, so that
-	 * no generation is swapped in or retired behind it */
-	pthread_mutex_lock(&d.reload_lock);
-	d.stopping = true;
-	pthread_cond_broadcast(&d.reload_cv);
-	while (d.reload_running)
-		pthread_cond_wait(&d.reload_cv, &d.reload_lock);
-	pthread_mutex_unlock(&d.reload_lock);
-	if (d.reloader_started)
-		pthread_join(d.reloader, NULL);
-	if (d.server)
-		http_server_quiesce(d.server);
-	if (shutdown_drain(&d) > 0) {
+	if (daemon_stop(&d) > 0) {
 		/* in-process executions cannot be killed: their threads still use
 		 * the store and the generations; leave them to the process exit */
 		log_error("daemon", "stopped with in-process executions still running "
 			  "(marked interrupted); the store is left to the process exit");
-		return status;
+	} else {
+		daemon_free(&d, gen, cfg);
+		if (status == 0)
+			log_info("daemon", "stopped");
 	}
-	http_server_free(d.server);
-	dispatch_free(d.dispatch);
-	free_retired(d.retired);
-	generation_unref(gen);
-	if (api_ready)
-		api_context_destroy(&d.api);
-	store_close(d.store);
-	free(url);
-	config_host_free(cfg);
-	pthread_cond_destroy(&d.reap_cv);
-	pthread_mutex_destroy(&d.reap_lock);
-	pthread_cond_destroy(&d.reload_cv);
-	pthread_mutex_destroy(&d.reload_lock);
-	if (status == 0)
-		log_info("daemon", "stopped");
 	return status;
 }
 

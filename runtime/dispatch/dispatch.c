@@ -101,22 +101,46 @@ void dispatch_get_stats(struct dispatch *d, struct dispatch_stats *st)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* One run of one script: what the store records of it (in.plugin_version
+ * is set by run_once), and what the host functions need. */
 struct run {
+	struct store_execution_input in;  /* kind, event, script, connection */
 	struct generation *gen;
 	const struct config_integration *integration;
-	enum store_exec_kind kind;
-	int64_t event_id;
 	int event_type;              /* enum evs_event_type; 0 for actions */
-	const char *event_name;      /* NULL for actions */
-	const char *script;
-	const char *connection_id;
-	const char *provider_config_key;
 	const char *candidate_json;  /* validate-connection */
 	const char *input_json;      /* actions */
-	int64_t parent;
 	int depth;
 	bool gated;                  /* does not start once the dispatcher stops */
 };
+
+/* A run of kind on g for a connection of integ; the caller says what runs. */
+static struct run run_for(struct generation *g, const struct config_integration *integ,
+			  enum store_exec_kind kind, const char *connection_id,
+			  const char *provider_config_key)
+{
+	struct run r = {
+		.in = {.kind = kind, .connection_id = connection_id,
+		       .provider_config_key = provider_config_key},
+		.gen = g,
+		.integration = integ,
+	};
+
+	return r;
+}
+
+/* A run of one of the scripts of event event_id (type: an enum
+ * config_event); the caller names the script. */
+static struct run event_run(struct generation *g, const struct config_integration *integ, int type,
+			    int64_t event_id, const char *connection_id, const char *provider_config_key)
+{
+	struct run r = run_for(g, integ, STORE_EXEC_EVENT, connection_id, provider_config_key);
+
+	r.in.event_id = event_id;
+	r.in.event = config_event_name(type);
+	r.event_type = type + 1; /* enum evs_event_type */
+	return r;
+}
 
 /* run_once(): the run did not start because the dispatcher stops. */
 #define RUN_STOPPING 1
@@ -148,7 +172,7 @@ const char *dispatch_stat_kind_name(int kind)
 static void run_end(struct dispatch *d, const struct run *r, enum store_exec_status st,
 		    int64_t duration_us)
 {
-	int kind = !r ? -1 : r->kind == STORE_EXEC_ACTION ? DISPATCH_STAT_ACTION : r->event_type - 1;
+	int kind = !r ? -1 : r->in.kind == STORE_EXEC_ACTION ? DISPATCH_STAT_ACTION : r->event_type - 1;
 	double s = (double)duration_us / 1e6;
 
 	pthread_mutex_lock(&d->lock);
@@ -173,54 +197,33 @@ static void run_end(struct dispatch *d, const struct run *r, enum store_exec_sta
 static int trigger(void *user, struct hostapi_exec *parent, const char *action,
 		   const char *input_json, char **output_json, char *err, size_t errlen);
 
-/* Runs r->script once and journals it. Returns 0 with o filled;
- * RUN_STOPPING when r is gated and the dispatcher stops; a negative code
- * when the execution could not be recorded. In the last two cases nothing
- * ran and nothing was recorded. */
-static int run_once(struct dispatch *d, const struct run *r, struct dispatch_outcome *o)
+static const char *plugin_kind_name(bool action)
+{
+	return action ? "an action" : "an event script";
+}
+
+/* Whether p is loaded as what r runs (an action or an event script); if
+ * not, res says why. */
+static bool plugin_fits(const struct run *r, const struct loader_plugin *p,
+			struct executor_result *res)
+{
+	bool action = r->in.kind == STORE_EXEC_ACTION;
+
+	if (p && p->kind == (action ? LOADER_ACTION : LOADER_EVENT_SCRIPT))
+		return true;
+	res->status = STORE_EXEC_FAILED;
+	if (asprintf(&res->error, p ? "script not loaded: %s is %s, not %s" : "script not loaded: %s",
+		     r->in.script, plugin_kind_name(p && p->kind == LOADER_ACTION),
+		     plugin_kind_name(action)) < 0)
+		res->error = NULL;
+	return false;
+}
+
+/* The host functions' side of execution execution_id of r. */
+static int host_new(struct dispatch *d, const struct run *r, int64_t execution_id,
+		    int64_t deadline_us, struct hostapi_exec **hx)
 {
 	const struct config_host *cfg = r->gen->config;
-	struct store_execution_input in = {
-		.kind = r->kind,
-		.event_id = r->event_id,
-		.parent_execution_id = r->parent,
-		.script = r->script,
-		.event = r->event_name,
-		.connection_id = r->connection_id,
-		.provider_config_key = r->provider_config_key,
-	};
-	struct executor_result res = {0};
-	struct hostapi_exec *hx = NULL;
-	struct loader_plugin *p;
-	struct evs_event ev;
-	int64_t t0 = util_mono_us();
-	uint32_t deadline_s = config_script_deadline(cfg, r->script);
-	size_t idx = 0;
-	int ret;
-
-	memset(o, 0, sizeof(*o));
-	snprintf(o->script, sizeof(o->script), "%s", r->script);
-	p = generation_plugin(r->gen, r->script, &idx);
-	in.plugin_version = p ? p->version : NULL;
-	if (!run_begin(d, r->gated))
-		return RUN_STOPPING;
-	ret = store_execution_create(d->store, &in, &o->execution_id);
-	if (ret < 0) {
-		log_error("dispatch", "recording an execution of %s failed: %s", r->script,
-			  store_strerror(ret));
-		run_end(d, NULL, 0, 0);
-		return ret;
-	}
-
-	if (!p || p->kind != (r->kind == STORE_EXEC_ACTION ? LOADER_ACTION : LOADER_EVENT_SCRIPT)) {
-		res.status = STORE_EXEC_FAILED;
-		if (asprintf(&res.error, p ? "script not loaded: %s is %s, not %s" : "script not loaded: %s",
-			     r->script, p && p->kind == LOADER_ACTION ? "an action" : "an event script",
-			     r->kind == STORE_EXEC_ACTION ? "an action" : "an event script") < 0)
-			res.error = NULL;
-		goto finish;
-	}
-
 	struct hostapi_exec_info info = {
 		.store = d->store,
 		.config = cfg,
@@ -228,69 +231,123 @@ static int run_once(struct dispatch *d, const struct run *r, struct dispatch_out
 		.provider = r->integration
 				    ? config_provider_find(cfg->catalogue, r->integration->provider)
 				    : NULL,
-		.execution_id = o->execution_id,
-		.event_id = r->event_id,
+		.execution_id = execution_id,
+		.event_id = r->in.event_id,
 		.event_type = r->event_type,
-		.script = r->script,
-		.connection_id = r->connection_id,
-		.provider_config_key = r->provider_config_key,
+		.script = r->in.script,
+		.connection_id = r->in.connection_id,
+		.provider_config_key = r->in.provider_config_key,
 		.depth = r->depth,
-		.deadline_us = t0 + (int64_t)deadline_s * 1000000,
+		.deadline_us = deadline_us,
 		.candidate_json = r->candidate_json,
 		.trigger = trigger,
 		.trigger_user = d,
 	};
-	ret = hostapi_exec_new(&info, &hx);
-	if (ret < 0) {
-		res.status = STORE_EXEC_FAILED;
-		res.error = strdup("the host could not set up the execution (out of memory)");
-		goto finish;
-	}
 
-	ev = (struct evs_event){
+	return hostapi_exec_new(&info, hx);
+}
+
+/* Runs plugin idx for r through the executor, with the host functions of
+ * execution o->execution_id, until the script's deadline (from t0): res
+ * gets the verdict, o the candidate's metadata. Frees the host side, which
+ * writes its log lines, before it returns. */
+static void execute(struct dispatch *d, const struct run *r, size_t idx, int64_t t0,
+		    struct dispatch_outcome *o, struct executor_result *res)
+{
+	const struct config_host *cfg = r->gen->config;
+	int64_t deadline_us = t0 + (int64_t)config_script_deadline(cfg, r->in.script) * 1000000;
+	struct hostapi_exec *hx = NULL;
+	struct evs_event ev = {
 		.size = sizeof(ev),
 		.type = (uint32_t)r->event_type,
-		.name = r->event_name,
-		.connection_id = r->connection_id,
-		.provider_config_key = r->provider_config_key,
-		.event_id = r->event_id,
+		.name = r->in.event,
+		.event_id = r->in.event_id,
 		.execution_id = o->execution_id,
+		.connection_id = r->in.connection_id,
+		.provider_config_key = r->in.provider_config_key,
 	};
 	struct executor_job job = {
 		.plugin = idx,
-		.in_process = config_script_execution(cfg, r->integration, r->script) ==
+		.in_process = config_script_execution(cfg, r->integration, r->in.script) ==
 			      CONFIG_EXEC_IN_PROCESS,
-		.event = r->kind == STORE_EXEC_EVENT ? &ev : NULL,
+		.event = r->in.kind == STORE_EXEC_EVENT ? &ev : NULL,
 		.input_json = r->input_json ? r->input_json : "null",
-		.deadline_us = info.deadline_us,
+		.deadline_us = deadline_us,
 	};
-	ret = executor_run(r->gen->executor, &job, hx, &res);
-	if (ret < 0 && !res.error)
-		res.error = strdup("the executor could not start the execution");
-	if (ret < 0)
-		res.status = STORE_EXEC_FAILED;
+
+	if (host_new(d, r, o->execution_id, deadline_us, &hx) < 0) {
+		res->status = STORE_EXEC_FAILED;
+		res->error = strdup("the host could not set up the execution (out of memory)");
+		return;
+	}
+	if (executor_run(r->gen->executor, &job, hx, res) < 0) {
+		if (!res->error)
+			res->error = strdup("the executor could not start the execution");
+		res->status = STORE_EXEC_FAILED;
+	}
 	if (r->candidate_json && hostapi_candidate_metadata(hx))
 		o->metadata = strdup(hostapi_candidate_metadata(hx));
-
-finish:
-	/* the log lines first, so that a final status comes with all of them */
 	hostapi_exec_free(hx);
-	o->status = res.status;
-	o->error = res.error;
-	o->output_json = res.output_json;
-	res.error = res.output_json = NULL;
+}
+
+/* Hands res to o and records the end of execution o->execution_id, after
+ * its log lines; a shutdown past the deadline may have marked it
+ * interrupted already. */
+static void record_finish(struct dispatch *d, const struct run *r, int64_t t0,
+			  struct executor_result *res, struct dispatch_outcome *o)
+{
+	int ret;
+
+	o->status = res->status;
+	o->error = res->error;
+	o->output_json = res->output_json;
+	res->error = res->output_json = NULL;
 	ret = store_execution_finish(d->store, o->execution_id, o->status, o->error,
 				     (util_mono_us() - t0) / 1000);
-	if (ret == STORE_ESTATE) /* marked interrupted by a shutdown past its deadline */
+	if (ret == STORE_ESTATE)
 		o->status = STORE_EXEC_INTERRUPTED;
 	else if (ret < 0)
 		log_error("dispatch", "recording the end of execution %lld failed: %s",
 			  (long long)o->execution_id, store_strerror(ret));
 	log_info("dispatch", "execution %lld: %s %s for %s/%s (generation %lld): %s in %lld ms%s%s",
-		 (long long)o->execution_id, r->kind == STORE_EXEC_ACTION ? "action" : "script",
-		 r->script, r->provider_config_key, r->connection_id, (long long)r->gen->number,
-		 store_exec_status_name(o->status), (long long)((util_mono_us() - t0) / 1000),
-		 o->error ? ": " : "", o->error ? o->error : "");
+		 (long long)o->execution_id, r->in.kind == STORE_EXEC_ACTION ? "action" : "script",
+		 r->in.script, r->in.provider_config_key, r->in.connection_id,
+		 (long long)r->gen->number, store_exec_status_name(o->status),
+		 (long long)((util_mono_us() - t0) / 1000), o->error ? ": " : "",
+		 o->error ? o->error : "");
+}
+
+/* Runs r->in.script once and journals it: the execution is recorded
+ * running, the plugin runs (if it is loaded as what r runs), its log lines
+ * are written, and the execution is finished with its status. Returns 0
+ * with o filled; RUN_STOPPING when r is gated and the dispatcher stops; a
+ * negative code when the execution could not be recorded. In the last two
+ * cases nothing ran and nothing was recorded. */
+static int run_once(struct dispatch *d, const struct run *r, struct dispatch_outcome *o)
+{
+	struct store_execution_input in = r->in;
+	struct executor_result res = {0};
+	struct loader_plugin *p;
+	int64_t t0 = util_mono_us();
+	size_t idx = 0;
+	int ret;
+
+	memset(o, 0, sizeof(*o));
+	snprintf(o->script, sizeof(o->script), "%s", r->in.script);
+	p = generation_plugin(r->gen, r->in.script, &idx);
+	in.plugin_version = p ? p->version : NULL;
+	if (!run_begin(d, r->gated))
+		return RUN_STOPPING;
+	ret = store_execution_create(d->store, &in, &o->execution_id);
+	if (ret < 0) {
+		log_error("dispatch", "recording an execution of %s failed: %s", r->in.script,
+			  store_strerror(ret));
+		run_end(d, NULL, 0, 0);
+		return ret;
+	}
+	if (plugin_fits(r, p, &res))
+		execute(d, r, idx, t0, o, &res);
+	record_finish(d, r, t0, &res, o);
 	run_end(d, r, o->status, util_mono_us() - t0);
 	return 0;
 }
@@ -334,23 +391,15 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 		scripts = NULL;
 	}
 	for (size_t i = 0; i < n; i++) {
+		struct run r = event_run(g, integ, type, ev->id, ev->connection_id,
+					 ev->provider_config_key);
 		struct dispatch_outcome o;
 		bool interrupted;
-		struct run r = {
-			.gen = g,
-			.integration = integ,
-			.kind = STORE_EXEC_EVENT,
-			.event_id = ev->id,
-			.event_type = type + 1,
-			.event_name = ev->type,
-			.script = scripts[i],
-			.connection_id = ev->connection_id,
-			.provider_config_key = ev->provider_config_key,
-			/* once stopping, no script of a claimed event starts, and
-			 * no further script of any event */
-			.gated = queued || i > 0,
-		};
 
+		r.in.script = scripts[i];
+		/* once stopping, no script of a claimed event starts, and no
+		 * further script of any event */
+		r.gated = queued || i > 0;
 		/* several scripts for one event run one after another, in
 		 * config order; a failure does not stop the next one */
 		ret = run_once(d, &r, &o);
@@ -485,20 +534,12 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 		goto finish;
 	}
 	for (size_t i = 0; i < scripts->n; i++) {
+		struct run r = event_run(g, integ, CONFIG_EVENT_VALIDATE_CONNECTION, event_id,
+					 connection_id, provider_config_key);
 		struct dispatch_outcome one;
-		struct run r = {
-			.gen = g,
-			.integration = integ,
-			.kind = STORE_EXEC_EVENT,
-			.event_id = event_id,
-			.event_type = EVS_EVENT_VALIDATE_CONNECTION,
-			.event_name = STORE_EVENT_VALIDATE_CONNECTION,
-			.script = scripts->items[i],
-			.connection_id = connection_id,
-			.provider_config_key = provider_config_key,
-			.candidate_json = candidate,
-		};
 
+		r.in.script = scripts->items[i];
+		r.candidate_json = candidate;
 		ret = run_once(d, &r, &one);
 		if (ret < 0)
 			goto finish;
@@ -561,17 +602,12 @@ int dispatch_action(struct dispatch *d, const char *provider_config_key, const c
 		ret = EVS_ENOTFOUND;
 		goto out;
 	}
-	struct run r = {
-		.gen = g,
-		.integration = integ,
-		.kind = STORE_EXEC_ACTION,
-		.script = name,
-		.connection_id = connection_id,
-		.provider_config_key = provider_config_key,
-		.input_json = input_json,
-		.parent = parent,
-		.depth = depth,
-	};
+	struct run r = run_for(g, integ, STORE_EXEC_ACTION, connection_id, provider_config_key);
+
+	r.in.script = name;
+	r.in.parent_execution_id = parent;
+	r.input_json = input_json;
+	r.depth = depth;
 	ret = run_once(d, &r, o) < 0 ? EVS_EHOST : 0;
 out:
 	generation_unref(g);

@@ -338,6 +338,41 @@ static char *candidate_metadata_locked(struct hostapi_exec *x)
 	return s;
 }
 
+/* Whether the execution names a stored connection (not a candidate). */
+static bool has_stored_connection(const struct hostapi_exec *x)
+{
+	return x->info.store && x->info.connection_id && x->info.provider_config_key;
+}
+
+/* The stored connection, credentials decrypted (the caller frees *c with
+ * store_connection_free); EVS_ENOTFOUND without one. */
+static int stored_connection_get(struct hostapi_exec *x, struct store_connection **c)
+{
+	int r;
+
+	if (!has_stored_connection(x))
+		return EVS_ENOTFOUND;
+	r = store_connection_get(x->info.store, x->info.provider_config_key, x->info.connection_id, c);
+	return r < 0 ? map_store_error(r) : EVS_OK;
+}
+
+/* Replaces the stored connection's metadata with json, or (merge) sets
+ * json's top-level keys in it. */
+static int stored_metadata_write(struct hostapi_exec *x, const char *json, bool merge)
+{
+	int r;
+
+	if (!has_stored_connection(x))
+		return EVS_ENOTFOUND;
+	if (merge)
+		r = store_connection_metadata_update(x->info.store, x->info.provider_config_key,
+						     x->info.connection_id, json);
+	else
+		r = store_connection_metadata_set(x->info.store, x->info.provider_config_key,
+						  x->info.connection_id, json);
+	return map_store_error(r);
+}
+
 int hostapi_get_connection(struct hostapi_exec *x, char **json)
 {
 	struct store_connection *c = NULL;
@@ -365,12 +400,9 @@ int hostapi_get_connection(struct hostapi_exec *x, char **json)
 		}
 		goto serialize;
 	}
-	if (!x->info.store || !x->info.connection_id || !x->info.provider_config_key)
-		return EVS_ENOTFOUND;
-	ret = store_connection_get(x->info.store, x->info.provider_config_key,
-				   x->info.connection_id, &c);
+	ret = stored_connection_get(x, &c);
 	if (ret < 0)
-		return map_store_error(ret);
+		return ret;
 	o = json_object_new_object();
 	if (!o) {
 		ret = EVS_ENOMEM;
@@ -413,12 +445,9 @@ int hostapi_get_metadata(struct hostapi_exec *x, char **json)
 		pthread_mutex_unlock(&x->mu);
 		return *json ? EVS_OK : EVS_ENOMEM;
 	}
-	if (!x->info.store || !x->info.connection_id || !x->info.provider_config_key)
-		return EVS_ENOTFOUND;
-	ret = store_connection_get(x->info.store, x->info.provider_config_key,
-				   x->info.connection_id, &c);
+	ret = stored_connection_get(x, &c);
 	if (ret < 0)
-		return map_store_error(ret);
+		return ret;
 	*json = strdup(c->metadata ? c->metadata : "{}");
 	store_connection_free(c);
 	return *json ? EVS_OK : EVS_ENOMEM;
@@ -440,10 +469,7 @@ int hostapi_set_metadata(struct hostapi_exec *x, const char *json)
 	}
 	if (!x->info.candidate_json) {
 		json_object_put(o);
-		if (!x->info.store || !x->info.connection_id || !x->info.provider_config_key)
-			return EVS_ENOTFOUND;
-		return map_store_error(store_connection_metadata_set(
-			x->info.store, x->info.provider_config_key, x->info.connection_id, json));
+		return stored_metadata_write(x, json, false);
 	}
 	copy = json_dup(o);
 	json_object_put(o);
@@ -469,10 +495,7 @@ int hostapi_update_metadata(struct hostapi_exec *x, const char *json)
 		return EVS_EINVAL;
 	if (!x->info.candidate_json) {
 		json_object_put(patch);
-		if (!x->info.store || !x->info.connection_id || !x->info.provider_config_key)
-			return EVS_ENOTFOUND;
-		return map_store_error(store_connection_metadata_update(
-			x->info.store, x->info.provider_config_key, x->info.connection_id, json));
+		return stored_metadata_write(x, json, true);
 	}
 	pthread_mutex_lock(&x->mu);
 	now = candidate_metadata_locked(x);
@@ -612,6 +635,19 @@ static const char *lookup(void *ud, const char *name)
 	return obj_string(l->credentials, name);
 }
 
+/* An error line about the proxy target, as hostapi_log writes it. */
+static void proxy_error(struct hostapi_exec *x, const char *fmt, ...) EVS_PRINTF(2, 3);
+static void proxy_error(struct hostapi_exec *x, const char *fmt, ...)
+{
+	char line[CONFIG_ERR_MAX + 128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	hostapi_log(x, EVS_LOG_ERROR, line);
+}
+
 static int map_add(struct config_map *m, const char *key, char *value /* taken */)
 {
 	struct config_kv *items;
@@ -678,16 +714,15 @@ static int interpolate_map(struct hostapi_exec *x, const char *what, const struc
 			   struct lookup_ctx *l, bool skip_undefined, struct config_map *dst)
 {
 	for (size_t i = 0; i < src->n; i++) {
-		char err[CONFIG_ERR_MAX], line[CONFIG_ERR_MAX + 128];
+		char err[CONFIG_ERR_MAX];
 		char *v = NULL;
 		int r = config_interpolate(src->items[i].value, lookup, l, &v, err, sizeof(err));
 
 		if (r == CONFIG_EUNDEFINED && skip_undefined)
 			continue;
 		if (r < 0) {
-			snprintf(line, sizeof(line), "proxy: %s %s of provider %s: %s", what,
-				 src->items[i].key, x->info.provider->name, err);
-			hostapi_log(x, EVS_LOG_ERROR, line);
+			proxy_error(x, "proxy: %s %s of provider %s: %s", what, src->items[i].key,
+				  x->info.provider->name, err);
 			return EVS_EINVAL;
 		}
 		r = map_add(dst, src->items[i].key, v);
@@ -697,15 +732,128 @@ static int interpolate_map(struct hostapi_exec *x, const char *what, const struc
 	return EVS_OK;
 }
 
+/* The connection's credentials and connection_config objects, borrowed
+ * from *conn (the caller frees it with hostapi_json_put_secret, also on
+ * failure). */
+static int connection_parse(struct hostapi_exec *x, struct json_object **conn, struct lookup_ctx *l)
+{
+	struct json_object *v;
+	char *cjson = NULL;
+	int ret;
+
+	*conn = NULL;
+	ret = hostapi_get_connection(x, &cjson);
+	if (ret < 0)
+		return ret;
+	*conn = json_tokener_parse(cjson);
+	hostapi_secret_free(cjson);
+	if (!*conn)
+		return EVS_EHOST;
+	if (json_object_object_get_ex(*conn, "credentials", &v) &&
+	    json_object_is_type(v, json_type_object))
+		l->credentials = v;
+	if (json_object_object_get_ex(*conn, "connection_config", &v) &&
+	    json_object_is_type(v, json_type_object))
+		l->connection_config = v;
+	return EVS_OK;
+}
+
+/* The provider's base_url, interpolated, without trailing slashes. */
+static int target_base_url(struct hostapi_exec *x, const struct config_provider *p,
+			   struct lookup_ctx *l, struct proxy_target *t)
+{
+	char err[CONFIG_ERR_MAX];
+	size_t n;
+
+	if (config_interpolate(p->base_url, lookup, l, &t->base_url, err, sizeof(err)) < 0) {
+		proxy_error(x, "proxy: base_url of provider %s: %s", p->name, err);
+		return EVS_EINVAL;
+	}
+	n = strlen(t->base_url);
+	while (n > 0 && t->base_url[n - 1] == '/')
+		t->base_url[--n] = '\0';
+	return EVS_OK;
+}
+
+/* OAUTH2: "Authorization: Bearer <access_token>". */
+static int auth_bearer(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t)
+{
+	const char *tok = obj_string(l->credentials, "access_token");
+	size_t n;
+	char *h;
+
+	if (!tok) {
+		hostapi_log(x, EVS_LOG_ERROR, "proxy: OAUTH2 credentials without access_token");
+		return EVS_EINVAL;
+	}
+	n = strlen(tok) + sizeof("Bearer ");
+	h = malloc(n);
+	if (!h)
+		return EVS_ENOMEM;
+	snprintf(h, n, "Bearer %s", tok);
+	return map_add(&t->headers, "Authorization", h);
+}
+
+/* BASIC: the username and password, which curl sends. */
+static int auth_basic(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t)
+{
+	const char *u = obj_string(l->credentials, "username");
+	const char *pw = obj_string(l->credentials, "password");
+	int ret;
+
+	if (!u) {
+		hostapi_log(x, EVS_LOG_ERROR, "proxy: BASIC credentials without username");
+		return EVS_EINVAL;
+	}
+	ret = str_copy(&t->basic_user, u);
+	if (ret == 0)
+		ret = str_copy(&t->basic_password, pw ? pw : "");
+	return ret;
+}
+
+/* The auth evscript adds by credentials.type; other types add none. */
+static const struct {
+	const char *type;
+	int (*add)(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t);
+} auth_styles[] = {
+	{"OAUTH2", auth_bearer},
+	{"BASIC", auth_basic},
+};
+
+/* The credentials' auth, unless the provider's headers set Authorization. */
+static int target_auth(struct hostapi_exec *x, const char *type, struct lookup_ctx *l,
+		       struct proxy_target *t)
+{
+	if (has_key_ci(&t->headers, "authorization"))
+		return EVS_OK;
+	for (size_t i = 0; i < sizeof(auth_styles) / sizeof(auth_styles[0]); i++)
+		if (strcmp(type, auth_styles[i].type) == 0)
+			return auth_styles[i].add(x, l, t);
+	return EVS_OK;
+}
+
+/* The provider's retry header names and pagination style. */
+static int target_provider_settings(const struct config_provider *p, struct proxy_target *t)
+{
+	int ret = strlist_copy(&t->retry.at, &p->retry.at);
+
+	if (ret == 0)
+		ret = strlist_copy(&t->retry.after, &p->retry.after);
+	if (ret == 0)
+		ret = strlist_copy(&t->retry.remaining, &p->retry.remaining);
+	if (ret == 0)
+		ret = paginate_settings_copy(&p->paginate, &t->paginate);
+	return ret;
+}
+
 int hostapi_proxy_target(struct hostapi_exec *x, struct proxy_target **out)
 {
 	const struct config_provider *p;
 	struct lookup_ctx l = {0};
-	struct json_object *conn = NULL, *v;
+	struct json_object *conn = NULL;
 	struct proxy_target *t = NULL;
-	char *cjson = NULL, err[CONFIG_ERR_MAX], line[CONFIG_ERR_MAX + 128];
 	const char *type;
-	size_t n;
+	bool none;
 	int ret;
 
 	*out = NULL;
@@ -715,98 +863,37 @@ int hostapi_proxy_target(struct hostapi_exec *x, struct proxy_target **out)
 	if (!p)
 		return EVS_ENOTFOUND;
 	if (!p->base_url) {
-		snprintf(line, sizeof(line), "proxy: provider %s has no proxy.base_url", p->name);
-		hostapi_log(x, EVS_LOG_ERROR, line);
+		proxy_error(x, "proxy: provider %s has no proxy.base_url", p->name);
 		return EVS_ENOTFOUND;
 	}
-	ret = hostapi_get_connection(x, &cjson);
+	ret = connection_parse(x, &conn, &l);
 	if (ret < 0)
-		return ret;
-	conn = json_tokener_parse(cjson);
-	hostapi_secret_free(cjson);
-	if (!conn) {
-		ret = EVS_EHOST;
 		goto out;
-	}
-	if (json_object_object_get_ex(conn, "credentials", &v) &&
-	    json_object_is_type(v, json_type_object))
-		l.credentials = v;
-	if (json_object_object_get_ex(conn, "connection_config", &v) &&
-	    json_object_is_type(v, json_type_object))
-		l.connection_config = v;
 	type = obj_string(l.credentials, "type");
 	if (!type)
 		type = "NONE";
+	none = strcmp(type, "NONE") == 0;
 
+	ret = EVS_ENOMEM;
 	t = calloc(1, sizeof(*t));
-	if (!t) {
-		ret = EVS_ENOMEM;
+	if (!t)
 		goto out;
-	}
-	ret = config_interpolate(p->base_url, lookup, &l, &t->base_url, err, sizeof(err));
-	if (ret < 0) {
-		snprintf(line, sizeof(line), "proxy: base_url of provider %s: %s", p->name, err);
-		hostapi_log(x, EVS_LOG_ERROR, line);
-		ret = EVS_EINVAL;
+	ret = target_base_url(x, p, &l, t);
+	if (ret < 0)
 		goto out;
-	}
-	n = strlen(t->base_url);
-	while (n > 0 && t->base_url[n - 1] == '/')
-		t->base_url[--n] = '\0';
-
-	bool none = strcmp(type, "NONE") == 0;
 	ret = interpolate_map(x, "header", &p->headers, &l, none, &t->headers);
 	if (ret < 0)
 		goto out;
 	ret = interpolate_map(x, "query parameter", &p->query, &l, none, &t->query);
 	if (ret < 0)
 		goto out;
-	if (strcmp(type, "OAUTH2") == 0 && !has_key_ci(&t->headers, "authorization")) {
-		const char *tok = obj_string(l.credentials, "access_token");
-		char *h;
-
-		if (!tok) {
-			hostapi_log(x, EVS_LOG_ERROR, "proxy: OAUTH2 credentials without access_token");
-			ret = EVS_EINVAL;
-			goto out;
-		}
-		n = strlen(tok) + sizeof("Bearer ");
-		h = malloc(n);
-		if (!h) {
-			ret = EVS_ENOMEM;
-			goto out;
-		}
-		snprintf(h, n, "Bearer %s", tok);
-		ret = map_add(&t->headers, "Authorization", h);
-		if (ret < 0)
-			goto out;
-	} else if (strcmp(type, "BASIC") == 0 && !has_key_ci(&t->headers, "authorization")) {
-		const char *u = obj_string(l.credentials, "username");
-		const char *pw = obj_string(l.credentials, "password");
-
-		if (!u) {
-			hostapi_log(x, EVS_LOG_ERROR, "proxy: BASIC credentials without username");
-			ret = EVS_EINVAL;
-			goto out;
-		}
-		ret = str_copy(&t->basic_user, u);
-		if (ret == 0)
-			ret = str_copy(&t->basic_password, pw ? pw : "");
-		if (ret < 0)
-			goto out;
-	}
-
-	ret = strlist_copy(&t->retry.at, &p->retry.at);
-	if (ret == 0)
-		ret = strlist_copy(&t->retry.after, &p->retry.after);
-	if (ret == 0)
-		ret = strlist_copy(&t->retry.remaining, &p->retry.remaining);
+	ret = target_auth(x, type, &l, t);
 	if (ret < 0)
 		goto out;
-	ret = paginate_settings_copy(&p->paginate, &t->paginate);
+	ret = target_provider_settings(p, t);
 	if (ret < 0)
 		goto out;
-	*out = t;
+	*out = t; /* ownership moves to the caller */
 	t = NULL;
 	ret = EVS_OK;
 out:
@@ -843,30 +930,37 @@ static const char *lend(struct hostapi_inproc_ctx *c, char *s)
 	return s;
 }
 
-static void ip_log(struct evs_ctx *ctx, enum evs_log_level level, const char *fmt, ...)
+/* The line of ip_set_error (as_error: the execution's error, at most
+ * HOSTAPI_ERROR_MAX bytes) or of ip_log (logged at level). */
+static void ip_vsay(struct evs_ctx *ctx, bool as_error, int level, const char *fmt, va_list ap)
 {
-	char line[HOSTAPI_LOG_LINE_MAX];
-	va_list ap;
+	char line[HOSTAPI_LOG_LINE_MAX > HOSTAPI_ERROR_MAX ? HOSTAPI_LOG_LINE_MAX : HOSTAPI_ERROR_MAX];
 
 	if (!ctx || !fmt)
 		return;
+	vsnprintf(line, as_error ? HOSTAPI_ERROR_MAX : HOSTAPI_LOG_LINE_MAX, fmt, ap);
+	if (as_error)
+		hostapi_set_error(inproc(ctx)->exec, line);
+	else
+		hostapi_log(inproc(ctx)->exec, level, line);
+}
+
+static void ip_log(struct evs_ctx *ctx, enum evs_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	ip_vsay(ctx, false, (int)level, fmt, ap);
 	va_end(ap);
-	hostapi_log(inproc(ctx)->exec, (int)level, line);
 }
 
 static void ip_set_error(struct evs_ctx *ctx, const char *fmt, ...)
 {
-	char msg[HOSTAPI_ERROR_MAX];
 	va_list ap;
 
-	if (!ctx || !fmt)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ip_vsay(ctx, true, 0, fmt, ap);
 	va_end(ap);
-	hostapi_set_error(inproc(ctx)->exec, msg);
 }
 
 /* Lends what a char ** host function returned. */

@@ -199,18 +199,8 @@ static char *link_find(const char *v, const char *rel)
 	return NULL;
 }
 
-/* The effective pagination settings. */
-struct pg {
-	enum config_paginate_type type;
-	const struct config_paginate *c;
-	const char *response_path;
-	uint32_t limit;          /* 0: none */
-	uint32_t max_pages;
-	bool in_body;            /* POST/PUT/PATCH: parameters go in the JSON body */
-};
-
-/* Sets name=value among the page's parameters (replacing a request param
- * of the same name) or in the body object. */
+/* The request's parameters for one page: the caller's, then the limit, the
+ * offset and the cursor, each replacing a caller's param of its name. */
 struct page_params {
 	struct evs_header *items;
 	size_t n;
@@ -236,13 +226,394 @@ static void body_set(struct json_object *body, const char *name, const char *val
 				      : json_object_new_string(value));
 }
 
-/* Paginates req in the provider's style (opts override it): calls on_page
- * with each non-empty page's records (a JSON array, lent for the call).
- * Stops on an empty or missing records array, at the last page (no next
- * cursor or link; an offset page shorter than the limit), after max_pages,
- * or when on_page returns non-zero; all of those are EVS_OK. A non-2xx page
- * or a body that is not JSON is EVS_EFAILED (logged); a page whose records
- * are not an array is EVS_EFAILED; proxy_request's errors pass through.
+/* One run of paginate_run: the effective settings, and what moves on from
+ * page to page. Everything it points to is freed by run_clear. */
+struct run {
+	const struct paginate_transport *t;
+	const struct config_paginate *c;
+	enum config_paginate_type type;
+	const char *response_path;
+	uint32_t limit;          /* 0: none */
+	uint32_t max_pages;      /* 0: no cap */
+	uint32_t pages;          /* delivered so far */
+	bool in_body;            /* POST/PUT/PATCH: parameters go in the JSON body */
+	struct evs_request req;  /* the caller's, copied */
+	struct page_params pp;   /* req's params plus ours; borrows their strings */
+	struct json_object *body;  /* in_body: the body object */
+	char *body_text;         /* body, serialised for the current page */
+	char *cursor;            /* cursor: the value sent with the next page */
+	char *next_link;         /* link: the next page's URL; NULL for the first */
+	long long offset;        /* offset: sent with the next page */
+	char limit_buf[24], offset_buf[24];
+};
+
+/* One fetched page: the response, its JSON and the records array in it. */
+struct page {
+	struct evs_response *resp;
+	struct json_object *root;
+	struct json_object *records;   /* borrowed from root */
+	size_t n;                      /* records; 0: the run is over */
+};
+
+/* Sets name=value among the page's parameters, or in the body object. */
+static void param_put(struct run *g, const char *name, const char *value, bool number)
+{
+	if (g->in_body)
+		body_set(g->body, name, value, number);
+	else
+		params_set(&g->pp, name, value);
+}
+
+/* Parses len bytes of s into *out (NULL for a JSON null): EVS_OK,
+ * EVS_EINVAL if it is not JSON (*out NULL), EVS_ENOMEM. */
+static int json_parse(const char *s, size_t len, struct json_object **out)
+{
+	struct json_tokener *tok = json_tokener_new();
+	int ret = EVS_OK;
+
+	*out = NULL;
+	if (!tok)
+		return EVS_ENOMEM;
+	*out = json_tokener_parse_ex(tok, s, (int)len);
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(*out);
+		*out = NULL;
+		ret = EVS_EINVAL;
+	}
+	json_tokener_free(tok);
+	return ret;
+}
+
+/* ------------------------------------------------------------ paging styles */
+
+/* Each style's next page, after a delivered one: *more says whether there
+ * is one; EVS_OK, or EVS_ENOMEM. */
+
+/* Cursor: the value at cursor_path_in_response (a string, trimmed, or an
+ * integer) goes out as cursor_name_in_request; none or empty ends the run. */
+static int cursor_next(struct run *g, const struct page *p, bool *more)
+{
+	struct json_object *cv = json_path(p->root, g->c->cursor_path_in_response);
+	const char *val = NULL;
+	char tmp[32];
+
+	*more = false;
+	if (json_object_is_type(cv, json_type_string)) {
+		val = json_object_get_string(cv);
+		while (isspace((unsigned char)*val))
+			val++;
+	} else if (json_object_is_type(cv, json_type_int)) {
+		snprintf(tmp, sizeof(tmp), "%" PRId64, json_object_get_int64(cv));
+		val = tmp;
+	}
+	if (!val || !*val)
+		return EVS_OK;
+	free(g->cursor);
+	g->cursor = strdup(val);
+	if (!g->cursor)
+		return EVS_ENOMEM;
+	for (size_t l = strlen(g->cursor); l && isspace((unsigned char)g->cursor[l - 1]); l--)
+		g->cursor[l - 1] = '\0';
+	param_put(g, g->c->cursor_name_in_request, g->cursor, false);
+	*more = true;
+	return EVS_OK;
+}
+
+/* Link: the Link header's link_rel_in_response_header, or the URL at
+ * link_path_in_response_body; none ends the run. */
+static int link_next(struct run *g, const struct page *p, bool *more)
+{
+	char *link = NULL;
+
+	if (g->c->link_rel_in_response_header) {
+		for (size_t i = 0; !link && i < p->resp->n_headers; i++)
+			if (strcasecmp(p->resp->headers[i].name, "Link") == 0)
+				link = link_find(p->resp->headers[i].value, g->c->link_rel_in_response_header);
+	} else {
+		struct json_object *lv = json_path(p->root, g->c->link_path_in_response_body);
+
+		if (json_object_is_type(lv, json_type_string) && *json_object_get_string(lv))
+			link = strdup(json_object_get_string(lv));
+	}
+	free(g->next_link);
+	g->next_link = link;
+	*more = link != NULL;
+	return EVS_OK;
+}
+
+/* Offset: a page shorter than the limit is the last; otherwise the offset
+ * moves by one ("per-page") or by the page's record count. */
+static int offset_next(struct run *g, const struct page *p, bool *more)
+{
+	*more = !(g->limit && p->n < g->limit);
+	if (!*more)
+		return EVS_OK;
+	if (g->c->offset_calculation_method && strcmp(g->c->offset_calculation_method, "per-page") == 0)
+		g->offset += 1;
+	else
+		g->offset += (long long)p->n;
+	return EVS_OK;
+}
+
+static bool cursor_ready(const struct config_paginate *c)
+{
+	return c->cursor_name_in_request && c->cursor_path_in_response;
+}
+
+static bool link_ready(const struct config_paginate *c)
+{
+	return c->link_rel_in_response_header || c->link_path_in_response_body;
+}
+
+static bool offset_ready(const struct config_paginate *c)
+{
+	return c->offset_name_in_request;
+}
+
+/* By enum config_paginate_type; CONFIG_PAGINATE_NONE has no row. */
+static const struct style {
+	bool (*ready)(const struct config_paginate *c);  /* has the provider what it needs? */
+	const char *needs;                               /* if not, the log line */
+	int (*next)(struct run *g, const struct page *p, bool *more);
+} styles[] = {
+	[CONFIG_PAGINATE_CURSOR] = {cursor_ready, "paginate: cursor pagination needs the provider's "
+			"cursor_name_in_request and cursor_path_in_response", cursor_next},
+	[CONFIG_PAGINATE_LINK] = {link_ready, "paginate: link pagination needs the provider's "
+			"link_rel_in_response_header or link_path_in_response_body", link_next},
+	[CONFIG_PAGINATE_OFFSET] = {offset_ready, "paginate: offset pagination needs the provider's "
+			"offset_name_in_request", offset_next},
+};
+
+/* ------------------------------------------------------------------- set-up */
+
+/* The style (opts->type, else the provider's), checked against the
+ * provider's settings, and the offset's start value. */
+static int style_choose(struct run *g, const struct evs_paginate_options *o)
+{
+	g->type = g->c->type;
+	if (o->type && config_paginate_type_from_name(o->type, &g->type)) {
+		pg_log(g->t, EVS_LOG_ERROR, "paginate: unknown type \"%.32s\", expected cursor, link or offset",
+		       o->type);
+		return EVS_EINVAL;
+	}
+	if ((size_t)g->type >= sizeof(styles) / sizeof(styles[0]) || !styles[g->type].ready) {
+		pg_log(g->t, EVS_LOG_ERROR, "paginate: the provider has no pagination style; pass opts->type");
+		return EVS_EINVAL;
+	}
+	if (!styles[g->type].ready(g->c)) {
+		pg_log(g->t, EVS_LOG_ERROR, "%s", styles[g->type].needs);
+		return EVS_EINVAL;
+	}
+	if (g->type == CONFIG_PAGINATE_OFFSET && g->c->offset_start_value) {
+		char *end;
+
+		g->offset = strtoll(g->c->offset_start_value, &end, 10);
+		if (*end || g->offset < 0)
+			return EVS_EINVAL;
+	}
+	return EVS_OK;
+}
+
+/* The page size: opts->limit (which needs limit_name_in_request), else the
+ * request's own limit param, which still counts for the last-page test. */
+static int limit_choose(struct run *g, const struct evs_paginate_options *o)
+{
+	const char *name = g->c->limit_name_in_request;
+
+	g->limit = o->limit;
+	if (g->limit && !name) {
+		pg_log(g->t, EVS_LOG_ERROR, "paginate: a limit needs the provider's limit_name_in_request");
+		return EVS_EINVAL;
+	}
+	if (!g->limit && name) {
+		for (size_t i = 0; g->req.params && i < g->req.n_params; i++)
+			if (g->req.params[i].name && strcmp(g->req.params[i].name, name) == 0 &&
+			    g->req.params[i].value)
+				g->limit = (uint32_t)strtoul(g->req.params[i].value, NULL, 10);
+	}
+	return EVS_OK;
+}
+
+/* in_body: the request's body as the object the parameters go into. */
+static int body_start(struct run *g)
+{
+	int ret;
+
+	if (!g->in_body)
+		return EVS_OK;
+	if (!g->req.body_len) {
+		g->body = json_object_new_object();
+		return g->body ? EVS_OK : EVS_ENOMEM;
+	}
+	ret = json_parse(g->req.body, g->req.body_len, &g->body);
+	if (ret == EVS_ENOMEM)
+		return ret;
+	if (!json_object_is_type(g->body, json_type_object)) {
+		pg_log(g->t, EVS_LOG_ERROR, "paginate: a %s body must be a JSON object", g->req.method);
+		return EVS_EINVAL;
+	}
+	return EVS_OK;
+}
+
+/* The caller's params, room for the limit, the offset and the cursor, and
+ * the limit. */
+static int params_start(struct run *g)
+{
+	g->pp.items = calloc(g->req.n_params + 3, sizeof(*g->pp.items));
+	if (!g->pp.items)
+		return EVS_ENOMEM;
+	for (size_t i = 0; i < g->req.n_params; i++)
+		g->pp.items[g->pp.n++] = g->req.params[i];
+	if (g->limit) {
+		snprintf(g->limit_buf, sizeof(g->limit_buf), "%" PRIu32, g->limit);
+		param_put(g, g->c->limit_name_in_request, g->limit_buf, true);
+	}
+	return EVS_OK;
+}
+
+static bool method_has_body(const char *method)
+{
+	const char *m = method ? method : "GET";
+
+	return strcasecmp(m, "POST") == 0 || strcasecmp(m, "PUT") == 0 || strcasecmp(m, "PATCH") == 0;
+}
+
+/* Checks the arguments and settles the run's settings. */
+static int run_start(struct run *g, const struct config_paginate *settings,
+		     const struct paginate_transport *t, const struct evs_request *req,
+		     const struct evs_paginate_options *opts)
+{
+	struct evs_paginate_options o = {0};
+	int ret;
+
+	if (!settings || !t || !t->request || !t->free_response || !req ||
+	    req->size < offsetof(struct evs_request, params))
+		return EVS_EINVAL;
+	memcpy(&g->req, req, req->size < sizeof(g->req) ? req->size : sizeof(g->req));
+	if (opts) {
+		if (opts->size < offsetof(struct evs_paginate_options, type) + sizeof(opts->type))
+			return EVS_EINVAL;
+		memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
+	}
+	g->t = t;
+	g->c = settings;
+	g->response_path = o.response_path ? o.response_path : g->c->response_path;
+	g->max_pages = o.max_pages;
+	ret = style_choose(g, &o);
+	if (ret)
+		return ret;
+	g->in_body = method_has_body(g->req.method);
+	ret = limit_choose(g, &o);
+	if (ret)
+		return ret;
+	if (g->req.n_params && !g->req.params)
+		return EVS_EINVAL;
+	ret = body_start(g);
+	if (ret)
+		return ret;
+	return params_start(g);
+}
+
+static void run_clear(struct run *g)
+{
+	json_object_put(g->body);
+	free(g->body_text);
+	free(g->cursor);
+	free(g->next_link);
+	free(g->pp.items);
+}
+
+/* ------------------------------------------------------------------ a page */
+
+/* The next page's request: the caller's, with this run's parameters (none
+ * when following a link) and body. */
+static int page_request(struct run *g, struct evs_request *page)
+{
+	*page = g->req;
+	page->size = sizeof(*page);
+	if (g->type == CONFIG_PAGINATE_OFFSET) {
+		snprintf(g->offset_buf, sizeof(g->offset_buf), "%lld", g->offset);
+		param_put(g, g->c->offset_name_in_request, g->offset_buf, true);
+	}
+	page->params = g->pp.items;
+	page->n_params = g->pp.n;
+	if (g->next_link) {
+		page->endpoint = g->next_link;
+		page->params = NULL;
+		page->n_params = 0;
+	}
+	if (g->body) {
+		const char *txt = json_object_to_json_string_ext(g->body, JSON_C_TO_STRING_PLAIN);
+
+		free(g->body_text);
+		g->body_text = strdup(txt ? txt : "{}");
+		if (!g->body_text)
+			return EVS_ENOMEM;
+		page->body = g->body_text;
+		page->body_len = strlen(g->body_text);
+	}
+	return EVS_OK;
+}
+
+/* Fetches the next page into p (released by page_release, also on
+ * failure): EVS_OK with p->n records, 0 when the records array is missing
+ * or empty (Nango stops there); EVS_EFAILED for a non-2xx page, a body
+ * that is not JSON or records that are not an array; the transport's
+ * errors. */
+static int page_fetch(struct run *g, struct page *p)
+{
+	struct evs_request req;
+	struct evs_response *resp = NULL;
+	uint32_t no = g->pages + 1;
+	int ret;
+
+	ret = page_request(g, &req);
+	if (ret)
+		return ret;
+	ret = g->t->request(g->t->user, &req, &resp);
+	if (ret)
+		return ret;
+	p->resp = resp;
+	if (resp->status < 200 || resp->status > 299) {
+		pg_log(g->t, EVS_LOG_ERROR, "paginate: page %" PRIu32 " came back with status %d", no,
+		       resp->status);
+		return EVS_EFAILED;
+	}
+	ret = json_parse(resp->body, resp->body_len, &p->root);
+	if (ret == EVS_EINVAL) {
+		pg_log(g->t, EVS_LOG_ERROR, "paginate: page %" PRIu32 " is not JSON", no);
+		return EVS_EFAILED;
+	}
+	if (ret)
+		return ret;
+	p->records = json_path(p->root, g->response_path);
+	if (p->records && !json_object_is_type(p->records, json_type_array)) {
+		pg_log(g->t, EVS_LOG_ERROR, "paginate: page %" PRIu32 ": \"%s\" is not an array", no,
+		       g->response_path ? g->response_path : "");
+		return EVS_EFAILED;
+	}
+	p->n = p->records ? json_object_array_length(p->records) : 0;
+	return EVS_OK;
+}
+
+/* Hands p's records to on_page: true if the caller wants the next page
+ * (on_page returned 0 and max_pages is not reached). */
+static bool page_deliver(struct run *g, const struct page *p, evs_page_fn on_page, void *user)
+{
+	g->pages++;
+	if (on_page(user, json_object_to_json_string_ext(p->records, JSON_C_TO_STRING_PLAIN), p->n))
+		return false;
+	return !(g->max_pages && g->pages >= g->max_pages);
+}
+
+static void page_release(struct run *g, struct page *p)
+{
+	json_object_put(p->root);
+	if (p->resp)
+		g->t->free_response(g->t->user, p->resp);
+}
+
+/* Paginates req in the provider's style (opts override it): see paginate.h.
  *
  * Nango's semantics: cursor sends cursor_name_in_request=<the value at
  * cursor_path_in_response>; link follows the Link header's rel (or the URL
@@ -255,287 +626,21 @@ int paginate_run(const struct config_paginate *settings, const struct paginate_t
 		 const struct evs_request *req, const struct evs_paginate_options *opts,
 		 evs_page_fn on_page, void *user)
 {
-	struct evs_request r = {0}, page = {0};
-	struct evs_paginate_options o = {0};
-	struct pg g = {0};
-	struct page_params pp = {0};
-	struct json_object *body = NULL, *root = NULL;
-	char *cursor = NULL, *next_link = NULL, *body_text = NULL;
-	char limit_buf[24], offset_buf[24];
-	long long offset = 0;
-	uint32_t pages = 0;
+	struct run g = {0};
+	bool more = true;
 	int ret = EVS_EINVAL;
 
-	if (!settings || !t || !t->request || !t->free_response || !req || !on_page || req->size < offsetof(struct evs_request, params))
-		return EVS_EINVAL;
-	memcpy(&r, req, req->size < sizeof(r) ? req->size : sizeof(r));
-	if (opts) {
-		if (opts->size < offsetof(struct evs_paginate_options, type) + sizeof(opts->type))
-			return EVS_EINVAL;
-		memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
+	if (on_page)
+		ret = run_start(&g, settings, t, req, opts);
+	while (!ret && more) {
+		struct page p = {0};
+
+		more = false;
+		ret = page_fetch(&g, &p);
+		if (!ret && p.n > 0 && page_deliver(&g, &p, on_page, user))
+			ret = styles[g.type].next(&g, &p, &more);
+		page_release(&g, &p);
 	}
-	g.c = settings;
-	g.type = g.c->type;
-	if (o.type && config_paginate_type_from_name(o.type, &g.type)) {
-		pg_log(t, EVS_LOG_ERROR, "paginate: unknown type \"%.32s\", expected cursor, link or offset", o.type);
-		return EVS_EINVAL;
-	}
-	g.response_path = o.response_path ? o.response_path : g.c->response_path;
-	g.limit = o.limit;
-	g.max_pages = o.max_pages;
-	switch (g.type) {
-	case CONFIG_PAGINATE_CURSOR:
-		if (!g.c->cursor_name_in_request || !g.c->cursor_path_in_response) {
-			pg_log(t, EVS_LOG_ERROR, "paginate: cursor pagination needs the provider's "
-					       "cursor_name_in_request and cursor_path_in_response");
-			return EVS_EINVAL;
-		}
-		break;
-	case CONFIG_PAGINATE_LINK:
-		if (!g.c->link_rel_in_response_header && !g.c->link_path_in_response_body) {
-			pg_log(t, EVS_LOG_ERROR, "paginate: link pagination needs the provider's "
-					       "link_rel_in_response_header or link_path_in_response_body");
-			return EVS_EINVAL;
-		}
-		break;
-	case CONFIG_PAGINATE_OFFSET:
-		if (!g.c->offset_name_in_request) {
-			pg_log(t, EVS_LOG_ERROR, "paginate: offset pagination needs the provider's "
-					       "offset_name_in_request");
-			return EVS_EINVAL;
-		}
-		if (g.c->offset_start_value) {
-			char *end;
-
-			offset = strtoll(g.c->offset_start_value, &end, 10);
-			if (*end || offset < 0)
-				return EVS_EINVAL;
-		}
-		break;
-	default:
-		pg_log(t, EVS_LOG_ERROR, "paginate: the provider has no pagination style; pass opts->type");
-		return EVS_EINVAL;
-	}
-	{
-		const char *m = r.method ? r.method : "GET";
-
-		g.in_body = strcasecmp(m, "POST") == 0 || strcasecmp(m, "PUT") == 0 ||
-			    strcasecmp(m, "PATCH") == 0;
-	}
-	if (g.limit && !g.c->limit_name_in_request) {
-		pg_log(t, EVS_LOG_ERROR, "paginate: a limit needs the provider's limit_name_in_request");
-		return EVS_EINVAL;
-	}
-	if (!g.limit && g.c->limit_name_in_request) {
-		/* The request's own limit param counts for the last-page test. */
-		for (size_t i = 0; r.params && i < r.n_params; i++)
-			if (r.params[i].name && strcmp(r.params[i].name, g.c->limit_name_in_request) == 0 &&
-			    r.params[i].value)
-				g.limit = (uint32_t)strtoul(r.params[i].value, NULL, 10);
-	}
-	if (r.n_params && !r.params)
-		return EVS_EINVAL;
-
-	if (g.in_body) {
-		if (r.body_len) {
-			struct json_tokener *tok = json_tokener_new();
-
-			if (!tok)
-				return EVS_ENOMEM;
-			body = json_tokener_parse_ex(tok, r.body, (int)r.body_len);
-			if (json_tokener_get_error(tok) != json_tokener_success)
-				body = NULL;
-			json_tokener_free(tok);
-			if (!json_object_is_type(body, json_type_object)) {
-				json_object_put(body);
-				pg_log(t, EVS_LOG_ERROR, "paginate: a %s body must be a JSON object", r.method);
-				return EVS_EINVAL;
-			}
-		} else {
-			body = json_object_new_object();
-			if (!body)
-				return EVS_ENOMEM;
-		}
-	}
-	pp.items = calloc(r.n_params + 3, sizeof(*pp.items));
-	ret = EVS_ENOMEM;
-	if (!pp.items)
-		goto out;
-	for (size_t i = 0; i < r.n_params; i++)
-		pp.items[pp.n++] = r.params[i];
-	if (g.limit) {
-		snprintf(limit_buf, sizeof(limit_buf), "%" PRIu32, g.limit);
-		if (g.in_body)
-			body_set(body, g.c->limit_name_in_request, limit_buf, true);
-		else
-			params_set(&pp, g.c->limit_name_in_request, limit_buf);
-	}
-
-	for (;;) {
-		struct evs_response *resp = NULL;
-		struct json_object *records;
-		struct json_tokener *tok;
-		size_t n;
-		int stop;
-
-		page = r;
-		page.size = sizeof(page);
-		page.params = pp.items;
-		page.n_params = pp.n;
-		if (g.type == CONFIG_PAGINATE_OFFSET) {
-			snprintf(offset_buf, sizeof(offset_buf), "%lld", offset);
-			if (g.in_body)
-				body_set(body, g.c->offset_name_in_request, offset_buf, true);
-			else
-				params_set(&pp, g.c->offset_name_in_request, offset_buf);
-			page.n_params = pp.n;
-		}
-		if (next_link) {
-			page.endpoint = next_link;
-			page.params = NULL;
-			page.n_params = 0;
-		}
-		if (body) {
-			const char *txt = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-
-			free(body_text);
-			body_text = strdup(txt ? txt : "{}");
-			ret = EVS_ENOMEM;
-			if (!body_text)
-				goto out;
-			page.body = body_text;
-			page.body_len = strlen(body_text);
-		}
-		ret = t->request(t->user, &page, &resp);
-		if (ret)
-			goto out;
-		if (resp->status < 200 || resp->status > 299) {
-			pg_log(t, EVS_LOG_ERROR, "paginate: page %" PRIu32 " came back with status %d", pages + 1,
-			     resp->status);
-			t->free_response(t->user, resp);
-			ret = EVS_EFAILED;
-			goto out;
-		}
-		json_object_put(root);
-		root = NULL;
-		tok = json_tokener_new();
-		if (!tok) {
-			t->free_response(t->user, resp);
-			ret = EVS_ENOMEM;
-			goto out;
-		}
-		root = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
-		if (json_tokener_get_error(tok) != json_tokener_success) {
-			json_object_put(root);
-			root = NULL;
-			json_tokener_free(tok);
-			pg_log(t, EVS_LOG_ERROR, "paginate: page %" PRIu32 " is not JSON", pages + 1);
-			ret = EVS_EFAILED;
-			goto page_done;
-		}
-		json_tokener_free(tok);
-		records = json_path(root, g.response_path);
-		if (!records) {
-			ret = EVS_OK; /* nothing more (Nango stops on a missing array) */
-			goto page_done;
-		}
-		if (!json_object_is_type(records, json_type_array)) {
-			pg_log(t, EVS_LOG_ERROR, "paginate: page %" PRIu32 ": \"%s\" is not an array", pages + 1,
-			     g.response_path ? g.response_path : "");
-			ret = EVS_EFAILED;
-			goto page_done;
-		}
-		n = json_object_array_length(records);
-		if (n == 0) {
-			ret = EVS_OK;
-			goto page_done;
-		}
-		pages++;
-		stop = on_page(user, json_object_to_json_string_ext(records, JSON_C_TO_STRING_PLAIN), n);
-		ret = EVS_OK;
-		if (stop || (g.max_pages && pages >= g.max_pages))
-			goto page_done;
-
-		/* The next page. */
-		ret = 1; /* "go on" marker */
-		switch (g.type) {
-		case CONFIG_PAGINATE_CURSOR: {
-			struct json_object *cv = json_path(root, g.c->cursor_path_in_response);
-			char tmp[32];
-			const char *val = NULL;
-
-			if (json_object_is_type(cv, json_type_string)) {
-				val = json_object_get_string(cv);
-				while (isspace((unsigned char)*val))
-					val++;
-			} else if (json_object_is_type(cv, json_type_int)) {
-				snprintf(tmp, sizeof(tmp), "%" PRId64, json_object_get_int64(cv));
-				val = tmp;
-			}
-			if (!val || !*val) {
-				ret = EVS_OK;
-				break;
-			}
-			free(cursor);
-			cursor = strdup(val);
-			if (!cursor) {
-				ret = EVS_ENOMEM;
-				break;
-			}
-			for (size_t l = strlen(cursor); l && isspace((unsigned char)cursor[l - 1]); l--)
-				cursor[l - 1] = '\0';
-			if (g.in_body)
-				body_set(body, g.c->cursor_name_in_request, cursor, false);
-			else
-				params_set(&pp, g.c->cursor_name_in_request, cursor);
-			break;
-		}
-		case CONFIG_PAGINATE_LINK: {
-			char *link = NULL;
-
-			if (g.c->link_rel_in_response_header) {
-				for (size_t i = 0; !link && i < resp->n_headers; i++)
-					if (strcasecmp(resp->headers[i].name, "Link") == 0)
-						link = link_find(resp->headers[i].value,
-								 g.c->link_rel_in_response_header);
-			} else {
-				struct json_object *lv = json_path(root, g.c->link_path_in_response_body);
-
-				if (json_object_is_type(lv, json_type_string) && *json_object_get_string(lv))
-					link = strdup(json_object_get_string(lv));
-			}
-			free(next_link);
-			next_link = link;
-			if (!link)
-				ret = EVS_OK;
-			break;
-		}
-		case CONFIG_PAGINATE_OFFSET:
-			if (g.limit && n < g.limit) {
-				ret = EVS_OK;
-				break;
-			}
-			if (g.c->offset_calculation_method &&
-			    strcmp(g.c->offset_calculation_method, "per-page") == 0)
-				offset += 1;
-			else
-				offset += (long long)n;
-			break;
-		default:
-			ret = EVS_OK;
-			break;
-		}
-page_done:
-		t->free_response(t->user, resp);
-		if (ret != 1)
-			goto out;
-	}
-out:
-	json_object_put(root);
-	json_object_put(body);
-	free(body_text);
-	free(cursor);
-	free(next_link);
-	free(pp.items);
+	run_clear(&g);
 	return ret;
 }

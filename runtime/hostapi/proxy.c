@@ -123,14 +123,21 @@ static void list_clear(struct config_strlist *l)
 }
 
 
+/* An array of n items of size bytes each, grown by one item (the old one is
+ * then gone), or NULL when it holds CONFIG_LIST_MAX or memory ran out (the
+ * old one is kept). */
+static void *grow_by_one(void *items, size_t n, size_t size)
+{
+	if (n >= CONFIG_LIST_MAX)
+		return NULL;
+	return realloc(items, (n + 1) * size);
+}
+
 /* Appends (key, value) copies to m. */
 static int map_add(struct config_map *m, const char *key, const char *value)
 {
-	struct config_kv *items;
+	struct config_kv *items = grow_by_one(m->items, m->n, sizeof(*items));
 
-	if (m->n >= CONFIG_LIST_MAX)
-		return EVS_ENOMEM;
-	items = realloc(m->items, (m->n + 1) * sizeof(*items));
 	if (!items)
 		return EVS_ENOMEM;
 	m->items = items;
@@ -145,13 +152,11 @@ static int map_add(struct config_map *m, const char *key, const char *value)
 	return EVS_OK;
 }
 
+/* Appends a copy of s to l. */
 static int list_add(struct config_strlist *l, const char *s)
 {
-	char **items;
+	char **items = grow_by_one(l->items, l->n, sizeof(*items));
 
-	if (l->n >= CONFIG_LIST_MAX)
-		return EVS_ENOMEM;
-	items = realloc(l->items, (l->n + 1) * sizeof(*items));
 	if (!items)
 		return EVS_ENOMEM;
 	l->items = items;
@@ -613,17 +618,12 @@ static int add_query(struct proxy_session *s, struct dynbuf *b, bool *has_query,
 	return ret;
 }
 
-static int prepare(struct proxy_session *s, const struct evs_request *r, struct prepared *p)
+/* The method, upper-cased: 1 to 16 letters. */
+static int prepare_method(const struct evs_request *r, struct prepared *p)
 {
-	const struct proxy_target *t = s->t;
-	struct dynbuf url;
 	const char *m = r->method ? r->method : "GET";
-	size_t base_len = strlen(t->base_url), mlen = strlen(m);
-	bool has_query, has_ctype = false, has_ua = false;
-	int ret;
+	size_t mlen = strlen(m);
 
-	memset(p, 0, sizeof(*p));
-	secret_buf_init(&url); /* allocates nothing: the early returns need no free */
 	if (mlen == 0 || mlen >= sizeof(p->method))
 		return EVS_EINVAL;
 	for (size_t i = 0; i < mlen; i++) {
@@ -631,103 +631,179 @@ static int prepare(struct proxy_session *s, const struct evs_request *r, struct 
 			return EVS_EINVAL;
 		p->method[i] = (char)toupper((unsigned char)m[i]);
 	}
+	return EVS_OK;
+}
+
+/* An endpoint without spaces or control characters, and arrays where
+ * their counts say there are some. */
+static bool request_well_formed(const struct evs_request *r)
+{
 	if (!r->endpoint || !*r->endpoint)
-		return EVS_EINVAL;
+		return false;
 	for (const unsigned char *c = (const unsigned char *)r->endpoint; *c; c++)
 		if (*c <= 0x20 || *c == 0x7f)
-			return EVS_EINVAL;
-	if (r->n_params && !r->params)
-		return EVS_EINVAL;
-	if (r->n_headers && !r->headers)
-		return EVS_EINVAL;
-	if (r->body_len && !r->body)
-		return EVS_EINVAL;
+			return false;
+	return !(r->n_params && !r->params) && !(r->n_headers && !r->headers) &&
+	       !(r->body_len && !r->body);
+}
 
-	if (r->endpoint[0] == '/') {
-		if (r->endpoint[1] == '/')
+/* base_url + endpoint, or an absolute endpoint under base_url, into url
+ * (a failure to grow is sticky: the caller checks). EVS_EDENIED for any
+ * other endpoint and for "." and ".." segments. */
+static int url_base(const struct proxy_target *t, const char *endpoint, struct dynbuf *url)
+{
+	size_t base_len = strlen(t->base_url);
+
+	if (endpoint[0] == '/') {
+		if (endpoint[1] == '/')
 			return EVS_EDENIED; /* "//host" would be taken for a host by some */
-		if (has_dot_segment(r->endpoint))
+		if (has_dot_segment(endpoint))
 			return EVS_EDENIED;
-		dynbuf_add_str(&url, t->base_url);
-		dynbuf_add_str(&url, r->endpoint); /* a failure is sticky: checked below */
+		dynbuf_add_str(url, t->base_url);
+		dynbuf_add_str(url, endpoint);
 	} else {
-		const char *rest = r->endpoint + base_len;
+		const char *rest = endpoint + base_len;
 
-		if (strncmp(r->endpoint, t->base_url, base_len) != 0 ||
+		if (strncmp(endpoint, t->base_url, base_len) != 0 ||
 		    (*rest && *rest != '/' && *rest != '?'))
 			return EVS_EDENIED;
 		if (has_dot_segment(rest))
 			return EVS_EDENIED;
-		dynbuf_add_str(&url, r->endpoint);
+		dynbuf_add_str(url, endpoint);
 	}
+	return EVS_OK;
+}
+
+/* p->url: the base and endpoint, the request's params (but those the
+ * target's query names: auth wins), then the target's query; and
+ * p->url_for_log. */
+static int prepare_url(struct proxy_session *s, const struct evs_request *r, struct prepared *p)
+{
+	const struct proxy_target *t = s->t;
+	struct dynbuf url;
+	bool has_query;
+	int ret;
+
+	secret_buf_init(&url);
+	ret = url_base(t, r->endpoint, &url);
+	if (ret)
+		goto out;
 	has_query = strchr(dynbuf_str(&url), '?') != NULL;
-	ret = EVS_OK;
 	for (size_t i = 0; i < r->n_params; i++) {
-		if (!r->params[i].name || !*r->params[i].name || !r->params[i].value) {
-			dynbuf_free(&url);
-			return EVS_EINVAL;
+		const struct evs_header *q = &r->params[i];
+
+		if (!q->name || !*q->name || !q->value) {
+			ret = EVS_EINVAL;
+			goto out;
 		}
-		if (config_map_get(&t->query, r->params[i].name))
-			continue; /* auth wins */
-		if (add_query(s, &url, &has_query, r->params[i].name, r->params[i].value))
-			ret = EVS_ENOMEM;
+		if (!config_map_get(&t->query, q->name) && add_query(s, &url, &has_query, q->name, q->value))
+			ret = EVS_ENOMEM; /* noted; a bad param after it is still EVS_EINVAL */
 	}
 	for (size_t i = 0; i < t->query.n; i++)
 		if (add_query(s, &url, &has_query, t->query.items[i].key, t->query.items[i].value))
 			ret = EVS_ENOMEM;
 	/* ownership moves; wiped in prepared_clear */
 	if (ret || dynbuf_take(&url, &p->url, NULL)) {
-		dynbuf_free(&url);
-		return EVS_ENOMEM;
+		ret = EVS_ENOMEM;
+		goto out;
 	}
 	p->url_for_log = log_url(p->url);
-	ret = EVS_ENOMEM;
 	if (!p->url_for_log)
-		goto fail;
+		ret = EVS_ENOMEM;
+out:
+	dynbuf_free(&url);
+	return ret;
+}
+
+/* Which headers prepare_headers has added that evscript would otherwise
+ * add itself. */
+struct headers_seen {
+	bool content_type;
+	bool user_agent;
+};
+
+/* Adds the header name: value (EVS_EINVAL unless both are valid). */
+static int header_put(struct prepared *p, struct headers_seen *seen, const char *name, const char *value)
+{
+	int ret;
+
+	if (!valid_header_name(name) || !valid_header_value(value))
+		return EVS_EINVAL;
+	ret = add_header(&p->headers, name, value);
+	if (ret)
+		return ret;
+	seen->content_type |= strcasecmp(name, "Content-Type") == 0;
+	seen->user_agent |= strcasecmp(name, "User-Agent") == 0;
+	return EVS_OK;
+}
+
+/* A request header the connection's auth sets: the target's header of that
+ * name, or Authorization with basic credentials. */
+static bool auth_header(const struct proxy_target *t, const char *name)
+{
+	for (size_t j = 0; j < t->headers.n; j++)
+		if (strcasecmp(t->headers.items[j].key, name) == 0)
+			return true;
+	return t->basic_user && strcasecmp(name, "Authorization") == 0;
+}
+
+/* p->headers: the target's, the request's (but those auth sets), then a
+ * default Content-Type for a body and User-Agent, and an empty Expect. */
+static int prepare_headers(struct proxy_session *s, const struct evs_request *r, struct prepared *p)
+{
+	const struct proxy_target *t = s->t;
+	struct headers_seen seen = {0};
+	struct curl_slist *l;
+	int ret;
 
 	for (size_t i = 0; i < t->headers.n; i++) {
-		const char *k = t->headers.items[i].key, *v = t->headers.items[i].value;
-
-		ret = EVS_EINVAL;
-		if (!valid_header_name(k) || !valid_header_value(v))
-			goto fail;
-		ret = add_header(&p->headers, k, v);
+		ret = header_put(p, &seen, t->headers.items[i].key, t->headers.items[i].value);
 		if (ret)
-			goto fail;
-		has_ctype |= strcasecmp(k, "Content-Type") == 0;
-		has_ua |= strcasecmp(k, "User-Agent") == 0;
+			return ret;
 	}
 	for (size_t i = 0; i < r->n_headers; i++) {
 		const char *k = r->headers[i].name, *v = r->headers[i].value;
 
-		ret = EVS_EINVAL;
 		if (!valid_header_name(k) || !valid_header_value(v))
-			goto fail;
-		for (size_t j = 0; j < t->headers.n; j++)
-			if (strcasecmp(t->headers.items[j].key, k) == 0)
-				goto next; /* auth wins */
-		if (t->basic_user && strcasecmp(k, "Authorization") == 0)
+			return EVS_EINVAL;
+		if (auth_header(t, k))
 			continue;
-		ret = add_header(&p->headers, k, v);
+		ret = header_put(p, &seen, k, v);
 		if (ret)
-			goto fail;
-		has_ctype |= strcasecmp(k, "Content-Type") == 0;
-		has_ua |= strcasecmp(k, "User-Agent") == 0;
-next:;
+			return ret;
 	}
-	if (r->body_len && !has_ctype && (ret = add_header(&p->headers, "Content-Type", "application/json")))
-		goto fail;
-	if (!has_ua && (ret = add_header(&p->headers, "User-Agent", "evscript")))
-		goto fail;
-	{
-		/* "Name:" with no value makes curl drop its own Expect: 100-continue. */
-		struct curl_slist *l = curl_slist_append(p->headers, "Expect:");
+	if (r->body_len && !seen.content_type &&
+	    (ret = add_header(&p->headers, "Content-Type", "application/json")))
+		return ret;
+	if (!seen.user_agent && (ret = add_header(&p->headers, "User-Agent", "evscript")))
+		return ret;
+	/* "Name:" with no value makes curl drop its own Expect: 100-continue. */
+	l = curl_slist_append(p->headers, "Expect:");
+	if (!l)
+		return EVS_ENOMEM;
+	p->headers = l;
+	return EVS_OK;
+}
 
-		ret = EVS_ENOMEM;
-		if (!l)
-			goto fail;
-		p->headers = l;
-	}
+/* Builds p from r (see the top of this file); the caller clears it with
+ * prepared_clear. On failure p is cleared here. */
+static int prepare(struct proxy_session *s, const struct evs_request *r, struct prepared *p)
+{
+	int ret;
+
+	memset(p, 0, sizeof(*p));
+	ret = prepare_method(r, p);
+	if (ret)
+		goto fail;
+	ret = EVS_EINVAL;
+	if (!request_well_formed(r))
+		goto fail;
+	ret = prepare_url(s, r, p);
+	if (ret)
+		goto fail;
+	ret = prepare_headers(s, r, p);
+	if (ret)
+		goto fail;
 	p->body = r->body;
 	p->body_len = r->body_len;
 	p->retries = r->retries;
