@@ -236,7 +236,7 @@ static int64_t reap_pass(struct daemon *d, struct retired **done)
 	for (struct retired **pp = &d->retired; *pp;) {
 		struct retired *r = *pp;
 
-		if (atomic_load(&r->g->refs) == 1) {
+		if (generation_unshared(r->g)) {
 			/* only ours is left: nothing runs on it, nothing can start */
 			*pp = r->next;
 			d->n_retired--;
@@ -246,9 +246,9 @@ static int64_t reap_pass(struct daemon *d, struct retired **done)
 		}
 		if (!r->killed && now >= r->deadline_us) {
 			log_warn("reload", "generation %lld: drain deadline passed with %zu executions "
-				 "running: killing them", (long long)r->g->number,
-				 executor_running(r->g->executor));
-			executor_kill_all(r->g->executor);
+				 "running: killing them", (long long)generation_number(r->g),
+				 executor_running(generation_executor(r->g)));
+			executor_kill_all(generation_executor(r->g));
 			r->killed = true;
 		}
 		if (!r->killed && r->deadline_us < next)
@@ -262,7 +262,7 @@ static void free_retired(struct retired *list)
 {
 	while (list) {
 		struct retired *next = list->next;
-		int64_t number = list->g->number;
+		int64_t number = generation_number(list->g);
 
 		generation_unref(list->g); /* the last: its zygote exits */
 		log_info("reload", "generation %lld retired", (long long)number);
@@ -308,33 +308,33 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 	uint32_t drain_s;
 	int ret;
 
-	ret = generation_build(d->config_path, environ, cur, d->store, cur->number + 1, &g, err,
+	ret = generation_build(d->config_path, environ, cur, d->store, generation_number(cur) + 1, &g, err,
 			       sizeof(err));
-	if (ret == 0 && (!g->config->secret_key || !g->config->secret_key[0])) {
+	if (ret == 0 && (!generation_config(g)->secret_key || !generation_config(g)->secret_key[0])) {
 		snprintf(err, sizeof(err), "%s: secret_key is not set (set it in the file or in "
-			 "EVSCRIPT_SECRET_KEY)", g->config->file);
+			 "EVSCRIPT_SECRET_KEY)", generation_config(g)->file);
 		ret = -EINVAL;
 	}
-	if (ret == 0 && http_server_set_secret(d->server, g->config->secret_key) != 0) {
+	if (ret == 0 && http_server_set_secret(d->server, generation_config(g)->secret_key) != 0) {
 		snprintf(err, sizeof(err), "the new secret key was refused");
 		ret = -EINVAL;
 	}
 	if (ret < 0) {
 		log_error("reload", "reload failed, generation %lld stays in service: %s",
-			  (long long)cur->number, err);
+			  (long long)generation_number(cur), err);
 		api_set_last_reload_error(&d->api, err);
 		if (rep) {
-			rep->generation = cur->number;
+			rep->generation = generation_number(cur);
 			snprintf(rep->error, sizeof(rep->error), "%s", err);
 		}
 		generation_unref(g);
 		generation_unref(cur);
 		return API_RELOAD_FAILED;
 	}
-	number = g->number;
-	n_plugins = g->n_plugins;
-	n_refused = g->n_refused;
-	drain_s = g->config->drain_deadline_s;
+	number = generation_number(g);
+	n_plugins = generation_plugin_count(g);
+	n_refused = generation_refusal_count(g);
+	drain_s = generation_config(g)->drain_deadline_s;
 	if (rep) /* before the swap: a SIGHUP reload may retire g right after it */
 		rep->built = generation_ref(g);
 	dispatch_swap_generation(d->dispatch, g);
@@ -423,7 +423,7 @@ static size_t shutdown_drain(struct daemon *d)
 	if (!d->dispatch)
 		goto stop_reaper;
 	g = dispatch_generation(d->dispatch);
-	drain = g->config->drain_deadline_s;
+	drain = generation_config(g)->drain_deadline_s;
 	left = dispatch_stop(d->dispatch, util_mono_us() + (int64_t)drain * 1000000);
 	if (left > 0) {
 		ret = store_interrupt_running(d->store, "interrupted: the daemon stopped while it ran",
@@ -433,10 +433,10 @@ static size_t shutdown_drain(struct daemon *d)
 				  store_strerror(ret));
 		log_warn("daemon", "drain deadline (%u s) passed: %lld executions marked interrupted, "
 			 "killing them", drain, (long long)count);
-		executor_kill_all(g->executor);
+		executor_kill_all(generation_executor(g));
 		pthread_mutex_lock(&d->reap_lock);
 		for (struct retired *r = d->retired; r; r = r->next)
-			executor_kill_all(r->g->executor);
+			executor_kill_all(generation_executor(r->g));
 		pthread_mutex_unlock(&d->reap_lock);
 		/* killed executions end at once */
 		left = dispatch_stop(d->dispatch, util_mono_us() + 10 * 1000000LL);
@@ -569,9 +569,9 @@ static int start_generation(struct daemon *d, struct generation **gen)
 		log_error("daemon", "%s", err);
 		return -1;
 	}
-	for (size_t i = 0; i < (*gen)->config->nango.ignored.n; i++)
-		log_info("config", "%s", (*gen)->config->nango.ignored.items[i]);
-	ret = dispatch_new(d->store, *gen, (*gen)->config->max_concurrency, &d->dispatch);
+	for (size_t i = 0; i < generation_config((*gen))->nango.ignored.n; i++)
+		log_info("config", "%s", generation_config((*gen))->nango.ignored.items[i]);
+	ret = dispatch_new(d->store, *gen, generation_config((*gen))->max_concurrency, &d->dispatch);
 	if (ret < 0) {
 		log_error("daemon", "the dispatcher could not be created (%d)", ret);
 		return -1;
@@ -600,15 +600,15 @@ static int start_http(struct daemon *d, const struct generation *gen)
 	d->api.reload_user = d;
 	d->api.started_at_ms = util_now_ms();
 	memset(&hc, 0, sizeof(hc));
-	hc.listen = gen->config->listen;
-	hc.secret_key = gen->config->secret_key;
+	hc.listen = generation_config(gen)->listen;
+	hc.secret_key = generation_config(gen)->secret_key;
 	hc.routes = api_routes(&hc.n_routes);
 	hc.user = &d->api;
 	ret = http_server_new(&hc, &d->server, err, sizeof(err));
 	if (ret == 0)
 		ret = http_server_start(d->server, err, sizeof(err));
 	if (ret < 0) {
-		log_error("daemon", "HTTP server on %s: %s", gen->config->listen, err);
+		log_error("daemon", "HTTP server on %s: %s", generation_config(gen)->listen, err);
 		return -1;
 	}
 	d->api.server = d->server;
@@ -634,12 +634,12 @@ static int start_threads(struct daemon *d)
 /* The start-up line on stdout (tests and supervisors wait for it). */
 static void announce(const struct daemon *d, const struct generation *gen)
 {
-	const char *host = gen->config->listen_host;
+	const char *host = generation_config(gen)->listen_host;
 	bool v6 = strchr(host, ':') != NULL;
 
 	printf("evscriptd listening on http://%s%s%s:%u (generation %lld, %zu plugins)\n",
 	       v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)http_server_port(d->server),
-	       (long long)gen->number, gen->n_plugins);
+	       (long long)generation_number(gen), generation_plugin_count(gen));
 	fflush(stdout);
 }
 

@@ -223,7 +223,7 @@ static bool plugin_fits(const struct run *r, const struct loader_plugin *p,
 static int host_new(struct dispatch *d, const struct run *r, int64_t execution_id,
 		    int64_t deadline_us, struct hostapi_exec **hx)
 {
-	const struct config_host *cfg = r->gen->config;
+	const struct config_host *cfg = generation_config(r->gen);
 	struct hostapi_exec_info info = {
 		.store = d->store,
 		.config = cfg,
@@ -254,7 +254,7 @@ static int host_new(struct dispatch *d, const struct run *r, int64_t execution_i
 static void execute(struct dispatch *d, const struct run *r, size_t idx, int64_t t0,
 		    struct dispatch_outcome *o, struct executor_result *res)
 {
-	const struct config_host *cfg = r->gen->config;
+	const struct config_host *cfg = generation_config(r->gen);
 	int64_t deadline_us = t0 + (int64_t)config_script_deadline(cfg, r->in.script) * 1000000;
 	struct hostapi_exec *hx = NULL;
 	struct evs_event ev = {
@@ -280,7 +280,7 @@ static void execute(struct dispatch *d, const struct run *r, size_t idx, int64_t
 		res->error = strdup("the host could not set up the execution (out of memory)");
 		return;
 	}
-	if (executor_run(r->gen->executor, &job, hx, res) < 0) {
+	if (executor_run(generation_executor(r->gen), &job, hx, res) < 0) {
 		if (!res->error)
 			res->error = strdup("the executor could not start the execution");
 		res->status = STORE_EXEC_FAILED;
@@ -312,7 +312,7 @@ static void record_finish(struct dispatch *d, const struct run *r, int64_t t0,
 	log_info("dispatch", "execution %lld: %s %s for %s/%s (generation %lld): %s in %lld ms%s%s",
 		 (long long)o->execution_id, r->in.kind == STORE_EXEC_ACTION ? "action" : "script",
 		 r->in.script, r->in.provider_config_key, r->in.connection_id,
-		 (long long)r->gen->number, store_exec_status_name(o->status),
+		 (long long)generation_number(r->gen), store_exec_status_name(o->status),
 		 (long long)((util_mono_us() - t0) / 1000), o->error ? ": " : "",
 		 o->error ? o->error : "");
 }
@@ -355,7 +355,7 @@ static int run_once(struct dispatch *d, const struct run *r, struct dispatch_out
 static const struct config_integration *integration_of(const struct generation *g,
 							const char *provider_config_key)
 {
-	return config_integration_find(g->config, provider_config_key);
+	return config_integration_find(generation_config(g), provider_config_key);
 }
 
 /* ---------------------------------------------------------------------------
@@ -456,7 +456,7 @@ static void *worker(void *arg)
 			break;
 		}
 		seq = d->wake_seq;
-		number = d->gen->number;
+		number = generation_number(d->gen);
 		pthread_mutex_unlock(&d->lock);
 
 		ret = store_event_claim(d->store, number, &ev);
@@ -525,7 +525,7 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 	if (scripts->n == 0)
 		goto out;
 	ret = store_event_insert(d->store, STORE_EVENT_VALIDATE_CONNECTION, connection_id,
-				 provider_config_key, true, g->number, &event_id);
+				 provider_config_key, true, generation_number(g), &event_id);
 	if (ret < 0)
 		goto out;
 	candidate = strdup(candidate_json);

@@ -7,7 +7,7 @@
  * of it, that version stays in service (the same verified bytes, through a
  * dup of its sealed memfd).
  */
-#include "generation.h"
+#include "generation_priv.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -345,4 +345,57 @@ void generation_unref(struct generation *g)
 	sign_keyring_free(g->keyring);
 	config_host_free(g->config);
 	free(g);
+}
+
+int64_t generation_number(const struct generation *g)
+{
+	return g->number;
+}
+
+int64_t generation_created_at_ms(const struct generation *g)
+{
+	return g->created_at_ms;
+}
+
+const struct config_host *generation_config(const struct generation *g)
+{
+	return g->config;
+}
+
+struct executor *generation_executor(const struct generation *g)
+{
+	return g->executor;
+}
+
+size_t generation_plugin_count(const struct generation *g)
+{
+	return g->n_plugins;
+}
+
+const struct loader_plugin *generation_plugin_at(const struct generation *g, size_t i,
+						 int64_t *since)
+{
+	if (since)
+		*since = g->plugin_generation ? g->plugin_generation[i] : g->number;
+	return g->plugins[i];
+}
+
+struct loader_plugin *const *generation_plugins(const struct generation *g)
+{
+	return g->plugins;
+}
+
+size_t generation_refusal_count(const struct generation *g)
+{
+	return g->n_refused;
+}
+
+const struct generation_refusal *generation_refusal_at(const struct generation *g, size_t i)
+{
+	return &g->refused[i];
+}
+
+bool generation_unshared(const struct generation *g)
+{
+	return atomic_load(&((struct generation *)g)->refs) == 1;
 }

@@ -9,7 +9,6 @@
 #ifndef EVS_GENERATION_H
 #define EVS_GENERATION_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,19 +27,30 @@ struct generation_refusal {
 	bool kept_previous;     /* the previous generation's version stays in service */
 };
 
-struct generation {
-	int64_t number;
-	int64_t created_at_ms;
-	struct config_host *config;
-	struct sign_keyring *keyring;
-	struct loader_plugin **plugins;     /* loaded, sorted by name */
-	int64_t *plugin_generation;         /* the generation each plugin was first loaded in */
-	size_t n_plugins;
-	struct generation_refusal *refused;
-	size_t n_refused;
-	struct executor *executor;
-	atomic_int refs;
-};
+/* Opaque: read it through the accessors below. */
+struct generation;
+
+/* Its number, and when it was built (util_now_ms). */
+int64_t generation_number(const struct generation *g);
+int64_t generation_created_at_ms(const struct generation *g);
+/* Its config and its executor, lent for as long as the caller holds a
+ * reference. */
+const struct config_host *generation_config(const struct generation *g);
+struct executor *generation_executor(const struct generation *g);
+/* Its loaded plugins, sorted by name: how many, plugin i (lent) with the
+ * generation it was first loaded in (*since, may be NULL), and the array
+ * (for executor_new). */
+size_t generation_plugin_count(const struct generation *g);
+const struct loader_plugin *generation_plugin_at(const struct generation *g, size_t i,
+						 int64_t *since);
+struct loader_plugin *const *generation_plugins(const struct generation *g);
+/* The plugins it refused: how many, and refusal i (lent). */
+size_t generation_refusal_count(const struct generation *g);
+const struct generation_refusal *generation_refusal_at(const struct generation *g, size_t i);
+/* Only the caller's reference is left (a retired generation whose
+ * executions have all ended). */
+bool generation_unshared(const struct generation *g);
+
 
 /* Builds generation `number` from the config file at config_path (envp for
  * EVSCRIPT_SECRET_KEY, as config_load). prev (may be NULL) is the running

@@ -279,7 +279,7 @@ int api_respond_connection_error(struct http_response *resp, const char *pck, co
 const struct config_integration *api_integration(struct http_response *resp,
 						 const struct generation *g, const char *pck)
 {
-	const struct config_integration *in = config_integration_find(g->config, pck);
+	const struct config_integration *in = config_integration_find(generation_config(g), pck);
 
 	if (!in)
 		http_respond_error(resp, 404, "unknown_provider_config", "integration %s is not configured", pck);

@@ -122,7 +122,7 @@ int api_environment_variables(struct http_request *req, struct http_response *re
 {
 	struct api_context *ctx = user;
 	struct generation *g = dispatch_generation(ctx->dispatch);
-	const struct config_map *env = &g->config->environment;
+	const struct config_map *env = &generation_config(g)->environment;
 	const struct config_kv **sorted = NULL;
 	struct json_object *arr = NULL;
 	int ret;

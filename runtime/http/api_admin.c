@@ -21,13 +21,14 @@ static struct json_object *loaded_json(const struct generation *g)
 
 	if (!arr)
 		return NULL;
-	for (size_t i = 0; i < g->n_plugins; i++) {
-		const struct loader_plugin *p = g->plugins[i];
+	for (size_t i = 0; i < generation_plugin_count(g); i++) {
+		int64_t since;
+		const struct loader_plugin *p = generation_plugin_at(g, i, &since);
 		struct json_object *o = json_object_new_object();
 
 		if (!o)
 			continue;
-		api_iso_time(p->loaded_at_ms ? p->loaded_at_ms : g->created_at_ms, false, ts);
+		api_iso_time(p->loaded_at_ms ? p->loaded_at_ms : generation_created_at_ms(g), false, ts);
 		json_object_object_add(o, "name", json_object_new_string(p->name));
 		json_object_object_add(o, "version", json_object_new_string(p->version));
 		json_object_object_add(o, "kind", json_object_new_string(p->kind == LOADER_ACTION ? "action" : "event"));
@@ -36,7 +37,7 @@ static struct json_object *loaded_json(const struct generation *g)
 		json_object_object_add(o, "size", json_object_new_int64((int64_t)p->size));
 		json_object_object_add(o, "loaded_at", json_object_new_string(ts));
 		json_object_object_add(o, "generation", json_object_new_int64(
-			g->plugin_generation ? g->plugin_generation[i] : g->number));
+			since));
 		json_object_array_add(arr, o);
 	}
 	return arr;
@@ -48,8 +49,8 @@ static struct json_object *refused_json(const struct generation *g)
 
 	if (!arr)
 		return NULL;
-	for (size_t i = 0; i < g->n_refused; i++) {
-		const struct generation_refusal *r = &g->refused[i];
+	for (size_t i = 0; i < generation_refusal_count(g); i++) {
+		const struct generation_refusal *r = generation_refusal_at(g, i);
 		struct json_object *o = json_object_new_object();
 		const char *code = api_loader_reason_code(r->code, r->name);
 
@@ -77,7 +78,7 @@ int api_plugins(struct http_request *req, struct http_response *resp, void *user
 	(void)req;
 	api_last_reload_error(ctx, err);
 	if (o) {
-		json_object_object_add(o, "generation", json_object_new_int64(g->number));
+		json_object_object_add(o, "generation", json_object_new_int64(generation_number(g)));
 		json_object_object_add(o, "loaded", loaded_json(g));
 		json_object_object_add(o, "refused", refused_json(g));
 		json_object_object_add(o, "last_reload_error", err[0] ? json_object_new_string(err) : NULL);
@@ -127,18 +128,19 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 	g = rep.built;
 	if (!g)
 		return http_respond_error(resp, 500, "server_error", "the reload did not report its generation");
-	if (g->n_refused > 0) {
+	if (generation_refusal_count(g) > 0) {
 		/* the new generation is in service (refused plugins keep their
 		 * previous version), but not everything loaded: say so */
 		char msg[API_ERROR_MAX];
 
-		snprintf(msg, sizeof(msg), "%s: %s", g->refused[0].file, g->refused[0].reason);
-		ret = respond_reload_failed(resp, msg, g->number, refused_json(g), NULL);
+		snprintf(msg, sizeof(msg), "%s: %s", generation_refusal_at(g, 0)->file,
+			 generation_refusal_at(g, 0)->reason);
+		ret = respond_reload_failed(resp, msg, generation_number(g), refused_json(g), NULL);
 	} else {
 		struct json_object *o = json_object_new_object();
 
 		if (o) {
-			json_object_object_add(o, "generation", json_object_new_int64(g->number));
+			json_object_object_add(o, "generation", json_object_new_int64(generation_number(g)));
 			json_object_object_add(o, "loaded", loaded_json(g));
 			json_object_object_add(o, "refused", json_object_new_array());
 		}
@@ -157,7 +159,7 @@ int api_healthz(struct http_request *req, struct http_response *resp, void *user
 	bool ok = store_event_count_pending(ctx->store, &pending) == 0;
 	/* no zygote (it died and is being restarted): the API works and
 	 * isolated executions wait, so degraded, not unavailable */
-	bool degraded = g && executor_degraded(g->executor);
+	bool degraded = g && executor_degraded(generation_executor(g));
 
 	(void)req;
 	if (o) {
@@ -217,16 +219,16 @@ int api_metrics(struct http_request *req, struct http_response *resp, void *user
 	dispatch_get_stats(ctx->dispatch, &ds);
 
 	put(t, "# HELP evscript_generation The generation in service.\n"
-	       "# TYPE evscript_generation gauge\nevscript_generation %lld\n", (long long)g->number);
+	       "# TYPE evscript_generation gauge\nevscript_generation %lld\n", (long long)generation_number(g));
 	put(t, "# HELP evscript_plugins_loaded Plugins in service.\n"
-	       "# TYPE evscript_plugins_loaded gauge\nevscript_plugins_loaded %zu\n", g->n_plugins);
+	       "# TYPE evscript_plugins_loaded gauge\nevscript_plugins_loaded %zu\n", generation_plugin_count(g));
 	put(t, "# HELP evscript_plugins_refused Plugins refused by the current generation.\n"
-	       "# TYPE evscript_plugins_refused gauge\nevscript_plugins_refused %zu\n", g->n_refused);
+	       "# TYPE evscript_plugins_refused gauge\nevscript_plugins_refused %zu\n", generation_refusal_count(g));
 	put(t, "# HELP evscript_zygote_restarts_total Times the current generation's zygote died and was restarted.\n"
 	       "# TYPE evscript_zygote_restarts_total counter\nevscript_zygote_restarts_total %llu\n",
-	    (unsigned long long)executor_zygote_restarts(g->executor));
+	    (unsigned long long)executor_zygote_restarts(generation_executor(g)));
 	put(t, "# HELP evscript_zygote_up Whether the current generation's zygote is running (0: being restarted).\n"
-	       "# TYPE evscript_zygote_up gauge\nevscript_zygote_up %d\n", executor_degraded(g->executor) ? 0 : 1);
+	       "# TYPE evscript_zygote_up gauge\nevscript_zygote_up %d\n", executor_degraded(generation_executor(g)) ? 0 : 1);
 	if (pending >= 0)
 		put(t, "# HELP evscript_events_pending Events waiting for a worker.\n"
 		       "# TYPE evscript_events_pending gauge\nevscript_events_pending %lld\n",

@@ -310,7 +310,7 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 		ret = 0;
 		goto out;
 	}
-	prov = config_provider_find(g->config->catalogue, integ->provider);
+	prov = config_provider_find(generation_config(g)->catalogue, integ->provider);
 	if (!auth_mode_matches(prov, creq.cred_type)) {
 		ret = http_respond_error(resp, 422, "invalid_credentials_type",
 					 "credentials of type %s do not match the auth mode %s of provider %s",
@@ -552,7 +552,7 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 		goto out;
 	}
 	registered = true;
-	ret = store_connection_mark_deleting(ctx->store, pck, cid, true, g->number, &event_id);
+	ret = store_connection_mark_deleting(ctx->store, pck, cid, true, generation_number(g), &event_id);
 	if (ret == STORE_EDELETING) {
 		/* marked by a daemon that stopped before deleting: finish its work */
 		log_warn("api", "connection %s/%s was left deleting; deleting it now", pck, cid);

@@ -262,7 +262,7 @@ int api_execution_retry(struct http_request *req, struct http_response *resp, vo
 	if (!generation_plugin(g, e->script, NULL)) {
 		ret = http_respond_error(resp, 422, "script_not_loaded",
 					 "script %s is not loaded in generation %lld", e->script,
-					 (long long)g->number);
+					 (long long)generation_number(g));
 		goto out;
 	}
 	if (strcmp(e->event, STORE_EVENT_POST_CONNECTION_CREATION) == 0) {

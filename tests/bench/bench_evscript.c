@@ -238,8 +238,8 @@ static int run_executor(struct bench *b, struct generation *g, struct executor *
 			       .name = STORE_EVENT_POST_CONNECTION_CREATION,
 			       .connection_id = "c1", .provider_config_key = pck};
 	struct hostapi_exec_info info = {
-		.config = g->config,
-		.integration = config_integration_find(g->config, pck),
+		.config = generation_config(g),
+		.integration = config_integration_find(generation_config(g), pck),
 		.event_type = EVS_EVENT_POST_CONNECTION_CREATION,
 		.script = "noop",
 		.connection_id = "c1",
@@ -306,7 +306,7 @@ static int run_claimed(struct bench *b, struct store *store, struct generation *
 	for (int i = 0; i < total; i++) {
 		struct store_event ev;
 		int64_t t0 = now_ns();
-		int ret = store_event_claim(store, g->number, &ev);
+		int ret = store_event_claim(store, generation_number(g), &ev);
 
 		if (ret < 0) {
 			fprintf(stderr, "bench_evscript: claim: %s\n", store_strerror(ret));
@@ -350,9 +350,9 @@ static int run_store(struct bench *b, bool normal, int executor_rows)
 		fprintf(stderr, "bench_evscript: generation_build: %s\n", err);
 		goto out;
 	}
-	if (g->n_refused > 0 || !generation_plugin(g, "noop", NULL)) {
+	if (generation_refusal_count(g) > 0 || !generation_plugin(g, "noop", NULL)) {
 		fprintf(stderr, "bench_evscript: noop refused: %s\n",
-			g->n_refused ? g->refused[0].reason : "not loaded");
+			generation_refusal_count(g) ? generation_refusal_at(g, 0)->reason : "not loaded");
 		goto out;
 	}
 	if (dispatch_new(store, g, 1, &d) < 0) {
@@ -361,15 +361,15 @@ static int run_store(struct bench *b, bool normal, int executor_rows)
 	}
 
 	if (executor_rows) {
-		struct executor_options o = {.memory_limit_mb = g->config->memory_limit_mb,
-					     .cpu_limit_s = g->config->cpu_limit_s,
+		struct executor_options o = {.memory_limit_mb = generation_config(g)->memory_limit_mb,
+					     .cpu_limit_s = generation_config(g)->cpu_limit_s,
 					     .prefork = 0,
 					     .generation = 2};
-		struct executor_load_result *res = calloc(g->n_plugins, sizeof(*res));
+		struct executor_load_result *res = calloc(generation_plugin_count(g), sizeof(*res));
 
 		if (!res)
 			goto out;
-		ret = executor_new(&o, g->plugins, g->n_plugins, NULL, res, &ondemand, err,
+		ret = executor_new(&o, generation_plugins(g), generation_plugin_count(g), NULL, res, &ondemand, err,
 				   sizeof(err));
 		free(res);
 		if (ret < 0) {
@@ -377,13 +377,13 @@ static int run_store(struct bench *b, bool normal, int executor_rows)
 			goto out;
 		}
 		ret = -1;
-		if (run_executor(b, g, g->executor, false, 0,
+		if (run_executor(b, g, generation_executor(g), false, 0,
 				 "isolated: executor alone (2 forked ahead), back to back", "fork") < 0 ||
-		    run_executor(b, g, g->executor, false, GAP_US,
+		    run_executor(b, g, generation_executor(g), false, GAP_US,
 				 "isolated: executor alone (2 forked ahead), 2 ms apart", "fork") < 0 ||
 		    run_executor(b, g, ondemand, false, GAP_US,
 				 "isolated: executor alone (fork on demand), 2 ms apart", "fork") < 0 ||
-		    run_executor(b, g, g->executor, true, 0, "in-process: executor alone", "call") < 0)
+		    run_executor(b, g, generation_executor(g), true, 0, "in-process: executor alone", "call") < 0)
 			goto out;
 	}
 	if (executor_rows == 2) {
