@@ -183,7 +183,7 @@ static int check_config(const char *path)
 	ret = loader_scan(cfg->plugin_dir, check_plugin, &c);
 	if (ret < 0) {
 		fprintf(stderr, "%s: plugin_dir %s: %s\n", cfg->file, cfg->plugin_dir,
-			ret == LOADER_EIO ? strerror(errno) : loader_strerror(ret));
+			ret == LOADER_EIO ? strerror(errno) : status_str(ret));
 		goto out;
 	}
 	printf("%s: ok: %zu integrations, %zu trusted keys, %d plugins verified, %d refused\n",
@@ -430,7 +430,7 @@ static size_t shutdown_drain(struct daemon *d)
 					      &count);
 		if (ret < 0)
 			log_error("daemon", "marking running executions interrupted failed: %s",
-				  store_strerror(ret));
+				  status_str(ret));
 		log_warn("daemon", "drain deadline (%u s) passed: %lld executions marked interrupted, "
 			 "killing them", drain, (long long)count);
 		executor_kill_all(g->executor);
@@ -548,7 +548,7 @@ static int start_store(struct daemon *d, const struct config_host *cfg)
 	}
 	ret = store_recover(d->store, &rec);
 	if (ret < 0) {
-		log_error("daemon", "store recovery failed: %s", store_strerror(ret));
+		log_error("daemon", "store recovery failed: %s", status_str(ret));
 		return -1;
 	}
 	log_info("daemon", "store %s: recovered %lld interrupted executions, %lld requeued events, "

@@ -308,7 +308,7 @@ static void record_finish(struct dispatch *d, const struct run *r, int64_t t0,
 		o->status = STORE_EXEC_INTERRUPTED;
 	else if (ret < 0)
 		log_error("dispatch", "recording the end of execution %lld failed: %s",
-			  (long long)o->execution_id, store_strerror(ret));
+			  (long long)o->execution_id, status_str(ret));
 	log_info("dispatch", "execution %lld: %s %s for %s/%s (generation %lld): %s in %lld ms%s%s",
 		 (long long)o->execution_id, r->in.kind == STORE_EXEC_ACTION ? "action" : "script",
 		 r->in.script, r->in.provider_config_key, r->in.connection_id,
@@ -341,7 +341,7 @@ static int run_once(struct dispatch *d, const struct run *r, struct dispatch_out
 	ret = store_execution_create(d->store, &in, &o->execution_id);
 	if (ret < 0) {
 		log_error("dispatch", "recording an execution of %s failed: %s", r->in.script,
-			  store_strerror(ret));
+			  status_str(ret));
 		run_end(d, NULL, 0, 0);
 		return ret;
 	}
@@ -427,7 +427,7 @@ done:
 	ret = store_event_finish(d->store, ev->id);
 	if (ret < 0)
 		log_error("dispatch", "marking event %lld done failed: %s", (long long)ev->id,
-			  store_strerror(ret));
+			  status_str(ret));
 	return 0;
 }
 
@@ -471,7 +471,7 @@ static void *worker(void *arg)
 			continue;
 		}
 		if (ret != STORE_ENOTFOUND)
-			log_error("dispatch", "claiming an event failed: %s", store_strerror(ret));
+			log_error("dispatch", "claiming an event failed: %s", status_str(ret));
 
 		/* nothing pending: sleep until notified (or a while, in case an
 		 * event was written by something that does not notify) */

@@ -132,7 +132,7 @@ static int on_scan(void *user, const char *name, const char *invalid_reason)
 	if (invalid_reason) {
 		char reason[600];
 
-		snprintf(reason, sizeof(reason), "%s: %s", loader_strerror(LOADER_ENAME), invalid_reason);
+		snprintf(reason, sizeof(reason), "%s: %s", status_str(LOADER_ENAME), invalid_reason);
 		return refuse(b, name, LOADER_ENAME, reason) < 0 ? (b->failed = 1) : 0;
 	}
 	ret = loader_verify(b->g->config->plugin_dir, name, &b->lopts, &p, err, sizeof(err));
@@ -296,7 +296,7 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 	}
 	if (ret != 0 || b.failed) {
 		snprintf(err, errlen, "scanning %s: %s", g->config->plugin_dir,
-			 b.failed ? "out of memory" : loader_strerror(ret));
+			 b.failed ? "out of memory" : status_str(ret));
 		ret = -EIO;
 		goto fail;
 	}

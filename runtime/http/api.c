@@ -313,11 +313,11 @@ int api_respond_raw_json(struct http_response *resp, unsigned status, const char
 
 int api_respond_store_error(struct http_response *resp, const char *what, int err)
 {
-	log_error("api", "%s: %s", what, store_strerror(err));
+	log_error("api", "%s: %s", what, status_str(err));
 	/* 500 even when busy: docs/api.md keeps 503 for GET /healthz */
 	if (err == STORE_EBUSY)
 		return http_respond_error(resp, 500, "server_error", "the store is busy, try again");
-	return http_respond_error(resp, 500, "server_error", "%s failed: %s", what, store_strerror(err));
+	return http_respond_error(resp, 500, "server_error", "%s failed: %s", what, status_str(err));
 }
 
 bool api_percent_decode(char *s)

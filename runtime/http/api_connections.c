@@ -264,7 +264,7 @@ static int store_import(struct api_context *ctx, struct http_response *resp, str
 	}
 	if (ret == STORE_EINVAL || ret == STORE_ETOOBIG)
 		return http_respond_error(resp, 400, "invalid_body", "the connection was refused: %s",
-					  store_strerror(ret));
+					  status_str(ret));
 	if (ret < 0)
 		return api_respond_store_error(resp, "storing the connection", ret);
 	log_info("api", "connection %s/%s %s (event %lld)", row->provider_config_key, row->connection_id,
@@ -615,7 +615,7 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 					      mreq.ids, mreq.n_ids,
 					      api_json_str(mreq.metadata), merge, &failed);
 	if (ret == STORE_EINVAL || ret == STORE_ETOOBIG) {
-		ret = http_respond_error(resp, 400, "invalid_body", "metadata: %s", store_strerror(ret));
+		ret = http_respond_error(resp, 400, "invalid_body", "metadata: %s", status_str(ret));
 		goto out;
 	}
 	if (ret < 0) {

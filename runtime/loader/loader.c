@@ -253,7 +253,7 @@ static int refuse_signature(int serr, const char *name, const struct sign_sig *s
 				     "prehashed (minisign 0.10+ or evscript sign)", name, kid);
 	default:
 		return loader_refuse(err, errlen, map_sign_error(serr), "%s.so.minisig (key %s): %s",
-				     name, kid, sign_strerror(serr));
+				     name, kid, status_str(serr));
 	}
 }
 
@@ -390,7 +390,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	if (ret < 0) {
 		ret = loader_refuse(err, errlen, map_sign_error(ret) == LOADER_ENOMEM ? LOADER_ENOMEM
 									       : LOADER_EMALFORMED,
-			     "%s.so.minisig: %s", name, sign_strerror(ret));
+			     "%s.so.minisig: %s", name, status_str(ret));
 		goto out;
 	}
 
@@ -439,7 +439,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	if (ret < 0) {
 		ret = loader_refuse(err, errlen, LOADER_ECOMMENT,
 			     "%s.so.minisig: \"%.200s\" (needs plugin:NAME version:X.Y.Z abi:N): %s",
-			     name, sig->trusted_comment, sign_strerror(ret));
+			     name, sig->trusted_comment, status_str(ret));
 		goto out;
 	}
 	if (strcmp(comment.plugin, name) != 0) {

@@ -553,7 +553,7 @@ static int migrate(struct sq *b, const char *path, char *err, size_t errlen)
 		ret = exec(b, sql, "set schema version");
 		if (ret)
 			snprintf(err, errlen, "%s: schema migration failed: %s", path,
-				 store_strerror(ret));
+				 status_str(ret));
 	}
 	if (ret) {
 		sq_end(b, ret);
@@ -569,7 +569,7 @@ static int migrate(struct sq *b, const char *path, char *err, size_t errlen)
 			 SCHEMA_VERSION);
 	return 0;
 store_error:
-	snprintf(err, errlen, "%s: schema migration failed: %s", path, store_strerror(ret));
+	snprintf(err, errlen, "%s: schema migration failed: %s", path, status_str(ret));
 	return ret;
 }
 
@@ -627,7 +627,7 @@ out:
 			 "written with", path);
 	else if (ret)
 		snprintf(err, errlen, "%s: checking the encryption key: %s", path,
-			 store_strerror(ret));
+			 status_str(ret));
 	return ret;
 }
 
