@@ -313,11 +313,11 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 	if (ret == 0 && (!g->config->secret_key || !g->config->secret_key[0])) {
 		snprintf(err, sizeof(err), "%s: secret_key is not set (set it in the file or in "
 			 "EVSCRIPT_SECRET_KEY)", g->config->file);
-		ret = -EINVAL;
+		ret = STATUS_EINVAL;
 	}
 	if (ret == 0 && http_server_set_secret(d->server, g->config->secret_key) != 0) {
 		snprintf(err, sizeof(err), "the new secret key was refused");
-		ret = -EINVAL;
+		ret = STATUS_EINVAL;
 	}
 	if (ret < 0) {
 		log_error("reload", "reload failed, generation %lld stays in service: %s",
@@ -573,12 +573,12 @@ static int start_generation(struct daemon *d, struct generation **gen)
 		log_info("config", "%s", (*gen)->config->nango.ignored.items[i]);
 	ret = dispatch_new(d->store, *gen, (*gen)->config->max_concurrency, &d->dispatch);
 	if (ret < 0) {
-		log_error("daemon", "the dispatcher could not be created (%d)", ret);
+		log_error("daemon", "the dispatcher could not be created: %s", status_str(ret));
 		return -1;
 	}
 	ret = dispatch_start(d->dispatch);
 	if (ret < 0) {
-		log_error("daemon", "the dispatcher could not start (%d)", ret);
+		log_error("daemon", "the dispatcher could not start: %s", status_str(ret));
 		return -1;
 	}
 	return 0;

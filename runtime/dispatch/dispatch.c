@@ -518,7 +518,7 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 
 	memset(o, 0, sizeof(*o));
 	if (!integ) {
-		ret = -ENOENT;
+		ret = STATUS_ENOTFOUND;
 		goto out;
 	}
 	scripts = &integ->events[CONFIG_EVENT_VALIDATE_CONNECTION];
@@ -530,7 +530,7 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 		goto out;
 	candidate = strdup(candidate_json);
 	if (!candidate) {
-		ret = -ENOMEM;
+		ret = STATUS_ENOMEM;
 		goto finish;
 	}
 	for (size_t i = 0; i < scripts->n; i++) {
@@ -656,7 +656,7 @@ int dispatch_new(struct store *store, struct generation *gen, uint32_t workers,
 
 	*out = NULL;
 	if (!d)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	d->store = store;
 	d->gen = generation_ref(gen);
 	d->n_threads = workers ? workers : 1;
@@ -671,14 +671,14 @@ int dispatch_start(struct dispatch *d)
 {
 	d->threads = calloc(d->n_threads, sizeof(*d->threads));
 	if (!d->threads)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	for (uint32_t i = 0; i < d->n_threads; i++) {
 		int e = pthread_create(&d->threads[i], NULL, worker, d);
 
 		if (e) {
 			d->n_threads = i;
 			dispatch_stop(d, 0);
-			return -e;
+			return status_from_errno(e);
 		}
 	}
 	return 0;

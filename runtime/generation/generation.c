@@ -56,11 +56,11 @@ static int push_plugin(struct build *b, struct loader_plugin *p, int64_t first_g
 		void *ng;
 
 		if (!np)
-			return -ENOMEM;
+			return STATUS_ENOMEM;
 		g->plugins = np;
 		ng = realloc(g->plugin_generation, cap * sizeof(*g->plugin_generation));
 		if (!ng)
-			return -ENOMEM;
+			return STATUS_ENOMEM;
 		g->plugin_generation = ng;
 		b->cap_plugins = cap;
 	}
@@ -103,12 +103,12 @@ static int refuse(struct build *b, const char *name, int code, const char *reaso
 	size_t idx;
 
 	if (!r)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	old = b->prev ? generation_plugin(b->prev, name, &idx) : NULL;
 	if (old && loader_clone(old, &copy) == LOADER_OK) {
 		if (push_plugin(b, copy, b->prev->plugin_generation[idx]) < 0) {
 			loader_unload(copy);
-			return -ENOMEM;
+			return STATUS_ENOMEM;
 		}
 		r->kept_previous = true;
 		log_warn("generation", "generation %lld: refused plugin %s: %s; keeping version %s "
@@ -218,7 +218,7 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 			free(res);
 			free(inproc);
 			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
+			return STATUS_ENOMEM;
 		}
 		for (size_t i = 0; i < n; i++)
 			inproc[i] = wants_in_process(g->config, g->plugins[i]->name);
@@ -234,7 +234,7 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 			if (drop_unopened(b, i, res[i].err, res[i].code) < 0) {
 				free(res);
 				snprintf(err, errlen, "out of memory");
-				return -ENOMEM;
+				return STATUS_ENOMEM;
 			}
 			dropped++;
 		}
@@ -245,7 +245,7 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 		g->executor = NULL;
 	}
 	snprintf(err, errlen, "plugins kept failing to open");
-	return -EIO;
+	return STATUS_EIO;
 }
 
 int generation_build(const char *config_path, char *const *envp, struct generation *prev,
@@ -262,7 +262,7 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 	g = calloc(1, sizeof(*g));
 	if (!g) {
 		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	}
 	atomic_init(&g->refs, 1);
 	g->number = number;
@@ -297,7 +297,7 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 	if (ret != 0 || b.failed) {
 		snprintf(err, errlen, "scanning %s: %s", g->config->plugin_dir,
 			 b.failed ? "out of memory" : status_str(ret));
-		ret = -EIO;
+		ret = STATUS_EIO;
 		goto fail;
 	}
 	/* plugins of the running generation whose files were removed are not
@@ -318,7 +318,7 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 	return 0;
 fail:
 	generation_unref(g);
-	return ret < 0 ? ret : -EINVAL;
+	return ret < 0 ? ret : STATUS_EINVAL;
 }
 
 struct generation *generation_ref(struct generation *g)

@@ -35,11 +35,11 @@ int api_context_init(struct api_context *ctx)
 
 	ctx->priv = NULL;
 	if (!p)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	ret = pthread_mutex_init(&p->lock, NULL);
 	if (ret != 0) {
 		free(p);
-		return -ret;
+		return status_from_errno(ret);
 	}
 	ctx->priv = p;
 	return 0;
@@ -89,14 +89,14 @@ int api_inflight_add(struct api_context *ctx, enum api_inflight which, const cha
 		}
 	}
 	if (set->n >= API_INFLIGHT_MAX) {
-		ret = -ENOMEM;
+		ret = STATUS_ENOMEM;
 		goto out;
 	}
 	copy = strdup(key);
 	grown = copy ? realloc(set->keys, (set->n + 1) * sizeof(*set->keys)) : NULL;
 	if (!grown) {
 		free(copy);
-		ret = -ENOMEM;
+		ret = STATUS_ENOMEM;
 		goto out;
 	}
 	set->keys = grown;

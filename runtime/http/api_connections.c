@@ -360,7 +360,8 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 	}
 	ret = dispatch_validate(ctx->dispatch, integ->id, cid, api_json_str(cand), &o);
 	if (ret < 0) {
-		log_error("api", "validate-connection for %s/%s failed to run (%d)", integ->id, cid, ret);
+		log_error("api", "validate-connection for %s/%s failed to run: %s", integ->id, cid,
+			  status_str(ret));
 		ret = http_respond_error(resp, 500, "server_error", "validate-connection could not run");
 		goto out;
 	}

@@ -272,7 +272,8 @@ static int check_ledger(const struct loader_options *opts, const struct loader_p
 	prev_version[sizeof(prev_version) - 1] = '\0';
 	if (r < 0)
 		return loader_refuse(err, errlen, LOADER_EIO,
-				     "reading the accepted version of %s failed (%d)", p->name, r);
+				     "reading the accepted version of %s failed: %s", p->name,
+				     status_str(r));
 	if (r != 0)
 		return LOADER_OK; /* no record yet */
 	cmp = sign_version_cmp(version, prev_version);
