@@ -311,12 +311,12 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 	ret = generation_build(d->config_path, environ, cur, d->store, cur->number + 1, &g, err,
 			       sizeof(err));
 	if (ret == 0 && (!g->config->secret_key || !g->config->secret_key[0])) {
-		snprintf(err, sizeof(err), "%s: secret_key is not set (set it in the file or in "
-			 "EVSCRIPT_SECRET_KEY)", g->config->file);
+		util_set_err(err, sizeof(err), "%s: secret_key is not set (set it in the file or in "
+			     "EVSCRIPT_SECRET_KEY)", g->config->file);
 		ret = STATUS_EINVAL;
 	}
 	if (ret == 0 && http_server_set_secret(d->server, g->config->secret_key) != 0) {
-		snprintf(err, sizeof(err), "the new secret key was refused");
+		util_set_err(err, sizeof(err), "the new secret key was refused");
 		ret = STATUS_EINVAL;
 	}
 	if (ret < 0) {
@@ -325,7 +325,7 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 		api_set_last_reload_error(&d->api, err);
 		if (rep) {
 			rep->generation = cur->number;
-			snprintf(rep->error, sizeof(rep->error), "%s", err);
+			util_set_err(rep->error, sizeof(rep->error), "%s", err);
 		}
 		generation_unref(g);
 		generation_unref(cur);

@@ -626,16 +626,16 @@ static int trigger(void *user, struct hostapi_exec *parent, const char *action,
 	ret = dispatch_action(user, pi->provider_config_key, pi->connection_id, action, input_json,
 			      pi->execution_id, pi->depth + 1, &o);
 	if (ret == EVS_ENOTFOUND) {
-		snprintf(err, errlen, "action %s is not configured for %s or not loaded", action,
-			 pi->provider_config_key);
+		util_set_err(err, errlen, "action %s is not configured for %s or not loaded", action,
+			     pi->provider_config_key);
 	} else if (ret == EVS_EDEPTH) {
-		snprintf(err, errlen, "actions nested deeper than %d", DISPATCH_ACTION_DEPTH_MAX);
+		util_set_err(err, errlen, "actions nested deeper than %d", DISPATCH_ACTION_DEPTH_MAX);
 	} else if (ret < 0) {
-		snprintf(err, errlen, "action %s could not run", action);
+		util_set_err(err, errlen, "action %s could not run", action);
 	} else if (o.status != STORE_EXEC_SUCCEEDED) {
-		snprintf(err, errlen, "action %s (execution %lld) %s%s%s", action,
-			 (long long)o.execution_id, store_exec_status_name(o.status),
-			 o.error ? ": " : "", o.error ? o.error : "");
+		util_set_err(err, errlen, "action %s (execution %lld) %s%s%s", action,
+			     (long long)o.execution_id, store_exec_status_name(o.status),
+			     o.error ? ": " : "", o.error ? o.error : "");
 		ret = EVS_EFAILED;
 	} else {
 		*output_json = o.output_json;

@@ -90,7 +90,7 @@ static struct generation_refusal *push_refusal(struct build *b, const char *name
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	snprintf(r->file, sizeof(r->file), "%s.so", name);
 	r->code = code;
-	snprintf(r->reason, sizeof(r->reason), "%s", reason);
+	util_set_err(r->reason, sizeof(r->reason), "%s", reason);
 	return r;
 }
 
@@ -132,7 +132,7 @@ static int on_scan(void *user, const char *name, const char *invalid_reason)
 	if (invalid_reason) {
 		char reason[600];
 
-		snprintf(reason, sizeof(reason), "%s: %s", status_str(LOADER_ENAME), invalid_reason);
+		util_set_err(reason, sizeof(reason), "%s: %s", status_str(LOADER_ENAME), invalid_reason);
 		return refuse(b, name, LOADER_ENAME, reason) < 0 ? (b->failed = 1) : 0;
 	}
 	ret = loader_verify(b->g->config->plugin_dir, name, &b->lopts, &p, err, sizeof(err));
@@ -217,7 +217,7 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 		if (!res || !inproc) {
 			free(res);
 			free(inproc);
-			snprintf(err, errlen, "out of memory");
+			util_set_err(err, errlen, "out of memory");
 			return STATUS_ENOMEM;
 		}
 		for (size_t i = 0; i < n; i++)
@@ -233,7 +233,7 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 				continue;
 			if (drop_unopened(b, i, res[i].err, res[i].code) < 0) {
 				free(res);
-				snprintf(err, errlen, "out of memory");
+				util_set_err(err, errlen, "out of memory");
 				return STATUS_ENOMEM;
 			}
 			dropped++;
@@ -244,7 +244,7 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 		executor_free(g->executor, 0);
 		g->executor = NULL;
 	}
-	snprintf(err, errlen, "plugins kept failing to open");
+	util_set_err(err, errlen, "plugins kept failing to open");
 	return STATUS_EIO;
 }
 
@@ -261,7 +261,7 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 	memset(&b, 0, sizeof(b));
 	g = calloc(1, sizeof(*g));
 	if (!g) {
-		snprintf(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 		return STATUS_ENOMEM;
 	}
 	atomic_init(&g->refs, 1);
@@ -280,8 +280,8 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 		char detail[400];
 
 		snprintf(detail, sizeof(detail), "%s", err);
-		snprintf(err, errlen, "%s: trusted_keys_dir %s: %s", g->config->file,
-			 g->config->trusted_keys_dir, detail);
+		util_set_err(err, errlen, "%s: trusted_keys_dir %s: %s", g->config->file,
+			     g->config->trusted_keys_dir, detail);
 		goto fail;
 	}
 	b.lopts.keyring = g->keyring;
@@ -290,13 +290,13 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 
 	ret = loader_scan(g->config->plugin_dir, on_scan, &b);
 	if (ret == LOADER_EIO) {
-		snprintf(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,
-			 strerror(errno));
+		util_set_err(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,
+			     strerror(errno));
 		goto fail;
 	}
 	if (ret != 0 || b.failed) {
-		snprintf(err, errlen, "scanning %s: %s", g->config->plugin_dir,
-			 b.failed ? "out of memory" : status_str(ret));
+		util_set_err(err, errlen, "scanning %s: %s", g->config->plugin_dir,
+			     b.failed ? "out of memory" : status_str(ret));
 		ret = STATUS_EIO;
 		goto fail;
 	}

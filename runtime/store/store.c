@@ -5,6 +5,7 @@
  */
 #include "store.h"
 #include "store_backend.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <json-c/json.h>
@@ -412,7 +413,7 @@ int store_open(const char *url, const uint8_t *enc_key, struct store **out, char
 	if (errlen)
 		err[0] = '\0';
 	if (!url || !(colon = strchr(url, ':'))) {
-		snprintf(err, errlen, "store URL '%s': expected sqlite:PATH", url ? url : "(null)");
+		util_set_err(err, errlen, "store URL '%s': expected sqlite:PATH", url ? url : "(null)");
 		return STORE_EURL;
 	}
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
@@ -422,17 +423,17 @@ int store_open(const char *url, const uint8_t *enc_key, struct store **out, char
 			ops = backends[i];
 	}
 	if (!ops) {
-		snprintf(err, errlen, "store URL '%s': unsupported scheme (expected sqlite:PATH)",
-			 url);
+		util_set_err(err, errlen, "store URL '%s': unsupported scheme (expected sqlite:PATH)",
+			     url);
 		return STORE_EURL;
 	}
 	if (sodium_init() < 0) {
-		snprintf(err, errlen, "libsodium failed to initialise");
+		util_set_err(err, errlen, "libsodium failed to initialise");
 		return STORE_EIO;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		snprintf(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 		return STORE_ENOMEM;
 	}
 	s->ops = ops;
