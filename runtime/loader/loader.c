@@ -104,7 +104,7 @@ static int write_all(int fd, const unsigned char *p, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			return status_from_errno(errno);
 		}
 		p += n;
 		len -= (size_t)n;
@@ -159,7 +159,7 @@ static int copy_hash(int src, int dst, size_t cap, uint8_t hash[SIGN_HASH_BYTES]
 		sign_hash_update(&h, buf, (size_t)n);
 		ret = write_all(dst, buf, (size_t)n);
 		if (ret < 0) {
-			*sys_err = -ret;
+			*sys_err = status_errno(ret);
 			ret = LOADER_EIO;
 			goto out;
 		}

@@ -644,7 +644,7 @@ static int precreate(const char *path)
 	if (fd >= 0)
 		close(fd);
 	else if (errno != EEXIST)
-		return -errno;
+		return status_from_errno(errno);
 	return 0;
 }
 
@@ -667,7 +667,7 @@ static int open_path(struct store *s, const char *path, bool all_normal, char *e
 	}
 	e = precreate(path);
 	if (e) {
-		util_set_err(err, errlen, "%s: %s", path, strerror(-e));
+		util_set_err(err, errlen, "%s: %s", path, status_str(e));
 		return STORE_EIO;
 	}
 	b = calloc(1, sizeof(*b));
