@@ -137,7 +137,7 @@ static const char *minisig_path(const char *file, const char *sig_path, char **o
 		return sig_path;
 	if (asprintf(owned, "%s.minisig", file) < 0) {
 		*owned = NULL;
-		fail("%s", sign_strerror(SIGN_ENOMEM));
+		fail("%s", status_str(SIGN_ENOMEM));
 		return NULL;
 	}
 	return *owned;
@@ -266,14 +266,14 @@ static int cmd_keygen(int argc, char **argv)
 
 	rc = sign_keygen(&pk, &sk);
 	if (rc) {
-		fail("%s", sign_strerror(rc));
+		fail("%s", status_str(rc));
 		goto out;
 	}
 	rc = sign_seckey_format(&sk, &sec_text);
 	if (rc == 0)
 		rc = sign_pubkey_format(&pk, &pub_text);
 	if (rc) {
-		fail("%s", sign_strerror(rc));
+		fail("%s", status_str(rc));
 		goto out;
 	}
 	rc = util_write_file_atomic(sec_path, sec_text, strlen(sec_text), 0600);
@@ -330,7 +330,7 @@ static int cmd_sign(int argc, char **argv)
 	rc = sign_seckey_parse(data, len, &sk);
 	sodium_memzero(data, len);
 	if (rc) {
-		fail("%s: %s", sec_path, sign_strerror(rc));
+		fail("%s: %s", sec_path, status_str(rc));
 		goto out;
 	}
 	rc = hash_file(file, hash);
@@ -342,14 +342,14 @@ static int cmd_sign(int argc, char **argv)
 		if (asprintf(&trusted_default, "timestamp:%lld\tfile:%s\thashed", (long long)time(NULL),
 			     base_name(file)) < 0) {
 			trusted_default = NULL;
-			fail("%s", sign_strerror(SIGN_ENOMEM));
+			fail("%s", status_str(SIGN_ENOMEM));
 			goto out;
 		}
 		trusted = trusted_default;
 	}
 	rc = sign_sign_hash(&sk, hash, trusted, untrusted && *untrusted ? untrusted : NULL, &minisig);
 	if (rc) {
-		fail("%s", sign_strerror(rc));
+		fail("%s", status_str(rc));
 		goto out;
 	}
 	sig_path = minisig_path(file, sig_path, &sig_default);
@@ -406,13 +406,13 @@ static int verify_load_key(struct verify *v, const char *pub_path, const char *k
 
 	if (pub_path == NULL) {
 		rc = sign_keyring_load(keys_dir, revoked, n_revoked, &v->kr, err, sizeof(err));
-		return rc ? fail("%s", err[0] ? err : sign_strerror(rc)) : 0;
+		return rc ? fail("%s", err[0] ? err : status_str(rc)) : 0;
 	}
 	if (read_small(pub_path, "a public key", &data, &len))
 		return EXIT_FAILURE;
 	rc = sign_pubkey_parse(data, len, &v->pk);
 	free(data);
-	return rc ? fail("%s: %s", pub_path, sign_strerror(rc)) : 0;
+	return rc ? fail("%s: %s", pub_path, status_str(rc)) : 0;
 }
 
 /* The signature of file (at sig_path, else FILE.minisig); a legacy one
@@ -427,9 +427,9 @@ static int verify_load_sig(struct verify *v, const char *file, const char *sig_p
 		return EXIT_FAILURE;
 	rc = sign_sig_parse(v->sig_text, len, &v->sig);
 	if (rc)
-		return fail("%s: %s", v->sig_path, sign_strerror(rc));
+		return fail("%s: %s", v->sig_path, status_str(rc));
 	if (v->sig.legacy && !legacy)
-		return fail("%s: %s (use -l to accept it)", v->sig_path, sign_strerror(SIGN_ELEGACY));
+		return fail("%s: %s (use -l to accept it)", v->sig_path, status_str(SIGN_ELEGACY));
 	return 0;
 }
 
@@ -460,7 +460,7 @@ static int verify_check(struct verify *v, bool legacy)
 
 	if (v->kr != NULL) {
 		rc = sign_keyring_verify(v->kr, &v->sig, hash, v->file_data, v->file_len, legacy, hex);
-		return rc ? fail("%s: %s (key id %s)", v->sig_path, sign_strerror(rc), hex) : 0;
+		return rc ? fail("%s: %s (key id %s)", v->sig_path, status_str(rc), hex) : 0;
 	}
 	rc = sign_verify(&v->pk, &v->sig, hash, v->file_data, v->file_len, legacy);
 	if (rc == SIGN_EKEYID) {
@@ -468,7 +468,7 @@ static int verify_check(struct verify *v, bool legacy)
 		sign_keyid_hex(hex2, v->pk.keyid);
 		return fail("%s: signature key id is %s but the public key's is %s", v->sig_path, hex, hex2);
 	}
-	return rc ? fail("%s: %s", v->sig_path, sign_strerror(rc)) : 0;
+	return rc ? fail("%s: %s", v->sig_path, status_str(rc)) : 0;
 }
 
 static int cmd_verify(int argc, char **argv)
@@ -545,7 +545,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (sodium_init() < 0) {
-		fprintf(stderr, "evscript: %s\n", sign_strerror(SIGN_EINIT));
+		fprintf(stderr, "evscript: %s\n", status_str(SIGN_EINIT));
 		return EXIT_FAILURE;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

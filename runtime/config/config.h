@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "status.h"
+
 #define CONFIG_ERR_MAX 512
 
 #define CONFIG_FILE_MAX (4u << 20)       /* host file and nango.yaml: 4 MiB */
@@ -39,19 +41,15 @@
 
 #define CONFIG_WARN_UNUSED __attribute__((warn_unused_result))
 
-enum config_error {
-	CONFIG_OK = 0,
-	CONFIG_ESYNTAX = -1,    /* not well-formed YAML */
-	CONFIG_EINVALID = -2,   /* well-formed, but a value or key is wrong */
-	CONFIG_ENOMEM = -3,
-	CONFIG_EIO = -4,        /* a file could not be read */
-	CONFIG_ETOOLARGE = -5,  /* a file or a list exceeds its cap */
-	CONFIG_EUNDEFINED = -6, /* a template names a variable that has no value */
-	CONFIG_ETEMPLATE = -7   /* a template is malformed or uses an unsupported function */
-};
-
-/* A static description of a CONFIG_E* code. */
-const char *config_strerror(int err);
+/* The codes config functions return (defined in status.h, text by
+ * status_str()):
+ *   CONFIG_ESYNTAX    not well-formed YAML
+ *   CONFIG_EINVALID   well-formed, but a value or key is wrong
+ *   CONFIG_ENOMEM     out of memory
+ *   CONFIG_EIO        a file could not be read
+ *   CONFIG_ETOOLARGE  a file or a list exceeds its cap
+ *   CONFIG_EUNDEFINED a template names a variable that has no value
+ *   CONFIG_ETEMPLATE  a template is malformed or uses an unsupported function */
 
 /* Events, in the order of enum evs_event_type (sdk.h) minus one. */
 enum config_event {

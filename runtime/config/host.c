@@ -16,28 +16,6 @@
 
 #define DEADLINE_MAX 86400u
 
-const char *config_strerror(int err)
-{
-	switch (err) {
-	case CONFIG_OK:
-		return "success";
-	case CONFIG_ESYNTAX:
-		return "YAML syntax error";
-	case CONFIG_EINVALID:
-		return "invalid configuration";
-	case CONFIG_ENOMEM:
-		return "out of memory";
-	case CONFIG_EIO:
-		return "cannot read a configuration file";
-	case CONFIG_ETOOLARGE:
-		return "too large";
-	case CONFIG_EUNDEFINED:
-		return "template variable has no value";
-	case CONFIG_ETEMPLATE:
-		return "malformed template";
-	}
-	return "unknown error";
-}
 
 /*
  * The keys. host_keys[] below has one row per top-level key, as nginx's
@@ -230,7 +208,7 @@ static int set_revoked_keys(struct pctx *c, const struct host_key *key, const st
 		id[16] = '\0';
 		ret = strlist_push(&h->revoked_keys, id);
 		if (ret)
-			return PFAIL(c, it, ret, "revoked_keys: %s", config_strerror(ret));
+			return PFAIL(c, it, ret, "revoked_keys: %s", status_str(ret));
 		continue;
 bad:
 		if (it->type == YNODE_SCALAR)

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "dynbuf.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -51,22 +52,22 @@ static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, st
 			end++;
 		if (end >= n || s[end] != '}' || end == start) {
 			if (end < n && s[end] != '}')
-				snprintf(err, errlen,
-					 "template '%s': unsupported function or expression at '%.*s', expected ${name}",
-					 tmpl, (int)(end + 1 - (size_t)(dollar - s)), dollar);
+				util_set_err(err, errlen,
+					     "template '%s': unsupported function or expression at '%.*s', expected ${name}",
+					     tmpl, (int)(end + 1 - (size_t)(dollar - s)), dollar);
 			else
-				snprintf(err, errlen, "template '%s': unterminated or empty '${', expected ${name}", tmpl);
+				util_set_err(err, errlen, "template '%s': unterminated or empty '${', expected ${name}", tmpl);
 			return CONFIG_ETEMPLATE;
 		}
 		if (end - start >= sizeof(name)) {
-			snprintf(err, errlen, "template '%s': variable name too long", tmpl);
+			util_set_err(err, errlen, "template '%s': variable name too long", tmpl);
 			return CONFIG_ETEMPLATE;
 		}
 		memcpy(name, s + start, end - start);
 		name[end - start] = '\0';
 		val = lookup ? lookup(ud, name) : NULL;
 		if (!val) {
-			snprintf(err, errlen, "variable '%s' has no value (template '%s')", name, tmpl);
+			util_set_err(err, errlen, "variable '%s' has no value (template '%s')", name, tmpl);
 			return CONFIG_EUNDEFINED;
 		}
 		ret = dynbuf_add_str(b, val);
@@ -77,10 +78,10 @@ static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, st
 	return 0;
 add_failed:
 	if (ret == -EFBIG) {
-		snprintf(err, errlen, "template '%s': result longer than %u bytes", tmpl, CONFIG_INTERPOLATE_MAX);
+		util_set_err(err, errlen, "template '%s': result longer than %u bytes", tmpl, CONFIG_INTERPOLATE_MAX);
 		return CONFIG_ETOOLARGE;
 	}
-	snprintf(err, errlen, "template '%s': out of memory", tmpl);
+	util_set_err(err, errlen, "template '%s': out of memory", tmpl);
 	return CONFIG_ENOMEM;
 }
 
@@ -117,12 +118,12 @@ int config_interpolate(const char *tmpl, config_lookup_fn lookup, void *ud, char
 		if (ret == 0)
 			break;
 		if (ret != CONFIG_EUNDEFINED) {
-			snprintf(first_err, sizeof(first_err), "%s", one);
+			util_set_err(first_err, sizeof(first_err), "%s", one);
 			first_ret = ret;
 			break;
 		}
 		if (!first_ret) {
-			snprintf(first_err, sizeof(first_err), "%s", one);
+			util_set_err(first_err, sizeof(first_err), "%s", one);
 			first_ret = ret;
 		}
 		if (!bar)
@@ -132,14 +133,14 @@ int config_interpolate(const char *tmpl, config_lookup_fn lookup, void *ud, char
 	if (ret) {
 		dynbuf_free(&b);
 		if (err && errlen)
-			snprintf(err, errlen, "%s", first_err);
+			util_set_err(err, errlen, "%s", first_err);
 		return first_ret ? first_ret : ret;
 	}
 	/* ownership moves; an empty expansion is an allocated "" */
 	if (dynbuf_take(&b, out, NULL)) {
 		dynbuf_free(&b);
 		if (err && errlen)
-			snprintf(err, errlen, "template '%s': out of memory", tmpl);
+			util_set_err(err, errlen, "template '%s': out of memory", tmpl);
 		return CONFIG_ENOMEM;
 	}
 	return 0;

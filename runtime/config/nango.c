@@ -58,7 +58,7 @@ int nango_note_ignored(struct pctx *c, const struct ynode *at, struct config_nan
 			return 0; /* reported once */
 	ret = strlist_push(&out->ignored, note);
 	if (ret)
-		return PFAIL(c, at, ret, "%s: %s", path, config_strerror(ret));
+		return PFAIL(c, at, ret, "%s: %s", path, status_str(ret));
 	return 0;
 }
 
@@ -90,7 +90,7 @@ static int script_list(struct pctx *c, const struct ynode *n, const char *what, 
 					     what, it->str);
 		ret = strlist_push(l, it->str);
 		if (ret)
-			return PFAIL(c, it, ret, "%s: %s", what, config_strerror(ret));
+			return PFAIL(c, it, ret, "%s: %s", what, status_str(ret));
 	}
 	return 0;
 }
@@ -161,7 +161,7 @@ static int parse_actions(struct pctx *c, const struct ynode *n, const char *id, 
 				     id, k->str);
 		ret = strlist_push(&in->actions, k->str);
 		if (ret)
-			return PFAIL(c, k, ret, "integrations.%s.actions: %s", id, config_strerror(ret));
+			return PFAIL(c, k, ret, "integrations.%s.actions: %s", id, status_str(ret));
 	}
 	return 0;
 }

@@ -126,7 +126,7 @@ int p_strlist_or_string(struct pctx *c, const struct ynode *n, const char *what,
 		return 0;
 	if (n->type == YNODE_SCALAR) {
 		ret = strlist_push(out, n->str);
-		return ret ? PFAIL(c, n, ret, "%s: %s", what, config_strerror(ret)) : 0;
+		return ret ? PFAIL(c, n, ret, "%s: %s", what, status_str(ret)) : 0;
 	}
 	if (n->type != YNODE_SEQ)
 		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a string or a list of strings, found %s",
@@ -139,7 +139,7 @@ int p_strlist_or_string(struct pctx *c, const struct ynode *n, const char *what,
 				     what, ynode_kind(it));
 		ret = strlist_push(out, it->str);
 		if (ret)
-			return PFAIL(c, it, ret, "%s: %s", what, config_strerror(ret));
+			return PFAIL(c, it, ret, "%s: %s", what, status_str(ret));
 	}
 	return 0;
 }

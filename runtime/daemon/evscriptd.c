@@ -183,7 +183,7 @@ static int check_config(const char *path)
 	ret = loader_scan(cfg->plugin_dir, check_plugin, &c);
 	if (ret < 0) {
 		fprintf(stderr, "%s: plugin_dir %s: %s\n", cfg->file, cfg->plugin_dir,
-			ret == LOADER_EIO ? strerror(errno) : loader_strerror(ret));
+			ret == LOADER_EIO ? strerror(errno) : status_str(ret));
 		goto out;
 	}
 	printf("%s: ok: %zu integrations, %zu trusted keys, %d plugins verified, %d refused\n",
@@ -311,13 +311,13 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 	ret = generation_build(d->config_path, environ, cur, d->store, generation_number(cur) + 1, &g, err,
 			       sizeof(err));
 	if (ret == 0 && (!generation_config(g)->secret_key || !generation_config(g)->secret_key[0])) {
-		snprintf(err, sizeof(err), "%s: secret_key is not set (set it in the file or in "
-			 "EVSCRIPT_SECRET_KEY)", generation_config(g)->file);
-		ret = -EINVAL;
+		util_set_err(err, sizeof(err), "%s: secret_key is not set (set it in the file or in "
+			     "EVSCRIPT_SECRET_KEY)", generation_config(g)->file);
+		ret = STATUS_EINVAL;
 	}
 	if (ret == 0 && http_server_set_secret(d->server, generation_config(g)->secret_key) != 0) {
-		snprintf(err, sizeof(err), "the new secret key was refused");
-		ret = -EINVAL;
+		util_set_err(err, sizeof(err), "the new secret key was refused");
+		ret = STATUS_EINVAL;
 	}
 	if (ret < 0) {
 		log_error("reload", "reload failed, generation %lld stays in service: %s",
@@ -325,7 +325,7 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 		api_set_last_reload_error(&d->api, err);
 		if (rep) {
 			rep->generation = generation_number(cur);
-			snprintf(rep->error, sizeof(rep->error), "%s", err);
+			util_set_err(rep->error, sizeof(rep->error), "%s", err);
 		}
 		generation_unref(g);
 		generation_unref(cur);
@@ -430,7 +430,7 @@ static size_t shutdown_drain(struct daemon *d)
 					      &count);
 		if (ret < 0)
 			log_error("daemon", "marking running executions interrupted failed: %s",
-				  store_strerror(ret));
+				  status_str(ret));
 		log_warn("daemon", "drain deadline (%u s) passed: %lld executions marked interrupted, "
 			 "killing them", drain, (long long)count);
 		executor_kill_all(generation_executor(g));
@@ -548,7 +548,7 @@ static int start_store(struct daemon *d, const struct config_host *cfg)
 	}
 	ret = store_recover(d->store, &rec);
 	if (ret < 0) {
-		log_error("daemon", "store recovery failed: %s", store_strerror(ret));
+		log_error("daemon", "store recovery failed: %s", status_str(ret));
 		return -1;
 	}
 	log_info("daemon", "store %s: recovered %lld interrupted executions, %lld requeued events, "
@@ -573,12 +573,12 @@ static int start_generation(struct daemon *d, struct generation **gen)
 		log_info("config", "%s", generation_config((*gen))->nango.ignored.items[i]);
 	ret = dispatch_new(d->store, *gen, generation_config((*gen))->max_concurrency, &d->dispatch);
 	if (ret < 0) {
-		log_error("daemon", "the dispatcher could not be created (%d)", ret);
+		log_error("daemon", "the dispatcher could not be created: %s", status_str(ret));
 		return -1;
 	}
 	ret = dispatch_start(d->dispatch);
 	if (ret < 0) {
-		log_error("daemon", "the dispatcher could not start (%d)", ret);
+		log_error("daemon", "the dispatcher could not start: %s", status_str(ret));
 		return -1;
 	}
 	return 0;

@@ -308,7 +308,7 @@ static void record_finish(struct dispatch *d, const struct run *r, int64_t t0,
 		o->status = STORE_EXEC_INTERRUPTED;
 	else if (ret < 0)
 		log_error("dispatch", "recording the end of execution %lld failed: %s",
-			  (long long)o->execution_id, store_strerror(ret));
+			  (long long)o->execution_id, status_str(ret));
 	log_info("dispatch", "execution %lld: %s %s for %s/%s (generation %lld): %s in %lld ms%s%s",
 		 (long long)o->execution_id, r->in.kind == STORE_EXEC_ACTION ? "action" : "script",
 		 r->in.script, r->in.provider_config_key, r->in.connection_id,
@@ -341,7 +341,7 @@ static int run_once(struct dispatch *d, const struct run *r, struct dispatch_out
 	ret = store_execution_create(d->store, &in, &o->execution_id);
 	if (ret < 0) {
 		log_error("dispatch", "recording an execution of %s failed: %s", r->in.script,
-			  store_strerror(ret));
+			  status_str(ret));
 		run_end(d, NULL, 0, 0);
 		return ret;
 	}
@@ -427,7 +427,7 @@ done:
 	ret = store_event_finish(d->store, ev->id);
 	if (ret < 0)
 		log_error("dispatch", "marking event %lld done failed: %s", (long long)ev->id,
-			  store_strerror(ret));
+			  status_str(ret));
 	return 0;
 }
 
@@ -471,7 +471,7 @@ static void *worker(void *arg)
 			continue;
 		}
 		if (ret != STORE_ENOTFOUND)
-			log_error("dispatch", "claiming an event failed: %s", store_strerror(ret));
+			log_error("dispatch", "claiming an event failed: %s", status_str(ret));
 
 		/* nothing pending: sleep until notified (or a while, in case an
 		 * event was written by something that does not notify) */
@@ -518,7 +518,7 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 
 	memset(o, 0, sizeof(*o));
 	if (!integ) {
-		ret = -ENOENT;
+		ret = STATUS_ENOTFOUND;
 		goto out;
 	}
 	scripts = &integ->events[CONFIG_EVENT_VALIDATE_CONNECTION];
@@ -530,7 +530,7 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 		goto out;
 	candidate = strdup(candidate_json);
 	if (!candidate) {
-		ret = -ENOMEM;
+		ret = STATUS_ENOMEM;
 		goto finish;
 	}
 	for (size_t i = 0; i < scripts->n; i++) {
@@ -626,16 +626,16 @@ static int trigger(void *user, struct hostapi_exec *parent, const char *action,
 	ret = dispatch_action(user, pi->provider_config_key, pi->connection_id, action, input_json,
 			      pi->execution_id, pi->depth + 1, &o);
 	if (ret == EVS_ENOTFOUND) {
-		snprintf(err, errlen, "action %s is not configured for %s or not loaded", action,
-			 pi->provider_config_key);
+		util_set_err(err, errlen, "action %s is not configured for %s or not loaded", action,
+			     pi->provider_config_key);
 	} else if (ret == EVS_EDEPTH) {
-		snprintf(err, errlen, "actions nested deeper than %d", DISPATCH_ACTION_DEPTH_MAX);
+		util_set_err(err, errlen, "actions nested deeper than %d", DISPATCH_ACTION_DEPTH_MAX);
 	} else if (ret < 0) {
-		snprintf(err, errlen, "action %s could not run", action);
+		util_set_err(err, errlen, "action %s could not run", action);
 	} else if (o.status != STORE_EXEC_SUCCEEDED) {
-		snprintf(err, errlen, "action %s (execution %lld) %s%s%s", action,
-			 (long long)o.execution_id, store_exec_status_name(o.status),
-			 o.error ? ": " : "", o.error ? o.error : "");
+		util_set_err(err, errlen, "action %s (execution %lld) %s%s%s", action,
+			     (long long)o.execution_id, store_exec_status_name(o.status),
+			     o.error ? ": " : "", o.error ? o.error : "");
 		ret = EVS_EFAILED;
 	} else {
 		*output_json = o.output_json;
@@ -656,7 +656,7 @@ int dispatch_new(struct store *store, struct generation *gen, uint32_t workers,
 
 	*out = NULL;
 	if (!d)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	d->store = store;
 	d->gen = generation_ref(gen);
 	d->n_threads = workers ? workers : 1;
@@ -671,14 +671,14 @@ int dispatch_start(struct dispatch *d)
 {
 	d->threads = calloc(d->n_threads, sizeof(*d->threads));
 	if (!d->threads)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	for (uint32_t i = 0; i < d->n_threads; i++) {
 		int e = pthread_create(&d->threads[i], NULL, worker, d);
 
 		if (e) {
 			d->n_threads = i;
 			dispatch_stop(d, 0);
-			return -e;
+			return status_from_errno(e);
 		}
 	}
 	return 0;

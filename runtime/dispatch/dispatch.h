@@ -94,7 +94,8 @@ int dispatch_run_event(struct dispatch *d, const struct store_event *ev);
  * shape): records the event, runs the scripts in order and stops at the
  * first that does not succeed. Returns 0 when all succeeded (or there are
  * none) with o->metadata set when scripts changed it; 1 when one failed,
- * with o describing it; negative on an internal error. */
+ * with o describing it; a negative status code (status.h) on an internal
+ * error: the store's, the executor's or STATUS_ENOTFOUND / STATUS_ENOMEM. */
 int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 		      const char *connection_id, const char *candidate_json,
 		      struct dispatch_outcome *o);

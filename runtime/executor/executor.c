@@ -192,8 +192,9 @@ static int spawn_zygote(struct executor *ex, int zfd, char *err, size_t errlen)
 }
 
 /* Waits up to LOAD_TIMEOUT_MS for the zygote's answer to a start-up
- * message, an op message: 0 with *m (owned by the caller), -ETIMEDOUT when
- * the zygote hung, -EPIPE when it died or answered something else. */
+ * message, an op message: 0 with *m (owned by the caller), STATUS_ETIMEDOUT
+ * when the zygote hung, STATUS_ECLOSED when it died or answered something
+ * else. */
 static int recv_reply(struct executor *ex, const char *op, struct json_object **m)
 {
 	struct pollfd p = {.fd = ex->ctl, .events = POLLIN};
@@ -201,12 +202,12 @@ static int recv_reply(struct executor *ex, const char *op, struct json_object **
 
 	*m = NULL;
 	if (r == 0)
-		return -ETIMEDOUT;
+		return STATUS_ETIMEDOUT;
 	if (r > 0 && wire_recv_json(ex->ctl, m, NULL, NULL) == 0 && wire_op_is(*m, op))
 		return 0;
 	json_object_put(*m);
 	*m = NULL;
-	return -EPIPE;
+	return STATUS_ECLOSED;
 }
 
 /* Sends a start-up message to the zygote and drops m; err says why it
@@ -217,11 +218,11 @@ static int start_send(struct executor *ex, struct json_object *m, const int *fds
 	int r = ctl_send(ex, m, fds, nfds);
 
 	json_object_put(m);
-	if (r == -ENOMEM) {
-		snprintf(err, errlen, "out of memory");
+	if (status_primary(r) == STATUS_ENOMEM) {
+		util_set_err(err, errlen, "out of memory");
 	} else if (r < 0) {
-		snprintf(err, errlen, "the zygote exited during start-up");
-		r = -EPIPE;
+		util_set_err(err, errlen, "the zygote exited during start-up");
+		r = STATUS_ECLOSED;
 	}
 	return r;
 }
@@ -244,8 +245,8 @@ static int start_config(struct executor *ex, char *err, size_t errlen)
 		return ret;
 	ret = recv_reply(ex, "sandbox", &m);
 	if (ret < 0) {
-		snprintf(err, errlen, "the zygote %s during start-up",
-			 ret == -ETIMEDOUT ? "hung" : "died");
+		util_set_err(err, errlen, "the zygote %s during start-up",
+			     ret == STATUS_ETIMEDOUT ? "hung" : "died");
 		return ret;
 	}
 	pthread_mutex_lock(&ex->mu);
@@ -273,11 +274,11 @@ static int start_load(struct executor *ex, size_t i, int *code, char *err, size_
 		return ret;
 	ret = recv_reply(ex, "loaded", &m);
 	if (ret == 0 && (size_t)wire_jint(m, "i") != i)
-		ret = -EPIPE; /* out of step */
+		ret = STATUS_ECLOSED; /* out of step */
 	if (ret < 0) {
 		json_object_put(m);
-		snprintf(err, errlen, "the zygote %s while opening plugin %s",
-			 ret == -ETIMEDOUT ? "hung" : "died", p->name);
+		util_set_err(err, errlen, "the zygote %s while opening plugin %s",
+			     ret == STATUS_ETIMEDOUT ? "hung" : "died", p->name);
 		return ret;
 	}
 	*code = (int)wire_jint(m, "code");
@@ -288,7 +289,7 @@ static int start_load(struct executor *ex, size_t i, int *code, char *err, size_
 		if (!p->kind)
 			p->kind = (enum loader_kind)ex->kind[i];
 	} else {
-		snprintf(err, errlen, "%s", wire_jstr(m, "err") ? wire_jstr(m, "err") : "");
+		util_set_err(err, errlen, "%s", wire_jstr(m, "err") ? wire_jstr(m, "err") : "");
 	}
 	json_object_put(m);
 	return 0;
@@ -304,8 +305,9 @@ static int start_zygote(struct executor *ex, struct executor_load_result *result
 	int sv[2], ret, old;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		return -errno;
+		ret = status_from_errno(errno);
+		util_set_err(err, errlen, "socketpair: %s", status_str(ret));
+		return ret;
 	}
 	pthread_mutex_lock(&ex->send_mu);
 	old = ex->ctl;
@@ -323,7 +325,7 @@ static int start_zygote(struct executor *ex, struct executor_load_result *result
 
 		ret = start_load(ex, i, &code, perr, sizeof(perr));
 		if (ret < 0) {
-			snprintf(err, errlen, "%s", perr);
+			util_set_err(err, errlen, "%s", perr);
 			break;
 		}
 		pthread_mutex_lock(&ex->mu);
@@ -502,7 +504,7 @@ static void destroy(struct executor *ex)
 }
 
 /* An executor with its memory and locks, nothing started yet. 0 with *out
- * (owned by the caller: destroy), or -ENOMEM. */
+ * (owned by the caller: destroy), or STATUS_ENOMEM. */
 static int alloc_executor(const struct executor_options *opts, struct loader_plugin *const *plugins,
 			  size_t n, struct executor **out)
 {
@@ -510,7 +512,7 @@ static int alloc_executor(const struct executor_options *opts, struct loader_plu
 
 	*out = NULL;
 	if (!ex)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	ex->ctl = -1;
 	ex->opts = *opts;
 	ex->plugins = plugins;
@@ -523,7 +525,7 @@ static int alloc_executor(const struct executor_options *opts, struct loader_plu
 	util_cond_init_monotonic(&ex->changed);
 	if (!ex->iso_ok || !ex->inproc_ok || !ex->kind) {
 		destroy(ex);
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	}
 	*out = ex;
 	return 0;
@@ -563,7 +565,7 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 		err[0] = '\0';
 	ret = alloc_executor(opts, plugins, n, &ex);
 	if (ret < 0) {
-		snprintf(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 		return ret;
 	}
 	open_in_process(ex, in_process, results);
@@ -576,8 +578,8 @@ int executor_new(const struct executor_options *opts, struct loader_plugin *cons
 		 ex->sandbox);
 	ret = pthread_create(&ex->reader, NULL, reader_main, ex);
 	if (ret != 0) {
-		snprintf(err, errlen, "pthread_create: %s", strerror(ret));
-		ret = -ret;
+		ret = status_from_errno(ret);
+		util_set_err(err, errlen, "pthread_create: %s", status_str(ret));
 		goto fail;
 	}
 	ex->reader_started = true;
@@ -609,13 +611,13 @@ static void send_kill(struct executor *ex, struct run *r)
 
 /* Takes an idle executor the zygote forked ahead. Called with mu. 0 with
  * *pid and *fd (the daemon's end of its exec socket, now the caller's),
- * -EAGAIN when none is left. */
+ * STATUS_EAGAIN when none is left. */
 static int take_idle(struct executor *ex, pid_t *pid, int *fd)
 {
 	struct idle c;
 
 	if (ex->n_idle == 0)
-		return -EAGAIN;
+		return STATUS_EAGAIN;
 	c = ex->idle[--ex->n_idle];
 	*pid = c.pid;
 	*fd = c.fd;
@@ -1137,7 +1139,7 @@ static int serve_one(struct serve *sv)
 
 /* Called with mu: waits while the zygote is being restarted, up to
  * deadline_us. 0 when a run may start; 1 when the generation is drained;
- * -EPIPE when the zygote is still gone (res says so in both cases). */
+ * STATUS_ECLOSED when the zygote is still gone (res says so in both cases). */
 static int wait_for_zygote(struct executor *ex, int64_t deadline_us, struct executor_result *res)
 {
 	while (ex->zygote_gone && !ex->stopping && !ex->drained && util_mono_us() < deadline_us)
@@ -1145,7 +1147,7 @@ static int wait_for_zygote(struct executor *ex, int64_t deadline_us, struct exec
 	if (ex->zygote_gone && !ex->drained) {
 		set_error(res, "executor: the zygote of generation %lld is gone",
 			  (long long)ex->opts.generation);
-		return -EPIPE;
+		return STATUS_ECLOSED;
 	}
 	if (ex->drained) {
 		res->status = STORE_EXEC_TIMED_OUT;
@@ -1163,15 +1165,15 @@ static int make_exec_socket(struct serve *sv, struct json_object *job_msg,
 	int pair[2], ret;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
-		ret = -errno;
-		set_error(res, "executor: socketpair: %s", strerror(-ret));
+		ret = status_from_errno(errno);
+		set_error(res, "executor: socketpair: %s", status_str(ret));
 		return ret;
 	}
 	sv->d = pair[0];
 	sv->zfd = pair[1];
 	ret = wire_send_json(sv->d, job_msg, NULL, 0);
 	if (ret < 0)
-		set_error(res, "executor: cannot send the job: %s", strerror(-ret));
+		set_error(res, "executor: cannot send the job: %s", status_str(ret));
 	return ret;
 }
 
@@ -1376,14 +1378,14 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 	sv.deadline_us = job->deadline_us > 0 ? job->deadline_us : start + DEFAULT_DEADLINE_US;
 	r.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r.efd < 0) {
-		ret = -errno;
-		set_error(res, "executor: %s", strerror(-ret));
+		ret = status_from_errno(errno);
+		set_error(res, "executor: %s", status_str(ret));
 		goto out;
 	}
 	job_msg = job_message(job, sv.deadline_us);
 	if (!job_msg) {
 		set_error(res, "executor: out of memory");
-		ret = -ENOMEM;
+		ret = STATUS_ENOMEM;
 		goto out;
 	}
 	ret = take_executor(&sv, job_msg, res);
@@ -1417,21 +1419,21 @@ int executor_run(struct executor *ex, const struct executor_job *job, struct hos
 	res->status = STORE_EXEC_CRASHED;
 	if (!ex || !job || !host) {
 		set_error(res, "executor: invalid arguments");
-		return -EINVAL;
+		return STATUS_EINVAL;
 	}
 	if (job->plugin >= ex->n) {
 		set_error(res, "script not loaded");
-		return -ENOENT;
+		return STATUS_ENOTFOUND;
 	}
 	if (ex->kind[job->plugin] == LOADER_EVENT_SCRIPT && !job->event) {
 		set_error(res, "executor: %s is an event script and the job has no event",
 			  ex->plugins[job->plugin]->name);
-		return -EINVAL;
+		return STATUS_EINVAL;
 	}
 	if (job->in_process ? !ex->inproc_ok[job->plugin] : !ex->iso_ok[job->plugin]) {
 		set_error(res, "script not loaded: %s could not be opened%s",
 			  ex->plugins[job->plugin]->name, job->in_process ? " in process" : "");
-		return -ENOENT;
+		return STATUS_ENOTFOUND;
 	}
 	pthread_mutex_lock(&ex->mu);
 	ex->running++;

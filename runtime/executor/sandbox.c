@@ -15,6 +15,9 @@
  */
 #include "sandbox.h"
 
+#include "status.h"
+#include "util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -66,9 +69,9 @@ static int write_proc(const char *path, const char *text)
 	size_t len = strlen(text);
 
 	if (fd < 0)
-		return -errno;
+		return status_from_errno(errno);
 	if (write(fd, text, len) != (ssize_t)len)
-		ret = -errno;
+		ret = status_from_errno(errno);
 	close(fd);
 	return ret;
 }
@@ -89,7 +92,7 @@ int sandbox_zygote_init(void)
 	 * capabilities that creating PID namespaces needs, over nothing of
 	 * the machine's. Its maps are written while it is still dumpable (a
 	 * non-dumpable process's /proc/self files belong to root). */
-	ret = unshare(CLONE_NEWUSER) < 0 ? -errno : 0;
+	ret = unshare(CLONE_NEWUSER) < 0 ? status_from_errno(errno) : 0;
 	if (ret == 0)
 		ret = write_proc("/proc/self/setgroups", "deny");
 	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)uid);
@@ -175,12 +178,12 @@ static int set_identity(const struct sandbox_config *c)
 	if (!is_root())
 		return 0;
 	if (c->uid == 0 || c->gid == 0)
-		return -EINVAL; /* never run plugins as root */
+		return status_from_errno(EINVAL); /* never run plugins as root */
 	if (setgroups(0, NULL) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
 	    setresuid(c->uid, c->uid, c->uid) < 0)
-		return -errno;
+		return status_from_errno(errno);
 	if (getuid() != c->uid || geteuid() != c->uid || getegid() != c->gid)
-		return -EPERM;
+		return status_from_errno(EPERM);
 	return 0;
 }
 
@@ -191,13 +194,13 @@ static int drop_capabilities(void)
 
 	for (int cap = 0; cap < 64; cap++) {
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-			return -errno;
+			return status_from_errno(errno);
 	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-		return -errno;
+		return status_from_errno(errno);
 	memset(d, 0, sizeof(d));
 	if (syscall(SYS_capset, &h, d) < 0)
-		return -errno;
+		return status_from_errno(errno);
 	return 0;
 }
 
@@ -206,13 +209,13 @@ static int enter_userns(const struct sandbox_config *c)
 	int ret;
 
 	if (unshare(CLONE_NEWUSER) < 0)
-		return -errno;
+		return status_from_errno(errno);
 	ret = drop_capabilities();
 	if (ret == 0 && c->max_processes) {
 		struct rlimit rl = {c->max_processes, c->max_processes};
 
 		if (setrlimit(RLIMIT_NPROC, &rl) < 0)
-			ret = -errno;
+			ret = status_from_errno(errno);
 	}
 	return ret;
 }
@@ -258,9 +261,9 @@ static int enter_landlock(int abi)
 	}
 	fd = syscall(SYS_landlock_create_ruleset, &a, size, 0);
 	if (fd < 0)
-		return -errno;
+		return status_from_errno(errno);
 	if (syscall(SYS_landlock_restrict_self, (int)fd, 0) < 0)
-		ret = -errno;
+		ret = status_from_errno(errno);
 	close((int)fd);
 	return ret;
 }
@@ -415,7 +418,7 @@ static int install(struct filter *p)
 	struct sock_fprog prog = {.len = (unsigned short)p->n, .filter = p->f};
 
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
-		return -errno;
+		return status_from_errno(errno);
 	return 0;
 }
 
@@ -450,7 +453,7 @@ static int zygote_filter(void)
 static int enter_seccomp(void)
 {
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != SECCOMP_MODE_FILTER)
-		return -EPERM;
+		return status_from_errno(EPERM);
 #if SB_SANITIZER
 	{
 		static struct filter p;
@@ -470,12 +473,12 @@ static int enter_seccomp(void)
 #else
 static int zygote_filter(void)
 {
-	return -ENOSYS; /* no allow-list written for this architecture */
+	return status_from_errno(ENOSYS); /* no allow-list written for this architecture */
 }
 
 static int enter_seccomp(void)
 {
-	return -ENOSYS;
+	return status_from_errno(ENOSYS);
 }
 #endif
 
@@ -484,7 +487,7 @@ int sandbox_zygote_lock(unsigned layers)
 	if (!(layers & SANDBOX_SECCOMP))
 		return 0;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
+		return status_from_errno(errno);
 	return zygote_filter();
 }
 
@@ -506,19 +509,19 @@ static int enter_one(const struct sandbox_config *c, unsigned layer, int abi)
 {
 	switch (layer) {
 	case SANDBOX_PIDNS:
-		return getpid() == 1 ? 0 : -ENOSYS;
+		return getpid() == 1 ? 0 : status_from_errno(ENOSYS);
 	case SANDBOX_IDENTITY:
 		return set_identity(c);
 	case SANDBOX_USERNS:
 		return enter_userns(c);
 	case SANDBOX_NOPRIVS:
-		return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? -errno : 0;
+		return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? status_from_errno(errno) : 0;
 	case SANDBOX_LANDLOCK:
-		return abi > 0 ? enter_landlock(abi) : -ENOSYS;
+		return abi > 0 ? enter_landlock(abi) : status_from_errno(ENOSYS);
 	case SANDBOX_SECCOMP:
 		return enter_seccomp();
 	default:
-		return -EINVAL;
+		return status_from_errno(EINVAL);
 	}
 }
 
@@ -551,7 +554,7 @@ int sandbox_probe(const struct sandbox_config *c, unsigned *layers, int *abi)
 		want &= ~(unsigned)SANDBOX_IDENTITY;
 	shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shared == MAP_FAILED)
-		return -errno;
+		return status_from_errno(errno);
 	*shared = 0;
 	pid = sandbox_fork(want);
 	if (pid < 0) {
@@ -562,7 +565,7 @@ int sandbox_probe(const struct sandbox_config *c, unsigned *layers, int *abi)
 		int e = errno;
 
 		munmap(shared, sizeof(*shared));
-		return -e;
+		return status_from_errno(e);
 	}
 	if (pid == 0) {
 		/* as in service: the zygote's filter first (an executor is

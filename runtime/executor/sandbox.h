@@ -60,18 +60,20 @@ struct sandbox_config {
 
 /* Prepares the zygote: non-dumpable; when not root, a user namespace of
  * its own (uid and gid mapped to 0 in it). Call once, before any plugin is
- * opened. 0, or -errno (the zygote goes on without the namespace). */
+ * opened. 0, or status_from_errno() of the failure (the zygote goes on
+ * without the namespace). */
 int sandbox_zygote_init(void);
 
 /* Installs the zygote's seccomp filter (the allow-list every executor
  * inherits, see sandbox.c) when layers has SECCOMP: call once the plugins
  * are open, before the first executor is forked; the zygote can then open
- * no file and no socket. 0 or -errno. */
+ * no file and no socket. 0 or a status code (status_from_errno()). */
 int sandbox_zygote_lock(unsigned layers);
 
 /* Finds which layers work here: forks a throwaway executor that applies
  * every layer it can and reports them. *layers gets the working ones,
- * *landlock_abi the Landlock ABI (0: none). Returns 0 or -errno. */
+ * *landlock_abi the Landlock ABI (0: none). Returns 0 or a status code
+ * (status_from_errno()). */
 int sandbox_probe(const struct sandbox_config *c, unsigned *layers, int *landlock_abi);
 
 /* Forks an executor: in a new PID namespace when layers has PIDNS (a raw
@@ -79,8 +81,8 @@ int sandbox_probe(const struct sandbox_config *c, unsigned *layers, int *landloc
 pid_t sandbox_fork(unsigned layers);
 
 /* In a new executor, before it runs plugin code: applies layers (a mask of
- * what sandbox_probe found). 0, or -errno with *what naming the layer that
- * failed. */
+ * what sandbox_probe found). 0, or a status code (status_from_errno()) with
+ * *what naming the layer that failed. */
 int sandbox_enter(const struct sandbox_config *c, unsigned layers, int landlock_abi,
 		  const char **what);
 

@@ -23,7 +23,7 @@ int wire_send_msg(int fd, const char *buf, size_t len, const int *fds, int nfds)
 	size_t left = sizeof(hdr) + len;
 
 	if (len > WIRE_MSG_MAX || nfds > WIRE_FDS_MAX)
-		return -EMSGSIZE;
+		return status_from_errno(EMSGSIZE);
 	if (nfds > 0) {
 		struct cmsghdr *c;
 
@@ -42,7 +42,7 @@ int wire_send_msg(int fd, const char *buf, size_t len, const int *fds, int nfds)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			return status_from_errno(errno);
 		}
 		left -= (size_t)r;
 		m.msg_control = NULL;
@@ -109,23 +109,23 @@ int wire_recv_msg(int fd, char **buf, size_t *len, int *fds, int *nfds)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = -errno;
+			ret = status_from_errno(errno);
 			goto fail;
 		}
 		take_fds(&m, fds, max, &n);
 		if (r == 0) {
-			ret = got ? -EPROTO : -EPIPE;
+			ret = got ? STATUS_EPROTO : STATUS_ECLOSED;
 			goto fail;
 		}
 		got += (size_t)r;
 	}
 	if (hdr > WIRE_MSG_MAX) {
-		ret = -EMSGSIZE;
+		ret = STATUS_ETOOBIG;
 		goto fail;
 	}
 	p = malloc((size_t)hdr + 1);
 	if (!p) {
-		ret = -ENOMEM;
+		ret = STATUS_ENOMEM;
 		goto fail;
 	}
 	got = 0;
@@ -135,7 +135,7 @@ int wire_recv_msg(int fd, char **buf, size_t *len, int *fds, int *nfds)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			ret = r < 0 ? -errno : -EPROTO;
+			ret = r < 0 ? status_from_errno(errno) : STATUS_EPROTO;
 			goto fail;
 		}
 		got += (size_t)r;
@@ -160,11 +160,11 @@ int wire_send_json(int fd, struct json_object *o, const int *fds, int nfds)
 	const char *s;
 
 	if (!o)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
 					      &len);
 	if (!s)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	return wire_send_msg(fd, s, len, fds, nfds);
 }
 
@@ -184,7 +184,7 @@ int wire_recv_json(int fd, struct json_object **o, int *fds, int *nfds)
 		if (nfds)
 			for (int i = 0; i < *nfds; i++)
 				close(fds[i]);
-		return -EPROTO;
+		return STATUS_EPROTO;
 	}
 	return 0;
 }

@@ -49,6 +49,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "status.h"
+
 #define WIRE_MSG_MAX (17u << 20) /* a 16 MiB proxy body (PROXY_BODY_MAX) fits */
 #define WIRE_FDS_MAX 4
 #define WIRE_ZYGOTE_FD 3         /* the zygote's end of the ctl socket */
@@ -59,21 +61,24 @@ enum wire_reason { REASON_EXITED = 0, REASON_DEADLINE = 1, REASON_KILLED = 2,
 		   REASON_NOSTART = 3, REASON_LOST = 4 /* daemon side only */,
 		   REASON_SANDBOX = 5 /* its sandbox could not be entered */ };
 
-/* Sends one message (len bytes of buf) with nfds descriptors. 0 or -errno
- * (-EMSGSIZE past the caps). */
+/* Sends one message (len bytes of buf) with nfds descriptors. 0 or a
+ * status code (status.h): status_from_errno() of a failed send, of EMSGSIZE
+ * past the caps. */
 int wire_send_msg(int fd, const char *buf, size_t len, const int *fds, int nfds);
 /* Receives one message: *buf (malloc'd, NUL-terminated, owned by the
  * caller), *len (may be NULL) and up to *nfds descriptors (extra ones are
- * closed; nfds may be NULL). -EPIPE on a clean EOF, -EPROTO, -EMSGSIZE. */
+ * closed; nfds may be NULL). STATUS_ECLOSED on a clean EOF, STATUS_EPROTO
+ * on a cut message, STATUS_ETOOBIG past the cap, STATUS_ENOMEM, or
+ * status_from_errno() of a failed read. */
 int wire_recv_msg(int fd, char **buf, size_t *len, int *fds, int *nfds);
 /* The same with a JSON object as the message; recv: *o owned by the caller,
- * -EPROTO when the message is not a JSON object. */
+ * STATUS_EPROTO when the message is not a JSON object. */
 int wire_send_json(int fd, struct json_object *o, const int *fds, int nfds);
 int wire_recv_json(int fd, struct json_object **o, int *fds, int *nfds);
 
 /* A new message {"op": op} (NULL when out of memory; owned by the caller)
  * and members added to it. The adders take NULL, and wire_send_json() then
- * fails with -ENOMEM; a NULL string v is JSON null. */
+ * fails with STATUS_ENOMEM; a NULL string v is JSON null. */
 struct json_object *wire_msg(const char *op);
 void wire_msg_int(struct json_object *m, const char *k, int64_t v);
 void wire_msg_str(struct json_object *m, const char *k, const char *v);

@@ -694,19 +694,19 @@ static int fork_idle(struct zygote *z)
 	pid_t pid;
 
 	if (z->n_idle >= PREFORK_MAX)
-		return -ENOSPC;
+		return STATUS_EBUSY;
 	slot = slot_take(z);
 	if (slot < 0)
-		return -ENOSPC;
+		return STATUS_EBUSY;
 	m = wire_msg("idle");
 	if (!m) {
 		slot_release(z, slot);
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		slot_release(z, slot);
 		json_object_put(m);
-		return -errno;
+		return status_from_errno(errno);
 	}
 	pid = sandbox_fork(z->layers);
 	if (pid < 0) {
@@ -716,7 +716,7 @@ static int fork_idle(struct zygote *z)
 		close(sv[0]);
 		close(sv[1]);
 		json_object_put(m);
-		return -e;
+		return status_from_errno(e);
 	}
 	if (pid == 0) {
 		close(sv[0]);
@@ -795,7 +795,7 @@ static int reserve_run(struct zygote *z)
 	cap = z->cap_runs ? z->cap_runs * 2 : 16;
 	r = cap <= ZRUN_MAX ? realloc(z->runs, cap * sizeof(*r)) : NULL;
 	if (!r)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	z->runs = r;
 	z->cap_runs = cap;
 	return 0;
@@ -939,7 +939,7 @@ static void z_load(struct zygote *z, struct json_object *m, int fd)
 
 	if (i < 0 || i >= 65536 || !name || !version || fd < 0) {
 		code = LOADER_EIO;
-		snprintf(err, sizeof(err), "zygote: malformed load request");
+		util_set_err(err, sizeof(err), "zygote: malformed load request");
 		goto reply;
 	}
 	if ((size_t)i >= z->n_plugins) {
@@ -947,7 +947,7 @@ static void z_load(struct zygote *z, struct json_object *m, int fd)
 
 		if (!a) {
 			code = LOADER_ENOMEM;
-			snprintf(err, sizeof(err), "zygote: out of memory");
+			util_set_err(err, sizeof(err), "zygote: out of memory");
 			goto reply;
 		}
 		for (size_t k = z->n_plugins; k <= (size_t)i; k++)
@@ -958,7 +958,7 @@ static void z_load(struct zygote *z, struct json_object *m, int fd)
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		code = LOADER_ENOMEM;
-		snprintf(err, sizeof(err), "zygote: out of memory");
+		util_set_err(err, sizeof(err), "zygote: out of memory");
 		goto reply;
 	}
 	snprintf(p->name, sizeof(p->name), "%s", name);
@@ -1005,7 +1005,7 @@ static void z_config(struct zygote *z, struct json_object *m, int fd)
 	z->sb.max_processes = (uint32_t)wire_jint(m, "max_processes");
 	r = sandbox_probe(&z->sb, &z->layers, &z->landlock_abi);
 	if (r < 0)
-		snprintf(text, sizeof(text), "cannot probe the sandbox: %s", strerror(-r));
+		util_set_err(text, sizeof(text), "cannot probe the sandbox: %s", status_str(r));
 	else
 		sandbox_describe(z->layers, z->landlock_abi, &z->sb, text, sizeof(text));
 	reply = wire_msg("sandbox");

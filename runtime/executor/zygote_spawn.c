@@ -7,6 +7,8 @@
 #include "zygote.h"
 #include "executor.h"
 #include "wire.h"
+#include "status.h"
+#include "util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -28,17 +30,17 @@ static int find_zygote(const char *path, char *out, size_t cap, char *err, size_
 
 	if (path) {
 		if (access(path, X_OK) != 0) {
-			snprintf(err, errlen, "cannot start the zygote: %s: %s", path, strerror(errno));
-			return -ENOENT;
+			util_set_err(err, errlen, "cannot start the zygote: %s: %s", path, strerror(errno));
+			return STATUS_ENOTFOUND;
 		}
 		snprintf(out, cap, "%s", path);
 		return 0;
 	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0) {
-		snprintf(err, errlen, "cannot start the zygote: readlink /proc/self/exe: %s",
-			 strerror(errno));
-		return -ENOENT;
+		util_set_err(err, errlen, "cannot start the zygote: readlink /proc/self/exe: %s",
+			     strerror(errno));
+		return STATUS_ENOTFOUND;
 	}
 	self[n] = '\0';
 	slash = strrchr(self, '/');
@@ -50,9 +52,9 @@ static int find_zygote(const char *path, char *out, size_t cap, char *err, size_
 	k = snprintf(out, cap, "%s/../libexec/evscript/" EXECUTOR_ZYGOTE_NAME, self);
 	if (k > 0 && (size_t)k < cap && access(out, X_OK) == 0)
 		return 0;
-	snprintf(err, errlen, "cannot start the zygote: no executable " EXECUTOR_ZYGOTE_NAME
-		 " in %s/ nor in %s/../libexec/evscript/ (it is installed with evscriptd)", self, self);
-	return -ENOENT;
+	util_set_err(err, errlen, "cannot start the zygote: no executable " EXECUTOR_ZYGOTE_NAME
+		     " in %s/ nor in %s/../libexec/evscript/ (it is installed with evscriptd)", self, self);
+	return STATUS_ENOTFOUND;
 }
 
 /* The zygote's environment: the daemon's holds secrets (the API key, the
@@ -116,8 +118,9 @@ int executor_zygote_spawn(const char *path, int zfd, pid_t *out, char *err, size
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (r != 0) {
-		snprintf(err, errlen, "cannot start the zygote (%s): %s", exe, strerror(r));
-		return -r;
+		r = status_from_errno(r);
+		util_set_err(err, errlen, "cannot start the zygote (%s): %s", exe, status_str(r));
+		return r;
 	}
 	*out = pid;
 	return 0;

@@ -56,11 +56,11 @@ static int push_plugin(struct build *b, struct loader_plugin *p, int64_t first_g
 		void *ng;
 
 		if (!np)
-			return -ENOMEM;
+			return STATUS_ENOMEM;
 		g->plugins = np;
 		ng = realloc(g->plugin_generation, cap * sizeof(*g->plugin_generation));
 		if (!ng)
-			return -ENOMEM;
+			return STATUS_ENOMEM;
 		g->plugin_generation = ng;
 		b->cap_plugins = cap;
 	}
@@ -90,7 +90,7 @@ static struct generation_refusal *push_refusal(struct build *b, const char *name
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	snprintf(r->file, sizeof(r->file), "%s.so", name);
 	r->code = code;
-	snprintf(r->reason, sizeof(r->reason), "%s", reason);
+	util_set_err(r->reason, sizeof(r->reason), "%s", reason);
 	return r;
 }
 
@@ -103,12 +103,12 @@ static int refuse(struct build *b, const char *name, int code, const char *reaso
 	size_t idx;
 
 	if (!r)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	old = b->prev ? generation_plugin(b->prev, name, &idx) : NULL;
 	if (old && loader_clone(old, &copy) == LOADER_OK) {
 		if (push_plugin(b, copy, b->prev->plugin_generation[idx]) < 0) {
 			loader_unload(copy);
-			return -ENOMEM;
+			return STATUS_ENOMEM;
 		}
 		r->kept_previous = true;
 		log_warn("generation", "generation %lld: refused plugin %s: %s; keeping version %s "
@@ -132,7 +132,7 @@ static int on_scan(void *user, const char *name, const char *invalid_reason)
 	if (invalid_reason) {
 		char reason[600];
 
-		snprintf(reason, sizeof(reason), "%s: %s", loader_strerror(LOADER_ENAME), invalid_reason);
+		util_set_err(reason, sizeof(reason), "%s: %s", status_str(LOADER_ENAME), invalid_reason);
 		return refuse(b, name, LOADER_ENAME, reason) < 0 ? (b->failed = 1) : 0;
 	}
 	ret = loader_verify(b->g->config->plugin_dir, name, &b->lopts, &p, err, sizeof(err));
@@ -217,8 +217,8 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 		if (!res || !inproc) {
 			free(res);
 			free(inproc);
-			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
+			util_set_err(err, errlen, "out of memory");
+			return STATUS_ENOMEM;
 		}
 		for (size_t i = 0; i < n; i++)
 			inproc[i] = wants_in_process(g->config, g->plugins[i]->name);
@@ -233,8 +233,8 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 				continue;
 			if (drop_unopened(b, i, res[i].err, res[i].code) < 0) {
 				free(res);
-				snprintf(err, errlen, "out of memory");
-				return -ENOMEM;
+				util_set_err(err, errlen, "out of memory");
+				return STATUS_ENOMEM;
 			}
 			dropped++;
 		}
@@ -244,8 +244,8 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 		executor_free(g->executor, 0);
 		g->executor = NULL;
 	}
-	snprintf(err, errlen, "plugins kept failing to open");
-	return -EIO;
+	util_set_err(err, errlen, "plugins kept failing to open");
+	return STATUS_EIO;
 }
 
 int generation_build(const char *config_path, char *const *envp, struct generation *prev,
@@ -261,8 +261,8 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 	memset(&b, 0, sizeof(b));
 	g = calloc(1, sizeof(*g));
 	if (!g) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		util_set_err(err, errlen, "out of memory");
+		return STATUS_ENOMEM;
 	}
 	atomic_init(&g->refs, 1);
 	g->number = number;
@@ -280,8 +280,8 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 		char detail[400];
 
 		snprintf(detail, sizeof(detail), "%s", err);
-		snprintf(err, errlen, "%s: trusted_keys_dir %s: %s", g->config->file,
-			 g->config->trusted_keys_dir, detail);
+		util_set_err(err, errlen, "%s: trusted_keys_dir %s: %s", g->config->file,
+			     g->config->trusted_keys_dir, detail);
 		goto fail;
 	}
 	b.lopts.keyring = g->keyring;
@@ -290,14 +290,14 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 
 	ret = loader_scan(g->config->plugin_dir, on_scan, &b);
 	if (ret == LOADER_EIO) {
-		snprintf(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,
-			 strerror(errno));
+		util_set_err(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,
+			     strerror(errno));
 		goto fail;
 	}
 	if (ret != 0 || b.failed) {
-		snprintf(err, errlen, "scanning %s: %s", g->config->plugin_dir,
-			 b.failed ? "out of memory" : loader_strerror(ret));
-		ret = -EIO;
+		util_set_err(err, errlen, "scanning %s: %s", g->config->plugin_dir,
+			     b.failed ? "out of memory" : status_str(ret));
+		ret = STATUS_EIO;
 		goto fail;
 	}
 	/* plugins of the running generation whose files were removed are not
@@ -318,7 +318,7 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 	return 0;
 fail:
 	generation_unref(g);
-	return ret < 0 ? ret : -EINVAL;
+	return ret < 0 ? ret : STATUS_EINVAL;
 }
 
 struct generation *generation_ref(struct generation *g)

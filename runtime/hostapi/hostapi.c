@@ -207,7 +207,7 @@ static void flush_logs(struct hostapi_exec *x)
 					x->n_pending, x->dropped_unwritten);
 	if (r < 0)
 		log_warn("hostapi", "execution %lld: %zu log lines not written: %s",
-			 (long long)x->info.execution_id, x->n_pending, store_strerror(r));
+			 (long long)x->info.execution_id, x->n_pending, status_str(r));
 	clear_pending(x);
 	x->dropped_unwritten = 0;
 }
@@ -591,7 +591,7 @@ int hostapi_trigger_action(struct hostapi_exec *x, const char *name, const char 
 		free(*output_json);
 		*output_json = NULL;
 		snprintf(line, sizeof(line), "action %s: %s", name,
-			 err[0] ? err : evs_strerror(ret));
+			 err[0] ? err : status_str(ret));
 		hostapi_log(x, EVS_LOG_ERROR, line);
 		return ret;
 	}

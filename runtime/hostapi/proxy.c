@@ -1040,7 +1040,7 @@ int proxy_request(struct proxy_session *s, const struct evs_request *req,
 	if (ret) {
 		plog(s, EVS_LOG_ERROR, "%s %s: refused: %s", r.method ? r.method : "GET",
 		     ret == EVS_EDENIED ? "(URL outside the provider's base URL)" : "(request)",
-		     evs_strerror(ret));
+		     status_str(ret));
 		return ret;
 	}
 	for (uint32_t n = 0;; n++) {
@@ -1077,7 +1077,7 @@ int proxy_request(struct proxy_session *s, const struct evs_request *req,
 			     p.method, p.url_for_log, last->status, ms_since(start), retry_note);
 		else
 			plog(s, EVS_LOG_WARN, "%s %s -> %s: %s (%" PRId64 " ms)%s", p.method, p.url_for_log,
-			     evs_strerror(ret), s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
+			     status_str(ret), s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
 			     ms_since(start), retry_note);
 		if (!retryable(ret, last) || n >= p.retries)
 			break;

@@ -35,11 +35,11 @@ int api_context_init(struct api_context *ctx)
 
 	ctx->priv = NULL;
 	if (!p)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	ret = pthread_mutex_init(&p->lock, NULL);
 	if (ret != 0) {
 		free(p);
-		return -ret;
+		return status_from_errno(ret);
 	}
 	ctx->priv = p;
 	return 0;
@@ -89,14 +89,14 @@ int api_inflight_add(struct api_context *ctx, enum api_inflight which, const cha
 		}
 	}
 	if (set->n >= API_INFLIGHT_MAX) {
-		ret = -ENOMEM;
+		ret = STATUS_ENOMEM;
 		goto out;
 	}
 	copy = strdup(key);
 	grown = copy ? realloc(set->keys, (set->n + 1) * sizeof(*set->keys)) : NULL;
 	if (!grown) {
 		free(copy);
-		ret = -ENOMEM;
+		ret = STATUS_ENOMEM;
 		goto out;
 	}
 	set->keys = grown;
@@ -313,11 +313,11 @@ int api_respond_raw_json(struct http_response *resp, unsigned status, const char
 
 int api_respond_store_error(struct http_response *resp, const char *what, int err)
 {
-	log_error("api", "%s: %s", what, store_strerror(err));
+	log_error("api", "%s: %s", what, status_str(err));
 	/* 500 even when busy: docs/api.md keeps 503 for GET /healthz */
 	if (err == STORE_EBUSY)
 		return http_respond_error(resp, 500, "server_error", "the store is busy, try again");
-	return http_respond_error(resp, 500, "server_error", "%s failed: %s", what, store_strerror(err));
+	return http_respond_error(resp, 500, "server_error", "%s failed: %s", what, status_str(err));
 }
 
 bool api_percent_decode(char *s)

@@ -61,7 +61,7 @@ struct api_context {
 };
 
 /* Makes the private part (the public fields are left as they are).
- * Returns 0, -ENOMEM, or the negative errno of pthread_mutex_init; on
+ * Returns 0, STATUS_ENOMEM, or status_from_errno() of pthread_mutex_init's; on
  * failure ctx->priv is NULL and there is nothing to destroy. */
 int api_context_init(struct api_context *ctx);
 

@@ -264,7 +264,7 @@ static int store_import(struct api_context *ctx, struct http_response *resp, str
 	}
 	if (ret == STORE_EINVAL || ret == STORE_ETOOBIG)
 		return http_respond_error(resp, 400, "invalid_body", "the connection was refused: %s",
-					  store_strerror(ret));
+					  status_str(ret));
 	if (ret < 0)
 		return api_respond_store_error(resp, "storing the connection", ret);
 	log_info("api", "connection %s/%s %s (event %lld)", row->provider_config_key, row->connection_id,
@@ -360,7 +360,8 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 	}
 	ret = dispatch_validate(ctx->dispatch, integ->id, cid, api_json_str(cand), &o);
 	if (ret < 0) {
-		log_error("api", "validate-connection for %s/%s failed to run (%d)", integ->id, cid, ret);
+		log_error("api", "validate-connection for %s/%s failed to run: %s", integ->id, cid,
+			  status_str(ret));
 		ret = http_respond_error(resp, 500, "server_error", "validate-connection could not run");
 		goto out;
 	}
@@ -615,7 +616,7 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 					      mreq.ids, mreq.n_ids,
 					      api_json_str(mreq.metadata), merge, &failed);
 	if (ret == STORE_EINVAL || ret == STORE_ETOOBIG) {
-		ret = http_respond_error(resp, 400, "invalid_body", "metadata: %s", store_strerror(ret));
+		ret = http_respond_error(resp, 400, "invalid_body", "metadata: %s", status_str(ret));
 		goto out;
 	}
 	if (ret < 0) {

@@ -46,7 +46,7 @@ void api_last_reload_error(struct api_context *ctx, char out[API_ERROR_MAX]);
  * Idempotency-Key, DELETE by "pck\ncid". */
 enum api_inflight { API_INFLIGHT_IDEMPOTENCY, API_INFLIGHT_DELETE, API_INFLIGHT_SETS };
 
-/* Adds a copy of key to set `which`: 0, 1 when it is already there, -ENOMEM
+/* Adds a copy of key to set `which`: 0, 1 when it is already there, STATUS_ENOMEM
  * (out of memory, or API_INFLIGHT_MAX keys in the set already). */
 int api_inflight_add(struct api_context *ctx, enum api_inflight which, const char *key);
 

@@ -123,17 +123,7 @@ struct http_server {
 
 const char *http_strerror(int err)
 {
-	switch (err) {
-	case HTTP_OK: return "success";
-	case HTTP_EINVAL: return "invalid argument or configuration";
-	case HTTP_ENOMEM: return "out of memory";
-	case HTTP_ELISTEN: return "cannot listen on the address";
-	case HTTP_ESTATE: return "not allowed in this state";
-	case HTTP_ETIMEDOUT: return "requests still in flight";
-	case HTTP_EBADBODY: return "request body rejected (400 answered)";
-	case HTTP_ERESPONDED: return "a response was already set";
-	default: return "unknown error";
-	}
+	return status_str(err);
 }
 
 /* ---------------------------------------------------------------- routes */

@@ -30,7 +30,7 @@
  * would stall every connection on its thread. Handlers must be thread-safe
  * and bounded in time (http_server_free() waits for them).
  *
- * Errors: functions return 0 or a negative HTTP_E* code; http_strerror()
+ * Errors: functions return 0 or a negative HTTP_E* code; status_str()
  * says what it means.
  */
 #ifndef EVS_HTTP_H
@@ -42,6 +42,8 @@
 
 #include <json-c/json.h>
 
+#include "status.h"
+
 #define HTTP_DEFAULT_MAX_BODY (1024 * 1024)  /* bytes; larger bodies get 413 */
 #define HTTP_DEFAULT_MAX_CONNECTIONS 64      /* = at most this many handler threads */
 #define HTTP_DEFAULT_IDLE_TIMEOUT_S 30       /* an idle connection is closed after this */
@@ -50,18 +52,18 @@
 #define HTTP_MAX_RESPONSE_HEADERS 16         /* extra headers per response */
 #define HTTP_MAX_ERROR_MESSAGE 1024          /* http_respond_error() messages are cut here */
 
-enum http_error {
-	HTTP_OK = 0,
-	HTTP_EINVAL = -1,      /* invalid configuration or argument */
-	HTTP_ENOMEM = -2,
-	HTTP_ELISTEN = -3,     /* the server could not listen on the address */
-	HTTP_ESTATE = -4,      /* not allowed in this state (e.g. started twice) */
-	HTTP_ETIMEDOUT = -5,   /* requests still in flight when the wait ended */
-	HTTP_EBADBODY = -6,    /* request body is not what was expected; 400 already answered */
-	HTTP_ERESPONDED = -7   /* the response was already set; the first one stands */
-};
+/* The codes http functions return (defined in status.h, text by
+ * status_str()):
+ *   HTTP_EINVAL     invalid configuration or argument
+ *   HTTP_ENOMEM     out of memory
+ *   HTTP_ELISTEN    the server could not listen on the address
+ *   HTTP_ESTATE     not allowed in this state (e.g. started twice)
+ *   HTTP_ETIMEDOUT  requests still in flight when the wait ended
+ *   HTTP_EBADBODY   request body is not what was expected; 400 already answered
+ *   HTTP_ERESPONDED the response was already set; the first one stands */
 
-/* A static description of an HTTP_E* code. */
+/* Kept for the unit tests that call it: status_str(err). New code calls
+ * status_str(). */
 const char *http_strerror(int err);
 
 struct http_server;

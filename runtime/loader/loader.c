@@ -104,7 +104,7 @@ static int write_all(int fd, const unsigned char *p, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			return status_from_errno(errno);
 		}
 		p += n;
 		len -= (size_t)n;
@@ -159,7 +159,7 @@ static int copy_hash(int src, int dst, size_t cap, uint8_t hash[SIGN_HASH_BYTES]
 		sign_hash_update(&h, buf, (size_t)n);
 		ret = write_all(dst, buf, (size_t)n);
 		if (ret < 0) {
-			*sys_err = -ret;
+			*sys_err = status_errno(ret);
 			ret = LOADER_EIO;
 			goto out;
 		}
@@ -253,7 +253,7 @@ static int refuse_signature(int serr, const char *name, const struct sign_sig *s
 				     "prehashed (minisign 0.10+ or evscript sign)", name, kid);
 	default:
 		return loader_refuse(err, errlen, map_sign_error(serr), "%s.so.minisig (key %s): %s",
-				     name, kid, sign_strerror(serr));
+				     name, kid, status_str(serr));
 	}
 }
 
@@ -272,7 +272,8 @@ static int check_ledger(const struct loader_options *opts, const struct loader_p
 	prev_version[sizeof(prev_version) - 1] = '\0';
 	if (r < 0)
 		return loader_refuse(err, errlen, LOADER_EIO,
-				     "reading the accepted version of %s failed (%d)", p->name, r);
+				     "reading the accepted version of %s failed: %s", p->name,
+				     status_str(r));
 	if (r != 0)
 		return LOADER_OK; /* no record yet */
 	cmp = sign_version_cmp(version, prev_version);
@@ -390,7 +391,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	if (ret < 0) {
 		ret = loader_refuse(err, errlen, map_sign_error(ret) == LOADER_ENOMEM ? LOADER_ENOMEM
 									       : LOADER_EMALFORMED,
-			     "%s.so.minisig: %s", name, sign_strerror(ret));
+			     "%s.so.minisig: %s", name, status_str(ret));
 		goto out;
 	}
 
@@ -439,7 +440,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	if (ret < 0) {
 		ret = loader_refuse(err, errlen, LOADER_ECOMMENT,
 			     "%s.so.minisig: \"%.200s\" (needs plugin:NAME version:X.Y.Z abi:N): %s",
-			     name, sig->trusted_comment, sign_strerror(ret));
+			     name, sig->trusted_comment, status_str(ret));
 		goto out;
 	}
 	if (strcmp(comment.plugin, name) != 0) {

@@ -19,33 +19,35 @@
 #include <stdint.h>
 
 #include "sign.h"
+#include "status.h"
 
 #define LOADER_FILE_MAX_DEFAULT (64u << 20) /* 64 MiB */
 
-/* Each refusal has its own reason (loader_strerror). */
-enum loader_error {
-	LOADER_OK = 0,
-	LOADER_ENOSIG = -1,        /* no signature (NAME.so.minisig missing) */
-	LOADER_EMALFORMED = -2,    /* malformed signature file */
-	LOADER_EUNKNOWNKEY = -3,   /* signed by a key that is not trusted */
-	LOADER_EREVOKED = -4,      /* signed by a revoked key */
-	LOADER_EBADSIG = -5,       /* bad signature: the file was tampered with */
-	LOADER_EBADGLOBALSIG = -6, /* bad global signature: the trusted comment was tampered with */
-	LOADER_ENAME = -7,         /* the signed plugin name is not the file's name, or the info disagrees */
-	LOADER_EABI = -8,          /* built for another ABI major */
-	LOADER_EDOWNGRADE = -9,    /* lower version than accepted, or same version with other bytes */
-	LOADER_ENOTELF = -10,      /* not an ELF shared object for this machine */
-	LOADER_ENOENTRY = -11,     /* neither on_event nor run_action, or no plugin info */
-	LOADER_ETOOBIG = -12,      /* the file is larger than the cap */
-	LOADER_ELEGACY = -13,      /* legacy (non-prehashed) signature refused */
-	LOADER_ECOMMENT = -14,     /* trusted comment lacks plugin:/version:/abi: */
-	LOADER_EIO = -15,          /* the file could not be read */
-	LOADER_EDLOPEN = -16,      /* dlopen failed (detail in the error text) */
-	LOADER_ENOMEM = -17,
-	LOADER_EVERSION = -18,     /* the info's version disagrees with the signed version */
-	LOADER_ETOOMANY = -19      /* loader_scan: more than LOADER_SCAN_MAX entries */
-};
+/* Each refusal has its own reason. The codes loader functions return
+ * (defined in status.h, text by status_str()):
+ *   LOADER_ENOSIG        no signature (NAME.so.minisig missing)
+ *   LOADER_EMALFORMED    malformed signature file
+ *   LOADER_EUNKNOWNKEY   signed by a key that is not trusted
+ *   LOADER_EREVOKED      signed by a revoked key
+ *   LOADER_EBADSIG       bad signature: the file was tampered with
+ *   LOADER_EBADGLOBALSIG bad global signature: the trusted comment was tampered with
+ *   LOADER_ENAME         the signed plugin name is not the file's name, or the info disagrees
+ *   LOADER_EABI          built for another ABI major
+ *   LOADER_EDOWNGRADE    lower version than accepted, or same version with other bytes
+ *   LOADER_ENOTELF       not an ELF shared object for this machine
+ *   LOADER_ENOENTRY      neither on_event nor run_action, or no plugin info
+ *   LOADER_ETOOBIG       the file is larger than the cap
+ *   LOADER_ELEGACY       legacy (non-prehashed) signature refused
+ *   LOADER_ECOMMENT      trusted comment lacks plugin:/version:/abi:
+ *   LOADER_EIO           the file could not be read
+ *   LOADER_EDLOPEN       dlopen failed (detail in the error text)
+ *   LOADER_ENOMEM        out of memory
+ *   LOADER_EVERSION      the info's version disagrees with the signed version
+ *   LOADER_ETOOMANY      loader_scan: more than LOADER_SCAN_MAX entries */
 
+/* Kept for the unit tests that call it: status_str(err), except that a
+ * value that is not a code gives "unknown loader error". New code calls
+ * status_str(). */
 const char *loader_strerror(int err);
 
 /* Durable record of the highest accepted version per plugin name (the store
@@ -93,7 +95,7 @@ struct loader_plugin {
 /* Loads dir/NAME.so (with dir/NAME.so.minisig). On success *out is owned by
  * the caller (loader_unload) and err is "". On failure returns a LOADER_E*
  * code, *out is NULL, and err holds one line for the user,
- * "<loader_strerror(code)>: <detail>", e.g. "bad signature (file tampered):
+ * "<status_str(code)>: <detail>", e.g. "bad signature (file tampered):
  * hello.so does not match hello.so.minisig (key 0123456789ABCDEF)". Nothing
  * is logged here (the caller logs) and no plugin code runs before every check
  * on the signed trusted comment and the ELF header has passed. Not

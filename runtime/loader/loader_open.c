@@ -1,7 +1,7 @@
 /*
  * loader_open.c - the second half of loading a plugin: loader_open() (dlopen
  * of a verified, sealed memfd, checks of its info against the signed fields)
- * and loader_unload(), with loader_strerror().
+ * and loader_unload(), with status_str().
  *
  * Apart from loader.c so that a small binary (the executor's zygote,
  * evscript-zygote) can open plugins without linking libsodium or the
@@ -30,29 +30,7 @@
 
 const char *loader_strerror(int err)
 {
-	switch (err) {
-	case LOADER_OK: return "success";
-	case LOADER_ENOSIG: return "no signature";
-	case LOADER_EMALFORMED: return "malformed signature file";
-	case LOADER_EUNKNOWNKEY: return "unknown key";
-	case LOADER_EREVOKED: return "revoked key";
-	case LOADER_EBADSIG: return "bad signature (file tampered)";
-	case LOADER_EBADGLOBALSIG: return "bad global signature (trusted comment tampered)";
-	case LOADER_ENAME: return "name mismatch";
-	case LOADER_EABI: return "ABI mismatch";
-	case LOADER_EDOWNGRADE: return "downgrade refused";
-	case LOADER_ENOTELF: return "not an ELF shared object for this machine";
-	case LOADER_ENOENTRY: return "no entry point";
-	case LOADER_ETOOBIG: return "file too large";
-	case LOADER_ELEGACY: return "legacy signature refused";
-	case LOADER_ECOMMENT: return "malformed trusted comment";
-	case LOADER_EIO: return "cannot read plugin";
-	case LOADER_EDLOPEN: return "dlopen failed";
-	case LOADER_ENOMEM: return "out of memory";
-	case LOADER_EVERSION: return "version mismatch";
-	case LOADER_ETOOMANY: return "too many plugin files";
-	default: return "unknown loader error";
-	}
+	return status_known(err) ? status_str(err) : "unknown loader error";
 }
 
 /* Sets err to "<strerror(code)>: <detail>" and returns code. */
@@ -63,7 +41,7 @@ int loader_refuse(char *err, size_t errlen, int code, const char *fmt, ...)
 
 	if (!err || errlen == 0)
 		return code;
-	n = snprintf(err, errlen, "%s: ", loader_strerror(code));
+	n = snprintf(err, errlen, "%s: ", status_str(code));
 	if (n < 0 || (size_t)n >= errlen)
 		return code;
 	va_start(ap, fmt);

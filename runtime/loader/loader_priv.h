@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-/* Sets err to "<loader_strerror(code)>: <detail>" and returns code. */
+/* Sets err to "<status_str(code)>: <detail>" and returns code. */
 int loader_refuse(char *err, size_t errlen, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

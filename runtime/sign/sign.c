@@ -60,23 +60,7 @@ static const char kdf_scrypt[2] = {'S', 'c'};
 
 const char *sign_strerror(int err)
 {
-	switch (err) {
-	case SIGN_OK: return "success";
-	case SIGN_EMALFORMED: return "malformed minisign file";
-	case SIGN_ELEGACY: return "legacy (non-prehashed) signature refused";
-	case SIGN_EUNKNOWNKEY: return "signed with an unknown key";
-	case SIGN_EREVOKED: return "signed with a revoked key";
-	case SIGN_EBADSIG: return "signature verification failed (the file does not match its signature)";
-	case SIGN_EBADGLOBALSIG: return "comment signature verification failed (the trusted comment was altered)";
-	case SIGN_EKEYID: return "the signature's key id does not match the public key";
-	case SIGN_EENCRYPTED: return "encrypted secret keys are not supported (make one with minisign -G -W or evscript keygen)";
-	case SIGN_ECHECKSUM: return "secret key checksum mismatch (corrupted key)";
-	case SIGN_ECOMMENT: return "malformed trusted comment (needs plugin:NAME version:X.Y.Z abi:N)";
-	case SIGN_ENOMEM: return "out of memory";
-	case SIGN_EIO: return "I/O error";
-	case SIGN_EINIT: return "libsodium could not be initialized";
-	default: return "unknown error";
-	}
+	return status_str(err);
 }
 
 static bool crypto_ready(void)

@@ -16,7 +16,7 @@
  *
  * The parsers are pure functions over bytes (no I/O), fuzzed in tests/fuzz/.
  * Verdict functions return 0 or a negative SIGN_E* code and are marked
- * warn_unused_result; sign_strerror() gives the reason a user reads.
+ * warn_unused_result; status_str() gives the reason a user reads.
  */
 #ifndef EVS_SIGN_H
 #define EVS_SIGN_H
@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "status.h"
 
 #define SIGN_KEYID_BYTES 8
 #define SIGN_PK_BYTES 32
@@ -35,24 +37,24 @@
 
 #define SIGN_WARN_UNUSED __attribute__((warn_unused_result))
 
-enum sign_error {
-	SIGN_OK = 0,
-	SIGN_EMALFORMED = -1,     /* not a well-formed minisign file */
-	SIGN_ELEGACY = -2,        /* legacy "Ed" signature and legacy is not allowed */
-	SIGN_EUNKNOWNKEY = -3,    /* no trusted key with the signature's key id */
-	SIGN_EREVOKED = -4,       /* the key id is revoked */
-	SIGN_EBADSIG = -5,        /* the signature does not match the file */
-	SIGN_EBADGLOBALSIG = -6,  /* the global signature does not match the trusted comment */
-	SIGN_EKEYID = -7,         /* the key id does not match the key given */
-	SIGN_EENCRYPTED = -8,     /* an encrypted secret key (not supported) */
-	SIGN_ECHECKSUM = -9,      /* secret key checksum mismatch */
-	SIGN_ECOMMENT = -10,      /* trusted comment is malformed or lacks a required key */
-	SIGN_ENOMEM = -11,
-	SIGN_EIO = -12,           /* reading a key directory or file failed */
-	SIGN_EINIT = -13          /* libsodium could not be initialized */
-};
+/* The codes sign functions return (defined in status.h, text by
+ * status_str()):
+ *   SIGN_EMALFORMED    not a well-formed minisign file
+ *   SIGN_ELEGACY       legacy "Ed" signature and legacy is not allowed
+ *   SIGN_EUNKNOWNKEY   no trusted key with the signature's key id
+ *   SIGN_EREVOKED      the key id is revoked
+ *   SIGN_EBADSIG       the signature does not match the file
+ *   SIGN_EBADGLOBALSIG the global signature does not match the trusted comment
+ *   SIGN_EKEYID        the key id does not match the key given
+ *   SIGN_EENCRYPTED    an encrypted secret key (not supported)
+ *   SIGN_ECHECKSUM     secret key checksum mismatch
+ *   SIGN_ECOMMENT      trusted comment is malformed or lacks a required key
+ *   SIGN_ENOMEM        out of memory
+ *   SIGN_EIO           reading a key directory or file failed
+ *   SIGN_EINIT         libsodium could not be initialized */
 
-/* A static description of a SIGN_E* code. */
+/* Kept for the unit tests that call it: status_str(err). New code calls
+ * status_str(). */
 const char *sign_strerror(int err);
 
 /* "%016llX" of the key id read little-endian, as minisign prints it in

@@ -5,6 +5,7 @@
  */
 #include "store.h"
 #include "store_backend.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <json-c/json.h>
@@ -19,25 +20,7 @@ static const struct store_ops *const backends[] = {
 
 const char *store_strerror(int err)
 {
-	switch (err) {
-	case STORE_OK: return "success";
-	case STORE_EINVAL: return "invalid argument";
-	case STORE_ENOMEM: return "out of memory";
-	case STORE_EIO: return "the database failed";
-	case STORE_ENOTFOUND: return "not found";
-	case STORE_EDELETING: return "the connection is being deleted";
-	case STORE_ECONFLICT: return "the idempotency key is already recorded";
-	case STORE_ESCHEMA: return "the database was written by a newer evscript";
-	case STORE_ENOKEY: return "the credentials are encrypted and no encryption key is set";
-	case STORE_EDECRYPT: return "the credentials do not decrypt (wrong key, tampered, or moved to another row)";
-	case STORE_EKEY: return "the encryption key is not the one this database was written with";
-	case STORE_EURL: return "unsupported store URL (expected sqlite:PATH)";
-	case STORE_ESTATE: return "the row is not in a state that allows this";
-	case STORE_EBUSY: return "the database stayed locked";
-	case STORE_ETOOBIG: return "a value is over its size limit";
-	case STORE_ECALLBACK: return "the caller's callback failed";
-	}
-	return "unknown store error";
+	return status_str(err);
 }
 
 const char *store_event_status_name(enum store_event_status st)
@@ -430,7 +413,7 @@ int store_open(const char *url, const uint8_t *enc_key, struct store **out, char
 	if (errlen)
 		err[0] = '\0';
 	if (!url || !(colon = strchr(url, ':'))) {
-		snprintf(err, errlen, "store URL '%s': expected sqlite:PATH", url ? url : "(null)");
+		util_set_err(err, errlen, "store URL '%s': expected sqlite:PATH", url ? url : "(null)");
 		return STORE_EURL;
 	}
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
@@ -440,17 +423,17 @@ int store_open(const char *url, const uint8_t *enc_key, struct store **out, char
 			ops = backends[i];
 	}
 	if (!ops) {
-		snprintf(err, errlen, "store URL '%s': unsupported scheme (expected sqlite:PATH)",
-			 url);
+		util_set_err(err, errlen, "store URL '%s': unsupported scheme (expected sqlite:PATH)",
+			     url);
 		return STORE_EURL;
 	}
 	if (sodium_init() < 0) {
-		snprintf(err, errlen, "libsodium failed to initialise");
+		util_set_err(err, errlen, "libsodium failed to initialise");
 		return STORE_EIO;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		snprintf(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 		return STORE_ENOMEM;
 	}
 	s->ops = ops;

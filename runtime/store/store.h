@@ -71,26 +71,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum store_error {
-	STORE_OK = 0,
-	STORE_EINVAL = -1,     /* invalid argument (bad JSON, unknown event type, empty id...) */
-	STORE_ENOMEM = -2,
-	STORE_EIO = -3,        /* the database failed (detail in the daemon log) */
-	STORE_ENOTFOUND = -4,  /* no such row (or, for claim, no pending event) */
-	STORE_EDELETING = -5,  /* the connection is being deleted: no new events for it */
-	STORE_ECONFLICT = -6,  /* the Idempotency-Key is already recorded */
-	STORE_ESCHEMA = -7,    /* the database was written by a newer evscript */
-	STORE_ENOKEY = -8,     /* encrypted credentials and no encryption key */
-	STORE_EDECRYPT = -9,   /* credentials do not decrypt (tampered or moved to another row) */
-	STORE_EKEY = -10,      /* the encryption key is not the one the database was written with */
-	STORE_EURL = -11,      /* unsupported store URL */
-	STORE_ESTATE = -12,    /* the row is not in a state that allows this (e.g. finish twice) */
-	STORE_EBUSY = -13,     /* the database stayed locked past the busy timeout */
-	STORE_ETOOBIG = -14,   /* a value is over its cap (ids, JSON documents, bodies) */
-	STORE_ECALLBACK = -15  /* the caller's callback failed; the transaction was rolled back */
-};
+#include "status.h"
 
-/* A static English sentence for a STORE_E* code. */
+/* The codes store functions return (defined in status.h, text by
+ * status_str()):
+ *   STORE_EINVAL    invalid argument (bad JSON, unknown event type, empty id...)
+ *   STORE_ENOMEM    out of memory
+ *   STORE_EIO       the database failed (detail in the daemon log)
+ *   STORE_ENOTFOUND no such row (or, for claim, no pending event)
+ *   STORE_EDELETING the connection is being deleted: no new events for it
+ *   STORE_ECONFLICT the Idempotency-Key is already recorded
+ *   STORE_ESCHEMA   the database was written by a newer evscript
+ *   STORE_ENOKEY    encrypted credentials and no encryption key
+ *   STORE_EDECRYPT  credentials do not decrypt (tampered or moved to another row)
+ *   STORE_EKEY      the encryption key is not the one the database was written with
+ *   STORE_EURL      unsupported store URL
+ *   STORE_ESTATE    the row is not in a state that allows this (e.g. finish twice)
+ *   STORE_EBUSY     the database stayed locked past the busy timeout
+ *   STORE_ETOOBIG   a value is over its cap (ids, JSON documents, bodies)
+ *   STORE_ECALLBACK the caller's callback failed; the transaction was rolled back */
+
+/* Kept for the unit tests that call it: status_str(err). New code calls
+ * status_str(). */
 const char *store_strerror(int err);
 
 /* Caps. Longer ids and documents are refused with STORE_ETOOBIG; longer log

@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -514,14 +515,14 @@ static int schema_read(struct sq *b, const char *path, int *version, char *err, 
 	int rc = pragma_int(b->db, "PRAGMA user_version", version);
 
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
+		util_set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
 		return (rc & 0xff) == SQLITE_BUSY ? STORE_EBUSY : STORE_EIO;
 	}
 	if (*version > SCHEMA_VERSION) {
-		snprintf(err, errlen,
-			 "%s: schema version %d is newer than this evscript supports (%d); "
-			 "use a newer evscript or another database",
-			 path, *version, SCHEMA_VERSION);
+		util_set_err(err, errlen,
+			     "%s: schema version %d is newer than this evscript supports (%d); "
+			     "use a newer evscript or another database",
+			     path, *version, SCHEMA_VERSION);
 		return STORE_ESCHEMA;
 	}
 	return 0;
@@ -543,8 +544,8 @@ static int migrate(struct sq *b, const char *path, char *err, size_t errlen)
 	ret = schema_read(b, path, &version, err, errlen);
 	for (int v = version; !ret && v < SCHEMA_VERSION; v++) {
 		if (sqlite3_exec(b->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
-			snprintf(err, errlen, "%s: schema migration %d -> %d failed: %s", path, v,
-				 v + 1, sqlite3_errmsg(b->db));
+			util_set_err(err, errlen, "%s: schema migration %d -> %d failed: %s", path, v,
+				     v + 1, sqlite3_errmsg(b->db));
 			ret = STORE_EIO;
 		}
 	}
@@ -552,8 +553,8 @@ static int migrate(struct sq *b, const char *path, char *err, size_t errlen)
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
 		ret = exec(b, sql, "set schema version");
 		if (ret)
-			snprintf(err, errlen, "%s: schema migration failed: %s", path,
-				 store_strerror(ret));
+			util_set_err(err, errlen, "%s: schema migration failed: %s", path,
+				     status_str(ret));
 	}
 	if (ret) {
 		sq_end(b, ret);
@@ -569,7 +570,7 @@ static int migrate(struct sq *b, const char *path, char *err, size_t errlen)
 			 SCHEMA_VERSION);
 	return 0;
 store_error:
-	snprintf(err, errlen, "%s: schema migration failed: %s", path, store_strerror(ret));
+	util_set_err(err, errlen, "%s: schema migration failed: %s", path, status_str(ret));
 	return ret;
 }
 
@@ -623,11 +624,11 @@ out:
 	ret = sq_end(b, ret);
 	free(blob);
 	if (ret == STORE_EKEY)
-		snprintf(err, errlen, "%s: the encryption key is not the one this database was "
-			 "written with", path);
+		util_set_err(err, errlen, "%s: the encryption key is not the one this database was "
+			     "written with", path);
 	else if (ret)
-		snprintf(err, errlen, "%s: checking the encryption key: %s", path,
-			 store_strerror(ret));
+		util_set_err(err, errlen, "%s: checking the encryption key: %s", path,
+			     status_str(ret));
 	return ret;
 }
 
@@ -643,7 +644,7 @@ static int precreate(const char *path)
 	if (fd >= 0)
 		close(fd);
 	else if (errno != EEXIST)
-		return -errno;
+		return status_from_errno(errno);
 	return 0;
 }
 
@@ -656,22 +657,22 @@ static int open_path(struct store *s, const char *path, bool all_normal, char *e
 	sqlite3_stmt *st = NULL;
 
 	if (!*path) {
-		snprintf(err, errlen, "store URL: empty path (expected sqlite:PATH)");
+		util_set_err(err, errlen, "store URL: empty path (expected sqlite:PATH)");
 		return STORE_EURL;
 	}
 	if (sqlite3_libversion_number() < 3035000) {
-		snprintf(err, errlen, "SQLite %s is too old (3.35 or newer is needed)",
-			 sqlite3_libversion());
+		util_set_err(err, errlen, "SQLite %s is too old (3.35 or newer is needed)",
+			     sqlite3_libversion());
 		return STORE_EIO;
 	}
 	e = precreate(path);
 	if (e) {
-		snprintf(err, errlen, "%s: %s", path, strerror(-e));
+		util_set_err(err, errlen, "%s: %s", path, status_str(e));
 		return STORE_EIO;
 	}
 	b = calloc(1, sizeof(*b));
 	if (!b) {
-		snprintf(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 		return STORE_ENOMEM;
 	}
 	pthread_mutex_init(&b->mu, NULL);
@@ -682,8 +683,8 @@ static int open_path(struct store *s, const char *path, bool all_normal, char *e
 				     SQLITE_OPEN_EXRESCODE,
 			     NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-			 b->db ? sqlite3_errmsg(b->db) : sqlite3_errstr(rc));
+		util_set_err(err, errlen, "%s: %s", path,
+			     b->db ? sqlite3_errmsg(b->db) : sqlite3_errstr(rc));
 		ret = STORE_EIO;
 		goto fail;
 	}
@@ -696,13 +697,13 @@ static int open_path(struct store *s, const char *path, bool all_normal, char *e
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
+		util_set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
 		ret = (rc & 0xff) == SQLITE_BUSY ? STORE_EBUSY : STORE_EIO;
 		goto fail;
 	}
 	if (strcmp(mode, "wal") != 0 && strcmp(path, ":memory:") != 0) {
-		snprintf(err, errlen, "%s: could not switch to WAL mode (journal mode is %s)",
-			 path, mode);
+		util_set_err(err, errlen, "%s: could not switch to WAL mode (journal mode is %s)",
+			     path, mode);
 		ret = STORE_EIO;
 		goto fail;
 	}
@@ -710,7 +711,7 @@ static int open_path(struct store *s, const char *path, bool all_normal, char *e
 			  NULL, NULL);
 	b->sync_level = 2;
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
+		util_set_err(err, errlen, "%s: %s", path, sqlite3_errmsg(b->db));
 		ret = STORE_EIO;
 		goto fail;
 	}
@@ -734,7 +735,7 @@ static int sq_open(struct store *s, const char *location, char *err, size_t errl
 	int ret;
 
 	if (!path) {
-		snprintf(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 		return STORE_ENOMEM;
 	}
 	q = strchr(path, '?');
@@ -743,8 +744,8 @@ static int sq_open(struct store *s, const char *location, char *err, size_t errl
 		if (strcmp(q, "synchronous=normal") == 0) {
 			all_normal = true;
 		} else if (strcmp(q, "synchronous=full") != 0) {
-			snprintf(err, errlen, "store URL: unknown option '%s' (expected "
-				 "synchronous=full or synchronous=normal)", q);
+			util_set_err(err, errlen, "store URL: unknown option '%s' (expected "
+				     "synchronous=full or synchronous=normal)", q);
 			free(path);
 			return STORE_EURL;
 		}

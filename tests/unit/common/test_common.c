@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "dynbuf.h"
+#include "status.h"
 #include "util.h"
 
 /* ---- the allocator wraps */
@@ -417,6 +418,88 @@ static void test_wipe(void **state)
 		assert_int_equal(b[i], 0);
 }
 
+/* Every code has its own text and a primary that is itself a primary. */
+#define STATUS_CODE_ROW(name, value, primary, text) {name, primary, text, #name},
+static const struct {
+	int code, primary;
+	const char *text, *name;
+} status_rows[] = {STATUS_CODES(STATUS_CODE_ROW)};
+#undef STATUS_CODE_ROW
+
+static void test_status_str(void **state)
+{
+	(void)state;
+	assert_string_equal(status_str(0), "success");
+	for (size_t i = 0; i < sizeof(status_rows) / sizeof(status_rows[0]); i++) {
+		assert_string_equal(status_str(status_rows[i].code), status_rows[i].text);
+		assert_true(status_known(status_rows[i].code));
+		for (size_t j = 0; j < i; j++)
+			if (status_rows[i].code == status_rows[j].code)
+				fail_msg("%s and %s share a value", status_rows[i].name, status_rows[j].name);
+	}
+	/* the texts the parts gave before there was one space */
+	assert_string_equal(status_str(STATUS_EINVAL), "invalid argument");
+	assert_string_equal(status_str(LOADER_EDOWNGRADE), "downgrade refused");
+	assert_string_equal(status_str(SIGN_EBADSIG),
+			    "signature verification failed (the file does not match its signature)");
+	assert_string_equal(status_str(STORE_ECONFLICT), "the idempotency key is already recorded");
+	assert_string_equal(status_str(HTTP_ELISTEN), "cannot listen on the address");
+	assert_string_equal(status_str(CONFIG_EINVALID), "invalid configuration");
+	/* not codes */
+	assert_string_equal(status_str(1), "unknown error");
+	assert_string_equal(status_str(-100), "unknown error");
+	assert_string_equal(status_str(-1000), "unknown error");
+	assert_string_equal(status_str(-(STATUS_MAX + 1)), "unknown error");
+	assert_string_equal(status_str(-0x7fffffff - 1), "unknown error");
+	assert_false(status_known(-100));
+	assert_false(status_known(-(STATUS_MAX + 1)));
+}
+
+static void test_status_primary(void **state)
+{
+	(void)state;
+	assert_int_equal(status_primary(0), 0);
+	for (size_t i = 0; i < sizeof(status_rows) / sizeof(status_rows[0]); i++) {
+		int p = status_primary(status_rows[i].code);
+
+		assert_int_equal(p, status_rows[i].primary);
+		assert_int_equal(status_primary(p), p); /* a primary is its own */
+		assert_true(p <= STATUS_EINVAL && p >= STATUS_ESYS);
+	}
+	/* the SDK's codes keep their values */
+	assert_int_equal(STATUS_EINVAL, -1);
+	assert_int_equal(STATUS_ENOMEM, -2);
+	assert_int_equal(STATUS_EHOST, -10);
+	assert_int_equal(status_primary(STORE_ENOTFOUND), STATUS_ENOTFOUND);
+	assert_int_equal(status_primary(LOADER_EBADSIG), STATUS_EREFUSED);
+	assert_int_equal(status_primary(STORE_ENOMEM), STATUS_ENOMEM);
+	assert_int_equal(status_primary(-100), -100); /* not a code: as it is */
+}
+
+static void test_status_from_errno(void **state)
+{
+	int code;
+
+	(void)state;
+	code = status_from_errno(ENOENT);
+	assert_true(code < 0);
+	assert_int_not_equal(code, -ENOENT);
+	assert_int_equal(status_primary(code), STATUS_ESYS);
+	assert_int_equal(status_errno(code), ENOENT);
+	assert_string_equal(status_str(code), strerror(ENOENT));
+	assert_true(status_known(code));
+	/* distinct from every other code, and from each other */
+	for (size_t i = 0; i < sizeof(status_rows) / sizeof(status_rows[0]); i++)
+		assert_int_not_equal(code, status_rows[i].code);
+	assert_int_not_equal(status_from_errno(EPIPE), status_from_errno(EPROTO));
+	assert_string_equal(status_str(status_from_errno(EPIPE)), strerror(EPIPE));
+	/* no errno: the bare primary */
+	assert_int_equal(status_from_errno(0), STATUS_ESYS);
+	assert_int_equal(status_errno(STATUS_ESYS), 0);
+	assert_int_equal(status_errno(STORE_EIO), 0);
+	assert_int_equal(status_errno(0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +515,9 @@ int main(void)
 		cmocka_unit_test(test_wipe_on_reset),
 		cmocka_unit_test(test_read_file),
 		cmocka_unit_test(test_wipe),
+		cmocka_unit_test(test_status_str),
+		cmocka_unit_test(test_status_primary),
+		cmocka_unit_test(test_status_from_errno),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
