@@ -96,14 +96,14 @@ static int hash_file(const char *path, uint8_t hash[SIGN_HASH_BYTES])
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return status_from_errno(errno);
 	sign_hash_init(&h);
 	for (;;) {
 		n = read(fd, buf, sizeof(buf));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = -errno;
+			ret = status_from_errno(errno);
 			break;
 		}
 		if (n == 0)
@@ -121,10 +121,10 @@ static int read_small(const char *path, const char *kind, char **data, size_t *l
 {
 	int rc = util_read_file(path, SIGN_MINISIG_MAX, data, len);
 
-	if (rc == -EFBIG)
+	if (rc == STATUS_ETOOBIG)
 		fail("%s: too large for %s", path, kind);
 	else if (rc)
-		fail("%s: %s", path, strerror(-rc));
+		fail("%s: %s", path, status_str(rc));
 	return rc;
 }
 
@@ -278,12 +278,12 @@ static int cmd_keygen(int argc, char **argv)
 	}
 	rc = util_write_file_atomic(sec_path, sec_text, strlen(sec_text), 0600);
 	if (rc) {
-		fail("%s: %s", sec_path, strerror(-rc));
+		fail("%s: %s", sec_path, status_str(rc));
 		goto out;
 	}
 	rc = util_write_file_atomic(pub_path, pub_text, strlen(pub_text), 0644);
 	if (rc) {
-		fail("%s: %s", pub_path, strerror(-rc));
+		fail("%s: %s", pub_path, status_str(rc));
 		goto out;
 	}
 	sign_keyid_hex(hex, pk.keyid);
@@ -335,7 +335,7 @@ static int cmd_sign(int argc, char **argv)
 	}
 	rc = hash_file(file, hash);
 	if (rc) {
-		fail("%s: %s", file, strerror(-rc));
+		fail("%s: %s", file, status_str(rc));
 		goto out;
 	}
 	if (trusted == NULL || *trusted == '\0') {
@@ -357,7 +357,7 @@ static int cmd_sign(int argc, char **argv)
 		goto out;
 	rc = util_write_file_atomic(sig_path, minisig, strlen(minisig), 0644);
 	if (rc) {
-		fail("%s: %s", sig_path, strerror(-rc));
+		fail("%s: %s", sig_path, status_str(rc));
 		goto out;
 	}
 	if (!quiet)
@@ -441,12 +441,12 @@ static int verify_load_file(struct verify *v, const char *file)
 
 	if (!v->sig.legacy) {
 		rc = hash_file(file, v->hash);
-		return rc ? fail("%s: %s", file, strerror(-rc)) : 0;
+		return rc ? fail("%s: %s", file, status_str(rc)) : 0;
 	}
 	rc = util_read_file(file, LEGACY_FILE_MAX, &v->file_data, &v->file_len);
 	if (rc)
-		return fail("%s: %s", file, rc == -EFBIG ? "larger than 1 GiB: legacy signatures cannot cover it"
-							 : strerror(-rc));
+		return fail("%s: %s", file, rc == STATUS_ETOOBIG ? "larger than 1 GiB: legacy signatures cannot cover it"
+							 : status_str(rc));
 	return 0;
 }
 

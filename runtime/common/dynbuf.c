@@ -6,6 +6,7 @@
  * clips it to max + 1, so the cap also bounds the memory used.
  */
 #include "dynbuf.h"
+#include "status.h"
 #include "util.h"
 
 #include <errno.h>
@@ -27,7 +28,7 @@ void dynbuf_init(struct dynbuf *b, size_t max, unsigned flags)
 	b->flags = flags;
 }
 
-/* Makes room for n more bytes and the NUL. 0, -EFBIG or -ENOMEM; on failure
+/* Makes room for n more bytes and the NUL. 0, STATUS_ETOOBIG or STATUS_ENOMEM; on failure
  * b is unchanged. */
 static int grow(struct dynbuf *b, size_t n)
 {
@@ -35,7 +36,7 @@ static int grow(struct dynbuf *b, size_t n)
 	char *p;
 
 	if (n > b->max - b->len)
-		return -EFBIG;
+		return STATUS_ETOOBIG;
 	fit = b->len + n + 1;
 	if (fit <= b->alloc)
 		return 0;
@@ -47,12 +48,12 @@ static int grow(struct dynbuf *b, size_t n)
 	if (!(b->flags & DYNBUF_WIPE)) {
 		p = realloc(b->data, a);
 		if (!p)
-			return -ENOMEM;
+			return STATUS_ENOMEM;
 	} else {
 		/* Not realloc(): it would free the old copy unwiped. */
 		p = malloc(a);
 		if (!p)
-			return -ENOMEM;
+			return STATUS_ENOMEM;
 		if (b->data) {
 			memcpy(p, b->data, b->len + 1);
 			util_wipe(b->data, b->alloc);
@@ -99,7 +100,7 @@ int dynbuf_vaddf(struct dynbuf *b, const char *fmt, va_list ap)
 	va_copy(measure, ap);
 	n = vsnprintf(NULL, 0, fmt, measure);
 	va_end(measure);
-	ret = n < 0 ? -EINVAL : grow(b, (size_t)n);
+	ret = n < 0 ? STATUS_EINVAL : grow(b, (size_t)n);
 	if (ret) {
 		b->err = ret;
 		return ret;

@@ -8,8 +8,8 @@
  * (the NUL is not counted in its length), so it can be read as a string at
  * any time with dynbuf_str().
  *
- * Errors are negative errno values: -EFBIG (the add would pass the cap),
- * -ENOMEM, -EINVAL (a printf format failed). A failed add leaves the content
+ * Errors are status codes (status.h): STATUS_ETOOBIG (the add would pass
+ * the cap), STATUS_ENOMEM, STATUS_EINVAL (a printf format failed). A failed add leaves the content
  * as it was and is sticky: every later add and dynbuf_take() return the same
  * error until dynbuf_reset(). So a sequence of adds can be checked once, by
  * the result of the last one.
@@ -49,7 +49,7 @@ struct dynbuf {
 void dynbuf_init(struct dynbuf *b, size_t max, unsigned flags);
 
 /* Appends n bytes of data (n may be 0: the buffer then holds at least an
- * allocated ""). Returns 0, -EFBIG or -ENOMEM, or the sticky error. */
+ * allocated ""). Returns 0, STATUS_ETOOBIG or STATUS_ENOMEM, or the sticky error. */
 int dynbuf_add(struct dynbuf *b, const void *data, size_t n);
 
 /* Appends the string s (without its NUL). As dynbuf_add(). */
@@ -71,7 +71,7 @@ size_t dynbuf_len(const struct dynbuf *b);
 /* Hands the content over: *out is malloc'd and NUL-terminated (an empty
  * buffer gives an allocated ""), owned by the caller; *len (when len is not
  * NULL) is its length. b is left empty, as dynbuf_init() left it, with the
- * same cap and flags. Returns 0, -ENOMEM, or the sticky error; on failure
+ * same cap and flags. Returns 0, STATUS_ENOMEM, or the sticky error; on failure
  * *out is NULL, *len 0 and b is unchanged. */
 int dynbuf_take(struct dynbuf *b, char **out, size_t *len);
 

@@ -25,10 +25,10 @@
  * number (1..STATUS_MAX); the bits above are zero, except for
  * STATUS_ESYS, which carries the errno of a failed system call:
  * status_from_errno(e) makes such a code and status_str() gives strerror(e)
- * for it. -errno values are converted once, where the system call is made;
- * the helpers of runtime/common that wrap system calls (util_read_file(),
- * util_write_file_atomic(), dynbuf) return -errno, as libuv does, and their
- * callers convert.
+ * for it. -errno values are converted once, where the system call is made:
+ * no function of the runtime returns -errno, the helpers of runtime/common
+ * that wrap system calls (util_read_file(), util_write_file_atomic())
+ * included.
  *
  * The codes of a part form one run of numbers without holes, and the
  * primaries come first, so a test can walk a range of codes. -100 and -1000

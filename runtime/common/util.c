@@ -1,4 +1,5 @@
 #include "util.h"
+#include "status.h"
 #include "dynbuf.h"
 
 #include <errno.h>
@@ -29,7 +30,7 @@ static int read_fd(int fd, size_t cap, bool secret, char **data, size_t *len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = -errno;
+			ret = status_from_errno(errno);
 			goto out;
 		}
 		if (n == 0)
@@ -54,7 +55,7 @@ static int read_file(const char *path, size_t cap, bool secret, char **data, siz
 	*len = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return status_from_errno(errno);
 	ret = read_fd(fd, cap, secret, data, len);
 	close(fd);
 	return ret;
@@ -83,11 +84,11 @@ int util_write_file_atomic(const char *path, const void *data, size_t len, unsig
 	int fd = -1, ret = 0;
 
 	if (!tmp)
-		return -ENOMEM;
+		return STATUS_ENOMEM;
 	snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		ret = -errno;
+		ret = status_from_errno(errno);
 		goto out;
 	}
 	while (len > 0) {
@@ -96,24 +97,24 @@ int util_write_file_atomic(const char *path, const void *data, size_t len, unsig
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = -errno;
+			ret = status_from_errno(errno);
 			goto out;
 		}
 		p += n;
 		len -= (size_t)n;
 	}
 	if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
-		ret = -errno;
+		ret = status_from_errno(errno);
 		goto out;
 	}
 	if (close(fd) < 0) {
 		fd = -1;
-		ret = -errno;
+		ret = status_from_errno(errno);
 		goto out;
 	}
 	fd = -1;
 	if (rename(tmp, path) < 0)
-		ret = -errno;
+		ret = status_from_errno(errno);
 out:
 	if (fd >= 0)
 		close(fd);

@@ -11,7 +11,8 @@
 
 /* Reads a whole file of at most `cap` bytes. On success *data is a malloc'd
  * buffer owned by the caller, NUL-terminated (the NUL is not counted in
- * *len). Returns 0, -EFBIG when the file is larger than cap, or -errno. On
+ * *len). Returns 0, STATUS_ETOOBIG when the file is larger than cap, or a status code
+ * (status_from_errno for a failed system call). On
  * failure *data is NULL and *len 0. */
 int util_read_file(const char *path, size_t cap, char **data, size_t *len);
 
@@ -24,7 +25,8 @@ int util_read_fd(int fd, size_t cap, char **data, size_t *len);
 int util_read_file_secret(const char *path, size_t cap, char **data, size_t *len);
 
 /* Writes len bytes to path atomically: a temporary file in the same
- * directory, fsync, rename(). mode is the new file's mode. Returns 0 or -errno. */
+ * directory, fsync, rename(). mode is the new file's mode. Returns 0 or a status code
+ * (status_from_errno). */
 int util_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 
 /* Zeroes n bytes of p in a way the compiler cannot remove as a dead store.

@@ -77,7 +77,7 @@ static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, st
 	}
 	return 0;
 add_failed:
-	if (ret == -EFBIG) {
+	if (ret == STATUS_ETOOBIG) {
 		util_set_err(err, errlen, "template '%s': result longer than %u bytes", tmpl, CONFIG_INTERPOLATE_MAX);
 		return CONFIG_ETOOLARGE;
 	}

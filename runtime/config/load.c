@@ -22,12 +22,12 @@ static int read_file(const char *path, size_t cap, bool secret, char **data, siz
 	int ret = secret ? util_read_file_secret(path, cap, data, len)
 			 : util_read_file(path, cap, data, len);
 
-	if (ret == -EFBIG)
+	if (ret == STATUS_ETOOBIG)
 		return yfail(err, errlen, path, NULL, CONFIG_ETOOLARGE, "file larger than %zu bytes", cap);
-	if (ret == -ENOMEM)
+	if (ret == STATUS_ENOMEM)
 		return yfail(err, errlen, path, NULL, CONFIG_ENOMEM, "out of memory");
 	if (ret < 0)
-		return yfail(err, errlen, path, NULL, CONFIG_EIO, "cannot read: %s", strerror(-ret));
+		return yfail(err, errlen, path, NULL, CONFIG_EIO, "cannot read: %s", status_str(ret));
 	return 0;
 }
 

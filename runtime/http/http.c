@@ -790,7 +790,7 @@ static enum MHD_Result append_body(struct http_request *req, const char *data, s
 		return MHD_YES;
 	}
 	ret = dynbuf_add(&req->body, data, len);
-	if (ret == -EFBIG) {
+	if (ret == STATUS_ETOOBIG) {
 		req->too_large = true;
 		req->discarded = len;
 		return MHD_YES;

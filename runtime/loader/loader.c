@@ -374,12 +374,12 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 		goto out;
 	}
 	ret = util_read_fd(sig_fd, SIGN_MINISIG_MAX, &sig_text, &sig_len);
-	if (ret == -EFBIG) {
+	if (ret == STATUS_ETOOBIG) {
 		ret = loader_refuse(err, errlen, LOADER_EMALFORMED, "%s.so.minisig is larger than %d bytes",
 			     name, SIGN_MINISIG_MAX);
 		goto out;
 	} else if (ret < 0) {
-		ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, strerror(-ret));
+		ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, status_str(ret));
 		goto out;
 	}
 	sig = calloc(1, sizeof(*sig));

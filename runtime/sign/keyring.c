@@ -80,8 +80,8 @@ static int add_key_file(struct sign_keyring *kr, const char *dir, const char *na
 		return SIGN_ENOMEM;
 	rc = util_read_file(path, SIGN_MINISIG_MAX, &data, &len);
 	if (rc) {
-		util_set_err(err, errlen, "%s: %s", path, rc == -EFBIG ? "file too large for a public key" : strerror(-rc));
-		ret = rc == -EFBIG ? SIGN_EMALFORMED : SIGN_EIO;
+		util_set_err(err, errlen, "%s: %s", path, rc == STATUS_ETOOBIG ? "file too large for a public key" : status_str(rc));
+		ret = rc == STATUS_ETOOBIG ? SIGN_EMALFORMED : SIGN_EIO;
 		goto out;
 	}
 	ret = sign_pubkey_parse(data, len, &pk);

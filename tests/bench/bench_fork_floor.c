@@ -134,7 +134,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < warmup + n; i++) {
 		int64_t t0 = now_ns();
 
-		sink += (unsigned)fn(i);
+		sink = sink + (unsigned)fn(i);
 		if (i >= warmup)
 			t[i - warmup] = now_ns() - t0;
 	}

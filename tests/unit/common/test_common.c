@@ -139,13 +139,13 @@ static void test_cap(void **state)
 	assert_int_equal(dynbuf_add_str(&b, "01234"), 0);
 	assert_int_equal(dynbuf_add_str(&b, "56789"), 0); /* exactly the cap */
 	assert_int_equal(b.alloc, 11);                    /* growth clipped to cap + 1 */
-	assert_int_equal(dynbuf_add(&b, "x", 1), -EFBIG);
+	assert_int_equal(dynbuf_add(&b, "x", 1), STATUS_ETOOBIG);
 	assert_string_equal(dynbuf_str(&b), "0123456789"); /* unchanged */
 
 	/* sticky: every later add and take fail the same way */
-	assert_int_equal(dynbuf_add(&b, "", 0), -EFBIG);
-	assert_int_equal(dynbuf_addf(&b, "%d", 1), -EFBIG);
-	assert_int_equal(dynbuf_take(&b, &out, &len), -EFBIG);
+	assert_int_equal(dynbuf_add(&b, "", 0), STATUS_ETOOBIG);
+	assert_int_equal(dynbuf_addf(&b, "%d", 1), STATUS_ETOOBIG);
+	assert_int_equal(dynbuf_take(&b, &out, &len), STATUS_ETOOBIG);
 	assert_null(out);
 	assert_int_equal(len, 0);
 	assert_string_equal(dynbuf_str(&b), "0123456789");
@@ -159,7 +159,7 @@ static void test_cap(void **state)
 
 	/* one add past the cap at once */
 	dynbuf_init(&b, 4, 0);
-	assert_int_equal(dynbuf_add_str(&b, "abcde"), -EFBIG);
+	assert_int_equal(dynbuf_add_str(&b, "abcde"), STATUS_ETOOBIG);
 	assert_null(b.data);
 	dynbuf_free(&b);
 
@@ -167,7 +167,7 @@ static void test_cap(void **state)
 	dynbuf_init(&b, 0, 0);
 	assert_int_equal(dynbuf_add(&b, "", 0), 0);
 	assert_int_equal(b.alloc, 1);
-	assert_int_equal(dynbuf_add(&b, "a", 1), -EFBIG);
+	assert_int_equal(dynbuf_add(&b, "a", 1), STATUS_ETOOBIG);
 	dynbuf_free(&b);
 
 	/* a cap larger than memory does not overflow */
@@ -187,7 +187,7 @@ static void test_sequence_checked_once(void **state)
 	dynbuf_add_str(&b, "1234");
 	dynbuf_add_str(&b, "56789"); /* fails */
 	ret = dynbuf_add_str(&b, "a");
-	assert_int_equal(ret, -EFBIG); /* the last add reports the first failure */
+	assert_int_equal(ret, STATUS_ETOOBIG); /* the last add reports the first failure */
 	assert_string_equal(dynbuf_str(&b), "1234");
 	dynbuf_free(&b);
 }
@@ -213,7 +213,7 @@ static void test_addf(void **state)
 	/* past the cap: nothing written */
 	dynbuf_init(&b, 8, 0);
 	assert_int_equal(dynbuf_addf(&b, "%s", "abc"), 0);
-	assert_int_equal(dynbuf_addf(&b, "%d", 123456), -EFBIG);
+	assert_int_equal(dynbuf_addf(&b, "%d", 123456), STATUS_ETOOBIG);
 	assert_string_equal(dynbuf_str(&b), "abc");
 	dynbuf_free(&b);
 }
@@ -273,10 +273,10 @@ static void test_out_of_memory(void **state)
 		assert_int_equal(dynbuf_add_str(&b, "keep"), 0);
 		fail_allocs = 1;
 		assert_int_equal(dynbuf_add(&b, NULL, 0), 0); /* no growth, no allocation */
-		assert_int_equal(dynbuf_addf(&b, "%0100d", 1), -ENOMEM);
+		assert_int_equal(dynbuf_addf(&b, "%0100d", 1), STATUS_ENOMEM);
 		fail_allocs = 0;
 		assert_string_equal(dynbuf_str(&b), "keep"); /* unchanged */
-		assert_int_equal(dynbuf_add_str(&b, "x"), -ENOMEM); /* sticky */
+		assert_int_equal(dynbuf_add_str(&b, "x"), STATUS_ENOMEM); /* sticky */
 		dynbuf_reset(&b);
 		assert_int_equal(dynbuf_add_str(&b, "x"), 0);
 		dynbuf_free(&b);
@@ -285,7 +285,7 @@ static void test_out_of_memory(void **state)
 	/* take of an empty buffer must allocate its "" */
 	dynbuf_init(&b, 10, 0);
 	fail_allocs = 1;
-	assert_int_equal(dynbuf_take(&b, &out, NULL), -ENOMEM);
+	assert_int_equal(dynbuf_take(&b, &out, NULL), STATUS_ENOMEM);
 	fail_allocs = 0;
 	assert_null(out);
 	assert_int_equal(b.err, 0); /* take's own failure is not sticky */
@@ -378,10 +378,10 @@ static void test_read_file(void **state)
 	free(data);
 
 	/* one byte over */
-	assert_int_equal(util_read_file(path, n - 1, &data, &len), -EFBIG);
+	assert_int_equal(util_read_file(path, n - 1, &data, &len), STATUS_ETOOBIG);
 	assert_null(data);
 	assert_int_equal(len, 0);
-	assert_int_equal(util_read_file_secret(path, 10, &data, &len), -EFBIG);
+	assert_int_equal(util_read_file_secret(path, 10, &data, &len), STATUS_ETOOBIG);
 	assert_null(data);
 
 	/* from an fd's current offset */
@@ -402,7 +402,7 @@ static void test_read_file(void **state)
 
 	unlink(path);
 	free(path);
-	assert_int_equal(util_read_file("/nonexistent/evs", 10, &data, &len), -ENOENT);
+	assert_int_equal(util_read_file("/nonexistent/evs", 10, &data, &len), status_from_errno(ENOENT));
 	assert_null(data);
 	free(content);
 }
