@@ -396,22 +396,21 @@ static void describe_status(int st, char *buf, size_t len)
  * while that fails. Returns false when the executor is stopping. */
 static bool restart_zygote(struct executor *ex)
 {
-	int64_t backoff = RESTART_BACKOFF_MIN_US;
+	int64_t wait_us = 0;
 	char why[64], err[512];
-	pid_t old;
+	pid_t pid;
 	int st;
 
 	pthread_mutex_lock(&ex->mu);
-	old = ex->zygote;
+	pid = ex->zygote;
 	pthread_mutex_unlock(&ex->mu);
 	st = reap_zygote(ex, 0);
 	describe_status(st, why, sizeof(why));
 	log_error("executor", "generation %lld: the zygote (pid %d) %s; the executions it ran "
-		  "are recorded crashed; restarting it", (long long)ex->opts.generation, (int)old, why);
+		  "are recorded crashed; restarting it", (long long)ex->opts.generation, (int)pid, why);
 	for (;;) {
+		int64_t until = util_mono_us() + wait_us;
 		int ret;
-
-		int64_t until = util_mono_us() + (backoff > RESTART_BACKOFF_MIN_US ? backoff : 0);
 
 		pthread_mutex_lock(&ex->mu);
 		close_idle(ex);
@@ -427,19 +426,28 @@ static bool restart_zygote(struct executor *ex)
 		if (ret == 0 && !ex->stopping) {
 			ex->zygote_gone = false;
 			ex->restarts++;
+			pid = ex->zygote;
 			pthread_cond_broadcast(&ex->changed);
 			pthread_mutex_unlock(&ex->mu);
 			log_info("executor", "generation %lld: zygote restarted (pid %d)",
-				 (long long)ex->opts.generation, (int)ex->zygote);
+				 (long long)ex->opts.generation, (int)pid);
 			return true;
 		}
 		pthread_mutex_unlock(&ex->mu);
-		if (ret == 0)
-			return false; /* stopping: the new zygote takes its EOF */
+		if (ret == 0) {
+			/* stopping began while it started: stop_zygote may have
+			 * shut the old socket down, so tell the new one */
+			pthread_mutex_lock(&ex->send_mu);
+			shutdown(ex->ctl, SHUT_WR);
+			pthread_mutex_unlock(&ex->send_mu);
+			return false;
+		}
 		reap_zygote(ex, 0);
+		wait_us = wait_us ? wait_us * 2 : RESTART_BACKOFF_MIN_US;
+		if (wait_us > RESTART_BACKOFF_MAX_US)
+			wait_us = RESTART_BACKOFF_MAX_US;
 		log_error("executor", "generation %lld: cannot restart the zygote: %s; retrying in %lld ms",
-			  (long long)ex->opts.generation, err, (long long)(backoff / 1000));
-		backoff = backoff * 2 > RESTART_BACKOFF_MAX_US ? RESTART_BACKOFF_MAX_US : backoff * 2;
+			  (long long)ex->opts.generation, err, (long long)(wait_us / 1000));
 	}
 }
 
