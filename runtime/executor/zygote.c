@@ -639,6 +639,7 @@ static void child_main(struct zygote *z, int sock, int slot)
 {
 	const char *what;
 	sigset_t none;
+
 	in_executor = 1;
 	sigemptyset(&none);
 	/* a crash must end the executor with its signal, whatever handlers
