@@ -99,10 +99,8 @@ static int hash_file(const char *path, uint8_t hash[SIGN_HASH_BYTES])
 		return status_from_errno(errno);
 	sign_hash_init(&h);
 	for (;;) {
-		n = read(fd, buf, sizeof(buf));
+		n = util_read(fd, buf, sizeof(buf));
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
 			ret = status_from_errno(errno);
 			break;
 		}

@@ -12,6 +12,34 @@
 #include <time.h>
 #include <unistd.h>
 
+ssize_t util_read(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = read(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+int util_write_all(int fd, const void *p, size_t len)
+{
+	const char *c = p;
+
+	while (len > 0) {
+		ssize_t n = write(fd, c, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return status_from_errno(errno);
+		}
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /* Reads fd to its end into a buffer capped at cap. With secret, every copy
  * let go of is wiped: the buffer's old allocations as it grows, the chunk
  * read into, the buffer on failure. */
@@ -26,10 +54,8 @@ static int read_fd(int fd, size_t cap, bool secret, char **data, size_t *len)
 	*len = 0;
 	dynbuf_init(&b, cap, secret ? DYNBUF_WIPE : 0);
 	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
+		n = util_read(fd, chunk, sizeof(chunk));
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
 			ret = status_from_errno(errno);
 			goto out;
 		}
@@ -80,7 +106,6 @@ int util_write_file_atomic(const char *path, const void *data, size_t len, unsig
 {
 	size_t plen = strlen(path);
 	char *tmp = malloc(plen + 16);
-	const char *p = data;
 	int fd = -1, ret = 0;
 
 	if (!tmp)
@@ -91,18 +116,9 @@ int util_write_file_atomic(const char *path, const void *data, size_t len, unsig
 		ret = status_from_errno(errno);
 		goto out;
 	}
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = status_from_errno(errno);
-			goto out;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
+	ret = util_write_all(fd, data, len);
+	if (ret)
+		goto out;
 	if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
 		ret = status_from_errno(errno);
 		goto out;

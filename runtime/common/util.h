@@ -8,6 +8,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+/* read(2), retried when a signal interrupts it: the bytes read, 0 at the end
+ * of the file, or -1 with errno set. */
+ssize_t util_read(int fd, void *buf, size_t len);
+
+/* Writes all len bytes of p to fd, retrying interrupted and short writes.
+ * Returns 0 or a status code (status_from_errno). */
+int util_write_all(int fd, const void *p, size_t len);
 
 /* Reads a whole file of at most `cap` bytes. On success *data is a malloc'd
  * buffer owned by the caller, NUL-terminated (the NUL is not counted in

@@ -97,21 +97,6 @@ static int map_sign_error(int serr)
 	}
 }
 
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return status_from_errno(errno);
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int new_memfd(const char *name)
 {
 	char mname[64];
@@ -141,10 +126,8 @@ static int copy_hash(int src, int dst, size_t cap, uint8_t hash[SIGN_HASH_BYTES]
 		return LOADER_ENOMEM;
 	sign_hash_init(&h);
 	for (;;) {
-		ssize_t n = read(src, buf, COPY_CHUNK);
+		ssize_t n = util_read(src, buf, COPY_CHUNK);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
 			*sys_err = errno;
 			ret = LOADER_EIO;
 			goto out;
@@ -157,7 +140,7 @@ static int copy_hash(int src, int dst, size_t cap, uint8_t hash[SIGN_HASH_BYTES]
 		}
 		*total += (size_t)n;
 		sign_hash_update(&h, buf, (size_t)n);
-		ret = write_all(dst, buf, (size_t)n);
+		ret = util_write_all(dst, buf, (size_t)n);
 		if (ret < 0) {
 			*sys_err = status_errno(ret);
 			ret = LOADER_EIO;
