@@ -42,6 +42,16 @@
  * loss may roll back any recent call, an acknowledged upsert or an
  * execution creation included, and a script may then run twice.
  *
+ * Batching. Concurrent writes share transactions (group commit): a write
+ * call returns only after the COMMIT that holds its writes, and that COMMIT
+ * is forced to disk whenever the call is one of those listed above, so an
+ * acknowledgement (a 0) guarantees exactly what it would with one commit
+ * per call. A call that fails leaves the other calls of its batch as they
+ * were. Should the batch's COMMIT fail, every write call of the batch
+ * fails with that error (usually STORE_EIO) and none of their writes is
+ * in the database. Readers only ever see committed writes. Nothing waits
+ * for a batch to fill: an idle store commits a lone write at once.
+ *
  * Conventions. Every function returns 0 or a negative STORE_E* code
  * (store_strerror). Out-parameters are zeroed on failure. Strings passed in
  * are borrowed for the call. Objects returned through pointers are owned by
@@ -194,7 +204,9 @@ struct store_upsert_result {
  * response can carry the row's timestamps). respond returns 0 and sets
  * *status and *body (malloc'd, the store frees it), or non-zero to roll the
  * whole transaction back (STORE_ECALLBACK). respond runs with the store
- * locked: it must not call any store_* function (it would deadlock). */
+ * locked: it must not call any store_* function (it would deadlock). Its
+ * response is stored only if the whole call succeeds (Batching, at the
+ * top). */
 struct store_idempotency_input {
 	const char *key;
 	const char *method_path;         /* e.g. "POST /connections" */

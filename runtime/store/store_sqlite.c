@@ -1,18 +1,58 @@
 /*
  * store_sqlite.c - the embedded SQLite back end ("sqlite:PATH").
  *
- * One connection per store, guarded by a mutex: every operation takes the
- * mutex for its whole transaction, so HTTP and dispatcher threads may call
- * in at once. At 17-100 us a commit, a single writer is not the bottleneck
- * (the tests measure it), and it keeps transactions simple. Statements are
- * prepared once and cached (keyed by their SQL text's address).
+ * Two connections per store, each guarded by a mutex of its own: the write
+ * connection, for every operation that writes, and the read connection,
+ * for the pure reads. HTTP and dispatcher threads may call in at once.
+ * Statements are prepared once per connection and cached (keyed by their
+ * SQL text's address).
+ *
+ * Group commit. A commit costs ~100 us with its fsync, and the HTTP and
+ * dispatcher threads write at once: one commit per operation made them
+ * queue on the mutex behind each other's fsyncs. So write operations share
+ * transactions (batches), leader/follower style, with no thread or timer
+ * of its own:
+ *  - every write operation runs in the open batch (BEGIN IMMEDIATE, opened
+ *    by the first operation that finds none) inside a savepoint of its own
+ *    ("SAVEPOINT op" ... "RELEASE op"); an operation that fails goes back
+ *    to its savepoint ("ROLLBACK TO op; RELEASE op"): the others' writes
+ *    stay. Should SQLite roll the whole transaction back by itself (an I/O
+ *    error, a full disk), every operation of the batch fails.
+ *  - a writer counts itself in `announced` before it takes the mutex. An
+ *    operation that ends while others are announced (and the batch holds
+ *    fewer than BATCH_MAX) leaves the transaction open, releases the mutex
+ *    and sleeps on a semaphore of its own; the one that ends with nobody
+ *    announced (or fills the batch) commits: one COMMIT, one fsync, for
+ *    the whole batch, and posts every waiter the COMMIT's result (a failed
+ *    COMMIT fails them all). No call returns before the COMMIT holding its
+ *    writes, so an acknowledgement means what it meant with one commit
+ *    per call. Idle, a lone write commits at once.
+ *  - no deadlock: whoever leaves the mutex with a batch open and nobody
+ *    announced commits it (leave()); an announced writer always comes.
+ *  - the durability class is the batch's: PRAGMA synchronous cannot change
+ *    inside a transaction. A batch is opened at the class of its first
+ *    operation; a LOSSABLE operation joins any batch (a FULL one only
+ *    makes it more durable); a CRITICAL one that finds a NORMAL batch
+ *    commits it first and opens a FULL one.
+ *
+ * Reads. Reads that are not part of a write (connection get/list,
+ * idempotency get, event get/count, execution get/list, ledger get) go to
+ * the read connection. In WAL mode it sees the last COMMIT, never an open
+ * batch, and it does not wait for the writers' fsyncs nor cut their batches
+ * short (the API reads a connection before every upsert). The other way,
+ * readers on the write connection committing the open batch first, would
+ * have split batches on every read. A call's own writes are committed
+ * before it returns, so a later read sees them. For ":memory:" (one
+ * connection only) reads take the write mutex and commit the open batch
+ * first.
  *
  * Durability. WAL mode. A commit with synchronous=FULL is fsync'ed to the
  * WAL before it returns; with NORMAL it survives a crash of the daemon
  * (kill -9) but a power loss or kernel crash may roll the last commits back
  * (the database stays consistent, and WAL order means a later FULL commit
  * makes every earlier one durable too: one fsync of the WAL covers every
- * frame written before it). The setting is per commit here:
+ * frame written before it). The setting is per batch here (a batch holds
+ * one class of operations, or LOSSABLE ones in a FULL batch):
  *  - FULL for what exactly-once or an acknowledged request rests on:
  *    execution creation, the outbox upsert, deletion marks and deletes,
  *    event inserts, retries, idempotency records, recovery, metadata and the
@@ -32,7 +72,7 @@
  *      interrupted: never re-run, only less precise.
  * FULL costs ~100 us per commit on this machine kind against ~17 us, so an
  * execution pays one fsync (its creation) rather than five (claim, create,
- * logs, finish, done).
+ * logs, finish, done), and under load it shares it with the batch.
  * "sqlite:PATH?synchronous=normal" makes every commit NORMAL (crash-safe,
  * not power-loss-safe: for benchmarks or disposable hosts).
  * busy_timeout 5 s covers another process (the CLI, a backup) holding the
@@ -40,6 +80,7 @@
  *
  * Write transactions start with BEGIN IMMEDIATE: the write lock is taken up
  * front, so a read-then-write transaction cannot fail half-way on a lock.
+ * Another process (the CLI, a backup) waits at most one batch for it.
  *
  * The back end is split by subject (store_sqlite_priv.h lists the files);
  * this one opens and migrates the database and holds the helpers the others
@@ -307,11 +348,10 @@ int sq_row(struct sq *b, const char *sql, const char *what, const struct sq_arg 
 int sq_get(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
 	   sq_row_fn read, void *user)
 {
-	int ret;
+	struct sq *r = sq_read_lock(b);
+	int ret = sq_row(r, sql, what, args, read, user);
 
-	sq_lock(b);
-	ret = sq_row(b, sql, what, args, read, user);
-	sq_unlock(b);
+	sq_unlock(r);
 	return ret;
 }
 
@@ -364,10 +404,9 @@ static const char sql_sync_full[] = "PRAGMA synchronous = FULL";
 static const char sql_sync_normal[] = "PRAGMA synchronous = NORMAL";
 
 /* Sets the durability of the next commit (outside a transaction, under the
- * lock): critical commits are FULL unless the URL asked for NORMAL. */
-static int durability(struct sq *b, bool critical)
+ * lock): 2 FULL, 1 NORMAL. */
+static int durability(struct sq *b, int want)
 {
-	int want = critical && !b->all_normal ? 2 : 1;
 	int ret;
 
 	if (b->sync_level == want)
@@ -378,21 +417,12 @@ static int durability(struct sq *b, bool critical)
 	return ret;
 }
 
-/* Takes the lock and sets the durability class of what follows. */
-int sq_lock_for(struct sq *b, bool critical)
-{
-	int ret;
-
-	sq_lock(b);
-	ret = durability(b, critical);
-	if (ret)
-		sq_unlock(b);
-	return ret;
-}
-
 static const char sql_begin[] = "BEGIN IMMEDIATE";
 static const char sql_commit[] = "COMMIT";
 static const char sql_rollback[] = "ROLLBACK";
+static const char sql_savepoint[] = "SAVEPOINT op";
+static const char sql_release[] = "RELEASE op";
+static const char sql_rollback_to[] = "ROLLBACK TO op";
 
 static int begin(struct sq *b)
 {
@@ -416,26 +446,156 @@ int sq_end(struct sq *b, int ret)
 	return ret;
 }
 
-/* Takes the lock, sets the durability of the commit and opens a write
- * transaction; on failure nothing is held. */
-int sq_txn_begin(struct sq *b, bool critical)
+/* Ends the open batch, under the mutex: COMMIT when ret is 0 (ROLLBACK
+ * otherwise), then hands the result to every operation waiting on it.
+ * Returns the result. */
+static int batch_end(struct sq *b, int ret)
 {
-	int ret = sq_lock_for(b, critical);
+	struct sq_waiter *w, *next;
 
-	if (ret)
+	if (!b->batch_open)
 		return ret;
-	ret = begin(b);
-	if (ret)
-		sq_unlock(b);
+	ret = sq_end(b, ret);
+	if (!ret && b->batch_ops > 0) {
+		b->stat_commits++;
+		b->stat_ops += (uint64_t)b->batch_ops;
+	}
+	b->batch_open = false;
+	b->batch_ops = 0;
+	w = b->waiters;
+	b->waiters = NULL;
+	for (; w; w = next) {
+		next = w->next; /* w lives on a stack that goes once it is posted */
+		w->ret = ret;
+		sem_post(&w->done);
+	}
 	return ret;
 }
 
-/* Ends what txn_begin opened (sq_end(), then the lock); returns the final result. */
+/* Leaves the mutex. A batch may be left open only for a writer that has
+ * announced itself (it holds the mutex next and ends the batch or leaves
+ * it to the next one); with none, it is committed now. */
+static void leave(struct sq *b)
+{
+	if (b->batch_open && atomic_load(&b->announced) == 0)
+		batch_end(b, 0);
+	sq_unlock(b);
+}
+
+int sq_txn_begin(struct sq *b, bool critical)
+{
+	int want = critical && !b->all_normal ? 2 : 1;
+	int ret = 0;
+
+	atomic_fetch_add(&b->announced, 1);
+	sq_lock(b);
+	atomic_fetch_sub(&b->announced, 1);
+	/* synchronous cannot change inside a transaction: a CRITICAL operation
+	 * that finds a NORMAL batch commits it first. Its waiters get its
+	 * result; what it means for this operation is only that it opens the
+	 * next batch. */
+	if (b->batch_open && b->sync_level < want)
+		batch_end(b, 0);
+	if (!b->batch_open) {
+		ret = durability(b, want);
+		if (!ret)
+			ret = begin(b);
+		if (ret)
+			goto out;
+		b->batch_open = true;
+	}
+	ret = sq_run_sql(b, sql_savepoint, "savepoint");
+out:
+	if (ret)
+		leave(b);
+	return ret;
+}
+
+/* Undoes a failed operation's writes: back to its savepoint. When that
+ * cannot be done, or SQLite rolled the whole transaction back by itself
+ * (an I/O error, a full disk, a trigger's RAISE(ROLLBACK)), the batch is
+ * lost: its other operations fail too (STORE_EIO). */
+static void op_undo(struct sq *b)
+{
+	if (!sqlite3_get_autocommit(b->db) &&
+	    (sq_run_sql(b, sql_rollback_to, "rollback to savepoint") ||
+	     sq_run_sql(b, sql_release, "release savepoint")))
+		batch_end(b, STORE_EIO);
+	if (b->batch_open && sqlite3_get_autocommit(b->db)) {
+		log_error("store", "a failed operation rolled back its whole batch");
+		batch_end(b, STORE_EIO);
+	}
+}
+
 int sq_txn_end(struct sq *b, int ret)
 {
-	ret = sq_end(b, ret);
-	sq_unlock(b);
+	struct sq_waiter w;
+
+	if (!ret)
+		ret = sq_run_sql(b, sql_release, "release savepoint");
+	if (ret) {
+		op_undo(b);
+		leave(b);
+		return ret;
+	}
+	b->batch_ops++;
+	if (atomic_load(&b->announced) > 0 && b->batch_ops < BATCH_MAX) {
+		/* Someone is coming: leave the batch to them and wait for its COMMIT. */
+		sem_init(&w.done, 0, 0);
+		w.ret = 0;
+		w.next = b->waiters;
+		b->waiters = &w;
+		sq_unlock(b);
+		while (sem_wait(&w.done) != 0)
+			; /* EINTR */
+		sem_destroy(&w.done);
+		ret = w.ret;
+	} else {
+		ret = batch_end(b, 0);
+		sq_unlock(b);
+	}
 	return ret;
+}
+
+struct sq *sq_read_lock(struct sq *b)
+{
+	if (b->rd) {
+		sq_lock(b->rd);
+		return b->rd;
+	}
+	sq_lock(b);
+	batch_end(b, 0); /* readers never see a batch that is not committed */
+	return b;
+}
+
+void sq_batch_stats(struct store *s, uint64_t *ops, uint64_t *commits)
+{
+	struct sq *b = B(s);
+
+	sq_lock(b);
+	*ops = b->stat_ops;
+	*commits = b->stat_commits;
+	sq_unlock(b);
+}
+
+static int fail_commit_hook(void *user)
+{
+	struct sq *b = user;
+
+	if (b->fail_commits <= 0 || b->batch_ops == 0)
+		return 0; /* only COMMITs that hold some call's writes */
+	b->fail_commits--;
+	return 1; /* the COMMIT becomes a ROLLBACK and fails */
+}
+
+void sq_test_fail_commits(struct store *s, int n)
+{
+	struct sq *b = B(s);
+
+	sq_lock(b);
+	b->fail_commits = n;
+	sqlite3_commit_hook(b->db, fail_commit_hook, b);
+	sq_unlock(b);
 }
 
 /* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
@@ -478,17 +638,28 @@ int64_t sq_col_i64(sqlite3_stmt *st, int i)
  * Opening.
  */
 
+/* Closes one connection (committing a batch left open: none should be, no
+ * call being in progress) and frees its state. NULL is fine. */
+static void sq_free(struct sq *b)
+{
+	if (!b)
+		return;
+	batch_end(b, 0);
+	for (size_t i = 0; i < b->ncache; i++)
+		sqlite3_finalize(b->cache[i].st);
+	sqlite3_close_v2(b->db);
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
 static void sq_close(struct store *s)
 {
 	struct sq *b = B(s);
 
 	if (!b)
 		return;
-	for (size_t i = 0; i < b->ncache; i++)
-		sqlite3_finalize(b->cache[i].st);
-	sqlite3_close_v2(b->db);
-	pthread_mutex_destroy(&b->mu);
-	free(b);
+	sq_free(b->rd);
+	sq_free(b);
 	s->impl = NULL;
 }
 
@@ -632,6 +803,40 @@ out:
 	return ret;
 }
 
+/* The read connection (Reads, at the top): the same file through a second
+ * SQLite connection that never writes (query_only). Opened read-write all
+ * the same: a read-only connection to a WAL database cannot always map its
+ * -shm index. Not for ":memory:", where a second connection would be
+ * another database: the reads then share the write connection. */
+static int open_reader(struct sq *b, const char *path, char *err, size_t errlen)
+{
+	struct sq *r;
+	int rc;
+
+	if (strcmp(path, ":memory:") == 0)
+		return 0;
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return STORE_ENOMEM;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	b->rd = r;
+	rc = sqlite3_open_v2(path, &r->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+			     NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
+		rc = sqlite3_exec(r->db, "PRAGMA query_only = 1", NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: read connection: %s", path,
+			 r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+		return STORE_EIO;
+	}
+	return 0;
+}
+
 /* The database holds credentials: create it readable by its owner only
  * (SQLite gives the -wal and -shm files the database file's mode). */
 static int precreate(const char *path)
@@ -719,6 +924,9 @@ static int open_path(struct store *s, const char *path, bool all_normal, char *e
 	if (ret)
 		goto fail;
 	ret = key_check(s, path, err, errlen);
+	if (ret)
+		goto fail;
+	ret = open_reader(b, path, err, errlen);
 	if (ret)
 		goto fail;
 	return 0;

@@ -287,13 +287,13 @@ int sq_connection_get(struct store *s, const char *pck, const char *cid,
 int sq_connection_list(struct store *s, const struct store_connection_filter *f,
 		       struct store_connection ***items, size_t *n)
 {
-	struct sq *b = B(s);
+	struct sq *b;
 	struct conn_read r = {.s = s};
 	const char *pcks = f->provider_config_keys && *f->provider_config_keys
 				   ? f->provider_config_keys : NULL;
 	int ret;
 
-	sq_lock(b);
+	b = sq_read_lock(B(s));
 	ret = sq_rows(b, sql_conn_list, "list connections",
 		      SQ_ARGS(sq_text(f->connection_id), sq_text(pcks),
 			      sq_text(f->search && *f->search ? f->search : NULL),
@@ -348,14 +348,13 @@ int sq_connection_delete(struct store *s, const char *pck, const char *cid)
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_lock_for(b, CRITICAL);
+	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
 	ret = sq_exec(b, sql_conn_delete, "delete connection", SQ_ARGS(sq_text(pck), sq_text(cid)));
 	if (!ret && sqlite3_changes(b->db) == 0)
 		ret = STORE_ENOTFOUND;
-	sq_unlock(b);
-	return ret;
+	return sq_txn_end(b, ret);
 }
 
 static const char sql_meta_read[] =

@@ -83,17 +83,20 @@ int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev)
 
 	/* NORMAL: see Durability atop store_sqlite.c (the first execution's creation
 	 * makes the claim durable before anything runs). */
-	ret = sq_lock_for(b, LOSSABLE);
+	ret = sq_txn_begin(b, LOSSABLE);
 	if (ret)
 		return ret;
-	/* Run to completion (sq_rows) so that the change is committed; the
-	 * statement returns the one row it claimed, or none (ids start at 1). */
+	/* Run to completion (sq_rows) so that the statement is done before
+	 * the transaction ends; it returns the one row it claimed, or none
+	 * (ids start at 1). */
 	memset(ev, 0, sizeof(*ev));
 	ret = sq_rows(b, sql_event_claim, "claim event",
 		      SQ_ARGS(sq_i64(util_now_ms()), sq_i64(generation)), read_event, ev);
 	if (!ret && ev->id == 0)
 		ret = STORE_ENOTFOUND;
-	sq_unlock(b);
+	ret = sq_txn_end(b, ret);
+	if (ret)
+		memset(ev, 0, sizeof(*ev));
 	return ret;
 }
 
@@ -110,7 +113,7 @@ struct finish {
  * there is none. */
 static int finish_row(struct sq *b, const struct finish *f, int64_t id, const struct sq_arg *args)
 {
-	int ret = sq_lock_for(b, LOSSABLE);
+	int ret = sq_txn_begin(b, LOSSABLE);
 
 	if (ret)
 		return ret;
@@ -120,8 +123,7 @@ static int finish_row(struct sq *b, const struct finish *f, int64_t id, const st
 		if (!ret)
 			ret = STORE_ESTATE;
 	}
-	sq_unlock(b);
-	return ret;
+	return sq_txn_end(b, ret);
 }
 
 static const struct finish event_finish = {
@@ -165,7 +167,7 @@ int sq_execution_create(struct store *s, const struct store_execution_input *in,
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_lock_for(b, CRITICAL);
+	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
 	ret = sq_exec(b, sql_exec_insert, "insert execution",
@@ -176,7 +178,9 @@ int sq_execution_create(struct store *s, const struct store_execution_input *in,
 			      sq_text(in->plugin_version)));
 	if (!ret)
 		*id = sqlite3_last_insert_rowid(b->db);
-	sq_unlock(b);
+	ret = sq_txn_end(b, ret);
+	if (ret)
+		*id = 0;
 	return ret;
 }
 
@@ -340,11 +344,11 @@ static int add_log(sqlite3_stmt *st, void *user)
 
 int sq_execution_get(struct store *s, int64_t id, struct store_execution **out)
 {
-	struct sq *b = B(s);
 	struct log_read r = {0};
+	struct sq *b;
 	int ret;
 
-	sq_lock(b);
+	b = sq_read_lock(B(s));
 	/* One read transaction: the row and its lines are a consistent snapshot. */
 	ret = sq_run_sql(b, sql_begin_read, "begin read");
 	if (ret)
@@ -390,14 +394,14 @@ static int add_exec(sqlite3_stmt *st, void *user)
 int sq_execution_list(struct store *s, const struct store_execution_filter *f,
 		      struct store_execution ***items, size_t *n, int64_t *next_cursor)
 {
-	struct sq *b = B(s);
 	struct exec_page p = {.limit = f->limit, .next_cursor = next_cursor};
+	struct sq *b;
 	int ret;
 
 	p.v = calloc(f->limit, sizeof(*p.v));
 	if (!p.v)
 		return STORE_ENOMEM;
-	sq_lock(b);
+	b = sq_read_lock(B(s));
 	ret = sq_rows(b, sql_exec_list, "list executions",
 		      SQ_ARGS(sq_text(f->connection_id), sq_text(f->provider_config_key),
 			      sq_text(f->script), sq_text(f->event),
@@ -528,10 +532,9 @@ int sq_interrupt_running(struct store *s, const char *error, int64_t *count)
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_lock_for(b, CRITICAL);
+	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
 	ret = interrupt_running(b, error, util_now_ms(), count);
-	sq_unlock(b);
-	return ret;
+	return sq_txn_end(b, ret);
 }

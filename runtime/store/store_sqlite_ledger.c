@@ -54,10 +54,9 @@ static int ledger_read(struct sq *b, const char *name, char version[64],
 int sq_ledger_get(struct store *s, const char *name, char version[64],
 		  uint8_t hash[STORE_HASH_BYTES])
 {
-	struct sq *b = B(s);
+	struct sq *b = sq_read_lock(B(s));
 	int ret;
 
-	sq_lock(b);
 	ret = ledger_read(b, name, version, hash);
 	sq_unlock(b);
 	return ret;

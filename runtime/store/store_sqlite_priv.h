@@ -8,16 +8,19 @@
  *   store_sqlite_exec.c    events, executions and their log lines, recovery
  *   store_sqlite_ledger.c  the plugin version ledger
  *
- * The conventions (one connection behind a mutex, cached statements, write
- * transactions with BEGIN IMMEDIATE, a durability class per commit) are
- * described at the top of store_sqlite.c. The helpers expect the mutex held
- * unless they take it (sq_lock_for, sq_txn_begin, sq_get).
+ * The conventions (one write connection behind a mutex, group commit, a
+ * read connection, cached statements, write transactions with BEGIN
+ * IMMEDIATE, a durability class per batch) are described at the top of
+ * store_sqlite.c. The helpers expect the mutex held unless they take it
+ * (sq_txn_begin, sq_read_lock, sq_get).
  */
 #ifndef EVS_STORE_SQLITE_PRIV_H
 #define EVS_STORE_SQLITE_PRIV_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,7 +29,18 @@
 
 #define STMT_CACHE 64
 
-/* The back end's state (struct store's impl). */
+/* Operations in one batch at most: the last one commits. */
+#define BATCH_MAX 64
+
+/* An operation of the open batch waiting for its COMMIT (on its own stack). */
+struct sq_waiter {
+	struct sq_waiter *next;
+	sem_t done;
+	int ret;   /* the batch's result, set before done is posted */
+};
+
+/* The back end's state (struct store's impl): the write connection, and in
+ * rd the read connection (a struct sq of its own, NULL for ":memory:"). */
 struct sq {
 	sqlite3 *db;
 	pthread_mutex_t mu;
@@ -37,6 +51,14 @@ struct sq {
 		sqlite3_stmt *st;
 	} cache[STMT_CACHE];
 	size_t ncache;
+	/* Group commit (top of store_sqlite.c); under mu but `announced`. */
+	atomic_int announced;          /* writers on their way to the mutex */
+	bool batch_open;               /* a write transaction is open */
+	int batch_ops;                 /* operations done in it */
+	struct sq_waiter *waiters;     /* those of them waiting for its COMMIT */
+	uint64_t stat_ops, stat_commits;
+	int fail_commits;              /* test-only: COMMITs to turn into failures */
+	struct sq *rd;
 };
 
 static inline struct sq *B(struct store *s)
@@ -50,15 +72,30 @@ static inline struct sq *B(struct store *s)
 
 /* ---- Helpers (store_sqlite.c). Codes are STORE_E*. */
 
-/* The mutex; sq_lock_for also sets the durability of the next commit. */
+/* The mutex. */
 void sq_lock(struct sq *b);
 void sq_unlock(struct sq *b);
-int sq_lock_for(struct sq *b, bool critical);
 /* Commits when ret is 0, rolls back otherwise; returns the final result. */
 int sq_end(struct sq *b, int ret);
-/* sq_lock_for + BEGIN IMMEDIATE; sq_end + unlock. */
+
+/* A write operation: sq_txn_begin() takes the mutex, joins the open batch
+ * (or opens one at the durability class given) and opens the operation's
+ * savepoint; on failure nothing is held. sq_txn_end() releases the
+ * savepoint when ret is 0 (rolls back to it otherwise: the batch's other
+ * operations keep their writes), leaves the mutex, and returns only when
+ * the COMMIT holding the operation is done: ret, or the COMMIT's error. */
 int sq_txn_begin(struct sq *b, bool critical);
 int sq_txn_end(struct sq *b, int ret);
+
+/* A pure read: the read connection, locked (or the write connection, with
+ * any open batch committed first). Give it back with sq_unlock(). */
+struct sq *sq_read_lock(struct sq *b);
+
+/* Test-only: write operations acknowledged (sq_txn_end returned 0) and
+ * COMMITs of batches since store_open; and a way to make the next n
+ * COMMITs fail (as a failed fsync would). */
+void sq_batch_stats(struct store *s, uint64_t *ops, uint64_t *commits);
+void sq_test_fail_commits(struct store *s, int n);
 
 /* ---- Statements. Each helper below takes a cached statement (prepared
  * once, keyed by the address of its SQL, a string literal), binds its
@@ -114,7 +151,7 @@ int sq_run_sql(struct sq *b, const char *sql, const char *what);
  * read's or SQLite's error. */
 int sq_row(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
            sq_row_fn read, void *user);
-/* sq_row() as a read of its own: takes the mutex for it. */
+/* sq_row() as a read of its own, on the read connection (sq_read_lock). */
 int sq_get(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
            sq_row_fn read, void *user);
 /* Runs sql with args to its end and hands every row to read in turn; a
