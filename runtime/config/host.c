@@ -179,9 +179,7 @@ static int set_secret_key(struct pctx *c, const struct host_key *key, const stru
 			  const struct ynode *v, struct config_host *h)
 {
 	(void)k;
-	if (h->secret_key)
-		sodium_memzero(h->secret_key, strlen(h->secret_key));
-	free(h->secret_key);
+	secret_free(h->secret_key);
 	return p_string(c, v, key->name, &h->secret_key);
 }
 
@@ -599,10 +597,7 @@ void config_host_free(struct config_host *h)
 	free(h->dir);
 	free(h->listen);
 	free(h->listen_host);
-	if (h->secret_key) {
-		sodium_memzero(h->secret_key, strlen(h->secret_key));
-		free(h->secret_key);
-	}
+	secret_free(h->secret_key);
 	free(h->store);
 	free(h->store_path);
 	free(h->plugin_dir);

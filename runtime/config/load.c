@@ -178,10 +178,7 @@ int config_load(const char *path, char *const *envp, struct config_host **out, c
 
 	secret = env_get(envp, SECRET_ENV);
 	if (secret && *secret) {
-		if (h->secret_key) {
-			sodium_memzero(h->secret_key, strlen(h->secret_key));
-			free(h->secret_key);
-		}
+		secret_free(h->secret_key);
 		h->secret_key = strdup(secret);
 		h->secret_key_from_env = true;
 		if (!h->secret_key) {

@@ -4,6 +4,7 @@
  */
 #include "parse_util.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,14 @@ void map_clear(struct config_map *m)
 	free(m->items);
 	m->items = NULL;
 	m->n = 0;
+}
+
+void secret_free(char *s)
+{
+	if (s) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
 }
 
 const char *config_map_get(const struct config_map *m, const char *key)

@@ -46,5 +46,7 @@ int p_execution(struct pctx *c, const struct ynode *n, const char *what, enum co
 int strlist_push(struct config_strlist *l, const char *s);
 void strlist_clear(struct config_strlist *l);
 void map_clear(struct config_map *m);
+/* Wipes the string s (which may be NULL) and frees it: the secret key. */
+void secret_free(char *s);
 
 #endif
