@@ -11,6 +11,7 @@ tests/integration/CMakeLists.txt sets for ctest:
   EVS_PROVIDERS        the repo's providers catalogue
 """
 
+import collections
 import http.server
 import json
 import os
@@ -51,6 +52,47 @@ def wait_for(pred, timeout=20.0, interval=0.02, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+# /proc readers, for the tests that count the daemon's processes (its zygote,
+# the executors under it and whatever a plugin forks).
+
+ProcStat = collections.namedtuple("ProcStat", "comm state ppid starttime")
+
+
+def proc_stat(pid):
+    """ProcStat of a process from /proc/PID/stat, or None when it is gone.
+    A zombie is still there, with state "Z"; starttime is in clock ticks since
+    boot, so (pid, starttime) names one process even if the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    # comm may hold spaces and parentheses: it ends at the last ")"
+    rest = s[s.rindex(")") + 2:].split()
+    return ProcStat(s[s.index("(") + 1:s.rindex(")")], rest[0], int(rest[1]), int(rest[19]))
+
+
+def processes():
+    """{pid: ProcStat} of every process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = proc_stat(entry)
+            if st:
+                out[int(entry)] = st
+    return out
+
+
+def children(pid):
+    """{child pid: ProcStat} of the direct children of pid, zombies included."""
+    return {p: st for p, st in processes().items() if st.ppid == pid}
+
+
+def pids_named(comm):
+    """Pids of the processes whose name (comm) is comm, zombies included."""
+    return [p for p, st in processes().items() if st.comm == comm]
 
 
 class FakeProvider:

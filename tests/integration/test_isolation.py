@@ -14,7 +14,7 @@ import re
 import time
 import unittest
 
-from harness import DaemonTest, wait_for
+from harness import DaemonTest, children, pids_named, wait_for
 
 NANGO = """
 integrations:
@@ -78,43 +78,6 @@ MISBEHAVING = ["crash", "abort", "exit", "hang", "memhog", "logflood", "forker"]
 TEST_PLUGINS = MISBEHAVING + ["sleeper", "noop", "pidinfo", "callall", "metawriter", "echo"]
 LOGFLOOD_LINES = 3000
 LOG_LINES_MAX = 200
-
-
-def proc_stat(pid):
-    """(state, ppid) of a process, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return None
-    rest = s[s.rindex(")") + 2:].split()
-    return rest[0], int(rest[1])
-
-
-def children(pid):
-    """{child pid: state} of the direct children of pid."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        st = proc_stat(d)
-        if st and st[1] == pid:
-            out[int(d)] = st[0]
-    return out
-
-
-def pids_named(comm):
-    """Pids of the processes whose name (comm) is comm."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm") as f:
-                    if f.read().strip() == comm:
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
 
 
 def open_fds(pid):
@@ -213,7 +176,7 @@ class IsolationTest(DaemonTest):
                     self.assertTrue([m for m in self.messages(d, bad["id"]) if m.startswith("left child ")])
                     # the child it left behind (sleeping 60 s, named evs-forker-kid) is
                     # killed and reaped (killed but not reaped would leave a zombie, whose
-                    # /proc/PID/comm is still there)
+                    # /proc/PID is still there, so pids_named() still lists it)
                     wait_for(lambda: not pids_named("evs-forker-kid"), timeout=5,
                              what=f"forker's child to be killed and reaped: {pids_named('evs-forker-kid')}")
                 self.assertEqual(d.request("GET", "/healthz", auth=False)[:3:2], (200, {"status": "ok"}))
@@ -237,13 +200,13 @@ class IsolationTest(DaemonTest):
     def assert_no_leftover_processes(self, d):
         def settled():
             zygotes = self.zygotes(d)
-            if not zygotes or any(s == "Z" for s in zygotes.values()):
+            if not zygotes or any(st.state == "Z" for st in zygotes.values()):
                 return None
             execs = {}
             for z in zygotes:
                 execs.update(children(z))
             # each zygote keeps at most its pre-forked idle executors (2)
-            if len(execs) > 2 * len(zygotes) or any(s == "Z" for s in execs.values()):
+            if len(execs) > 2 * len(zygotes) or any(st.state == "Z" for st in execs.values()):
                 return None
             # an idle executor has no children of its own
             if any(children(e) for e in execs):

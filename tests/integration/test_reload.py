@@ -19,7 +19,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import DaemonTest, env, wait_for
+from harness import DaemonTest, children, env, proc_stat, wait_for
 
 SRC_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -87,44 +87,21 @@ def build_plugin(outdir, name, version, tag=None, wrong_abi=False, comment_versi
     return so
 
 
-def proc_stat(pid):
-    """(ppid, starttime) of a process, or None when it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[1]), int(fields[19])
-
-
-def children(pid):
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = proc_stat(int(entry))
-            if st and st[0] == pid:
-                out.append(int(entry))
-    return sorted(out)
-
-
 def descendants(pid):
-    """{pid: starttime} of every live descendant."""
+    """{pid: starttime} of every live (not zombie) descendant."""
     found, pending = {}, [pid]
     while pending:
-        for c in children(pending.pop()):
-            st = proc_stat(c)
-            if st:
-                found[c] = st[1]
+        for c, st in children(pending.pop()).items():
+            if st.state != "Z":
+                found[c] = st.starttime
                 pending.append(c)
     return found
 
 
 def alive(pid, starttime):
+    """Whether the process (pid, starttime) still runs (a zombie does not)."""
     st = proc_stat(pid)
-    return st is not None and st[1] == starttime
+    return st is not None and st.state != "Z" and st.starttime == starttime
 
 
 def fd_count(pid):
@@ -221,7 +198,8 @@ class ReloadTest(DaemonTest):
         return self.wait_done(d, 1, connection_id=connection_id)[0]
 
     def zygotes(self, d):
-        return children(d.proc.pid)
+        """Pids of the daemon's live zygotes, in order."""
+        return sorted(p for p, st in children(d.proc.pid).items() if st.state != "Z")
 
     def wait_zygotes(self, d, n, timeout=10):
         return wait_for(lambda: len(self.zygotes(d)) == n, timeout, interval=0.05,

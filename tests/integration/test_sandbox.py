@@ -34,7 +34,7 @@ import tempfile
 import threading
 import unittest
 
-from harness import SECRET, DaemonTest, env, wait_for
+from harness import SECRET, DaemonTest, children, env, proc_stat, processes, wait_for
 
 ATTACKS = ["env", "store", "zygote_mem", "daemon_mem", "ptrace", "network", "write_key",
            "fork_storm", "escape", "kill_zygote", "kill_daemon"]
@@ -57,38 +57,16 @@ integrations:
 """ for name in ATTACKS)
 
 
-def proc_stat(pid):
-    """(comm, state, ppid) of a process, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return None
-    rest = s[s.rindex(")") + 2:].split()
-    return s[s.index("(") + 1:s.rindex(")")], rest[0], int(rest[1])
-
-
-def processes():
-    """{pid: (comm, state, ppid)} of every process."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = proc_stat(d)
-            if st:
-                out[int(d)] = st
-    return out
-
-
 def plugin_children():
     """{pid: comm} of the live processes named like hostile.c's children (a
     zombie is dead: reaping it is its parent's business)."""
-    return {pid: comm for pid, (comm, state, _) in processes().items()
-            if comm in LEFTOVER_NAMES and state != "Z"}
+    return {pid: st.comm for pid, st in processes().items()
+            if st.comm in LEFTOVER_NAMES and st.state != "Z"}
 
 
 def descends_from(pid, ancestor, table):
     while pid in table and pid > 1:
-        pid = table[pid][2]
+        pid = table[pid].ppid
         if pid == ancestor:
             return True
     return False
@@ -173,8 +151,8 @@ class SandboxTest(DaemonTest):
         # what the plugin left behind, before the daemon (its ancestor) goes
         if self.d and self.d.proc:
             table = processes()
-            for pid, (comm, _, _) in table.items():
-                if comm in LEFTOVER_NAMES and descends_from(pid, self.d.proc.pid, table):
+            for pid, st in table.items():
+                if st.comm in LEFTOVER_NAMES and descends_from(pid, self.d.proc.pid, table):
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
@@ -212,8 +190,7 @@ class SandboxTest(DaemonTest):
         return self.d
 
     def zygote(self, d):
-        table = processes()
-        [pid] = [p for p, (comm, _, ppid) in table.items() if ppid == d.proc.pid and comm == "evscript-zygote"]
+        [pid] = [p for p, st in children(d.proc.pid).items() if st.comm == "evscript-zygote"]
         return pid
 
     def connect(self, d, integration, connection_id, **kw):
@@ -278,8 +255,8 @@ class SandboxTest(DaemonTest):
             if (status, body) != (200, {"status": "ok"}):
                 problems.append(f"/healthz answered {status} {body}")
             zygote = proc_stat(zygote_pid)
-            if not zygote or zygote[0] != "evscript-zygote" or zygote[1] == "Z" or zygote[2] != daemon_pid:
-                problems.append(f"the zygote (pid {zygote_pid}) is gone: (comm, state, ppid) = {zygote}")
+            if not zygote or zygote.comm != "evscript-zygote" or zygote.state == "Z" or zygote.ppid != daemon_pid:
+                problems.append(f"the zygote (pid {zygote_pid}) is gone: {zygote}")
 
         escaped = [m for m in messages if m.startswith("ESCAPED ")]
         if escaped:
@@ -364,8 +341,7 @@ class SupervisedZygoteTest(DaemonTest):
         d = self.daemon(NANGO, test_plugins=["sleeper"],
                         settings={"environment": {"SLEEPER_MS": "1500"}, "max_concurrency": 8})
         assert_sandbox_complete(self, d, root=os.geteuid() == 0)
-        old = [p for p, (comm, _, ppid) in processes().items()
-               if ppid == d.proc.pid and comm == "evscript-zygote"]
+        old = [p for p, st in children(d.proc.pid).items() if st.comm == "evscript-zygote"]
         self.assertEqual(len(old), 1, old)
         for i in range(4):
             self.assertEqual(d.create_connection("good", f"before-{i}")[0], 201)
@@ -388,12 +364,11 @@ class SupervisedZygoteTest(DaemonTest):
         logs = d.logs()
         self.assertIn(f"the zygote (pid {old[0]}) killed by SIGKILL", logs)
         self.assertIn("zygote restarted", logs)
-        table = processes()
-        new = [p for p, (comm, state, ppid) in table.items()
-               if ppid == d.proc.pid and comm == "evscript-zygote"]
+        table = children(d.proc.pid)
+        new = [p for p, st in table.items() if st.comm == "evscript-zygote"]
         self.assertEqual(len(new), 1, new)
         self.assertNotEqual(new[0], old[0])
-        self.assertNotEqual(table[new[0]][1], "Z")
+        self.assertNotEqual(table[new[0]].state, "Z")
         self.assertIsNone(proc_stat(old[0]), "the dead zygote was not reaped")
         self.assertEqual(d.request("GET", "/healthz", auth=False)[::2], (200, {"status": "ok"}))
         status, _, metrics = d.request("GET", "/metrics")
