@@ -22,60 +22,8 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_fixture.h"
 #include "util.h"
-
-struct fx {
-	char dir[64];
-	char path[128];
-	char url[160];
-	struct store *s;
-};
-
-static void fx_paths(struct fx *f)
-{
-	strcpy(f->dir, "/tmp/evs-store-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/evs.db", f->dir);
-	snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
-}
-
-static struct store *open_ok(struct fx *f, const uint8_t *key)
-{
-	char err[256];
-	struct store *s = NULL;
-	int ret = store_open(f->url, key, &s, err, sizeof(err));
-
-	if (ret)
-		fail_msg("store_open: %s (%s)", err, store_strerror(ret));
-	return s;
-}
-
-static int setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	fx_paths(f);
-	f->s = open_ok(f, NULL);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	char p[200];
-
-	store_close(f->s);
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
 
 /* Runs SQL on the database file through a connection of its own. */
 static void raw_exec(const char *path, const char *sql)
@@ -164,10 +112,10 @@ static void test_open_migrations(void **state)
 	/* Open twice: the schema is in place and not migrated again. */
 	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), store_schema_version());
 	store_close(f->s);
-	f->s = open_ok(f, NULL);
+	f->s = fx_open(f, NULL);
 	upsert(f->s, "gh", "c1", "{}");
 	store_close(f->s);
-	f->s = open_ok(f, NULL);
+	f->s = fx_open(f, NULL);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM connections"), 1);
 	store_close(f->s);
 	f->s = NULL;
@@ -184,7 +132,7 @@ static void test_open_migrations(void **state)
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", store_schema_version());
 		raw_exec(f->path, sql);
 	}
-	f->s = open_ok(f, NULL);
+	f->s = fx_open(f, NULL);
 
 	/* Options. */
 	{
@@ -877,7 +825,7 @@ static void test_claim_exactly_once(void **state)
 static void test_claim_two_handles(void **state)
 {
 	struct fx *f = *state;
-	struct store *s2 = open_ok(f, NULL);
+	struct store *s2 = fx_open(f, NULL);
 	struct store_event ev;
 	int64_t id, got1 = 0, got2 = 0;
 
@@ -1232,7 +1180,7 @@ static void test_recover(void **state)
 
 	/* The daemon stops (kill -9) and starts again. */
 	store_close(f->s);
-	f->s = open_ok(f, NULL);
+	f->s = fx_open(f, NULL);
 	assert_int_equal(store_recover(f->s, &r), 0);
 	assert_int_equal(r.executions_interrupted, 1);
 	assert_int_equal(r.events_requeued, 1);
@@ -1272,7 +1220,7 @@ static void test_recover(void **state)
 
 	/* Recovery again is a no-op. */
 	store_close(f->s);
-	f->s = open_ok(f, NULL);
+	f->s = fx_open(f, NULL);
 	assert_int_equal(store_recover(f->s, &r), 0);
 	assert_int_equal(r.executions_interrupted, 0);
 	assert_int_equal(r.events_requeued, 2);
@@ -1341,7 +1289,7 @@ static void test_encryption(void **state)
 	assert_int_equal(store_key_from_base64(NULL, key), STORE_EINVAL);
 	assert_int_equal(store_key_from_base64(b64, key), 0);
 
-	f->s = open_ok(f, key);
+	f->s = fx_open(f, key);
 	upsert(f->s, "gh", "c1", secret);
 	upsert(f->s, "gh", "c2", "{\"access_token\":\"other\"}");
 	assert_int_equal(store_connection_get(f->s, "gh", "c1", &c), 0);
@@ -1357,7 +1305,7 @@ static void test_encryption(void **state)
 			 1);
 
 	/* Without the key: the row says it is encrypted, reading it is an error. */
-	f->s = open_ok(f, NULL);
+	f->s = fx_open(f, NULL);
 	assert_int_equal(store_connection_get(f->s, "gh", "c1", &c), STORE_ENOKEY);
 	assert_null(c);
 	store_close(f->s);
@@ -1373,7 +1321,7 @@ static void test_encryption(void **state)
 	raw_exec(f->path, "UPDATE connections SET credentials ="
 			  " (SELECT credentials FROM connections WHERE connection_id = 'c2')"
 			  " WHERE connection_id = 'c1'");
-	f->s = open_ok(f, key);
+	f->s = fx_open(f, key);
 	assert_int_equal(store_connection_get(f->s, "gh", "c1", &c), STORE_EDECRYPT);
 	assert_int_equal(store_connection_get(f->s, "gh", "c2", &c), 0);
 	assert_string_equal(c->credentials, "{\"access_token\":\"other\"}");
@@ -1398,7 +1346,7 @@ static void test_encryption_added_later(void **state)
 	upsert(f->s, "gh", "old", "{\"token\":\"plain-old\"}");
 	store_close(f->s);
 	randombytes_buf(key, sizeof(key));
-	f->s = open_ok(f, key);
+	f->s = fx_open(f, key);
 	assert_int_equal(store_connection_get(f->s, "gh", "old", &c), 0);
 	assert_false(c->credentials_encrypted);
 	assert_string_equal(c->credentials, "{\"token\":\"plain-old\"}");
@@ -1451,7 +1399,7 @@ static void test_ledger(void **state)
 
 	/* Durable across a restart; names are separate. */
 	store_close(f->s);
-	f->s = open_ok(f, NULL);
+	f->s = fx_open(f, NULL);
 	assert_int_equal(get(f->s, "hello", version, got), 0);
 	assert_string_equal(version, "1.10.0");
 	assert_int_equal(get(f->s, "other", version, got), 1);
@@ -1518,29 +1466,29 @@ static void test_throughput(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_migrations, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_journal_mode, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_upsert_and_reconnect, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_metadata_many, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_upsert_invalid, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_outbox_rollback_trigger, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_outbox_rollback_callback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deleting, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_metadata, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_claim_exactly_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_claim_two_handles, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_executions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_execution_error_truncated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_execution_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_encryption, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_encryption_added_later, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ledger, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_migrations, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_mode, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_upsert_and_reconnect, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_metadata_many, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_upsert_invalid, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_rollback_trigger, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_rollback_callback, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_deleting, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_list, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_metadata, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_events, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_exactly_once, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_two_handles, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_executions, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_execution_error_truncated, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_execution_list, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_retry, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_recover, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_encryption, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_encryption_added_later, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ledger, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_throughput, fx_setup, fx_teardown),
 	};
 
 	if (sodium_init() < 0)

@@ -22,58 +22,11 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_fixture.h"
 #include "store_sqlite_priv.h"
 
 #define THREADS 16
 #define PER_THREAD 24
-
-struct fx {
-	char dir[64];
-	char path[128];
-	char url[160];
-	struct store *s;
-};
-
-static struct store *open_ok(struct fx *f)
-{
-	char err[256];
-	struct store *s = NULL;
-	int ret = store_open(f->url, NULL, &s, err, sizeof(err));
-
-	if (ret)
-		fail_msg("store_open: %s (%s)", err, store_strerror(ret));
-	return s;
-}
-
-static int setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	strcpy(f->dir, "/tmp/evs-batch-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/evs.db", f->dir);
-	snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
-	f->s = open_ok(f);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	char p[200];
-
-	store_close(f->s);
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
 
 static void stats(struct store *s, uint64_t *ops, uint64_t *commits)
 {
@@ -206,7 +159,7 @@ static void test_concurrent_writers(void **state)
 	/* Everything acknowledged is in the database once reopened; no
 	 * refused upsert left anything. */
 	store_close(f->s);
-	f->s = open_ok(f);
+	f->s = fx_open(f, NULL);
 	for (int t = 0; t < THREADS; t++) {
 		for (int i = 0; i < PER_THREAD; i++) {
 			struct store_connection *c = NULL;
@@ -345,7 +298,7 @@ static void test_failures_in_batches(void **state)
 	assert_true(ok > 0);
 
 	store_close(f->s);
-	f->s = open_ok(f);
+	f->s = fx_open(f, NULL);
 	for (int t = 0; t < RW_THREADS; t++) {
 		for (int i = 0; i < RW_PER; i++) {
 			struct store_connection *c = NULL;
@@ -367,9 +320,9 @@ static void test_failures_in_batches(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_serial_commits_each, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failures_in_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_serial_commits_each, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_writers, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_failures_in_batches, fx_setup, fx_teardown),
 	};
 
 	if (sodium_init() < 0)
