@@ -45,6 +45,8 @@
 #include "store.h"
 #include "util.h"
 
+#include "bench_util.h"
+
 extern char **environ;
 
 #define WARMUP_MAX 100
@@ -85,34 +87,14 @@ struct bench {
 	char config_path[128];
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Sorts b->t and prints one JSON line. floor: "fork" or "call". */
 static void report(struct bench *b, const char *name, const char *floor)
 {
-	int64_t total = 0;
-	int n = b->n;
+	struct bench_summary s = bench_summarise(b->t, b->n);
 
-	for (int i = 0; i < n; i++)
-		total += b->t[i];
-	qsort(b->t, (size_t)n, sizeof(*b->t), cmp64);
 	printf("{\"name\":\"%s\",\"n\":%d,\"p50_us\":%.3f,\"p99_us\":%.3f,\"per_s\":%.0f,"
 	       "\"floor\":\"%s\"}\n",
-	       name, n, b->t[n / 2] / 1000.0, b->t[(int64_t)n * 99 / 100] / 1000.0,
-	       total > 0 ? n / (total / 1e9) : 0.0, floor);
+	       name, b->n, s.p50_us, s.p99_us, s.per_s, floor);
 	fflush(stdout);
 }
 
@@ -262,7 +244,7 @@ static int run_executor(struct bench *b, struct generation *g, struct executor *
 
 			nanosleep(&ts, NULL);
 		}
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		info.deadline_us = util_mono_us() + DEADLINE_US;
 		job.deadline_us = info.deadline_us;
 		if (hostapi_exec_new(&info, &hx) < 0)
@@ -270,7 +252,7 @@ static int run_executor(struct bench *b, struct generation *g, struct executor *
 		ret = executor_run(ex, &job, hx, &res);
 		hostapi_exec_free(hx);
 		if (i >= b->warmup)
-			b->t[i - b->warmup] = now_ns() - t0;
+			b->t[i - b->warmup] = bench_now_ns() - t0;
 		if (ret < 0 || res.status != STORE_EXEC_SUCCEEDED) {
 			fprintf(stderr, "bench_evscript: %s: execution %d: %s\n", name, i,
 				res.error ? res.error : "failed");
@@ -305,7 +287,7 @@ static int run_claimed(struct bench *b, struct store *store, struct generation *
 	dispatch_get_stats(d, &before);
 	for (int i = 0; i < total; i++) {
 		struct store_event ev;
-		int64_t t0 = now_ns();
+		int64_t t0 = bench_now_ns();
 		int ret = store_event_claim(store, generation_number(g), &ev);
 
 		if (ret < 0) {
@@ -314,7 +296,7 @@ static int run_claimed(struct bench *b, struct store *store, struct generation *
 		}
 		dispatch_run_event(d, &ev);
 		if (i >= b->warmup)
-			b->t[i - b->warmup] = now_ns() - t0;
+			b->t[i - b->warmup] = bench_now_ns() - t0;
 	}
 	dispatch_get_stats(d, &after);
 	if (after.finished[CONFIG_EVENT_POST_CONNECTION_CREATION][STORE_EXEC_SUCCEEDED] - before.finished[CONFIG_EVENT_POST_CONNECTION_CREATION][STORE_EXEC_SUCCEEDED] !=

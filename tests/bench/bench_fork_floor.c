@@ -20,35 +20,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define WARMUP_MAX 100
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* Sorts t and prints the row (as bench_evscript does). */
 static void report(const char *name, const char *kind, int64_t *t, int n)
 {
-	int64_t total = 0;
+	struct bench_summary s = bench_summarise(t, n);
 
-	for (int i = 0; i < n; i++)
-		total += t[i];
-	qsort(t, (size_t)n, sizeof(*t), cmp64);
 	printf("{\"name\":\"%s\",\"kind\":\"%s\",\"n\":%d,\"p50_us\":%.3f,\"p99_us\":%.3f,"
-	       "\"per_s\":%.0f}\n", name, kind, n,
-	       t[n / 2] / 1000.0, t[(int64_t)n * 99 / 100] / 1000.0,
-	       total > 0 ? n / (total / 1e9) : 0.0);
+	       "\"per_s\":%.0f}\n", name, kind, n, s.p50_us, s.p99_us, s.per_s);
 	fflush(stdout);
 }
 
@@ -67,7 +49,7 @@ static int64_t fork_once(int (*fn)(int), int i)
 
 	if (pipe(p) < 0)
 		return -1;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	pid = fork();
 	if (pid < 0) {
 		t = -1;
@@ -85,7 +67,7 @@ static int64_t fork_once(int (*fn)(int), int i)
 	}
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	t = now_ns() - t0;
+	t = bench_now_ns() - t0;
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		t = -1;
 out:
@@ -132,11 +114,11 @@ int main(int argc, char **argv)
 	report("floor: fork+call+pipe+waitpid (small process)", "fork-floor", t, n);
 
 	for (int i = 0; i < warmup + n; i++) {
-		int64_t t0 = now_ns();
+		int64_t t0 = bench_now_ns();
 
 		sink = sink + (unsigned)fn(i);
 		if (i >= warmup)
-			t[i - warmup] = now_ns() - t0;
+			t[i - warmup] = bench_now_ns() - t0;
 	}
 	report("floor: direct call through a function pointer", "call-floor", t, n);
 	free(t);

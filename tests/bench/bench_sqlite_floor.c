@@ -24,6 +24,8 @@
 
 #include <sqlite3.h>
 
+#include "bench_util.h"
+
 #define WARMUP_MAX 100
 
 static const char schema[] =
@@ -41,33 +43,18 @@ static const char insert_sql[] =
 	"INSERT INTO events (type, connection_id, provider_config_key, status, created_at)"
 	" VALUES ('post-connection-creation', ?1, 'inproc', 'pending', ?2)";
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* One INSERT, its own transaction. Returns its duration in ns, or -1. */
 static int64_t insert_once(sqlite3 *db, sqlite3_stmt *st, int i)
 {
 	char cid[32];
-	int64_t t0 = now_ns(), t;
+	int64_t t0 = bench_now_ns(), t;
 	int rc;
 
 	snprintf(cid, sizeof(cid), "floor-%d", i);
 	sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, t0 / 1000000);
 	rc = sqlite3_step(st);
-	t = now_ns() - t0;
+	t = bench_now_ns() - t0;
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		fprintf(stderr, "bench_sqlite_floor: insert failed: %s\n", sqlite3_errmsg(db));
@@ -85,6 +72,7 @@ int main(int argc, char **argv)
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	int64_t *t = NULL, total, start;
+	struct bench_summary s;
 	int made_dir = 0, ret = 1;
 
 	if (n < 1 || n > 10000000) {
@@ -114,19 +102,20 @@ int main(int argc, char **argv)
 	for (int i = 0; i < warmup; i++)
 		if (insert_once(db, st, i) < 0)
 			goto out;
-	start = now_ns();
+	start = bench_now_ns();
 	for (int i = 0; i < n; i++) {
 		t[i] = insert_once(db, st, warmup + i);
 		if (t[i] < 0)
 			goto out;
 	}
-	total = now_ns() - start;
+	total = bench_now_ns() - start;
 
-	qsort(t, (size_t)n, sizeof(*t), cmp64);
+	s = bench_summarise(t, n);
+	/* per_s over the wall time of the loop, not the sum of the inserts */
+	s.per_s = total > 0 ? n / (total / 1e9) : 0.0;
 	printf("{\"name\":\"floor: raw SQLite insert, WAL, synchronous=FULL, one per commit\","
 	       "\"kind\":\"sqlite-floor\",\"n\":%d,\"p50_us\":%.3f,\"p99_us\":%.3f,\"per_s\":%.0f}\n",
-	       n, t[n / 2] / 1000.0, t[(int64_t)n * 99 / 100] / 1000.0,
-	       total > 0 ? n / (total / 1e9) : 0.0);
+	       n, s.p50_us, s.p99_us, s.per_s);
 	fflush(stdout);
 	ret = 0;
 out:
