@@ -408,6 +408,16 @@ class ReloadTest(DaemonTest):
         wait_for(lambda: len(warm.created) >= 30, 20, what="warm-up events")
         warm.stop()
         self.wait_zygotes(d, 1)
+        # the daemon holds one socket per executor the zygote forked ahead:
+        # measure once the pool has refilled (the count stays put for 0.5 s)
+        seen = [fd_count(pid), time.monotonic()]
+
+        def steady():
+            n = fd_count(pid)
+            if n != seen[0]:
+                seen[:] = [n, time.monotonic()]
+            return time.monotonic() - seen[1] > 0.5
+        wait_for(steady, 10, interval=0.05, what="the descriptor count to settle")
         fds0, rss0 = fd_count(pid), rss_kib(pid)
         gen0 = self.plugins(d)["generation"]
 
