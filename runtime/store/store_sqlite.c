@@ -990,4 +990,6 @@ const struct store_ops store_sqlite_ops = {
 	.interrupt_running = sq_interrupt_running,
 	.ledger_get = sq_ledger_get,
 	.ledger_put = sq_ledger_put,
+	.event_claim_start = sq_event_claim_start,
+	.execution_complete = sq_execution_complete,
 };
