@@ -2,17 +2,25 @@
  * dispatch.c - workers that claim events and run their scripts.
  *
  * The store holds the queue: a worker claims one pending event at a time
- * (store_event_claim hands each event out once), runs the event's scripts
- * one after another in config order on the current generation, and marks
- * the event done. Nothing is queued in memory, so max_concurrency bounds the
- * work in flight and a burst of events waits in the store.
+ * (store_event_claim_start hands each event out once), runs the event's
+ * scripts one after another in config order on the current generation, and
+ * marks the event done. Nothing is queued in memory, so max_concurrency
+ * bounds the work in flight and a burst of events waits in the store.
  *
  * Every run is journaled the same way, whoever asks for it (a worker, the
  * DELETE handler, validate-connection, an action): the execution is created
  * running, the script runs through the executor with a hostapi_exec that
- * buffers its log lines, the log lines are written, then the execution is
- * finished with its status. A reader that sees a final status sees all the
- * lines.
+ * buffers its log lines, then the execution is finished with its status
+ * and its last log lines in one write (store_execution_complete). A reader
+ * that sees a final status sees all the lines.
+ *
+ * Fewer writes per event (issue 10): a worker claims an event and creates
+ * its first execution in one write (store_event_claim_start, whose plan
+ * picks the first script with the store locked), and the end of the
+ * event's last script carries the event's "done". An event with one script
+ * costs two write calls (plus a batch of log lines per 128 lines), an event
+ * with none one. Should a combined end fail (a shutdown interrupted the
+ * execution), the separate calls take over and say which part failed.
  */
 #include "dispatch.h"
 
@@ -112,6 +120,9 @@ struct run {
 	const char *input_json;      /* actions */
 	int depth;
 	bool gated;                  /* does not start once the dispatcher stops */
+	int64_t execution_id;        /* > 0: created already and counted in (claim_start) */
+	int64_t done_event_id;       /* > 0: mark this event done with the run's end */
+	bool event_done;             /* out: the run's end marked done_event_id done */
 };
 
 /* A run of kind on g for a connection of integ; the caller says what runs. */
@@ -249,10 +260,18 @@ static int host_new(struct dispatch *d, const struct run *r, int64_t execution_i
 
 /* Runs plugin idx for r through the executor, with the host functions of
  * execution o->execution_id, until the script's deadline (from t0): res
- * gets the verdict, o the candidate's metadata. Frees the host side, which
- * writes its log lines, before it returns. */
+ * gets the verdict, o the candidate's metadata, logs the log lines not
+ * written yet (the caller's to write and free). Frees the host side before
+ * it returns. */
+/* An execution's log lines not written yet (hostapi_exec_take_logs). */
+struct run_logs {
+	struct store_log_line_input *lines;
+	size_t n;
+	int64_t dropped;
+};
+
 static void execute(struct dispatch *d, const struct run *r, size_t idx, int64_t t0,
-		    struct dispatch_outcome *o, struct executor_result *res)
+		    struct dispatch_outcome *o, struct executor_result *res, struct run_logs *logs)
 {
 	const struct config_host *cfg = generation_config(r->gen);
 	int64_t deadline_us = t0 + (int64_t)config_script_deadline(cfg, r->in.script) * 1000000;
@@ -287,23 +306,59 @@ static void execute(struct dispatch *d, const struct run *r, size_t idx, int64_t
 	}
 	if (r->candidate_json && hostapi_candidate_metadata(hx))
 		o->metadata = strdup(hostapi_candidate_metadata(hx));
+	hostapi_exec_take_logs(hx, &logs->lines, &logs->n, &logs->dropped);
 	hostapi_exec_free(hx);
 }
 
-/* Hands res to o and records the end of execution o->execution_id, after
- * its log lines; a shutdown past the deadline may have marked it
- * interrupted already. */
-static void record_finish(struct dispatch *d, const struct run *r, int64_t t0,
-			  struct executor_result *res, struct dispatch_outcome *o)
+/* The separate writes of an execution's end, when the combined one
+ * failed: its log lines, then its status. Returns the finish's result. */
+static int record_finish_apart(struct dispatch *d, struct dispatch_outcome *o, int64_t duration_ms,
+			       const struct run_logs *logs)
 {
+	int ret;
+
+	if (logs->n > 0 || logs->dropped > 0) {
+		ret = store_execution_append_logs(d->store, o->execution_id, logs->lines, logs->n,
+						  logs->dropped);
+		if (ret < 0)
+			log_warn("dispatch", "execution %lld: %zu log lines not written: %s",
+				 (long long)o->execution_id, logs->n, status_str(ret));
+	}
+	return store_execution_finish(d->store, o->execution_id, o->status, o->error, duration_ms);
+}
+
+/* Hands res to o and records the end of execution o->execution_id with its
+ * last log lines and, when r says so, its event's "done", in one write
+ * (store_execution_complete); should that fail, apart (a shutdown past its
+ * deadline may have marked the execution interrupted already: then the
+ * event is not marked done). */
+static void record_finish(struct dispatch *d, struct run *r, int64_t t0,
+			  struct executor_result *res, struct dispatch_outcome *o,
+			  const struct run_logs *logs)
+{
+	int64_t duration_ms = (util_mono_us() - t0) / 1000;
+	struct store_execution_end end;
 	int ret;
 
 	o->status = res->status;
 	o->error = res->error;
 	o->output_json = res->output_json;
 	res->error = res->output_json = NULL;
-	ret = store_execution_finish(d->store, o->execution_id, o->status, o->error,
-				     (util_mono_us() - t0) / 1000);
+	end = (struct store_execution_end){
+		.status = o->status,
+		.error = o->error,
+		.duration_ms = duration_ms,
+		.lines = logs->lines,
+		.n_lines = logs->n,
+		.dropped = logs->dropped,
+		/* an interrupted run leaves its event claimed (run_event_on) */
+		.event_id = o->status == STORE_EXEC_INTERRUPTED ? 0 : r->done_event_id,
+	};
+	ret = store_execution_complete(d->store, o->execution_id, &end);
+	if (ret == 0)
+		r->event_done = end.event_id > 0;
+	else
+		ret = record_finish_apart(d, o, duration_ms, logs);
 	if (ret == STORE_ESTATE)
 		o->status = STORE_EXEC_INTERRUPTED;
 	else if (ret < 0)
@@ -318,36 +373,45 @@ static void record_finish(struct dispatch *d, const struct run *r, int64_t t0,
 }
 
 /* Runs r->in.script once and journals it: the execution is recorded
- * running, the plugin runs (if it is loaded as what r runs), its log lines
- * are written, and the execution is finished with its status. Returns 0
- * with o filled; RUN_STOPPING when r is gated and the dispatcher stops; a
- * negative code when the execution could not be recorded. In the last two
- * cases nothing ran and nothing was recorded. */
-static int run_once(struct dispatch *d, const struct run *r, struct dispatch_outcome *o)
+ * running (unless r->execution_id says it is already), the plugin runs (if
+ * it is loaded as what r runs), and the execution is finished with its
+ * status and its log lines (and r->done_event_id marked done: then
+ * r->event_done is set). Returns 0 with o filled; RUN_STOPPING when r is
+ * gated and the dispatcher stops; a negative code when the execution could
+ * not be recorded. In the last two cases nothing ran and nothing was
+ * recorded. */
+static int run_once(struct dispatch *d, struct run *r, struct dispatch_outcome *o)
 {
 	struct store_execution_input in = r->in;
 	struct executor_result res = {0};
+	struct run_logs logs = {0};
 	struct loader_plugin *p;
 	int64_t t0 = util_mono_us();
 	size_t idx = 0;
 	int ret;
 
 	memset(o, 0, sizeof(*o));
+	r->event_done = false;
 	snprintf(o->script, sizeof(o->script), "%s", r->in.script);
 	p = generation_plugin(r->gen, r->in.script, &idx);
 	in.plugin_version = p ? p->version : NULL;
-	if (!run_begin(d, r->gated))
-		return RUN_STOPPING;
-	ret = store_execution_create(d->store, &in, &o->execution_id);
-	if (ret < 0) {
-		log_error("dispatch", "recording an execution of %s failed: %s", r->in.script,
-			  status_str(ret));
-		run_end(d, NULL, 0, 0);
-		return ret;
+	if (r->execution_id > 0) {
+		o->execution_id = r->execution_id; /* claim_start created and counted it */
+	} else {
+		if (!run_begin(d, r->gated))
+			return RUN_STOPPING;
+		ret = store_execution_create(d->store, &in, &o->execution_id);
+		if (ret < 0) {
+			log_error("dispatch", "recording an execution of %s failed: %s",
+				  r->in.script, status_str(ret));
+			run_end(d, NULL, 0, 0);
+			return ret;
+		}
 	}
 	if (plugin_fits(r, p, &res))
-		execute(d, r, idx, t0, o, &res);
-	record_finish(d, r, t0, &res, o);
+		execute(d, r, idx, t0, o, &res, &logs);
+	record_finish(d, r, t0, &res, o, &logs);
+	hostapi_logs_free(logs.lines, logs.n);
 	run_end(d, r, o->status, util_mono_us() - t0);
 	return 0;
 }
@@ -362,41 +426,63 @@ static const struct config_integration *integration_of(const struct generation *
  * Events.
  */
 
-/* Runs ev's scripts on g and marks ev done. queued: ev was claimed from the
- * store by a worker (not DELETE's own event). */
-static int run_event_on(struct dispatch *d, struct generation *g, const struct store_event *ev,
-			bool queued)
-{
-	const struct config_integration *integ = integration_of(g, ev->provider_config_key);
-	int type = config_event_from_name(ev->type);
-	const char *single[1] = {ev->script};
+/* The scripts event ev runs on g. */
+struct event_scripts {
+	const struct config_integration *integ;
+	int type;                    /* enum config_event */
+	const char *single[1];
 	const char *const *scripts;
 	size_t n;
-	int ret;
+};
 
-	if (type < 0) {
+/* Fills es for ev; false (logged) when ev's type is unknown. An integration
+ * that is not configured runs no scripts (logged). */
+static bool event_scripts(struct generation *g, const struct store_event *ev,
+			  struct event_scripts *es)
+{
+	memset(es, 0, sizeof(*es));
+	es->integ = integration_of(g, ev->provider_config_key);
+	es->type = config_event_from_name(ev->type);
+	if (es->type < 0) {
 		log_error("dispatch", "event %lld has unknown type '%s'", (long long)ev->id, ev->type);
-		goto done;
+		return false;
 	}
 	if (ev->script[0]) { /* a retry of one execution */
-		scripts = single;
-		n = 1;
-	} else if (integ) {
-		scripts = (const char *const *)integ->events[type].items;
-		n = integ->events[type].n;
+		es->single[0] = ev->script;
+		es->scripts = es->single;
+		es->n = 1;
+	} else if (es->integ) {
+		es->scripts = (const char *const *)es->integ->events[es->type].items;
+		es->n = es->integ->events[es->type].n;
 	} else {
 		log_warn("dispatch", "event %lld: integration %s is not in the configuration; no "
 			 "scripts to run", (long long)ev->id, ev->provider_config_key);
-		n = 0;
-		scripts = NULL;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct run r = event_run(g, integ, type, ev->id, ev->connection_id,
+	return true;
+}
+
+/* Runs ev's scripts on g and marks ev done (with the end of its last
+ * script, or apart). queued: ev was claimed from the store by a worker
+ * (not DELETE's own event). first: the execution of its first script, when
+ * store_event_claim_start created it (and counted it in), else 0. */
+static int run_event_on(struct dispatch *d, struct generation *g, const struct store_event *ev,
+			bool queued, int64_t first)
+{
+	struct event_scripts es;
+	bool done = false;
+	int ret;
+
+	if (!event_scripts(g, ev, &es))
+		goto done;
+	for (size_t i = 0; i < es.n; i++) {
+		struct run r = event_run(g, es.integ, es.type, ev->id, ev->connection_id,
 					 ev->provider_config_key);
 		struct dispatch_outcome o;
 		bool interrupted;
 
-		r.in.script = scripts[i];
+		r.in.script = es.scripts[i];
+		r.execution_id = i == 0 ? first : 0;
+		r.done_event_id = i + 1 == es.n ? ev->id : 0;
 		/* once stopping, no script of a claimed event starts, and no
 		 * further script of any event */
 		r.gated = queued || i > 0;
@@ -413,6 +499,7 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 						     : "its execution could not be recorded");
 			return 0;
 		}
+		done = r.event_done;
 		interrupted = o.status == STORE_EXEC_INTERRUPTED;
 		dispatch_outcome_clear(&o);
 		if (interrupted) {
@@ -424,6 +511,8 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 		}
 	}
 done:
+	if (done)
+		return 0;
 	ret = store_event_finish(d->store, ev->id);
 	if (ret < 0)
 		log_error("dispatch", "marking event %lld done failed: %s", (long long)ev->id,
@@ -434,10 +523,44 @@ done:
 int dispatch_run_event(struct dispatch *d, const struct store_event *ev)
 {
 	struct generation *g = dispatch_generation(d);
-	int ret = run_event_on(d, g, ev, false);
+	int ret = run_event_on(d, g, ev, false, 0);
 
 	generation_unref(g);
 	return ret;
+}
+
+/* What a worker's claim planned (store_event_claim_start's plan). */
+struct claim_plan {
+	struct dispatch *d;
+	struct generation *g; /* a reference, taken by the plan */
+	bool counted;         /* the first run is counted in (run_begin) */
+};
+
+/* store_claim_fn: the first execution of the event just claimed, on the
+ * newest generation. Runs with the store locked: no store calls. An event
+ * with no script to run is done at once; claimed as the daemon stops, it
+ * starts nothing (its first run is gated) and the next start requeues it. */
+static int plan_first(void *user, const struct store_event *ev, struct store_execution_input *in)
+{
+	struct claim_plan *cp = user;
+	struct event_scripts es;
+	struct loader_plugin *p;
+	struct run r;
+
+	if (!cp->g)
+		cp->g = dispatch_generation(cp->d);
+	if (!event_scripts(cp->g, ev, &es) || es.n == 0)
+		return STORE_CLAIM_DONE;
+	if (!run_begin(cp->d, true))
+		return STORE_CLAIM_ONLY;
+	cp->counted = true;
+	r = event_run(cp->g, es.integ, es.type, ev->id, ev->connection_id,
+		      ev->provider_config_key);
+	r.in.script = es.scripts[0];
+	p = generation_plugin(cp->g, r.in.script, NULL);
+	r.in.plugin_version = p ? p->version : NULL;
+	*in = r.in;
+	return STORE_CLAIM_START;
 }
 
 static void *worker(void *arg)
@@ -445,8 +568,9 @@ static void *worker(void *arg)
 	struct dispatch *d = arg;
 
 	for (;;) {
+		struct claim_plan cp = {.d = d};
 		struct store_event ev;
-		int64_t number;
+		int64_t number, first;
 		uint64_t seq;
 		int ret;
 
@@ -459,17 +583,19 @@ static void *worker(void *arg)
 		number = generation_number(d->gen);
 		pthread_mutex_unlock(&d->lock);
 
-		ret = store_event_claim(d->store, number, &ev);
+		ret = store_event_claim_start(d->store, number, plan_first, &cp, &ev, &first);
 		if (ret == 0) {
-			/* on the newest generation, even if a swap came since the
-			 * claim; claimed as the daemon stops, it starts nothing (its
-			 * first run is gated) and the next start requeues it */
-			struct generation *g = dispatch_generation(d);
-
-			run_event_on(d, g, &ev, true);
-			generation_unref(g);
+			if (first > 0)
+				run_event_on(d, cp.g, &ev, true, first);
+			else if (ev.status != STORE_EVENT_DONE)
+				log_info("dispatch", "event %lld left unfinished: the daemon is "
+					 "stopping", (long long)ev.id);
+			generation_unref(cp.g);
 			continue;
 		}
+		if (cp.counted)
+			run_end(d, NULL, 0, 0); /* the claim was rolled back: nothing ran */
+		generation_unref(cp.g);
 		if (ret != STORE_ENOTFOUND)
 			log_error("dispatch", "claiming an event failed: %s", status_str(ret));
 
@@ -514,6 +640,7 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 	const struct config_strlist *scripts;
 	char *candidate = NULL, *metadata = NULL;
 	int64_t event_id = 0;
+	bool done = false;
 	int ret = 0;
 
 	memset(o, 0, sizeof(*o));
@@ -540,9 +667,11 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 
 		r.in.script = scripts->items[i];
 		r.candidate_json = candidate;
+		r.done_event_id = i + 1 == scripts->n ? event_id : 0;
 		ret = run_once(d, &r, &one);
 		if (ret < 0)
 			goto finish;
+		done = r.event_done;
 		if (one.status != STORE_EXEC_SUCCEEDED) {
 			*o = one;
 			ret = 1;
@@ -566,7 +695,7 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 	metadata = NULL;
 	ret = 0;
 finish:
-	if (store_event_finish(d->store, event_id) < 0)
+	if (!done && store_event_finish(d->store, event_id) < 0)
 		log_error("dispatch", "marking event %lld done failed", (long long)event_id);
 out:
 	free(candidate);

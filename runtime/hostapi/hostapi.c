@@ -3,8 +3,11 @@
  * vtable that calls them directly.
  *
  * One struct hostapi_exec per execution. Its log is buffered and written to
- * the store in batches (store_execution_append_logs), with the lines past
- * the config's caps dropped and counted; the rest goes to the store at once
+ * the store in batches (store_execution_append_logs) while it runs, with
+ * the lines past the config's caps dropped and counted; the last batch is
+ * handed to the caller (hostapi_exec_take_logs), which writes it with the
+ * execution's end in one call, or written by hostapi_exec_free. The rest
+ * goes to the store at once
  * (metadata) or is read from it (connection). For validate-connection the
  * connection is a candidate that is not stored yet: the metadata functions
  * then act on a copy kept here (hostapi_candidate_metadata()).
@@ -210,6 +213,36 @@ static void flush_logs(struct hostapi_exec *x)
 			 (long long)x->info.execution_id, x->n_pending, status_str(r));
 	clear_pending(x);
 	x->dropped_unwritten = 0;
+}
+
+void hostapi_exec_take_logs(struct hostapi_exec *x, struct store_log_line_input **lines,
+			    size_t *n, int64_t *dropped)
+{
+	*lines = NULL;
+	*n = 0;
+	*dropped = 0;
+	if (!x)
+		return;
+	pthread_mutex_lock(&x->mu);
+	if (x->n_pending > 0) {
+		*lines = x->pending;
+		*n = x->n_pending;
+		x->pending = NULL; /* hostapi_log allocates another if need be */
+		x->n_pending = 0;
+		x->pending_bytes = 0;
+	}
+	*dropped = x->dropped_unwritten;
+	x->dropped_unwritten = 0;
+	pthread_mutex_unlock(&x->mu);
+}
+
+void hostapi_logs_free(struct store_log_line_input *lines, size_t n)
+{
+	if (!lines)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free((char *)lines[i].message);
+	free(lines);
 }
 
 void hostapi_exec_free(struct hostapi_exec *x)

@@ -74,6 +74,18 @@ struct hostapi_exec_info {
  * (hostapi_exec_free). info is copied shallowly (its strings are borrowed). */
 int hostapi_exec_new(const struct hostapi_exec_info *info, struct hostapi_exec **out);
 
+/* Hands the buffered log lines not written yet, and the dropped lines not
+ * counted in the store yet, to the caller, who writes them (e.g. with the
+ * execution's end: store_execution_complete). *lines (NULL when *n is 0)
+ * and its messages are malloc'd and owned by the caller: free them with
+ * hostapi_logs_free. Lines logged after it are buffered anew. x NULL:
+ * nothing. */
+void hostapi_exec_take_logs(struct hostapi_exec *x, struct store_log_line_input **lines,
+			    size_t *n, int64_t *dropped);
+
+/* Frees what hostapi_exec_take_logs handed out. NULL is fine. */
+void hostapi_logs_free(struct store_log_line_input *lines, size_t n);
+
 /* Writes the buffered log lines and the dropped count to the store, then
  * frees. NULL is fine. */
 void hostapi_exec_free(struct hostapi_exec *x);

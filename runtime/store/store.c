@@ -728,6 +728,23 @@ int store_event_claim(struct store *s, int64_t generation, struct store_event *e
 	return ret;
 }
 
+int store_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
+			    struct store_event *ev, int64_t *execution_id)
+{
+	int ret;
+
+	memset(ev, 0, sizeof(*ev));
+	*execution_id = 0;
+	if (!s || !plan)
+		return STORE_EINVAL;
+	ret = s->ops->event_claim_start(s, generation, plan, user, ev, execution_id);
+	if (ret) {
+		memset(ev, 0, sizeof(*ev));
+		*execution_id = 0;
+	}
+	return ret;
+}
+
 int store_event_finish(struct store *s, int64_t event_id)
 {
 	if (!s || event_id <= 0)
@@ -790,14 +807,10 @@ void store_execution_list_free(struct store_execution **items, size_t n)
 	free(items);
 }
 
-int store_execution_create(struct store *s, const struct store_execution_input *in,
-			   int64_t *execution_id)
+int store_execution_input_check(const struct store_execution_input *in)
 {
 	int ret;
 
-	*execution_id = 0;
-	if (!s || !in)
-		return STORE_EINVAL;
 	if (in->kind != STORE_EXEC_EVENT && in->kind != STORE_EXEC_ACTION)
 		return STORE_EINVAL;
 	if ((ret = check_id(in->script)) || (ret = check_id(in->connection_id)) ||
@@ -809,6 +822,20 @@ int store_execution_create(struct store *s, const struct store_execution_input *
 		return STORE_EINVAL;
 	if (in->event_id < 0 || in->parent_execution_id < 0)
 		return STORE_EINVAL;
+	return 0;
+}
+
+int store_execution_create(struct store *s, const struct store_execution_input *in,
+			   int64_t *execution_id)
+{
+	int ret;
+
+	*execution_id = 0;
+	if (!s || !in)
+		return STORE_EINVAL;
+	ret = store_execution_input_check(in);
+	if (ret)
+		return ret;
 	ret = s->ops->execution_create(s, in, execution_id);
 	if (ret)
 		*execution_id = 0;
@@ -837,6 +864,20 @@ int store_execution_append_logs(struct store *s, int64_t id,
 	if (n == 0 && dropped == 0)
 		return 0;
 	return s->ops->execution_append_logs(s, id, lines, n, dropped);
+}
+
+int store_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)
+{
+	if (!s || id <= 0 || !end || end->event_id < 0)
+		return STORE_EINVAL;
+	if (end->status == STORE_EXEC_RUNNING || (unsigned)end->status > STORE_EXEC_INTERRUPTED)
+		return STORE_EINVAL;
+	if ((end->n_lines && !end->lines) || end->dropped < 0)
+		return STORE_EINVAL;
+	for (size_t i = 0; i < end->n_lines; i++)
+		if (!end->lines[i].message)
+			return STORE_EINVAL;
+	return s->ops->execution_complete(s, id, end);
 }
 
 int store_execution_get(struct store *s, int64_t id, struct store_execution **out)

@@ -20,7 +20,9 @@
  *     validate-connection, whose request is gone: it is marked interrupted);
  *     an execution that was running is marked interrupted and its event is
  *     never re-run by itself (store_execution_retry() re-runs on request).
- *     A caller runs a script only after store_execution_create() returned.
+ *     A caller runs a script only after store_execution_create() (or
+ *     store_event_claim_start(), which claims and creates in one
+ *     transaction) returned.
  *
  * Durability. The rules hold against a crash of the daemon at any point
  * (kill -9, abort, an OOM kill): every call that returned is in the
@@ -29,13 +31,14 @@
  * everything any call wrote before them: store_connection_upsert,
  * store_connection_mark_deleting, store_connection_delete, the metadata
  * setters, store_idempotency_put, store_event_insert,
- * store_execution_create, store_execution_retry, store_recover,
+ * store_execution_create, store_event_claim_start, store_execution_retry, store_recover,
  * store_interrupt_running and store_ledger_put. The others may be rolled
  * back by a power loss: a claim (the event is pending again, which is what
  * recovery makes of a claimed event that started nothing; the execution
  * creation that precedes any script makes its claim durable), execution
- * results, log lines and "done" marks (the execution and its event read
- * as running / claimed, and store_recover() marks them interrupted). So an
+ * results, log lines and "done" marks, alone or together
+ * (store_execution_complete) (the execution and its event read as running
+ * / claimed, and store_recover() marks them interrupted). So an
  * event none of whose scripts started may run after a power loss; one
  * whose script started is never run again by itself. With
  * "?synchronous=normal" (store_open) nothing is forced to disk: a power
@@ -51,6 +54,16 @@
  * fails with that error (usually STORE_EIO) and none of their writes is
  * in the database. Readers only ever see committed writes. Nothing waits
  * for a batch to fill: an idle store commits a lone write at once.
+ *
+ * Fewer writes per event. A dispatcher can journal an event in two write
+ * calls rather than 3 + 3 per script: store_event_claim_start (the claim
+ * and the first execution's creation) and store_execution_complete (an
+ * execution's end with its remaining log lines, and for the last script
+ * its event's "done"); the scripts after the first are created with
+ * store_execution_create. Each combined call is one transaction, all or
+ * nothing, with the durability of the strongest call it stands for; a
+ * crash between two of them leaves what the separate calls would have
+ * left at the same point, and store_recover() treats it the same way.
  *
  * Conventions. Every function returns 0 or a negative STORE_E* code
  * (store_strerror). Out-parameters are zeroed on failure. Strings passed in
@@ -360,6 +373,39 @@ int store_event_insert(struct store *s, const char *type, const char *connection
  * STORE_ENOTFOUND when nothing is pending. */
 int store_event_claim(struct store *s, int64_t generation, struct store_event *ev);
 
+/* What store_event_claim_start's plan decides for the event it is shown. */
+enum store_claim_plan {
+	STORE_CLAIM_START = 0, /* create the execution described in *in */
+	STORE_CLAIM_ONLY = 1,  /* claim it, start nothing (e.g. the daemon stops) */
+	STORE_CLAIM_DONE = 2   /* claim it and mark it done: nothing to run */
+};
+
+/* Called by store_event_claim_start with the event just claimed (borrowed
+ * for the call). Returns a store_claim_plan; for STORE_CLAIM_START it fills
+ * *in (zeroed; event_id must be ev->id; its strings must live until
+ * store_event_claim_start returns: ev's own are fine). A negative value
+ * rolls the claim back (STORE_ECALLBACK). It runs with the store locked:
+ * it must not call any store_* function (it would deadlock). */
+struct store_execution_input;
+typedef int (*store_claim_fn)(void *user, const struct store_event *ev,
+			      struct store_execution_input *in);
+
+/* store_event_claim and the creation of the event's first execution in one
+ * transaction (one write instead of two): takes the oldest pending event as
+ * store_event_claim does, shows it to plan, and does what plan returns. On
+ * success *ev is the event (status DONE for STORE_CLAIM_DONE) and
+ * *execution_id the execution created, or 0 when plan created none. The
+ * call is forced to disk when it returns (Durability: it is an execution
+ * creation), so rule 3 holds as with store_execution_create: run the
+ * script only after this returned 0. All or nothing: on failure neither
+ * the claim nor the execution nor the done mark is written (the event is
+ * pending again), and ev and *execution_id are zeroed; plan's side effects
+ * are the caller's to undo. STORE_ENOTFOUND when nothing is pending (plan
+ * is not called); STORE_ECALLBACK; STORE_EINVAL / STORE_ETOOBIG for an
+ * input store_execution_create would refuse. */
+int store_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
+			    struct store_event *ev, int64_t *execution_id);
+
 /* Marks a claimed event done. STORE_ENOTFOUND; STORE_ESTATE when not claimed. */
 int store_event_finish(struct store *s, int64_t event_id);
 
@@ -455,6 +501,30 @@ int store_execution_finish(struct store *s, int64_t execution_id, enum store_exe
 int store_execution_append_logs(struct store *s, int64_t execution_id,
 				const struct store_log_line_input *lines, size_t n,
 				int64_t dropped);
+
+/* How an execution ended, for store_execution_complete. */
+struct store_execution_end {
+	enum store_exec_status status;              /* not RUNNING */
+	const char *error;                          /* NULL: none; truncated to STORE_ERROR_MAX */
+	int64_t duration_ms;                        /* < 0: ended_at - started_at */
+	const struct store_log_line_input *lines;   /* its remaining log lines (borrowed) */
+	size_t n_lines;
+	int64_t dropped;                            /* lines discarded, not counted yet */
+	int64_t event_id;                           /* > 0: also mark this claimed event done */
+};
+
+/* store_execution_finish, store_execution_append_logs of the execution's
+ * remaining lines and (end->event_id > 0, for its event's last script)
+ * store_event_finish, in one transaction: one write instead of three. Its
+ * durability is theirs (Durability, at the top: none of the three is
+ * forced to disk; store_recover() makes an execution or event whose end
+ * was lost interrupted). All or nothing: STORE_ESTATE when the execution
+ * is not running (a shutdown marked it interrupted) or the event is not
+ * claimed, STORE_ENOTFOUND when either does not exist; then nothing is
+ * written, not even the lines: the caller may write them with
+ * store_execution_append_logs and the rest with the separate calls. */
+int store_execution_complete(struct store *s, int64_t execution_id,
+			     const struct store_execution_end *end);
 
 /* Reads one execution with its log lines (in seq order). *out is owned by
  * the caller (store_execution_free). STORE_ENOTFOUND. */

@@ -70,6 +70,13 @@ struct store_ops {
 			  uint8_t hash[STORE_HASH_BYTES]);
 	int (*ledger_put)(struct store *s, const char *name, const char *version,
 			  const uint8_t hash[STORE_HASH_BYTES]);
+
+	/* store_event_claim_start and store_execution_complete: each in one
+	 * transaction, all or nothing (arguments checked by store.c). */
+	int (*event_claim_start)(struct store *s, int64_t generation, store_claim_fn plan,
+				 void *user, struct store_event *ev, int64_t *execution_id);
+	int (*execution_complete)(struct store *s, int64_t id,
+				  const struct store_execution_end *end);
 };
 
 struct store {
@@ -117,6 +124,10 @@ int store_json_merge(const char *doc, const char *patch, char **out);
 /* Semantic-version order of "X.Y.Z" strings: <0, 0, >0. Unparsable versions
  * sort below every parsable one and among themselves by strcmp. */
 int store_version_cmp(const char *a, const char *b);
+
+/* store_execution_create's checks of in: 0 or STORE_EINVAL / STORE_ETOOBIG.
+ * For a back end that creates an execution from a plan (claim_start). */
+int store_execution_input_check(const struct store_execution_input *in);
 
 /* Truncates s (a copy) to at most max bytes on a UTF-8 boundary. *out is
  * malloc'd. NULL in, NULL out (returns 0). */

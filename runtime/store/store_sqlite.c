@@ -70,6 +70,11 @@
  *    - execution results, log lines, an event's "done". After a power cut
  *      they read as running / claimed, and store_recover() marks them
  *      interrupted: never re-run, only less precise.
+ *  - the combined writes (store.h, "Fewer writes per event") take the
+ *    class of the strongest write they stand for: store_event_claim_start
+ *    is FULL whatever its plan decides (it is the execution's creation; a
+ *    claim alone or a claim marked done at once merely pays for a stronger
+ *    commit, which under load it shares), store_execution_complete NORMAL.
  * FULL costs ~100 us per commit on this machine kind against ~17 us, so an
  * execution pays one fsync (its creation) rather than five (claim, create,
  * logs, finish, done), and under load it shares it with the batch.
@@ -990,4 +995,6 @@ const struct store_ops store_sqlite_ops = {
 	.interrupt_running = sq_interrupt_running,
 	.ledger_get = sq_ledger_get,
 	.ledger_put = sq_ledger_put,
+	.event_claim_start = sq_event_claim_start,
+	.execution_complete = sq_execution_complete,
 };

@@ -76,6 +76,23 @@ static int read_event(sqlite3_stmt *st, void *user)
 	return 0;
 }
 
+/* Claims the oldest pending event into *ev (inside a transaction):
+ * STORE_ENOTFOUND when none is pending. */
+static int claim_row(struct sq *b, int64_t generation, struct store_event *ev)
+{
+	int ret;
+
+	/* Run to completion (sq_rows) so that the statement is done before
+	 * the transaction ends; it returns the one row it claimed, or none
+	 * (ids start at 1). */
+	memset(ev, 0, sizeof(*ev));
+	ret = sq_rows(b, sql_event_claim, "claim event",
+		      SQ_ARGS(sq_i64(util_now_ms()), sq_i64(generation)), read_event, ev);
+	if (!ret && ev->id == 0)
+		ret = STORE_ENOTFOUND;
+	return ret;
+}
+
 int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev)
 {
 	struct sq *b = B(s);
@@ -86,14 +103,7 @@ int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev)
 	ret = sq_txn_begin(b, LOSSABLE);
 	if (ret)
 		return ret;
-	/* Run to completion (sq_rows) so that the statement is done before
-	 * the transaction ends; it returns the one row it claimed, or none
-	 * (ids start at 1). */
-	memset(ev, 0, sizeof(*ev));
-	ret = sq_rows(b, sql_event_claim, "claim event",
-		      SQ_ARGS(sq_i64(util_now_ms()), sq_i64(generation)), read_event, ev);
-	if (!ret && ev->id == 0)
-		ret = STORE_ENOTFOUND;
+	ret = claim_row(b, generation, ev);
 	ret = sq_txn_end(b, ret);
 	if (ret)
 		memset(ev, 0, sizeof(*ev));
@@ -107,22 +117,30 @@ struct finish {
 	const char *sql_exists, *what_exists;
 };
 
-/* Runs f's UPDATE with args (the row id as ?1) as a write of its own
- * (LOSSABLE: see Durability atop store_sqlite.c): 0 when it changed the
- * row, STORE_ESTATE when the row is in another state, STORE_ENOTFOUND when
- * there is none. */
+/* Runs f's UPDATE with args (the row id as ?1) inside a transaction: 0
+ * when it changed the row, STORE_ESTATE when the row is in another state,
+ * STORE_ENOTFOUND when there is none. */
+static int finish_in(struct sq *b, const struct finish *f, int64_t id, const struct sq_arg *args)
+{
+	int ret = sq_exec(b, f->sql, f->what, args);
+
+	if (!ret && sqlite3_changes(b->db) == 0) {
+		ret = sq_row_exists(b, f->sql_exists, id, f->what_exists);
+		if (!ret)
+			ret = STORE_ESTATE;
+	}
+	return ret;
+}
+
+/* finish_in() as a write of its own (LOSSABLE: see Durability atop
+ * store_sqlite.c). */
 static int finish_row(struct sq *b, const struct finish *f, int64_t id, const struct sq_arg *args)
 {
 	int ret = sq_txn_begin(b, LOSSABLE);
 
 	if (ret)
 		return ret;
-	ret = sq_exec(b, f->sql, f->what, args);
-	if (!ret && sqlite3_changes(b->db) == 0) {
-		ret = sq_row_exists(b, f->sql_exists, id, f->what_exists);
-		if (!ret)
-			ret = STORE_ESTATE;
-	}
+	ret = finish_in(b, f, id, args);
 	return sq_txn_end(b, ret);
 }
 
@@ -161,6 +179,20 @@ static const char sql_exec_insert[] =
 	" connection_id, provider_config_key, status, started_at, plugin_version)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9)";
 
+/* Inserts a running execution (inside a transaction); *id its row id. */
+static int exec_insert(struct sq *b, const struct store_execution_input *in, int64_t *id)
+{
+	int ret = sq_exec(b, sql_exec_insert, "insert execution",
+			  SQ_ARGS(sq_id(in->event_id), sq_id(in->parent_execution_id),
+				  sq_text(store_exec_kind_name(in->kind)), sq_text(in->script),
+				  sq_text(in->event), sq_text(in->connection_id),
+				  sq_text(in->provider_config_key), sq_i64(util_now_ms()),
+				  sq_text(in->plugin_version)));
+
+	*id = ret ? 0 : sqlite3_last_insert_rowid(b->db);
+	return ret;
+}
+
 int sq_execution_create(struct store *s, const struct store_execution_input *in,
 			int64_t *id)
 {
@@ -170,14 +202,7 @@ int sq_execution_create(struct store *s, const struct store_execution_input *in,
 	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_exec(b, sql_exec_insert, "insert execution",
-		      SQ_ARGS(sq_id(in->event_id), sq_id(in->parent_execution_id),
-			      sq_text(store_exec_kind_name(in->kind)), sq_text(in->script),
-			      sq_text(in->event), sq_text(in->connection_id),
-			      sq_text(in->provider_config_key), sq_i64(util_now_ms()),
-			      sq_text(in->plugin_version)));
-	if (!ret)
-		*id = sqlite3_last_insert_rowid(b->db);
+	ret = exec_insert(b, in, id);
 	ret = sq_txn_end(b, ret);
 	if (ret)
 		*id = 0;
@@ -194,6 +219,11 @@ static const struct finish exec_finish = {
 	.what_exists = "read execution",
 };
 
+/* The arguments of exec_finish for execution id ended now. */
+#define EXEC_FINISH_ARGS(id, status, err, duration_ms)                                    \
+	SQ_ARGS(sq_i64(id), sq_text(store_exec_status_name(status)), sq_text(err),         \
+		sq_i64(util_now_ms()), sq_i64((duration_ms) < 0 ? -1 : (duration_ms)))
+
 int sq_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
 			const char *error, int64_t duration_ms)
 {
@@ -203,9 +233,7 @@ int sq_execution_finish(struct store *s, int64_t id, enum store_exec_status stat
 	ret = store_truncate_copy(error, STORE_ERROR_MAX, &err);
 	if (ret)
 		return ret;
-	ret = finish_row(B(s), &exec_finish, id,
-			 SQ_ARGS(sq_i64(id), sq_text(store_exec_status_name(status)), sq_text(err),
-				 sq_i64(util_now_ms()), sq_i64(duration_ms < 0 ? -1 : duration_ms)));
+	ret = finish_row(B(s), &exec_finish, id, EXEC_FINISH_ARGS(id, status, err, duration_ms));
 	free(err);
 	return ret;
 }
@@ -218,27 +246,24 @@ static const char sql_log_insert[] =
 static const char sql_exec_dropped[] =
 	"UPDATE executions SET logs_dropped = logs_dropped + ?2 WHERE id = ?1";
 
-int sq_execution_append_logs(struct store *s, int64_t id,
-			     const struct store_log_line_input *lines, size_t n,
-			     int64_t dropped)
+/* Appends n log lines to execution id and adds dropped to its count
+ * (inside a transaction). STORE_ENOTFOUND. */
+static int append_logs_in(struct sq *b, int64_t id, const struct store_log_line_input *lines,
+			  size_t n, int64_t dropped)
 {
-	struct sq *b = B(s);
 	int64_t seq = 0, now = util_now_ms();
 	char *msg = NULL;
 	int ret;
 
-	ret = sq_txn_begin(b, LOSSABLE);
-	if (ret)
-		return ret;
 	ret = sq_row_exists(b, sql_exec_exists, id, "read execution");
 	if (ret)
-		goto out;
+		return ret;
 	ret = sq_row(b, sql_log_next_seq, "read log sequence", SQ_ARGS(sq_i64(id)), sq_read_i64,
 		     &seq);
 	for (size_t i = 0; i < n && !ret; i++) {
 		ret = store_truncate_copy(lines[i].message, STORE_LOG_MESSAGE_MAX, &msg);
 		if (ret)
-			goto out;
+			return ret;
 		seq++;
 		ret = sq_exec(b, sql_log_insert, "insert log line",
 			      SQ_ARGS(sq_i64(id), sq_i64(seq),
@@ -250,8 +275,91 @@ int sq_execution_append_logs(struct store *s, int64_t id,
 	if (!ret && dropped > 0)
 		ret = sq_exec(b, sql_exec_dropped, "count dropped log lines",
 			      SQ_ARGS(sq_i64(id), sq_i64(dropped)));
+	return ret;
+}
+
+int sq_execution_append_logs(struct store *s, int64_t id,
+			     const struct store_log_line_input *lines, size_t n,
+			     int64_t dropped)
+{
+	struct sq *b = B(s);
+	int ret;
+
+	ret = sq_txn_begin(b, LOSSABLE);
+	if (ret)
+		return ret;
+	ret = append_logs_in(b, id, lines, n, dropped);
+	return sq_txn_end(b, ret);
+}
+
+/* ---------------------------------------------------------------------------
+ * The combined writes (store.h: "Fewer writes per event").
+ */
+
+int sq_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
+			 struct store_event *ev, int64_t *execution_id)
+{
+	struct store_execution_input in = {0};
+	struct sq *b = B(s);
+	int ret, p;
+
+	/* CRITICAL: the execution's creation is the fsync its script waits for
+	 * (and it carries the claim); a claim alone or a claim marked done
+	 * at once only pays for a stronger commit than it needs. */
+	ret = sq_txn_begin(b, CRITICAL);
+	if (ret)
+		return ret;
+	ret = claim_row(b, generation, ev);
+	if (ret)
+		goto out;
+	p = plan(user, ev, &in);
+	if (p < 0) {
+		ret = STORE_ECALLBACK;
+	} else if (p == STORE_CLAIM_START) {
+		ret = store_execution_input_check(&in);
+		if (!ret && in.event_id != ev->id)
+			ret = STORE_EINVAL;
+		if (!ret)
+			ret = exec_insert(b, &in, execution_id);
+	} else if (p == STORE_CLAIM_DONE) {
+		ret = finish_in(b, &event_finish, ev->id,
+				SQ_ARGS(sq_i64(ev->id), sq_i64(util_now_ms())));
+		if (!ret)
+			ev->status = STORE_EVENT_DONE;
+	} else if (p != STORE_CLAIM_ONLY) {
+		ret = STORE_ECALLBACK;
+	}
 out:
 	return sq_txn_end(b, ret);
+}
+
+int sq_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)
+{
+	struct sq *b = B(s);
+	char *err = NULL;
+	int ret;
+
+	ret = store_truncate_copy(end->error, STORE_ERROR_MAX, &err);
+	if (ret)
+		return ret;
+	/* LOSSABLE, as each of the three writes it stands for (Durability atop
+	 * store_sqlite.c). The finish goes first: an execution that is not
+	 * running (interrupted by a shutdown) makes the call fail before any
+	 * line is written. */
+	ret = sq_txn_begin(b, LOSSABLE);
+	if (ret)
+		goto out;
+	ret = finish_in(b, &exec_finish, id,
+			EXEC_FINISH_ARGS(id, end->status, err, end->duration_ms));
+	if (!ret && (end->n_lines > 0 || end->dropped > 0))
+		ret = append_logs_in(b, id, end->lines, end->n_lines, end->dropped);
+	if (!ret && end->event_id > 0)
+		ret = finish_in(b, &event_finish, end->event_id,
+				SQ_ARGS(sq_i64(end->event_id), sq_i64(util_now_ms())));
+	ret = sq_txn_end(b, ret);
+out:
+	free(err);
+	return ret;
 }
 
 #define EXEC_COLS                                                                         \
