@@ -1,4 +1,4 @@
-/* Shared by test_store.c and test_store_batch.c: a SQLite store in a
+/* Shared by test_store.c, test_store_batch.c and test_store_combined.c: a SQLite store in a
  * temporary directory of its own, opened before each test and removed with
  * its -wal and -shm files after it. */
 #ifndef EVS_TEST_STORE_FIXTURE_H

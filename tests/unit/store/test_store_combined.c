@@ -9,69 +9,10 @@
  * documented. The failed COMMIT comes from the back end's test-only hook
  * (store_sqlite_priv.h).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <sqlite3.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "store.h"
+#include "store_fixture.h"
 #include "store_sqlite_priv.h"
-
-struct fx {
-	char dir[64];
-	char path[128];
-	char url[160];
-	struct store *s;
-};
-
-static struct store *open_ok(struct fx *f)
-{
-	char err[256];
-	struct store *s = NULL;
-	int ret = store_open(f->url, NULL, &s, err, sizeof(err));
-
-	if (ret)
-		fail_msg("store_open: %s (%s)", err, store_strerror(ret));
-	return s;
-}
-
-static int setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	strcpy(f->dir, "/tmp/evs-combined-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/evs.db", f->dir);
-	snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
-	f->s = open_ok(f);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	char p[200];
-
-	store_close(f->s);
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
 
 /* One integer from the database file, through a connection of its own
  * (it sees only committed writes). */
@@ -413,7 +354,7 @@ static void test_recover_between_steps(void **state)
 	assert_int_equal(store_execution_complete(f->s, xd, &end), 0);
 
 	store_close(f->s);
-	f->s = open_ok(f);
+	f->s = fx_open(f, NULL);
 	assert_int_equal(store_recover(f->s, &r), 0);
 	assert_int_equal(r.executions_interrupted, 1);
 	assert_int_equal(r.events_requeued, 1);
@@ -436,11 +377,11 @@ static void test_recover_between_steps(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_claim_start, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_claim_start_all_or_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_complete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_complete_all_or_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recover_between_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_start, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_start_all_or_nothing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_complete, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_complete_all_or_nothing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_recover_between_steps, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
