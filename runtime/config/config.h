@@ -206,6 +206,15 @@ struct config_provider {
 	struct config_retry retry;
 	struct config_paginate paginate;
 	unsigned line, column;
+	/* OAuth2 token endpoint (OAUTH2, OAUTH2_CC): token_url template,
+	 * extra form fields for the first grant (token_params: used for the
+	 * client-credentials grant) and for refresh_token grants
+	 * (refresh_params), and how the client authenticates: "basic" (HTTP
+	 * basic auth) or NULL (client_id and client_secret in the form). */
+	char *token_url;
+	struct config_map token_params;
+	struct config_map refresh_params;
+	char *token_request_auth_method;
 };
 
 struct config_providers {
@@ -218,6 +227,18 @@ struct config_providers {
 /* The provider called name, or NULL. O(log n). */
 const struct config_provider *config_provider_find(const struct config_providers *p,
 						   const char *name);
+
+/* One entry of the host file's oauth_clients: the OAuth client evscript
+ * refreshes an integration's tokens with. client_secret comes from the file
+ * or, with client_secret_env, from that environment variable at
+ * config_load (wiped on free). */
+struct config_oauth_client {
+	char *integration;                   /* the integration id (provider config key) */
+	char *client_id;
+	char *client_secret;                 /* NULL until resolved when _env is set */
+	char *client_secret_env;             /* the variable's name, or NULL */
+	unsigned line, column;
+};
 
 /* The host file (evscriptd --config FILE), with its defaults filled in. */
 struct config_host {
@@ -259,6 +280,9 @@ struct config_host {
 	enum config_log_format log_format;   /* default text */
 	struct config_script *scripts;
 	size_t n_scripts;
+	struct config_oauth_client *oauth_clients;
+	size_t n_oauth_clients;
+	bool proxy_base_url_override;        /* honour /proxy's Base-Url-Override, default true */
 
 	struct config_nango nango;           /* inline or loaded from nango_yaml */
 	struct config_providers *catalogue;  /* loaded by config_load; NULL after a pure parse */
@@ -329,6 +353,9 @@ void config_providers_free(struct config_providers *p);
 
 const struct config_integration *config_integration_find(const struct config_host *h, const char *id);
 
+/* The OAuth client configured for integration id, or NULL. */
+const struct config_oauth_client *config_oauth_client_find(const struct config_host *h, const char *id);
+
 /* The script's override entry, or NULL. */
 const struct config_script *config_script_find(const struct config_host *h, const char *name);
 
@@ -350,8 +377,14 @@ typedef const char *(*config_lookup_fn)(void *ud, const char *name);
 
 /* Expands ${name} in tmpl with lookup. A template may hold alternatives
  * separated by "||" (Nango's base_url fallback): the first whose variables
- * all have values is used. Names are [A-Za-z0-9_.-]+; functions such as
- * ${base64(...)} or ${now} are refused (CONFIG_ETEMPLATE). A variable
+ * all have values is used. Names are [A-Za-z0-9_.-]+. Functions, as
+ * Nango's catalogue uses them: ${base64(TEXT)} (TEXT expanded, then
+ * standard base64), ${now} (ISO 8601 UTC), ${now:FORMAT} and
+ * ${now+N:minutes|hours|days|seconds:FORMAT} (FORMAT in moment.js tokens:
+ * YYYY MM DD HH mm ss X ddd MMM ZZ [literal]). The request-signing
+ * functions (sha256Hex, sha256Base64, hmacSha1Hex, awsSigV4, ed25519Sign,
+ * fingerprint) and anything else are refused (CONFIG_ETEMPLATE, the
+ * message names the function). A variable
  * without value gives CONFIG_EUNDEFINED and a message naming it (from the
  * first alternative). On success *out is a malloc'd string owned by the
  * caller; on failure NULL. The result is capped at CONFIG_INTERPOLATE_MAX.

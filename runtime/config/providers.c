@@ -148,6 +148,63 @@ static int parse_proxy(struct pctx *c, const struct ynode *n, const char *name, 
 	return 0;
 }
 
+/* token_params / refresh_params: scalars are kept; a nested mapping (two
+ * providers of Nango's catalogue have one) is skipped: evscript sends form
+ * fields only. */
+static int parse_params(struct pctx *c, const struct ynode *n, const char *what, struct config_map *out)
+{
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping, found %s", what, ynode_kind(n));
+	map_clear(out);
+	for (size_t i = 0; i < n->n; i++) {
+		struct config_kv *items;
+		const struct ynode *v = n->items[i];
+
+		if (v->type != YNODE_SCALAR)
+			continue;
+		items = realloc(out->items, (out->n + 1) * sizeof(*items));
+		if (!items)
+			return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+		out->items = items;
+		items[out->n].key = strdup(n->keys[i]->str);
+		items[out->n].value = strdup(v->str ? v->str : "");
+		out->n++;
+		if (!items[out->n - 1].key || !items[out->n - 1].value)
+			return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* token_url: a template, or (github-app-oauth) a mapping of auth mode to
+ * template, of which the OAUTH2 entry is the token endpoint. */
+static int parse_token_url(struct pctx *c, const struct ynode *n, const char *what, char **out)
+{
+	if (n->type == YNODE_MAP) {
+		for (size_t i = 0; i < n->n; i++)
+			if (strcmp(n->keys[i]->str, "OAUTH2") == 0)
+				return opt_string(c, n->items[i], what, out);
+		return 0;
+	}
+	return opt_string(c, n, what, out);
+}
+
+/* The OAuth2 token endpoint's keys (read by token refresh). */
+static int parse_oauth(struct pctx *c, const char *k, const struct ynode *v, const char *what,
+		       struct config_provider *p)
+{
+	if (strcmp(k, "token_url") == 0)
+		return parse_token_url(c, v, what, &p->token_url);
+	if (strcmp(k, "token_params") == 0)
+		return parse_params(c, v, what, &p->token_params);
+	if (strcmp(k, "refresh_params") == 0)
+		return parse_params(c, v, what, &p->refresh_params);
+	if (strcmp(k, "token_request_auth_method") == 0)
+		return opt_string(c, v, what, &p->token_request_auth_method);
+	return 0;
+}
+
 static int parse_entry(struct pctx *c, const struct ynode *key, const struct ynode *n, struct config_provider *p,
 		       struct raw *raw)
 {
@@ -185,6 +242,8 @@ static int parse_entry(struct pctx *c, const struct ynode *key, const struct yno
 		} else if (strcmp(k, "proxy") == 0) {
 			raw->has_proxy = !ynode_is_null(v);
 			ret = parse_proxy(c, v, name, p);
+		} else {
+			ret = parse_oauth(c, k, v, what, p);
 		}
 		if (ret)
 			return ret;
@@ -330,6 +389,12 @@ static int resolve(struct pctx *c, struct config_providers *p, struct raw *raws,
 		if (copy_proxy(me, target))
 			goto nomem;
 	}
+	if ((!me->token_url && copy_str(&me->token_url, target->token_url)) ||
+	    (!me->token_params.n && copy_map(&me->token_params, &target->token_params)) ||
+	    (!me->refresh_params.n && copy_map(&me->refresh_params, &target->refresh_params)) ||
+	    (!me->token_request_auth_method &&
+	     copy_str(&me->token_request_auth_method, target->token_request_auth_method)))
+		goto nomem;
 	r->state = 2;
 	return 0;
 nomem:
@@ -348,6 +413,10 @@ void config_providers_free(struct config_providers *p)
 		free(it->auth_mode_name);
 		free(it->alias);
 		proxy_clear(it);
+		free(it->token_url);
+		map_clear(&it->token_params);
+		map_clear(&it->refresh_params);
+		free(it->token_request_auth_method);
 	}
 	free(p->items);
 	free(p->by_name);

@@ -13,6 +13,7 @@
  * then act on a copy kept here (hostapi_candidate_metadata()).
  */
 #include "hostapi.h"
+#include "credentials.h"
 #include "paginate.h"
 
 #include <ctype.h>
@@ -383,9 +384,21 @@ static int stored_connection_get(struct hostapi_exec *x, struct store_connection
 {
 	int r;
 
+	char err[CRED_ERR_MAX];
+
 	if (!has_stored_connection(x))
 		return EVS_ENOTFOUND;
-	r = store_connection_get(x->info.store, x->info.provider_config_key, x->info.connection_id, c);
+	/* Tokens are refreshed before anything reads them (credentials.h). */
+	r = hostapi_connection_fresh(x->info.store, x->info.config, x->info.provider,
+				     x->info.provider_config_key, x->info.connection_id, false, c, err,
+				     sizeof(err));
+	if (r == CRED_EREFRESH || r == CRED_ENOCLIENT || r == CRED_EEXPIRED) {
+		char line[CRED_ERR_MAX + 64];
+
+		snprintf(line, sizeof(line), "credentials: %s", err);
+		hostapi_log(x, EVS_LOG_ERROR, line);
+		return EVS_EFAILED;
+	}
 	return r < 0 ? map_store_error(r) : EVS_OK;
 }
 
@@ -642,6 +655,7 @@ int hostapi_trigger_action(struct hostapi_exec *x, const char *name, const char 
 struct lookup_ctx {
 	struct json_object *credentials;
 	struct json_object *connection_config;
+	char missing[256];               /* the last variable that had no value */
 };
 
 static const char *obj_string(struct json_object *o, const char *key)
@@ -655,10 +669,8 @@ static const char *obj_string(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-static const char *lookup(void *ud, const char *name)
+static const char *lookup_value(struct lookup_ctx *l, const char *name)
 {
-	struct lookup_ctx *l = ud;
-
 	if (strncmp(name, "connectionConfig.", 17) == 0)
 		return obj_string(l->connection_config, name + 17);
 	if (strncmp(name, "credentials.", 12) == 0)
@@ -666,6 +678,16 @@ static const char *lookup(void *ud, const char *name)
 	if (strcmp(name, "accessToken") == 0)
 		return obj_string(l->credentials, "access_token");
 	return obj_string(l->credentials, name);
+}
+
+static const char *lookup(void *ud, const char *name)
+{
+	struct lookup_ctx *l = ud;
+	const char *v = lookup_value(l, name);
+
+	if (!v)
+		snprintf(l->missing, sizeof(l->missing), "%s", name);
+	return v;
 }
 
 /* An error line about the proxy target, as hostapi_log writes it. */
@@ -742,7 +764,9 @@ static bool has_key_ci(const struct config_map *m, const char *key)
 }
 
 /* Interpolates each template of src into dst. A template naming a value the
- * connection lacks is an error, or skipped when skip_undefined. */
+ * connection lacks is an error, or skipped when skip_undefined or when the
+ * value is a connectionConfig one (Nango leaves such a header or parameter
+ * out: an optional setting of the connection). */
 static int interpolate_map(struct hostapi_exec *x, const char *what, const struct config_map *src,
 			   struct lookup_ctx *l, bool skip_undefined, struct config_map *dst)
 {
@@ -751,7 +775,8 @@ static int interpolate_map(struct hostapi_exec *x, const char *what, const struc
 		char *v = NULL;
 		int r = config_interpolate(src->items[i].value, lookup, l, &v, err, sizeof(err));
 
-		if (r == CONFIG_EUNDEFINED && skip_undefined)
+		if (r == CONFIG_EUNDEFINED &&
+		    (skip_undefined || strncmp(l->missing, "connectionConfig.", 17) == 0))
 			continue;
 		if (r < 0) {
 			proxy_error(x, "proxy: %s %s of provider %s: %s", what, src->items[i].key,
@@ -808,15 +833,18 @@ static int target_base_url(struct hostapi_exec *x, const struct config_provider 
 	return EVS_OK;
 }
 
-/* OAUTH2: "Authorization: Bearer <access_token>". */
+/* The token modes (OAUTH2, OAUTH2_CC, APP, JWT, TWO_STEP...):
+ * "Authorization: Bearer <access_token, else token>". */
 static int auth_bearer(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t)
 {
 	const char *tok = obj_string(l->credentials, "access_token");
 	size_t n;
 	char *h;
 
+	if (!tok)
+		tok = obj_string(l->credentials, "token");
 	if (!tok) {
-		hostapi_log(x, EVS_LOG_ERROR, "proxy: OAUTH2 credentials without access_token");
+		hostapi_log(x, EVS_LOG_ERROR, "proxy: credentials without access_token or token");
 		return EVS_EINVAL;
 	}
 	n = strlen(tok) + sizeof("Bearer ");
@@ -850,6 +878,12 @@ static const struct {
 	int (*add)(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t);
 } auth_styles[] = {
 	{"OAUTH2", auth_bearer},
+	{"OAUTH2_CC", auth_bearer},
+	{"APP", auth_bearer},
+	{"JWT", auth_bearer},
+	{"TWO_STEP", auth_bearer},
+	{"MCP_OAUTH2", auth_bearer},
+	{"MCP_OAUTH2_GENERIC", auth_bearer},
 	{"BASIC", auth_basic},
 };
 

@@ -13,10 +13,10 @@
  *            URL-encoded with curl_easy_escape. A request param named like
  *            a target query param is dropped: auth wins.
  *   headers  the target's headers, then the request's. A request header
- *            named like a target header (case-insensitive), or
- *            "Authorization" when basic credentials are set, is dropped:
- *            auth wins, a plugin cannot replace the connection's
- *            credentials. Header names must be RFC 9110 tokens and values
+ *            named like a target header (case-insensitive) replaces it, as
+ *            in Nango (a script may send the provider's auth header with a
+ *            value of its own); "Authorization" when basic credentials are
+ *            set is dropped (curl sends the basic credentials). Header names must be RFC 9110 tokens and values
  *            free of CR, LF and NUL (EVS_EINVAL). A body without a
  *            Content-Type gets "application/json" (Nango's proxy default).
  *   redirects are not followed (credentials must not travel elsewhere): a
@@ -85,7 +85,20 @@ struct proxy_session {
 	char errbuf[CURL_ERROR_SIZE];
 	bool (*cancelled)(void *user); /* proxy_session_set_cancel; may be NULL */
 	void *cancel_user;
+	int retry_on[PROXY_RETRY_ON_MAX]; /* proxy_session_set_retry_on */
+	size_t n_retry_on;
 };
+
+void proxy_session_set_retry_on(struct proxy_session *s, const int *codes, size_t n)
+{
+	if (!s)
+		return;
+	if (n > PROXY_RETRY_ON_MAX)
+		n = PROXY_RETRY_ON_MAX;
+	if (n)
+		memcpy(s->retry_on, codes, n * sizeof(*codes));
+	s->n_retry_on = n;
+}
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -737,14 +750,20 @@ static int header_put(struct prepared *p, struct headers_seen *seen, const char 
 	return EVS_OK;
 }
 
-/* A request header the connection's auth sets: the target's header of that
- * name, or Authorization with basic credentials. */
+/* A request header that curl's basic auth sets: Authorization with basic
+ * credentials. */
 static bool auth_header(const struct proxy_target *t, const char *name)
 {
-	for (size_t j = 0; j < t->headers.n; j++)
-		if (strcasecmp(t->headers.items[j].key, name) == 0)
-			return true;
 	return t->basic_user && strcasecmp(name, "Authorization") == 0;
+}
+
+/* Whether the request sends a header called name (it replaces the target's). */
+static bool request_has_header(const struct evs_request *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (r->headers[i].name && strcasecmp(r->headers[i].name, name) == 0)
+			return true;
+	return false;
 }
 
 /* p->headers: the target's, the request's (but those auth sets), then a
@@ -757,6 +776,8 @@ static int prepare_headers(struct proxy_session *s, const struct evs_request *r,
 	int ret;
 
 	for (size_t i = 0; i < t->headers.n; i++) {
+		if (request_has_header(r, t->headers.items[i].key))
+			continue;
 		ret = header_put(p, &seen, t->headers.items[i].key, t->headers.items[i].value);
 		if (ret)
 			return ret;
@@ -924,11 +945,16 @@ out:
 	return ret;
 }
 
-static bool retryable(int ret, const struct evs_response *r)
+static bool retryable(const struct proxy_session *s, int ret, const struct evs_response *r)
 {
 	if (ret == EVS_ENETWORK || ret == EVS_ETIMEDOUT)
 		return true;
-	return ret == EVS_OK && (r->status >= 500 || r->status == 429);
+	if (ret != EVS_OK)
+		return false;
+	for (size_t i = 0; i < s->n_retry_on; i++)
+		if (r->status == s->retry_on[i])
+			return true;
+	return r->status >= 500 || r->status == 429;
 }
 
 /* A non-negative decimal number of seconds, or -1. */
@@ -1079,7 +1105,7 @@ int proxy_request(struct proxy_session *s, const struct evs_request *req,
 			plog(s, EVS_LOG_WARN, "%s %s -> %s: %s (%" PRId64 " ms)%s", p.method, p.url_for_log,
 			     status_str(ret), s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
 			     ms_since(start), retry_note);
-		if (!retryable(ret, last) || n >= p.retries)
+		if (!retryable(s, ret, last) || n >= p.retries)
 			break;
 		{
 			int64_t wait = retry_wait_ms(s, last, n);

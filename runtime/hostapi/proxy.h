@@ -66,14 +66,20 @@ void proxy_session_free(struct proxy_session *s);
  * called on the thread using the session. */
 void proxy_session_set_cancel(struct proxy_session *s, bool (*cancelled)(void *user), void *user);
 
+/* Statuses retried besides 5xx and 429 (the proxy API's Retry-On header):
+ * at most PROXY_RETRY_ON_MAX, copied; n 0 clears them. */
+#define PROXY_RETRY_ON_MAX 16
+void proxy_session_set_retry_on(struct proxy_session *s, const int *codes, size_t n);
+
 /* host->proxy(): EVS_OK with *resp whenever an HTTP response arrived,
  * whatever its status (free with proxy_response_free: the struct, the
  * headers array, each header's name and value, and the NUL-terminated body
  * are separate malloc'd blocks), or an EVS_E* code with *resp NULL:
  * EVS_EDENIED for a URL outside the base, EVS_EINVAL for a malformed
  * request (method, header with CR/LF), EVS_ENETWORK, EVS_ETIMEDOUT,
- * EVS_ENOMEM (body over PROXY_BODY_MAX). Auth wins: a request header or
- * query parameter named like one of the target's is dropped. */
+ * EVS_ENOMEM (body over PROXY_BODY_MAX). A request header named like one
+ * of the target's headers replaces it (as in Nango); a query parameter
+ * named like one of the target's is dropped (auth wins). */
 int proxy_request(struct proxy_session *s, const struct evs_request *req,
 		  struct evs_response **resp);
 void proxy_response_free(struct evs_response *resp);

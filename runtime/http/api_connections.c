@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "credentials.h"
 #include "generation.h"
 #include "log.h"
 #include "util.h"
@@ -50,7 +51,7 @@ static struct json_object *connection_full(const struct store_connection *c, boo
 	json_object_object_add(o, "updated_at", api_json_time(c->updated_at));
 	json_object_object_add(o, "last_fetched_at", NULL);
 	json_object_object_add(o, "webhook_url_override", NULL);
-	json_object_object_add(o, "errors", json_object_new_array());
+	json_object_object_add(o, "errors", api_credentials_errors(stored));
 	json_object_object_add(o, "end_user", NULL);
 	json_object_object_add(o, "tags", json_object_new_object());
 	json_object_put(stored);
@@ -121,7 +122,10 @@ static bool auth_mode_matches(const struct config_provider *p, enum api_cred_typ
 	if (!p)
 		return false;
 	switch (t) {
-	case API_CRED_OAUTH2: return p->auth_mode == CONFIG_AUTH_OAUTH2;
+	case API_CRED_OAUTH2:
+		return p->auth_mode == CONFIG_AUTH_OAUTH2 ||
+		       (p->auth_mode_name && strncmp(p->auth_mode_name, "MCP_OAUTH2", 10) == 0);
+	case API_CRED_OAUTH2_CC: return p->auth_mode == CONFIG_AUTH_OAUTH2_CC;
 	case API_CRED_API_KEY: return p->auth_mode == CONFIG_AUTH_API_KEY;
 	case API_CRED_BASIC: return p->auth_mode == CONFIG_AUTH_BASIC;
 	case API_CRED_NONE: return p->auth_mode == CONFIG_AUTH_NONE;
@@ -486,6 +490,29 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 
 /* ------------------------------------------- GET /connections/{id} */
 
+/* The connection with fresh credentials (credentials.h): refreshed when
+ * they need it, or when force_refresh=true. 1 after answering a failed
+ * refresh (424 refresh_token_external_error), else as store_connection_get. */
+static int connection_fresh(struct api_context *ctx, struct generation *g, struct http_request *req,
+			    const char *pck, const char *cid, struct store_connection **c,
+			    struct http_response *resp)
+{
+	const struct config_host *cfg = generation_config(g);
+	const struct config_integration *integ = config_integration_find(cfg, pck);
+	const char *force = http_query(req, "force_refresh");
+	char err[CRED_ERR_MAX];
+	int ret;
+
+	ret = hostapi_connection_fresh(ctx->store, cfg,
+				       integ ? config_provider_find(cfg->catalogue, integ->provider) : NULL,
+				       pck, cid, force && strcmp(force, "true") == 0, c, err, sizeof(err));
+	if (ret == CRED_EREFRESH || ret == CRED_ENOCLIENT || ret == CRED_EEXPIRED) {
+		http_respond_error(resp, 424, "refresh_token_external_error", "%s", err);
+		return 1;
+	}
+	return ret;
+}
+
 int api_connection_get(struct http_request *req, struct http_response *resp, void *user)
 {
 	struct api_context *ctx = user;
@@ -504,7 +531,11 @@ int api_connection_get(struct http_request *req, struct http_response *resp, voi
 		ret = 0;
 		goto out;
 	}
-	ret = cid ? store_connection_get(ctx->store, pck, cid, &c) : STORE_ENOTFOUND;
+	ret = cid ? connection_fresh(ctx, g, req, pck, cid, &c, resp) : STORE_ENOTFOUND;
+	if (ret == 1) {
+		ret = 0; /* answered */
+		goto out;
+	}
 	if (ret == STORE_ENOTFOUND) {
 		ret = http_respond_error(resp, 404, "not_found", "Connection not found");
 		goto out;

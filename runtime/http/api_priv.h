@@ -36,6 +36,7 @@ int api_plugins(struct http_request *req, struct http_response *resp, void *user
 int api_reload(struct http_request *req, struct http_response *resp, void *user);
 int api_healthz(struct http_request *req, struct http_response *resp, void *user);
 int api_metrics(struct http_request *req, struct http_response *resp, void *user);
+int api_proxy(struct http_request *req, struct http_response *resp, void *user);
 
 /* ---- The context's private part (api.c), under its lock. ---- */
 
@@ -124,7 +125,7 @@ void api_problem_clear(struct api_problem *p);
 /* Answers with a parser's refusal; takes p->errors (p is left clear). */
 int api_respond_parse_problem(struct http_response *resp, struct api_problem *p);
 
-enum api_cred_type { API_CRED_OAUTH2 = 1, API_CRED_API_KEY, API_CRED_BASIC, API_CRED_NONE };
+enum api_cred_type { API_CRED_OAUTH2 = 1, API_CRED_API_KEY, API_CRED_BASIC, API_CRED_NONE, API_CRED_OAUTH2_CC };
 const char *api_cred_type_name(enum api_cred_type t);
 
 /* A validated POST /connections body. Every pointer is borrowed from the
@@ -149,8 +150,14 @@ int api_parse_connection(struct json_object *body, struct api_connection_req *re
 struct json_object *api_credentials_stored(const struct api_connection_req *req);
 
 /* The credentials for a response (a new object) from the stored JSON:
- * refresh_token and raw.refresh_token are dropped unless with_refresh. */
+ * refresh_token and raw.refresh_token are dropped unless with_refresh;
+ * refresh_error is never shown there (see api_credentials_errors). */
 struct json_object *api_credentials_view(struct json_object *stored, bool with_refresh);
+
+/* The connection's errors for a response (a new array): one
+ * {"type":"auth","log_id":null,"message","at"} when the stored credentials
+ * carry a refresh_error (credentials.h), else empty. */
+struct json_object *api_credentials_errors(struct json_object *stored);
 
 /* A validated metadata body (POST/PATCH /connections/metadata). */
 #define API_METADATA_IDS_MAX 100

@@ -1,0 +1,456 @@
+/*
+ * credentials.c - hostapi_connection_fresh(): OAuth2 refresh and the
+ * client-credentials grant (the contract is credentials.h).
+ *
+ * Steps of one call:
+ *   1. read the connection; if its credentials need nothing, return them;
+ *   2. take the connection's lock and read it again (another caller may
+ *      have refreshed it while we waited);
+ *   3. if it still needs it: build the grant's form, POST it to the token
+ *      URL (through a proxy session: same libcurl rules, no redirects),
+ *      and merge the token response into the credentials;
+ *   4. write the credentials (new tokens, or the old ones with a
+ *      refresh_error), unlock, and return the connection or the error.
+ */
+#include "credentials.h"
+#include "hostapi.h"
+#include "proxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <sodium.h>
+
+#include "dynbuf.h"
+#include "util.h"
+
+#define FORM_MAX (64u << 10)
+#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+enum need { NEED_NOTHING, NEED_REFRESH, NEED_CC };
+
+/* ------------------------------------------------------------ helpers */
+
+int64_t credentials_parse_time(const char *s)
+{
+	struct tm tm;
+	const char *p;
+	int64_t ms = 0, off = 0;
+	time_t t;
+
+	if (!s)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		p = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+	if (!p)
+		return -1;
+	if (*p == '.') {
+		int digits = 0;
+
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 3)
+				ms = ms * 10 + (*p - '0');
+		for (; digits < 3; digits++)
+			ms *= 10;
+	}
+	if (*p == '+' || *p == '-') {
+		int hh = 0, mm = 0;
+
+		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) < 1 && sscanf(p + 1, "%2d%2d", &hh, &mm) < 1)
+			return -1;
+		off = (int64_t)(hh * 60 + mm) * 60 * (*p == '+' ? 1 : -1);
+	} else if (*p && strcmp(p, "Z") != 0) {
+		return -1;
+	}
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -1;
+	return ((int64_t)t - off) * 1000 + ms;
+}
+
+static void iso_time(int64_t ms, char out[48])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+static const char *str_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* What the credentials need now. */
+static enum need need_of(struct json_object *cred, bool force, int64_t now_ms)
+{
+	const char *type = str_of(cred, "type");
+	const char *exp = str_of(cred, "expires_at");
+	int64_t at = exp ? credentials_parse_time(exp) : -1;
+	bool soon = at >= 0 && at - now_ms < (int64_t)CRED_REFRESH_MARGIN_S * 1000;
+
+	if (!type)
+		return NEED_NOTHING;
+	if (strcmp(type, "OAUTH2") == 0)
+		return force || soon ? NEED_REFRESH : NEED_NOTHING;
+	if (strcmp(type, "OAUTH2_CC") == 0)
+		return force || soon || !str_of(cred, "token") ? NEED_CC : NEED_NOTHING;
+	return NEED_NOTHING;
+}
+
+/* ------------------------------------------------------------ the grant */
+
+/* One form field, appended URL-encoded. */
+static void form_add(struct dynbuf *f, const char *k, const char *v)
+{
+	char *ek = curl_easy_escape(NULL, k, 0), *ev = curl_easy_escape(NULL, v, 0);
+
+	if (ek && ev) {
+		if (dynbuf_len(f))
+			dynbuf_add_str(f, "&");
+		dynbuf_add_str(f, ek);
+		dynbuf_add_str(f, "=");
+		dynbuf_add_str(f, ev);
+	} else {
+		dynbuf_add_str(f, "\x01"); /* poisons the form: checked by the caller */
+	}
+	if (ev)
+		sodium_memzero(ev, strlen(ev));
+	curl_free(ek);
+	curl_free(ev);
+}
+
+/* What a grant sends: its fixed fields, then the provider's params (a
+ * param named like a fixed field replaces it). */
+struct grant {
+	const char *url;
+	const char *fields[4][2];          /* NULL-terminated by name */
+	const struct config_map *params;
+	const char *client_id, *client_secret;
+	bool basic;                        /* client in HTTP basic auth, not the form */
+};
+
+static int grant_form(const struct grant *g, struct dynbuf *f)
+{
+	for (size_t i = 0; i < 4 && g->fields[i][0]; i++) {
+		if (g->params && config_map_get(g->params, g->fields[i][0]))
+			continue;
+		form_add(f, g->fields[i][0], g->fields[i][1]);
+	}
+	if (!g->basic) {
+		form_add(f, "client_id", g->client_id);
+		form_add(f, "client_secret", g->client_secret);
+	}
+	for (size_t i = 0; g->params && i < g->params->n; i++)
+		form_add(f, g->params->items[i].key, g->params->items[i].value);
+	return strchr(dynbuf_str(f), '\x01') ? EVS_ENOMEM : EVS_OK;
+}
+
+/* POSTs the grant; *resp is the token response object (put_secret it). */
+static int grant_send(const struct grant *g, struct json_object **resp, char *err, size_t errlen)
+{
+	struct proxy_target t = {0};
+	struct proxy_session *s = NULL;
+	struct evs_response *r = NULL;
+	struct dynbuf form;
+	const struct evs_header hdrs[] = {{"Content-Type", "application/x-www-form-urlencoded"},
+					  {"Accept", "application/json"}};
+	struct evs_request req = {.size = sizeof(req), .method = "POST", .headers = hdrs, .n_headers = 2,
+				  .timeout_ms = CRED_TOKEN_TIMEOUT_MS};
+	int ret;
+
+	*resp = NULL;
+	dynbuf_init(&form, FORM_MAX, DYNBUF_WIPE);
+	ret = grant_form(g, &form);
+	if (ret) {
+		util_set_err(err, errlen, "out of memory building the token request");
+		goto out;
+	}
+	t.base_url = (char *)g->url;
+	t.basic_user = g->basic ? (char *)g->client_id : NULL;
+	t.basic_password = g->basic ? (char *)g->client_secret : NULL;
+	ret = proxy_session_new(&t, util_mono_us() + (int64_t)CRED_TOKEN_TIMEOUT_MS * 1000, NULL, NULL, &s);
+	if (ret) {
+		util_set_err(err, errlen, "out of memory starting the token request");
+		goto out;
+	}
+	req.endpoint = g->url;
+	req.body = dynbuf_str(&form);
+	req.body_len = dynbuf_len(&form);
+	ret = proxy_request(s, &req, &r);
+	if (ret) {
+		util_set_err(err, errlen, "the token endpoint could not be reached: %s", status_str(ret));
+		ret = CRED_EREFRESH;
+		goto out;
+	}
+	*resp = json_tokener_parse(r->body);
+	if (r->status < 200 || r->status > 299 || !*resp || !json_object_is_type(*resp, json_type_object)) {
+		const char *e = *resp ? str_of(*resp, "error") : NULL;
+
+		util_set_err(err, errlen, "the token endpoint answered %d%s%.64s%s", r->status,
+			     e ? " (" : "", e ? e : "", e ? ")" : "");
+		hostapi_json_put_secret(*resp);
+		*resp = NULL;
+		ret = CRED_EREFRESH;
+		goto out;
+	}
+	if (!str_of(*resp, "access_token")) {
+		util_set_err(err, errlen, "the token endpoint's answer has no access_token");
+		hostapi_json_put_secret(*resp);
+		*resp = NULL;
+		ret = CRED_EREFRESH;
+	}
+out:
+	if (r) {
+		sodium_memzero((char *)r->body, r->body_len);
+		proxy_response_free(r);
+	}
+	proxy_session_free(s);
+	dynbuf_free(&form);
+	return ret;
+}
+
+/* ------------------------------------------------------------ merging */
+
+/* Sets cred's token fields from the token response resp (taken). */
+static void merge_tokens(struct json_object *cred, struct json_object *resp, bool cc, int64_t now_ms)
+{
+	struct json_object *v;
+	char ts[48];
+
+	json_object_object_add(cred, cc ? "token" : "access_token",
+			       json_object_new_string(str_of(resp, "access_token")));
+	if (!cc && str_of(resp, "refresh_token"))
+		json_object_object_add(cred, "refresh_token",
+				       json_object_new_string(str_of(resp, "refresh_token")));
+	json_object_object_del(cred, "expires_at");
+	if (json_object_object_get_ex(resp, "expires_in", &v) &&
+	    (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_string) ||
+	     json_object_is_type(v, json_type_double))) {
+		int64_t secs = json_object_get_int64(v);
+
+		if (secs > 0) {
+			iso_time(now_ms + secs * 1000, ts);
+			json_object_object_add(cred, "expires_at", json_object_new_string(ts));
+		}
+	}
+	json_object_object_del(cred, "refresh_error");
+	json_object_object_add(cred, "raw", resp);
+}
+
+static void mark_error(struct json_object *cred, const char *message, int64_t now_ms)
+{
+	struct json_object *e = json_object_new_object();
+	char ts[48];
+
+	if (!e)
+		return;
+	iso_time(now_ms, ts);
+	json_object_object_add(e, "message", json_object_new_string(message));
+	json_object_object_add(e, "at", json_object_new_string(ts));
+	json_object_object_add(cred, "refresh_error", e);
+}
+
+/* ------------------------------------------------------------ the refresh */
+
+struct tmpl_ctx {
+	struct json_object *cred, *config;
+};
+
+static const char *tmpl_lookup(void *ud, const char *name)
+{
+	struct tmpl_ctx *t = ud;
+
+	if (strncmp(name, "connectionConfig.", 17) == 0)
+		return str_of(t->config, name + 17);
+	if (strncmp(name, "credentials.", 12) == 0)
+		return str_of(t->cred, name + 12);
+	return str_of(t->cred, name);
+}
+
+/* The client that refreshes an OAUTH2 connection: its config_override, else
+ * the host file's oauth_clients entry. */
+static int oauth_client(const struct config_host *cfg, const char *pck, struct json_object *cred,
+			const char **id, const char **secret, char *err, size_t errlen)
+{
+	struct json_object *ov;
+	const struct config_oauth_client *oc;
+
+	*id = *secret = NULL;
+	if (json_object_object_get_ex(cred, "config_override", &ov)) {
+		*id = str_of(ov, "client_id");
+		*secret = str_of(ov, "client_secret");
+	}
+	oc = config_oauth_client_find(cfg, pck);
+	if (!*id && oc)
+		*id = oc->client_id;
+	if (!*secret && oc)
+		*secret = oc->client_secret;
+	if (!*id || !*secret) {
+		util_set_err(err, errlen,
+			     "the token of a connection of integration %s needs a refresh and there is no OAuth "
+			     "client for it (host file: oauth_clients.%s)", pck, pck);
+		return CRED_ENOCLIENT;
+	}
+	return 0;
+}
+
+/* Runs the grant that cred needs (under the connection's lock) and merges
+ * its answer into cred. */
+static int refresh(const struct config_host *cfg, const struct config_provider *p,
+		   const struct store_connection *c, struct json_object *cred, enum need need,
+		   char *err, size_t errlen)
+{
+	struct tmpl_ctx tc = {.cred = cred, .config = json_tokener_parse(c->connection_config)};
+	struct grant g = {0};
+	struct json_object *resp = NULL;
+	char *url = NULL;
+	char terr[CONFIG_ERR_MAX];
+	const char *rt = str_of(cred, "refresh_token");
+	int ret;
+
+	if (!p->token_url) {
+		util_set_err(err, errlen, "provider %s has no token_url: its token cannot be refreshed", p->name);
+		ret = CRED_EREFRESH;
+		goto out;
+	}
+	if (need == NEED_REFRESH && !rt) {
+		util_set_err(err, errlen, "the access token expired and the connection has no refresh_token");
+		ret = CRED_EEXPIRED;
+		goto out;
+	}
+	if (config_interpolate(p->token_url, tmpl_lookup, &tc, &url, terr, sizeof(terr)) < 0) {
+		util_set_err(err, errlen, "token_url of provider %s: %s", p->name, terr);
+		ret = CRED_EREFRESH;
+		goto out;
+	}
+	g.url = url;
+	g.basic = p->token_request_auth_method && strcmp(p->token_request_auth_method, "basic") == 0;
+	if (need == NEED_REFRESH) {
+		ret = oauth_client(cfg, c->provider_config_key, cred, &g.client_id, &g.client_secret, err, errlen);
+		if (ret)
+			goto out;
+		g.fields[0][0] = "grant_type";
+		g.fields[0][1] = "refresh_token";
+		g.fields[1][0] = "refresh_token";
+		g.fields[1][1] = rt;
+		g.params = &p->refresh_params;
+	} else {
+		g.client_id = str_of(cred, "client_id");
+		g.client_secret = str_of(cred, "client_secret");
+		if (!g.client_id || !g.client_secret) {
+			util_set_err(err, errlen, "OAUTH2_CC credentials without client_id and client_secret");
+			ret = CRED_EREFRESH;
+			goto out;
+		}
+		g.fields[0][0] = "grant_type";
+		g.fields[0][1] = "client_credentials";
+		g.params = &p->token_params;
+	}
+	ret = grant_send(&g, &resp, err, errlen);
+	if (ret == 0)
+		merge_tokens(cred, resp, need == NEED_CC, util_now_ms());
+out:
+	if (url) {
+		sodium_memzero(url, strlen(url));
+		free(url);
+	}
+	json_object_put(tc.config);
+	return ret;
+}
+
+/* Steps 2-4 under the lock: *c is the connection as read before; it is
+ * replaced by the fresh one. */
+static int refresh_locked(struct store *s, const struct config_host *cfg, const struct config_provider *p,
+			  bool force, struct store_connection **c, char *err, size_t errlen)
+{
+	const char *pck = (*c)->provider_config_key, *cid = (*c)->connection_id;
+	struct store_connection *now = NULL;
+	struct json_object *cred = NULL;
+	enum need need;
+	int ret, wret;
+	const char *text;
+
+	ret = store_connection_lock(s, pck, cid);
+	if (ret) {
+		util_set_err(err, errlen, "could not lock the connection for its token refresh: %s", status_str(ret));
+		return ret;
+	}
+	ret = store_connection_get(s, pck, cid, &now);
+	if (ret) {
+		util_set_err(err, errlen, "could not read the connection: %s", status_str(ret));
+		goto out;
+	}
+	cred = json_tokener_parse(now->credentials);
+	need = cred ? need_of(cred, force, util_now_ms()) : NEED_NOTHING;
+	if (need == NEED_NOTHING)
+		goto out;
+	ret = refresh(cfg, p, now, cred, need, err, errlen);
+	if (ret && ret != CRED_EREFRESH && ret != CRED_EEXPIRED)
+		goto out; /* nothing to record: a configuration problem */
+	if (ret)
+		mark_error(cred, err, util_now_ms());
+	text = json_object_to_json_string_ext(cred, JSON_FLAGS);
+	wret = text ? store_connection_credentials_set(s, pck, cid, text) : STORE_ENOMEM;
+	if (wret && !ret) {
+		util_set_err(err, errlen, "could not store the refreshed token: %s", status_str(wret));
+		ret = wret;
+	}
+	if (!ret) {
+		store_connection_free(now);
+		now = NULL;
+		ret = store_connection_get(s, pck, cid, &now);
+	}
+out:
+	store_connection_unlock(s, pck, cid);
+	hostapi_json_put_secret(cred);
+	if (ret) {
+		store_connection_free(now);
+	} else {
+		store_connection_free(*c);
+		*c = now;
+	}
+	return ret;
+}
+
+int hostapi_connection_fresh(struct store *s, const struct config_host *cfg,
+			     const struct config_provider *provider, const char *pck, const char *cid,
+			     bool force, struct store_connection **out, char *err, size_t errlen)
+{
+	struct store_connection *c = NULL;
+	struct json_object *cred;
+	enum need need;
+	int ret;
+
+	*out = NULL;
+	ret = store_connection_get(s, pck, cid, &c);
+	if (ret) {
+		util_set_err(err, errlen, "could not read the connection: %s", status_str(ret));
+		return ret;
+	}
+	cred = json_tokener_parse(c->credentials);
+	need = cred && provider ? need_of(cred, force, util_now_ms()) : NEED_NOTHING;
+	hostapi_json_put_secret(cred);
+	if (need != NEED_NOTHING) {
+		ret = refresh_locked(s, cfg, provider, force, &c, err, errlen);
+		if (ret) {
+			store_connection_free(c);
+			return ret;
+		}
+	}
+	*out = c;
+	return 0;
+}
