@@ -270,15 +270,26 @@ struct tmpl_ctx {
 	struct json_object *cred, *config;
 };
 
+/* A scalar member as text (numbers and booleans as JSON writes them). */
+static const char *scalar_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !v || json_object_is_type(v, json_type_object) ||
+	    json_object_is_type(v, json_type_array))
+		return NULL;
+	return json_object_get_string(v);
+}
+
 static const char *tmpl_lookup(void *ud, const char *name)
 {
 	struct tmpl_ctx *t = ud;
 
 	if (strncmp(name, "connectionConfig.", 17) == 0)
-		return str_of(t->config, name + 17);
+		return scalar_of(t->config, name + 17);
 	if (strncmp(name, "credentials.", 12) == 0)
-		return str_of(t->cred, name + 12);
-	return str_of(t->cred, name);
+		return scalar_of(t->cred, name + 12);
+	return scalar_of(t->cred, name);
 }
 
 /* The client that refreshes an OAUTH2 connection: its config_override, else

@@ -491,8 +491,10 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 /* ------------------------------------------- GET /connections/{id} */
 
 /* The connection with fresh credentials (credentials.h): refreshed when
- * they need it, or when force_refresh=true. 1 after answering a failed
- * refresh (424 refresh_token_external_error), else as store_connection_get. */
+ * they need it, or when force_refresh=true. A failed refresh answers 424
+ * refresh_token_external_error (and returns 1) when it was forced;
+ * otherwise the connection is answered as stored, the failure in its
+ * "errors". Else as store_connection_get. */
 static int connection_fresh(struct api_context *ctx, struct generation *g, struct http_request *req,
 			    const char *pck, const char *cid, struct store_connection **c,
 			    struct http_response *resp)
@@ -507,8 +509,11 @@ static int connection_fresh(struct api_context *ctx, struct generation *g, struc
 				       integ ? config_provider_find(cfg->catalogue, integ->provider) : NULL,
 				       pck, cid, force && strcmp(force, "true") == 0, c, err, sizeof(err));
 	if (ret == CRED_EREFRESH || ret == CRED_ENOCLIENT || ret == CRED_EEXPIRED) {
-		http_respond_error(resp, 424, "refresh_token_external_error", "%s", err);
-		return 1;
+		if (force && strcmp(force, "true") == 0) {
+			http_respond_error(resp, 424, "refresh_token_external_error", "%s", err);
+			return 1;
+		}
+		ret = store_connection_get(ctx->store, pck, cid, c);
 	}
 	return ret;
 }

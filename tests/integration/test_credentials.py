@@ -1,0 +1,277 @@
+"""Credentials as Nango has them: OAuth2 token refresh (single flight,
+failure marking), the OAUTH2_CC grant, template functions and optional
+variables, the /proxy API, and the import shapes of POST /connections. A
+fake provider on 127.0.0.1 plays both the token endpoint and the API."""
+
+import base64
+import os
+import shutil
+import subprocess
+import threading
+import urllib.parse
+
+from harness import SECRET, DaemonTest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENT_DIR = os.path.join(HERE, "nango-client")
+
+PROVIDERS = """
+local-oauth:
+    display_name: Local OAuth2 API
+    auth_mode: OAUTH2
+    token_url: http://127.0.0.1:${connectionConfig.port}/oauth/token
+    refresh_params:
+        grant_type: refresh_token
+        audience: local
+    proxy:
+        base_url: http://127.0.0.1:${connectionConfig.port}
+local-cc:
+    display_name: Local client credentials API
+    auth_mode: OAUTH2_CC
+    token_url: http://127.0.0.1:${connectionConfig.port}/oauth/cc
+    token_request_auth_method: basic
+    token_params:
+        grant_type: client_credentials
+        scope: read
+    proxy:
+        base_url: http://127.0.0.1:${connectionConfig.port}
+local-key:
+    display_name: Local API key API
+    auth_mode: API_KEY
+    proxy:
+        base_url: http://127.0.0.1:${connectionConfig.port}
+        headers:
+            x-api-key: ${apiKey}
+            x-tenant: ${connectionConfig.tenant}
+local-basic:
+    display_name: Local basic API
+    auth_mode: BASIC
+    proxy:
+        base_url: http://127.0.0.1:${connectionConfig.port}
+        headers:
+            authorization: Basic ${base64(${credentials.username}:${credentials.password})}
+"""
+
+NANGO = """
+integrations:
+    oauth-it:
+        provider: local-oauth
+    cc-it:
+        provider: local-cc
+    key-it:
+        provider: local-key
+    basic-it:
+        provider: local-basic
+"""
+
+CLIENT_SECRET = "s3cret-from-env"
+PAST = "2020-01-01T00:00:00.000Z"
+
+
+def form(record):
+    return dict(urllib.parse.parse_qsl(record["body"].decode()))
+
+
+class CredentialsTest(DaemonTest):
+    def start(self, **settings):
+        d = self.daemon(NANGO, start=False, settings=dict(settings))
+        path = os.path.join(d.dir, "providers.yaml")
+        with open(path, "w") as f:
+            f.write(PROVIDERS)
+        d.settings.update({"providers": path,
+                           "oauth_clients": {"oauth-it": {"client_id": "cid-1",
+                                                          "client_secret_env": "OAUTH_IT_SECRET"}}})
+        d.write_config()
+        d.start(extra_env={"OAUTH_IT_SECRET": CLIENT_SECRET})
+        self.port = self.provider.port
+        self.provider.route("GET", "/me", lambda r: {"status": 200, "body": {"seen": r["headers"]}})
+        self.provider.route("POST", "/items", lambda r: {"status": 201, "headers": {"X-Item": "7"},
+                                                         "body": {"got": r["body"].decode()}})
+        return d
+
+    def oauth(self, d, cid, expires_at=PAST, refresh_token="r1"):
+        creds = {"type": "OAUTH2", "access_token": "old-token", "expires_at": expires_at}
+        if refresh_token:
+            creds["refresh_token"] = refresh_token
+        status, _, doc = d.create_connection("oauth-it", cid, creds, connection_config={"port": self.port})
+        self.assertEqual(status, 201, doc)
+
+    def proxy(self, d, cid, pck, path="/me", method="GET", headers=None, body=None):
+        h = {"Connection-Id": cid, "Provider-Config-Key": pck}
+        h.update(headers or {})
+        return d.request(method, "/proxy" + path, body=body, headers=h)
+
+    def token_route(self, *tokens, delay=0):
+        def answer(record, it=iter(tokens)):
+            return {"status": 200, "delay": delay,
+                    "body": {"access_token": next(it), "refresh_token": "r2", "expires_in": 3600,
+                             "token_type": "bearer"}}
+        self.provider.route("POST", "/oauth/token", answer)
+
+    def test_expired_token_is_refreshed_before_use(self):
+        d = self.start()
+        self.token_route("new-1")
+        self.oauth(d, "c1")
+        status, _, doc = self.proxy(d, "c1", "oauth-it")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["seen"]["authorization"], "Bearer new-1")
+        [grant] = self.provider.received("POST", "/oauth/token")
+        self.assertEqual(form(grant), {"grant_type": "refresh_token", "refresh_token": "r1",
+                                       "client_id": "cid-1", "client_secret": CLIENT_SECRET,
+                                       "audience": "local"})
+        status, _, conn = d.request("GET", "/connections/c1?provider_config_key=oauth-it&refresh_token=true")
+        self.assertEqual(status, 200, conn)
+        self.assertEqual(conn["credentials"]["access_token"], "new-1")
+        self.assertEqual(conn["credentials"]["refresh_token"], "r2")
+        self.assertGreater(conn["credentials"]["expires_at"], "2026")
+        self.assertEqual(conn["errors"], [])
+        # fresh now: a second call does not refresh again; force_refresh does
+        self.proxy(d, "c1", "oauth-it")
+        self.assertEqual(len(self.provider.received("POST", "/oauth/token")), 1)
+        self.token_route("new-2")
+        status, _, conn = d.request("GET", "/connections/c1?provider_config_key=oauth-it&force_refresh=true")
+        self.assertEqual(conn["credentials"]["access_token"], "new-2")
+        self.assertEqual(form(self.provider.received("POST", "/oauth/token")[-1])["refresh_token"], "r2")
+
+    def test_refresh_failure_marks_the_connection(self):
+        d = self.start()
+        self.provider.route("POST", "/oauth/token", {"status": 400, "body": {"error": "invalid_grant"}})
+        self.oauth(d, "c2")
+        status, _, doc = self.proxy(d, "c2", "oauth-it")
+        self.assertEqual(status, 424, doc)
+        self.assertEqual(doc["error"]["code"], "refresh_token_external_error")
+        self.assertIn("invalid_grant", doc["error"]["message"])
+        self.assertEqual(self.provider.received("GET", "/me"), [])
+        status, _, conn = d.request("GET", "/connections/c2?provider_config_key=oauth-it")
+        self.assertEqual(status, 200, conn)
+        self.assertEqual(conn["errors"][0]["type"], "auth")
+        self.assertIn("answered 400 (invalid_grant)", conn["errors"][0]["message"])
+        self.assertNotIn("refresh_error", conn["credentials"])
+        status, _, doc = d.request("GET", "/connections/c2?provider_config_key=oauth-it&force_refresh=true")
+        self.assertEqual(status, 424, doc)
+        # no refresh_token: a clear refusal, not a request to the provider
+        self.oauth(d, "c3", refresh_token=None)
+        before = len(self.provider.received("POST", "/oauth/token"))
+        status, _, doc = self.proxy(d, "c3", "oauth-it")
+        self.assertEqual(status, 424, doc)
+        self.assertIn("no refresh_token", doc["error"]["message"])
+        self.assertEqual(len(self.provider.received("POST", "/oauth/token")), before)
+        self.assertIsNone(d.proc.poll())  # the daemon is still up
+
+    def test_concurrent_users_share_one_refresh(self):
+        d = self.start()
+        self.token_route("shared-1", "shared-2", "shared-3", delay=0.3)
+        self.oauth(d, "c4")
+        results = []
+
+        def use(i):
+            if i % 2:
+                results.append(self.proxy(d, "c4", "oauth-it")[2]["seen"]["authorization"])
+            else:
+                doc = d.request("GET", "/connections/c4?provider_config_key=oauth-it")[2]
+                results.append("Bearer " + doc["credentials"]["access_token"])
+        threads = [threading.Thread(target=use, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(self.provider.received("POST", "/oauth/token")), 1)
+        self.assertEqual(results, ["Bearer shared-1"] * 8)
+
+    def test_client_credentials(self):
+        d = self.start()
+        self.provider.route("POST", "/oauth/cc", {"status": 200, "body": {"access_token": "cc-1",
+                                                                          "expires_in": 3600}})
+        status, _, doc = d.create_connection("cc-it", "cc1", {"type": "OAUTH2_CC", "token": "stale",
+                                                              "client_id": "app", "client_secret": "pw",
+                                                              "expires_at": PAST},
+                                             connection_config={"port": self.port})
+        self.assertEqual(status, 201, doc)
+        for _ in range(2):
+            status, _, doc = self.proxy(d, "cc1", "cc-it")
+            self.assertEqual(doc["seen"]["authorization"], "Bearer cc-1")
+        [grant] = self.provider.received("POST", "/oauth/cc")  # cached until it expires
+        self.assertEqual(form(grant), {"grant_type": "client_credentials", "scope": "read"})
+        self.assertEqual(grant["headers"]["authorization"], "Basic " + base64.b64encode(b"app:pw").decode())
+        status, _, conn = d.request("GET", "/connections/cc1?provider_config_key=cc-it")
+        self.assertEqual(conn["credentials"]["token"], "cc-1")
+
+    def test_templates_optional_header_and_base64(self):
+        d = self.start()
+        d.create_connection("key-it", "k1", {"type": "API_KEY", "apiKey": "key-123"},
+                            connection_config={"port": self.port})
+        status, _, doc = self.proxy(d, "k1", "key-it")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["seen"]["x-api-key"], "key-123")
+        self.assertNotIn("x-tenant", doc["seen"])  # ${connectionConfig.tenant} unset: left out
+        d.create_connection("key-it", "k2", {"type": "API_KEY", "apiKey": "key-456"},
+                            connection_config={"port": self.port, "tenant": "acme"})
+        self.assertEqual(self.proxy(d, "k2", "key-it")[2]["seen"]["x-tenant"], "acme")
+        # a header named like the provider's auth header replaces it (Nango-Proxy- prefix: forwarded)
+        doc = self.proxy(d, "k2", "key-it", headers={"Nango-Proxy-X-Api-Key": "mine"})[2]
+        self.assertEqual(doc["seen"]["x-api-key"], "mine")
+        d.create_connection("basic-it", "b1", {"type": "BASIC", "username": "ann", "password": "pw:1"},
+                            connection_config={"port": self.port})
+        doc = self.proxy(d, "b1", "basic-it")[2]
+        self.assertEqual(doc["seen"]["authorization"], "Basic " + base64.b64encode(b"ann:pw:1").decode())
+
+    def test_proxy_api_forwards_and_answers(self):
+        d = self.start()
+        d.create_connection("key-it", "k3", {"type": "API_KEY", "apiKey": "key-789"},
+                            connection_config={"port": self.port})
+        status, hdrs, doc = self.proxy(d, "k3", "key-it", path="/items?a=1&b=two%20words", method="POST",
+                                       body={"x": 1}, headers={"Nango-Proxy-X-Custom": "yes"})
+        self.assertEqual(status, 201, doc)
+        self.assertEqual(hdrs.get("X-Item"), "7")
+        self.assertEqual(doc, {"got": '{"x": 1}'})
+        rec = self.provider.received("POST", "/items")[-1]
+        self.assertEqual(rec["query"], {"a": "1", "b": "two words"})
+        self.assertEqual(rec["headers"]["x-custom"], "yes")
+        self.assertNotIn(SECRET, str(rec["headers"]))  # the caller's own Authorization stays here
+        self.provider.route("GET", "/flaky", {"status": 409}, {"status": 200, "body": {"ok": 1}})
+        status, _, doc = self.proxy(d, "k3", "key-it", path="/flaky", headers={"Retries": "2", "Retry-On": "409"})
+        self.assertEqual((status, doc), (200, {"ok": 1}))
+        for headers, code in (({"Connection-Id": ""}, "missing_connection_id"),
+                              ({"Retries": "x"}, "invalid_headers")):
+            status, _, doc = self.proxy(d, "k3", "key-it", headers=headers)
+            self.assertEqual((status, doc["error"]["code"]), (400, code))
+        status, _, doc = self.proxy(d, "nope", "key-it")
+        self.assertEqual((status, doc["error"]["code"]), (404, "unknown_connection"))
+
+    def test_base_url_override_setting(self):
+        d = self.start(proxy_base_url_override=False)
+        d.create_connection("key-it", "k4", {"type": "API_KEY", "apiKey": "key-000"},
+                            connection_config={"port": self.port})
+        status, _, doc = self.proxy(d, "k4", "key-it",
+                                    headers={"Base-Url-Override": f"http://127.0.0.1:{self.port}"})
+        self.assertEqual((status, doc["error"]["code"]), (400, "base_url_override_refused"))
+        self.assertEqual(self.proxy(d, "k4", "key-it", headers={"Base-Url-Override": ""})[0], 200)
+
+    def test_import_shapes(self):
+        d = self.start()
+        status, _, doc = d.create_connection("cc-it", "x1", {"type": "OAUTH2_CC", "token": "t", "client_id": "a"})
+        self.assertEqual(status, 400, doc)
+        self.assertEqual(doc["error"]["message"], "credentials.client_secret: is required")
+        status, _, doc = d.create_connection("oauth-it", "x2", {"type": "OAUTH1", "oauth_token": "a",
+                                                                "oauth_token_secret": "b"})
+        self.assertEqual(status, 422, doc)
+        self.assertIn("OAUTH1 cannot be imported: OAuth 1.0a request signing", doc["error"]["message"])
+        status, _, doc = d.create_connection("key-it", "x3", {"type": "OAUTH2_CC", "token": "t", "client_id": "a",
+                                                              "client_secret": "b"})
+        self.assertEqual((status, doc["error"]["code"]), (422, "invalid_credentials_type"))
+
+    def test_official_client(self):
+        node, npm = shutil.which("node"), shutil.which("npm")
+        self.assertIsNotNone(node, "node is required for this test")
+        if not os.path.isdir(os.path.join(CLIENT_DIR, "node_modules", "@nangohq", "node")):
+            self.assertIsNotNone(npm, "npm is required to install the client")
+            subprocess.run([npm, "ci", "--prefix", CLIENT_DIR], check=True, timeout=600)
+        d = self.start()
+        self.token_route("client-new-1")
+        self.provider.route("POST", "/oauth/cc", {"status": 200, "body": {"access_token": "cc-node",
+                                                                          "expires_in": 3600}})
+        e = dict(os.environ, EVSCRIPT_URL=d.url, EVSCRIPT_SECRET_KEY=SECRET, EVSCRIPT_PROVIDER_PORT=str(self.port))
+        r = subprocess.run([node, "--test", os.path.join(CLIENT_DIR, "proxy-client.mjs")], cwd=CLIENT_DIR, env=e,
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(len(self.provider.received("POST", "/oauth/token")), 1)
