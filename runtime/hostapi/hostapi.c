@@ -763,17 +763,104 @@ static bool has_key_ci(const struct config_map *m, const char *key)
 	return false;
 }
 
+/* A header template that is exactly ${awsSigV4(KEY, SECRET, REGION,
+ * SERVICE)} (Nango's aws-iam, aws-inspector2...): its four arguments are
+ * expanded and handed to libcurl, which signs each request itself
+ * (CURLOPT_AWS_SIGV4); the header is not sent as a template. Returns 1
+ * when tmpl is such a call (EVS_OK done, or an EVS_E* code as a negative
+ * value through *ret), 0 when it is not. */
+static int aws_sigv4_header(struct hostapi_exec *x, const char *tmpl, struct lookup_ctx *l,
+			    struct proxy_target *t, int *ret)
+{
+	static const char head[] = "${awsSigV4(";
+	char *args[4] = {NULL}, *inner, *p;
+	size_t len;
+	int n = 0, depth = 0;
+
+	while (*tmpl == ' ')
+		tmpl++;
+	len = strlen(tmpl);
+	while (len && tmpl[len - 1] == ' ')
+		len--;
+	if (strncmp(tmpl, head, sizeof(head) - 1) != 0 || len < sizeof(head) + 1 ||
+	    strncmp(tmpl + len - 2, ")}", 2) != 0)
+		return 0;
+	*ret = EVS_ENOMEM;
+	inner = strndup(tmpl + sizeof(head) - 1, len - (sizeof(head) - 1) - 2);
+	if (!inner)
+		return 1;
+	*ret = EVS_EINVAL;
+	/* split at the commas outside ${...}; each piece is a template */
+	for (p = inner;; p++) {
+		char *start = p, err[CONFIG_ERR_MAX];
+		char sep;
+
+		while (*p && (depth > 0 || *p != ',')) {
+			depth += *p == '{' ? 1 : *p == '}' ? -1 : 0;
+			p++;
+		}
+		sep = *p;
+		*p = '\0';
+		if (n == 4) {
+			n++; /* too many */
+			break;
+		}
+		while (*start == ' ')
+			start++;
+		if (config_interpolate(start, lookup, l, &args[n], err, sizeof(err)) < 0) {
+			proxy_error(x, "proxy: awsSigV4 argument %d of provider %s: %s", n + 1, x->info.provider->name,
+				    err);
+			goto out;
+		}
+		for (size_t k = strlen(args[n]); k > 0 && args[n][k - 1] == ' '; k--)
+			args[n][k - 1] = '\0';
+		n++;
+		if (!sep)
+			break;
+	}
+	if (n != 4 || !*args[2] || !*args[3] || strchr(args[2], ':') || strchr(args[3], ':')) {
+		proxy_error(x, "proxy: provider %s: expected ${awsSigV4(key, secret, region, service)}",
+			    x->info.provider->name);
+		goto out;
+	}
+	*ret = EVS_ENOMEM;
+	free(t->aws_sigv4);
+	hostapi_secret_free(t->aws_key);
+	hostapi_secret_free(t->aws_secret);
+	t->aws_key = args[0];
+	t->aws_secret = args[1];
+	args[0] = args[1] = NULL;
+	if (asprintf(&t->aws_sigv4, "aws:amz:%s:%s", args[2], args[3]) < 0) {
+		t->aws_sigv4 = NULL;
+		goto out;
+	}
+	*ret = EVS_OK;
+out:
+	for (int i = 0; i < 4; i++)
+		hostapi_secret_free(args[i]);
+	free(inner);
+	return 1;
+}
+
 /* Interpolates each template of src into dst. A template naming a value the
  * connection lacks is an error, or skipped when skip_undefined or when the
  * value is a connectionConfig one (Nango leaves such a header or parameter
  * out: an optional setting of the connection). */
 static int interpolate_map(struct hostapi_exec *x, const char *what, const struct config_map *src,
-			   struct lookup_ctx *l, bool skip_undefined, struct config_map *dst)
+			   struct lookup_ctx *l, bool skip_undefined, struct config_map *dst,
+			   struct proxy_target *sigv4 /* headers: where an awsSigV4 call goes; else NULL */)
 {
 	for (size_t i = 0; i < src->n; i++) {
 		char err[CONFIG_ERR_MAX];
 		char *v = NULL;
-		int r = config_interpolate(src->items[i].value, lookup, l, &v, err, sizeof(err));
+		int r;
+
+		if (sigv4 && aws_sigv4_header(x, src->items[i].value, l, sigv4, &r)) {
+			if (r < 0)
+				return r;
+			continue;
+		}
+		r = config_interpolate(src->items[i].value, lookup, l, &v, err, sizeof(err));
 
 		if (r == CONFIG_EUNDEFINED &&
 		    (skip_undefined || strncmp(l->missing, "connectionConfig.", 17) == 0))
@@ -891,7 +978,7 @@ static const struct {
 static int target_auth(struct hostapi_exec *x, const char *type, struct lookup_ctx *l,
 		       struct proxy_target *t)
 {
-	if (has_key_ci(&t->headers, "authorization"))
+	if (has_key_ci(&t->headers, "authorization") || t->aws_sigv4)
 		return EVS_OK;
 	for (size_t i = 0; i < sizeof(auth_styles) / sizeof(auth_styles[0]); i++)
 		if (strcmp(type, auth_styles[i].type) == 0)
@@ -948,10 +1035,10 @@ int hostapi_proxy_target(struct hostapi_exec *x, struct proxy_target **out)
 	ret = target_base_url(x, p, &l, t);
 	if (ret < 0)
 		goto out;
-	ret = interpolate_map(x, "header", &p->headers, &l, none, &t->headers);
+	ret = interpolate_map(x, "header", &p->headers, &l, none, &t->headers, t);
 	if (ret < 0)
 		goto out;
-	ret = interpolate_map(x, "query parameter", &p->query, &l, none, &t->query);
+	ret = interpolate_map(x, "query parameter", &p->query, &l, none, &t->query, NULL);
 	if (ret < 0)
 		goto out;
 	ret = target_auth(x, type, &l, t);

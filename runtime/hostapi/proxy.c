@@ -192,6 +192,9 @@ void proxy_target_free(struct proxy_target *t)
 	map_clear(&t->query, true);
 	wipe_free(t->basic_user);
 	wipe_free(t->basic_password);
+	free(t->aws_sigv4);
+	wipe_free(t->aws_key);
+	wipe_free(t->aws_secret);
 	list_clear(&t->retry.at);
 	list_clear(&t->retry.after);
 	list_clear(&t->retry.remaining);
@@ -222,7 +225,10 @@ static int target_copy(const struct proxy_target *src, struct proxy_target **out
 		if (map_add(&t->query, src->query.items[i].key, src->query.items[i].value))
 			goto fail;
 	if ((src->basic_user && !(t->basic_user = strdup(src->basic_user))) ||
-	    (src->basic_password && !(t->basic_password = strdup(src->basic_password))))
+	    (src->basic_password && !(t->basic_password = strdup(src->basic_password))) ||
+	    (src->aws_sigv4 && !(t->aws_sigv4 = strdup(src->aws_sigv4))) ||
+	    (src->aws_key && !(t->aws_key = strdup(src->aws_key))) ||
+	    (src->aws_secret && !(t->aws_secret = strdup(src->aws_secret))))
 		goto fail;
 	for (size_t i = 0; i < src->retry.at.n; i++)
 		if (list_add(&t->retry.at, src->retry.at.items[i]))
@@ -311,6 +317,8 @@ static void plog(struct proxy_session *s, int level, const char *fmt, ...)
 		scrub_secret(s, line, sizeof(line), t->query.items[i].value);
 	scrub_secret(s, line, sizeof(line), t->basic_user);
 	scrub_secret(s, line, sizeof(line), t->basic_password);
+	scrub_secret(s, line, sizeof(line), t->aws_key);
+	scrub_secret(s, line, sizeof(line), t->aws_secret);
 	s->log(s->log_user, level, line);
 	sodium_memzero(line, sizeof(line));
 }
@@ -754,7 +762,7 @@ static int header_put(struct prepared *p, struct headers_seen *seen, const char 
  * credentials. */
 static bool auth_header(const struct proxy_target *t, const char *name)
 {
-	return t->basic_user && strcasecmp(name, "Authorization") == 0;
+	return (t->basic_user || t->aws_sigv4) && strcasecmp(name, "Authorization") == 0;
 }
 
 /* Whether the request sends a header called name (it replaces the target's). */
@@ -798,7 +806,11 @@ static int prepare_headers(struct proxy_session *s, const struct evs_request *r,
 		return ret;
 	if (!seen.user_agent && (ret = add_header(&p->headers, "User-Agent", "evscript")))
 		return ret;
-	/* "Name:" with no value makes curl drop its own Expect: 100-continue. */
+	/* "Name:" with no value makes curl drop its own Expect: 100-continue.
+	 * Not with SigV4: libcurl would sign that empty header, which is never
+	 * sent, and the signature would not verify. */
+	if (t->aws_sigv4)
+		return EVS_OK;
 	l = curl_slist_append(p->headers, "Expect:");
 	if (!l)
 		return EVS_ENOMEM;
@@ -888,7 +900,13 @@ static int attempt(struct proxy_session *s, const struct prepared *p, long timeo
 		curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
 		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	}
-	if (s->t->basic_user) {
+	if (s->t->aws_sigv4) {
+		/* libcurl computes Authorization (and X-Amz-Date unless the
+		 * request has one) over the request as sent */
+		curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->t->aws_sigv4);
+		curl_easy_setopt(c, CURLOPT_USERNAME, s->t->aws_key);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, s->t->aws_secret ? s->t->aws_secret : "");
+	} else if (s->t->basic_user) {
 		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(c, CURLOPT_USERNAME, s->t->basic_user);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, s->t->basic_password ? s->t->basic_password : "");

@@ -28,6 +28,10 @@ struct proxy_target {
 	struct config_map query;     /* interpolated query params (secrets!) */
 	char *basic_user;            /* BASIC credentials, or NULL */
 	char *basic_password;
+	char *aws_sigv4;             /* "aws:amz:REGION:SERVICE": libcurl signs each request
+	                                (CURLOPT_AWS_SIGV4) with aws_key / aws_secret; or NULL */
+	char *aws_key;
+	char *aws_secret;
 	struct config_retry retry;   /* header names for Retry-After style waits */
 	struct config_paginate paginate;
 };
