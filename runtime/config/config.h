@@ -191,6 +191,17 @@ enum config_auth_mode {
 	CONFIG_AUTH_TWO_STEP
 };
 
+/* proxy.verification: the request Nango makes to check API_KEY and BASIC
+ * credentials when a connection is imported. */
+struct config_verification {
+	bool present;
+	char *method;                        /* as written; NULL: GET */
+	struct config_strlist endpoints;     /* tried in order; the first 2xx passes */
+	struct config_map headers;           /* sent with each attempt */
+	char *base_url_override;             /* a template, or NULL */
+	char *data;                          /* the body: `data` as JSON text, or NULL */
+};
+
 /* One provider, with its alias resolved (Nango's rule: the alias target's
  * top-level keys, overridden key by key by the entry's own; so an entry with
  * its own `proxy:` replaces the target's whole proxy block). */
@@ -205,6 +216,7 @@ struct config_provider {
 	struct config_map query;             /* proxy.query: name -> template */
 	struct config_retry retry;
 	struct config_paginate paginate;
+	struct config_verification verification;
 	unsigned line, column;
 	/* OAuth2 token endpoint (OAUTH2, OAUTH2_CC): token_url template,
 	 * extra form fields for the first grant (token_params: used for the

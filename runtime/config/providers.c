@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include <json-c/json.h>
+
 #define ALIAS_DEPTH_MAX 16
 
 struct raw {
@@ -118,6 +120,97 @@ static int parse_retry(struct pctx *c, const struct ynode *n, const char *name, 
 	return 0;
 }
 
+/* A YAML value as JSON (json-c): plain scalars that read as integers,
+ * booleans or null become those; everything else a string. NULL when out of
+ * memory or nested deeper than YTREE_MAX_DEPTH. */
+static struct json_object *to_json(const struct ynode *n, unsigned depth)
+{
+	struct json_object *o;
+
+	if (depth > YTREE_MAX_DEPTH)
+		return NULL;
+	if (n->type == YNODE_SCALAR) {
+		char *end;
+		long long v;
+
+		if (ynode_is_null(n))
+			return json_object_new_null();
+		if (n->plain && (strcmp(n->str, "true") == 0 || strcmp(n->str, "false") == 0))
+			return json_object_new_boolean(n->str[0] == 't');
+		if (n->plain && n->str[0]) {
+			v = strtoll(n->str, &end, 10);
+			if (!*end)
+				return json_object_new_int64(v);
+		}
+		return json_object_new_string(n->str);
+	}
+	o = n->type == YNODE_SEQ ? json_object_new_array() : json_object_new_object();
+	for (size_t i = 0; o && i < n->n; i++) {
+		struct json_object *v = to_json(n->items[i], depth + 1);
+
+		if (!v) {
+			json_object_put(o);
+			return NULL;
+		}
+		if (n->type == YNODE_SEQ)
+			json_object_array_add(o, v);
+		else
+			json_object_object_add(o, n->keys[i]->str, v);
+	}
+	return o;
+}
+
+static int parse_verification(struct pctx *c, const struct ynode *n, const char *name,
+			      struct config_verification *v)
+{
+	char what[256];
+	int ret = 0;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.verification: expected a mapping, found %s", name,
+			     ynode_kind(n));
+	v->present = true;
+	for (size_t i = 0; i < n->n && !ret; i++) {
+		const char *k = n->keys[i]->str;
+		const struct ynode *it = n->items[i];
+
+		snprintf(what, sizeof(what), "%s.proxy.verification.%s", name, k);
+		if (strcmp(k, "method") == 0) {
+			ret = opt_string(c, it, what, &v->method);
+		} else if (strcmp(k, "endpoints") == 0 || strcmp(k, "endpoint") == 0) {
+			ret = p_strlist_or_string(c, it, what, &v->endpoints);
+		} else if (strcmp(k, "headers") == 0) {
+			ret = p_strmap(c, it, what, &v->headers);
+		} else if (strcmp(k, "base_url_override") == 0) {
+			ret = opt_string(c, it, what, &v->base_url_override);
+		} else if (strcmp(k, "data") == 0 && !ynode_is_null(it)) {
+			struct json_object *j = to_json(it, 0);
+			const char *text = j ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
+										 JSON_C_TO_STRING_NOSLASHESCAPE)
+					     : NULL;
+
+			free(v->data);
+			v->data = text ? strdup(text) : NULL;
+			json_object_put(j);
+			if (!v->data)
+				ret = PFAIL(c, it, CONFIG_ENOMEM, "out of memory");
+		}
+	}
+	return ret;
+}
+
+static void verification_clear(struct config_verification *v)
+{
+	free(v->method);
+	strlist_clear(&v->endpoints);
+	map_clear(&v->headers);
+	free(v->base_url_override);
+	free(v->data);
+	memset(v, 0, sizeof(*v));
+}
+
 static int parse_proxy(struct pctx *c, const struct ynode *n, const char *name, struct config_provider *p)
 {
 	char what[256];
@@ -142,6 +235,8 @@ static int parse_proxy(struct pctx *c, const struct ynode *n, const char *name, 
 			ret = parse_retry(c, v, name, &p->retry);
 		else if (strcmp(k, "paginate") == 0)
 			ret = parse_paginate(c, v, name, &p->paginate);
+		else if (strcmp(k, "verification") == 0)
+			ret = parse_verification(c, v, name, &p->verification);
 		if (ret)
 			return ret;
 	}
@@ -294,6 +389,7 @@ static void proxy_clear(struct config_provider *p)
 	strlist_clear(&p->retry.after);
 	strlist_clear(&p->retry.remaining);
 	config_paginate_clear(&p->paginate);
+	verification_clear(&p->verification);
 }
 
 static int copy_proxy(struct config_provider *dst, const struct config_provider *src)
@@ -302,6 +398,13 @@ static int copy_proxy(struct config_provider *dst, const struct config_provider 
 	struct config_paginate *d = &dst->paginate;
 
 	d->type = s->type;
+	dst->verification.present = src->verification.present;
+	if (copy_str(&dst->verification.method, src->verification.method) ||
+	    copy_list(&dst->verification.endpoints, &src->verification.endpoints) ||
+	    copy_map(&dst->verification.headers, &src->verification.headers) ||
+	    copy_str(&dst->verification.base_url_override, src->verification.base_url_override) ||
+	    copy_str(&dst->verification.data, src->verification.data))
+		return CONFIG_ENOMEM;
 	if (copy_str(&dst->base_url, src->base_url) || copy_map(&dst->headers, &src->headers) ||
 	    copy_map(&dst->query, &src->query) || copy_list(&dst->retry.at, &src->retry.at) ||
 	    copy_list(&dst->retry.after, &src->retry.after) ||

@@ -362,6 +362,11 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 		ret = http_respond_json(resp, 500, NULL);
 		goto out;
 	}
+	if (api_verify_needed(prov, api_cred_type_name(creq.cred_type)) &&
+	    api_verify_connection(generation_config(g), integ, prov, cid, cand, resp) != 0) {
+		ret = 0; /* answered: connection_test_failed */
+		goto out;
+	}
 	ret = dispatch_validate(ctx->dispatch, integ->id, cid, api_json_str(cand), &o);
 	if (ret < 0) {
 		log_error("api", "validate-connection for %s/%s failed to run: %s", integ->id, cid,

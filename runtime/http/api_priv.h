@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "api.h"
+#include "config.h"
 
 #define API_INFLIGHT_MAX 4096       /* Idempotency-Keys / deletions in flight at once */
 
@@ -109,6 +110,21 @@ int api_respond_deleting(struct http_response *resp, const char *cid);
  * api_respond_deleting, any other with api_respond_store_error(what). */
 int api_respond_connection_error(struct http_response *resp, const char *pck, const char *cid,
 				 const char *what, int err);
+
+/* ---- proxy.verification on import (api_verify.c). ---- */
+
+/* Whether an import of credentials of cred_type ("API_KEY", ...) for
+ * provider p runs p's verification request: API_KEY and BASIC, when the
+ * provider has one. */
+bool api_verify_needed(const struct config_provider *p, const char *cred_type);
+
+/* Runs it with the candidate connection cand (the get_connection() shape):
+ * 0 when an endpoint answered 2xx; 1 after answering 400
+ * connection_test_failed (no endpoint did, or the request could not be
+ * made). Blocks for at most 15 s per endpoint. */
+int api_verify_connection(const struct config_host *cfg, const struct config_integration *integ,
+			  const struct config_provider *p, const char *cid, struct json_object *cand,
+			  struct http_response *resp);
 
 /* ---- Pure parsers (api_parse.c); fuzzed by tests/fuzz/fuzz_api_json.c. ---- */
 

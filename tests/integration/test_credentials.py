@@ -6,6 +6,7 @@ fake provider on 127.0.0.1 plays both the token endpoint and the API."""
 import base64
 import hashlib
 import hmac
+import json
 import os
 import shutil
 import subprocess
@@ -52,6 +53,23 @@ local-basic:
         base_url: http://127.0.0.1:${connectionConfig.port}
         headers:
             authorization: Basic ${base64(${credentials.username}:${credentials.password})}
+local-verified:
+    display_name: Local API that checks keys on import
+    auth_mode: API_KEY
+    proxy:
+        base_url: http://127.0.0.1:${connectionConfig.port}
+        headers:
+            x-api-key: ${apiKey}
+        verification:
+            method: POST
+            endpoints:
+                - /nope
+                - /verify
+            headers:
+                content-type: application/json
+            data:
+                probe: true
+                n: 1
 local-aws:
     display_name: Local API signed with AWS SigV4
     auth_mode: BASIC
@@ -74,6 +92,8 @@ integrations:
         provider: local-basic
     aws-it:
         provider: local-aws
+    verified-it:
+        provider: local-verified
 """
 
 CLIENT_SECRET = "s3cret-from-env"
@@ -259,6 +279,23 @@ class CredentialsTest(DaemonTest):
             k = hmac.new(k, part.encode(), hashlib.sha256).digest()
         self.assertEqual(parts["Signature"], hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest())
         self.assertNotIn(secret, d.logs())
+
+    def test_verification_on_import(self):
+        d = self.start()
+        self.provider.route("POST", "/verify", lambda r: {"status": 200 if r["headers"]["x-api-key"] == "good"
+                                                          else 401, "body": {}})
+        status, _, doc = d.create_connection("verified-it", "v1", {"type": "API_KEY", "apiKey": "bad"},
+                                             connection_config={"port": self.port})
+        self.assertEqual((status, doc["error"]["code"]), (400, "connection_test_failed"), doc)
+        self.assertIn("POST /verify answered 401", doc["error"]["message"])
+        self.assertEqual(d.request("GET", "/connections/v1?provider_config_key=verified-it")[0], 404)
+        status, _, doc = d.create_connection("verified-it", "v1", {"type": "API_KEY", "apiKey": "good"},
+                                             connection_config={"port": self.port})
+        self.assertEqual(status, 201, doc)
+        tries = self.provider.received("POST", "/verify")
+        self.assertEqual(len(self.provider.received("POST", "/nope")), 2)  # each endpoint, in order
+        self.assertEqual(json.loads(tries[-1]["body"]), {"probe": True, "n": 1})
+        self.assertEqual(tries[-1]["headers"]["content-type"], "application/json")
 
     def test_proxy_api_forwards_and_answers(self):
         d = self.start()
