@@ -176,6 +176,16 @@ struct config_retry {
 	struct config_strlist at;            /* a reset time (epoch seconds) */
 	struct config_strlist after;         /* seconds to wait */
 	struct config_strlist remaining;     /* requests left */
+	/* error_code: statuses retried besides network errors, 5xx and 429
+	 * ("403", or "5xx" for 500-599). in_body: a response whose JSON body
+	 * has, at the dotted path, a string matching the regular expression
+	 * value (Nango writes it /like this/; POSIX extended here) is retried,
+	 * waiting until the time its first group gives (strategy "at": a date
+	 * or epoch seconds) or for that many seconds ("after"). */
+	struct config_strlist error_code;
+	char *in_body_path;
+	char *in_body_value;
+	char *in_body_strategy;
 };
 
 enum config_auth_mode {

@@ -94,6 +94,32 @@ static int parse_paginate(struct pctx *c, const struct ynode *n, const char *nam
 	return 0;
 }
 
+static int parse_in_body(struct pctx *c, const struct ynode *n, const char *what, struct config_retry *r)
+{
+	char sub[300];
+	int ret = 0;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping with path, value and strategy, found %s",
+			     what, ynode_kind(n));
+	for (size_t i = 0; i < n->n && !ret; i++) {
+		const char *k = n->keys[i]->str;
+
+		snprintf(sub, sizeof(sub), "%s.%s", what, k);
+		if (strcmp(k, "path") == 0)
+			ret = opt_string(c, n->items[i], sub, &r->in_body_path);
+		else if (strcmp(k, "value") == 0)
+			ret = opt_string(c, n->items[i], sub, &r->in_body_value);
+		else if (strcmp(k, "strategy") == 0)
+			ret = opt_string(c, n->items[i], sub, &r->in_body_strategy);
+	}
+	if (!ret && (!r->in_body_path || !r->in_body_value))
+		ret = PFAIL(c, n, CONFIG_EINVALID, "%s: path and value are required", what);
+	return ret;
+}
+
 static int parse_retry(struct pctx *c, const struct ynode *n, const char *name, struct config_retry *r)
 {
 	char what[256];
@@ -114,6 +140,10 @@ static int parse_retry(struct pctx *c, const struct ynode *n, const char *name, 
 			ret = p_strlist_or_string(c, n->items[i], what, &r->after);
 		else if (strcmp(k, "remaining") == 0)
 			ret = p_strlist_or_string(c, n->items[i], what, &r->remaining);
+		else if (strcmp(k, "error_code") == 0)
+			ret = p_strlist_or_string(c, n->items[i], what, &r->error_code);
+		else if (strcmp(k, "in_body") == 0)
+			ret = parse_in_body(c, n->items[i], what, r);
 		if (ret)
 			return ret;
 	}
@@ -388,6 +418,11 @@ static void proxy_clear(struct config_provider *p)
 	strlist_clear(&p->retry.at);
 	strlist_clear(&p->retry.after);
 	strlist_clear(&p->retry.remaining);
+	strlist_clear(&p->retry.error_code);
+	free(p->retry.in_body_path);
+	free(p->retry.in_body_value);
+	free(p->retry.in_body_strategy);
+	p->retry.in_body_path = p->retry.in_body_value = p->retry.in_body_strategy = NULL;
 	config_paginate_clear(&p->paginate);
 	verification_clear(&p->verification);
 }
@@ -409,6 +444,10 @@ static int copy_proxy(struct config_provider *dst, const struct config_provider 
 	    copy_map(&dst->query, &src->query) || copy_list(&dst->retry.at, &src->retry.at) ||
 	    copy_list(&dst->retry.after, &src->retry.after) ||
 	    copy_list(&dst->retry.remaining, &src->retry.remaining) ||
+	    copy_list(&dst->retry.error_code, &src->retry.error_code) ||
+	    copy_str(&dst->retry.in_body_path, src->retry.in_body_path) ||
+	    copy_str(&dst->retry.in_body_value, src->retry.in_body_value) ||
+	    copy_str(&dst->retry.in_body_strategy, src->retry.in_body_strategy) ||
 	    copy_str(&d->cursor_path_in_response, s->cursor_path_in_response) ||
 	    copy_str(&d->cursor_name_in_request, s->cursor_name_in_request) ||
 	    copy_str(&d->limit_name_in_request, s->limit_name_in_request) ||

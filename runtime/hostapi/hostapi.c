@@ -996,6 +996,14 @@ static int target_provider_settings(const struct config_provider *p, struct prox
 	if (ret == 0)
 		ret = strlist_copy(&t->retry.remaining, &p->retry.remaining);
 	if (ret == 0)
+		ret = strlist_copy(&t->retry.error_code, &p->retry.error_code);
+	if (ret == 0)
+		ret = str_copy(&t->retry.in_body_path, p->retry.in_body_path);
+	if (ret == 0)
+		ret = str_copy(&t->retry.in_body_value, p->retry.in_body_value);
+	if (ret == 0)
+		ret = str_copy(&t->retry.in_body_strategy, p->retry.in_body_strategy);
+	if (ret == 0)
 		ret = paginate_settings_copy(&p->paginate, &t->paginate);
 	return ret;
 }

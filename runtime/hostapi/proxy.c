@@ -22,9 +22,12 @@
  *   redirects are not followed (credentials must not travel elsewhere): a
  *            3xx comes back to the plugin as is.
  *
- * Retries (only when req->retries > 0) on network errors, 5xx and 429. The
- * wait before retry n (0-based) is, in order of preference:
+ * Retries (only when req->retries > 0) on network errors, 5xx and 429, the
+ * provider's proxy.retry.error_code statuses, the session's Retry-On ones,
+ * and a body matching proxy.retry.in_body (proxy_retry.c). The wait before
+ * retry n (0-based) is, in order of preference:
  *   - the response's Retry-After (seconds or an HTTP date);
+ *   - the time a body matching in_body gives;
  *   - the provider's retry headers: an `after` header (seconds), or, when
  *     no `remaining` header is configured or the response's says "0", an
  *     `at` header (epoch seconds of the reset);
@@ -50,6 +53,7 @@
  */
 #include "proxy.h"
 #include "paginate.h"
+#include "proxy_retry.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -198,6 +202,10 @@ void proxy_target_free(struct proxy_target *t)
 	list_clear(&t->retry.at);
 	list_clear(&t->retry.after);
 	list_clear(&t->retry.remaining);
+	list_clear(&t->retry.error_code);
+	free(t->retry.in_body_path);
+	free(t->retry.in_body_value);
+	free(t->retry.in_body_strategy);
 	config_paginate_clear(&t->paginate);
 	free(t);
 }
@@ -239,6 +247,13 @@ static int target_copy(const struct proxy_target *src, struct proxy_target **out
 	for (size_t i = 0; i < src->retry.remaining.n; i++)
 		if (list_add(&t->retry.remaining, src->retry.remaining.items[i]))
 			goto fail;
+	for (size_t i = 0; i < src->retry.error_code.n; i++)
+		if (list_add(&t->retry.error_code, src->retry.error_code.items[i]))
+			goto fail;
+	if ((src->retry.in_body_path && !(t->retry.in_body_path = strdup(src->retry.in_body_path))) ||
+	    (src->retry.in_body_value && !(t->retry.in_body_value = strdup(src->retry.in_body_value))) ||
+	    (src->retry.in_body_strategy && !(t->retry.in_body_strategy = strdup(src->retry.in_body_strategy))))
+		goto fail;
 	if (paginate_settings_copy(&src->paginate, &t->paginate))
 		goto fail;
 	*out = t;
@@ -972,6 +987,8 @@ static bool retryable(const struct proxy_session *s, int ret, const struct evs_r
 	for (size_t i = 0; i < s->n_retry_on; i++)
 		if (r->status == s->retry_on[i])
 			return true;
+	if (proxy_retry_status_listed(&s->t->retry, r->status) || proxy_retry_in_body(&s->t->retry, r) >= 0)
+		return true;
 	return r->status >= 500 || r->status == 429;
 }
 
@@ -1026,6 +1043,8 @@ static int64_t retry_wait_ms(struct proxy_session *s, const struct evs_response 
 				return v > 0 ? v : 0;
 			}
 		}
+		if ((v = proxy_retry_in_body(rt, r)) >= 0)
+			return v;
 		if ((v = parse_seconds(first_header(r, &rt->after))) >= 0)
 			return v * 1000;
 		if (rt->at.n) {
