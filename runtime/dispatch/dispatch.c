@@ -53,6 +53,7 @@ struct dispatch {
 	pthread_cond_t idle;     /* a run ended, for dispatch_stop (CLOCK_MONOTONIC) */
 	struct generation *gen;  /* current; under lock */
 	uint64_t wake_seq;       /* bumped by dispatch_notify */
+	uint32_t awake;          /* workers not waiting on wake */
 	bool stopping;
 	size_t running;          /* runs in progress, all callers */
 	pthread_t *threads;
@@ -102,11 +103,17 @@ void dispatch_swap_generation(struct dispatch *d, struct generation *g)
 	generation_unref(old);
 }
 
+/* A worker that is awake checks wake_seq before it sleeps, so it sees the
+ * new event: only when every worker sleeps is one woken. A worker that
+ * claims an event to run wakes a sleeping one (worker()), which claims the
+ * next or goes back to sleep: a burst reaches every worker at once, and
+ * events with nothing to run (claimed in batches) wake no one else. */
 void dispatch_notify(struct dispatch *d)
 {
 	pthread_mutex_lock(&d->lock);
 	d->wake_seq++;
-	pthread_cond_signal(&d->wake);
+	if (d->awake == 0)
+		pthread_cond_signal(&d->wake);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -674,6 +681,14 @@ static void *worker(void *arg)
 					     pend.execution_id ? &pend.end : NULL, number,
 					     plan_first, &cp, &ev, &first);
 		pending_end_done(d, &pend, ret == 0 || ret == STORE_ENOTFOUND);
+		if (ret == 0 && first > 0) {
+			/* more may be pending: a sleeping worker looks while this
+			 * one runs (and wakes the next if it finds one) */
+			pthread_mutex_lock(&d->lock);
+			if (d->awake < d->n_threads)
+				pthread_cond_signal(&d->wake);
+			pthread_mutex_unlock(&d->lock);
+		}
 		if (ret == 0) {
 			if (first > 0)
 				run_event_on(d, cp.g, &ev, true, first, &pend);
@@ -692,8 +707,11 @@ static void *worker(void *arg)
 		/* nothing pending: sleep until notified (or a while, in case an
 		 * event was written by something that does not notify) */
 		pthread_mutex_lock(&d->lock);
-		if (!d->stopping && d->wake_seq == seq)
+		if (!d->stopping && d->wake_seq == seq) {
+			d->awake--;
 			wait_us(d, &d->wake, ret == STORE_ENOTFOUND ? 1000000 : 2000000);
+			d->awake++;
+		}
 		pthread_mutex_unlock(&d->lock);
 	}
 	pending_end_done(d, &pend, false);
@@ -892,6 +910,7 @@ int dispatch_start(struct dispatch *d)
 	d->threads = calloc(d->n_threads, sizeof(*d->threads));
 	if (!d->threads)
 		return STATUS_ENOMEM;
+	d->awake = d->n_threads; /* each counts itself out while it waits */
 	for (uint32_t i = 0; i < d->n_threads; i++) {
 		int e = pthread_create(&d->threads[i], NULL, worker, d);
 
