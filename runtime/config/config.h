@@ -237,6 +237,7 @@ struct config_provider {
 	struct config_map token_params;
 	struct config_map refresh_params;
 	char *token_request_auth_method;
+	char *signature_method;              /* OAUTH1: "HMAC-SHA1", "HMAC-SHA256", "PLAINTEXT" */
 };
 
 struct config_providers {

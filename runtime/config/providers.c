@@ -327,6 +327,8 @@ static int parse_oauth(struct pctx *c, const char *k, const struct ynode *v, con
 		return parse_params(c, v, what, &p->refresh_params);
 	if (strcmp(k, "token_request_auth_method") == 0)
 		return opt_string(c, v, what, &p->token_request_auth_method);
+	if (strcmp(k, "signature_method") == 0)
+		return opt_string(c, v, what, &p->signature_method);
 	return 0;
 }
 
@@ -535,7 +537,8 @@ static int resolve(struct pctx *c, struct config_providers *p, struct raw *raws,
 	    (!me->token_params.n && copy_map(&me->token_params, &target->token_params)) ||
 	    (!me->refresh_params.n && copy_map(&me->refresh_params, &target->refresh_params)) ||
 	    (!me->token_request_auth_method &&
-	     copy_str(&me->token_request_auth_method, target->token_request_auth_method)))
+	     copy_str(&me->token_request_auth_method, target->token_request_auth_method)) ||
+	    (!me->signature_method && copy_str(&me->signature_method, target->signature_method)))
 		goto nomem;
 	r->state = 2;
 	return 0;
@@ -559,6 +562,7 @@ void config_providers_free(struct config_providers *p)
 		map_clear(&it->token_params);
 		map_clear(&it->refresh_params);
 		free(it->token_request_auth_method);
+		free(it->signature_method);
 	}
 	free(p->items);
 	free(p->by_name);

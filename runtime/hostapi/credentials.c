@@ -15,6 +15,7 @@
 #include "credentials.h"
 #include "hostapi.h"
 #include "proxy.h"
+#include "proxy_oauth1.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,11 @@
 enum need { NEED_NOTHING, NEED_REFRESH, NEED_CC };
 
 /* ------------------------------------------------------------ helpers */
+
+bool credentials_oauth1_supported(const char *signature_method)
+{
+	return proxy_oauth1_supported(signature_method) != 0;
+}
 
 int64_t credentials_parse_time(const char *s)
 {

@@ -65,6 +65,11 @@ int hostapi_connection_fresh(struct store *s, const struct config_host *cfg,
 			     const struct config_provider *provider, const char *pck, const char *cid,
 			     bool force, struct store_connection **out, char *err, size_t errlen);
 
+/* Whether the proxy can sign OAUTH1 requests with signature_method (a
+ * provider's; NULL means Nango's default, HMAC-SHA1): HMAC-SHA256 and
+ * PLAINTEXT. HMAC-SHA1 is in none of evscript's dependencies. */
+bool credentials_oauth1_supported(const char *signature_method);
+
 /* An ISO 8601 time ("2025-01-31T12:34:56Z", fractions and +hh:mm offsets
  * accepted) as milliseconds since the epoch, or -1. */
 int64_t credentials_parse_time(const char *s);

@@ -14,6 +14,7 @@
  */
 #include "hostapi.h"
 #include "credentials.h"
+#include "proxy_oauth1.h"
 #include "paginate.h"
 
 #include <ctype.h>
@@ -959,6 +960,69 @@ static int auth_basic(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy
 	return ret;
 }
 
+/* The OAuth 1.0a client: the credentials' config_override, else the host
+ * file's oauth_clients entry for the integration. */
+static int oauth1_client(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t)
+{
+	const struct config_oauth_client *oc = config_oauth_client_find(x->info.config, x->info.provider_config_key);
+	struct json_object *ov = NULL;
+	const char *id = NULL, *secret = NULL;
+
+	if (l->credentials && json_object_object_get_ex(l->credentials, "config_override", &ov)) {
+		id = obj_string(ov, "client_id");
+		secret = obj_string(ov, "client_secret");
+	}
+	if (!id && oc)
+		id = oc->client_id;
+	if (!secret && oc)
+		secret = oc->client_secret;
+	if (!id || !secret) {
+		proxy_error(x, "proxy: OAuth 1.0a signing needs the integration's client (oauth_clients.%s or "
+			    "credentials.config_override)", x->info.provider_config_key ? x->info.provider_config_key : "?");
+		return EVS_EINVAL;
+	}
+	if (str_copy(&t->oauth1.consumer_key, id) || str_copy(&t->oauth1.consumer_secret, secret))
+		return EVS_ENOMEM;
+	return EVS_OK;
+}
+
+/* OAUTH1: signed with the provider's signature_method (HMAC-SHA256 or
+ * PLAINTEXT; an import with another was refused) and the oauth_token. */
+static int auth_oauth1(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t)
+{
+	const char *m = x->info.provider->signature_method ? x->info.provider->signature_method : "HMAC-SHA1";
+	int ret;
+
+	if (!proxy_oauth1_supported(m)) {
+		proxy_error(x, "proxy: OAuth 1.0a signature method %s is not supported (HMAC-SHA256, PLAINTEXT)", m);
+		return EVS_EINVAL;
+	}
+	ret = oauth1_client(x, l, t);
+	if (ret == 0 && (str_copy(&t->oauth1.token, obj_string(l->credentials, "oauth_token")) ||
+			 str_copy(&t->oauth1.token_secret, obj_string(l->credentials, "oauth_token_secret")) ||
+			 str_copy(&t->oauth1.signature_method, m)))
+		ret = EVS_ENOMEM;
+	return ret;
+}
+
+/* TBA (NetSuite token-based auth): OAuth 1.0a, HMAC-SHA256, realm the
+ * account id. */
+static int auth_tba(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t)
+{
+	const char *account = obj_string(l->connection_config, "accountId");
+	int ret = oauth1_client(x, l, t);
+
+	if (ret == 0 && (str_copy(&t->oauth1.token, obj_string(l->credentials, "token_id")) ||
+			 str_copy(&t->oauth1.token_secret, obj_string(l->credentials, "token_secret")) ||
+			 str_copy(&t->oauth1.signature_method, "HMAC-SHA256") || str_copy(&t->oauth1.realm, account)))
+		ret = EVS_ENOMEM;
+	/* the realm is the account id as NetSuite writes it: "1234567_SB1"
+	 * for the "1234567-sb1" of its URLs */
+	for (char *c = t->oauth1.realm; ret == 0 && c && *c; c++)
+		*c = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+	return ret;
+}
+
 /* The auth evscript adds by credentials.type; other types add none. */
 static const struct {
 	const char *type;
@@ -972,6 +1036,8 @@ static const struct {
 	{"MCP_OAUTH2", auth_bearer},
 	{"MCP_OAUTH2_GENERIC", auth_bearer},
 	{"BASIC", auth_basic},
+	{"OAUTH1", auth_oauth1},
+	{"TBA", auth_tba},
 };
 
 /* The credentials' auth, unless the provider's headers set Authorization. */

@@ -54,6 +54,7 @@
 #include "proxy.h"
 #include "paginate.h"
 #include "proxy_retry.h"
+#include "proxy_oauth1.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -199,6 +200,12 @@ void proxy_target_free(struct proxy_target *t)
 	free(t->aws_sigv4);
 	wipe_free(t->aws_key);
 	wipe_free(t->aws_secret);
+	wipe_free(t->oauth1.consumer_key);
+	wipe_free(t->oauth1.consumer_secret);
+	wipe_free(t->oauth1.token);
+	wipe_free(t->oauth1.token_secret);
+	free(t->oauth1.signature_method);
+	free(t->oauth1.realm);
 	list_clear(&t->retry.at);
 	list_clear(&t->retry.after);
 	list_clear(&t->retry.remaining);
@@ -210,6 +217,19 @@ void proxy_target_free(struct proxy_target *t)
 	free(t);
 }
 
+
+static int oauth1_copy(const struct proxy_oauth1 *src, struct proxy_oauth1 *dst)
+{
+	const char *const from[] = {src->consumer_key, src->consumer_secret, src->token, src->token_secret,
+				    src->signature_method, src->realm};
+	char **const to[] = {&dst->consumer_key, &dst->consumer_secret, &dst->token, &dst->token_secret,
+			     &dst->signature_method, &dst->realm};
+
+	for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++)
+		if (from[i] && !(*to[i] = strdup(from[i])))
+			return EVS_ENOMEM;
+	return EVS_OK;
+}
 
 static int target_copy(const struct proxy_target *src, struct proxy_target **out)
 {
@@ -237,6 +257,8 @@ static int target_copy(const struct proxy_target *src, struct proxy_target **out
 	    (src->aws_sigv4 && !(t->aws_sigv4 = strdup(src->aws_sigv4))) ||
 	    (src->aws_key && !(t->aws_key = strdup(src->aws_key))) ||
 	    (src->aws_secret && !(t->aws_secret = strdup(src->aws_secret))))
+		goto fail;
+	if (oauth1_copy(&src->oauth1, &t->oauth1))
 		goto fail;
 	for (size_t i = 0; i < src->retry.at.n; i++)
 		if (list_add(&t->retry.at, src->retry.at.items[i]))
@@ -334,6 +356,9 @@ static void plog(struct proxy_session *s, int level, const char *fmt, ...)
 	scrub_secret(s, line, sizeof(line), t->basic_password);
 	scrub_secret(s, line, sizeof(line), t->aws_key);
 	scrub_secret(s, line, sizeof(line), t->aws_secret);
+	scrub_secret(s, line, sizeof(line), t->oauth1.consumer_secret);
+	scrub_secret(s, line, sizeof(line), t->oauth1.token);
+	scrub_secret(s, line, sizeof(line), t->oauth1.token_secret);
 	s->log(s->log_user, level, line);
 	sodium_memzero(line, sizeof(line));
 }
@@ -777,7 +802,7 @@ static int header_put(struct prepared *p, struct headers_seen *seen, const char 
  * credentials. */
 static bool auth_header(const struct proxy_target *t, const char *name)
 {
-	return (t->basic_user || t->aws_sigv4) && strcasecmp(name, "Authorization") == 0;
+	return (t->basic_user || t->aws_sigv4 || t->oauth1.consumer_key) && strcasecmp(name, "Authorization") == 0;
 }
 
 /* Whether the request sends a header called name (it replaces the target's). */
@@ -882,12 +907,52 @@ static int64_t ms_since(int64_t start_us)
 	return (util_mono_us() - start_us) / 1000;
 }
 
+/* p's headers and an OAuth 1.0a Authorization signed for this attempt
+ * (a fresh nonce and timestamp each time). *out: the caller frees it
+ * (slist_wipe_free). */
+static int oauth1_headers(const struct proxy_session *s, const struct prepared *p, struct curl_slist **out)
+{
+	const struct proxy_oauth1 *o = &s->t->oauth1;
+	struct oauth1_keys k = {o->consumer_key, o->consumer_secret, o->token, o->token_secret,
+				o->signature_method, o->realm};
+	struct curl_slist *l = NULL, *n;
+	char *auth = NULL, *line = NULL;
+	int ret = proxy_oauth1_header(&k, p->method, p->url, &auth);
+
+	*out = NULL;
+	if (ret)
+		return ret;
+	ret = EVS_ENOMEM;
+	if (asprintf(&line, "Authorization: %s", auth) < 0) {
+		line = NULL;
+		goto out;
+	}
+	for (const struct curl_slist *h = p->headers; h; h = h->next) {
+		n = curl_slist_append(l, h->data);
+		if (!n)
+			goto out;
+		l = n;
+	}
+	n = curl_slist_append(l, line);
+	if (!n)
+		goto out;
+	*out = l = n;
+	ret = EVS_OK;
+out:
+	if (ret)
+		slist_wipe_free(l);
+	wipe_free(auth);
+	wipe_free(line);
+	return ret;
+}
+
 /* One attempt. EVS_OK with *resp, or an EVS_E* code (*cc: curl's code). */
 static int attempt(struct proxy_session *s, const struct prepared *p, long timeout_ms,
 		   struct evs_response **resp, CURLcode *cc)
 {
 	CURL *c = s->curl;
 	struct capture cap = {0};
+	struct curl_slist *signed_headers = NULL;
 	char *body;
 	long status = 0;
 	int ret;
@@ -895,13 +960,18 @@ static int attempt(struct proxy_session *s, const struct prepared *p, long timeo
 	dynbuf_init(&cap.body, PROXY_BODY_MAX, 0);
 	*resp = NULL;
 	*cc = CURLE_OK;
+	if (s->t->oauth1.consumer_key) {
+		ret = oauth1_headers(s, p, &signed_headers);
+		if (ret)
+			goto out;
+	}
 	curl_easy_reset(c); /* keeps the connection cache */
 	s->errbuf[0] = '\0';
 	curl_easy_setopt(c, CURLOPT_URL, p->url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, p->headers);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, signed_headers ? signed_headers : p->headers);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &cap);
@@ -975,6 +1045,7 @@ static int attempt(struct proxy_session *s, const struct prepared *p, long timeo
 	ret = EVS_OK;
 out:
 	capture_free(&cap);
+	slist_wipe_free(signed_headers);
 	return ret;
 }
 

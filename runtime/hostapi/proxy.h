@@ -21,6 +21,17 @@
 
 #include "config.h"
 
+/* OAuth 1.0a signing keys (OAUTH1, TBA): each attempt gets an
+ * Authorization header signed with them (proxy_oauth1.c). All owned. */
+struct proxy_oauth1 {
+	char *consumer_key;          /* NULL: no OAuth 1.0a signing */
+	char *consumer_secret;
+	char *token;
+	char *token_secret;
+	char *signature_method;      /* "HMAC-SHA256" or "PLAINTEXT" */
+	char *realm;                 /* or NULL */
+};
+
 /* The provider's API as one connection sees it. All strings owned. */
 struct proxy_target {
 	char *base_url;              /* interpolated, no trailing '/' */
@@ -32,6 +43,7 @@ struct proxy_target {
 	                                (CURLOPT_AWS_SIGV4) with aws_key / aws_secret; or NULL */
 	char *aws_key;
 	char *aws_secret;
+	struct proxy_oauth1 oauth1;
 	struct config_retry retry;   /* header names for Retry-After style waits */
 	struct config_paginate paginate;
 };

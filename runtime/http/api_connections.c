@@ -126,6 +126,8 @@ static bool auth_mode_matches(const struct config_provider *p, enum api_cred_typ
 		return p->auth_mode == CONFIG_AUTH_OAUTH2 ||
 		       (p->auth_mode_name && strncmp(p->auth_mode_name, "MCP_OAUTH2", 10) == 0);
 	case API_CRED_OAUTH2_CC: return p->auth_mode == CONFIG_AUTH_OAUTH2_CC;
+	case API_CRED_OAUTH1: return p->auth_mode == CONFIG_AUTH_OAUTH1;
+	case API_CRED_TBA: return p->auth_mode_name && strcmp(p->auth_mode_name, "TBA") == 0;
 	case API_CRED_API_KEY: return p->auth_mode == CONFIG_AUTH_API_KEY;
 	case API_CRED_BASIC: return p->auth_mode == CONFIG_AUTH_BASIC;
 	case API_CRED_NONE: return p->auth_mode == CONFIG_AUTH_NONE;
@@ -321,6 +323,14 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 					 api_cred_type_name(creq.cred_type),
 					 prov && prov->auth_mode_name ? prov->auth_mode_name : "(none)",
 					 integ->provider);
+		goto out;
+	}
+	if (creq.cred_type == API_CRED_OAUTH1 && !credentials_oauth1_supported(prov->signature_method)) {
+		ret = http_respond_error(resp, 422, "invalid_credentials_type",
+					 "credentials type OAUTH1 cannot be imported for provider %s: its signature method "
+					 "%s is not supported (HMAC-SHA256 and PLAINTEXT are; HMAC-SHA1 is in none of "
+					 "evscript's dependencies)",
+					 integ->provider, prov->signature_method ? prov->signature_method : "HMAC-SHA1");
 		goto out;
 	}
 	cid = creq.connection_id;

@@ -53,6 +53,10 @@ static const struct cred_schema {
 	 .strings = {{"token", true, 1, 4096}, {"client_id", true, 1, 255}, {"client_secret", true, 1, 2048},
 		     {"client_certificate", false, 1, 10000}, {"client_private_key", false, 1, 10000},
 		     {"expires_at", false, 1, 64}}},
+	{.name = "OAUTH1", .type = API_CRED_OAUTH1,
+	 .strings = {{"oauth_token", true, 1, 2048}, {"oauth_token_secret", true, 1, 2048}}},
+	{.name = "TBA", .type = API_CRED_TBA, .config_override = true,
+	 .strings = {{"token_id", true, 1, 4096}, {"token_secret", true, 1, 4096}}},
 	{.name = "NONE", .type = API_CRED_NONE},
 };
 
@@ -62,8 +66,6 @@ static const struct {
 	const char *name;
 	const char *why;
 } cred_refused[] = {
-	{"OAUTH1", "OAuth 1.0a request signing is not implemented by this evscript"},
-	{"TBA", "NetSuite token-based (OAuth 1.0a) signing is not implemented by this evscript"},
 	{"APP", "GitHub App installation tokens need the app's private key and JWT flow, not implemented by "
 		"this evscript"},
 	{"JWT", "Nango's API defines no import shape for it (Nango makes these credentials in its connect flow)"},
@@ -297,7 +299,7 @@ static int parse_credentials(struct json_object *c, struct api_connection_req *r
 				type, why);
 		else
 			problem(p, 422, "invalid_credentials_type",
-				"credentials type %.64s is not supported (OAUTH2, OAUTH2_CC, API_KEY, BASIC or NONE)",
+				"credentials type %.64s is not supported (OAUTH2, OAUTH2_CC, OAUTH1, TBA, API_KEY, BASIC or NONE)",
 				type);
 		return -1;
 	}

@@ -141,7 +141,8 @@ void api_problem_clear(struct api_problem *p);
 /* Answers with a parser's refusal; takes p->errors (p is left clear). */
 int api_respond_parse_problem(struct http_response *resp, struct api_problem *p);
 
-enum api_cred_type { API_CRED_OAUTH2 = 1, API_CRED_API_KEY, API_CRED_BASIC, API_CRED_NONE, API_CRED_OAUTH2_CC };
+enum api_cred_type { API_CRED_OAUTH2 = 1, API_CRED_API_KEY, API_CRED_BASIC, API_CRED_NONE, API_CRED_OAUTH2_CC,
+		    API_CRED_OAUTH1, API_CRED_TBA };
 const char *api_cred_type_name(enum api_cred_type t);
 
 /* A validated POST /connections body. Every pointer is borrowed from the

@@ -70,6 +70,23 @@ local-verified:
             data:
                 probe: true
                 n: 1
+local-tba:
+    display_name: Local NetSuite-like API (TBA)
+    auth_mode: TBA
+    proxy:
+        base_url: http://127.0.0.1:${connectionConfig.port}
+local-oauth1:
+    display_name: Local OAuth 1.0a API (PLAINTEXT)
+    auth_mode: OAUTH1
+    signature_method: PLAINTEXT
+    proxy:
+        base_url: http://127.0.0.1:${connectionConfig.port}
+local-oauth1-sha1:
+    display_name: Local OAuth 1.0a API (HMAC-SHA1)
+    auth_mode: OAUTH1
+    signature_method: HMAC-SHA1
+    proxy:
+        base_url: http://127.0.0.1:${connectionConfig.port}
 local-aws:
     display_name: Local API signed with AWS SigV4
     auth_mode: BASIC
@@ -94,6 +111,12 @@ integrations:
         provider: local-aws
     verified-it:
         provider: local-verified
+    tba-it:
+        provider: local-tba
+    oauth1-it:
+        provider: local-oauth1
+    sha1-it:
+        provider: local-oauth1-sha1
 """
 
 CLIENT_SECRET = "s3cret-from-env"
@@ -112,7 +135,9 @@ class CredentialsTest(DaemonTest):
             f.write(PROVIDERS)
         d.settings.update({"providers": path,
                            "oauth_clients": {"oauth-it": {"client_id": "cid-1",
-                                                          "client_secret_env": "OAUTH_IT_SECRET"}}})
+                                                          "client_secret_env": "OAUTH_IT_SECRET"},
+                                             "oauth1-it": {"client_id": "consumer-1",
+                                                           "client_secret": "consumer&secret"}}})
         d.write_config()
         d.start(extra_env={"OAUTH_IT_SECRET": CLIENT_SECRET})
         self.port = self.provider.port
@@ -297,6 +322,47 @@ class CredentialsTest(DaemonTest):
         self.assertEqual(json.loads(tries[-1]["body"]), {"probe": True, "n": 1})
         self.assertEqual(tries[-1]["headers"]["content-type"], "application/json")
 
+    def test_tba_and_oauth1_signatures(self):
+        """TBA: OAuth 1.0a with HMAC-SHA256, checked here with RFC 5849's
+        algorithm; OAUTH1 PLAINTEXT; OAUTH1 HMAC-SHA1 refused at import."""
+        d = self.start()
+        status, _, doc = d.create_connection("tba-it", "t1", {
+            "type": "TBA", "token_id": "tok en", "token_secret": "t/secret",
+            "config_override": {"client_id": "ck", "client_secret": "c+secret"}},
+            connection_config={"port": self.port, "accountId": "1234567-sb1"})
+        self.assertEqual(status, 201, doc)
+        status, _, doc = self.proxy(d, "t1", "tba-it", path="/me?q=a%20b&x=1")
+        self.assertEqual(status, 200, doc)
+        auth = doc["seen"]["authorization"]
+        self.assertTrue(auth.startswith('OAuth realm="1234567_SB1",'), auth)
+        fields = {k: urllib.parse.unquote(v.strip('"'))
+                  for k, v in (p.split("=", 1) for p in auth[len("OAuth "):].split(","))}
+        self.assertEqual((fields["oauth_consumer_key"], fields["oauth_token"], fields["oauth_signature_method"]),
+                         ("ck", "tok en", "HMAC-SHA256"))
+        q = urllib.parse.quote
+        params = [(q(k, safe="~"), q(v, safe="~")) for k, v in
+                  [("q", "a b"), ("x", "1")] + [(k, v) for k, v in fields.items()
+                                                if k.startswith("oauth_") and k != "oauth_signature"]]
+        norm = "&".join(f"{k}={v}" for k, v in sorted(params))
+        base = "&".join(["GET", q(f"http://127.0.0.1:{self.port}/me", safe="~"), q(norm, safe="~")])
+        key = q("c+secret", safe="~") + "&" + q("t/secret", safe="~")
+        want = base64.b64encode(hmac.new(key.encode(), base.encode(), hashlib.sha256).digest()).decode()
+        self.assertEqual(fields["oauth_signature"], want)
+        # OAUTH1 PLAINTEXT with the client from oauth_clients
+        status, _, doc = d.create_connection("oauth1-it", "o1", {"type": "OAUTH1", "oauth_token": "ot",
+                                                                 "oauth_token_secret": "ots"},
+                                             connection_config={"port": self.port})
+        self.assertEqual(status, 201, doc)
+        status, _, doc = self.proxy(d, "o1", "oauth1-it")
+        self.assertEqual(status, 200, doc)
+        auth = doc["seen"]["authorization"]
+        self.assertIn('oauth_signature_method="PLAINTEXT"', auth)
+        self.assertIn('oauth_signature="' + q(q("consumer&secret", safe="~") + "&ots", safe="~") + '"', auth)
+        status, _, doc = d.create_connection("sha1-it", "o2", {"type": "OAUTH1", "oauth_token": "ot",
+                                                               "oauth_token_secret": "ots"})
+        self.assertEqual(status, 422, doc)
+        self.assertIn("signature method HMAC-SHA1 is not supported", doc["error"]["message"])
+
     def test_proxy_api_forwards_and_answers(self):
         d = self.start()
         d.create_connection("key-it", "k3", {"type": "API_KEY", "apiKey": "key-789"},
@@ -334,10 +400,10 @@ class CredentialsTest(DaemonTest):
         status, _, doc = d.create_connection("cc-it", "x1", {"type": "OAUTH2_CC", "token": "t", "client_id": "a"})
         self.assertEqual(status, 400, doc)
         self.assertEqual(doc["error"]["message"], "credentials.client_secret: is required")
-        status, _, doc = d.create_connection("oauth-it", "x2", {"type": "OAUTH1", "oauth_token": "a",
-                                                                "oauth_token_secret": "b"})
+        status, _, doc = d.create_connection("oauth-it", "x2", {"type": "APP", "app_id": "a",
+                                                                "installation_id": "b"})
         self.assertEqual(status, 422, doc)
-        self.assertIn("OAUTH1 cannot be imported: OAuth 1.0a request signing", doc["error"]["message"])
+        self.assertIn("APP cannot be imported: GitHub App installation tokens", doc["error"]["message"])
         status, _, doc = d.create_connection("key-it", "x3", {"type": "OAUTH2_CC", "token": "t", "client_id": "a",
                                                               "client_secret": "b"})
         self.assertEqual((status, doc["error"]["code"]), (422, "invalid_credentials_type"))
