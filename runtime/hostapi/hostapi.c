@@ -380,16 +380,20 @@ static bool has_stored_connection(const struct hostapi_exec *x)
 }
 
 /* The stored connection, credentials decrypted (the caller frees *c with
- * store_connection_free); EVS_ENOTFOUND without one. */
-static int stored_connection_get(struct hostapi_exec *x, struct store_connection **c)
+ * store_connection_free); EVS_ENOTFOUND without one. With fresh, its
+ * tokens are refreshed first when they need it (credentials.h); a failed
+ * refresh is logged to the execution and is EVS_EFAILED. */
+static int stored_connection_get(struct hostapi_exec *x, bool fresh, struct store_connection **c)
 {
-	int r;
-
 	char err[CRED_ERR_MAX];
+	int r;
 
 	if (!has_stored_connection(x))
 		return EVS_ENOTFOUND;
-	/* Tokens are refreshed before anything reads them (credentials.h). */
+	if (!fresh) {
+		r = store_connection_get(x->info.store, x->info.provider_config_key, x->info.connection_id, c);
+		return r < 0 ? map_store_error(r) : EVS_OK;
+	}
 	r = hostapi_connection_fresh(x->info.store, x->info.config, x->info.provider,
 				     x->info.provider_config_key, x->info.connection_id, false, c, err,
 				     sizeof(err));
@@ -447,7 +451,7 @@ int hostapi_get_connection(struct hostapi_exec *x, char **json)
 		}
 		goto serialize;
 	}
-	ret = stored_connection_get(x, &c);
+	ret = stored_connection_get(x, true, &c);
 	if (ret < 0)
 		return ret;
 	o = json_object_new_object();
@@ -492,7 +496,7 @@ int hostapi_get_metadata(struct hostapi_exec *x, char **json)
 		pthread_mutex_unlock(&x->mu);
 		return *json ? EVS_OK : EVS_ENOMEM;
 	}
-	ret = stored_connection_get(x, &c);
+	ret = stored_connection_get(x, false, &c); /* metadata: no token needed */
 	if (ret < 0)
 		return ret;
 	*json = strdup(c->metadata ? c->metadata : "{}");

@@ -117,6 +117,10 @@ integrations:
         provider: local-oauth1
     sha1-it:
         provider: local-oauth1-sha1
+    oauth-script:
+        provider: local-oauth
+        on-events:
+            post-connection-creation: [caller]
 """
 
 CLIENT_SECRET = "s3cret-from-env"
@@ -129,13 +133,14 @@ def form(record):
 
 class CredentialsTest(DaemonTest):
     def start(self, **settings):
-        d = self.daemon(NANGO, start=False, settings=dict(settings))
+        d = self.daemon(NANGO, start=False, settings=dict(settings), test_plugins=["caller"])
         path = os.path.join(d.dir, "providers.yaml")
         with open(path, "w") as f:
             f.write(PROVIDERS)
-        d.settings.update({"providers": path,
+        d.settings.update({"providers": path, "environment": {"CALLER_PATH": "/me"},
                            "oauth_clients": {"oauth-it": {"client_id": "cid-1",
                                                           "client_secret_env": "OAUTH_IT_SECRET"},
+                                             "oauth-script": {"client_id": "cid-2", "client_secret": "s2"},
                                              "oauth1-it": {"client_id": "consumer-1",
                                                            "client_secret": "consumer&secret"}}})
         d.write_config()
@@ -189,6 +194,29 @@ class CredentialsTest(DaemonTest):
         status, _, conn = d.request("GET", "/connections/c1?provider_config_key=oauth-it&force_refresh=true")
         self.assertEqual(conn["credentials"]["access_token"], "new-2")
         self.assertEqual(form(self.provider.received("POST", "/oauth/token")[-1])["refresh_token"], "r2")
+
+    def test_script_proxy_refreshes_in_the_executor_path(self):
+        """A script's proxy() (an isolated executor: the daemon serves its
+        call) uses the refreshed token; a failed refresh fails the call with
+        the reason in the execution's log."""
+        d = self.start()
+        self.token_route("script-new")
+        status, _, doc = d.create_connection("oauth-script", "s1", {
+            "type": "OAUTH2", "access_token": "old", "refresh_token": "r1", "expires_at": PAST},
+            connection_config={"port": self.port})
+        self.assertEqual(status, 201, doc)
+        [ex] = d.wait_executions(1, connection_id="s1")
+        self.assertEqual(ex["status"], "succeeded", ex)
+        meta = d.request("GET", "/connections/s1?provider_config_key=oauth-script")[2]["metadata"]
+        self.assertEqual(json.loads(meta["call"]["body"])["seen"]["authorization"], "Bearer script-new")
+        self.assertEqual(form(self.provider.received("POST", "/oauth/token")[0])["client_id"], "cid-2")
+        self.provider.route("POST", "/oauth/token", {"status": 401, "body": {"error": "invalid_client"}})
+        d.create_connection("oauth-script", "s2", {"type": "OAUTH2", "access_token": "old", "refresh_token": "r1",
+                                                   "expires_at": PAST}, connection_config={"port": self.port})
+        [ex] = d.wait_executions(1, connection_id="s2")
+        self.assertEqual(ex["status"], "failed", ex)
+        logs = " ".join(line["message"] for line in d.execution(ex["id"])["logs"])
+        self.assertIn("credentials: the token endpoint answered 401 (invalid_client)", logs)
 
     def test_refresh_failure_marks_the_connection(self):
         d = self.start()
