@@ -150,44 +150,46 @@ static int parse_retry(struct pctx *c, const struct ynode *n, const char *name, 
 	return 0;
 }
 
-/* A YAML value as JSON (json-c): plain scalars that read as integers,
- * booleans or null become those; everything else a string. NULL when out of
- * memory or nested deeper than YTREE_MAX_DEPTH. */
-static struct json_object *to_json(const struct ynode *n, unsigned depth)
+/* A YAML value as JSON (json-c) into *out (NULL is JSON null): plain
+ * scalars that read as integers, booleans or null become those; everything
+ * else a string. -1 when out of memory or nested deeper than
+ * YTREE_MAX_DEPTH. */
+static int to_json(const struct ynode *n, unsigned depth, struct json_object **out)
 {
 	struct json_object *o;
 
+	*out = NULL;
 	if (depth > YTREE_MAX_DEPTH)
-		return NULL;
+		return -1;
 	if (n->type == YNODE_SCALAR) {
 		char *end;
 		long long v;
 
 		if (ynode_is_null(n))
-			return json_object_new_null();
+			return 0;
 		if (n->plain && (strcmp(n->str, "true") == 0 || strcmp(n->str, "false") == 0))
-			return json_object_new_boolean(n->str[0] == 't');
-		if (n->plain && n->str[0]) {
-			v = strtoll(n->str, &end, 10);
-			if (!*end)
-				return json_object_new_int64(v);
-		}
-		return json_object_new_string(n->str);
+			*out = json_object_new_boolean(n->str[0] == 't');
+		else if (n->plain && n->str[0] && (v = strtoll(n->str, &end, 10), !*end))
+			*out = json_object_new_int64(v);
+		else
+			*out = json_object_new_string(n->str);
+		return *out ? 0 : -1;
 	}
 	o = n->type == YNODE_SEQ ? json_object_new_array() : json_object_new_object();
 	for (size_t i = 0; o && i < n->n; i++) {
-		struct json_object *v = to_json(n->items[i], depth + 1);
+		struct json_object *v;
 
-		if (!v) {
+		if (to_json(n->items[i], depth + 1, &v) < 0) {
 			json_object_put(o);
-			return NULL;
+			return -1;
 		}
 		if (n->type == YNODE_SEQ)
 			json_object_array_add(o, v);
 		else
 			json_object_object_add(o, n->keys[i]->str, v);
 	}
-	return o;
+	*out = o;
+	return o ? 0 : -1;
 }
 
 static int parse_verification(struct pctx *c, const struct ynode *n, const char *name,
@@ -216,10 +218,11 @@ static int parse_verification(struct pctx *c, const struct ynode *n, const char 
 		} else if (strcmp(k, "base_url_override") == 0) {
 			ret = opt_string(c, it, what, &v->base_url_override);
 		} else if (strcmp(k, "data") == 0 && !ynode_is_null(it)) {
-			struct json_object *j = to_json(it, 0);
-			const char *text = j ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
-										 JSON_C_TO_STRING_NOSLASHESCAPE)
-					     : NULL;
+			struct json_object *j = NULL;
+			const char *text = to_json(it, 0, &j) == 0 && j
+						   ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
+											 JSON_C_TO_STRING_NOSLASHESCAPE)
+						   : NULL;
 
 			free(v->data);
 			v->data = text ? strdup(text) : NULL;

@@ -66,8 +66,8 @@ static const struct {
 	const char *name;
 	const char *why;
 } cred_refused[] = {
-	{"APP", "GitHub App installation tokens need the app's private key and JWT flow, not implemented by "
-		"this evscript"},
+	{"APP", "a GitHub App installation token needs a JWT signed RS256 with the app's private key, and RSA is "
+		"in none of evscript's dependencies"},
 	{"JWT", "Nango's API defines no import shape for it (Nango makes these credentials in its connect flow)"},
 	{"TWO_STEP", "Nango's API defines no import shape for it (Nango makes these credentials in its connect flow)"},
 	{"SIGNATURE", "Nango's API defines no import shape for it (Nango makes these credentials in its connect flow)"},

@@ -675,7 +675,7 @@ int store_connection_credentials_set(struct store *s, const char *pck, const cha
 /* The in-process half of store_connection_lock: a fixed table of mutexes,
  * one picked by an FNV-1a hash of "pck\0cid". Shared by every store of the
  * process, which is what a lock on a connection's key means. */
-#define CONN_LOCKS 64
+#define CONN_LOCKS 256
 static pthread_mutex_t conn_locks[CONN_LOCKS] = {[0 ... CONN_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_mutex_t *conn_lock_of(const char *pck, const char *cid)

@@ -431,7 +431,7 @@ class CredentialsTest(DaemonTest):
         status, _, doc = d.create_connection("oauth-it", "x2", {"type": "APP", "app_id": "a",
                                                                 "installation_id": "b"})
         self.assertEqual(status, 422, doc)
-        self.assertIn("APP cannot be imported: GitHub App installation tokens", doc["error"]["message"])
+        self.assertIn("APP cannot be imported: a GitHub App installation token needs a JWT", doc["error"]["message"])
         status, _, doc = d.create_connection("key-it", "x3", {"type": "OAUTH2_CC", "token": "t", "client_id": "a",
                                                               "client_secret": "b"})
         self.assertEqual((status, doc["error"]["code"]), (422, "invalid_credentials_type"))
