@@ -31,6 +31,7 @@
 #include "util.h"
 
 #define FORM_MAX (64u << 10)
+#define CRED_EXPIRES_IN_MAX_S (10LL * 365 * 86400) /* a provider's expires_in, capped */
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 enum need { NEED_NOTHING, NEED_REFRESH, NEED_CC };
@@ -79,16 +80,6 @@ int64_t credentials_parse_time(const char *s)
 	if (t == (time_t)-1)
 		return -1;
 	return ((int64_t)t - off) * 1000 + ms;
-}
-
-static void iso_time(int64_t ms, char out[48])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 static const char *str_of(struct json_object *o, const char *key)
@@ -235,7 +226,7 @@ out:
 static void merge_tokens(struct json_object *cred, struct json_object *resp, bool cc, int64_t now_ms)
 {
 	struct json_object *v;
-	char ts[48];
+	char ts[UTIL_ISO_TIME_MAX];
 
 	json_object_object_add(cred, cc ? "token" : "access_token",
 			       json_object_new_string(str_of(resp, "access_token")));
@@ -248,8 +239,10 @@ static void merge_tokens(struct json_object *cred, struct json_object *resp, boo
 	     json_object_is_type(v, json_type_double))) {
 		int64_t secs = json_object_get_int64(v);
 
+		if (secs > CRED_EXPIRES_IN_MAX_S)
+			secs = CRED_EXPIRES_IN_MAX_S;
 		if (secs > 0) {
-			iso_time(now_ms + secs * 1000, ts);
+			util_iso_time(now_ms + secs * 1000, false, ts);
 			json_object_object_add(cred, "expires_at", json_object_new_string(ts));
 		}
 	}
@@ -260,11 +253,11 @@ static void merge_tokens(struct json_object *cred, struct json_object *resp, boo
 static void mark_error(struct json_object *cred, const char *message, int64_t now_ms)
 {
 	struct json_object *e = json_object_new_object();
-	char ts[48];
+	char ts[UTIL_ISO_TIME_MAX];
 
 	if (!e)
 		return;
-	iso_time(now_ms, ts);
+	util_iso_time(now_ms, false, ts);
 	json_object_object_add(e, "message", json_object_new_string(message));
 	json_object_object_add(e, "at", json_object_new_string(ts));
 	json_object_object_add(cred, "refresh_error", e);

@@ -104,12 +104,13 @@ static bool parse_retry_on(const char *s, int *codes, size_t *n)
 }
 
 /* Whether a provider's response header goes back to the caller: not the
- * ones about this hop or the body's encoding (curl decoded it). */
+ * ones about this hop or the body's encoding (curl decoded it), nor Date
+ * (evscriptd's server sends its own). */
 static bool passes_back(const char *name)
 {
 	static const char *const drop[] = {"Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
 					   "Content-Encoding", "Content-Type", "Upgrade", "Proxy-Connection",
-					   "Trailer", NULL};
+					   "Trailer", "Date", NULL};
 
 	for (size_t i = 0; drop[i]; i++)
 		if (strcasecmp(name, drop[i]) == 0)
