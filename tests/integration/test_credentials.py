@@ -144,11 +144,17 @@ class CredentialsTest(DaemonTest):
                                              "oauth1-it": {"client_id": "consumer-1",
                                                            "client_secret": "consumer&secret"}}})
         d.write_config()
-        d.start(extra_env={"OAUTH_IT_SECRET": CLIENT_SECRET})
+        d.start(extra_env={"OAUTH_IT_SECRET": CLIENT_SECRET,
+                           "EVSCRIPT_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()})
         self.port = self.provider.port
         self.provider.route("GET", "/me", lambda r: {"status": 200, "body": {"seen": r["headers"]}})
         self.provider.route("POST", "/items", lambda r: {"status": 201, "headers": {"X-Item": "7"},
                                                          "body": {"got": r["body"].decode()}})
+        for method in ("PUT", "PATCH", "DELETE"):
+            self.provider.route(method, "/items/1", lambda r: {"status": 200,
+                                                               "body": {"method": r["method"],
+                                                                        "got": r["body"].decode()}})
+        self.provider.route("GET", "/v2/me", {"status": 200, "body": {"v": 2}})
         return d
 
     def oauth(self, d, cid, expires_at=PAST, refresh_token="r1"):
@@ -194,6 +200,12 @@ class CredentialsTest(DaemonTest):
         status, _, conn = d.request("GET", "/connections/c1?provider_config_key=oauth-it&force_refresh=true")
         self.assertEqual(conn["credentials"]["access_token"], "new-2")
         self.assertEqual(form(self.provider.received("POST", "/oauth/token")[-1])["refresh_token"], "r2")
+        # the refreshed tokens are sealed in the store like every credential
+        d.stop()
+        stored = b"".join(open(os.path.join(d.dir, f), "rb").read()
+                          for f in os.listdir(d.dir) if f.startswith("evscript.db"))
+        for secret in (b"new-1", b"new-2", b"r2", CLIENT_SECRET.encode()):
+            self.assertNotIn(secret, stored)
 
     def test_script_proxy_refreshes_in_the_executor_path(self):
         """A script's proxy() (an isolated executor: the daemon serves its
@@ -422,6 +434,15 @@ class CredentialsTest(DaemonTest):
                                     headers={"Base-Url-Override": f"http://127.0.0.1:{self.port}"})
         self.assertEqual((status, doc["error"]["code"]), (400, "base_url_override_refused"))
         self.assertEqual(self.proxy(d, "k4", "key-it", headers={"Base-Url-Override": ""})[0], 200)
+
+    def test_base_url_override_followed_by_default(self):
+        d = self.start()
+        d.create_connection("key-it", "k5", {"type": "API_KEY", "apiKey": "key-555"},
+                            connection_config={"port": self.port})
+        status, _, doc = self.proxy(d, "k5", "key-it",
+                                    headers={"Base-Url-Override": f"http://127.0.0.1:{self.port}/v2"})
+        self.assertEqual((status, doc), (200, {"v": 2}))
+        self.assertEqual(self.provider.received("GET", "/v2/me")[0]["headers"]["x-api-key"], "key-555")
 
     def test_import_shapes(self):
         d = self.start()

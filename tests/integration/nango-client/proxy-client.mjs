@@ -1,7 +1,7 @@
 // Run by tests/integration/test_credentials.py (not by `node --test` of this directory): the official client's
-// get, post, proxy and getToken against evscriptd's /proxy API and GET /connections/{id}, for OAUTH2 (an expired
-// token that gets refreshed), OAUTH2_CC, API_KEY with a missing optional header, and BASIC with a
-// ${base64(...)} header. The provider API and token endpoints are the test's fake provider on
+// get, post, put, patch, delete, proxy and getToken against evscriptd's /proxy API and GET /connections/{id},
+// for OAUTH2 (an expired token that gets refreshed), OAUTH2_CC, API_KEY with a missing optional header, and
+// BASIC with a ${base64(...)} header. The provider API and token endpoints are the test's fake provider on
 // EVSCRIPT_PROVIDER_PORT; integrations oauth-it, cc-it, key-it and basic-it are the test's.
 
 import assert from 'node:assert/strict';
@@ -50,6 +50,12 @@ test('OAUTH2: an expired token is refreshed, then get, post, proxy and getToken 
     });
     assert.equal(viaProxy.data.seen['x-from-client'], 'yes');
     assert.equal(await nango.getToken('oauth-it', 'node-oauth'), 'client-new-1');
+    for (const verb of ['put', 'patch', 'delete']) {
+        const res = await nango[verb]({ endpoint: '/items/1', providerConfigKey: 'oauth-it', connectionId: 'node-oauth',
+            data: { verb } });
+        assert.equal(res.data.method, verb.toUpperCase());
+        assert.deepEqual(JSON.parse(res.data.got), { verb });
+    }
 });
 
 test('OAUTH2_CC: the client-credentials token', async () => {
