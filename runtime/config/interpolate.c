@@ -25,7 +25,9 @@ static int is_name_char(char ch)
 }
 
 static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, struct dynbuf *b,
-		  const char *tmpl, char *err, size_t errlen);
+		  const char *tmpl, unsigned depth, char *err, size_t errlen);
+
+#define NESTING_MAX 8 /* ${base64(${base64(...)})}: Nango's catalogue nests 2 */
 
 /* ---- functions: ${base64(...)}, ${now}, ${now:FORMAT}, ${now+N:unit:FORMAT} ---- */
 
@@ -157,7 +159,7 @@ bad:
 /* ${base64(inner)}: inner expanded (variables, text and nested functions),
  * then encoded (standard base64). */
 static int expand_base64(const char *inner, size_t n, config_lookup_fn lookup, void *ud, struct dynbuf *b,
-			 const char *tmpl, char *err, size_t errlen)
+			 const char *tmpl, unsigned depth, char *err, size_t errlen)
 {
 	struct dynbuf in;
 	char *enc;
@@ -165,7 +167,12 @@ static int expand_base64(const char *inner, size_t n, config_lookup_fn lookup, v
 	int ret;
 
 	dynbuf_init(&in, CONFIG_INTERPOLATE_MAX - 1, DYNBUF_WIPE);
-	ret = expand(inner, n, lookup, ud, &in, tmpl, err, errlen);
+	if (depth >= NESTING_MAX) {
+		util_set_err(err, errlen, "template '%s': functions nested more than %d deep", tmpl, NESTING_MAX);
+		ret = CONFIG_ETEMPLATE;
+		goto out;
+	}
+	ret = expand(inner, n, lookup, ud, &in, tmpl, depth + 1, err, errlen);
 	if (ret)
 		goto out;
 	enc_len = sodium_base64_encoded_len(dynbuf_len(&in), sodium_base64_VARIANT_ORIGINAL);
@@ -188,7 +195,8 @@ out:
 /* A function call at s[at] ("${name(" or "${now"): expanded into b; *next
  * is the index after its closing '}'. */
 static int expand_function(const char *s, size_t at, size_t n, config_lookup_fn lookup, void *ud,
-			   struct dynbuf *b, size_t *next, const char *tmpl, char *err, size_t errlen)
+			   struct dynbuf *b, size_t *next, const char *tmpl, unsigned depth, char *err,
+			   size_t errlen)
 {
 	size_t start = at + 2, name_end = start, close;
 
@@ -219,16 +227,16 @@ static int expand_function(const char *s, size_t at, size_t n, config_lookup_fn 
 	if (close + 1 >= n || s[close + 1] != '}')
 		goto bad;
 	*next = close + 2;
-	return expand_base64(s + name_end + 1, close - name_end - 1, lookup, ud, b, tmpl, err, errlen);
+	return expand_base64(s + name_end + 1, close - name_end - 1, lookup, ud, b, tmpl, depth, err, errlen);
 bad:
 	util_set_err(err, errlen, "template '%s': unsupported function or expression at '%.*s'", tmpl,
 		     (int)(n - at > 40 ? 40 : n - at), s + at);
 	return CONFIG_ETEMPLATE;
 }
 
-/* Expands [s, s+n) into b. */
+/* Expands [s, s+n) into b; depth: how deep in function calls. */
 static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, struct dynbuf *b,
-		  const char *tmpl, char *err, size_t errlen)
+		  const char *tmpl, unsigned depth, char *err, size_t errlen)
 {
 	size_t i = 0;
 	char name[256];
@@ -260,7 +268,8 @@ static int expand(const char *s, size_t n, config_lookup_fn lookup, void *ud, st
 				 (s[end] == ':' || s[end] == '+' || s[end] == '}')))) {
 			size_t next;
 
-			ret = expand_function(s, (size_t)(dollar - s), n, lookup, ud, b, &next, tmpl, err, errlen);
+			ret = expand_function(s, (size_t)(dollar - s), n, lookup, ud, b, &next, tmpl, depth, err,
+					      errlen);
 			if (ret)
 				return ret == STATUS_ENOMEM ? CONFIG_ENOMEM : ret;
 			i = next;
@@ -330,7 +339,7 @@ int config_interpolate(const char *tmpl, config_lookup_fn lookup, void *ud, char
 				end--;
 		}
 		dynbuf_reset(&b);
-		ret = expand(p, (size_t)(end - p), lookup, ud, &b, tmpl, one, sizeof(one));
+		ret = expand(p, (size_t)(end - p), lookup, ud, &b, tmpl, 0, one, sizeof(one));
 		if (ret == 0)
 			break;
 		if (ret != CONFIG_EUNDEFINED) {

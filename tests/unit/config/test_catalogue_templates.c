@@ -146,6 +146,26 @@ static void test_functions(void **state)
 	assert_int_equal(config_interpolate("${now:QQQ}", lookup, NULL, &out, err, sizeof(err)), CONFIG_ETEMPLATE);
 	assert_int_equal(config_interpolate("${base64(${method})}", lookup, NULL, &out, err, sizeof(err)),
 			 CONFIG_EUNDEFINED);
+	{
+		/* nesting is capped (8), so a template cannot run the stack down */
+		char deep[2048] = "";
+
+		for (int i = 0; i < 9; i++)
+			strcat(deep, "${base64(");
+		strcat(deep, "x");
+		for (int i = 0; i < 9; i++)
+			strcat(deep, ")}");
+		assert_int_equal(config_interpolate(deep, lookup, NULL, &out, err, sizeof(err)), CONFIG_ETEMPLATE);
+		assert_non_null(strstr(err, "nested more than 8 deep"));
+		deep[0] = '\0';
+		for (int i = 0; i < 8; i++)
+			strcat(deep, "${base64(");
+		strcat(deep, "x");
+		for (int i = 0; i < 8; i++)
+			strcat(deep, ")}");
+		assert_int_equal(config_interpolate(deep, lookup, NULL, &out, err, sizeof(err)), 0);
+		free(out);
+	}
 }
 
 int main(void)
