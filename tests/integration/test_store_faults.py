@@ -69,7 +69,10 @@ class StoreFaultsTest(DaemonTest):
                                   "environment": {"SLEEPER_MS": "1500"}})
         store_dir = os.path.join(d.dir, "store")
         os.makedirs(store_dir)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", store_dir], check=True)
+        m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", store_dir],
+                           capture_output=True, text=True)
+        if m.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs here: {m.stderr.strip()}")
         self.mounts.append(store_dir)
         d.start()
         self.assertEqual(d.create_connection("plain", "warm")[0], 201)
