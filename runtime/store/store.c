@@ -669,6 +669,8 @@ int store_connection_credentials_set(struct store *s, const char *pck, const cha
 		return ret;
 	if ((ret = json_check(credentials_json, true)))
 		return ret;
+	if (!s->ops->connection_credentials)
+		return STORE_EURL; /* a back end that cannot store refreshed tokens */
 	return s->ops->connection_credentials(s, pck, cid, credentials_json);
 }
 

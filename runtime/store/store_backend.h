@@ -41,7 +41,9 @@ struct store_ops {
 				   size_t n, const char *json, bool merge, bool refuse_deleting,
 				   size_t *failed);
 
-	/* store_connection_credentials_set: credentials already checked JSON. */
+	/* store_connection_credentials_set: credentials already checked JSON.
+	 * Required for token refresh; a back end without it makes every
+	 * refresh fail with STORE_EURL. */
 	int (*connection_credentials)(struct store *s, const char *pck, const char *cid,
 				      const char *credentials_json);
 	/* Optional (NULL: the in-process lock alone): a cross-host lock taken
