@@ -312,7 +312,8 @@ int store_connection_metadata_write(struct store *s, const char *provider_config
 /* Replaces the connection's credentials (a JSON object, sealed like an
  * upsert's) and nothing else: no event, metadata and config unchanged. What
  * a token refresh writes (runtime/hostapi/credentials.h). STORE_ENOTFOUND,
- * STORE_EDELETING, STORE_EINVAL. Durable when it returns. */
+ * STORE_EDELETING, STORE_EINVAL; STORE_EURL from a back end that does not
+ * implement it. Durable when it returns. */
 int store_connection_credentials_set(struct store *s, const char *provider_config_key,
 				     const char *connection_id, const char *credentials_json);
 
