@@ -237,6 +237,8 @@ struct config_provider {
 	struct config_map token_params;
 	struct config_map refresh_params;
 	char *token_request_auth_method;
+	char *authorization_method;          /* "header": the client in basic auth too; else the body */
+	char *body_format;                   /* the grant's body: "form" (NULL), "json", "query" */
 	char *signature_method;              /* OAUTH1: "HMAC-SHA1", "HMAC-SHA256", "PLAINTEXT" */
 };
 

@@ -332,6 +332,10 @@ static int parse_oauth(struct pctx *c, const char *k, const struct ynode *v, con
 		return opt_string(c, v, what, &p->token_request_auth_method);
 	if (strcmp(k, "signature_method") == 0)
 		return opt_string(c, v, what, &p->signature_method);
+	if (strcmp(k, "authorization_method") == 0)
+		return opt_string(c, v, what, &p->authorization_method);
+	if (strcmp(k, "body_format") == 0)
+		return opt_string(c, v, what, &p->body_format);
 	return 0;
 }
 
@@ -541,7 +545,9 @@ static int resolve(struct pctx *c, struct config_providers *p, struct raw *raws,
 	    (!me->refresh_params.n && copy_map(&me->refresh_params, &target->refresh_params)) ||
 	    (!me->token_request_auth_method &&
 	     copy_str(&me->token_request_auth_method, target->token_request_auth_method)) ||
-	    (!me->signature_method && copy_str(&me->signature_method, target->signature_method)))
+	    (!me->signature_method && copy_str(&me->signature_method, target->signature_method)) ||
+	    (!me->authorization_method && copy_str(&me->authorization_method, target->authorization_method)) ||
+	    (!me->body_format && copy_str(&me->body_format, target->body_format)))
 		goto nomem;
 	r->state = 2;
 	return 0;
@@ -566,6 +572,8 @@ void config_providers_free(struct config_providers *p)
 		map_clear(&it->refresh_params);
 		free(it->token_request_auth_method);
 		free(it->signature_method);
+		free(it->authorization_method);
+		free(it->body_format);
 	}
 	free(p->items);
 	free(p->by_name);

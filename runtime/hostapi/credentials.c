@@ -130,6 +130,9 @@ static void form_add(struct dynbuf *f, const char *k, const char *v)
 	curl_free(ev);
 }
 
+/* How a grant's fields travel: Nango's body_format (form, json, query). */
+enum grant_format { GRANT_FORM, GRANT_JSON, GRANT_QUERY };
+
 /* What a grant sends: its fixed fields, then the provider's params (a
  * param named like a fixed field replaces it). */
 struct grant {
@@ -137,23 +140,51 @@ struct grant {
 	const char *fields[4][2];          /* NULL-terminated by name */
 	const struct config_map *params;
 	const char *client_id, *client_secret;
-	bool basic;                        /* client in HTTP basic auth, not the form */
+	bool basic;                        /* client in HTTP basic auth, not the fields */
+	enum grant_format format;
 };
 
-static int grant_form(const struct grant *g, struct dynbuf *f)
+#define GRANT_FIELDS_MAX 64
+
+/* The grant's fields, in order, into kv (n of them). */
+static size_t grant_fields(const struct grant *g, struct evs_header kv[GRANT_FIELDS_MAX])
 {
-	for (size_t i = 0; i < 4 && g->fields[i][0]; i++) {
-		if (g->params && config_map_get(g->params, g->fields[i][0]))
-			continue;
-		form_add(f, g->fields[i][0], g->fields[i][1]);
-	}
+	size_t n = 0;
+
+	for (size_t i = 0; i < 4 && g->fields[i][0]; i++)
+		if (!g->params || !config_map_get(g->params, g->fields[i][0]))
+			kv[n++] = (struct evs_header){g->fields[i][0], g->fields[i][1]};
 	if (!g->basic) {
-		form_add(f, "client_id", g->client_id);
-		form_add(f, "client_secret", g->client_secret);
+		kv[n++] = (struct evs_header){"client_id", g->client_id};
+		kv[n++] = (struct evs_header){"client_secret", g->client_secret};
 	}
-	for (size_t i = 0; g->params && i < g->params->n; i++)
-		form_add(f, g->params->items[i].key, g->params->items[i].value);
-	return strchr(dynbuf_str(f), '\x01') ? EVS_ENOMEM : EVS_OK;
+	for (size_t i = 0; g->params && i < g->params->n && n < GRANT_FIELDS_MAX; i++)
+		kv[n++] = (struct evs_header){g->params->items[i].key, g->params->items[i].value};
+	return n;
+}
+
+/* The body of a form or JSON grant into b; its Content-Type into *ctype. */
+static int grant_body(const struct grant *g, const struct evs_header *kv, size_t n, struct dynbuf *b,
+		      const char **ctype)
+{
+	struct json_object *o;
+	const char *text;
+	int ret;
+
+	if (g->format == GRANT_FORM) {
+		*ctype = "application/x-www-form-urlencoded";
+		for (size_t i = 0; i < n; i++)
+			form_add(b, kv[i].name, kv[i].value);
+		return strchr(dynbuf_str(b), '\x01') ? EVS_ENOMEM : EVS_OK;
+	}
+	*ctype = "application/json";
+	o = json_object_new_object();
+	for (size_t i = 0; o && i < n; i++)
+		json_object_object_add(o, kv[i].name, json_object_new_string(kv[i].value));
+	text = o ? json_object_to_json_string_ext(o, JSON_FLAGS) : NULL;
+	ret = text && dynbuf_add_str(b, text) == 0 ? EVS_OK : EVS_ENOMEM;
+	hostapi_json_put_secret(o);
+	return ret;
 }
 
 /* POSTs the grant; *resp is the token response object (put_secret it). */
@@ -162,16 +193,26 @@ static int grant_send(const struct grant *g, struct json_object **resp, char *er
 	struct proxy_target t = {0};
 	struct proxy_session *s = NULL;
 	struct evs_response *r = NULL;
-	struct dynbuf form;
-	const struct evs_header hdrs[] = {{"Content-Type", "application/x-www-form-urlencoded"},
-					  {"Accept", "application/json"}};
+	struct evs_header kv[GRANT_FIELDS_MAX];
+	struct dynbuf body;
+	struct evs_header hdrs[] = {{"Content-Type", NULL}, {"Accept", "application/json"}};
 	struct evs_request req = {.size = sizeof(req), .method = "POST", .headers = hdrs, .n_headers = 2,
 				  .timeout_ms = CRED_TOKEN_TIMEOUT_MS};
-	int ret;
+	size_t n = grant_fields(g, kv);
+	int ret = EVS_OK;
 
 	*resp = NULL;
-	dynbuf_init(&form, FORM_MAX, DYNBUF_WIPE);
-	ret = grant_form(g, &form);
+	dynbuf_init(&body, FORM_MAX, DYNBUF_WIPE);
+	if (g->format == GRANT_QUERY) {
+		req.params = kv; /* the proxy encodes them into the URL */
+		req.n_params = n;
+		req.headers = &hdrs[1];
+		req.n_headers = 1;
+	} else {
+		ret = grant_body(g, kv, n, &body, &hdrs[0].value);
+		req.body = dynbuf_str(&body);
+		req.body_len = dynbuf_len(&body);
+	}
 	if (ret) {
 		util_set_err(err, errlen, "out of memory building the token request");
 		goto out;
@@ -185,8 +226,6 @@ static int grant_send(const struct grant *g, struct json_object **resp, char *er
 		goto out;
 	}
 	req.endpoint = g->url;
-	req.body = dynbuf_str(&form);
-	req.body_len = dynbuf_len(&form);
 	ret = proxy_request(s, &req, &r);
 	if (ret) {
 		util_set_err(err, errlen, "the token endpoint could not be reached: %s", status_str(ret));
@@ -216,7 +255,7 @@ out:
 		proxy_response_free(r);
 	}
 	proxy_session_free(s);
-	dynbuf_free(&form);
+	dynbuf_free(&body);
 	return ret;
 }
 
@@ -291,8 +330,9 @@ static const char *tmpl_lookup(void *ud, const char *name)
 	return scalar_of(t->cred, name);
 }
 
-/* The client that refreshes an OAUTH2 connection: its config_override, else
- * the host file's oauth_clients entry. */
+/* The client that refreshes an OAUTH2 connection: its config_override when
+ * that has both an id and a secret (Nango's rule), else the host file's
+ * oauth_clients entry. */
 static int oauth_client(const struct config_host *cfg, const char *pck, struct json_object *cred,
 			const char **id, const char **secret, char *err, size_t errlen)
 {
@@ -305,15 +345,36 @@ static int oauth_client(const struct config_host *cfg, const char *pck, struct j
 		*secret = str_of(ov, "client_secret");
 	}
 	oc = config_oauth_client_find(cfg, pck);
-	if (!*id && oc)
+	if ((!*id || !*secret) && oc) {
 		*id = oc->client_id;
-	if (!*secret && oc)
 		*secret = oc->client_secret;
+	}
 	if (!*id || !*secret) {
 		util_set_err(err, errlen,
 			     "the token of a connection of integration %s needs a refresh and there is no OAuth "
 			     "client for it (host file: oauth_clients.%s)", pck, pck);
 		return CRED_ENOCLIENT;
+	}
+	return 0;
+}
+
+/* How the provider's token endpoint wants the grant: the client in basic
+ * auth (token_request_auth_method: basic, or authorization_method: header)
+ * or in the fields; the fields as a form, JSON or the query (body_format). */
+static int grant_style(const struct config_provider *p, struct grant *g, char *err, size_t errlen)
+{
+	g->basic = (p->token_request_auth_method && strcmp(p->token_request_auth_method, "basic") == 0) ||
+		   (p->authorization_method && strcmp(p->authorization_method, "header") == 0);
+	if (!p->body_format || strcmp(p->body_format, "form") == 0) {
+		g->format = GRANT_FORM;
+	} else if (strcmp(p->body_format, "json") == 0) {
+		g->format = GRANT_JSON;
+	} else if (strcmp(p->body_format, "query") == 0) {
+		g->format = GRANT_QUERY;
+	} else {
+		util_set_err(err, errlen, "provider %s's token endpoint wants body_format %.32s, which evscript does not "
+			     "send (form, json or query)", p->name, p->body_format);
+		return CRED_EREFRESH;
 	}
 	return 0;
 }
@@ -348,7 +409,9 @@ static int refresh(const struct config_host *cfg, const struct config_provider *
 		goto out;
 	}
 	g.url = url;
-	g.basic = p->token_request_auth_method && strcmp(p->token_request_auth_method, "basic") == 0;
+	ret = grant_style(p, &g, err, errlen);
+	if (ret)
+		goto out;
 	if (need == NEED_REFRESH) {
 		ret = oauth_client(cfg, c->provider_config_key, cred, &g.client_id, &g.client_secret, err, errlen);
 		if (ret)
@@ -357,7 +420,8 @@ static int refresh(const struct config_host *cfg, const struct config_provider *
 		g.fields[0][1] = "refresh_token";
 		g.fields[1][0] = "refresh_token";
 		g.fields[1][1] = rt;
-		g.params = &p->refresh_params;
+		/* Nango: refresh_params, else token_params */
+		g.params = p->refresh_params.n ? &p->refresh_params : &p->token_params;
 	} else {
 		g.client_id = str_of(cred, "client_id");
 		g.client_secret = str_of(cred, "client_secret");

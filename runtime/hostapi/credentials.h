@@ -10,10 +10,13 @@
  *              CRED_REFRESH_MARGIN_S of now (or past), or when force is
  *              set: a refresh_token grant at the provider's token_url
  *              (interpolated with the connection's config) with the
- *              provider's refresh_params, the client from the credentials'
- *              config_override or the host file's oauth_clients entry for
- *              the integration, sent in the form or, when the provider's
- *              token_request_auth_method is "basic", with HTTP basic auth.
+ *              provider's refresh_params (else its token_params), the
+ *              client from the credentials' config_override (when it has
+ *              both id and secret) or the host file's oauth_clients entry
+ *              for the integration, sent in the fields or, when the
+ *              provider's token_request_auth_method is "basic" (or its
+ *              authorization_method "header"), with HTTP basic auth; the
+ *              fields as a form, JSON or query (body_format).
  *   OAUTH2_CC  a client_credentials grant with the connection's own
  *              client_id and client_secret and the provider's token_params
  *              when it has no token, when the token expires within the

@@ -28,6 +28,17 @@ local-oauth:
         audience: local
     proxy:
         base_url: http://127.0.0.1:${connectionConfig.port}
+local-oauth-json:
+    display_name: Local OAuth2 API whose token endpoint takes JSON
+    auth_mode: OAUTH2
+    token_url: http://127.0.0.1:${connectionConfig.port}/oauth/token
+    body_format: json
+    authorization_method: header
+    token_params:
+        grant_type: authorization_code
+        scope: all
+    proxy:
+        base_url: http://127.0.0.1:${connectionConfig.port}
 local-cc:
     display_name: Local client credentials API
     auth_mode: OAUTH2_CC
@@ -117,6 +128,8 @@ integrations:
         provider: local-oauth1
     sha1-it:
         provider: local-oauth1-sha1
+    oauth-json:
+        provider: local-oauth-json
     oauth-script:
         provider: local-oauth
         on-events:
@@ -141,6 +154,7 @@ class CredentialsTest(DaemonTest):
                            "oauth_clients": {"oauth-it": {"client_id": "cid-1",
                                                           "client_secret_env": "OAUTH_IT_SECRET"},
                                              "oauth-script": {"client_id": "cid-2", "client_secret": "s2"},
+                                             "oauth-json": {"client_id": "cid-3", "client_secret": "s3"},
                                              "oauth1-it": {"client_id": "consumer-1",
                                                            "client_secret": "consumer&secret"}}})
         d.write_config()
@@ -229,6 +243,24 @@ class CredentialsTest(DaemonTest):
         self.assertEqual(ex["status"], "failed", ex)
         logs = " ".join(line["message"] for line in d.execution(ex["id"])["logs"])
         self.assertIn("credentials: the token endpoint answered 401 (invalid_client)", logs)
+
+    def test_refresh_json_body_and_client_in_header(self):
+        """body_format: json and authorization_method: header; token_params
+        stand in for refresh_params (Nango's rule), the grant_type excepted
+        where the provider names its own."""
+        d = self.start()
+        self.token_route("json-1")
+        status, _, doc = d.create_connection("oauth-json", "j1", {
+            "type": "OAUTH2", "access_token": "old", "refresh_token": "r1", "expires_at": PAST,
+            "config_override": {"client_id": "only-id"}}, connection_config={"port": self.port})
+        self.assertEqual(status, 201, doc)
+        self.assertEqual(self.proxy(d, "j1", "oauth-json")[2]["seen"]["authorization"], "Bearer json-1")
+        [grant] = self.provider.received("POST", "/oauth/token")
+        self.assertEqual(grant["headers"]["content-type"], "application/json")
+        self.assertEqual(json.loads(grant["body"]), {"refresh_token": "r1", "grant_type": "authorization_code",
+                                                     "scope": "all"})
+        # a config_override without a secret is not used: the oauth_clients entry is
+        self.assertEqual(grant["headers"]["authorization"], "Basic " + base64.b64encode(b"cid-3:s3").decode())
 
     def test_refresh_failure_marks_the_connection(self):
         d = self.start()
