@@ -135,6 +135,30 @@ static bool auth_mode_matches(const struct config_provider *p, enum api_cred_typ
 	return false;
 }
 
+/* Answers 422 invalid_credentials_type when credentials of type t cannot
+ * be imported for the integration's provider: another auth mode, or an
+ * OAUTH1 signature method evscript cannot make. */
+static bool credentials_refused(struct http_response *resp, const struct config_integration *integ,
+				const struct config_provider *prov, enum api_cred_type t)
+{
+	if (!auth_mode_matches(prov, t)) {
+		http_respond_error(resp, 422, "invalid_credentials_type",
+				   "credentials of type %s do not match the auth mode %s of provider %s",
+				   api_cred_type_name(t), prov && prov->auth_mode_name ? prov->auth_mode_name : "(none)",
+				   integ->provider);
+		return true;
+	}
+	if (t == API_CRED_OAUTH1 && !credentials_oauth1_supported(prov->signature_method)) {
+		http_respond_error(resp, 422, "invalid_credentials_type",
+				   "credentials type OAUTH1 cannot be imported for provider %s: its signature method %s is "
+				   "not supported (HMAC-SHA256 and PLAINTEXT are; HMAC-SHA1 is in none of evscript's "
+				   "dependencies)",
+				   integ->provider, prov->signature_method ? prov->signature_method : "HMAC-SHA1");
+		return true;
+	}
+	return false;
+}
+
 static void uuid_v4(char out[37])
 {
 	unsigned char b[16];
@@ -317,20 +341,8 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 		goto out;
 	}
 	prov = config_provider_find(generation_config(g)->catalogue, integ->provider);
-	if (!auth_mode_matches(prov, creq.cred_type)) {
-		ret = http_respond_error(resp, 422, "invalid_credentials_type",
-					 "credentials of type %s do not match the auth mode %s of provider %s",
-					 api_cred_type_name(creq.cred_type),
-					 prov && prov->auth_mode_name ? prov->auth_mode_name : "(none)",
-					 integ->provider);
-		goto out;
-	}
-	if (creq.cred_type == API_CRED_OAUTH1 && !credentials_oauth1_supported(prov->signature_method)) {
-		ret = http_respond_error(resp, 422, "invalid_credentials_type",
-					 "credentials type OAUTH1 cannot be imported for provider %s: its signature method "
-					 "%s is not supported (HMAC-SHA256 and PLAINTEXT are; HMAC-SHA1 is in none of "
-					 "evscript's dependencies)",
-					 integ->provider, prov->signature_method ? prov->signature_method : "HMAC-SHA1");
+	if (credentials_refused(resp, integ, prov, creq.cred_type)) {
+		ret = 0;
 		goto out;
 	}
 	cid = creq.connection_id;
