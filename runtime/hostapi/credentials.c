@@ -446,6 +446,21 @@ out:
 	return ret;
 }
 
+/* The message of a refresh that failed at or after since_ms (while this
+ * caller waited for the lock), or NULL: waiters share one failure as they
+ * share one success, rather than each asking the provider again. */
+static const char *failed_since(struct json_object *cred, int64_t since_ms)
+{
+	struct json_object *e;
+	const char *at, *msg;
+
+	if (!json_object_object_get_ex(cred, "refresh_error", &e))
+		return NULL;
+	at = str_of(e, "at");
+	msg = str_of(e, "message");
+	return at && msg && credentials_parse_time(at) >= since_ms ? msg : NULL;
+}
+
 /* Steps 2-4 under the lock: *c is the connection as read before; it is
  * replaced by the fresh one. */
 static int refresh_locked(struct store *s, const struct config_host *cfg, const struct config_provider *p,
@@ -455,8 +470,9 @@ static int refresh_locked(struct store *s, const struct config_host *cfg, const 
 	struct store_connection *now = NULL;
 	struct json_object *cred = NULL;
 	enum need need;
+	int64_t waited_from = util_now_ms();
 	int ret, wret;
-	const char *text;
+	const char *text, *failed;
 
 	ret = store_connection_lock(s, pck, cid);
 	if (ret) {
@@ -472,6 +488,11 @@ static int refresh_locked(struct store *s, const struct config_host *cfg, const 
 	need = cred ? need_of(cred, force, util_now_ms()) : NEED_NOTHING;
 	if (need == NEED_NOTHING)
 		goto out;
+	if (!force && (failed = failed_since(cred, waited_from)) != NULL) {
+		util_set_err(err, errlen, "%s", failed);
+		ret = CRED_EREFRESH;
+		goto out;
+	}
 	ret = refresh(cfg, p, now, cred, need, err, errlen);
 	if (ret && ret != CRED_EREFRESH && ret != CRED_EEXPIRED)
 		goto out; /* nothing to record: a configuration problem */

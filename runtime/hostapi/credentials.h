@@ -25,7 +25,9 @@
  *
  * Single flight. The refresh runs under store_connection_lock() for the
  * connection, and the connection is read again once the lock is held, so
- * concurrent callers wait for one refresh and then use its token. The store
+ * concurrent callers wait for one refresh and then use its token; when
+ * that refresh failed, they fail with its message, without a request of
+ * their own (unless force). The store
  * back end decides how far the lock reaches (this process; with a back end
  * shared by several hosts, all of them: store.h).
  *

@@ -307,6 +307,26 @@ class CredentialsTest(DaemonTest):
         self.assertEqual(len(self.provider.received("POST", "/oauth/token")), 1)
         self.assertEqual(results, ["Bearer shared-1"] * 8)
 
+    def test_concurrent_users_share_one_failure(self):
+        d = self.start()
+        self.provider.route("POST", "/oauth/token", {"status": 400, "delay": 1.0,
+                                                     "body": {"error": "invalid_grant"}})
+        self.oauth(d, "c5")
+        statuses = []
+
+        def use():
+            statuses.append(self.proxy(d, "c5", "oauth-it")[0])
+        threads = [threading.Thread(target=use) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(statuses, [424] * 6)
+        self.assertEqual(len(self.provider.received("POST", "/oauth/token")), 1)
+        # a later call (not waiting on that one) asks again
+        self.proxy(d, "c5", "oauth-it")
+        self.assertEqual(len(self.provider.received("POST", "/oauth/token")), 2)
+
     def test_client_credentials(self):
         d = self.start()
         self.provider.route("POST", "/oauth/cc", {"status": 200, "body": {"access_token": "cc-1",
