@@ -234,6 +234,7 @@ struct config_provider {
 	 * (refresh_params), and how the client authenticates: "basic" (HTTP
 	 * basic auth) or NULL (client_id and client_secret in the form). */
 	char *token_url;
+	char *refresh_url;                   /* where refresh grants go instead, when set */
 	struct config_map token_params;
 	struct config_map refresh_params;
 	char *token_request_auth_method;

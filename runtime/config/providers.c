@@ -324,6 +324,8 @@ static int parse_oauth(struct pctx *c, const char *k, const struct ynode *v, con
 {
 	if (strcmp(k, "token_url") == 0)
 		return parse_token_url(c, v, what, &p->token_url);
+	if (strcmp(k, "refresh_url") == 0)
+		return opt_string(c, v, what, &p->refresh_url);
 	if (strcmp(k, "token_params") == 0)
 		return parse_params(c, v, what, &p->token_params);
 	if (strcmp(k, "refresh_params") == 0)
@@ -541,6 +543,7 @@ static int resolve(struct pctx *c, struct config_providers *p, struct raw *raws,
 			goto nomem;
 	}
 	if ((!me->token_url && copy_str(&me->token_url, target->token_url)) ||
+	    (!me->refresh_url && copy_str(&me->refresh_url, target->refresh_url)) ||
 	    (!me->token_params.n && copy_map(&me->token_params, &target->token_params)) ||
 	    (!me->refresh_params.n && copy_map(&me->refresh_params, &target->refresh_params)) ||
 	    (!me->token_request_auth_method &&
@@ -568,6 +571,7 @@ void config_providers_free(struct config_providers *p)
 		free(it->alias);
 		proxy_clear(it);
 		free(it->token_url);
+		free(it->refresh_url);
 		map_clear(&it->token_params);
 		map_clear(&it->refresh_params);
 		free(it->token_request_auth_method);

@@ -403,8 +403,10 @@ static int refresh(const struct config_host *cfg, const struct config_provider *
 		ret = CRED_EEXPIRED;
 		goto out;
 	}
-	if (config_interpolate(p->token_url, tmpl_lookup, &tc, &url, terr, sizeof(terr)) < 0) {
-		util_set_err(err, errlen, "token_url of provider %s: %s", p->name, terr);
+	if (config_interpolate(need == NEED_REFRESH && p->refresh_url ? p->refresh_url : p->token_url, tmpl_lookup, &tc,
+			       &url, terr, sizeof(terr)) < 0) {
+		util_set_err(err, errlen, "%s of provider %s: %s",
+			     need == NEED_REFRESH && p->refresh_url ? "refresh_url" : "token_url", p->name, terr);
 		ret = CRED_EREFRESH;
 		goto out;
 	}

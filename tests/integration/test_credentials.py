@@ -32,6 +32,7 @@ local-oauth-json:
     display_name: Local OAuth2 API whose token endpoint takes JSON
     auth_mode: OAUTH2
     token_url: http://127.0.0.1:${connectionConfig.port}/oauth/token
+    refresh_url: http://127.0.0.1:${connectionConfig.port}/oauth/refresh
     body_format: json
     authorization_method: header
     token_params:
@@ -183,12 +184,12 @@ class CredentialsTest(DaemonTest):
         h.update(headers or {})
         return d.request(method, "/proxy" + path, body=body, headers=h)
 
-    def token_route(self, *tokens, delay=0):
+    def token_route(self, *tokens, delay=0, path="/oauth/token"):
         def answer(record, it=iter(tokens)):
             return {"status": 200, "delay": delay,
                     "body": {"access_token": next(it), "refresh_token": "r2", "expires_in": 3600,
                              "token_type": "bearer"}}
-        self.provider.route("POST", "/oauth/token", answer)
+        self.provider.route("POST", path, answer)
 
     def test_expired_token_is_refreshed_before_use(self):
         d = self.start()
@@ -245,17 +246,18 @@ class CredentialsTest(DaemonTest):
         self.assertIn("credentials: the token endpoint answered 401 (invalid_client)", logs)
 
     def test_refresh_json_body_and_client_in_header(self):
-        """body_format: json and authorization_method: header; token_params
-        stand in for refresh_params (Nango's rule), the grant_type excepted
-        where the provider names its own."""
+        """refresh_url, body_format: json and authorization_method: header;
+        token_params stand in for refresh_params (Nango's rule), their
+        grant_type too."""
         d = self.start()
-        self.token_route("json-1")
+        self.token_route("json-1", path="/oauth/refresh")
         status, _, doc = d.create_connection("oauth-json", "j1", {
             "type": "OAUTH2", "access_token": "old", "refresh_token": "r1", "expires_at": PAST,
             "config_override": {"client_id": "only-id"}}, connection_config={"port": self.port})
         self.assertEqual(status, 201, doc)
         self.assertEqual(self.proxy(d, "j1", "oauth-json")[2]["seen"]["authorization"], "Bearer json-1")
-        [grant] = self.provider.received("POST", "/oauth/token")
+        [grant] = self.provider.received("POST", "/oauth/refresh")
+        self.assertEqual(self.provider.received("POST", "/oauth/token"), [])
         self.assertEqual(grant["headers"]["content-type"], "application/json")
         self.assertEqual(json.loads(grant["body"]), {"refresh_token": "r1", "grant_type": "authorization_code",
                                                      "scope": "all"})

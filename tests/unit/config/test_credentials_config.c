@@ -115,6 +115,7 @@ static void test_provider_keys(void **state)
 		"  auth_mode: OAUTH2\n"
 		"  token_url: https://${connectionConfig.host}/token\n"
 		"  token_request_auth_method: basic\n"
+		"  refresh_url: https://x/refresh\n"
 		"  token_params:\n    grant_type: client_credentials\n    nested: {a: 1}\n"
 		"  refresh_params:\n    grant_type: refresh_token\n"
 		"  proxy:\n"
@@ -135,6 +136,7 @@ static void test_provider_keys(void **state)
 	c = config_provider_find(p, "child"); /* everything inherited */
 	assert_string_equal(c->token_url, "https://${connectionConfig.host}/token");
 	assert_string_equal(c->token_request_auth_method, "basic");
+	assert_string_equal(c->refresh_url, "https://x/refresh");
 	assert_int_equal(c->token_params.n, 1); /* the nested one is not a form field */
 	assert_string_equal(config_map_get(&c->token_params, "grant_type"), "client_credentials");
 	assert_string_equal(config_map_get(&c->refresh_params, "grant_type"), "refresh_token");
