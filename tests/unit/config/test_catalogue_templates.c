@@ -104,6 +104,7 @@ static void test_every_template(void **state)
 		for (size_t j = 0; j < pr->query.n; j++)
 			one(pr->name, pr->query.items[j].key, pr->query.items[j].value, &t);
 		one(pr->name, "token_url", pr->token_url, &t);
+		one(pr->name, "refresh_url", pr->refresh_url, &t);
 	}
 	print_message("%zu providers, %zu templates: %zu expanded, %zu refused (signing function), "
 		      "%zu refused (request-bound or connect-flow variable)\n",
