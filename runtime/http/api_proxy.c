@@ -149,8 +149,9 @@ static void logged_reason(struct hostapi_exec *x, char *out, size_t outlen)
 	hostapi_logs_free(lines, n);
 }
 
-/* The target for the connection, Base-Url-Override applied; answers and
- * returns NULL when it cannot. */
+/* The connection's proxy target (its token refreshed first when it needs
+ * it); answers and returns NULL when there is none: 404 for an unknown
+ * connection, 424 for a failed refresh, 400 with hostapi's reason else. */
 static struct proxy_target *resolve_target(struct api_context *ctx, const struct config_host *cfg,
 					   const struct config_integration *integ,
 					   const struct config_provider *prov, const char *cid,
@@ -183,6 +184,8 @@ static struct proxy_target *resolve_target(struct api_context *ctx, const struct
 	return t;
 }
 
+/* Applies Base-Url-Override to t: 0, or -1 after answering 400 (refused by
+ * the host setting, or not an http(s) URL) or 500. */
 static int override_base(struct proxy_target *t, const struct config_host *cfg, const char *override,
 			 struct http_response *resp)
 {
@@ -190,17 +193,21 @@ static int override_base(struct proxy_target *t, const struct config_host *cfg, 
 
 	if (!override || !*override)
 		return 0;
-	if (!cfg->proxy_base_url_override)
-		return http_respond_error(resp, 400, "base_url_override_refused",
-					  "Base-Url-Override is refused by this host (proxy_base_url_override: false)"),
-		       -1;
-	if (strncmp(override, "http://", 7) != 0 && strncmp(override, "https://", 8) != 0)
-		return http_respond_error(resp, 400, "invalid_base_url_override",
-					  "Base-Url-Override must be an http:// or https:// URL"),
-		       -1;
+	if (!cfg->proxy_base_url_override) {
+		http_respond_error(resp, 400, "base_url_override_refused",
+				   "Base-Url-Override is refused by this host (proxy_base_url_override: false)");
+		return -1;
+	}
+	if (strncmp(override, "http://", 7) != 0 && strncmp(override, "https://", 8) != 0) {
+		http_respond_error(resp, 400, "invalid_base_url_override",
+				   "Base-Url-Override must be an http:// or https:// URL");
+		return -1;
+	}
 	copy = strdup(override);
-	if (!copy)
-		return http_respond_error(resp, 500, "server_error", "out of memory"), -1;
+	if (!copy) {
+		http_respond_error(resp, 500, "server_error", "out of memory");
+		return -1;
+	}
 	sodium_memzero(t->base_url, strlen(t->base_url));
 	free(t->base_url);
 	t->base_url = copy;
