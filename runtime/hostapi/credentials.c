@@ -391,22 +391,23 @@ static int refresh(const struct config_host *cfg, const struct config_provider *
 	char *url = NULL;
 	char terr[CONFIG_ERR_MAX];
 	const char *rt = str_of(cred, "refresh_token");
+	bool to_refresh_url = need == NEED_REFRESH && p->refresh_url;
+	const char *endpoint = to_refresh_url ? p->refresh_url : p->token_url;
 	int ret;
 
-	if (!p->token_url) {
+	if (!endpoint) {
 		util_set_err(err, errlen, "provider %s has no token_url: its token cannot be refreshed", p->name);
 		ret = CRED_EREFRESH;
 		goto out;
 	}
 	if (need == NEED_REFRESH && !rt) {
-		util_set_err(err, errlen, "the access token expired and the connection has no refresh_token");
+		util_set_err(err, errlen, "the access token needs a refresh and the connection has no refresh_token");
 		ret = CRED_EEXPIRED;
 		goto out;
 	}
-	if (config_interpolate(need == NEED_REFRESH && p->refresh_url ? p->refresh_url : p->token_url, tmpl_lookup, &tc,
-			       &url, terr, sizeof(terr)) < 0) {
-		util_set_err(err, errlen, "%s of provider %s: %s",
-			     need == NEED_REFRESH && p->refresh_url ? "refresh_url" : "token_url", p->name, terr);
+	if (config_interpolate(endpoint, tmpl_lookup, &tc, &url, terr, sizeof(terr)) < 0) {
+		util_set_err(err, errlen, "%s of provider %s: %s", to_refresh_url ? "refresh_url" : "token_url",
+			     p->name, terr);
 		ret = CRED_EREFRESH;
 		goto out;
 	}

@@ -148,7 +148,7 @@ static void test_refusals(void **state)
 	add("with-client", "no-rt", "{\"type\":\"OAUTH2\",\"access_token\":\"a\",\"expires_at\":\"2020-01-01T00:00:00Z\"}");
 	assert_int_equal(fresh("with-client", "no-rt", "nowhere", false, err, sizeof(err), &c), CRED_EEXPIRED);
 	assert_null(c);
-	assert_string_equal(err, "the access token expired and the connection has no refresh_token");
+	assert_string_equal(err, "the access token needs a refresh and the connection has no refresh_token");
 	assert_string_equal(recorded_error("with-client", "no-rt"), err);
 
 	add("without-client", "x", expired);
