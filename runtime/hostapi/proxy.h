@@ -55,6 +55,7 @@ void proxy_target_free(struct proxy_target *t);  /* wipes secrets; NULL is fine 
 #define PROXY_TIMEOUT_MS_DEFAULT 30000    /* per attempt when req->timeout_ms is 0 */
 #define PROXY_BACKOFF_BASE_MS 100         /* retry n waits 100 ms * 2^n, half of it jitter */
 #define PROXY_BACKOFF_MAX_MS 10000
+#define PROXY_RETRY_ON_MAX 32             /* statuses of proxy_session_set_retry_on */
 
 /* Writes a line to the execution's log (the proxy logs each attempt:
  * "GET https://host/path -> 200 (12 ms)", URL without query string or
@@ -84,7 +85,6 @@ void proxy_session_set_cancel(struct proxy_session *s, bool (*cancelled)(void *u
 
 /* Statuses retried besides 5xx and 429 (the proxy API's Retry-On header):
  * at most PROXY_RETRY_ON_MAX, copied; n 0 clears them. */
-#define PROXY_RETRY_ON_MAX 16
 void proxy_session_set_retry_on(struct proxy_session *s, const int *codes, size_t n);
 
 /* host->proxy(): EVS_OK with *resp whenever an HTTP response arrived,
