@@ -28,6 +28,7 @@
 #include <sodium.h>
 
 #include "dynbuf.h"
+#include "log.h"
 #include "util.h"
 
 #define FORM_MAX (64u << 10)
@@ -497,6 +498,12 @@ static int refresh_locked(struct store *s, const struct config_host *cfg, const 
 		goto out;
 	}
 	ret = refresh(cfg, p, now, cred, need, err, errlen);
+	/* the daemon log says it once per attempt, never with a secret */
+	if (ret)
+		log_warn("credentials", "%s/%s: %s", pck, cid, err);
+	else
+		log_info("credentials", "%s/%s: %s", pck, cid,
+			 need == NEED_CC ? "client-credentials token fetched" : "access token refreshed");
 	if (ret && ret != CRED_EREFRESH && ret != CRED_EEXPIRED)
 		goto out; /* nothing to record: a configuration problem */
 	if (ret)

@@ -198,6 +198,7 @@ class CredentialsTest(DaemonTest):
         status, _, doc = self.proxy(d, "c1", "oauth-it")
         self.assertEqual(status, 200, doc)
         self.assertEqual(doc["seen"]["authorization"], "Bearer new-1")
+        self.assertIn("credentials: oauth-it/c1: access token refreshed", d.logs())
         [grant] = self.provider.received("POST", "/oauth/token")
         self.assertEqual(form(grant), {"grant_type": "refresh_token", "refresh_token": "r1",
                                        "client_id": "cid-1", "client_secret": CLIENT_SECRET,
@@ -273,6 +274,7 @@ class CredentialsTest(DaemonTest):
         self.assertEqual(doc["error"]["code"], "refresh_token_external_error")
         self.assertIn("invalid_grant", doc["error"]["message"])
         self.assertEqual(self.provider.received("GET", "/me"), [])
+        self.assertIn("credentials: oauth-it/c2: the token endpoint answered 400 (invalid_grant)", d.logs())
         status, _, conn = d.request("GET", "/connections/c2?provider_config_key=oauth-it")
         self.assertEqual(status, 200, conn)
         self.assertEqual(conn["errors"][0]["type"], "auth")
