@@ -1,0 +1,811 @@
+/*
+ * store_pg_exec.c - events, executions and their log lines in the
+ * PostgreSQL back end, the claim protocol, and settling a host's rows.
+ *
+ * The claim protocol (store.h's rule 2 across hosts):
+ *  1. Claim ahead, in batches. A worker that finds this host's local queue
+ *     empty claims up to PG_CLAIM_BATCH of the oldest pending events in
+ *     one statement and one commit:
+ *       UPDATE events SET status = 'claimed', host_id = <me>, ...
+ *       WHERE id IN (SELECT id FROM events WHERE status = 'pending'
+ *                    ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED)
+ *     Row locks make the claim exclusive: a row another host is claiming
+ *     is skipped, not waited for, and a row is claimed only while it is
+ *     pending, so each event is claimed by one host, once. The ids go to
+ *     the local queue; the other workers of the host take theirs from it
+ *     without a round trip (one claim statement per batch instead of one
+ *     per event: Graphile Worker's lesson).
+ *  2. Start, one transaction: the worker takes an id from the queue,
+ *     re-reads the event guarded by "still claimed by me" (an UPDATE: it
+ *     holds the row until COMMIT) and creates its first execution in the
+ *     same transaction (store_event_claim_start). An event a survivor gave
+ *     back meanwhile (this host was late with its heartbeat) fails the
+ *     guard and is skipped: it belongs to whoever claimed it next.
+ *  3. Settle (pg_settle_host): at a host's start-up for itself
+ *     (store_recover), and by a survivor for a host whose heartbeat is
+ *     older than host_timeout_s: running executions become interrupted;
+ *     the claimed events are locked first, then those with no execution
+ *     go back to pending (a fresh statement, so it sees an execution that
+ *     a start committed while it waited for the lock) and the rest become
+ *     interrupted, never re-run by themselves.
+ * So an event is run by the one host whose start transaction committed,
+ * and an execution that started is never started again by itself. The
+ * events left in the queue when the store closes are given back to
+ * pending (pg_release_claims); after a crash, step 3 does it.
+ */
+#include "store_pg_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define LOG_READ_MAX 100000 /* log lines returned by store_execution_get */
+
+#define EVENT_COLS                                                                         \
+	"id, type, connection_id, provider_config_key, script, retry_of, status, generation," \
+	" created_at, claimed_at, finished_at"
+
+/* ---------------------------------------------------------------------------
+ * Events.
+ */
+
+int pg_event_insert(struct store *s, const char *type, const char *cid, const char *pck,
+		    bool claim, int64_t generation, int64_t *event_id)
+{
+	struct pgc *c;
+	int ret;
+
+	ret = pg_begin(P(s), &c);
+	if (ret)
+		return ret;
+	ret = pg_conn_accepts_events(c, pck, cid);
+	if (!ret)
+		ret = pg_event_add(c, type, cid, pck, NULL, 0, claim, generation, s->host_id,
+				   util_now_ms(), event_id);
+	return pg_end(P(s), c, ret);
+}
+
+static enum store_event_status event_status_from(const char *s)
+{
+	if (strcmp(s, "claimed") == 0)
+		return STORE_EVENT_CLAIMED;
+	if (strcmp(s, "done") == 0)
+		return STORE_EVENT_DONE;
+	if (strcmp(s, "interrupted") == 0)
+		return STORE_EVENT_INTERRUPTED;
+	return STORE_EVENT_PENDING;
+}
+
+static void event_from_row(const PGresult *r, int i, struct store_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->id = pg_col_i64(r, i, 0);
+	pg_col_copy(r, i, 1, ev->type, sizeof(ev->type));
+	pg_col_copy(r, i, 2, ev->connection_id, sizeof(ev->connection_id));
+	pg_col_copy(r, i, 3, ev->provider_config_key, sizeof(ev->provider_config_key));
+	pg_col_copy(r, i, 4, ev->script, sizeof(ev->script));
+	ev->retry_of = pg_col_i64(r, i, 5);
+	ev->status = event_status_from(PQgetvalue(r, i, 6));
+	ev->generation = pg_col_i64(r, i, 7);
+	ev->created_at = pg_col_i64(r, i, 8);
+	ev->claimed_at = pg_col_i64(r, i, 9);
+	ev->finished_at = pg_col_i64(r, i, 10);
+}
+
+static const char sql_claim_batch[] =
+	"UPDATE events SET status = 'claimed', claimed_at = $1, generation = $2, host_id = $3"
+	" WHERE id IN (SELECT id FROM events WHERE status = 'pending' ORDER BY id LIMIT $4"
+	" FOR UPDATE SKIP LOCKED) RETURNING " EVENT_COLS;
+/* Step 2's guard: still claimed by this host. */
+static const char sql_claim_mine[] =
+	"UPDATE events SET generation = $2, claimed_at = $3"
+	" WHERE id = $1 AND status = 'claimed' AND host_id = $4 RETURNING " EVENT_COLS;
+static const char sql_release[] =
+	"UPDATE events SET status = 'pending', claimed_at = NULL, generation = NULL, host_id = NULL"
+	" WHERE id = $1 AND status = 'claimed' AND host_id = $2";
+
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Claims up to n pending events for this host in one statement (its own
+ * transaction). ids (sorted) and *count are what it got. */
+static int claim_batch(struct store *s, int64_t generation, int n, int64_t *ids, size_t *count)
+{
+	struct pgc *c;
+	PGresult *r = NULL;
+	int ret;
+
+	*count = 0;
+	ret = pg_take(P(s), &c);
+	if (ret)
+		return ret;
+	ret = pg_q(c, sql_claim_batch, "claim events",
+		   PG_ARGS(pg_i64(util_now_ms()), pg_i64(generation), pg_text(s->host_id),
+			   pg_i64(n)),
+		   &r);
+	pg_give(P(s), c);
+	if (ret)
+		return ret;
+	for (int i = 0; i < PQntuples(r) && i < n; i++)
+		ids[(*count)++] = pg_col_i64(r, i, 0);
+	PQclear(r);
+	qsort(ids, *count, sizeof(*ids), cmp_id);
+	return 0;
+}
+
+/* The next event claimed ahead for this host, claiming a batch when the
+ * queue is empty (one worker claims, the others wait for its batch). 0
+ * and *id, or STORE_ENOTFOUND when nothing is pending. */
+static int queue_next(struct store *s, int64_t generation, int64_t *id)
+{
+	struct pg *p = P(s);
+	int ret = 0;
+
+	*id = 0;
+	pthread_mutex_lock(&p->qmu);
+	if (p->qn == 0) {
+		ret = claim_batch(s, generation, PG_CLAIM_BATCH, p->queue, &p->qn);
+		p->qhead = 0;
+	}
+	if (!ret && p->qn == 0)
+		ret = STORE_ENOTFOUND;
+	if (!ret) {
+		*id = p->queue[p->qhead++];
+		p->qn--;
+	}
+	pthread_mutex_unlock(&p->qmu);
+	return ret;
+}
+
+/* Puts id back at the head of the queue (its start failed on the way to
+ * the database: the next worker tries again). */
+static void queue_unget(struct pg *p, int64_t id)
+{
+	pthread_mutex_lock(&p->qmu);
+	if (p->qn == 0)
+		p->qhead = PG_CLAIM_BATCH;
+	if (p->qhead > 0) {
+		p->queue[--p->qhead] = id;
+		p->qn++;
+	}
+	pthread_mutex_unlock(&p->qmu);
+}
+
+/* Gives one claimed event back to pending. */
+static int release_one(struct store *s, int64_t id)
+{
+	struct pgc *c;
+	int ret = pg_take(P(s), &c);
+
+	if (ret)
+		return ret;
+	ret = pg_x(c, sql_release, "give back a claimed event",
+		   PG_ARGS(pg_i64(id), pg_text(s->host_id)), NULL);
+	pg_give(P(s), c);
+	return ret;
+}
+
+void pg_release_claims(struct pg *p)
+{
+	pthread_mutex_lock(&p->qmu);
+	while (p->qn > 0) {
+		release_one(p->s, p->queue[p->qhead++]);
+		p->qn--;
+	}
+	pthread_mutex_unlock(&p->qmu);
+}
+
+int pg_event_claim(struct store *s, int64_t generation, struct store_event *ev)
+{
+	struct pgc *c;
+	PGresult *r = NULL;
+	int ret;
+
+	ret = pg_take(P(s), &c);
+	if (ret)
+		return ret;
+	ret = pg_q(c, sql_claim_batch, "claim event",
+		   PG_ARGS(pg_i64(util_now_ms()), pg_i64(generation), pg_text(s->host_id),
+			   pg_i64(1)),
+		   &r);
+	pg_give(P(s), c);
+	if (ret)
+		return ret;
+	if (PQntuples(r) == 1)
+		event_from_row(r, 0, ev);
+	else
+		ret = STORE_ENOTFOUND;
+	PQclear(r);
+	return ret;
+}
+
+/* A row that finishes once: UPDATE guarded by its status, then (when it
+ * changed nothing) STORE_ESTATE if the row exists, STORE_ENOTFOUND if not. */
+static int finish_in(struct pgc *c, const char *sql, const char *what, const char *sql_exists,
+		     const struct pg_arg *args)
+{
+	int64_t changed = 0;
+	PGresult *r;
+	int ret = pg_x(c, sql, what, args, &changed);
+
+	if (ret || changed > 0)
+		return ret;
+	ret = pg_q(c, sql_exists, what, PG_ARGS(args[0]), &r);
+	if (!ret)
+		ret = PQntuples(r) > 0 ? STORE_ESTATE : STORE_ENOTFOUND;
+	PQclear(r);
+	return ret;
+}
+
+static const char sql_event_finish[] =
+	"UPDATE events SET status = 'done', finished_at = $2 WHERE id = $1 AND status = 'claimed'";
+static const char sql_event_exists[] = "SELECT 1 FROM events WHERE id = $1";
+
+static int event_finish_in(struct pgc *c, int64_t id)
+{
+	return finish_in(c, sql_event_finish, "finish event", sql_event_exists,
+			 PG_ARGS(pg_i64(id), pg_i64(util_now_ms())));
+}
+
+static int event_finish_txn(struct store *s, struct pgc *c, void *arg)
+{
+	(void)s;
+	return event_finish_in(c, *(const int64_t *)arg);
+}
+
+int pg_event_finish(struct store *s, int64_t event_id)
+{
+	return pg_txn(P(s), event_finish_txn, &event_id);
+}
+
+/* A read of one statement whose rows the caller reads. */
+static int read_q(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+		  PGresult **res)
+{
+	struct pgc *c;
+	int ret = pg_take(P(s), &c);
+
+	*res = NULL;
+	if (ret)
+		return ret;
+	ret = pg_q(c, sql, what, args, res);
+	pg_give(P(s), c);
+	return ret;
+}
+
+int pg_event_get(struct store *s, int64_t event_id, struct store_event *ev)
+{
+	PGresult *r;
+	int ret = read_q(s, "SELECT " EVENT_COLS " FROM events WHERE id = $1", "read event",
+			 PG_ARGS(pg_i64(event_id)), &r);
+
+	if (ret)
+		return ret;
+	if (PQntuples(r) == 1)
+		event_from_row(r, 0, ev);
+	else
+		ret = STORE_ENOTFOUND;
+	PQclear(r);
+	return ret;
+}
+
+int pg_event_count_pending(struct store *s, int64_t *count)
+{
+	PGresult *r;
+	int ret = read_q(s, "SELECT count(*) FROM events WHERE status = 'pending'", "count events",
+			 NULL, &r);
+
+	if (!ret)
+		*count = pg_col_i64(r, 0, 0);
+	PQclear(r);
+	return ret;
+}
+
+/* ---------------------------------------------------------------------------
+ * Executions.
+ */
+
+static const char sql_exec_insert[] =
+	"INSERT INTO executions (event_id, parent_execution_id, kind, script, event,"
+	" connection_id, provider_config_key, status, started_at, plugin_version, host_id)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10) RETURNING id";
+
+static int exec_insert(struct store *s, struct pgc *c, const struct store_execution_input *in,
+		       int64_t *id)
+{
+	PGresult *r;
+	int ret = pg_q(c, sql_exec_insert, "insert execution",
+		       PG_ARGS(pg_id(in->event_id), pg_id(in->parent_execution_id),
+			       pg_text(store_exec_kind_name(in->kind)), pg_text(in->script),
+			       pg_text(in->event), pg_text(in->connection_id),
+			       pg_text(in->provider_config_key), pg_i64(util_now_ms()),
+			       pg_text(in->plugin_version), pg_text(s->host_id)),
+		       &r);
+
+	*id = 0;
+	if (ret)
+		return ret;
+	*id = PQntuples(r) == 1 ? pg_col_i64(r, 0, 0) : 0;
+	PQclear(r);
+	return *id ? 0 : STORE_EIO;
+}
+
+struct create_args {
+	const struct store_execution_input *in;
+	int64_t *id;
+};
+
+static int create_txn(struct store *s, struct pgc *c, void *arg)
+{
+	struct create_args *a = arg;
+
+	return exec_insert(s, c, a->in, a->id);
+}
+
+int pg_execution_create(struct store *s, const struct store_execution_input *in, int64_t *id)
+{
+	int ret = pg_txn(P(s), create_txn, &(struct create_args){.in = in, .id = id});
+
+	if (ret)
+		*id = 0;
+	return ret;
+}
+
+static const char sql_exec_finish[] =
+	"UPDATE executions SET status = $2, error = $3, ended_at = $4,"
+	" duration_ms = CASE WHEN $5::bigint < 0 THEN GREATEST($4::bigint - started_at, 0)"
+	" ELSE $5::bigint END WHERE id = $1 AND status = 'running'";
+static const char sql_exec_exists[] = "SELECT 1 FROM executions WHERE id = $1";
+
+static int exec_finish_in(struct pgc *c, int64_t id, enum store_exec_status status,
+			  const char *err, int64_t duration_ms)
+{
+	return finish_in(c, sql_exec_finish, "finish execution", sql_exec_exists,
+			 PG_ARGS(pg_i64(id), pg_text(store_exec_status_name(status)), pg_text(err),
+				 pg_i64(util_now_ms()), pg_i64(duration_ms < 0 ? -1 : duration_ms)));
+}
+
+/* An execution's end: finish_txn (store_execution_finish) or
+ * complete_txn (store_execution_complete, with end). */
+struct end_args {
+	int64_t id;
+	enum store_exec_status status;
+	const char *err;
+	int64_t duration_ms;
+	const struct store_execution_end *end;
+};
+
+static int finish_txn(struct store *s, struct pgc *c, void *arg)
+{
+	struct end_args *a = arg;
+
+	(void)s;
+	return exec_finish_in(c, a->id, a->status, a->err, a->duration_ms);
+}
+
+int pg_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
+			const char *error, int64_t duration_ms)
+{
+	struct end_args a = {.id = id, .status = status, .duration_ms = duration_ms};
+	char *err = NULL;
+	int ret;
+
+	ret = store_truncate_copy(error, STORE_ERROR_MAX, &err);
+	if (ret)
+		return ret;
+	a.err = err;
+	ret = pg_txn(P(s), finish_txn, &a);
+	free(err);
+	return ret;
+}
+
+/* Appends n lines to execution id (holding its row, so that sequence
+ * numbers are not raced) and adds dropped to its count. STORE_ENOTFOUND. */
+static int append_logs_in(struct pgc *c, int64_t id, const struct store_log_line_input *lines,
+			  size_t n, int64_t dropped)
+{
+	int64_t seq = 0, now = util_now_ms();
+	PGresult *r;
+	char *msg = NULL;
+	int ret;
+
+	ret = pg_q(c, "SELECT (SELECT COALESCE(MAX(seq), 0) FROM execution_logs"
+		   " WHERE execution_id = $1) FROM executions WHERE id = $1 FOR UPDATE",
+		   "read log sequence", PG_ARGS(pg_i64(id)), &r);
+	if (ret)
+		return ret;
+	if (PQntuples(r) == 0)
+		ret = STORE_ENOTFOUND;
+	else
+		seq = pg_col_i64(r, 0, 0);
+	PQclear(r);
+	for (size_t i = 0; i < n && !ret; i++) {
+		ret = store_truncate_copy(lines[i].message, STORE_LOG_MESSAGE_MAX, &msg);
+		if (ret)
+			return ret;
+		seq++;
+		ret = pg_x(c, "INSERT INTO execution_logs (execution_id, seq, ts, level, message)"
+			   " VALUES ($1, $2, $3, $4, $5)", "insert log line",
+			   PG_ARGS(pg_i64(id), pg_i64(seq), pg_i64(lines[i].ts ? lines[i].ts : now),
+				   pg_i64(lines[i].level), pg_text(msg)),
+			   NULL);
+		free(msg);
+		msg = NULL;
+	}
+	if (!ret && dropped > 0)
+		ret = pg_x(c, "UPDATE executions SET logs_dropped = logs_dropped + $2 WHERE id = $1",
+			   "count dropped log lines", PG_ARGS(pg_i64(id), pg_i64(dropped)), NULL);
+	return ret;
+}
+
+struct logs_args {
+	int64_t id;
+	const struct store_log_line_input *lines;
+	size_t n;
+	int64_t dropped;
+};
+
+static int logs_txn(struct store *s, struct pgc *c, void *arg)
+{
+	struct logs_args *a = arg;
+
+	(void)s;
+	return append_logs_in(c, a->id, a->lines, a->n, a->dropped);
+}
+
+int pg_execution_append_logs(struct store *s, int64_t id, const struct store_log_line_input *lines,
+			     size_t n, int64_t dropped)
+{
+	return pg_txn(P(s), logs_txn,
+		      &(struct logs_args){.id = id, .lines = lines, .n = n, .dropped = dropped});
+}
+
+/* ---------------------------------------------------------------------------
+ * The combined writes (store.h: "Fewer writes per event").
+ */
+
+/* Step 2 of the claim protocol for event id: the guard, the plan, and what
+ * it decides, in c's transaction. STORE_ENOTFOUND when the event is no
+ * longer this host's. */
+static int start_one(struct store *s, struct pgc *c, int64_t id, int64_t generation,
+		     store_claim_fn plan, void *user, struct store_event *ev,
+		     int64_t *execution_id)
+{
+	struct store_execution_input in = {0};
+	PGresult *r;
+	int ret, p;
+
+	ret = pg_q(c, sql_claim_mine, "start event",
+		   PG_ARGS(pg_i64(id), pg_i64(generation), pg_i64(util_now_ms()),
+			   pg_text(s->host_id)),
+		   &r);
+	if (ret)
+		return ret;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return STORE_ENOTFOUND;
+	}
+	event_from_row(r, 0, ev);
+	PQclear(r);
+	p = plan(user, ev, &in);
+	if (p < 0)
+		return STORE_ECALLBACK;
+	if (p == STORE_CLAIM_START) {
+		ret = store_execution_input_check(&in);
+		if (!ret && in.event_id != ev->id)
+			ret = STORE_EINVAL;
+		return ret ? ret : exec_insert(s, c, &in, execution_id);
+	}
+	if (p == STORE_CLAIM_DONE) {
+		ret = event_finish_in(c, ev->id);
+		if (!ret)
+			ev->status = STORE_EVENT_DONE;
+		return ret;
+	}
+	return p == STORE_CLAIM_ONLY ? 0 : STORE_ECALLBACK;
+}
+
+int pg_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
+			 struct store_event *ev, int64_t *execution_id)
+{
+	struct pgc *c;
+	int64_t id;
+	int ret;
+
+	for (;;) {
+		ret = queue_next(s, generation, &id);
+		if (ret)
+			return ret;
+		ret = pg_begin(P(s), &c);
+		if (ret) {
+			queue_unget(P(s), id);
+			return ret;
+		}
+		ret = start_one(s, c, id, generation, plan, user, ev, execution_id);
+		ret = pg_end(P(s), c, ret);
+		if (ret == STORE_ENOTFOUND)
+			continue; /* given back by a survivor meanwhile: not ours */
+		if (ret == STORE_EIO)
+			queue_unget(P(s), id); /* still claimed by this host: retry it */
+		else if (ret)
+			release_one(s, id);    /* all or nothing: pending again */
+		return ret;
+	}
+}
+
+static int complete_txn(struct store *s, struct pgc *c, void *arg)
+{
+	struct end_args *a = arg;
+	const struct store_execution_end *end = a->end;
+	int ret;
+
+	(void)s;
+	ret = exec_finish_in(c, a->id, end->status, a->err, end->duration_ms);
+	if (!ret && (end->n_lines > 0 || end->dropped > 0))
+		ret = append_logs_in(c, a->id, end->lines, end->n_lines, end->dropped);
+	if (!ret && end->event_id > 0)
+		ret = event_finish_in(c, end->event_id);
+	return ret;
+}
+
+int pg_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)
+{
+	struct end_args a = {.id = id, .end = end};
+	char *err = NULL;
+	int ret;
+
+	ret = store_truncate_copy(end->error, STORE_ERROR_MAX, &err);
+	if (ret)
+		return ret;
+	a.err = err;
+	ret = pg_txn(P(s), complete_txn, &a);
+	free(err);
+	return ret;
+}
+
+#define EXEC_COLS                                                                         \
+	"id, event_id, parent_execution_id, kind, script, event, connection_id,"             \
+	" provider_config_key, status, started_at, ended_at, duration_ms, error,"            \
+	" plugin_version, logs_dropped, host_id"
+
+static int exec_from_row(const PGresult *r, int i, struct store_execution **out)
+{
+	struct store_execution *e = calloc(1, sizeof(*e));
+	int ret = 0;
+
+	*out = NULL;
+	if (!e)
+		return STORE_ENOMEM;
+	e->id = pg_col_i64(r, i, 0);
+	e->event_id = pg_col_i64(r, i, 1);
+	e->parent_execution_id = pg_col_i64(r, i, 2);
+	e->kind = strcmp(PQgetvalue(r, i, 3), "action") == 0 ? STORE_EXEC_ACTION : STORE_EXEC_EVENT;
+	e->script = pg_col_dup(r, i, 4, &ret);
+	e->event = pg_col_dup(r, i, 5, &ret);
+	e->connection_id = pg_col_dup(r, i, 6, &ret);
+	e->provider_config_key = pg_col_dup(r, i, 7, &ret);
+	e->status = (enum store_exec_status)store_exec_status_from_name(PQgetvalue(r, i, 8));
+	if ((int)e->status < 0)
+		ret = STORE_EIO;
+	e->started_at = pg_col_i64(r, i, 9);
+	e->ended_at = pg_col_i64(r, i, 10);
+	e->duration_ms = PQgetisnull(r, i, 11) ? -1 : pg_col_i64(r, i, 11);
+	e->error = pg_col_dup(r, i, 12, &ret);
+	e->plugin_version = pg_col_dup(r, i, 13, &ret);
+	e->logs_dropped = pg_col_i64(r, i, 14);
+	e->host_id = pg_col_dup(r, i, 15, &ret);
+	if (ret)
+		store_execution_free(e);
+	else
+		*out = e;
+	return ret;
+}
+
+static int read_logs(const PGresult *r, struct store_execution *e)
+{
+	int n = PQntuples(r), ret = 0;
+
+	if (n == 0)
+		return 0;
+	e->logs = calloc((size_t)n, sizeof(*e->logs));
+	if (!e->logs)
+		return STORE_ENOMEM;
+	for (int i = 0; i < n && !ret; i++) {
+		struct store_log_line *l = &e->logs[i];
+
+		l->seq = pg_col_i64(r, i, 0);
+		l->ts = pg_col_i64(r, i, 1);
+		l->level = (int)pg_col_i64(r, i, 2);
+		l->message = pg_col_dup(r, i, 3, &ret);
+		if (!ret)
+			e->n_logs++;
+	}
+	return ret;
+}
+
+int pg_execution_get(struct store *s, int64_t id, struct store_execution **out)
+{
+	struct store_execution *e = NULL;
+	PGresult *r = NULL;
+	struct pgc *c;
+	int ret;
+
+	/* The row first, then its lines: a row read with a final status was
+	 * committed with its last lines, so they are all there. */
+	ret = pg_take(P(s), &c);
+	if (ret)
+		return ret;
+	ret = pg_q(c, "SELECT " EXEC_COLS " FROM executions WHERE id = $1", "read execution",
+		   PG_ARGS(pg_i64(id)), &r);
+	if (!ret)
+		ret = PQntuples(r) == 1 ? exec_from_row(r, 0, &e) : STORE_ENOTFOUND;
+	PQclear(r);
+	r = NULL;
+	if (!ret)
+		ret = pg_q(c, "SELECT seq, ts, level, message FROM execution_logs"
+			   " WHERE execution_id = $1 ORDER BY seq LIMIT $2",
+			   "read execution logs", PG_ARGS(pg_i64(id), pg_i64(LOG_READ_MAX)), &r);
+	pg_give(P(s), c);
+	if (!ret)
+		ret = read_logs(r, e);
+	PQclear(r);
+	if (ret)
+		store_execution_free(e);
+	else
+		*out = e;
+	return ret;
+}
+
+static const char sql_exec_list[] =
+	"SELECT " EXEC_COLS " FROM executions"
+	" WHERE ($1::text IS NULL OR connection_id = $1::text)"
+	" AND ($2::text IS NULL OR provider_config_key = $2::text)"
+	" AND ($3::text IS NULL OR script = $3::text)"
+	" AND ($4::text IS NULL OR event = $4::text OR ($4::text = 'action' AND kind = 'action'))"
+	" AND ($5::text IS NULL OR status = $5::text) AND ($6::bigint IS NULL OR id < $6::bigint)"
+	" ORDER BY id DESC LIMIT $7";
+
+int pg_execution_list(struct store *s, const struct store_execution_filter *f,
+		      struct store_execution ***items, size_t *n, int64_t *next_cursor)
+{
+	struct store_execution **v;
+	PGresult *r;
+	size_t got = 0;
+	int ret, rows;
+
+	ret = read_q(s, sql_exec_list, "list executions",
+		     PG_ARGS(pg_text(f->connection_id), pg_text(f->provider_config_key),
+			     pg_text(f->script), pg_text(f->event),
+			     pg_text(f->status >= 0 ? store_exec_status_name(f->status) : NULL),
+			     pg_id(f->cursor), pg_i64((int64_t)f->limit + 1)),
+		     &r);
+	if (ret)
+		return ret;
+	rows = PQntuples(r);
+	v = rows ? calloc((size_t)rows, sizeof(*v)) : NULL;
+	if (rows && !v)
+		ret = STORE_ENOMEM;
+	for (int i = 0; !ret && i < rows && got < f->limit; i++)
+		if (!(ret = exec_from_row(r, i, &v[got])))
+			got++;
+	PQclear(r);
+	if (ret || got == 0) {
+		store_execution_list_free(v, got);
+		return ret;
+	}
+	/* one more row than the page: the next page starts after the last kept */
+	if ((size_t)rows > f->limit)
+		*next_cursor = v[got - 1]->id;
+	*items = v;
+	*n = got;
+	return 0;
+}
+
+int pg_execution_retry(struct store *s, int64_t id, int64_t *event_id)
+{
+	char *event = NULL, *script = NULL, *cid = NULL, *pck = NULL;
+	PGresult *r = NULL;
+	struct pgc *c;
+	int ret;
+
+	ret = pg_begin(P(s), &c);
+	if (ret)
+		return ret;
+	ret = pg_q(c, "SELECT kind, status, event, script, connection_id, provider_config_key"
+		   " FROM executions WHERE id = $1 FOR UPDATE", "read execution",
+		   PG_ARGS(pg_i64(id)), &r);
+	if (!ret && PQntuples(r) == 0)
+		ret = STORE_ENOTFOUND;
+	else if (!ret && strcmp(PQgetvalue(r, 0, 0), "action") == 0)
+		ret = STORE_EINVAL;
+	else if (!ret && strcmp(PQgetvalue(r, 0, 1), "running") == 0)
+		ret = STORE_ESTATE;
+	if (!ret) {
+		event = pg_col_dup(r, 0, 2, &ret);
+		script = pg_col_dup(r, 0, 3, &ret);
+		cid = pg_col_dup(r, 0, 4, &ret);
+		pck = pg_col_dup(r, 0, 5, &ret);
+	}
+	PQclear(r);
+	/* a validate-connection run belonged to a request that is gone */
+	if (!ret && (!event || strcmp(event, "validate-connection") == 0))
+		ret = STORE_EINVAL;
+	if (!ret)
+		ret = pg_conn_accepts_events(c, pck, cid);
+	if (!ret)
+		ret = pg_event_add(c, event, cid, pck, script, id, false, 0, NULL, util_now_ms(),
+				   event_id);
+	ret = pg_end(P(s), c, ret);
+	free(event);
+	free(script);
+	free(cid);
+	free(pck);
+	return ret;
+}
+
+/* ---------------------------------------------------------------------------
+ * Settling a host, recovery.
+ */
+
+static const char sql_interrupt_running[] =
+	"UPDATE executions SET status = 'interrupted', ended_at = $2,"
+	" duration_ms = GREATEST($2::bigint - started_at, 0), error = $3"
+	" WHERE host_id = $1 AND status = 'running'";
+
+int pg_settle_host(struct pgc *c, const char *host_id, const char *error,
+		   struct store_recovery *r)
+{
+	int64_t now = util_now_ms();
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	ret = pg_x(c, sql_interrupt_running, "interrupt running executions",
+		   PG_ARGS(pg_text(host_id), pg_i64(now), pg_text(error)),
+		   &r->executions_interrupted);
+	/* Lock first: a start that holds one of these rows commits (or not)
+	 * before the next statement's snapshot is taken. */
+	if (!ret)
+		ret = pg_x(c, "SELECT id FROM events WHERE host_id = $1 AND status = 'claimed'"
+			   " FOR UPDATE", "lock claimed events", PG_ARGS(pg_text(host_id)), NULL);
+	if (!ret)
+		ret = pg_x(c, "UPDATE events SET status = 'pending', claimed_at = NULL,"
+			   " generation = NULL, host_id = NULL"
+			   " WHERE host_id = $1 AND status = 'claimed' AND type <> 'validate-connection'"
+			   " AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.event_id = events.id)",
+			   "requeue events", PG_ARGS(pg_text(host_id)), &r->events_requeued);
+	if (!ret)
+		ret = pg_x(c, "UPDATE events SET status = 'interrupted', finished_at = $2"
+			   " WHERE host_id = $1 AND status = 'claimed'", "interrupt events",
+			   PG_ARGS(pg_text(host_id), pg_i64(now)), &r->events_interrupted);
+	return ret;
+}
+
+int pg_recover(struct store *s, struct store_recovery *r)
+{
+	struct pgc *c;
+	int ret = pg_begin(P(s), &c);
+
+	if (ret)
+		return ret;
+	ret = pg_settle_host(c, s->host_id, STORE_INTERRUPTED_ERROR, r);
+	return pg_end(P(s), c, ret);
+}
+
+int pg_interrupt_running(struct store *s, const char *error, int64_t *count)
+{
+	struct pgc *c;
+	int ret = pg_begin(P(s), &c);
+
+	if (ret)
+		return ret;
+	ret = pg_x(c, sql_interrupt_running, "interrupt running executions",
+		   PG_ARGS(pg_text(s->host_id), pg_i64(util_now_ms()), pg_text(error)), count);
+	return pg_end(P(s), c, ret);
+}
