@@ -3,8 +3,8 @@
  * "postgres://...", libpq's URI form), for several hosts sharing one
  * database.
  *
- * Connections. A pool of at most PG_POOL_MAX libpq connections per store,
- * opened when first needed. Every operation takes one, runs one
+ * Connections. A pool of PG_POOL_MAX libpq connections per store, opened
+ * at start. Every operation takes one, runs one
  * transaction on it (READ COMMITTED) and gives it back; pure reads run a
  * single statement without BEGIN. A connection found broken (the server
  * restarted, the network dropped) is reset before it is used again, and a
@@ -655,6 +655,15 @@ static int pg_open(struct store *s, const char *url, char *err, size_t errlen)
 		goto fail;
 	}
 	c = NULL;
+	/* The whole pool now: a server short of connections says so at start,
+	 * and the host's descriptors stay as they are under load. */
+	for (size_t i = 1; i < PG_POOL_MAX; i++) {
+		p->pool[i].conn = pg_connect(p, err, errlen);
+		if (!p->pool[i].conn) {
+			ret = STORE_EIO;
+			goto fail;
+		}
+	}
 	ret = pg_host_start(p, err, errlen);
 	if (ret)
 		goto fail;
