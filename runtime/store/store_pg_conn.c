@@ -164,7 +164,7 @@ static int upsert_idem(struct pgc *c, const struct store_idempotency_input *idem
 static int upsert_row(struct pgc *c, const struct store_connection_input *in, const uint8_t *blob,
 		      size_t len, bool encrypted, int64_t now, struct store_upsert_result *r)
 {
-	struct conn_state st;
+	struct conn_state st = {0};
 	int ret;
 
 	ret = pg_x(c, sql_conn_lock, "lock connection",

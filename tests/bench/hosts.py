@@ -178,6 +178,8 @@ def one_row(args, workdir, pgdir, backend, n):
         store, db = "sqlite:./evscript.db", Db(sqlite_path=os.path.join(rowdir, "h0", "evscript.db"))
     else:
         store = pg_server.create_database(pgdir, tag)
+        if args.pg_synchronous_commit != "on":
+            pg_server.psql(pgdir, f'ALTER DATABASE "{tag}" SET synchronous_commit = {args.pg_synchronous_commit}')
         db = Db(pg_dir=pgdir, pg_db=tag)
     hosts = [Host(args.build_dir, args.source_dir, os.path.join(rowdir, f"h{i}"), store, f"h{i}",
                   args.connections) for i in range(n)]
@@ -203,8 +205,12 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=8, help="wrk connections per host")
     ap.add_argument("--hosts", default="1,2,3", help="host counts on PostgreSQL")
+    ap.add_argument("--pg-synchronous-commit", default="on", choices=("on", "off"),
+                    help="off: what the WAL flush costs (not durable: for comparison only)")
     args = ap.parse_args()
+    args.build_dir = os.path.abspath(args.build_dir)
     workdir = tempfile.mkdtemp(prefix="evs-bench-hosts-")
+    os.chmod(workdir, 0o755)  # the server runs as nobody when we are root
     pgdir = os.path.join(workdir, "pg")
     rows, failed = [], False
     try:
