@@ -400,6 +400,18 @@ static bool run_plain(struct pgc *c, const char *sql)
 	return ok;
 }
 
+int pg_begin_on(struct pg *p, struct pgc *c)
+{
+	if (run_plain(c, "BEGIN"))
+		return 0;
+	/* A connection the server dropped shows it only now: nothing was sent
+	 * in it yet, so it is safe to reconnect and begin again. */
+	if (PQstatus(c->conn) != CONNECTION_OK && !slot_ready(p, c) && run_plain(c, "BEGIN"))
+		return 0;
+	log_error("store", "%s: BEGIN failed: %s", p->shown, PQerrorMessage(c->conn));
+	return STORE_EIO;
+}
+
 int pg_begin(struct pg *p, struct pgc **out)
 {
 	struct pgc *c;
@@ -409,27 +421,22 @@ int pg_begin(struct pg *p, struct pgc **out)
 	ret = pg_take(p, &c);
 	if (ret)
 		return ret;
-	if (!run_plain(c, "BEGIN")) {
-		/* A connection the server dropped shows it only now: nothing was
-		 * sent in it yet, so it is safe to reconnect and begin again. */
-		if (PQstatus(c->conn) == CONNECTION_OK || slot_ready(p, c) || !run_plain(c, "BEGIN")) {
-			log_error("store", "%s: BEGIN failed: %s", p->shown, PQerrorMessage(c->conn));
-			slot_give(p, c);
-			return STORE_EIO;
-		}
+	ret = pg_begin_on(p, c);
+	if (ret) {
+		slot_give(p, c);
+		return ret;
 	}
 	*out = c;
 	return 0;
 }
 
-int pg_end(struct pg *p, struct pgc *c, int ret)
+int pg_commit_on(struct pg *p, struct pgc *c, int ret)
 {
 	PGresult *r;
 
 	if (ret) {
 		if (PQstatus(c->conn) == CONNECTION_OK)
 			run_plain(c, "ROLLBACK");
-		slot_give(p, c);
 		return ret;
 	}
 	r = PQexec(c->conn, "COMMIT");
@@ -441,6 +448,12 @@ int pg_end(struct pg *p, struct pgc *c, int ret)
 		ret = STORE_EIO;
 	}
 	PQclear(r);
+	return ret;
+}
+
+int pg_end(struct pg *p, struct pgc *c, int ret)
+{
+	ret = pg_commit_on(p, c, ret);
 	slot_give(p, c);
 	return ret;
 }

@@ -102,7 +102,9 @@ static const char sql_claim_batch[] =
 /* Step 2's guard: still claimed by this host. */
 static const char sql_claim_mine[] =
 	"UPDATE events SET generation = $2, claimed_at = $3"
-	" WHERE id = $1 AND status = 'claimed' AND host_id = $4 RETURNING " EVENT_COLS;
+	" WHERE id = $1 AND status = 'claimed' AND host_id = $4"
+	" AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.event_id = events.id)"
+	" RETURNING " EVENT_COLS;
 static const char sql_release[] =
 	"UPDATE events SET status = 'pending', claimed_at = NULL, generation = NULL, host_id = NULL"
 	" WHERE id = $1 AND status = 'claimed' AND host_id = $2";
@@ -114,23 +116,20 @@ static int cmp_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Claims up to n pending events for this host in one statement (its own
- * transaction). ids (sorted) and *count are what it got. */
-static int claim_batch(struct store *s, int64_t generation, int n, int64_t *ids, size_t *count)
+/* Claims up to n pending events for this host in one statement, on c
+ * (outside any transaction: the claim commits by itself). ids (sorted) and
+ * *count are what it got. */
+static int claim_batch(struct store *s, struct pgc *c, int64_t generation, int n, int64_t *ids,
+		       size_t *count)
 {
-	struct pgc *c;
 	PGresult *r = NULL;
 	int ret;
 
 	*count = 0;
-	ret = pg_take(P(s), &c);
-	if (ret)
-		return ret;
 	ret = pg_q(c, sql_claim_batch, "claim events",
 		   PG_ARGS(pg_i64(util_now_ms()), pg_i64(generation), pg_text(s->host_id),
 			   pg_i64(n)),
 		   &r);
-	pg_give(P(s), c);
 	if (ret)
 		return ret;
 	for (int i = 0; i < PQntuples(r) && i < n; i++)
@@ -140,66 +139,80 @@ static int claim_batch(struct store *s, int64_t generation, int n, int64_t *ids,
 	return 0;
 }
 
-/* The next event claimed ahead for this host, claiming a batch when the
- * queue is empty (one worker claims, the others wait for its batch). 0
- * and *id, or STORE_ENOTFOUND when nothing is pending. */
-static int queue_next(struct store *s, int64_t generation, int64_t *id)
+/* Step 1: when this host's queue is empty, claims a batch on c (one
+ * worker claims, the others wait for its batch). STORE_ENOTFOUND when the
+ * queue stays empty: nothing is pending. */
+static int queue_fill(struct store *s, struct pgc *c, int64_t generation)
 {
 	struct pg *p = P(s);
 	int ret = 0;
 
-	*id = 0;
 	pthread_mutex_lock(&p->qmu);
 	if (p->qn == 0) {
-		ret = claim_batch(s, generation, PG_CLAIM_BATCH, p->queue, &p->qn);
 		p->qhead = 0;
+		ret = claim_batch(s, c, generation, PG_CLAIM_BATCH, p->queue, &p->qn);
 	}
 	if (!ret && p->qn == 0)
 		ret = STORE_ENOTFOUND;
-	if (!ret) {
-		*id = p->queue[p->qhead++];
-		p->qn--;
-	}
 	pthread_mutex_unlock(&p->qmu);
 	return ret;
 }
 
-/* Puts id back at the head of the queue (its start failed on the way to
- * the database: the next worker tries again). */
-static void queue_unget(struct pg *p, int64_t id)
+/* The next event claimed ahead, or false when the queue is empty. */
+static bool queue_pop(struct pg *p, int64_t *id)
 {
+	bool got;
+
+	pthread_mutex_lock(&p->qmu);
+	got = p->qn > 0;
+	if (got) {
+		*id = p->queue[p->qhead++];
+		p->qn--;
+	}
+	pthread_mutex_unlock(&p->qmu);
+	return got;
+}
+
+/* Puts id back at the head of the queue (its start failed on the way to
+ * the database: the next worker tries again). When the queue is full it
+ * goes back to pending instead. */
+static void release_one(struct store *s, struct pgc *c, int64_t id);
+static void queue_unget(struct store *s, struct pgc *c, int64_t id)
+{
+	struct pg *p = P(s);
+	bool kept = false;
+
 	pthread_mutex_lock(&p->qmu);
 	if (p->qn == 0)
 		p->qhead = PG_CLAIM_BATCH;
 	if (p->qhead > 0) {
 		p->queue[--p->qhead] = id;
 		p->qn++;
+		kept = true;
 	}
 	pthread_mutex_unlock(&p->qmu);
+	if (!kept)
+		release_one(s, c, id);
 }
 
-/* Gives one claimed event back to pending. */
-static int release_one(struct store *s, int64_t id)
+/* Gives one claimed event back to pending (on c, outside a transaction;
+ * a failure leaves it to the next settling of this host). */
+static void release_one(struct store *s, struct pgc *c, int64_t id)
 {
-	struct pgc *c;
-	int ret = pg_take(P(s), &c);
-
-	if (ret)
-		return ret;
-	ret = pg_x(c, sql_release, "give back a claimed event",
-		   PG_ARGS(pg_i64(id), pg_text(s->host_id)), NULL);
-	pg_give(P(s), c);
-	return ret;
+	pg_x(c, sql_release, "give back a claimed event", PG_ARGS(pg_i64(id), pg_text(s->host_id)),
+	     NULL);
 }
 
 void pg_release_claims(struct pg *p)
 {
-	pthread_mutex_lock(&p->qmu);
-	while (p->qn > 0) {
-		release_one(p->s, p->queue[p->qhead++]);
-		p->qn--;
-	}
-	pthread_mutex_unlock(&p->qmu);
+	struct pgc *c;
+	int64_t id;
+
+	if (pg_take(p, &c))
+		return;
+	while (queue_pop(p, &id))
+		release_one(p->s, c, id);
+	pg_give(p, c);
 }
 
 int pg_event_claim(struct store *s, int64_t generation, struct store_event *ev)
@@ -473,15 +486,16 @@ int pg_execution_append_logs(struct store *s, int64_t id, const struct store_log
 
 /* Step 2 of the claim protocol for event id: the guard, the plan, and what
  * it decides, in c's transaction. STORE_ENOTFOUND when the event is no
- * longer this host's. */
+ * longer this host's to start. *more: plan said done, the next may follow. */
 static int start_one(struct store *s, struct pgc *c, int64_t id, int64_t generation,
 		     store_claim_fn plan, void *user, struct store_event *ev,
-		     int64_t *execution_id)
+		     int64_t *execution_id, bool *more)
 {
 	struct store_execution_input in = {0};
 	PGresult *r;
 	int ret, p;
 
+	*more = false;
 	ret = pg_q(c, sql_claim_mine, "start event",
 		   PG_ARGS(pg_i64(id), pg_i64(generation), pg_i64(util_now_ms()),
 			   pg_text(s->host_id)),
@@ -507,52 +521,126 @@ static int start_one(struct store *s, struct pgc *c, int64_t id, int64_t generat
 		ret = event_finish_in(c, ev->id);
 		if (!ret)
 			ev->status = STORE_EVENT_DONE;
+		*more = !ret;
 		return ret;
 	}
 	return p == STORE_CLAIM_ONLY ? 0 : STORE_ECALLBACK;
 }
 
-int pg_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
-			 struct store_event *ev, int64_t *execution_id)
-{
-	struct pgc *c;
-	int64_t id;
-	int ret;
+/* What one store_event_claim_next did: the ids it started, in order. */
+struct claim_run {
+	int64_t ids[STORE_CLAIM_BATCH];
+	size_t n;
+};
 
-	for (;;) {
-		ret = queue_next(s, generation, &id);
+/* Step 2 for as many events as plan marks done at once, up to
+ * STORE_CLAIM_BATCH, and the first that starts something, inside c's
+ * transaction. Stops early when the queue runs dry (the rest stays
+ * pending for the next call). 0 with run->n > 0, or STORE_ENOTFOUND. */
+static int start_some(struct store *s, struct pgc *c, int64_t generation, store_claim_fn plan,
+		      void *user, struct store_event *ev, int64_t *execution_id,
+		      struct claim_run *run)
+{
+	struct store_event cur;
+	bool more = true;
+	int64_t id;
+	int ret = 0;
+
+	while (more && run->n < STORE_CLAIM_BATCH && queue_pop(P(s), &id)) {
+		ret = start_one(s, c, id, generation, plan, user, &cur, execution_id, &more);
+		if (ret == STORE_ENOTFOUND) {
+			more = true; /* given back by a survivor meanwhile: not ours */
+			ret = 0;
+			continue;
+		}
+		run->ids[run->n++] = id;
 		if (ret)
 			return ret;
-		ret = pg_begin(P(s), &c);
-		if (ret) {
-			queue_unget(P(s), id);
-			return ret;
-		}
-		ret = start_one(s, c, id, generation, plan, user, ev, execution_id);
-		ret = pg_end(P(s), c, ret);
-		if (ret == STORE_ENOTFOUND)
-			continue; /* given back by a survivor meanwhile: not ours */
-		if (ret == STORE_EIO)
-			queue_unget(P(s), id); /* still claimed by this host: retry it */
-		else if (ret)
-			release_one(s, id);    /* all or nothing: pending again */
-		return ret;
+		*ev = cur;
 	}
+	return run->n > 0 ? 0 : STORE_ENOTFOUND;
+}
+
+/* After a failed claim_next: the events it took go back to the queue
+ * when the database failed (they are still claimed by this host), to
+ * pending otherwise (all or nothing: store.h). */
+static void claim_undo(struct store *s, struct pgc *c, const struct claim_run *run, int ret)
+{
+	for (size_t i = run->n; i > 0; i--) {
+		if (ret == STORE_EIO)
+			queue_unget(s, c, run->ids[i - 1]);
+		else
+			release_one(s, c, run->ids[i - 1]);
+	}
+}
+
+static int complete_in(struct pgc *c, int64_t id, const struct store_execution_end *end,
+		       const char *err);
+
+int pg_event_claim_start(struct store *s, int64_t complete_id,
+			 const struct store_execution_end *complete, int64_t generation,
+			 store_claim_fn plan, void *user, struct store_event *ev,
+			 int64_t *execution_id)
+{
+	struct claim_run run = {.n = 0};
+	struct pgc *c;
+	char *err = NULL;
+	int ret, filled;
+
+	if (complete_id > 0 && (ret = store_truncate_copy(complete->error, STORE_ERROR_MAX, &err)))
+		return ret;
+	ret = pg_take(P(s), &c);
+	if (ret)
+		goto out;
+	/* step 1, committed by itself; then the end and the starts in one */
+	filled = queue_fill(s, c, generation);
+	if (filled && (filled != STORE_ENOTFOUND || complete_id == 0)) {
+		ret = filled;
+		goto give;
+	}
+	ret = pg_begin_on(P(s), c);
+	if (ret)
+		goto give;
+	if (complete_id > 0)
+		ret = complete_in(c, complete_id, complete, err);
+	if (!ret)
+		ret = start_some(s, c, generation, plan, user, ev, execution_id, &run);
+	if (ret == STORE_ENOTFOUND && complete_id > 0) {
+		/* the end is written even when nothing was left to claim */
+		ret = pg_commit_on(P(s), c, 0);
+		ret = ret ? ret : STORE_ENOTFOUND;
+	} else {
+		ret = pg_commit_on(P(s), c, ret);
+	}
+	if (ret && ret != STORE_ENOTFOUND)
+		claim_undo(s, c, &run, ret);
+give:
+	pg_give(P(s), c);
+out:
+	free(err);
+	return ret;
+}
+
+/* An execution's end with its last lines and its event's "done", inside
+ * c's transaction (err: the error, already cut to STORE_ERROR_MAX). */
+static int complete_in(struct pgc *c, int64_t id, const struct store_execution_end *end,
+		       const char *err)
+{
+	int ret = exec_finish_in(c, id, end->status, err, end->duration_ms);
+
+	if (!ret && (end->n_lines > 0 || end->dropped > 0))
+		ret = append_logs_in(c, id, end->lines, end->n_lines, end->dropped);
+	if (!ret && end->event_id > 0)
+		ret = event_finish_in(c, end->event_id);
+	return ret;
 }
 
 static int complete_txn(struct store *s, struct pgc *c, void *arg)
 {
 	struct end_args *a = arg;
-	const struct store_execution_end *end = a->end;
-	int ret;
 
 	(void)s;
-	ret = exec_finish_in(c, a->id, end->status, a->err, end->duration_ms);
-	if (!ret && (end->n_lines > 0 || end->dropped > 0))
-		ret = append_logs_in(c, a->id, end->lines, end->n_lines, end->dropped);
-	if (!ret && end->event_id > 0)
-		ret = event_finish_in(c, end->event_id);
-	return ret;
+	return complete_in(c, a->id, a->end, a->err);
 }
 
 int pg_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)

@@ -79,6 +79,10 @@ int pg_begin(struct pg *p, struct pgc **c);
 /* Commits when ret is 0, rolls back otherwise, gives the connection back;
  * returns ret or the COMMIT's error. */
 int pg_end(struct pg *p, struct pgc *c, int ret);
+/* pg_begin and pg_end on a connection already taken (pg_take), which
+ * pg_commit_on keeps. */
+int pg_begin_on(struct pg *p, struct pgc *c);
+int pg_commit_on(struct pg *p, struct pgc *c, int ret);
 
 /* A transaction's body for pg_txn: its statements on c (no BEGIN/COMMIT). */
 typedef int (*pg_txn_fn)(struct store *s, struct pgc *c, void *arg);
@@ -205,8 +209,10 @@ int pg_execution_get(struct store *s, int64_t id, struct store_execution **out);
 int pg_execution_list(struct store *s, const struct store_execution_filter *f,
 		      struct store_execution ***items, size_t *n, int64_t *next_cursor);
 int pg_execution_retry(struct store *s, int64_t id, int64_t *event_id);
-int pg_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
-			 struct store_event *ev, int64_t *execution_id);
+int pg_event_claim_start(struct store *s, int64_t complete_id,
+			 const struct store_execution_end *complete, int64_t generation,
+			 store_claim_fn plan, void *user, struct store_event *ev,
+			 int64_t *execution_id);
 int pg_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end);
 int pg_recover(struct store *s, struct store_recovery *r);
 int pg_interrupt_running(struct store *s, const char *error, int64_t *count);
