@@ -3,10 +3,10 @@
  * version ledger in the PostgreSQL back end. The same statements as
  * store_sqlite_conn.c and store_sqlite_ledger.c, made safe for several
  * hosts writing at once: a connection is written holding its row (FOR
- * UPDATE), or, for an upsert that may create it, a transaction-level
- * advisory lock on its key, so two hosts creating one connection at once
- * serialize (one inserts, the other updates: two occurrences, two events)
- * instead of one failing on the unique key; two hosts recording one
+ * UPDATE, or INSERT ... ON CONFLICT for the upsert that may create it),
+ * so two hosts creating one connection at once serialize (one inserts,
+ * the other updates: two occurrences, two events) instead of one failing
+ * on the unique key; two hosts recording one
  * Idempotency-Key at once leave one record, the other call failing with
  * STORE_ECONFLICT as store.h says; ledger writes hold a lock on the
  * plugin's name, so the highest version wins whichever host writes last.
@@ -22,19 +22,9 @@
  * Connections.
  */
 
-static const char sql_conn_lock[] =
-	"SELECT pg_advisory_xact_lock(hashtextextended(length($1)::text || ':' || $1 || $2, 0))";
 static const char sql_conn_state[] =
 	"SELECT id, deleting, created_at FROM connections"
 	" WHERE provider_config_key = $1 AND connection_id = $2 FOR UPDATE";
-static const char sql_conn_insert[] =
-	"INSERT INTO connections (connection_id, provider_config_key, provider, credentials,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at)"
-	" VALUES ($1, $2, $3, $4, $5, COALESCE($6, '{}'), COALESCE($7, '{}'), $8, $8) RETURNING id";
-static const char sql_conn_update[] =
-	"UPDATE connections SET provider = $2, credentials = $3, credentials_encrypted = $4,"
-	" connection_config = COALESCE($5, connection_config), metadata = COALESCE($6, metadata),"
-	" updated_at = $7 WHERE id = $1";
 static const char sql_event_insert[] =
 	"INSERT INTO events (type, connection_id, provider_config_key, script, retry_of, status,"
 	" generation, created_at, claimed_at, host_id)"
@@ -160,38 +150,47 @@ static int upsert_idem(struct pgc *c, const struct store_idempotency_input *idem
 	return ret;
 }
 
-/* Inserts or updates the connection (its row locked or its key). */
+/* Inserts or updates the connection and records its event, in one
+ * statement: INSERT ... ON CONFLICT holds the row, so two hosts creating
+ * one connection at once serialize (one inserts, the other updates: two
+ * occurrences, two events); a connection being deleted is not updated and
+ * returns no row. xmax is 0 in a row this statement inserted. */
+static const char sql_upsert[] =
+	"WITH c AS (INSERT INTO connections AS t (connection_id, provider_config_key, provider,"
+	"  credentials, credentials_encrypted, connection_config, metadata, created_at, updated_at)"
+	" VALUES ($1, $2, $3, $4, $5, COALESCE($6, '{}'), COALESCE($7, '{}'), $8, $8)"
+	" ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET provider = excluded.provider,"
+	"  credentials = excluded.credentials, credentials_encrypted = excluded.credentials_encrypted,"
+	"  connection_config = COALESCE($6, t.connection_config), metadata = COALESCE($7, t.metadata),"
+	"  updated_at = excluded.updated_at WHERE NOT t.deleting"
+	" RETURNING t.id, t.created_at, (t.xmax = 0) AS created),"
+	" e AS (INSERT INTO events (type, connection_id, provider_config_key, status, created_at)"
+	"  SELECT 'post-connection-creation', $1, $2, 'pending', $8 FROM c RETURNING id)"
+	" SELECT c.id, c.created_at, c.created, e.id FROM c, e";
+
 static int upsert_row(struct pgc *c, const struct store_connection_input *in, const uint8_t *blob,
 		      size_t len, bool encrypted, int64_t now, struct store_upsert_result *r)
 {
-	struct conn_state st = {0};
+	PGresult *res;
 	int ret;
 
-	ret = pg_x(c, sql_conn_lock, "lock connection",
-		   PG_ARGS(pg_text(in->provider_config_key), pg_text(in->connection_id)), NULL);
-	if (!ret)
-		ret = conn_state(c, in->provider_config_key, in->connection_id, &st);
-	if (ret == 0 && st.deleting)
-		return STORE_EDELETING;
-	r->created = ret == STORE_ENOTFOUND;
-	if (r->created) {
-		ret = insert_id(c, sql_conn_insert, "insert connection",
-				PG_ARGS(pg_text(in->connection_id), pg_text(in->provider_config_key),
-					pg_text(in->provider), pg_blob(blob, len), pg_bool(encrypted),
-					pg_text(in->connection_config), pg_text(in->metadata),
-					pg_i64(now)),
-				&st.id);
-		st.created_at = now;
-	} else if (ret == 0) {
-		ret = pg_x(c, sql_conn_update, "update connection",
-			   PG_ARGS(pg_i64(st.id), pg_text(in->provider), pg_blob(blob, len),
-				   pg_bool(encrypted), pg_text(in->connection_config),
-				   pg_text(in->metadata), pg_i64(now)),
-			   NULL);
+	ret = pg_q(c, sql_upsert, "upsert connection",
+		   PG_ARGS(pg_text(in->connection_id), pg_text(in->provider_config_key),
+			   pg_text(in->provider), pg_blob(blob, len), pg_bool(encrypted),
+			   pg_text(in->connection_config), pg_text(in->metadata), pg_i64(now)),
+		   &res);
+	if (ret)
+		return ret;
+	if (PQntuples(res) != 1) {
+		ret = STORE_EDELETING; /* the row is there, and being deleted */
+	} else {
+		r->connection_row_id = pg_col_i64(res, 0, 0);
+		r->created_at = pg_col_i64(res, 0, 1);
+		r->created = pg_col_bool(res, 0, 2);
+		r->event_id = pg_col_i64(res, 0, 3);
+		r->updated_at = now;
 	}
-	r->connection_row_id = st.id;
-	r->created_at = st.created_at;
-	r->updated_at = now;
+	PQclear(res);
 	return ret;
 }
 
@@ -217,10 +216,6 @@ int pg_connection_upsert(struct store *s, const struct store_connection_input *i
 		ret = idem_purge_check(c, idem->key, now);
 	if (!ret)
 		ret = upsert_row(c, in, blob, len, encrypted, now, r);
-	if (!ret)
-		ret = pg_event_add(c, STORE_EVENT_POST_CONNECTION_CREATION, in->connection_id,
-				   in->provider_config_key, NULL, 0, false, 0, NULL, now,
-				   &r->event_id);
 	if (!ret && idem)
 		ret = upsert_idem(c, idem, r, now);
 	ret = pg_end(P(s), c, ret);

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynbuf.h"
 #include "log.h"
 #include "util.h"
 
@@ -419,14 +420,76 @@ int pg_execution_finish(struct store *s, int64_t id, enum store_exec_status stat
 	return ret;
 }
 
-/* Appends n lines to execution id (holding its row, so that sequence
- * numbers are not raced) and adds dropped to its count. STORE_ENOTFOUND. */
+/* The arrays of one batch of log lines, as PostgreSQL array literals. */
+struct log_arrays {
+	struct dynbuf ts, level, message;
+};
+
+#define LOG_ARRAYS_MAX (64u << 20)
+
+/* Appends s to b as one quoted element of an array literal. */
+static int add_element(struct dynbuf *b, const char *s)
+{
+	int ret = dynbuf_add_str(b, "\"");
+
+	for (const char *p = s; !ret && *p; p++) {
+		if (*p == '"' || *p == '\\')
+			ret = dynbuf_add(b, "\\", 1);
+		if (!ret)
+			ret = dynbuf_add(b, p, 1);
+	}
+	return ret ? ret : dynbuf_add_str(b, "\"");
+}
+
+/* Fills a with lines (messages cut to STORE_LOG_MESSAGE_MAX). A dynbuf's
+ * error is sticky: the closing add of each array says whether all of its
+ * adds went in. */
+static int log_arrays_make(struct log_arrays *a, const struct store_log_line_input *lines,
+			   size_t n, int64_t now)
+{
+	char *msg = NULL;
+	int ret = 0;
+
+	dynbuf_init(&a->ts, LOG_ARRAYS_MAX, 0);
+	dynbuf_init(&a->level, LOG_ARRAYS_MAX, 0);
+	dynbuf_init(&a->message, LOG_ARRAYS_MAX, 0);
+	for (size_t i = 0; i < n && !ret; i++) {
+		const char *sep = i ? "," : "{";
+
+		ret = store_truncate_copy(lines[i].message, STORE_LOG_MESSAGE_MAX, &msg);
+		if (ret)
+			return ret;
+		dynbuf_addf(&a->ts, "%s%lld", sep, (long long)(lines[i].ts ? lines[i].ts : now));
+		dynbuf_addf(&a->level, "%s%d", sep, lines[i].level);
+		dynbuf_add_str(&a->message, sep);
+		ret = add_element(&a->message, msg);
+		free(msg);
+	}
+	if (!ret)
+		ret = dynbuf_add_str(&a->ts, "}");
+	if (!ret)
+		ret = dynbuf_add_str(&a->level, "}");
+	if (!ret)
+		ret = dynbuf_add_str(&a->message, "}");
+	return !ret ? 0 : ret == STATUS_ETOOBIG ? STORE_ETOOBIG : STORE_ENOMEM;
+}
+
+static void log_arrays_free(struct log_arrays *a)
+{
+	dynbuf_free(&a->ts);
+	dynbuf_free(&a->level);
+	dynbuf_free(&a->message);
+}
+
+/* Appends n lines to execution id in one statement (holding its row, so
+ * that sequence numbers are not raced) and adds dropped to its count.
+ * STORE_ENOTFOUND. */
 static int append_logs_in(struct pgc *c, int64_t id, const struct store_log_line_input *lines,
 			  size_t n, int64_t dropped)
 {
-	int64_t seq = 0, now = util_now_ms();
+	struct log_arrays a;
+	int64_t seq = 0;
 	PGresult *r;
-	char *msg = NULL;
 	int ret;
 
 	ret = pg_q(c, "SELECT (SELECT COALESCE(MAX(seq), 0) FROM execution_logs"
@@ -439,18 +502,17 @@ static int append_logs_in(struct pgc *c, int64_t id, const struct store_log_line
 	else
 		seq = pg_col_i64(r, 0, 0);
 	PQclear(r);
-	for (size_t i = 0; i < n && !ret; i++) {
-		ret = store_truncate_copy(lines[i].message, STORE_LOG_MESSAGE_MAX, &msg);
-		if (ret)
-			return ret;
-		seq++;
-		ret = pg_x(c, "INSERT INTO execution_logs (execution_id, seq, ts, level, message)"
-			   " VALUES ($1, $2, $3, $4, $5)", "insert log line",
-			   PG_ARGS(pg_i64(id), pg_i64(seq), pg_i64(lines[i].ts ? lines[i].ts : now),
-				   pg_i64(lines[i].level), pg_text(msg)),
-			   NULL);
-		free(msg);
-		msg = NULL;
+	if (!ret && n > 0) {
+		ret = log_arrays_make(&a, lines, n, util_now_ms());
+		if (!ret)
+			ret = pg_x(c, "INSERT INTO execution_logs (execution_id, seq, ts, level, message)"
+				   " SELECT $1, $2 + l.n, l.ts, l.level, l.message FROM unnest($3::bigint[],"
+				   " $4::integer[], $5::text[]) WITH ORDINALITY AS l (ts, level, message, n)",
+				   "insert log lines",
+				   PG_ARGS(pg_i64(id), pg_i64(seq), pg_text(dynbuf_str(&a.ts)),
+					   pg_text(dynbuf_str(&a.level)), pg_text(dynbuf_str(&a.message))),
+				   NULL);
+		log_arrays_free(&a);
 	}
 	if (!ret && dropped > 0)
 		ret = pg_x(c, "UPDATE executions SET logs_dropped = logs_dropped + $2 WHERE id = $1",
