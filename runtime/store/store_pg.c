@@ -174,6 +174,32 @@ static int map_sqlstate(const char *st)
 
 #define PG_MAX_ARGS 16
 
+/* Runs sql as a statement prepared on c (parsed and planned once per
+ * connection, not per call: the server's CPU is what a busy host spends),
+ * or unprepared when the cache is full or the preparation fails. */
+static PGresult *run_prepared(struct pgc *c, const char *sql, int n, const char *const *values,
+			      const int *lengths, const int *formats)
+{
+	char name[16];
+	size_t i;
+
+	for (i = 0; i < c->nprepared && c->prepared[i] != sql; i++)
+		;
+	if (i == c->nprepared && i < PG_STMT_CACHE) {
+		PGresult *r;
+
+		snprintf(name, sizeof(name), "s%zu", i);
+		r = PQprepare(c->conn, name, sql, n, NULL);
+		if (r && PQresultStatus(r) == PGRES_COMMAND_OK)
+			c->prepared[c->nprepared++] = sql;
+		PQclear(r);
+	}
+	if (i == c->nprepared) /* not prepared: the error, if any, comes again */
+		return PQexecParams(c->conn, sql, n, NULL, values, lengths, formats, 0);
+	snprintf(name, sizeof(name), "s%zu", i);
+	return PQexecPrepared(c->conn, name, n, values, lengths, formats, 0);
+}
+
 int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
 	 PGresult **res)
 {
@@ -210,7 +236,7 @@ int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *
 			break;
 		}
 	}
-	r = PQexecParams(c->conn, sql, n, NULL, values, lengths, formats, 0);
+	r = run_prepared(c, sql, n, values, lengths, formats);
 	st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		ret = map_sqlstate(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL);
@@ -353,6 +379,7 @@ static int slot_ready(struct pg *p, struct pgc *c)
 
 	if (c->conn && PQstatus(c->conn) == CONNECTION_OK)
 		return 0;
+	pg_forget(c);
 	if (c->conn) {
 		PQreset(c->conn);
 		if (PQstatus(c->conn) == CONNECTION_OK) {
@@ -400,13 +427,21 @@ static bool run_plain(struct pgc *c, const char *sql)
 	return ok;
 }
 
-int pg_begin_on(struct pg *p, struct pgc *c)
+/* A lossable transaction does not wait for its WAL flush (store.h's
+ * Durability: what a power loss may roll back); a later synchronous
+ * COMMIT flushes it with its own, as SQLite's WAL order does. */
+static const char sql_begin[] = "BEGIN";
+static const char sql_begin_lossable[] = "BEGIN; SET LOCAL synchronous_commit = off";
+
+int pg_begin_on(struct pg *p, struct pgc *c, bool lossable)
 {
-	if (run_plain(c, "BEGIN"))
+	const char *sql = lossable ? sql_begin_lossable : sql_begin;
+
+	if (run_plain(c, sql))
 		return 0;
 	/* A connection the server dropped shows it only now: nothing was sent
 	 * in it yet, so it is safe to reconnect and begin again. */
-	if (PQstatus(c->conn) != CONNECTION_OK && !slot_ready(p, c) && run_plain(c, "BEGIN"))
+	if (PQstatus(c->conn) != CONNECTION_OK && !slot_ready(p, c) && run_plain(c, sql))
 		return 0;
 	log_error("store", "%s: BEGIN failed: %s", p->shown, PQerrorMessage(c->conn));
 	return STORE_EIO;
@@ -421,7 +456,7 @@ int pg_begin(struct pg *p, struct pgc **out)
 	ret = pg_take(p, &c);
 	if (ret)
 		return ret;
-	ret = pg_begin_on(p, c);
+	ret = pg_begin_on(p, c, false);
 	if (ret) {
 		slot_give(p, c);
 		return ret;
@@ -466,14 +501,16 @@ static void sleep_ms(int64_t ms)
 		;
 }
 
-int pg_txn(struct pg *p, pg_txn_fn fn, void *arg)
+int pg_txn(struct pg *p, bool lossable, pg_txn_fn fn, void *arg)
 {
 	int64_t deadline = util_mono_us() + (int64_t)PG_RETRY_MS * 1000, pause_ms = 50;
 	struct pgc *c;
 	int ret;
 
 	for (;;) {
-		ret = pg_begin(p, &c);
+		ret = pg_take(p, &c);
+		if (!ret && (ret = pg_begin_on(p, c, lossable)))
+			slot_give(p, c);
 		if (!ret) {
 			ret = fn(p->s, c, arg);
 			if (!ret || PQstatus(c->conn) == CONNECTION_OK)

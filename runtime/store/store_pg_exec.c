@@ -118,8 +118,7 @@ static int cmp_id(const void *a, const void *b)
 }
 
 /* Claims up to n pending events for this host in one statement, on c
- * (outside any transaction: the claim commits by itself). ids (sorted) and
- * *count are what it got. */
+ * (in a transaction of its own). ids (sorted) and *count are what it got. */
 static int claim_batch(struct store *s, struct pgc *c, int64_t generation, int n, int64_t *ids,
 		       size_t *count)
 {
@@ -150,8 +149,15 @@ static int queue_fill(struct store *s, struct pgc *c, int64_t generation)
 
 	pthread_mutex_lock(&p->qmu);
 	if (p->qn == 0) {
+		/* lossable: a claim lost with its COMMIT is a pending event again,
+		 * what settling makes of a claim that started nothing */
 		p->qhead = 0;
-		ret = claim_batch(s, c, generation, PG_CLAIM_BATCH, p->queue, &p->qn);
+		ret = pg_begin_on(p, c, true);
+		if (!ret)
+			ret = claim_batch(s, c, generation, PG_CLAIM_BATCH, p->queue, &p->qn);
+		ret = pg_commit_on(p, c, ret);
+		if (ret)
+			p->qn = 0;
 	}
 	if (!ret && p->qn == 0)
 		ret = STORE_ENOTFOUND;
@@ -276,7 +282,7 @@ static int event_finish_txn(struct store *s, struct pgc *c, void *arg)
 
 int pg_event_finish(struct store *s, int64_t event_id)
 {
-	return pg_txn(P(s), event_finish_txn, &event_id);
+	return pg_txn(P(s), true, event_finish_txn, &event_id);
 }
 
 /* A read of one statement whose rows the caller reads. */
@@ -365,7 +371,7 @@ static int create_txn(struct store *s, struct pgc *c, void *arg)
 
 int pg_execution_create(struct store *s, const struct store_execution_input *in, int64_t *id)
 {
-	int ret = pg_txn(P(s), create_txn, &(struct create_args){.in = in, .id = id});
+	int ret = pg_txn(P(s), false, create_txn, &(struct create_args){.in = in, .id = id});
 
 	if (ret)
 		*id = 0;
@@ -415,7 +421,7 @@ int pg_execution_finish(struct store *s, int64_t id, enum store_exec_status stat
 	if (ret)
 		return ret;
 	a.err = err;
-	ret = pg_txn(P(s), finish_txn, &a);
+	ret = pg_txn(P(s), true, finish_txn, &a);
 	free(err);
 	return ret;
 }
@@ -538,7 +544,7 @@ static int logs_txn(struct store *s, struct pgc *c, void *arg)
 int pg_execution_append_logs(struct store *s, int64_t id, const struct store_log_line_input *lines,
 			     size_t n, int64_t dropped)
 {
-	return pg_txn(P(s), logs_txn,
+	return pg_txn(P(s), true, logs_txn,
 		      &(struct logs_args){.id = id, .lines = lines, .n = n, .dropped = dropped});
 }
 
@@ -660,7 +666,7 @@ int pg_event_claim_start(struct store *s, int64_t complete_id,
 		ret = filled;
 		goto give;
 	}
-	ret = pg_begin_on(P(s), c);
+	ret = pg_begin_on(P(s), c, false); /* a start is a creation: synchronous */
 	if (ret)
 		goto give;
 	if (complete_id > 0)
@@ -715,7 +721,7 @@ int pg_execution_complete(struct store *s, int64_t id, const struct store_execut
 	if (ret)
 		return ret;
 	a.err = err;
-	ret = pg_txn(P(s), complete_txn, &a);
+	ret = pg_txn(P(s), true, complete_txn, &a);
 	free(err);
 	return ret;
 }

@@ -138,6 +138,7 @@ static bool host_connect(struct pg *p, struct host_conn *h)
 	if (h->c.conn && PQstatus(h->c.conn) == CONNECTION_OK && h->listening)
 		return true;
 	PQfinish(h->c.conn);
+	pg_forget(&h->c);
 	h->listening = false;
 	h->c.conn = pg_connect(p, err, sizeof(err));
 	if (!h->c.conn)

@@ -31,11 +31,23 @@
 #define PG_POOL_MAX 8     /* connections per store (each host) */
 #define PG_CLAIM_BATCH 8  /* events claimed per round trip, at most */
 
-/* A connection of the pool. */
+#define PG_STMT_CACHE 64 /* prepared statements per connection */
+
+/* A connection of the pool, and the statements prepared on it (keyed by
+ * the address of their SQL, a string literal; named "s<index>"). The
+ * cache is emptied whenever the connection is new (pg_forget). */
 struct pgc {
 	PGconn *conn;
 	bool busy;
+	const char *prepared[PG_STMT_CACHE];
+	size_t nprepared;
 };
+
+/* The connection is new (opened or reset): nothing is prepared on it. */
+static inline void pg_forget(struct pgc *c)
+{
+	c->nprepared = 0;
+}
 
 /* The back end's state (struct store's impl). */
 struct pg {
@@ -80,8 +92,8 @@ int pg_begin(struct pg *p, struct pgc **c);
  * returns ret or the COMMIT's error. */
 int pg_end(struct pg *p, struct pgc *c, int ret);
 /* pg_begin and pg_end on a connection already taken (pg_take), which
- * pg_commit_on keeps. */
-int pg_begin_on(struct pg *p, struct pgc *c);
+ * pg_commit_on keeps; lossable as for pg_txn. */
+int pg_begin_on(struct pg *p, struct pgc *c, bool lossable);
 int pg_commit_on(struct pg *p, struct pgc *c, int ret);
 
 /* A transaction's body for pg_txn: its statements on c (no BEGIN/COMMIT). */
@@ -96,8 +108,11 @@ typedef int (*pg_txn_fn)(struct store *s, struct pgc *c, void *arg);
  * backing off, for up to PG_RETRY_MS: a database restart then delays the
  * call instead of failing it. A COMMIT whose answer is lost is not
  * retried (its outcome is unknown): STORE_EIO. For the dispatcher's writes,
- * whose failure would leave an execution running on a live host. */
-int pg_txn(struct pg *p, pg_txn_fn fn, void *arg);
+ * whose failure would leave an execution running on a live host.
+ * lossable: the COMMIT does not wait for its WAL flush, for the writes
+ * store.h lets a power loss roll back (ends, log lines, "done" marks,
+ * claims); the others (creations) wait, as every other call does. */
+int pg_txn(struct pg *p, bool lossable, pg_txn_fn fn, void *arg);
 
 /* One parameter of a statement ($1, $2, ... in order). */
 enum pg_arg_type { PG_ARG_END = 0, PG_ARG_NULL, PG_ARG_TEXT, PG_ARG_I64, PG_ARG_BLOB };
@@ -133,7 +148,8 @@ static inline struct pg_arg pg_blob(const void *p, size_t len)
 	return (struct pg_arg){.type = PG_ARG_BLOB, .p = p, .v = (int64_t)len};
 }
 
-/* Runs sql with args (NULL: none). *res (NULL: not wanted) is the result,
+/* Runs sql with args (NULL: none), prepared on c the first time (sql
+ * must be a string literal or live as long as c). *res (NULL: not wanted) is the result,
  * owned by the caller (PQclear). 0, or the error mapped to a STORE_E*
  * code (logged under "store" with `what`, but for the expected ones:
  * unique and foreign-key violations). */
