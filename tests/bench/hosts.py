@@ -19,6 +19,8 @@ One run, all rows in it:
   - measured: acknowledged creations (201) per second (sum over the hosts'
     wrk runs) and executions finished per second (count / (last end - first
     start)), from the database, with the share each host ran;
+  - a floor: pgbench inserting one row per commit with 1 and with 8
+    clients on the same server (what its commits cost on this machine);
   - checked: every acknowledged creation has exactly one execution,
     succeeded, and no connection has two (exactly once across hosts);
     otherwise FAILED and exit status 1.
@@ -198,6 +200,23 @@ def one_row(args, workdir, pgdir, backend, n):
             "acked": len(acked)}
 
 
+def pg_floor(pgdir, seconds, clients):
+    """pgbench: one INSERT per commit, `clients` connections: the server's
+    own commit rate on this machine (synchronous_commit on)."""
+    db = "floor"
+    url = pg_server.create_database(pgdir, db)
+    pg_server.psql(pgdir, "CREATE TABLE IF NOT EXISTS t (id bigserial PRIMARY KEY, v bigint)", db=db)
+    script = os.path.join(pgdir, "floor.sql")
+    with open(script, "w") as f:
+        f.write("INSERT INTO t (v) VALUES (1);\n")
+    out = subprocess.run([os.path.join(pg_server.bindir(), "pgbench"), "-n", "-f", script, "-c", str(clients),
+                          "-j", "1", "-T", str(seconds), url], capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("tps = "):
+            return float(line.split()[2])
+    raise Failed(f"pgbench failed: {out.stdout}{out.stderr}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build-dir", required=True)
@@ -215,6 +234,7 @@ def main():
     rows, failed = [], False
     try:
         pg_server.start(pgdir)
+        floors = {c: pg_floor(pgdir, args.duration, c) for c in (1, 8)}
         plan = [("sqlite", 1)] + [("postgresql", int(n)) for n in args.hosts.split(",")]
         for backend, n in plan:
             print(f"hosts: {backend}, {n} host(s), {args.duration} s ...", file=sys.stderr, flush=True)
@@ -233,6 +253,8 @@ def main():
         vs = f"{r['events'] / base:.2f}x" if base and r["backend"] == "postgresql" else ""
         share = ", ".join(f"{h}: {c}" for h, c in sorted(r["per_host"].items()))
         print(f"| {r['backend']} | {r['hosts']} | {r['created']:,.0f} | {r['events']:,.0f} | {vs} | {share} |")
+    for c, tps in sorted(locals().get("floors", {}).items()):
+        print(f"| floor: raw PostgreSQL, one INSERT per commit (pgbench -c{c}) | | {tps:,.0f} commits/s | | | |")
     if not failed:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed else 0
