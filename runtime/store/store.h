@@ -63,6 +63,10 @@
  * fails with that error (usually STORE_EIO) and none of their writes is
  * in the database. Readers only ever see committed writes. Nothing waits
  * for a batch to fill: an idle store commits a lone write at once.
+ * (PostgreSQL: each call is a transaction of its own; concurrent calls,
+ * from every host, share WAL flushes in the server, and the calls listed
+ * above commit with synchronous_commit on, the others without waiting for
+ * the flush: the same guarantees, store_pg.c.)
  *
  * Fewer writes per event. A dispatcher can journal an event in two write
  * calls rather than 3 + 3 per script: store_event_claim_start (the claim

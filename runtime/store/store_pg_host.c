@@ -192,8 +192,11 @@ static void *host_main(void *arg)
 			continue;
 		}
 		if (now >= next_beat) {
-			if (beat(p, &h.c, sql_beat) || sweep(p, &h.c))
-				h.listening = PQstatus(h.c.conn) == CONNECTION_OK && h.listening;
+			/* a failure is logged where it happens; a lost connection
+			 * is made again next round */
+			if ((beat(p, &h.c, sql_beat) || sweep(p, &h.c)) &&
+			    PQstatus(h.c.conn) != CONNECTION_OK)
+				h.listening = false;
 			if (drain_notifies(h.c.conn))
 				store_wakeup(p->s);
 			next_beat = now + interval_ms(p);

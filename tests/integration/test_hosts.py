@@ -53,9 +53,11 @@ class HostsTest(DaemonTest):
         s.update(settings)
         return self.daemon(NANGO, start=start, settings=s, test_plugins=["caller"], store=url)
 
-    def create(self, d, cid, **extra):
-        return d.create_connection("demo", cid, credentials={"type": "API_KEY", "apiKey": cid},
-                                   connection_config={"port": str(self.provider.port)}, **extra)
+    def create(self, d, cid, headers=None):
+        body = {"provider_config_key": "demo", "connection_id": cid,
+                "credentials": {"type": "API_KEY", "apiKey": cid},
+                "connection_config": {"port": str(self.provider.port)}}
+        return d.request("POST", "/connections", body, headers=headers)
 
     def all_executions(self, d):
         out, cursor = [], None
@@ -210,6 +212,38 @@ class HostsTest(DaemonTest):
         self.assertEqual([c for c, n in seen.items() if n > 1], [])
         print(f"\n{len(acked)} acknowledged creations, {failed[0]} refused while the database "
               f"restarted (retried with their Idempotency-Key)")
+
+    def test_ledger_and_idempotency_shared(self):
+        from test_reload import build_plugin  # compiles and signs a plugin at a version
+        build = tempfile.mkdtemp(prefix="evs-hosts-build-")
+        self.addCleanup(shutil.rmtree, build, True)
+        v2, v1 = build_plugin(build, "ver", "2.0.0"), build_plugin(build, "ver", "1.0.0")
+        url = self.database()
+        nango = NANGO + "    versioned:\n        provider: local-test\n        on-events:\n" \
+                        "            post-connection-creation:\n                - ver\n"
+        a = self.daemon(nango, start=False, settings={"host_id": "a"}, test_plugins=["caller"], store=url)
+        a.deploy(v2)
+        a.start()
+        # another host with an older build of the plugin: the ledger it shares says 2.0.0
+        b = self.daemon(nango, start=False, settings={"host_id": "b"}, test_plugins=["caller"], store=url)
+        b.deploy(v1)
+        b.start()
+        status, _, plugins = b.request("GET", "/plugins")
+        self.assertEqual(status, 200, plugins)
+        self.assertEqual([(x["name"], x["reason_code"]) for x in plugins["refused"]], [("ver", "downgrade")])
+        self.assertNotIn("ver", {x["name"] for x in plugins["loaded"]})
+
+        # an Idempotency-Key recorded through one host is replayed by the other
+        s1, _, b1 = self.create(a, "idem", headers={"Idempotency-Key": "shared-key"})
+        s2, h2, b2 = self.create(b, "idem", headers={"Idempotency-Key": "shared-key"})
+        self.assertEqual((s1, s2), (201, 201), (b1, b2))
+        self.assertEqual(b1, b2)
+        self.assertEqual(h2.get("Idempotent-Replayed"), "true")
+        s3, _, b3 = self.create(b, "idem-other", headers={"Idempotency-Key": "shared-key"})
+        self.assertEqual((s3, b3["error"]["code"]), (422, "idempotency_key_reused"))
+        ex = wait_for(lambda: [e for e in self.all_executions(a) if e["connection_id"] == "idem"
+                               and e["status"] != "running"] or None, timeout=30, what="the one execution")
+        self.assertEqual(len(ex), 1)
 
     def test_schema_newer_refused(self):
         url = self.database()
