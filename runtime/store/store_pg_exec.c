@@ -214,8 +214,12 @@ void pg_release_claims(struct pg *p)
 {
 	struct pgc *c;
 	int64_t id;
+	bool any;
 
-	if (pg_take(p, &c))
+	pthread_mutex_lock(&p->qmu);
+	any = p->qn > 0;
+	pthread_mutex_unlock(&p->qmu);
+	if (!any || pg_take(p, &c))
 		return;
 	while (queue_pop(p, &id))
 		release_one(p->s, c, id);
