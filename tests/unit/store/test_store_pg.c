@@ -8,7 +8,9 @@
  *  - claims from two hosts and several threads each start every event
  *    exactly once (batched claims, FOR UPDATE SKIP LOCKED);
  *  - a host that closes gives back the events it claimed ahead;
- *  - store_recover settles this host's rows only.
+ *  - store_recover settles this host's rows only;
+ *  - a survivor settles a host whose heartbeat is older than its
+ *    host_timeout_s, and leaves a live host's rows alone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -282,6 +284,83 @@ static void test_close_gives_back_and_recover_is_per_host(void **state)
 	store_close(a);
 }
 
+/* ---- a silent host is settled by a survivor; a live one is not */
+
+static void db_exec(const struct db *d, const char *sql)
+{
+	PGconn *c = PQconnectdb(d->url);
+	PGresult *r;
+
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connecting to %s: %s", d->url, PQerrorMessage(c));
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static int64_t run_action(struct store *s)
+{
+	struct store_execution_input in = {.kind = STORE_EXEC_ACTION, .script = "act",
+					   .connection_id = "c", .provider_config_key = "gh"};
+	int64_t id = 0;
+
+	assert_int_equal(store_execution_create(s, &in, &id), 0);
+	return id;
+}
+
+static void test_dead_host_settled(void **state)
+{
+	struct db *d = *state;
+	struct store *dead = open_host(d, "dead"), *alive = open_host(d, "alive"), *survivor;
+	struct store_host h = {.host_id = "survivor", .timeout_s = 2};
+	struct store_execution *e = NULL;
+	struct store_event ev;
+	int64_t x_dead, x_alive, started, pending = 0;
+	char err[512];
+
+	/* "dead" runs an execution, has started one event and claimed more
+	 * ahead, then stops beating without settling anything (as a crash):
+	 * its connections close, its rows stay */
+	for (int i = 0; i < 3; i++)
+		add_event(dead, i);
+	x_dead = run_action(dead);
+	assert_int_equal(store_event_claim_start(dead, 1, plan, NULL, &ev, &started), 0);
+	db_exec(d, "CREATE TABLE held AS SELECT id FROM events WHERE status = 'claimed'");
+	store_close(dead); /* gives back its claims ahead: claim them again as its own */
+	db_exec(d, "UPDATE events SET status = 'claimed', host_id = 'dead' WHERE id IN (SELECT id FROM held)");
+	db_exec(d, "UPDATE hosts SET heartbeat_at = clock_timestamp() - interval '1 hour'"
+		   " WHERE host_id = 'dead'");
+	x_alive = run_action(alive);
+
+	assert_int_equal(store_open_host(d->url, NULL, &h, &survivor, err, sizeof(err)), 0);
+	/* its first beat sweeps (at most host_timeout_s / 3, at least 1 s) */
+	for (int i = 0; i < 300; i++) {
+		store_execution_free(e);
+		e = NULL;
+		assert_int_equal(store_execution_get(survivor, x_dead, &e), 0);
+		if (e->status != STORE_EXEC_RUNNING)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(e->status, STORE_EXEC_INTERRUPTED);
+	assert_non_null(strstr(e->error, "host dead stopped"));
+	store_execution_free(e);
+	/* the started event's execution too; the events claimed ahead are pending */
+	assert_int_equal(store_execution_get(survivor, started, &e), 0);
+	assert_int_equal(e->status, STORE_EXEC_INTERRUPTED);
+	store_execution_free(e);
+	assert_int_equal(store_event_count_pending(survivor, &pending), 0);
+	assert_int_equal(pending, 2);
+	/* the live host's execution is left alone */
+	assert_int_equal(store_execution_get(survivor, x_alive, &e), 0);
+	assert_int_equal(e->status, STORE_EXEC_RUNNING);
+	store_execution_free(e);
+	store_close(survivor);
+	store_close(alive);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +368,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_hosts_claim_once, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_close_gives_back_and_recover_is_per_host, db_setup,
 						db_teardown),
+		cmocka_unit_test_setup_teardown(test_dead_host_settled, db_setup, db_teardown),
 	};
 
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
