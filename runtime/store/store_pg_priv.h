@@ -8,13 +8,15 @@
  *   store_pg_host.c    the host's own thread: heartbeat, dead-host sweep,
  *                      LISTEN for new events
  *   store_pg_conn.c    connections, Idempotency-Key records, the ledger
- *   store_pg_exec.c    events (batched claims), executions, logs, recovery
+ *   store_pg_exec.c    events, executions and their log lines
+ *   store_pg_claim.c   the claim protocol (batched claims, starts), settling
+ *                      a host's rows (recovery, the dead-host sweep)
  *
  * Conventions: every operation takes a connection of the pool, runs one
  * transaction on it (pg_begin ... pg_end) and gives it back; statements
  * are sent with parameters (never spliced into the SQL), results are read
  * in text form. The claim protocol and why it is exactly once are at the
- * top of store_pg_exec.c.
+ * top of store_pg_claim.c.
  */
 #ifndef EVS_STORE_PG_PRIV_H
 #define EVS_STORE_PG_PRIV_H
@@ -170,7 +172,25 @@ void pg_col_copy(const PGresult *r, int row, int col, char *dst, size_t size);
 /* A bytea column: *out malloc'd (wipe it: store_blob_free). */
 int pg_col_bytea(const PGresult *r, int row, int col, uint8_t **out, size_t *len);
 
-/* ---- Settling a host (store_pg_exec.c): what store_recover does for this
+/* ---- Shared by store_pg_exec.c and store_pg_claim.c. */
+
+#define EVENT_COLS                                                                         \
+	"id, type, connection_id, provider_config_key, script, retry_of, status, generation," \
+	" created_at, claimed_at, finished_at"
+
+/* Reads row i of a result with EVENT_COLS into *ev. */
+void pg_event_from_row(const PGresult *r, int i, struct store_event *ev);
+/* Inside c's transaction: inserts a running execution of this host (*id);
+ * marks a claimed event done (STORE_ESTATE when it is not claimed,
+ * STORE_ENOTFOUND); records an execution's end with its last lines and its
+ * event's "done" (err: the error, cut to STORE_ERROR_MAX). */
+int pg_exec_insert(struct store *s, struct pgc *c, const struct store_execution_input *in,
+		   int64_t *id);
+int pg_event_finish_in(struct pgc *c, int64_t id);
+int pg_complete_in(struct pgc *c, int64_t id, const struct store_execution_end *end,
+		   const char *err);
+
+/* ---- Settling a host (store_pg_claim.c): what store_recover does for this
  * host at start-up, and a survivor for a dead one. Inside a transaction. */
 int pg_settle_host(struct pgc *c, const char *host_id, const char *error,
 		   struct store_recovery *r);
@@ -209,7 +229,8 @@ int pg_event_add(struct pgc *c, const char *type, const char *cid, const char *p
 		 const char *script, int64_t retry_of, bool claim, int64_t generation,
 		 const char *host_id, int64_t now, int64_t *event_id);
 
-/* store_pg_exec.c */
+/* store_pg_exec.c (and store_pg_claim.c: claim, claim_start, recover,
+ * interrupt_running) */
 int pg_event_insert(struct store *s, const char *type, const char *cid, const char *pck, bool claim,
 		    int64_t generation, int64_t *event_id);
 int pg_event_claim(struct store *s, int64_t generation, struct store_event *ev);
