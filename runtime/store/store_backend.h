@@ -4,7 +4,7 @@
  *
  * store.c owns the public functions: it checks the arguments, zeroes the
  * out-parameters, and calls the back end through struct store_ops. A back
- * end (store_sqlite*.c; a store_pg*.c can follow) fills one table and uses the
+ * end (store_sqlite*.c, store_pg*.c) fills one table and uses the
  * shared helpers below for what does not depend on the database: sealing
  * credentials, JSON checks and the metadata merge, version ordering.
  * Arguments reaching a back end are already validated (non-NULL where

@@ -21,7 +21,7 @@
  * (commit_delay / commit_siblings tune it). So an acknowledgement means
  * what store.h says, and the cost of a flush is shared as SQLite's group
  * commit shares it. What batching the back end does itself is in the
- * claims (store_pg_exec.c).
+ * claims (store_pg_claim.c).
  *
  * Schema. One versioned schema for both back ends (STORE_SCHEMA_VERSION):
  * migrations[] below is step for step the same as SQLite's, in
