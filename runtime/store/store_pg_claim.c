@@ -37,9 +37,11 @@
  */
 #include "store_pg_priv.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------------------
@@ -158,6 +160,41 @@ static void release_one(struct store *s, struct pgc *c, int64_t id)
 {
 	pg_x(c, sql_release, "give back a claimed event", PG_ARGS(pg_i64(id), pg_text(s->host_id)),
 	     NULL);
+}
+
+/* A claim of this host that no worker holds: not in the queue, no
+ * execution, older than PG_STRAY_CLAIM_MS (a start re-stamps claimed_at).
+ * validate-connection and a DELETE's own events are claimed by their
+ * request, which creates their executions at once. */
+static const char sql_strays[] =
+	"UPDATE events SET status = 'pending', claimed_at = NULL, generation = NULL, host_id = NULL"
+	" WHERE host_id = $1 AND status = 'claimed' AND claimed_at < $2"
+	" AND type <> 'validate-connection' AND NOT (id = ANY ($3::bigint[]))"
+	" AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.event_id = events.id)";
+
+int pg_release_strays(struct pg *p, struct pgc *c, int64_t *count)
+{
+	char ids[PG_CLAIM_BATCH * 24 + 4] = "{";
+	size_t at = 1;
+	int ret;
+
+	/* The queue as it is now; qmu is not held across the statement (a
+	 * worker holds an event's row while it pops the next id: waiting for
+	 * that row with qmu held would deadlock). An id popped since is being
+	 * started: its start re-stamps claimed_at (this statement then waits
+	 * for its row and finds it fresh), or, given back first, the start's
+	 * guard finds it no longer this host's and skips it. */
+	pthread_mutex_lock(&p->qmu);
+	for (size_t i = 0; i < p->qn; i++)
+		at += (size_t)snprintf(ids + at, sizeof(ids) - at, "%s%lld", i ? "," : "",
+				       (long long)p->queue[p->qhead + i]);
+	pthread_mutex_unlock(&p->qmu);
+	snprintf(ids + at, sizeof(ids) - at, "}");
+	ret = pg_x(c, sql_strays, "give back stray claims",
+		   PG_ARGS(pg_text(p->s->host_id), pg_i64(util_now_ms() - PG_STRAY_CLAIM_MS),
+			   pg_text(ids)),
+		   count);
+	return ret;
 }
 
 void pg_release_claims(struct pg *p)

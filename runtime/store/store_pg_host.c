@@ -11,6 +11,8 @@
  *     never settle one host at once): its running executions become
  *     interrupted, its claimed but unstarted events pending again (never
  *     re-run when one of their scripts started: pg_settle_host);
+ *     Its own claims that no worker holds for a minute (a claim whose
+ *     COMMIT answer was lost) go back to pending at the same time;
  *  3. LISTEN evscript_events: a trigger announces every event that becomes
  *     pending (store_pg.c's migration 2); the thread wakes the dispatcher
  *     through store_wakeup(). Polling stays the fallback (the dispatcher's
@@ -107,9 +109,15 @@ static int settle_dead(struct pg *p, struct pgc *c, const char *dead, int64_t si
 static int sweep(struct pg *p, struct pgc *c)
 {
 	PGresult *res = NULL;
+	int64_t strays = 0;
 	int ret;
 
-	ret = pg_q(c, sql_dead, "find dead hosts",
+	ret = pg_release_strays(p, c, &strays);
+	if (!ret && strays > 0)
+		log_warn("store", "%lld events claimed by this host and held by no worker for %d s "
+			 "put back", (long long)strays, PG_STRAY_CLAIM_MS / 1000);
+	if (!ret)
+		ret = pg_q(c, sql_dead, "find dead hosts",
 		   PG_ARGS(pg_text(p->s->host_id), pg_i64(p->s->host_timeout_s)), &res);
 	for (int i = 0; !ret && i < PQntuples(res); i++)
 		ret = settle_dead(p, c, PQgetvalue(res, i, 0), pg_col_i64(res, i, 1));

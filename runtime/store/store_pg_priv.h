@@ -200,6 +200,11 @@ int pg_host_start(struct pg *p, char *err, size_t errlen);
 void pg_host_stop(struct pg *p);
 /* Gives back to pending the events claimed ahead and not started. */
 void pg_release_claims(struct pg *p);
+/* Gives back, on c, this host's claims that no worker holds (a claim whose
+ * COMMIT answer was lost, a give-back that failed): see store_pg_claim.c.
+ * *count: how many. */
+#define PG_STRAY_CLAIM_MS 60000
+int pg_release_strays(struct pg *p, struct pgc *c, int64_t *count);
 
 /* ---- The operations (store_backend.h says what each does). */
 

@@ -10,7 +10,8 @@
  *  - a host that closes gives back the events it claimed ahead;
  *  - store_recover settles this host's rows only;
  *  - a survivor settles a host whose heartbeat is older than its
- *    host_timeout_s, and leaves a live host's rows alone.
+ *    host_timeout_s, and leaves a live host's rows alone;
+ *  - a host gives back its own claims that no worker holds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -361,6 +362,37 @@ static void test_dead_host_settled(void **state)
 	store_close(alive);
 }
 
+/* A claim of this host that no worker holds (a COMMIT whose answer was
+ * lost) is given back by the host's own thread after a minute. */
+static void test_stray_claim_given_back(void **state)
+{
+	struct db *d = *state;
+	struct store *a = open_host(d, "a");
+	int64_t pending = -1;
+	char sql[256];
+
+	add_event(a, 1);
+	add_event(a, 2);
+	store_close(a);
+	/* event 1 claimed by a two minutes ago, started nowhere; event 2 just now */
+	snprintf(sql, sizeof(sql), "UPDATE events SET status = 'claimed', host_id = 'a', claimed_at ="
+		 " (extract(epoch FROM now()) * 1000)::bigint - (CASE id WHEN 1 THEN 120000 ELSE 0 END)");
+	db_exec(d, sql);
+	a = open_host(d, "a"); /* its thread beats, and looks, at once */
+	for (int i = 0; i < 300 && pending != 1; i++) {
+		assert_int_equal(store_event_count_pending(a, &pending), 0);
+		if (pending != 1)
+			usleep(100 * 1000);
+	}
+	assert_int_equal(pending, 1);
+	store_close(a);
+	/* the fresh claim is still a's */
+	a = open_host(d, "b");
+	assert_int_equal(store_event_count_pending(a, &pending), 0);
+	assert_int_equal(pending, 1);
+	store_close(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +401,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_gives_back_and_recover_is_per_host, db_setup,
 						db_teardown),
 		cmocka_unit_test_setup_teardown(test_dead_host_settled, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_stray_claim_given_back, db_setup, db_teardown),
 	};
 
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
