@@ -209,14 +209,22 @@ int pg_connection_upsert(struct store *s, const struct store_connection_input *i
 				     in->credentials, &blob, &len, &encrypted);
 	if (ret)
 		return ret;
+	if (!idem) {
+		/* one statement: its own transaction, no BEGIN/COMMIT round trips */
+		ret = pg_take(P(s), &c);
+		if (!ret) {
+			ret = upsert_row(c, in, blob, len, encrypted, now, r);
+			pg_give(P(s), c);
+		}
+		goto out;
+	}
 	ret = pg_begin(P(s), &c);
 	if (ret)
 		goto out;
-	if (idem)
-		ret = idem_purge_check(c, idem->key, now);
+	ret = idem_purge_check(c, idem->key, now);
 	if (!ret)
 		ret = upsert_row(c, in, blob, len, encrypted, now, r);
-	if (!ret && idem)
+	if (!ret)
 		ret = upsert_idem(c, idem, r, now);
 	ret = pg_end(P(s), c, ret);
 out:
