@@ -4,24 +4,26 @@
  * database.
  *
  * Connections. A pool of PG_POOL_MAX libpq connections per store, opened
- * at start. Every operation takes one, runs one
- * transaction on it (READ COMMITTED) and gives it back; pure reads run a
- * single statement without BEGIN. A connection found broken (the server
- * restarted, the network dropped) is reset before it is used again, and a
- * transaction whose BEGIN fails on a connection that turns out broken is
- * retried once on a fresh one: nothing was sent yet, so that is safe. A
- * failure after BEGIN fails the call (STORE_EIO) and rolls it back; only a
- * COMMIT whose answer is lost leaves the outcome unknown to the caller, as
- * with any database (a client retries with its Idempotency-Key).
+ * at start. Every operation takes one, runs one transaction on it (READ
+ * COMMITTED; a single statement runs as its own) and gives it back.
+ * Statements are prepared once per connection. A connection found broken
+ * (the server restarted, the network dropped) is reset before it is used
+ * again, and a transaction whose BEGIN fails on a connection that turns
+ * out broken is retried once on a fresh one: nothing was sent yet, so that
+ * is safe. A failure after BEGIN fails the call (STORE_EIO) and rolls it
+ * back (the dispatcher's writes retry: pg_txn); only a COMMIT whose answer
+ * is lost leaves the outcome unknown to the caller, as with any database
+ * (a client retries with its Idempotency-Key).
  *
- * Group commit. Each call commits (synchronous_commit as the server sets
- * it, "on" by default: a COMMIT returns once its WAL is flushed), and the
- * commits of concurrent calls, from this host's pool and from every other
- * host, share WAL flushes in the server: PostgreSQL's own group commit
- * (commit_delay / commit_siblings tune it). So an acknowledgement means
- * what store.h says, and the cost of a flush is shared as SQLite's group
- * commit shares it. What batching the back end does itself is in the
- * claims (store_pg_claim.c).
+ * Group commit. Each call commits, and the commits of concurrent calls,
+ * from this host's pool and from every other host, share WAL flushes in
+ * the server: PostgreSQL's own group commit (commit_delay and
+ * commit_siblings tune it). The calls store.h forces to disk commit with
+ * synchronous_commit on (a COMMIT returns once its WAL is flushed); the
+ * others (claims, ends, log lines, done marks) without waiting for the
+ * flush, which a later synchronous COMMIT covers. So an acknowledgement
+ * means what store.h says. What batching the back end does itself is in
+ * the claims (store_pg_claim.c).
  *
  * Schema. One versioned schema for both back ends (STORE_SCHEMA_VERSION):
  * migrations[] below is step for step the same as SQLite's, in
