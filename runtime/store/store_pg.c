@@ -632,6 +632,20 @@ out:
 	return ret;
 }
 
+/* The server's synchronous_commit as this connection has it: "off" makes
+ * every acknowledgement lossable, which store.h does not allow. Warns. */
+static void check_sync(struct pg *p, struct pgc *c)
+{
+	PGresult *r = NULL;
+
+	if (pg_q(c, "SHOW synchronous_commit", "read synchronous_commit", NULL, &r) == 0 &&
+	    PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "off") == 0)
+		log_warn("store", "%s: synchronous_commit is off: a crash of the database server may "
+			 "lose acknowledged writes (connections, executions' creations), and a script may "
+			 "then run twice; set it to on (docs/operations.md)", p->shown);
+	PQclear(r);
+}
+
 static void pg_close(struct store *s)
 {
 	struct pg *p = P(s);
@@ -698,6 +712,8 @@ static int pg_open(struct store *s, const char *url, char *err, size_t errlen)
 	ret = migrate(p, c, err, errlen);
 	if (!ret)
 		ret = key_check(p, c, err, errlen);
+	if (!ret)
+		check_sync(p, c);
 	c->busy = false;
 	ret = pg_end(p, c, ret);
 	if (ret) {
