@@ -168,7 +168,7 @@ static int set_store(struct pctx *c, const struct host_key *key, const struct yn
 	(void)k;
 	if (v->type != YNODE_SCALAR)
 		return PFAIL(c, v, CONFIG_EINVALID, "store: expected " STORE_FORMS ", found %s", ynode_kind(v));
-	free(h->store);
+	secret_free(h->store); /* a URL may hold a password */
 	h->store = NULL;
 	if (strncmp(v->str, "postgresql://", 13) == 0 || strncmp(v->str, "postgres://", 11) == 0) {
 		h->store_kind = CONFIG_STORE_URL;
@@ -633,7 +633,7 @@ void config_host_free(struct config_host *h)
 	free(h->listen);
 	free(h->listen_host);
 	secret_free(h->secret_key);
-	free(h->store);
+	secret_free(h->store);
 	free(h->store_path);
 	free(h->host_id);
 	free(h->plugin_dir);
