@@ -334,13 +334,15 @@ PGconn *pg_connect(struct pg *p, char *err, size_t errlen)
 	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
 	const char *const values[] = {"10", "evscriptd", p->conninfo, NULL};
 	PGconn *c = PQconnectdbParams(keys, values, 1);
+	char why[512];
 
 	if (c && PQstatus(c) == CONNECTION_OK) {
 		PQsetNoticeProcessor(c, notice, NULL);
 		return c;
 	}
-	util_set_err(err, errlen, "%s: could not connect: %s", p->shown,
-		     c ? PQerrorMessage(c) : "out of memory");
+	/* libpq quotes a URI it cannot parse, password and all */
+	store_url_redact(c ? PQerrorMessage(c) : "out of memory", why, sizeof(why));
+	util_set_err(err, errlen, "%s: could not connect: %s", p->shown, why);
 	/* libpq's messages end with a newline */
 	if (errlen && strlen(err) && err[strlen(err) - 1] == '\n')
 		err[strlen(err) - 1] = '\0';

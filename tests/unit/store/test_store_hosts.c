@@ -56,6 +56,11 @@ static void test_refused_urls(void **state)
 	assert_null(strstr(err, "s3cret"));
 	assert_non_null(strstr(err, "u:***@127.0.0.1:1/x"));
 	assert_non_null(strstr(err, "could not connect"));
+	/* a URL libpq cannot parse: it quotes it in its message, masked too */
+	assert_int_equal(store_open("postgresql://u:s3cret@[bad/x", NULL, &s, err, sizeof(err)),
+			 STORE_EIO);
+	assert_null(strstr(err, "s3cret"));
+	assert_non_null(strstr(err, "could not connect"));
 }
 
 /* ---- host ids on SQLite */
