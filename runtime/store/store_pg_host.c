@@ -151,8 +151,11 @@ static bool host_connect(struct pg *p, struct host_conn *h)
 	h->c.conn = pg_connect(p, err, sizeof(err));
 	if (!h->c.conn)
 		return false;
-	if (pg_x(&h->c, "LISTEN evscript_events", "listen", NULL, NULL))
+	if (pg_x(&h->c, "LISTEN evscript_events", "listen", NULL, NULL)) {
+		PQfinish(h->c.conn); /* not polled: a dead socket would spin the loop */
+		h->c.conn = NULL;
 		return false;
+	}
 	h->listening = true;
 	/* what was announced while we were away is lost: look once */
 	store_wakeup(p->s);
