@@ -152,7 +152,8 @@ class HostsTest(DaemonTest):
             self.assertEqual(status, 200, doc)
             listed = {c["connection_id"] for c in doc["connections"]}
             self.assertLessEqual(acked, listed)
-        self.assertIn("host host-2: no heartbeat", survivors[0].logs() + survivors[1].logs())
+        if any(e["status"] == "interrupted" for e in ex):  # the survivor that settled it says so
+            self.assertIn("host host-2: no heartbeat", survivors[0].logs() + survivors[1].logs())
         print(f"\n{len(acked)} acknowledged creations of {CREATIONS}; executions per host: "
               f"{ {h: sum(e['host_id'] == h for e in ex) for h in sorted(ran_on)} }; "
               f"{sum(e['status'] == 'interrupted' for e in ex)} interrupted; "
