@@ -102,8 +102,6 @@ class HostsTest(DaemonTest):
             t.start()
         wait_for(lambda: len(acked) >= KILL_AFTER, timeout=120, what=f"{KILL_AFTER} creations")
         dead = hosts[2]
-        running_on_dead = [e for e in self.all_executions(hosts[0])
-                           if e["host_id"] == "host-2" and e["status"] == "running"]
         dead.kill9()
         killed_at = time.monotonic()
         for t in threads:
@@ -143,8 +141,6 @@ class HostsTest(DaemonTest):
         ran_on = {e["host_id"] for e in ex}
         self.assertGreater(len(ran_on), 1, ran_on)
         self.assertLessEqual(ran_on, {"host-0", "host-1", "host-2"})
-        if running_on_dead:  # what ran on the dead host when it died was interrupted
-            self.assertIn("interrupted", {e["status"] for e in ex if e["host_id"] == "host-2"})
 
         # every host lists every connection
         for d in survivors:
