@@ -176,7 +176,8 @@ int store_open(const char *url, const uint8_t *enc_key, struct store **out, char
 #define STORE_HOST_TIMEOUT_DEFAULT_S 30
 struct store_host {
 	const char *host_id; /* NULL or "": the machine's host name; at most STORE_ID_MAX */
-	uint32_t timeout_s;  /* a host silent this long is dead; 0: the default (30) */
+	uint32_t timeout_s;  /* this host is dead once silent this long (others judge it by
+			      * this value, kept with its heartbeat); 0: the default (30) */
 };
 
 /* store_open() for a host: url may also be "postgresql://USER[:PASSWORD]@

@@ -134,7 +134,8 @@ static const char *const migrations[] = {
 	"  value BYTEA NOT NULL);",
 	/* 1 -> 2: host ids. Executions record the host that ran them, events
 	 * the host that claimed them; hosts holds every host's heartbeat (the
-	 * database's clock, so hosts' clocks need not agree). A new pending
+	 * database's clock, so hosts' clocks need not agree) and the timeout
+	 * it is to be judged by (its own host_timeout_s). A new pending
 	 * event, or one put back, is announced on channel evscript_events
 	 * (delivered at COMMIT, once per transaction). */
 	"ALTER TABLE executions ADD COLUMN host_id TEXT;"
@@ -144,6 +145,7 @@ static const char *const migrations[] = {
 	"CREATE TABLE hosts ("
 	"  host_id TEXT PRIMARY KEY,"
 	"  started_at BIGINT NOT NULL,"
+	"  timeout_s INTEGER NOT NULL,"
 	"  heartbeat_at TIMESTAMPTZ NOT NULL);"
 	"CREATE FUNCTION evscript_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$"
 	" BEGIN PERFORM pg_notify('evscript_events', ''); RETURN NULL; END $$;"

@@ -5,7 +5,8 @@
  *     hosts row with the database's clock (clock_timestamp()), so hosts'
  *     clocks need not agree;
  *  2. dead-host sweep: right after each beat, every other host whose beat
- *     is older than this host's host_timeout_s and that still has running
+ *     is older than its own host_timeout_s (each host writes its own in
+ *     its row, so hosts need not share one) and that still has running
  *     executions or claimed events is settled, in one transaction per dead
  *     host, holding its hosts row (FOR UPDATE SKIP LOCKED: two survivors
  *     never settle one host at once): its running executions become
@@ -33,23 +34,28 @@
 #include "util.h"
 
 static const char sql_register[] =
-	"INSERT INTO hosts (host_id, started_at, heartbeat_at) VALUES ($1, $2, clock_timestamp())"
+	"INSERT INTO hosts (host_id, started_at, timeout_s, heartbeat_at)"
+	" VALUES ($1, $2, $3, clock_timestamp())"
 	" ON CONFLICT (host_id) DO UPDATE SET started_at = excluded.started_at,"
-	" heartbeat_at = excluded.heartbeat_at";
+	" timeout_s = excluded.timeout_s, heartbeat_at = excluded.heartbeat_at";
 static const char sql_beat[] =
-	"INSERT INTO hosts (host_id, started_at, heartbeat_at) VALUES ($1, $2, clock_timestamp())"
-	" ON CONFLICT (host_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
-/* Dead hosts that left something to settle. */
+	"INSERT INTO hosts (host_id, started_at, timeout_s, heartbeat_at)"
+	" VALUES ($1, $2, $3, clock_timestamp())"
+	" ON CONFLICT (host_id) DO UPDATE SET timeout_s = excluded.timeout_s,"
+	" heartbeat_at = excluded.heartbeat_at";
+/* Dead hosts that left something to settle: each judged by its own
+ * host_timeout_s (hosts need not share one). */
 static const char sql_dead[] =
-	"SELECT h.host_id, floor(extract(epoch FROM clock_timestamp() - h.heartbeat_at))::bigint"
-	" FROM hosts h WHERE h.host_id <> $1"
-	" AND h.heartbeat_at < clock_timestamp() - make_interval(secs => $2)"
+	"SELECT h.host_id, floor(extract(epoch FROM clock_timestamp() - h.heartbeat_at))::bigint,"
+	" h.timeout_s FROM hosts h WHERE h.host_id <> $1"
+	" AND h.heartbeat_at < clock_timestamp() - make_interval(secs => h.timeout_s)"
 	" AND (EXISTS (SELECT 1 FROM executions x WHERE x.host_id = h.host_id AND x.status = 'running')"
 	"  OR EXISTS (SELECT 1 FROM events e WHERE e.host_id = h.host_id AND e.status = 'claimed'))";
 /* Still dead, and nobody else settling it. */
 static const char sql_dead_lock[] =
 	"SELECT 1 FROM hosts WHERE host_id = $1"
-	" AND heartbeat_at < clock_timestamp() - make_interval(secs => $2) FOR UPDATE SKIP LOCKED";
+	" AND heartbeat_at < clock_timestamp() - make_interval(secs => timeout_s)"
+	" FOR UPDATE SKIP LOCKED";
 
 /* The host thread's connection: a struct pgc outside the pool. */
 struct host_conn {
@@ -67,7 +73,9 @@ static int64_t interval_ms(const struct pg *p)
 static int beat(struct pg *p, struct pgc *c, const char *sql)
 {
 	int ret = pg_x(c, sql, "heartbeat",
-		       PG_ARGS(pg_text(p->s->host_id), pg_i64(util_now_ms())), NULL);
+		       PG_ARGS(pg_text(p->s->host_id), pg_i64(util_now_ms()),
+			       pg_i64(p->s->host_timeout_s)),
+		       NULL);
 
 	if (!ret)
 		atomic_fetch_add(&p->heartbeats, 1);
@@ -75,7 +83,7 @@ static int beat(struct pg *p, struct pgc *c, const char *sql)
 }
 
 /* Settles one dead host, unless another survivor is at it or it beat again. */
-static int settle_dead(struct pg *p, struct pgc *c, const char *dead, int64_t silent_s)
+static int settle_dead(struct pgc *c, const char *dead, int64_t silent_s, int64_t timeout_s)
 {
 	struct store_recovery r = {0};
 	char error[STORE_ID_MAX + 96];
@@ -85,8 +93,7 @@ static int settle_dead(struct pg *p, struct pgc *c, const char *dead, int64_t si
 	ret = pg_x(c, "BEGIN", "begin", NULL, NULL);
 	if (ret)
 		return ret;
-	ret = pg_q(c, sql_dead_lock, "lock dead host",
-		   PG_ARGS(pg_text(dead), pg_i64(p->s->host_timeout_s)), &res);
+	ret = pg_q(c, sql_dead_lock, "lock dead host", PG_ARGS(pg_text(dead)), &res);
 	if (!ret && PQntuples(res) == 1) {
 		snprintf(error, sizeof(error), "interrupted: host %s stopped while it ran (no "
 			 "heartbeat for %lld s)", dead, (long long)silent_s);
@@ -98,10 +105,10 @@ static int settle_dead(struct pg *p, struct pgc *c, const char *dead, int64_t si
 		ret = STORE_EIO;
 	PQclear(res);
 	if (!ret && (r.executions_interrupted || r.events_requeued || r.events_interrupted))
-		log_warn("store", "host %s: no heartbeat for %lld s (host_timeout_s is %u): "
+		log_warn("store", "host %s: no heartbeat for %lld s (its host_timeout_s is %lld): "
 			 "%lld running executions marked interrupted, %lld claimed events put "
 			 "back, %lld interrupted", dead, (long long)silent_s,
-			 p->s->host_timeout_s, (long long)r.executions_interrupted,
+			 (long long)timeout_s, (long long)r.executions_interrupted,
 			 (long long)r.events_requeued, (long long)r.events_interrupted);
 	return ret;
 }
@@ -117,10 +124,10 @@ static int sweep(struct pg *p, struct pgc *c)
 		log_warn("store", "%lld events claimed by this host and held by no worker for %d s "
 			 "put back", (long long)strays, PG_STRAY_CLAIM_MS / 1000);
 	if (!ret)
-		ret = pg_q(c, sql_dead, "find dead hosts",
-		   PG_ARGS(pg_text(p->s->host_id), pg_i64(p->s->host_timeout_s)), &res);
+		ret = pg_q(c, sql_dead, "find dead hosts", PG_ARGS(pg_text(p->s->host_id)), &res);
 	for (int i = 0; !ret && i < PQntuples(res); i++)
-		ret = settle_dead(p, c, PQgetvalue(res, i, 0), pg_col_i64(res, i, 1));
+		ret = settle_dead(c, PQgetvalue(res, i, 0), pg_col_i64(res, i, 1),
+				  pg_col_i64(res, i, 2));
 	PQclear(res);
 	return ret;
 }
