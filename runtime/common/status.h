@@ -137,7 +137,11 @@
 	X(STORE_ESTATE, -79, STATUS_ESTATE, "the row is not in a state that allows this")          \
 	X(STORE_EBUSY, -80, STATUS_EBUSY, "the database stayed locked")                            \
 	X(STORE_ETOOBIG, -81, STATUS_ETOOBIG, "a value is over its size limit")                    \
-	X(STORE_ECALLBACK, -82, STATUS_EFAILED, "the caller's callback failed")
+	X(STORE_ECALLBACK, -82, STATUS_EFAILED, "the caller's callback failed")                   \
+	/* credentials: token refresh and client credentials (hostapi/credentials.h) */            \
+	X(CRED_EREFRESH, -120, STATUS_EFAILED, "the token refresh failed")                         \
+	X(CRED_ENOCLIENT, -121, STATUS_EUNSUPPORTED, "no OAuth client to refresh the token with")  \
+	X(CRED_EEXPIRED, -122, STATUS_EDENIED, "the access token expired and cannot be refreshed")
 
 #define STATUS_ENUM_ROW_(name, value, primary, text) name = (value),
 enum status {
@@ -147,7 +151,7 @@ enum status {
 #undef STATUS_ENUM_ROW_
 
 /* The largest code number (the low 8 bits of -code). */
-#define STATUS_MAX 82
+#define STATUS_MAX 122
 
 /* The parts' names for success, kept for the call sites that use them. */
 #define SIGN_OK STATUS_OK

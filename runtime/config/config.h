@@ -178,6 +178,16 @@ struct config_retry {
 	struct config_strlist at;            /* a reset time (epoch seconds) */
 	struct config_strlist after;         /* seconds to wait */
 	struct config_strlist remaining;     /* requests left */
+	/* error_code: statuses retried besides network errors, 5xx and 429
+	 * ("403", or "5xx" for 500-599). in_body: a response whose JSON body
+	 * has, at the dotted path, a string matching the regular expression
+	 * value (Nango writes it /like this/; POSIX extended here) is retried,
+	 * waiting until the time its first group gives (strategy "at": a date
+	 * or epoch seconds) or for that many seconds ("after"). */
+	struct config_strlist error_code;
+	char *in_body_path;
+	char *in_body_value;
+	char *in_body_strategy;
 };
 
 enum config_auth_mode {
@@ -191,6 +201,17 @@ enum config_auth_mode {
 	CONFIG_AUTH_OAUTH1,
 	CONFIG_AUTH_JWT,
 	CONFIG_AUTH_TWO_STEP
+};
+
+/* proxy.verification: the request Nango makes to check API_KEY and BASIC
+ * credentials when a connection is imported. */
+struct config_verification {
+	bool present;
+	char *method;                        /* as written; NULL: GET */
+	struct config_strlist endpoints;     /* tried in order; the first 2xx passes */
+	struct config_map headers;           /* sent with each attempt */
+	char *base_url_override;             /* a template, or NULL */
+	char *data;                          /* the body: `data` as JSON text, or NULL */
 };
 
 /* One provider, with its alias resolved (Nango's rule: the alias target's
@@ -207,7 +228,21 @@ struct config_provider {
 	struct config_map query;             /* proxy.query: name -> template */
 	struct config_retry retry;
 	struct config_paginate paginate;
+	struct config_verification verification;
 	unsigned line, column;
+	/* OAuth2 token endpoint (OAUTH2, OAUTH2_CC): token_url template,
+	 * extra form fields for the first grant (token_params: used for the
+	 * client-credentials grant) and for refresh_token grants
+	 * (refresh_params), and how the client authenticates: "basic" (HTTP
+	 * basic auth) or NULL (client_id and client_secret in the form). */
+	char *token_url;
+	char *refresh_url;                   /* where refresh grants go instead, when set */
+	struct config_map token_params;
+	struct config_map refresh_params;
+	char *token_request_auth_method;
+	char *authorization_method;          /* "header": the client in basic auth too; else the body */
+	char *body_format;                   /* the grant's body: "form" (NULL), "json", "query" */
+	char *signature_method;              /* OAUTH1: "HMAC-SHA1", "HMAC-SHA256", "PLAINTEXT" */
 };
 
 struct config_providers {
@@ -220,6 +255,18 @@ struct config_providers {
 /* The provider called name, or NULL. O(log n). */
 const struct config_provider *config_provider_find(const struct config_providers *p,
 						   const char *name);
+
+/* One entry of the host file's oauth_clients: the OAuth client evscript
+ * refreshes an integration's tokens with. client_secret comes from the file
+ * or, with client_secret_env, from that environment variable at
+ * config_load (wiped on free). */
+struct config_oauth_client {
+	char *integration;                   /* the integration id (provider config key) */
+	char *client_id;
+	char *client_secret;                 /* NULL until resolved when _env is set */
+	char *client_secret_env;             /* the variable's name, or NULL */
+	unsigned line, column;
+};
 
 /* The host file (evscriptd --config FILE), with its defaults filled in. */
 struct config_host {
@@ -263,6 +310,9 @@ struct config_host {
 	enum config_log_format log_format;   /* default text */
 	struct config_script *scripts;
 	size_t n_scripts;
+	struct config_oauth_client *oauth_clients;
+	size_t n_oauth_clients;
+	bool proxy_base_url_override;        /* honour /proxy's Base-Url-Override, default true */
 
 	struct config_nango nango;           /* inline or loaded from nango_yaml */
 	struct config_providers *catalogue;  /* loaded by config_load; NULL after a pure parse */
@@ -333,6 +383,9 @@ void config_providers_free(struct config_providers *p);
 
 const struct config_integration *config_integration_find(const struct config_host *h, const char *id);
 
+/* The OAuth client configured for integration id, or NULL. */
+const struct config_oauth_client *config_oauth_client_find(const struct config_host *h, const char *id);
+
 /* The script's override entry, or NULL. */
 const struct config_script *config_script_find(const struct config_host *h, const char *name);
 
@@ -354,8 +407,14 @@ typedef const char *(*config_lookup_fn)(void *ud, const char *name);
 
 /* Expands ${name} in tmpl with lookup. A template may hold alternatives
  * separated by "||" (Nango's base_url fallback): the first whose variables
- * all have values is used. Names are [A-Za-z0-9_.-]+; functions such as
- * ${base64(...)} or ${now} are refused (CONFIG_ETEMPLATE). A variable
+ * all have values is used. Names are [A-Za-z0-9_.-]+. Functions, as
+ * Nango's catalogue uses them: ${base64(TEXT)} (TEXT expanded, then
+ * standard base64), ${now} (ISO 8601 UTC), ${now:FORMAT} and
+ * ${now+N:minutes|hours|days|seconds:FORMAT} (FORMAT in moment.js tokens:
+ * YYYY MM DD HH mm ss X ddd MMM ZZ [literal]). The request-signing
+ * functions (sha256Hex, sha256Base64, hmacSha1Hex, awsSigV4, ed25519Sign,
+ * fingerprint) and anything else are refused (CONFIG_ETEMPLATE, the
+ * message names the function). A variable
  * without value gives CONFIG_EUNDEFINED and a message naming it (from the
  * first alternative). On success *out is a malloc'd string owned by the
  * caller; on failure NULL. The result is capped at CONFIG_INTERPOLATE_MAX.

@@ -402,6 +402,14 @@ static int set_scripts(struct pctx *c, const struct host_key *key, const struct 
 	return 0;
 }
 
+static int set_oauth_clients(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			     const struct ynode *v, struct config_host *h)
+{
+	(void)key;
+	(void)k;
+	return oauth_clients_parse(c, v, h);
+}
+
 /* ---- the table ---- */
 
 #define SLOT(field) offsetof(struct config_host, field)
@@ -449,6 +457,8 @@ static const struct host_key host_keys[] = {
 	{"host_timeout_s",   U32(host_timeout_s, 2, DEADLINE_MAX), "2..86400", DEFAULT("30")},
 	{"log_format",       OWN(set_log_format),               "`text` | `json`", DEFAULT("text")},
 	{"scripts",          OWN(set_scripts),                  "map of script name to settings", NO_DEFAULT("`{}`")},
+	{"oauth_clients",    OWN(set_oauth_clients),            "map of integration id to OAuth client", NO_DEFAULT("`{}`")},
+	{"proxy_base_url_override", BOOL(proxy_base_url_override), "bool", DEFAULT("true")},
 };
 
 #define N_KEYS (sizeof(host_keys) / sizeof(host_keys[0]))
@@ -647,6 +657,7 @@ void config_host_free(struct config_host *h)
 	for (size_t i = 0; i < h->n_scripts; i++)
 		free(h->scripts[i].name);
 	free(h->scripts);
+	oauth_clients_free(h);
 	config_nango_clear(&h->nango);
 	config_providers_free(h->catalogue);
 	free(h);

@@ -187,6 +187,10 @@ int config_load(const char *path, char *const *envp, struct config_host **out, c
 		}
 	}
 
+	ret = oauth_clients_resolve(h, envp, err, errlen);
+	if (ret)
+		goto fail;
+
 	if (h->nango_yaml) {
 		ret = load_nango(h, err, errlen);
 		if (ret)

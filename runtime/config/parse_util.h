@@ -43,6 +43,12 @@ int nango_note_ignored(struct pctx *c, const struct ynode *at, struct config_nan
 /* "isolated" or "in-process". */
 int p_execution(struct pctx *c, const struct ynode *n, const char *what, enum config_execution *out);
 
+/* oauth_clients.c: the host file's oauth_clients mapping into h; and, at
+ * config_load, each client_secret_env read from envp (NULL-terminated). */
+int oauth_clients_parse(struct pctx *c, const struct ynode *v, struct config_host *h);
+int oauth_clients_resolve(struct config_host *h, char *const *envp, char *err, size_t errlen);
+void oauth_clients_free(struct config_host *h);
+
 int strlist_push(struct config_strlist *l, const char *s);
 void strlist_clear(struct config_strlist *l);
 void map_clear(struct config_map *m);

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include <json-c/json.h>
+
 #define ALIAS_DEPTH_MAX 16
 
 struct raw {
@@ -92,6 +94,32 @@ static int parse_paginate(struct pctx *c, const struct ynode *n, const char *nam
 	return 0;
 }
 
+static int parse_in_body(struct pctx *c, const struct ynode *n, const char *what, struct config_retry *r)
+{
+	char sub[300];
+	int ret = 0;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping with path, value and strategy, found %s",
+			     what, ynode_kind(n));
+	for (size_t i = 0; i < n->n && !ret; i++) {
+		const char *k = n->keys[i]->str;
+
+		snprintf(sub, sizeof(sub), "%s.%s", what, k);
+		if (strcmp(k, "path") == 0)
+			ret = opt_string(c, n->items[i], sub, &r->in_body_path);
+		else if (strcmp(k, "value") == 0)
+			ret = opt_string(c, n->items[i], sub, &r->in_body_value);
+		else if (strcmp(k, "strategy") == 0)
+			ret = opt_string(c, n->items[i], sub, &r->in_body_strategy);
+	}
+	if (!ret && (!r->in_body_path || !r->in_body_value))
+		ret = PFAIL(c, n, CONFIG_EINVALID, "%s: path and value are required", what);
+	return ret;
+}
+
 static int parse_retry(struct pctx *c, const struct ynode *n, const char *name, struct config_retry *r)
 {
 	char what[256];
@@ -112,10 +140,108 @@ static int parse_retry(struct pctx *c, const struct ynode *n, const char *name, 
 			ret = p_strlist_or_string(c, n->items[i], what, &r->after);
 		else if (strcmp(k, "remaining") == 0)
 			ret = p_strlist_or_string(c, n->items[i], what, &r->remaining);
+		else if (strcmp(k, "error_code") == 0)
+			ret = p_strlist_or_string(c, n->items[i], what, &r->error_code);
+		else if (strcmp(k, "in_body") == 0)
+			ret = parse_in_body(c, n->items[i], what, r);
 		if (ret)
 			return ret;
 	}
 	return 0;
+}
+
+/* A YAML value as JSON (json-c) into *out (NULL is JSON null): plain
+ * scalars that read as integers, booleans or null become those; everything
+ * else a string. -1 when out of memory or nested deeper than
+ * YTREE_MAX_DEPTH. */
+static int to_json(const struct ynode *n, unsigned depth, struct json_object **out)
+{
+	struct json_object *o;
+
+	*out = NULL;
+	if (depth > YTREE_MAX_DEPTH)
+		return -1;
+	if (n->type == YNODE_SCALAR) {
+		char *end;
+		long long v;
+
+		if (ynode_is_null(n))
+			return 0;
+		if (n->plain && (strcmp(n->str, "true") == 0 || strcmp(n->str, "false") == 0))
+			*out = json_object_new_boolean(n->str[0] == 't');
+		else if (n->plain && n->str[0] && (v = strtoll(n->str, &end, 10), !*end))
+			*out = json_object_new_int64(v);
+		else
+			*out = json_object_new_string(n->str);
+		return *out ? 0 : -1;
+	}
+	o = n->type == YNODE_SEQ ? json_object_new_array() : json_object_new_object();
+	for (size_t i = 0; o && i < n->n; i++) {
+		struct json_object *v;
+
+		if (to_json(n->items[i], depth + 1, &v) < 0) {
+			json_object_put(o);
+			return -1;
+		}
+		if (n->type == YNODE_SEQ)
+			json_object_array_add(o, v);
+		else
+			json_object_object_add(o, n->keys[i]->str, v);
+	}
+	*out = o;
+	return o ? 0 : -1;
+}
+
+static int parse_verification(struct pctx *c, const struct ynode *n, const char *name,
+			      struct config_verification *v)
+{
+	char what[256];
+	int ret = 0;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.verification: expected a mapping, found %s", name,
+			     ynode_kind(n));
+	v->present = true;
+	for (size_t i = 0; i < n->n && !ret; i++) {
+		const char *k = n->keys[i]->str;
+		const struct ynode *it = n->items[i];
+
+		snprintf(what, sizeof(what), "%s.proxy.verification.%s", name, k);
+		if (strcmp(k, "method") == 0) {
+			ret = opt_string(c, it, what, &v->method);
+		} else if (strcmp(k, "endpoints") == 0 || strcmp(k, "endpoint") == 0) {
+			ret = p_strlist_or_string(c, it, what, &v->endpoints);
+		} else if (strcmp(k, "headers") == 0) {
+			ret = p_strmap(c, it, what, &v->headers);
+		} else if (strcmp(k, "base_url_override") == 0) {
+			ret = opt_string(c, it, what, &v->base_url_override);
+		} else if (strcmp(k, "data") == 0 && !ynode_is_null(it)) {
+			struct json_object *j = NULL;
+			const char *text = to_json(it, 0, &j) == 0 && j
+						   ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
+											 JSON_C_TO_STRING_NOSLASHESCAPE)
+						   : NULL;
+
+			free(v->data);
+			v->data = text ? strdup(text) : NULL;
+			json_object_put(j);
+			if (!v->data)
+				ret = PFAIL(c, it, CONFIG_ENOMEM, "out of memory");
+		}
+	}
+	return ret;
+}
+
+static void verification_clear(struct config_verification *v)
+{
+	free(v->method);
+	strlist_clear(&v->endpoints);
+	map_clear(&v->headers);
+	free(v->base_url_override);
+	free(v->data);
+	memset(v, 0, sizeof(*v));
 }
 
 static int parse_proxy(struct pctx *c, const struct ynode *n, const char *name, struct config_provider *p)
@@ -142,9 +268,76 @@ static int parse_proxy(struct pctx *c, const struct ynode *n, const char *name, 
 			ret = parse_retry(c, v, name, &p->retry);
 		else if (strcmp(k, "paginate") == 0)
 			ret = parse_paginate(c, v, name, &p->paginate);
+		else if (strcmp(k, "verification") == 0)
+			ret = parse_verification(c, v, name, &p->verification);
 		if (ret)
 			return ret;
 	}
+	return 0;
+}
+
+/* token_params / refresh_params: scalars are kept; a nested mapping (two
+ * providers of Nango's catalogue have one) is skipped: evscript sends form
+ * fields only. */
+static int parse_params(struct pctx *c, const struct ynode *n, const char *what, struct config_map *out)
+{
+	if (ynode_is_null(n))
+		return 0;
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping, found %s", what, ynode_kind(n));
+	map_clear(out);
+	for (size_t i = 0; i < n->n; i++) {
+		struct config_kv *items;
+		const struct ynode *v = n->items[i];
+
+		if (v->type != YNODE_SCALAR)
+			continue;
+		items = realloc(out->items, (out->n + 1) * sizeof(*items));
+		if (!items)
+			return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+		out->items = items;
+		items[out->n].key = strdup(n->keys[i]->str);
+		items[out->n].value = strdup(v->str ? v->str : "");
+		out->n++;
+		if (!items[out->n - 1].key || !items[out->n - 1].value)
+			return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* token_url: a template, or (github-app-oauth) a mapping of auth mode to
+ * template, of which the OAUTH2 entry is the token endpoint. */
+static int parse_token_url(struct pctx *c, const struct ynode *n, const char *what, char **out)
+{
+	if (n->type == YNODE_MAP) {
+		for (size_t i = 0; i < n->n; i++)
+			if (strcmp(n->keys[i]->str, "OAUTH2") == 0)
+				return opt_string(c, n->items[i], what, out);
+		return 0;
+	}
+	return opt_string(c, n, what, out);
+}
+
+/* The OAuth2 token endpoint's keys (read by token refresh). */
+static int parse_oauth(struct pctx *c, const char *k, const struct ynode *v, const char *what,
+		       struct config_provider *p)
+{
+	if (strcmp(k, "token_url") == 0)
+		return parse_token_url(c, v, what, &p->token_url);
+	if (strcmp(k, "refresh_url") == 0)
+		return opt_string(c, v, what, &p->refresh_url);
+	if (strcmp(k, "token_params") == 0)
+		return parse_params(c, v, what, &p->token_params);
+	if (strcmp(k, "refresh_params") == 0)
+		return parse_params(c, v, what, &p->refresh_params);
+	if (strcmp(k, "token_request_auth_method") == 0)
+		return opt_string(c, v, what, &p->token_request_auth_method);
+	if (strcmp(k, "signature_method") == 0)
+		return opt_string(c, v, what, &p->signature_method);
+	if (strcmp(k, "authorization_method") == 0)
+		return opt_string(c, v, what, &p->authorization_method);
+	if (strcmp(k, "body_format") == 0)
+		return opt_string(c, v, what, &p->body_format);
 	return 0;
 }
 
@@ -185,6 +378,8 @@ static int parse_entry(struct pctx *c, const struct ynode *key, const struct yno
 		} else if (strcmp(k, "proxy") == 0) {
 			raw->has_proxy = !ynode_is_null(v);
 			ret = parse_proxy(c, v, name, p);
+		} else {
+			ret = parse_oauth(c, k, v, what, p);
 		}
 		if (ret)
 			return ret;
@@ -234,7 +429,13 @@ static void proxy_clear(struct config_provider *p)
 	strlist_clear(&p->retry.at);
 	strlist_clear(&p->retry.after);
 	strlist_clear(&p->retry.remaining);
+	strlist_clear(&p->retry.error_code);
+	free(p->retry.in_body_path);
+	free(p->retry.in_body_value);
+	free(p->retry.in_body_strategy);
+	p->retry.in_body_path = p->retry.in_body_value = p->retry.in_body_strategy = NULL;
 	config_paginate_clear(&p->paginate);
+	verification_clear(&p->verification);
 }
 
 static int copy_proxy(struct config_provider *dst, const struct config_provider *src)
@@ -243,10 +444,21 @@ static int copy_proxy(struct config_provider *dst, const struct config_provider 
 	struct config_paginate *d = &dst->paginate;
 
 	d->type = s->type;
+	dst->verification.present = src->verification.present;
+	if (copy_str(&dst->verification.method, src->verification.method) ||
+	    copy_list(&dst->verification.endpoints, &src->verification.endpoints) ||
+	    copy_map(&dst->verification.headers, &src->verification.headers) ||
+	    copy_str(&dst->verification.base_url_override, src->verification.base_url_override) ||
+	    copy_str(&dst->verification.data, src->verification.data))
+		return CONFIG_ENOMEM;
 	if (copy_str(&dst->base_url, src->base_url) || copy_map(&dst->headers, &src->headers) ||
 	    copy_map(&dst->query, &src->query) || copy_list(&dst->retry.at, &src->retry.at) ||
 	    copy_list(&dst->retry.after, &src->retry.after) ||
 	    copy_list(&dst->retry.remaining, &src->retry.remaining) ||
+	    copy_list(&dst->retry.error_code, &src->retry.error_code) ||
+	    copy_str(&dst->retry.in_body_path, src->retry.in_body_path) ||
+	    copy_str(&dst->retry.in_body_value, src->retry.in_body_value) ||
+	    copy_str(&dst->retry.in_body_strategy, src->retry.in_body_strategy) ||
 	    copy_str(&d->cursor_path_in_response, s->cursor_path_in_response) ||
 	    copy_str(&d->cursor_name_in_request, s->cursor_name_in_request) ||
 	    copy_str(&d->limit_name_in_request, s->limit_name_in_request) ||
@@ -330,6 +542,16 @@ static int resolve(struct pctx *c, struct config_providers *p, struct raw *raws,
 		if (copy_proxy(me, target))
 			goto nomem;
 	}
+	if ((!me->token_url && copy_str(&me->token_url, target->token_url)) ||
+	    (!me->refresh_url && copy_str(&me->refresh_url, target->refresh_url)) ||
+	    (!me->token_params.n && copy_map(&me->token_params, &target->token_params)) ||
+	    (!me->refresh_params.n && copy_map(&me->refresh_params, &target->refresh_params)) ||
+	    (!me->token_request_auth_method &&
+	     copy_str(&me->token_request_auth_method, target->token_request_auth_method)) ||
+	    (!me->signature_method && copy_str(&me->signature_method, target->signature_method)) ||
+	    (!me->authorization_method && copy_str(&me->authorization_method, target->authorization_method)) ||
+	    (!me->body_format && copy_str(&me->body_format, target->body_format)))
+		goto nomem;
 	r->state = 2;
 	return 0;
 nomem:
@@ -348,6 +570,14 @@ void config_providers_free(struct config_providers *p)
 		free(it->auth_mode_name);
 		free(it->alias);
 		proxy_clear(it);
+		free(it->token_url);
+		free(it->refresh_url);
+		map_clear(&it->token_params);
+		map_clear(&it->refresh_params);
+		free(it->token_request_auth_method);
+		free(it->signature_method);
+		free(it->authorization_method);
+		free(it->body_format);
 	}
 	free(p->items);
 	free(p->by_name);

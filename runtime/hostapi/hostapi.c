@@ -13,6 +13,8 @@
  * then act on a copy kept here (hostapi_candidate_metadata()).
  */
 #include "hostapi.h"
+#include "credentials.h"
+#include "proxy_oauth1.h"
 #include "paginate.h"
 
 #include <ctype.h>
@@ -389,14 +391,30 @@ static bool has_stored_connection(const struct hostapi_exec *x)
 }
 
 /* The stored connection, credentials decrypted (the caller frees *c with
- * store_connection_free); EVS_ENOTFOUND without one. */
-static int stored_connection_get(struct hostapi_exec *x, struct store_connection **c)
+ * store_connection_free); EVS_ENOTFOUND without one. With fresh, its
+ * tokens are refreshed first when they need it (credentials.h); a failed
+ * refresh is logged to the execution and is EVS_EFAILED. */
+static int stored_connection_get(struct hostapi_exec *x, bool fresh, struct store_connection **c)
 {
+	char err[CRED_ERR_MAX];
 	int r;
 
 	if (!has_stored_connection(x))
 		return EVS_ENOTFOUND;
-	r = store_connection_get(x->info.store, x->info.provider_config_key, x->info.connection_id, c);
+	if (!fresh) {
+		r = store_connection_get(x->info.store, x->info.provider_config_key, x->info.connection_id, c);
+		return r < 0 ? map_store_error(r) : EVS_OK;
+	}
+	r = hostapi_connection_fresh(x->info.store, x->info.config, x->info.provider,
+				     x->info.provider_config_key, x->info.connection_id, false, c, err,
+				     sizeof(err));
+	if (r == CRED_EREFRESH || r == CRED_ENOCLIENT || r == CRED_EEXPIRED) {
+		char line[CRED_ERR_MAX + 64];
+
+		snprintf(line, sizeof(line), "credentials: %s", err);
+		hostapi_log(x, EVS_LOG_ERROR, line);
+		return EVS_EFAILED;
+	}
 	return r < 0 ? map_store_error(r) : EVS_OK;
 }
 
@@ -444,7 +462,7 @@ int hostapi_get_connection(struct hostapi_exec *x, char **json)
 		}
 		goto serialize;
 	}
-	ret = stored_connection_get(x, &c);
+	ret = stored_connection_get(x, true, &c);
 	if (ret < 0)
 		return ret;
 	o = json_object_new_object();
@@ -489,7 +507,7 @@ int hostapi_get_metadata(struct hostapi_exec *x, char **json)
 		pthread_mutex_unlock(&x->mu);
 		return *json ? EVS_OK : EVS_ENOMEM;
 	}
-	ret = stored_connection_get(x, &c);
+	ret = stored_connection_get(x, false, &c); /* metadata: no token needed */
 	if (ret < 0)
 		return ret;
 	*json = strdup(c->metadata ? c->metadata : "{}");
@@ -653,6 +671,7 @@ int hostapi_trigger_action(struct hostapi_exec *x, const char *name, const char 
 struct lookup_ctx {
 	struct json_object *credentials;
 	struct json_object *connection_config;
+	char missing[256];               /* the last variable that had no value */
 };
 
 static const char *obj_string(struct json_object *o, const char *key)
@@ -666,10 +685,8 @@ static const char *obj_string(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-static const char *lookup(void *ud, const char *name)
+static const char *lookup_value(struct lookup_ctx *l, const char *name)
 {
-	struct lookup_ctx *l = ud;
-
 	if (strncmp(name, "connectionConfig.", 17) == 0)
 		return obj_string(l->connection_config, name + 17);
 	if (strncmp(name, "credentials.", 12) == 0)
@@ -677,6 +694,16 @@ static const char *lookup(void *ud, const char *name)
 	if (strcmp(name, "accessToken") == 0)
 		return obj_string(l->credentials, "access_token");
 	return obj_string(l->credentials, name);
+}
+
+static const char *lookup(void *ud, const char *name)
+{
+	struct lookup_ctx *l = ud;
+	const char *v = lookup_value(l, name);
+
+	if (!v)
+		snprintf(l->missing, sizeof(l->missing), "%s", name);
+	return v;
 }
 
 /* An error line about the proxy target, as hostapi_log writes it. */
@@ -752,17 +779,107 @@ static bool has_key_ci(const struct config_map *m, const char *key)
 	return false;
 }
 
+/* A header template that is exactly ${awsSigV4(KEY, SECRET, REGION,
+ * SERVICE)} (Nango's aws-iam, aws-inspector2...): its four arguments are
+ * expanded and handed to libcurl, which signs each request itself
+ * (CURLOPT_AWS_SIGV4); the header is not sent as a template. Returns 1
+ * when tmpl is such a call (EVS_OK done, or an EVS_E* code as a negative
+ * value through *ret), 0 when it is not. */
+static int aws_sigv4_header(struct hostapi_exec *x, const char *tmpl, struct lookup_ctx *l,
+			    struct proxy_target *t, int *ret)
+{
+	static const char head[] = "${awsSigV4(";
+	char *args[4] = {NULL}, *inner, *p;
+	size_t len;
+	int n = 0, depth = 0;
+
+	while (*tmpl == ' ')
+		tmpl++;
+	len = strlen(tmpl);
+	while (len && tmpl[len - 1] == ' ')
+		len--;
+	if (strncmp(tmpl, head, sizeof(head) - 1) != 0 || len < sizeof(head) + 1 ||
+	    strncmp(tmpl + len - 2, ")}", 2) != 0)
+		return 0;
+	*ret = EVS_ENOMEM;
+	inner = strndup(tmpl + sizeof(head) - 1, len - (sizeof(head) - 1) - 2);
+	if (!inner)
+		return 1;
+	*ret = EVS_EINVAL;
+	/* split at the commas outside ${...}; each piece is a template */
+	for (p = inner;; p++) {
+		char *start = p, err[CONFIG_ERR_MAX];
+		char sep;
+
+		while (*p && (depth > 0 || *p != ',')) {
+			depth += *p == '{' ? 1 : *p == '}' ? -1 : 0;
+			p++;
+		}
+		sep = *p;
+		*p = '\0';
+		if (n == 4) {
+			n++; /* too many */
+			break;
+		}
+		while (*start == ' ')
+			start++;
+		if (config_interpolate(start, lookup, l, &args[n], err, sizeof(err)) < 0) {
+			proxy_error(x, "proxy: awsSigV4 argument %d of provider %s: %s", n + 1, x->info.provider->name,
+				    err);
+			goto out;
+		}
+		for (size_t k = strlen(args[n]); k > 0 && args[n][k - 1] == ' '; k--)
+			args[n][k - 1] = '\0';
+		n++;
+		if (!sep)
+			break;
+	}
+	if (n != 4 || !*args[2] || !*args[3] || strchr(args[2], ':') || strchr(args[3], ':')) {
+		proxy_error(x, "proxy: provider %s: expected ${awsSigV4(key, secret, region, service)}",
+			    x->info.provider->name);
+		goto out;
+	}
+	*ret = EVS_ENOMEM;
+	free(t->aws_sigv4);
+	hostapi_secret_free(t->aws_key);
+	hostapi_secret_free(t->aws_secret);
+	t->aws_key = args[0];
+	t->aws_secret = args[1];
+	args[0] = args[1] = NULL;
+	if (asprintf(&t->aws_sigv4, "aws:amz:%s:%s", args[2], args[3]) < 0) {
+		t->aws_sigv4 = NULL;
+		goto out;
+	}
+	*ret = EVS_OK;
+out:
+	for (int i = 0; i < 4; i++)
+		hostapi_secret_free(args[i]);
+	free(inner);
+	return 1;
+}
+
 /* Interpolates each template of src into dst. A template naming a value the
- * connection lacks is an error, or skipped when skip_undefined. */
+ * connection lacks is an error, or skipped when skip_undefined or when the
+ * value is a connectionConfig one (Nango leaves such a header or parameter
+ * out: an optional setting of the connection). */
 static int interpolate_map(struct hostapi_exec *x, const char *what, const struct config_map *src,
-			   struct lookup_ctx *l, bool skip_undefined, struct config_map *dst)
+			   struct lookup_ctx *l, bool skip_undefined, struct config_map *dst,
+			   struct proxy_target *sigv4 /* headers: where an awsSigV4 call goes; else NULL */)
 {
 	for (size_t i = 0; i < src->n; i++) {
 		char err[CONFIG_ERR_MAX];
 		char *v = NULL;
-		int r = config_interpolate(src->items[i].value, lookup, l, &v, err, sizeof(err));
+		int r;
 
-		if (r == CONFIG_EUNDEFINED && skip_undefined)
+		if (sigv4 && aws_sigv4_header(x, src->items[i].value, l, sigv4, &r)) {
+			if (r < 0)
+				return r;
+			continue;
+		}
+		r = config_interpolate(src->items[i].value, lookup, l, &v, err, sizeof(err));
+
+		if (r == CONFIG_EUNDEFINED &&
+		    (skip_undefined || strncmp(l->missing, "connectionConfig.", 17) == 0))
 			continue;
 		if (r < 0) {
 			proxy_error(x, "proxy: %s %s of provider %s: %s", what, src->items[i].key,
@@ -819,15 +936,18 @@ static int target_base_url(struct hostapi_exec *x, const struct config_provider 
 	return EVS_OK;
 }
 
-/* OAUTH2: "Authorization: Bearer <access_token>". */
+/* The token modes (OAUTH2, OAUTH2_CC, APP, JWT, TWO_STEP...):
+ * "Authorization: Bearer <access_token, else token>". */
 static int auth_bearer(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t)
 {
 	const char *tok = obj_string(l->credentials, "access_token");
 	size_t n;
 	char *h;
 
+	if (!tok)
+		tok = obj_string(l->credentials, "token");
 	if (!tok) {
-		hostapi_log(x, EVS_LOG_ERROR, "proxy: OAUTH2 credentials without access_token");
+		hostapi_log(x, EVS_LOG_ERROR, "proxy: credentials without access_token or token");
 		return EVS_EINVAL;
 	}
 	n = strlen(tok) + sizeof("Bearer ");
@@ -855,20 +975,91 @@ static int auth_basic(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy
 	return ret;
 }
 
+/* The OAuth 1.0a client: the credentials' config_override, else the host
+ * file's oauth_clients entry for the integration. */
+static int oauth1_client(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t)
+{
+	const struct config_oauth_client *oc = config_oauth_client_find(x->info.config, x->info.provider_config_key);
+	struct json_object *ov = NULL;
+	const char *id = NULL, *secret = NULL;
+
+	if (l->credentials && json_object_object_get_ex(l->credentials, "config_override", &ov)) {
+		id = obj_string(ov, "client_id");
+		secret = obj_string(ov, "client_secret");
+	}
+	if (!id && oc)
+		id = oc->client_id;
+	if (!secret && oc)
+		secret = oc->client_secret;
+	if (!id || !secret) {
+		proxy_error(x, "proxy: OAuth 1.0a signing needs the integration's client (oauth_clients.%s or "
+			    "credentials.config_override)", x->info.provider_config_key ? x->info.provider_config_key : "?");
+		return EVS_EINVAL;
+	}
+	if (str_copy(&t->oauth1.consumer_key, id) || str_copy(&t->oauth1.consumer_secret, secret))
+		return EVS_ENOMEM;
+	return EVS_OK;
+}
+
+/* OAUTH1: signed with the provider's signature_method (HMAC-SHA256 or
+ * PLAINTEXT; an import with another was refused) and the oauth_token. */
+static int auth_oauth1(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t)
+{
+	const char *m = x->info.provider->signature_method ? x->info.provider->signature_method : "HMAC-SHA1";
+	int ret;
+
+	if (!proxy_oauth1_supported(m)) {
+		proxy_error(x, "proxy: OAuth 1.0a signature method %s is not supported (HMAC-SHA256, PLAINTEXT)", m);
+		return EVS_EINVAL;
+	}
+	ret = oauth1_client(x, l, t);
+	if (ret == 0 && (str_copy(&t->oauth1.token, obj_string(l->credentials, "oauth_token")) ||
+			 str_copy(&t->oauth1.token_secret, obj_string(l->credentials, "oauth_token_secret")) ||
+			 str_copy(&t->oauth1.signature_method, m)))
+		ret = EVS_ENOMEM;
+	return ret;
+}
+
+/* TBA (NetSuite token-based auth): OAuth 1.0a, HMAC-SHA256, realm the
+ * account id. */
+static int auth_tba(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t)
+{
+	const char *account = obj_string(l->connection_config, "accountId");
+	int ret = oauth1_client(x, l, t);
+
+	if (ret == 0 && (str_copy(&t->oauth1.token, obj_string(l->credentials, "token_id")) ||
+			 str_copy(&t->oauth1.token_secret, obj_string(l->credentials, "token_secret")) ||
+			 str_copy(&t->oauth1.signature_method, "HMAC-SHA256") || str_copy(&t->oauth1.realm, account)))
+		ret = EVS_ENOMEM;
+	/* the realm is the account id as NetSuite writes it: "1234567_SB1"
+	 * for the "1234567-sb1" of its URLs */
+	for (char *c = t->oauth1.realm; ret == 0 && c && *c; c++)
+		*c = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+	return ret;
+}
+
 /* The auth evscript adds by credentials.type; other types add none. */
 static const struct {
 	const char *type;
 	int (*add)(struct hostapi_exec *x, struct lookup_ctx *l, struct proxy_target *t);
 } auth_styles[] = {
 	{"OAUTH2", auth_bearer},
+	{"OAUTH2_CC", auth_bearer},
+	{"APP", auth_bearer},
+	{"JWT", auth_bearer},
+	{"TWO_STEP", auth_bearer},
+	{"MCP_OAUTH2", auth_bearer},
+	{"MCP_OAUTH2_GENERIC", auth_bearer},
 	{"BASIC", auth_basic},
+	{"OAUTH1", auth_oauth1},
+	{"TBA", auth_tba},
 };
 
 /* The credentials' auth, unless the provider's headers set Authorization. */
 static int target_auth(struct hostapi_exec *x, const char *type, struct lookup_ctx *l,
 		       struct proxy_target *t)
 {
-	if (has_key_ci(&t->headers, "authorization"))
+	if (has_key_ci(&t->headers, "authorization") || t->aws_sigv4)
 		return EVS_OK;
 	for (size_t i = 0; i < sizeof(auth_styles) / sizeof(auth_styles[0]); i++)
 		if (strcmp(type, auth_styles[i].type) == 0)
@@ -885,6 +1076,14 @@ static int target_provider_settings(const struct config_provider *p, struct prox
 		ret = strlist_copy(&t->retry.after, &p->retry.after);
 	if (ret == 0)
 		ret = strlist_copy(&t->retry.remaining, &p->retry.remaining);
+	if (ret == 0)
+		ret = strlist_copy(&t->retry.error_code, &p->retry.error_code);
+	if (ret == 0)
+		ret = str_copy(&t->retry.in_body_path, p->retry.in_body_path);
+	if (ret == 0)
+		ret = str_copy(&t->retry.in_body_value, p->retry.in_body_value);
+	if (ret == 0)
+		ret = str_copy(&t->retry.in_body_strategy, p->retry.in_body_strategy);
 	if (ret == 0)
 		ret = paginate_settings_copy(&p->paginate, &t->paginate);
 	return ret;
@@ -925,10 +1124,10 @@ int hostapi_proxy_target(struct hostapi_exec *x, struct proxy_target **out)
 	ret = target_base_url(x, p, &l, t);
 	if (ret < 0)
 		goto out;
-	ret = interpolate_map(x, "header", &p->headers, &l, none, &t->headers);
+	ret = interpolate_map(x, "header", &p->headers, &l, none, &t->headers, t);
 	if (ret < 0)
 		goto out;
-	ret = interpolate_map(x, "query parameter", &p->query, &l, none, &t->query);
+	ret = interpolate_map(x, "query parameter", &p->query, &l, none, &t->query, NULL);
 	if (ret < 0)
 		goto out;
 	ret = target_auth(x, type, &l, t);

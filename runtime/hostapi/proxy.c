@@ -13,18 +13,21 @@
  *            URL-encoded with curl_easy_escape. A request param named like
  *            a target query param is dropped: auth wins.
  *   headers  the target's headers, then the request's. A request header
- *            named like a target header (case-insensitive), or
- *            "Authorization" when basic credentials are set, is dropped:
- *            auth wins, a plugin cannot replace the connection's
- *            credentials. Header names must be RFC 9110 tokens and values
+ *            named like a target header (case-insensitive) replaces it, as
+ *            in Nango (a script may send the provider's auth header with a
+ *            value of its own); "Authorization" when basic credentials are
+ *            set is dropped (curl sends the basic credentials). Header names must be RFC 9110 tokens and values
  *            free of CR, LF and NUL (EVS_EINVAL). A body without a
  *            Content-Type gets "application/json" (Nango's proxy default).
  *   redirects are not followed (credentials must not travel elsewhere): a
  *            3xx comes back to the plugin as is.
  *
- * Retries (only when req->retries > 0) on network errors, 5xx and 429. The
- * wait before retry n (0-based) is, in order of preference:
+ * Retries (only when req->retries > 0) on network errors, 5xx and 429, the
+ * provider's proxy.retry.error_code statuses, the session's Retry-On ones,
+ * and a body matching proxy.retry.in_body (proxy_retry.c). The wait before
+ * retry n (0-based) is, in order of preference:
  *   - the response's Retry-After (seconds or an HTTP date);
+ *   - the time a body matching in_body gives;
  *   - the provider's retry headers: an `after` header (seconds), or, when
  *     no `remaining` header is configured or the response's says "0", an
  *     `at` header (epoch seconds of the reset);
@@ -50,6 +53,8 @@
  */
 #include "proxy.h"
 #include "paginate.h"
+#include "proxy_retry.h"
+#include "proxy_oauth1.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -85,7 +90,20 @@ struct proxy_session {
 	char errbuf[CURL_ERROR_SIZE];
 	bool (*cancelled)(void *user); /* proxy_session_set_cancel; may be NULL */
 	void *cancel_user;
+	int retry_on[PROXY_RETRY_ON_MAX]; /* proxy_session_set_retry_on */
+	size_t n_retry_on;
 };
+
+void proxy_session_set_retry_on(struct proxy_session *s, const int *codes, size_t n)
+{
+	if (!s)
+		return;
+	if (n > PROXY_RETRY_ON_MAX)
+		n = PROXY_RETRY_ON_MAX;
+	if (n)
+		memcpy(s->retry_on, codes, n * sizeof(*codes));
+	s->n_retry_on = n;
+}
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -179,13 +197,39 @@ void proxy_target_free(struct proxy_target *t)
 	map_clear(&t->query, true);
 	wipe_free(t->basic_user);
 	wipe_free(t->basic_password);
+	free(t->aws_sigv4);
+	wipe_free(t->aws_key);
+	wipe_free(t->aws_secret);
+	wipe_free(t->oauth1.consumer_key);
+	wipe_free(t->oauth1.consumer_secret);
+	wipe_free(t->oauth1.token);
+	wipe_free(t->oauth1.token_secret);
+	free(t->oauth1.signature_method);
+	free(t->oauth1.realm);
 	list_clear(&t->retry.at);
 	list_clear(&t->retry.after);
 	list_clear(&t->retry.remaining);
+	list_clear(&t->retry.error_code);
+	free(t->retry.in_body_path);
+	free(t->retry.in_body_value);
+	free(t->retry.in_body_strategy);
 	config_paginate_clear(&t->paginate);
 	free(t);
 }
 
+
+static int oauth1_copy(const struct proxy_oauth1 *src, struct proxy_oauth1 *dst)
+{
+	const char *const from[] = {src->consumer_key, src->consumer_secret, src->token, src->token_secret,
+				    src->signature_method, src->realm};
+	char **const to[] = {&dst->consumer_key, &dst->consumer_secret, &dst->token, &dst->token_secret,
+			     &dst->signature_method, &dst->realm};
+
+	for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++)
+		if (from[i] && !(*to[i] = strdup(from[i])))
+			return EVS_ENOMEM;
+	return EVS_OK;
+}
 
 static int target_copy(const struct proxy_target *src, struct proxy_target **out)
 {
@@ -209,7 +253,12 @@ static int target_copy(const struct proxy_target *src, struct proxy_target **out
 		if (map_add(&t->query, src->query.items[i].key, src->query.items[i].value))
 			goto fail;
 	if ((src->basic_user && !(t->basic_user = strdup(src->basic_user))) ||
-	    (src->basic_password && !(t->basic_password = strdup(src->basic_password))))
+	    (src->basic_password && !(t->basic_password = strdup(src->basic_password))) ||
+	    (src->aws_sigv4 && !(t->aws_sigv4 = strdup(src->aws_sigv4))) ||
+	    (src->aws_key && !(t->aws_key = strdup(src->aws_key))) ||
+	    (src->aws_secret && !(t->aws_secret = strdup(src->aws_secret))))
+		goto fail;
+	if (oauth1_copy(&src->oauth1, &t->oauth1))
 		goto fail;
 	for (size_t i = 0; i < src->retry.at.n; i++)
 		if (list_add(&t->retry.at, src->retry.at.items[i]))
@@ -220,6 +269,13 @@ static int target_copy(const struct proxy_target *src, struct proxy_target **out
 	for (size_t i = 0; i < src->retry.remaining.n; i++)
 		if (list_add(&t->retry.remaining, src->retry.remaining.items[i]))
 			goto fail;
+	for (size_t i = 0; i < src->retry.error_code.n; i++)
+		if (list_add(&t->retry.error_code, src->retry.error_code.items[i]))
+			goto fail;
+	if ((src->retry.in_body_path && !(t->retry.in_body_path = strdup(src->retry.in_body_path))) ||
+	    (src->retry.in_body_value && !(t->retry.in_body_value = strdup(src->retry.in_body_value))) ||
+	    (src->retry.in_body_strategy && !(t->retry.in_body_strategy = strdup(src->retry.in_body_strategy))))
+		goto fail;
 	if (paginate_settings_copy(&src->paginate, &t->paginate))
 		goto fail;
 	*out = t;
@@ -298,6 +354,11 @@ static void plog(struct proxy_session *s, int level, const char *fmt, ...)
 		scrub_secret(s, line, sizeof(line), t->query.items[i].value);
 	scrub_secret(s, line, sizeof(line), t->basic_user);
 	scrub_secret(s, line, sizeof(line), t->basic_password);
+	scrub_secret(s, line, sizeof(line), t->aws_key);
+	scrub_secret(s, line, sizeof(line), t->aws_secret);
+	scrub_secret(s, line, sizeof(line), t->oauth1.consumer_secret);
+	scrub_secret(s, line, sizeof(line), t->oauth1.token);
+	scrub_secret(s, line, sizeof(line), t->oauth1.token_secret);
 	s->log(s->log_user, level, line);
 	sodium_memzero(line, sizeof(line));
 }
@@ -737,14 +798,20 @@ static int header_put(struct prepared *p, struct headers_seen *seen, const char 
 	return EVS_OK;
 }
 
-/* A request header the connection's auth sets: the target's header of that
- * name, or Authorization with basic credentials. */
+/* A request header that curl's basic auth sets: Authorization with basic
+ * credentials. */
 static bool auth_header(const struct proxy_target *t, const char *name)
 {
-	for (size_t j = 0; j < t->headers.n; j++)
-		if (strcasecmp(t->headers.items[j].key, name) == 0)
+	return (t->basic_user || t->aws_sigv4 || t->oauth1.consumer_key) && strcasecmp(name, "Authorization") == 0;
+}
+
+/* Whether the request sends a header called name (it replaces the target's). */
+static bool request_has_header(const struct evs_request *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (r->headers[i].name && strcasecmp(r->headers[i].name, name) == 0)
 			return true;
-	return t->basic_user && strcasecmp(name, "Authorization") == 0;
+	return false;
 }
 
 /* p->headers: the target's, the request's (but those auth sets), then a
@@ -757,6 +824,8 @@ static int prepare_headers(struct proxy_session *s, const struct evs_request *r,
 	int ret;
 
 	for (size_t i = 0; i < t->headers.n; i++) {
+		if (request_has_header(r, t->headers.items[i].key))
+			continue;
 		ret = header_put(p, &seen, t->headers.items[i].key, t->headers.items[i].value);
 		if (ret)
 			return ret;
@@ -777,7 +846,11 @@ static int prepare_headers(struct proxy_session *s, const struct evs_request *r,
 		return ret;
 	if (!seen.user_agent && (ret = add_header(&p->headers, "User-Agent", "evscript")))
 		return ret;
-	/* "Name:" with no value makes curl drop its own Expect: 100-continue. */
+	/* "Name:" with no value makes curl drop its own Expect: 100-continue.
+	 * Not with SigV4: libcurl would sign that empty header, which is never
+	 * sent, and the signature would not verify. */
+	if (t->aws_sigv4)
+		return EVS_OK;
 	l = curl_slist_append(p->headers, "Expect:");
 	if (!l)
 		return EVS_ENOMEM;
@@ -834,12 +907,52 @@ static int64_t ms_since(int64_t start_us)
 	return (util_mono_us() - start_us) / 1000;
 }
 
+/* p's headers and an OAuth 1.0a Authorization signed for this attempt
+ * (a fresh nonce and timestamp each time). *out: the caller frees it
+ * (slist_wipe_free). */
+static int oauth1_headers(const struct proxy_session *s, const struct prepared *p, struct curl_slist **out)
+{
+	const struct proxy_oauth1 *o = &s->t->oauth1;
+	struct oauth1_keys k = {o->consumer_key, o->consumer_secret, o->token, o->token_secret,
+				o->signature_method, o->realm};
+	struct curl_slist *l = NULL, *n;
+	char *auth = NULL, *line = NULL;
+	int ret = proxy_oauth1_header(&k, p->method, p->url, &auth);
+
+	*out = NULL;
+	if (ret)
+		return ret;
+	ret = EVS_ENOMEM;
+	if (asprintf(&line, "Authorization: %s", auth) < 0) {
+		line = NULL;
+		goto out;
+	}
+	for (const struct curl_slist *h = p->headers; h; h = h->next) {
+		n = curl_slist_append(l, h->data);
+		if (!n)
+			goto out;
+		l = n;
+	}
+	n = curl_slist_append(l, line);
+	if (!n)
+		goto out;
+	*out = l = n;
+	ret = EVS_OK;
+out:
+	if (ret)
+		slist_wipe_free(l);
+	wipe_free(auth);
+	wipe_free(line);
+	return ret;
+}
+
 /* One attempt. EVS_OK with *resp, or an EVS_E* code (*cc: curl's code). */
 static int attempt(struct proxy_session *s, const struct prepared *p, long timeout_ms,
 		   struct evs_response **resp, CURLcode *cc)
 {
 	CURL *c = s->curl;
 	struct capture cap = {0};
+	struct curl_slist *signed_headers = NULL;
 	char *body;
 	long status = 0;
 	int ret;
@@ -847,13 +960,18 @@ static int attempt(struct proxy_session *s, const struct prepared *p, long timeo
 	dynbuf_init(&cap.body, PROXY_BODY_MAX, 0);
 	*resp = NULL;
 	*cc = CURLE_OK;
+	if (s->t->oauth1.consumer_key) {
+		ret = oauth1_headers(s, p, &signed_headers);
+		if (ret)
+			goto out;
+	}
 	curl_easy_reset(c); /* keeps the connection cache */
 	s->errbuf[0] = '\0';
 	curl_easy_setopt(c, CURLOPT_URL, p->url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, p->headers);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, signed_headers ? signed_headers : p->headers);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &cap);
@@ -867,7 +985,13 @@ static int attempt(struct proxy_session *s, const struct prepared *p, long timeo
 		curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
 		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	}
-	if (s->t->basic_user) {
+	if (s->t->aws_sigv4) {
+		/* libcurl computes Authorization (and X-Amz-Date unless the
+		 * request has one) over the request as sent */
+		curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->t->aws_sigv4);
+		curl_easy_setopt(c, CURLOPT_USERNAME, s->t->aws_key);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, s->t->aws_secret ? s->t->aws_secret : "");
+	} else if (s->t->basic_user) {
 		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(c, CURLOPT_USERNAME, s->t->basic_user);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, s->t->basic_password ? s->t->basic_password : "");
@@ -921,14 +1045,22 @@ static int attempt(struct proxy_session *s, const struct prepared *p, long timeo
 	ret = EVS_OK;
 out:
 	capture_free(&cap);
+	slist_wipe_free(signed_headers);
 	return ret;
 }
 
-static bool retryable(int ret, const struct evs_response *r)
+static bool retryable(const struct proxy_session *s, int ret, const struct evs_response *r)
 {
 	if (ret == EVS_ENETWORK || ret == EVS_ETIMEDOUT)
 		return true;
-	return ret == EVS_OK && (r->status >= 500 || r->status == 429);
+	if (ret != EVS_OK)
+		return false;
+	for (size_t i = 0; i < s->n_retry_on; i++)
+		if (r->status == s->retry_on[i])
+			return true;
+	if (proxy_retry_status_listed(&s->t->retry, r->status) || proxy_retry_in_body(&s->t->retry, r) >= 0)
+		return true;
+	return r->status >= 500 || r->status == 429;
 }
 
 /* A non-negative decimal number of seconds, or -1. */
@@ -982,6 +1114,8 @@ static int64_t retry_wait_ms(struct proxy_session *s, const struct evs_response 
 				return v > 0 ? v : 0;
 			}
 		}
+		if ((v = proxy_retry_in_body(rt, r)) >= 0)
+			return v;
 		if ((v = parse_seconds(first_header(r, &rt->after))) >= 0)
 			return v * 1000;
 		if (rt->at.n) {
@@ -1079,7 +1213,7 @@ int proxy_request(struct proxy_session *s, const struct evs_request *req,
 			plog(s, EVS_LOG_WARN, "%s %s -> %s: %s (%" PRId64 " ms)%s", p.method, p.url_for_log,
 			     status_str(ret), s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
 			     ms_since(start), retry_note);
-		if (!retryable(ret, last) || n >= p.retries)
+		if (!retryable(s, ret, last) || n >= p.retries)
 			break;
 		{
 			int64_t wait = retry_wait_ms(s, last, n);

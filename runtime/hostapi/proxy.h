@@ -21,6 +21,17 @@
 
 #include "config.h"
 
+/* OAuth 1.0a signing keys (OAUTH1, TBA): each attempt gets an
+ * Authorization header signed with them (proxy_oauth1.c). All owned. */
+struct proxy_oauth1 {
+	char *consumer_key;          /* NULL: no OAuth 1.0a signing */
+	char *consumer_secret;
+	char *token;
+	char *token_secret;
+	char *signature_method;      /* "HMAC-SHA256" or "PLAINTEXT" */
+	char *realm;                 /* or NULL */
+};
+
 /* The provider's API as one connection sees it. All strings owned. */
 struct proxy_target {
 	char *base_url;              /* interpolated, no trailing '/' */
@@ -28,6 +39,11 @@ struct proxy_target {
 	struct config_map query;     /* interpolated query params (secrets!) */
 	char *basic_user;            /* BASIC credentials, or NULL */
 	char *basic_password;
+	char *aws_sigv4;             /* "aws:amz:REGION:SERVICE": libcurl signs each request
+	                                (CURLOPT_AWS_SIGV4) with aws_key / aws_secret; or NULL */
+	char *aws_key;
+	char *aws_secret;
+	struct proxy_oauth1 oauth1;
 	struct config_retry retry;   /* header names for Retry-After style waits */
 	struct config_paginate paginate;
 };
@@ -39,6 +55,7 @@ void proxy_target_free(struct proxy_target *t);  /* wipes secrets; NULL is fine 
 #define PROXY_TIMEOUT_MS_DEFAULT 30000    /* per attempt when req->timeout_ms is 0 */
 #define PROXY_BACKOFF_BASE_MS 100         /* retry n waits 100 ms * 2^n, half of it jitter */
 #define PROXY_BACKOFF_MAX_MS 10000
+#define PROXY_RETRY_ON_MAX 32             /* statuses of proxy_session_set_retry_on */
 
 /* Writes a line to the execution's log (the proxy logs each attempt:
  * "GET https://host/path -> 200 (12 ms)", URL without query string or
@@ -66,14 +83,19 @@ void proxy_session_free(struct proxy_session *s);
  * called on the thread using the session. */
 void proxy_session_set_cancel(struct proxy_session *s, bool (*cancelled)(void *user), void *user);
 
+/* Statuses retried besides 5xx and 429 (the proxy API's Retry-On header):
+ * at most PROXY_RETRY_ON_MAX, copied; n 0 clears them. */
+void proxy_session_set_retry_on(struct proxy_session *s, const int *codes, size_t n);
+
 /* host->proxy(): EVS_OK with *resp whenever an HTTP response arrived,
  * whatever its status (free with proxy_response_free: the struct, the
  * headers array, each header's name and value, and the NUL-terminated body
  * are separate malloc'd blocks), or an EVS_E* code with *resp NULL:
  * EVS_EDENIED for a URL outside the base, EVS_EINVAL for a malformed
  * request (method, header with CR/LF), EVS_ENETWORK, EVS_ETIMEDOUT,
- * EVS_ENOMEM (body over PROXY_BODY_MAX). Auth wins: a request header or
- * query parameter named like one of the target's is dropped. */
+ * EVS_ENOMEM (body over PROXY_BODY_MAX). A request header named like one
+ * of the target's headers replaces it (as in Nango); a query parameter
+ * named like one of the target's is dropped (auth wins). */
 int proxy_request(struct proxy_session *s, const struct evs_request *req,
 		  struct evs_response **resp);
 void proxy_response_free(struct evs_response *resp);

@@ -129,7 +129,12 @@ void api_inflight_remove(struct api_context *ctx, enum api_inflight which, const
 #define CONN_DEPTH_MAX (HTTP_MAX_SEGMENTS - 1)
 #define FIXED_ROUTES 13
 
-static struct http_route routes[FIXED_ROUTES + 2 * CONN_DEPTH_MAX];
+/* "/proxy/{path}": the same, for each method of the proxy API. */
+#define PROXY_METHODS 5
+static const char *const proxy_methods[PROXY_METHODS] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+static char proxy_patterns[CONN_DEPTH_MAX][16 + CONN_DEPTH_MAX * 8];
+
+static struct http_route routes[FIXED_ROUTES + 2 * CONN_DEPTH_MAX + PROXY_METHODS * CONN_DEPTH_MAX];
 static char conn_patterns[CONN_DEPTH_MAX][16 + CONN_DEPTH_MAX * 8];
 static size_t n_routes;
 static pthread_once_t routes_once = PTHREAD_ONCE_INIT;
@@ -162,6 +167,15 @@ static void build_routes(void)
 			off += (size_t)snprintf(p + off, sizeof(conn_patterns[0]) - off, "/{p%zu}", i);
 		routes[n_routes++] = (struct http_route){"GET", p, api_connection_get, false};
 		routes[n_routes++] = (struct http_route){"DELETE", p, api_connection_delete, false};
+	}
+	for (size_t depth = 1; depth <= CONN_DEPTH_MAX; depth++) {
+		char *p = proxy_patterns[depth - 1];
+		size_t off = (size_t)snprintf(p, sizeof(proxy_patterns[0]), "/proxy");
+
+		for (size_t i = 0; i < depth; i++)
+			off += (size_t)snprintf(p + off, sizeof(proxy_patterns[0]) - off, "/{p%zu}", i);
+		for (size_t m = 0; m < PROXY_METHODS; m++)
+			routes[n_routes++] = (struct http_route){proxy_methods[m], p, api_proxy, false};
 	}
 }
 

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "credentials.h"
 #include "generation.h"
 #include "log.h"
 #include "util.h"
@@ -50,7 +51,7 @@ static struct json_object *connection_full(const struct store_connection *c, boo
 	json_object_object_add(o, "updated_at", api_json_time(c->updated_at));
 	json_object_object_add(o, "last_fetched_at", NULL);
 	json_object_object_add(o, "webhook_url_override", NULL);
-	json_object_object_add(o, "errors", json_object_new_array());
+	json_object_object_add(o, "errors", api_credentials_errors(stored));
 	json_object_object_add(o, "end_user", NULL);
 	json_object_object_add(o, "tags", json_object_new_object());
 	json_object_put(stored);
@@ -121,10 +122,39 @@ static bool auth_mode_matches(const struct config_provider *p, enum api_cred_typ
 	if (!p)
 		return false;
 	switch (t) {
-	case API_CRED_OAUTH2: return p->auth_mode == CONFIG_AUTH_OAUTH2;
+	case API_CRED_OAUTH2:
+		return p->auth_mode == CONFIG_AUTH_OAUTH2 ||
+		       (p->auth_mode_name && strncmp(p->auth_mode_name, "MCP_OAUTH2", 10) == 0);
+	case API_CRED_OAUTH2_CC: return p->auth_mode == CONFIG_AUTH_OAUTH2_CC;
+	case API_CRED_OAUTH1: return p->auth_mode == CONFIG_AUTH_OAUTH1;
+	case API_CRED_TBA: return p->auth_mode_name && strcmp(p->auth_mode_name, "TBA") == 0;
 	case API_CRED_API_KEY: return p->auth_mode == CONFIG_AUTH_API_KEY;
 	case API_CRED_BASIC: return p->auth_mode == CONFIG_AUTH_BASIC;
 	case API_CRED_NONE: return p->auth_mode == CONFIG_AUTH_NONE;
+	}
+	return false;
+}
+
+/* Answers 422 invalid_credentials_type when credentials of type t cannot
+ * be imported for the integration's provider: another auth mode, or an
+ * OAUTH1 signature method evscript cannot make. */
+static bool credentials_refused(struct http_response *resp, const struct config_integration *integ,
+				const struct config_provider *prov, enum api_cred_type t)
+{
+	if (!auth_mode_matches(prov, t)) {
+		http_respond_error(resp, 422, "invalid_credentials_type",
+				   "credentials of type %s do not match the auth mode %s of provider %s",
+				   api_cred_type_name(t), prov && prov->auth_mode_name ? prov->auth_mode_name : "(none)",
+				   integ->provider);
+		return true;
+	}
+	if (t == API_CRED_OAUTH1 && !credentials_oauth1_supported(prov->signature_method)) {
+		http_respond_error(resp, 422, "invalid_credentials_type",
+				   "credentials type OAUTH1 cannot be imported for provider %s: its signature method %s is "
+				   "not supported (HMAC-SHA256 and PLAINTEXT are; HMAC-SHA1 is in none of evscript's "
+				   "dependencies)",
+				   integ->provider, prov->signature_method ? prov->signature_method : "HMAC-SHA1");
+		return true;
 	}
 	return false;
 }
@@ -311,12 +341,8 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 		goto out;
 	}
 	prov = config_provider_find(generation_config(g)->catalogue, integ->provider);
-	if (!auth_mode_matches(prov, creq.cred_type)) {
-		ret = http_respond_error(resp, 422, "invalid_credentials_type",
-					 "credentials of type %s do not match the auth mode %s of provider %s",
-					 api_cred_type_name(creq.cred_type),
-					 prov && prov->auth_mode_name ? prov->auth_mode_name : "(none)",
-					 integ->provider);
+	if (credentials_refused(resp, integ, prov, creq.cred_type)) {
+		ret = 0;
 		goto out;
 	}
 	cid = creq.connection_id;
@@ -356,6 +382,11 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 	cand = validation_candidate(&row, stored, existing ? existing->created_at : util_now_ms());
 	if (!cand) {
 		ret = http_respond_json(resp, 500, NULL);
+		goto out;
+	}
+	if (api_verify_needed(prov, api_cred_type_name(creq.cred_type)) &&
+	    api_verify_connection(generation_config(g), integ, prov, cid, cand, resp) != 0) {
+		ret = 0; /* answered: connection_test_failed */
 		goto out;
 	}
 	ret = dispatch_validate(ctx->dispatch, integ->id, cid, api_json_str(cand), &o);
@@ -490,6 +521,34 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 
 /* ------------------------------------------- GET /connections/{id} */
 
+/* The connection with fresh credentials (credentials.h): refreshed when
+ * they need it, or when force_refresh=true. A failed refresh answers 424
+ * refresh_token_external_error (and returns 1) when it was forced;
+ * otherwise the connection is answered as stored, the failure in its
+ * "errors". Else as store_connection_get. */
+static int connection_fresh(struct api_context *ctx, struct generation *g, struct http_request *req,
+			    const char *pck, const char *cid, struct store_connection **c,
+			    struct http_response *resp)
+{
+	const struct config_host *cfg = generation_config(g);
+	const struct config_integration *integ = config_integration_find(cfg, pck);
+	const char *force = http_query(req, "force_refresh");
+	char err[CRED_ERR_MAX];
+	int ret;
+
+	ret = hostapi_connection_fresh(ctx->store, cfg,
+				       integ ? config_provider_find(cfg->catalogue, integ->provider) : NULL,
+				       pck, cid, force && strcmp(force, "true") == 0, c, err, sizeof(err));
+	if (ret == CRED_EREFRESH || ret == CRED_ENOCLIENT || ret == CRED_EEXPIRED) {
+		if (force && strcmp(force, "true") == 0) {
+			http_respond_error(resp, 424, "refresh_token_external_error", "%s", err);
+			return 1;
+		}
+		ret = store_connection_get(ctx->store, pck, cid, c);
+	}
+	return ret;
+}
+
 int api_connection_get(struct http_request *req, struct http_response *resp, void *user)
 {
 	struct api_context *ctx = user;
@@ -508,7 +567,11 @@ int api_connection_get(struct http_request *req, struct http_response *resp, voi
 		ret = 0;
 		goto out;
 	}
-	ret = cid ? store_connection_get(ctx->store, pck, cid, &c) : STORE_ENOTFOUND;
+	ret = cid ? connection_fresh(ctx, g, req, pck, cid, &c, resp) : STORE_ENOTFOUND;
+	if (ret == 1) {
+		ret = 0; /* answered */
+		goto out;
+	}
 	if (ret == STORE_ENOTFOUND) {
 		ret = http_respond_error(resp, 404, "not_found", "Connection not found");
 		goto out;

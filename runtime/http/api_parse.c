@@ -32,7 +32,7 @@ struct cred_string {
 	size_t min, max;
 };
 
-#define CRED_STRINGS_MAX 3
+#define CRED_STRINGS_MAX 6
 
 /* The credential types Nango takes: the "type" value, the string members
  * each allows besides "type" (checked in this order), and whether it takes
@@ -49,7 +49,34 @@ static const struct cred_schema {
 	{.name = "API_KEY", .type = API_CRED_API_KEY, .strings = {{"apiKey", true, 1, 1024}}},
 	{.name = "BASIC", .type = API_CRED_BASIC,
 	 .strings = {{"username", true, 0, 1024}, {"password", true, 0, 1024}}},
+	{.name = "OAUTH2_CC", .type = API_CRED_OAUTH2_CC,
+	 .strings = {{"token", true, 1, 4096}, {"client_id", true, 1, 255}, {"client_secret", true, 1, 2048},
+		     {"client_certificate", false, 1, 10000}, {"client_private_key", false, 1, 10000},
+		     {"expires_at", false, 1, 64}}},
+	{.name = "OAUTH1", .type = API_CRED_OAUTH1,
+	 .strings = {{"oauth_token", true, 1, 2048}, {"oauth_token_secret", true, 1, 2048}}},
+	{.name = "TBA", .type = API_CRED_TBA, .config_override = true,
+	 .strings = {{"token_id", true, 1, 4096}, {"token_secret", true, 1, 4096}}},
 	{.name = "NONE", .type = API_CRED_NONE},
+};
+
+/* Auth modes of Nango's catalogue that POST /connections refuses, each with
+ * its reason (422 invalid_credentials_type). */
+static const struct {
+	const char *name;
+	const char *why;
+} cred_refused[] = {
+	{"APP", "a GitHub App installation token needs a JWT signed RS256 with the app's private key, and RSA is "
+		"in none of evscript's dependencies"},
+	{"JWT", "Nango's API defines no import shape for it (Nango makes these credentials in its connect flow)"},
+	{"TWO_STEP", "Nango's API defines no import shape for it (Nango makes these credentials in its connect flow)"},
+	{"SIGNATURE", "Nango's API defines no import shape for it (Nango makes these credentials in its connect flow)"},
+	{"BILL", "Nango's API defines no import shape for it (Nango makes these credentials in its connect flow)"},
+	{"CUSTOM", "Nango's API defines no import shape for it (Nango makes these credentials in its connect flow)"},
+	{"AWS_SIGV4", "Nango's API defines no import shape for it (Nango makes these credentials in its connect flow)"},
+	{"INSTALL_PLUGIN", "Nango's API defines no import shape for it"},
+	{"MCP_OAUTH2", "import it as OAUTH2 credentials"},
+	{"MCP_OAUTH2_GENERIC", "import it as OAUTH2 credentials"},
 };
 
 #define N_CRED_SCHEMAS (sizeof(cred_schemas) / sizeof(cred_schemas[0]))
@@ -260,10 +287,20 @@ static int parse_credentials(struct json_object *c, struct api_connection_req *r
 	}
 	schema = cred_schema(type);
 	if (!schema) {
+		const char *why = NULL;
+
+		for (size_t i = 0; i < sizeof(cred_refused) / sizeof(cred_refused[0]) && !why; i++)
+			if (strcmp(type, cred_refused[i].name) == 0)
+				why = cred_refused[i].why;
 		json_object_put(p->errors);
 		p->errors = NULL;
-		problem(p, 422, "invalid_credentials_type",
-			"credentials type %.64s is not supported (OAUTH2, API_KEY, BASIC or NONE)", type);
+		if (why)
+			problem(p, 422, "invalid_credentials_type", "credentials type %s cannot be imported: %s",
+				type, why);
+		else
+			problem(p, 422, "invalid_credentials_type",
+				"credentials type %.64s is not supported (OAUTH2, OAUTH2_CC, OAUTH1, TBA, API_KEY, BASIC or NONE)",
+				type);
 		return -1;
 	}
 	req->cred_type = schema->type;
@@ -383,12 +420,34 @@ struct json_object *api_credentials_view(struct json_object *stored, bool with_r
 
 	if (!stored || json_object_deep_copy(stored, &out, NULL) != 0)
 		return NULL;
+	if (json_object_is_type(out, json_type_object))
+		json_object_object_del(out, "refresh_error");
 	if (!with_refresh && json_object_is_type(out, json_type_object)) {
 		json_object_object_del(out, "refresh_token");
 		if (json_object_object_get_ex(out, "raw", &raw) && json_object_is_type(raw, json_type_object))
 			json_object_object_del(raw, "refresh_token");
 	}
 	return out;
+}
+
+struct json_object *api_credentials_errors(struct json_object *stored)
+{
+	struct json_object *arr = json_object_new_array(), *e, *v, *item;
+
+	if (!arr || !stored || !json_object_object_get_ex(stored, "refresh_error", &e) ||
+	    !json_object_is_type(e, json_type_object))
+		return arr;
+	item = json_object_new_object();
+	if (!item)
+		return arr;
+	json_object_object_add(item, "type", json_object_new_string("auth"));
+	json_object_object_add(item, "log_id", NULL);
+	if (json_object_object_get_ex(e, "message", &v))
+		json_object_object_add(item, "message", json_object_get(v));
+	if (json_object_object_get_ex(e, "at", &v))
+		json_object_object_add(item, "at", json_object_get(v));
+	json_object_array_add(arr, item);
+	return arr;
 }
 
 int api_parse_metadata(struct json_object *body, struct api_metadata_req *req,

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "api.h"
+#include "config.h"
 
 #define API_INFLIGHT_MAX 4096       /* Idempotency-Keys / deletions in flight at once */
 
@@ -36,6 +37,7 @@ int api_plugins(struct http_request *req, struct http_response *resp, void *user
 int api_reload(struct http_request *req, struct http_response *resp, void *user);
 int api_healthz(struct http_request *req, struct http_response *resp, void *user);
 int api_metrics(struct http_request *req, struct http_response *resp, void *user);
+int api_proxy(struct http_request *req, struct http_response *resp, void *user);
 
 /* ---- The context's private part (api.c), under its lock. ---- */
 
@@ -109,6 +111,21 @@ int api_respond_deleting(struct http_response *resp, const char *cid);
 int api_respond_connection_error(struct http_response *resp, const char *pck, const char *cid,
 				 const char *what, int err);
 
+/* ---- proxy.verification on import (api_verify.c). ---- */
+
+/* Whether an import of credentials of cred_type ("API_KEY", ...) for
+ * provider p runs p's verification request: API_KEY and BASIC, when the
+ * provider has one. */
+bool api_verify_needed(const struct config_provider *p, const char *cred_type);
+
+/* Runs it with the candidate connection cand (the get_connection() shape):
+ * 0 when an endpoint answered 2xx; 1 after answering 400
+ * connection_test_failed (no endpoint did, or the request could not be
+ * made). Blocks for at most 15 s per endpoint. */
+int api_verify_connection(const struct config_host *cfg, const struct config_integration *integ,
+			  const struct config_provider *p, const char *cid, struct json_object *cand,
+			  struct http_response *resp);
+
 /* ---- Pure parsers (api_parse.c); fuzzed by tests/fuzz/fuzz_api_json.c. ---- */
 
 /* A refusal: HTTP status, error code and message, and for invalid_body the
@@ -124,7 +141,8 @@ void api_problem_clear(struct api_problem *p);
 /* Answers with a parser's refusal; takes p->errors (p is left clear). */
 int api_respond_parse_problem(struct http_response *resp, struct api_problem *p);
 
-enum api_cred_type { API_CRED_OAUTH2 = 1, API_CRED_API_KEY, API_CRED_BASIC, API_CRED_NONE };
+enum api_cred_type { API_CRED_OAUTH2 = 1, API_CRED_API_KEY, API_CRED_BASIC, API_CRED_NONE, API_CRED_OAUTH2_CC,
+		    API_CRED_OAUTH1, API_CRED_TBA };
 const char *api_cred_type_name(enum api_cred_type t);
 
 /* A validated POST /connections body. Every pointer is borrowed from the
@@ -149,8 +167,14 @@ int api_parse_connection(struct json_object *body, struct api_connection_req *re
 struct json_object *api_credentials_stored(const struct api_connection_req *req);
 
 /* The credentials for a response (a new object) from the stored JSON:
- * refresh_token and raw.refresh_token are dropped unless with_refresh. */
+ * refresh_token and raw.refresh_token are dropped unless with_refresh;
+ * refresh_error is never shown there (see api_credentials_errors). */
 struct json_object *api_credentials_view(struct json_object *stored, bool with_refresh);
+
+/* The connection's errors for a response (a new array): one
+ * {"type":"auth","log_id":null,"message","at"} when the stored credentials
+ * carry a refresh_error (credentials.h), else empty. */
+struct json_object *api_credentials_errors(struct json_object *stored);
 
 /* A validated metadata body (POST/PATCH /connections/metadata). */
 #define API_METADATA_IDS_MAX 100

@@ -443,6 +443,24 @@ int http_respond_text(struct http_response *resp, unsigned status, const char *c
 	return respond_raw(resp, status, content_type, body, strlen(body));
 }
 
+int http_respond_bytes(struct http_response *resp, unsigned status, const char *content_type,
+		       const void *body, size_t len)
+{
+	char *copy;
+
+	if (resp == NULL || (body == NULL && len) || !header_text_ok(content_type, false) || *content_type == '\0')
+		return HTTP_EINVAL;
+	if (resp->responded)
+		return HTTP_ERESPONDED;
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return HTTP_ENOMEM;
+	if (len)
+		memcpy(copy, body, len);
+	copy[len] = '\0';
+	return respond_raw(resp, status, content_type, copy, len);
+}
+
 int http_response_header(struct http_response *resp, const char *name, const char *value)
 {
 	char *n, *v;
@@ -523,6 +541,29 @@ const char *http_header(const struct http_request *req, const char *name)
 	if (name == NULL)
 		return NULL;
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+struct each_ctx {
+	bool (*fn)(void *user, const char *name, const char *value);
+	void *user;
+};
+
+static enum MHD_Result each_value(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct each_ctx *e = cls;
+
+	(void)kind;
+	return e->fn(e->user, key, value) ? MHD_YES : MHD_NO;
+}
+
+void http_each(const struct http_request *req, bool headers,
+	       bool (*fn)(void *user, const char *name, const char *value), void *user)
+{
+	struct each_ctx e = {fn, user};
+
+	if (req == NULL || fn == NULL)
+		return;
+	MHD_get_connection_values(req->conn, headers ? MHD_HEADER_KIND : MHD_GET_ARGUMENT_KIND, each_value, &e);
 }
 
 const char *http_body(const struct http_request *req, size_t *len)

@@ -156,6 +156,11 @@ const char *http_param(const struct http_request *req, const char *name);
 const char *http_query(const struct http_request *req, const char *name);
 /* A request header, name case-insensitive; NULL when absent. */
 const char *http_header(const struct http_request *req, const char *name);
+/* Calls fn for each request header (headers true) or each query argument
+ * (false; decoded, NULL value for "?flag"), in the order received, until fn
+ * returns false. Strings live until the handler returns. */
+void http_each(const struct http_request *req, bool headers,
+	       bool (*fn)(void *user, const char *name, const char *value), void *user);
 /* The raw body, NUL-terminated (the NUL is not counted); "" when none. */
 const char *http_body(const struct http_request *req, size_t *len);
 
@@ -178,6 +183,10 @@ int http_respond_json(struct http_response *resp, unsigned status, struct json_o
 /* {"error":{"code":code,"message":<printf>}}, application/json. */
 int http_respond_error(struct http_response *resp, unsigned status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* len bytes of body (any bytes, copied) with the given Content-Type. */
+int http_respond_bytes(struct http_response *resp, unsigned status, const char *content_type,
+		       const void *body, size_t len);
 
 /* A text body (e.g. Prometheus exposition) with the given Content-Type. */
 int http_respond_text(struct http_response *resp, unsigned status, const char *content_type, const char *text);

@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -766,6 +767,68 @@ int store_connection_metadata_write(struct store *s, const char *pck, const char
 				    size_t n, const char *json, bool merge, size_t *failed)
 {
 	return metadata(s, pck, cids, n, json, merge, true, failed);
+}
+
+int store_connection_credentials_set(struct store *s, const char *pck, const char *cid,
+				     const char *credentials_json)
+{
+	int ret;
+
+	if (!s || !credentials_json)
+		return STORE_EINVAL;
+	if ((ret = check_id(pck)) || (ret = check_id(cid)))
+		return ret;
+	if ((ret = json_check(credentials_json, true)))
+		return ret;
+	if (!s->ops->connection_credentials)
+		return STORE_EURL; /* a back end that cannot store refreshed tokens */
+	return s->ops->connection_credentials(s, pck, cid, credentials_json);
+}
+
+/* The in-process half of store_connection_lock: a fixed table of mutexes,
+ * one picked by an FNV-1a hash of "pck\0cid". Shared by every store of the
+ * process, which is what a lock on a connection's key means. */
+#define CONN_LOCKS 256
+static pthread_mutex_t conn_locks[CONN_LOCKS] = {[0 ... CONN_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_mutex_t *conn_lock_of(const char *pck, const char *cid)
+{
+	uint32_t h = 2166136261u;
+
+	for (const char *p = pck; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	h = (h ^ 0u) * 16777619u;
+	for (const char *p = cid; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return &conn_locks[h % CONN_LOCKS];
+}
+
+int store_connection_lock(struct store *s, const char *pck, const char *cid)
+{
+	pthread_mutex_t *m;
+	int ret;
+
+	if (!s || !pck || !cid)
+		return STORE_EINVAL;
+	m = conn_lock_of(pck, cid);
+	pthread_mutex_lock(m);
+	if (s->ops->connection_lock) {
+		ret = s->ops->connection_lock(s, pck, cid);
+		if (ret) {
+			pthread_mutex_unlock(m);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void store_connection_unlock(struct store *s, const char *pck, const char *cid)
+{
+	if (!s || !pck || !cid)
+		return;
+	if (s->ops->connection_unlock)
+		s->ops->connection_unlock(s, pck, cid);
+	pthread_mutex_unlock(conn_lock_of(pck, cid));
 }
 
 /* ---------------------------------------------------------------------------

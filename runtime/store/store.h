@@ -358,6 +358,28 @@ int store_connection_metadata_write(struct store *s, const char *provider_config
 				    const char *const *connection_ids, size_t n, const char *json,
 				    bool merge, size_t *failed);
 
+/* Replaces the connection's credentials (a JSON object, sealed like an
+ * upsert's) and nothing else: no event, metadata and config unchanged. What
+ * a token refresh writes (runtime/hostapi/credentials.h). STORE_ENOTFOUND,
+ * STORE_EDELETING, STORE_EINVAL; STORE_EURL from a back end that does not
+ * implement it. Durable when it returns. */
+int store_connection_credentials_set(struct store *s, const char *provider_config_key,
+				     const char *connection_id, const char *credentials_json);
+
+/* The connection's credentials lock: held by whoever refreshes its tokens,
+ * so that concurrent users wait for one refresh instead of each making
+ * their own (a provider often revokes the refresh token it has just
+ * exchanged). Within one process it is a mutex picked by the connection's
+ * key (a fixed table: two connections may share one, never one two); a
+ * back end shared by several hosts can add its own cross-host lock here
+ * (e.g. a PostgreSQL advisory lock on the same key) through the optional
+ * store_ops.connection_lock, without any change to the callers. Lock and
+ * unlock are paired on the same thread; not reentrant. lock returns 0 or
+ * a STORE_E* code (then nothing is held). */
+int store_connection_lock(struct store *s, const char *provider_config_key, const char *connection_id);
+void store_connection_unlock(struct store *s, const char *provider_config_key,
+			     const char *connection_id);
+
 /* ---------------------------------------------------------------------------
  * Idempotency keys (kept 24 h).
  */

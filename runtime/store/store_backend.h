@@ -44,6 +44,16 @@ struct store_ops {
 				   size_t n, const char *json, bool merge, bool refuse_deleting,
 				   size_t *failed);
 
+	/* store_connection_credentials_set: credentials already checked JSON.
+	 * Required for token refresh; a back end without it makes every
+	 * refresh fail with STORE_EURL. */
+	int (*connection_credentials)(struct store *s, const char *pck, const char *cid,
+				      const char *credentials_json);
+	/* Optional (NULL: the in-process lock alone): a cross-host lock taken
+	 * after the in-process one, released before it. */
+	int (*connection_lock)(struct store *s, const char *pck, const char *cid);
+	void (*connection_unlock)(struct store *s, const char *pck, const char *cid);
+
 	int (*idempotency_get)(struct store *s, const char *key, struct store_idempotency **out);
 	int (*idempotency_put)(struct store *s, const struct store_idempotency_input *in);
 

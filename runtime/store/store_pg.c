@@ -758,6 +758,7 @@ fail:
 		.connection_mark_deleting = pg_connection_mark_deleting,                \
 		.connection_delete = pg_connection_delete,                              \
 		.connection_metadata = pg_connection_metadata,                          \
+		.connection_credentials = pg_connection_credentials,                    \
 		.idempotency_get = pg_idempotency_get,                                  \
 		.idempotency_put = pg_idempotency_put, .event_insert = pg_event_insert, \
 		.event_claim = pg_event_claim, .event_finish = pg_event_finish,         \

@@ -428,6 +428,44 @@ int pg_connection_metadata(struct store *s, const char *pck, const char *const *
 	return pg_end(P(s), c, ret);
 }
 
+/* store_connection_credentials_set: the sealed credentials of one row, in
+ * one statement (a row being deleted is left alone: STORE_EDELETING). */
+int pg_connection_credentials(struct store *s, const char *pck, const char *cid, const char *json)
+{
+	struct pgc *c;
+	PGresult *r;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	bool encrypted;
+	int ret;
+
+	/* Seal before taking a connection: it does not touch the database. */
+	ret = store_seal_credentials(s, pck, cid, json, &blob, &len, &encrypted);
+	if (ret)
+		return ret;
+	ret = pg_begin(P(s), &c);
+	if (ret) {
+		store_blob_free(blob, len);
+		return ret;
+	}
+	ret = pg_q(c, "UPDATE connections SET credentials = $3, credentials_encrypted = $4, updated_at = $5"
+		   " WHERE provider_config_key = $1 AND connection_id = $2 RETURNING deleting",
+		   "write credentials",
+		   PG_ARGS(pg_text(pck), pg_text(cid), pg_blob(blob, len), pg_bool(encrypted),
+			   pg_i64(util_now_ms())),
+		   &r);
+	if (!ret) {
+		if (PQntuples(r) == 0)
+			ret = STORE_ENOTFOUND;
+		else if (pg_col_bool(r, 0, 0))
+			ret = STORE_EDELETING; /* rolled back below */
+		PQclear(r);
+	}
+	ret = pg_end(P(s), c, ret);
+	store_blob_free(blob, len);
+	return ret;
+}
+
 /* ---------------------------------------------------------------------------
  * Idempotency.
  */

@@ -1110,6 +1110,7 @@ const struct store_ops store_sqlite_ops = {
 	.connection_mark_deleting = sq_connection_mark_deleting,
 	.connection_delete = sq_connection_delete,
 	.connection_metadata = sq_connection_metadata,
+	.connection_credentials = sq_connection_credentials,
 	.idempotency_get = sq_idempotency_get,
 	.idempotency_put = sq_idempotency_put,
 	.event_insert = sq_event_insert,

@@ -424,6 +424,40 @@ int sq_connection_metadata(struct store *s, const char *pck, const char *const *
 	return sq_txn_end(b, ret);
 }
 
+static const char sql_cred_write[] =
+	"UPDATE connections SET credentials = ?3, credentials_encrypted = ?4, updated_at = ?5"
+	" WHERE provider_config_key = ?1 AND connection_id = ?2";
+
+int sq_connection_credentials(struct store *s, const char *pck, const char *cid, const char *json)
+{
+	struct sq *b = B(s);
+	struct conn_state c;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	bool encrypted;
+	int ret;
+
+	/* Seal outside the lock: it does not touch the database. */
+	ret = store_seal_credentials(s, pck, cid, json, &blob, &len, &encrypted);
+	if (ret)
+		return ret;
+	ret = sq_txn_begin(b, CRITICAL);
+	if (ret) {
+		store_blob_free(blob, len);
+		return ret;
+	}
+	ret = conn_state(b, pck, cid, &c);
+	if (ret == 0 && c.deleting)
+		ret = STORE_EDELETING;
+	if (ret == 0)
+		ret = sq_exec(b, sql_cred_write, "write credentials",
+			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_blob(blob, len), sq_i64(encrypted),
+				      sq_i64(util_now_ms())));
+	ret = sq_txn_end(b, ret);
+	store_blob_free(blob, len);
+	return ret;
+}
+
 /* ---------------------------------------------------------------------------
  * Idempotency.
  */

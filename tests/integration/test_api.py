@@ -136,7 +136,10 @@ class ApiTest(DaemonTest):
         # the type must match the provider's auth mode; unsupported types are 422 too
         self.assertError(d.create_connection("plain", "c1", {"type": "OAUTH2", "access_token": "t"}),
                          422, "invalid_credentials_type")
-        self.assertError(d.create_connection("plain", "c1", {"type": "OAUTH1", "oauth_token": "t"}),
+        self.assertError(d.create_connection("plain", "c1", {"type": "OAUTH1", "oauth_token": "t",
+                                                             "oauth_token_secret": "s"}),
+                         422, "invalid_credentials_type")
+        self.assertError(d.create_connection("plain", "c1", {"type": "JWT", "token": "t"}),
                          422, "invalid_credentials_type")
         self.assertError(d.create_connection("oauth", "c1"), 422, "invalid_credentials_type")
         st, _, body = d.request("GET", "/connections")

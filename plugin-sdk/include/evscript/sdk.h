@@ -247,10 +247,15 @@ struct evs_host {
 
 	/* The connection as JSON, credentials included:
 	 * {"connection_id", "provider_config_key", "provider",
-	 *  "credentials": {"type": "OAUTH2"|"API_KEY"|"BASIC"|"NONE", ...},
+	 *  "credentials": {"type": "OAUTH2"|"OAUTH2_CC"|"OAUTH1"|"TBA"|
+	 *                  "API_KEY"|"BASIC"|"NONE", ...},
 	 *  "connection_config": {...}, "metadata": {...},
 	 *  "created_at", "updated_at"}.
-	 * *json is lent. Credentials are secrets: never log them. */
+	 * An OAUTH2 token that expires within 5 minutes is refreshed first,
+	 * and an OAUTH2_CC token fetched (client-credentials grant), so the
+	 * credentials are fresh; when that fails the call returns EVS_EFAILED
+	 * and the reason is in the execution's log. *json is lent.
+	 * Credentials are secrets: never log them. */
 	int (*get_connection)(struct evs_ctx *ctx, const char **json);
 
 	/* The connection's metadata as a JSON object; *json is lent. During
@@ -268,13 +273,20 @@ struct evs_host {
 
 	/* Sends a request to the provider's API with the connection's
 	 * credentials injected by the host, following the provider's catalogue
-	 * entry (base URL, auth headers, retry headers); a request header or
-	 * query parameter named like one of the provider's auth ones is
-	 * dropped. Returns 0 when an HTTP response arrived, whatever its
-	 * status; *resp is then owned by the plugin and released with
-	 * free_response(). On failure *resp is NULL and the code is
+	 * entry (base URL, auth headers and query, retry rules): a bearer
+	 * token for the token modes (refreshed first when it expires within 5
+	 * minutes), basic auth, the provider's header and query templates (a
+	 * template whose ${connectionConfig.X} has no value is left out), an
+	 * OAuth 1.0a signature (OAUTH1, TBA) or an AWS SigV4 one, per attempt.
+	 * A request header named like one of the provider's headers replaces
+	 * it (as in Nango); a query parameter named like one of the
+	 * provider's is dropped. Returns 0 when an HTTP response arrived,
+	 * whatever its status; *resp is then owned by the plugin and released
+	 * with free_response(). On failure *resp is NULL and the code is
 	 * EVS_EDENIED (a URL outside the provider's base URL), EVS_EINVAL (a
-	 * malformed request), EVS_ENETWORK, EVS_ETIMEDOUT or EVS_ENOMEM (a
+	 * malformed request, or a template naming a credential the connection
+	 * lacks), EVS_EFAILED (the token needed a refresh and it failed: the
+	 * reason is in the log), EVS_ENETWORK, EVS_ETIMEDOUT or EVS_ENOMEM (a
 	 * response body over 16 MiB). Every attempt is logged (method, URL
 	 * without query string or credentials, status, duration). */
 	int (*proxy)(struct evs_ctx *ctx, const struct evs_request *req,

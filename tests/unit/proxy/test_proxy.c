@@ -404,7 +404,8 @@ static void test_bearer_header(void **state)
 	assert_int_equal(n_reqs(), 1);
 	assert_string_equal(F.reqs[0].method, "GET");
 	assert_string_equal(F.reqs[0].path, "/user");
-	assert_string_equal(rq_hdr(&F.reqs[0], "Authorization"), "Bearer tok-123456"); /* auth wins */
+	/* a request header named like the auth header replaces it, as in Nango */
+	assert_string_equal(rq_hdr(&F.reqs[0], "Authorization"), "Bearer evil");
 	assert_string_equal(rq_hdr(&F.reqs[0], "X-Extra"), "1");
 	assert_non_null(rq_hdr(&F.reqs[0], "User-Agent"));
 	assert_true(log_has("GET http://127.0.0.1:"));
@@ -430,7 +431,7 @@ static void test_api_key_header(void **state)
 	assert_int_equal(proxy_request(s, &r, &resp), EVS_OK);
 	assert_int_equal(resp->status, 200);
 	assert_string_equal(F.reqs[0].path, "/v2/me");
-	assert_string_equal(rq_hdr(&F.reqs[0], "X-API-Key"), "key-abcdef");
+	assert_string_equal(rq_hdr(&F.reqs[0], "X-API-Key"), "override"); /* the script's own, as in Nango */
 	assert_string_equal(rq_hdr(&F.reqs[0], "Notion-Version"), "2022-06-28");
 	assert_string_equal(rq_hdr(&F.reqs[0], "Accept"), "application/json");
 	proxy_response_free(resp);
@@ -770,6 +771,89 @@ static void test_retry_500_then_200(void **state)
 	assert_true(log_has("-> 500 ("));
 	assert_true(log_has("-> 503 (") && log_has("(retry 1/3)"));
 	assert_true(log_has("-> 200 (") && log_has("(retry 2/3)"));
+	proxy_response_free(resp);
+	proxy_session_free(s);
+	proxy_target_free(t);
+}
+
+/* Appends a copy of v to l. */
+static void strlist_add_test(struct config_strlist *l, const char *v)
+{
+	l->items = realloc(l->items, (l->n + 1) * sizeof(*l->items));
+	assert_non_null(l->items);
+	l->items[l->n++] = strdup(v);
+}
+
+/* proxy.retry.error_code: a listed status is retried ("5xx" style too). */
+static void test_retry_error_code(void **state)
+{
+	struct proxy_target *t = target_new(NULL);
+	struct proxy_session *s;
+	struct evs_request r = get("/forbidden");
+	struct evs_response *resp = NULL;
+
+	(void)state;
+	seq_fill(200);
+	seq_set(0, 403, NULL, NULL, NULL, NULL);
+	F.route = route_seq;
+	r.retries = 2;
+	s = session(t, 0); /* without error_code: 403 is an answer */
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_OK);
+	assert_int_equal(resp->status, 403);
+	assert_int_equal(n_reqs(), 1);
+	proxy_response_free(resp);
+	proxy_session_free(s);
+	strlist_add_test(&t->retry.error_code, "5xx");
+	strlist_add_test(&t->retry.error_code, "403");
+	s = session(t, 0);
+	pthread_mutex_lock(&F.lock);
+	F.n_reqs = 0;
+	pthread_mutex_unlock(&F.lock);
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_OK);
+	assert_int_equal(resp->status, 200);
+	assert_int_equal(n_reqs(), 2);
+	proxy_response_free(resp);
+	proxy_session_free(s);
+	proxy_target_free(t);
+}
+
+static char in_body_message[128];
+
+static void route_in_body(const struct rec_req *rq, int index, struct reply *out)
+{
+	(void)rq;
+	out->status = index == 0 ? 403 : 200;
+	if (index == 0)
+		reply_body(out, "{\"error\":{\"message\":\"%s\"}}", in_body_message);
+	else
+		reply_body(out, "{\"attempt\":%d}", index);
+}
+
+/* proxy.retry.in_body (Google's rule): the body's message says when. */
+static void test_retry_in_body(void **state)
+{
+	struct proxy_target *t = target_new(NULL);
+	struct proxy_session *s;
+	struct evs_request r = get("/quota");
+	struct evs_response *resp = NULL;
+	time_t when = time(NULL) + 2;
+	struct tm tm;
+	char iso[32];
+
+	(void)state;
+	gmtime_r(&when, &tm);
+	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(in_body_message, sizeof(in_body_message), "User-rate limit exceeded.  Retry after %s", iso);
+	t->retry.in_body_path = strdup("error.message");
+	t->retry.in_body_value = strdup("/User-rate limit exceeded\\. +Retry after (.+)/");
+	t->retry.in_body_strategy = strdup("at");
+	s = session(t, 0);
+	F.route = route_in_body;
+	r.retries = 1;
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_OK);
+	assert_int_equal(resp->status, 200);
+	assert_int_equal(n_reqs(), 2);
+	assert_true(gap_ms(0, 1) >= 900); /* waited for the time in the body, not 100 ms of backoff */
 	proxy_response_free(resp);
 	proxy_session_free(s);
 	proxy_target_free(t);
@@ -1566,6 +1650,8 @@ int main(void)
 		T(test_redirect_not_followed),
 		T(test_body_cap),
 		T(test_retry_500_then_200),
+		T(test_retry_error_code),
+		T(test_retry_in_body),
 		T(test_no_retry_by_default),
 		T(test_retry_after_429),
 		T(test_retry_after_http_date),

@@ -393,6 +393,35 @@ static void test_stray_claim_given_back(void **state)
 	store_close(a);
 }
 
+/* ---- refreshed credentials written by one host are what another reads */
+
+static void test_credentials_set(void **state)
+{
+	struct db *d = *state;
+	struct store *a = open_host(d, "a"), *b = open_host(d, "b");
+	struct store_connection_input in = {.connection_id = "c1", .provider_config_key = "gh",
+					    .provider = "github",
+					    .credentials = "{\"type\":\"OAUTH2\",\"access_token\":\"old\"}"};
+	struct store_upsert_result r;
+	struct store_connection *c = NULL;
+	int64_t ev = 0;
+
+	assert_int_equal(store_connection_upsert(a, &in, NULL, &r), 0);
+	assert_int_equal(store_connection_credentials_set(b, "gh", "c1",
+							  "{\"type\":\"OAUTH2\",\"access_token\":\"new\"}"), 0);
+	assert_int_equal(store_connection_get(a, "gh", "c1", &c), 0);
+	assert_non_null(strstr(c->credentials, "\"new\""));
+	store_connection_free(c);
+	assert_int_equal(store_connection_credentials_set(b, "gh", "nope", "{}"), STORE_ENOTFOUND);
+	assert_int_equal(store_connection_mark_deleting(a, "gh", "c1", false, 1, &ev), 0);
+	assert_int_equal(store_connection_credentials_set(b, "gh", "c1", "{\"type\":\"NONE\"}"), STORE_EDELETING);
+	assert_int_equal(store_connection_get(a, "gh", "c1", &c), 0);
+	assert_non_null(strstr(c->credentials, "\"new\"")); /* unchanged */
+	store_connection_free(c);
+	store_close(a);
+	store_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +431,7 @@ int main(void)
 						db_teardown),
 		cmocka_unit_test_setup_teardown(test_dead_host_settled, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_stray_claim_given_back, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_credentials_set, db_setup, db_teardown),
 	};
 
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());

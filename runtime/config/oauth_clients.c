@@ -1,0 +1,132 @@
+/*
+ * oauth_clients.c - the host file's `oauth_clients:` mapping: for each
+ * integration id, the OAuth client (client_id, and client_secret or the
+ * name of the environment variable holding it) that evscript refreshes
+ * that integration's OAUTH2 tokens with.
+ *
+ *   oauth_clients:
+ *       github:
+ *           client_id: Iv1.abc
+ *           client_secret_env: GITHUB_CLIENT_SECRET
+ */
+#include "parse_util.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int client_entry(struct pctx *c, const struct ynode *name, const struct ynode *m,
+			struct config_oauth_client *oc)
+{
+	char what[320];
+	int ret = 0;
+
+	oc->line = name->line;
+	oc->column = name->column;
+	oc->integration = strdup(name->str);
+	if (!oc->integration)
+		return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
+	if (m->type != YNODE_MAP)
+		return PFAIL(c, m, CONFIG_EINVALID,
+			     "oauth_clients.%s: expected a mapping with client_id and client_secret, found %s",
+			     name->str, ynode_kind(m));
+	for (size_t j = 0; j < m->n && !ret; j++) {
+		const char *k = m->keys[j]->str;
+
+		snprintf(what, sizeof(what), "oauth_clients.%s.%s", name->str, k);
+		if (strcmp(k, "client_id") == 0 && !oc->client_id)
+			ret = p_string(c, m->items[j], what, &oc->client_id);
+		else if (strcmp(k, "client_secret") == 0 && !oc->client_secret)
+			ret = p_string(c, m->items[j], what, &oc->client_secret);
+		else if (strcmp(k, "client_secret_env") == 0 && !oc->client_secret_env)
+			ret = p_string(c, m->items[j], what, &oc->client_secret_env);
+		else
+			ret = PFAIL(c, m->keys[j], CONFIG_EINVALID,
+				    "oauth_clients.%s: unknown key '%s', expected client_id, client_secret or "
+				    "client_secret_env", name->str, k);
+	}
+	if (ret)
+		return ret;
+	if (!oc->client_id || !*oc->client_id)
+		return PFAIL(c, name, CONFIG_EINVALID, "oauth_clients.%s: client_id is required", name->str);
+	if (!oc->client_secret == !oc->client_secret_env)
+		return PFAIL(c, name, CONFIG_EINVALID,
+			     "oauth_clients.%s: expected exactly one of client_secret and client_secret_env",
+			     name->str);
+	return 0;
+}
+
+int oauth_clients_parse(struct pctx *c, const struct ynode *v, struct config_host *h)
+{
+	void *items;
+	int ret;
+
+	oauth_clients_free(h);
+	ret = p_map_items(c, v, "oauth_clients", "integration ids to OAuth clients", CONFIG_LIST_MAX,
+			  sizeof(*h->oauth_clients), &items);
+	if (ret)
+		return ret;
+	h->oauth_clients = items;
+	for (size_t i = 0; i < v->n; i++) {
+		h->n_oauth_clients = i + 1;
+		ret = client_entry(c, v->keys[i], v->items[i], &h->oauth_clients[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int oauth_clients_resolve(struct config_host *h, char *const *envp, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < h->n_oauth_clients; i++) {
+		struct config_oauth_client *oc = &h->oauth_clients[i];
+		size_t n;
+		const char *val = NULL;
+
+		if (!oc->client_secret_env)
+			continue;
+		n = strlen(oc->client_secret_env);
+		for (char *const *e = envp; e && *e && !val; e++)
+			if (strncmp(*e, oc->client_secret_env, n) == 0 && (*e)[n] == '=')
+				val = *e + n + 1;
+		if (!val || !*val) {
+			util_set_err(err, errlen,
+				     "%s:%u:%u: oauth_clients.%s: client_secret_env names %s, which is not set "
+				     "in the environment", h->file, oc->line, oc->column, oc->integration,
+				     oc->client_secret_env);
+			return CONFIG_EINVALID;
+		}
+		secret_free(oc->client_secret);
+		oc->client_secret = strdup(val);
+		if (!oc->client_secret) {
+			util_set_err(err, errlen, "%s: out of memory", h->file);
+			return CONFIG_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void oauth_clients_free(struct config_host *h)
+{
+	for (size_t i = 0; i < h->n_oauth_clients; i++) {
+		free(h->oauth_clients[i].integration);
+		free(h->oauth_clients[i].client_id);
+		secret_free(h->oauth_clients[i].client_secret);
+		free(h->oauth_clients[i].client_secret_env);
+	}
+	free(h->oauth_clients);
+	h->oauth_clients = NULL;
+	h->n_oauth_clients = 0;
+}
+
+const struct config_oauth_client *config_oauth_client_find(const struct config_host *h, const char *id)
+{
+	if (!h || !id)
+		return NULL;
+	for (size_t i = 0; i < h->n_oauth_clients; i++)
+		if (strcmp(h->oauth_clients[i].integration, id) == 0)
+			return &h->oauth_clients[i];
+	return NULL;
+}
