@@ -372,6 +372,22 @@ static int set_scripts(struct pctx *c, const struct host_key *key, const struct 
 	return 0;
 }
 
+static int set_webhook_forward_url(struct pctx *c, const struct host_key *key, const struct ynode *k,
+				   const struct ynode *v, struct config_host *h)
+{
+	(void)key;
+	(void)k;
+	return config_set_webhook_forward_url(c, v, h);
+}
+
+static int set_webhook_secrets(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			       const struct ynode *v, struct config_host *h)
+{
+	(void)key;
+	(void)k;
+	return config_set_webhook_secrets(c, v, h);
+}
+
 /* ---- the table ---- */
 
 #define SLOT(field) offsetof(struct config_host, field)
@@ -415,6 +431,10 @@ static const struct host_key host_keys[] = {
 	{"drain_deadline_s", U32(drain_deadline_s, 0, DEADLINE_MAX), "0..86400", DEFAULT("30")},
 	{"log_format",       OWN(set_log_format),               "`text` | `json`", DEFAULT("text")},
 	{"scripts",          OWN(set_scripts),                  "map of script name to settings", NO_DEFAULT("`{}`")},
+	{"webhook_forward_url", OWN(set_webhook_forward_url),   "`http://` or `https://` URL", NO_DEFAULT("none")},
+	{"webhook_max_attempts", U32(webhook_max_attempts, 1, 100), "1..100", DEFAULT("8")},
+	{"webhook_retry_base_ms", U32(webhook_retry_base_ms, 10, 3600000), "10..3600000", DEFAULT("1000")},
+	{"webhook_secrets",  OWN(set_webhook_secrets),          "map of integration id to settings", NO_DEFAULT("`{}`")},
 };
 
 #define N_KEYS (sizeof(host_keys) / sizeof(host_keys[0]))
@@ -611,6 +631,8 @@ void config_host_free(struct config_host *h)
 	for (size_t i = 0; i < h->n_scripts; i++)
 		free(h->scripts[i].name);
 	free(h->scripts);
+	free(h->webhook_forward_url);
+	config_webhook_secrets_clear(h);
 	config_nango_clear(&h->nango);
 	config_providers_free(h->catalogue);
 	free(h);

@@ -43,6 +43,11 @@ int nango_note_ignored(struct pctx *c, const struct ynode *at, struct config_nan
 /* "isolated" or "in-process". */
 int p_execution(struct pctx *c, const struct ynode *n, const char *what, enum config_execution *out);
 
+/* webhooks.c: the readers of webhook_forward_url and webhook_secrets. */
+int config_set_webhook_forward_url(struct pctx *c, const struct ynode *v, struct config_host *h);
+int config_set_webhook_secrets(struct pctx *c, const struct ynode *v, struct config_host *h);
+void config_webhook_secrets_clear(struct config_host *h);
+
 int strlist_push(struct config_strlist *l, const char *s);
 void strlist_clear(struct config_strlist *l);
 void map_clear(struct config_map *m);

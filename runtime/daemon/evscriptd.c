@@ -612,6 +612,11 @@ static int start_http(struct daemon *d, const struct generation *gen)
 		return -1;
 	}
 	d->api.server = d->server;
+	ret = api_jobs_begin(&d->api);
+	if (ret < 0) {
+		log_error("daemon", "the webhook forwarder could not start: %s", status_str(ret));
+		return -1;
+	}
 	return 0;
 }
 
@@ -691,6 +696,8 @@ static size_t daemon_stop(struct daemon *d)
 static void daemon_free(struct daemon *d, struct generation *gen, struct config_host *cfg)
 {
 	http_server_free(d->server);
+	if (d->api_ready)
+		api_jobs_stop(&d->api);
 	dispatch_free(d->dispatch);
 	free_retired(d->retired);
 	generation_unref(gen);
