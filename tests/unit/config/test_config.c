@@ -605,6 +605,35 @@ static void test_nango_v1(void **state)
 	config_nango_clear(&n);
 }
 
+/* Nango's parser refuses on-events with post-connection-scripts only when
+ * both name scripts; an empty one of the two is accepted. */
+static void test_nango_both_keys_when_one_is_empty(void **state)
+{
+	static const char *const ok[] = {
+		"integrations:\n  github:\n    post-connection-scripts: [b]\n    on-events: {}\n",
+		"integrations:\n  github:\n    on-events:\n      post-connection-creation: []\n"
+		"    post-connection-scripts: [b]\n",
+		"integrations:\n  github:\n    on-events:\n      pre-connection-deletion: [c]\n"
+		"    post-connection-scripts: []\n",
+		"integrations:\n  github:\n    post-connection-scripts:\n    on-events:\n"
+		"      pre-connection-deletion: [c]\n",
+	};
+	static const size_t post[] = {1, 1, 0, 0}, pre[] = {0, 0, 1, 1};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config_nango n;
+		int ret = config_parse_nango(ok[i], strlen(ok[i]), "nango.yaml", &n, err, sizeof(err));
+
+		if (ret < 0)
+			fail_msg("refused:\n%s\n%s", ok[i], err);
+		assert_int_equal(n.n_integrations, 1);
+		assert_int_equal(n.integrations[0].events[CONFIG_EVENT_POST_CONNECTION_CREATION].n, post[i]);
+		assert_int_equal(n.integrations[0].events[CONFIG_EVENT_PRE_CONNECTION_DELETION].n, pre[i]);
+		config_nango_clear(&n);
+	}
+}
+
 static void test_nango_errors(void **state)
 {
 	(void)state;
@@ -623,7 +652,8 @@ static void test_nango_errors(void **state)
 	nango_err("integrations:\n  github:\n    on-events:\n      post-connection-creation: [a]\n"
 		  "    post-connection-scripts: [b]\n",
 		  "nango.yaml:5:5:", "both on-events (line 3) and post-connection-scripts");
-	nango_err("integrations:\n  github:\n    post-connection-scripts: [b]\n    on-events: {}\n",
+	nango_err("integrations:\n  github:\n    post-connection-scripts: [b]\n    on-events:\n"
+		  "      pre-connection-deletion: [c]\n",
 		  "nango.yaml:4:5:", "both on-events and post-connection-scripts (line 3)");
 	nango_err("integrations:\n  github:\n    post-connection-scripts: b\n", "nango.yaml:3:30:",
 		  "integrations.github.post-connection-scripts: expected a list of script names");
@@ -1152,6 +1182,7 @@ int main(void)
 		cmocka_unit_test(test_nango_sample),
 		cmocka_unit_test(test_nango_v1),
 		cmocka_unit_test(test_nango_errors),
+		cmocka_unit_test(test_nango_both_keys_when_one_is_empty),
 		cmocka_unit_test(test_providers_alias),
 		cmocka_unit_test(test_providers_errors),
 		cmocka_unit_test(test_shipped_catalogue),
