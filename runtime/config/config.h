@@ -91,6 +91,9 @@ struct config_map {
 	size_t n;
 };
 
+/* Appends a copy of s: 0, CONFIG_ENOMEM or CONFIG_ETOOLARGE (CONFIG_LIST_MAX). */
+int config_strlist_append(struct config_strlist *l, const char *s);
+
 /* The value for key, or NULL. */
 const char *config_map_get(const struct config_map *m, const char *key);
 

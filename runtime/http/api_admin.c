@@ -38,6 +38,7 @@ static struct json_object *loaded_json(const struct generation *g)
 		json_object_object_add(o, "loaded_at", json_object_new_string(ts));
 		json_object_object_add(o, "generation", json_object_new_int64(
 			since));
+		json_object_object_add(o, "subscriptions", api_plugin_subscriptions(g, p->name));
 		json_object_array_add(arr, o);
 	}
 	return arr;

@@ -207,3 +207,27 @@ out:
 	generation_unref(g);
 	return ret;
 }
+
+/* GET /plugins: a loaded plugin's subscriptions and where each came from. */
+struct json_object *api_plugin_subscriptions(const struct generation *g, const char *plugin)
+{
+	struct json_object *arr = json_object_new_array();
+
+	for (size_t i = 0; arr && i < generation_subscription_count(g); i++) {
+		const struct generation_subscription *s = generation_subscription_at(g, i);
+		struct json_object *o, *src;
+
+		if (strcmp(s->plugin, plugin) != 0 || !(o = json_object_new_object()))
+			continue;
+		src = json_object_new_array();
+		if (src && (s->sources & GENERATION_SUB_NANGO_YAML))
+			json_object_array_add(src, json_object_new_string("nango.yaml"));
+		if (src && (s->sources & GENERATION_SUB_DECLARED))
+			json_object_array_add(src, json_object_new_string("plugin"));
+		json_object_object_add(o, "integration", json_object_new_string(s->integration));
+		json_object_object_add(o, "event", json_object_new_string(s->event));
+		json_object_object_add(o, "sources", src);
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}

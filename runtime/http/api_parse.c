@@ -484,6 +484,7 @@ const char *api_loader_reason_code(int code, const char *name)
 	case LOADER_EDLOPEN: return "dlopen_failed";
 	case LOADER_ENOMEM: return "out_of_memory";
 	case LOADER_ETOOMANY: return "too_many";
+	case LOADER_ESUBSCRIPTION: return "bad_subscription";
 	}
 	return "unknown";
 }

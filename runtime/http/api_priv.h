@@ -78,6 +78,10 @@ struct json_object *api_action_failure_payload(const struct dispatch_outcome *o)
  * (*tags new, NULL when there are none): 0, or -1 for a malformed one. */
 int api_tags_filter(struct http_request *req, struct json_object **tags);
 
+/* [{"integration","event","sources":["nango.yaml"|"plugin",...]}] of a
+ * loaded plugin in g (api_catalogue.c); event "action" for an action. */
+struct json_object *api_plugin_subscriptions(const struct generation *g, const char *plugin);
+
 /* A random UUID v4, lower case (api_connections.c). */
 void api_uuid_v4(char out[37]);
 

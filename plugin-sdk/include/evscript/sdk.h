@@ -148,6 +148,66 @@ struct evs_plugin_info {
 		(name_), (version_)}
 
 /* ---------------------------------------------------------------------------
+ * Declared subscriptions: a script that says itself which events it runs on,
+ * with no nango.yaml entry (after Nango's createOnEvent({ event, ... })).
+ *
+ *     EVS_PLUGIN("slack-welcome", "1.2.0");
+ *     EVS_ON_EVENT("slack", "post-connection-creation");
+ *     EVS_ON_EVENT("slack-eu", "post-connection-creation");  // any number of times
+ *
+ * An action declares the integrations that offer it the same way:
+ *
+ *     EVS_PLUGIN("create-issue", "1.0.0");
+ *     EVS_ACTION_FOR("github");
+ *
+ * Each declaration is a fixed-size record in the ELF section
+ * ".evscript.subscriptions" of the plugin (plain data: no pointer, no
+ * code). The host reads that section from the verified bytes, before the
+ * plugin is loaded and without running any of it. The integration must be
+ * one the host's configuration has and the event one of the three below;
+ * otherwise the host refuses the plugin (reason_code "bad_subscription" in
+ * GET /plugins). nango.yaml entries still work and add to the declared ones:
+ * for one integration and event the host runs nango.yaml's scripts first,
+ * in its order, then the declared ones in the order of their plugin names;
+ * a script named by both runs once. EVS_ON_EVENT in an action, or
+ * EVS_ACTION_FOR in an event script, is refused too. Names are at most
+ * EVS_SUBSCRIPTION_NAME_MAX - 1 bytes (a longer literal does not compile).
+ * Do not link plugins with --gc-sections: it may drop the section.
+ */
+#define EVS_SUBSCRIPTION_NAME_MAX 128
+#define EVS_SUBSCRIPTIONS_SECTION ".evscript.subscriptions"
+
+enum evs_subscription_kind {
+	EVS_SUBSCRIBE_EVENT = 1,   /* on_event() runs on `event` for `integration` */
+	EVS_SUBSCRIBE_ACTION = 2   /* run_action() is offered by `integration` */
+};
+
+struct evs_subscription {
+	uint32_t size;                                /* sizeof(struct evs_subscription) */
+	uint32_t kind;                                /* enum evs_subscription_kind */
+	char integration[EVS_SUBSCRIPTION_NAME_MAX];  /* the integration id (nango.yaml's key) */
+	char event[EVS_SUBSCRIPTION_NAME_MAX];        /* "post-connection-creation", ...; "" for actions */
+};
+
+#define EVS_CAT2_(a, b) a##b
+#define EVS_CAT_(a, b) EVS_CAT2_(a, b)
+#if defined(__has_attribute)
+#if __has_attribute(retain)
+#define EVS_RETAIN_ __attribute__((retain))
+#endif
+#endif
+#ifndef EVS_RETAIN_
+#define EVS_RETAIN_
+#endif
+#define EVS_SUBSCRIPTION_(kind_, integration_, event_)                                  \
+	__attribute__((used, section(EVS_SUBSCRIPTIONS_SECTION), aligned(8))) EVS_RETAIN_ \
+	static const struct evs_subscription EVS_CAT_(evs_subscription_, __COUNTER__) = { \
+		sizeof(struct evs_subscription), (kind_), integration_, event_}
+
+#define EVS_ON_EVENT(integration_, event_) EVS_SUBSCRIPTION_(EVS_SUBSCRIBE_EVENT, integration_, event_)
+#define EVS_ACTION_FOR(integration_) EVS_SUBSCRIPTION_(EVS_SUBSCRIBE_ACTION, integration_, "")
+
+/* ---------------------------------------------------------------------------
  * Events.
  */
 enum evs_event_type {
