@@ -22,7 +22,12 @@
  *   redirects are not followed (credentials must not travel elsewhere): a
  *            3xx comes back to the plugin as is.
  *
- * Retries (only when req->retries > 0) on network errors, 5xx and 429. The
+ * base_url_override (ABI 1.1) replaces base_url for one request when
+ * proxy_override_base() allows it (same scheme, same host or a host of the
+ * same parent domain: the credentials go there).
+ *
+ * Retries (only when req->retries > 0) on network errors, 5xx and 429 (and
+ * the statuses of req->retry_on, ABI 1.1). The
  * wait before retry n (0-based) is, in order of preference:
  *   - the response's Retry-After (seconds or an HTTP date);
  *   - the provider's retry headers: an `after` header (seconds), or, when
@@ -530,6 +535,9 @@ struct prepared {
 	size_t body_len;
 	uint32_t retries;
 	uint32_t timeout_ms;
+	char *base;                /* base_url_override when allowed, else NULL */
+	int retry_on[PROXY_RETRY_ON_MAX];
+	size_t n_retry_on;
 };
 
 static void slist_wipe_free(struct curl_slist *l)
@@ -543,6 +551,7 @@ static void prepared_clear(struct prepared *p)
 {
 	wipe_free(p->url);
 	free(p->url_for_log);
+	free(p->base);
 	slist_wipe_free(p->headers);
 	memset(p, 0, sizeof(*p));
 }
@@ -650,21 +659,21 @@ static bool request_well_formed(const struct evs_request *r)
 /* base_url + endpoint, or an absolute endpoint under base_url, into url
  * (a failure to grow is sticky: the caller checks). EVS_EDENIED for any
  * other endpoint and for "." and ".." segments. */
-static int url_base(const struct proxy_target *t, const char *endpoint, struct dynbuf *url)
+static int url_base(const char *base_url, const char *endpoint, struct dynbuf *url)
 {
-	size_t base_len = strlen(t->base_url);
+	size_t base_len = strlen(base_url);
 
 	if (endpoint[0] == '/') {
 		if (endpoint[1] == '/')
 			return EVS_EDENIED; /* "//host" would be taken for a host by some */
 		if (has_dot_segment(endpoint))
 			return EVS_EDENIED;
-		dynbuf_add_str(url, t->base_url);
+		dynbuf_add_str(url, base_url);
 		dynbuf_add_str(url, endpoint);
 	} else {
 		const char *rest = endpoint + base_len;
 
-		if (strncmp(endpoint, t->base_url, base_len) != 0 ||
+		if (strncmp(endpoint, base_url, base_len) != 0 ||
 		    (*rest && *rest != '/' && *rest != '?'))
 			return EVS_EDENIED;
 		if (has_dot_segment(rest))
@@ -685,7 +694,7 @@ static int prepare_url(struct proxy_session *s, const struct evs_request *r, str
 	int ret;
 
 	secret_buf_init(&url);
-	ret = url_base(t, r->endpoint, &url);
+	ret = url_base(p->base ? p->base : t->base_url, r->endpoint, &url);
 	if (ret)
 		goto out;
 	has_query = strchr(dynbuf_str(&url), '?') != NULL;
@@ -796,7 +805,13 @@ static int prepare(struct proxy_session *s, const struct evs_request *r, struct 
 	if (ret)
 		goto fail;
 	ret = EVS_EINVAL;
-	if (!request_well_formed(r))
+	if (!request_well_formed(r) || r->n_retry_on > PROXY_RETRY_ON_MAX || (r->n_retry_on && !r->retry_on))
+		goto fail;
+	p->n_retry_on = r->n_retry_on;
+	if (r->n_retry_on)
+		memcpy(p->retry_on, r->retry_on, r->n_retry_on * sizeof(*r->retry_on));
+	ret = proxy_override_base(s->t->base_url, r->base_url_override, &p->base);
+	if (ret)
 		goto fail;
 	ret = prepare_url(s, r, p);
 	if (ret)
@@ -924,11 +939,16 @@ out:
 	return ret;
 }
 
-static bool retryable(int ret, const struct evs_response *r)
+static bool retryable(int ret, const struct evs_response *r, const struct prepared *p)
 {
 	if (ret == EVS_ENETWORK || ret == EVS_ETIMEDOUT)
 		return true;
-	return ret == EVS_OK && (r->status >= 500 || r->status == 429);
+	if (ret != EVS_OK)
+		return false;
+	for (size_t i = 0; i < p->n_retry_on; i++)
+		if (r->status == p->retry_on[i])
+			return true;
+	return r->status >= 500 || r->status == 429;
 }
 
 /* A non-negative decimal number of seconds, or -1. */
@@ -1079,7 +1099,7 @@ int proxy_request(struct proxy_session *s, const struct evs_request *req,
 			plog(s, EVS_LOG_WARN, "%s %s -> %s: %s (%" PRId64 " ms)%s", p.method, p.url_for_log,
 			     status_str(ret), s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
 			     ms_since(start), retry_note);
-		if (!retryable(ret, last) || n >= p.retries)
+		if (!retryable(ret, last, &p) || n >= p.retries)
 			break;
 		{
 			int64_t wait = retry_wait_ms(s, last, n);

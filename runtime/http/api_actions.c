@@ -24,7 +24,12 @@ static bool action_listed(const struct config_integration *in, const char *name)
 
 struct json_object *api_action_failure_payload(const struct dispatch_outcome *o)
 {
-	struct json_object *payload = json_object_new_object();
+	struct json_object *payload;
+
+	/* the action's own (set_action_error, Nango's ActionError payload) */
+	if (o->error_payload)
+		return api_parse_doc(o->error_payload);
+	payload = json_object_new_object();
 
 	if (payload) {
 		json_object_object_add(payload, "execution_id", json_object_new_int64(o->execution_id));

@@ -71,7 +71,8 @@ bool api_jobs_sleep(struct api_context *ctx, int64_t ms);
 int api_action_async_start(struct api_context *ctx, struct http_response *resp, const char *pck,
 			   const char *cid, const char *name, const char *input);
 
-/* {"execution_id","status"} of a failed action run (new reference). */
+/* The payload of a failed action run (new reference): the action's own
+ * (set_action_error), else {"execution_id","status"}. */
 struct json_object *api_action_failure_payload(const struct dispatch_outcome *o);
 
 /* The tags[<key>]=<value> arguments of a GET /connections as an object

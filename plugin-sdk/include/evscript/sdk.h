@@ -77,7 +77,7 @@ extern "C" {
 #endif
 
 #define EVS_ABI_MAJOR 1
-#define EVS_ABI_MINOR 0
+#define EVS_ABI_MINOR 1
 
 /* Marks a symbol as exported even when building with -fvisibility=hidden. */
 #define EVS_EXPORT __attribute__((visibility("default")))
@@ -259,6 +259,22 @@ struct evs_request {
 	                                   429; 0 (the default) means none */
 	uint32_t timeout_ms;            /* per attempt; 0 means the host default
 	                                   (30 s); never past the execution's deadline */
+
+	/* ABI 1.1 (Nango's baseUrlOverride and retryOn). A host that knows
+	 * them reads them only when size covers them, so zero them (or use
+	 * sizeof of this header's struct) and they are ignored by older hosts. */
+	const char *base_url_override;  /* NULL: the provider's base URL. Otherwise
+	                                   "https://host[:port][/path]" replacing it for
+	                                   this request. It must keep the provider's
+	                                   scheme and be the same host or a host of the
+	                                   same parent domain (api.example.com allows
+	                                   uploads.example.com; an IP address or a
+	                                   one-label host only itself): the connection's
+	                                   credentials are sent there. Else EVS_EDENIED. */
+	const int *retry_on;            /* HTTP statuses retried besides 5xx and 429
+	                                   (e.g. 404 for an eventually consistent API),
+	                                   only when retries > 0 */
+	size_t n_retry_on;              /* at most 32 */
 };
 
 struct evs_response {
@@ -375,6 +391,40 @@ struct evs_host {
 	 * deep. */
 	int (*trigger_action)(struct evs_ctx *ctx, const char *name, const char *input_json,
 			      const char **output_json);
+
+	/* ---- ABI 1.1: test with EVS_HOST_HAS(host, get_token) first. ---- */
+
+	/* The connection's current access token (Nango's getToken): the
+	 * OAUTH2 access_token, refreshed first when the host can refresh it
+	 * and it has expired, or the API_KEY apiKey. *token is lent; it is a
+	 * secret: never log it. EVS_ENOTFOUND for BASIC and NONE credentials
+	 * (read them with get_connection) or when the connection is gone. */
+	int (*get_token)(struct evs_ctx *ctx, const char **token);
+
+	/* The integration of this execution as a JSON object:
+	 * {"unique_key","provider","display_name"} (Nango's getIntegration;
+	 * display_name from the providers catalogue). *json is lent. */
+	int (*get_integration)(struct evs_ctx *ctx, const char **json);
+
+	/* Every environment variable get_env() can read, as one JSON object
+	 * {"NAME":"value",...} (Nango's getEnvironmentVariables). *json is lent. */
+	int (*get_env_all)(struct evs_ctx *ctx, const char **json);
+
+	/* An action's structured failure (Nango's ActionError): message, and
+	 * payload_json (a JSON value, NULL for null) that the API returns as
+	 * the "payload" of its 500 action_script_failure body (and of
+	 * GET /action/{id}); message is also the execution's error. Takes
+	 * effect when run_action then returns non-zero. EVS_EINVAL when
+	 * payload_json is not JSON or over 64 KiB, or message is NULL;
+	 * EVS_EUNSUPPORTED in an event script. */
+	int (*set_action_error)(struct evs_ctx *ctx, const char *message, const char *payload_json);
+
+	/* trigger_action() for another connection of the same integration
+	 * (Nango's triggerAction(integration, connectionId, ...)): the same
+	 * rules, results and errors, plus EVS_ENOTFOUND when connection_id is
+	 * not a connection of this integration. */
+	int (*trigger_action_for)(struct evs_ctx *ctx, const char *connection_id, const char *name,
+				  const char *input_json, const char **output_json);
 };
 
 /* True when `host` provides the entry `member` (a function pointer). */
