@@ -69,9 +69,10 @@ int api_job_start(struct api_context *ctx, void *(*fn)(void *), void *arg)
 	int ret;
 
 	pthread_mutex_lock(&j->lock);
-	if (j->stopping) {
+	if (j->stopping || j->running >= API_JOBS_MAX) {
+		ret = j->stopping ? STATUS_ESTATE : STATUS_EBUSY;
 		pthread_mutex_unlock(&j->lock);
-		return STATUS_ESTATE;
+		return ret;
 	}
 	j->running++;
 	pthread_mutex_unlock(&j->lock);
@@ -252,9 +253,12 @@ int api_action_async_start(struct api_context *ctx, struct http_response *resp, 
 	ret = api_job_start(ctx, async_main, r);
 	if (ret < 0) {
 		store_async_action_finish(ctx->store, r->id, 0, false, NULL,
-					  "{\"message\":\"the daemon is stopping\",\"payload\":null}");
+					  "{\"message\":\"the action could not be started\",\"payload\":null}");
 		async_run_free(r);
 		json_object_put(body);
+		if (ret == STATUS_EBUSY)
+			return http_respond_error(resp, 503, "busy", "%d asynchronous actions are running already, "
+						  "try again later", API_JOBS_MAX);
 		return http_respond_error(resp, 503, "shutting_down", "the daemon is stopping");
 	}
 	return http_respond_json(resp, 202, body);

@@ -54,8 +54,10 @@ struct api_jobs *api_jobs_new(void);
 struct api_jobs *api_jobs_of(struct api_context *ctx);
 void api_jobs_free(struct api_jobs *j);
 /* Starts fn(arg) on a detached thread that calls api_job_end(ctx) last:
- * 0, STATUS_ESTATE once api_jobs_stop() was called, or a system error (fn
- * does not run; arg stays the caller's). */
+ * 0, STATUS_ESTATE once api_jobs_stop() was called, STATUS_EBUSY with
+ * API_JOBS_MAX jobs running, or a system error (fn does not run; arg stays
+ * the caller's). */
+#define API_JOBS_MAX 256
 int api_job_start(struct api_context *ctx, void *(*fn)(void *), void *arg);
 void api_job_end(struct api_context *ctx);
 /* Wakes the jobs waiting in api_jobs_sleep() (new work). */

@@ -660,9 +660,12 @@ int store_async_action_get(struct store *s, const char *id, struct store_async_a
 
 /* ---------------------------------------------------------------------------
  * Incoming webhook deliveries (POST <webhook path>/<integration>): recorded
- * before the 200, then forwarded at least once.
+ * before the 200, then forwarded at least once. A delivery that is no longer
+ * pending is kept STORE_WEBHOOK_TTL_MS after it was received (older ones are
+ * purged by store_webhook_insert); a pending one until it ends.
  */
 #define STORE_WEBHOOK_BODY_MAX (1u << 20)
+#define STORE_WEBHOOK_TTL_MS (7LL * 24 * 3600 * 1000)
 
 enum store_webhook_status {
 	STORE_WEBHOOK_PENDING = 0,   /* waiting for (another) forwarding attempt */
@@ -691,8 +694,8 @@ struct store_webhook {
 void store_webhook_free(struct store_webhook *w);
 void store_webhook_list_free(struct store_webhook **items, size_t n);
 
-/* Records a delivery (status PENDING with next_attempt_at now, or STORED).
- * Forced to disk. */
+/* Records a delivery (status PENDING with next_attempt_at now, or STORED),
+ * and purges expired ones. Forced to disk. */
 int store_webhook_insert(struct store *s, const char *integration, const char *headers_json,
 			 const char *body, size_t body_len, enum store_webhook_status status,
 			 int64_t *id);

@@ -160,6 +160,8 @@ int sq_async_recover(struct store *s, int64_t now)
  * Webhook deliveries.
  */
 
+static const char sql_wh_purge[] =
+	"DELETE FROM webhook_deliveries WHERE status <> 'pending' AND received_at < ?1";
 static const char sql_wh_insert[] =
 	"INSERT INTO webhook_deliveries (integration, headers, body, status, received_at,"
 	" next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -187,7 +189,9 @@ int sq_webhook_insert(struct store *s, const char *integration, const char *head
 	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_exec(b, sql_wh_insert, "record webhook",
+	ret = sq_exec(b, sql_wh_purge, "purge webhooks", SQ_ARGS(sq_i64(now - STORE_WEBHOOK_TTL_MS)));
+	if (!ret)
+		ret = sq_exec(b, sql_wh_insert, "record webhook",
 		      SQ_ARGS(sq_text(integration), sq_text(headers), sq_blob(body, len),
 			      sq_text(store_webhook_status_name(status)), sq_i64(now),
 			      status == STORE_WEBHOOK_PENDING ? sq_i64(now) : sq_null()));
