@@ -80,6 +80,13 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 		     struct store *store, int64_t number, struct generation **out, char *err,
 		     size_t errlen);
 
+/* 0 when every subscription p declares (EVS_ON_EVENT, EVS_ACTION_FOR)
+ * names an integration of c and a known event; LOADER_ESUBSCRIPTION with
+ * err ("<status_str>: <why>") otherwise. Reads data only: p need not be
+ * opened (evscriptd --check-config uses it on verified plugins). */
+int generation_check_subscriptions(const struct config_host *c, const struct loader_plugin *p,
+				   char *err, size_t errlen);
+
 /* The loaded plugin called name (its index in *index when non-NULL), or NULL. */
 struct loader_plugin *generation_plugin(const struct generation *g, const char *name,
 					size_t *index);

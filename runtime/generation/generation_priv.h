@@ -25,10 +25,6 @@ struct generation {
 	size_t n_subs;
 };
 
-/* generation_subs.c: 0 when every declaration of p names a configured
- * integration and a known event; LOADER_ESUBSCRIPTION with err otherwise. */
-int generation_check_subscriptions(const struct config_host *c, const struct loader_plugin *p,
-				   char *err, size_t errlen);
 /* Adds the opened plugins' declarations to g's config lists and records
  * every subscription's sources. 0 or STATUS_ENOMEM / STATUS_ETOOBIG. */
 int generation_merge_subscriptions(struct generation *g);

@@ -6,6 +6,7 @@ plugin; deploying a declared script is copying its signed .so and reloading.
 """
 
 import os
+import subprocess
 import unittest
 
 from harness import DaemonTest, env
@@ -106,6 +107,17 @@ class DeclaredSubscriptionsTest(DaemonTest):
             self.assertFalse(r["kept_previous"])
         self.assertIn("unknown event 'post-connection-update'", refused["badsub-event"]["reason"])
         self.assertIn("no-such-integration, which is not configured", refused["badsub-int"]["reason"])
+
+    def test_check_config_refuses_a_bad_subscription(self):
+        d = self.daemon(NANGO, start=False, test_plugins=["declared", "badsub-int"])
+        e = dict(os.environ)
+        e.pop("EVSCRIPT_SECRET_KEY", None)
+        r = subprocess.run([env("EVSCRIPTD"), "--config", d.config_path, "--check-config"],
+                           capture_output=True, text=True, timeout=60, env=e)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("plugin declared 1.0.0: signature ok", r.stdout)
+        self.assertIn("plugin badsub-int: refused (bad_subscription): bad event subscription: badsub-int.so "
+                      "declares post-connection-creation for integration no-such-integration", r.stdout)
 
     def test_deploying_a_declared_script_is_copy_and_reload(self):
         d = self.daemon(NANGO, test_plugins=["noop"])
