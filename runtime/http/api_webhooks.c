@@ -110,6 +110,28 @@ static int signature_check(const struct config_webhook_secret *sec, struct http_
 
 /* ------------------------------------------------ POST /webhook/{id} */
 
+/* Slack's Events API checks a new request URL with a signed
+ * {"type":"url_verification","challenge":C} and wants C back: answered here
+ * (as Nango does), neither recorded nor forwarded. 1 when answered. */
+static int slack_challenge(struct http_response *resp, const char *body, int *ret)
+{
+	struct json_object *doc = api_parse_doc(body), *type, *challenge, *out;
+	int answered = 0;
+
+	if (json_object_object_get_ex(doc, "type", &type) && json_object_is_type(type, json_type_string) &&
+	    strcmp(json_object_get_string(type), "url_verification") == 0 &&
+	    json_object_object_get_ex(doc, "challenge", &challenge) &&
+	    json_object_is_type(challenge, json_type_string)) {
+		out = json_object_new_object();
+		if (out)
+			json_object_object_add(out, "challenge", json_object_get(challenge));
+		*ret = http_respond_json(resp, 200, out);
+		answered = 1;
+	}
+	json_object_put(doc);
+	return answered;
+}
+
 /* Headers that describe this hop, not the delivery: never recorded or forwarded. */
 static bool hop_header(const char *name)
 {
@@ -156,6 +178,8 @@ int api_webhook_receive(struct http_request *req, struct http_response *resp, vo
 		ret = http_respond_error(resp, 401, "invalid_signature", "webhook signature check failed: %s", why);
 		goto out;
 	}
+	if (sec && sec->scheme == CONFIG_WEBHOOK_SLACK && slack_challenge(resp, body, &ret))
+		goto out;
 	headers = json_object_new_object();
 	if (!headers) {
 		ret = http_respond_json(resp, 500, NULL);

@@ -116,6 +116,15 @@ class WebhookTest(DaemonTest):
         good = {"X-Slack-Request-Timestamp": ts,
                 "X-Slack-Signature": "v0=" + sign(SLACK_SECRET, f"v0:{ts}:".encode() + body)}
         self.assertEqual(self.post(d, "slack-app", body, good)[0], 200)
+        # Slack's URL check: the challenge comes back, nothing is recorded or forwarded
+        check = b'{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",' \
+                b'"type":"url_verification"}'
+        signed = {"X-Slack-Request-Timestamp": ts,
+                  "X-Slack-Signature": "v0=" + sign(SLACK_SECRET, f"v0:{ts}:".encode() + check)}
+        self.assertEqual(self.post(d, "slack-app", check, signed),
+                         (200, {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}))
+        self.assertEqual(self.post(d, "slack-app", check, {})[0], 401, "the check is signed too")
+        self.assertEqual(len(self.deliveries(d, integration="slack-app")["deliveries"]), 1)
         old = str(int(time.time()) - 3600)
         stale = {"X-Slack-Request-Timestamp": old,
                  "X-Slack-Signature": "v0=" + sign(SLACK_SECRET, f"v0:{old}:".encode() + body)}
