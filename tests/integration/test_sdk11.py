@@ -21,6 +21,8 @@ integrations:
                 description: fails on request, else tells its connection
             echo:
                 description: returns its input
+            slow-action:
+                description: sleeps
     old:
         provider: local-test
         on-events:
@@ -28,7 +30,7 @@ integrations:
                 - oldabi
 """
 
-PLUGINS = ["sdk11", "sdk11-action", "oldabi", "echo"]
+PLUGINS = ["sdk11", "sdk11-action", "oldabi", "echo", "slow-action"]
 
 
 class Sdk11Test(DaemonTest):
@@ -139,6 +141,37 @@ class Sdk11Test(DaemonTest):
         self.assertEqual(d.request("GET", started["statusUrl"])[::2], (200, [1, "a"]))
         status, _, doc = d.request("GET", "/action/00000000-0000-4000-8000-000000000000")
         self.assertEqual((status, doc["error"]["code"]), (404, "not_found"))
+
+    def async_running(self, d, cid):
+        status, _, doc = d.create_connection("sdk", cid, connection_config={"port": self.provider.port})
+        self.assertEqual(status, 201, doc)
+        headers = {"Connection-Id": cid, "Provider-Config-Key": "sdk", "X-Async": "true"}
+        status, _, started = d.request("POST", "/action/trigger", {"action_name": "slow-action"}, headers=headers)
+        self.assertEqual(status, 202, started)
+        wait_for(lambda: [e for e in d.executions(connection_id=cid, event="action") if e["status"] == "running"]
+                 or None, what="the action running")
+        self.assertEqual(d.request("GET", started["statusUrl"])[0], 404, "404 while it runs")
+        return started
+
+    def test_stop_waits_for_a_running_async_action_then_serves_its_result(self):
+        d = self.daemon(NANGO, settings={"environment": {"SLEEPER_MS": "1500"}, "drain_deadline_s": 30},
+                        test_plugins=PLUGINS)
+        started = self.async_running(d, "slow1")
+        self.assertEqual(d.stop(), 0)
+        d.start()
+        self.assertEqual(d.request("GET", started["statusUrl"])[::2], (200, {"slept": 1500}))
+
+    def test_an_async_action_cut_by_the_drain_deadline_reads_as_failed(self):
+        d = self.daemon(NANGO, settings={"environment": {"SLEEPER_MS": "60000"}, "drain_deadline_s": 1},
+                        test_plugins=PLUGINS)
+        started = self.async_running(d, "slow2")
+        d.stop()
+        d.start()
+        status, _, doc = d.request("GET", started["statusUrl"])
+        self.assertEqual(status, 500, doc)
+        self.assertEqual(doc["error"]["code"], "action_script_failure")
+        self.assertEqual(doc["error"]["message"], "killed: generation drained")
+        self.assertEqual(doc["error"]["payload"]["status"], "interrupted")
 
 
 if __name__ == "__main__":
