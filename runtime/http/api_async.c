@@ -209,6 +209,10 @@ static void *async_main(void *arg)
 
 	memset(&o, 0, sizeof(o));
 	ret = dispatch_action(r->ctx->dispatch, r->pck, r->cid, r->name, r->input, 0, 0, &o);
+	/* it ran, and only its execution's end waits for the store: its
+	 * outcome is known, and is this record's */
+	if (ret == STATUS_EIO && o.execution_id)
+		ret = 0;
 	ok = ret == 0 && o.status == STORE_EXEC_SUCCEEDED;
 	if (!ok)
 		failure = failure_json(r->name, ret, &o);
