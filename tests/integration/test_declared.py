@@ -108,6 +108,18 @@ class DeclaredSubscriptionsTest(DaemonTest):
         self.assertIn("unknown event 'post-connection-update'", refused["badsub-event"]["reason"])
         self.assertIn("no-such-integration, which is not configured", refused["badsub-int"]["reason"])
 
+    def test_the_declared_example_with_the_example_integrations(self):
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../examples/nango.yaml")) as f:
+            example = f.read()
+        d = self.daemon(example, plugins=["hello", "demo-welcome"],
+                        settings={"environment": {"GREETING": "welcome"}})
+        status, _, doc = d.create_connection("demo", "d1")
+        self.assertEqual(status, 201, doc)
+        runs = d.wait_executions(2, connection_id="d1")
+        self.assertEqual([e["script"] for e in reversed(runs)], ["hello", "demo-welcome"])
+        logs = [line["message"] for line in d.execution(runs[0]["id"])["logs"]]
+        self.assertIn("welcome, connection d1 of demo", logs)
+
     def test_check_config_refuses_a_bad_subscription(self):
         d = self.daemon(NANGO, start=False, test_plugins=["declared", "badsub-int"])
         e = dict(os.environ)
