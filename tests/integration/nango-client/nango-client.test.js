@@ -35,6 +35,8 @@ const CREDENTIALS = process.env.EVSCRIPT_TEST_CREDENTIALS
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(Z|\+00:00)$/;
 
 const nango = new Nango({ host: URL_BASE, secretKey: SECRET });
+// Tags and asynchronous actions have no PostgreSQL store operations yet (store_backend.h).
+const NOT_ON_PG = process.env.EVS_TEST_STORE === 'pg' ? 'no PostgreSQL store operations for it yet' : false;
 
 // POST /connections has no method in the client: plain fetch, as a user would do with curl.
 async function importConnection(body) {
@@ -243,7 +245,7 @@ describe('official @nangohq/node client against evscriptd', { concurrency: false
         await assertApiError(nango.getProvider({ provider: `${provider}-missing` }), 404, 'not_found');
     });
 
-    test('patchConnection sets tags and listConnections filters on them', async () => {
+    test('patchConnection sets tags and listConnections filters on them', { skip: NOT_ON_PG }, async () => {
         const res = await nango.patchConnection(
             { connectionId: connId, provider_config_key: INTEGRATION },
             { tags: { team: `core-${RUN}`, Env: 'prod' }, webhook_url_override: 'https://example.test/hook' }
@@ -273,7 +275,7 @@ describe('official @nangohq/node client against evscriptd', { concurrency: false
         );
     });
 
-    test('triggerActionAsync answers with an id; getAsyncActionResult gives the output', async () => {
+    test('triggerActionAsync answers with an id; getAsyncActionResult gives the output', { skip: NOT_ON_PG }, async () => {
         const input = { async: true, n: 7 };
         const started = await nango.triggerActionAsync(ACTION_INTEGRATION, actionConnId, ACTION, input);
         assert.match(started.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
