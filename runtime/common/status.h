@@ -85,59 +85,60 @@
 	X(LOADER_ENOMEM, -38, STATUS_ENOMEM, "out of memory")                                      \
 	X(LOADER_EVERSION, -39, STATUS_EREFUSED, "version mismatch")                               \
 	X(LOADER_ETOOMANY, -40, STATUS_ETOOBIG, "too many plugin files")                           \
+	X(LOADER_ESUBSCRIPTION, -41, STATUS_EREFUSED, "bad event subscription")                   \
 	/* sign: minisign keys and signatures (sign.h) */                                          \
-	X(SIGN_EMALFORMED, -41, STATUS_ESYNTAX, "malformed minisign file")                         \
-	X(SIGN_ELEGACY, -42, STATUS_EREFUSED, "legacy (non-prehashed) signature refused")          \
-	X(SIGN_EUNKNOWNKEY, -43, STATUS_EREFUSED, "signed with an unknown key")                    \
-	X(SIGN_EREVOKED, -44, STATUS_EREFUSED, "signed with a revoked key")                        \
-	X(SIGN_EBADSIG, -45, STATUS_EREFUSED,                                                      \
+	X(SIGN_EMALFORMED, -42, STATUS_ESYNTAX, "malformed minisign file")                         \
+	X(SIGN_ELEGACY, -43, STATUS_EREFUSED, "legacy (non-prehashed) signature refused")          \
+	X(SIGN_EUNKNOWNKEY, -44, STATUS_EREFUSED, "signed with an unknown key")                    \
+	X(SIGN_EREVOKED, -45, STATUS_EREFUSED, "signed with a revoked key")                        \
+	X(SIGN_EBADSIG, -46, STATUS_EREFUSED,                                                      \
 	  "signature verification failed (the file does not match its signature)")                 \
-	X(SIGN_EBADGLOBALSIG, -46, STATUS_EREFUSED,                                                \
+	X(SIGN_EBADGLOBALSIG, -47, STATUS_EREFUSED,                                                \
 	  "comment signature verification failed (the trusted comment was altered)")              \
-	X(SIGN_EKEYID, -47, STATUS_EREFUSED, "the signature's key id does not match the public key") \
-	X(SIGN_EENCRYPTED, -48, STATUS_EUNSUPPORTED,                                               \
+	X(SIGN_EKEYID, -48, STATUS_EREFUSED, "the signature's key id does not match the public key") \
+	X(SIGN_EENCRYPTED, -49, STATUS_EUNSUPPORTED,                                               \
 	  "encrypted secret keys are not supported (make one with minisign -G -W or evscript keygen)") \
-	X(SIGN_ECHECKSUM, -49, STATUS_EREFUSED, "secret key checksum mismatch (corrupted key)")    \
-	X(SIGN_ECOMMENT, -50, STATUS_ESYNTAX,                                                      \
+	X(SIGN_ECHECKSUM, -50, STATUS_EREFUSED, "secret key checksum mismatch (corrupted key)")    \
+	X(SIGN_ECOMMENT, -51, STATUS_ESYNTAX,                                                      \
 	  "malformed trusted comment (needs plugin:NAME version:X.Y.Z abi:N)")                     \
-	X(SIGN_ENOMEM, -51, STATUS_ENOMEM, "out of memory")                                        \
-	X(SIGN_EIO, -52, STATUS_EIO, "I/O error")                                                  \
-	X(SIGN_EINIT, -53, STATUS_EHOST, "libsodium could not be initialized")                     \
+	X(SIGN_ENOMEM, -52, STATUS_ENOMEM, "out of memory")                                        \
+	X(SIGN_EIO, -53, STATUS_EIO, "I/O error")                                                  \
+	X(SIGN_EINIT, -54, STATUS_EHOST, "libsodium could not be initialized")                     \
 	/* config: the host file and the script files (config.h) */                                \
-	X(CONFIG_ESYNTAX, -54, STATUS_ESYNTAX, "YAML syntax error")                                \
-	X(CONFIG_EINVALID, -55, STATUS_EINVAL, "invalid configuration")                            \
-	X(CONFIG_ENOMEM, -56, STATUS_ENOMEM, "out of memory")                                      \
-	X(CONFIG_EIO, -57, STATUS_EIO, "cannot read a configuration file")                         \
-	X(CONFIG_ETOOLARGE, -58, STATUS_ETOOBIG, "too large")                                      \
-	X(CONFIG_EUNDEFINED, -59, STATUS_ENOTFOUND, "template variable has no value")              \
-	X(CONFIG_ETEMPLATE, -60, STATUS_ESYNTAX, "malformed template")                             \
+	X(CONFIG_ESYNTAX, -55, STATUS_ESYNTAX, "YAML syntax error")                                \
+	X(CONFIG_EINVALID, -56, STATUS_EINVAL, "invalid configuration")                            \
+	X(CONFIG_ENOMEM, -57, STATUS_ENOMEM, "out of memory")                                      \
+	X(CONFIG_EIO, -58, STATUS_EIO, "cannot read a configuration file")                         \
+	X(CONFIG_ETOOLARGE, -59, STATUS_ETOOBIG, "too large")                                      \
+	X(CONFIG_EUNDEFINED, -60, STATUS_ENOTFOUND, "template variable has no value")              \
+	X(CONFIG_ETEMPLATE, -61, STATUS_ESYNTAX, "malformed template")                             \
 	/* http: the HTTP server (http.h) */                                                       \
-	X(HTTP_EINVAL, -61, STATUS_EINVAL, "invalid argument or configuration")                    \
-	X(HTTP_ENOMEM, -62, STATUS_ENOMEM, "out of memory")                                        \
-	X(HTTP_ELISTEN, -63, STATUS_EIO, "cannot listen on the address")                           \
-	X(HTTP_ESTATE, -64, STATUS_ESTATE, "not allowed in this state")                            \
-	X(HTTP_ETIMEDOUT, -65, STATUS_ETIMEDOUT, "requests still in flight")                       \
-	X(HTTP_EBADBODY, -66, STATUS_EINVAL, "request body rejected (400 answered)")               \
-	X(HTTP_ERESPONDED, -67, STATUS_ESTATE, "a response was already set")                       \
+	X(HTTP_EINVAL, -62, STATUS_EINVAL, "invalid argument or configuration")                    \
+	X(HTTP_ENOMEM, -63, STATUS_ENOMEM, "out of memory")                                        \
+	X(HTTP_ELISTEN, -64, STATUS_EIO, "cannot listen on the address")                           \
+	X(HTTP_ESTATE, -65, STATUS_ESTATE, "not allowed in this state")                            \
+	X(HTTP_ETIMEDOUT, -66, STATUS_ETIMEDOUT, "requests still in flight")                       \
+	X(HTTP_EBADBODY, -67, STATUS_EINVAL, "request body rejected (400 answered)")               \
+	X(HTTP_ERESPONDED, -68, STATUS_ESTATE, "a response was already set")                       \
 	/* store: the database (store.h) */                                                        \
-	X(STORE_EINVAL, -68, STATUS_EINVAL, "invalid argument")                                    \
-	X(STORE_ENOMEM, -69, STATUS_ENOMEM, "out of memory")                                       \
-	X(STORE_EIO, -70, STATUS_EIO, "the database failed")                                       \
-	X(STORE_ENOTFOUND, -71, STATUS_ENOTFOUND, "not found")                                     \
-	X(STORE_EDELETING, -72, STATUS_ESTATE, "the connection is being deleted")                  \
-	X(STORE_ECONFLICT, -73, STATUS_ECONFLICT, "the idempotency key is already recorded")       \
-	X(STORE_ESCHEMA, -74, STATUS_EUNSUPPORTED, "the database was written by a newer evscript") \
-	X(STORE_ENOKEY, -75, STATUS_EDENIED,                                                       \
+	X(STORE_EINVAL, -69, STATUS_EINVAL, "invalid argument")                                    \
+	X(STORE_ENOMEM, -70, STATUS_ENOMEM, "out of memory")                                       \
+	X(STORE_EIO, -71, STATUS_EIO, "the database failed")                                       \
+	X(STORE_ENOTFOUND, -72, STATUS_ENOTFOUND, "not found")                                     \
+	X(STORE_EDELETING, -73, STATUS_ESTATE, "the connection is being deleted")                  \
+	X(STORE_ECONFLICT, -74, STATUS_ECONFLICT, "the idempotency key is already recorded")       \
+	X(STORE_ESCHEMA, -75, STATUS_EUNSUPPORTED, "the database was written by a newer evscript") \
+	X(STORE_ENOKEY, -76, STATUS_EDENIED,                                                       \
 	  "the credentials are encrypted and no encryption key is set")                            \
-	X(STORE_EDECRYPT, -76, STATUS_EREFUSED,                                                    \
+	X(STORE_EDECRYPT, -77, STATUS_EREFUSED,                                                    \
 	  "the credentials do not decrypt (wrong key, tampered, or moved to another row)")         \
-	X(STORE_EKEY, -77, STATUS_EREFUSED,                                                        \
+	X(STORE_EKEY, -78, STATUS_EREFUSED,                                                        \
 	  "the encryption key is not the one this database was written with")                      \
-	X(STORE_EURL, -78, STATUS_EUNSUPPORTED, "unsupported store URL (expected sqlite:PATH)")    \
-	X(STORE_ESTATE, -79, STATUS_ESTATE, "the row is not in a state that allows this")          \
-	X(STORE_EBUSY, -80, STATUS_EBUSY, "the database stayed locked")                            \
-	X(STORE_ETOOBIG, -81, STATUS_ETOOBIG, "a value is over its size limit")                    \
-	X(STORE_ECALLBACK, -82, STATUS_EFAILED, "the caller's callback failed")                   \
+	X(STORE_EURL, -79, STATUS_EUNSUPPORTED, "unsupported store URL (expected sqlite:PATH)")    \
+	X(STORE_ESTATE, -80, STATUS_ESTATE, "the row is not in a state that allows this")          \
+	X(STORE_EBUSY, -81, STATUS_EBUSY, "the database stayed locked")                            \
+	X(STORE_ETOOBIG, -82, STATUS_ETOOBIG, "a value is over its size limit")                    \
+	X(STORE_ECALLBACK, -83, STATUS_EFAILED, "the caller's callback failed")                   \
 	/* credentials: token refresh and client credentials (hostapi/credentials.h) */            \
 	X(CRED_EREFRESH, -120, STATUS_EFAILED, "the token refresh failed")                         \
 	X(CRED_ENOCLIENT, -121, STATUS_EUNSUPPORTED, "no OAuth client to refresh the token with")  \

@@ -93,6 +93,9 @@ struct config_map {
 	size_t n;
 };
 
+/* Appends a copy of s: 0, CONFIG_ENOMEM or CONFIG_ETOOLARGE (CONFIG_LIST_MAX). */
+int config_strlist_append(struct config_strlist *l, const char *s);
+
 /* The value for key, or NULL. */
 const char *config_map_get(const struct config_map *m, const char *key);
 
@@ -268,6 +271,24 @@ struct config_oauth_client {
 	unsigned line, column;
 };
 
+/* How an integration's incoming webhooks are signed (webhook_secrets). */
+enum config_webhook_scheme {
+	CONFIG_WEBHOOK_GITHUB = 0,       /* X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body> */
+	CONFIG_WEBHOOK_SLACK = 1,        /* X-Slack-Signature: v0=<hex HMAC of "v0:<ts>:<body>">,
+	                                    X-Slack-Request-Timestamp within 5 minutes */
+	CONFIG_WEBHOOK_HMAC_SHA256 = 2,  /* <header>: hex HMAC-SHA256 of the body, "sha256=" optional */
+	CONFIG_WEBHOOK_SCHEMES = 3
+};
+/* "github", "slack", "hmac-sha256"; NULL for others. */
+const char *config_webhook_scheme_name(enum config_webhook_scheme s);
+
+struct config_webhook_secret {
+	char *integration;
+	enum config_webhook_scheme scheme;
+	char *secret;                        /* wiped on free */
+	char *header;                        /* hmac-sha256 only */
+};
+
 /* The host file (evscriptd --config FILE), with its defaults filled in. */
 struct config_host {
 	char *file;                          /* the config file as given */
@@ -313,6 +334,11 @@ struct config_host {
 	struct config_oauth_client *oauth_clients;
 	size_t n_oauth_clients;
 	bool proxy_base_url_override;        /* honour /proxy's Base-Url-Override, default true */
+	char *webhook_forward_url;           /* NULL: deliveries are recorded, not forwarded */
+	uint32_t webhook_max_attempts;       /* default 8 */
+	uint32_t webhook_retry_base_ms;      /* first retry delay, doubled each time; default 1000 */
+	struct config_webhook_secret *webhook_secrets;
+	size_t n_webhook_secrets;
 
 	struct config_nango nango;           /* inline or loaded from nango_yaml */
 	struct config_providers *catalogue;  /* loaded by config_load; NULL after a pure parse */
@@ -388,6 +414,10 @@ const struct config_oauth_client *config_oauth_client_find(const struct config_h
 
 /* The script's override entry, or NULL. */
 const struct config_script *config_script_find(const struct config_host *h, const char *name);
+
+/* The webhook signature settings of an integration, or NULL. */
+const struct config_webhook_secret *config_webhook_secret_find(const struct config_host *h,
+							       const char *integration);
 
 /* The deadline for a script: its override, else the global deadline_s. */
 uint32_t config_script_deadline(const struct config_host *h, const char *script);

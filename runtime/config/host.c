@@ -410,6 +410,22 @@ static int set_oauth_clients(struct pctx *c, const struct host_key *key, const s
 	return oauth_clients_parse(c, v, h);
 }
 
+static int set_webhook_forward_url(struct pctx *c, const struct host_key *key, const struct ynode *k,
+				   const struct ynode *v, struct config_host *h)
+{
+	(void)key;
+	(void)k;
+	return config_set_webhook_forward_url(c, v, h);
+}
+
+static int set_webhook_secrets(struct pctx *c, const struct host_key *key, const struct ynode *k,
+			       const struct ynode *v, struct config_host *h)
+{
+	(void)key;
+	(void)k;
+	return config_set_webhook_secrets(c, v, h);
+}
+
 /* ---- the table ---- */
 
 #define SLOT(field) offsetof(struct config_host, field)
@@ -459,6 +475,10 @@ static const struct host_key host_keys[] = {
 	{"scripts",          OWN(set_scripts),                  "map of script name to settings", NO_DEFAULT("`{}`")},
 	{"oauth_clients",    OWN(set_oauth_clients),            "map of integration id to OAuth client", NO_DEFAULT("`{}`")},
 	{"proxy_base_url_override", BOOL(proxy_base_url_override), "bool", DEFAULT("true")},
+	{"webhook_forward_url", OWN(set_webhook_forward_url),   "`http://` or `https://` URL", NO_DEFAULT("none")},
+	{"webhook_max_attempts", U32(webhook_max_attempts, 1, 100), "1..100", DEFAULT("8")},
+	{"webhook_retry_base_ms", U32(webhook_retry_base_ms, 10, 3600000), "10..3600000", DEFAULT("1000")},
+	{"webhook_secrets",  OWN(set_webhook_secrets),          "map of integration id to settings", NO_DEFAULT("`{}`")},
 };
 
 #define N_KEYS (sizeof(host_keys) / sizeof(host_keys[0]))
@@ -658,6 +678,8 @@ void config_host_free(struct config_host *h)
 		free(h->scripts[i].name);
 	free(h->scripts);
 	oauth_clients_free(h);
+	free(h->webhook_forward_url);
+	config_webhook_secrets_clear(h);
 	config_nango_clear(&h->nango);
 	config_providers_free(h->catalogue);
 	free(h);

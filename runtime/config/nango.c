@@ -166,11 +166,28 @@ static int parse_actions(struct pctx *c, const struct ynode *n, const char *id, 
 	return 0;
 }
 
+/* Whether a post-connection-scripts list, or an on-events mapping, names at
+ * least one script: Nango refuses the two keys together only then. */
+static bool lists_scripts(const struct ynode *n)
+{
+	if (ynode_is_null(n))
+		return false;
+	if (n->type == YNODE_SCALAR)
+		return n->str[0] != '\0';
+	if (n->type == YNODE_MAP) {
+		for (size_t i = 0; i < n->n; i++)
+			if (lists_scripts(n->items[i]))
+				return true;
+		return false;
+	}
+	return n->n > 0;
+}
+
 static int parse_integration(struct pctx *c, const struct ynode *key, const struct ynode *n,
 			     struct config_integration *in, struct config_nango *out)
 {
 	const char *id = key->str;
-	const struct ynode *on_events = NULL, *legacy = NULL;
+	const struct ynode *on_events = NULL, *legacy = NULL, *on_events_v = NULL, *legacy_v = NULL;
 	char path[256];
 	int ret;
 
@@ -191,20 +208,22 @@ static int parse_integration(struct pctx *c, const struct ynode *key, const stru
 		const struct ynode *k = n->keys[i], *v = n->items[i];
 
 		if (strcmp(k->str, "on-events") == 0) {
-			if (legacy)
+			if (legacy && lists_scripts(legacy_v) && lists_scripts(v))
 				return PFAIL(c, k, CONFIG_EINVALID,
 					     "integrations.%s: both on-events and post-connection-scripts (line %u), "
 					     "expected only one (move the scripts under on-events.post-connection-creation)",
 					     id, legacy->line);
 			on_events = k;
+			on_events_v = v;
 			ret = parse_on_events(c, v, id, in);
 		} else if (strcmp(k->str, "post-connection-scripts") == 0) {
-			if (on_events)
+			if (on_events && lists_scripts(on_events_v) && lists_scripts(v))
 				return PFAIL(c, k, CONFIG_EINVALID,
 					     "integrations.%s: both on-events (line %u) and post-connection-scripts, "
 					     "expected only one (move the scripts under on-events.post-connection-creation)",
 					     id, on_events->line);
 			legacy = k;
+			legacy_v = v;
 			snprintf(path, sizeof(path), "integrations.%s.post-connection-scripts", id);
 			ret = script_list(c, v, path, &in->events[CONFIG_EVENT_POST_CONNECTION_CREATION]);
 		} else if (strcmp(k->str, "actions") == 0) {

@@ -28,6 +28,11 @@ int strlist_push(struct config_strlist *l, const char *s)
 	return 0;
 }
 
+int config_strlist_append(struct config_strlist *l, const char *s)
+{
+	return strlist_push(l, s);
+}
+
 void strlist_clear(struct config_strlist *l)
 {
 	if (!l)

@@ -49,6 +49,11 @@ int oauth_clients_parse(struct pctx *c, const struct ynode *v, struct config_hos
 int oauth_clients_resolve(struct config_host *h, char *const *envp, char *err, size_t errlen);
 void oauth_clients_free(struct config_host *h);
 
+/* webhooks.c: the readers of webhook_forward_url and webhook_secrets. */
+int config_set_webhook_forward_url(struct pctx *c, const struct ynode *v, struct config_host *h);
+int config_set_webhook_secrets(struct pctx *c, const struct ynode *v, struct config_host *h);
+void config_webhook_secrets_clear(struct config_host *h);
+
 int strlist_push(struct config_strlist *l, const char *s);
 void strlist_clear(struct config_strlist *l);
 void map_clear(struct config_map *m);

@@ -120,6 +120,7 @@ static void usage(FILE *f)
 /* ---------------------------------------------------------------- check */
 
 struct check {
+	const struct config_host *cfg;
 	const char *dir;
 	struct loader_options lopts;
 	int refused;
@@ -139,8 +140,11 @@ static int check_plugin(void *user, const char *name, const char *invalid_reason
 		return 0;
 	}
 	ret = loader_verify(c->dir, name, &c->lopts, &p, err, sizeof(err));
+	if (ret == 0)
+		ret = generation_check_subscriptions(c->cfg, p, err, sizeof(err));
 	if (ret < 0) {
 		printf("plugin %s: refused (%s): %s\n", name, api_loader_reason_code(ret, name), err);
+		loader_unload(p);
 		c->refused++;
 		return 0;
 	}
@@ -177,6 +181,7 @@ static int check_config(const char *path)
 		fprintf(stderr, "%s: trusted_keys_dir %s: %s\n", cfg->file, cfg->trusted_keys_dir, err);
 		goto out;
 	}
+	c.cfg = cfg;
 	c.dir = cfg->plugin_dir;
 	c.lopts.keyring = kr;
 	c.lopts.allow_downgrade = cfg->allow_downgrade;
@@ -628,6 +633,11 @@ static int start_http(struct daemon *d, const struct generation *gen)
 		return -1;
 	}
 	d->api.server = d->server;
+	ret = api_jobs_begin(&d->api);
+	if (ret < 0) {
+		log_error("daemon", "the webhook forwarder could not start: %s", status_str(ret));
+		return -1;
+	}
 	return 0;
 }
 
@@ -707,6 +717,8 @@ static size_t daemon_stop(struct daemon *d)
 static void daemon_free(struct daemon *d, struct generation *gen, struct config_host *cfg)
 {
 	http_server_free(d->server);
+	if (d->api_ready)
+		api_jobs_stop(&d->api);
 	if (d->store)
 		store_set_wakeup(d->store, NULL, NULL); /* before its dispatcher goes */
 	dispatch_free(d->dispatch);

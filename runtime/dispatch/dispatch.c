@@ -85,6 +85,7 @@ void dispatch_outcome_clear(struct dispatch_outcome *o)
 	if (!o)
 		return;
 	free(o->error);
+	free(o->error_payload);
 	free(o->output_json);
 	free(o->metadata);
 	memset(o, 0, sizeof(*o));
@@ -248,6 +249,9 @@ static void run_end(struct dispatch *d, int kind, enum store_exec_status st, int
 
 static int trigger(void *user, struct hostapi_exec *parent, const char *action,
 		   const char *input_json, char **output_json, char *err, size_t errlen);
+static int trigger_for(void *user, struct hostapi_exec *parent, const char *connection_id,
+		       const char *action, const char *input_json, char **output_json, char *err,
+		       size_t errlen);
 
 static const char *plugin_kind_name(bool action)
 {
@@ -294,6 +298,7 @@ static int host_new(struct dispatch *d, const struct run *r, int64_t execution_i
 		.candidate_json = r->candidate_json,
 		.trigger = trigger,
 		.trigger_user = d,
+		.trigger_for = trigger_for,
 	};
 
 	return hostapi_exec_new(&info, hx);
@@ -347,6 +352,8 @@ static void execute(struct dispatch *d, const struct run *r, size_t idx, int64_t
 	}
 	if (r->candidate_json && hostapi_candidate_metadata(hx))
 		o->metadata = strdup(hostapi_candidate_metadata(hx));
+	if (hostapi_action_error_payload(hx))
+		o->error_payload = strdup(hostapi_action_error_payload(hx));
 	hostapi_exec_take_logs(hx, &logs->lines, &logs->n, &logs->dropped);
 	hostapi_exec_free(hx);
 }
@@ -1029,12 +1036,22 @@ out:
 static int trigger(void *user, struct hostapi_exec *parent, const char *action,
 		   const char *input_json, char **output_json, char *err, size_t errlen)
 {
+	return trigger_for(user, parent, hostapi_exec_info(parent)->connection_id, action, input_json,
+			   output_json, err, errlen);
+}
+
+/* host->trigger_action_for(): the same on another connection of the
+ * parent's integration (hostapi checked that it exists). */
+static int trigger_for(void *user, struct hostapi_exec *parent, const char *connection_id,
+		       const char *action, const char *input_json, char **output_json, char *err,
+		       size_t errlen)
+{
 	const struct hostapi_exec_info *pi = hostapi_exec_info(parent);
 	struct dispatch_outcome o;
 	int ret;
 
 	*output_json = NULL;
-	ret = dispatch_action(user, pi->provider_config_key, pi->connection_id, action, input_json,
+	ret = dispatch_action(user, pi->provider_config_key, connection_id, action, input_json,
 			      pi->execution_id, pi->depth + 1, &o);
 	if (ret == EVS_ENOTFOUND) {
 		util_set_err(err, errlen, "action %s is not configured for %s or not loaded", action,

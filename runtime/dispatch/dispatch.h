@@ -81,6 +81,8 @@ struct dispatch_outcome {
 	char *output_json;  /* actions: owned; "null" when none */
 	char *metadata;     /* validate-connection: the candidate's metadata after the
 	                       scripts (owned; NULL when no script changed it) */
+	char *error_payload; /* actions: set_action_error's payload, JSON text (owned;
+	                        NULL when none) */
 	bool unrecorded;    /* the store refused its end: kept and retried, not final */
 };
 void dispatch_outcome_clear(struct dispatch_outcome *o);

@@ -891,6 +891,28 @@ static int read_pairs(struct json_object *m, const char *k, struct evs_header **
 	return EVS_OK;
 }
 
+/* The proxy message's "retry_on" statuses into v (at most
+ * WIRE_RETRY_ON_MAX): EVS_OK, or EVS_EINVAL for anything else. */
+static int read_retry_on(struct json_object *m, int v[WIRE_RETRY_ON_MAX], size_t *n)
+{
+	struct json_object *a;
+
+	*n = 0;
+	if (!json_object_object_get_ex(m, "retry_on", &a) || !a)
+		return EVS_OK;
+	if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) > WIRE_RETRY_ON_MAX)
+		return EVS_EINVAL;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		struct json_object *e = json_object_array_get_idx(a, i);
+
+		if (!json_object_is_type(e, json_type_int))
+			return EVS_EINVAL;
+		v[i] = json_object_get_int(e);
+	}
+	*n = json_object_array_length(a);
+	return EVS_OK;
+}
+
 /* A proxy call: its body (a raw message) follows m. Returns -1 when the
  * socket broke, else 0 (the reply, success or not, was sent). */
 static int serve_proxy(struct serve *sv, struct json_object *m)
@@ -899,6 +921,7 @@ static int serve_proxy(struct serve *sv, struct json_object *m)
 	struct evs_header *params = NULL, *headers = NULL;
 	struct evs_response *resp = NULL;
 	struct json_object *reply = NULL, *ha;
+	int retry_on[WIRE_RETRY_ON_MAX];
 	int64_t body_len = wire_jint(m, "body_len"), retries = wire_jint(m, "retries"),
 		timeout_ms = wire_jint(m, "timeout_ms");
 	char *body = NULL;
@@ -925,6 +948,10 @@ static int serve_proxy(struct serve *sv, struct json_object *m)
 		rc = read_pairs(m, "headers", &headers, &req.n_headers);
 	req.params = params;
 	req.headers = headers;
+	req.base_url_override = wire_jstr(m, "base_url_override");
+	if (rc == EVS_OK)
+		rc = read_retry_on(m, retry_on, &req.n_retry_on);
+	req.retry_on = retry_on;
 	if (rc == EVS_OK)
 		rc = serve_session(sv);
 	if (rc == EVS_OK)
@@ -995,6 +1022,20 @@ static int reply_call(struct serve *sv, struct json_object *m)
 		rc = wire_jstr(m, "name") ? hostapi_trigger_action(host, wire_jstr(m, "name"),
 								  wire_jstr(m, "input"), &s)
 					  : EVS_EINVAL;
+	} else if (strcmp(fn, "get_token") == 0) {
+		rc = hostapi_get_token(host, &s);
+		secret = true;
+	} else if (strcmp(fn, "get_integration") == 0) {
+		rc = hostapi_get_integration(host, &s);
+	} else if (strcmp(fn, "get_env_all") == 0) {
+		rc = hostapi_get_env_all(host, &s);
+	} else if (strcmp(fn, "set_action_error") == 0) {
+		rc = hostapi_set_action_error(host, wire_jstr(m, "m"), wire_jstr(m, "payload"));
+	} else if (strcmp(fn, "trigger_action_for") == 0) {
+		rc = wire_jstr(m, "name") && wire_jstr(m, "cid")
+			     ? hostapi_trigger_action_for(host, wire_jstr(m, "cid"), wire_jstr(m, "name"),
+							  wire_jstr(m, "input"), &s)
+			     : EVS_EINVAL;
 	} else if (strcmp(fn, "paginate_settings") == 0) {
 		/* the provider's paging style: no credentials in it */
 		rc = serve_target(sv);

@@ -30,10 +30,14 @@
  *                        F: get_connection, get_metadata, set_metadata (j),
  *                           update_metadata (j), get_env (name), get_webhook_url,
  *                           trigger_action (name, input), paginate_settings
- *                           (v: the provider's paginate settings, paginate.h)
+ *                           (v: the provider's paginate settings, paginate.h),
+ *                           and for ABI 1.1: get_token, get_integration,
+ *                           get_env_all, set_action_error (m, payload; no v),
+ *                           trigger_action_for (cid, name, input)
  *                      {"op":"call","fn":"proxy","method":S|null,"endpoint":S,
  *                       "params":[[k,v],..],"headers":[[k,v],..],"retries":N,
- *                       "timeout_ms":N,"body_len":N} + (body_len > 0) a raw
+ *                       "timeout_ms":N,"body_len":N[,"base_url_override":S]
+ *                       [,"retry_on":[N,..]]} + (body_len > 0) a raw
  *                       message of the body
  *                        -> {"rc":N,"status":N,"headers":[[k,v],..],"body_len":N}
  *                           + (rc == 0) a raw message of the body
@@ -55,6 +59,7 @@
 #define WIRE_FDS_MAX 4
 #define WIRE_ZYGOTE_FD 3         /* the zygote's end of the ctl socket */
 #define WIRE_PAIRS_MAX 1024      /* params or headers of one proxy message */
+#define WIRE_RETRY_ON_MAX 32     /* statuses in a proxy message's retry_on (PROXY_RETRY_ON_MAX) */
 
 /* How an executor ended, as the zygote reports it. */
 enum wire_reason { REASON_EXITED = 0, REASON_DEADLINE = 1, REASON_KILLED = 2,

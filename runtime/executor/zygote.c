@@ -292,6 +292,74 @@ static int x_trigger_action(struct evs_ctx *ctx, const char *name, const char *i
 			     input_json ? input_json : "null", output_json);
 }
 
+static int x_get_token(struct evs_ctx *ctx, const char **token)
+{
+	(void)ctx;
+	return x_call_string("get_token", NULL, NULL, NULL, NULL, token);
+}
+
+static int x_get_integration(struct evs_ctx *ctx, const char **json)
+{
+	(void)ctx;
+	return x_call_string("get_integration", NULL, NULL, NULL, NULL, json);
+}
+
+static int x_get_env_all(struct evs_ctx *ctx, const char **json)
+{
+	(void)ctx;
+	return x_call_string("get_env_all", NULL, NULL, NULL, NULL, json);
+}
+
+static int x_set_action_error(struct evs_ctx *ctx, const char *message, const char *payload_json)
+{
+	struct json_object *req, *reply = NULL;
+	int rc;
+
+	(void)ctx;
+	if (!message)
+		return EVS_EINVAL;
+	req = json_object_new_object();
+	if (!req)
+		return EVS_ENOMEM;
+	json_object_object_add(req, "fn", json_object_new_string("set_action_error"));
+	json_object_object_add(req, "m", json_object_new_string(message));
+	json_object_object_add(req, "payload", json_object_new_string(payload_json ? payload_json : "null"));
+	rc = x_call(req, &reply);
+	json_object_put(reply);
+	return rc;
+}
+
+static int x_trigger_action_for(struct evs_ctx *ctx, const char *connection_id, const char *name,
+				const char *input_json, const char **output_json)
+{
+	struct json_object *req, *reply = NULL;
+	const char *v;
+	int rc;
+
+	(void)ctx;
+	if (!output_json)
+		return EVS_EINVAL;
+	*output_json = NULL;
+	if (!name || !connection_id)
+		return EVS_EINVAL;
+	req = json_object_new_object();
+	if (!req)
+		return EVS_ENOMEM;
+	json_object_object_add(req, "fn", json_object_new_string("trigger_action_for"));
+	json_object_object_add(req, "cid", json_object_new_string(connection_id));
+	json_object_object_add(req, "name", json_object_new_string(name));
+	json_object_object_add(req, "input", json_object_new_string(input_json ? input_json : "null"));
+	rc = x_call(req, &reply);
+	if (rc == EVS_OK) {
+		v = wire_jstr(reply, "v");
+		*output_json = v ? strdup(v) : NULL;
+		if (!*output_json)
+			rc = EVS_EHOST;
+	}
+	json_object_put(reply);
+	return rc;
+}
+
 /* Adds [[name, value], ...] of n pairs as key k. */
 static int add_pairs(struct json_object *req, const char *k, const struct evs_header *h, size_t n)
 {
@@ -413,6 +481,21 @@ static int x_proxy(struct evs_ctx *ctx, const struct evs_request *in, struct evs
 	}
 	wire_msg_int(m, "retries", req.retries);
 	wire_msg_int(m, "timeout_ms", req.timeout_ms);
+	/* ABI 1.1 fields: zero when the plugin's struct ends before them (memcpy above) */
+	if (req.base_url_override)
+		wire_msg_str(m, "base_url_override", req.base_url_override);
+	if (req.n_retry_on) {
+		struct json_object *a = json_object_new_array();
+
+		if (!req.retry_on || req.n_retry_on > WIRE_RETRY_ON_MAX || !a) {
+			json_object_put(a);
+			json_object_put(m);
+			return a ? EVS_EINVAL : EVS_ENOMEM;
+		}
+		for (size_t i = 0; i < req.n_retry_on; i++)
+			json_object_array_add(a, json_object_new_int(req.retry_on[i]));
+		json_object_object_add(m, "retry_on", a);
+	}
 	wire_msg_int(m, "body_len", (int64_t)req.body_len);
 	r = wire_send_json(X.sock, m, NULL, 0);
 	json_object_put(m);
@@ -497,6 +580,11 @@ static const struct evs_host rpc_vtable = {
 	.get_env = x_get_env,
 	.get_webhook_url = x_get_webhook_url,
 	.trigger_action = x_trigger_action,
+	.get_token = x_get_token,
+	.get_integration = x_get_integration,
+	.get_env_all = x_get_env_all,
+	.set_action_error = x_set_action_error,
+	.trigger_action_for = x_trigger_action_for,
 };
 
 /* Runs the job that arrives on sock; never returns. */

@@ -136,8 +136,12 @@ static int on_scan(void *user, const char *name, const char *invalid_reason)
 		return refuse(b, name, LOADER_ENAME, reason) < 0 ? (b->failed = 1) : 0;
 	}
 	ret = loader_verify(b->g->config->plugin_dir, name, &b->lopts, &p, err, sizeof(err));
-	if (ret < 0)
+	if (ret == 0)
+		ret = generation_check_subscriptions(b->g->config, p, err, sizeof(err));
+	if (ret < 0) {
+		loader_unload(p);
 		return refuse(b, name, ret, err) < 0 ? (b->failed = 1) : 0;
+	}
 	/* the same bytes as the running generation's: it keeps its birth generation */
 	old = b->prev ? generation_plugin(b->prev, name, &idx) : NULL;
 	if (push_plugin(b, p, old && memcmp(old->hash, p->hash, SIGN_HASH_BYTES) == 0
@@ -306,6 +310,11 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 	ret = start_executor(&b, err, errlen);
 	if (ret < 0)
 		goto fail;
+	ret = generation_merge_subscriptions(g);
+	if (ret < 0) {
+		util_set_err(err, errlen, "merging the declared subscriptions: %s", status_str(ret));
+		goto fail;
+	}
 
 	for (size_t i = 0; i < g->n_plugins; i++) {
 		if (g->plugin_generation[i] != number)
@@ -342,6 +351,7 @@ void generation_unref(struct generation *g)
 	free(g->plugins);
 	free(g->plugin_generation);
 	free(g->refused);
+	free(g->subs);
 	sign_keyring_free(g->keyring);
 	config_host_free(g->config);
 	free(g);

@@ -27,6 +27,19 @@ struct generation_refusal {
 	bool kept_previous;     /* the previous generation's version stays in service */
 };
 
+/* Where a subscription comes from (bits of generation_subscription.sources). */
+#define GENERATION_SUB_NANGO_YAML 1u   /* listed in nango.yaml */
+#define GENERATION_SUB_DECLARED 2u     /* declared by the plugin (EVS_ON_EVENT, EVS_ACTION_FOR) */
+
+/* One loaded plugin subscribed to one event of one integration (event
+ * "action" for an action the integration offers). */
+struct generation_subscription {
+	char plugin[256];
+	char integration[256];
+	char event[32];
+	unsigned sources;
+};
+
 /* Opaque: read it through the accessors below. */
 struct generation;
 
@@ -44,6 +57,10 @@ size_t generation_plugin_count(const struct generation *g);
 const struct loader_plugin *generation_plugin_at(const struct generation *g, size_t i,
 						 int64_t *since);
 struct loader_plugin *const *generation_plugins(const struct generation *g);
+/* Its subscriptions, by integration (config order), event, then the order
+ * scripts run in: how many, and subscription i (lent). */
+size_t generation_subscription_count(const struct generation *g);
+const struct generation_subscription *generation_subscription_at(const struct generation *g, size_t i);
 /* The plugins it refused: how many, and refusal i (lent). */
 size_t generation_refusal_count(const struct generation *g);
 const struct generation_refusal *generation_refusal_at(const struct generation *g, size_t i);
@@ -62,6 +79,13 @@ bool generation_unshared(const struct generation *g);
 int generation_build(const char *config_path, char *const *envp, struct generation *prev,
 		     struct store *store, int64_t number, struct generation **out, char *err,
 		     size_t errlen);
+
+/* 0 when every subscription p declares (EVS_ON_EVENT, EVS_ACTION_FOR)
+ * names an integration of c and a known event; LOADER_ESUBSCRIPTION with
+ * err ("<status_str>: <why>") otherwise. Reads data only: p need not be
+ * opened (evscriptd --check-config uses it on verified plugins). */
+int generation_check_subscriptions(const struct config_host *c, const struct loader_plugin *p,
+				   char *err, size_t errlen);
 
 /* The loaded plugin called name (its index in *index when non-NULL), or NULL. */
 struct loader_plugin *generation_plugin(const struct generation *g, const char *name,

@@ -21,6 +21,12 @@ struct generation {
 	size_t n_refused;
 	struct executor *executor;
 	atomic_int refs;
+	struct generation_subscription *subs; /* generation_subs.c */
+	size_t n_subs;
 };
+
+/* Adds the opened plugins' declarations to g's config lists and records
+ * every subscription's sources. 0 or STATUS_ENOMEM / STATUS_ETOOBIG. */
+int generation_merge_subscriptions(struct generation *g);
 
 #endif

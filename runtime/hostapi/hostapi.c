@@ -39,6 +39,7 @@ struct hostapi_exec {
 	struct hostapi_exec_info info;
 	pthread_mutex_t mu;
 	char *error;
+	char *action_error_payload;        /* set_action_error's payload (JSON text) */
 	char *candidate_metadata;          /* validate-connection: the metadata as scripts left it */
 	/* the log: accepted so far (lines, bytes), dropped, and the batch not yet written */
 	uint64_t log_lines, log_bytes;
@@ -267,6 +268,7 @@ void hostapi_exec_free(struct hostapi_exec *x)
 	pthread_mutex_unlock(&x->mu);
 	free(x->pending);
 	free(x->error);
+	free(x->action_error_payload);
 	free(x->candidate_metadata);
 	pthread_mutex_destroy(&x->mu);
 	free(x);
@@ -359,6 +361,40 @@ void hostapi_set_error(struct hostapi_exec *x, const char *msg)
 	free(x->error);
 	x->error = e;
 	pthread_mutex_unlock(&x->mu);
+}
+
+int hostapi_set_action_error(struct hostapi_exec *x, const char *message, const char *payload_json)
+{
+	struct json_object *o = NULL;
+	enum json_tokener_error jerr = json_tokener_success;
+	char *p;
+
+	if (!x || !message)
+		return EVS_EINVAL;
+	if (x->info.event_type != 0)
+		return EVS_EUNSUPPORTED;
+	if (!payload_json)
+		payload_json = "null";
+	if (strlen(payload_json) > HOSTAPI_PAYLOAD_MAX)
+		return EVS_EINVAL;
+	o = json_tokener_parse_verbose(payload_json, &jerr);
+	json_object_put(o);
+	if (jerr != json_tokener_success)
+		return EVS_EINVAL;
+	p = strdup(payload_json);
+	if (!p)
+		return EVS_ENOMEM;
+	hostapi_set_error(x, message);
+	pthread_mutex_lock(&x->mu);
+	free(x->action_error_payload);
+	x->action_error_payload = p;
+	pthread_mutex_unlock(&x->mu);
+	return EVS_OK;
+}
+
+const char *hostapi_action_error_payload(const struct hostapi_exec *x)
+{
+	return x ? x->action_error_payload : NULL;
 }
 
 /* ---------------------------------------------------------------------------
@@ -627,8 +663,9 @@ int hostapi_get_webhook_url(struct hostapi_exec *x, char **url)
 	return EVS_OK;
 }
 
-int hostapi_trigger_action(struct hostapi_exec *x, const char *name, const char *input_json,
-			   char **output_json)
+/* trigger_action (cid NULL: the execution's connection) and trigger_action_for. */
+static int trigger(struct hostapi_exec *x, const char *cid, const char *name, const char *input_json,
+		   char **output_json)
 {
 	char err[512] = "";
 	struct json_object *in;
@@ -643,10 +680,14 @@ int hostapi_trigger_action(struct hostapi_exec *x, const char *name, const char 
 	if (!in && strcmp(input_json, "null") != 0)
 		return EVS_EINVAL;
 	json_object_put(in);
-	if (!x->info.trigger)
+	if (cid ? !x->info.trigger_for : !x->info.trigger)
 		return EVS_EUNSUPPORTED;
-	ret = x->info.trigger(x->info.trigger_user, x, name, input_json, output_json, err,
-			      sizeof(err));
+	if (cid)
+		ret = x->info.trigger_for(x->info.trigger_user, x, cid, name, input_json, output_json,
+					  err, sizeof(err));
+	else
+		ret = x->info.trigger(x->info.trigger_user, x, name, input_json, output_json, err,
+				      sizeof(err));
 	if (ret < 0) {
 		char line[700];
 
@@ -663,6 +704,34 @@ int hostapi_trigger_action(struct hostapi_exec *x, const char *name, const char 
 			return EVS_ENOMEM;
 	}
 	return EVS_OK;
+}
+
+int hostapi_trigger_action(struct hostapi_exec *x, const char *name, const char *input_json,
+			   char **output_json)
+{
+	return trigger(x, NULL, name, input_json, output_json);
+}
+
+int hostapi_trigger_action_for(struct hostapi_exec *x, const char *connection_id, const char *name,
+			       const char *input_json, char **output_json)
+{
+	struct store_connection *c = NULL;
+	int ret;
+
+	*output_json = NULL;
+	if (!x || !connection_id || !*connection_id || strlen(connection_id) > STORE_ID_MAX)
+		return EVS_EINVAL;
+	ret = store_connection_get(x->info.store, x->info.provider_config_key, connection_id, &c);
+	if (ret == 0 && c->deleting)
+		ret = STORE_EDELETING;
+	store_connection_free(c);
+	if (ret < 0) {
+		hostapi_log(x, EVS_LOG_ERROR, ret == STORE_ENOTFOUND
+			    ? "trigger_action_for: no such connection in this integration"
+			    : "trigger_action_for: the connection cannot be read or is being deleted");
+		return map_store_error(ret);
+	}
+	return trigger(x, connection_id, name, input_json, output_json);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1285,6 +1354,41 @@ static int ip_trigger_action(struct evs_ctx *ctx, const char *name, const char *
 	return lend_result(inproc(ctx), ret, s, output_json);
 }
 
+static int ip_trigger_action_for(struct evs_ctx *ctx, const char *connection_id, const char *name,
+				 const char *input_json, const char **output_json)
+{
+	char *s = NULL;
+	int ret;
+
+	if (!ctx || !output_json)
+		return EVS_EINVAL;
+	*output_json = NULL;
+	ret = hostapi_trigger_action_for(inproc(ctx)->exec, connection_id, name, input_json, &s);
+	return lend_result(inproc(ctx), ret, s, output_json);
+}
+
+static int ip_get_token(struct evs_ctx *ctx, const char **token)
+{
+	return lend_call(ctx, hostapi_get_token, token);
+}
+
+static int ip_get_integration(struct evs_ctx *ctx, const char **json)
+{
+	return lend_call(ctx, hostapi_get_integration, json);
+}
+
+static int ip_get_env_all(struct evs_ctx *ctx, const char **json)
+{
+	return lend_call(ctx, hostapi_get_env_all, json);
+}
+
+static int ip_set_action_error(struct evs_ctx *ctx, const char *message, const char *payload_json)
+{
+	if (!ctx)
+		return EVS_EINVAL;
+	return hostapi_set_action_error(inproc(ctx)->exec, message, payload_json);
+}
+
 static void proxy_log(void *user, int level, const char *msg)
 {
 	hostapi_log(user, level, msg);
@@ -1355,6 +1459,11 @@ static const struct evs_host inproc_vtable = {
 	.get_env = ip_get_env,
 	.get_webhook_url = ip_get_webhook_url,
 	.trigger_action = ip_trigger_action,
+	.get_token = ip_get_token,
+	.get_integration = ip_get_integration,
+	.get_env_all = ip_get_env_all,
+	.set_action_error = ip_set_action_error,
+	.trigger_action_for = ip_trigger_action_for,
 };
 
 const struct evs_host *hostapi_inproc_vtable(void)

@@ -41,6 +41,13 @@ typedef int (*hostapi_trigger_fn)(void *user, struct hostapi_exec *parent, const
 				  const char *input_json, char **output_json, char *err,
 				  size_t errlen);
 
+/* The same for another connection of the parent's integration
+ * (trigger_action_for): EVS_ENOTFOUND when connection_id is not one. */
+typedef int (*hostapi_trigger_for_fn)(void *user, struct hostapi_exec *parent,
+				      const char *connection_id, const char *action,
+				      const char *input_json, char **output_json, char *err,
+				      size_t errlen);
+
 /* What one execution is, and what it may reach. Everything is borrowed and
  * must outlive the hostapi_exec. */
 struct hostapi_exec_info {
@@ -63,6 +70,8 @@ struct hostapi_exec_info {
 	const char *candidate_json;
 	hostapi_trigger_fn trigger;
 	void *trigger_user;
+	hostapi_trigger_for_fn trigger_for;       /* NULL: trigger_action_for is unsupported;
+	                                             called with trigger_user */
 };
 
 /* Caps of one execution's log (from the config: log_lines_max, log_bytes_max). */
@@ -104,6 +113,27 @@ int hostapi_get_env(struct hostapi_exec *x, const char *name, char **value);
 int hostapi_get_webhook_url(struct hostapi_exec *x, char **url);
 int hostapi_trigger_action(struct hostapi_exec *x, const char *name, const char *input_json,
 			   char **output_json);
+/* ABI 1.1 (sdk.h says what each does). */
+int hostapi_trigger_action_for(struct hostapi_exec *x, const char *connection_id, const char *name,
+			       const char *input_json, char **output_json);
+int hostapi_get_integration(struct hostapi_exec *x, char **json);
+int hostapi_get_env_all(struct hostapi_exec *x, char **json);
+int hostapi_get_token(struct hostapi_exec *x, char **token);
+/* An action's structured failure: message (also the execution's error, as
+ * set_error) and payload_json (a JSON value; NULL: null), kept for the
+ * API's 500 body. EVS_EUNSUPPORTED outside an action. */
+#define HOSTAPI_PAYLOAD_MAX (64u << 10)
+int hostapi_set_action_error(struct hostapi_exec *x, const char *message, const char *payload_json);
+/* The payload set with set_action_error (JSON text), or NULL. Borrowed. */
+const char *hostapi_action_error_payload(const struct hostapi_exec *x);
+
+/* token.c: the connection's current access token from its stored
+ * credentials: OAUTH2 access_token, API_KEY apiKey (*token malloc'd, a
+ * secret: hostapi_secret_free). EVS_ENOTFOUND for other credential types
+ * or a connection that is gone. The one place where an expired OAUTH2
+ * token is to be refreshed before it is handed out: everything that needs
+ * the token (get_token) asks here. */
+int hostapi_current_access_token(struct hostapi_exec *x, char **token);
 
 /* Resolves the proxy target for this execution's connection: base URL and
  * auth headers/query interpolated from the provider and the credentials

@@ -22,10 +22,15 @@
  *   redirects are not followed (credentials must not travel elsewhere): a
  *            3xx comes back to the plugin as is.
  *
+ * base_url_override (ABI 1.1) replaces base_url for one request when
+ * proxy_override_base() allows it (same scheme, same host or a host of the
+ * same parent domain: the credentials go there).
+ *
  * Retries (only when req->retries > 0) on network errors, 5xx and 429, the
  * provider's proxy.retry.error_code statuses, the session's Retry-On ones,
- * and a body matching proxy.retry.in_body (proxy_retry.c). The wait before
- * retry n (0-based) is, in order of preference:
+ * the request's retry_on ones (ABI 1.1), and a body matching
+ * proxy.retry.in_body (proxy_retry.c). The wait before retry n (0-based)
+ * is, in order of preference:
  *   - the response's Retry-After (seconds or an HTTP date);
  *   - the time a body matching in_body gives;
  *   - the provider's retry headers: an `after` header (seconds), or, when
@@ -591,6 +596,9 @@ struct prepared {
 	size_t body_len;
 	uint32_t retries;
 	uint32_t timeout_ms;
+	char *base;                /* base_url_override when allowed, else NULL */
+	int retry_on[PROXY_RETRY_ON_MAX];
+	size_t n_retry_on;
 };
 
 static void slist_wipe_free(struct curl_slist *l)
@@ -604,6 +612,7 @@ static void prepared_clear(struct prepared *p)
 {
 	wipe_free(p->url);
 	free(p->url_for_log);
+	free(p->base);
 	slist_wipe_free(p->headers);
 	memset(p, 0, sizeof(*p));
 }
@@ -711,21 +720,21 @@ static bool request_well_formed(const struct evs_request *r)
 /* base_url + endpoint, or an absolute endpoint under base_url, into url
  * (a failure to grow is sticky: the caller checks). EVS_EDENIED for any
  * other endpoint and for "." and ".." segments. */
-static int url_base(const struct proxy_target *t, const char *endpoint, struct dynbuf *url)
+static int url_base(const char *base_url, const char *endpoint, struct dynbuf *url)
 {
-	size_t base_len = strlen(t->base_url);
+	size_t base_len = strlen(base_url);
 
 	if (endpoint[0] == '/') {
 		if (endpoint[1] == '/')
 			return EVS_EDENIED; /* "//host" would be taken for a host by some */
 		if (has_dot_segment(endpoint))
 			return EVS_EDENIED;
-		dynbuf_add_str(url, t->base_url);
+		dynbuf_add_str(url, base_url);
 		dynbuf_add_str(url, endpoint);
 	} else {
 		const char *rest = endpoint + base_len;
 
-		if (strncmp(endpoint, t->base_url, base_len) != 0 ||
+		if (strncmp(endpoint, base_url, base_len) != 0 ||
 		    (*rest && *rest != '/' && *rest != '?'))
 			return EVS_EDENIED;
 		if (has_dot_segment(rest))
@@ -746,7 +755,7 @@ static int prepare_url(struct proxy_session *s, const struct evs_request *r, str
 	int ret;
 
 	secret_buf_init(&url);
-	ret = url_base(t, r->endpoint, &url);
+	ret = url_base(p->base ? p->base : t->base_url, r->endpoint, &url);
 	if (ret)
 		goto out;
 	has_query = strchr(dynbuf_str(&url), '?') != NULL;
@@ -869,7 +878,13 @@ static int prepare(struct proxy_session *s, const struct evs_request *r, struct 
 	if (ret)
 		goto fail;
 	ret = EVS_EINVAL;
-	if (!request_well_formed(r))
+	if (!request_well_formed(r) || r->n_retry_on > PROXY_RETRY_ON_MAX || (r->n_retry_on && !r->retry_on))
+		goto fail;
+	p->n_retry_on = r->n_retry_on;
+	if (r->n_retry_on)
+		memcpy(p->retry_on, r->retry_on, r->n_retry_on * sizeof(*r->retry_on));
+	ret = proxy_override_base(s->t->base_url, r->base_url_override, &p->base);
+	if (ret)
 		goto fail;
 	ret = prepare_url(s, r, p);
 	if (ret)
@@ -1049,7 +1064,8 @@ out:
 	return ret;
 }
 
-static bool retryable(const struct proxy_session *s, int ret, const struct evs_response *r)
+static bool retryable(const struct proxy_session *s, int ret, const struct evs_response *r,
+		      const struct prepared *p)
 {
 	if (ret == EVS_ENETWORK || ret == EVS_ETIMEDOUT)
 		return true;
@@ -1060,6 +1076,9 @@ static bool retryable(const struct proxy_session *s, int ret, const struct evs_r
 			return true;
 	if (proxy_retry_status_listed(&s->t->retry, r->status) || proxy_retry_in_body(&s->t->retry, r) >= 0)
 		return true;
+	for (size_t i = 0; i < p->n_retry_on; i++)
+		if (r->status == p->retry_on[i])
+			return true;
 	return r->status >= 500 || r->status == 429;
 }
 
@@ -1213,7 +1232,7 @@ int proxy_request(struct proxy_session *s, const struct evs_request *req,
 			plog(s, EVS_LOG_WARN, "%s %s -> %s: %s (%" PRId64 " ms)%s", p.method, p.url_for_log,
 			     status_str(ret), s->errbuf[0] ? s->errbuf : curl_easy_strerror(cc),
 			     ms_since(start), retry_note);
-		if (!retryable(s, ret, last) || n >= p.retries)
+		if (!retryable(s, ret, last, &p) || n >= p.retries)
 			break;
 		{
 			int64_t wait = retry_wait_ms(s, last, n);

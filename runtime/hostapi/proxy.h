@@ -55,7 +55,16 @@ void proxy_target_free(struct proxy_target *t);  /* wipes secrets; NULL is fine 
 #define PROXY_TIMEOUT_MS_DEFAULT 30000    /* per attempt when req->timeout_ms is 0 */
 #define PROXY_BACKOFF_BASE_MS 100         /* retry n waits 100 ms * 2^n, half of it jitter */
 #define PROXY_BACKOFF_MAX_MS 10000
-#define PROXY_RETRY_ON_MAX 32             /* statuses of proxy_session_set_retry_on */
+#define PROXY_RETRY_ON_MAX 32             /* req->retry_on / proxy_session_set_retry_on statuses */
+
+/* proxy_override.c: the base URL for a request with base_url_override
+ * (ABI 1.1). override NULL: EVS_OK with *out NULL (use base_url). Else
+ * *out is a malloc'd copy without trailing '/', when override is an
+ * http(s) URL without userinfo, query or fragment, with base_url's scheme,
+ * and a host equal to base_url's or, for DNS names of three labels or
+ * more, sharing its parent domain (api.example.com: x.example.com);
+ * otherwise EVS_EDENIED (EVS_EINVAL for a URL that does not parse). */
+int proxy_override_base(const char *base_url, const char *override, char **out);
 
 /* Writes a line to the execution's log (the proxy logs each attempt:
  * "GET https://host/path -> 200 (12 ms)", URL without query string or

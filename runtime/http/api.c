@@ -26,6 +26,7 @@ struct api_private {
 	pthread_mutex_t lock;                   /* guards everything below */
 	char last_reload_error[API_ERROR_MAX];  /* "" when the last reload succeeded */
 	struct inflight_set inflight[API_INFLIGHT_SETS];
+	struct api_jobs *jobs;                  /* api_async.c; has its own lock */
 };
 
 int api_context_init(struct api_context *ctx)
@@ -36,8 +37,14 @@ int api_context_init(struct api_context *ctx)
 	ctx->priv = NULL;
 	if (!p)
 		return STATUS_ENOMEM;
+	p->jobs = api_jobs_new();
+	if (!p->jobs) {
+		free(p);
+		return STATUS_ENOMEM;
+	}
 	ret = pthread_mutex_init(&p->lock, NULL);
 	if (ret != 0) {
+		api_jobs_free(p->jobs);
 		free(p);
 		return status_from_errno(ret);
 	}
@@ -56,9 +63,16 @@ void api_context_destroy(struct api_context *ctx)
 			free(p->inflight[s].keys[i]);
 		free(p->inflight[s].keys);
 	}
+	api_jobs_stop(ctx);
+	api_jobs_free(p->jobs);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 	ctx->priv = NULL;
+}
+
+struct api_jobs *api_jobs_of(struct api_context *ctx)
+{
+	return ctx->priv ? ctx->priv->jobs : NULL;
 }
 
 void api_set_last_reload_error(struct api_context *ctx, const char *err)
@@ -127,14 +141,14 @@ void api_inflight_remove(struct api_context *ctx, enum api_inflight which, const
  * slashes included (the official client does not encode ids): one route
  * per number of segments, the handler reads the raw path. */
 #define CONN_DEPTH_MAX (HTTP_MAX_SEGMENTS - 1)
-#define FIXED_ROUTES 13
+#define FIXED_ROUTES 20
 
 /* "/proxy/{path}": the same, for each method of the proxy API. */
 #define PROXY_METHODS 5
 static const char *const proxy_methods[PROXY_METHODS] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
 static char proxy_patterns[CONN_DEPTH_MAX][16 + CONN_DEPTH_MAX * 8];
 
-static struct http_route routes[FIXED_ROUTES + 2 * CONN_DEPTH_MAX + PROXY_METHODS * CONN_DEPTH_MAX];
+static struct http_route routes[FIXED_ROUTES + 3 * CONN_DEPTH_MAX + PROXY_METHODS * CONN_DEPTH_MAX];
 static char conn_patterns[CONN_DEPTH_MAX][16 + CONN_DEPTH_MAX * 8];
 static size_t n_routes;
 static pthread_once_t routes_once = PTHREAD_ONCE_INIT;
@@ -155,6 +169,13 @@ static void build_routes(void)
 		{"POST", "/executions/{id}/retry", api_execution_retry, false},
 		{"GET", "/plugins", api_plugins, false},
 		{"POST", "/reload", api_reload, false},
+		{"GET", "/action/{id}", api_action_result, false},
+		{"GET", "/integrations", api_integrations_list, false},
+		{"GET", "/integrations/{unique_key}", api_integration_get, false},
+		{"GET", "/providers", api_providers_list, false},
+		{"GET", "/providers/{provider}", api_provider_get, false},
+		{"POST", "/webhook/{integration}", api_webhook_receive, true},
+		{"GET", "/webhooks", api_webhooks_list, false},
 	};
 
 	memcpy(routes, fixed, sizeof(fixed));
@@ -167,6 +188,7 @@ static void build_routes(void)
 			off += (size_t)snprintf(p + off, sizeof(conn_patterns[0]) - off, "/{p%zu}", i);
 		routes[n_routes++] = (struct http_route){"GET", p, api_connection_get, false};
 		routes[n_routes++] = (struct http_route){"DELETE", p, api_connection_delete, false};
+		routes[n_routes++] = (struct http_route){"PATCH", p, api_connection_patch, false};
 	}
 	for (size_t depth = 1; depth <= CONN_DEPTH_MAX; depth++) {
 		char *p = proxy_patterns[depth - 1];

@@ -70,6 +70,15 @@ int api_context_init(struct api_context *ctx);
  * context whose init failed. No handler may be running. */
 void api_context_destroy(struct api_context *ctx);
 
+/* Starts the API's background work (the webhook forwarder) once the
+ * public fields are set: 0 or a negative status code. */
+int api_jobs_begin(struct api_context *ctx);
+
+/* Stops the API's background work: refuses new jobs (asynchronous actions,
+ * webhook forwarding) and waits for those running. Call it after the
+ * server is freed and before the dispatcher is. NULL is fine. */
+void api_jobs_stop(struct api_context *ctx);
+
 /* Remembers the error of the last reload for GET /plugins (NULL or "":
  * the last reload succeeded); the text is copied, cut to API_ERROR_MAX.
  * Thread-safe. */

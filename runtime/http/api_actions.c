@@ -22,6 +22,22 @@ static bool action_listed(const struct config_integration *in, const char *name)
 	return false;
 }
 
+struct json_object *api_action_failure_payload(const struct dispatch_outcome *o)
+{
+	struct json_object *payload;
+
+	/* the action's own (set_action_error, Nango's ActionError payload) */
+	if (o->error_payload)
+		return api_parse_doc(o->error_payload);
+	payload = json_object_new_object();
+
+	if (payload) {
+		json_object_object_add(payload, "execution_id", json_object_new_int64(o->execution_id));
+		json_object_object_add(payload, "status", json_object_new_string(store_exec_status_name(o->status)));
+	}
+	return payload;
+}
+
 int api_action_trigger(struct http_request *req, struct http_response *resp, void *user)
 {
 	struct api_context *ctx = user;
@@ -43,10 +59,6 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 	if (!cid || !*cid || !pck || !*pck) {
 		ret = http_respond_error(resp, 400, "invalid_headers",
 					 "the Connection-Id and Provider-Config-Key headers are required");
-		goto out;
-	}
-	if (async && strcasecmp(async, "true") == 0) {
-		ret = http_respond_error(resp, 422, "unsupported", "asynchronous actions (X-Async) are not supported");
 		goto out;
 	}
 	ret = http_json_body(req, &body);
@@ -75,6 +87,10 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 		goto out;
 	}
 	input = areq.input ? api_json_str(areq.input) : "null";
+	if (async && strcasecmp(async, "true") == 0) {
+		ret = api_action_async_start(ctx, resp, pck, cid, areq.action_name, input);
+		goto out;
+	}
 	ret = dispatch_action(ctx->dispatch, pck, cid, areq.action_name, input, 0, 0, &o);
 	if (ret == EVS_ENOTFOUND) {
 		ret = http_respond_error(resp, 404, "not_found", "Action not found");
@@ -95,17 +111,13 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 		goto out;
 	}
 	if (o.status != STORE_EXEC_SUCCEEDED) {
-		struct json_object *payload = json_object_new_object();
+		struct json_object *payload = api_action_failure_payload(&o);
 		char msg[512];
 
 		if (o.error && o.error[0])
 			snprintf(msg, sizeof(msg), "%s", o.error);
 		else
 			snprintf(msg, sizeof(msg), "action %s %s", areq.action_name, store_exec_status_name(o.status));
-		if (payload) {
-			json_object_object_add(payload, "execution_id", json_object_new_int64(o.execution_id));
-			json_object_object_add(payload, "status", json_object_new_string(store_exec_status_name(o.status)));
-		}
 		ret = api_respond_problem(resp, 500, "action_script_failure", msg, NULL, payload);
 		goto out;
 	}

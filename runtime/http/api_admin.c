@@ -38,6 +38,7 @@ static struct json_object *loaded_json(const struct generation *g)
 		json_object_object_add(o, "loaded_at", json_object_new_string(ts));
 		json_object_object_add(o, "generation", json_object_new_int64(
 			since));
+		json_object_object_add(o, "subscriptions", api_plugin_subscriptions(g, p->name));
 		json_object_array_add(arr, o);
 	}
 	return arr;
@@ -204,6 +205,7 @@ int api_metrics(struct http_request *req, struct http_response *resp, void *user
 	struct http_stats hs;
 	struct text *t = calloc(1, sizeof(*t));
 	int64_t pending = 0;
+	uint64_t wh[4];
 	int ret;
 
 	(void)req;
@@ -227,6 +229,15 @@ int api_metrics(struct http_request *req, struct http_response *resp, void *user
 	put(t, "# HELP evscript_zygote_restarts_total Times the current generation's zygote died and was restarted.\n"
 	       "# TYPE evscript_zygote_restarts_total counter\nevscript_zygote_restarts_total %llu\n",
 	    (unsigned long long)executor_zygote_restarts(generation_executor(g)));
+	api_webhook_counters(wh);
+	put(t, "# HELP evscript_webhooks_total Incoming webhooks since start, by result.\n"
+	       "# TYPE evscript_webhooks_total counter\n"
+	       "evscript_webhooks_total{result=\"received\"} %llu\n"
+	       "evscript_webhooks_total{result=\"bad_signature\"} %llu\n"
+	       "evscript_webhooks_total{result=\"forwarded\"} %llu\n"
+	       "evscript_webhooks_total{result=\"forward_failed\"} %llu\n",
+	    (unsigned long long)wh[0], (unsigned long long)wh[1], (unsigned long long)wh[2],
+	    (unsigned long long)wh[3]);
 	put(t, "# HELP evscript_zygote_up Whether the current generation's zygote is running (0: being restarted).\n"
 	       "# TYPE evscript_zygote_up gauge\nevscript_zygote_up %d\n", executor_degraded(generation_executor(g)) ? 0 : 1);
 	if (pending >= 0)

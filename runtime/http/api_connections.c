@@ -50,10 +50,11 @@ static struct json_object *connection_full(const struct store_connection *c, boo
 	json_object_object_add(o, "created_at", api_json_time(c->created_at));
 	json_object_object_add(o, "updated_at", api_json_time(c->updated_at));
 	json_object_object_add(o, "last_fetched_at", NULL);
-	json_object_object_add(o, "webhook_url_override", NULL);
+	json_object_object_add(o, "webhook_url_override", c->webhook_url_override
+			       ? json_object_new_string(c->webhook_url_override) : NULL);
 	json_object_object_add(o, "errors", api_credentials_errors(stored));
 	json_object_object_add(o, "end_user", NULL);
-	json_object_object_add(o, "tags", json_object_new_object());
+	json_object_object_add(o, "tags", doc_or_empty(c->tags));
 	json_object_put(stored);
 	return o;
 }
@@ -75,7 +76,7 @@ static struct json_object *connection_item(const struct store_connection *c)
 	json_object_object_add(o, "metadata", doc_or_empty(c->metadata));
 	json_object_object_add(o, "errors", json_object_new_array());
 	json_object_object_add(o, "end_user", NULL);
-	json_object_object_add(o, "tags", json_object_new_object());
+	json_object_object_add(o, "tags", doc_or_empty(c->tags));
 	return o;
 }
 
@@ -159,7 +160,7 @@ static bool credentials_refused(struct http_response *resp, const struct config_
 	return false;
 }
 
-static void uuid_v4(char out[37])
+void api_uuid_v4(char out[37])
 {
 	unsigned char b[16];
 	char hex[33];
@@ -347,7 +348,7 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 	}
 	cid = creq.connection_id;
 	if (!cid) {
-		uuid_v4(uuid);
+		api_uuid_v4(uuid);
 		cid = uuid;
 	}
 	ret = store_connection_get(ctx->store, integ->id, cid, &existing);
@@ -489,33 +490,43 @@ int api_connections_list(struct http_request *req, struct http_response *resp, v
 	const char *slimit = http_query(req, "limit"), *spage = http_query(req, "page");
 	int64_t limit = LIST_LIMIT_MAX, page = 0;
 	struct store_connection **items = NULL;
-	struct json_object *root, *arr;
+	struct json_object *root, *arr, *tags = NULL;
 	size_t n = 0;
 	int ret;
 
-	if ((slimit && !api_parse_int(slimit, 1, LIST_LIMIT_MAX, &limit)) ||
-	    (spage && !api_parse_int(spage, 0, LIST_PAGE_MAX, &page)))
+	if (api_tags_filter(req, &tags) < 0)
 		return http_respond_error(resp, 400, "invalid_query_params",
-					  "limit must be 1 to 10000 and page a number from 0");
-	/* evscript has no end users or tags */
+					  "tags[<key>] must name a key of 1 to 64 bytes and give a value");
+	if ((slimit && !api_parse_int(slimit, 1, LIST_LIMIT_MAX, &limit)) ||
+	    (spage && !api_parse_int(spage, 0, LIST_PAGE_MAX, &page))) {
+		ret = http_respond_error(resp, 400, "invalid_query_params",
+					 "limit must be 1 to 10000 and page a number from 0");
+		goto out;
+	}
+	/* evscript has no end users */
 	if (!http_query(req, "endUserId") && !http_query(req, "endUserOrganizationId")) {
 		struct store_connection_filter f = {
 			.connection_id = cid && *cid ? cid : NULL,
 			.provider_config_keys = integrations,
 			.search = search,
+			.tags = tags ? api_json_str(tags) : NULL,
 			.limit = (size_t)limit,
 			.offset = (size_t)(page * limit),
 		};
 
 		ret = store_connection_list(ctx->store, &f, &items, &n);
-		if (ret < 0)
-			return api_respond_store_error(resp, "listing connections", ret);
+		if (ret < 0) {
+			ret = api_respond_store_error(resp, "listing connections", ret);
+			goto out;
+		}
 	}
 	root = api_json_list("connections", &arr);
 	for (size_t i = 0; root && i < n; i++)
 		json_object_array_add(arr, connection_item(items[i]));
 	ret = http_respond_json(resp, 200, root);
+out:
 	store_connection_list_free(items, n);
+	json_object_put(tags);
 	return ret;
 }
 
@@ -714,4 +725,88 @@ int api_metadata_set(struct http_request *req, struct http_response *resp, void 
 int api_metadata_update(struct http_request *req, struct http_response *resp, void *user)
 {
 	return metadata_route(req, resp, user, true);
+}
+
+/* ----------------------------------------- PATCH /connections/{id} */
+
+int api_connection_patch(struct http_request *req, struct http_response *resp, void *user)
+{
+	struct api_context *ctx = user;
+	struct generation *g = dispatch_generation(ctx->dispatch);
+	struct api_connection_patch patch;
+	struct json_object *body = NULL;
+	struct api_problem p;
+	const char *pck;
+	char *cid = NULL;
+	int ret;
+
+	memset(&patch, 0, sizeof(patch));
+	memset(&p, 0, sizeof(p));
+	if (!connection_target(req, resp, g, &pck, &cid)) {
+		ret = 0;
+		goto out;
+	}
+	ret = http_json_body(req, &body);
+	if (ret < 0)
+		goto out;
+	if (api_parse_connection_patch(body, &patch, &p) < 0) {
+		ret = api_respond_parse_problem(resp, &p);
+		goto out;
+	}
+	ret = cid ? store_connection_patch(ctx->store, pck, cid,
+					   patch.tags ? api_json_str(patch.tags) : NULL,
+					   patch.set_override, patch.webhook_url_override)
+		  : STORE_ENOTFOUND;
+	if (ret == STORE_ENOTFOUND) {
+		ret = http_respond_error(resp, 404, "not_found", "Connection not found");
+		goto out;
+	}
+	if (ret < 0) {
+		ret = api_respond_connection_error(resp, pck, cid, "updating the connection", ret);
+		goto out;
+	}
+	ret = api_respond_raw_json(resp, 200, "{\"success\":true}");
+out:
+	json_object_put(patch.tags);
+	api_problem_clear(&p);
+	json_object_put(body);
+	free(cid);
+	generation_unref(g);
+	return ret;
+}
+
+/* One tags[<key>]=<value> argument of GET /connections into *tags. */
+static int add_tag_filter(void *user, const char *name, const char *value)
+{
+	struct json_object **tags = user;
+	char key[API_TAG_KEY_MAX + 1];
+	size_t len = strlen(name);
+
+	if (strncmp(name, "tags[", 5) != 0)
+		return 0;
+	if (len < 7 || name[len - 1] != ']' || len - 6 > API_TAG_KEY_MAX || !value || !*value)
+		return -1;
+	memcpy(key, name + 5, len - 6);
+	key[len - 6] = '\0';
+	if (!api_valid_tag_key(key))
+		return -1;
+	for (size_t i = 0; key[i]; i++)
+		key[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+	if (!*tags && !(*tags = json_object_new_object()))
+		return -1;
+	json_object_object_add(*tags, key, json_object_new_string(value));
+	return 0;
+}
+
+int api_tags_filter(struct http_request *req, struct json_object **tags)
+{
+	int ret;
+
+	*tags = NULL;
+	ret = http_query_each(req, add_tag_filter, tags);
+	if (ret < 0) {
+		json_object_put(*tags);
+		*tags = NULL;
+	}
+	return ret;
 }

@@ -543,6 +543,102 @@ const char *api_loader_reason_code(int code, const char *name)
 	case LOADER_EDLOPEN: return "dlopen_failed";
 	case LOADER_ENOMEM: return "out_of_memory";
 	case LOADER_ETOOMANY: return "too_many";
+	case LOADER_ESUBSCRIPTION: return "bad_subscription";
 	}
 	return "unknown";
+}
+
+/* ------------------------------------------- PATCH /connections/{id} */
+
+bool api_valid_tag_key(const char *k)
+{
+	size_t n = k ? strlen(k) : 0;
+
+	if (n == 0 || n > API_TAG_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = k[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* Checks a tags object and builds its stored form (keys in lower case). */
+static struct json_object *parse_tags(struct api_problem *p, struct json_object *t)
+{
+	struct json_object *out;
+	size_t n = 0;
+
+	if (!json_object_is_type(t, json_type_object)) {
+		invalid(p, "tags", NULL, "must be an object of strings");
+		return NULL;
+	}
+	out = json_object_new_object();
+	if (!out) {
+		problem(p, 500, "server_error", "out of memory");
+		return NULL;
+	}
+	json_object_object_foreach(t, key, val) {
+		char lower[API_TAG_KEY_MAX + 1];
+		size_t len;
+
+		if (++n > API_TAGS_MAX) {
+			invalid(p, "tags", NULL, "at most 64 tags");
+			break;
+		}
+		if (!api_valid_tag_key(key)) {
+			invalid(p, "tags", key, "a key is 1 to 64 letters, digits, '_', '-' or '.'");
+			break;
+		}
+		if (!json_object_is_type(val, json_type_string) ||
+		    (len = strlen(json_object_get_string(val))) == 0 || len > API_TAG_VALUE_MAX ||
+		    len != (size_t)json_object_get_string_len(val)) {
+			invalid(p, "tags", key, "must be a string of 1 to 255 bytes");
+			break;
+		}
+		for (size_t i = 0; key[i]; i++)
+			lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+		lower[strlen(key)] = '\0';
+		json_object_object_add(out, lower, json_object_get(val));
+	}
+	if (p->code) {
+		json_object_put(out);
+		return NULL;
+	}
+	return out;
+}
+
+int api_parse_connection_patch(struct json_object *body, struct api_connection_patch *req,
+			       struct api_problem *p)
+{
+	static const char *const allowed[] = {"end_user", "tags", "webhook_url_override", NULL};
+	struct json_object *t, *w;
+
+	memset(req, 0, sizeof(*req));
+	memset(p, 0, sizeof(*p));
+	if (!json_object_is_type(body, json_type_object)) {
+		problem(p, 400, "invalid_json", "the body must be a JSON object");
+		return -1;
+	}
+	if (!only_members(p, body, "body", allowed))
+		return -1;
+	if (json_object_object_get_ex(body, "tags", &t) && t)
+		req->tags = parse_tags(p, t);
+	if (json_object_object_get_ex(body, "webhook_url_override", &w)) {
+		req->set_override = true;
+		req->webhook_url_override = want_string(p, body, NULL, "webhook_url_override", false, 1,
+							API_URL_MAX);
+		if (req->webhook_url_override && strncmp(req->webhook_url_override, "http://", 7) != 0 &&
+		    strncmp(req->webhook_url_override, "https://", 8) != 0)
+			invalid(p, "webhook_url_override", NULL, "must be an http:// or https:// URL");
+	}
+	if (p->code) {
+		json_object_put(req->tags);
+		req->tags = NULL;
+		return -1;
+	}
+	return 0;
 }

@@ -38,6 +38,57 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 int api_healthz(struct http_request *req, struct http_response *resp, void *user);
 int api_metrics(struct http_request *req, struct http_response *resp, void *user);
 int api_proxy(struct http_request *req, struct http_response *resp, void *user);
+int api_action_result(struct http_request *req, struct http_response *resp, void *user);
+int api_integrations_list(struct http_request *req, struct http_response *resp, void *user);
+int api_integration_get(struct http_request *req, struct http_response *resp, void *user);
+int api_providers_list(struct http_request *req, struct http_response *resp, void *user);
+int api_provider_get(struct http_request *req, struct http_response *resp, void *user);
+int api_connection_patch(struct http_request *req, struct http_response *resp, void *user);
+int api_webhook_receive(struct http_request *req, struct http_response *resp, void *user);
+int api_webhooks_list(struct http_request *req, struct http_response *resp, void *user);
+
+/* ---- Asynchronous actions and background jobs (api_async.c). ---- */
+
+/* The job set of the context's private part. */
+struct api_jobs;
+struct api_jobs *api_jobs_new(void);
+/* ctx's job set (api.c), NULL after api_context_destroy(). */
+struct api_jobs *api_jobs_of(struct api_context *ctx);
+void api_jobs_free(struct api_jobs *j);
+/* Starts fn(arg) on a detached thread that calls api_job_end(ctx) last:
+ * 0, STATUS_ESTATE once api_jobs_stop() was called, STATUS_EBUSY with
+ * API_JOBS_MAX jobs running, or a system error (fn does not run; arg stays
+ * the caller's). */
+#define API_JOBS_MAX 256
+int api_job_start(struct api_context *ctx, void *(*fn)(void *), void *arg);
+void api_job_end(struct api_context *ctx);
+/* Wakes the jobs waiting in api_jobs_sleep() (new work). */
+void api_jobs_wake(struct api_context *ctx);
+/* Webhooks since start: received (recorded), refused for a bad signature,
+ * forwarded, failed for good (api_webhooks.c). */
+void api_webhook_counters(uint64_t out[4]);
+/* Waits up to ms or until api_jobs_stop(); true when stopping. */
+bool api_jobs_sleep(struct api_context *ctx, int64_t ms);
+
+/* Records an asynchronous run of action name (input: JSON text) and
+ * starts it; answers 202 {"id","statusUrl"}. The request was validated. */
+int api_action_async_start(struct api_context *ctx, struct http_response *resp, const char *pck,
+			   const char *cid, const char *name, const char *input);
+
+/* The payload of a failed action run (new reference): the action's own
+ * (set_action_error), else {"execution_id","status"}. */
+struct json_object *api_action_failure_payload(const struct dispatch_outcome *o);
+
+/* The tags[<key>]=<value> arguments of a GET /connections as an object
+ * (*tags new, NULL when there are none): 0, or -1 for a malformed one. */
+int api_tags_filter(struct http_request *req, struct json_object **tags);
+
+/* [{"integration","event","sources":["nango.yaml"|"plugin",...]}] of a
+ * loaded plugin in g (api_catalogue.c); event "action" for an action. */
+struct json_object *api_plugin_subscriptions(const struct generation *g, const char *plugin);
+
+/* A random UUID v4, lower case (api_connections.c). */
+void api_uuid_v4(char out[37]);
 
 /* ---- The context's private part (api.c), under its lock. ---- */
 
@@ -193,6 +244,23 @@ struct api_action_req {
 	struct json_object *input;             /* borrowed; NULL means JSON null */
 };
 int api_parse_action(struct json_object *body, struct api_action_req *req, struct api_problem *p);
+
+/* A validated PATCH /connections/{id} body (Nango's PatchPublicConnection:
+ * end_user is accepted and ignored, evscript has no end users). */
+#define API_TAGS_MAX 64
+#define API_TAG_KEY_MAX 64
+#define API_TAG_VALUE_MAX 255
+#define API_URL_MAX 2048
+struct api_connection_patch {
+	struct json_object *tags;            /* owned: keys in lower case; NULL when absent */
+	bool set_override;                   /* webhook_url_override was given (null clears it) */
+	const char *webhook_url_override;    /* borrowed from the body */
+};
+int api_parse_connection_patch(struct json_object *body, struct api_connection_patch *req,
+			       struct api_problem *p);
+
+/* Tag key rule: 1-64 bytes of [A-Za-z0-9_.-]. */
+bool api_valid_tag_key(const char *k);
 
 /* connection_id rule: 1-255 bytes of valid UTF-8 without control characters. */
 bool api_valid_connection_id(const char *s);

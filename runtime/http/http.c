@@ -536,6 +536,52 @@ const char *http_query(const struct http_request *req, const char *name)
 	return q.bad ? NULL : q.value;
 }
 
+struct query_each {
+	http_query_fn fn;
+	void *user;
+	int ret;
+};
+
+static enum MHD_Result query_each(void *cls, enum MHD_ValueKind kind, const char *key,
+				  size_t key_size, const char *value, size_t value_size)
+{
+	struct query_each *q = cls;
+
+	(void)kind;
+	if (!key || strlen(key) != key_size || (value && strlen(value) != value_size))
+		return MHD_YES;
+	q->ret = q->fn(q->user, key, value);
+	return q->ret == 0 ? MHD_YES : MHD_NO;
+}
+
+int http_query_each(const struct http_request *req, http_query_fn fn, void *user)
+{
+	struct query_each q = {fn, user, 0};
+
+	MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, query_each, &q);
+	return q.ret;
+}
+
+static enum MHD_Result header_each(void *cls, enum MHD_ValueKind kind, const char *key,
+				   size_t key_size, const char *value, size_t value_size)
+{
+	struct query_each *q = cls;
+
+	(void)kind;
+	if (!key || !value || strlen(key) != key_size || strlen(value) != value_size)
+		return MHD_YES;
+	q->ret = q->fn(q->user, key, value);
+	return q->ret == 0 ? MHD_YES : MHD_NO;
+}
+
+int http_header_each(const struct http_request *req, http_query_fn fn, void *user)
+{
+	struct query_each q = {fn, user, 0};
+
+	MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, header_each, &q);
+	return q.ret;
+}
+
 const char *http_header(const struct http_request *req, const char *name)
 {
 	if (name == NULL)

@@ -154,6 +154,14 @@ const char *http_param(const struct http_request *req, const char *name);
 /* A query argument, decoded ('+' is a space); NULL when absent, valueless
  * ("?flag") or holding a NUL byte. The last one wins when repeated. */
 const char *http_query(const struct http_request *req, const char *name);
+/* Calls fn for every query argument in order (decoded; value NULL when
+ * valueless; arguments holding a NUL byte are skipped) until fn returns
+ * non-zero; returns that value, or 0. */
+typedef int (*http_query_fn)(void *user, const char *name, const char *value);
+int http_query_each(const struct http_request *req, http_query_fn fn, void *user);
+/* The same over the request headers, in the order received (names as
+ * the client wrote them). */
+int http_header_each(const struct http_request *req, http_query_fn fn, void *user);
 /* A request header, name case-insensitive; NULL when absent. */
 const char *http_header(const struct http_request *req, const char *name);
 /* Calls fn for each request header (headers true) or each query argument

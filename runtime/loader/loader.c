@@ -9,7 +9,8 @@
  *   4. verify the signature with the keyring (minisign's order), and only
  *      then trust the comment: plugin name, ABI major, downgrade ledger;
  *   5. check the sealed bytes start with an ELF header of a shared object
- *      for this machine;
+ *      for this machine, and read the declared subscriptions from their
+ *      ".evscript.subscriptions" section as data (loader_subs.c);
  *   6. dlopen("/proc/self/fd/N") - the first moment plugin code (ELF
  *      constructors) can run - and check that the object we got is mapped
  *      from our memfd;
@@ -449,6 +450,11 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 		goto out;
 	}
 
+	/* 5b. the declared subscriptions, read as data from those bytes */
+	ret = loader_read_subscriptions(p, memfd, total, err, errlen);
+	if (ret < 0)
+		goto out;
+
 	p->memfd = memfd;
 	memfd = -1;
 	*out = p;
@@ -505,8 +511,18 @@ int loader_clone(const struct loader_plugin *src, struct loader_plugin **out)
 	p->info = NULL;
 	p->on_event = NULL;
 	p->run_action = NULL;
+	p->subscriptions = NULL;
+	if (src->n_subscriptions) {
+		p->subscriptions = malloc(src->n_subscriptions * sizeof(*p->subscriptions));
+		if (!p->subscriptions) {
+			free(p);
+			return LOADER_ENOMEM;
+		}
+		memcpy(p->subscriptions, src->subscriptions, src->n_subscriptions * sizeof(*p->subscriptions));
+	}
 	p->memfd = fcntl(src->memfd, F_DUPFD_CLOEXEC, 3);
 	if (p->memfd < 0) {
+		free(p->subscriptions);
 		free(p);
 		return LOADER_EIO;
 	}

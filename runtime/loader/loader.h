@@ -43,7 +43,8 @@
  *   LOADER_EDLOPEN       dlopen failed (detail in the error text)
  *   LOADER_ENOMEM        out of memory
  *   LOADER_EVERSION      the info's version disagrees with the signed version
- *   LOADER_ETOOMANY      loader_scan: more than LOADER_SCAN_MAX entries */
+ *   LOADER_ETOOMANY      loader_scan: more than LOADER_SCAN_MAX entries
+ *   LOADER_ESUBSCRIPTION a malformed declared subscription (EVS_ON_EVENT) */
 
 /* Kept for the unit tests that call it: status_str(err), except that a
  * value that is not a code gives "unknown loader error". New code calls
@@ -61,6 +62,16 @@ struct loader_ledger {
 };
 
 enum loader_kind { LOADER_EVENT_SCRIPT = 1, LOADER_ACTION = 2 };
+
+/* One declaration of EVS_ON_EVENT / EVS_ACTION_FOR (sdk.h), as read from
+ * the plugin's ".evscript.subscriptions" section. Whether the integration
+ * and the event exist is the caller's to check (it has the config). */
+#define LOADER_SUBSCRIPTIONS_MAX 1024
+struct loader_subscription {
+	enum evs_subscription_kind kind;
+	char integration[EVS_SUBSCRIPTION_NAME_MAX];
+	char event[EVS_SUBSCRIPTION_NAME_MAX];      /* "" for EVS_SUBSCRIBE_ACTION */
+};
 
 struct loader_options {
 	const struct sign_keyring *keyring;
@@ -87,6 +98,10 @@ struct loader_plugin {
 	int (*run_action)(const struct evs_host *, struct evs_ctx *, const char *, char **);
 	int64_t loaded_at_ms;
 	size_t size;
+	/* Declared subscriptions, in the order of the section (loader_verify;
+	 * owned, freed by loader_unload, copied by loader_clone). */
+	struct loader_subscription *subscriptions;
+	size_t n_subscriptions;
 	/* private */
 	void *handle;
 	int memfd;
@@ -133,6 +148,14 @@ int loader_clone(const struct loader_plugin *src, struct loader_plugin **out);
  * and the bytes first accepted for it. No ledger: 0. Returns 0 or the
  * ledger's negative error (LOADER_EIO when get/put fail). */
 int loader_accept(const struct loader_options *opts, const struct loader_plugin *p);
+
+/* Parses the ".evscript.subscriptions" section of an ELF file (bytes,
+ * size), reading data only. No section, or no section headers: 0 with
+ * *out NULL and *n 0. A malformed section or record: LOADER_ESUBSCRIPTION
+ * (LOADER_ENOTELF for broken section headers) with detail written. On
+ * success *out (malloc'd, *n records) is the caller's. Pure; fuzzable. */
+int loader_parse_subscriptions(const void *bytes, size_t size, struct loader_subscription **out,
+			       size_t *n, char *detail, size_t dlen);
 
 /* dlclose()s and closes the memfd. NULL is fine. */
 void loader_unload(struct loader_plugin *p);

@@ -237,5 +237,6 @@ void loader_unload(struct loader_plugin *p)
 		dlclose(p->handle);
 	if (p->memfd >= 0)
 		close(p->memfd);
+	free(p->subscriptions);
 	free(p);
 }

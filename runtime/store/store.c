@@ -157,6 +157,15 @@ static int json_check(const char *text, bool want_object)
 	return ret;
 }
 
+int store_json_check(const char *text, bool want_object)
+{
+	if (!text)
+		return STORE_EINVAL;
+	if (strlen(text) > STORE_JSON_MAX)
+		return STORE_ETOOBIG;
+	return json_check(text, want_object);
+}
+
 int store_json_merge(const char *doc, const char *patch, char **out)
 {
 	struct json_object *d = NULL, *p = NULL;
@@ -628,6 +637,8 @@ void store_connection_free(struct store_connection *c)
 	 * account keys some providers template into their URLs) */
 	store_secret_free(c->connection_config);
 	free(c->metadata);
+	free(c->tags);
+	free(c->webhook_url_override);
 	free(c);
 }
 
@@ -695,6 +706,11 @@ int store_connection_list(struct store *s, const struct store_connection_filter 
 		all = *f;
 	if ((ret = check_opt_id(all.connection_id)))
 		return ret;
+	if (all.tags && (ret = json_check(all.tags, true)))
+		return ret;
+	/* a back end without tags (no connection_patch) has no tagged connection */
+	if (all.tags && strcmp(all.tags, "{}") != 0 && !s->ops->connection_patch)
+		return 0;
 	if (all.limit == 0 || all.limit > STORE_CONNECTION_LIST_MAX)
 		all.limit = STORE_CONNECTION_LIST_MAX;
 	return s->ops->connection_list(s, &all, items, n);
@@ -1144,6 +1160,8 @@ int store_recover(struct store *s, struct store_recovery *r)
 	if (!s)
 		return STORE_EINVAL;
 	ret = s->ops->recover(s, r);
+	if (!ret && s->ops->async_recover)
+		ret = s->ops->async_recover(s, util_now_ms());
 	if (ret)
 		memset(r, 0, sizeof(*r));
 	return ret;

@@ -236,6 +236,8 @@ struct store_connection {
 	int64_t updated_at;
 	bool deleting;
 	bool credentials_encrypted; /* how the row is stored */
+	char *tags;                 /* JSON object of strings, "{}" by default */
+	char *webhook_url_override; /* NULL when none */
 };
 
 /* Wipes the credentials and the connection_config and frees c. NULL is fine. */
@@ -309,6 +311,7 @@ struct store_connection_filter {
 	const char *connection_id;        /* exact match */
 	const char *provider_config_keys; /* integration ids separated by commas */
 	const char *search;               /* a substring of connection_id */
+	const char *tags;                 /* JSON object: every key must hold this value */
 	size_t limit;                     /* 0: STORE_CONNECTION_LIST_MAX; capped at it */
 	size_t offset;                    /* rows to skip (paging) */
 };
@@ -693,5 +696,123 @@ int store_ledger_get(void *user, const char *name, char version[64],
  * version replaces the hash. */
 int store_ledger_put(void *user, const char *name, const char *version,
 		     const uint8_t hash[STORE_HASH_BYTES]);
+
+/* ---------------------------------------------------------------------------
+ * Connection tags and webhook URL override (PATCH /connections/{id}).
+ */
+
+/* Replaces the tags (a JSON object, when tags_json is non-NULL) and the
+ * webhook URL override (when set_override; NULL clears it) of one
+ * connection, and sets updated_at. STORE_ENOTFOUND, STORE_EDELETING,
+ * STORE_EINVAL (tags not an object). Forced to disk. */
+int store_connection_patch(struct store *s, const char *provider_config_key,
+			   const char *connection_id, const char *tags_json, bool set_override,
+			   const char *webhook_url_override);
+
+/* ---------------------------------------------------------------------------
+ * Asynchronous actions (POST /action/trigger with X-Async: true). A record
+ * is written before the action runs and holds its result once it ended; it
+ * is kept STORE_ASYNC_TTL_MS after it was created (records older than that
+ * are purged by store_async_action_create and read as absent).
+ */
+#define STORE_ASYNC_TTL_MS (24LL * 3600 * 1000)
+#define STORE_ASYNC_ID_MAX 64
+
+enum store_async_status {
+	STORE_ASYNC_RUNNING = 0,
+	STORE_ASYNC_SUCCEEDED = 1,
+	STORE_ASYNC_FAILED = 2
+};
+
+struct store_async_action {
+	char id[STORE_ASYNC_ID_MAX + 1];
+	char *provider_config_key;
+	char *connection_id;
+	char *action;
+	enum store_async_status status;
+	int64_t execution_id;   /* 0 until it ended (or when it never ran) */
+	char *output;           /* JSON text when succeeded, else NULL */
+	char *error;            /* JSON object text {"message","payload"} when failed, else NULL */
+	int64_t created_at;
+	int64_t finished_at;
+};
+
+void store_async_action_free(struct store_async_action *a);
+
+/* Records a running asynchronous action under id (the caller's UUID), and
+ * purges expired records. Forced to disk. STORE_ECONFLICT when id exists. */
+int store_async_action_create(struct store *s, const char *id, const char *provider_config_key,
+			      const char *connection_id, const char *action);
+
+/* Ends it: ok with output_json (JSON text; NULL: "null"), or failed with
+ * error_json (a JSON object). STORE_ENOTFOUND; STORE_ESTATE when it ended
+ * already. Forced to disk. */
+int store_async_action_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
+			      const char *output_json, const char *error_json);
+
+/* Reads one record. *out is owned by the caller (store_async_action_free).
+ * STORE_ENOTFOUND (also for an expired record). */
+int store_async_action_get(struct store *s, const char *id, struct store_async_action **out);
+
+/* store_recover() also ends the records a stopped daemon left running:
+ * failed, with error {"message":"interrupted: the daemon stopped while it
+ * ran","payload":null}. */
+
+/* ---------------------------------------------------------------------------
+ * Incoming webhook deliveries (POST <webhook path>/<integration>): recorded
+ * before the 200, then forwarded at least once. A delivery that is no longer
+ * pending is kept STORE_WEBHOOK_TTL_MS after it was received (older ones are
+ * purged by store_webhook_insert); a pending one until it ends.
+ */
+#define STORE_WEBHOOK_BODY_MAX (1u << 20)
+#define STORE_WEBHOOK_TTL_MS (7LL * 24 * 3600 * 1000)
+
+enum store_webhook_status {
+	STORE_WEBHOOK_PENDING = 0,   /* waiting for (another) forwarding attempt */
+	STORE_WEBHOOK_DELIVERED = 1, /* the forward URL answered 2xx */
+	STORE_WEBHOOK_FAILED = 2,    /* attempts exhausted */
+	STORE_WEBHOOK_STORED = 3     /* no forward URL configured: recorded only */
+};
+
+/* "pending", "delivered", "failed", "stored". */
+const char *store_webhook_status_name(enum store_webhook_status st);
+
+struct store_webhook {
+	int64_t id;
+	char *integration;
+	char *headers;           /* JSON object of the forwarded request headers */
+	char *body;              /* the raw body (may hold NULs: use body_len) */
+	size_t body_len;
+	enum store_webhook_status status;
+	int attempts;
+	int64_t received_at;
+	int64_t next_attempt_at;
+	int64_t delivered_at;    /* 0 unless delivered */
+	char *last_error;        /* NULL when none */
+};
+
+void store_webhook_free(struct store_webhook *w);
+void store_webhook_list_free(struct store_webhook **items, size_t n);
+
+/* Records a delivery (status PENDING with next_attempt_at now, or STORED),
+ * and purges expired ones. Forced to disk. */
+int store_webhook_insert(struct store *s, const char *integration, const char *headers_json,
+			 const char *body, size_t body_len, enum store_webhook_status status,
+			 int64_t *id);
+
+/* The oldest PENDING delivery whose next_attempt_at <= now, with its body.
+ * STORE_ENOTFOUND when none is due. */
+int store_webhook_due(struct store *s, int64_t now, struct store_webhook **out);
+
+/* Records one forwarding attempt: attempts + 1, last_error (NULL: none),
+ * and status DELIVERED, FAILED or PENDING again at next_attempt_at.
+ * STORE_ENOTFOUND. */
+int store_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
+			  const char *error, int64_t next_attempt_at);
+
+/* Lists deliveries (without bodies), newest first; integration NULL: all.
+ * cursor 0: from the newest, else a *next_cursor (0 after the last page). */
+int store_webhook_list(struct store *s, const char *integration, size_t limit, int64_t cursor,
+		       struct store_webhook ***items, size_t *n, int64_t *next_cursor);
 
 #endif

@@ -95,6 +95,27 @@ struct store_ops {
 	int (*execution_complete)(struct store *s, int64_t id,
 				  const struct store_execution_end *end);
 	bool full_url; /* open gets the whole URL ("postgresql://..."), not what follows ':' */
+
+	/* Tags and webhook URL override of a connection (store_connection_patch). */
+	int (*connection_patch)(struct store *s, const char *pck, const char *cid,
+				const char *tags_json, bool set_override, const char *override);
+	/* Asynchronous actions (store.h); async_recover runs in store_recover. */
+	int (*async_create)(struct store *s, const char *id, const char *pck, const char *cid,
+			    const char *action, int64_t now);
+	int (*async_finish)(struct store *s, const char *id, int64_t execution_id, bool ok,
+			    const char *output, const char *error, int64_t now);
+	int (*async_get)(struct store *s, const char *id, int64_t not_before,
+			 struct store_async_action **out);
+	int (*async_recover)(struct store *s, int64_t now);
+	/* Webhook deliveries (store.h). */
+	int (*webhook_insert)(struct store *s, const char *integration, const char *headers,
+			      const char *body, size_t len, enum store_webhook_status status,
+			      int64_t now, int64_t *id);
+	int (*webhook_due)(struct store *s, int64_t now, struct store_webhook **out);
+	int (*webhook_attempt)(struct store *s, int64_t id, enum store_webhook_status status,
+			       const char *error, int64_t next_attempt_at, int64_t now);
+	int (*webhook_list)(struct store *s, const char *integration, size_t limit, int64_t cursor,
+			    struct store_webhook ***items, size_t *n, int64_t *next_cursor);
 };
 
 struct store {
@@ -115,7 +136,7 @@ extern const struct store_ops store_pg_ops_alias; /* "postgres" */
 
 /* The schema version of both back ends: each keeps a list of migrations
  * (step i brings version i to i+1) of exactly this length. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Calls the registered wake-up function, if any (store_set_wakeup). */
 void store_wakeup(struct store *s);
@@ -152,6 +173,10 @@ void store_secret_free(char *p);
  * *out is malloc'd, owned by the caller. STORE_EINVAL, STORE_ENOMEM,
  * STORE_ETOOBIG. */
 int store_json_merge(const char *doc, const char *patch, char **out);
+
+/* 0 when text is JSON (an object when want_object); STORE_EINVAL,
+ * STORE_ETOOBIG (over STORE_JSON_MAX). */
+int store_json_check(const char *text, bool want_object);
 
 /* Semantic-version order of "X.Y.Z" strings: <0, 0, >0. Unparsable versions
  * sort below every parsable one and among themselves by strcmp. */

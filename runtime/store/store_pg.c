@@ -151,6 +151,37 @@ static const char *const migrations[] = {
 	" BEGIN PERFORM pg_notify('evscript_events', ''); RETURN NULL; END $$;"
 	"CREATE TRIGGER events_notify AFTER INSERT OR UPDATE OF status ON events"
 	"  FOR EACH ROW WHEN (NEW.status = 'pending') EXECUTE FUNCTION evscript_events_notify();",
+	/* 2 -> 3: connection tags and webhook URL override, asynchronous
+	 * actions' results, incoming webhook deliveries (the tables of
+	 * store_sqlite.c's step 2 -> 3; this back end does not implement their
+	 * operations yet: store_async.c answers STORE_EINVAL for them). */
+	"ALTER TABLE connections ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';"
+	"ALTER TABLE connections ADD COLUMN webhook_url_override TEXT;"
+	"CREATE TABLE async_actions ("
+	"  id TEXT PRIMARY KEY,"
+	"  provider_config_key TEXT NOT NULL,"
+	"  connection_id TEXT NOT NULL,"
+	"  action TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),"
+	"  execution_id BIGINT,"
+	"  output TEXT,"
+	"  error TEXT,"
+	"  created_at BIGINT NOT NULL,"
+	"  finished_at BIGINT);"
+	"CREATE INDEX async_actions_by_age ON async_actions (created_at);"
+	"CREATE TABLE webhook_deliveries ("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  integration TEXT NOT NULL,"
+	"  headers TEXT NOT NULL,"
+	"  body BYTEA NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'stored')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  received_at BIGINT NOT NULL,"
+	"  next_attempt_at BIGINT,"
+	"  delivered_at BIGINT,"
+	"  last_error TEXT);"
+	"CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)"
+	"  WHERE status = 'pending';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -202,6 +202,36 @@ static const char *const migrations[] = {
 	 * one host, so only executions are written with theirs). */
 	"ALTER TABLE executions ADD COLUMN host_id TEXT;"
 	"ALTER TABLE events ADD COLUMN host_id TEXT;",
+	/* 2 -> 3: connection tags and webhook URL override (PATCH
+	 * /connections/{id}), asynchronous actions' results, incoming webhook
+	 * deliveries. */
+	"ALTER TABLE connections ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';"
+	"ALTER TABLE connections ADD COLUMN webhook_url_override TEXT;"
+	"CREATE TABLE async_actions ("
+	"  id TEXT PRIMARY KEY,"
+	"  provider_config_key TEXT NOT NULL,"
+	"  connection_id TEXT NOT NULL,"
+	"  action TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),"
+	"  execution_id INTEGER,"
+	"  output TEXT,"
+	"  error TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  finished_at INTEGER);"
+	"CREATE INDEX async_actions_by_age ON async_actions (created_at);"
+	"CREATE TABLE webhook_deliveries ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  integration TEXT NOT NULL,"
+	"  headers TEXT NOT NULL,"
+	"  body BLOB NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'stored')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  received_at INTEGER NOT NULL,"
+	"  next_attempt_at INTEGER,"
+	"  delivered_at INTEGER,"
+	"  last_error TEXT);"
+	"CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)"
+	"  WHERE status = 'pending';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1130,4 +1160,13 @@ const struct store_ops store_sqlite_ops = {
 	.ledger_put = sq_ledger_put,
 	.event_claim_start = sq_event_claim_start,
 	.execution_complete = sq_execution_complete,
+	.connection_patch = sq_connection_patch,
+	.async_create = sq_async_create,
+	.async_finish = sq_async_finish,
+	.async_get = sq_async_get,
+	.async_recover = sq_async_recover,
+	.webhook_insert = sq_webhook_insert,
+	.webhook_due = sq_webhook_due,
+	.webhook_attempt = sq_webhook_attempt,
+	.webhook_list = sq_webhook_list,
 };

@@ -202,14 +202,19 @@ int sq_connection_upsert(struct store *s, const struct store_connection_input *i
 
 static const char sql_conn_get[] =
 	"SELECT id, connection_id, provider_config_key, provider, credentials,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
+	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting,"
+	" tags, webhook_url_override"
 	" FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
 static const char sql_conn_list[] =
 	"SELECT id, connection_id, provider_config_key, provider, NULL,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
+	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting,"
+	" tags, webhook_url_override"
 	" FROM connections WHERE (?1 IS NULL OR connection_id = ?1)"
 	" AND (?2 IS NULL OR instr(',' || ?2 || ',', ',' || provider_config_key || ',') > 0)"
 	" AND (?3 IS NULL OR instr(connection_id, ?3) > 0)"
+	" AND (?6 IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(?6) AS want WHERE NOT EXISTS"
+	"   (SELECT 1 FROM json_each(connections.tags) AS have"
+	"    WHERE have.key = want.key AND have.value = want.value)))"
 	" ORDER BY created_at DESC, id DESC LIMIT ?4 OFFSET ?5";
 
 /* Builds a connection from a row of sql_conn_get / sql_conn_list. */
@@ -232,6 +237,8 @@ static int conn_from_row(struct store *s, sqlite3_stmt *st, bool with_credential
 	c->created_at = sqlite3_column_int64(st, 8);
 	c->updated_at = sqlite3_column_int64(st, 9);
 	c->deleting = sqlite3_column_int(st, 10) != 0;
+	c->tags = sq_col_dup(st, 11, &ret);
+	c->webhook_url_override = sq_col_dup(st, 12, &ret);
 	if (ret)
 		goto out;
 	if (with_credentials) {
@@ -305,7 +312,8 @@ int sq_connection_list(struct store *s, const struct store_connection_filter *f,
 	ret = sq_rows(b, sql_conn_list, "list connections",
 		      SQ_ARGS(sq_text(f->connection_id), sq_text(pcks),
 			      sq_text(f->search && *f->search ? f->search : NULL),
-			      sq_i64((int64_t)f->limit), sq_i64((int64_t)f->offset)),
+			      sq_i64((int64_t)f->limit), sq_i64((int64_t)f->offset),
+			      sq_text(f->tags)),
 		      add_conn, &r);
 	sq_unlock(b);
 	if (ret) {

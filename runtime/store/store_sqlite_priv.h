@@ -7,6 +7,8 @@
  *                          metadata) and Idempotency-Key records
  *   store_sqlite_exec.c    events, executions and their log lines, recovery
  *   store_sqlite_ledger.c  the plugin version ledger
+ *   store_sqlite_async.c   connection tags, asynchronous actions' results,
+ *                          webhook deliveries
  *
  * The conventions (one write connection behind a mutex, group commit, a
  * read connection, cached statements, write transactions with BEGIN
@@ -246,6 +248,25 @@ int sq_event_claim_start(struct store *s, int64_t complete_id,
 int sq_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end);
 int sq_recover(struct store *s, struct store_recovery *r);
 int sq_interrupt_running(struct store *s, const char *error, int64_t *count);
+
+/* store_sqlite_async.c */
+int sq_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
+                        bool set_override, const char *override);
+int sq_async_create(struct store *s, const char *id, const char *pck, const char *cid,
+                    const char *action, int64_t now);
+int sq_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
+                    const char *output, const char *error, int64_t now);
+int sq_async_get(struct store *s, const char *id, int64_t not_before,
+                 struct store_async_action **out);
+int sq_async_recover(struct store *s, int64_t now);
+int sq_webhook_insert(struct store *s, const char *integration, const char *headers,
+                      const char *body, size_t len, enum store_webhook_status status, int64_t now,
+                      int64_t *id);
+int sq_webhook_due(struct store *s, int64_t now, struct store_webhook **out);
+int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
+                       const char *error, int64_t next_attempt_at, int64_t now);
+int sq_webhook_list(struct store *s, const char *integration, size_t limit, int64_t cursor,
+                    struct store_webhook ***items, size_t *n, int64_t *next_cursor);
 
 /* store_sqlite_ledger.c */
 int sq_ledger_get(struct store *s, const char *name, char version[64],

@@ -1,6 +1,7 @@
 /* fuzz_api_json.c - libFuzzer harness for the API's pure body parsers
  * (runtime/http/api_parse.c): the input, parsed as JSON, goes through
- * api_parse_connection(), api_parse_metadata() and api_parse_action(), and
+ * api_parse_connection(), api_parse_metadata(), api_parse_connection_patch()
+ * and api_parse_action(), and
  * the credential shapes. Checks that a refusal always has a status, a code
  * and a message, and that an accepted body has what the handlers rely on. */
 #include <stdint.h>
@@ -67,6 +68,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	api_problem_clear(&p);
 
+	{
+		struct api_connection_patch preq;
+
+		if (api_parse_connection_patch(body, &preq, &p) == 0) {
+			if (preq.set_override && preq.webhook_url_override &&
+			    strncmp(preq.webhook_url_override, "http", 4) != 0)
+				abort();
+			json_object_put(preq.tags);
+		} else {
+			check_problem(&p);
+			api_problem_clear(&p);
+		}
+	}
 	if (api_parse_action(body, &areq, &p) == 0) {
 		if (!areq.action_name)
 			abort();

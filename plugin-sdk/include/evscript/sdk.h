@@ -77,7 +77,7 @@ extern "C" {
 #endif
 
 #define EVS_ABI_MAJOR 1
-#define EVS_ABI_MINOR 0
+#define EVS_ABI_MINOR 1
 
 /* Marks a symbol as exported even when building with -fvisibility=hidden. */
 #define EVS_EXPORT __attribute__((visibility("default")))
@@ -148,6 +148,66 @@ struct evs_plugin_info {
 		(name_), (version_)}
 
 /* ---------------------------------------------------------------------------
+ * Declared subscriptions: a script that says itself which events it runs on,
+ * with no nango.yaml entry (after Nango's createOnEvent({ event, ... })).
+ *
+ *     EVS_PLUGIN("slack-welcome", "1.2.0");
+ *     EVS_ON_EVENT("slack", "post-connection-creation");
+ *     EVS_ON_EVENT("slack-eu", "post-connection-creation");  // any number of times
+ *
+ * An action declares the integrations that offer it the same way:
+ *
+ *     EVS_PLUGIN("create-issue", "1.0.0");
+ *     EVS_ACTION_FOR("github");
+ *
+ * Each declaration is a fixed-size record in the ELF section
+ * ".evscript.subscriptions" of the plugin (plain data: no pointer, no
+ * code). The host reads that section from the verified bytes, before the
+ * plugin is loaded and without running any of it. The integration must be
+ * one the host's configuration has and the event one of the three below;
+ * otherwise the host refuses the plugin (reason_code "bad_subscription" in
+ * GET /plugins). nango.yaml entries still work and add to the declared ones:
+ * for one integration and event the host runs nango.yaml's scripts first,
+ * in its order, then the declared ones in the order of their plugin names;
+ * a script named by both runs once. EVS_ON_EVENT in an action, or
+ * EVS_ACTION_FOR in an event script, is refused too. Names are at most
+ * EVS_SUBSCRIPTION_NAME_MAX - 1 bytes (a longer literal does not compile).
+ * Do not link plugins with --gc-sections: it may drop the section.
+ */
+#define EVS_SUBSCRIPTION_NAME_MAX 128
+#define EVS_SUBSCRIPTIONS_SECTION ".evscript.subscriptions"
+
+enum evs_subscription_kind {
+	EVS_SUBSCRIBE_EVENT = 1,   /* on_event() runs on `event` for `integration` */
+	EVS_SUBSCRIBE_ACTION = 2   /* run_action() is offered by `integration` */
+};
+
+struct evs_subscription {
+	uint32_t size;                                /* sizeof(struct evs_subscription) */
+	uint32_t kind;                                /* enum evs_subscription_kind */
+	char integration[EVS_SUBSCRIPTION_NAME_MAX];  /* the integration id (nango.yaml's key) */
+	char event[EVS_SUBSCRIPTION_NAME_MAX];        /* "post-connection-creation", ...; "" for actions */
+};
+
+#define EVS_CAT2_(a, b) a##b
+#define EVS_CAT_(a, b) EVS_CAT2_(a, b)
+#if defined(__has_attribute)
+#if __has_attribute(retain)
+#define EVS_RETAIN_ __attribute__((retain))
+#endif
+#endif
+#ifndef EVS_RETAIN_
+#define EVS_RETAIN_
+#endif
+#define EVS_SUBSCRIPTION_(kind_, integration_, event_)                                  \
+	__attribute__((used, section(EVS_SUBSCRIPTIONS_SECTION), aligned(8))) EVS_RETAIN_ \
+	static const struct evs_subscription EVS_CAT_(evs_subscription_, __COUNTER__) = { \
+		sizeof(struct evs_subscription), (kind_), integration_, event_}
+
+#define EVS_ON_EVENT(integration_, event_) EVS_SUBSCRIPTION_(EVS_SUBSCRIBE_EVENT, integration_, event_)
+#define EVS_ACTION_FOR(integration_) EVS_SUBSCRIPTION_(EVS_SUBSCRIBE_ACTION, integration_, "")
+
+/* ---------------------------------------------------------------------------
  * Events.
  */
 enum evs_event_type {
@@ -199,6 +259,22 @@ struct evs_request {
 	                                   429; 0 (the default) means none */
 	uint32_t timeout_ms;            /* per attempt; 0 means the host default
 	                                   (30 s); never past the execution's deadline */
+
+	/* ABI 1.1 (Nango's baseUrlOverride and retryOn). A host that knows
+	 * them reads them only when size covers them, so zero them (or use
+	 * sizeof of this header's struct) and they are ignored by older hosts. */
+	const char *base_url_override;  /* NULL: the provider's base URL. Otherwise
+	                                   "https://host[:port][/path]" replacing it for
+	                                   this request. It must keep the provider's
+	                                   scheme and be the same host or a host of the
+	                                   same parent domain (api.example.com allows
+	                                   uploads.example.com; an IP address or a
+	                                   one-label host only itself): the connection's
+	                                   credentials are sent there. Else EVS_EDENIED. */
+	const int *retry_on;            /* HTTP statuses retried besides 5xx and 429
+	                                   (e.g. 404 for an eventually consistent API),
+	                                   only when retries > 0 */
+	size_t n_retry_on;              /* at most 32 */
 };
 
 struct evs_response {
@@ -327,6 +403,40 @@ struct evs_host {
 	 * deep. */
 	int (*trigger_action)(struct evs_ctx *ctx, const char *name, const char *input_json,
 			      const char **output_json);
+
+	/* ---- ABI 1.1: test with EVS_HOST_HAS(host, get_token) first. ---- */
+
+	/* The connection's current access token (Nango's getToken): the
+	 * OAUTH2 access_token, refreshed first when the host can refresh it
+	 * and it has expired, or the API_KEY apiKey. *token is lent; it is a
+	 * secret: never log it. EVS_ENOTFOUND for BASIC and NONE credentials
+	 * (read them with get_connection) or when the connection is gone. */
+	int (*get_token)(struct evs_ctx *ctx, const char **token);
+
+	/* The integration of this execution as a JSON object:
+	 * {"unique_key","provider","display_name"} (Nango's getIntegration;
+	 * display_name from the providers catalogue). *json is lent. */
+	int (*get_integration)(struct evs_ctx *ctx, const char **json);
+
+	/* Every environment variable get_env() can read, as one JSON object
+	 * {"NAME":"value",...} (Nango's getEnvironmentVariables). *json is lent. */
+	int (*get_env_all)(struct evs_ctx *ctx, const char **json);
+
+	/* An action's structured failure (Nango's ActionError): message, and
+	 * payload_json (a JSON value, NULL for null) that the API returns as
+	 * the "payload" of its 500 action_script_failure body (and of
+	 * GET /action/{id}); message is also the execution's error. Takes
+	 * effect when run_action then returns non-zero. EVS_EINVAL when
+	 * payload_json is not JSON or over 64 KiB, or message is NULL;
+	 * EVS_EUNSUPPORTED in an event script. */
+	int (*set_action_error)(struct evs_ctx *ctx, const char *message, const char *payload_json);
+
+	/* trigger_action() for another connection of the same integration
+	 * (Nango's triggerAction(integration, connectionId, ...)): the same
+	 * rules, results and errors, plus EVS_ENOTFOUND when connection_id is
+	 * not a connection of this integration. */
+	int (*trigger_action_for)(struct evs_ctx *ctx, const char *connection_id, const char *name,
+				  const char *input_json, const char **output_json);
 };
 
 /* True when `host` provides the entry `member` (a function pointer). */

@@ -35,6 +35,8 @@ const CREDENTIALS = process.env.EVSCRIPT_TEST_CREDENTIALS
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(Z|\+00:00)$/;
 
 const nango = new Nango({ host: URL_BASE, secretKey: SECRET });
+// Tags and asynchronous actions have no PostgreSQL store operations yet (store_backend.h).
+const NOT_ON_PG = process.env.EVS_TEST_STORE === 'pg' ? 'no PostgreSQL store operations for it yet' : false;
 
 // POST /connections has no method in the client: plain fetch, as a user would do with curl.
 async function importConnection(body) {
@@ -204,6 +206,101 @@ describe('official @nangohq/node client against evscriptd', { concurrency: false
             nango.triggerAction(ACTION_INTEGRATION, `${actionConnId}-missing`, ACTION, input),
             404,
             'unknown_connection'
+        );
+    });
+
+    test('listIntegrations and getIntegration show the configured integrations', async () => {
+        const list = await nango.listIntegrations();
+        assert.ok(Array.isArray(list.configs), 'the client maps {"data":[...]} to {configs}');
+        const mine = list.configs.find((i) => i.unique_key === INTEGRATION);
+        assert.ok(mine, `${INTEGRATION} is listed`);
+        assert.equal(typeof mine.provider, 'string');
+        assert.equal(typeof mine.display_name, 'string');
+        assert.equal(typeof mine.logo, 'string');
+        assert.match(mine.created_at, ISO_MS);
+        assert.ok(list.configs.some((i) => i.unique_key === ACTION_INTEGRATION));
+
+        const one = await nango.getIntegration({ uniqueKey: INTEGRATION }, { include: ['webhook'] });
+        assert.equal(one.data.unique_key, INTEGRATION);
+        assert.equal(one.data.provider, mine.provider);
+        assert.ok(one.data.webhook_url.endsWith(`/webhook/${INTEGRATION}`), one.data.webhook_url);
+        await assertApiError(nango.getIntegration({ uniqueKey: `${INTEGRATION}-missing` }), 404, 'not_found');
+    });
+
+    test('listProviders and getProvider read the catalogue', async () => {
+        const provider = (await nango.getIntegration({ uniqueKey: INTEGRATION })).data.provider;
+        const all = await nango.listProviders();
+        assert.ok(Array.isArray(all.data));
+        const p = all.data.find((x) => x.name === provider);
+        assert.ok(p, `${provider} is in the catalogue`);
+        assert.equal(typeof p.display_name, 'string');
+        assert.equal(typeof p.auth_mode, 'string');
+        const searched = await nango.listProviders({ search: provider });
+        assert.ok(searched.data.length >= 1 && searched.data.length <= all.data.length);
+        assert.ok(searched.data.every((x) => `${x.name} ${x.display_name}`.toLowerCase().includes(provider.toLowerCase())));
+
+        const one = await nango.getProvider({ provider });
+        assert.equal(one.data.name, provider);
+        assert.equal(one.data.auth_mode, p.auth_mode);
+        await assertApiError(nango.getProvider({ provider: `${provider}-missing` }), 404, 'not_found');
+    });
+
+    test('patchConnection sets tags and listConnections filters on them', { skip: NOT_ON_PG }, async () => {
+        const res = await nango.patchConnection(
+            { connectionId: connId, provider_config_key: INTEGRATION },
+            { tags: { team: `core-${RUN}`, Env: 'prod' }, webhook_url_override: 'https://example.test/hook' }
+        );
+        assert.deepEqual(res, { success: true });
+        const c = await nango.getConnection(INTEGRATION, connId);
+        assert.deepEqual(c.tags, { team: `core-${RUN}`, env: 'prod' }, 'tag keys are stored in lower case');
+        assert.equal(c.webhook_url_override, 'https://example.test/hook');
+
+        const hit = await nango.listConnections({ tags: { team: `core-${RUN}` } });
+        assert.deepEqual(hit.connections.map((x) => x.connection_id), [connId]);
+        assert.deepEqual(hit.connections[0].tags, { team: `core-${RUN}`, env: 'prod' });
+        const both = await nango.listConnections({ tags: { team: `core-${RUN}`, env: 'prod' } });
+        assert.equal(both.connections.length, 1);
+        const miss = await nango.listConnections({ tags: { team: `core-${RUN}`, env: 'dev' } });
+        assert.deepEqual(miss.connections, []);
+
+        await assertApiError(
+            nango.patchConnection({ connectionId: `${connId}-missing`, provider_config_key: INTEGRATION }, { tags: {} }),
+            404,
+            'not_found'
+        );
+        await assertApiError(
+            nango.patchConnection({ connectionId: connId, provider_config_key: INTEGRATION }, { tags: { 'bad key': 'x' } }),
+            400,
+            'invalid_body'
+        );
+    });
+
+    test('triggerActionAsync answers with an id; getAsyncActionResult gives the output', { skip: NOT_ON_PG }, async () => {
+        const input = { async: true, n: 7 };
+        const started = await nango.triggerActionAsync(ACTION_INTEGRATION, actionConnId, ACTION, input);
+        assert.match(started.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        assert.equal(started.statusUrl, `/action/${started.id}`);
+
+        // 404 while it runs, as Nango: poll until it is there (bounded by the test's timeout).
+        let out;
+        for (;;) {
+            try {
+                out = await nango.getAsyncActionResult({ id: started.id });
+                break;
+            } catch (err) {
+                assert.equal(err.response?.status, 404, `${err}`);
+                await new Promise((r) => setTimeout(r, 50));
+            }
+        }
+        assert.deepEqual(out, input);
+        assert.deepEqual(await nango.getAsyncActionResult({ statusUrl: started.statusUrl }), input);
+
+        await assertApiError(nango.getAsyncActionResult({ id: '00000000-0000-4000-8000-000000000000' }), 404, 'not_found');
+        await assertApiError(nango.getAsyncActionResult({ id: 'not-a-uuid' }), 400, 'invalid_uri_params');
+        await assertApiError(
+            nango.triggerActionAsync(ACTION_INTEGRATION, actionConnId, `${ACTION}-no-such-action`, input),
+            404,
+            'not_found'
         );
     });
 

@@ -635,6 +635,89 @@ static void test_nango_v1(void **state)
 	config_nango_clear(&n);
 }
 
+/* Nango's parser refuses on-events with post-connection-scripts only when
+ * both name scripts; an empty one of the two is accepted. */
+/* The incoming-webhook keys: parsed, defaulted, and refused with their
+ * position. */
+static void test_webhook_keys(void **state)
+{
+	struct config_host *h;
+	const struct config_webhook_secret *w;
+
+	(void)state;
+	h = host_ok("secret_key: k\n");
+	assert_null(h->webhook_forward_url);
+	assert_int_equal(h->webhook_max_attempts, 8);
+	assert_int_equal(h->webhook_retry_base_ms, 1000);
+	assert_int_equal(h->n_webhook_secrets, 0);
+	config_host_free(h);
+
+	h = host_ok("webhook_forward_url: https://hooks.example.com/in\n"
+		    "webhook_max_attempts: 3\n"
+		    "webhook_retry_base_ms: 50\n"
+		    "webhook_secrets:\n"
+		    "  github: {scheme: github, secret: s1}\n"
+		    "  slack: {scheme: slack, secret: s2}\n"
+		    "  custom: {scheme: hmac-sha256, secret: s3, header: X-Signature}\n");
+	assert_string_equal(h->webhook_forward_url, "https://hooks.example.com/in");
+	assert_int_equal(h->webhook_max_attempts, 3);
+	assert_int_equal(h->webhook_retry_base_ms, 50);
+	assert_int_equal(h->n_webhook_secrets, 3);
+	w = config_webhook_secret_find(h, "custom");
+	assert_non_null(w);
+	assert_int_equal(w->scheme, CONFIG_WEBHOOK_HMAC_SHA256);
+	assert_string_equal(w->secret, "s3");
+	assert_string_equal(w->header, "X-Signature");
+	assert_int_equal(config_webhook_secret_find(h, "slack")->scheme, CONFIG_WEBHOOK_SLACK);
+	assert_null(config_webhook_secret_find(h, "other"));
+	assert_string_equal(config_webhook_scheme_name(CONFIG_WEBHOOK_GITHUB), "github");
+	config_host_free(h);
+
+	host_err("webhook_forward_url: ftp://x\n", CONFIG_EINVALID, "evscript.yaml:1:22:",
+		 "expected a URL starting with http:// or https://");
+	host_err("webhook_max_attempts: 0\n", CONFIG_EINVALID, "evscript.yaml:1:23:", NULL);
+	host_err("webhook_secrets:\n  gh: {scheme: gitlab, secret: s}\n", CONFIG_EINVALID,
+		 "evscript.yaml:2:16:", "expected github, slack or hmac-sha256");
+	host_err("webhook_secrets:\n  gh: {scheme: github}\n", CONFIG_EINVALID, "evscript.yaml:2:7:",
+		 "webhook_secrets.gh: scheme and secret are required");
+	host_err("webhook_secrets:\n  gh: {scheme: github, secret: ''}\n", CONFIG_EINVALID,
+		 "evscript.yaml:2:32:", "must not be empty");
+	host_err("webhook_secrets:\n  gh: {scheme: hmac-sha256, secret: s}\n", CONFIG_EINVALID,
+		 "evscript.yaml:2:7:", "hmac-sha256 needs a header");
+	host_err("webhook_secrets:\n  gh: {scheme: github, secret: s, salt: x}\n", CONFIG_EINVALID,
+		 "evscript.yaml:2:35:", "unknown key 'salt'");
+	host_err("webhook_secrets:\n  gh: s\n", CONFIG_EINVALID, "evscript.yaml:2:7:",
+		 "expected a mapping with scheme, secret");
+	host_err("webhook_secrets: [gh]\n", CONFIG_EINVALID, "evscript.yaml:1:18:", NULL);
+}
+
+static void test_nango_both_keys_when_one_is_empty(void **state)
+{
+	static const char *const ok[] = {
+		"integrations:\n  github:\n    post-connection-scripts: [b]\n    on-events: {}\n",
+		"integrations:\n  github:\n    on-events:\n      post-connection-creation: []\n"
+		"    post-connection-scripts: [b]\n",
+		"integrations:\n  github:\n    on-events:\n      pre-connection-deletion: [c]\n"
+		"    post-connection-scripts: []\n",
+		"integrations:\n  github:\n    post-connection-scripts:\n    on-events:\n"
+		"      pre-connection-deletion: [c]\n",
+	};
+	static const size_t post[] = {1, 1, 0, 0}, pre[] = {0, 0, 1, 1};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config_nango n;
+		int ret = config_parse_nango(ok[i], strlen(ok[i]), "nango.yaml", &n, err, sizeof(err));
+
+		if (ret < 0)
+			fail_msg("refused:\n%s\n%s", ok[i], err);
+		assert_int_equal(n.n_integrations, 1);
+		assert_int_equal(n.integrations[0].events[CONFIG_EVENT_POST_CONNECTION_CREATION].n, post[i]);
+		assert_int_equal(n.integrations[0].events[CONFIG_EVENT_PRE_CONNECTION_DELETION].n, pre[i]);
+		config_nango_clear(&n);
+	}
+}
+
 static void test_nango_errors(void **state)
 {
 	(void)state;
@@ -653,7 +736,8 @@ static void test_nango_errors(void **state)
 	nango_err("integrations:\n  github:\n    on-events:\n      post-connection-creation: [a]\n"
 		  "    post-connection-scripts: [b]\n",
 		  "nango.yaml:5:5:", "both on-events (line 3) and post-connection-scripts");
-	nango_err("integrations:\n  github:\n    post-connection-scripts: [b]\n    on-events: {}\n",
+	nango_err("integrations:\n  github:\n    post-connection-scripts: [b]\n    on-events:\n"
+		  "      pre-connection-deletion: [c]\n",
 		  "nango.yaml:4:5:", "both on-events and post-connection-scripts (line 3)");
 	nango_err("integrations:\n  github:\n    post-connection-scripts: b\n", "nango.yaml:3:30:",
 		  "integrations.github.post-connection-scripts: expected a list of script names");
@@ -1189,6 +1273,8 @@ int main(void)
 		cmocka_unit_test(test_nango_sample),
 		cmocka_unit_test(test_nango_v1),
 		cmocka_unit_test(test_nango_errors),
+		cmocka_unit_test(test_nango_both_keys_when_one_is_empty),
+		cmocka_unit_test(test_webhook_keys),
 		cmocka_unit_test(test_providers_alias),
 		cmocka_unit_test(test_providers_errors),
 		cmocka_unit_test(test_shipped_catalogue),

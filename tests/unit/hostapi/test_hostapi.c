@@ -283,6 +283,97 @@ static void test_trigger(void **state)
 	store_execution_free(e);
 }
 
+/* ---- ABI 1.1 ---- */
+
+static char trig_for_cid[64];
+
+static int trig_for(void *user, struct hostapi_exec *parent, const char *cid, const char *action,
+		    const char *input, char **out, char *err, size_t errlen)
+{
+	(void)user;
+	(void)parent;
+	(void)action;
+	(void)err;
+	(void)errlen;
+	snprintf(trig_for_cid, sizeof(trig_for_cid), "%s", cid);
+	*out = strdup(input);
+	return *out ? 0 : EVS_ENOMEM;
+}
+
+static void test_abi_1_1(void **state)
+{
+	struct config_integration in = {.id = (char *)"keyed", .provider = (char *)"keyed"};
+	struct hostapi_exec_info info;
+	struct hostapi_exec *x;
+	char *s = NULL;
+	static const struct {
+		const char *cid, *pck, *token;
+		int ret;
+	} tokens[] = {
+		{"c-oauth", "oauth", "tok", 0},
+		{"c-key", "keyed", "k1", 0},
+		{"c-basic", "basic", NULL, EVS_ENOTFOUND},
+		{"c-open", "open", NULL, EVS_ENOTFOUND},
+		{"c-gone", "keyed", NULL, EVS_ENOTFOUND},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
+		x = mk(tokens[i].cid, tokens[i].pck, NULL, NULL);
+		assert_int_equal(hostapi_get_token(x, &s), tokens[i].ret);
+		if (tokens[i].token)
+			assert_string_equal(s, tokens[i].token);
+		else
+			assert_null(s);
+		hostapi_secret_free(s);
+		s = NULL;
+		hostapi_exec_free(x);
+	}
+	/* validate-connection: the candidate's credentials */
+	x = mk("c-new", "keyed", "{\"credentials\":{\"type\":\"API_KEY\",\"apiKey\":\"cand\"},"
+	       "\"metadata\":{}}", NULL);
+	assert_int_equal(hostapi_get_token(x, &s), 0);
+	assert_string_equal(s, "cand");
+	hostapi_secret_free(s);
+	hostapi_exec_free(x);
+
+	x = mk("c-key", "keyed", NULL, NULL);
+	assert_int_equal(hostapi_get_env_all(x, &s), 0);
+	assert_string_equal(s, "{\"GREETING\":\"hello\"}");
+	free(s);
+	assert_int_equal(hostapi_get_integration(x, &s), EVS_ENOTFOUND); /* no integration in info */
+	/* an action may fail with a payload; only a JSON one */
+	assert_int_equal(hostapi_set_action_error(x, "locked", "{\"code\":1}"), 0);
+	assert_string_equal(hostapi_action_error_payload(x), "{\"code\":1}");
+	assert_string_equal(hostapi_error(x), "locked");
+	assert_int_equal(hostapi_set_action_error(x, "m", "{bad"), EVS_EINVAL);
+	assert_int_equal(hostapi_set_action_error(x, NULL, "1"), EVS_EINVAL);
+	assert_string_equal(hostapi_action_error_payload(x), "{\"code\":1}");
+	assert_int_equal(hostapi_trigger_action_for(x, "c-key", "a", "1", &s), EVS_EUNSUPPORTED);
+	hostapi_exec_free(x);
+
+	info = *hostapi_exec_info(x = mk("c-key", "keyed", NULL, NULL));
+	hostapi_exec_free(x);
+	info.integration = &in;
+	info.event_type = EVS_EVENT_POST_CONNECTION_CREATION;
+	info.trigger_for = trig_for;
+	assert_int_equal(hostapi_exec_new(&info, &x), 0);
+	assert_int_equal(hostapi_get_integration(x, &s), 0);
+	assert_non_null(strstr(s, "\"unique_key\":\"keyed\",\"provider\":\"keyed\",\"display_name\":"));
+	free(s);
+	assert_int_equal(hostapi_set_action_error(x, "m", NULL), EVS_EUNSUPPORTED);
+	assert_null(hostapi_action_error_payload(x));
+	/* another connection of the same integration; an unknown one is refused first */
+	assert_int_equal(hostapi_trigger_action_for(x, "c-key", "a", "[2]", &s), 0);
+	assert_string_equal(s, "[2]");
+	assert_string_equal(trig_for_cid, "c-key");
+	free(s);
+	assert_int_equal(hostapi_trigger_action_for(x, "c-oauth", "a", "1", &s), EVS_ENOTFOUND);
+	assert_null(s);
+	assert_int_equal(hostapi_trigger_action_for(x, "", "a", "1", &s), EVS_EINVAL);
+	hostapi_exec_free(x);
+}
+
 #define target_free_ proxy_target_free
 
 static void test_proxy_targets(void **state)
@@ -386,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_trigger),
 		cmocka_unit_test(test_proxy_targets),
 		cmocka_unit_test(test_inproc_vtable),
+		cmocka_unit_test(test_abi_1_1),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

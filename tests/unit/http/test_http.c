@@ -57,6 +57,22 @@ static int h_health(struct http_request *req, struct http_response *resp, void *
 	return http_respond_json(resp, 200, o);
 }
 
+/* http_query_each / http_header_each: "name=value;" for each (value "-"
+ * when valueless), the headers only for those starting with "x-each". */
+static int each_query(void *user, const char *name, const char *value)
+{
+	char *buf = user;
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, 512 - n, "%s=%s;", name, value ? value : "-");
+	return 0;
+}
+
+static int each_header(void *user, const char *name, const char *value)
+{
+	return strncasecmp(name, "x-each", 6) == 0 ? each_query(user, name, value) : 0;
+}
+
 /* Echoes what the framework extracted from the request. */
 static int h_echo(struct http_request *req, struct http_response *resp, void *user)
 {
@@ -72,6 +88,14 @@ static int h_echo(struct http_request *req, struct http_response *resp, void *us
 	add_str(o, "key", http_query(req, "provider_config_key"));
 	add_str(o, "flag", http_query(req, "flag"));
 	add_str(o, "idem", http_header(req, "Idempotency-Key"));
+	{
+		char q[512] = "", h[512] = "";
+
+		http_query_each(req, each_query, q);
+		http_header_each(req, each_header, h);
+		add_str(o, "query_all", q);
+		add_str(o, "headers_x_each", h);
+	}
 	return http_respond_json(resp, 200, o);
 }
 
@@ -471,6 +495,16 @@ static void test_routing_params_query_headers(void **state)
 	assert_null(jstr(o, "flag", NULL));
 	assert_null(jstr(o, "nope", NULL));
 	assert_string_equal(jstr(o, "idem", NULL), "k-123");
+	assert_string_equal(jstr(o, "query_all", NULL), "provider_config_key=x y z;flag=-;");
+	json_object_put(o);
+
+	/* every query argument and header in order, decoded: tags[k]=v as the client sends them */
+	request(&r, "GET", "/connections/c?tags%5Bteam%5D=core&tags%5Benv%5D=a%20b&x=1&x=2", "Bearer " SECRET,
+		"X-Each-One: 1", NULL, 0, false);
+	assert_int_equal(r.status, 200);
+	o = reply_json(&r);
+	assert_string_equal(jstr(o, "query_all", NULL), "tags[team]=core;tags[env]=a b;x=1;x=2;");
+	assert_string_equal(jstr(o, "headers_x_each", NULL), "X-Each-One=1;");
 	json_object_put(o);
 
 	/* Several parameters; no header, no query. */

@@ -9,6 +9,8 @@
 #include <cmocka.h>
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -305,6 +307,9 @@ static const struct refusal refusals[] = {
 	{"no_entry", "fx_noentry", LOADER_ENOENTRY, "exports neither on_event nor run_action"},
 	{"no_info", "fx_noinfo", LOADER_ENOENTRY, "exports no evs_plugin_info"},
 	{"both_entries", "fx_both", LOADER_ENOENTRY, "exports both on_event and run_action"},
+	{"subs_short", "fx_subs", LOADER_ESUBSCRIPTION, "fx_subs.so: section .evscript.subscriptions holds 10 bytes"},
+	{"subs_kind", "fx_subs", LOADER_ESUBSCRIPTION, "fx_subs.so: unknown subscription kind 7"},
+	{"subs_name", "fx_subs", LOADER_ESUBSCRIPTION, "an integration id must be letters, digits"},
 	{"good", "missing", LOADER_EIO, "missing.so: No such file or directory"},
 	{"good", "../good/fx_event", LOADER_ENAME, "is not a valid plugin name"},
 };
@@ -334,6 +339,60 @@ static void test_refusals(void **vstate)
 
 	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++)
 		expect_refusal(s, &refusals[i], &o);
+}
+
+/* Declared subscriptions: read by loader_verify as data, copied by
+ * loader_clone; and the parser's checks of the section headers. */
+static void test_subscriptions(void **vstate)
+{
+	struct state *s = *vstate;
+	struct loader_options o = opts_of(s);
+	struct loader_plugin *p = NULL, *copy = NULL;
+	struct loader_subscription *subs = NULL;
+	char err[512], detail[300], *data;
+	size_t len, n = 9;
+	ElfW(Ehdr) eh;
+
+	assert_int_equal(loader_verify(CASES "/subs", "fx_subs", &o, &p, err, sizeof(err)), LOADER_OK);
+	assert_null(p->handle); /* nothing was dlopen()ed to read them */
+	assert_int_equal(p->n_subscriptions, 3);
+	assert_int_equal(p->subscriptions[0].kind, EVS_SUBSCRIBE_EVENT);
+	assert_string_equal(p->subscriptions[0].integration, "github");
+	assert_string_equal(p->subscriptions[0].event, "post-connection-creation");
+	assert_string_equal(p->subscriptions[1].integration, "slack");
+	assert_string_equal(p->subscriptions[1].event, "pre-connection-deletion");
+	assert_int_equal(p->subscriptions[2].kind, EVS_SUBSCRIBE_ACTION);
+	assert_string_equal(p->subscriptions[2].event, "");
+	assert_int_equal(loader_clone(p, &copy), LOADER_OK);
+	assert_int_equal(copy->n_subscriptions, 3);
+	assert_true(copy->subscriptions != p->subscriptions);
+	assert_memory_equal(copy->subscriptions, p->subscriptions, 3 * sizeof(*p->subscriptions));
+	loader_unload(copy);
+	loader_unload(p);
+
+	/* a plugin that declares nothing */
+	assert_int_equal(loader_verify(CASES "/good", "fx_event", &o, &p, err, sizeof(err)), LOADER_OK);
+	assert_int_equal(p->n_subscriptions, 0);
+	assert_null(p->subscriptions);
+	loader_unload(p);
+
+	/* the parser alone, over the file's bytes and broken copies of them */
+	assert_int_equal(util_read_file(CASES "/subs/fx_subs.so", 64u << 20, &data, &len), 0);
+	assert_int_equal(loader_parse_subscriptions(data, len, &subs, &n, detail, sizeof(detail)), 0);
+	assert_int_equal(n, 3);
+	free(subs);
+	assert_int_equal(loader_parse_subscriptions(data, 20, &subs, &n, detail, sizeof(detail)), LOADER_ENOTELF);
+	assert_null(subs);
+	memcpy(&eh, data, sizeof(eh));
+	eh.e_shoff = len - 8; /* the section headers past the end */
+	memcpy(data, &eh, sizeof(eh));
+	assert_int_equal(loader_parse_subscriptions(data, len, &subs, &n, detail, sizeof(detail)), LOADER_ENOTELF);
+	assert_non_null(strstr(detail, "malformed section header table"));
+	eh.e_shoff = 0; /* no section headers at all (sstrip): nothing declared */
+	memcpy(data, &eh, sizeof(eh));
+	assert_int_equal(loader_parse_subscriptions(data, len, &subs, &n, detail, sizeof(detail)), 0);
+	assert_int_equal(n, 0);
+	free(data);
 }
 
 static void test_unknown_key_names_the_key(void **vstate)
@@ -683,6 +742,7 @@ int main(void)
 		cmocka_unit_test(test_good_event),
 		cmocka_unit_test(test_good_action),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_subscriptions),
 		cmocka_unit_test(test_unknown_key_names_the_key),
 		cmocka_unit_test(test_too_big),
 		cmocka_unit_test(test_constructor_never_runs),

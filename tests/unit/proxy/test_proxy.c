@@ -1636,6 +1636,131 @@ static void test_logs_never_hold_secrets(void **state)
 	proxy_target_free(t);
 }
 
+/* ABI 1.1: base_url_override moves a request within the provider only. */
+static void test_base_url_override(void **state)
+{
+	struct proxy_target *t = target_new("/api");
+	struct evs_request r = get("/user");
+	struct evs_response *resp = NULL;
+	struct proxy_session *s;
+	char over[256], *base = NULL;
+	static const struct {
+		const char *base, *override;
+		int want;
+	} rules[] = {
+		{"https://api.example.com/v1", "https://uploads.example.com", EVS_OK},
+		{"https://api.example.com/v1", "https://api.example.com/v2/", EVS_OK},
+		{"https://api.example.com", "https://API.example.com/x", EVS_OK},
+		{"https://api.example.com", "http://api.example.com", EVS_EDENIED},
+		{"https://api.example.com", "https://evil.com", EVS_EDENIED},
+		{"https://api.example.com", "https://example.com.evil.com", EVS_EDENIED},
+		{"https://example.com", "https://api.example.com", EVS_EDENIED},
+		{"https://api.example.com", "https://u:p@api.example.com", EVS_EINVAL},
+		{"https://api.example.com", "https://api.example.com/?k=v", EVS_EINVAL},
+		{"https://api.example.com", "https://api.example.com/#f", EVS_EINVAL},
+		{"https://api.example.com", "ftp://api.example.com", EVS_EDENIED},
+		{"http://127.0.0.1:1", "http://127.0.0.2:1", EVS_EDENIED},
+		{"https://eu.api.example.com", "https://us.api.example.com", EVS_OK},
+		{"https://eu.api.example.com", "https://api.example.com", EVS_EDENIED},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		int ret = proxy_override_base(rules[i].base, rules[i].override, &base);
+
+		if (ret != rules[i].want)
+			fail_msg("%s over %s: %d, expected %d", rules[i].override, rules[i].base, ret, rules[i].want);
+		if (ret == EVS_OK) {
+			assert_non_null(base);
+			assert_true(base[strlen(base) - 1] != '/');
+		} else {
+			assert_null(base);
+		}
+		free(base);
+		base = NULL;
+	}
+	assert_int_equal(proxy_override_base("https://a.b.c", NULL, &base), EVS_OK);
+	assert_null(base);
+
+	tmap_add(&t->headers, "x-api-key", "key-1");
+	s = session(t, 0);
+	snprintf(over, sizeof(over), "%s/v2/", F.base);
+	r.base_url_override = over;
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_OK);
+	assert_string_equal(F.reqs[0].path, "/v2/user");
+	assert_string_equal(rq_hdr(&F.reqs[0], "x-api-key"), "key-1");
+	proxy_response_free(resp);
+	/* an absolute endpoint is checked against the override */
+	snprintf(over, sizeof(over), "%s/v2", F.base);
+	{
+		char abs[300];
+
+		snprintf(abs, sizeof(abs), "%s/api/user", F.base);
+		r.endpoint = abs;
+		assert_int_equal(proxy_request(s, &r, &resp), EVS_EDENIED);
+	}
+	/* another host: refused, nothing sent */
+	r.endpoint = "/user";
+	r.base_url_override = "http://localhost:1/v2";
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_EDENIED);
+	assert_null(resp);
+	/* a plugin built against ABI 1.0 has no such field: what lies past its size is ignored */
+	r.size = offsetof(struct evs_request, base_url_override);
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_OK);
+	assert_string_equal(F.reqs[1].path, "/api/user");
+	assert_int_equal(n_reqs(), 2);
+	proxy_response_free(resp);
+	proxy_session_free(s);
+	proxy_target_free(t);
+}
+
+/* ABI 1.1: retry_on adds statuses to the retried ones. */
+static void test_retry_on(void **state)
+{
+	struct proxy_target *t = target_new(NULL);
+	struct proxy_session *s = session(t, 0);
+	struct evs_request r = get("/eventually");
+	struct evs_response *resp = NULL;
+	int on[] = {404, 409};
+	int many[PROXY_RETRY_ON_MAX + 1] = {0};
+
+	(void)state;
+	seq_fill(200);
+	seq_set(0, 404, NULL, NULL, NULL, NULL);
+	seq_set(1, 409, NULL, NULL, NULL, NULL);
+	F.route = route_seq;
+	r.retries = 3;
+	r.retry_on = on;
+	r.n_retry_on = 2;
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_OK);
+	assert_int_equal(resp->status, 200);
+	assert_int_equal(n_reqs(), 3);
+	proxy_response_free(resp);
+	/* without retries, retry_on does nothing */
+	seq_fill(404);
+	r.retries = 0;
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_OK);
+	assert_int_equal(resp->status, 404);
+	assert_int_equal(n_reqs(), 4);
+	proxy_response_free(resp);
+	/* an ABI 1.0 request's size ends before retry_on: not retried on 404 */
+	r.retries = 3;
+	r.size = offsetof(struct evs_request, base_url_override);
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_OK);
+	assert_int_equal(n_reqs(), 5);
+	proxy_response_free(resp);
+	r.size = sizeof(r);
+	r.retry_on = many;
+	r.n_retry_on = PROXY_RETRY_ON_MAX + 1;
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_EINVAL);
+	r.retry_on = NULL;
+	r.n_retry_on = 1;
+	assert_int_equal(proxy_request(s, &r, &resp), EVS_EINVAL);
+	assert_int_equal(n_reqs(), 5);
+	proxy_session_free(s);
+	proxy_target_free(t);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
@@ -1669,6 +1794,8 @@ int main(void)
 		T(test_paginate_offset_per_page),
 		T(test_paginate_non_2xx),
 		T(test_logs_never_hold_secrets),
+		T(test_base_url_override),
+		T(test_retry_on),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -28,7 +28,10 @@ static void test_abi_version(void **state)
 	(void)state;
 	assert_int_equal(EVS_ABI_MAJOR, EVSCRIPT_ABI_MAJOR_CMAKE);
 	assert_int_equal(EVS_ABI_MAJOR, 1);
-	assert_true(EVS_ABI_MINOR >= 0);
+	assert_true(EVS_ABI_MINOR >= 1);
+	assert_string_equal(EVS_SUBSCRIPTIONS_SECTION, ".evscript.subscriptions");
+	assert_int_equal(EVS_SUBSCRIBE_EVENT, 1);
+	assert_int_equal(EVS_SUBSCRIBE_ACTION, 2);
 	assert_string_equal(EVS_PLUGIN_INFO_SYMBOL, "evs_plugin_info");
 	assert_string_equal(EVS_ON_EVENT_SYMBOL, "on_event");
 	assert_string_equal(EVS_RUN_ACTION_SYMBOL, "run_action");
@@ -88,7 +91,7 @@ static void test_layout_lp64(void **state)
 	PIN(evs_header, name, 0);
 	PIN(evs_header, value, 8);
 
-	PIN_SIZE(evs_request, 80);
+	PIN_SIZE(evs_request, 104);
 	PIN(evs_request, size, 0);
 	PIN(evs_request, method, 8);
 	PIN(evs_request, endpoint, 16);
@@ -100,6 +103,15 @@ static void test_layout_lp64(void **state)
 	PIN(evs_request, body_len, 64);
 	PIN(evs_request, retries, 72);
 	PIN(evs_request, timeout_ms, 76);
+	PIN(evs_request, base_url_override, 80); /* ABI 1.1 */
+	PIN(evs_request, retry_on, 88);
+	PIN(evs_request, n_retry_on, 96);
+
+	PIN_SIZE(evs_subscription, 264);
+	PIN(evs_subscription, size, 0);
+	PIN(evs_subscription, kind, 4);
+	PIN(evs_subscription, integration, 8);
+	PIN(evs_subscription, event, 136);
 
 	PIN_SIZE(evs_response, 40);
 	PIN(evs_response, size, 0);
@@ -118,7 +130,7 @@ static void test_layout_lp64(void **state)
 
 	/* the vtable only ever grows at the end: a new entry changes the size
 	 * (update it here) but never an offset below */
-	PIN_SIZE(evs_host, 104);
+	PIN_SIZE(evs_host, 144);
 	PIN(evs_host, size, 0);
 	PIN(evs_host, abi_major, 4);
 	PIN(evs_host, abi_minor, 6);
@@ -134,6 +146,11 @@ static void test_layout_lp64(void **state)
 	PIN(evs_host, get_env, 80);
 	PIN(evs_host, get_webhook_url, 88);
 	PIN(evs_host, trigger_action, 96);
+	PIN(evs_host, get_token, 104); /* ABI 1.1 */
+	PIN(evs_host, get_integration, 112);
+	PIN(evs_host, get_env_all, 120);
+	PIN(evs_host, set_action_error, 128);
+	PIN(evs_host, trigger_action_for, 136);
 #endif
 }
 
@@ -160,6 +177,12 @@ static void test_host_has(void **state)
 	assert_false(EVS_HOST_HAS(&host, get_webhook_url));
 	host.size = sizeof(host);
 	assert_false(EVS_HOST_HAS(&host, trigger_action)); /* NULL entry */
+	/* a 1.0 host's vtable ends after trigger_action */
+	host.get_token = NULL;
+	host.trigger_action_for = NULL;
+	host.size = offsetof(struct evs_host, get_token);
+	assert_false(EVS_HOST_HAS(&host, get_token));
+	assert_false(EVS_HOST_HAS(&host, trigger_action_for));
 }
 
 int main(void)

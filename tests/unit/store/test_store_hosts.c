@@ -2,7 +2,7 @@
  * test_store_hosts.c - what issue 11 adds to the store that does not need a
  * PostgreSQL server (tests/integration/test_hosts.py runs the rest against
  * a real one): URLs shown with their password masked, the host id written
- * into every execution, schema version 2 reached from a version-1 SQLite
+ * into every execution, the current schema version reached from a version-1 SQLite
  * database, and URLs the store refuses.
  */
 #include "store_fixture.h"
@@ -129,8 +129,8 @@ static void test_host_id(void **state)
 	}
 }
 
-/* A database at schema version 1 (before host ids) is migrated to 2; its
- * old executions read with no host id. */
+/* A database at schema version 1 (before host ids) is migrated to the
+ * current version; its old executions read with no host id. */
 static void test_migrate_1_to_2(void **state)
 {
 	struct fx *f = *state;
@@ -141,16 +141,21 @@ static void test_migrate_1_to_2(void **state)
 	old = action(f->s);
 	store_close(f->s);
 	f->s = NULL;
-	/* back to what version 1 was: no host_id columns */
+	/* back to what version 1 was: no host_id columns, nor what step 2 -> 3
+	 * adds (tags, async actions, webhook deliveries) */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "ALTER TABLE executions DROP COLUMN host_id;"
 				      "ALTER TABLE events DROP COLUMN host_id;"
+				      "ALTER TABLE connections DROP COLUMN tags;"
+				      "ALTER TABLE connections DROP COLUMN webhook_url_override;"
+				      "DROP TABLE async_actions;"
+				      "DROP TABLE webhook_deliveries;"
 				      "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
 	f->s = fx_open(f, NULL);
-	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
-	assert_int_equal(store_schema_version(), 2);
+	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+	assert_int_equal(store_schema_version(), 3);
 	assert_int_equal(store_execution_get(f->s, old, &e), 0);
 	assert_null(e->host_id);
 	store_execution_free(e);

@@ -1,0 +1,123 @@
+/*
+ * webhooks.c - the host file's incoming-webhook keys: where deliveries are
+ * forwarded (webhook_forward_url), how often and how patiently
+ * (webhook_max_attempts, webhook_retry_base_ms, in host_keys[]), and per
+ * integration the signature check (webhook_secrets).
+ */
+#include "parse_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const scheme_names[] = {
+	[CONFIG_WEBHOOK_GITHUB] = "github",
+	[CONFIG_WEBHOOK_SLACK] = "slack",
+	[CONFIG_WEBHOOK_HMAC_SHA256] = "hmac-sha256",
+};
+
+const char *config_webhook_scheme_name(enum config_webhook_scheme s)
+{
+	return (unsigned)s < sizeof(scheme_names) / sizeof(scheme_names[0]) ? scheme_names[s] : NULL;
+}
+
+int config_set_webhook_forward_url(struct pctx *c, const struct ynode *v, struct config_host *h)
+{
+	if (v->type != YNODE_SCALAR ||
+	    (strncmp(v->str, "http://", 7) != 0 && strncmp(v->str, "https://", 8) != 0))
+		return PFAIL(c, v, CONFIG_EINVALID,
+			     "webhook_forward_url: expected a URL starting with http:// or https://");
+	free(h->webhook_forward_url);
+	h->webhook_forward_url = NULL;
+	return p_string(c, v, "webhook_forward_url", &h->webhook_forward_url);
+}
+
+/* One entry of webhook_secrets: {scheme, secret, header}. */
+static int parse_secret(struct pctx *c, const struct ynode *name, const struct ynode *s,
+			struct config_webhook_secret *out)
+{
+	char what[320];
+	int ret = 0;
+
+	out->integration = strdup(name->str);
+	if (!out->integration)
+		return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
+	if (s->type != YNODE_MAP)
+		return PFAIL(c, s, CONFIG_EINVALID,
+			     "webhook_secrets.%s: expected a mapping with scheme, secret and (hmac-sha256) header, found %s",
+			     name->str, ynode_kind(s));
+	out->scheme = -1;
+	for (size_t j = 0; j < s->n && !ret; j++) {
+		const char *k = s->keys[j]->str;
+		const struct ynode *v = s->items[j];
+
+		snprintf(what, sizeof(what), "webhook_secrets.%s.%s", name->str, k);
+		if (strcmp(k, "scheme") == 0) {
+			for (int i = 0; i < CONFIG_WEBHOOK_SCHEMES; i++)
+				if (v->type == YNODE_SCALAR && strcmp(v->str, scheme_names[i]) == 0)
+					out->scheme = i;
+			if ((int)out->scheme < 0)
+				ret = PFAIL(c, v, CONFIG_EINVALID, "%s: expected github, slack or hmac-sha256", what);
+		} else if (strcmp(k, "secret") == 0) {
+			secret_free(out->secret);
+			out->secret = NULL;
+			ret = p_string(c, v, what, &out->secret);
+			if (!ret && !out->secret[0])
+				ret = PFAIL(c, v, CONFIG_EINVALID, "%s: must not be empty", what);
+		} else if (strcmp(k, "header") == 0) {
+			free(out->header);
+			out->header = NULL;
+			ret = p_string(c, v, what, &out->header);
+		} else {
+			ret = PFAIL(c, s->keys[j], CONFIG_EINVALID,
+				    "webhook_secrets.%s: unknown key '%s', expected scheme, secret or header",
+				    name->str, k);
+		}
+	}
+	if (ret)
+		return ret;
+	if ((int)out->scheme < 0 || !out->secret)
+		return PFAIL(c, s, CONFIG_EINVALID, "webhook_secrets.%s: scheme and secret are required", name->str);
+	if (out->scheme == CONFIG_WEBHOOK_HMAC_SHA256 && !out->header)
+		return PFAIL(c, s, CONFIG_EINVALID, "webhook_secrets.%s: hmac-sha256 needs a header", name->str);
+	return 0;
+}
+
+int config_set_webhook_secrets(struct pctx *c, const struct ynode *v, struct config_host *h)
+{
+	void *items;
+	int ret;
+
+	config_webhook_secrets_clear(h);
+	ret = p_map_items(c, v, "webhook_secrets", "integration ids to settings", CONFIG_INTEGRATIONS_MAX,
+			  sizeof(*h->webhook_secrets), &items);
+	if (ret)
+		return ret;
+	h->webhook_secrets = items;
+	for (size_t i = 0; i < v->n && !ret; i++) {
+		h->n_webhook_secrets = i + 1;
+		ret = parse_secret(c, v->keys[i], v->items[i], &h->webhook_secrets[i]);
+	}
+	return ret;
+}
+
+void config_webhook_secrets_clear(struct config_host *h)
+{
+	for (size_t i = 0; i < h->n_webhook_secrets; i++) {
+		free(h->webhook_secrets[i].integration);
+		secret_free(h->webhook_secrets[i].secret);
+		free(h->webhook_secrets[i].header);
+	}
+	free(h->webhook_secrets);
+	h->webhook_secrets = NULL;
+	h->n_webhook_secrets = 0;
+}
+
+const struct config_webhook_secret *config_webhook_secret_find(const struct config_host *h,
+							       const char *integration)
+{
+	for (size_t i = 0; h && integration && i < h->n_webhook_secrets; i++)
+		if (strcmp(h->webhook_secrets[i].integration, integration) == 0)
+			return &h->webhook_secrets[i];
+	return NULL;
+}

@@ -1,0 +1,323 @@
+/*
+ * store_sqlite_async.c - connection tags and webhook URL override,
+ * asynchronous actions' results and incoming webhook deliveries in the
+ * SQLite back end (schema step 1 -> 2 in store_sqlite.c).
+ */
+#include "store_sqlite_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* ---------------------------------------------------------------------------
+ * Connection tags and webhook URL override.
+ */
+
+static const char sql_conn_deleting[] =
+	"SELECT deleting FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
+static const char sql_conn_patch[] =
+	"UPDATE connections SET tags = coalesce(?3, tags),"
+	" webhook_url_override = CASE WHEN ?4 THEN ?5 ELSE webhook_url_override END,"
+	" updated_at = ?6 WHERE provider_config_key = ?1 AND connection_id = ?2";
+
+static int read_deleting(sqlite3_stmt *st, void *user)
+{
+	(void)user;
+	return sqlite3_column_int(st, 0) ? STORE_EDELETING : 0;
+}
+
+int sq_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
+			bool set_override, const char *override)
+{
+	struct sq *b = B(s);
+	int ret;
+
+	ret = sq_txn_begin(b, CRITICAL);
+	if (ret)
+		return ret;
+	ret = sq_row(b, sql_conn_deleting, "read connection", SQ_ARGS(sq_text(pck), sq_text(cid)),
+		     read_deleting, NULL);
+	if (!ret)
+		ret = sq_exec(b, sql_conn_patch, "patch connection",
+			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_text(tags_json),
+				      sq_i64(set_override), sq_text(override), sq_i64(util_now_ms())));
+	return sq_txn_end(b, ret);
+}
+
+/* ---------------------------------------------------------------------------
+ * Asynchronous actions.
+ */
+
+static const char sql_async_purge[] = "DELETE FROM async_actions WHERE created_at < ?1";
+static const char sql_async_exists[] = "SELECT 1 FROM async_actions WHERE id = ?1";
+static const char sql_async_insert[] =
+	"INSERT INTO async_actions (id, provider_config_key, connection_id, action, status,"
+	" created_at) VALUES (?1, ?2, ?3, ?4, 'running', ?5)";
+static const char sql_async_status[] = "SELECT status = 'running' FROM async_actions WHERE id = ?1";
+static const char sql_async_finish[] =
+	"UPDATE async_actions SET status = ?2, execution_id = ?3, output = ?4, error = ?5,"
+	" finished_at = ?6 WHERE id = ?1";
+static const char sql_async_get[] =
+	"SELECT id, provider_config_key, connection_id, action, status, execution_id, output, error,"
+	" created_at, finished_at FROM async_actions WHERE id = ?1 AND created_at >= ?2";
+static const char sql_async_recover[] =
+	"UPDATE async_actions SET status = 'failed', finished_at = ?1,"
+	" error = '{\"message\":\"" STORE_INTERRUPTED_ERROR "\",\"payload\":null}'"
+	" WHERE status = 'running'";
+
+int sq_async_create(struct store *s, const char *id, const char *pck, const char *cid,
+		    const char *action, int64_t now)
+{
+	struct sq *b = B(s);
+	int ret;
+
+	ret = sq_txn_begin(b, CRITICAL);
+	if (ret)
+		return ret;
+	ret = sq_exec(b, sql_async_purge, "purge async actions", SQ_ARGS(sq_i64(now - STORE_ASYNC_TTL_MS)));
+	if (!ret) {
+		ret = sq_row(b, sql_async_exists, "read async action", SQ_ARGS(sq_text(id)), NULL, NULL);
+		ret = ret == 0 ? STORE_ECONFLICT : ret == STORE_ENOTFOUND ? 0 : ret;
+	}
+	if (!ret)
+		ret = sq_exec(b, sql_async_insert, "record async action",
+			      SQ_ARGS(sq_text(id), sq_text(pck), sq_text(cid), sq_text(action), sq_i64(now)));
+	return sq_txn_end(b, ret);
+}
+
+static int read_running(sqlite3_stmt *st, void *user)
+{
+	(void)user;
+	return sqlite3_column_int(st, 0) ? 0 : STORE_ESTATE;
+}
+
+int sq_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
+		    const char *output, const char *error, int64_t now)
+{
+	struct sq *b = B(s);
+	int ret;
+
+	ret = sq_txn_begin(b, CRITICAL);
+	if (ret)
+		return ret;
+	ret = sq_row(b, sql_async_status, "read async action", SQ_ARGS(sq_text(id)), read_running, NULL);
+	if (!ret)
+		ret = sq_exec(b, sql_async_finish, "finish async action",
+			      SQ_ARGS(sq_text(id), sq_text(ok ? "succeeded" : "failed"), sq_id(execution_id),
+				      sq_text(output), sq_text(error), sq_i64(now)));
+	return sq_txn_end(b, ret);
+}
+
+static int read_async(sqlite3_stmt *st, void *user)
+{
+	struct store_async_action **out = user, *a = calloc(1, sizeof(*a));
+	const char *status;
+	int ret = 0;
+
+	if (!a)
+		return STORE_ENOMEM;
+	sq_col_copy(st, 0, a->id, sizeof(a->id));
+	a->provider_config_key = sq_col_dup(st, 1, &ret);
+	a->connection_id = sq_col_dup(st, 2, &ret);
+	a->action = sq_col_dup(st, 3, &ret);
+	status = (const char *)sqlite3_column_text(st, 4);
+	a->status = strcmp(status, "succeeded") == 0 ? STORE_ASYNC_SUCCEEDED
+		    : strcmp(status, "failed") == 0  ? STORE_ASYNC_FAILED
+						     : STORE_ASYNC_RUNNING;
+	a->execution_id = sq_col_i64(st, 5);
+	a->output = sq_col_dup(st, 6, &ret);
+	a->error = sq_col_dup(st, 7, &ret);
+	a->created_at = sq_col_i64(st, 8);
+	a->finished_at = sq_col_i64(st, 9);
+	if (ret) {
+		store_async_action_free(a);
+		return ret;
+	}
+	*out = a;
+	return 0;
+}
+
+int sq_async_get(struct store *s, const char *id, int64_t not_before, struct store_async_action **out)
+{
+	return sq_get(B(s), sql_async_get, "read async action",
+		      SQ_ARGS(sq_text(id), sq_i64(not_before)), read_async, out);
+}
+
+int sq_async_recover(struct store *s, int64_t now)
+{
+	struct sq *b = B(s);
+	int ret;
+
+	ret = sq_txn_begin(b, CRITICAL);
+	if (ret)
+		return ret;
+	ret = sq_exec(b, sql_async_recover, "recover async actions", SQ_ARGS(sq_i64(now)));
+	return sq_txn_end(b, ret);
+}
+
+/* ---------------------------------------------------------------------------
+ * Webhook deliveries.
+ */
+
+static const char sql_wh_purge[] =
+	"DELETE FROM webhook_deliveries WHERE status <> 'pending' AND received_at < ?1";
+static const char sql_wh_insert[] =
+	"INSERT INTO webhook_deliveries (integration, headers, body, status, received_at,"
+	" next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char sql_wh_due[] =
+	"SELECT id, integration, headers, status, attempts, received_at, next_attempt_at,"
+	" delivered_at, last_error, body FROM webhook_deliveries"
+	" WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT 1";
+static const char sql_wh_attempt[] =
+	"UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2, last_error = ?3,"
+	" next_attempt_at = CASE WHEN ?2 = 'pending' THEN ?4 ELSE NULL END,"
+	" delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END WHERE id = ?1";
+static const char sql_wh_list[] =
+	"SELECT id, integration, headers, status, attempts, received_at, next_attempt_at,"
+	" delivered_at, last_error, NULL FROM webhook_deliveries"
+	" WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR id < ?2)"
+	" ORDER BY id DESC LIMIT ?3";
+
+int sq_webhook_insert(struct store *s, const char *integration, const char *headers,
+		      const char *body, size_t len, enum store_webhook_status status, int64_t now,
+		      int64_t *id)
+{
+	struct sq *b = B(s);
+	int ret;
+
+	ret = sq_txn_begin(b, CRITICAL);
+	if (ret)
+		return ret;
+	ret = sq_exec(b, sql_wh_purge, "purge webhooks", SQ_ARGS(sq_i64(now - STORE_WEBHOOK_TTL_MS)));
+	if (!ret)
+		ret = sq_exec(b, sql_wh_insert, "record webhook",
+		      SQ_ARGS(sq_text(integration), sq_text(headers), sq_blob(body, len),
+			      sq_text(store_webhook_status_name(status)), sq_i64(now),
+			      status == STORE_WEBHOOK_PENDING ? sq_i64(now) : sq_null()));
+	if (!ret)
+		*id = sqlite3_last_insert_rowid(b->db);
+	return sq_txn_end(b, ret);
+}
+
+static enum store_webhook_status wh_status(const char *s)
+{
+	for (int st = STORE_WEBHOOK_PENDING; st <= STORE_WEBHOOK_STORED; st++) {
+		if (strcmp(s, store_webhook_status_name(st)) == 0)
+			return st;
+	}
+	return STORE_WEBHOOK_FAILED;
+}
+
+/* A delivery from a row of sql_wh_due / sql_wh_list (column 9: the body or NULL). */
+static int wh_from_row(sqlite3_stmt *st, struct store_webhook **out)
+{
+	struct store_webhook *w = calloc(1, sizeof(*w));
+	int ret = 0;
+
+	*out = NULL;
+	if (!w)
+		return STORE_ENOMEM;
+	w->id = sq_col_i64(st, 0);
+	w->integration = sq_col_dup(st, 1, &ret);
+	w->headers = sq_col_dup(st, 2, &ret);
+	w->status = wh_status((const char *)sqlite3_column_text(st, 3));
+	w->attempts = sqlite3_column_int(st, 4);
+	w->received_at = sq_col_i64(st, 5);
+	w->next_attempt_at = sq_col_i64(st, 6);
+	w->delivered_at = sq_col_i64(st, 7);
+	w->last_error = sq_col_dup(st, 8, &ret);
+	if (!ret && sqlite3_column_type(st, 9) != SQLITE_NULL) {
+		const void *p = sqlite3_column_blob(st, 9);
+
+		w->body_len = (size_t)sqlite3_column_bytes(st, 9);
+		w->body = malloc(w->body_len + 1);
+		if (!w->body) {
+			ret = STORE_ENOMEM;
+		} else {
+			if (w->body_len)
+				memcpy(w->body, p, w->body_len);
+			w->body[w->body_len] = '\0';
+		}
+	}
+	if (ret) {
+		store_webhook_free(w);
+		return ret;
+	}
+	*out = w;
+	return 0;
+}
+
+static int read_wh(sqlite3_stmt *st, void *user)
+{
+	return wh_from_row(st, user);
+}
+
+int sq_webhook_due(struct store *s, int64_t now, struct store_webhook **out)
+{
+	return sq_get(B(s), sql_wh_due, "read due webhook", SQ_ARGS(sq_i64(now)), read_wh, out);
+}
+
+int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
+		       const char *error, int64_t next_attempt_at, int64_t now)
+{
+	struct sq *b = B(s);
+	int ret;
+
+	ret = sq_txn_begin(b, CRITICAL);
+	if (ret)
+		return ret;
+	ret = sq_exec(b, sql_wh_attempt, "record webhook attempt",
+		      SQ_ARGS(sq_i64(id), sq_text(store_webhook_status_name(status)), sq_text(error),
+			      sq_i64(next_attempt_at), sq_i64(now)));
+	if (!ret && sqlite3_changes(b->db) == 0)
+		ret = STORE_ENOTFOUND;
+	return sq_txn_end(b, ret);
+}
+
+/* One page of deliveries. */
+struct wh_page {
+	struct store_webhook **v;
+	size_t n, alloc;
+};
+
+static int add_wh(sqlite3_stmt *st, void *user)
+{
+	struct wh_page *p = user;
+	struct store_webhook **t = sq_grow(p->v, &p->alloc, p->n, sizeof(*t), 16);
+	int ret;
+
+	if (!t)
+		return STORE_ENOMEM;
+	p->v = t;
+	ret = wh_from_row(st, &p->v[p->n]);
+	if (!ret)
+		p->n++;
+	return ret;
+}
+
+int sq_webhook_list(struct store *s, const char *integration, size_t limit, int64_t cursor,
+		    struct store_webhook ***items, size_t *n, int64_t *next_cursor)
+{
+	struct wh_page p = {0};
+	struct sq *b;
+	int ret;
+
+	b = sq_read_lock(B(s));
+	/* one row more than asked says whether there is a next page */
+	ret = sq_rows(b, sql_wh_list, "list webhooks",
+		      SQ_ARGS(sq_text(integration), sq_i64(cursor), sq_i64((int64_t)limit + 1)), add_wh, &p);
+	sq_unlock(b);
+	if (ret) {
+		store_webhook_list_free(p.v, p.n);
+		return ret;
+	}
+	if (p.n > limit) {
+		store_webhook_free(p.v[limit]);
+		p.n = limit;
+		*next_cursor = p.v[limit - 1]->id;
+	}
+	*items = p.v;
+	*n = p.n;
+	return 0;
+}
