@@ -67,6 +67,21 @@ static struct json_object *refused_json(const struct generation *g)
 	return arr;
 }
 
+static void add_warning(void *user, const char *note)
+{
+	json_object_array_add(user, json_object_new_string(note));
+}
+
+/* The script names the config lists that g cannot run, one text each. */
+static struct json_object *warnings_json(const struct generation *g)
+{
+	struct json_object *arr = json_object_new_array();
+
+	if (arr)
+		generation_missing_scripts(g, add_warning, arr);
+	return arr;
+}
+
 int api_plugins(struct http_request *req, struct http_response *resp, void *user)
 {
 	struct api_context *ctx = user;
@@ -82,6 +97,7 @@ int api_plugins(struct http_request *req, struct http_response *resp, void *user
 		json_object_object_add(o, "loaded", loaded_json(g));
 		json_object_object_add(o, "refused", refused_json(g));
 		json_object_object_add(o, "last_reload_error", err[0] ? json_object_new_string(err) : NULL);
+		json_object_object_add(o, "warnings", warnings_json(g));
 	}
 	ret = http_respond_json(resp, 200, o);
 	generation_unref(g);
@@ -143,6 +159,7 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 			json_object_object_add(o, "generation", json_object_new_int64(generation_number(g)));
 			json_object_object_add(o, "loaded", loaded_json(g));
 			json_object_object_add(o, "refused", json_object_new_array());
+			json_object_object_add(o, "warnings", warnings_json(g));
 		}
 		ret = http_respond_json(resp, 200, o);
 	}
