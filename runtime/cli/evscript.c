@@ -532,6 +532,8 @@ static const struct command commands[] = {
 	 "verify FILE against FILE.minisig (-l accepts legacy \"Ed\" signatures)"},
 	{"deploy", cmd_deploy, "deploy PLUGIN.so [--sign SECFILE] --plugin-dir DIR [--reload URL] [--secret-key KEY]",
 	 "sign (optional), copy into the plugin directory atomically, reload and report"},
+	{"new", cmd_new, "new NAME [--event EVENT | --action] [--integration ID] [--dir DIR]",
+	 "write a plugin project (source, CMake, unit test, README) for the installed SDK"},
 };
 
 static void usage_all(FILE *f)
