@@ -532,6 +532,9 @@ static const struct command commands[] = {
 	 "verify FILE against FILE.minisig (-l accepts legacy \"Ed\" signatures)"},
 	{"deploy", cmd_deploy, "deploy PLUGIN.so [--sign SECFILE] --plugin-dir DIR [--reload URL] [--secret-key KEY]",
 	 "sign (optional), copy into the plugin directory atomically, reload and report"},
+	{"run", cmd_run, "run PLUGIN.so (--event EVENT | --action [--input JSON]) --connection FILE.json "
+	 "[--providers FILE] [--env NAME=VALUE]... [--mock DIR | --record DIR]",
+	 "run one script locally with the real host functions (no daemon); record or replay responses"},
 	{"new", cmd_new, "new NAME [--event EVENT | --action] [--integration ID] [--dir DIR]",
 	 "write a plugin project (source, CMake, unit test, README) for the installed SDK"},
 };
