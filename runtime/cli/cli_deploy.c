@@ -206,7 +206,7 @@ static int parse(int argc, char **argv, struct deploy *d)
 		case 'd': d->dir = optarg; break;
 		case 'r': d->url = optarg; break;
 		case 'k': d->secret = optarg; break;
-		case 'h': return usage(stdout, 0) - 1;
+		case 'h': usage(stdout, 0); return -1; /* done: exit 0 */
 		default: return usage(stderr, CLI_EXIT_USAGE);
 		}
 	}

@@ -311,25 +311,33 @@ int cmd_new(int argc, char **argv)
 		return status < 0 ? 0 : status;
 	if (!s.event)
 		s.event = s.action ? "" : "post-connection-creation";
-	if (!util_valid_name(s.name) || strlen(s.name) > 200 || !util_valid_name(s.integration))
-		return fprintf(stderr, "evscript new: '%s': names are ^[a-zA-Z0-9_-]+$\n",
-			       util_valid_name(s.name) ? s.integration : s.name), CLI_EXIT_USAGE;
-	if (!s.action && !valid_event(s.event))
-		return fprintf(stderr, "evscript new: unknown event '%s' (post-connection-creation, "
-			       "pre-connection-deletion or validate-connection)\n", s.event), CLI_EXIT_USAGE;
+	if (!util_valid_name(s.name) || strlen(s.name) > 200 || !util_valid_name(s.integration)) {
+		fprintf(stderr, "evscript new: '%s': names are ^[a-zA-Z0-9_-]+$\n",
+			util_valid_name(s.name) ? s.integration : s.name);
+		return CLI_EXIT_USAGE;
+	}
+	if (!s.action && !valid_event(s.event)) {
+		fprintf(stderr, "evscript new: unknown event '%s' (post-connection-creation, pre-connection-deletion "
+			"or validate-connection)\n", s.event);
+		return CLI_EXIT_USAGE;
+	}
 	if (!s.dir)
 		s.dir = s.name;
-	if (mkdir(s.dir, 0755) != 0)
-		return fprintf(stderr, "evscript new: %s: %s\n", s.dir,
-			       errno == EEXIST ? "already exists: nothing written" : strerror(errno)), EXIT_FAILURE;
+	if (mkdir(s.dir, 0755) != 0) {
+		fprintf(stderr, "evscript new: %s: %s\n", s.dir,
+			errno == EEXIST ? "already exists: nothing written" : strerror(errno));
+		return EXIT_FAILURE;
+	}
 	if (s.action)
 		snprintf(s.nango, sizeof(s.nango), "        actions:\n            %s:\n"
 			 "                description: what %s does\n", s.name, s.name);
 	else
 		snprintf(s.nango, sizeof(s.nango), "        on-events:\n            %s:\n                - %s\n",
 			 s.event, s.name);
-	snprintf(s.run_args, sizeof(s.run_args), s.action ? "--action --input '{\"name\":\"octo\"}' " : "--event %s ",
-		 s.event);
+	if (s.action)
+		snprintf(s.run_args, sizeof(s.run_args), "--action --input '{\"name\":\"octo\"}' ");
+	else
+		snprintf(s.run_args, sizeof(s.run_args), "--event %s ", s.event);
 	{
 		const char *src[] = {s.action ? action_source : event_source};
 		const char *cm[] = {cmake_template};

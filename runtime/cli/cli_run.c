@@ -107,8 +107,10 @@ static int parse(int argc, char **argv, struct run *r)
 		case 'p': r->providers = optarg; break;
 		case 'i': r->input = optarg; break;
 		case 'E':
-			if (r->n_env == MAX_ENV || !strchr(optarg, '='))
-				return fail("--env NAME=VALUE, at most %d", MAX_ENV) + 1;
+			if (r->n_env == MAX_ENV || !strchr(optarg, '=')) {
+				fprintf(stderr, "evscript run: --env NAME=VALUE, at most %d\n", MAX_ENV);
+				return usage(stderr, CLI_EXIT_USAGE);
+			}
 			r->env[r->n_env++] = optarg;
 			break;
 		case 'm': r->mode = RUN_MOCK; r->dir = optarg; break;
