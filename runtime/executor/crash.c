@@ -151,9 +151,11 @@ static int find_build_id(struct dl_phdr_info *info, size_t size, void *user)
 }
 
 /* The function symbol of the ELF image (len bytes) that contains offset,
- * from .symtab (static functions too), else .dynsym; its name and how far
- * into it offset is. NULL when none. */
-static const char *elf_symbol(const unsigned char *img, size_t len, uintptr_t offset, uintptr_t *into)
+ * from .symtab (static functions too), else .dynsym; its name (*name_len
+ * bytes, not necessarily NUL-terminated: the image is read as untrusted)
+ * and how far into it offset is. NULL when none. */
+static const char *elf_symbol(const unsigned char *img, size_t len, uintptr_t offset, uintptr_t *into,
+			      int *name_len)
 {
 	const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)img;
 	const ElfW(Shdr) *sh;
@@ -181,6 +183,7 @@ static const char *elf_symbol(const unsigned char *img, size_t len, uintptr_t of
 				    sym->st_name >= str->sh_size)
 					continue;
 				best = (const char *)img + str->sh_offset + sym->st_name;
+				*name_len = (int)strnlen(best, str->sh_size - sym->st_name < 256 ? str->sh_size - sym->st_name : 256);
 				*into = offset - sym->st_value;
 				break;
 			}
@@ -209,6 +212,7 @@ static size_t format_frame(char *out, size_t len, int k, uintptr_t pc, struct lo
 	Dl_info dl;
 	const char *obj, *sym = NULL;
 	uintptr_t base, into = 0;
+	int sym_len = 0;
 
 	*in = NULL;
 	if (!dladdr((void *)pc, &dl) || !dl.dli_fbase)
@@ -223,10 +227,10 @@ static size_t format_frame(char *out, size_t len, int k, uintptr_t pc, struct lo
 		if ((*in)->memfd >= 0 && fstat((*in)->memfd, &st) == 0 && st.st_size > 0)
 			img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, (*in)->memfd, 0);
 		if (img != MAP_FAILED) {
-			sym = elf_symbol(img, (size_t)st.st_size, pc - base, &into);
+			sym = elf_symbol(img, (size_t)st.st_size, pc - base, &into, &sym_len);
 			if (sym) {
-				size_t w = (size_t)snprintf(out, len, "#%d %s.so+0x%lx %s+0x%lx\n", k, (*in)->name,
-							    (unsigned long)(pc - base), sym, (unsigned long)into);
+				size_t w = (size_t)snprintf(out, len, "#%d %s.so+0x%lx %.*s+0x%lx\n", k, (*in)->name,
+							    (unsigned long)(pc - base), sym_len, sym, (unsigned long)into);
 				munmap(img, (size_t)st.st_size);
 				return w;
 			}

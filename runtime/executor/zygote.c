@@ -919,8 +919,13 @@ static void z_reap(struct zygote *z)
 			if (errno != EINTR)
 				return;
 		}
-		if (slot >= 0 && z->crash[slot].sig)
-			crash_format(&z->crash[slot], z->plugins, z->n_plugins, crash, sizeof(crash));
+		if (slot >= 0 && z->crash[slot].sig) {
+			/* a copy: executors can write any slot, so read it once */
+			struct crash_report snap;
+
+			memcpy(&snap, (const void *)&z->crash[slot], sizeof(snap));
+			crash_format(&snap, z->plugins, z->n_plugins, crash, sizeof(crash));
+		}
 		caught = slot_release(z, slot);
 		if (caught > 0 && WIFEXITED(st))
 			st = caught; /* the wait status of a death by that signal */
