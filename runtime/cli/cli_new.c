@@ -6,8 +6,8 @@
  * installed SDK as it is: NAME.c (an event script or an action, JSON with
  * json-c), CMakeLists.txt (evscript_add_plugin, signing when
  * EVSCRIPT_SIGN_KEY is set, a unit test on <evscript/testing.h> run by
- * ctest), test_NAME.c and a README saying how to build, test, sign, deploy
- * and list it in nango.yaml. The templates are below; @NAME@, @EVENT@,
+ * ctest), test_NAME.c, a README saying how to build, test, run, sign,
+ * deploy and list it in nango.yaml, and a connection.json for `evscript run`. The templates are below; @NAME@, @EVENT@,
  * @INTEGRATION@ and @KIND@ are replaced. Nothing is overwritten: the
  * directory must not exist.
  */
@@ -167,6 +167,16 @@ static const char action_test[] =
 	"\treturn failures ? 1 : 0;\n"
 	"}\n";
 
+static const char connection_template[] =
+	"{\n"
+	"    \"connection_id\": \"test-connection\",\n"
+	"    \"provider_config_key\": \"@INTEGRATION@\",\n"
+	"    \"provider\": \"@INTEGRATION@\",\n"
+	"    \"credentials\": {\"type\": \"NONE\"},\n"
+	"    \"connection_config\": {},\n"
+	"    \"metadata\": {}\n"
+	"}\n";
+
 static const char readme_template[] =
 	"# @NAME@\n"
 	"\n"
@@ -185,7 +195,9 @@ static const char readme_template[] =
 	"in the daemon's `trusted_keys_dir`. The build signs `build/@NAME@.so` after each build (or sign it\n"
 	"yourself: `evscript sign -s release.key -m build/@NAME@.so`).\n"
 	"\n"
-	"Run it once locally, without a daemon, with the real host functions (proxy included):\n"
+	"Run it once locally, without a daemon, with the real host functions (proxy included), on the\n"
+	"connection in `connection.json` (set its `provider` to the name in your providers catalogue and its\n"
+	"`credentials` to test ones; `--record DIR` saves the provider's answers, `--mock DIR` replays them):\n"
 	"\n"
 	"```sh\n"
 	"evscript run build/@NAME@.so @RUN_ARGS@--connection connection.json --providers providers.yaml\n"
@@ -259,8 +271,9 @@ static int write_file(const struct scaffold *s, const char *file, const char *co
 static int usage(FILE *f, int status)
 {
 	fprintf(f, "usage: evscript new NAME [--event EVENT | --action] [--integration ID] [--dir DIR]\n"
-		   "  writes DIR (default ./NAME): NAME.c, CMakeLists.txt, test_NAME.c and README.md, a\n"
-		   "  plugin project that builds, signs and tests against the installed SDK.\n"
+		   "  writes DIR (default ./NAME): NAME.c, CMakeLists.txt, test_NAME.c, README.md and\n"
+		   "  connection.json, a plugin project that builds, signs and tests against the\n"
+		   "  installed SDK.\n"
 		   "  EVENT: post-connection-creation (default), pre-connection-deletion, validate-connection.\n");
 	return status;
 }
@@ -343,6 +356,7 @@ int cmd_new(int argc, char **argv)
 		const char *cm[] = {cmake_template};
 		const char *test[] = {test_head, s.action ? action_test : event_test};
 		const char *readme[] = {readme_template};
+		const char *conn[] = {connection_template};
 
 		snprintf(file, sizeof(file), "%s.c", s.name);
 		status = write_file(&s, file, src, 1);
@@ -353,9 +367,11 @@ int cmd_new(int argc, char **argv)
 			status = write_file(&s, file, test, 2);
 		if (status == 0)
 			status = write_file(&s, "README.md", readme, 1);
+		if (status == 0)
+			status = write_file(&s, "connection.json", conn, 1);
 	}
 	if (status == 0)
-		printf("wrote %s/: %s.c, CMakeLists.txt, test_%s.c, README.md (%s%s)\n", s.dir, s.name, s.name,
+		printf("wrote %s/: %s.c, CMakeLists.txt, test_%s.c, README.md, connection.json (%s%s)\n", s.dir, s.name, s.name,
 		       s.action ? "action" : "event script for ", s.event);
 	return status;
 }

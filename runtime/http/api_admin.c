@@ -104,13 +104,17 @@ int api_plugins(struct http_request *req, struct http_response *resp, void *user
 	return ret;
 }
 
-/* 422 reload_failed with {"generation","refused","config_error"}. Takes
- * ownership of refused. */
+/* 422 reload_failed with {"generation","refused","config_error"} and, when
+ * given, "warnings". Takes ownership of refused and warnings. */
 static int respond_reload_failed(struct http_response *resp, const char *msg, int64_t generation,
-				 struct json_object *refused, const char *config_error)
+				 struct json_object *refused, const char *config_error, struct json_object *warnings)
 {
 	struct json_object *payload = json_object_new_object();
 
+	if (payload && warnings)
+		json_object_object_add(payload, "warnings", warnings);
+	else
+		json_object_put(warnings);
 	if (payload) {
 		json_object_object_add(payload, "generation", json_object_new_int64(generation));
 		json_object_object_add(payload, "refused", refused);
@@ -137,7 +141,7 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 	if (ret == API_RELOAD_BUSY)
 		return http_respond_error(resp, 409, "reload_in_progress", "a reload is already running");
 	if (ret != API_RELOAD_OK)
-		return respond_reload_failed(resp, rep.error, rep.generation, json_object_new_array(), rep.error);
+		return respond_reload_failed(resp, rep.error, rep.generation, json_object_new_array(), rep.error, NULL);
 
 	/* What this reload built, even when a SIGHUP reload has replaced it
 	 * since: the report must not describe someone else's work. */
@@ -151,7 +155,8 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 
 		snprintf(msg, sizeof(msg), "%s: %s", generation_refusal_at(g, 0)->file,
 			 generation_refusal_at(g, 0)->reason);
-		ret = respond_reload_failed(resp, msg, generation_number(g), refused_json(g), NULL);
+		ret = respond_reload_failed(resp, msg, generation_number(g), refused_json(g), NULL,
+					    warnings_json(g));
 	} else {
 		struct json_object *o = json_object_new_object();
 

@@ -1,10 +1,11 @@
 # cmake -DBUILD_DIR=<evscript build> -DWORK=<scratch dir> -DNM=<nm> -DGENERATOR=<generator>
-#       -P scaffold.cmake
+#       -DPROVIDERS=<providers.yaml> -P scaffold.cmake
 # `evscript new` against `cmake --install` of this build, as an author would:
 # install into WORK/prefix, scaffold an event script and an action with the
 # installed `evscript`, configure them against the prefix with a signing key,
 # build, run their own unit tests with ctest (the SDK's fake host), verify
-# the signatures the build made, and check the exported symbols.
+# the signatures the build made, check the exported symbols, and run each
+# once with `evscript run` on the connection.json the scaffold wrote.
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
     WORKING_DIRECTORY ${WORK})
@@ -32,7 +33,7 @@ foreach(kind event action)
     run(${evscript} new ${name} --action --integration github)
     set(entry run_action)
   endif()
-  foreach(f ${name}.c CMakeLists.txt test_${name}.c README.md)
+  foreach(f ${name}.c CMakeLists.txt test_${name}.c README.md connection.json)
     if(NOT EXISTS ${WORK}/${name}/${f})
       message(FATAL_ERROR "evscript new ${name} wrote no ${f}")
     endif()
@@ -50,6 +51,20 @@ foreach(kind event action)
   endif()
   run(${CMAKE_COMMAND} -DNM=${NM} -DFILE=${WORK}/${name}/build/${name}.so -DEXPECT=evs_plugin_info,${entry}
       -P ${CMAKE_CURRENT_LIST_DIR}/check_exports.cmake)
+  # and the README's local run, on the connection.json it wrote
+  if(kind STREQUAL "event")
+    run(${evscript} run ${WORK}/${name}/build/${name}.so --event validate-connection
+        --connection ${WORK}/${name}/connection.json --providers ${PROVIDERS})
+    set(want "metadata: {} -> {\"${name}_last_event\":\"validate-connection\"}")
+  else()
+    run(${evscript} run ${WORK}/${name}/build/${name}.so --action --input "{\"name\":\"octo\"}"
+        --connection ${WORK}/${name}/connection.json --providers ${PROVIDERS})
+    set(want "output: {\"greeting\":\"hello, octo\"}")
+  endif()
+  string(FIND "${run_out}" "${want}" at)
+  if(at LESS 0 OR NOT run_out MATCHES "result: succeeded")
+    message(FATAL_ERROR "evscript run ${name}: expected '${want}' and success:\n${run_out}")
+  endif()
 endforeach()
 
 # nothing is overwritten
