@@ -46,7 +46,7 @@
 extern char **environ;
 
 struct run {
-	const char *so, *event, *connection_file, *providers, *input, *dir;
+	const char *so, *event, *connection_file, *providers, *input, *dir, *plugin_dir;
 	const char *env[MAX_ENV];
 	size_t n_env;
 	bool action;
@@ -79,11 +79,13 @@ static int usage(FILE *f, int status)
 {
 	fprintf(f, "usage: evscript run PLUGIN.so (--event EVENT | --action [--input JSON]) --connection FILE.json\n"
 		   "                    [--providers FILE] [--env NAME=VALUE]... [--mock DIR | --record DIR]\n"
+		   "                    [--plugin-dir DIR]\n"
 		   "  runs one script once with the daemon's host functions (proxy included) and no daemon,\n"
 		   "  and prints its logs, metadata changes and result. FILE.json is the connection:\n"
 		   "  {\"connection_id\", \"provider_config_key\", \"provider\", \"credentials\",\n"
 		   "  \"connection_config\", \"metadata\"}. --providers: the providers catalogue (default\n"
-		   "  ./providers.yaml). --record DIR saves the provider's responses, --mock DIR replays them.\n");
+		   "  ./providers.yaml). --record DIR saves the provider's responses, --mock DIR replays them.\n"
+		   "  --plugin-dir DIR: where trigger_action() finds the actions it runs (in this process too).\n");
 	return status;
 }
 
@@ -94,12 +96,12 @@ static int parse(int argc, char **argv, struct run *r)
 		{"connection", required_argument, NULL, 'c'}, {"providers", required_argument, NULL, 'p'},
 		{"input", required_argument, NULL, 'i'}, {"env", required_argument, NULL, 'E'},
 		{"mock", required_argument, NULL, 'm'}, {"record", required_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+		{"plugin-dir", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "e:ac:p:i:E:m:r:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "e:ac:p:i:E:m:r:d:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'e': r->event = optarg; break;
 		case 'a': r->action = true; break;
@@ -115,6 +117,7 @@ static int parse(int argc, char **argv, struct run *r)
 			break;
 		case 'm': r->mode = RUN_MOCK; r->dir = optarg; break;
 		case 'r': r->mode = RUN_RECORD; r->dir = optarg; break;
+		case 'd': r->plugin_dir = optarg; break;
 		case 'h': usage(stdout, 0); return -1;
 		default: return usage(stderr, CLI_EXIT_USAGE);
 		}
@@ -256,13 +259,78 @@ static int open_store(struct run *r)
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-static int no_trigger(void *user, struct hostapi_exec *parent, const char *action, const char *input_json,
-		      char **output_json, char *err, size_t errlen)
+#define ACTION_DEPTH_MAX 8
+
+static void prefix_log(struct hostapi_exec *to, const char *action, struct hostapi_exec *from)
 {
-	(void)user, (void)parent, (void)input_json;
+	struct store_log_line_input *lines = NULL;
+	size_t n = 0;
+	int64_t dropped = 0;
+	char line[HOSTAPI_LOG_LINE_MAX + 300];
+
+	hostapi_exec_take_logs(from, &lines, &n, &dropped);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(line, sizeof(line), "[%s] %s", action, lines[i].message);
+		hostapi_log(to, lines[i].level, line);
+	}
+	hostapi_logs_free(lines, n);
+}
+
+/* trigger_action(): the action NAME.so from --plugin-dir, run here as a
+ * child execution of parent; its log lines go into the parent's, marked
+ * [NAME]. */
+static int run_trigger(void *user, struct hostapi_exec *parent, const char *action, const char *input_json,
+		       char **output_json, char *err, size_t errlen)
+{
+	struct run *r = user;
+	struct hostapi_exec_info info = *hostapi_exec_info(parent);
+	struct store_execution_input ex = {.kind = STORE_EXEC_ACTION, .parent_execution_id = info.execution_id,
+					   .script = action, .connection_id = r->connection_id,
+					   .provider_config_key = r->integration};
+	struct run_ctx c = {.mode = r->mode, .dir = r->dir};
+	struct cli_plugin_info pi;
+	int (*fn)(const struct evs_host *, struct evs_ctx *, const char *, char **);
+	struct evs_host host;
+	char path[PATH_MAX], abs[PATH_MAX];
+	void *lib;
+	int rc;
+
 	*output_json = NULL;
-	util_set_err(err, errlen, "evscript run runs one plugin: trigger_action(\"%s\") is not available", action);
-	return EVS_ENOTFOUND;
+	if (!r->plugin_dir) {
+		util_set_err(err, errlen, "no action can run: give --plugin-dir DIR with %s.so in it", action);
+		return EVS_ENOTFOUND;
+	}
+	if (info.depth + 1 > ACTION_DEPTH_MAX)
+		return EVS_EDEPTH;
+	snprintf(path, sizeof(path), "%s/%s.so", r->plugin_dir, action);
+	if (cli_plugin_info(path, &pi, err, errlen) != 0)
+		return EVS_ENOTFOUND;
+	if (!pi.action || strcmp(pi.name, action) != 0) {
+		util_set_err(err, errlen, "%s is not the action %s", path, action);
+		return EVS_ENOTFOUND;
+	}
+	lib = realpath(path, abs) ? dlopen(abs, RTLD_NOW | RTLD_LOCAL) : NULL;
+	fn = lib ? (int (*)(const struct evs_host *, struct evs_ctx *, const char *, char **))dlsym(lib, "run_action")
+		 : NULL;
+	ex.plugin_version = pi.version;
+	info.script = action;
+	info.depth++;
+	info.event_id = 0;
+	info.event_type = 0;
+	if (!fn || store_execution_create(r->store, &ex, &info.execution_id) != 0 ||
+	    hostapi_exec_new(&info, &c.inproc.exec) != 0) {
+		util_set_err(err, errlen, "%s could not be run: %s", path, lib ? "no run_action" : dlerror());
+		return EVS_EHOST;
+	}
+	run_host_init(&host, &c);
+	rc = fn(&host, (struct evs_ctx *)&c, input_json, output_json);
+	prefix_log(parent, action, c.inproc.exec);
+	if (rc != 0)
+		util_set_err(err, errlen, "%s", hostapi_error(c.inproc.exec) ? hostapi_error(c.inproc.exec) : "failed");
+	hostapi_inproc_ctx_clear(&c.inproc);
+	run_ctx_clear(&c);
+	hostapi_exec_free(c.inproc.exec);
+	return rc == 0 ? EVS_OK : EVS_EFAILED;
 }
 
 static char *metadata_now(struct run *r)
@@ -343,7 +411,8 @@ static int execute(struct run *r)
 		.execution_id = r->execution_id, .event_id = r->event_id,
 		.event_type = r->action ? 0 : config_event_from_name(r->event) + 1, .script = r->info.name,
 		.connection_id = r->connection_id, .provider_config_key = r->integration,
-		.deadline_us = util_mono_us() + (int64_t)RUN_DEADLINE_S * 1000000, .trigger = no_trigger,
+		.deadline_us = util_mono_us() + (int64_t)RUN_DEADLINE_S * 1000000, .trigger = run_trigger,
+		.trigger_user = r,
 	};
 	struct run_ctx c = {.mode = r->mode, .dir = r->dir};
 	char abs[PATH_MAX];

@@ -13,6 +13,25 @@ import unittest
 
 from harness import DaemonTest, FakeProvider, env
 from test_check_config import SRC_DIR
+from test_plugin_docs import ACTION_C
+
+CHAIN_C = r"""
+#include <evscript/sdk.h>
+EVS_PLUGIN("chain", "1.0.0");
+int on_event(const struct evs_host *host, struct evs_ctx *ctx, const struct evs_event *event)
+{
+	const char *out = NULL;
+	int ret = host->trigger_action(ctx, "create-webhook", "{\"events\":[\"push\"]}", &out);
+
+	(void)event;
+	if (ret != EVS_OK) {
+		host->set_error(ctx, "create-webhook: %s", evs_strerror(ret));
+		return 1;
+	}
+	host->log(ctx, EVS_LOG_INFO, "chain got %s", out);
+	return 0;
+}
+"""
 
 PLUGIN_C = r"""
 #include <evscript/sdk.h>
@@ -142,6 +161,28 @@ class RunTest(DaemonTest):
         self.assertIn("mock: no recorded response for GET /user", r3.stdout)
         self.assertIn("result: failed (returned 1", r3.stdout)
         self.assertIn("GET /user: network error", r3.stdout)
+
+    def test_trigger_action_from_a_plugin_dir(self):
+        actions = os.path.join(self.tmp, "actions")
+        os.makedirs(actions)
+        inc = "-I" + os.path.join(SRC_DIR, "plugin-sdk", "include")
+        for name, src, out in (("chain", CHAIN_C, self.tmp), ("create-webhook", ACTION_C, actions)):
+            with open(os.path.join(self.tmp, name + ".c"), "w") as f:
+                f.write(src)
+            subprocess.run(["cc", "-shared", "-fPIC", "-fvisibility=hidden", inc, "-o",
+                            os.path.join(out, name + ".so"), os.path.join(self.tmp, name + ".c")], check=True)
+        chain = os.path.join(self.tmp, "chain.so")
+        args = [chain, "--event", "post-connection-creation", "--connection", self.conn,
+                "--providers", env("EVS_PROVIDERS")]
+        r = self.run_cli(*args, "--plugin-dir", actions)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn('log info  [create-webhook] input {"events":["push"]}', r.stdout)
+        self.assertIn('log info  chain got {"id":1}', r.stdout)
+        # without it, the plugin sees EVS_ENOTFOUND and the log says what to do
+        r = self.run_cli(*args)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("give --plugin-dir DIR with create-webhook.so in it", r.stdout)
+        self.assertIn("create-webhook: not found", r.stdout)
 
     def test_actions_and_refusals(self):
         echo = os.path.join(env("EVS_TEST_PLUGINS_DIR"), "echo.so")
