@@ -23,7 +23,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
 #include <ftw.h>
+#include <signal.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -433,6 +435,56 @@ static int execute(struct run *r)
 	return status;
 }
 
+/* A plugin that crashes here takes this process with it (no sandbox, on
+ * purpose: run it under gdb to stop at the fault). Without a debugger,
+ * say so on stderr with the frames, then die of the signal. */
+static char crash_tmp[64]; /* the temporary directory, removed on a crash too */
+
+static void remove_tmp(void)
+{
+	static const char *const files[] = {"run.db", "run.db-wal", "run.db-shm", "run.db-journal", "evscript.yaml"};
+	char path[128];
+
+	for (size_t i = 0; crash_tmp[0] && i < sizeof(files) / sizeof(files[0]); i++) {
+		size_t a = strlen(crash_tmp), b = strlen(files[i]);
+
+		memcpy(path, crash_tmp, a);
+		path[a] = '/';
+		memcpy(path + a + 1, files[i], b + 1);
+		unlink(path);
+	}
+	if (crash_tmp[0])
+		rmdir(crash_tmp);
+}
+
+static void on_plugin_crash(int sig)
+{
+	static const char head[] = "evscript run: the plugin crashed: ";
+	void *frames[64];
+	int n = backtrace(frames, 64);
+	const char *name = strsignal(sig);
+
+	remove_tmp();
+
+	(void)!write(2, head, sizeof(head) - 1);
+	(void)!write(2, name, strlen(name));
+	(void)!write(2, "\n", 1);
+	backtrace_symbols_fd(frames, n, 2);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void catch_crashes(const char *tmp)
+{
+	static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+	void *warm[1];
+
+	snprintf(crash_tmp, sizeof(crash_tmp), "%s", tmp);
+	(void)backtrace(warm, 1); /* loads the unwinder before it is needed */
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], on_plugin_crash);
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st, (void)flag, (void)ftw;
@@ -465,6 +517,8 @@ int cmd_run(int argc, char **argv)
 	status = read_connection(&r);
 	if (status == 0)
 		status = load_config(&r);
+	if (status == 0)
+		catch_crashes(r.tmp);
 	if (status == 0)
 		status = open_store(&r);
 	if (status == 0)

@@ -93,11 +93,18 @@ class DebuggingTest(DaemonTest):
                       "-ex", f"info line *{offset}")
         self.assertRegex(gdb.stdout, r'Line 7 of "[^"]*boom\.c"', gdb.stdout + gdb.stderr)
 
-        # 4. evscript run under gdb stops at that line
+        # 4. evscript run alone: the crash is said with its frames, and it dies of the signal
         conn = os.path.join(self.tmp, "conn.json")
         with open(conn, "w") as f:
             json.dump({"connection_id": "c1", "provider_config_key": "demo", "provider": "local-test",
                        "connection_config": {"port": str(self.provider.port)}}, f)
+        alone = self.sh(env("EVSCRIPT_CLI"), "run", self.so, "--event", "post-connection-creation",
+                        "--connection", conn, "--providers", env("EVS_PROVIDERS"))
+        self.assertEqual(alone.returncode, -11, alone.stdout + alone.stderr)
+        self.assertIn("evscript run: the plugin crashed: Segmentation fault", alone.stderr)
+        self.assertRegex(alone.stderr, r"boom\.so\(on_event\+0x[0-9a-f]+\)")
+
+        # 5. evscript run under gdb stops at that line
         run = self.sh("gdb", "-batch", "-nx", "-ex", "run", "-ex", "bt", "--args", env("EVSCRIPT_CLI"), "run",
                       self.so, "--event", "post-connection-creation", "--connection", conn,
                       "--providers", env("EVS_PROVIDERS"))
