@@ -16,6 +16,7 @@
 #include <string.h>
 
 #define LINE_MAX_BYTES 4096
+#define CAPTURE_MAX 100000 /* log lines, requests and lent strings kept; past it, dropped */
 
 struct evs_ctx {
 	struct evs_test *t;
@@ -59,7 +60,7 @@ static const char *lend(struct evs_test *t, char *s)
 
 	if (!s)
 		return NULL;
-	n = realloc(t->lent, (t->n_lent + 1) * sizeof(*n));
+	n = t->n_lent < CAPTURE_MAX ? realloc(t->lent, (t->n_lent + 1) * sizeof(*n)) : NULL;
 	if (!n) {
 		free(s);
 		return NULL;
@@ -116,7 +117,7 @@ static void h_log(struct evs_ctx *ctx, enum evs_log_level level, const char *fmt
 	va_start(ap, fmt);
 	s = vformat(fmt, ap);
 	va_end(ap);
-	n = s ? realloc(t->lines, (t->n_lines + 1) * sizeof(*n)) : NULL;
+	n = s && t->n_lines < CAPTURE_MAX ? realloc(t->lines, (t->n_lines + 1) * sizeof(*n)) : NULL;
 	if (!n) {
 		free(s);
 		return;
@@ -195,7 +196,7 @@ static struct json_object *next_response(struct evs_test *t, const struct evs_re
 	char key[1024];
 	size_t len = strcspn(endpoint, "?");
 
-	n = realloc(t->requests, (t->n_requests + 1) * sizeof(*n));
+	n = t->n_requests < CAPTURE_MAX ? realloc(t->requests, (t->n_requests + 1) * sizeof(*n)) : NULL;
 	if (n) {
 		t->requests = n;
 		n[t->n_requests].method = strdup(method);

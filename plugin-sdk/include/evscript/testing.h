@@ -37,7 +37,8 @@
  *     is used up. Cursors and links are not followed.
  *   - trigger_action() answers from evs_test_action(); an action with no
  *     canned result is EVS_ENOTFOUND.
- * Not thread-safe: one test, one thread.
+ * It keeps at most 100000 log lines and requests; past that they are not
+ * recorded. Not thread-safe: one test, one thread.
  */
 #ifndef EVSCRIPT_TESTING_H
 #define EVSCRIPT_TESTING_H
