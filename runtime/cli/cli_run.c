@@ -56,7 +56,7 @@ struct run {
 	struct cli_plugin_info info;
 	struct json_object *conn;      /* FILE.json */
 	const char *connection_id, *integration, *provider;
-	char tmp[64];                  /* the temporary directory, "" when none */
+	char tmp[256];                 /* the temporary directory ($TMPDIR or /tmp), "" when none */
 	struct config_host *cfg;
 	struct store *store;
 	int64_t execution_id, event_id;
@@ -438,12 +438,12 @@ static int execute(struct run *r)
 /* A plugin that crashes here takes this process with it (no sandbox, on
  * purpose: run it under gdb to stop at the fault). Without a debugger,
  * say so on stderr with the frames, then die of the signal. */
-static char crash_tmp[64]; /* the temporary directory, removed on a crash too */
+static char crash_tmp[256]; /* the temporary directory, removed on a crash too */
 
 static void remove_tmp(void)
 {
 	static const char *const files[] = {"run.db", "run.db-wal", "run.db-shm", "run.db-journal", "evscript.yaml"};
-	char path[128];
+	char path[300];
 
 	for (size_t i = 0; crash_tmp[0] && i < sizeof(files) / sizeof(files[0]); i++) {
 		size_t a = strlen(crash_tmp), b = strlen(files[i]);
@@ -511,7 +511,8 @@ int cmd_run(int argc, char **argv)
 			    "validate-connection)", r.event);
 	if (r.mode == RUN_RECORD && mkdir(r.dir, 0755) != 0 && errno != EEXIST)
 		return fail("%s: %s", r.dir, strerror(errno));
-	snprintf(r.tmp, sizeof(r.tmp), "/tmp/evscript-run.XXXXXX");
+	snprintf(r.tmp, sizeof(r.tmp), "%s/evscript-run.XXXXXX",
+		 getenv("TMPDIR") && *getenv("TMPDIR") && strlen(getenv("TMPDIR")) < 200 ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(r.tmp))
 		return fail("a temporary directory: %s", strerror(errno));
 	status = read_connection(&r);

@@ -104,8 +104,10 @@ class RunTest(DaemonTest):
                        "connection_config": {"port": str(port)}, "metadata": {"plan": "free"}}, f)
 
     def run_cli(self, *args):
+        self.scratch = os.path.join(self.tmp, "scratch")   # its $TMPDIR
+        os.makedirs(self.scratch, exist_ok=True)
         return subprocess.run([env("EVSCRIPT_CLI"), "run", *args], capture_output=True, text=True,
-                              timeout=120, cwd=self.tmp)
+                              timeout=120, cwd=self.tmp, env=dict(os.environ, TMPDIR=self.scratch))
 
     def event_args(self, *extra):
         return [self.so, "--event", "post-connection-creation", "--connection", self.conn,
@@ -127,8 +129,7 @@ class RunTest(DaemonTest):
         self.assertEqual(user[0]["headers"]["x-api-key"], "secret-key-1")
         self.assertEqual([q["query"].get("cursor") for q in self.provider.received("GET", "/items")],
                          [None, "c2"])
-        self.assertFalse([p for p in os.listdir("/tmp") if p.startswith("evscript-run.") and
-                          os.stat(os.path.join("/tmp", p)).st_mtime > os.stat(self.so).st_mtime])
+        self.assertEqual(os.listdir(self.scratch), [])           # its temporary store is gone
 
     def test_record_then_replay_without_the_provider(self):
         mocks = os.path.join(self.tmp, "mocks")
