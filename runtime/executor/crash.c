@@ -150,48 +150,6 @@ static int find_build_id(struct dl_phdr_info *info, size_t size, void *user)
 	return 1;
 }
 
-/* The function symbol of the ELF image (len bytes) that contains offset,
- * from .symtab (static functions too), else .dynsym; its name (*name_len
- * bytes, not necessarily NUL-terminated: the image is read as untrusted)
- * and how far into it offset is. NULL when none. */
-static const char *elf_symbol(const unsigned char *img, size_t len, uintptr_t offset, uintptr_t *into,
-			      int *name_len)
-{
-	const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)img;
-	const ElfW(Shdr) *sh;
-	const char *best = NULL;
-
-	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_shentsize != sizeof(*sh) ||
-	    eh->e_shoff > len || (size_t)eh->e_shnum * sizeof(*sh) > len - eh->e_shoff)
-		return NULL;
-	sh = (const ElfW(Shdr) *)(img + eh->e_shoff);
-	for (int want = SHT_SYMTAB; !best && want; want = want == SHT_SYMTAB ? SHT_DYNSYM : 0) {
-		for (size_t i = 0; i < eh->e_shnum && !best; i++) {
-			const ElfW(Shdr) *st = &sh[i], *str;
-
-			if (st->sh_type != (ElfW(Word))want || st->sh_link >= eh->e_shnum || st->sh_offset > len ||
-			    st->sh_size > len - st->sh_offset || st->sh_entsize != sizeof(ElfW(Sym)))
-				continue;
-			str = &sh[st->sh_link];
-			if (str->sh_offset > len || str->sh_size > len - str->sh_offset)
-				continue;
-			for (size_t k = 0; k < st->sh_size / sizeof(ElfW(Sym)); k++) {
-				const ElfW(Sym) *sym = (const ElfW(Sym) *)(img + st->sh_offset) + k;
-
-				if (ELF64_ST_TYPE(sym->st_info) != STT_FUNC || sym->st_value == 0 ||
-				    offset < sym->st_value || offset >= sym->st_value + (sym->st_size ? sym->st_size : 1) ||
-				    sym->st_name >= str->sh_size)
-					continue;
-				best = (const char *)img + str->sh_offset + sym->st_name;
-				*name_len = (int)strnlen(best, str->sh_size - sym->st_name < 256 ? str->sh_size - sym->st_name : 256);
-				*into = offset - sym->st_value;
-				break;
-			}
-		}
-	}
-	return best;
-}
-
 /* The plugin whose link map is at base, or NULL. */
 static const struct loader_plugin *plugin_at(uintptr_t base, struct loader_plugin *const *plugins, size_t n)
 {
@@ -227,7 +185,7 @@ static size_t format_frame(char *out, size_t len, int k, uintptr_t pc, struct lo
 		if ((*in)->memfd >= 0 && fstat((*in)->memfd, &st) == 0 && st.st_size > 0)
 			img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, (*in)->memfd, 0);
 		if (img != MAP_FAILED) {
-			sym = elf_symbol(img, (size_t)st.st_size, pc - base, &into, &sym_len);
+			sym = crash_elf_symbol(img, (size_t)st.st_size, pc - base, &into, &sym_len);
 			if (sym) {
 				size_t w = (size_t)snprintf(out, len, "#%d %s.so+0x%lx %.*s+0x%lx\n", k, (*in)->name,
 							    (unsigned long)(pc - base), sym_len, sym, (unsigned long)into);

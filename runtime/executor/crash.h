@@ -56,4 +56,12 @@ void crash_arm(struct crash_report *r);
 void crash_format(const struct crash_report *r, struct loader_plugin *const *plugins, size_t n, char *out,
 		  size_t len);
 
+/* The function symbol of the ELF image (len bytes, untrusted) that contains
+ * offset: from .symtab (static functions too), else .dynsym. Returns its
+ * name, which is *name_len bytes long and not necessarily NUL-terminated,
+ * with *into = offset - the symbol's start; NULL when none (or the image is
+ * malformed). Reads nothing outside img[0, len). */
+const char *crash_elf_symbol(const unsigned char *img, size_t len, uintptr_t offset, uintptr_t *into,
+			     int *name_len);
+
 #endif
