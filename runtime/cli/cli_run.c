@@ -60,6 +60,7 @@ struct run {
 	struct config_host *cfg;
 	struct store *store;
 	int64_t execution_id, event_id;
+	struct run_ctx *top;           /* the script's ctx: actions it triggers share its recordings */
 	char err[2048];
 };
 
@@ -319,16 +320,30 @@ static int run_trigger(void *user, struct hostapi_exec *parent, const char *acti
 	info.depth++;
 	info.event_id = 0;
 	info.event_type = 0;
-	if (!fn || store_execution_create(r->store, &ex, &info.execution_id) != 0 ||
-	    hostapi_exec_new(&info, &c.inproc.exec) != 0) {
-		util_set_err(err, errlen, "%s could not be run: %s", path, lib ? "no run_action" : dlerror());
+	if (!fn) {
+		util_set_err(err, errlen, "%s could not be loaded: %s", path, lib ? "no run_action" : dlerror());
 		return EVS_EHOST;
 	}
+	if (store_execution_create(r->store, &ex, &info.execution_id) != 0 ||
+	    hostapi_exec_new(&info, &c.inproc.exec) != 0) {
+		util_set_err(err, errlen, "%s: the execution could not be set up", action);
+		return EVS_EHOST;
+	}
+	/* one count of each request for the whole run: the same request in the
+	 * script and in the action gets its own recording */
+	c.seen = r->top->seen;
+	c.n_seen = r->top->n_seen;
 	run_host_init(&host, &c);
 	rc = fn(&host, (struct evs_ctx *)&c, input_json, output_json);
 	prefix_log(parent, action, c.inproc.exec);
 	if (rc != 0)
 		util_set_err(err, errlen, "%s", hostapi_error(c.inproc.exec) ? hostapi_error(c.inproc.exec) : "failed");
+	r->top->seen = c.seen;
+	r->top->n_seen = c.n_seen;
+	r->top->replayed += c.replayed;
+	r->top->recorded += c.recorded;
+	r->top->missing += c.missing;
+	c.seen = NULL;
 	hostapi_inproc_ctx_clear(&c.inproc);
 	run_ctx_clear(&c);
 	hostapi_exec_free(c.inproc.exec);
@@ -421,6 +436,7 @@ static int execute(struct run *r)
 	void *lib;
 	int status;
 
+	r->top = &c;
 	if (hostapi_exec_new(&info, &c.inproc.exec) != 0)
 		return fail("%s", status_str(STATUS_ENOMEM));
 	if (!realpath(r->so, abs) || !(lib = dlopen(abs, RTLD_NOW | RTLD_LOCAL))) {
