@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import DaemonTest, env
+from harness import STORE, DaemonTest, env
 
 SRC_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -106,6 +106,12 @@ class CheckConfigPredictsReload(DaemonTest):
             ("ver", build(self.tmp, "ver", "1.0.0", build="b"), "downgrade"),
         ]
         for name, so, code in variants:
+            if code == "downgrade" and STORE == "pg":
+                # --check-config does not open a shared store (it would join it
+                # as a host): it says so, and cannot see the ledger's verdict
+                r = self.check(d)
+                self.assertIn("not opened by --check-config", r.stdout)
+                continue
             with self.subTest(code=code):
                 d.deploy(so)
                 r = self.check(d)
@@ -119,7 +125,8 @@ class CheckConfigPredictsReload(DaemonTest):
                 reason = [p["reason"] for p in plugins["refused"]][0]
                 self.assertIn(reason, r.stdout)   # word for word
         # the same-version refusal says what to do
-        self.assertIn("bump the version", reason)
+        if STORE != "pg":
+            self.assertIn("bump the version", reason)
 
         # back to the accepted bytes: both agree it is fine again
         d.deploy(build(self.tmp, "ver", "1.0.0"))
