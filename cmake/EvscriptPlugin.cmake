@@ -5,8 +5,9 @@
 #     [OUTPUT_DIRECTORY <dir>]   where <name>.so (and its signature) go
 #     SOURCES <file>...)
 #
-# Builds a plugin as a MODULE library against evscript::sdk with hidden
-# visibility (only the SDK's entry points and the plugin info are exported)
+# Builds a plugin (C or C++ sources) as a MODULE library against
+# evscript::sdk with hidden visibility and a version script (only the SDK's
+# entry points and the plugin info are exported)
 # and defines EVS_PLUGIN_NAME and EVS_PLUGIN_VERSION for the sources, so that
 # `EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);` keeps one source of truth.
 # Signing uses the `evscript` command (EVSCRIPT_EXECUTABLE) with the trusted
@@ -35,12 +36,20 @@ function(evscript_add_plugin target)
     SUFFIX ".so"
     OUTPUT_NAME ${P_NAME}
     C_VISIBILITY_PRESET hidden
+    CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON
     POSITION_INDEPENDENT_CODE ON)
   if(P_OUTPUT_DIRECTORY)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${P_OUTPUT_DIRECTORY})
   endif()
   target_link_libraries(${target} PRIVATE evscript::sdk)
+  # Only the plugin info and the entry points leave the object, whatever the
+  # language: C++'s standard library headers have default visibility, so its
+  # template instantiations would otherwise be exported as weak symbols.
+  set(map ${CMAKE_CURRENT_BINARY_DIR}/${target}.exports.map)
+  file(WRITE ${map} "{\n  global: evs_plugin_info; on_event; run_action;\n  local: *;\n};\n")
+  target_link_options(${target} PRIVATE "LINKER:--version-script=${map}")
+  set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${map})
   target_compile_definitions(${target} PRIVATE
     EVS_PLUGIN_NAME="${P_NAME}" EVS_PLUGIN_VERSION="${P_VERSION}")
 

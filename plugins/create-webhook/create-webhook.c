@@ -19,107 +19,187 @@
  */
 #include <evscript/sdk.h>
 
-#include "evs_example_json.h"
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
 
 #define MAX_EVENTS 32
 
-/* input.key when it is a string, else connection_config.key. */
-static int input_or_config(const char *input, const char *cfg, const char *key, char *buf,
-			   size_t n)
+/* o.key when it is a string, else NULL (borrowed from o). */
+static const char *string_field(struct json_object *o, const char *key)
 {
-	if (json_string(json_field(input, key), buf, n) == 0)
-		return 0;
-	return json_string(json_field(cfg, key), buf, n);
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
 }
 
-/* Appends the events array: input.events (1 to MAX_EVENTS strings), or
- * ["push"] when the input has none. Returns 0, or -1 for bad input. */
-static int add_events(struct json_buf *b, const char *input)
+/* GitHub owner and repository names: letters, digits, '.', '-', '_'. */
+static int valid_github_name(const char *s)
 {
-	const char *p = json_field(input, "events");
-	char name[128];
-	int n = 0;
+	size_t n = s ? strlen(s) : 0;
 
-	if (!p || strncmp(p, "null", 4) == 0) {
-		json_put(b, "[\"push\"]");
+	if (n == 0 || n > 100 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
 		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
+}
+
+/* input.key when it is a string, else connection_config.key, else NULL. */
+static const char *input_or_config(struct json_object *input, struct json_object *cfg, const char *key)
+{
+	const char *v = string_field(input, key);
+
+	return v ? v : string_field(cfg, key);
+}
+
+/* The events array to send: a copy of input.events (1 to MAX_EVENTS
+ * non-empty strings), or ["push"] when the input has none; NULL for bad
+ * input. */
+static struct json_object *events_of(struct json_object *input)
+{
+	struct json_object *given = NULL, *out = json_object_new_array();
+	size_t n;
+
+	if (!json_object_object_get_ex(input, "events", &given) || !given) {
+		json_object_array_add(out, json_object_new_string("push"));
+		return out;
 	}
-	if (*p++ != '[')
-		return -1;
-	json_put(b, "[");
-	for (;;) {
-		p = json_ws(p);
-		if (++n > MAX_EVENTS || json_string(p, name, sizeof(name)) != 0 || name[0] == '\0')
-			return -1;
-		if (n > 1)
-			json_put(b, ",");
-		json_put_string(b, name);
-		p = json_ws(json_skip_string(p));
-		if (*p == ']')
+	n = json_object_is_type(given, json_type_array) ? json_object_array_length(given) : 0;
+	for (size_t i = 0; i < n && n <= MAX_EVENTS; i++) {
+		struct json_object *e = json_object_array_get_idx(given, i);
+
+		if (!json_object_is_type(e, json_type_string) || json_object_get_string_len(e) == 0)
 			break;
-		if (*p++ != ',')
-			return -1;
+		json_object_array_add(out, json_object_new_string(json_object_get_string(e)));
 	}
-	json_put(b, "]");
-	return 0;
+	if (n == 0 || n > MAX_EVENTS || json_object_array_length(out) != n) {
+		json_object_put(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* The hook's id from GitHub's reply, or -1 after set_error(). */
+static long long post_hook(const struct evs_host *host, struct evs_ctx *ctx, const char *owner,
+			   const char *repo, struct json_object *body)
+{
+	struct evs_header content_type = {"Content-Type", "application/json"};
+	struct evs_request req = {.size = sizeof(req), .method = "POST", .headers = &content_type,
+				  .n_headers = 1, .retries = 0}; /* a creation must not run twice */
+	struct evs_response *resp = NULL;
+	struct json_object *reply, *id;
+	char path[320];
+	long long value = -1;
+	int ret;
+
+	snprintf(path, sizeof(path), "/repos/%s/%s/hooks", owner, repo);
+	req.endpoint = path;
+	req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	req.body_len = strlen(req.body);
+	ret = host->proxy(ctx, &req, &resp);
+	if (ret != EVS_OK) {
+		host->set_error(ctx, "POST %s: %s", path, evs_strerror(ret));
+		return -1;
+	}
+	reply = json_tokener_parse(resp->body); /* NULL when the body is not JSON */
+	if (resp->status < 200 || resp->status >= 300) {
+		const char *msg = string_field(reply, "message");
+
+		host->set_error(ctx, "GitHub refused to create the webhook on %s/%s (HTTP %d): %s", owner, repo,
+				resp->status, msg ? msg : "no message");
+	} else if (!json_object_object_get_ex(reply, "id", &id) || !json_object_is_type(id, json_type_int)) {
+		host->set_error(ctx, "GitHub's reply has no webhook id");
+	} else {
+		value = json_object_get_int64(id);
+	}
+	json_object_put(reply);
+	host->free_response(ctx, resp);
+	return value;
+}
+
+/* The request body for the input, or NULL after set_error(). */
+static struct json_object *hook_body(const struct evs_host *host, struct evs_ctx *ctx,
+				     struct json_object *input, char *url, size_t n)
+{
+	struct json_object *body, *config, *events;
+	const char *given = string_field(input, "url"), *webhook_url = NULL;
+	int ret;
+
+	if (!given) {
+		ret = host->get_webhook_url(ctx, &webhook_url);
+		if (ret != EVS_OK) {
+			host->set_error(ctx, "no \"url\" in the input and no webhook URL: %s", evs_strerror(ret));
+			return NULL;
+		}
+		given = webhook_url;
+	}
+	if (strncmp(given, "https://", 8) != 0 && strncmp(given, "http://", 7) != 0) {
+		host->set_error(ctx, "\"url\" must be an http(s) URL");
+		return NULL;
+	}
+	events = events_of(input);
+	if (!events) {
+		host->set_error(ctx, "\"events\" must be an array of 1 to %d event names", MAX_EVENTS);
+		return NULL;
+	}
+	snprintf(url, n, "%s", given);
+	body = json_object_new_object();
+	config = json_object_new_object();
+	json_object_object_add(config, "url", json_object_new_string(given));
+	json_object_object_add(config, "content_type", json_object_new_string("json"));
+	json_object_object_add(body, "name", json_object_new_string("web"));
+	json_object_object_add(body, "active", json_object_new_boolean(1));
+	json_object_object_add(body, "events", events);
+	json_object_object_add(body, "config", config);
+	return body;
 }
 
 int run_action(const struct evs_host *host, struct evs_ctx *ctx, const char *input_json,
 	       char **output_json)
 {
-	struct json_buf body = {0};
-	char owner[128], repo[128], url[2048], out[64];
-	const char *cfg, *webhook_url = NULL;
-	long long id;
+	struct json_object *input = json_tokener_parse(input_json), *conn = NULL, *cfg = NULL, *body = NULL;
+	const char *text = NULL, *owner, *repo;
+	char url[2048], repo_name[300];
+	long long id = -1;
 	int ret;
 
-	if (get_connection_config(host, ctx, &cfg) != 0)
-		return 1;
-	if (input_or_config(input_json, cfg, "owner", owner, sizeof(owner)) != 0 ||
-	    input_or_config(input_json, cfg, "repo", repo, sizeof(repo)) != 0 ||
-	    !valid_github_name(owner) || !valid_github_name(repo)) {
+	ret = host->get_connection(ctx, &text);
+	if (ret != EVS_OK) {
+		host->set_error(ctx, "cannot read the connection: %s", evs_strerror(ret));
+		goto out;
+	}
+	conn = json_tokener_parse(text);
+	json_object_object_get_ex(conn, "connection_config", &cfg);
+	owner = input_or_config(input, cfg, "owner");
+	repo = input_or_config(input, cfg, "repo");
+	if (!valid_github_name(owner) || !valid_github_name(repo)) {
 		host->set_error(ctx, "no repository: give \"owner\" and \"repo\" in the input or the "
 				     "connection_config");
-		return 1;
+		goto out;
 	}
-	if (json_string(json_field(input_json, "url"), url, sizeof(url)) != 0) {
-		ret = host->get_webhook_url(ctx, &webhook_url);
-		if (ret != EVS_OK) {
-			host->set_error(ctx, "no \"url\" in the input and no webhook URL: %s",
-					evs_strerror(ret));
-			return 1;
-		}
-		snprintf(url, sizeof(url), "%s", webhook_url);
-	}
-	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
-		host->set_error(ctx, "\"url\" must be an http(s) URL");
-		return 1;
-	}
-
-	json_put(&body, "{\"name\":\"web\",\"active\":true,\"events\":");
-	if (add_events(&body, input_json) != 0) {
-		host->set_error(ctx, "\"events\" must be an array of 1 to %d event names",
-				MAX_EVENTS);
-		return 1;
-	}
-	json_put(&body, ",\"config\":{\"url\":");
-	json_put_string(&body, url);
-	json_put(&body, ",\"content_type\":\"json\"}}");
-	if (body.overflow) {
-		host->set_error(ctx, "the webhook request is too large");
-		return 1;
-	}
-
-	if (github_create_hook(host, ctx, owner, repo, &body, &id) != 0)
-		return 1;
-	snprintf(out, sizeof(out), "{\"id\":%lld}", id);
-	*output_json = strdup(out); /* the host free()s it */
+	snprintf(repo_name, sizeof(repo_name), "%s/%s", owner, repo);
+	body = hook_body(host, ctx, input, url, sizeof(url));
+	if (body)
+		id = post_hook(host, ctx, owner, repo, body);
+	if (id < 0)
+		goto out;
+	json_object_put(body);
+	body = json_object_new_object();
+	json_object_object_add(body, "id", json_object_new_int64(id));
+	*output_json = strdup(json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN)); /* the host free()s it */
 	if (!*output_json) {
 		host->set_error(ctx, "out of memory");
-		return 1;
+		id = -1;
+		goto out;
 	}
-	host->log(ctx, EVS_LOG_INFO, "created webhook %lld on %s/%s for %s", id, owner, repo, url);
-	return 0;
+	host->log(ctx, EVS_LOG_INFO, "created webhook %lld on %s for %s", id, repo_name, url);
+out:
+	json_object_put(body);
+	json_object_put(conn);
+	json_object_put(input);
+	return id < 0 ? 1 : 0;
 }

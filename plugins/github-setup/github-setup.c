@@ -17,7 +17,7 @@
  */
 #include <evscript/sdk.h>
 
-#include "evs_example_json.h"
+#include <json-c/json.h>
 
 EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
 
@@ -26,8 +26,9 @@ EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
 
 int on_event(const struct evs_host *host, struct evs_ctx *ctx, const struct evs_event *event)
 {
+	struct json_object *result = NULL, *id = NULL, *update;
 	const char *output = NULL;
-	long long id;
+	long long value;
 	int ret;
 
 	if (event->type != EVS_EVENT_POST_CONNECTION_CREATION) {
@@ -40,16 +41,23 @@ int on_event(const struct evs_host *host, struct evs_ctx *ctx, const struct evs_
 		host->set_error(ctx, "the %s action failed: %s", ACTION, evs_strerror(ret));
 		return 1;
 	}
-	if (json_int(json_field(output, "id"), &id) != 0) {
+	result = json_tokener_parse(output);
+	if (!json_object_object_get_ex(result, "id", &id) || !json_object_is_type(id, json_type_int)) {
+		json_object_put(result);
 		host->set_error(ctx, "the %s action returned no id", ACTION);
 		return 1;
 	}
-	ret = metadata_put_int(host, ctx, "webhook_id", id);
+	value = json_object_get_int64(id);
+	json_object_put(result);
+	update = json_object_new_object();
+	json_object_object_add(update, "webhook_id", json_object_new_int64(value));
+	ret = host->update_metadata(ctx, json_object_to_json_string_ext(update, JSON_C_TO_STRING_PLAIN));
+	json_object_put(update);
 	if (ret != EVS_OK) {
-		host->set_error(ctx, "webhook %lld created but its id could not be stored: %s", id,
+		host->set_error(ctx, "webhook %lld created but its id could not be stored: %s", value,
 				evs_strerror(ret));
 		return 1;
 	}
-	host->log(ctx, EVS_LOG_INFO, "%s created webhook %lld; stored as webhook_id", ACTION, id);
+	host->log(ctx, EVS_LOG_INFO, "%s created webhook %lld; stored as webhook_id", ACTION, value);
 	return 0;
 }

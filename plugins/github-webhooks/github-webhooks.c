@@ -19,45 +19,94 @@
  */
 #include <evscript/sdk.h>
 
-#include "evs_example_json.h"
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
 
 EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
 
-/* Reads owner and repo from the connection's connection_config. Returns 0,
- * or -1 after set_error(). */
-static int get_repository(const struct evs_host *host, struct evs_ctx *ctx,
-			  char *owner, char *repo, size_t n)
+/* o.key when it is a string, else NULL (borrowed from o). */
+static const char *string_field(struct json_object *o, const char *key)
 {
-	const char *cfg;
+	struct json_object *v;
 
-	if (get_connection_config(host, ctx, &cfg) != 0)
-		return -1;
-	if (json_string(json_field(cfg, "owner"), owner, n) != 0 ||
-	    json_string(json_field(cfg, "repo"), repo, n) != 0) {
-		host->set_error(ctx, "connection_config needs \"owner\" and \"repo\" (strings)");
-		return -1;
-	}
-	if (!valid_github_name(owner) || !valid_github_name(repo)) {
-		host->set_error(ctx, "connection_config owner/repo is not a GitHub repository name");
-		return -1;
-	}
-	return 0;
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
 }
 
-/* GitHub's error text from a response body ({"message": "..."}). */
+/* GitHub owner and repository names: letters, digits, '.', '-', '_'. */
+static int valid_github_name(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 100 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
+}
+
+/* Reads owner and repo from the connection's connection_config into the
+ * buffers. Returns 0, or -1 after set_error(). */
+static int get_repository(const struct evs_host *host, struct evs_ctx *ctx, char *owner, char *repo,
+			  size_t n)
+{
+	struct json_object *conn, *cfg = NULL;
+	const char *text = NULL, *o, *r;
+	int ret = -1;
+
+	ret = host->get_connection(ctx, &text);
+	if (ret != EVS_OK) {
+		host->set_error(ctx, "cannot read the connection: %s", evs_strerror(ret));
+		return -1;
+	}
+	conn = json_tokener_parse(text); /* the connection holds credentials: never log it */
+	json_object_object_get_ex(conn, "connection_config", &cfg);
+	o = string_field(cfg, "owner");
+	r = string_field(cfg, "repo");
+	ret = -1;
+	if (!o || !r)
+		host->set_error(ctx, "connection_config needs \"owner\" and \"repo\" (strings)");
+	else if (!valid_github_name(o) || !valid_github_name(r))
+		host->set_error(ctx, "connection_config owner/repo is not a GitHub repository name");
+	else
+		ret = 0;
+	if (ret == 0) {
+		snprintf(owner, n, "%s", o);
+		snprintf(repo, n, "%s", r);
+	}
+	json_object_put(conn);
+	return ret;
+}
+
+/* GitHub's error text from a response body ({"message": "..."}), into buf. */
 static const char *github_message(const struct evs_response *resp, char *buf, size_t n)
 {
-	return json_string_or(json_field(resp->body, "message"), buf, n, "no message");
+	struct json_object *body = json_tokener_parse(resp->body);
+	const char *msg = string_field(body, "message");
+
+	snprintf(buf, n, "%s", msg ? msg : "no message");
+	json_object_put(body);
+	return buf;
 }
 
 /* One request with a JSON body (or none). Returns 0 with *resp set, or -1
  * after set_error(). */
 static int request(const struct evs_host *host, struct evs_ctx *ctx, const char *method,
-		   const char *path, const struct json_buf *body, uint32_t retries,
+		   const char *path, struct json_object *body, uint32_t retries,
 		   struct evs_response **resp)
 {
-	int ret = json_request(host, ctx, method, path, body, retries, resp);
+	struct evs_header content_type = {"Content-Type", "application/json"};
+	struct evs_request req = {.size = sizeof(req), .method = method, .endpoint = path,
+				  .retries = retries};
+	int ret;
 
+	if (body) {
+		req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+		req.body_len = strlen(req.body);
+		req.headers = &content_type;
+		req.n_headers = 1;
+	}
+	ret = host->proxy(ctx, &req, resp);
 	if (ret != EVS_OK) {
 		host->set_error(ctx, "%s %s: %s", method, path, evs_strerror(ret));
 		return -1;
@@ -68,13 +117,17 @@ static int request(const struct evs_host *host, struct evs_ctx *ctx, const char 
 /* The id stored by an earlier creation, or -1. */
 static long long stored_hook_id(const struct evs_host *host, struct evs_ctx *ctx)
 {
-	const char *meta = NULL;
-	long long id;
+	struct json_object *meta, *id = NULL;
+	const char *text = NULL;
+	long long value = -1;
 
-	if (host->get_metadata(ctx, &meta) != EVS_OK ||
-	    json_int(json_field(meta, "github_webhook_id"), &id) != 0 || id <= 0)
+	if (host->get_metadata(ctx, &text) != EVS_OK)
 		return -1;
-	return id;
+	meta = json_tokener_parse(text);
+	if (json_object_object_get_ex(meta, "github_webhook_id", &id) && json_object_is_type(id, json_type_int))
+		value = json_object_get_int64(id);
+	json_object_put(meta);
+	return value > 0 ? value : -1;
 }
 
 /* True when the hook `id` still exists on owner/repo. */
@@ -93,11 +146,50 @@ static int hook_exists(const struct evs_host *host, struct evs_ctx *ctx, const c
 	return exists;
 }
 
+/* POST /repos/owner/repo/hooks, not retried (a creation must not run
+ * twice). Returns 0 with the new hook's id in *id, or -1 after set_error(). */
+static int post_hook(const struct evs_host *host, struct evs_ctx *ctx, const char *owner,
+		     const char *repo, const char *url, long long *id)
+{
+	struct json_object *body = json_object_new_object(), *config = json_object_new_object();
+	struct json_object *events = json_object_new_array(), *reply = NULL, *v = NULL;
+	struct evs_response *resp = NULL;
+	char path[320], msg[512];
+	int ret = -1;
+
+	json_object_array_add(events, json_object_new_string("push"));
+	json_object_array_add(events, json_object_new_string("pull_request"));
+	json_object_object_add(config, "url", json_object_new_string(url));
+	json_object_object_add(config, "content_type", json_object_new_string("json"));
+	json_object_object_add(body, "name", json_object_new_string("web"));
+	json_object_object_add(body, "active", json_object_new_boolean(1));
+	json_object_object_add(body, "events", events);
+	json_object_object_add(body, "config", config);
+	snprintf(path, sizeof(path), "/repos/%s/%s/hooks", owner, repo);
+	if (request(host, ctx, "POST", path, body, 0, &resp) != 0)
+		goto out;
+	reply = json_tokener_parse(resp->body); /* NULL when the body is not JSON */
+	if (resp->status < 200 || resp->status >= 300)
+		host->set_error(ctx, "GitHub refused to create the webhook on %s/%s (HTTP %d): %s", owner, repo,
+				resp->status, github_message(resp, msg, sizeof(msg)));
+	else if (!json_object_object_get_ex(reply, "id", &v) || !json_object_is_type(v, json_type_int))
+		host->set_error(ctx, "GitHub's reply has no webhook id");
+	else
+		ret = 0;
+	if (ret == 0)
+		*id = json_object_get_int64(v);
+	host->free_response(ctx, resp);
+out:
+	json_object_put(reply);
+	json_object_put(body);
+	return ret;
+}
+
 static int create_hook(const struct evs_host *host, struct evs_ctx *ctx)
 {
+	struct json_object *update;
 	char owner[128], repo[128];
 	const char *url = NULL;
-	struct json_buf body = {0};
 	long long id;
 	int ret;
 
@@ -105,8 +197,7 @@ static int create_hook(const struct evs_host *host, struct evs_ctx *ctx)
 		return 1;
 	id = stored_hook_id(host, ctx);
 	if (id > 0 && hook_exists(host, ctx, owner, repo, id)) {
-		host->log(ctx, EVS_LOG_INFO, "webhook %lld on %s/%s exists already; kept", id, owner,
-			  repo);
+		host->log(ctx, EVS_LOG_INFO, "webhook %lld on %s/%s exists already; kept", id, owner, repo);
 		return 0;
 	}
 	ret = host->get_webhook_url(ctx, &url);
@@ -114,17 +205,13 @@ static int create_hook(const struct evs_host *host, struct evs_ctx *ctx)
 		host->set_error(ctx, "no webhook URL for this integration: %s", evs_strerror(ret));
 		return 1;
 	}
-	json_put(&body, "{\"name\":\"web\",\"active\":true,\"events\":[\"push\",\"pull_request\"],"
-			"\"config\":{\"url\":");
-	json_put_string(&body, url);
-	json_put(&body, ",\"content_type\":\"json\"}}");
-	if (body.overflow) {
-		host->set_error(ctx, "the webhook URL is too long");
+	if (post_hook(host, ctx, owner, repo, url, &id) != 0)
 		return 1;
-	}
-	if (github_create_hook(host, ctx, owner, repo, &body, &id) != 0)
-		return 1;
-	if (metadata_put_int(host, ctx, "github_webhook_id", id) != EVS_OK) {
+	update = json_object_new_object();
+	json_object_object_add(update, "github_webhook_id", json_object_new_int64(id));
+	ret = host->update_metadata(ctx, json_object_to_json_string_ext(update, JSON_C_TO_STRING_PLAIN));
+	json_object_put(update);
+	if (ret != EVS_OK) {
 		host->set_error(ctx, "webhook %lld created but its id could not be stored", id);
 		return 1;
 	}

@@ -18,7 +18,9 @@
  */
 #include <evscript/sdk.h>
 
-#include "evs_example_json.h"
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
 
 EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
 
@@ -26,25 +28,75 @@ EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
 #define POST_RETRIES 3
 #define SLACK_JSON "application/json; charset=utf-8" /* Slack asks for the charset */
 
-/* The channel to post to (see the top of this file). */
-static void pick_channel(const struct evs_host *host, struct evs_ctx *ctx, char *buf, size_t n)
+/* o.key when it is a string, else NULL (borrowed from o). */
+static const char *string_field(struct json_object *o, const char *key)
 {
-	const char *conn = NULL;
+	struct json_object *v;
 
-	if (host->get_connection(ctx, &conn) == EVS_OK &&
-	    (json_string(json_field(json_field(conn, "connection_config"), "channel"), buf, n) == 0 ||
-	     json_string(json_field(json_field(conn, "metadata"), "channel"), buf, n) == 0) &&
-	    buf[0] != '\0')
-		return;
-	snprintf(buf, n, "%s", DEFAULT_CHANNEL);
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
 }
 
-static int post_welcome(const struct evs_host *host, struct evs_ctx *ctx,
-			const struct evs_event *event)
+/* connection_config.channel, else metadata.channel, else DEFAULT_CHANNEL. */
+static void pick_channel(const struct evs_host *host, struct evs_ctx *ctx, char *buf, size_t n)
 {
+	struct json_object *conn = NULL, *cfg = NULL, *meta = NULL;
+	const char *text = NULL, *channel = NULL;
+
+	if (host->get_connection(ctx, &text) == EVS_OK)
+		conn = json_tokener_parse(text);
+	json_object_object_get_ex(conn, "connection_config", &cfg);
+	json_object_object_get_ex(conn, "metadata", &meta);
+	channel = string_field(cfg, "channel");
+	if (!channel || !*channel)
+		channel = string_field(meta, "channel");
+	snprintf(buf, n, "%s", channel && *channel ? channel : DEFAULT_CHANNEL);
+	json_object_put(conn);
+}
+
+/* Slack's verdict on chat.postMessage: 0, or 1 after set_error(). */
+static int check_reply(const struct evs_host *host, struct evs_ctx *ctx, const struct evs_response *resp,
+		       const char *channel)
+{
+	struct json_object *reply, *ok = NULL, *update;
+	const char *error, *ts;
+	int ret = 1;
+
+	if (resp->status < 200 || resp->status >= 300) {
+		host->set_error(ctx, "Slack answered HTTP %d to chat.postMessage", resp->status);
+		return 1;
+	}
+	reply = json_tokener_parse(resp->body);
+	if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_get_boolean(ok)) {
+		error = string_field(reply, "error");
+		host->set_error(ctx, "Slack refused the welcome message to %s: %s", channel,
+				error ? error : "no error given");
+		goto out;
+	}
+	ts = string_field(reply, "ts");
+	if (ts) {
+		update = json_object_new_object();
+		json_object_object_add(update, "slack_welcome_ts", json_object_new_string(ts));
+		if (host->update_metadata(ctx, json_object_to_json_string_ext(update, JSON_C_TO_STRING_PLAIN)) != EVS_OK)
+			host->log(ctx, EVS_LOG_WARN, "posted, but the message timestamp was not stored");
+		json_object_put(update);
+	}
+	host->log(ctx, EVS_LOG_INFO, "welcome message posted to %s", channel);
+	ret = 0;
+out:
+	json_object_put(reply);
+	return ret;
+}
+
+static int post_welcome(const struct evs_host *host, struct evs_ctx *ctx, const struct evs_event *event)
+{
+	struct evs_header content_type = {"Content-Type", SLACK_JSON};
+	struct evs_request req = {.size = sizeof(req), .method = "POST", .endpoint = "/chat.postMessage",
+				  .headers = &content_type, .n_headers = 1, .retries = POST_RETRIES};
 	struct evs_response *resp = NULL;
-	struct json_buf body = {.content_type = SLACK_JSON};
-	char channel[256], text[1024], error[256], ts[64];
+	struct json_object *body = json_object_new_object();
+	char channel[256], text[1024];
 	const char *custom = NULL;
 	int ret;
 
@@ -52,41 +104,19 @@ static int post_welcome(const struct evs_host *host, struct evs_ctx *ctx,
 	if (host->get_env(ctx, "SLACK_WELCOME_TEXT", &custom) == EVS_OK && custom[0] != '\0')
 		snprintf(text, sizeof(text), "%s", custom);
 	else
-		snprintf(text, sizeof(text),
-			 "Hello! evscript is now connected to this workspace (connection %s).",
+		snprintf(text, sizeof(text), "Hello! evscript is now connected to this workspace (connection %s).",
 			 event->connection_id);
-	json_put(&body, "{\"channel\":");
-	json_put_string(&body, channel);
-	json_put(&body, ",\"text\":");
-	json_put_string(&body, text);
-	json_put(&body, "}");
-	if (body.overflow) {
-		host->set_error(ctx, "the welcome message is too long");
-		return 1;
-	}
-
-	ret = json_request(host, ctx, "POST", "/chat.postMessage", &body, POST_RETRIES, &resp);
+	json_object_object_add(body, "channel", json_object_new_string(channel));
+	json_object_object_add(body, "text", json_object_new_string(text));
+	req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	req.body_len = strlen(req.body);
+	ret = host->proxy(ctx, &req, &resp);
+	json_object_put(body);
 	if (ret != EVS_OK) {
 		host->set_error(ctx, "chat.postMessage: %s", evs_strerror(ret));
 		return 1;
 	}
-	ret = 1;
-	if (resp->status < 200 || resp->status >= 300) {
-		host->set_error(ctx, "Slack answered HTTP %d to chat.postMessage", resp->status);
-		goto out;
-	}
-	if (!json_is_true(json_field(resp->body, "ok"))) {
-		host->set_error(ctx, "Slack refused the welcome message to %s: %s", channel,
-				json_string_or(json_field(resp->body, "error"), error, sizeof(error),
-					       "no error given"));
-		goto out;
-	}
-	if (json_string(json_field(resp->body, "ts"), ts, sizeof(ts)) == 0 &&
-	    metadata_put_string(host, ctx, "slack_welcome_ts", ts) != EVS_OK)
-		host->log(ctx, EVS_LOG_WARN, "posted, but the message timestamp was not stored");
-	host->log(ctx, EVS_LOG_INFO, "welcome message posted to %s", channel);
-	ret = 0;
-out:
+	ret = check_reply(host, ctx, resp, channel);
 	host->free_response(ctx, resp);
 	return ret;
 }

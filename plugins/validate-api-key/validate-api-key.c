@@ -20,76 +20,90 @@
  */
 #include <evscript/sdk.h>
 
-#include "evs_example_json.h"
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
 
 EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
 
 #define DEFAULT_PATH "/whoami"
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Fields of a "who am I" reply that name the account, in order of preference
- * (GitHub: login; Slack auth.test: user; many APIs: name, email, username). */
 static const char *const identity_fields[] = {"login", "user", "username", "name", "email"};
 
-/* The provider's error text from a reply body, if it has one. */
-static const char *provider_message(const struct evs_response *resp, char *buf, size_t n)
+/* o.key when it is a string, else NULL (borrowed from o). */
+static const char *string_field(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* The provider's error text: the first of message, error, detail that is a
+ * string (borrowed from reply). */
+static const char *provider_message(struct json_object *reply)
 {
 	static const char *const fields[] = {"message", "error", "detail"};
-	size_t i;
 
-	for (i = 0; i < N_OF(fields); i++)
-		if (json_string(json_field(resp->body, fields[i]), buf, n) == 0)
-			return buf;
+	for (size_t i = 0; i < N_OF(fields); i++)
+		if (string_field(reply, fields[i]))
+			return string_field(reply, fields[i]);
 	return "no message";
 }
 
-static void remember_identity(const struct evs_host *host, struct evs_ctx *ctx,
-			      const struct evs_response *resp)
+static void remember_identity(const struct evs_host *host, struct evs_ctx *ctx, struct json_object *reply)
 {
-	char who[256];
-	size_t i;
+	struct json_object *update;
+	const char *who = NULL;
 
-	for (i = 0; i < N_OF(identity_fields); i++)
-		if (json_string(json_field(resp->body, identity_fields[i]), who, sizeof(who)) == 0 &&
-		    who[0] != '\0')
-			break;
-	if (i == N_OF(identity_fields))
+	for (size_t i = 0; i < N_OF(identity_fields) && !(who && *who); i++)
+		who = string_field(reply, identity_fields[i]);
+	if (!who || !*who) {
 		host->log(ctx, EVS_LOG_INFO, "credentials accepted; the reply names no account");
-	else if (metadata_put_string(host, ctx, "validated_as", who) != EVS_OK)
+		return;
+	}
+	update = json_object_new_object();
+	json_object_object_add(update, "validated_as", json_object_new_string(who));
+	if (host->update_metadata(ctx, json_object_to_json_string_ext(update, JSON_C_TO_STRING_PLAIN)) != EVS_OK)
 		host->log(ctx, EVS_LOG_WARN, "credentials accepted; validated_as not stored");
 	else
 		host->log(ctx, EVS_LOG_INFO, "credentials accepted for %s", who);
+	json_object_put(update);
 }
 
-static int validate(const struct evs_host *host, struct evs_ctx *ctx,
-		    const struct evs_event *event)
+static int validate(const struct evs_host *host, struct evs_ctx *ctx, const struct evs_event *event)
 {
+	/* A GET: safe to repeat on 5xx, 429 and network errors. */
+	struct evs_request req = {.size = sizeof(req), .method = "GET", .retries = 2};
 	struct evs_response *resp = NULL;
+	struct json_object *reply;
 	const char *path = NULL;
-	char msg[256];
 	int ret;
 
 	if (host->get_env(ctx, "VALIDATE_API_KEY_PATH", &path) != EVS_OK || path[0] == '\0')
 		path = DEFAULT_PATH;
-	/* A GET: safe to repeat on 5xx, 429 and network errors. */
-	ret = json_request(host, ctx, "GET", path, NULL, 2, &resp);
+	req.endpoint = path;
+	ret = host->proxy(ctx, &req, &resp);
 	if (ret != EVS_OK) {
 		host->set_error(ctx, "could not check the credentials with %s: GET %s: %s",
 				event->provider_config_key, path, evs_strerror(ret));
 		return 1;
 	}
+	reply = json_tokener_parse(resp->body); /* NULL when the body is not JSON */
 	ret = 1;
 	if (resp->status == 401 || resp->status == 403) {
-		host->set_error(ctx, "the credentials were rejected by %s (HTTP %d)",
-				event->provider_config_key, resp->status);
+		host->set_error(ctx, "the credentials were rejected by %s (HTTP %d)", event->provider_config_key,
+				resp->status);
 	} else if (resp->status < 200 || resp->status >= 300) {
 		host->set_error(ctx, "could not check the credentials with %s: GET %s answered HTTP %d: %s",
-				event->provider_config_key, path, resp->status,
-				provider_message(resp, msg, sizeof(msg)));
+				event->provider_config_key, path, resp->status, provider_message(reply));
 	} else {
-		remember_identity(host, ctx, resp);
+		remember_identity(host, ctx, reply);
 		ret = 0;
 	}
+	json_object_put(reply);
 	host->free_response(ctx, resp);
 	return ret;
 }

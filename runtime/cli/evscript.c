@@ -7,11 +7,13 @@
  *
  *   evscript keygen -p PUBFILE -s SECFILE [-f]
  *   evscript sign   -s SECFILE -m FILE [-x SIGFILE] [-t TRUSTED] [-c UNTRUSTED] [-q]
+ *                   (without -t, FILE must be a plugin: the comment comes from its info)
  *   evscript verify (-p PUBFILE | -d KEYSDIR [-r KEYID]...) -m FILE [-x SIGFILE] [-q|-Q] [-l]
  *
  * Exit status: 0 success, 1 failure (the reason on stderr), 2 usage error.
  * Subcommands live in the `commands` table at the bottom.
  */
+#include "cli_author.h"
 #include "sign.h"
 #include "util.h"
 
@@ -77,13 +79,6 @@ static int fail(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return EXIT_FAILURE;
-}
-
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
 }
 
 /* Streams a file through BLAKE2b-512 (the "ED" prehash): no size limit. */
@@ -300,6 +295,24 @@ out:
 
 /* ---- sign ------------------------------------------------------------- */
 
+/* The trusted comment the daemon wants for the plugin file, from its own
+ * info (malloc'd), or NULL when its info cannot be read (said why). */
+static char *plugin_comment(const char *file)
+{
+	struct cli_plugin_info info;
+	char err[768], comment[400], *out;
+
+	if (cli_plugin_info(file, &info, err, sizeof(err)) != 0) {
+		fail("%s; not signed (give -t TRUSTED_COMMENT to sign a file that is not a plugin)", err);
+		return NULL;
+	}
+	cli_plugin_comment(&info, comment, sizeof(comment));
+	out = strdup(comment);
+	if (out == NULL)
+		fail("%s", status_str(SIGN_ENOMEM));
+	return out;
+}
+
 static int cmd_sign(int argc, char **argv)
 {
 	const char *sec_path = NULL, *file = NULL, *sig_path = NULL;
@@ -337,13 +350,9 @@ static int cmd_sign(int argc, char **argv)
 		goto out;
 	}
 	if (trusted == NULL || *trusted == '\0') {
-		if (asprintf(&trusted_default, "timestamp:%lld\tfile:%s\thashed", (long long)time(NULL),
-			     base_name(file)) < 0) {
-			trusted_default = NULL;
-			fail("%s", status_str(SIGN_ENOMEM));
+		trusted = trusted_default = plugin_comment(file);
+		if (trusted == NULL)
 			goto out;
-		}
-		trusted = trusted_default;
 	}
 	rc = sign_sign_hash(&sk, hash, trusted, untrusted && *untrusted ? untrusted : NULL, &minisig);
 	if (rc) {
@@ -516,10 +525,18 @@ static const struct command commands[] = {
 	{"keygen", cmd_keygen, "keygen -p PUBFILE -s SECFILE [-f]",
 	 "make a key pair (unencrypted minisign secret key, mode 0600)"},
 	{"sign", cmd_sign, "sign -s SECFILE -m FILE [-x SIGFILE] [-t TRUSTED_COMMENT] [-c UNTRUSTED_COMMENT] [-q]",
-	 "sign FILE into FILE.minisig (prehashed, minisign's \"ED\")"},
+	 "sign FILE into FILE.minisig (prehashed, minisign's \"ED\"; without -t the trusted comment "
+	 "comes from the plugin's info)"},
 	{"verify", cmd_verify,
 	 "verify (-p PUBFILE | -d KEYSDIR [-r REVOKED_KEYID]...) -m FILE [-x SIGFILE] [-q | -Q] [-l]",
 	 "verify FILE against FILE.minisig (-l accepts legacy \"Ed\" signatures)"},
+	{"deploy", cmd_deploy, "deploy PLUGIN.so [--sign SECFILE] --plugin-dir DIR [--reload URL] [--secret-key KEY]",
+	 "sign (optional), copy into the plugin directory atomically, reload and report"},
+	{"run", cmd_run, "run PLUGIN.so (--event EVENT | --action [--input JSON]) --connection FILE.json "
+	 "[--providers FILE] [--env NAME=VALUE]... [--mock DIR | --record DIR]",
+	 "run one script locally with the real host functions (no daemon); record or replay responses"},
+	{"new", cmd_new, "new NAME [--event EVENT | --action] [--integration ID] [--dir DIR]",
+	 "write a plugin project (source, CMake, unit test, README) for the installed SDK"},
 };
 
 static void usage_all(FILE *f)

@@ -306,6 +306,7 @@ struct config_host {
 	char *trusted_keys_dir;              /* default ./keys */
 	struct config_strlist revoked_keys;  /* 16 hex digits, upper case (as minisign prints) */
 	bool allow_downgrade;
+	bool dev_accept_rebuilds;            /* same version, new bytes accepted; loopback listen only */
 	char *providers;                     /* catalogue path, default ./providers.yaml */
 	uint32_t deadline_s;                 /* default 300 */
 	struct config_map environment;       /* variables scripts may read */

@@ -451,6 +451,7 @@ static const struct host_key host_keys[] = {
 	{"trusted_keys_dir", STRING(trusted_keys_dir),          "path", DEFAULT("./keys")},
 	{"revoked_keys",     OWN(set_revoked_keys),             "list of key ids", NO_DEFAULT("`[]`")},
 	{"allow_downgrade",  BOOL(allow_downgrade),             "bool", DEFAULT("false")},
+	{"dev_accept_rebuilds", BOOL(dev_accept_rebuilds),      "bool", DEFAULT("false")},
 	{"providers",        STRING(providers),                 "path", DEFAULT("./providers.yaml")},
 	{"deadline_s",       U32(deadline_s, 1, DEADLINE_MAX),  "1..86400", DEFAULT("300")},
 	{"environment",      OWN(set_environment),              "map of name to string", NO_DEFAULT("`{}`")},
@@ -571,6 +572,12 @@ static int host_defaults(struct pctx *c, struct config_host *h)
 	return ret;
 }
 
+/* 127.0.0.0/8, ::1 or localhost: only this machine can reach it. */
+static bool listen_is_loopback(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 || strncmp(host, "127.", 4) == 0;
+}
+
 /* One top-level key. */
 static int host_key(struct pctx *c, const struct ynode *k, const struct ynode *v, struct config_host *h)
 {
@@ -589,7 +596,7 @@ int config_parse_host(const char *bytes, size_t len, const char *filename,
 	struct pctx c = {filename, err, errlen};
 	struct config_host *h;
 	struct ytree t;
-	const struct ynode *root, *nango_key = NULL, *integrations_key = NULL;
+	const struct ynode *root, *nango_key = NULL, *integrations_key = NULL, *rebuilds_key = NULL;
 	int ret;
 
 	*out = NULL;
@@ -620,6 +627,8 @@ int config_parse_host(const char *bytes, size_t len, const char *filename,
 			nango_key = k;
 		if (strcmp(k->str, "integrations") == 0)
 			integrations_key = k;
+		if (strcmp(k->str, "dev_accept_rebuilds") == 0)
+			rebuilds_key = k;
 		if (nango_key && integrations_key) {
 			ret = PFAIL(&c, k, CONFIG_EINVALID,
 				    "both nango_yaml and an inline integrations key, expected only one");
@@ -628,6 +637,12 @@ int config_parse_host(const char *bytes, size_t len, const char *filename,
 		ret = host_key(&c, k, root->items[i], h);
 		if (ret)
 			goto out_host;
+	}
+	if (h->dev_accept_rebuilds && !listen_is_loopback(h->listen_host)) {
+		ret = PFAIL(&c, rebuilds_key, CONFIG_EINVALID,
+			    "dev_accept_rebuilds: true needs a loopback listen address (127.0.0.1, ::1 or "
+			    "localhost), found '%s': it is a development setting", h->listen);
+		goto out_host;
 	}
 	if (h->webhook_base_url_is_default) {
 		size_t n = strlen(h->listen) + sizeof("http:///webhook");

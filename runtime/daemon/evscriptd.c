@@ -107,8 +107,10 @@ static void usage(FILE *f)
 		   "       evscriptd --version | --help\n"
 		   "\n"
 		   "  -c, --config FILE    the host configuration (see docs/config.md)\n"
-		   "      --check-config   validate the configuration, the trusted keys and\n"
-		   "                       every plugin's signature, then exit (0: all good)\n"
+		   "      --check-config   predict a reload: the configuration, the trusted keys,\n"
+		   "                       every plugin verified and opened as the reload would,\n"
+		   "                       every listed script deployed; exit 0 only when all is\n"
+		   "                       good\n"
 		   "  -V, --version        print the version\n"
 		   "  -h, --help           this text\n"
 		   "\n"
@@ -119,50 +121,71 @@ static void usage(FILE *f)
 
 /* ---------------------------------------------------------------- check */
 
-struct check {
-	const struct config_host *cfg;
-	const char *dir;
-	struct loader_options lopts;
-	int refused;
-	int ok;
-};
+/* --check-config predicts the reload: the same generation build (config,
+ * keys, each plugin verified against the store's ledger and opened in a
+ * throwaway zygote), with nothing recorded, then every script name the
+ * config lists held against what loaded. */
 
-static int check_plugin(void *user, const char *name, const char *invalid_reason)
+static void print_note(void *user, const char *note)
 {
-	struct check *c = user;
-	struct loader_plugin *p = NULL;
-	char err[600];
+	(void)user;
+	printf("%s\n", note);
+}
+
+/* The store whose ledger the reload reads, or NULL when its file does not
+ * exist yet (nothing accepted yet: the reload checks no version either).
+ * Opened without the encryption key: only the ledger is read. A shared
+ * store (a URL: PostgreSQL) is not opened: opening one makes this process
+ * a host of it, with a heartbeat and a sweep of its own; the check then
+ * says that it did not read the ledger. */
+static int check_store(const struct config_host *cfg, struct store **out)
+{
+	char err[API_ERROR_MAX], shown[512], *url = NULL;
 	int ret;
 
-	if (invalid_reason) {
-		printf("plugin %s.so: refused: %s\n", name, invalid_reason);
-		c->refused++;
+	*out = NULL;
+	if (!cfg->store_path) {
+		store_url_redact(cfg->store, shown, sizeof(shown));
+		printf("store %s: not opened by --check-config: versions are not checked against its "
+		       "downgrade ledger\n", shown);
 		return 0;
 	}
-	ret = loader_verify(c->dir, name, &c->lopts, &p, err, sizeof(err));
-	if (ret == 0)
-		ret = generation_check_subscriptions(c->cfg, p, err, sizeof(err));
-	if (ret < 0) {
-		printf("plugin %s: refused (%s): %s\n", name, api_loader_reason_code(ret, name), err);
-		loader_unload(p);
-		c->refused++;
+	if (access(cfg->store_path, F_OK) != 0)
 		return 0;
+	if (asprintf(&url, "sqlite:%s", cfg->store_path) < 0)
+		return STATUS_ENOMEM;
+	ret = store_open(url, NULL, out, err, sizeof(err));
+	free(url);
+	if (ret < 0)
+		fprintf(stderr, "store %s: %s\n", cfg->store, err);
+	return ret;
+}
+
+static void print_generation(const struct generation *g)
+{
+	for (size_t i = 0; i < generation_plugin_count(g); i++) {
+		const struct loader_plugin *p = generation_plugin_at(g, i, NULL);
+
+		printf("plugin %s %s: signature ok (key %s), opened (%s)\n", p->name, p->version, p->keyid,
+		       p->kind == LOADER_ACTION ? "run_action" : "on_event");
 	}
-	printf("plugin %s %s: signature ok (key %s)\n", p->name, p->version, p->keyid);
-	c->ok++;
-	loader_unload(p);
-	return 0;
+	for (size_t i = 0; i < generation_refusal_count(g); i++) {
+		const struct generation_refusal *r = generation_refusal_at(g, i);
+
+		printf("plugin %s: refused (%s): %s\n", r->name, api_loader_reason_code(r->code, r->name),
+		       r->reason);
+	}
 }
 
 static int check_config(const char *path)
 {
 	struct config_host *cfg = NULL;
-	struct sign_keyring *kr = NULL;
-	struct check c;
+	struct store *store = NULL;
+	struct generation *g = NULL;
 	char err[CONFIG_ERR_MAX];
+	size_t missing;
 	int ret, status = 1;
 
-	memset(&c, 0, sizeof(c));
 	ret = config_load(path, environ, &cfg, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "%s\n", err);
@@ -175,27 +198,22 @@ static int check_config(const char *path)
 			cfg->file);
 		goto out;
 	}
-	ret = sign_keyring_load(cfg->trusted_keys_dir, (const char *const *)cfg->revoked_keys.items,
-				cfg->revoked_keys.n, &kr, err, sizeof(err));
+	if (check_store(cfg, &store) < 0)
+		goto out;
+	ret = generation_check(path, environ, store, &g, err, sizeof(err));
 	if (ret < 0) {
-		fprintf(stderr, "%s: trusted_keys_dir %s: %s\n", cfg->file, cfg->trusted_keys_dir, err);
+		fprintf(stderr, "%s\n", err);
 		goto out;
 	}
-	c.cfg = cfg;
-	c.dir = cfg->plugin_dir;
-	c.lopts.keyring = kr;
-	c.lopts.allow_downgrade = cfg->allow_downgrade;
-	ret = loader_scan(cfg->plugin_dir, check_plugin, &c);
-	if (ret < 0) {
-		fprintf(stderr, "%s: plugin_dir %s: %s\n", cfg->file, cfg->plugin_dir,
-			ret == LOADER_EIO ? strerror(errno) : status_str(ret));
-		goto out;
-	}
-	printf("%s: ok: %zu integrations, %zu trusted keys, %d plugins verified, %d refused\n",
-	       cfg->file, cfg->nango.n_integrations, sign_keyring_count(kr), c.ok, c.refused);
-	status = c.refused ? 1 : 0;
+	print_generation(g);
+	missing = generation_missing_scripts(g, print_note, NULL);
+	printf("%s: %s: %zu integrations, %zu plugins loaded, %zu refused, %zu listed scripts missing\n",
+	       cfg->file, generation_refusal_count(g) || missing ? "refused" : "ok",
+	       cfg->nango.n_integrations, generation_plugin_count(g), generation_refusal_count(g), missing);
+	status = generation_refusal_count(g) || missing ? 1 : 0;
 out:
-	sign_keyring_free(kr);
+	generation_unref(g);
+	store_close(store);
 	config_host_free(cfg);
 	return status;
 }
@@ -797,7 +815,7 @@ int main(int argc, char **argv)
 	if (check) {
 		if (sodium_init() < 0)
 			return 1;
-		log_setup(2, false, LOG_LEVEL_WARN);
+		log_setup(2, false, LOG_LEVEL_ERROR); /* check_config says it all on stdout */
 		return check_config(config);
 	}
 	return run(config);

@@ -49,6 +49,7 @@ struct run {
 	bool killed;             /* a drain kill was sent for it */
 	int status;
 	int reason;
+	char *crash;             /* the zygote's crash report (crash.h), or NULL */
 	struct run *next;
 };
 
@@ -128,6 +129,8 @@ static void on_exit_report(struct executor *ex, struct json_object *m)
 			r->exited = true;
 			r->status = (int)wire_jint(m, "status");
 			r->reason = (int)wire_jint(m, "reason");
+			if (wire_jstr(m, "crash"))
+				r->crash = strdup(wire_jstr(m, "crash"));
 			notify(r->efd);
 			return;
 		}
@@ -1390,7 +1393,8 @@ static const struct {
 	[REASON_SANDBOX] = {STORE_EXEC_CRASHED, "crashed: the executor could not enter its sandbox"},
 };
 
-static void verdict_no_result(struct executor_result *res, int reason, int status, long long secs)
+static void verdict_no_result(struct executor_result *res, int reason, int status, long long secs,
+			      const char *crash)
 {
 	if (reason < 0 || (size_t)reason >= sizeof(no_result) / sizeof(no_result[0]))
 		reason = REASON_EXITED; /* unknown: the wait status says */
@@ -1403,7 +1407,8 @@ static void verdict_no_result(struct executor_result *res, int reason, int statu
 		int sig = WTERMSIG(status);
 		const char *abbrev = sigabbrev_np(sig);
 
-		set_error(res, "crashed: SIG%s (%s)", abbrev ? abbrev : "?", strsignal(sig));
+		set_error(res, "crashed: SIG%s (%s)%s%s", abbrev ? abbrev : "?", strsignal(sig), crash ? "\n" : "",
+			  crash ? crash : "");
 	} else {
 		set_error(res, "exited with status %d before returning", WEXITSTATUS(status));
 	}
@@ -1446,12 +1451,13 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 	if (have_result)
 		result_from_rc(res, host, ex->plugins[job->plugin]->name, sv.rc, sv.output);
 	else
-		verdict_no_result(res, reason, status, (sv.deadline_us - start + 500000) / 1000000);
+		verdict_no_result(res, reason, status, (sv.deadline_us - start + 500000) / 1000000, r.crash);
 out:
 	/* a no-op unless a step failed with r registered */
 	pthread_mutex_lock(&ex->mu);
 	unregister(ex, &r);
 	pthread_mutex_unlock(&ex->mu);
+	free(r.crash);
 	json_object_put(job_msg);
 	serve_clear(&sv);
 	if (r.efd >= 0)

@@ -88,6 +88,7 @@
  */
 #include "zygote.h"
 
+#include "crash.h"
 #include "loader.h"
 #include "paginate.h"
 #include "sandbox.h"
@@ -668,6 +669,7 @@ struct zygote {
 	 * pid 1 of its PID namespace (sandbox_catch_fatal) or
 	 * SLOT_SANDBOX_FAILED. */
 	volatile int *slots;
+	struct crash_report *crash; /* one per slot, shared too: what a crash left (crash.h) */
 	bool slot_used[SLOT_MAX];
 	size_t slot_next;
 	struct zidle idle[PREFORK_MAX]; /* forked, handed to the daemon, no "run" yet */
@@ -705,6 +707,7 @@ static int slot_take(struct zygote *z)
 		if (!z->slot_used[i]) {
 			z->slot_used[i] = true;
 			z->slots[i] = 0;
+			memset((void *)&z->crash[i], 0, sizeof(z->crash[i]));
 			z->slot_next = (i + 1) % SLOT_MAX;
 			return (int)i;
 		}
@@ -749,6 +752,7 @@ static void child_main(struct zygote *z, int sock, int slot)
 		_exit(0);
 	if (z->layers & SANDBOX_PIDNS)
 		sandbox_catch_fatal(&z->slots[slot]);
+	crash_arm(&z->crash[slot]); /* records, then hands on to the above */
 	if (z->devnull >= 0) {
 		dup2(z->devnull, 0);
 		dup2(z->devnull, 1);
@@ -826,9 +830,12 @@ static int fork_idle(struct zygote *z)
 	return 0;
 }
 
-static void z_report(struct zygote *z, uint64_t id, pid_t pid, int status, int reason)
+static void z_report(struct zygote *z, uint64_t id, pid_t pid, int status, int reason, const char *crash)
 {
 	struct json_object *m = wire_msg("exit");
+
+	if (crash && *crash)
+		wire_msg_str(m, "crash", crash);
 
 	wire_msg_int(m, "id", (int64_t)id);
 	wire_msg_int(m, "pid", pid);
@@ -937,7 +944,7 @@ static void z_spawn(struct zygote *z, struct json_object *m, int fd)
 fail:
 	slot_release(z, slot);
 	close(fd);
-	z_report(z, id, 0, 0, REASON_NOSTART);
+	z_report(z, id, 0, 0, REASON_NOSTART, NULL);
 }
 
 static void z_kill_run(struct zrun *r, int reason)
@@ -981,6 +988,7 @@ static void z_reap(struct zygote *z)
 		size_t i;
 		bool idle;
 		int st = 0, slot = -1, caught;
+		char crash[CRASH_TEXT_MAX] = "";
 
 		memset(&si, 0, sizeof(si));
 		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
@@ -999,6 +1007,13 @@ static void z_reap(struct zygote *z)
 			if (errno != EINTR)
 				return;
 		}
+		if (slot >= 0 && z->crash[slot].sig) {
+			/* a copy: executors can write any slot, so read it once */
+			struct crash_report snap;
+
+			memcpy(&snap, (const void *)&z->crash[slot], sizeof(snap));
+			crash_format(&snap, z->plugins, z->n_plugins, crash, sizeof(crash));
+		}
 		caught = slot_release(z, slot);
 		if (caught > 0 && WIFEXITED(st))
 			st = caught; /* the wait status of a death by that signal */
@@ -1007,10 +1022,10 @@ static void z_reap(struct zygote *z)
 
 			z->runs[i] = z->runs[--z->n_runs];
 			z_report(z, r.id, pid, st,
-				 caught == SLOT_SANDBOX_FAILED && !r.reason ? REASON_SANDBOX : r.reason);
+				 caught == SLOT_SANDBOX_FAILED && !r.reason ? REASON_SANDBOX : r.reason, crash);
 		} else if (idle) {
 			z_report(z, 0, pid, st,
-				 caught == SLOT_SANDBOX_FAILED ? REASON_SANDBOX : REASON_EXITED);
+				 caught == SLOT_SANDBOX_FAILED ? REASON_SANDBOX : REASON_EXITED, crash);
 		}
 	}
 }
@@ -1201,6 +1216,9 @@ static int z_start(struct zygote *z)
 	z->slots = mmap(NULL, SLOT_MAX * sizeof(*z->slots), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (z->slots == MAP_FAILED)
+		return -1;
+	z->crash = crash_reports_new(SLOT_MAX);
+	if (!z->crash)
 		return -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_IGN);

@@ -252,9 +252,16 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 	return STATUS_EIO;
 }
 
-int generation_build(const char *config_path, char *const *envp, struct generation *prev,
-		     struct store *store, int64_t number, struct generation **out, char *err,
-		     size_t errlen)
+static void warn_missing(void *user, const char *note)
+{
+	log_warn("generation", "generation %lld: %s", (long long)*(const int64_t *)user, note);
+}
+
+/* generation_build(), and with record false generation_check(): the same
+ * steps, with the ledger read but never written. */
+static int build(const char *config_path, char *const *envp, struct generation *prev,
+		 struct store *store, int64_t number, bool record, struct generation **out, char *err,
+		 size_t errlen)
 {
 	struct loader_ledger ledger = {store_ledger_get, store_ledger_put, store};
 	struct build b;
@@ -291,6 +298,7 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 	b.lopts.keyring = g->keyring;
 	b.lopts.ledger = store ? &ledger : NULL;
 	b.lopts.allow_downgrade = g->config->allow_downgrade;
+	b.lopts.accept_rebuilds = g->config->dev_accept_rebuilds;
 
 	ret = loader_scan(g->config->plugin_dir, on_scan, &b);
 	if (ret == LOADER_EIO) {
@@ -316,7 +324,9 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 		goto fail;
 	}
 
-	for (size_t i = 0; i < g->n_plugins; i++) {
+	if (record)
+		generation_missing_scripts(g, warn_missing, &g->number);
+	for (size_t i = 0; record && i < g->n_plugins; i++) {
 		if (g->plugin_generation[i] != number)
 			continue;
 		if (loader_accept(&b.lopts, g->plugins[i]) < 0)
@@ -328,6 +338,19 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 fail:
 	generation_unref(g);
 	return ret < 0 ? ret : STATUS_EINVAL;
+}
+
+int generation_build(const char *config_path, char *const *envp, struct generation *prev,
+		     struct store *store, int64_t number, struct generation **out, char *err,
+		     size_t errlen)
+{
+	return build(config_path, envp, prev, store, number, true, out, err, errlen);
+}
+
+int generation_check(const char *config_path, char *const *envp, struct store *store,
+		     struct generation **out, char *err, size_t errlen)
+{
+	return build(config_path, envp, NULL, store, 0, false, out, err, errlen);
 }
 
 struct generation *generation_ref(struct generation *g)

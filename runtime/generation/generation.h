@@ -87,6 +87,26 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 int generation_check_subscriptions(const struct config_host *c, const struct loader_plugin *p,
 				   char *err, size_t errlen);
 
+/* What a reload would do, without doing it (evscriptd --check-config): the
+ * same build as generation_build() (config, keys, every plugin verified
+ * with store's ledger and opened in a throwaway zygote), but nothing is
+ * recorded in the ledger and no previous generation stands in for a
+ * refused plugin. store may be NULL (no version accepted yet). Same
+ * contract as generation_build() otherwise: *out is the result to report
+ * (generation_unref). */
+int generation_check(const char *config_path, char *const *envp, struct store *store,
+		     struct generation **out, char *err, size_t errlen);
+
+/* Called once per note, with one line of text (lent for the call). */
+typedef void (*generation_note_fn)(void *user, const char *note);
+
+/* The script names g's config lists (under every integration's on-events
+ * and actions) that g cannot run: no such plugin (with "did you mean" when
+ * a deployed name is close), a refused one (with its reason), or one of the
+ * other kind. One note each, "FILE:LINE:COL: integrations.ID.on-events.EVENT
+ * lists 'NAME', which ..."; cb may be NULL. Returns how many. */
+size_t generation_missing_scripts(const struct generation *g, generation_note_fn cb, void *user);
+
 /* The loaded plugin called name (its index in *index when non-NULL), or NULL. */
 struct loader_plugin *generation_plugin(const struct generation *g, const char *name,
 					size_t *index);

@@ -68,6 +68,21 @@ static struct json_object *refused_json(const struct generation *g)
 	return arr;
 }
 
+static void add_warning(void *user, const char *note)
+{
+	json_object_array_add(user, json_object_new_string(note));
+}
+
+/* The script names the config lists that g cannot run, one text each. */
+static struct json_object *warnings_json(const struct generation *g)
+{
+	struct json_object *arr = json_object_new_array();
+
+	if (arr)
+		generation_missing_scripts(g, add_warning, arr);
+	return arr;
+}
+
 int api_plugins(struct http_request *req, struct http_response *resp, void *user)
 {
 	struct api_context *ctx = user;
@@ -83,19 +98,24 @@ int api_plugins(struct http_request *req, struct http_response *resp, void *user
 		json_object_object_add(o, "loaded", loaded_json(g));
 		json_object_object_add(o, "refused", refused_json(g));
 		json_object_object_add(o, "last_reload_error", err[0] ? json_object_new_string(err) : NULL);
+		json_object_object_add(o, "warnings", warnings_json(g));
 	}
 	ret = http_respond_json(resp, 200, o);
 	generation_unref(g);
 	return ret;
 }
 
-/* 422 reload_failed with {"generation","refused","config_error"}. Takes
- * ownership of refused. */
+/* 422 reload_failed with {"generation","refused","config_error"} and, when
+ * given, "warnings". Takes ownership of refused and warnings. */
 static int respond_reload_failed(struct http_response *resp, const char *msg, int64_t generation,
-				 struct json_object *refused, const char *config_error)
+				 struct json_object *refused, const char *config_error, struct json_object *warnings)
 {
 	struct json_object *payload = json_object_new_object();
 
+	if (payload && warnings)
+		json_object_object_add(payload, "warnings", warnings);
+	else
+		json_object_put(warnings);
 	if (payload) {
 		json_object_object_add(payload, "generation", json_object_new_int64(generation));
 		json_object_object_add(payload, "refused", refused);
@@ -122,7 +142,7 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 	if (ret == API_RELOAD_BUSY)
 		return http_respond_error(resp, 409, "reload_in_progress", "a reload is already running");
 	if (ret != API_RELOAD_OK)
-		return respond_reload_failed(resp, rep.error, rep.generation, json_object_new_array(), rep.error);
+		return respond_reload_failed(resp, rep.error, rep.generation, json_object_new_array(), rep.error, NULL);
 
 	/* What this reload built, even when a SIGHUP reload has replaced it
 	 * since: the report must not describe someone else's work. */
@@ -136,7 +156,8 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 
 		snprintf(msg, sizeof(msg), "%s: %s", generation_refusal_at(g, 0)->file,
 			 generation_refusal_at(g, 0)->reason);
-		ret = respond_reload_failed(resp, msg, generation_number(g), refused_json(g), NULL);
+		ret = respond_reload_failed(resp, msg, generation_number(g), refused_json(g), NULL,
+					    warnings_json(g));
 	} else {
 		struct json_object *o = json_object_new_object();
 
@@ -144,6 +165,7 @@ int api_reload(struct http_request *req, struct http_response *resp, void *user)
 			json_object_object_add(o, "generation", json_object_new_int64(generation_number(g)));
 			json_object_object_add(o, "loaded", loaded_json(g));
 			json_object_object_add(o, "refused", json_object_new_array());
+			json_object_object_add(o, "warnings", warnings_json(g));
 		}
 		ret = http_respond_json(resp, 200, o);
 	}

@@ -264,10 +264,11 @@ static int check_ledger(const struct loader_options *opts, const struct loader_p
 	if (cmp < 0)
 		return loader_refuse(err, errlen, LOADER_EDOWNGRADE, "%s %s is older than the accepted %s",
 				     p->name, version, prev_version);
-	if (cmp == 0 && sodium_memcmp(prev_hash, p->hash, SIGN_HASH_BYTES) != 0)
+	if (cmp == 0 && !opts->accept_rebuilds && sodium_memcmp(prev_hash, p->hash, SIGN_HASH_BYTES) != 0)
 		return loader_refuse(err, errlen, LOADER_EDOWNGRADE,
-				     "%s %s differs from the bytes accepted before as the same version",
-				     p->name, version);
+				     "%s %s differs from the bytes accepted before as the same version: "
+				     "bump the version for every new build (or set dev_accept_rebuilds: "
+				     "true while developing)", p->name, version);
 	return LOADER_OK;
 }
 

@@ -34,6 +34,7 @@
  *   LOADER_ENAME         the signed plugin name is not the file's name, or the info disagrees
  *   LOADER_EABI          built for another ABI major
  *   LOADER_EDOWNGRADE    lower version than accepted, or same version with other bytes
+ *                        (unless accept_rebuilds)
  *   LOADER_ENOTELF       not an ELF shared object for this machine
  *   LOADER_ENOENTRY      neither on_event nor run_action, or no plugin info
  *   LOADER_ETOOBIG       the file is larger than the cap
@@ -77,6 +78,7 @@ struct loader_options {
 	const struct sign_keyring *keyring;
 	const struct loader_ledger *ledger; /* may be NULL: no downgrade check */
 	bool allow_downgrade;
+	bool accept_rebuilds;               /* same version, other bytes: accepted (development) */
 	bool allow_legacy;                  /* accept "Ed" signatures (off by default) */
 	size_t max_size;                    /* 0: LOADER_FILE_MAX_DEFAULT */
 };

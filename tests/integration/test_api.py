@@ -523,7 +523,7 @@ class CheckConfigTest(DaemonTest):
                               capture_output=True, text=True, env=e, timeout=60)
 
     def test_good_config(self):
-        d = self.daemon(NANGO, start=False, test_plugins=["noop", "echo"])
+        d = self.daemon(NANGO, start=False, test_plugins=["noop", "echo", "failmsg", "sleeper"])
         r = self.run_check(d)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("plugin noop 1.0.0: signature ok", r.stdout)

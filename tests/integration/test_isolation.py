@@ -122,8 +122,12 @@ class IsolationTest(DaemonTest):
     def test_misbehaving_plugins_beside_a_good_one(self):
         d = self.start()
         expected = {
-            "crash": ("crashed", r"^crashed: SIGSEGV \(Segmentation fault\)$", "about to crash on post-connection-creation"),
-            "abort": ("crashed", r"^crashed: SIGABRT \(Aborted\)$", "about to abort"),
+            "crash": ("crashed", r"^crashed: SIGSEGV \(Segmentation fault\)\nfault address 0x0 "
+                      r"\(address not mapped to object\)\n#0 crash\.so\+0x[0-9a-f]+ on_event\+0x[0-9a-f]+\n"
+                      r"(.*\n)*crash\.so build id [0-9a-f]{40}$", "about to crash on post-connection-creation"),
+            "abort": ("crashed", r"^crashed: SIGABRT \(Aborted\)\nno fault address: the signal was sent "
+                      r"\(abort, raise or kill\)\n(.*\n)*#\d+ abort\.so\+0x[0-9a-f]+ on_event\+0x[0-9a-f]+\n"
+                      r"(.*\n)*abort\.so build id [0-9a-f]{40}$", "about to abort"),
             "exit": ("crashed", r"^exited with status 3 before returning$", "about to exit(3)"),
             "hang": ("timed_out", r"^timed out after 1 s$", "about to hang"),
             "memhog": (None, None, "allocating until it fails"),

@@ -55,6 +55,9 @@
  *   but its own (it is pid 1 of its own PID namespace; such calls fail,
  *   mostly with EPERM), and getenv() sees none of the daemon's variables:
  *   use get_env(). Whatever it starts is killed when the execution ends.
+ * - C++ works as is: EVS_PLUGIN and the entry points have C linkage (define
+ *   on_event/run_action at global scope, after including this header), and
+ *   no exception may leave an entry point or a callback.
  *
  * ABI policy
  * ----------
@@ -142,8 +145,17 @@ struct evs_plugin_info {
 
 #define EVS_PLUGIN_INFO_SYMBOL "evs_plugin_info"
 
+/* In C++ a namespace-scope const has internal linkage: the info needs C
+ * linkage to be exported (the entry points get it from their declarations
+ * below, inside extern "C"). */
+#ifdef __cplusplus
+#define EVS_C_LINKAGE extern "C"
+#else
+#define EVS_C_LINKAGE
+#endif
+
 #define EVS_PLUGIN(name_, version_)                                          \
-	EVS_EXPORT const struct evs_plugin_info evs_plugin_info = {          \
+	EVS_C_LINKAGE EVS_EXPORT const struct evs_plugin_info evs_plugin_info = { \
 		sizeof(struct evs_plugin_info), EVS_ABI_MAJOR, EVS_ABI_MINOR, \
 		(name_), (version_)}
 

@@ -44,7 +44,29 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "evs_example_json.h"
+#include <json-c/json.h>
+
+/* o.key as a string into buf: 0, or -1 when it is missing or not a string. */
+static int json_string_at(struct json_object *o, const char *key, char *buf, size_t n)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return -1;
+	snprintf(buf, n, "%s", json_object_get_string(v));
+	return 0;
+}
+
+/* o.key as an integer into *out: 0, or -1 when it is missing or not one. */
+static int json_int_at(struct json_object *o, const char *key, long long *out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return -1;
+	*out = json_object_get_int64(v);
+	return 0;
+}
 
 EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
 
@@ -60,7 +82,7 @@ struct attack {
 	const struct evs_host *host;
 	struct evs_ctx *ctx;
 	const char *name;
-	const char *meta;
+	struct json_object *meta;
 };
 
 /* Logs "<verdict> <attack>: <text>". */
@@ -80,7 +102,7 @@ static void say(const struct attack *a, const char *verdict, const char *fmt, ..
  * missing. */
 static int param_string(const struct attack *a, const char *key, char *buf, size_t n)
 {
-	if (json_string(json_field(a->meta, key), buf, n) == 0 && buf[0])
+	if (json_string_at(a->meta, key, buf, n) == 0 && buf[0])
 		return 0;
 	a->host->set_error(a->ctx, "attack %s needs the metadata string \"%s\"", a->name, key);
 	return -1;
@@ -92,7 +114,7 @@ static int param_pid(const struct attack *a, const char *key, pid_t *out)
 {
 	long long v;
 
-	if (json_int(json_field(a->meta, key), &v) == 0 && v > 0 && v <= INT32_MAX) {
+	if (json_int_at(a->meta, key, &v) == 0 && v > 0 && v <= INT32_MAX) {
 		*out = (pid_t)v;
 		return 0;
 	}
@@ -161,8 +183,8 @@ static int attack_env(const struct attack *a)
 	int count = 0, found = 0;
 	size_t i, j;
 
-	json_string(json_field(a->meta, "secret"), secret, sizeof(secret));
-	json_string(json_field(a->meta, "enc_key"), enc_key, sizeof(enc_key));
+	json_string_at(a->meta, "secret", secret, sizeof(secret));
+	json_string_at(a->meta, "enc_key", enc_key, sizeof(enc_key));
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		const char *v = getenv(names[i]);
 
@@ -343,11 +365,11 @@ static int attack_network(const struct attack *a)
 	ssize_t n;
 	int s;
 
-	if (json_int(json_field(a->meta, "port"), &port) != 0 || port <= 0 || port > 65535) {
+	if (json_int_at(a->meta, "port", &port) != 0 || port <= 0 || port > 65535) {
 		a->host->set_error(a->ctx, "attack network needs the metadata integer \"port\"");
 		return -1;
 	}
-	if (json_int(json_field(a->meta, "udp_port"), &udp_port) != 0 || udp_port <= 0 ||
+	if (json_int_at(a->meta, "udp_port", &udp_port) != 0 || udp_port <= 0 ||
 	    udp_port > 65535)
 		udp_port = port;
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -420,7 +442,7 @@ static int attack_fork_storm(const struct attack *a)
 	long long n = STORM_DEFAULT, k;
 	int err = 0;
 
-	if (json_field(a->meta, "n") && (json_int(json_field(a->meta, "n"), &n) != 0 || n <= 0)) {
+	if (json_object_object_get_ex(a->meta, "n", NULL) && (json_int_at(a->meta, "n", &n) != 0 || n <= 0)) {
 		a->host->set_error(a->ctx, "attack fork_storm: \"n\" must be a positive integer");
 		return -1;
 	}
@@ -574,26 +596,34 @@ static const struct {
 int on_event(const struct evs_host *host, struct evs_ctx *ctx, const struct evs_event *event)
 {
 	struct attack a = {.host = host, .ctx = ctx};
+	const char *meta = NULL;
 	char name[64];
 	size_t i;
 	int rc;
 
 	(void)event;
-	rc = host->get_metadata(ctx, &a.meta);
+	rc = host->get_metadata(ctx, &meta);
 	if (rc != 0) {
 		host->set_error(ctx, "get_metadata: %s", evs_strerror(rc));
 		return 1;
 	}
-	if (json_string(json_field(a.meta, "attack"), name, sizeof(name)) != 0) {
+	a.meta = json_tokener_parse(meta);
+	if (json_string_at(a.meta, "attack", name, sizeof(name)) != 0) {
 		host->set_error(ctx, "the metadata has no \"attack\" string");
+		json_object_put(a.meta);
 		return 1;
 	}
-	for (i = 0; i < sizeof(attacks) / sizeof(attacks[0]); i++) {
+	rc = -1;
+	for (i = 0; i < sizeof(attacks) / sizeof(attacks[0]) && rc < 0; i++) {
 		if (strcmp(attacks[i].name, name) == 0) {
 			a.name = attacks[i].name;
-			return attacks[i].run(&a) == 0 ? 0 : 1;
+			rc = attacks[i].run(&a) == 0 ? 0 : 1;
 		}
 	}
-	host->set_error(ctx, "unknown attack \"%s\"", name);
-	return 1;
+	if (rc < 0) {
+		host->set_error(ctx, "unknown attack \"%s\"", name);
+		rc = 1;
+	}
+	json_object_put(a.meta);
+	return rc;
 }

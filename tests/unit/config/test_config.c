@@ -208,7 +208,18 @@ static void test_all_keys(void **state)
 	h = host_ok("listen: localhost:65535\n");
 	assert_string_equal(h->listen_host, "localhost");
 	assert_int_equal(h->listen_port, 65535);
+	assert_false(h->dev_accept_rebuilds);
 	config_host_free(h);
+	/* a development setting: only with a loopback listen address */
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const loopback[] = {"127.0.0.1:0", "'[::1]:3003'", "localhost:3003"};
+		char text[128];
+
+		snprintf(text, sizeof(text), "dev_accept_rebuilds: true\nlisten: %s\n", loopback[i]);
+		h = host_ok(text);
+		assert_true(h->dev_accept_rebuilds);
+		config_host_free(h);
+	}
 }
 
 /* A PostgreSQL URL goes to the store as it is (no path to resolve). */
@@ -288,6 +299,9 @@ static void test_host_errors(void **state)
 	host_err("store: 'sqlite:'\n", CONFIG_EINVALID, "evscript.yaml:1:8:", "empty path");
 	/* types. */
 	host_err("allow_downgrade: maybe\n", CONFIG_EINVALID, "evscript.yaml:1:18:", "expected true or false");
+	host_err("listen: 0.0.0.0:3003\ndev_accept_rebuilds: true\n", CONFIG_EINVALID, "evscript.yaml:2:1:",
+		 "dev_accept_rebuilds: true needs a loopback listen address (127.0.0.1, ::1 or localhost), "
+		 "found '0.0.0.0:3003'");
 	host_err("plugin_dir: [a]\n", CONFIG_EINVALID, "evscript.yaml:1:13:", "plugin_dir: expected a string, found a list");
 	host_err("environment: [A, B]\n", CONFIG_EINVALID, "evscript.yaml:1:14:", "expected a mapping");
 	host_err("environment:\n  1BAD: x\n", CONFIG_EINVALID, "evscript.yaml:2:3:", "bad variable name '1BAD'");

@@ -101,10 +101,14 @@ static void check_misbehaving(const char *plugin, const struct fx_run *r)
 	assert_non_null(err);
 	if (strcmp(plugin, "crash") == 0) {
 		assert_int_equal(r->res.status, STORE_EXEC_CRASHED);
-		assert_string_equal(err, "crashed: SIGSEGV (Segmentation fault)");
+		/* then the crash report: the fault, the plugin's frame, its build id */
+		assert_memory_equal(err, "crashed: SIGSEGV (Segmentation fault)\nfault address 0x0 ", 56);
+		assert_non_null(strstr(err, "\n#0 crash.so+0x"));
+		assert_non_null(strstr(err, "\ncrash.so build id "));
 	} else if (strcmp(plugin, "abort") == 0) {
 		assert_int_equal(r->res.status, STORE_EXEC_CRASHED);
-		assert_string_equal(err, "crashed: SIGABRT (Aborted)");
+		assert_memory_equal(err, "crashed: SIGABRT (Aborted)\nno fault address", 43);
+		assert_non_null(strstr(err, " abort.so+0x"));
 	} else if (strcmp(plugin, "exit") == 0) {
 		assert_int_equal(r->res.status, STORE_EXEC_CRASHED);
 		assert_string_equal(err, "exited with status 3 before returning");

@@ -518,6 +518,14 @@ static void test_downgrade(void **vstate)
 	assert_int_equal(load_case("swap_b", "fx_swap", &o, &q, err, sizeof(err)), LOADER_EDOWNGRADE);
 	assert_null(q);
 	assert_non_null(strstr(err, "fx_swap 1.0.0 differs from the bytes accepted before"));
+	assert_non_null(strstr(err, "bump the version"));
+	/* dev_accept_rebuilds: the rebuild loads; a lower version still does not */
+	o.accept_rebuilds = true;
+	assert_int_equal(load_case("swap_b", "fx_swap", &o, &q, err, sizeof(err)), LOADER_OK);
+	assert_int_equal(run_event(q, &ctx), 22);
+	loader_unload(q);
+	assert_int_equal(load_case("good", "fx_event", &o, &q, err, sizeof(err)), LOADER_EDOWNGRADE);
+	o.accept_rebuilds = false;
 	loader_unload(p);
 	assert_int_equal(load_case("swap_a", "fx_swap", &o, &p, err, sizeof(err)), LOADER_OK);
 	loader_unload(p);

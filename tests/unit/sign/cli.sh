@@ -27,7 +27,7 @@ expect() {
 expect 0 "usage: evscript" "--help" "$EVSCRIPT" --help
 expect 2 "usage: evscript" "no command" "$EVSCRIPT"
 expect 2 "unknown command 'frobnicate'" "unknown command" "$EVSCRIPT" frobnicate
-for c in keygen sign verify; do
+for c in keygen sign verify deploy; do
 	expect 0 "usage: evscript $c" "$c --help" "$EVSCRIPT" "$c" --help
 	expect 2 "usage: evscript $c" "$c unknown flag" "$EVSCRIPT" "$c" -Z
 done
