@@ -414,6 +414,7 @@ static const struct host_key host_keys[] = {
 	{"core_dumps",       BOOL(core_dumps),                  "bool", DEFAULT("false")},
 	{"drain_deadline_s", U32(drain_deadline_s, 0, DEADLINE_MAX), "0..86400", DEFAULT("30")},
 	{"log_format",       OWN(set_log_format),               "`text` | `json`", DEFAULT("text")},
+	{"log_plugin_lines", BOOL(log_plugin_lines),            "bool", DEFAULT("false")},
 	{"scripts",          OWN(set_scripts),                  "map of script name to settings", NO_DEFAULT("`{}`")},
 };
 

@@ -34,7 +34,9 @@
 #include <time.h>
 
 #include "hostapi.h"
+#include "livelog.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 struct dispatch {
@@ -198,6 +200,12 @@ static void run_end(struct dispatch *d, const struct run *r, enum store_exec_sta
 	}
 	pthread_cond_broadcast(&d->idle);
 	pthread_mutex_unlock(&d->lock);
+	if (r && (unsigned)st < 6) {
+		metrics_execution(r->in.provider_config_key, r->in.script,
+				  r->in.kind == STORE_EXEC_ACTION ? "action" : r->in.event,
+				  store_exec_status_name(st));
+		livelog_changed();
+	}
 }
 
 /* ---------------------------------------------------------------------------
@@ -408,6 +416,7 @@ static int run_once(struct dispatch *d, struct run *r, struct dispatch_outcome *
 			return ret;
 		}
 	}
+	livelog_changed(); /* the execution is recorded running */
 	if (plugin_fits(r, p, &res))
 		execute(d, r, idx, t0, o, &res, &logs);
 	record_finish(d, r, t0, &res, o, &logs);

@@ -127,7 +127,7 @@ void api_inflight_remove(struct api_context *ctx, enum api_inflight which, const
  * slashes included (the official client does not encode ids): one route
  * per number of segments, the handler reads the raw path. */
 #define CONN_DEPTH_MAX (HTTP_MAX_SEGMENTS - 1)
-#define FIXED_ROUTES 13
+#define FIXED_ROUTES 16
 
 static struct http_route routes[FIXED_ROUTES + 2 * CONN_DEPTH_MAX];
 static char conn_patterns[CONN_DEPTH_MAX][16 + CONN_DEPTH_MAX * 8];
@@ -150,6 +150,9 @@ static void build_routes(void)
 		{"POST", "/executions/{id}/retry", api_execution_retry, false},
 		{"GET", "/plugins", api_plugins, false},
 		{"POST", "/reload", api_reload, false},
+		{"GET", "/executions/stream", api_executions_stream, false},
+		{"GET", "/executions/{id}/logs/stream", api_execution_logs_stream, false},
+		{"GET", "/ui", api_ui, true},
 	};
 
 	memcpy(routes, fixed, sizeof(fixed));
