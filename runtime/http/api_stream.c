@@ -102,9 +102,9 @@ static void emit_line(struct stream *st, int64_t seq, int64_t ts, int level, con
 	st->sent_seq = seq;
 }
 
-/* One look at execution st->execution_id: its object when its status
- * changed, the lines the store has past sent_seq, then (while it runs) the
- * lines the live bus has past them; at its end, "end". */
+/* One look at execution st->execution_id: its object the first time, the
+ * lines the store has past sent_seq, then at its end "end" (with its
+ * object), or while it runs the lines the live bus has past them. */
 static void look_logs(struct stream *st)
 {
 	struct store_execution *e = NULL;
@@ -122,7 +122,7 @@ static void look_logs(struct stream *st)
 		st->done = true;
 		return;
 	}
-	if ((int)e->status != st->last_status) {
+	if (st->last_status < 0) {
 		emit(st, "execution", api_execution_json(st->ctx, e));
 		st->last_status = (int)e->status;
 	}
