@@ -12,6 +12,7 @@
  * Exit status: 0 success, 1 failure (the reason on stderr), 2 usage error.
  * Subcommands live in the `commands` table at the bottom.
  */
+#include "cli_remote.h"
 #include "sign.h"
 #include "util.h"
 
@@ -520,6 +521,12 @@ static const struct command commands[] = {
 	{"verify", cmd_verify,
 	 "verify (-p PUBFILE | -d KEYSDIR [-r REVOKED_KEYID]...) -m FILE [-x SIGFILE] [-q | -Q] [-l]",
 	 "verify FILE against FILE.minisig (-l accepts legacy \"Ed\" signatures)"},
+	{"status", cli_status, CLI_USAGE_STATUS, "a running daemon's health and plugins"},
+	{"plugins", cli_plugins, CLI_USAGE_PLUGINS, "loaded and refused plugins"},
+	{"reload", cli_reload, CLI_USAGE_RELOAD, "reload the daemon (POST /reload)"},
+	{"connections", cli_connections, CLI_USAGE_CONNECTIONS, "list connections"},
+	{"executions", cli_executions, CLI_USAGE_EXECUTIONS, "list executions; --follow: as they start and end"},
+	{"logs", cli_logs, CLI_USAGE_LOGS, "an execution's log lines; --follow: live, until it ends"},
 };
 
 static void usage_all(FILE *f)
