@@ -21,6 +21,15 @@
  * costs two write calls (plus a batch of log lines per 128 lines), an event
  * with none one. Should a combined end fail (a shutdown interrupted the
  * execution), the separate calls take over and say which part failed.
+ *
+ * A worker does not wait for the end of its event's last execution on its
+ * own: it keeps the end (struct pending_end) and writes it with its next
+ * claim (store_event_claim_next), one write and one commit wait per event
+ * instead of two. The run stays counted in until that write is done, so
+ * dispatch_stop() waits for it; a worker that stops, or finds nothing to
+ * claim, has written it. Events with no script are claimed and marked done
+ * in batches by the same call. No client waits on a worker's run (DELETE,
+ * validate-connection and actions write their ends at once).
  */
 #include "dispatch.h"
 
@@ -46,6 +55,7 @@ struct dispatch {
 	pthread_cond_t idle;     /* a run ended, for dispatch_stop (CLOCK_MONOTONIC) */
 	struct generation *gen;  /* current; under lock */
 	uint64_t wake_seq;       /* bumped by dispatch_notify */
+	uint32_t awake;          /* workers not waiting on wake */
 	bool stopping;
 	size_t running;          /* runs in progress, all callers */
 	pthread_t *threads;
@@ -95,11 +105,17 @@ void dispatch_swap_generation(struct dispatch *d, struct generation *g)
 	generation_unref(old);
 }
 
+/* A worker that is awake checks wake_seq before it sleeps, so it sees the
+ * new event: only when every worker sleeps is one woken. A worker that
+ * claims an event to run wakes a sleeping one (worker()), which claims the
+ * next or goes back to sleep: a burst reaches every worker at once, and
+ * events with nothing to run (claimed in batches) wake no one else. */
 void dispatch_notify(struct dispatch *d)
 {
 	pthread_mutex_lock(&d->lock);
 	d->wake_seq++;
-	pthread_cond_signal(&d->wake);
+	if (d->awake == 0)
+		pthread_cond_signal(&d->wake);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -125,6 +141,18 @@ struct run {
 	int64_t execution_id;        /* > 0: created already and counted in (claim_start) */
 	int64_t done_event_id;       /* > 0: mark this event done with the run's end */
 	bool event_done;             /* out: the run's end marked done_event_id done */
+	struct pending_end *defer;   /* non-NULL: hand the end's write to the worker */
+};
+
+/* An execution's end not written yet: a worker writes it together with
+ * its next claim (store_event_claim_next), then counts the run out. */
+struct pending_end {
+	int64_t execution_id;        /* 0: none */
+	struct store_execution_end end;
+	char *error;                 /* end.error, owned */
+	struct store_log_line_input *lines; /* end.lines, owned */
+	int stat_kind;
+	int64_t duration_us;
 };
 
 /* A run of kind on g for a connection of integ; the caller says what runs. */
@@ -181,11 +209,14 @@ const char *dispatch_stat_kind_name(int kind)
 	return kind == DISPATCH_STAT_ACTION ? "action" : config_event_name(kind);
 }
 
-/* Counts a run out; r is NULL for a run that recorded nothing (no stats). */
-static void run_end(struct dispatch *d, const struct run *r, enum store_exec_status st,
-		    int64_t duration_us)
+static int run_stat_kind(const struct run *r)
 {
-	int kind = !r ? -1 : r->in.kind == STORE_EXEC_ACTION ? DISPATCH_STAT_ACTION : r->event_type - 1;
+	return r->in.kind == STORE_EXEC_ACTION ? DISPATCH_STAT_ACTION : r->event_type - 1;
+}
+
+/* Counts a run out; kind -1 for a run that recorded nothing (no stats). */
+static void run_end(struct dispatch *d, int kind, enum store_exec_status st, int64_t duration_us)
+{
 	double s = (double)duration_us / 1e6;
 
 	pthread_mutex_lock(&d->lock);
@@ -318,35 +349,76 @@ static void execute(struct dispatch *d, const struct run *r, size_t idx, int64_t
 	hostapi_exec_free(hx);
 }
 
-/* The separate writes of an execution's end, when the combined one
- * failed: its log lines, then its status. Returns the finish's result. */
-static int record_finish_apart(struct dispatch *d, struct dispatch_outcome *o, int64_t duration_ms,
-			       const struct run_logs *logs)
+/* Writes the end of execution id: in one write (store_execution_complete)
+ * or, should that fail, apart (its log lines, its status, its event's
+ * "done"). A shutdown past its deadline may have marked the execution
+ * interrupted already: then STORE_ESTATE, and the event stays claimed.
+ * *event_done: end->event_id was marked done. */
+static int write_end(struct dispatch *d, int64_t id, const struct store_execution_end *end,
+		     bool *event_done)
 {
 	int ret;
 
-	if (logs->n > 0 || logs->dropped > 0) {
-		ret = store_execution_append_logs(d->store, o->execution_id, logs->lines, logs->n,
-						  logs->dropped);
+	*event_done = false;
+	ret = store_execution_complete(d->store, id, end);
+	if (ret == 0) {
+		*event_done = end->event_id > 0;
+		return 0;
+	}
+	if (end->n_lines > 0 || end->dropped > 0) {
+		ret = store_execution_append_logs(d->store, id, end->lines, end->n_lines,
+						  end->dropped);
 		if (ret < 0)
 			log_warn("dispatch", "execution %lld: %zu log lines not written: %s",
-				 (long long)o->execution_id, logs->n, status_str(ret));
+				 (long long)id, end->n_lines, status_str(ret));
 	}
-	return store_execution_finish(d->store, o->execution_id, o->status, o->error, duration_ms);
+	ret = store_execution_finish(d->store, id, end->status, end->error, end->duration_ms);
+	if (ret == 0 && end->event_id > 0) {
+		int e = store_event_finish(d->store, end->event_id);
+
+		if (e < 0)
+			log_error("dispatch", "marking event %lld done failed: %s",
+				  (long long)end->event_id, status_str(e));
+		*event_done = e == 0;
+	}
+	if (ret < 0 && ret != STORE_ESTATE)
+		log_error("dispatch", "recording the end of execution %lld failed: %s",
+			  (long long)id, status_str(ret));
+	return ret;
+}
+
+/* Hands the end over to the worker (r->defer): it owns the error and the
+ * log lines from now on. */
+static void defer_end(struct run *r, const struct store_execution_end *end,
+		      struct run_logs *logs, int64_t duration_us)
+{
+	struct pending_end *p = r->defer;
+
+	p->execution_id = r->execution_id;
+	p->end = *end;
+	p->error = end->error ? strdup(end->error) : NULL;
+	if (end->error && !p->error)
+		p->end.error = "(out of memory)";
+	else
+		p->end.error = p->error;
+	p->lines = logs->lines;
+	logs->lines = NULL;
+	logs->n = 0;
+	p->stat_kind = run_stat_kind(r);
+	p->duration_us = duration_us;
 }
 
 /* Hands res to o and records the end of execution o->execution_id with its
- * last log lines and, when r says so, its event's "done", in one write
- * (store_execution_complete); should that fail, apart (a shutdown past its
- * deadline may have marked the execution interrupted already: then the
- * event is not marked done). */
+ * last log lines and, when r says so, its event's "done" (write_end); or,
+ * with r->defer, leaves that write to the worker. Counts the run out
+ * unless deferred. */
 static void record_finish(struct dispatch *d, struct run *r, int64_t t0,
 			  struct executor_result *res, struct dispatch_outcome *o,
-			  const struct run_logs *logs)
+			  struct run_logs *logs)
 {
-	int64_t duration_ms = (util_mono_us() - t0) / 1000;
+	int64_t duration_us = util_mono_us() - t0;
 	struct store_execution_end end;
-	int ret;
+	int ret = 0;
 
 	o->status = res->status;
 	o->error = res->error;
@@ -355,29 +427,49 @@ static void record_finish(struct dispatch *d, struct run *r, int64_t t0,
 	end = (struct store_execution_end){
 		.status = o->status,
 		.error = o->error,
-		.duration_ms = duration_ms,
+		.duration_ms = duration_us / 1000,
 		.lines = logs->lines,
 		.n_lines = logs->n,
 		.dropped = logs->dropped,
 		/* an interrupted run leaves its event claimed (run_event_on) */
 		.event_id = o->status == STORE_EXEC_INTERRUPTED ? 0 : r->done_event_id,
 	};
-	ret = store_execution_complete(d->store, o->execution_id, &end);
-	if (ret == 0)
+	if (r->defer) {
+		r->execution_id = o->execution_id;
+		defer_end(r, &end, logs, duration_us);
 		r->event_done = end.event_id > 0;
-	else
-		ret = record_finish_apart(d, o, duration_ms, logs);
-	if (ret == STORE_ESTATE)
-		o->status = STORE_EXEC_INTERRUPTED;
-	else if (ret < 0)
-		log_error("dispatch", "recording the end of execution %lld failed: %s",
-			  (long long)o->execution_id, status_str(ret));
+	} else {
+		ret = write_end(d, o->execution_id, &end, &r->event_done);
+		if (ret == STORE_ESTATE)
+			o->status = STORE_EXEC_INTERRUPTED;
+	}
 	log_info("dispatch", "execution %lld: %s %s for %s/%s (generation %lld): %s in %lld ms%s%s",
 		 (long long)o->execution_id, r->in.kind == STORE_EXEC_ACTION ? "action" : "script",
 		 r->in.script, r->in.provider_config_key, r->in.connection_id,
 		 (long long)generation_number(r->gen), store_exec_status_name(o->status),
-		 (long long)((util_mono_us() - t0) / 1000), o->error ? ": " : "",
-		 o->error ? o->error : "");
+		 (long long)(duration_us / 1000), o->error ? ": " : "", o->error ? o->error : "");
+	if (!r->defer)
+		run_end(d, run_stat_kind(r), o->status, duration_us);
+}
+
+/* The worker's deferred end: written already with its next claim
+ * (written), or now. Then the run is counted out. */
+static void pending_end_done(struct dispatch *d, struct pending_end *p, bool written)
+{
+	enum store_exec_status st = p->end.status;
+	bool event_done;
+
+	if (!p->execution_id)
+		return;
+	if (!written && write_end(d, p->execution_id, &p->end, &event_done) == STORE_ESTATE) {
+		log_info("dispatch", "execution %lld: marked interrupted by the shutdown before "
+			 "its end was recorded", (long long)p->execution_id);
+		st = STORE_EXEC_INTERRUPTED;
+	}
+	run_end(d, p->stat_kind, st, p->duration_us);
+	hostapi_logs_free(p->lines, p->end.n_lines);
+	free(p->error);
+	memset(p, 0, sizeof(*p));
 }
 
 /* Runs r->in.script once and journals it: the execution is recorded
@@ -412,7 +504,7 @@ static int run_once(struct dispatch *d, struct run *r, struct dispatch_outcome *
 		if (ret < 0) {
 			log_error("dispatch", "recording an execution of %s failed: %s",
 				  r->in.script, status_str(ret));
-			run_end(d, NULL, 0, 0);
+			run_end(d, -1, 0, 0);
 			return ret;
 		}
 	}
@@ -421,7 +513,6 @@ static int run_once(struct dispatch *d, struct run *r, struct dispatch_outcome *
 		execute(d, r, idx, t0, o, &res, &logs);
 	record_finish(d, r, t0, &res, o, &logs);
 	hostapi_logs_free(logs.lines, logs.n);
-	run_end(d, r, o->status, util_mono_us() - t0);
 	return 0;
 }
 
@@ -475,7 +566,7 @@ static bool event_scripts(struct generation *g, const struct store_event *ev,
  * (not DELETE's own event). first: the execution of its first script, when
  * store_event_claim_start created it (and counted it in), else 0. */
 static int run_event_on(struct dispatch *d, struct generation *g, const struct store_event *ev,
-			bool queued, int64_t first)
+			bool queued, int64_t first, struct pending_end *defer)
 {
 	struct event_scripts es;
 	bool done = false;
@@ -492,6 +583,7 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 		r.in.script = es.scripts[i];
 		r.execution_id = i == 0 ? first : 0;
 		r.done_event_id = i + 1 == es.n ? ev->id : 0;
+		r.defer = i + 1 == es.n ? defer : NULL;
 		/* once stopping, no script of a claimed event starts, and no
 		 * further script of any event */
 		r.gated = queued || i > 0;
@@ -532,7 +624,7 @@ done:
 int dispatch_run_event(struct dispatch *d, const struct store_event *ev)
 {
 	struct generation *g = dispatch_generation(d);
-	int ret = run_event_on(d, g, ev, false, 0);
+	int ret = run_event_on(d, g, ev, false, 0, NULL);
 
 	generation_unref(g);
 	return ret;
@@ -575,6 +667,7 @@ static int plan_first(void *user, const struct store_event *ev, struct store_exe
 static void *worker(void *arg)
 {
 	struct dispatch *d = arg;
+	struct pending_end pend = {0};
 
 	for (;;) {
 		struct claim_plan cp = {.d = d};
@@ -592,10 +685,22 @@ static void *worker(void *arg)
 		number = generation_number(d->gen);
 		pthread_mutex_unlock(&d->lock);
 
-		ret = store_event_claim_start(d->store, number, plan_first, &cp, &ev, &first);
+		/* the last event's end and the next claim: one write */
+		ret = store_event_claim_next(d->store, pend.execution_id,
+					     pend.execution_id ? &pend.end : NULL, number,
+					     plan_first, &cp, &ev, &first);
+		pending_end_done(d, &pend, ret == 0 || ret == STORE_ENOTFOUND);
+		if (ret == 0 && first > 0) {
+			/* more may be pending: a sleeping worker looks while this
+			 * one runs (and wakes the next if it finds one) */
+			pthread_mutex_lock(&d->lock);
+			if (d->awake < d->n_threads)
+				pthread_cond_signal(&d->wake);
+			pthread_mutex_unlock(&d->lock);
+		}
 		if (ret == 0) {
 			if (first > 0)
-				run_event_on(d, cp.g, &ev, true, first);
+				run_event_on(d, cp.g, &ev, true, first, &pend);
 			else if (ev.status != STORE_EVENT_DONE)
 				log_info("dispatch", "event %lld left unfinished: the daemon is "
 					 "stopping", (long long)ev.id);
@@ -603,7 +708,7 @@ static void *worker(void *arg)
 			continue;
 		}
 		if (cp.counted)
-			run_end(d, NULL, 0, 0); /* the claim was rolled back: nothing ran */
+			run_end(d, -1, 0, 0); /* the claim was rolled back: nothing ran */
 		generation_unref(cp.g);
 		if (ret != STORE_ENOTFOUND)
 			log_error("dispatch", "claiming an event failed: %s", status_str(ret));
@@ -611,10 +716,14 @@ static void *worker(void *arg)
 		/* nothing pending: sleep until notified (or a while, in case an
 		 * event was written by something that does not notify) */
 		pthread_mutex_lock(&d->lock);
-		if (!d->stopping && d->wake_seq == seq)
+		if (!d->stopping && d->wake_seq == seq) {
+			d->awake--;
 			wait_us(d, &d->wake, ret == STORE_ENOTFOUND ? 1000000 : 2000000);
+			d->awake++;
+		}
 		pthread_mutex_unlock(&d->lock);
 	}
+	pending_end_done(d, &pend, false);
 	return NULL;
 }
 
@@ -810,6 +919,7 @@ int dispatch_start(struct dispatch *d)
 	d->threads = calloc(d->n_threads, sizeof(*d->threads));
 	if (!d->threads)
 		return STATUS_ENOMEM;
+	d->awake = d->n_threads; /* each counts itself out while it waits */
 	for (uint32_t i = 0; i < d->n_threads; i++) {
 		int e = pthread_create(&d->threads[i], NULL, worker, d);
 
