@@ -10,6 +10,7 @@ the test opens the gate at the fake provider: no sleep to guess.
 
 import http.client
 import json
+import signal
 import subprocess
 import unittest
 
@@ -239,6 +240,28 @@ class OpsTest(DaemonTest):
             stream.close()
         status, _, body = d.request("GET", "/executions/stream?status=bogus")
         self.assertEqual((status, body["error"]["code"]), (400, "invalid_query_params"))
+
+    def test_open_streams_end_when_the_daemon_stops(self):
+        d = self.start()
+        self.provider.route("GET", "/gate", {"status": 404, "body": "closed"})
+        self.connect(d, "gate", "held")
+        ex = d.wait_executions(1, final=False)[0]
+        logs = SSE(d, f"/executions/{ex['id']}/logs/stream")
+        listing = SSE(d, "/executions/stream")
+        try:
+            self.assertEqual(logs.next()[0], "execution")
+            self.assertEqual(listing.next()[0], "execution")
+            d.send_signal(signal.SIGTERM)
+            self.provider.route("GET", "/gate", {"status": 200, "body": "open"})  # let the script end
+            # both streams end (rather than holding the shutdown), and the daemon exits cleanly
+            while listing.next() is not None:
+                pass
+            while logs.next() is not None:
+                pass
+            self.assertEqual(d.stop(), 0, d.logs())
+        finally:
+            logs.close()
+            listing.close()
 
     def test_plugin_lines_mirrored_to_the_daemon_log(self):
         d = self.start(log_plugin_lines=True)
