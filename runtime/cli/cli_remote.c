@@ -112,6 +112,10 @@ int cli_parse(int argc, char **argv, unsigned allowed, bool want_arg, struct opt
 	if (!o->url)
 		o->url = getenv("EVSCRIPT_URL") && *getenv("EVSCRIPT_URL") ? getenv("EVSCRIPT_URL")
 									: CLI_REMOTE_DEFAULT_URL;
+	/* "http://host:3003/" names the same daemon: paths are appended with their "/" */
+	o->url_len = strlen(o->url);
+	while (o->url_len > 0 && o->url[o->url_len - 1] == '/')
+		o->url_len--;
 	if (!o->secret)
 		o->secret = getenv("EVSCRIPT_SECRET_KEY");
 	if (!o->secret || !*o->secret)
@@ -165,7 +169,7 @@ int cli_call(struct remote *r, const char *method, const char *path, long *statu
 	*doc = NULL;
 	dynbuf_init(&body, RESPONSE_MAX, 0);
 	dynbuf_init(&url, 8192, 0);
-	if (dynbuf_addf(&url, "%s%s", r->o->url, path) < 0) {
+	if (dynbuf_addf(&url, "%.*s%s", (int)r->o->url_len, r->o->url, path) < 0) {
 		ret = cli_fail(r->o, "the URL is too long");
 		goto out;
 	}
@@ -304,7 +308,7 @@ int cli_stream(struct remote *r, const char *path, cli_event_fn on_event, void *
 
 	dynbuf_init(&s.buf, EVENT_MAX, 0);
 	dynbuf_init(&url, 8192, 0);
-	if (dynbuf_addf(&url, "%s%s", r->o->url, path) < 0) {
+	if (dynbuf_addf(&url, "%.*s%s", (int)r->o->url_len, r->o->url, path) < 0) {
 		ret = cli_fail(r->o, "the URL is too long");
 		goto out;
 	}

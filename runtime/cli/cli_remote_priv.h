@@ -24,6 +24,7 @@ enum {
 struct opts {
 	const char *cmd;
 	const char *url, *secret, *integration, *connection, *script, *event, *status, *limit;
+	size_t url_len;            /* url without its trailing slashes */
 	bool follow, json;
 	const char *arg;           /* the one positional argument (logs: the execution id) */
 };

@@ -115,6 +115,8 @@ class CliRemoteTest(DaemonTest):
         r = self.run_cli("status", "--url", self.d.url, "--secret-key", SECRET, url="http://127.0.0.1:1",
                          secret="wrong")
         self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.run_cli("plugins", url=self.d.url + "/")  # a trailing slash names the same daemon
+        self.assertEqual(r.returncode, 0, r.stderr)
         r = self.run_cli("plugins", secret="wrong")
         self.assertEqual(r.returncode, 1)
         self.assertIn("401 unauthorized: check --secret-key or EVSCRIPT_SECRET_KEY", r.stderr)
