@@ -28,6 +28,7 @@
 #include "util.h"
 
 #define STREAM_OUT_MAX (4u << 20)     /* events waiting to be sent */
+#define STREAM_OUT_BATCH (1u << 20)   /* a look stops adding lines past this; the next goes on */
 #define STREAM_WAIT_MS 1000           /* read() blocks at most this long */
 #define STREAM_MIN_GAP_US 100000      /* at most ten store reads a second */
 #define STREAM_KEEPALIVE_US 10000000  /* an idle stream writes a comment this often */
@@ -44,6 +45,7 @@ struct stream {
 	struct dynbuf out;        /* events produced, not yet sent */
 	size_t out_pos;
 	bool started, done;
+	bool more;                /* the last look stopped at STREAM_OUT_BATCH: look again at once */
 	uint64_t version;         /* livelog's counter at the last look */
 	int64_t last_look_us, last_write_us;
 	/* one execution's logs */
@@ -103,8 +105,9 @@ static void emit_line(struct stream *st, int64_t seq, int64_t ts, int level, con
 }
 
 /* One look at execution st->execution_id: its object the first time, the
- * lines the store has past sent_seq, then at its end "end" (with its
- * object), or while it runs the lines the live bus has past them. */
+ * lines the store has past sent_seq (STREAM_OUT_BATCH at a time), then at
+ * its end "end" (with its object), or while it runs the lines the live bus
+ * has past them. */
 static void look_logs(struct stream *st)
 {
 	struct store_execution *e = NULL;
@@ -126,16 +129,23 @@ static void look_logs(struct stream *st)
 		emit(st, "execution", api_execution_json(st->ctx, e));
 		st->last_status = (int)e->status;
 	}
-	for (size_t i = 0; i < e->n_logs; i++)
+	st->more = false;
+	for (size_t i = 0; i < e->n_logs && !st->more; i++) {
 		if (e->logs[i].seq > st->sent_seq)
 			emit_line(st, e->logs[i].seq, e->logs[i].ts, e->logs[i].level, e->logs[i].message);
-	if (e->status != STORE_EXEC_RUNNING) {
+		st->more = dynbuf_len(&st->out) >= STREAM_OUT_BATCH && i + 1 < e->n_logs;
+	}
+	if (st->more) {
+		/* the rest after this batch is sent */
+	} else if (e->status != STORE_EXEC_RUNNING) {
 		emit(st, "end", api_execution_json(st->ctx, e));
 		st->done = true;
 	} else if (livelog_lines(st->execution_id, st->sent_seq + 1, &lines, &n) == 0) {
 		/* consecutive lines only: a gap is read from the store later */
-		for (size_t i = 0; i < n && lines[i].seq == st->sent_seq + 1; i++)
+		for (size_t i = 0; i < n && lines[i].seq == st->sent_seq + 1 && !st->more; i++) {
 			emit_line(st, lines[i].seq, lines[i].ts_ms, lines[i].level, lines[i].message);
+			st->more = dynbuf_len(&st->out) >= STREAM_OUT_BATCH;
+		}
 		livelog_lines_free(lines, n);
 	}
 	store_execution_free(e);
@@ -155,18 +165,21 @@ static void look_list(struct stream *st)
 {
 	struct store_execution **items = NULL;
 	struct tracked *seen;
-	int64_t next = 0, max_seen = 0;
+	int64_t next = 0, oldest = 0;
 	size_t n = 0;
 	int ret = store_execution_list(st->ctx->store, &st->filter, &items, &n, &next);
 
 	if (ret < 0)
 		return; /* the next look tries again */
-	for (size_t i = 0; i < st->n_seen; i++)
-		max_seen = st->seen[i].id > max_seen ? st->seen[i].id : max_seen;
+	/* the last look's window was full: what is older than it was never sent
+	 * and is not new (it only fell into this window as newer ones left it) */
+	for (size_t i = 0; st->n_seen >= st->filter.limit && i < st->n_seen; i++)
+		oldest = !oldest || st->seen[i].id < oldest ? st->seen[i].id : oldest;
 	for (size_t k = n; k-- > 0;) {
 		int before = status_of(st, items[k]->id);
 
-		if ((before < 0 && (!st->started || items[k]->id > max_seen)) ||
+		/* new to the window (started, or now matching the filters), or changed */
+		if ((before < 0 && (!st->started || items[k]->id > oldest)) ||
 		    (before >= 0 && before != (int)items[k]->status))
 			emit(st, "execution", api_execution_json(st->ctx, items[k]));
 	}
@@ -210,7 +223,7 @@ static long stream_read(void *cls, char *buf, size_t max, bool stopping)
 	}
 	if (st->done || stopping)
 		return HTTP_STREAM_END;
-	if (st->started) {
+	if (st->started && !st->more) {
 		if (now - st->last_look_us < STREAM_MIN_GAP_US)
 			sleep_us(STREAM_MIN_GAP_US - (now - st->last_look_us));
 		st->version = livelog_wait(st->version, STREAM_WAIT_MS);

@@ -30,6 +30,11 @@ integrations:
         on-events:
             post-connection-creation:
                 - gated
+    flood:
+        provider: local-test
+        on-events:
+            post-connection-creation:
+                - logflood
 """
 
 PARSE = r"""
@@ -96,8 +101,9 @@ class SSE:
 
 class OpsTest(DaemonTest):
     def start(self, **settings):
-        settings.setdefault("environment", {"FAIL_MESSAGE": "nope"})
-        return self.daemon(NANGO, settings=settings, plugins=["hello"], test_plugins=["failmsg", "gated"])
+        settings.setdefault("environment", {"FAIL_MESSAGE": "nope", "LOGFLOOD_LINES": "3000"})
+        return self.daemon(NANGO, settings=settings, plugins=["hello"],
+                           test_plugins=["failmsg", "gated", "logflood"])
 
     def connect(self, d, integration, cid):
         status, _, body = d.create_connection(integration, cid,
@@ -144,7 +150,7 @@ class OpsTest(DaemonTest):
         self.assertEqual(value("evscript_events_pending"), 0)
         self.assertEqual(value("evscript_reloads_total"), 1)
         self.assertEqual(value("evscript_reload_failures_total"), 0)
-        self.assertEqual(value("evscript_plugins_loaded"), 3)
+        self.assertEqual(value("evscript_plugins_loaded"), 4)  # hello, failmsg, gated, logflood
         self.assertEqual(value("evscript_plugins_refused"), 0)
         for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
                      "process_max_fds", "process_virtual_memory_bytes", "process_start_time_seconds"):
@@ -240,6 +246,43 @@ class OpsTest(DaemonTest):
             stream.close()
         status, _, body = d.request("GET", "/executions/stream?status=bogus")
         self.assertEqual((status, body["error"]["code"]), (400, "invalid_query_params"))
+
+    def test_a_filtered_stream_shows_an_older_execution_that_comes_to_match(self):
+        d = self.start()
+        self.provider.route("GET", "/gate", {"status": 404, "body": "closed"})
+        self.connect(d, "gate", "slow")
+        held = d.wait_executions(1, final=False)[0]
+        stream = SSE(d, "/executions/stream?status=succeeded")
+        try:
+            self.connect(d, "demo", "quick")
+            name, e = stream.next()
+            self.assertEqual((name, e["connection_id"], e["status"]), ("execution", "quick", "succeeded"))
+            self.assertGreater(e["id"], held["id"])
+            # the held one succeeds after a newer one was shown: it still comes
+            self.provider.route("GET", "/gate", {"status": 200, "body": "open"})
+            name, e = stream.next()
+            self.assertEqual((name, e["id"], e["status"]), ("execution", held["id"], "succeeded"))
+        finally:
+            stream.close()
+
+    def test_a_long_log_streams_whole_and_in_order(self):
+        # 3000 lines of 1 KiB: more than a look sends at once
+        d = self.start(log_lines_max=5000, log_bytes_max=8 << 20)
+        self.connect(d, "flood", "f1")
+        ex = d.wait_executions(1, connection_id="f1")[0]
+        self.assertEqual(ex["status"], "succeeded")
+        stream = SSE(d, f"/executions/{ex['id']}/logs/stream")
+        try:
+            events = []
+            while (ev := stream.next()) is not None:
+                events.append(ev)
+        finally:
+            stream.close()
+        self.assertEqual(events[0][0], "execution")
+        self.assertEqual(events[-1][0], "end")
+        lines = [e[1] for e in events[1:-1]]
+        self.assertEqual([l["seq"] for l in lines], list(range(1, 3001)))
+        self.assertTrue(all(l["message"].startswith(f"{i} xxx") for i, l in enumerate(lines)))
 
     def test_open_streams_end_when_the_daemon_stops(self):
         d = self.start()
