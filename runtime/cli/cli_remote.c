@@ -85,7 +85,7 @@ int cli_parse(int argc, char **argv, unsigned allowed, bool want_arg, struct opt
 	while ((ch = getopt_long(argc, argv, "u:k:jfi:c:s:e:t:n:h", longopts, NULL)) != -1) {
 		unsigned need = ch == 'f' ? OPT_FOLLOW
 			      : ch == 'i' ? OPT_FILTERS | OPT_INTEGRATION
-			      : strchr("cset n", ch) ? OPT_FILTERS : 0;
+			      : ch == 'c' || ch == 's' || ch == 'e' || ch == 't' || ch == 'n' ? OPT_FILTERS : 0;
 		const char **slot = ch == 'u' ? &o->url : ch == 'k' ? &o->secret : ch == 'i' ? &o->integration
 				  : ch == 'c' ? &o->connection : ch == 's' ? &o->script : ch == 'e' ? &o->event
 				  : ch == 't' ? &o->status : ch == 'n' ? &o->limit : NULL;
@@ -184,6 +184,10 @@ int cli_call(struct remote *r, const char *method, const char *path, long *statu
 	curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
 	cc = curl_easy_perform(r->curl);
+	if (cc == CURLE_WRITE_ERROR) {
+		ret = cli_fail(r->o, "%s %s: the answer is larger than %u MiB", method, path, RESPONSE_MAX >> 20);
+		goto out;
+	}
 	if (cc != CURLE_OK) {
 		ret = cli_fail(r->o, "%s %s: %s (is evscriptd running there? --url or EVSCRIPT_URL)", method,
 			   dynbuf_str(&url), curl_easy_strerror(cc));
