@@ -222,7 +222,8 @@ struct store_upsert_result {
  * response can carry the row's timestamps). respond returns 0 and sets
  * *status and *body (malloc'd, the store frees it), or non-zero to roll the
  * whole transaction back (STORE_ECALLBACK). respond runs with the store
- * locked: it must not call any store_* function (it would deadlock). Its
+ * locked, possibly on another thread: it must not call any store_*
+ * function (it would deadlock) and must use only what user gives it. Its
  * response is stored only if the whole call succeeds (Batching, at the
  * top). */
 struct store_idempotency_input {
@@ -389,8 +390,10 @@ enum store_claim_plan {
  * for the call). Returns a store_claim_plan; for STORE_CLAIM_START it fills
  * *in (zeroed; event_id must be ev->id; its strings must live until
  * store_event_claim_start returns: ev's own are fine). A negative value
- * rolls the claim back (STORE_ECALLBACK). It runs with the store locked:
- * it must not call any store_* function (it would deadlock). */
+ * rolls the claim back (STORE_ECALLBACK). It runs with the store locked,
+ * possibly on another thread (the one committing the batch): it must not
+ * call any store_* function (it would deadlock) and must use only what
+ * user gives it. */
 struct store_execution_input;
 typedef int (*store_claim_fn)(void *user, const struct store_event *ev,
 			      struct store_execution_input *in);

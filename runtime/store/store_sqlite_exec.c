@@ -318,17 +318,25 @@ static int complete_in(struct sq *b, int64_t id, const struct store_execution_en
 	return ret;
 }
 
+struct complete {
+	int64_t id;
+	const struct store_execution_end *end;
+};
+
+static int complete_op(struct sq *b, void *arg)
+{
+	struct complete *c = arg;
+
+	return complete_in(b, c->id, c->end);
+}
+
 int sq_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)
 {
-	struct sq *b = B(s);
-	int ret;
+	struct complete c = {.id = id, .end = end};
 
 	/* LOSSABLE, as each of the three writes it stands for (Durability atop
 	 * store_sqlite.c). */
-	ret = sq_txn_begin(b, LOSSABLE);
-	if (ret)
-		return ret;
-	return sq_txn_end(b, complete_in(b, id, end));
+	return sq_txn_run(B(s), LOSSABLE, complete_op, &c);
 }
 
 /* One claim of sq_event_claim_start: claims the oldest pending event into
@@ -363,40 +371,59 @@ static int claim_one(struct sq *b, int64_t generation, store_claim_fn plan, void
 	return p == STORE_CLAIM_ONLY ? 0 : STORE_ECALLBACK;
 }
 
+/* The claim's statements (sq_txn_run). */
+struct claim {
+	int64_t complete_id;
+	const struct store_execution_end *complete;
+	int64_t generation;
+	store_claim_fn plan;
+	void *user;
+	struct store_event *ev;
+	int64_t *execution_id;
+	size_t done; /* events claimed */
+};
+
+static int claim_op(struct sq *b, void *arg)
+{
+	struct claim *c = arg;
+	struct store_event cur;
+	bool more = true;
+	int ret = 0;
+
+	c->done = 0;
+	*c->execution_id = 0;
+	if (c->complete_id > 0)
+		ret = complete_in(b, c->complete_id, c->complete);
+	/* events with nothing to run are claimed and done in one go, up to
+	 * STORE_CLAIM_BATCH of them; the first with something to run ends it */
+	while (!ret && more && c->done < STORE_CLAIM_BATCH) {
+		ret = claim_one(b, c->generation, c->plan, c->user, &cur, c->execution_id, &more);
+		if (!ret) {
+			*c->ev = cur;
+			c->done++;
+		}
+	}
+	/* what was done before the queue ran dry is kept */
+	if (ret == STORE_ENOTFOUND && (c->done > 0 || c->complete_id > 0))
+		return 0;
+	return ret;
+}
+
 int sq_event_claim_start(struct store *s, int64_t complete_id,
 			 const struct store_execution_end *complete, int64_t generation,
 			 store_claim_fn plan, void *user, struct store_event *ev,
 			 int64_t *execution_id)
 {
-	struct sq *b = B(s);
-	struct store_event cur;
-	bool more = true;
-	size_t done = 0;
+	struct claim c = {complete_id, complete, generation, plan, user, ev, execution_id, 0};
 	int ret;
 
 	/* CRITICAL: the execution's creation is the fsync its script waits for
 	 * (and it carries the claim); a claim alone or a claim marked done
 	 * at once only pays for a stronger commit than it needs. */
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	if (complete_id > 0)
-		ret = complete_in(b, complete_id, complete);
-	/* events with nothing to run are claimed and done in one go, up to
-	 * STORE_CLAIM_BATCH of them; the first with something to run ends it */
-	while (!ret && more && done < STORE_CLAIM_BATCH) {
-		ret = claim_one(b, generation, plan, user, &cur, execution_id, &more);
-		if (!ret) {
-			*ev = cur;
-			done++;
-		}
-	}
-	if (ret == STORE_ENOTFOUND && (done > 0 || complete_id > 0)) {
-		/* what was done before the queue ran dry is kept */
-		ret = sq_txn_end(b, 0);
-		return ret ? ret : done > 0 ? 0 : STORE_ENOTFOUND;
-	}
-	return sq_txn_end(b, ret);
+	ret = sq_txn_run(B(s), CRITICAL, claim_op, &c);
+	if (ret == 0 && c.done == 0)
+		ret = STORE_ENOTFOUND; /* only the end was written */
+	return ret;
 }
 
 #define EXEC_COLS                                                                         \
