@@ -268,8 +268,8 @@ int cli_executions(int argc, char **argv)
 	dynbuf_add_str(&path, o.follow ? "/executions/stream" : "/executions");
 	if (!filters(&r, &o, &path))
 		ret = cli_fail(&o, "the query is too long");
-	else if (o.follow)
-		ret = cli_stream(&r, dynbuf_str(&path), on_execution, &o);
+	else if (o.follow && (ret = cli_stream(&r, dynbuf_str(&path), on_execution, &o)) == 0)
+		ret = cli_fail(&o, "the daemon ended the stream (is it stopping?)");
 	else
 		ret = cli_get_json(&r, dynbuf_str(&path), &doc);
 	if (ret == 0 && !o.follow && o.json) {
@@ -298,9 +298,16 @@ static int verdict(struct json_object *e)
 	return strcmp(st, "succeeded") == 0 ? 0 : EXIT_FAILURE;
 }
 
+/* What a logs --follow has seen. */
+struct follow {
+	const struct opts *o;
+	bool ended;      /* the execution's end arrived */
+};
+
 static int on_log(const char *name, struct json_object *data, void *user)
 {
-	const struct opts *o = user;
+	struct follow *f = user;
+	const struct opts *o = f->o;
 	int ret = 0;
 
 	if (o->json)
@@ -312,8 +319,11 @@ static int on_log(const char *name, struct json_object *data, void *user)
 			cli_str(data, "error") ? ": " : "", cli_str_or(data, "error", ""));
 	else if (strcmp(name, "error") == 0)
 		ret = cli_fail(o, "%s", cli_str_or(data, "message", "the stream failed"));
-	if (strcmp(name, "end") == 0 && verdict(data) != 0)
-		ret = EXIT_FAILURE;
+	if (strcmp(name, "end") == 0) {
+		f->ended = true;
+		if (verdict(data) != 0)
+			ret = EXIT_FAILURE;
+	}
 	fflush(stdout);
 	return ret;
 }
@@ -323,6 +333,7 @@ int cli_logs(int argc, char **argv)
 	struct opts o;
 	struct remote r;
 	struct json_object *doc = NULL;
+	struct follow f = {.o = &o};
 	char path[96];
 	int64_t id;
 	char *end;
@@ -337,7 +348,9 @@ int cli_logs(int argc, char **argv)
 		return EXIT_FAILURE;
 	if (o.follow) {
 		snprintf(path, sizeof(path), "/executions/%lld/logs/stream", (long long)id);
-		ret = cli_stream(&r, path, on_log, &o);
+		ret = cli_stream(&r, path, on_log, &f);
+		if (ret == 0 && !f.ended)
+			ret = cli_fail(&o, "the daemon ended the stream before the execution ended (is it stopping?)");
 	} else {
 		snprintf(path, sizeof(path), "/executions/%lld", (long long)id);
 		ret = cli_get_json(&r, path, &doc);

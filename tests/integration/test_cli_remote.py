@@ -175,9 +175,10 @@ class CliRemoteTest(DaemonTest):
         self.assertRegex(lines.next(), r" running +post-connection-creation +gate/new gated@1\.0\.0 ")
         self.provider.route("GET", "/gate", {"status": 200, "body": "open"})
         self.assertRegex(lines.next(), r" succeeded +post-connection-creation +gate/new gated@1\.0\.0 ")
-        self.assertIsNone(proc.poll())  # follows until stopped
-        proc.terminate()
-        proc.wait(30)
+        self.assertIsNone(proc.poll())  # follows until stopped, or until the daemon stops
+        self.assertEqual(self.d.stop(), 0)
+        self.assertEqual(proc.wait(30), 1)
+        self.assertIn("the daemon ended the stream", proc.stderr.read())
 
 
 if __name__ == "__main__":
