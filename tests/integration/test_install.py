@@ -92,6 +92,25 @@ class InstallTest(DaemonTest):
             r = run("man", "-l", path, env=dict(os.environ, MANWIDTH="80"))
             self.assertIn("SEE ALSO", re.sub(".\b", "", r.stdout))  # without the overstrikes
 
+    def check_depends(self, info, root):
+        """Depends names real packages (installed here, as on the machine that
+        built it) that provide every library the installed programs need."""
+        depends = [d.strip() for d in re.search(r"^ Depends: (.*)$", info, re.M).group(1).split(",")]
+        for dep in depends:
+            r = run("dpkg-query", "-W", "-f=${Status}", dep)
+            self.assertEqual(r.stdout, "install ok installed", dep)
+        for prog in ("usr/bin/evscriptd", "usr/bin/evscript", "usr/libexec/evscript/evscript-zygote"):
+            needed = re.findall(r"^\s*NEEDED\s+(\S+)$", run("objdump", "-p", os.path.join(root, prog)).stdout, re.M)
+            self.assertTrue(needed, prog)
+            for lib in needed:
+                # libc is essential; the sanitizer runtimes belong to test builds (asan preset)
+                if lib.startswith(("libc.so", "libm.so", "libasan.so", "libubsan.so")):
+                    continue
+                path = run("sh", "-c", f"ldconfig -p | awk '$1 == \"{lib}\" {{print $NF; exit}}'").stdout.strip()
+                self.assertTrue(path, f"{prog}: {lib} not found")
+                owner = run("dpkg", "-S", os.path.realpath(path)).stdout.split(":")[0]
+                self.assertIn(owner, depends, f"{prog} needs {lib} from {owner}, not in Depends")
+
     def daemon_from(self, bindir, config_text, config_dir):
         """Starts the installed evscriptd with config_text written next to the installed config."""
         port = free_port()
@@ -196,6 +215,7 @@ class InstallTest(DaemonTest):
         self.assertIn("conffiles", info)
         root = os.path.join(self.tmp, "root")
         run("dpkg", "-x", deb, root)
+        self.check_depends(info, root)
         files = run("dpkg-deb", "-c", deb).stdout
         for path in ("./usr/bin/evscriptd", "./usr/bin/evscript", "./usr/libexec/evscript/evscript-zygote",
                      "./usr/include/evscript/sdk.h", "./usr/lib/pkgconfig/evscript-sdk.pc",
