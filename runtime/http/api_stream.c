@@ -31,6 +31,7 @@
 #define STREAM_OUT_BATCH (1u << 20)   /* a look stops adding lines past this; the next goes on */
 #define STREAM_WAIT_MS 1000           /* read() blocks at most this long */
 #define STREAM_MIN_GAP_US 100000      /* at most ten store reads a second */
+#define STREAM_BUS_GAP_US 10000       /* and a hundred looks at the live bus */
 #define STREAM_KEEPALIVE_US 10000000  /* an idle stream writes a comment this often */
 #define STREAM_LIST_DEFAULT 50
 #define STREAM_LIST_MAX 200
@@ -47,7 +48,7 @@ struct stream {
 	bool started, done;
 	bool more;                /* the last look stopped at STREAM_OUT_BATCH: look again at once */
 	uint64_t version;         /* livelog's counter at the last look */
-	int64_t last_look_us, last_write_us;
+	int64_t last_look_us, last_store_us, last_write_us;
 	/* one execution's logs */
 	int64_t execution_id;
 	int64_t sent_seq;         /* the last log line sent */
@@ -104,6 +105,23 @@ static void emit_line(struct stream *st, int64_t seq, int64_t ts, int level, con
 	st->sent_seq = seq;
 }
 
+/* The lines the live bus has past sent_seq, consecutive ones only (a gap
+ * is read from the store later); true when it sent any. */
+static bool send_live(struct stream *st)
+{
+	struct livelog_line *lines = NULL;
+	size_t n = 0, i = 0;
+
+	if (livelog_lines(st->execution_id, st->sent_seq + 1, &lines, &n) < 0)
+		return false;
+	for (; i < n && lines[i].seq == st->sent_seq + 1 && !st->more; i++) {
+		emit_line(st, lines[i].seq, lines[i].ts_ms, lines[i].level, lines[i].message);
+		st->more = dynbuf_len(&st->out) >= STREAM_OUT_BATCH;
+	}
+	livelog_lines_free(lines, n);
+	return i > 0;
+}
+
 /* One look at execution st->execution_id: its object the first time, the
  * lines the store has past sent_seq (STREAM_OUT_BATCH at a time), then at
  * its end "end" (with its object), or while it runs the lines the live bus
@@ -111,8 +129,6 @@ static void emit_line(struct stream *st, int64_t seq, int64_t ts, int level, con
 static void look_logs(struct stream *st)
 {
 	struct store_execution *e = NULL;
-	struct livelog_line *lines = NULL;
-	size_t n = 0;
 	int ret = store_execution_get(st->ctx->store, st->execution_id, &e);
 
 	if (ret < 0) {
@@ -140,13 +156,8 @@ static void look_logs(struct stream *st)
 	} else if (e->status != STORE_EXEC_RUNNING) {
 		emit(st, "end", api_execution_json(st->ctx, e));
 		st->done = true;
-	} else if (livelog_lines(st->execution_id, st->sent_seq + 1, &lines, &n) == 0) {
-		/* consecutive lines only: a gap is read from the store later */
-		for (size_t i = 0; i < n && lines[i].seq == st->sent_seq + 1 && !st->more; i++) {
-			emit_line(st, lines[i].seq, lines[i].ts_ms, lines[i].level, lines[i].message);
-			st->more = dynbuf_len(&st->out) >= STREAM_OUT_BATCH;
-		}
-		livelog_lines_free(lines, n);
+	} else {
+		send_live(st);
 	}
 	store_execution_free(e);
 }
@@ -202,7 +213,10 @@ static void sleep_us(int64_t us)
 }
 
 /* http_stream_read_fn: sends what is produced; else waits for a change
- * (a second at most) and looks. */
+ * (a second at most) and looks. A log stream sends the lines the live bus
+ * has as soon as they come, and reads the store (its status, lines the bus
+ * missed) at most every STREAM_MIN_GAP_US; a list stream reads the store
+ * at that pace. */
 static long stream_read(void *cls, char *buf, size_t max, bool stopping)
 {
 	struct stream *st = cls;
@@ -224,17 +238,27 @@ static long stream_read(void *cls, char *buf, size_t max, bool stopping)
 	if (st->done || stopping)
 		return HTTP_STREAM_END;
 	if (st->started && !st->more) {
-		if (now - st->last_look_us < STREAM_MIN_GAP_US)
-			sleep_us(STREAM_MIN_GAP_US - (now - st->last_look_us));
+		int64_t gap = st->execution_id > 0 ? STREAM_BUS_GAP_US : STREAM_MIN_GAP_US;
+
+		if (now - st->last_look_us < gap)
+			sleep_us(gap - (now - st->last_look_us));
 		st->version = livelog_wait(st->version, STREAM_WAIT_MS);
 	} else {
 		st->version = livelog_version();
 	}
-	st->last_look_us = util_mono_us();
+	now = st->last_look_us = util_mono_us();
+	if (st->execution_id > 0 && st->started && !st->more && now - st->last_store_us < STREAM_MIN_GAP_US) {
+		/* between store reads: what the bus has, at once; else the store when due */
+		if (send_live(st))
+			goto looked;
+		sleep_us(STREAM_MIN_GAP_US - (now - st->last_store_us));
+	}
+	st->last_store_us = util_mono_us();
 	if (st->execution_id > 0)
 		look_logs(st);
 	else
 		look_list(st);
+looked:
 	st->started = true;
 	if (dynbuf_len(&st->out) == 0 && st->last_look_us - st->last_write_us >= STREAM_KEEPALIVE_US)
 		dynbuf_add_str(&st->out, ": keep-alive\n\n");
