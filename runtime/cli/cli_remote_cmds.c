@@ -67,6 +67,9 @@ static void print_plugins(struct json_object *doc)
 		printf("  refused  %-24s %s: %s%s\n", cli_str_or(p, "file", "?"), cli_str_or(p, "reason_code", "?"),
 		       cli_str_or(p, "reason", ""), json_object_get_boolean(kept) ? " (the previous version runs)" : "");
 	}
+	/* scripts the config lists that no plugin provides (when the daemon says) */
+	for (size_t i = 0; i < len_of(doc, "warnings"); i++)
+		printf("  warning  %s\n", json_object_get_string(item(doc, "warnings", i)));
 	if (cli_str(doc, "last_reload_error"))
 		printf("last reload failed: %s\n", cli_str(doc, "last_reload_error"));
 }
