@@ -8,7 +8,8 @@ libyaml-dev libcurl4-openssl-dev libjson-c-dev libsodium-dev libsqlite3-dev
 libmicrohttpd-dev libcmocka-dev minisign
 clang libclang-rt-14-dev llvm
 python3 nodejs npm curl sqlite3 procps file binutils wrk
-postgresql libpq-dev gdb"
+postgresql libpq-dev gdb
+python3-prometheus-client chromium chromium-driver man-db adduser"
 
 missing=""
 for p in $packages; do

@@ -329,6 +329,7 @@ struct config_host {
 	unsigned sandbox_user_line, sandbox_user_column; /* where it was set (0: the default) */
 	uint32_t max_processes;              /* tasks per isolated execution, default 16 */
 	bool core_dumps;                     /* the daemon may dump core, default false */
+	bool log_plugin_lines;               /* mirror scripts' log lines to the daemon's log, default false */
 	enum config_log_format log_format;   /* default text */
 	struct config_script *scripts;
 	size_t n_scripts;

@@ -473,6 +473,7 @@ static const struct host_key host_keys[] = {
 	{"host_id",          OWN_SLOT(set_host_id, host_id),    "string", NO_DEFAULT("the machine's host name")},
 	{"host_timeout_s",   U32(host_timeout_s, 2, DEADLINE_MAX), "2..86400", DEFAULT("30")},
 	{"log_format",       OWN(set_log_format),               "`text` | `json`", DEFAULT("text")},
+	{"log_plugin_lines", BOOL(log_plugin_lines),            "bool", DEFAULT("false")},
 	{"scripts",          OWN(set_scripts),                  "map of script name to settings", NO_DEFAULT("`{}`")},
 	{"oauth_clients",    OWN(set_oauth_clients),            "map of integration id to OAuth client", NO_DEFAULT("`{}`")},
 	{"proxy_base_url_override", BOOL(proxy_base_url_override), "bool", DEFAULT("true")},

@@ -53,6 +53,7 @@
 #include "http.h"
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "sign.h"
 #include "store.h"
 #include "util.h"
@@ -346,6 +347,7 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 		log_error("reload", "reload failed, generation %lld stays in service: %s",
 			  (long long)generation_number(cur), err);
 		api_set_last_reload_error(&d->api, err);
+		metrics_reload(false, 0);
 		if (rep) {
 			rep->generation = generation_number(cur);
 			util_set_err(rep->error, sizeof(rep->error), "%s", err);
@@ -362,6 +364,7 @@ static int do_reload(struct daemon *d, struct api_reload_report *rep)
 		rep->built = generation_ref(g);
 	dispatch_swap_generation(d->dispatch, g);
 	api_set_last_reload_error(&d->api, NULL);
+	metrics_reload(true, n_refused);
 	retire(d, cur, drain_s); /* never waits here for its executions */
 	log_info("reload", "generation %lld in service: %zu plugins, %zu refused (%lld ms)",
 		 (long long)number, n_plugins, n_refused, (long long)((util_mono_us() - t0) / 1000));

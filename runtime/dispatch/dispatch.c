@@ -43,7 +43,9 @@
 #include <time.h>
 
 #include "hostapi.h"
+#include "livelog.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 /* An execution's end not written yet (execution_id 0: only its event's
@@ -240,6 +242,8 @@ static void run_end(struct dispatch *d, int kind, enum store_exec_status st, int
 	}
 	pthread_cond_broadcast(&d->idle);
 	pthread_mutex_unlock(&d->lock);
+	if (kind >= 0)
+		livelog_changed(); /* its end is in the store: live readers look again */
 }
 
 /* ---------------------------------------------------------------------------
@@ -591,6 +595,10 @@ static void record_finish(struct dispatch *d, struct run *r, int64_t t0,
 		 r->in.script, r->in.provider_config_key, r->in.connection_id,
 		 (long long)generation_number(r->gen), store_exec_status_name(o->status),
 		 (long long)(duration_us / 1000), o->error ? ": " : "", o->error ? o->error : "");
+	/* GET /metrics (a deferred end that a shutdown then marks interrupted
+	 * stays counted with the status it ran to) */
+	metrics_execution(r->in.provider_config_key, r->in.script,
+			  r->in.kind == STORE_EXEC_ACTION ? "action" : r->in.event, store_exec_status_name(o->status));
 	if (!r->defer)
 		run_end(d, run_stat_kind(r), o->status, duration_us);
 }
@@ -657,6 +665,7 @@ static int run_once(struct dispatch *d, struct run *r, struct dispatch_outcome *
 			return ret;
 		}
 	}
+	livelog_changed(); /* the execution is recorded running */
 	if (plugin_fits(r, p, &res))
 		execute(d, r, idx, t0, o, &res, &logs);
 	record_finish(d, r, t0, &res, o, &logs);

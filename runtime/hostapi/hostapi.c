@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "livelog.h"
 #include "log.h"
 #include "util.h"
 
@@ -297,6 +298,21 @@ int64_t hostapi_logs_dropped(const struct hostapi_exec *x)
 /* ---------------------------------------------------------------------------
  * log and set_error.
  */
+/* A line just accepted (line x->log_lines of the execution): published for
+ * live readers (livelog.h) and, with log_plugin_lines, written to the
+ * daemon's own log too. Called with mu. */
+static void hostapi_log_live(const struct hostapi_exec *x, int level, const char *line)
+{
+	static const enum log_level levels[] = {LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN,
+						LOG_LEVEL_ERROR};
+
+	if (x->info.execution_id > 0)
+		livelog_publish(x->info.execution_id, (int64_t)x->log_lines, util_now_ms(), level, line);
+	if (x->info.config && x->info.config->log_plugin_lines)
+		log_write(levels[level - EVS_LOG_DEBUG], "plugin", "%s (execution %lld): %s",
+			  x->info.script ? x->info.script : "?", (long long)x->info.execution_id, line);
+}
+
 void hostapi_log(struct hostapi_exec *x, int level, const char *msg)
 {
 	const struct config_host *cfg;
@@ -337,6 +353,7 @@ void hostapi_log(struct hostapi_exec *x, int level, const char *msg)
 	x->pending_bytes += strlen(line);
 	x->log_lines++;
 	x->log_bytes += strlen(line);
+	hostapi_log_live(x, level, line);
 	if (x->n_pending == LOG_BATCH_LINES || x->pending_bytes >= LOG_BATCH_BYTES ||
 	    util_mono_us() - x->last_flush_us >= LOG_BATCH_US)
 		flush_logs(x);

@@ -76,6 +76,7 @@
 #include <sodium.h>
 
 #include "dynbuf.h"
+#include "metrics.h"
 #include "util.h"
 
 #define PROXY_HEADERS_MAX 256             /* response headers */
@@ -1026,6 +1027,7 @@ static int attempt(struct proxy_session *s, const struct prepared *p, long timeo
 
 	*cc = curl_easy_perform(c);
 	if (*cc != CURLE_OK) {
+		metrics_proxy(0);
 		if (cap.too_big)
 			ret = EVS_ENOMEM;
 		else if (*cc == CURLE_OPERATION_TIMEDOUT)
@@ -1041,6 +1043,7 @@ static int attempt(struct proxy_session *s, const struct prepared *p, long timeo
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	metrics_proxy(status);
 	ret = EVS_ENOMEM;
 	*resp = calloc(1, sizeof(**resp));
 	if (!*resp)

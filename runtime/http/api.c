@@ -141,7 +141,7 @@ void api_inflight_remove(struct api_context *ctx, enum api_inflight which, const
  * slashes included (the official client does not encode ids): one route
  * per number of segments, the handler reads the raw path. */
 #define CONN_DEPTH_MAX (HTTP_MAX_SEGMENTS - 1)
-#define FIXED_ROUTES 20
+#define FIXED_ROUTES 23
 
 /* "/proxy/{path}": the same, for each method of the proxy API. */
 #define PROXY_METHODS 5
@@ -176,6 +176,9 @@ static void build_routes(void)
 		{"GET", "/providers/{provider}", api_provider_get, false},
 		{"POST", "/webhook/{integration}", api_webhook_receive, true},
 		{"GET", "/webhooks", api_webhooks_list, false},
+		{"GET", "/executions/stream", api_executions_stream, false},
+		{"GET", "/executions/{id}/logs/stream", api_execution_logs_stream, false},
+		{"GET", "/ui", api_ui, true},
 	};
 
 	memcpy(routes, fixed, sizeof(fixed));

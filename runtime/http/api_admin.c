@@ -1,18 +1,15 @@
 /*
- * api_admin.c - operating the daemon: GET /plugins, POST /reload,
- * GET /healthz and GET /metrics.
+ * api_admin.c - operating the daemon: GET /plugins, POST /reload and
+ * GET /healthz (GET /metrics is api_metrics.c).
  */
 #include "api_priv.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "generation.h"
 #include "log.h"
-
-#define METRICS_MAX 8192
 
 static struct json_object *loaded_json(const struct generation *g)
 {
@@ -194,113 +191,4 @@ int api_healthz(struct http_request *req, struct http_response *resp, void *user
 	}
 	generation_unref(g);
 	return http_respond_json(resp, ok ? 200 : 503, o);
-}
-
-/* Appends to a fixed buffer; output past the cap is cut. */
-struct text {
-	char buf[METRICS_MAX];
-	size_t len;
-};
-
-static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (t->len >= sizeof(t->buf) - 1)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		t->len = t->len + (size_t)n < sizeof(t->buf) ? t->len + (size_t)n : sizeof(t->buf) - 1;
-}
-
-int api_metrics(struct http_request *req, struct http_response *resp, void *user)
-{
-	static const char *const classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
-	struct dispatch_stats ds;
-	struct http_stats hs;
-	struct text *t = calloc(1, sizeof(*t));
-	int64_t pending = 0;
-	uint64_t wh[4];
-	int ret;
-
-	(void)req;
-	if (!t) {
-		ret = http_respond_json(resp, 500, NULL);
-		goto out;
-	}
-	memset(&hs, 0, sizeof(hs));
-	if (ctx->server)
-		http_server_stats(ctx->server, &hs);
-	if (store_event_count_pending(ctx->store, &pending) < 0)
-		pending = -1;
-	dispatch_get_stats(ctx->dispatch, &ds);
-
-	put(t, "# HELP evscript_generation The generation in service.\n"
-	       "# TYPE evscript_generation gauge\nevscript_generation %lld\n", (long long)generation_number(g));
-	put(t, "# HELP evscript_plugins_loaded Plugins in service.\n"
-	       "# TYPE evscript_plugins_loaded gauge\nevscript_plugins_loaded %zu\n", generation_plugin_count(g));
-	put(t, "# HELP evscript_plugins_refused Plugins refused by the current generation.\n"
-	       "# TYPE evscript_plugins_refused gauge\nevscript_plugins_refused %zu\n", generation_refusal_count(g));
-	put(t, "# HELP evscript_zygote_restarts_total Times the current generation's zygote died and was restarted.\n"
-	       "# TYPE evscript_zygote_restarts_total counter\nevscript_zygote_restarts_total %llu\n",
-	    (unsigned long long)executor_zygote_restarts(generation_executor(g)));
-	api_webhook_counters(wh);
-	put(t, "# HELP evscript_webhooks_total Incoming webhooks since start, by result.\n"
-	       "# TYPE evscript_webhooks_total counter\n"
-	       "evscript_webhooks_total{result=\"received\"} %llu\n"
-	       "evscript_webhooks_total{result=\"bad_signature\"} %llu\n"
-	       "evscript_webhooks_total{result=\"forwarded\"} %llu\n"
-	       "evscript_webhooks_total{result=\"forward_failed\"} %llu\n",
-	    (unsigned long long)wh[0], (unsigned long long)wh[1], (unsigned long long)wh[2],
-	    (unsigned long long)wh[3]);
-	put(t, "# HELP evscript_zygote_up Whether the current generation's zygote is running (0: being restarted).\n"
-	       "# TYPE evscript_zygote_up gauge\nevscript_zygote_up %d\n", executor_degraded(generation_executor(g)) ? 0 : 1);
-	if (pending >= 0)
-		put(t, "# HELP evscript_events_pending Events waiting for a worker.\n"
-		       "# TYPE evscript_events_pending gauge\nevscript_events_pending %lld\n",
-		    (long long)pending);
-	put(t, "# HELP evscript_executions_total Finished executions by event and status, since start.\n"
-	       "# TYPE evscript_executions_total counter\n");
-	for (int k = 0; k < DISPATCH_STAT_KINDS; k++)
-		for (int st = STORE_EXEC_SUCCEEDED; st <= STORE_EXEC_INTERRUPTED; st++)
-			put(t, "evscript_executions_total{event=\"%s\",status=\"%s\"} %llu\n",
-			    dispatch_stat_kind_name(k), store_exec_status_name(st),
-			    (unsigned long long)ds.finished[k][st]);
-	put(t, "# HELP evscript_execution_duration_seconds Execution durations by event.\n"
-	       "# TYPE evscript_execution_duration_seconds histogram\n");
-	for (int k = 0; k < DISPATCH_STAT_KINDS; k++) {
-		const char *ev = dispatch_stat_kind_name(k);
-
-		for (int b = 0; b < DISPATCH_DURATION_BUCKETS; b++)
-			put(t, "evscript_execution_duration_seconds_bucket{event=\"%s\",le=\"%g\"} %llu\n",
-			    ev, dispatch_duration_bounds[b], (unsigned long long)ds.duration_le[k][b]);
-		put(t, "evscript_execution_duration_seconds_bucket{event=\"%s\",le=\"+Inf\"} %llu\n"
-		       "evscript_execution_duration_seconds_sum{event=\"%s\"} %.6f\n"
-		       "evscript_execution_duration_seconds_count{event=\"%s\"} %llu\n",
-		    ev, (unsigned long long)ds.duration_count[k], ev, ds.duration_sum_s[k], ev,
-		    (unsigned long long)ds.duration_count[k]);
-	}
-	put(t, "# HELP evscript_executions_running Executions running now.\n"
-	       "# TYPE evscript_executions_running gauge\nevscript_executions_running %zu\n",
-	    ds.running);
-	put(t, "# HELP evscript_http_requests_total HTTP responses by status class.\n"
-	       "# TYPE evscript_http_requests_total counter\n");
-	for (int i = 0; i < 5; i++)
-		put(t, "evscript_http_requests_total{status=\"%s\"} %llu\n", classes[i],
-		    (unsigned long long)hs.by_class[i]);
-	put(t, "# HELP evscript_http_requests_in_flight HTTP requests being processed.\n"
-	       "# TYPE evscript_http_requests_in_flight gauge\nevscript_http_requests_in_flight %u\n",
-	    hs.in_flight);
-	ret = http_respond_text(resp, 200, "text/plain; version=0.0.4", t->buf);
-out:
-	free(t);
-	generation_unref(g);
-	return ret;
 }

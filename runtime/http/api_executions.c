@@ -322,3 +322,8 @@ out:
 	generation_unref(g);
 	return ret;
 }
+
+struct json_object *api_execution_json(struct api_context *ctx, const struct store_execution *e)
+{
+	return execution_json(ctx, e);
+}

@@ -89,6 +89,9 @@ struct json_object *api_plugin_subscriptions(const struct generation *g, const c
 
 /* A random UUID v4, lower case (api_connections.c). */
 void api_uuid_v4(char out[37]);
+int api_executions_stream(struct http_request *req, struct http_response *resp, void *user);
+int api_execution_logs_stream(struct http_request *req, struct http_response *resp, void *user);
+int api_ui(struct http_request *req, struct http_response *resp, void *user);
 
 /* ---- The context's private part (api.c), under its lock. ---- */
 
@@ -119,6 +122,10 @@ struct json_object *api_json_time(int64_t ms);
  * (borrowed from the object). NULL, with *arr NULL, when an allocation
  * fails: http_respond_json() answers that with 500. */
 struct json_object *api_json_list(const char *name, struct json_object **arr);
+
+/* The execution object of docs/api.md (api_executions.c); a new reference,
+ * NULL when out of memory. */
+struct json_object *api_execution_json(struct api_context *ctx, const struct store_execution *e);
 
 /* Parses a JSON document string (from the store); NULL on failure. */
 struct json_object *api_parse_doc(const char *s);

@@ -74,6 +74,7 @@ struct http_response {
 	size_t body_len;
 	struct header headers[HTTP_MAX_RESPONSE_HEADERS];
 	size_t n_headers;
+	struct stream *stream;          /* http_respond_stream(); NULL for a body */
 };
 
 struct http_request {
@@ -307,8 +308,101 @@ static bool route_matches_path(const struct route *r, const char *const *segs, i
 
 /* ------------------------------------------------------------- responses */
 
+/* ---------------------------------------------------------------- streams */
+
+static int respond_raw(struct http_response *resp, unsigned status, const char *content_type,
+		       char *body, size_t len);
+static bool header_text_ok(const char *s, bool name);
+
+struct stream {
+	struct http_server *srv;
+	http_stream_read_fn read;
+	http_stream_free_fn free_fn;
+	void *cls;
+};
+
+static void stream_free(struct stream *st)
+{
+	if (!st)
+		return;
+	if (st->free_fn)
+		st->free_fn(st->cls);
+	free(st);
+}
+
+static void stream_free_cb(void *cls)
+{
+	stream_free(cls);
+}
+
+static bool server_quiescing(struct http_server *srv)
+{
+	bool q;
+
+	pthread_mutex_lock(&srv->lock);
+	q = srv->quiescing;
+	pthread_mutex_unlock(&srv->lock);
+	return q;
+}
+
+/* MHD's content reader: the handler's read(), which blocks for a second at
+ * most; 0 (nothing yet) is not passed on, since MHD would call again at
+ * once without waiting. */
+static ssize_t stream_read_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream *st = cls;
+	long n;
+
+	(void)pos;
+	do {
+		n = st->read(st->cls, buf, max, server_quiescing(st->srv));
+	} while (n == 0);
+	if (n < 0 || (size_t)n > max)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	return (ssize_t)n;
+}
+
+/* A response over st (which it owns from now on, also when it fails). */
+static struct MHD_Response *stream_response(struct http_server *srv, struct stream *st)
+{
+	struct MHD_Response *r;
+
+	st->srv = srv;
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read_cb, st,
+					      stream_free_cb);
+	if (!r)
+		stream_free(st);
+	return r;
+}
+
+int http_respond_stream(struct http_response *resp, unsigned status, const char *content_type,
+			http_stream_read_fn read, http_stream_free_fn free_fn, void *cls)
+{
+	struct stream *st = calloc(1, sizeof(*st));
+	int ret;
+
+	if (!st) {
+		if (free_fn)
+			free_fn(cls);
+		return HTTP_ENOMEM;
+	}
+	*st = (struct stream){NULL, read, free_fn, cls};
+	if (resp == NULL || read == NULL || !header_text_ok(content_type, false) || *content_type == '\0') {
+		stream_free(st);
+		return HTTP_EINVAL;
+	}
+	ret = respond_raw(resp, status, content_type, NULL, 0);
+	if (ret < 0) {
+		stream_free(st);
+		return ret;
+	}
+	resp->stream = st;
+	return 0;
+}
+
 static void response_clear(struct http_response *resp)
 {
+	stream_free(resp->stream);
 	free(resp->content_type);
 	free(resp->body);
 	for (size_t i = 0; i < resp->n_headers; i++) {
@@ -704,7 +798,12 @@ static enum MHD_Result queue_response(struct http_request *req)
 		respond_error_str(resp, 500, "server_error", "internal error");
 	if (!resp->responded)
 		return MHD_NO;
-	r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_COPY);
+	if (resp->stream) {
+		r = stream_response(srv, resp->stream);
+		resp->stream = NULL; /* the response owns it now, even when r is NULL */
+	} else {
+		r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_COPY);
+	}
 	if (r == NULL)
 		return MHD_NO;
 	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type) != MHD_YES)

@@ -199,6 +199,21 @@ int http_respond_bytes(struct http_response *resp, unsigned status, const char *
 /* A text body (e.g. Prometheus exposition) with the given Content-Type. */
 int http_respond_text(struct http_response *resp, unsigned status, const char *content_type, const char *text);
 
+/* A streamed response (server-sent events): the body is what read() gives,
+ * sent as it comes (chunked), until read() says the end. read(cls, buf, max,
+ * stopping) runs on the connection's own thread and may block, but for a
+ * second at most, so that a shutdown is never held up: it returns the bytes
+ * it wrote into buf (1..max), or HTTP_STREAM_END. stopping is true once the
+ * server quiesces: the stream should end now. A client that goes away is
+ * seen at the next write, so a stream that is idle should write something
+ * (an SSE comment) every few seconds. free_fn(cls) runs once, when the
+ * response is done or could not be sent, also when this call fails. */
+#define HTTP_STREAM_END (-1L)
+typedef long (*http_stream_read_fn)(void *cls, char *buf, size_t max, bool stopping);
+typedef void (*http_stream_free_fn)(void *cls);
+int http_respond_stream(struct http_response *resp, unsigned status, const char *content_type,
+			http_stream_read_fn read, http_stream_free_fn free_fn, void *cls);
+
 /* An extra response header (before or after the respond call). Returns
  * HTTP_EINVAL for a name or value with CR/LF, or beyond
  * HTTP_MAX_RESPONSE_HEADERS. */
