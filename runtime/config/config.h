@@ -257,6 +257,10 @@ struct config_host {
 	uint32_t max_processes;              /* tasks per isolated execution, default 16 */
 	bool core_dumps;                     /* the daemon may dump core, default false */
 	enum config_log_format log_format;   /* default text */
+	uint32_t http_max_connections;       /* the API's connections at once, default 1024 */
+	uint32_t http_max_connections_per_address; /* from one client address, default 256; 0: no cap */
+	uint32_t http_header_timeout_s;      /* a request's headers must arrive within, default 10 */
+	uint32_t http_body_timeout_s;        /* its body within, after the headers, default 60 */
 	struct config_script *scripts;
 	size_t n_scripts;
 

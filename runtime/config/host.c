@@ -414,6 +414,11 @@ static const struct host_key host_keys[] = {
 	{"core_dumps",       BOOL(core_dumps),                  "bool", DEFAULT("false")},
 	{"drain_deadline_s", U32(drain_deadline_s, 0, DEADLINE_MAX), "0..86400", DEFAULT("30")},
 	{"log_format",       OWN(set_log_format),               "`text` | `json`", DEFAULT("text")},
+	{"http_max_connections", U32(http_max_connections, 16, 4096), "16..4096", DEFAULT("1024")},
+	{"http_max_connections_per_address", U32(http_max_connections_per_address, 0, 4096), "0..4096",
+	 DEFAULT("256")},
+	{"http_header_timeout_s", U32(http_header_timeout_s, 1, 3600), "1..3600", DEFAULT("10")},
+	{"http_body_timeout_s", U32(http_body_timeout_s, 1, 3600), "1..3600", DEFAULT("60")},
 	{"scripts",          OWN(set_scripts),                  "map of script name to settings", NO_DEFAULT("`{}`")},
 };
 

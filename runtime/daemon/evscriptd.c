@@ -604,6 +604,10 @@ static int start_http(struct daemon *d, const struct generation *gen)
 	hc.secret_key = generation_config(gen)->secret_key;
 	hc.routes = api_routes(&hc.n_routes);
 	hc.user = &d->api;
+	hc.max_connections = generation_config(gen)->http_max_connections;
+	hc.max_per_address = generation_config(gen)->http_max_connections_per_address;
+	hc.header_timeout_s = generation_config(gen)->http_header_timeout_s;
+	hc.body_timeout_s = generation_config(gen)->http_body_timeout_s;
 	ret = http_server_new(&hc, &d->server, err, sizeof(err));
 	if (ret == 0)
 		ret = http_server_start(d->server, err, sizeof(err));
