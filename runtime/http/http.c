@@ -38,6 +38,7 @@
 
 #include "dynbuf.h"
 #include "http_guard.h"
+#include "json_check.h"
 #include "log.h"
 #include "util.h"
 
@@ -558,6 +559,7 @@ int http_json_body(struct http_request *req, struct json_object **out)
 	enum json_tokener_error jerr;
 	size_t len = 0, end;
 	const char *body = http_body(req, &len);
+	char why[160];
 	int rc = HTTP_EBADBODY;
 
 	*out = NULL;
@@ -570,10 +572,19 @@ int http_json_body(struct http_request *req, struct json_object **out)
 		http_respond_error(&req->resp, 500, "server_error", "out of memory");
 		return HTTP_ENOMEM;
 	}
+	/* Strict: no comments or trailing commas; UTF-8 checked; data after the
+	 * value is ours to report (below). */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+				    JSON_TOKENER_VALIDATE_UTF8);
 	/* len + 1: the NUL tells json-c the input ends (so "12" is a number). */
 	obj = json_tokener_parse_ex(tok, body, (int)(len + 1));
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_error_parse_utf8_string) {
+		http_respond_error(&req->resp, 400, "invalid_body",
+				   "invalid UTF-8 in the JSON body near byte offset %zu", end > len ? len : end);
+		goto out;
+	}
 	if (obj == NULL || jerr != json_tokener_success) {
 		if (end > len)
 			end = len;
@@ -589,6 +600,20 @@ int http_json_body(struct http_request *req, struct json_object **out)
 					   "invalid JSON at byte offset %zu: unexpected data after the JSON value", i);
 			goto out;
 		}
+	}
+	switch (json_check_text(body, len, why, sizeof(why), &end)) {
+	case 0:
+		break;
+	case JSON_CHECK_SYNTAX:
+		http_respond_error(&req->resp, 400, "invalid_json", "invalid JSON at byte offset %zu: %s", end, why);
+		goto out;
+	default:
+		http_respond_error(&req->resp, 400, "invalid_body", "the JSON body at byte offset %zu: %s", end, why);
+		goto out;
+	}
+	if (json_check_tree(obj, why, sizeof(why)) != 0) {
+		http_respond_error(&req->resp, 400, "invalid_body", "the JSON body: %s", why);
+		goto out;
 	}
 	*out = obj;
 	obj = NULL;

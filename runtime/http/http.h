@@ -177,9 +177,12 @@ const char *http_header(const struct http_request *req, const char *name);
 const char *http_body(const struct http_request *req, size_t *len);
 
 /* Parses the body as JSON. On success *out is a new reference owned by the
- * caller (json_object_put()). When the body is empty or not valid JSON, or
+ * caller (json_object_put()). When the body is empty or not valid JSON
+ * (json-c's strict mode: no comments, single quotes or trailing commas), or
  * has data after the value, answers 400 "invalid_json" with json-c's reason
- * and the byte offset, sets *out to NULL and returns HTTP_EBADBODY: the
+ * and the byte offset; when it is JSON but holds invalid UTF-8, NaN or an
+ * infinity, a lone surrogate or \u0000 (json_check.h), answers 400
+ * "invalid_body". Either way sets *out to NULL and returns HTTP_EBADBODY: the
  * handler just returns that code. */
 int http_json_body(struct http_request *req, struct json_object **out)
 	__attribute__((warn_unused_result));
