@@ -53,6 +53,7 @@
 #include "http.h"
 #include "loader.h"
 #include "log.h"
+#include "safe_path.h"
 #include "sign.h"
 #include "store.h"
 #include "util.h"
@@ -175,6 +176,10 @@ static int check_config(const char *path)
 				cfg->revoked_keys.n, &kr, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "%s: trusted_keys_dir %s: %s\n", cfg->file, cfg->trusted_keys_dir, err);
+		goto out;
+	}
+	if (safe_path_check(cfg->plugin_dir, err, sizeof(err)) == STATUS_EDENIED) {
+		fprintf(stderr, "%s: plugin_dir %s: %s\n", cfg->file, cfg->plugin_dir, err);
 		goto out;
 	}
 	c.dir = cfg->plugin_dir;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "safe_path.h"
 #include "util.h"
 
 struct build {
@@ -288,6 +289,18 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 	b.lopts.ledger = store ? &ledger : NULL;
 	b.lopts.allow_downgrade = g->config->allow_downgrade;
 
+	{
+		char detail[320];
+
+		/* anyone who may write in plugin_dir may swap what runs; what
+		 * cannot be examined is reported by loader_scan() below */
+		ret = safe_path_check(g->config->plugin_dir, detail, sizeof(detail));
+		if (ret == STATUS_EDENIED) {
+			util_set_err(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,
+				     detail);
+			goto fail;
+		}
+	}
 	ret = loader_scan(g->config->plugin_dir, on_scan, &b);
 	if (ret == LOADER_EIO) {
 		util_set_err(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,

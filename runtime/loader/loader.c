@@ -36,7 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "loader_priv.h"
@@ -270,9 +272,34 @@ static int check_ledger(const struct loader_options *opts, const struct loader_p
 	return LOADER_OK;
 }
 
-static int open_nonblock(const char *path)
+/* Opens dir/file for reading, following a symbolic link only when it stays
+ * inside dir (openat2's RESOLVE_BENEATH: a link out of the plugin directory
+ * fails with EXDEV). O_NONBLOCK: a FIFO named x.so must not hang the loader.
+ * Kernels before 5.6 have no openat2: no symbolic link is followed there. */
+static int open_beneath(const char *dir, const char *file)
 {
-	return open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd, e;
+
+	if (dfd < 0)
+		return -1;
+	fd = (int)syscall(SYS_openat2, dfd, file, &how, sizeof(how));
+	if (fd < 0 && errno == ENOSYS)
+		fd = openat(dfd, file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW);
+	e = errno;
+	close(dfd);
+	errno = e;
+	return fd;
+}
+
+/* The reason an open_beneath() failed, for the refusal. */
+static const char *open_error(int e)
+{
+	return e == EXDEV || e == ELOOP ? "a symbolic link that leads out of the plugin directory" : strerror(e);
 }
 
 int loader_verify(const char *dir, const char *name, const struct loader_options *opts,
@@ -280,7 +307,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 {
 	struct loader_plugin *p = NULL;
 	char *so_path = NULL, *sig_path = NULL, *sig_text = NULL;
-	char detail[256];
+	char detail[256], rel[sizeof(p->name) + sizeof(".so.minisig")];
 	struct sign_sig *sig = NULL;
 	struct sign_comment comment;
 	struct stat st;
@@ -323,9 +350,10 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 
 	/* 1. the file: a regular file under the cap (O_NONBLOCK: a FIFO named
 	 * x.so must not hang the loader) */
-	so_fd = open_nonblock(so_path);
+	snprintf(rel, sizeof(rel), "%s.so", name);
+	so_fd = open_beneath(dir, rel);
 	if (so_fd < 0) {
-		ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", so_path, strerror(errno));
+		ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", so_path, open_error(errno));
 		goto out;
 	}
 	if (fstat(so_fd, &st) < 0) {
@@ -343,13 +371,14 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	}
 
 	/* 2. the signature file */
-	sig_fd = open_nonblock(sig_path);
+	snprintf(rel, sizeof(rel), "%s.so.minisig", name);
+	sig_fd = open_beneath(dir, rel);
 	if (sig_fd < 0) {
 		if (errno == ENOENT)
 			ret = loader_refuse(err, errlen, LOADER_ENOSIG, "%s.so has no %s.so.minisig next to it",
 				     name, name);
 		else
-			ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, strerror(errno));
+			ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, open_error(errno));
 		goto out;
 	}
 	if (fstat(sig_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
