@@ -49,6 +49,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "executor.h"
+#include "fdlimit.h"
 #include "generation.h"
 #include "http.h"
 #include "loader.h"
@@ -715,6 +716,23 @@ static void daemon_free(struct daemon *d, struct generation *gen, struct config_
 
 /* The daemon: starts in five steps, serves until a signal stops it, shuts
  * down. 0 after a clean stop; 1 when start-up failed. */
+/* Step 1b: descriptors for the plugins found and the API (fdlimit.h). */
+static int start_fdlimit(const struct config_host *cfg)
+{
+	struct fdlimit_need need = {
+		.plugins = fdlimit_count_plugins(cfg->plugin_dir),
+		.concurrency = cfg->max_concurrency,
+		.connections = cfg->http_max_connections,
+	};
+	char err[API_ERROR_MAX];
+
+	if (fdlimit_setup(&need, err, sizeof(err)) < 0) {
+		log_error("daemon", "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static int run(const char *config_path)
 {
 	struct daemon d;
@@ -725,7 +743,7 @@ static int run(const char *config_path)
 
 	daemon_init(&d, config_path);
 	signals_block(&sigs);
-	if (start_config(config_path, &cfg) < 0 || start_store(&d, cfg) < 0 ||
+	if (start_config(config_path, &cfg) < 0 || start_fdlimit(cfg) < 0 || start_store(&d, cfg) < 0 ||
 	    start_generation(&d, &gen) < 0 || start_http(&d, gen) < 0 || start_threads(&d) < 0)
 		goto out;
 	announce(&d, gen);
