@@ -261,6 +261,7 @@ struct config_host {
 	uint32_t http_max_connections_per_address; /* from one client address, default 256; 0: no cap */
 	uint32_t http_header_timeout_s;      /* a request's headers must arrive within, default 10 */
 	uint32_t http_body_timeout_s;        /* its body within, after the headers, default 60 */
+	uint32_t action_tree_max_executions; /* one root and the actions it triggers, default 100 */
 	struct config_script *scripts;
 	size_t n_scripts;
 

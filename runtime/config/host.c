@@ -419,6 +419,8 @@ static const struct host_key host_keys[] = {
 	 DEFAULT("256")},
 	{"http_header_timeout_s", U32(http_header_timeout_s, 1, 3600), "1..3600", DEFAULT("10")},
 	{"http_body_timeout_s", U32(http_body_timeout_s, 1, 3600), "1..3600", DEFAULT("60")},
+	{"action_tree_max_executions", U32(action_tree_max_executions, 1, 100000), "1..100000",
+	 DEFAULT("100")},
 	{"scripts",          OWN(set_scripts),                  "map of script name to settings", NO_DEFAULT("`{}`")},
 };
 
