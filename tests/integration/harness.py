@@ -223,12 +223,34 @@ class Daemon:
             shutil.copyfile(src, tmp)
             os.rename(tmp, os.path.join(self.plugin_dir, dst))
 
+    def valgrind_prefix(self):
+        """With EVS_VALGRIND=1 (a build without sanitizers: docs/operations.md),
+        the daemon runs under valgrind's memcheck; valgrind_errors() reads what
+        it found. The zygote and executors are not traced."""
+        if os.environ.get("EVS_VALGRIND") != "1":
+            return []
+        return ["valgrind", "--quiet", "--leak-check=full", "--show-leak-kinds=definite",
+                "--errors-for-leak-kinds=definite", "--track-origins=no",
+                f"--log-file={self.dir}/valgrind.%p.log"]
+
+    def valgrind_errors(self):
+        """The reports of valgrind logs with errors or definite leaks ("" when none)."""
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.startswith("valgrind.") and name.endswith(".log"):
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    text = f.read()
+                if text.strip():
+                    out.append(f"--- {name}\n{text}")
+        return "\n".join(out)
+
     def start(self, extra_env=None, wait=True):
         e = dict(os.environ)
         e.pop("EVSCRIPT_SECRET_KEY", None)
         e.update(extra_env or {})
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command_prefix + [self.executable, "--config", self.config_path],
+        self.proc = subprocess.Popen(self.command_prefix + self.valgrind_prefix() +
+                                     [self.executable, "--config", self.config_path],
                                      cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=e)
         if wait:
@@ -387,14 +409,21 @@ class DaemonTest(unittest.TestCase):
         self._daemons = []
 
     def tearDown(self):
+        valgrind = []
         for d in self._daemons:
             try:
                 if self._outcome_failed():
                     print(f"--- evscriptd log ({d.dir}) ---\n{d.logs()}")
+                if os.environ.get("EVS_VALGRIND") == "1":
+                    d.stop()
+                    valgrind.append(d.valgrind_errors())
                 d.cleanup()
             except Exception as exc:  # keep cleaning up the others
                 print("cleanup:", exc)
         self.provider.close()
+        found = "\n".join(v for v in valgrind if v)
+        if found:
+            self.fail("valgrind found errors or definite leaks:\n" + found)
 
     def _outcome_failed(self):
         outcome = getattr(self, "_outcome", None)
