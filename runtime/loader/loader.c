@@ -272,10 +272,38 @@ static int check_ledger(const struct loader_options *opts, const struct loader_p
 	return LOADER_OK;
 }
 
+/* Without openat2 (kernels before 5.6, valgrind): opens dir/file and checks
+ * where what was opened really is (/proc/self/fd), so that no race can move
+ * it: -1 with EXDEV when that is outside dir. */
+static int open_then_check(int dfd, const char *dir, const char *file)
+{
+	char real_dir[PATH_MAX], proc[64], got[PATH_MAX];
+	int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	size_t n;
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	len = readlink(proc, got, sizeof(got) - 1);
+	if (realpath(dir, real_dir) == NULL || len < 0) {
+		close(fd);
+		errno = EXDEV;
+		return -1;
+	}
+	got[len] = '\0';
+	n = strlen(real_dir);
+	if (strncmp(got, real_dir, n) != 0 || (got[n] != '/' && n > 1)) {
+		close(fd);
+		errno = EXDEV;
+		return -1;
+	}
+	return fd;
+}
+
 /* Opens dir/file for reading, following a symbolic link only when it stays
  * inside dir (openat2's RESOLVE_BENEATH: a link out of the plugin directory
- * fails with EXDEV). O_NONBLOCK: a FIFO named x.so must not hang the loader.
- * Kernels before 5.6 have no openat2: no symbolic link is followed there. */
+ * fails with EXDEV). O_NONBLOCK: a FIFO named x.so must not hang the loader. */
 static int open_beneath(const char *dir, const char *file)
 {
 	struct open_how how = {
@@ -289,7 +317,7 @@ static int open_beneath(const char *dir, const char *file)
 		return -1;
 	fd = (int)syscall(SYS_openat2, dfd, file, &how, sizeof(how));
 	if (fd < 0 && errno == ENOSYS)
-		fd = openat(dfd, file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW);
+		fd = open_then_check(dfd, dir, file);
 	e = errno;
 	close(dfd);
 	errno = e;

@@ -15,6 +15,7 @@ import collections
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -234,12 +235,14 @@ class Daemon:
                 f"--log-file={self.dir}/valgrind.%p.log"]
 
     def valgrind_errors(self):
-        """The reports of valgrind logs with errors or definite leaks ("" when none)."""
+        """The reports of valgrind logs with errors or definite leaks ("" when
+        none). With --quiet, errors are the "==PID==" lines; "--PID--" lines
+        are valgrind's own warnings (e.g. a system call it does not know)."""
         out = []
         for name in sorted(os.listdir(self.dir)):
             if name.startswith("valgrind.") and name.endswith(".log"):
                 with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text = f.read()
+                    text = "".join(line for line in f if re.match(r"==\d+== ", line))
                 if text.strip():
                     out.append(f"--- {name}\n{text}")
         return "\n".join(out)
