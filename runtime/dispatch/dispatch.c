@@ -21,6 +21,15 @@
  * costs two write calls (plus a batch of log lines per 128 lines), an event
  * with none one. Should a combined end fail (a shutdown interrupted the
  * execution), the separate calls take over and say which part failed.
+ *
+ * A worker does not wait for the end of its event's last execution on its
+ * own: it keeps the end (struct pending_end) and writes it with its next
+ * claim (store_event_claim_next), one write and one commit wait per event
+ * instead of two. The run stays counted in until that write is done, so
+ * dispatch_stop() waits for it; a worker that stops, or finds nothing to
+ * claim, has written it. Events with no script are claimed and marked done
+ * in batches by the same call. No client waits on a worker's run (DELETE,
+ * validate-connection and actions write their ends at once).
  */
 #include "dispatch.h"
 
@@ -37,6 +46,20 @@
 #include "log.h"
 #include "util.h"
 
+/* An execution's end not written yet (execution_id 0: only its event's
+ * "done", end.event_id). A worker writes its own together with its next
+ * claim (store_event_claim_next), then counts the run out; an end the
+ * store refused waits on the dispatcher's unwritten list, retried. */
+struct pending_end {
+	int64_t execution_id;
+	struct store_execution_end end;
+	char *error;                 /* end.error, owned */
+	struct store_log_line_input *lines; /* end.lines, owned */
+	int stat_kind;
+	int64_t duration_us;
+	struct pending_end *next;    /* on the unwritten list */
+};
+
 struct dispatch {
 	struct store *store;
 	pthread_mutex_t lock;
@@ -44,6 +67,12 @@ struct dispatch {
 	pthread_cond_t idle;     /* a run ended, for dispatch_stop (CLOCK_MONOTONIC) */
 	struct generation *gen;  /* current; under lock */
 	uint64_t wake_seq;       /* bumped by dispatch_notify */
+	uint32_t looking;        /* workers that look at the queue before they sleep */
+	uint32_t waiting;        /* workers waiting on wake */
+	struct pending_end *unwritten; /* ends the store refused, retried by the workers */
+	atomic_size_t n_unwritten;
+	int64_t retry_at_us;     /* when the next retry of unwritten is due */
+	int64_t retry_backoff_us;
 	bool stopping;
 	size_t running;          /* runs in progress, all callers */
 	pthread_t *threads;
@@ -93,11 +122,18 @@ void dispatch_swap_generation(struct dispatch *d, struct generation *g)
 	generation_unref(old);
 }
 
+/* A worker that is looking (awake and not running a script) checks
+ * wake_seq before it sleeps, so it sees the new event: one is woken only
+ * when none is looking. A worker that claims an event to run wakes a
+ * sleeping one (worker()), which claims the next or goes back to sleep: a
+ * burst reaches every worker at once, and events with nothing to run
+ * (claimed in batches) wake no one else. */
 void dispatch_notify(struct dispatch *d)
 {
 	pthread_mutex_lock(&d->lock);
 	d->wake_seq++;
-	pthread_cond_signal(&d->wake);
+	if (d->looking == 0)
+		pthread_cond_signal(&d->wake);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -124,7 +160,9 @@ struct run {
 	int64_t execution_id;        /* > 0: created already and counted in (claim_start) */
 	int64_t done_event_id;       /* > 0: mark this event done with the run's end */
 	bool event_done;             /* out: the run's end marked done_event_id done */
+	struct pending_end *defer;   /* non-NULL: hand the end's write to the worker */
 };
+
 
 /* A run of kind on g for a connection of integ; the caller says what runs. */
 static struct run run_for(struct generation *g, const struct config_integration *integ,
@@ -180,11 +218,14 @@ const char *dispatch_stat_kind_name(int kind)
 	return kind == DISPATCH_STAT_ACTION ? "action" : config_event_name(kind);
 }
 
-/* Counts a run out; r is NULL for a run that recorded nothing (no stats). */
-static void run_end(struct dispatch *d, const struct run *r, enum store_exec_status st,
-		    int64_t duration_us)
+static int run_stat_kind(const struct run *r)
 {
-	int kind = !r ? -1 : r->in.kind == STORE_EXEC_ACTION ? DISPATCH_STAT_ACTION : r->event_type - 1;
+	return r->in.kind == STORE_EXEC_ACTION ? DISPATCH_STAT_ACTION : r->event_type - 1;
+}
+
+/* Counts a run out; kind -1 for a run that recorded nothing (no stats). */
+static void run_end(struct dispatch *d, int kind, enum store_exec_status st, int64_t duration_us)
+{
 	double s = (double)duration_us / 1e6;
 
 	pthread_mutex_lock(&d->lock);
@@ -323,35 +364,202 @@ static void execute(struct dispatch *d, const struct run *r, size_t idx, int64_t
 	hostapi_exec_free(hx);
 }
 
-/* The separate writes of an execution's end, when the combined one
- * failed: its log lines, then its status. Returns the finish's result. */
-static int record_finish_apart(struct dispatch *d, struct dispatch_outcome *o, int64_t duration_ms,
-			       const struct run_logs *logs)
+/* ---------------------------------------------------------------------------
+ * Ends the store refused. A write that fails because the store fails (a
+ * full disk, an I/O error) is kept here and retried by the workers, oldest
+ * first, with a backoff, until the store takes it: nothing stays running or
+ * claimed once the store recovers. Only what is still here when the daemon
+ * stops is lost (the next start marks it interrupted, as after a crash).
+ */
+
+#define RETRY_MIN_US 100000LL
+#define RETRY_MAX_US 5000000LL
+
+static void pending_end_free(struct pending_end *p)
+{
+	hostapi_logs_free(p->lines, p->end.n_lines);
+	free(p->error);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Moves *p (its allocations too) onto the unwritten list. */
+static void unwritten_add(struct dispatch *d, struct pending_end *p)
+{
+	struct pending_end *u = malloc(sizeof(*u)), **tail;
+
+	if (!u) {
+		log_error("dispatch", "execution %lld / event %lld: its end is lost (out of memory)",
+			  (long long)p->execution_id, (long long)p->end.event_id);
+		pending_end_free(p);
+		return;
+	}
+	*u = *p;
+	u->next = NULL;
+	memset(p, 0, sizeof(*p));
+	log_warn("dispatch", "execution %lld / event %lld: the store refused its end; retrying "
+		 "until it takes it", (long long)u->execution_id, (long long)u->end.event_id);
+	pthread_mutex_lock(&d->lock);
+	for (tail = &d->unwritten; *tail; tail = &(*tail)->next)
+		;
+	*tail = u;
+	atomic_fetch_add(&d->n_unwritten, 1);
+	if (d->retry_at_us == 0) {
+		d->retry_backoff_us = RETRY_MIN_US;
+		d->retry_at_us = util_mono_us() + RETRY_MIN_US;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Marks a claimed event done, or keeps that for a retry. */
+static void event_finish(struct dispatch *d, int64_t event_id)
+{
+	struct pending_end p = {.end = {.event_id = event_id}};
+	int ret = store_event_finish(d->store, event_id);
+
+	if (ret == 0 || ret == STORE_ESTATE || ret == STORE_ENOTFOUND)
+		return;
+	log_error("dispatch", "marking event %lld done failed: %s", (long long)event_id,
+		  status_str(ret));
+	unwritten_add(d, &p);
+}
+
+/* One retry: the end in one write, or the event's "done". 0 once the
+ * store has it, or when there is nothing left to write. */
+static int unwritten_write(struct dispatch *d, struct pending_end *u)
+{
+	int ret = u->execution_id > 0 ? store_execution_complete(d->store, u->execution_id, &u->end)
+				      : store_event_finish(d->store, u->end.event_id);
+
+	/* not running / not claimed any more: something else ended it */
+	return ret == STORE_ESTATE || ret == STORE_ENOTFOUND ? 0 : ret;
+}
+
+/* Retries the unwritten ends when a retry is due (force: now), oldest
+ * first; the first failure backs off. */
+static void unwritten_flush(struct dispatch *d, bool force)
+{
+	for (;;) {
+		struct pending_end *u;
+		int ret;
+
+		pthread_mutex_lock(&d->lock);
+		u = d->unwritten;
+		if (!u || (!force && util_mono_us() < d->retry_at_us)) {
+			pthread_mutex_unlock(&d->lock);
+			return;
+		}
+		d->unwritten = u->next;
+		atomic_fetch_sub(&d->n_unwritten, 1);
+		pthread_mutex_unlock(&d->lock);
+
+		ret = unwritten_write(d, u);
+		pthread_mutex_lock(&d->lock);
+		if (ret == 0) {
+			if (!d->unwritten)
+				d->retry_at_us = 0;
+		} else {
+			u->next = d->unwritten;
+			d->unwritten = u;
+			atomic_fetch_add(&d->n_unwritten, 1);
+			d->retry_backoff_us = d->retry_backoff_us * 2 > RETRY_MAX_US
+						      ? RETRY_MAX_US : d->retry_backoff_us * 2;
+			d->retry_at_us = util_mono_us() + d->retry_backoff_us;
+		}
+		pthread_mutex_unlock(&d->lock);
+		if (ret != 0) {
+			log_warn("dispatch", "the store still refuses %zu ends: %s",
+				 atomic_load(&d->n_unwritten), status_str(ret));
+			return;
+		}
+		log_info("dispatch", "execution %lld / event %lld: its end is recorded now",
+			 (long long)u->execution_id, (long long)u->end.event_id);
+		pending_end_free(u);
+		free(u);
+	}
+}
+
+/* At stop: a last try, then what is left is said and dropped. */
+static void unwritten_drop(struct dispatch *d)
+{
+	struct pending_end *u, *next;
+
+	unwritten_flush(d, true);
+	for (u = d->unwritten; u; u = next) {
+		next = u->next;
+		log_error("dispatch", "execution %lld / event %lld: its end (%s) was never recorded: "
+			  "the store refused it until the daemon stopped; the next start marks "
+			  "it interrupted", (long long)u->execution_id, (long long)u->end.event_id,
+			  u->execution_id ? store_exec_status_name(u->end.status) : "done");
+		pending_end_free(u);
+		free(u);
+	}
+	d->unwritten = NULL;
+	atomic_store(&d->n_unwritten, 0);
+}
+
+/* Writes the end of execution id: in one write (store_execution_complete)
+ * or, should that fail, apart (its log lines, its status, its event's
+ * "done"). A shutdown past its deadline may have marked the execution
+ * interrupted already: then STORE_ESTATE, and the event stays claimed.
+ * *event_done: end->event_id was marked done. */
+static int write_end(struct dispatch *d, int64_t id, const struct store_execution_end *end,
+		     bool *event_done)
 {
 	int ret;
 
-	if (logs->n > 0 || logs->dropped > 0) {
-		ret = store_execution_append_logs(d->store, o->execution_id, logs->lines, logs->n,
-						  logs->dropped);
+	*event_done = false;
+	ret = store_execution_complete(d->store, id, end);
+	if (ret == 0) {
+		*event_done = end->event_id > 0;
+		return 0;
+	}
+	if (ret != STORE_ESTATE)
+		return ret; /* the store failed: the caller keeps the end for a retry */
+	if (end->n_lines > 0 || end->dropped > 0) {
+		ret = store_execution_append_logs(d->store, id, end->lines, end->n_lines,
+						  end->dropped);
 		if (ret < 0)
 			log_warn("dispatch", "execution %lld: %zu log lines not written: %s",
-				 (long long)o->execution_id, logs->n, status_str(ret));
+				 (long long)id, end->n_lines, status_str(ret));
 	}
-	return store_execution_finish(d->store, o->execution_id, o->status, o->error, duration_ms);
+	ret = store_execution_finish(d->store, id, end->status, end->error, end->duration_ms);
+	if (ret == 0 && end->event_id > 0) {
+		event_finish(d, end->event_id);
+		*event_done = true;
+	}
+	if (ret < 0 && ret != STORE_ESTATE)
+		log_error("dispatch", "recording the end of execution %lld failed: %s",
+			  (long long)id, status_str(ret));
+	return ret;
+}
+
+/* Fills p with a copy of end that owns its error, and takes logs' lines. */
+static void pending_from(struct pending_end *p, int64_t id, const struct store_execution_end *end,
+			 struct run_logs *logs, int stat_kind, int64_t duration_us)
+{
+	p->execution_id = id;
+	p->end = *end;
+	p->error = end->error ? strdup(end->error) : NULL;
+	p->end.error = end->error && !p->error ? "(out of memory)" : p->error;
+	p->lines = logs->lines;
+	p->end.lines = logs->lines;
+	logs->lines = NULL;
+	logs->n = 0;
+	p->stat_kind = stat_kind;
+	p->duration_us = duration_us;
 }
 
 /* Hands res to o and records the end of execution o->execution_id with its
- * last log lines and, when r says so, its event's "done", in one write
- * (store_execution_complete); should that fail, apart (a shutdown past its
- * deadline may have marked the execution interrupted already: then the
- * event is not marked done). */
+ * last log lines and, when r says so, its event's "done" (write_end); or,
+ * with r->defer, leaves that write to the worker. Counts the run out
+ * unless deferred. */
 static void record_finish(struct dispatch *d, struct run *r, int64_t t0,
 			  struct executor_result *res, struct dispatch_outcome *o,
-			  const struct run_logs *logs)
+			  struct run_logs *logs)
 {
-	int64_t duration_ms = (util_mono_us() - t0) / 1000;
+	int64_t duration_us = util_mono_us() - t0;
 	struct store_execution_end end;
-	int ret;
+	int ret = 0;
 
 	o->status = res->status;
 	o->error = res->error;
@@ -360,29 +568,63 @@ static void record_finish(struct dispatch *d, struct run *r, int64_t t0,
 	end = (struct store_execution_end){
 		.status = o->status,
 		.error = o->error,
-		.duration_ms = duration_ms,
+		.duration_ms = duration_us / 1000,
 		.lines = logs->lines,
 		.n_lines = logs->n,
 		.dropped = logs->dropped,
 		/* an interrupted run leaves its event claimed (run_event_on) */
 		.event_id = o->status == STORE_EXEC_INTERRUPTED ? 0 : r->done_event_id,
 	};
-	ret = store_execution_complete(d->store, o->execution_id, &end);
-	if (ret == 0)
+	if (r->defer) {
+		pending_from(r->defer, o->execution_id, &end, logs, run_stat_kind(r), duration_us);
 		r->event_done = end.event_id > 0;
-	else
-		ret = record_finish_apart(d, o, duration_ms, logs);
-	if (ret == STORE_ESTATE)
-		o->status = STORE_EXEC_INTERRUPTED;
-	else if (ret < 0)
-		log_error("dispatch", "recording the end of execution %lld failed: %s",
-			  (long long)o->execution_id, status_str(ret));
+	} else {
+		ret = write_end(d, o->execution_id, &end, &r->event_done);
+		if (ret == STORE_ESTATE) {
+			o->status = STORE_EXEC_INTERRUPTED;
+		} else if (ret < 0) {
+			struct pending_end p;
+
+			/* not reported as final until the store has it */
+			pending_from(&p, o->execution_id, &end, logs, run_stat_kind(r), duration_us);
+			unwritten_add(d, &p);
+			o->unrecorded = true;
+			r->event_done = end.event_id > 0; /* with the retry */
+		}
+	}
 	log_info("dispatch", "execution %lld: %s %s for %s/%s (generation %lld): %s in %lld ms%s%s",
 		 (long long)o->execution_id, r->in.kind == STORE_EXEC_ACTION ? "action" : "script",
 		 r->in.script, r->in.provider_config_key, r->in.connection_id,
 		 (long long)generation_number(r->gen), store_exec_status_name(o->status),
-		 (long long)((util_mono_us() - t0) / 1000), o->error ? ": " : "",
-		 o->error ? o->error : "");
+		 (long long)(duration_us / 1000), o->error ? ": " : "", o->error ? o->error : "");
+	if (!r->defer)
+		run_end(d, run_stat_kind(r), o->status, duration_us);
+}
+
+/* The worker's deferred end: written already with its next claim
+ * (written), or now. Then the run is counted out. */
+static void pending_end_done(struct dispatch *d, struct pending_end *p, bool written)
+{
+	enum store_exec_status st = p->end.status;
+	bool event_done;
+
+	int kind = p->stat_kind, ret = 0;
+	int64_t duration_us = p->duration_us;
+
+	if (!p->execution_id)
+		return;
+	if (!written)
+		ret = write_end(d, p->execution_id, &p->end, &event_done);
+	if (ret == STORE_ESTATE) {
+		log_info("dispatch", "execution %lld: marked interrupted by the shutdown before "
+			 "its end was recorded", (long long)p->execution_id);
+		st = STORE_EXEC_INTERRUPTED;
+	}
+	if (ret < 0 && ret != STORE_ESTATE)
+		unwritten_add(d, p); /* takes it */
+	else
+		pending_end_free(p);
+	run_end(d, kind, st, duration_us);
 }
 
 /* Runs r->in.script once and journals it: the execution is recorded
@@ -417,7 +659,7 @@ static int run_once(struct dispatch *d, struct run *r, struct dispatch_outcome *
 		if (ret < 0) {
 			log_error("dispatch", "recording an execution of %s failed: %s",
 				  r->in.script, status_str(ret));
-			run_end(d, NULL, 0, 0);
+			run_end(d, -1, 0, 0);
 			return ret;
 		}
 	}
@@ -425,7 +667,6 @@ static int run_once(struct dispatch *d, struct run *r, struct dispatch_outcome *
 		execute(d, r, idx, t0, o, &res, &logs);
 	record_finish(d, r, t0, &res, o, &logs);
 	hostapi_logs_free(logs.lines, logs.n);
-	run_end(d, r, o->status, util_mono_us() - t0);
 	return 0;
 }
 
@@ -479,7 +720,7 @@ static bool event_scripts(struct generation *g, const struct store_event *ev,
  * (not DELETE's own event). first: the execution of its first script, when
  * store_event_claim_start created it (and counted it in), else 0. */
 static int run_event_on(struct dispatch *d, struct generation *g, const struct store_event *ev,
-			bool queued, int64_t first)
+			bool queued, int64_t first, struct pending_end *defer)
 {
 	struct event_scripts es;
 	bool done = false;
@@ -496,6 +737,7 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 		r.in.script = es.scripts[i];
 		r.execution_id = i == 0 ? first : 0;
 		r.done_event_id = i + 1 == es.n ? ev->id : 0;
+		r.defer = i + 1 == es.n ? defer : NULL;
 		/* once stopping, no script of a claimed event starts, and no
 		 * further script of any event */
 		r.gated = queued || i > 0;
@@ -504,13 +746,20 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 		ret = run_once(d, &r, &o);
 		if (ret < 0 && !queued)
 			continue; /* DELETE deletes anyway: nothing could run this later */
-		if (ret != 0) {
+		if (ret == RUN_STOPPING) {
 			/* the event stays claimed: the next start requeues it if
 			 * none of its scripts started, else marks it interrupted */
-			log_info("dispatch", "event %lld left unfinished: %s", (long long)ev->id,
-				 ret == RUN_STOPPING ? "the daemon is stopping"
-						     : "its execution could not be recorded");
+			log_info("dispatch", "event %lld left unfinished: the daemon is stopping",
+				 (long long)ev->id);
 			return 0;
+		}
+		if (ret < 0) {
+			/* the store failed: the scripts from this one on do not
+			 * run, and the event is done (once the store takes it) */
+			log_error("dispatch", "event %lld: script %s and those after it did not run: "
+				  "their executions could not be recorded", (long long)ev->id,
+				  r.in.script);
+			break;
 		}
 		done = r.event_done;
 		interrupted = o.status == STORE_EXEC_INTERRUPTED;
@@ -524,19 +773,15 @@ static int run_event_on(struct dispatch *d, struct generation *g, const struct s
 		}
 	}
 done:
-	if (done)
-		return 0;
-	ret = store_event_finish(d->store, ev->id);
-	if (ret < 0)
-		log_error("dispatch", "marking event %lld done failed: %s", (long long)ev->id,
-			  status_str(ret));
+	if (!done)
+		event_finish(d, ev->id);
 	return 0;
 }
 
 int dispatch_run_event(struct dispatch *d, const struct store_event *ev)
 {
 	struct generation *g = dispatch_generation(d);
-	int ret = run_event_on(d, g, ev, false, 0);
+	int ret = run_event_on(d, g, ev, false, 0, NULL);
 
 	generation_unref(g);
 	return ret;
@@ -579,6 +824,7 @@ static int plan_first(void *user, const struct store_event *ev, struct store_exe
 static void *worker(void *arg)
 {
 	struct dispatch *d = arg;
+	struct pending_end pend = {0};
 
 	for (;;) {
 		struct claim_plan cp = {.d = d};
@@ -595,19 +841,36 @@ static void *worker(void *arg)
 		seq = d->wake_seq;
 		number = generation_number(d->gen);
 		pthread_mutex_unlock(&d->lock);
+		if (atomic_load(&d->n_unwritten) > 0)
+			unwritten_flush(d, false);
 
-		ret = store_event_claim_start(d->store, number, plan_first, &cp, &ev, &first);
+		/* the last event's end and the next claim: one write */
+		ret = store_event_claim_next(d->store, pend.execution_id,
+					     pend.execution_id ? &pend.end : NULL, number,
+					     plan_first, &cp, &ev, &first);
+		pending_end_done(d, &pend, ret == 0 || ret == STORE_ENOTFOUND);
+		if (ret == 0 && first > 0) {
+			/* more may be pending: a sleeping worker looks while this
+			 * one runs (and wakes the next if it finds one) */
+			pthread_mutex_lock(&d->lock);
+			d->looking--;
+			if (d->waiting > 0)
+				pthread_cond_signal(&d->wake);
+			pthread_mutex_unlock(&d->lock);
+			run_event_on(d, cp.g, &ev, true, first, &pend);
+			pthread_mutex_lock(&d->lock);
+			d->looking++;
+			pthread_mutex_unlock(&d->lock);
+		}
 		if (ret == 0) {
-			if (first > 0)
-				run_event_on(d, cp.g, &ev, true, first);
-			else if (ev.status != STORE_EVENT_DONE)
+			if (first == 0 && ev.status != STORE_EVENT_DONE)
 				log_info("dispatch", "event %lld left unfinished: the daemon is "
 					 "stopping", (long long)ev.id);
 			generation_unref(cp.g);
 			continue;
 		}
 		if (cp.counted)
-			run_end(d, NULL, 0, 0); /* the claim was rolled back: nothing ran */
+			run_end(d, -1, 0, 0); /* the claim was rolled back: nothing ran */
 		generation_unref(cp.g);
 		if (ret != STORE_ENOTFOUND)
 			log_error("dispatch", "claiming an event failed: %s", status_str(ret));
@@ -615,10 +878,23 @@ static void *worker(void *arg)
 		/* nothing pending: sleep until notified (or a while, in case an
 		 * event was written by something that does not notify) */
 		pthread_mutex_lock(&d->lock);
-		if (!d->stopping && d->wake_seq == seq)
-			wait_us(d, &d->wake, ret == STORE_ENOTFOUND ? 1000000 : 2000000);
+		if (!d->stopping && d->wake_seq == seq) {
+			int64_t us = ret == STORE_ENOTFOUND ? 1000000 : 2000000;
+
+			if (d->unwritten) { /* and until the next retry */
+				int64_t due = d->retry_at_us - util_mono_us();
+
+				us = due < 1000 ? 1000 : due < us ? due : us;
+			}
+			d->looking--;
+			d->waiting++;
+			wait_us(d, &d->wake, us);
+			d->waiting--;
+			d->looking++;
+		}
 		pthread_mutex_unlock(&d->lock);
 	}
+	pending_end_done(d, &pend, false);
 	return NULL;
 }
 
@@ -685,6 +961,12 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 		if (ret < 0)
 			goto finish;
 		done = r.event_done;
+		if (one.unrecorded) {
+			/* its verdict is not in the journal: not acted upon */
+			dispatch_outcome_clear(&one);
+			ret = STATUS_EIO;
+			goto finish;
+		}
 		if (one.status != STORE_EXEC_SUCCEEDED) {
 			*o = one;
 			ret = 1;
@@ -708,8 +990,8 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 	metadata = NULL;
 	ret = 0;
 finish:
-	if (!done && store_event_finish(d->store, event_id) < 0)
-		log_error("dispatch", "marking event %lld done failed", (long long)event_id);
+	if (!done)
+		event_finish(d, event_id);
 out:
 	free(candidate);
 	free(metadata);
@@ -757,7 +1039,7 @@ static int action_in_tree(struct dispatch *d, const char *provider_config_key, c
 	r.input_json = input_json;
 	r.depth = depth;
 	r.tree = tree;
-	ret = run_once(d, &r, o) < 0 ? EVS_EHOST : 0;
+	ret = run_once(d, &r, o) < 0 ? EVS_EHOST : o->unrecorded ? STATUS_EIO : 0;
 out:
 	generation_unref(g);
 	return ret;
@@ -835,6 +1117,7 @@ int dispatch_start(struct dispatch *d)
 	d->threads = calloc(d->n_threads, sizeof(*d->threads));
 	if (!d->threads)
 		return STATUS_ENOMEM;
+	d->looking = d->n_threads; /* each counts itself out while it runs or waits */
 	for (uint32_t i = 0; i < d->n_threads; i++) {
 		int e = pthread_create(&d->threads[i], NULL, worker, d);
 
@@ -870,6 +1153,8 @@ size_t dispatch_stop(struct dispatch *d, int64_t deadline_us)
 		d->threads = NULL;
 		d->n_threads = 0;
 	}
+	if (left == 0)
+		unwritten_drop(d);
 	return left;
 }
 
@@ -879,6 +1164,7 @@ void dispatch_free(struct dispatch *d)
 		return;
 	if (d->threads && dispatch_stop(d, 0) > 0)
 		return; /* executions still run on its threads: leave it to process exit */
+	unwritten_drop(d);
 	generation_unref(d->gen);
 	pthread_cond_destroy(&d->idle);
 	pthread_cond_destroy(&d->wake);

@@ -81,6 +81,7 @@ struct dispatch_outcome {
 	char *output_json;  /* actions: owned; "null" when none */
 	char *metadata;     /* validate-connection: the candidate's metadata after the
 	                       scripts (owned; NULL when no script changed it) */
+	bool unrecorded;    /* the store refused its end: kept and retried, not final */
 };
 void dispatch_outcome_clear(struct dispatch_outcome *o);
 
@@ -103,8 +104,10 @@ int dispatch_validate(struct dispatch *d, const char *provider_config_key,
 /* Runs action `name` for a connection and waits for it. parent is the
  * execution that triggered it (0: the API) and depth its nesting. Returns 0
  * with o filled (o->status says whether it succeeded), or EVS_ENOTFOUND
- * (not configured for the integration, or not loaded), EVS_EDEPTH, or
- * another negative code. */
+ * (not configured for the integration, or not loaded), EVS_EDEPTH,
+ * STATUS_EIO (it ran, o->execution_id, but the store refused its end: the
+ * end is retried until the store takes it, and the outcome must not be
+ * reported as final), or another negative code. */
 int dispatch_action(struct dispatch *d, const char *provider_config_key, const char *connection_id,
 		    const char *name, const char *input_json, int64_t parent, int depth,
 		    struct dispatch_outcome *o);

@@ -208,9 +208,20 @@ static void flush_logs(struct hostapi_exec *x)
 	}
 	r = store_execution_append_logs(x->info.store, x->info.execution_id, x->pending,
 					x->n_pending, x->dropped_unwritten);
-	if (r < 0)
+	if (r < 0 && x->n_pending < LOG_BATCH_LINES) {
+		/* the store failed: the lines stay for the next batch, or the
+		 * execution's end (which is retried until the store takes it) */
+		return;
+	}
+	if (r < 0) {
+		/* a full batch the store refused: counted as dropped */
 		log_warn("hostapi", "execution %lld: %zu log lines not written: %s",
 			 (long long)x->info.execution_id, x->n_pending, status_str(r));
+		x->dropped += (int64_t)x->n_pending;
+		clear_pending(x);
+		x->dropped_unwritten += (int64_t)LOG_BATCH_LINES;
+		return;
+	}
 	clear_pending(x);
 	x->dropped_unwritten = 0;
 }

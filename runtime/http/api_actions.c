@@ -80,8 +80,17 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 		ret = http_respond_error(resp, 404, "not_found", "Action not found");
 		goto out;
 	}
+	if (ret == STATUS_EIO) {
+		ret = http_respond_error(resp, 503, "store_unavailable",
+					 "action %s ran (execution %lld) but the store refused its "
+					 "result; it is recorded once the store recovers (GET "
+					 "/executions/%lld)", areq.action_name,
+					 (long long)o.execution_id, (long long)o.execution_id);
+		goto out;
+	}
 	if (ret < 0) {
-		log_error("api", "action %s for %s/%s could not run: %d", areq.action_name, pck, cid, ret);
+		log_error("api", "action %s for %s/%s could not run: %s", areq.action_name, pck, cid,
+			  status_str(ret));
 		ret = http_respond_error(resp, 500, "server_error", "the action could not run");
 		goto out;
 	}

@@ -362,7 +362,11 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 	if (ret < 0) {
 		log_error("api", "validate-connection for %s/%s failed to run: %s", integ->id, cid,
 			  status_str(ret));
-		ret = http_respond_error(resp, 500, "server_error", "validate-connection could not run");
+		ret = ret == STATUS_EIO
+			      ? http_respond_error(resp, 503, "store_unavailable",
+						   "the store refused a write; nothing was imported")
+			      : http_respond_error(resp, 500, "server_error",
+						   "validate-connection could not run");
 		goto out;
 	}
 	if (ret == 1) {

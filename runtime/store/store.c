@@ -875,21 +875,34 @@ int store_event_claim(struct store *s, int64_t generation, struct store_event *e
 	return ret;
 }
 
-int store_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
-			    struct store_event *ev, int64_t *execution_id)
+static int execution_end_check(int64_t id, const struct store_execution_end *end);
+
+int store_event_claim_next(struct store *s, int64_t complete_id,
+			   const struct store_execution_end *complete, int64_t generation,
+			   store_claim_fn plan, void *user, struct store_event *ev,
+			   int64_t *execution_id)
 {
 	int ret;
 
 	memset(ev, 0, sizeof(*ev));
 	*execution_id = 0;
-	if (!s || !plan)
+	if (!s || !plan || complete_id < 0)
 		return STORE_EINVAL;
-	ret = s->ops->event_claim_start(s, generation, plan, user, ev, execution_id);
+	if (complete_id > 0 && (ret = execution_end_check(complete_id, complete)))
+		return ret;
+	ret = s->ops->event_claim_start(s, complete_id, complete, generation, plan, user, ev,
+					execution_id);
 	if (ret) {
 		memset(ev, 0, sizeof(*ev));
 		*execution_id = 0;
 	}
 	return ret;
+}
+
+int store_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
+			    struct store_event *ev, int64_t *execution_id)
+{
+	return store_event_claim_next(s, 0, NULL, generation, plan, user, ev, execution_id);
 }
 
 int store_event_finish(struct store *s, int64_t event_id)
@@ -1013,9 +1026,9 @@ int store_execution_append_logs(struct store *s, int64_t id,
 	return s->ops->execution_append_logs(s, id, lines, n, dropped);
 }
 
-int store_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)
+static int execution_end_check(int64_t id, const struct store_execution_end *end)
 {
-	if (!s || id <= 0 || !end || end->event_id < 0)
+	if (id <= 0 || !end || end->event_id < 0)
 		return STORE_EINVAL;
 	if (end->status == STORE_EXEC_RUNNING || (unsigned)end->status > STORE_EXEC_INTERRUPTED)
 		return STORE_EINVAL;
@@ -1024,6 +1037,17 @@ int store_execution_complete(struct store *s, int64_t id, const struct store_exe
 	for (size_t i = 0; i < end->n_lines; i++)
 		if (!end->lines[i].message)
 			return STORE_EINVAL;
+	return 0;
+}
+
+int store_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)
+{
+	int ret;
+
+	if (!s)
+		return STORE_EINVAL;
+	if ((ret = execution_end_check(id, end)))
+		return ret;
 	return s->ops->execution_complete(s, id, end);
 }
 

@@ -64,6 +64,11 @@
  * nothing, with the durability of the strongest call it stands for; a
  * crash between two of them leaves what the separate calls would have
  * left at the same point, and store_recover() treats it the same way.
+ * A worker that goes straight on to its next event needs one write per
+ * event: store_event_claim_next records the previous execution's end and
+ * claims (and starts) the next event in one transaction. Events with no
+ * script to run are claimed and marked done in one write, up to
+ * STORE_CLAIM_BATCH of them.
  *
  * Conventions. Every function returns 0 or a negative STORE_E* code
  * (store_strerror). Out-parameters are zeroed on failure. Strings passed in
@@ -217,7 +222,8 @@ struct store_upsert_result {
  * response can carry the row's timestamps). respond returns 0 and sets
  * *status and *body (malloc'd, the store frees it), or non-zero to roll the
  * whole transaction back (STORE_ECALLBACK). respond runs with the store
- * locked: it must not call any store_* function (it would deadlock). Its
+ * locked, possibly on another thread: it must not call any store_*
+ * function (it would deadlock) and must use only what user gives it. Its
  * response is stored only if the whole call succeeds (Batching, at the
  * top). */
 struct store_idempotency_input {
@@ -384,8 +390,10 @@ enum store_claim_plan {
  * for the call). Returns a store_claim_plan; for STORE_CLAIM_START it fills
  * *in (zeroed; event_id must be ev->id; its strings must live until
  * store_event_claim_start returns: ev's own are fine). A negative value
- * rolls the claim back (STORE_ECALLBACK). It runs with the store locked:
- * it must not call any store_* function (it would deadlock). */
+ * rolls the claim back (STORE_ECALLBACK). It runs with the store locked,
+ * possibly on another thread (the one committing the batch): it must not
+ * call any store_* function (it would deadlock) and must use only what
+ * user gives it. */
 struct store_execution_input;
 typedef int (*store_claim_fn)(void *user, const struct store_event *ev,
 			      struct store_execution_input *in);
@@ -402,9 +410,28 @@ typedef int (*store_claim_fn)(void *user, const struct store_event *ev,
  * pending again), and ev and *execution_id are zeroed; plan's side effects
  * are the caller's to undo. STORE_ENOTFOUND when nothing is pending (plan
  * is not called); STORE_ECALLBACK; STORE_EINVAL / STORE_ETOOBIG for an
- * input store_execution_create would refuse. */
+ * input store_execution_create would refuse.
+ *
+ * An event for which plan returns STORE_CLAIM_DONE does not end the call:
+ * the next pending event is claimed in the same transaction and shown to
+ * plan, up to STORE_CLAIM_BATCH events in all. The call returns 0 when it
+ * claimed at least one event (even if the queue ran dry after it); *ev is
+ * the last event claimed. */
+#define STORE_CLAIM_BATCH 32
+struct store_execution_end;
 int store_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
 			    struct store_event *ev, int64_t *execution_id);
+
+/* store_execution_complete(complete_id, complete) and then
+ * store_event_claim_start, in one transaction: one write where a worker
+ * would make two. complete_id 0: none (store_event_claim_start). Returns
+ * 0 or STORE_ENOTFOUND (nothing pending) when the execution's end was
+ * written, whatever was claimed; on any other result nothing was written
+ * (the end included: record it with store_execution_complete). */
+int store_event_claim_next(struct store *s, int64_t complete_id,
+			   const struct store_execution_end *complete, int64_t generation,
+			   store_claim_fn plan, void *user, struct store_event *ev,
+			   int64_t *execution_id);
 
 /* Marks a claimed event done. STORE_ENOTFOUND; STORE_ESTATE when not claimed. */
 int store_event_finish(struct store *s, int64_t event_id);

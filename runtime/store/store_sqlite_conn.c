@@ -111,84 +111,92 @@ static int idem_insert(struct sq *b, const struct store_idempotency_input *in, i
 			       sq_i64(status), sq_text(body ? body : ""), sq_i64(now)));
 }
 
-int sq_connection_upsert(struct store *s, const struct store_connection_input *in,
-			 const struct store_idempotency_input *idem,
-			 struct store_upsert_result *r)
+/* The upsert's statements (sq_txn_run). */
+struct upsert {
+	const struct store_connection_input *in;
+	const struct store_idempotency_input *idem;
+	struct store_upsert_result *r;
+	const uint8_t *blob;
+	size_t len;
+	bool encrypted;
+	int64_t now;
+	char *body; /* idem->respond's, freed by the caller */
+};
+
+static int upsert_op(struct sq *b, void *arg)
 {
-	struct sq *b = B(s);
+	struct upsert *u = arg;
+	const struct store_connection_input *in = u->in;
+	const struct store_idempotency_input *idem = u->idem;
+	struct store_upsert_result *r = u->r;
 	struct conn_state c;
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	bool encrypted, created;
-	int64_t now = util_now_ms();
-	char *body = NULL;
+	bool created;
 	int status, ret;
 
-	/* Seal outside the lock: it does not touch the database. */
-	ret = store_seal_credentials(s, in->provider_config_key, in->connection_id,
-				     in->credentials, &blob, &len, &encrypted);
-	if (ret)
-		return ret;
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret) {
-		store_blob_free(blob, len);
-		return ret;
-	}
 	if (idem) {
-		ret = idem_purge_check(b, idem->key, now);
+		ret = idem_purge_check(b, idem->key, u->now);
 		if (ret)
-			goto out;
+			return ret;
 	}
 	ret = conn_state(b, in->provider_config_key, in->connection_id, &c);
-	if (ret == 0 && c.deleting) {
-		ret = STORE_EDELETING;
-		goto out;
-	}
+	if (ret == 0 && c.deleting)
+		return STORE_EDELETING;
 	created = ret == STORE_ENOTFOUND;
 	if (created) {
 		ret = sq_exec(b, sql_conn_insert, "insert connection",
 			      SQ_ARGS(sq_text(in->connection_id), sq_text(in->provider_config_key),
-				      sq_text(in->provider), sq_blob(blob, len), sq_i64(encrypted),
-				      sq_text(in->connection_config), sq_text(in->metadata),
-				      sq_i64(now)));
+				      sq_text(in->provider), sq_blob(u->blob, u->len),
+				      sq_i64(u->encrypted), sq_text(in->connection_config),
+				      sq_text(in->metadata), sq_i64(u->now)));
 		c.id = sqlite3_last_insert_rowid(b->db);
-		c.created_at = now;
+		c.created_at = u->now;
 	} else if (ret == 0) {
 		ret = sq_exec(b, sql_conn_update, "update connection",
-			      SQ_ARGS(sq_i64(c.id), sq_text(in->provider), sq_blob(blob, len),
-				      sq_i64(encrypted), sq_text(in->connection_config),
-				      sq_text(in->metadata), sq_i64(now)));
+			      SQ_ARGS(sq_i64(c.id), sq_text(in->provider), sq_blob(u->blob, u->len),
+				      sq_i64(u->encrypted), sq_text(in->connection_config),
+				      sq_text(in->metadata), sq_i64(u->now)));
 	}
 	if (ret)
-		goto out;
+		return ret;
 	r->connection_row_id = c.id;
 	r->created = created;
 	r->created_at = c.created_at;
-	r->updated_at = now;
+	r->updated_at = u->now;
 	ret = sq_event_add(b, STORE_EVENT_POST_CONNECTION_CREATION, in->connection_id,
-			   in->provider_config_key, NULL, 0, false, 0, now, &r->event_id);
-	if (ret)
-		goto out;
-	if (idem) {
-		status = idem->status;
-		if (idem->respond) {
-			status = 0;
-			if (idem->respond(idem->user, r, &status, &body) != 0 || status < 100 ||
-			    status > 599) {
-				ret = STORE_ECALLBACK;
-				goto out;
-			}
-			if (body && strlen(body) > STORE_JSON_MAX) {
-				ret = STORE_ETOOBIG;
-				goto out;
-			}
-		}
-		ret = idem_insert(b, idem, status, idem->respond ? body : idem->body, now);
+			   in->provider_config_key, NULL, 0, false, 0, u->now, &r->event_id);
+	if (ret || !idem)
+		return ret;
+	status = idem->status;
+	if (idem->respond) {
+		status = 0;
+		free(u->body); /* a retry after a batch's failure */
+		u->body = NULL;
+		if (idem->respond(idem->user, r, &status, &u->body) != 0 || status < 100 ||
+		    status > 599)
+			return STORE_ECALLBACK;
+		if (u->body && strlen(u->body) > STORE_JSON_MAX)
+			return STORE_ETOOBIG;
 	}
-out:
-	ret = sq_txn_end(b, ret);
-	free(body);
-	store_blob_free(blob, len);
+	return idem_insert(b, idem, status, idem->respond ? u->body : idem->body, u->now);
+}
+
+int sq_connection_upsert(struct store *s, const struct store_connection_input *in,
+			 const struct store_idempotency_input *idem,
+			 struct store_upsert_result *r)
+{
+	struct upsert u = {.in = in, .idem = idem, .r = r, .now = util_now_ms()};
+	uint8_t *blob = NULL;
+	int ret;
+
+	/* Seal outside the lock: it does not touch the database. */
+	ret = store_seal_credentials(s, in->provider_config_key, in->connection_id,
+				     in->credentials, &blob, &u.len, &u.encrypted);
+	if (ret)
+		return ret;
+	u.blob = blob;
+	ret = sq_txn_run(B(s), CRITICAL, upsert_op, &u);
+	free(u.body);
+	store_blob_free(blob, u.len);
 	return ret;
 }
 

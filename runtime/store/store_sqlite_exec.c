@@ -296,59 +296,17 @@ int sq_execution_append_logs(struct store *s, int64_t id,
  * The combined writes (store.h: "Fewer writes per event").
  */
 
-int sq_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
-			 struct store_event *ev, int64_t *execution_id)
+/* An execution's end (store_execution_complete) inside the caller's
+ * transaction. The finish goes first: an execution that is not running
+ * (interrupted by a shutdown) fails the call before any line is written. */
+static int complete_in(struct sq *b, int64_t id, const struct store_execution_end *end)
 {
-	struct store_execution_input in = {0};
-	struct sq *b = B(s);
-	int ret, p;
-
-	/* CRITICAL: the execution's creation is the fsync its script waits for
-	 * (and it carries the claim); a claim alone or a claim marked done
-	 * at once only pays for a stronger commit than it needs. */
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = claim_row(b, generation, ev);
-	if (ret)
-		goto out;
-	p = plan(user, ev, &in);
-	if (p < 0) {
-		ret = STORE_ECALLBACK;
-	} else if (p == STORE_CLAIM_START) {
-		ret = store_execution_input_check(&in);
-		if (!ret && in.event_id != ev->id)
-			ret = STORE_EINVAL;
-		if (!ret)
-			ret = exec_insert(b, &in, execution_id);
-	} else if (p == STORE_CLAIM_DONE) {
-		ret = finish_in(b, &event_finish, ev->id,
-				SQ_ARGS(sq_i64(ev->id), sq_i64(util_now_ms())));
-		if (!ret)
-			ev->status = STORE_EVENT_DONE;
-	} else if (p != STORE_CLAIM_ONLY) {
-		ret = STORE_ECALLBACK;
-	}
-out:
-	return sq_txn_end(b, ret);
-}
-
-int sq_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)
-{
-	struct sq *b = B(s);
 	char *err = NULL;
 	int ret;
 
 	ret = store_truncate_copy(end->error, STORE_ERROR_MAX, &err);
 	if (ret)
 		return ret;
-	/* LOSSABLE, as each of the three writes it stands for (Durability atop
-	 * store_sqlite.c). The finish goes first: an execution that is not
-	 * running (interrupted by a shutdown) makes the call fail before any
-	 * line is written. */
-	ret = sq_txn_begin(b, LOSSABLE);
-	if (ret)
-		goto out;
 	ret = finish_in(b, &exec_finish, id,
 			EXEC_FINISH_ARGS(id, end->status, err, end->duration_ms));
 	if (!ret && (end->n_lines > 0 || end->dropped > 0))
@@ -356,9 +314,115 @@ int sq_execution_complete(struct store *s, int64_t id, const struct store_execut
 	if (!ret && end->event_id > 0)
 		ret = finish_in(b, &event_finish, end->event_id,
 				SQ_ARGS(sq_i64(end->event_id), sq_i64(util_now_ms())));
-	ret = sq_txn_end(b, ret);
-out:
 	free(err);
+	return ret;
+}
+
+struct complete {
+	int64_t id;
+	const struct store_execution_end *end;
+};
+
+static int complete_op(struct sq *b, void *arg)
+{
+	struct complete *c = arg;
+
+	return complete_in(b, c->id, c->end);
+}
+
+int sq_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)
+{
+	struct complete c = {.id = id, .end = end};
+
+	/* LOSSABLE, as each of the three writes it stands for (Durability atop
+	 * store_sqlite.c). */
+	return sq_txn_run(B(s), LOSSABLE, complete_op, &c);
+}
+
+/* One claim of sq_event_claim_start: claims the oldest pending event into
+ * *ev and does what plan says. *more: plan said done, the next may follow. */
+static int claim_one(struct sq *b, int64_t generation, store_claim_fn plan, void *user,
+		     struct store_event *ev, int64_t *execution_id, bool *more)
+{
+	struct store_execution_input in = {0};
+	int ret, p;
+
+	*more = false;
+	ret = claim_row(b, generation, ev);
+	if (ret)
+		return ret;
+	p = plan(user, ev, &in);
+	if (p < 0)
+		return STORE_ECALLBACK;
+	if (p == STORE_CLAIM_START) {
+		ret = store_execution_input_check(&in);
+		if (!ret && in.event_id != ev->id)
+			ret = STORE_EINVAL;
+		return ret ? ret : exec_insert(b, &in, execution_id);
+	}
+	if (p == STORE_CLAIM_DONE) {
+		ret = finish_in(b, &event_finish, ev->id,
+				SQ_ARGS(sq_i64(ev->id), sq_i64(util_now_ms())));
+		if (!ret)
+			ev->status = STORE_EVENT_DONE;
+		*more = !ret;
+		return ret;
+	}
+	return p == STORE_CLAIM_ONLY ? 0 : STORE_ECALLBACK;
+}
+
+/* The claim's statements (sq_txn_run). */
+struct claim {
+	int64_t complete_id;
+	const struct store_execution_end *complete;
+	int64_t generation;
+	store_claim_fn plan;
+	void *user;
+	struct store_event *ev;
+	int64_t *execution_id;
+	size_t done; /* events claimed */
+};
+
+static int claim_op(struct sq *b, void *arg)
+{
+	struct claim *c = arg;
+	struct store_event cur;
+	bool more = true;
+	int ret = 0;
+
+	c->done = 0;
+	*c->execution_id = 0;
+	if (c->complete_id > 0)
+		ret = complete_in(b, c->complete_id, c->complete);
+	/* events with nothing to run are claimed and done in one go, up to
+	 * STORE_CLAIM_BATCH of them; the first with something to run ends it */
+	while (!ret && more && c->done < STORE_CLAIM_BATCH) {
+		ret = claim_one(b, c->generation, c->plan, c->user, &cur, c->execution_id, &more);
+		if (!ret) {
+			*c->ev = cur;
+			c->done++;
+		}
+	}
+	/* what was done before the queue ran dry is kept */
+	if (ret == STORE_ENOTFOUND && (c->done > 0 || c->complete_id > 0))
+		return 0;
+	return ret;
+}
+
+int sq_event_claim_start(struct store *s, int64_t complete_id,
+			 const struct store_execution_end *complete, int64_t generation,
+			 store_claim_fn plan, void *user, struct store_event *ev,
+			 int64_t *execution_id)
+{
+	struct claim c = {complete_id, complete, generation, plan, user, ev, execution_id, 0};
+	int ret;
+
+	/* CRITICAL: the execution's creation is the fsync its script waits for
+	 * (and it carries the claim); a claim alone or a claim marked done
+	 * at once only pays for a stronger commit than it needs. */
+	ret = sq_txn_run(B(s), CRITICAL, claim_op, &c);
+	if (ret == 0 && c.done == 0)
+		ret = STORE_ENOTFOUND; /* only the end was written */
 	return ret;
 }
 

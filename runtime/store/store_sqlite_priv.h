@@ -33,10 +33,16 @@
 #define BATCH_MAX 64
 
 /* An operation of the open batch waiting for its COMMIT (on its own stack). */
+struct sq;
 struct sq_waiter {
 	struct sq_waiter *next;
 	sem_t done;
 	int ret;   /* the batch's result, set before done is posted */
+	/* sq_txn_run: an operation handed to the mutex's holder */
+	int (*op)(struct sq *b, void *arg);
+	void *arg;
+	bool critical;
+	struct sq_waiter *qnext;
 };
 
 /* The back end's state (struct store's impl): the write connection, and in
@@ -56,6 +62,10 @@ struct sq {
 	bool batch_open;               /* a write transaction is open */
 	int batch_ops;                 /* operations done in it */
 	struct sq_waiter *waiters;     /* those of them waiting for its COMMIT */
+	/* Combining (sq_txn_run): operations handed to the holder, under qmu */
+	pthread_mutex_t qmu;
+	bool combining;                /* the holder takes operations from queue */
+	struct sq_waiter *queue, **queue_tail;
 	uint64_t stat_ops, stat_commits;
 	int fail_commits;              /* test-only: COMMITs to turn into failures */
 	struct sq *rd;
@@ -86,6 +96,13 @@ int sq_end(struct sq *b, int ret);
  * the COMMIT holding the operation is done: ret, or the COMMIT's error. */
 int sq_txn_begin(struct sq *b, bool critical);
 int sq_txn_end(struct sq *b, int ret);
+/* The same for op(b, arg), the operation's statements: when another
+ * thread holds the mutex, the operation is handed to it, which runs it in
+ * its batch (in a savepoint of its own), so the caller sleeps once, for
+ * the COMMIT, rather than for the mutex and then for the COMMIT. op runs
+ * with the mutex held, on whichever thread holds it: it must use only
+ * what arg gives it. Returns op's result, or the COMMIT's error. */
+int sq_txn_run(struct sq *b, bool critical, int (*op)(struct sq *b, void *arg), void *arg);
 
 /* A pure read: the read connection, locked (or the write connection, with
  * any open batch committed first). Give it back with sq_unlock(). */
@@ -220,8 +237,10 @@ int sq_execution_get(struct store *s, int64_t id, struct store_execution **out);
 int sq_execution_list(struct store *s, const struct store_execution_filter *f,
                       struct store_execution ***items, size_t *n, int64_t *next_cursor);
 int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id);
-int sq_event_claim_start(struct store *s, int64_t generation, store_claim_fn plan, void *user,
-                         struct store_event *ev, int64_t *execution_id);
+int sq_event_claim_start(struct store *s, int64_t complete_id,
+			 const struct store_execution_end *complete, int64_t generation,
+			 store_claim_fn plan, void *user, struct store_event *ev,
+			 int64_t *execution_id);
 int sq_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end);
 int sq_recover(struct store *s, struct store_recovery *r);
 int sq_interrupt_running(struct store *s, const char *error, int64_t *count);

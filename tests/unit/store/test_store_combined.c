@@ -2,7 +2,9 @@
  * test_store_combined.c - the combined writes of "fewer writes per event"
  * (store.h): store_event_claim_start (a claim and its event's first
  * execution in one transaction) and store_execution_complete (an
- * execution's end, its last log lines and its event's "done" in one).
+ * execution's end, its last log lines and its event's "done" in one),
+ * the batch of events with nothing to run that one claim marks done, and
+ * store_event_claim_next (an end and the next claim in one).
  * Each does all of its writes or none (a refused plan, a bad input, a row
  * in the wrong state, a failed COMMIT), and a crash between two of them
  * leaves what store_recover() turns into pending or interrupted as
@@ -221,6 +223,157 @@ static const struct store_log_line_input lines[3] = {
 	{.ts = 5, .level = 3, .message = "three"},
 };
 
+/* Events with nothing to run are claimed and done in one call, up to
+ * STORE_CLAIM_BATCH of them; the first with something to run ends it. */
+static void test_claim_done_batch(void **state)
+{
+	struct fx *f = *state;
+	struct plan p = {.verdict = STORE_CLAIM_DONE};
+	struct store_event ev;
+	int64_t first = 0, last = 0, xid;
+	char cid[16];
+
+	for (int i = 0; i < STORE_CLAIM_BATCH + 3; i++) {
+		snprintf(cid, sizeof(cid), "c%d", i);
+		last = new_event(f->s, cid);
+		if (i == 0)
+			first = last;
+	}
+	assert_int_equal(claim_start(f->s, &p, &ev, &xid), 0);
+	assert_int_equal(p.calls, STORE_CLAIM_BATCH);
+	assert_int_equal(ev.id, first + STORE_CLAIM_BATCH - 1);
+	assert_int_equal(ev.status, STORE_EVENT_DONE);
+	assert_int_equal(xid, 0);
+	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM events WHERE status = 'done'"),
+			 STORE_CLAIM_BATCH);
+
+	/* the queue runs dry after four: what was claimed is kept */
+	p.calls = 0;
+	(void)new_event(f->s, "one-more");
+	assert_int_equal(claim_start(f->s, &p, &ev, &xid), 0);
+	assert_int_equal(p.calls, 4);
+	assert_int_equal(event_status(f->s, last), STORE_EVENT_DONE);
+	assert_int_equal(claim_start(f->s, &p, &ev, &xid), STORE_ENOTFOUND);
+}
+
+/* A plan that says done to every event but one (by id), which it starts. */
+struct plan_one {
+	struct plan base;
+	int64_t start;
+};
+
+static int plan_start_one(void *user, const struct store_event *ev,
+			  struct store_execution_input *in)
+{
+	struct plan_one *p = user;
+
+	p->base.verdict = ev->id == p->start ? STORE_CLAIM_START : STORE_CLAIM_DONE;
+	return plan(&p->base, ev, in);
+}
+
+static void test_claim_done_then_start(void **state)
+{
+	struct fx *f = *state;
+	struct plan_one p = {.base = {.script = "s1"}};
+	struct store_event ev;
+	int64_t a, b, c, xid;
+
+	a = new_event(f->s, "a");
+	b = new_event(f->s, "b");
+	c = new_event(f->s, "c");
+	p.start = b;
+	assert_int_equal(store_event_claim_start(f->s, 7, plan_start_one, &p, &ev, &xid), 0);
+	assert_int_equal(p.base.calls, 2);
+	assert_int_equal(ev.id, b);
+	assert_int_equal(ev.status, STORE_EVENT_CLAIMED);
+	assert_true(xid > 0);
+	assert_int_equal(event_status(f->s, a), STORE_EVENT_DONE);
+	assert_int_equal(event_status(f->s, c), STORE_EVENT_PENDING);
+}
+
+/* ---------------------------------------------------------------------------
+ * store_event_claim_next: the last end and the next claim in one write.
+ */
+
+static void test_claim_next(void **state)
+{
+	struct fx *f = *state;
+	struct plan p = {.verdict = STORE_CLAIM_START, .script = "s1"};
+	struct store_execution_end end = {
+		.status = STORE_EXEC_SUCCEEDED, .duration_ms = 3, .lines = lines, .n_lines = 3,
+	};
+	struct store_event ev;
+	int64_t a, b, xa, xb;
+	size_t n;
+
+	a = new_event(f->s, "a");
+	b = new_event(f->s, "b");
+	assert_int_equal(claim_start(f->s, &p, &ev, &xa), 0);
+	assert_int_equal(ev.id, a);
+
+	/* a's end and b's claim and start */
+	end.event_id = a;
+	assert_int_equal(store_event_claim_next(f->s, xa, &end, 7, plan, &p, &ev, &xb), 0);
+	assert_int_equal(ev.id, b);
+	assert_true(xb > xa);
+	assert_int_equal(exec_status(f->s, xa, &n, NULL), STORE_EXEC_SUCCEEDED);
+	assert_int_equal(n, 3);
+	assert_int_equal(event_status(f->s, a), STORE_EVENT_DONE);
+	assert_int_equal(exec_status(f->s, xb, NULL, NULL), STORE_EXEC_RUNNING);
+
+	/* nothing left to claim: b's end is written all the same */
+	end.event_id = b;
+	end.n_lines = 0;
+	assert_int_equal(store_event_claim_next(f->s, xb, &end, 7, plan, &p, &ev, &xa),
+			 STORE_ENOTFOUND);
+	assert_int_equal(xa, 0);
+	assert_int_equal(exec_status(f->s, xb, NULL, NULL), STORE_EXEC_SUCCEEDED);
+	assert_int_equal(event_status(f->s, b), STORE_EVENT_DONE);
+
+	/* an end store_execution_complete would refuse */
+	end.status = STORE_EXEC_RUNNING;
+	assert_int_equal(store_event_claim_next(f->s, xb, &end, 7, plan, &p, &ev, &xa),
+			 STORE_EINVAL);
+}
+
+/* A failure writes nothing: neither the end nor the claim. */
+static void test_claim_next_all_or_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct plan p = {.verdict = STORE_CLAIM_START, .script = "s1"};
+	struct store_execution_end end = {.status = STORE_EXEC_FAILED, .error = "boom"};
+	struct store_event ev;
+	int64_t a, b, xa, xb;
+
+	a = new_event(f->s, "a");
+	assert_int_equal(claim_start(f->s, &p, &ev, &xa), 0);
+	b = new_event(f->s, "b");
+	end.event_id = a;
+
+	p.verdict = -1; /* the plan refuses b */
+	assert_int_equal(store_event_claim_next(f->s, xa, &end, 7, plan, &p, &ev, &xb),
+			 STORE_ECALLBACK);
+	assert_int_equal(exec_status(f->s, xa, NULL, NULL), STORE_EXEC_RUNNING);
+	assert_int_equal(event_status(f->s, a), STORE_EVENT_CLAIMED);
+	assert_int_equal(event_status(f->s, b), STORE_EVENT_PENDING);
+
+	p.verdict = STORE_CLAIM_START;
+	sq_test_fail_commits(f->s, 1);
+	assert_int_equal(store_event_claim_next(f->s, xa, &end, 7, plan, &p, &ev, &xb),
+			 STORE_EIO);
+	assert_int_equal(xb, 0);
+	assert_int_equal(exec_status(f->s, xa, NULL, NULL), STORE_EXEC_RUNNING);
+	assert_int_equal(event_status(f->s, b), STORE_EVENT_PENDING);
+	assert_int_equal(count(f, "executions"), 1);
+
+	/* the end of an execution that is not running (a shutdown marked it
+	 * interrupted): nothing is claimed */
+	assert_int_equal(store_execution_finish(f->s, xa, STORE_EXEC_INTERRUPTED, "stop", 1), 0);
+	assert_int_equal(store_event_claim_next(f->s, xa, &end, 7, plan, &p, &ev, &xb),
+			 STORE_ESTATE);
+	assert_int_equal(event_status(f->s, b), STORE_EVENT_PENDING);
+}
+
 static void test_complete(void **state)
 {
 	struct fx *f = *state;
@@ -379,6 +532,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_claim_start, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_start_all_or_nothing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_done_batch, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_done_then_start, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_next, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_next_all_or_nothing, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_complete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_complete_all_or_nothing, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_recover_between_steps, fx_setup, fx_teardown),
