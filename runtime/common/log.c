@@ -127,6 +127,7 @@ static unsigned refusal_window_ms = LOG_REFUSAL_WINDOW_MS;
 static int64_t refusal_window_start;   /* monotonic us; 0: quiet, the next refusal is logged at once */
 static char refusal_part[32] = "http";
 static struct refusal_count refusals[LOG_REFUSAL_REASONS + 1]; /* the last one is "other" */
+static unsigned long long refusal_total;
 
 /* "10 s", or "250 ms" for a window that is not whole seconds (tests). */
 static void window_text(char out[32])
@@ -191,6 +192,7 @@ void log_refusal(const char *part, const char *reason)
 	if (reason == NULL || *reason == '\0')
 		reason = "other";
 	pthread_mutex_lock(&refusal_lock);
+	refusal_total++;
 	if (refusal_window_start != 0 && now - refusal_window_start >= (int64_t)refusal_window_ms * 1000)
 		refusal_summary(now);
 	if (refusal_window_start == 0) {
@@ -222,4 +224,14 @@ void log_refusal_window(unsigned ms)
 	refusal_window_start = 0;
 	memset(refusals, 0, sizeof(refusals));
 	pthread_mutex_unlock(&refusal_lock);
+}
+
+unsigned long long log_refusal_total(void)
+{
+	unsigned long long n;
+
+	pthread_mutex_lock(&refusal_lock);
+	n = refusal_total;
+	pthread_mutex_unlock(&refusal_lock);
+	return n;
 }

@@ -54,6 +54,10 @@ void log_refusal_flush(void);
  * tests; the daemon keeps LOG_REFUSAL_WINDOW_MS. */
 void log_refusal_window(unsigned ms);
 
+/* Refusals counted since the start (log_refusal_window() does not reset
+ * it), for /metrics. Thread-safe. */
+unsigned long long log_refusal_total(void);
+
 #define log_debug(part, ...) log_write(LOG_LEVEL_DEBUG, part, __VA_ARGS__)
 #define log_info(part, ...) log_write(LOG_LEVEL_INFO, part, __VA_ARGS__)
 #define log_warn(part, ...) log_write(LOG_LEVEL_WARN, part, __VA_ARGS__)

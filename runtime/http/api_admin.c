@@ -265,6 +265,13 @@ int api_metrics(struct http_request *req, struct http_response *resp, void *user
 	put(t, "# HELP evscript_http_requests_in_flight HTTP requests being processed.\n"
 	       "# TYPE evscript_http_requests_in_flight gauge\nevscript_http_requests_in_flight %u\n",
 	    hs.in_flight);
+	put(t, "# HELP evscript_http_connections_open HTTP connections open now.\n"
+	       "# TYPE evscript_http_connections_open gauge\nevscript_http_connections_open %u\n",
+	    hs.connections);
+	put(t, "# HELP evscript_http_refused_total Requests and connections refused (limits, timeouts, shedding, "
+	       "bad requests), which the log sums up per 10 s.\n"
+	       "# TYPE evscript_http_refused_total counter\nevscript_http_refused_total %llu\n",
+	    (unsigned long long)hs.refused);
 	ret = http_respond_text(resp, 200, "text/plain; version=0.0.4", t->buf);
 out:
 	free(t);

@@ -1400,6 +1400,8 @@ void http_server_stats(struct http_server *srv, struct http_stats *out)
 	memcpy(out->by_class, srv->by_class, sizeof(out->by_class));
 	out->in_flight = srv->in_flight;
 	pthread_mutex_unlock(&srv->lock);
+	out->connections = srv->guard ? http_guard_open(srv->guard) : 0;
+	out->refused = log_refusal_total();
 }
 
 void http_server_free(struct http_server *srv)

@@ -120,6 +120,8 @@ struct http_stats {
 	uint64_t requests;
 	uint64_t by_class[5];
 	unsigned in_flight;
+	unsigned connections;      /* open now (the guard's count) */
+	uint64_t refused;          /* requests and connections refused (log_refusal_total()) */
 };
 
 /* Validates cfg and builds a server (not yet listening). Copies everything in

@@ -149,6 +149,12 @@ class SlowClients(DaemonTest):
         self.assertLess(len(refusal_lines), 10, "\n".join(refusal_lines))
         self.assertIn("per-address limit", d.logs())
         self.assertIn("header timeout", d.logs())
+        # and counted in /metrics
+        status, _, text = d.request("GET", "/metrics")
+        refused = [l for l in text.splitlines() if l.startswith("evscript_http_refused_total ")]
+        self.assertEqual(len(refused), 1, text)
+        self.assertGreaterEqual(int(refused[0].split()[1]), 16)
+        self.assertIn("evscript_http_connections_open ", text)
 
     def test_slow_sockets_from_the_same_address(self):
         """The issue's attack: as many trickling sockets as the old limit (64),
