@@ -110,6 +110,7 @@ class ManyPlugins(DaemonTest):
         self.assertEqual(len(zygotes), 1, children(d.proc.pid))
         self.assertLess(fd_count(zygotes[0]), 100)
         self.assertGreaterEqual(fd_count(d.proc.pid), N_PLUGINS)
+        print(f"{N_PLUGINS} plugins: daemon {fd_count(d.proc.pid)} descriptors, zygote {fd_count(zygotes[0])}")
 
         # they run, and a reload builds a second generation of 2,000 beside the first
         self.assertEqual(d.create_connection("demo", "c1")[0], 201)
