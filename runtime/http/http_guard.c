@@ -72,18 +72,22 @@ enum MHD_Result http_guard_accept(void *cls, const struct sockaddr *addr, sockle
 
 static void conn_started(struct http_guard *g, struct MHD_Connection *conn, void **socket_context)
 {
-	const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	const union MHD_ConnectionInfo *addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const union MHD_ConnectionInfo *info;
 	struct guard_conn *c = calloc(1, sizeof(*c));
 
 	*socket_context = c;
 	if (c == NULL)
 		return;  /* not tracked: only libmicrohttpd's idle timeout applies */
-	c->fd = fd ? fd->connect_fd : MHD_INVALID_SOCKET;
-	if (addr && addr->client_addr) {
-		size_t len = addr->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	/* each answer is copied before the next call: a libmicrohttpd may
+	 * answer every query from one scratch field */
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	c->fd = info ? info->connect_fd : MHD_INVALID_SOCKET;
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (info && info->client_addr) {
+		size_t len = info->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 								       : sizeof(struct sockaddr_in);
-		memcpy(&c->addr, addr->client_addr, len);
+
+		memcpy(&c->addr, info->client_addr, len);
 	}
 	c->phase = GUARD_HEADERS;
 	c->since_us = util_mono_us();
