@@ -182,6 +182,7 @@ class Daemon:
         self.dir = workdir or tempfile.mkdtemp(prefix="evs-it-")
         self.plugin_dir = os.path.join(self.dir, "plugins.d")
         os.makedirs(self.plugin_dir, exist_ok=True)
+        os.chmod(self.plugin_dir, 0o755)  # whatever the umask: the daemon refuses a writable one
         for name in plugins:
             self.deploy(os.path.join(env("EVS_PLUGINS_DIR"), name + ".so"))
         for name in test_plugins:
