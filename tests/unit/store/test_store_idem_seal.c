@@ -42,6 +42,25 @@ static void exec_sql(struct fx *f, const char *sql)
 	sqlite3_close(db);
 }
 
+/* key's reply is REPLY when read through the store, and the database holds
+ * it sealed (no plain text of it) or, without a key, as it is. */
+static void assert_stored(struct fx *f, const char *key, bool sealed)
+{
+	struct store_idempotency *rec = NULL;
+	char *raw = raw_body(f, key);
+
+	if (sealed) {
+		assert_true(strncmp(raw, "sealed:v1:", 10) == 0);
+		assert_null(strstr(raw, "secret-cred"));
+	} else {
+		assert_string_equal(raw, REPLY);
+	}
+	free(raw);
+	assert_int_equal(store_idempotency_get(f->s, key, &rec), 0);
+	assert_string_equal(rec->body, REPLY);
+	store_idempotency_free(rec);
+}
+
 static int keyed_setup(void **state)
 {
 	struct fx *f;
@@ -61,15 +80,10 @@ static void test_put_sealed(void **state)
 		.status = 201, .body = REPLY,
 	};
 	struct store_idempotency *rec = NULL;
-	char *raw;
 
 	assert_int_equal(store_idempotency_put(f->s, &idem), 0);
-	raw = raw_body(f, "idem-a");
-	assert_true(strncmp(raw, "sealed:v1:", 10) == 0);
-	assert_null(strstr(raw, "secret-cred"));
-	free(raw);
+	assert_stored(f, "idem-a", true);
 	assert_int_equal(store_idempotency_get(f->s, "idem-a", &rec), 0);
-	assert_string_equal(rec->body, REPLY);
 	assert_int_equal(rec->status, 201);
 	store_idempotency_free(rec);
 
@@ -109,17 +123,9 @@ static void test_upsert_reply_sealed(void **state)
 		.key = "idem-u", .method_path = "POST /connections", .request_hash = "h2", .respond = respond,
 	};
 	struct store_upsert_result r;
-	struct store_idempotency *rec = NULL;
-	char *raw;
 
 	assert_int_equal(store_connection_upsert(f->s, &in, &idem, &r), 0);
-	raw = raw_body(f, "idem-u");
-	assert_true(strncmp(raw, "sealed:v1:", 10) == 0);
-	assert_null(strstr(raw, "secret-cred"));
-	free(raw);
-	assert_int_equal(store_idempotency_get(f->s, "idem-u", &rec), 0);
-	assert_string_equal(rec->body, REPLY);
-	store_idempotency_free(rec);
+	assert_stored(f, "idem-u", true);
 }
 
 static void test_plain_without_key(void **state)
@@ -129,16 +135,9 @@ static void test_plain_without_key(void **state)
 		.key = "idem-p", .method_path = "POST /connections", .request_hash = "h3",
 		.status = 201, .body = REPLY,
 	};
-	struct store_idempotency *rec = NULL;
-	char *raw;
 
 	assert_int_equal(store_idempotency_put(f->s, &idem), 0);
-	raw = raw_body(f, "idem-p");
-	assert_string_equal(raw, REPLY);
-	free(raw);
-	assert_int_equal(store_idempotency_get(f->s, "idem-p", &rec), 0);
-	assert_string_equal(rec->body, REPLY);
-	store_idempotency_free(rec);
+	assert_stored(f, "idem-p", false);
 }
 
 int main(void)
