@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fdlimit.h"
 #include "log.h"
 #include "safe_path.h"
 #include "util.h"
@@ -296,6 +297,23 @@ int generation_build(const char *config_path, char *const *envp, struct generati
 		 * cannot be examined is reported by loader_scan() below */
 		ret = safe_path_check(g->config->plugin_dir, detail, sizeof(detail));
 		if (ret == STATUS_EDENIED) {
+			util_set_err(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,
+				     detail);
+			goto fail;
+		}
+	}
+	{
+		/* more plugins than descriptors: say so, rather than refuse
+		 * them one by one with "Too many open files" */
+		struct fdlimit_need need = {
+			.plugins = fdlimit_count_plugins(g->config->plugin_dir),
+			.concurrency = g->config->max_concurrency,
+			.connections = g->config->http_max_connections,
+		};
+		char detail[512];
+
+		ret = fdlimit_check(&need, detail, sizeof(detail));
+		if (ret < 0) {
 			util_set_err(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,
 				     detail);
 			goto fail;

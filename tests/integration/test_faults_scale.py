@@ -127,6 +127,21 @@ class ManyPlugins(DaemonTest):
         self.assertEqual({e["status"] for e in ex}, {"succeeded"})
         self.assertNotIn("Too many open files", d.logs())
 
+    def test_reload_refused_when_plugins_outgrow_the_limit(self):
+        d = self.daemon(NANGO.replace("LAST", "fdpad_0001"), start=False)
+        make_plugins(d.plugin_dir, 10)
+        self.limited(d, 1024, 1024)
+        d.start()
+        names = make_plugins(d.plugin_dir, 600)
+        status, _, doc = d.request("POST", "/reload")
+        self.assertEqual(status, 422, doc)
+        self.assertIn("too few file descriptors: RLIMIT_NOFILE is 1024 (hard limit 1024), and 600 plugins",
+                      doc["error"]["message"])
+        status, _, doc = d.request("GET", "/plugins")
+        self.assertEqual(len(doc["loaded"]), 10)   # the running generation stays
+        self.assertNotIn("Too many open files", d.logs())
+        self.assertEqual(len(names), 600)
+
     def test_refused_when_the_hard_limit_is_too_low(self):
         d = self.daemon(NANGO.replace("LAST", "fdpad_0001"), start=False)
         make_plugins(d.plugin_dir, N_PLUGINS)

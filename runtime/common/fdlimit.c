@@ -30,6 +30,43 @@ size_t fdlimit_count_plugins(const char *dir)
 	return n;
 }
 
+/* The descriptors need asks for: for the plugins and executors alone
+ * (*core) and with the API's connections (*all). */
+static void needed(const struct fdlimit_need *need, rlim_t *core, rlim_t *all)
+{
+	*core = 2 * (rlim_t)need->plugins + 2 * (rlim_t)need->concurrency + FDLIMIT_RESERVE;
+	*all = *core + need->connections;
+}
+
+static int too_few(const struct fdlimit_need *need, const struct rlimit *rl, char *err, size_t errlen)
+{
+	rlim_t core, all;
+
+	needed(need, &core, &all);
+	util_set_err(err, errlen, "too few file descriptors: RLIMIT_NOFILE is %llu (hard limit %llu), and %zu "
+		     "plugins (a descriptor each, two during a reload) with max_concurrency %u need at "
+		     "least %llu, %llu with http_max_connections %u; raise the limit (LimitNOFILE= in "
+		     "the systemd unit, or ulimit -n as root)",
+		     (unsigned long long)rl->rlim_cur, (unsigned long long)rl->rlim_max, need->plugins,
+		     need->concurrency, (unsigned long long)core, (unsigned long long)all, need->connections);
+	return STATUS_ETOOBIG;
+}
+
+int fdlimit_check(const struct fdlimit_need *need, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	rlim_t core, all;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		util_set_err(err, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return status_from_errno(errno);
+	}
+	needed(need, &core, &all);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < core)
+		return too_few(need, &rl, err, errlen);
+	return 0;
+}
+
 int fdlimit_setup(const struct fdlimit_need *need, char *err, size_t errlen)
 {
 	struct rlimit rl;
@@ -51,18 +88,9 @@ int fdlimit_setup(const struct fdlimit_need *need, char *err, size_t errlen)
 				 (unsigned long long)was, (unsigned long long)rl.rlim_cur);
 		}
 	}
-	core = 2 * (rlim_t)need->plugins + 2 * (rlim_t)need->concurrency + FDLIMIT_RESERVE;
-	all = core + need->connections;
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < core) {
-		util_set_err(err, errlen, "too few file descriptors: RLIMIT_NOFILE is %llu (hard limit %llu), and %zu "
-			     "plugins (a descriptor each, two during a reload) with max_concurrency %u need at "
-			     "least %llu, %llu with http_max_connections %u; raise the limit (LimitNOFILE= in "
-			     "the systemd unit, or ulimit -n as root)",
-			     (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, need->plugins,
-			     need->concurrency, (unsigned long long)core, (unsigned long long)all,
-			     need->connections);
-		return STATUS_ETOOBIG;
-	}
+	needed(need, &core, &all);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < core)
+		return too_few(need, &rl, err, errlen);
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < all)
 		log_warn("daemon", "RLIMIT_NOFILE is %llu: with %zu plugins the API can hold about %llu of its "
 			 "http_max_connections %u connections; raise LimitNOFILE= for more",

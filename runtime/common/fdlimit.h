@@ -8,10 +8,11 @@
  * its plugin is loaded, so plugins cost it none. The usual soft limit of
  * 1024 is too low for a thousand plugins: at start the soft limit is raised
  * to the hard one, and the daemon refuses to start, naming the limit, when
- * even that cannot hold its plugins.
+ * even that cannot hold its plugins; a reload that would bring more plugins
+ * than the limit holds is refused the same way (generation_build()).
  */
-#ifndef EVS_DAEMON_FDLIMIT_H
-#define EVS_DAEMON_FDLIMIT_H
+#ifndef EVS_COMMON_FDLIMIT_H
+#define EVS_COMMON_FDLIMIT_H
 
 #include <stddef.h>
 
@@ -34,5 +35,9 @@ size_t fdlimit_count_plugins(const char *dir);
  * fit), or STATUS_ETOOBIG with a sentence naming the limit and what to do in
  * err when the plugins do not fit. */
 int fdlimit_setup(const struct fdlimit_need *need, char *err, size_t errlen);
+
+/* The check alone, against the soft limit in force: 0, or STATUS_ETOOBIG
+ * with the same sentence in err when the plugins do not fit. */
+int fdlimit_check(const struct fdlimit_need *need, char *err, size_t errlen);
 
 #endif
