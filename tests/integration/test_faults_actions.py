@@ -41,12 +41,13 @@ class ActionTrees(DaemonTest):
         self.assertEqual(len(d.wait_executions(20, connection_id="c2")), 20)
 
     def test_one_deadline_for_the_tree(self):
-        """A chain of 7 actions sleeping 1 s each under a 3 s deadline: the
+        """A chain of 7 actions sleeping 1.3 s each under a 3 s deadline: the
         nested ones get what is left of the root's 3 s, so the chain stops
-        at the root's deadline instead of running 7 s, and nothing is left
-        running."""
+        at the root's deadline instead of running 9 s, and nothing is left
+        running. (1.3 s: the third one is asleep, far from any edge, when
+        the deadline comes.)"""
         d = self.daemon(NANGO, test_plugins=["fanout"], settings={"scripts": {"fanout": {"deadline_s": 3}}})
-        status, _, doc = self.trigger(d, "c1", {"max": 6, "fan": 1, "sleep_ms": 1000})
+        status, _, doc = self.trigger(d, "c1", {"max": 6, "fan": 1, "sleep_ms": 1300})
         self.assertNotEqual(status, 200, doc)
         ex = sorted(d.wait_executions(1, connection_id="c1", timeout=60), key=lambda e: e["id"])
         self.assertLess(len(ex), 7, ex)
