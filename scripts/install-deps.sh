@@ -7,7 +7,8 @@ packages="build-essential cmake ninja-build pkg-config
 libyaml-dev libcurl4-openssl-dev libjson-c-dev libsodium-dev libsqlite3-dev
 libmicrohttpd-dev libcmocka-dev minisign
 clang libclang-rt-14-dev llvm
-python3 nodejs npm curl sqlite3 procps file binutils wrk"
+python3 nodejs npm curl sqlite3 procps file binutils wrk
+postgresql libpq-dev"
 
 missing=""
 for p in $packages; do

@@ -73,7 +73,9 @@ const char *config_execution_name(enum config_execution e);
 
 enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON = 1 };
 
-enum config_store_kind { CONFIG_STORE_SQLITE = 1 };
+/* SQLITE: store_path is the database file; URL: store is a URL the store
+ * reads as it is (postgresql://...). */
+enum config_store_kind { CONFIG_STORE_SQLITE = 1, CONFIG_STORE_URL = 2 };
 
 struct config_strlist {
 	char **items;
@@ -231,7 +233,7 @@ struct config_host {
 	bool secret_key_from_env;
 	char *store;                         /* as given, default "sqlite:./evscript.db" */
 	enum config_store_kind store_kind;
-	char *store_path;                    /* resolved by config_load */
+	char *store_path;                    /* sqlite: resolved by config_load; else NULL */
 	char *plugin_dir;                    /* default ./plugins.d */
 	char *trusted_keys_dir;              /* default ./keys */
 	struct config_strlist revoked_keys;  /* 16 hex digits, upper case (as minisign prints) */
@@ -251,6 +253,8 @@ struct config_host {
 	uint64_t memory_limit_mb;            /* executor address space, default 512; 0 = none */
 	uint32_t cpu_limit_s;                /* executor CPU time, default 0 = deadline only */
 	uint32_t drain_deadline_s;           /* old generations and shutdown, default 30 */
+	char *host_id;                       /* NULL: the machine's host name */
+	uint32_t host_timeout_s;             /* a silent host is dead after it, default 30 */
 	char *sandbox_user;                  /* executors' user when root, default "nobody" */
 	uint32_t sandbox_uid, sandbox_gid;   /* resolved by config_load */
 	unsigned sandbox_user_line, sandbox_user_column; /* where it was set (0: the default) */

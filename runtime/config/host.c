@@ -154,23 +154,53 @@ bad:
 		     "such as 127.0.0.1:3003 or [::1]:3003", s);
 }
 
+#define STORE_FORMS "sqlite:PATH or postgresql://USER@HOST[:PORT]/DB"
+
+/* sqlite:PATH (resolved against the config's directory by config_load), or
+ * a postgresql:// / postgres:// URL handed to the store as it is. The value
+ * is never echoed: a URL may hold a password. */
 static int set_store(struct pctx *c, const struct host_key *key, const struct ynode *k,
 		     const struct ynode *v, struct config_host *h)
 {
+	const char *colon;
+
 	(void)key;
 	(void)k;
 	if (v->type != YNODE_SCALAR)
-		return PFAIL(c, v, CONFIG_EINVALID, "store: expected sqlite:PATH, found %s", ynode_kind(v));
-	free(h->store);
+		return PFAIL(c, v, CONFIG_EINVALID, "store: expected " STORE_FORMS ", found %s", ynode_kind(v));
+	secret_free(h->store); /* a URL may hold a password */
 	h->store = NULL;
-	if (strncmp(v->str, "sqlite:", 7) != 0)
-		return PFAIL(c, v, CONFIG_EINVALID, "store: unsupported store '%s', expected sqlite:PATH", v->str);
-	if (v->str[7] == '\0')
-		return PFAIL(c, v, CONFIG_EINVALID, "store: empty path, expected sqlite:PATH");
+	if (strncmp(v->str, "postgresql://", 13) == 0 || strncmp(v->str, "postgres://", 11) == 0) {
+		h->store_kind = CONFIG_STORE_URL;
+	} else if (strncmp(v->str, "sqlite:", 7) == 0) {
+		if (v->str[7] == '\0')
+			return PFAIL(c, v, CONFIG_EINVALID, "store: empty path, expected sqlite:PATH");
+		h->store_kind = CONFIG_STORE_SQLITE;
+	} else {
+		colon = strchr(v->str, ':');
+		return PFAIL(c, v, CONFIG_EINVALID, "store: unsupported store '%.*s', expected " STORE_FORMS,
+			     colon ? (int)(colon - v->str) : (int)strlen(v->str), v->str);
+	}
 	h->store = strdup(v->str);
 	if (!h->store)
 		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
-	h->store_kind = CONFIG_STORE_SQLITE;
+	return 0;
+}
+
+/* A name for this host among those sharing a store: printable, no spaces. */
+static int set_host_id(struct pctx *c, const struct host_key *key, const struct ynode *k,
+		       const struct ynode *v, struct config_host *h)
+{
+	int ret = set_string(c, key, k, v, h);
+
+	if (ret)
+		return ret;
+	if (!h->host_id[0] || strlen(h->host_id) > 255)
+		return PFAIL(c, v, CONFIG_EINVALID, "host_id: expected 1 to 255 characters");
+	for (const char *p = h->host_id; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return PFAIL(c, v, CONFIG_EINVALID,
+				     "host_id: '%s' has a space or a control character", h->host_id);
 	return 0;
 }
 
@@ -380,6 +410,8 @@ static int set_scripts(struct pctx *c, const struct host_key *key, const struct 
 #define U32(field, min, max) set_u32, SLOT(field), min, max
 #define U64(field, min, max) set_u64, SLOT(field), min, max
 #define OWN(fn) fn, 0, 0, 0
+/* A reader of its own over a field (it may call a generic one). */
+#define OWN_SLOT(fn, field) fn, SLOT(field), 0, 0
 /* A default: the YAML text the reader gets, and the docs' cell for it. */
 #define DEFAULT(yaml) yaml, "`" yaml "`"
 /* No default value: the docs' cell says what stands instead. */
@@ -390,7 +422,7 @@ static const struct host_key host_keys[] = {
 	/* name              reader                             docs/config.md: type, default */
 	{"listen",           OWN(set_listen),                   "`HOST:PORT`", DEFAULT("127.0.0.1:3003")},
 	{"secret_key",       OWN(set_secret_key),               "string", NO_DEFAULT("none: **required**")},
-	{"store",            OWN(set_store),                    "`sqlite:PATH`", DEFAULT("sqlite:./evscript.db")},
+	{"store",            OWN(set_store),                    "`sqlite:PATH` | `postgresql://...`", DEFAULT("sqlite:./evscript.db")},
 	{"plugin_dir",       STRING(plugin_dir),                "path", DEFAULT("./plugins.d")},
 	{"trusted_keys_dir", STRING(trusted_keys_dir),          "path", DEFAULT("./keys")},
 	{"revoked_keys",     OWN(set_revoked_keys),             "list of key ids", NO_DEFAULT("`[]`")},
@@ -413,6 +445,8 @@ static const struct host_key host_keys[] = {
 	{"sandbox_user",     OWN(set_sandbox_user),             "user name", DEFAULT("nobody")},
 	{"core_dumps",       BOOL(core_dumps),                  "bool", DEFAULT("false")},
 	{"drain_deadline_s", U32(drain_deadline_s, 0, DEADLINE_MAX), "0..86400", DEFAULT("30")},
+	{"host_id",          OWN_SLOT(set_host_id, host_id),    "string", NO_DEFAULT("the machine's host name")},
+	{"host_timeout_s",   U32(host_timeout_s, 2, DEADLINE_MAX), "2..86400", DEFAULT("30")},
 	{"log_format",       OWN(set_log_format),               "`text` | `json`", DEFAULT("text")},
 	{"http_max_connections", U32(http_max_connections, 16, 4096), "16..4096", DEFAULT("1024")},
 	{"http_max_connections_per_address", U32(http_max_connections_per_address, 0, 4096), "0..4096",
@@ -582,8 +616,9 @@ int config_parse_host(const char *bytes, size_t len, const char *filename,
 		}
 		snprintf(h->webhook_base_url, n, "http://%s/webhook", h->listen);
 	}
-	h->store_path = strdup(h->store + 7);
-	if (!h->store_path) {
+	if (h->store_kind == CONFIG_STORE_SQLITE)
+		h->store_path = strdup(h->store + 7);
+	if (h->store_kind == CONFIG_STORE_SQLITE && !h->store_path) {
 		ret = PFAIL(&c, NULL, CONFIG_ENOMEM, "out of memory");
 		goto out_host;
 	}
@@ -605,8 +640,9 @@ void config_host_free(struct config_host *h)
 	free(h->listen);
 	free(h->listen_host);
 	secret_free(h->secret_key);
-	free(h->store);
+	secret_free(h->store);
 	free(h->store_path);
+	free(h->host_id);
 	free(h->plugin_dir);
 	free(h->trusted_keys_dir);
 	strlist_clear(&h->revoked_keys);

@@ -525,7 +525,7 @@ static int start_store(struct daemon *d, const struct config_host *cfg)
 	const char *b64 = getenv("EVSCRIPT_ENCRYPTION_KEY");
 	uint8_t key[STORE_KEY_BYTES];
 	struct store_recovery rec;
-	char err[API_ERROR_MAX];
+	char err[API_ERROR_MAX], shown[512];
 	char *url = NULL;
 	bool have_key = false;
 	int ret;
@@ -539,17 +539,25 @@ static int start_store(struct daemon *d, const struct config_host *cfg)
 	} else {
 		log_warn("daemon", "EVSCRIPT_ENCRYPTION_KEY is not set: credentials are stored unencrypted");
 	}
-	if (asprintf(&url, "sqlite:%s", cfg->store_path) < 0) {
+	/* a sqlite: path is resolved against the config's directory; a URL
+	 * goes to the store as it is */
+	if (cfg->store_path ? asprintf(&url, "sqlite:%s", cfg->store_path) < 0
+			    : !(url = strdup(cfg->store))) {
 		if (have_key)
 			sodium_memzero(key, sizeof(key));
 		return -1;
 	}
-	ret = store_open(url, have_key ? key : NULL, &d->store, err, sizeof(err));
+	store_url_redact(cfg->store, shown, sizeof(shown));
+	ret = store_open_host(url, have_key ? key : NULL,
+			      &(struct store_host){.host_id = cfg->host_id,
+						   .timeout_s = cfg->host_timeout_s},
+			      &d->store, err, sizeof(err));
 	if (have_key)
 		sodium_memzero(key, sizeof(key));
+	util_wipe(url, strlen(url)); /* it may hold the database's password */
 	free(url);
 	if (ret < 0) {
-		log_error("daemon", "store %s: %s", cfg->store, err);
+		log_error("daemon", "store %s: %s", shown, err);
 		return -1;
 	}
 	ret = store_recover(d->store, &rec);
@@ -557,10 +565,17 @@ static int start_store(struct daemon *d, const struct config_host *cfg)
 		log_error("daemon", "store recovery failed: %s", status_str(ret));
 		return -1;
 	}
-	log_info("daemon", "store %s: recovered %lld interrupted executions, %lld requeued events, "
-		 "%lld interrupted events", cfg->store, (long long)rec.executions_interrupted,
+	log_info("daemon", "store %s (host %s): recovered %lld interrupted executions, %lld "
+		 "requeued events, %lld interrupted events", shown, store_host_id(d->store),
+		 (long long)rec.executions_interrupted,
 		 (long long)rec.events_requeued, (long long)rec.events_interrupted);
 	return 0;
+}
+
+/* store_wakeup_fn: another host recorded events; the workers look. */
+static void wake_dispatch(void *user)
+{
+	dispatch_notify(user);
 }
 
 /* Step 3: generation 1 (*gen, the caller's reference) and the dispatcher
@@ -587,6 +602,7 @@ static int start_generation(struct daemon *d, struct generation **gen)
 		log_error("daemon", "the dispatcher could not start: %s", status_str(ret));
 		return -1;
 	}
+	store_set_wakeup(d->store, wake_dispatch, d->dispatch);
 	return 0;
 }
 
@@ -701,6 +717,8 @@ static size_t daemon_stop(struct daemon *d)
 static void daemon_free(struct daemon *d, struct generation *gen, struct config_host *cfg)
 {
 	http_server_free(d->server);
+	if (d->store)
+		store_set_wakeup(d->store, NULL, NULL); /* before its dispatcher goes */
 	dispatch_free(d->dispatch);
 	free_retired(d->retired);
 	generation_unref(gen);

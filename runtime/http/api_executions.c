@@ -49,6 +49,7 @@ static struct json_object *execution_json(struct api_context *ctx, const struct 
 		e->kind == STORE_EXEC_ACTION ? "action" : e->event ? e->event : ""));
 	json_object_object_add(o, "script", json_object_new_string(e->script ? e->script : ""));
 	json_object_object_add(o, "script_version", str_or_null(e->plugin_version));
+	json_object_object_add(o, "host_id", str_or_null(e->host_id));
 	json_object_object_add(o, "connection_id", json_object_new_string(e->connection_id ? e->connection_id : ""));
 	json_object_object_add(o, "provider_config_key",
 			       json_object_new_string(e->provider_config_key ? e->provider_config_key : ""));

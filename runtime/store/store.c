@@ -13,10 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct store_ops *const backends[] = {
 	&store_sqlite_ops,
+	&store_pg_ops,
+	&store_pg_ops_alias,
 };
+
+#define URL_FORMS "sqlite:PATH or postgresql://USER@HOST[:PORT]/DB"
+
 
 const char *store_strerror(int err)
 {
@@ -493,19 +499,42 @@ out:
 	return ret;
 }
 
-int store_open(const char *url, const uint8_t *enc_key, struct store **out, char *err,
-	       size_t errlen)
+/* The host id: the one given, or the machine's host name. */
+static int host_setup(struct store *s, const struct store_host *host, char *err, size_t errlen)
+{
+	const char *id = host && host->host_id && *host->host_id ? host->host_id : NULL;
+
+	s->host_timeout_s = host && host->timeout_s ? host->timeout_s
+						    : STORE_HOST_TIMEOUT_DEFAULT_S;
+	if (id) {
+		if (strlen(id) > STORE_ID_MAX) {
+			util_set_err(err, errlen, "host_id is longer than %d bytes", STORE_ID_MAX);
+			return STORE_ETOOBIG;
+		}
+		snprintf(s->host_id, sizeof(s->host_id), "%s", id);
+		return 0;
+	}
+	if (gethostname(s->host_id, sizeof(s->host_id) - 1) != 0 || !s->host_id[0])
+		snprintf(s->host_id, sizeof(s->host_id), "localhost");
+	s->host_id[sizeof(s->host_id) - 1] = '\0';
+	return 0;
+}
+
+int store_open_host(const char *url, const uint8_t *enc_key, const struct store_host *host,
+		    struct store **out, char *err, size_t errlen)
 {
 	const struct store_ops *ops = NULL;
 	const char *colon;
 	struct store *s = NULL;
+	char shown[512];
 	int ret;
 
 	*out = NULL;
 	if (errlen)
 		err[0] = '\0';
+	store_url_redact(url ? url : "(null)", shown, sizeof(shown));
 	if (!url || !(colon = strchr(url, ':'))) {
-		util_set_err(err, errlen, "store URL '%s': expected sqlite:PATH", url ? url : "(null)");
+		util_set_err(err, errlen, "store URL '%s': expected " URL_FORMS, shown);
 		return STORE_EURL;
 	}
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
@@ -515,8 +544,8 @@ int store_open(const char *url, const uint8_t *enc_key, struct store **out, char
 			ops = backends[i];
 	}
 	if (!ops) {
-		util_set_err(err, errlen, "store URL '%s': unsupported scheme (expected sqlite:PATH)",
-			     url);
+		util_set_err(err, errlen, "store URL '%s': unsupported scheme (expected " URL_FORMS ")",
+			     shown);
 		return STORE_EURL;
 	}
 	if (sodium_init() < 0) {
@@ -529,18 +558,99 @@ int store_open(const char *url, const uint8_t *enc_key, struct store **out, char
 		return STORE_ENOMEM;
 	}
 	s->ops = ops;
+	pthread_mutex_init(&s->wake_mu, NULL);
+	ret = host_setup(s, host, err, errlen);
+	if (ret)
+		goto fail;
 	if (enc_key) {
 		memcpy(s->key, enc_key, STORE_KEY_BYTES);
 		s->has_key = true;
 	}
-	ret = ops->open(s, colon + 1, err, errlen);
-	if (ret) {
-		sodium_memzero(s->key, sizeof(s->key));
-		free(s);
-		return ret;
-	}
+	ret = ops->open(s, ops->full_url ? url : colon + 1, err, errlen);
+	if (ret)
+		goto fail;
 	*out = s;
 	return 0;
+fail:
+	sodium_memzero(s->key, sizeof(s->key));
+	pthread_mutex_destroy(&s->wake_mu);
+	free(s);
+	return ret;
+}
+
+int store_open(const char *url, const uint8_t *enc_key, struct store **out, char *err,
+	       size_t errlen)
+{
+	return store_open_host(url, enc_key, NULL, out, err, errlen);
+}
+
+const char *store_host_id(const struct store *s)
+{
+	return s->host_id;
+}
+
+/* Appends the n bytes at p to out (room for outlen), cutting at the end. */
+static void put(char *out, size_t outlen, size_t *at, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n && *at + 1 < outlen; i++)
+		out[(*at)++] = p[i];
+	out[*at] = '\0';
+}
+
+void store_url_redact(const char *url, char *out, size_t outlen)
+{
+	const char *p = url, *auth = strstr(url, "://"), *at = NULL, *end;
+	size_t o = 0;
+
+	if (!outlen)
+		return;
+	out[0] = '\0';
+	if (auth) {
+		auth += 3;
+		end = auth + strcspn(auth, "/?#");
+		/* the last '@' of the authority ends the user info */
+		for (const char *q = auth; q < end; q++)
+			if (*q == '@')
+				at = q;
+	}
+	if (at) {
+		const char *colon = memchr(auth, ':', (size_t)(at - auth));
+
+		if (colon) {
+			put(out, outlen, &o, url, (size_t)(colon - url) + 1);
+			put(out, outlen, &o, "***", 3);
+			p = at;
+		}
+	}
+	/* password=... anywhere after: in a query or a key=value list */
+	while (*p) {
+		const char *q = strstr(p, "password=");
+
+		if (!q) {
+			put(out, outlen, &o, p, strlen(p));
+			break;
+		}
+		q += strlen("password=");
+		put(out, outlen, &o, p, (size_t)(q - p));
+		put(out, outlen, &o, "***", 3);
+		p = q + strcspn(q, "& \t");
+	}
+}
+
+void store_set_wakeup(struct store *s, store_wakeup_fn fn, void *user)
+{
+	pthread_mutex_lock(&s->wake_mu);
+	s->wake = fn;
+	s->wake_user = user;
+	pthread_mutex_unlock(&s->wake_mu);
+}
+
+void store_wakeup(struct store *s)
+{
+	pthread_mutex_lock(&s->wake_mu);
+	if (s->wake)
+		s->wake(s->wake_user);
+	pthread_mutex_unlock(&s->wake_mu);
 }
 
 void store_close(struct store *s)
@@ -549,6 +659,7 @@ void store_close(struct store *s)
 		return;
 	s->ops->close(s);
 	sodium_memzero(s->key, sizeof(s->key));
+	pthread_mutex_destroy(&s->wake_mu);
 	free(s);
 }
 
@@ -952,6 +1063,7 @@ void store_execution_free(struct store_execution *e)
 	free(e->provider_config_key);
 	free(e->error);
 	free(e->plugin_version);
+	free(e->host_id);
 	for (size_t i = 0; i < e->n_logs; i++)
 		free(e->logs[i].message);
 	free(e->logs);

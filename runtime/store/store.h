@@ -3,9 +3,18 @@
  * logs, idempotency records and the plugin version ledger.
  *
  * This header is the whole interface. The back end is chosen by the URL
- * given to store_open(): "sqlite:PATH" today; "postgresql://..." can follow
- * as another table of operations (store_backend.h) without any change here
- * or in the callers. Nothing outside runtime/store/ knows which one runs.
+ * given to store_open(): "sqlite:PATH" (one host, embedded) or
+ * "postgresql://..." (several hosts sharing one database), each a table of
+ * operations (store_backend.h). Nothing outside runtime/store/ knows which
+ * one runs.
+ *
+ * Several hosts. Every host has a host_id (store_open_host). Executions
+ * record the host that ran them, claimed events the host that claimed them.
+ * With a shared back end each host heartbeats; a host whose heartbeat is
+ * older than its timeout is dead, and a survivor settles its rows exactly
+ * as store_recover() settles a host's own at start-up (its running
+ * executions interrupted, its claimed but unstarted events pending again).
+ * store_recover() and store_interrupt_running() touch this host's rows only.
  *
  * Exactly once. Three rules carry the daemon's guarantee:
  *  1. Outbox: a connection and its post-connection-creation event are written
@@ -54,6 +63,10 @@
  * fails with that error (usually STORE_EIO) and none of their writes is
  * in the database. Readers only ever see committed writes. Nothing waits
  * for a batch to fill: an idle store commits a lone write at once.
+ * (PostgreSQL: each call is a transaction of its own; concurrent calls,
+ * from every host, share WAL flushes in the server, and the calls listed
+ * above commit with synchronous_commit on, the others without waiting for
+ * the flush: the same guarantees, store_pg.c.)
  *
  * Fewer writes per event. A dispatcher can journal an event in two write
  * calls rather than 3 + 3 per script: store_event_claim_start (the claim
@@ -159,6 +172,41 @@ struct store;
 int store_open(const char *url, const uint8_t *enc_key, struct store **out, char *err,
 	       size_t errlen);
 
+/* Who this process is among the hosts that share a store. */
+#define STORE_HOST_TIMEOUT_DEFAULT_S 30
+struct store_host {
+	const char *host_id; /* NULL or "": the machine's host name; at most STORE_ID_MAX */
+	uint32_t timeout_s;  /* this host is dead once silent this long (others judge it by
+			      * this value, kept with its heartbeat); 0: the default (30) */
+};
+
+/* store_open() for a host: url may also be "postgresql://USER[:PASSWORD]@
+ * HOST[:PORT]/DB[?PARAM=VALUE&...]" (or "postgres://", libpq's URI form:
+ * any libpq parameter). host NULL: the defaults. store_open(url, ...) is
+ * store_open_host(url, ..., NULL, ...). Errors never show a password. */
+int store_open_host(const char *url, const uint8_t *enc_key, const struct store_host *host,
+		    struct store **out, char *err, size_t errlen);
+
+/* The host_id the store writes (borrowed; lives as long as s). */
+const char *store_host_id(const struct store *s);
+
+/* Copies url into out (outlen bytes) with its password masked ("***"),
+ * for logs and status pages: the user info's password of a URI and any
+ * password=... parameter. Always NUL-terminates (outlen > 0). */
+void store_url_redact(const char *url, char *out, size_t outlen);
+
+/* Called from a thread of the store when new events may be pending that
+ * this process did not record itself (another host's, announced by the
+ * database), and after the store reconnected (it may have missed some).
+ * It must not block; it may call store functions from another thread
+ * only. */
+typedef void (*store_wakeup_fn)(void *user);
+
+/* Registers fn (NULL: none). When it returns, a previous fn is not running
+ * and will not be called again. A back end that shares nothing never calls
+ * it: the caller polls as well. */
+void store_set_wakeup(struct store *s, store_wakeup_fn fn, void *user);
+
 /* Closes the store and wipes the key. NULL is fine. No call may be in
  * progress on another thread. */
 void store_close(struct store *s);
@@ -168,8 +216,9 @@ void store_close(struct store *s);
  * wiped. */
 int store_key_from_base64(const char *b64, uint8_t key[STORE_KEY_BYTES]);
 
-/* The schema version this build's SQLite back end writes (PRAGMA
- * user_version; migrations are applied up to it). */
+/* The schema version this build writes, the same for every back end
+ * (SQLite keeps it in PRAGMA user_version, PostgreSQL in evscript_schema;
+ * migrations are applied up to it, and a newer one is refused). */
 int store_schema_version(void);
 
 /* ---------------------------------------------------------------------------
@@ -506,6 +555,7 @@ struct store_execution {
 	int64_t logs_dropped;
 	size_t n_logs;            /* store_execution_get only */
 	struct store_log_line *logs;
+	char *host_id;            /* the host that ran it; NULL for rows older than host ids */
 };
 
 /* Frees e and its log lines. NULL is fine. */
@@ -597,11 +647,12 @@ struct store_recovery {
  * now, error "interrupted: the daemon stopped while it ran"); claimed events
  * with no execution go back to pending, but for validate-connection events
  * (their request is gone); every other claimed event becomes interrupted.
- * One transaction. */
+ * One transaction. With a shared back end, only this host's rows (its
+ * host_id): the other hosts' are theirs, or their survivors'. */
 int store_recover(struct store *s, struct store_recovery *r);
 
-/* Marks every running execution interrupted (graceful shutdown past its
- * deadline). *count may be NULL. */
+/* Marks every running execution of this host interrupted (graceful
+ * shutdown past its deadline). *count may be NULL. */
 int store_interrupt_running(struct store *s, const char *error, int64_t *count);
 
 /* ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  *
  * store.c owns the public functions: it checks the arguments, zeroes the
  * out-parameters, and calls the back end through struct store_ops. A back
- * end (store_sqlite*.c; a store_pg*.c can follow) fills one table and uses the
+ * end (store_sqlite*.c, store_pg*.c) fills one table and uses the
  * shared helpers below for what does not depend on the database: sealing
  * credentials, JSON checks and the metadata merge, version ordering.
  * Arguments reaching a back end are already validated (non-NULL where
@@ -13,12 +13,15 @@
 #ifndef EVS_STORE_BACKEND_H
 #define EVS_STORE_BACKEND_H
 
+#include <pthread.h>
+
 #include "store.h"
 
 struct store_ops {
-	const char *scheme; /* "sqlite" */
-	/* location is the URL after "scheme:". Sets s->impl. On failure frees
-	 * what it made and writes err. */
+	const char *scheme; /* "sqlite", "postgresql", "postgres" */
+	/* location is the URL after "scheme:" (the whole URL when full_url).
+	 * Sets s->impl. On failure frees what it made and writes err, which
+	 * must never hold a password. */
 	int (*open)(struct store *s, const char *location, char *err, size_t errlen);
 	void (*close)(struct store *s);
 
@@ -81,6 +84,7 @@ struct store_ops {
 				 int64_t *execution_id);
 	int (*execution_complete)(struct store *s, int64_t id,
 				  const struct store_execution_end *end);
+	bool full_url; /* open gets the whole URL ("postgresql://..."), not what follows ':' */
 };
 
 struct store {
@@ -88,9 +92,23 @@ struct store {
 	void *impl;
 	bool has_key;
 	uint8_t key[STORE_KEY_BYTES];
+	char host_id[STORE_ID_MAX + 1];
+	uint32_t host_timeout_s;
+	pthread_mutex_t wake_mu;  /* guards wake, wake_user and their calls */
+	store_wakeup_fn wake;
+	void *wake_user;
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;      /* "postgresql" */
+extern const struct store_ops store_pg_ops_alias; /* "postgres" */
+
+/* The schema version of both back ends: each keeps a list of migrations
+ * (step i brings version i to i+1) of exactly this length. */
+#define STORE_SCHEMA_VERSION 2
+
+/* Calls the registered wake-up function, if any (store_set_wakeup). */
+void store_wakeup(struct store *s);
 
 #define STORE_INTERRUPTED_ERROR "interrupted: the daemon stopped while it ran"
 

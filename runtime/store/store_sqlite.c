@@ -198,9 +198,14 @@ static const char *const migrations[] = {
 	"CREATE TABLE store_meta ("
 	"  name TEXT PRIMARY KEY,"
 	"  value BLOB NOT NULL);",
+	/* 1 -> 2: host ids (several hosts on one PostgreSQL database; here
+	 * one host, so only executions are written with theirs). */
+	"ALTER TABLE executions ADD COLUMN host_id TEXT;"
+	"ALTER TABLE events ADD COLUMN host_id TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+_Static_assert(SCHEMA_VERSION == STORE_SCHEMA_VERSION, "one schema version for every back end");
 
 int store_schema_version(void)
 {
@@ -1013,6 +1018,7 @@ static int open_path(struct store *s, const char *path, bool all_normal, char *e
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_mutex_init(&b->qmu, NULL);
 	b->all_normal = all_normal;
+	b->host_id = s->host_id;
 	s->impl = b;
 	rc = sqlite3_open_v2(path, &b->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |

@@ -176,8 +176,8 @@ int sq_event_count_pending(struct store *s, int64_t *count)
 
 static const char sql_exec_insert[] =
 	"INSERT INTO executions (event_id, parent_execution_id, kind, script, event,"
-	" connection_id, provider_config_key, status, started_at, plugin_version)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9)";
+	" connection_id, provider_config_key, status, started_at, plugin_version, host_id)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9, ?10)";
 
 /* Inserts a running execution (inside a transaction); *id its row id. */
 static int exec_insert(struct sq *b, const struct store_execution_input *in, int64_t *id)
@@ -187,7 +187,7 @@ static int exec_insert(struct sq *b, const struct store_execution_input *in, int
 				  sq_text(store_exec_kind_name(in->kind)), sq_text(in->script),
 				  sq_text(in->event), sq_text(in->connection_id),
 				  sq_text(in->provider_config_key), sq_i64(util_now_ms()),
-				  sq_text(in->plugin_version)));
+				  sq_text(in->plugin_version), sq_text(b->host_id)));
 
 	*id = ret ? 0 : sqlite3_last_insert_rowid(b->db);
 	return ret;
@@ -429,7 +429,7 @@ int sq_event_claim_start(struct store *s, int64_t complete_id,
 #define EXEC_COLS                                                                         \
 	"id, event_id, parent_execution_id, kind, script, event, connection_id,"             \
 	" provider_config_key, status, started_at, ended_at, duration_ms, error,"            \
-	" plugin_version, logs_dropped"
+	" plugin_version, logs_dropped, host_id"
 
 static const char sql_exec_get[] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1";
 static const char sql_exec_logs[] =
@@ -474,6 +474,7 @@ static int exec_from_row(sqlite3_stmt *st, struct store_execution **out)
 	e->error = sq_col_dup(st, 12, &ret);
 	e->plugin_version = sq_col_dup(st, 13, &ret);
 	e->logs_dropped = sq_col_i64(st, 14);
+	e->host_id = sq_col_dup(st, 15, &ret);
 	if (ret)
 		store_execution_free(e);
 	else

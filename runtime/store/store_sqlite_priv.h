@@ -68,6 +68,7 @@ struct sq {
 	struct sq_waiter *queue, **queue_tail;
 	uint64_t stat_ops, stat_commits;
 	int fail_commits;              /* test-only: COMMITs to turn into failures */
+	const char *host_id;           /* the store's (struct store), for executions */
 	struct sq *rd;
 };
 

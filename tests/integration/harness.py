@@ -9,6 +9,10 @@ tests/integration/CMakeLists.txt sets for ctest:
   EVS_TRUSTED_DIR      the directory with the development public key
   EVS_SECRET_KEYFILE   the development secret key (to sign test variants)
   EVS_PROVIDERS        the repo's providers catalogue
+  EVS_TEST_STORE       "sqlite" (the default) or "pg": the back end every Daemon uses
+  EVS_PG_DIR           with "pg": the private server's directory (pg_server.py); each
+                       Daemon gets a fresh database of its own on it, unless it is
+                       given a store URL (several hosts on one database)
 """
 
 import collections
@@ -28,7 +32,22 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import pg_server
+
 SECRET = "test-secret-key-0123456789"
+
+# The back end the daemons of this run use (a ctest label per back end).
+STORE = os.environ.get("EVS_TEST_STORE", "sqlite")
+
+
+def pg_dir():
+    return os.environ["EVS_PG_DIR"]
+
+
+def new_pg_database(name=None):
+    """A fresh database on the private server: (its URL, its name)."""
+    name = name or "evs_" + os.urandom(6).hex()
+    return pg_server.create_database(pg_dir(), name), name
 
 
 def env(name):
@@ -178,8 +197,17 @@ class FakeProvider:
 class Daemon:
     """One evscriptd with its own temporary directory, config and store."""
 
-    def __init__(self, nango_yaml, settings=None, plugins=(), test_plugins=(), workdir=None):
+    def __init__(self, nango_yaml, settings=None, plugins=(), test_plugins=(), workdir=None, store=None):
         self.dir = workdir or tempfile.mkdtemp(prefix="evs-it-")
+        self.store, self.pg_database = store, None
+        if self.store is None and STORE == "pg":
+            # one database per daemon directory: a daemon restarted over the
+            # same directory finds its store again
+            marker = os.path.join(self.dir, ".pg-database")
+            name = open(marker).read().strip() if os.path.exists(marker) else None
+            self.store, self.pg_database = new_pg_database(name)
+            with open(marker, "w") as f:
+                f.write(self.pg_database)
         self.plugin_dir = os.path.join(self.dir, "plugins.d")
         os.makedirs(self.plugin_dir, exist_ok=True)
         os.chmod(self.plugin_dir, 0o755)  # whatever the umask: the daemon refuses a writable one
@@ -204,7 +232,7 @@ class Daemon:
         cfg = {
             "listen": f"127.0.0.1:{self.port}",
             "secret_key": SECRET,
-            "store": "sqlite:./evscript.db",
+            "store": self.store or "sqlite:./evscript.db",
             "plugin_dir": "./plugins.d",
             "trusted_keys_dir": env("EVS_TRUSTED_DIR"),
             "providers": env("EVS_PROVIDERS"),
@@ -307,6 +335,8 @@ class Daemon:
     def cleanup(self):
         if self.proc:
             self.stop()
+        if self.pg_database:
+            pg_server.drop_database(pg_dir(), self.pg_database)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def request(self, method, path, body=None, headers=None, auth=True, raw=None, timeout=60):

@@ -5,6 +5,7 @@ Also `evscriptd --check-config` on a good and a broken configuration."""
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -64,7 +65,7 @@ ITEM_KEYS = {"id", "connection_id", "provider_config_key", "provider", "created"
              "end_user", "tags"}
 EXEC_KEYS = {"id", "event_id", "event", "script", "script_version", "connection_id", "provider_config_key",
              "status", "started_at", "ended_at", "duration_ms", "error", "retry_of", "parent_execution_id",
-             "logs_dropped"}
+             "logs_dropped", "host_id"}
 
 
 class ApiTest(DaemonTest):
@@ -418,6 +419,8 @@ class ApiTest(DaemonTest):
             self.assertRegex(e["ended_at"], ISO_Z)
             self.assertIsInstance(e["duration_ms"], int)
             self.assertIsInstance(e["event_id"], int)
+            # host_id unset: the machine's host name
+            self.assertEqual(e["host_id"], socket.gethostname())
         # paging
         st, _, page1 = d.request("GET", "/executions?limit=2&script=noop")
         self.assertEqual(len(page1["executions"]), 2)

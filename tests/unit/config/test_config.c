@@ -80,6 +80,8 @@ static void test_defaults(void **state)
 	assert_string_equal(h->store, "sqlite:./evscript.db");
 	assert_int_equal(h->store_kind, CONFIG_STORE_SQLITE);
 	assert_string_equal(h->store_path, "./evscript.db");
+	assert_null(h->host_id); /* the store takes the machine's host name */
+	assert_int_equal(h->host_timeout_s, 30);
 	assert_string_equal(h->plugin_dir, "./plugins.d");
 	assert_string_equal(h->trusted_keys_dir, "./keys");
 	assert_int_equal(h->revoked_keys.n, 0);
@@ -209,6 +211,28 @@ static void test_all_keys(void **state)
 	config_host_free(h);
 }
 
+/* A PostgreSQL URL goes to the store as it is (no path to resolve). */
+static void test_store_url(void **state)
+{
+	const char *urls[] = {"postgresql://evs:pw@db.example:5433/evscript?sslmode=require",
+			      "postgres://evs@127.0.0.1/evscript"};
+	struct config_host *h;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		char yaml[256];
+
+		snprintf(yaml, sizeof(yaml), "store: %s\nhost_id: web-1\nhost_timeout_s: 5\n", urls[i]);
+		h = host_ok(yaml);
+		assert_int_equal(h->store_kind, CONFIG_STORE_URL);
+		assert_string_equal(h->store, urls[i]);
+		assert_null(h->store_path);
+		assert_string_equal(h->host_id, "web-1");
+		assert_int_equal(h->host_timeout_s, 5);
+		config_host_free(h);
+	}
+}
+
 static void test_host_errors(void **state)
 {
 	(void)state;
@@ -253,8 +277,14 @@ static void test_host_errors(void **state)
 	host_err("scripts:\n  slow: {timeout: 1}\n", CONFIG_EINVALID, "evscript.yaml:2:10:", "unknown key 'timeout'");
 	host_err("scripts:\n  'bad name': {}\n", CONFIG_EINVALID, "evscript.yaml:2:3:", "bad script name");
 	/* store. */
-	host_err("store: postgres://db/evscript\n", CONFIG_EINVALID, "evscript.yaml:1:8:",
-		 "unsupported store 'postgres://db/evscript', expected sqlite:PATH");
+	host_err("store: mysql://u:pw@db/evscript\n", CONFIG_EINVALID, "evscript.yaml:1:8:",
+		 "unsupported store 'mysql', expected sqlite:PATH or postgresql://");
+	host_err("store: mysql://u:pw@db/evscript\n", CONFIG_EINVALID, "evscript.yaml:1:8:", NULL);
+	assert_null(strstr(err, "pw@")); /* a URL may hold a password: never echoed */
+	/* host_id and host_timeout_s. */
+	host_err("host_id: 'a b'\n", CONFIG_EINVALID, "evscript.yaml:1:10:", "space or a control");
+	host_err("host_id: ''\n", CONFIG_EINVALID, "evscript.yaml:1:10:", "1 to 255");
+	host_err("host_timeout_s: 1\n", CONFIG_EINVALID, "evscript.yaml:1:17:", "host_timeout_s");
 	host_err("store: 'sqlite:'\n", CONFIG_EINVALID, "evscript.yaml:1:8:", "empty path");
 	/* types. */
 	host_err("allow_downgrade: maybe\n", CONFIG_EINVALID, "evscript.yaml:1:18:", "expected true or false");
@@ -1144,6 +1174,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_store_url),
 		cmocka_unit_test(test_all_keys),
 		cmocka_unit_test(test_host_errors),
 		cmocka_unit_test(test_sandbox_keys),

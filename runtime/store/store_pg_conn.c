@@ -1,0 +1,559 @@
+/*
+ * store_pg_conn.c - connections, Idempotency-Key records and the plugin
+ * version ledger in the PostgreSQL back end. The same statements as
+ * store_sqlite_conn.c and store_sqlite_ledger.c, made safe for several
+ * hosts writing at once: a connection is written holding its row (FOR
+ * UPDATE, or INSERT ... ON CONFLICT for the upsert that may create it),
+ * so two hosts creating one connection at once serialize (one inserts,
+ * the other updates: two occurrences, two events) instead of one failing
+ * on the unique key; two hosts recording one
+ * Idempotency-Key at once leave one record, the other call failing with
+ * STORE_ECONFLICT as store.h says; ledger writes hold a lock on the
+ * plugin's name, so the highest version wins whichever host writes last.
+ */
+#include "store_pg_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* ---------------------------------------------------------------------------
+ * Connections.
+ */
+
+static const char sql_conn_state[] =
+	"SELECT id, deleting, created_at FROM connections"
+	" WHERE provider_config_key = $1 AND connection_id = $2 FOR UPDATE";
+static const char sql_event_insert[] =
+	"INSERT INTO events (type, connection_id, provider_config_key, script, retry_of, status,"
+	" generation, created_at, claimed_at, host_id)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+static const char sql_idem_purge[] = "DELETE FROM idempotency_keys WHERE created_at < $1";
+static const char sql_idem_exists[] = "SELECT 1 FROM idempotency_keys WHERE key = $1";
+static const char sql_idem_insert[] =
+	"INSERT INTO idempotency_keys (key, method_path, request_hash, status, body, created_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6)";
+
+struct conn_state {
+	int64_t id;
+	bool deleting;
+	int64_t created_at;
+};
+
+/* The connection's row, locked: 0, or STORE_ENOTFOUND (state zeroed). */
+static int conn_state(struct pgc *c, const char *pck, const char *cid, struct conn_state *st)
+{
+	PGresult *r;
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	ret = pg_q(c, sql_conn_state, "read connection", PG_ARGS(pg_text(pck), pg_text(cid)), &r);
+	if (ret)
+		return ret;
+	if (PQntuples(r) == 0) {
+		ret = STORE_ENOTFOUND;
+	} else {
+		st->id = pg_col_i64(r, 0, 0);
+		st->deleting = pg_col_bool(r, 0, 1);
+		st->created_at = pg_col_i64(r, 0, 2);
+	}
+	PQclear(r);
+	return ret;
+}
+
+int pg_conn_accepts_events(struct pgc *c, const char *pck, const char *cid)
+{
+	struct conn_state st;
+	int ret = conn_state(c, pck, cid, &st);
+
+	if (ret == STORE_ENOTFOUND)
+		return 0;
+	return ret == 0 && st.deleting ? STORE_EDELETING : ret;
+}
+
+/* Runs sql (which returns one id) into *id. */
+static int insert_id(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
+		     int64_t *id)
+{
+	PGresult *r;
+	int ret = pg_q(c, sql, what, args, &r);
+
+	*id = 0;
+	if (ret)
+		return ret;
+	if (PQntuples(r) == 1)
+		*id = pg_col_i64(r, 0, 0);
+	else
+		ret = STORE_EIO;
+	PQclear(r);
+	return ret;
+}
+
+int pg_event_add(struct pgc *c, const char *type, const char *cid, const char *pck,
+		 const char *script, int64_t retry_of, bool claim, int64_t generation,
+		 const char *host_id, int64_t now, int64_t *event_id)
+{
+	return insert_id(c, sql_event_insert, "insert event",
+			 PG_ARGS(pg_text(type), pg_text(cid), pg_text(pck), pg_text(script),
+				 pg_id(retry_of), pg_text(claim ? "claimed" : "pending"),
+				 claim ? pg_i64(generation) : pg_null(), pg_i64(now),
+				 claim ? pg_i64(now) : pg_null(), pg_text(claim ? host_id : NULL)),
+			 event_id);
+}
+
+static int idem_purge_check(struct pgc *c, const char *key, int64_t now)
+{
+	PGresult *r;
+	int ret = pg_x(c, sql_idem_purge, "purge idempotency keys",
+		       PG_ARGS(pg_i64(now - STORE_IDEMPOTENCY_TTL_MS)), NULL);
+
+	if (ret)
+		return ret;
+	ret = pg_q(c, sql_idem_exists, "read idempotency key", PG_ARGS(pg_text(key)), &r);
+	if (!ret && PQntuples(r) > 0)
+		ret = STORE_ECONFLICT;
+	PQclear(r);
+	return ret;
+}
+
+static int idem_insert(struct pgc *c, const struct store_idempotency_input *in, int status,
+		       const char *body, int64_t now)
+{
+	return pg_x(c, sql_idem_insert, "insert idempotency key",
+		    PG_ARGS(pg_text(in->key), pg_text(in->method_path), pg_text(in->request_hash),
+			    pg_i64(status), pg_text(body ? body : ""), pg_i64(now)),
+		    NULL);
+}
+
+/* The Idempotency-Key record of an upsert, with its response. */
+static int upsert_idem(struct pgc *c, const struct store_idempotency_input *idem,
+		       const struct store_upsert_result *r, int64_t now)
+{
+	char *body = NULL;
+	int status = idem->status, ret;
+
+	if (idem->respond) {
+		status = 0;
+		if (idem->respond(idem->user, r, &status, &body) != 0 || status < 100 ||
+		    status > 599) {
+			free(body);
+			return STORE_ECALLBACK;
+		}
+		if (body && strlen(body) > STORE_JSON_MAX) {
+			free(body);
+			return STORE_ETOOBIG;
+		}
+	}
+	ret = idem_insert(c, idem, status, idem->respond ? body : idem->body, now);
+	free(body);
+	return ret;
+}
+
+/* Inserts or updates the connection and records its event, in one
+ * statement: INSERT ... ON CONFLICT holds the row, so two hosts creating
+ * one connection at once serialize (one inserts, the other updates: two
+ * occurrences, two events); a connection being deleted is not updated and
+ * returns no row. xmax is 0 in a row this statement inserted. */
+static const char sql_upsert[] =
+	"WITH c AS (INSERT INTO connections AS t (connection_id, provider_config_key, provider,"
+	"  credentials, credentials_encrypted, connection_config, metadata, created_at, updated_at)"
+	" VALUES ($1, $2, $3, $4, $5, COALESCE($6, '{}'), COALESCE($7, '{}'), $8, $8)"
+	" ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET provider = excluded.provider,"
+	"  credentials = excluded.credentials, credentials_encrypted = excluded.credentials_encrypted,"
+	"  connection_config = COALESCE($6, t.connection_config), metadata = COALESCE($7, t.metadata),"
+	"  updated_at = excluded.updated_at WHERE NOT t.deleting"
+	" RETURNING t.id, t.created_at, (t.xmax = 0) AS created),"
+	" e AS (INSERT INTO events (type, connection_id, provider_config_key, status, created_at)"
+	"  SELECT 'post-connection-creation', $1, $2, 'pending', $8 FROM c RETURNING id)"
+	" SELECT c.id, c.created_at, c.created, e.id FROM c, e";
+
+static int upsert_row(struct pgc *c, const struct store_connection_input *in, const uint8_t *blob,
+		      size_t len, bool encrypted, int64_t now, struct store_upsert_result *r)
+{
+	PGresult *res;
+	int ret;
+
+	ret = pg_q(c, sql_upsert, "upsert connection",
+		   PG_ARGS(pg_text(in->connection_id), pg_text(in->provider_config_key),
+			   pg_text(in->provider), pg_blob(blob, len), pg_bool(encrypted),
+			   pg_text(in->connection_config), pg_text(in->metadata), pg_i64(now)),
+		   &res);
+	if (ret)
+		return ret;
+	if (PQntuples(res) != 1) {
+		ret = STORE_EDELETING; /* the row is there, and being deleted */
+	} else {
+		r->connection_row_id = pg_col_i64(res, 0, 0);
+		r->created_at = pg_col_i64(res, 0, 1);
+		r->created = pg_col_bool(res, 0, 2);
+		r->event_id = pg_col_i64(res, 0, 3);
+		r->updated_at = now;
+	}
+	PQclear(res);
+	return ret;
+}
+
+int pg_connection_upsert(struct store *s, const struct store_connection_input *in,
+			 const struct store_idempotency_input *idem,
+			 struct store_upsert_result *r)
+{
+	struct pgc *c = NULL;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	bool encrypted;
+	int64_t now = util_now_ms();
+	int ret;
+
+	ret = store_seal_credentials(s, in->provider_config_key, in->connection_id,
+				     in->credentials, &blob, &len, &encrypted);
+	if (ret)
+		return ret;
+	if (!idem) {
+		/* one statement: its own transaction, no BEGIN/COMMIT round trips */
+		ret = pg_take(P(s), &c);
+		if (!ret) {
+			ret = upsert_row(c, in, blob, len, encrypted, now, r);
+			pg_give(P(s), c);
+		}
+		goto out;
+	}
+	ret = pg_begin(P(s), &c);
+	if (ret)
+		goto out;
+	ret = idem_purge_check(c, idem->key, now);
+	if (!ret)
+		ret = upsert_row(c, in, blob, len, encrypted, now, r);
+	if (!ret)
+		ret = upsert_idem(c, idem, r, now);
+	ret = pg_end(P(s), c, ret);
+out:
+	store_blob_free(blob, len);
+	return ret;
+}
+
+static const char sql_conn_get[] =
+	"SELECT id, connection_id, provider_config_key, provider, credentials,"
+	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
+	" FROM connections WHERE provider_config_key = $1 AND connection_id = $2";
+static const char sql_conn_list[] =
+	"SELECT id, connection_id, provider_config_key, provider, NULL,"
+	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
+	" FROM connections WHERE ($1::text IS NULL OR connection_id = $1::text)"
+	" AND ($2::text IS NULL OR position(',' || provider_config_key || ',' in ',' || $2::text || ',') > 0)"
+	" AND ($3::text IS NULL OR position($3::text in connection_id) > 0)"
+	" ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5";
+
+/* Builds a connection from row i of sql_conn_get / sql_conn_list. */
+static int conn_from_row(struct store *s, const PGresult *r, int i, bool with_credentials,
+			 struct store_connection **out)
+{
+	struct store_connection *c = calloc(1, sizeof(*c));
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	int ret = 0;
+
+	*out = NULL;
+	if (!c)
+		return STORE_ENOMEM;
+	c->id = pg_col_i64(r, i, 0);
+	c->connection_id = pg_col_dup(r, i, 1, &ret);
+	c->provider_config_key = pg_col_dup(r, i, 2, &ret);
+	c->provider = pg_col_dup(r, i, 3, &ret);
+	c->credentials_encrypted = pg_col_bool(r, i, 5);
+	c->connection_config = pg_col_dup(r, i, 6, &ret);
+	c->metadata = pg_col_dup(r, i, 7, &ret);
+	c->created_at = pg_col_i64(r, i, 8);
+	c->updated_at = pg_col_i64(r, i, 9);
+	c->deleting = pg_col_bool(r, i, 10);
+	if (!ret && with_credentials) {
+		ret = pg_col_bytea(r, i, 4, &blob, &len);
+		if (!ret)
+			ret = store_open_credentials(s, c->provider_config_key, c->connection_id,
+						     blob, len, c->credentials_encrypted,
+						     &c->credentials);
+		store_blob_free(blob, len);
+	}
+	if (ret)
+		store_connection_free(c);
+	else
+		*out = c;
+	return ret;
+}
+
+/* A read of one statement on a connection of the pool. */
+static int read_q(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+		  PGresult **res)
+{
+	struct pgc *c;
+	int ret = pg_take(P(s), &c);
+
+	*res = NULL;
+	if (ret)
+		return ret;
+	ret = pg_q(c, sql, what, args, res);
+	pg_give(P(s), c);
+	return ret;
+}
+
+int pg_connection_get(struct store *s, const char *pck, const char *cid,
+		      struct store_connection **out)
+{
+	PGresult *r;
+	int ret = read_q(s, sql_conn_get, "read connection", PG_ARGS(pg_text(pck), pg_text(cid)),
+			 &r);
+
+	if (ret)
+		return ret;
+	ret = PQntuples(r) == 1 ? conn_from_row(s, r, 0, true, out) : STORE_ENOTFOUND;
+	PQclear(r);
+	return ret;
+}
+
+int pg_connection_list(struct store *s, const struct store_connection_filter *f,
+		       struct store_connection ***items, size_t *n)
+{
+	const char *pcks = f->provider_config_keys && *f->provider_config_keys
+				   ? f->provider_config_keys : NULL;
+	struct store_connection **v = NULL;
+	PGresult *r;
+	int ret, rows;
+
+	ret = read_q(s, sql_conn_list, "list connections",
+		     PG_ARGS(pg_text(f->connection_id), pg_text(pcks),
+			     pg_text(f->search && *f->search ? f->search : NULL),
+			     pg_i64((int64_t)f->limit), pg_i64((int64_t)f->offset)),
+		     &r);
+	if (ret)
+		return ret;
+	rows = PQntuples(r);
+	if (rows > 0 && !(v = calloc((size_t)rows, sizeof(*v))))
+		ret = STORE_ENOMEM;
+	for (int i = 0; !ret && i < rows; i++)
+		ret = conn_from_row(s, r, i, false, &v[i]);
+	PQclear(r);
+	if (ret) {
+		store_connection_list_free(v, (size_t)rows);
+		return ret;
+	}
+	*items = v;
+	*n = (size_t)rows;
+	return 0;
+}
+
+int pg_connection_mark_deleting(struct store *s, const char *pck, const char *cid, bool claim,
+				int64_t generation, int64_t *event_id)
+{
+	struct conn_state st;
+	struct pgc *c;
+	int64_t now = util_now_ms();
+	int ret;
+
+	ret = pg_begin(P(s), &c);
+	if (ret)
+		return ret;
+	ret = conn_state(c, pck, cid, &st);
+	if (!ret && st.deleting)
+		ret = STORE_EDELETING;
+	if (!ret)
+		ret = pg_x(c, "UPDATE connections SET deleting = true, updated_at = $2 WHERE id = $1",
+			   "mark connection deleting", PG_ARGS(pg_i64(st.id), pg_i64(now)), NULL);
+	if (!ret)
+		ret = pg_event_add(c, STORE_EVENT_PRE_CONNECTION_DELETION, cid, pck, NULL, 0, claim,
+				   generation, s->host_id, now, event_id);
+	return pg_end(P(s), c, ret);
+}
+
+int pg_connection_delete(struct store *s, const char *pck, const char *cid)
+{
+	struct pgc *c;
+	int64_t changed = 0;
+	int ret;
+
+	ret = pg_begin(P(s), &c);
+	if (ret)
+		return ret;
+	ret = pg_x(c, "DELETE FROM connections WHERE provider_config_key = $1 AND connection_id = $2",
+		   "delete connection", PG_ARGS(pg_text(pck), pg_text(cid)), &changed);
+	if (!ret && changed == 0)
+		ret = STORE_ENOTFOUND;
+	return pg_end(P(s), c, ret);
+}
+
+/* One connection's metadata, inside the caller's transaction. */
+static int meta_write_one(struct pgc *c, const char *pck, const char *cid, const char *json,
+			  bool merge, bool refuse_deleting)
+{
+	char *merged = NULL;
+	PGresult *r;
+	int ret;
+
+	ret = pg_q(c, "SELECT metadata, deleting FROM connections"
+		   " WHERE provider_config_key = $1 AND connection_id = $2 FOR UPDATE",
+		   "read metadata", PG_ARGS(pg_text(pck), pg_text(cid)), &r);
+	if (ret)
+		return ret;
+	if (PQntuples(r) == 0)
+		ret = STORE_ENOTFOUND;
+	else if (refuse_deleting && pg_col_bool(r, 0, 1))
+		ret = STORE_EDELETING;
+	else if (merge)
+		ret = store_json_merge(PQgetvalue(r, 0, 0), json, &merged);
+	PQclear(r);
+	if (!ret)
+		ret = pg_x(c, "UPDATE connections SET metadata = $3, updated_at = $4"
+			   " WHERE provider_config_key = $1 AND connection_id = $2",
+			   "write metadata",
+			   PG_ARGS(pg_text(pck), pg_text(cid), pg_text(merge ? merged : json),
+				   pg_i64(util_now_ms())),
+			   NULL);
+	free(merged);
+	return ret;
+}
+
+int pg_connection_metadata(struct store *s, const char *pck, const char *const *cids, size_t n,
+			   const char *json, bool merge, bool refuse_deleting, size_t *failed)
+{
+	struct pgc *c;
+	int ret;
+
+	ret = pg_begin(P(s), &c);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n && !ret; i++) {
+		ret = meta_write_one(c, pck, cids[i], json, merge, refuse_deleting);
+		if (ret)
+			*failed = i;
+	}
+	return pg_end(P(s), c, ret);
+}
+
+/* ---------------------------------------------------------------------------
+ * Idempotency.
+ */
+
+int pg_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
+{
+	struct store_idempotency *rec;
+	PGresult *r;
+	int ret;
+
+	ret = read_q(s, "SELECT key, method_path, request_hash, status, body, created_at"
+		     " FROM idempotency_keys WHERE key = $1 AND created_at >= $2",
+		     "read idempotency key",
+		     PG_ARGS(pg_text(key), pg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)), &r);
+	if (ret)
+		return ret;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return STORE_ENOTFOUND;
+	}
+	rec = calloc(1, sizeof(*rec));
+	if (!rec) {
+		PQclear(r);
+		return STORE_ENOMEM;
+	}
+	rec->key = pg_col_dup(r, 0, 0, &ret);
+	rec->method_path = pg_col_dup(r, 0, 1, &ret);
+	rec->request_hash = pg_col_dup(r, 0, 2, &ret);
+	rec->status = (int)pg_col_i64(r, 0, 3);
+	rec->body = pg_col_dup(r, 0, 4, &ret);
+	rec->created_at = pg_col_i64(r, 0, 5);
+	PQclear(r);
+	if (ret)
+		store_idempotency_free(rec);
+	else
+		*out = rec;
+	return ret;
+}
+
+int pg_idempotency_put(struct store *s, const struct store_idempotency_input *in)
+{
+	struct pgc *c;
+	int64_t now = util_now_ms();
+	int ret;
+
+	ret = pg_begin(P(s), &c);
+	if (ret)
+		return ret;
+	ret = idem_purge_check(c, in->key, now);
+	if (!ret)
+		ret = idem_insert(c, in, in->status, in->body, now);
+	return pg_end(P(s), c, ret);
+}
+
+/* ---------------------------------------------------------------------------
+ * The plugin version ledger, shared by every host.
+ */
+
+/* Reads name's record on c: 0 found, 1 none. */
+static int ledger_read(struct pgc *c, const char *sql, const char *name, char version[64],
+		       uint8_t hash[STORE_HASH_BYTES])
+{
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	PGresult *r;
+	int ret = pg_q(c, sql, "read plugin ledger", PG_ARGS(pg_text(name)), &r);
+
+	if (ret)
+		return ret;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 1;
+	}
+	ret = pg_col_bytea(r, 0, 1, &blob, &len);
+	if (!ret && len != STORE_HASH_BYTES)
+		ret = STORE_EIO;
+	if (!ret) {
+		pg_col_copy(r, 0, 0, version, 64);
+		memcpy(hash, blob, STORE_HASH_BYTES);
+	}
+	free(blob);
+	PQclear(r);
+	return ret;
+}
+
+int pg_ledger_get(struct store *s, const char *name, char version[64],
+		  uint8_t hash[STORE_HASH_BYTES])
+{
+	struct pgc *c;
+	int ret = pg_take(P(s), &c);
+
+	if (ret)
+		return ret;
+	ret = ledger_read(c, "SELECT version, hash FROM plugin_versions WHERE name = $1", name,
+			  version, hash);
+	pg_give(P(s), c);
+	return ret;
+}
+
+int pg_ledger_put(struct store *s, const char *name, const char *version,
+		  const uint8_t hash[STORE_HASH_BYTES])
+{
+	char old[64];
+	uint8_t oldhash[STORE_HASH_BYTES];
+	struct pgc *c;
+	int ret;
+
+	ret = pg_begin(P(s), &c);
+	if (ret)
+		return ret;
+	ret = pg_x(c, "SELECT pg_advisory_xact_lock(hashtextextended('plugin:' || $1, 0))",
+		   "lock plugin ledger", PG_ARGS(pg_text(name)), NULL);
+	if (!ret)
+		ret = ledger_read(c, "SELECT version, hash FROM plugin_versions WHERE name = $1",
+				  name, old, oldhash);
+	if (ret < 0 || (ret == 0 && store_version_cmp(version, old) < 0)) {
+		ret = ret < 0 ? ret : 0; /* keep the highest version accepted */
+		return pg_end(P(s), c, ret);
+	}
+	ret = pg_x(c, "INSERT INTO plugin_versions (name, version, hash, accepted_at)"
+		   " VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET"
+		   " version = excluded.version, hash = excluded.hash,"
+		   " accepted_at = excluded.accepted_at",
+		   "write plugin ledger",
+		   PG_ARGS(pg_text(name), pg_text(version), pg_blob(hash, STORE_HASH_BYTES),
+			   pg_i64(util_now_ms())),
+		   NULL);
+	return pg_end(P(s), c, ret);
+}

@@ -1,0 +1,409 @@
+/*
+ * test_store_pg.c - the PostgreSQL back end through store.h, two stores on
+ * one database standing for two hosts, on the private server the ctest
+ * fixture starts (EVS_PG_DIR, tests/integration/pg_server.py; a fresh
+ * database per test). What the integration tests cannot show from outside:
+ *  - a store is woken (store_set_wakeup) by an event another host records:
+ *    only LISTEN/NOTIFY can call it, the store has no polling of its own;
+ *  - claims from two hosts and several threads each start every event
+ *    exactly once (batched claims, FOR UPDATE SKIP LOCKED);
+ *  - a host that closes gives back the events it claimed ahead;
+ *  - store_recover settles this host's rows only;
+ *  - a survivor settles a host whose heartbeat is older than its
+ *    host_timeout_s, and leaves a live host's rows alone;
+ *  - a host gives back its own claims that no worker holds.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define EVENTS 120
+#define THREADS 3
+
+struct db {
+	char url[512];    /* the fresh database */
+	char admin[512];  /* the server's postgres database */
+	char name[64];
+};
+
+static void admin_exec(const struct db *d, const char *sql)
+{
+	PGconn *c = PQconnectdb(d->admin);
+	PGresult *r;
+
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connecting to %s: %s", d->admin, PQerrorMessage(c));
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static int db_setup(void **state)
+{
+	const char *dir = getenv("EVS_PG_DIR");
+	struct db *d = calloc(1, sizeof(*d));
+	char path[512], sql[128];
+	FILE *f;
+	size_t n;
+
+	assert_non_null(d);
+	assert_non_null(dir);
+	snprintf(path, sizeof(path), "%s/url", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(d->admin, 1, sizeof(d->admin) - 1, f);
+	fclose(f);
+	while (n > 0 && (d->admin[n - 1] == '\n' || d->admin[n - 1] == ' '))
+		n--;
+	d->admin[n] = '\0';
+	snprintf(d->name, sizeof(d->name), "evs_unit_%d_%ld", (int)getpid(), (long)random());
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", d->name);
+	admin_exec(d, sql);
+	snprintf(d->url, sizeof(d->url), "%.*s/%s", (int)(strrchr(d->admin, '/') - d->admin),
+		 d->admin, d->name);
+	*state = d;
+	return 0;
+}
+
+static int db_teardown(void **state)
+{
+	struct db *d = *state;
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", d->name);
+	admin_exec(d, sql);
+	free(d);
+	return 0;
+}
+
+static struct store *open_host(const struct db *d, const char *host_id)
+{
+	struct store_host h = {.host_id = host_id, .timeout_s = 30};
+	struct store *s = NULL;
+	char err[512];
+	int ret = store_open_host(d->url, NULL, &h, &s, err, sizeof(err));
+
+	if (ret)
+		fail_msg("store_open_host: %s (%s)", err, store_strerror(ret));
+	return s;
+}
+
+static int64_t add_event(struct store *s, int i)
+{
+	char cid[32];
+	int64_t id = 0;
+
+	snprintf(cid, sizeof(cid), "c%d", i);
+	assert_int_equal(store_event_insert(s, STORE_EVENT_PRE_CONNECTION_DELETION, cid, "gh", false,
+					    1, &id), 0);
+	return id;
+}
+
+/* ---- LISTEN/NOTIFY reaches another host's store */
+
+struct woken {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int count;
+};
+
+static void wake(void *user)
+{
+	struct woken *w = user;
+
+	pthread_mutex_lock(&w->mu);
+	w->count++;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void test_wakeup_from_another_host(void **state)
+{
+	struct db *d = *state;
+	struct store *a = open_host(d, "a"), *b = open_host(d, "b");
+	struct woken w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct timespec until;
+	int before;
+
+	store_set_wakeup(b, wake, &w);
+	/* b's thread listens once it is connected; it wakes b once then */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	pthread_mutex_lock(&w.mu);
+	while (w.count == 0 && pthread_cond_timedwait(&w.cv, &w.mu, &until) == 0)
+		;
+	before = w.count;
+	pthread_mutex_unlock(&w.mu);
+	assert_true(before > 0);
+
+	/* an event recorded by a wakes b: nothing in b polls */
+	add_event(a, 1);
+	pthread_mutex_lock(&w.mu);
+	while (w.count == before && pthread_cond_timedwait(&w.cv, &w.mu, &until) == 0)
+		;
+	assert_true(w.count > before);
+	pthread_mutex_unlock(&w.mu);
+	store_set_wakeup(b, NULL, NULL);
+	store_close(a);
+	store_close(b);
+}
+
+/* ---- claims from two hosts, several threads each */
+
+struct worker {
+	struct store *s;
+	atomic_int *started;
+};
+
+static int plan(void *user, const struct store_event *ev, struct store_execution_input *in)
+{
+	(void)user;
+	*in = (struct store_execution_input){
+		.kind = STORE_EXEC_EVENT, .event_id = ev->id, .script = "s1", .event = ev->type,
+		.connection_id = ev->connection_id, .provider_config_key = ev->provider_config_key};
+	return STORE_CLAIM_START;
+}
+
+static void *claimer(void *arg)
+{
+	struct worker *w = arg;
+	struct store_event ev;
+	int64_t xid;
+
+	while (store_event_claim_start(w->s, 1, plan, NULL, &ev, &xid) == 0) {
+		struct store_execution_end end = {.status = STORE_EXEC_SUCCEEDED, .duration_ms = 0,
+						  .event_id = ev.id};
+
+		assert_true(xid > 0);
+		assert_int_equal(store_execution_complete(w->s, xid, &end), 0);
+		atomic_fetch_add(w->started, 1);
+	}
+	return NULL;
+}
+
+static void test_two_hosts_claim_once(void **state)
+{
+	struct db *d = *state;
+	struct store *hosts[2] = {open_host(d, "a"), open_host(d, "b")};
+	struct worker w[2 * THREADS];
+	pthread_t t[2 * THREADS];
+	atomic_int started = 0;
+	struct store_execution **items = NULL;
+	size_t n = 0, on[2] = {0, 0};
+	int64_t cursor = 0, pending = -1;
+	bool seen[EVENTS + 1] = {false};
+
+	for (int i = 0; i < EVENTS; i++)
+		assert_int_equal(add_event(hosts[i % 2], i), i + 1);
+	for (int i = 0; i < 2 * THREADS; i++) {
+		w[i] = (struct worker){.s = hosts[i % 2], .started = &started};
+		assert_int_equal(pthread_create(&t[i], NULL, claimer, &w[i]), 0);
+	}
+	for (int i = 0; i < 2 * THREADS; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&started), EVENTS);
+	assert_int_equal(store_event_count_pending(hosts[0], &pending), 0);
+	assert_int_equal(pending, 0);
+	/* one execution per event, done, and both hosts ran some */
+	do {
+		struct store_execution_filter f = {.status = -1, .limit = 200, .cursor = cursor};
+
+		assert_int_equal(store_execution_list(hosts[0], &f, &items, &n, &cursor), 0);
+		for (size_t i = 0; i < n; i++) {
+			assert_true(items[i]->event_id >= 1 && items[i]->event_id <= EVENTS);
+			assert_false(seen[items[i]->event_id]);
+			seen[items[i]->event_id] = true;
+			assert_int_equal(items[i]->status, STORE_EXEC_SUCCEEDED);
+			on[strcmp(items[i]->host_id, "a") == 0 ? 0 : 1]++;
+		}
+		store_execution_list_free(items, n);
+	} while (cursor);
+	assert_int_equal(on[0] + on[1], EVENTS);
+	store_close(hosts[0]);
+	store_close(hosts[1]);
+}
+
+/* ---- a closing host gives back what it claimed ahead; recovery is per host */
+
+static int plan_only(void *user, const struct store_event *ev, struct store_execution_input *in)
+{
+	(void)user;
+	(void)ev;
+	(void)in;
+	return STORE_CLAIM_ONLY;
+}
+
+static void test_close_gives_back_and_recover_is_per_host(void **state)
+{
+	struct db *d = *state;
+	struct store *a = open_host(d, "a"), *b;
+	struct store_recovery r;
+	struct store_event ev;
+	int64_t xid, pending = 0, running_b;
+	struct store_execution_input in = {.kind = STORE_EXEC_ACTION, .script = "act",
+					   .connection_id = "c", .provider_config_key = "gh"};
+
+	for (int i = 0; i < 5; i++)
+		add_event(a, i);
+	/* a claims a batch ahead and starts one (plan: claim only) */
+	assert_int_equal(store_event_claim_start(a, 1, plan_only, NULL, &ev, &xid), 0);
+	assert_int_equal(store_event_count_pending(a, &pending), 0);
+	assert_int_equal(pending, 0);
+	store_close(a);
+	/* the four it held ahead are pending again; the one it took stays claimed */
+	b = open_host(d, "b");
+	assert_int_equal(store_event_count_pending(b, &pending), 0);
+	assert_int_equal(pending, 4);
+	/* b's recovery settles b's rows, not a's claim */
+	assert_int_equal(store_execution_create(b, &in, &running_b), 0);
+	assert_int_equal(store_recover(b, &r), 0);
+	assert_int_equal(r.executions_interrupted, 1);
+	assert_int_equal(r.events_requeued, 0);
+	store_close(b);
+	/* a, restarted under its host id, requeues its claim */
+	a = open_host(d, "a");
+	assert_int_equal(store_recover(a, &r), 0);
+	assert_int_equal(r.events_requeued, 1);
+	assert_int_equal(store_event_count_pending(a, &pending), 0);
+	assert_int_equal(pending, 5);
+	store_close(a);
+}
+
+/* ---- a silent host is settled by a survivor; a live one is not */
+
+static void db_exec(const struct db *d, const char *sql)
+{
+	PGconn *c = PQconnectdb(d->url);
+	PGresult *r;
+
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connecting to %s: %s", d->url, PQerrorMessage(c));
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static int64_t run_action(struct store *s)
+{
+	struct store_execution_input in = {.kind = STORE_EXEC_ACTION, .script = "act",
+					   .connection_id = "c", .provider_config_key = "gh"};
+	int64_t id = 0;
+
+	assert_int_equal(store_execution_create(s, &in, &id), 0);
+	return id;
+}
+
+static void test_dead_host_settled(void **state)
+{
+	struct db *d = *state;
+	struct store *dead = open_host(d, "dead"), *alive = open_host(d, "alive"), *survivor;
+	struct store_host h = {.host_id = "survivor", .timeout_s = 2};
+	struct store_execution *e = NULL;
+	struct store_event ev;
+	int64_t x_dead, x_alive, started, pending = 0;
+	char err[512];
+
+	/* "dead" runs an execution, has started one event and claimed more
+	 * ahead, then stops beating without settling anything (as a crash):
+	 * its connections close, its rows stay */
+	for (int i = 0; i < 3; i++)
+		add_event(dead, i);
+	x_dead = run_action(dead);
+	assert_int_equal(store_event_claim_start(dead, 1, plan, NULL, &ev, &started), 0);
+	db_exec(d, "CREATE TABLE held AS SELECT id FROM events WHERE status = 'claimed'");
+	store_close(dead); /* gives back its claims ahead: claim them again as its own */
+	db_exec(d, "UPDATE events SET status = 'claimed', host_id = 'dead' WHERE id IN (SELECT id FROM held)");
+	db_exec(d, "UPDATE hosts SET heartbeat_at = clock_timestamp() - interval '1 hour'"
+		   " WHERE host_id = 'dead'");
+	x_alive = run_action(alive);
+
+	assert_int_equal(store_open_host(d->url, NULL, &h, &survivor, err, sizeof(err)), 0);
+	/* its first beat sweeps (at most host_timeout_s / 3, at least 1 s) */
+	for (int i = 0; i < 300; i++) {
+		store_execution_free(e);
+		e = NULL;
+		assert_int_equal(store_execution_get(survivor, x_dead, &e), 0);
+		if (e->status != STORE_EXEC_RUNNING)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(e->status, STORE_EXEC_INTERRUPTED);
+	assert_non_null(strstr(e->error, "host dead stopped"));
+	store_execution_free(e);
+	/* the started event's execution too; the events claimed ahead are pending */
+	assert_int_equal(store_execution_get(survivor, started, &e), 0);
+	assert_int_equal(e->status, STORE_EXEC_INTERRUPTED);
+	store_execution_free(e);
+	assert_int_equal(store_event_count_pending(survivor, &pending), 0);
+	assert_int_equal(pending, 2);
+	/* the live host's execution is left alone */
+	assert_int_equal(store_execution_get(survivor, x_alive, &e), 0);
+	assert_int_equal(e->status, STORE_EXEC_RUNNING);
+	store_execution_free(e);
+	store_close(survivor);
+	store_close(alive);
+}
+
+/* A claim of this host that no worker holds (a COMMIT whose answer was
+ * lost) is given back by the host's own thread after a minute. */
+static void test_stray_claim_given_back(void **state)
+{
+	struct db *d = *state;
+	struct store *a = open_host(d, "a");
+	int64_t pending = -1;
+	char sql[256];
+
+	add_event(a, 1);
+	add_event(a, 2);
+	store_close(a);
+	/* event 1 claimed by a two minutes ago, started nowhere; event 2 just now */
+	snprintf(sql, sizeof(sql), "UPDATE events SET status = 'claimed', host_id = 'a', claimed_at ="
+		 " (extract(epoch FROM now()) * 1000)::bigint - (CASE id WHEN 1 THEN 120000 ELSE 0 END)");
+	db_exec(d, sql);
+	a = open_host(d, "a"); /* its thread beats, and looks, at once */
+	for (int i = 0; i < 300 && pending != 1; i++) {
+		assert_int_equal(store_event_count_pending(a, &pending), 0);
+		if (pending != 1)
+			usleep(100 * 1000);
+	}
+	assert_int_equal(pending, 1);
+	store_close(a);
+	/* the fresh claim is still a's */
+	a = open_host(d, "b");
+	assert_int_equal(store_event_count_pending(a, &pending), 0);
+	assert_int_equal(pending, 1);
+	store_close(a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_wakeup_from_another_host, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_two_hosts_claim_once, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_close_gives_back_and_recover_is_per_host, db_setup,
+						db_teardown),
+		cmocka_unit_test_setup_teardown(test_dead_host_settled, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_stray_claim_given_back, db_setup, db_teardown),
+	};
+
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
