@@ -14,3 +14,10 @@ cmake --build --preset default
 cmake --preset asan
 cmake --build --preset asan
 ctest --preset asan -j2 "$@"
+# Optional, off by default (docs/operations.md, "Reliability"): integration
+# tests with the daemon under valgrind's memcheck, on the default build.
+if [ "${EVS_VALGRIND:-0}" = 1 ]; then
+	command -v valgrind >/dev/null || apt-get install -y --no-install-recommends valgrind
+	EVS_VALGRIND=1 ctest --test-dir build/default -L integration \
+		-R "${EVS_VALGRIND_TESTS:-test_(api|events|faults_input|faults_files|faults_actions)\$}"
+fi

@@ -331,6 +331,11 @@ struct config_host {
 	bool core_dumps;                     /* the daemon may dump core, default false */
 	bool log_plugin_lines;               /* mirror scripts' log lines to the daemon's log, default false */
 	enum config_log_format log_format;   /* default text */
+	uint32_t http_max_connections;       /* the API's connections at once, default 1024 */
+	uint32_t http_max_connections_per_address; /* from one client address, default 256; 0: no cap */
+	uint32_t http_header_timeout_s;      /* a request's headers must arrive within, default 10 */
+	uint32_t http_body_timeout_s;        /* its body within, after the headers, default 60 */
+	uint32_t action_tree_max_executions; /* one root and the actions it triggers, default 100 */
 	struct config_script *scripts;
 	size_t n_scripts;
 	struct config_oauth_client *oauth_clients;

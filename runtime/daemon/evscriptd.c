@@ -49,11 +49,13 @@
 #include "config.h"
 #include "dispatch.h"
 #include "executor.h"
+#include "fdlimit.h"
 #include "generation.h"
 #include "http.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "safe_path.h"
 #include "sign.h"
 #include "store.h"
 #include "util.h"
@@ -197,6 +199,10 @@ static int check_config(const char *path)
 	if (!cfg->secret_key || !cfg->secret_key[0]) {
 		fprintf(stderr, "%s: secret_key is not set (set it in the file or in EVSCRIPT_SECRET_KEY)\n",
 			cfg->file);
+		goto out;
+	}
+	if (safe_path_check(cfg->plugin_dir, err, sizeof(err)) == STATUS_EDENIED) {
+		fprintf(stderr, "%s: plugin_dir %s: %s\n", cfg->file, cfg->plugin_dir, err);
 		goto out;
 	}
 	if (check_store(cfg, &store) < 0)
@@ -646,6 +652,10 @@ static int start_http(struct daemon *d, const struct generation *gen)
 	hc.secret_key = generation_config(gen)->secret_key;
 	hc.routes = api_routes(&hc.n_routes);
 	hc.user = &d->api;
+	hc.max_connections = generation_config(gen)->http_max_connections;
+	hc.max_per_address = generation_config(gen)->http_max_connections_per_address;
+	hc.header_timeout_s = generation_config(gen)->http_header_timeout_s;
+	hc.body_timeout_s = generation_config(gen)->http_body_timeout_s;
 	ret = http_server_new(&hc, &d->server, err, sizeof(err));
 	if (ret == 0)
 		ret = http_server_start(d->server, err, sizeof(err));
@@ -757,6 +767,23 @@ static void daemon_free(struct daemon *d, struct generation *gen, struct config_
 
 /* The daemon: starts in five steps, serves until a signal stops it, shuts
  * down. 0 after a clean stop; 1 when start-up failed. */
+/* Step 1b: descriptors for the plugins found and the API (fdlimit.h). */
+static int start_fdlimit(const struct config_host *cfg)
+{
+	struct fdlimit_need need = {
+		.plugins = fdlimit_count_plugins(cfg->plugin_dir),
+		.concurrency = cfg->max_concurrency,
+		.connections = cfg->http_max_connections,
+	};
+	char err[API_ERROR_MAX];
+
+	if (fdlimit_setup(&need, err, sizeof(err)) < 0) {
+		log_error("daemon", "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static int run(const char *config_path)
 {
 	struct daemon d;
@@ -767,7 +794,7 @@ static int run(const char *config_path)
 
 	daemon_init(&d, config_path);
 	signals_block(&sigs);
-	if (start_config(config_path, &cfg) < 0 || start_store(&d, cfg) < 0 ||
+	if (start_config(config_path, &cfg) < 0 || start_fdlimit(cfg) < 0 || start_store(&d, cfg) < 0 ||
 	    start_generation(&d, &gen) < 0 || start_http(&d, gen) < 0 || start_threads(&d) < 0)
 		goto out;
 	announce(&d, gen);

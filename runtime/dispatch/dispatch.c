@@ -158,6 +158,7 @@ struct run {
 	const char *candidate_json;  /* validate-connection */
 	const char *input_json;      /* actions */
 	int depth;
+	struct hostapi_tree *tree;   /* the caller's action tree; NULL: a root */
 	bool gated;                  /* does not start once the dispatcher stops */
 	int64_t execution_id;        /* > 0: created already and counted in (claim_start) */
 	int64_t done_event_id;       /* > 0: mark this event done with the run's end */
@@ -281,7 +282,7 @@ static bool plugin_fits(const struct run *r, const struct loader_plugin *p,
 
 /* The host functions' side of execution execution_id of r. */
 static int host_new(struct dispatch *d, const struct run *r, int64_t execution_id,
-		    int64_t deadline_us, struct hostapi_exec **hx)
+		    int64_t deadline_us, struct hostapi_tree *tree, struct hostapi_exec **hx)
 {
 	const struct config_host *cfg = generation_config(r->gen);
 	struct hostapi_exec_info info = {
@@ -303,6 +304,7 @@ static int host_new(struct dispatch *d, const struct run *r, int64_t execution_i
 		.trigger = trigger,
 		.trigger_user = d,
 		.trigger_for = trigger_for,
+		.tree = tree,
 	};
 
 	return hostapi_exec_new(&info, hx);
@@ -325,6 +327,7 @@ static void execute(struct dispatch *d, const struct run *r, size_t idx, int64_t
 {
 	const struct config_host *cfg = generation_config(r->gen);
 	int64_t deadline_us = t0 + (int64_t)config_script_deadline(cfg, r->in.script) * 1000000;
+	struct hostapi_tree root_tree, *tree = r->tree;
 	struct hostapi_exec *hx = NULL;
 	struct evs_event ev = {
 		.size = sizeof(ev),
@@ -344,7 +347,17 @@ static void execute(struct dispatch *d, const struct run *r, size_t idx, int64_t
 		.deadline_us = deadline_us,
 	};
 
-	if (host_new(d, r, o->execution_id, deadline_us, &hx) < 0) {
+	if (tree == NULL) {
+		/* a root: its deadline and its cap are its tree's */
+		root_tree.root_execution_id = o->execution_id;
+		root_tree.deadline_us = deadline_us;
+		root_tree.max_executions = cfg->action_tree_max_executions;
+		atomic_init(&root_tree.executions, 1);
+		tree = &root_tree;
+	} else if (tree->deadline_us < deadline_us) {
+		job.deadline_us = deadline_us = tree->deadline_us;  /* what is left of the root's */
+	}
+	if (host_new(d, r, o->execution_id, deadline_us, tree, &hx) < 0) {
 		res->status = STORE_EXEC_FAILED;
 		res->error = strdup("the host could not set up the execution (out of memory)");
 		return;
@@ -1010,9 +1023,11 @@ static bool listed(const struct config_strlist *l, const char *name)
 	return false;
 }
 
-int dispatch_action(struct dispatch *d, const char *provider_config_key, const char *connection_id,
-		    const char *name, const char *input_json, int64_t parent, int depth,
-		    struct dispatch_outcome *o)
+/* dispatch_action() within tree (NULL: the action is a root). A nested
+ * action starts only before its tree's deadline and under its cap. */
+static int action_in_tree(struct dispatch *d, const char *provider_config_key, const char *connection_id,
+			  const char *name, const char *input_json, int64_t parent, int depth,
+			  struct hostapi_tree *tree, struct dispatch_outcome *o)
 {
 	struct generation *g;
 	const struct config_integration *integ;
@@ -1022,6 +1037,10 @@ int dispatch_action(struct dispatch *d, const char *provider_config_key, const c
 	memset(o, 0, sizeof(*o));
 	if (depth > DISPATCH_ACTION_DEPTH_MAX)
 		return EVS_EDEPTH;
+	if (tree && util_mono_us() >= tree->deadline_us)
+		return EVS_ETIMEDOUT;
+	if (tree && atomic_fetch_add(&tree->executions, 1) >= tree->max_executions)
+		return EVS_EDENIED;
 	g = dispatch_generation(d);
 	integ = integration_of(g, provider_config_key);
 	p = generation_plugin(g, name, NULL);
@@ -1035,10 +1054,18 @@ int dispatch_action(struct dispatch *d, const char *provider_config_key, const c
 	r.in.parent_execution_id = parent;
 	r.input_json = input_json;
 	r.depth = depth;
+	r.tree = tree;
 	ret = run_once(d, &r, o) < 0 ? EVS_EHOST : o->unrecorded ? STATUS_EIO : 0;
 out:
 	generation_unref(g);
 	return ret;
+}
+
+int dispatch_action(struct dispatch *d, const char *provider_config_key, const char *connection_id,
+		    const char *name, const char *input_json, int64_t parent, int depth,
+		    struct dispatch_outcome *o)
+{
+	return action_in_tree(d, provider_config_key, connection_id, name, input_json, parent, depth, NULL, o);
 }
 
 /* host->trigger_action(), from any execution. */
@@ -1060,9 +1087,16 @@ static int trigger_for(void *user, struct hostapi_exec *parent, const char *conn
 	int ret;
 
 	*output_json = NULL;
-	ret = dispatch_action(user, pi->provider_config_key, connection_id, action, input_json,
-			      pi->execution_id, pi->depth + 1, &o);
-	if (ret == EVS_ENOTFOUND) {
+	ret = action_in_tree(user, pi->provider_config_key, connection_id, action, input_json,
+			     pi->execution_id, pi->depth + 1, pi->tree, &o);
+	if (ret == EVS_ETIMEDOUT) {
+		util_set_err(err, errlen, "not started: the deadline of its action tree (root execution %lld) "
+			     "has passed", (long long)pi->tree->root_execution_id);
+	} else if (ret == EVS_EDENIED) {
+		util_set_err(err, errlen, "not started: its action tree (root execution %lld) has started "
+			     "%u executions, action_tree_max_executions", (long long)pi->tree->root_execution_id,
+			     pi->tree->max_executions);
+	} else if (ret == EVS_ENOTFOUND) {
 		util_set_err(err, errlen, "action %s is not configured for %s or not loaded", action,
 			     pi->provider_config_key);
 	} else if (ret == EVS_EDEPTH) {

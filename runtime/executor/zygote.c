@@ -1127,6 +1127,17 @@ static void z_ready(struct zygote *z, struct json_object *m, int fd)
 	(void)m;
 	(void)fd;
 	z->ready = true;
+	/* The mappings keep the plugins' bytes: their memfds are not needed
+	 * any more, and a thousand plugins would hold a thousand of the
+	 * zygote's descriptors (and every executor's). Closed only now, so
+	 * that each plugin was opened from a number no loaded library answered
+	 * to (loader_open.c). */
+	for (size_t i = 0; i < z->n_plugins; i++) {
+		if (z->plugins[i] && z->plugins[i]->memfd >= 0) {
+			close(z->plugins[i]->memfd);
+			z->plugins[i]->memfd = -1;
+		}
+	}
 	/* an executor's address space at fork: the limit's base */
 	z->base_kb = vm_size_kb();
 	z->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);

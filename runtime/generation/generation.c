@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fdlimit.h"
 #include "log.h"
+#include "safe_path.h"
 #include "util.h"
 
 struct build {
@@ -300,6 +302,35 @@ static int build(const char *config_path, char *const *envp, struct generation *
 	b.lopts.allow_downgrade = g->config->allow_downgrade;
 	b.lopts.accept_rebuilds = g->config->dev_accept_rebuilds;
 
+	{
+		char detail[320];
+
+		/* anyone who may write in plugin_dir may swap what runs; what
+		 * cannot be examined is reported by loader_scan() below */
+		ret = safe_path_check(g->config->plugin_dir, detail, sizeof(detail));
+		if (ret == STATUS_EDENIED) {
+			util_set_err(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,
+				     detail);
+			goto fail;
+		}
+	}
+	{
+		/* more plugins than descriptors: say so, rather than refuse
+		 * them one by one with "Too many open files" */
+		struct fdlimit_need need = {
+			.plugins = fdlimit_count_plugins(g->config->plugin_dir),
+			.concurrency = g->config->max_concurrency,
+			.connections = g->config->http_max_connections,
+		};
+		char detail[512];
+
+		ret = fdlimit_check(&need, detail, sizeof(detail));
+		if (ret < 0) {
+			util_set_err(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,
+				     detail);
+			goto fail;
+		}
+	}
 	ret = loader_scan(g->config->plugin_dir, on_scan, &b);
 	if (ret == LOADER_EIO) {
 		util_set_err(err, errlen, "%s: plugin_dir %s: %s", g->config->file, g->config->plugin_dir,

@@ -22,6 +22,7 @@
 
 #include <evscript/sdk.h>
 #include <json-c/json.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +51,20 @@ typedef int (*hostapi_trigger_for_fn)(void *user, struct hostapi_exec *parent,
 
 /* What one execution is, and what it may reach. Everything is borrowed and
  * must outlive the hostapi_exec. */
+/* An action tree: a root execution (an event's script, or an action the
+ * API triggered) and every action it triggers, directly or not. Its root's
+ * deadline is the whole tree's: a nested action gets what is left of its
+ * caller's time, so no descendant runs on after the root ends, and it starts
+ * at most max_executions executions, the root included. trigger_action() is
+ * synchronous (the caller waits), so the tree lives on its root's run, which
+ * outlasts every descendant: its members only borrow it. */
+struct hostapi_tree {
+	int64_t root_execution_id;
+	int64_t deadline_us;             /* util_mono_us(): the root's deadline */
+	uint32_t max_executions;         /* action_tree_max_executions */
+	atomic_uint executions;          /* started so far, the root included */
+};
+
 struct hostapi_exec_info {
 	struct store *store;
 	const struct config_host *config;
@@ -72,6 +87,7 @@ struct hostapi_exec_info {
 	void *trigger_user;
 	hostapi_trigger_for_fn trigger_for;       /* NULL: trigger_action_for is unsupported;
 	                                             called with trigger_user */
+	struct hostapi_tree *tree;                /* the tree it is in (borrowed) */
 };
 
 /* Caps of one execution's log (from the config: log_lines_max, log_bytes_max). */

@@ -101,6 +101,13 @@ static void put_http(struct dynbuf *t, struct api_context *ctx)
 	dynbuf_addf(t, "# HELP evscript_http_requests_in_flight HTTP requests being processed.\n"
 		       "# TYPE evscript_http_requests_in_flight gauge\nevscript_http_requests_in_flight %u\n",
 		    hs.in_flight);
+	dynbuf_addf(t, "# HELP evscript_http_connections_open HTTP connections open now.\n"
+		       "# TYPE evscript_http_connections_open gauge\nevscript_http_connections_open %u\n",
+		    hs.connections);
+	dynbuf_addf(t, "# HELP evscript_http_refused_total Requests and connections refused (limits, "
+		       "timeouts, shedding, bad requests), which the log sums up per 10 s.\n"
+		       "# TYPE evscript_http_refused_total counter\nevscript_http_refused_total %llu\n",
+		    (unsigned long long)hs.refused);
 }
 
 /* Open file descriptors: the entries of /proc/self/fd (less the one the

@@ -37,12 +37,26 @@
 #include <sodium.h>
 
 #include "dynbuf.h"
+#include "http_guard.h"
+#include "json_check.h"
 #include "log.h"
 #include "util.h"
 
 /* Past the cap, a chunked body is read and dropped up to this many more
- * bytes so that the client can get its 413; beyond, the connection is cut. */
-#define HTTP_DISCARD_MAX (16u * 1024 * 1024)
+ * bytes so that the client can get its 413 (libmicrohttpd cannot answer in
+ * the middle of a body); beyond, the connection is cut. The body timeout
+ * bounds the time this takes. */
+#define HTTP_DISCARD_MAX (256u * 1024 * 1024)
+/* libmicrohttpd's per-connection memory: the request line and headers must
+ * fit in it, or libmicrohttpd answers 414/431 itself (with its own body).
+ * Our own caps below are well inside it, so that a client gets the JSON
+ * error shape. */
+#define HTTP_CONNECTION_MEMORY (64u * 1024)
+#define HTTP_MAX_URI 8192               /* request-target bytes; longer: 414 */
+#define HTTP_MAX_HEADER_BYTES 16384     /* names and values of all headers; more: 431 */
+#define HTTP_MAX_HEADERS 100            /* header fields; more: 431 */
+#define HTTP_STR_(x) #x
+#define HTTP_STR(x) HTTP_STR_(x)
 /* max_body is passed to json-c as an int, with room for the NUL. */
 #define HTTP_MAX_BODY_LIMIT (256u * 1024 * 1024)
 #define HTTP_MAX_CONNECTIONS_LIMIT 4096
@@ -93,6 +107,9 @@ struct http_request {
 	struct dynbuf body;             /* capped at max_body; wiped (credentials) */
 	bool too_large;
 	size_t discarded;
+	const char *refusal;            /* refused before a handler: counted, not access-logged */
+	bool uri_too_long;              /* seen in on_uri(), answered 414 in begin_request() */
+	bool close;                     /* answer with "Connection: close" (shed) */
 	struct http_response resp;
 };
 
@@ -103,6 +120,7 @@ struct http_server {
 	size_t max_body;
 	unsigned max_connections;
 	unsigned idle_timeout_s;
+	struct http_guard_config guard_cfg;
 	void *user;
 	char listen[128];               /* as configured */
 	char bound[128];                /* with the bound port, once started */
@@ -110,6 +128,7 @@ struct http_server {
 	int family;
 
 	struct MHD_Daemon *daemon;
+	struct http_guard *guard;       /* connection records and their watchdog, while started */
 	MHD_socket quiesced_fd;         /* returned by MHD_quiesce_daemon(), closed after stop */
 
 	pthread_mutex_t lock;           /* guards everything below */
@@ -120,6 +139,7 @@ struct http_server {
 	uint64_t requests;
 	uint64_t by_class[5];
 	char last_mhd_error[256];       /* what libmicrohttpd said last (start errors) */
+	bool serving;                   /* started: libmicrohttpd's messages are refusals */
 };
 
 const char *http_strerror(int err)
@@ -720,6 +740,7 @@ int http_json_body(struct http_request *req, struct json_object **out)
 	enum json_tokener_error jerr;
 	size_t len = 0, end;
 	const char *body = http_body(req, &len);
+	char why[160];
 	int rc = HTTP_EBADBODY;
 
 	*out = NULL;
@@ -732,10 +753,19 @@ int http_json_body(struct http_request *req, struct json_object **out)
 		http_respond_error(&req->resp, 500, "server_error", "out of memory");
 		return HTTP_ENOMEM;
 	}
+	/* Strict: no comments or trailing commas; UTF-8 checked; data after the
+	 * value is ours to report (below). */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+				    JSON_TOKENER_VALIDATE_UTF8);
 	/* len + 1: the NUL tells json-c the input ends (so "12" is a number). */
 	obj = json_tokener_parse_ex(tok, body, (int)(len + 1));
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_error_parse_utf8_string) {
+		http_respond_error(&req->resp, 400, "invalid_body",
+				   "invalid UTF-8 in the JSON body near byte offset %zu", end > len ? len : end);
+		goto out;
+	}
 	if (obj == NULL || jerr != json_tokener_success) {
 		if (end > len)
 			end = len;
@@ -751,6 +781,20 @@ int http_json_body(struct http_request *req, struct json_object **out)
 					   "invalid JSON at byte offset %zu: unexpected data after the JSON value", i);
 			goto out;
 		}
+	}
+	switch (json_check_text(body, len, why, sizeof(why), &end)) {
+	case 0:
+		break;
+	case JSON_CHECK_SYNTAX:
+		http_respond_error(&req->resp, 400, "invalid_json", "invalid JSON at byte offset %zu: %s", end, why);
+		goto out;
+	default:
+		http_respond_error(&req->resp, 400, "invalid_body", "the JSON body at byte offset %zu: %s", end, why);
+		goto out;
+	}
+	if (json_check_tree(obj, why, sizeof(why)) != 0) {
+		http_respond_error(&req->resp, 400, "invalid_body", "the JSON body: %s", why);
+		goto out;
 	}
 	*out = obj;
 	obj = NULL;
@@ -815,7 +859,7 @@ static enum MHD_Result queue_response(struct http_request *req)
 	pthread_mutex_lock(&srv->lock);
 	quiescing = srv->quiescing;
 	pthread_mutex_unlock(&srv->lock);
-	if (quiescing && MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
+	if ((quiescing || req->close) && MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
 		goto fail;
 	ret = MHD_queue_response(req->conn, resp->status, r);
 	MHD_destroy_response(r);
@@ -834,6 +878,60 @@ static enum MHD_Result queue_error(struct http_request *req, unsigned status, co
 {
 	respond_error_str(&req->resp, status, code, msg);
 	return queue_response(req);
+}
+
+/* A request refused before any handler: answered like any error, counted
+ * under reason (a static string) instead of an access log line. */
+static enum MHD_Result refuse(struct http_request *req, const char *reason, unsigned status, const char *code,
+			      const char *msg)
+{
+	req->refusal = reason;
+	return queue_error(req, status, code, msg);
+}
+
+struct header_tally {
+	size_t bytes;
+	size_t count;
+};
+
+static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+				    const char *value, size_t value_size)
+{
+	struct header_tally *t = cls;
+
+	(void)kind;
+	(void)key;
+	(void)value;
+	t->bytes += key_size + value_size;
+	t->count++;
+	return MHD_YES;
+}
+
+/* What is refused before routing: load shedding, then the request line's and
+ * the headers' caps. MHD_YES with nothing queued lets the request go on. */
+static enum MHD_Result refuse_early(struct http_request *req, bool *refused)
+{
+	struct header_tally t = {0, 0};
+
+	*refused = true;
+	if (req->srv->guard && http_guard_shedding(req->srv->guard)) {
+		req->close = true;
+		respond_error_str(&req->resp, 503, "overloaded",
+				  "the server has too many connections open; retry later");
+		http_response_header(&req->resp, "Retry-After", "1");
+		req->refusal = "overloaded (503)";
+		return queue_response(req);
+	}
+	if (req->uri_too_long)
+		return refuse(req, "request-target too long (414)", 414, "uri_too_long",
+			      "the request-target is longer than " HTTP_STR(HTTP_MAX_URI) " bytes");
+	MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, tally_header, &t);
+	if (t.bytes > HTTP_MAX_HEADER_BYTES || t.count > HTTP_MAX_HEADERS)
+		return refuse(req, "headers too large (431)", 431, "headers_too_large",
+			      "the request headers are larger than " HTTP_STR(HTTP_MAX_HEADER_BYTES)
+			      " bytes or more than " HTTP_STR(HTTP_MAX_HEADERS) " fields");
+	*refused = false;
+	return MHD_YES;
 }
 
 static bool authorized(struct http_server *srv, const char *auth)
@@ -903,6 +1001,14 @@ static enum MHD_Result begin_request(struct http_request *req, const char *metho
 	pthread_mutex_unlock(&srv->lock);
 	if (quiescing)
 		return queue_error(req, 503, "shutting_down", "the server is shutting down");
+	http_guard_phase(srv->guard, req->conn, GUARD_BODY);
+	{
+		bool refused;
+		enum MHD_Result r = refuse_early(req, &refused);
+
+		if (refused)
+			return r;
+	}
 
 	n = split_path(req, segs);
 	if (n == -3)
@@ -931,16 +1037,18 @@ static enum MHD_Result begin_request(struct http_request *req, const char *metho
 	if (best == NULL || !best->public) {
 		if (!authorized(srv, http_header(req, MHD_HTTP_HEADER_AUTHORIZATION)))
 		{
+			req->refusal = "unauthorized (401)";
 			respond_error_str(&req->resp, 401, "unauthorized", "Unauthorized");
 			http_response_header(&req->resp, "WWW-Authenticate", "Bearer");
 			return queue_response(req);
 		}
 	}
 	if (best == NULL && !path_known)
-		return queue_error(req, 404, "not_found", "no such resource");
+		return refuse(req, "no such resource (404)", 404, "not_found", "no such resource");
 	if (best == NULL) {
 		char msg[HTTP_ALLOW_MAX + 64];
 		snprintf(msg, sizeof(msg), "method %s not allowed here (allowed: %s)", req->method, allow);
+		req->refusal = "method not allowed (405)";
 		respond_error_str(&req->resp, 405, "method_not_allowed", msg);
 		http_response_header(&req->resp, MHD_HTTP_HEADER_ALLOW, allow);
 		return queue_response(req);
@@ -957,7 +1065,8 @@ static enum MHD_Result begin_request(struct http_request *req, const char *metho
 		errno = 0;
 		v = strtoull(cl, &end, 10);
 		if (errno != 0 || end == cl || v > srv->max_body)
-			return queue_error(req, 413, "request_too_large", "the request body is too large");
+			return refuse(req, "body too large (413)", 413, "request_too_large",
+				      "the request body is too large");
 	}
 	return MHD_YES;
 }
@@ -969,8 +1078,7 @@ static enum MHD_Result append_body(struct http_request *req, const char *data, s
 	if (req->too_large || req->queued) {
 		req->discarded += len;
 		if (req->discarded > HTTP_DISCARD_MAX) {
-			log_warn("http", "%s %s: body far over the cap, closing the connection",
-				 req->method, req->path);
+			log_refusal("http", "body far over the cap: connection closed");
 			return MHD_NO;
 		}
 		return MHD_YES;
@@ -1009,8 +1117,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	if (req->queued)
 		return MHD_YES;
 	if (req->too_large)
-		return queue_error(req, 413, "request_too_large", "the request body is too large");
+		return refuse(req, "body too large (413)", 413, "request_too_large", "the request body is too large");
 
+	http_guard_phase(req->srv->guard, conn, GUARD_HANDLER);
 	rc = req->route->fn(req, &req->resp, req->srv->user);
 	if (!req->resp.responded) {
 		if (rc >= 0)
@@ -1032,6 +1141,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->srv = srv;
 	dynbuf_init(&req->body, srv->max_body, DYNBUF_WIPE);
 	req->start_us = util_mono_us();
+	req->uri_too_long = strlen(uri) > HTTP_MAX_URI;
+	if (req->uri_too_long)
+		uri = "/";   /* never routed: answered 414 */
 	req->uri = strdup(uri);
 	q = strchr(uri, '?');
 	req->path = q ? strndup(uri, (size_t)(q - uri)) : strdup(uri);
@@ -1080,13 +1192,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	char path[HTTP_MAX_LOGGED_PATH + 4];
 	int64_t us;
 
-	(void)conn;
 	if (req == NULL)
 		return;
 	*req_cls = NULL;
 	us = util_mono_us() - req->start_us;
 	loggable_path(path, sizeof(path), req->path);
-	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+	http_guard_phase(srv->guard, conn, GUARD_HEADERS);  /* kept alive: waits for the next request */
+	if (req->refusal)
+		log_refusal("http", req->refusal);
+	else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_info("http", "%s %s %u %lld.%03lldms", req->method ? req->method : "-", path, req->status,
 			 (long long)(us / 1000), (long long)(us % 1000));
 	else
@@ -1100,11 +1214,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	pthread_mutex_unlock(&srv->lock);
 }
 
+/* libmicrohttpd's messages once it serves are about connections it turned
+ * away or lost: each is counted as a refusal under a short reason, never
+ * logged one line each (an accept loop on EMFILE writes one per try). */
+static const struct {
+	const char *prefix;
+	const char *reason;     /* NULL: already counted elsewhere */
+} mhd_refusals[] = {
+	{"Server reached connection limit", "connection limit"},
+	{"Connection rejected by application", NULL},
+	{"Error accepting connection", "accept failed (descriptors or memory)"},
+	{"Hit process or system resource limit", "accept failed (descriptors or memory)"},
+	{"Error processing request (HTTP response code is 414", "request line over the connection's memory (414)"},
+	{"Error processing request (HTTP response code is 431", "headers over the connection's memory (431)"},
+	{"Error processing request", "malformed request"},
+	{"Failed to create a thread", "no thread for the connection"},
+	{"Error allocating memory", "out of memory"},
+};
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct http_server *srv = cls;
 	char msg[256];
 	size_t len;
+	bool serving;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	len = strlen(msg);
@@ -1112,8 +1245,19 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 		msg[--len] = '\0';
 	pthread_mutex_lock(&srv->lock);
 	memcpy(srv->last_mhd_error, msg, len + 1);
+	serving = srv->serving;
 	pthread_mutex_unlock(&srv->lock);
-	log_warn("http", "libmicrohttpd: %s", msg);
+	for (size_t i = 0; serving && i < sizeof(mhd_refusals) / sizeof(mhd_refusals[0]); i++) {
+		if (strncmp(msg, mhd_refusals[i].prefix, strlen(mhd_refusals[i].prefix)) != 0)
+			continue;
+		if (mhd_refusals[i].reason)
+			log_refusal("http", mhd_refusals[i].reason);
+		return;
+	}
+	if (serving)
+		log_refusal("http", "other libmicrohttpd message");
+	else
+		log_warn("http", "libmicrohttpd: %s", msg);
 }
 
 /* "host:port", "[v6]:port"; numeric hosts, or "localhost" (127.0.0.1). */
@@ -1251,6 +1395,11 @@ int http_server_new(const struct http_config *cfg, struct http_server **out, cha
 	srv->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
 	srv->max_connections = cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS;
 	srv->idle_timeout_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : HTTP_DEFAULT_IDLE_TIMEOUT_S;
+	srv->guard_cfg.max_connections = srv->max_connections;
+	srv->guard_cfg.max_per_address = cfg->max_per_address;
+	srv->guard_cfg.header_timeout_s = cfg->header_timeout_s ? cfg->header_timeout_s
+								: HTTP_DEFAULT_HEADER_TIMEOUT_S;
+	srv->guard_cfg.body_timeout_s = cfg->body_timeout_s ? cfg->body_timeout_s : HTTP_DEFAULT_BODY_TIMEOUT_S;
 	srv->user = cfg->user;
 	rc = parse_listen(srv, cfg->listen, err, errlen);
 	if (rc)
@@ -1306,17 +1455,25 @@ int http_server_start(struct http_server *srv, char *err, size_t errlen)
 	} else {
 		port = ntohs(((struct sockaddr_in *)&srv->addr)->sin_port);
 	}
+	if (http_guard_new(&srv->guard_cfg, &srv->guard) != 0) {
+		util_set_err(err, errlen, "out of memory");
+		return HTTP_ENOMEM;
+	}
 	/* The port argument only shows in libmicrohttpd's messages: the
 	 * address to bind is MHD_OPTION_SOCK_ADDR. */
-	srv->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_access, srv,
+	srv->daemon = MHD_start_daemon(flags, port, http_guard_accept, srv->guard, on_access, srv,
 				       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 				       MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
 				       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+				       MHD_OPTION_NOTIFY_CONNECTION, http_guard_notify, srv->guard,
 				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&srv->addr,
 				       MHD_OPTION_CONNECTION_LIMIT, srv->max_connections,
 				       MHD_OPTION_CONNECTION_TIMEOUT, srv->idle_timeout_s,
+				       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
 				       MHD_OPTION_END);
 	if (srv->daemon == NULL) {
+		http_guard_free(srv->guard);
+		srv->guard = NULL;
 		pthread_mutex_lock(&srv->lock);
 		util_set_err(err, errlen, "cannot listen on %s: %s", srv->listen,
 			srv->last_mhd_error[0] ? srv->last_mhd_error : "libmicrohttpd failed to start");
@@ -1330,7 +1487,12 @@ int http_server_start(struct http_server *srv, char *err, size_t errlen)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&srv->addr)->sin_addr, host, sizeof(host));
 		snprintf(srv->bound, sizeof(srv->bound), "%s:%u", host, (unsigned)http_server_port(srv));
 	}
-	log_info("http", "listening on %s", srv->bound);
+	pthread_mutex_lock(&srv->lock);
+	srv->serving = true;
+	pthread_mutex_unlock(&srv->lock);
+	log_info("http", "listening on %s (at most %u connections, %u per address, headers within %u s, "
+		 "bodies within %u s)", srv->bound, srv->max_connections, srv->guard_cfg.max_per_address,
+		 srv->guard_cfg.header_timeout_s, srv->guard_cfg.body_timeout_s);
 	return 0;
 }
 
@@ -1424,6 +1586,8 @@ void http_server_stats(struct http_server *srv, struct http_stats *out)
 	memcpy(out->by_class, srv->by_class, sizeof(out->by_class));
 	out->in_flight = srv->in_flight;
 	pthread_mutex_unlock(&srv->lock);
+	out->connections = srv->guard ? http_guard_open(srv->guard) : 0;
+	out->refused = log_refusal_total();
 }
 
 void http_server_free(struct http_server *srv)
@@ -1435,6 +1599,8 @@ void http_server_free(struct http_server *srv)
 		http_server_drain(srv, -1);
 		MHD_stop_daemon(srv->daemon);
 		srv->daemon = NULL;
+		http_guard_free(srv->guard);
+		srv->guard = NULL;
 		if (srv->quiesced_fd != MHD_INVALID_SOCKET)
 			close(srv->quiesced_fd);
 		log_info("http", "stopped serving %s", srv->bound);

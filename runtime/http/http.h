@@ -19,7 +19,19 @@
  *     413 too (the rest is read and dropped, never stored, up to a limit
  *     past which the connection is closed);
  *   - one access log line per request (log_info "http": method, path without
- *     the query string, status, duration) and per-status-class counters.
+ *     the query string, status, duration) and per-status-class counters;
+ *     a request refused before a handler (401, 404, 405, 413, 414, 431, a
+ *     shed 503) and every connection libmicrohttpd or the guard turns away
+ *     are counted with log_refusal() instead: one summary line per 10 s;
+ *   - a request-target over 8 KiB gets 414 "uri_too_long", headers over
+ *     16 KiB or 100 fields 431 "headers_too_large" (libmicrohttpd answers a
+ *     request that does not even fit its 64 KiB per connection itself);
+ *   - connections no client can hoard (http_guard.h): the headers of a
+ *     request must arrive within header_timeout_s, its body within
+ *     body_timeout_s, at most max_per_address connections per client
+ *     address; past 3/4 of max_connections, connections idle between
+ *     requests are closed after 1 s; past 7/8, requests are shed with 503
+ *     "overloaded", "Retry-After: 1" and "Connection: close".
  *
  * Threading: libmicrohttpd runs one thread per connection
  * (MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD), capped
@@ -45,8 +57,10 @@
 #include "status.h"
 
 #define HTTP_DEFAULT_MAX_BODY (1024 * 1024)  /* bytes; larger bodies get 413 */
-#define HTTP_DEFAULT_MAX_CONNECTIONS 64      /* = at most this many handler threads */
-#define HTTP_DEFAULT_IDLE_TIMEOUT_S 30       /* an idle connection is closed after this */
+#define HTTP_DEFAULT_MAX_CONNECTIONS 1024    /* = at most this many handler threads */
+#define HTTP_DEFAULT_IDLE_TIMEOUT_S 30       /* no byte either way for this long: closed */
+#define HTTP_DEFAULT_HEADER_TIMEOUT_S 10     /* a request's headers must arrive within this */
+#define HTTP_DEFAULT_BODY_TIMEOUT_S 60       /* and its body within this after them */
 #define HTTP_MAX_ROUTES 256
 #define HTTP_MAX_SEGMENTS 16                 /* path segments in a pattern or a routed path */
 #define HTTP_MAX_RESPONSE_HEADERS 16         /* extra headers per response */
@@ -91,6 +105,9 @@ struct http_config {
 	size_t max_body;           /* 0: HTTP_DEFAULT_MAX_BODY */
 	unsigned max_connections;  /* 0: HTTP_DEFAULT_MAX_CONNECTIONS */
 	unsigned idle_timeout_s;   /* 0: HTTP_DEFAULT_IDLE_TIMEOUT_S */
+	unsigned max_per_address;  /* open connections from one client address; 0: no cap */
+	unsigned header_timeout_s; /* 0: HTTP_DEFAULT_HEADER_TIMEOUT_S */
+	unsigned body_timeout_s;   /* 0: HTTP_DEFAULT_BODY_TIMEOUT_S */
 	const struct http_route *routes;
 	size_t n_routes;           /* at most HTTP_MAX_ROUTES */
 	void *user;                /* passed to every handler */
@@ -103,6 +120,8 @@ struct http_stats {
 	uint64_t requests;
 	uint64_t by_class[5];
 	unsigned in_flight;
+	unsigned connections;      /* open now (the guard's count) */
+	uint64_t refused;          /* requests and connections refused (log_refusal_total()) */
 };
 
 /* Validates cfg and builds a server (not yet listening). Copies everything in
@@ -173,9 +192,12 @@ void http_each(const struct http_request *req, bool headers,
 const char *http_body(const struct http_request *req, size_t *len);
 
 /* Parses the body as JSON. On success *out is a new reference owned by the
- * caller (json_object_put()). When the body is empty or not valid JSON, or
+ * caller (json_object_put()). When the body is empty or not valid JSON
+ * (json-c's strict mode: no comments, single quotes or trailing commas), or
  * has data after the value, answers 400 "invalid_json" with json-c's reason
- * and the byte offset, sets *out to NULL and returns HTTP_EBADBODY: the
+ * and the byte offset; when it is JSON but holds invalid UTF-8, NaN or an
+ * infinity, a lone surrogate or \u0000 (json_check.h), answers 400
+ * "invalid_body". Either way sets *out to NULL and returns HTTP_EBADBODY: the
  * handler just returns that code. */
 int http_json_body(struct http_request *req, struct json_object **out)
 	__attribute__((warn_unused_result));

@@ -37,7 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "loader_priv.h"
@@ -272,9 +274,62 @@ static int check_ledger(const struct loader_options *opts, const struct loader_p
 	return LOADER_OK;
 }
 
-static int open_nonblock(const char *path)
+/* Without openat2 (kernels before 5.6, valgrind): opens dir/file and checks
+ * where what was opened really is (/proc/self/fd), so that no race can move
+ * it: -1 with EXDEV when that is outside dir. */
+static int open_then_check(int dfd, const char *dir, const char *file)
 {
-	return open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	char real_dir[PATH_MAX], proc[64], got[PATH_MAX];
+	int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	size_t n;
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	len = readlink(proc, got, sizeof(got) - 1);
+	if (realpath(dir, real_dir) == NULL || len < 0) {
+		close(fd);
+		errno = EXDEV;
+		return -1;
+	}
+	got[len] = '\0';
+	n = strlen(real_dir);
+	if (strncmp(got, real_dir, n) != 0 || (got[n] != '/' && n > 1)) {
+		close(fd);
+		errno = EXDEV;
+		return -1;
+	}
+	return fd;
+}
+
+/* Opens dir/file for reading, following a symbolic link only when it stays
+ * inside dir (openat2's RESOLVE_BENEATH: a link out of the plugin directory
+ * fails with EXDEV). O_NONBLOCK: a FIFO named x.so must not hang the loader. */
+static int open_beneath(const char *dir, const char *file)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd, e;
+
+	if (dfd < 0)
+		return -1;
+	fd = (int)syscall(SYS_openat2, dfd, file, &how, sizeof(how));
+	if (fd < 0 && errno == ENOSYS)
+		fd = open_then_check(dfd, dir, file);
+	e = errno;
+	close(dfd);
+	errno = e;
+	return fd;
+}
+
+/* The reason an open_beneath() failed, for the refusal. */
+static const char *open_error(int e)
+{
+	return e == EXDEV || e == ELOOP ? "a symbolic link that leads out of the plugin directory" : strerror(e);
 }
 
 int loader_verify(const char *dir, const char *name, const struct loader_options *opts,
@@ -282,7 +337,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 {
 	struct loader_plugin *p = NULL;
 	char *so_path = NULL, *sig_path = NULL, *sig_text = NULL;
-	char detail[256];
+	char detail[256], rel[sizeof(p->name) + sizeof(".so.minisig")];
 	struct sign_sig *sig = NULL;
 	struct sign_comment comment;
 	struct stat st;
@@ -325,9 +380,10 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 
 	/* 1. the file: a regular file under the cap (O_NONBLOCK: a FIFO named
 	 * x.so must not hang the loader) */
-	so_fd = open_nonblock(so_path);
+	snprintf(rel, sizeof(rel), "%s.so", name);
+	so_fd = open_beneath(dir, rel);
 	if (so_fd < 0) {
-		ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", so_path, strerror(errno));
+		ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", so_path, open_error(errno));
 		goto out;
 	}
 	if (fstat(so_fd, &st) < 0) {
@@ -345,13 +401,14 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	}
 
 	/* 2. the signature file */
-	sig_fd = open_nonblock(sig_path);
+	snprintf(rel, sizeof(rel), "%s.so.minisig", name);
+	sig_fd = open_beneath(dir, rel);
 	if (sig_fd < 0) {
 		if (errno == ENOENT)
 			ret = loader_refuse(err, errlen, LOADER_ENOSIG, "%s.so has no %s.so.minisig next to it",
 				     name, name);
 		else
-			ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, strerror(errno));
+			ret = loader_refuse(err, errlen, LOADER_EIO, "%s: %s", sig_path, open_error(errno));
 		goto out;
 	}
 	if (fstat(sig_fd, &st) < 0 || !S_ISREG(st.st_mode)) {

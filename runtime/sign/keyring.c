@@ -6,6 +6,7 @@
  * with that key (sign_verify()). A revoked id is refused before any lookup,
  * whether or not its .pub file is still in the directory.
  */
+#include "safe_path.h"
 #include "sign.h"
 #include "util.h"
 
@@ -71,13 +72,20 @@ static int add_key_file(struct sign_keyring *kr, const char *dir, const char *na
 {
 	struct sign_pubkey pk;
 	const struct sign_pubkey *same;
-	char *path, *data = NULL, hex[17];
+	char *path, *data = NULL, hex[17], detail[320];
 	size_t len;
 	int ret, rc;
 
 	path = util_path_join(dir, name);
 	if (path == NULL)
 		return SIGN_ENOMEM;
+	rc = safe_path_check(path, detail, sizeof(detail));
+	if (rc == STATUS_EDENIED) {
+		/* anyone who may write a trusted key may run code in the daemon */
+		util_set_err(err, errlen, "%s: %s", path, detail);
+		ret = rc;
+		goto out;
+	}
 	rc = util_read_file(path, SIGN_MINISIG_MAX, &data, &len);
 	if (rc) {
 		util_set_err(err, errlen, "%s: %s", path, rc == STATUS_ETOOBIG ? "file too large for a public key" : status_str(rc));
@@ -116,6 +124,7 @@ int sign_keyring_load(const char *dir, const char *const *revoked, size_t n_revo
 	struct sign_keyring *kr;
 	DIR *d = NULL;
 	struct dirent *de;
+	char detail[320];
 	int ret;
 
 	*out = NULL;
@@ -142,6 +151,12 @@ int sign_keyring_load(const char *dir, const char *const *revoked, size_t n_revo
 	}
 	kr->n_revoked = n_revoked;
 
+	/* what cannot be examined is reported by opendir() below */
+	ret = safe_path_check(dir, detail, sizeof(detail));
+	if (ret == STATUS_EDENIED) {
+		util_set_err(err, errlen, "%s", detail);
+		goto fail;
+	}
 	d = opendir(dir);
 	if (d == NULL) {
 		util_set_err(err, errlen, "%s: %s", dir, strerror(errno));

@@ -362,6 +362,98 @@ int store_open_credentials(const struct store *s, const char *pck, const char *c
 	return ret;
 }
 
+/* Idempotency-Key replies carry what the request's reply carried, a new
+ * connection's credentials among it: with a key they are sealed like the
+ * credentials, bound to their Idempotency-Key (the associated data), and kept
+ * as text ("sealed:v1:" and the blob in base64) so that every back end stores
+ * them as it stores a plain reply. A plain reply is JSON: it never starts
+ * with the prefix. */
+static const char idem_ad_prefix[] = "evscript idempotency reply";
+static const char idem_sealed_prefix[] = "sealed:v1:";
+
+static int idem_ad(const char *key, unsigned char **ad, size_t *adlen)
+{
+	size_t a = sizeof(idem_ad_prefix), b = strlen(key);
+
+	*ad = malloc(a + b);
+	if (!*ad)
+		return STORE_ENOMEM;
+	memcpy(*ad, idem_ad_prefix, a); /* with its NUL: the key cannot run into it */
+	memcpy(*ad + a, key, b);
+	*adlen = a + b;
+	return 0;
+}
+
+/* *out: body sealed and in text (malloc'd), or NULL without a key. */
+static int idem_seal(const struct store *s, const char *key, const char *body, char **out)
+{
+	unsigned char *ad = NULL;
+	uint8_t *blob = NULL;
+	size_t adlen, len, b64len;
+	int ret;
+
+	*out = NULL;
+	if (!s->has_key || !body)
+		return 0;
+	ret = idem_ad(key, &ad, &adlen);
+	if (ret)
+		return ret;
+	ret = seal(s, ad, adlen, body, strlen(body), &blob, &len);
+	if (ret)
+		goto out;
+	b64len = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	*out = malloc(sizeof(idem_sealed_prefix) - 1 + b64len);
+	if (!*out) {
+		ret = STORE_ENOMEM;
+		goto out;
+	}
+	memcpy(*out, idem_sealed_prefix, sizeof(idem_sealed_prefix) - 1);
+	sodium_bin2base64(*out + sizeof(idem_sealed_prefix) - 1, b64len, blob, len,
+			  sodium_base64_VARIANT_ORIGINAL);
+out:
+	free(blob);
+	free(ad);
+	return ret;
+}
+
+/* Replaces r->body by its plain text when it is sealed. */
+static int idem_open(const struct store *s, struct store_idempotency *r)
+{
+	const char *b64;
+	unsigned char *ad = NULL;
+	uint8_t *blob = NULL;
+	size_t adlen, len, b64len;
+	char *plain = NULL;
+	int ret;
+
+	if (!r->body || strncmp(r->body, idem_sealed_prefix, sizeof(idem_sealed_prefix) - 1) != 0)
+		return 0;
+	if (!s->has_key)
+		return STORE_ENOKEY;
+	b64 = r->body + sizeof(idem_sealed_prefix) - 1;
+	b64len = strlen(b64);
+	blob = malloc(b64len / 4 * 3 + 3);
+	if (!blob)
+		return STORE_ENOMEM;
+	if (sodium_base642bin(blob, b64len / 4 * 3 + 3, b64, b64len, NULL, &len, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0) {
+		ret = STORE_EDECRYPT;
+		goto out;
+	}
+	ret = idem_ad(r->key, &ad, &adlen);
+	if (ret)
+		goto out;
+	ret = unseal(s, ad, adlen, blob, len, &plain, NULL);
+	if (ret)
+		goto out;
+	free(r->body);
+	r->body = plain;
+out:
+	free(ad);
+	free(blob);
+	return ret;
+}
+
 static const char key_check_ad[] = "evscript key check";
 static const char key_check_text[] = "evscript store key check v1";
 
@@ -651,10 +743,36 @@ void store_connection_list_free(struct store_connection **items, size_t n)
 	free(items);
 }
 
+/* An upsert's reply made in the transaction, sealed before it is written. */
+struct idem_sealing {
+	const struct store *s;
+	const struct store_idempotency_input *in;
+};
+
+static int respond_sealed(void *user, const struct store_upsert_result *r, int *status, char **body)
+{
+	struct idem_sealing *z = user;
+	char *plain = NULL, *sealed = NULL;
+	int ret = z->in->respond(z->in->user, r, status, &plain);
+
+	*body = NULL;
+	if (ret != 0 || plain == NULL) {
+		*body = plain;
+		return ret;
+	}
+	ret = idem_seal(z->s, z->in->key, plain, &sealed);
+	store_secret_free(plain);
+	*body = sealed;
+	return ret;
+}
+
 int store_connection_upsert(struct store *s, const struct store_connection_input *in,
 			    const struct store_idempotency_input *idem,
 			    struct store_upsert_result *r)
 {
+	struct store_idempotency_input sealed_idem;
+	struct idem_sealing z;
+	char *sealed_body = NULL;
 	int ret;
 
 	memset(r, 0, sizeof(*r));
@@ -673,7 +791,21 @@ int store_connection_upsert(struct store *s, const struct store_connection_input
 		return ret;
 	if (idem && (ret = check_idem(idem)))
 		return ret;
+	if (idem && s->has_key) {
+		sealed_idem = *idem;
+		if (idem->respond) {
+			z = (struct idem_sealing){s, idem};
+			sealed_idem.respond = respond_sealed;
+			sealed_idem.user = &z;
+		} else if ((ret = idem_seal(s, idem->key, idem->body, &sealed_body)) != 0) {
+			return ret;
+		} else {
+			sealed_idem.body = sealed_body;
+		}
+		idem = &sealed_idem;
+	}
 	ret = s->ops->connection_upsert(s, in, idem, r);
+	free(sealed_body);
 	if (ret)
 		memset(r, 0, sizeof(*r));
 	return ret;
@@ -858,7 +990,7 @@ void store_idempotency_free(struct store_idempotency *r)
 	free(r->key);
 	free(r->method_path);
 	free(r->request_hash);
-	free(r->body);
+	store_secret_free(r->body); /* a reply may carry credentials */
 	free(r);
 }
 
@@ -871,18 +1003,33 @@ int store_idempotency_get(struct store *s, const char *key, struct store_idempot
 		return STORE_EINVAL;
 	if ((ret = check_id(key)))
 		return ret;
-	return s->ops->idempotency_get(s, key, out);
+	ret = s->ops->idempotency_get(s, key, out);
+	if (ret == 0 && (ret = idem_open(s, *out)) != 0) {
+		store_idempotency_free(*out);
+		*out = NULL;
+	}
+	return ret;
 }
 
 int store_idempotency_put(struct store *s, const struct store_idempotency_input *in)
 {
 	int ret;
 
+	struct store_idempotency_input sealed;
+	char *body = NULL;
+
 	if (!s || !in || in->respond)
 		return STORE_EINVAL;
 	if ((ret = check_idem(in)))
 		return ret;
-	return s->ops->idempotency_put(s, in);
+	if ((ret = idem_seal(s, in->key, in->body, &body)))
+		return ret;
+	sealed = *in;
+	if (body)
+		sealed.body = body;
+	ret = s->ops->idempotency_put(s, &sealed);
+	free(body);
+	return ret;
 }
 
 /* ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import collections
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -209,6 +210,7 @@ class Daemon:
                 f.write(self.pg_database)
         self.plugin_dir = os.path.join(self.dir, "plugins.d")
         os.makedirs(self.plugin_dir, exist_ok=True)
+        os.chmod(self.plugin_dir, 0o755)  # whatever the umask: the daemon refuses a writable one
         for name in plugins:
             self.deploy(os.path.join(env("EVS_PLUGINS_DIR"), name + ".so"))
         for name in test_plugins:
@@ -251,12 +253,36 @@ class Daemon:
             shutil.copyfile(src, tmp)
             os.rename(tmp, os.path.join(self.plugin_dir, dst))
 
+    def valgrind_prefix(self):
+        """With EVS_VALGRIND=1 (a build without sanitizers: docs/operations.md),
+        the daemon runs under valgrind's memcheck; valgrind_errors() reads what
+        it found. The zygote and executors are not traced."""
+        if os.environ.get("EVS_VALGRIND") != "1":
+            return []
+        return ["valgrind", "--quiet", "--leak-check=full", "--show-leak-kinds=definite",
+                "--errors-for-leak-kinds=definite", "--track-origins=no",
+                f"--log-file={self.dir}/valgrind.%p.log"]
+
+    def valgrind_errors(self):
+        """The reports of valgrind logs with errors or definite leaks ("" when
+        none). With --quiet, errors are the "==PID==" lines; "--PID--" lines
+        are valgrind's own warnings (e.g. a system call it does not know)."""
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.startswith("valgrind.") and name.endswith(".log"):
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    text = "".join(line for line in f if re.match(r"==\d+== ", line))
+                if text.strip():
+                    out.append(f"--- {name}\n{text}")
+        return "\n".join(out)
+
     def start(self, extra_env=None, wait=True):
         e = dict(os.environ)
         e.pop("EVSCRIPT_SECRET_KEY", None)
         e.update(extra_env or {})
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command_prefix + [self.executable, "--config", self.config_path],
+        self.proc = subprocess.Popen(self.command_prefix + self.valgrind_prefix() +
+                                     [self.executable, "--config", self.config_path],
                                      cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=e)
         if wait:
@@ -417,14 +443,21 @@ class DaemonTest(unittest.TestCase):
         self._daemons = []
 
     def tearDown(self):
+        valgrind = []
         for d in self._daemons:
             try:
                 if self._outcome_failed():
                     print(f"--- evscriptd log ({d.dir}) ---\n{d.logs()}")
+                if os.environ.get("EVS_VALGRIND") == "1":
+                    d.stop()
+                    valgrind.append(d.valgrind_errors())
                 d.cleanup()
             except Exception as exc:  # keep cleaning up the others
                 print("cleanup:", exc)
         self.provider.close()
+        found = "\n".join(v for v in valgrind if v)
+        if found:
+            self.fail("valgrind found errors or definite leaks:\n" + found)
 
     def _outcome_failed(self):
         outcome = getattr(self, "_outcome", None)
