@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -179,21 +178,12 @@ static size_t format_frame(char *out, size_t len, int k, uintptr_t pc, struct lo
 	*in = plugin_at(base, plugins, n);
 	obj = dl.dli_fname && strrchr(dl.dli_fname, '/') ? strrchr(dl.dli_fname, '/') + 1 : dl.dli_fname;
 	if (*in) {
-		struct stat st;
-		void *img = MAP_FAILED;
-
-		if ((*in)->memfd >= 0 && fstat((*in)->memfd, &st) == 0 && st.st_size > 0)
-			img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, (*in)->memfd, 0);
-		if (img != MAP_FAILED) {
-			sym = crash_elf_symbol(img, (size_t)st.st_size, pc - base, &into, &sym_len);
-			if (sym) {
-				size_t w = (size_t)snprintf(out, len, "#%d %s.so+0x%lx %.*s+0x%lx\n", k, (*in)->name,
-							    (unsigned long)(pc - base), sym_len, sym, (unsigned long)into);
-				munmap(img, (size_t)st.st_size);
-				return w;
-			}
-			munmap(img, (size_t)st.st_size);
-		}
+		/* the zygote mapped each plugin's bytes when it closed its memfd */
+		if ((*in)->image)
+			sym = crash_elf_symbol((*in)->image, (*in)->image_len, pc - base, &into, &sym_len);
+		if (sym)
+			return (size_t)snprintf(out, len, "#%d %s.so+0x%lx %.*s+0x%lx\n", k, (*in)->name,
+						(unsigned long)(pc - base), sym_len, sym, (unsigned long)into);
 		return (size_t)snprintf(out, len, "#%d %s.so+0x%lx\n", k, (*in)->name, (unsigned long)(pc - base));
 	}
 	if (dl.dli_sname && dl.dli_saddr)

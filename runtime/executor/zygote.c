@@ -105,6 +105,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -1133,10 +1134,23 @@ static void z_ready(struct zygote *z, struct json_object *m, int fd)
 	 * that each plugin was opened from a number no loaded library answered
 	 * to (loader_open.c). */
 	for (size_t i = 0; i < z->n_plugins; i++) {
-		if (z->plugins[i] && z->plugins[i]->memfd >= 0) {
-			close(z->plugins[i]->memfd);
-			z->plugins[i]->memfd = -1;
+		struct loader_plugin *p = z->plugins[i];
+		struct stat st;
+
+		if (!p || p->memfd < 0)
+			continue;
+		/* a mapping costs no descriptor: crash reports read the
+		 * plugin's symbols from it */
+		if (fstat(p->memfd, &st) == 0 && st.st_size > 0) {
+			void *img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, p->memfd, 0);
+
+			if (img != MAP_FAILED) {
+				p->image = img;
+				p->image_len = (size_t)st.st_size;
+			}
 		}
+		close(p->memfd);
+		p->memfd = -1;
 	}
 	/* an executor's address space at fork: the limit's base */
 	z->base_kb = vm_size_kb();

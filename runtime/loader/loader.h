@@ -107,6 +107,10 @@ struct loader_plugin {
 	/* private */
 	void *handle;
 	int memfd;
+	/* The zygote: the memfd's bytes mapped read-only once it closes the
+	 * memfd (crash reports read the plugin's symbols here). */
+	const void *image;
+	size_t image_len;
 };
 
 /* Loads dir/NAME.so (with dir/NAME.so.minisig). On success *out is owned by

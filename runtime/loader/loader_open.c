@@ -11,6 +11,7 @@
 #include "loader_priv.h"
 
 #include <dlfcn.h>
+#include <sys/mman.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -237,6 +238,8 @@ void loader_unload(struct loader_plugin *p)
 		dlclose(p->handle);
 	if (p->memfd >= 0)
 		close(p->memfd);
+	if (p->image)
+		munmap((void *)p->image, p->image_len);
 	free(p->subscriptions);
 	free(p);
 }
