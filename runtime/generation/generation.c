@@ -5,7 +5,7 @@
  * plugins: a config error fails the build, while a plugin that is refused
  * is listed with its reason and, when the running generation has a version
  * of it, that version stays in service (the same verified bytes, through a
- * dup of its sealed memfd).
+ * share of their read-only mapping: loader_clone()).
  */
 #include "generation_priv.h"
 

@@ -16,8 +16,11 @@
  *      from our memfd;
  *   7. resolve the info and the entry point, cross-check them with the
  *      signed comment.
- * The memfd stays open while the library is loaded: as long as it is, no new
- * memfd can take its number, so the path string stays unique.
+ * Between 5 and 6 the bytes wait mapped, without a descriptor (loader_bytes.c):
+ * the memfd is made again, from them and sealed, when the zygote or
+ * loader_open() needs one. The memfd stays open while the library is loaded:
+ * as long as it is, no new memfd can take its number, so the path string
+ * stays unique.
  *
  * Steps 6-7 (loader_open) and loader_unload live in loader_open.c, which
  * needs no libsodium, so that the small zygote binary can link them alone.
@@ -44,10 +47,6 @@
 
 #include "loader_priv.h"
 #include "util.h"
-
-#ifndef MFD_EXEC
-#define MFD_EXEC 0x0010U /* Linux 6.3: executable memfd under vm.memfd_noexec=1 */
-#endif
 
 #define COPY_CHUNK (64u << 10)
 
@@ -98,18 +97,6 @@ static int map_sign_error(int serr)
 	case SIGN_ENOMEM: return LOADER_ENOMEM;
 	default: return LOADER_EIO;
 	}
-}
-
-static int new_memfd(const char *name)
-{
-	char mname[64];
-	int fd;
-
-	snprintf(mname, sizeof(mname), "evs:%.58s", name);
-	fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
-	if (fd < 0 && errno == EINVAL) /* kernel older than 6.3: no MFD_EXEC */
-		fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	return fd;
 }
 
 /* Copies src (from its start) into the memfd, hashing the same bytes, at most
@@ -438,7 +425,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	}
 
 	/* 3. the bytes, once, into a sealed memfd, hashed on the way */
-	memfd = new_memfd(name);
+	memfd = loader_new_memfd(name);
 	if (memfd < 0) {
 		int e = errno;
 		ret = loader_refuse(err, errlen, LOADER_EIO, "memfd_create: %s%s", strerror(e),
@@ -513,8 +500,14 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	if (ret < 0)
 		goto out;
 
-	p->memfd = memfd;
-	memfd = -1;
+	/* 5c. keep the sealed bytes mapped, not the memfd: a verified plugin
+	 * costs no descriptor (loader_bytes.c) */
+	ret = loader_bytes_keep(p, memfd, total);
+	if (ret < 0) {
+		ret = loader_refuse(err, errlen, ret, "%s.so: mapping its sealed bytes: %s", name,
+			     ret == LOADER_ENOMEM ? "out of memory" : strerror(errno));
+		goto out;
+	}
 	*out = p;
 	p = NULL;
 	ret = LOADER_OK;
@@ -578,11 +571,19 @@ int loader_clone(const struct loader_plugin *src, struct loader_plugin **out)
 		}
 		memcpy(p->subscriptions, src->subscriptions, src->n_subscriptions * sizeof(*p->subscriptions));
 	}
-	p->memfd = fcntl(src->memfd, F_DUPFD_CLOEXEC, 3);
-	if (p->memfd < 0) {
-		free(p->subscriptions);
-		free(p);
-		return LOADER_EIO;
+	p->memfd = -1;
+	p->bytes = NULL;
+	p->image = NULL;
+	p->image_len = 0;
+	if (src->bytes) {
+		loader_bytes_share(p, src);
+	} else {
+		p->memfd = fcntl(src->memfd, F_DUPFD_CLOEXEC, 3);
+		if (p->memfd < 0) {
+			free(p->subscriptions);
+			free(p);
+			return LOADER_EIO;
+		}
 	}
 	*out = p;
 	return LOADER_OK;

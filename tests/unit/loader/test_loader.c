@@ -13,10 +13,12 @@
 #include <link.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -744,6 +746,80 @@ static void test_strerror(void **vstate)
 	assert_string_equal(loader_strerror(-1000), "unknown loader error");
 }
 
+static size_t open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	size_t n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* A verified plugin costs no descriptor: its sealed bytes stay mapped, the
+ * generations that keep it share that mapping, and loader_memfd() makes a
+ * sealed memfd of the very same bytes only when one is asked for. */
+static void test_bytes_without_descriptor(void **vstate)
+{
+	struct state *s = *vstate;
+	struct loader_options o = opts_of(s);
+	struct loader_plugin *p[64] = {NULL}, *copy = NULL;
+	struct evs_ctx ctx;
+	char err[512], *data;
+	size_t len, before;
+	int fd, seals;
+	struct stat st;
+	void *m;
+
+	assert_int_equal(util_read_file(CASES "/good/fx_event.so", 64u << 20, &data, &len), 0);
+	before = open_fds();
+	for (size_t i = 0; i < 64; i++) {
+		assert_int_equal(loader_verify(CASES "/good", "fx_event", &o, &p[i], err, sizeof(err)), LOADER_OK);
+		assert_int_equal(p[i]->memfd, -1);
+		assert_int_equal(p[i]->image_len, len);
+		assert_memory_equal(p[i]->image, data, len);
+	}
+	assert_int_equal(open_fds(), before); /* 64 plugins, no descriptor */
+
+	/* a clone shares the mapping and outlives the plugin it came from */
+	assert_int_equal(loader_clone(p[0], &copy), LOADER_OK);
+	assert_int_equal(copy->memfd, -1);
+	assert_ptr_equal(copy->image, p[0]->image);
+	loader_unload(p[0]);
+	p[0] = NULL;
+	assert_memory_equal(copy->image, data, len);
+
+	/* a memfd on demand: sealed, the same bytes, the caller's to close */
+	assert_int_equal(loader_memfd(copy, &fd), 0);
+	assert_true(fd >= 0);
+	seals = fcntl(fd, F_GET_SEALS);
+	assert_int_equal(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
+			 F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal((size_t)st.st_size, len);
+	m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	assert_true(m != MAP_FAILED);
+	assert_memory_equal(m, data, len);
+	munmap(m, len);
+	assert_int_equal(write(fd, "x", 1), -1); /* sealed */
+	close(fd);
+	assert_int_equal(open_fds(), before);
+
+	/* opened in this process, it holds one memfd while loaded, and runs */
+	assert_int_equal(loader_open(copy, err, sizeof(err)), LOADER_OK);
+	assert_true(copy->memfd >= 0);
+	assert_int_equal(open_fds(), before + 1);
+	assert_int_equal(run_event(copy, &ctx), 0);
+	assert_string_equal(ctx.lines[0], "fx_event 1.0.0 post-connection-creation for conn-1");
+	loader_unload(copy);
+	for (size_t i = 1; i < 64; i++)
+		loader_unload(p[i]);
+	assert_int_equal(open_fds(), before);
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -751,6 +827,7 @@ int main(void)
 		cmocka_unit_test(test_good_action),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_subscriptions),
+		cmocka_unit_test(test_bytes_without_descriptor),
 		cmocka_unit_test(test_unknown_key_names_the_key),
 		cmocka_unit_test(test_too_big),
 		cmocka_unit_test(test_constructor_never_runs),
