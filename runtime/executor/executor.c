@@ -268,9 +268,7 @@ static int start_load(struct executor *ex, size_t i, int *code, char *err, size_
 	struct json_object *m;
 	int ret, fd;
 
-	/* a descriptor for the bytes only while they are handed over: the
-	 * daemon keeps none per plugin (loader_memfd) */
-	ret = loader_memfd(p, &fd);
+	ret = loader_memfd(p, &fd); /* a descriptor only while handed over */
 	if (ret < 0) {
 		*code = LOADER_EIO;
 		util_set_err(err, errlen, "%s.so: a memfd for its bytes: %s", p->name, status_str(ret));

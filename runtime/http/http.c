@@ -48,15 +48,9 @@
  * bounds the time this takes. */
 #define HTTP_DISCARD_MAX (256u * 1024 * 1024)
 /* libmicrohttpd's per-connection memory: the request line and headers must
- * fit in it, or libmicrohttpd answers 414/431 itself, with its own HTML body
- * (0.9.75 has no way to replace it) and a close that a client still sending
- * may see only as a reset. Our own caps below are well inside it, so that
- * every head up to about 127 KiB gets the JSON error shape. The price is
- * memory: libmicrohttpd zeroes the whole pool between the requests of a
- * kept-alive connection, so each such connection holds it (measured: 156 kB
- * of RSS each with 128 KiB, 93 kB with 64 KiB, 1.1 MB with 1 MiB+64 KiB, which
- * is why the bound is not 1 MiB: 1,024 connections would hold 1.1 GB).
- * docs/operations.md, "Under load and bad input". */
+ * fit in it, or libmicrohttpd answers 414/431 itself (HTML, not replaceable).
+ * Our caps below are well inside it: heads up to ~127 KiB get JSON. Each
+ * kept-alive connection holds it all (docs/operations.md has the costs). */
 #define HTTP_CONNECTION_MEMORY (128u * 1024)
 #define HTTP_MAX_URI 8192               /* request-target bytes; longer: 414 */
 #define HTTP_MAX_HEADER_BYTES 16384     /* names and values of all headers; more: 431 */
