@@ -322,8 +322,9 @@ static int start_some(struct store *s, struct pgc *c, struct store_claim_batch *
 			more = cur.execution_id > 0;
 		}
 	}
-	/* stopped at max: maybe more (the next call claims ahead again) */
-	b->more = more && b->n == b->max;
+	/* not stopped by a claim only: maybe more (the local queue, or the
+	 * next call's claim ahead) */
+	b->more = more;
 	return run->n > 0 ? 0 : STORE_ENOTFOUND;
 }
 
