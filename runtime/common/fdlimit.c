@@ -44,10 +44,9 @@ static int too_few(const struct fdlimit_need *need, const struct rlimit *rl, cha
 
 	needed(need, &core, &all);
 	util_set_err(err, errlen, "too few file descriptors: RLIMIT_NOFILE is %llu (hard limit %llu), and %zu "
-		     "plugins (a descriptor each in the zygote while it opens them) with max_concurrency %u "
-		     "need at "
-		     "least %llu, %llu with http_max_connections %u; raise the limit (LimitNOFILE= in "
-		     "the systemd unit, or ulimit -n as root)",
+		     "plugins (a descriptor each while a generation is built and its zygote opens them) "
+		     "with max_concurrency %u need at least %llu, %llu with http_max_connections %u; "
+		     "raise the limit (LimitNOFILE= in the systemd unit, or ulimit -n as root)",
 		     (unsigned long long)rl->rlim_cur, (unsigned long long)rl->rlim_max, need->plugins,
 		     need->concurrency, (unsigned long long)core, (unsigned long long)all, need->connections);
 	return STATUS_ETOOBIG;

@@ -1,11 +1,12 @@
 /*
  * fdlimit.h - the daemon's file descriptors against RLIMIT_NOFILE.
  *
- * The daemon keeps no descriptor per plugin: a verified plugin's sealed bytes
- * stay mapped, and a memfd is made of them only while it is handed to the
- * zygote (loader_memfd(); a plugin run in-process keeps one while it is
- * loaded). It holds two for the store and one socket per HTTP connection and
- * per pooled executor. The zygote receives one memfd per plugin and holds
+ * The daemon keeps no descriptor per plugin in service: a verified plugin's
+ * sealed bytes stay mapped, and its memfd is closed once the generation's
+ * zygote has it (loader_memfd_close(); a plugin run in-process keeps one while
+ * it is loaded), so only a generation being built holds one per plugin. It
+ * holds two for the store and one socket per HTTP connection and per pooled
+ * executor. The zygote receives one memfd per plugin and holds
  * them all while it opens them (each plugin's /proc/self/fd/N path must stay
  * unique until all are open), then closes them: for that moment a thousand
  * plugins need a thousand descriptors, under the limit the zygote inherits.

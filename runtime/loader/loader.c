@@ -16,9 +16,10 @@
  *      from our memfd;
  *   7. resolve the info and the entry point, cross-check them with the
  *      signed comment.
- * Between 5 and 6 the bytes wait mapped, without a descriptor (loader_bytes.c):
- * the memfd is made again, from them and sealed, when the zygote or
- * loader_open() needs one. The memfd stays open while the library is loaded:
+ * The sealed bytes are also kept mapped, so that the memfd can be closed once
+ * the zygote has it, and made again from them (sealed) when another zygote
+ * or loader_open() needs one (loader_bytes.c). The memfd stays open while the
+ * library is loaded:
  * as long as it is, no new memfd can take its number, so the path string
  * stays unique.
  *
@@ -500,14 +501,16 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	if (ret < 0)
 		goto out;
 
-	/* 5c. keep the sealed bytes mapped, not the memfd: a verified plugin
-	 * costs no descriptor (loader_bytes.c) */
+	/* 5c. the sealed bytes mapped too, so that the memfd can be closed
+	 * once the zygote has it (loader_memfd_close, loader_bytes.c) */
 	ret = loader_bytes_keep(p, memfd, total);
 	if (ret < 0) {
 		ret = loader_refuse(err, errlen, ret, "%s.so: mapping its sealed bytes: %s", name,
 			     ret == LOADER_ENOMEM ? "out of memory" : strerror(errno));
 		goto out;
 	}
+	p->memfd = memfd;
+	memfd = -1;
 	*out = p;
 	p = NULL;
 	ret = LOADER_OK;
@@ -571,19 +574,18 @@ int loader_clone(const struct loader_plugin *src, struct loader_plugin **out)
 		}
 		memcpy(p->subscriptions, src->subscriptions, src->n_subscriptions * sizeof(*p->subscriptions));
 	}
-	p->memfd = -1;
 	p->bytes = NULL;
 	p->image = NULL;
 	p->image_len = 0;
-	if (src->bytes) {
-		loader_bytes_share(p, src);
-	} else {
-		p->memfd = fcntl(src->memfd, F_DUPFD_CLOEXEC, 3);
-		if (p->memfd < 0) {
-			free(p->subscriptions);
-			free(p);
-			return LOADER_EIO;
-		}
+	/* a memfd of its own, which the new generation's zygote and the
+	 * daemon's mapping share; src's is freed when src's generation goes */
+	if (loader_memfd(src, &p->memfd) < 0 ||
+	    (src->bytes && loader_bytes_keep(p, p->memfd, src->image_len) < 0)) {
+		if (p->memfd >= 0)
+			close(p->memfd);
+		free(p->subscriptions);
+		free(p);
+		return LOADER_EIO;
 	}
 	*out = p;
 	return LOADER_OK;

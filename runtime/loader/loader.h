@@ -10,10 +10,11 @@
  * cross-checks them with the trusted comment. What runs is exactly the bytes
  * that were verified. The memfd stays open for the library's lifetime.
  *
- * A plugin that is verified and not opened in this process costs no file
- * descriptor: loader_verify() keeps its sealed bytes mapped read-only and
- * closes the memfd; loader_memfd() makes a sealed memfd of them again for
- * the moment one is needed (loader_bytes.c).
+ * A plugin that is verified and not opened in this process need not cost a
+ * file descriptor: loader_verify() also keeps its sealed bytes mapped
+ * read-only, loader_memfd_close() closes the memfd once the zygote has it,
+ * and loader_memfd() makes a sealed memfd of them again for the moment one is
+ * needed (loader_bytes.c).
  */
 #ifndef EVS_LOADER_H
 #define EVS_LOADER_H
@@ -113,11 +114,11 @@ struct loader_plugin {
 	void *handle;
 	int memfd;
 	/* The plugin's bytes mapped read-only: in the daemon from
-	 * loader_verify() on (shared by clones, see bytes), in the zygote once
-	 * it closes the memfd (crash reports read the plugin's symbols here). */
+	 * loader_verify() on (see bytes), in the zygote once it closes the
+	 * memfd (crash reports read the plugin's symbols here). */
 	const void *image;
 	size_t image_len;
-	struct loader_bytes *bytes; /* the daemon's shared mapping, or NULL */
+	struct loader_bytes *bytes; /* the daemon's mapping, or NULL */
 };
 
 /* Loads dir/NAME.so (with dir/NAME.so.minisig). On success *out is owned by
@@ -135,11 +136,10 @@ int loader_load(const char *dir, const char *name, const struct loader_options *
 
 /* The first half of loader_load(): every check that needs no plugin code
  * (size, signature, trusted comment, ledger, ELF header), leaving the bytes
- * mapped read-only (p->image, p->image_len; p->memfd is -1: the sealed
- * memfd they were checked in is closed, so a verified plugin costs no
- * descriptor) with name, version, keyid and hash filled, but nothing
- * dlopen()ed. The daemon verifies; the zygote opens. Same contract as
- * loader_load() otherwise. */
+ * in a sealed memfd (p->memfd) and mapped read-only (p->image, p->image_len)
+ * with name, version, keyid and hash filled, but nothing dlopen()ed. The
+ * daemon verifies; the zygote opens. Same contract as loader_load()
+ * otherwise. */
 int loader_verify(const char *dir, const char *name, const struct loader_options *opts,
 		  struct loader_plugin **out, char *err, size_t errlen);
 
@@ -154,9 +154,9 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 int loader_open(struct loader_plugin *p, char *err, size_t errlen);
 
 /* A new unopened plugin with src's verified fields and the same verified
- * bytes, for another generation: a share of src's mapping (no descriptor),
- * or a dup of its sealed memfd when src has no mapping. *out owned by the
- * caller (loader_unload). */
+ * bytes, for another generation: a new sealed memfd written from src's
+ * mapping, and a mapping of it (a dup of src's memfd when src has no
+ * mapping). *out owned by the caller (loader_unload). */
 int loader_clone(const struct loader_plugin *src, struct loader_plugin **out);
 
 /* Records p's version and hash in opts->ledger when there is no record for
@@ -174,6 +174,12 @@ int loader_accept(const struct loader_options *opts, const struct loader_plugin 
  * success *out (malloc'd, *n records) is the caller's. Pure; fuzzable. */
 int loader_parse_subscriptions(const void *bytes, size_t size, struct loader_subscription **out,
 			       size_t *n, char *detail, size_t dlen);
+
+/* Closes p's memfd once a zygote has it, keeping the bytes mapped: a
+ * verified plugin then costs no descriptor. Nothing for a plugin opened in
+ * this process (its memfd stays while the library is loaded) or with no
+ * mapping. Call while no other thread uses p. NULL is fine. */
+void loader_memfd_close(struct loader_plugin *p);
 
 /* A sealed memfd holding p's verified bytes, for the moment a descriptor is
  * needed (handing the plugin to the zygote): a dup of p->memfd when p has

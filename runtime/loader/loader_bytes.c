@@ -4,22 +4,24 @@
  * loader_verify() copies NAME.so into a sealed memfd and checks those bytes.
  * Keeping that memfd open for as long as a generation uses the plugin would
  * cost the daemon one descriptor per plugin (a thousand plugins, a thousand
- * descriptors, two thousand during a reload). Instead the sealed memfd is
+ * descriptors, two thousand during a reload). So the sealed memfd is also
  * mapped read-only (MAP_PRIVATE, never written: the mapping shares the
- * memfd's pages, it is not a copy) and closed: the mapping keeps the file
- * alive and costs no descriptor. Generations that keep an unchanged plugin
- * share that one mapping (loader_clone), counted by a reference count.
+ * memfd's pages, it is not a copy), handed to the generation's zygote, and
+ * then closed (loader_memfd_close): the mapping keeps the file alive, the
+ * zygote maps the same pages, and the daemon holds no descriptor for it.
  *
  * A descriptor is made again only where one is needed, for the time it is
  * needed: loader_memfd() writes the mapped bytes into a new memfd and seals
- * it before anyone else can see it, for the zygote's "load" (sent, then
- * closed) and for loader_open() in this process (kept while the library is
- * loaded: its /proc/self/fd/N path string must stay unique).
+ * it before anyone else can see it, for a zygote restarted after a crash
+ * (sent, then closed; that zygote's copy is its own) and for loader_clone()
+ * (the next generation's own memfd and mapping, so that once the old
+ * generation is gone the bytes are held once again).
  *
  * Why this is the verified bytes, with no window between check and use: the
- * first memfd was sealed (F_SEAL_WRITE | F_SEAL_SEAL ...) before it was
- * hashed, checked and mapped, and was never handed to another process before
- * it was closed; the mapping is read-only; and every memfd made from it is
+ * first memfd was written by loader_verify() alone (hashing what it wrote)
+ * and sealed (F_SEAL_WRITE | F_SEAL_SEAL ...) before the signature was
+ * checked and before it was mapped or handed to anyone, so no one can change
+ * its pages; the mapping is read-only; and every memfd made from it is
  * sealed before it leaves this file. In libc alone, for the zygote binary.
  */
 #include "loader.h"
@@ -27,7 +29,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -41,10 +42,8 @@
 
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
 
-/* One mapping of a plugin's sealed bytes, shared by the generations that
- * hold the plugin. */
+/* The daemon's mapping of a plugin's sealed bytes. */
 struct loader_bytes {
-	atomic_uint refs;
 	void *addr;
 	size_t len;
 };
@@ -79,33 +78,31 @@ int loader_bytes_keep(struct loader_plugin *p, int memfd, size_t len)
 		return LOADER_EIO;
 	}
 	b->len = len;
-	atomic_init(&b->refs, 1);
 	p->bytes = b;
 	p->image = b->addr;
 	p->image_len = len;
 	return LOADER_OK;
 }
 
-void loader_bytes_share(struct loader_plugin *dst, const struct loader_plugin *src)
-{
-	dst->bytes = src->bytes;
-	dst->image = src->image;
-	dst->image_len = src->image_len;
-	if (src->bytes)
-		atomic_fetch_add(&src->bytes->refs, 1);
-}
-
 void loader_bytes_release(struct loader_plugin *p)
 {
 	struct loader_bytes *b = p->bytes;
 
-	if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+	if (b) {
 		munmap(b->addr, b->len);
 		free(b);
 	}
 	p->bytes = NULL;
 	p->image = NULL;
 	p->image_len = 0;
+}
+
+void loader_memfd_close(struct loader_plugin *p)
+{
+	if (p && p->memfd >= 0 && p->bytes && !p->handle) {
+		close(p->memfd);
+		p->memfd = -1;
+	}
 }
 
 int loader_memfd(const struct loader_plugin *p, int *out)

@@ -22,11 +22,7 @@ int loader_new_memfd(const char *name);
  * the mapping keeps the bytes). 0, LOADER_ENOMEM or LOADER_EIO (errno set). */
 int loader_bytes_keep(struct loader_plugin *p, int memfd, size_t len);
 
-/* loader_bytes.c: dst shares src's mapping (a reference more; none when src
- * has none). */
-void loader_bytes_share(struct loader_plugin *dst, const struct loader_plugin *src);
-
-/* loader_bytes.c: lets go of p's share of its mapping; the last unmaps it. */
+/* loader_bytes.c: unmaps p's bytes. */
 void loader_bytes_release(struct loader_plugin *p);
 
 #endif

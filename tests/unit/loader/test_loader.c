@@ -768,9 +768,10 @@ static size_t open_fds(void)
 	return n;
 }
 
-/* A verified plugin costs no descriptor: its sealed bytes stay mapped, the
- * generations that keep it share that mapping, and loader_memfd() makes a
- * sealed memfd of the very same bytes only when one is asked for. */
+/* A verified plugin need cost no descriptor: its sealed bytes stay mapped
+ * when its memfd is closed, a clone (the next generation) gets a memfd and a
+ * mapping of its own, and loader_memfd() makes a sealed memfd of the very
+ * same bytes only when one is asked for. */
 static void test_bytes_without_descriptor(void **vstate)
 {
 	struct state *s = *vstate;
@@ -787,19 +788,27 @@ static void test_bytes_without_descriptor(void **vstate)
 	before = open_fds();
 	for (size_t i = 0; i < 64; i++) {
 		assert_int_equal(loader_verify(CASES "/good", "fx_event", &o, &p[i], err, sizeof(err)), LOADER_OK);
-		assert_int_equal(p[i]->memfd, -1);
+		assert_true(p[i]->memfd >= 0);
 		assert_int_equal(p[i]->image_len, len);
+		assert_memory_equal(p[i]->image, data, len);
+	}
+	assert_int_equal(open_fds(), before + 64);
+	for (size_t i = 0; i < 64; i++) {
+		loader_memfd_close(p[i]);
+		assert_int_equal(p[i]->memfd, -1);
 		assert_memory_equal(p[i]->image, data, len);
 	}
 	assert_int_equal(open_fds(), before); /* 64 plugins, no descriptor */
 
-	/* a clone shares the mapping and outlives the plugin it came from */
+	/* a clone has its own memfd and mapping, and outlives its source */
 	assert_int_equal(loader_clone(p[0], &copy), LOADER_OK);
-	assert_int_equal(copy->memfd, -1);
-	assert_ptr_equal(copy->image, p[0]->image);
+	assert_true(copy->memfd >= 0);
+	assert_ptr_not_equal(copy->image, p[0]->image);
 	loader_unload(p[0]);
 	p[0] = NULL;
 	assert_memory_equal(copy->image, data, len);
+	loader_memfd_close(copy);
+	assert_int_equal(open_fds(), before);
 
 	/* a memfd on demand: sealed, the same bytes, the caller's to close */
 	assert_int_equal(loader_memfd(copy, &fd), 0);
