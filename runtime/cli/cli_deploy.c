@@ -17,7 +17,6 @@
 
 #include <getopt.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,30 +32,14 @@ struct deploy {
 	char err[1024];
 };
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define fail(...) cli_error("deploy", __VA_ARGS__)
 
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "evscript deploy: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return EXIT_FAILURE;
-}
-
-static int usage(FILE *f, int status)
-{
-	fprintf(f, "usage: evscript deploy PLUGIN.so [--sign SECFILE] --plugin-dir DIR [--reload URL] "
-		   "[--secret-key KEY]\n"
-		   "  signs (with --sign) with the trusted comment from the plugin's info, copies\n"
-		   "  NAME.so.minisig and NAME.so into DIR atomically, and with --reload asks the\n"
-		   "  daemon at URL (e.g. http://127.0.0.1:3003) to reload and reports the outcome.\n"
-		   "  The API secret: --secret-key or EVSCRIPT_SECRET_KEY.\n");
-	return status;
-}
+static const char usage[] =
+	"usage: evscript deploy PLUGIN.so [--sign SECFILE] --plugin-dir DIR [--reload URL] [--secret-key KEY]\n"
+	"  signs (with --sign) with the trusted comment from the plugin's info, copies\n"
+	"  NAME.so.minisig and NAME.so into DIR atomically, and with --reload asks the\n"
+	"  daemon at URL (e.g. http://127.0.0.1:3003) to reload and reports the outcome.\n"
+	"  The API secret: --secret-key or EVSCRIPT_SECRET_KEY.\n";
 
 /* Step 2 without --sign: the signature that is there must be for this
  * name and version. */
@@ -189,32 +172,19 @@ out:
 
 static int parse(int argc, char **argv, struct deploy *d)
 {
-	static const struct option opts[] = {
-		{"sign", required_argument, NULL, 's'},
-		{"plugin-dir", required_argument, NULL, 'd'},
-		{"reload", required_argument, NULL, 'r'},
-		{"secret-key", required_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	const struct cli_option opts[] = {
+		{"sign", 's', true, &d->sign_key, NULL, NULL},
+		{"plugin-dir", 'd', true, &d->dir, NULL, NULL},
+		{"reload", 'r', true, &d->url, NULL, NULL},
+		{"secret-key", 'k', true, &d->secret, NULL, NULL},
 	};
-	int ch;
+	int ret = cli_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), d, usage);
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "s:d:r:k:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 's': d->sign_key = optarg; break;
-		case 'd': d->dir = optarg; break;
-		case 'r': d->url = optarg; break;
-		case 'k': d->secret = optarg; break;
-		case 'h': usage(stdout, 0); return -1; /* done: exit 0 */
-		default: return usage(stderr, CLI_EXIT_USAGE);
-		}
-	}
-	if (optind + 1 != argc || !d->dir) {
-		fprintf(stderr, "evscript deploy: %s\n", optind + 1 != argc ? "give exactly one PLUGIN.so"
-									     : "--plugin-dir DIR is required");
-		return usage(stderr, CLI_EXIT_USAGE);
-	}
+	if (ret)
+		return ret;
+	if (optind + 1 != argc || !d->dir)
+		return cli_usage_error("deploy", usage, "%s", optind + 1 != argc ? "give exactly one PLUGIN.so"
+										  : "--plugin-dir DIR is required");
 	d->so = argv[optind];
 	return 0;
 }
