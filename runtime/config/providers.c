@@ -55,98 +55,75 @@ static int opt_string(struct pctx *c, const struct ynode *n, const char *what, c
 	return p_string(c, n, what, out);
 }
 
-static int parse_paginate(struct pctx *c, const struct ynode *n, const char *name, struct config_paginate *pg)
+static int paginate_entry(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
 {
-	char what[256];
+	struct config_paginate *pg = user;
+	int ret = 0;
+
+	if (strcmp(k, "type") == 0) {
+		if (v->type != YNODE_SCALAR || config_paginate_type_from_name(v->str, &pg->type) != 0 ||
+		    pg->type == CONFIG_PAGINATE_NONE)
+			return p_expected(c, v, what, "cursor, link or offset");
+		return 0;
+	}
+	for (size_t f = 0; f < CONFIG_PAGINATE_N_FIELDS && !ret; f++)
+		if (strcmp(k, config_paginate_fields[f].name) == 0)
+			ret = opt_string(c, v, what, config_paginate_field(pg, f));
+	return ret;
+}
+
+/* what: "<provider>.proxy.paginate". */
+static int parse_paginate(struct pctx *c, const struct ynode *n, const char *what, struct config_paginate *pg)
+{
 	int ret;
 
 	if (ynode_is_null(n))
 		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.paginate: expected a mapping, found %s", name,
-			     ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i]->str;
-		const struct ynode *v = n->items[i];
+	ret = p_each(c, n, what, "", paginate_entry, pg);
+	if (!ret && pg->type == CONFIG_PAGINATE_NONE)
+		ret = PFAIL(c, n, CONFIG_EINVALID, "%s: no type, expected type: cursor, link or offset", what);
+	return ret;
+}
 
-		snprintf(what, sizeof(what), "%s.proxy.paginate.%s", name, k);
-		if (strcmp(k, "type") == 0) {
-			if (v->type != YNODE_SCALAR ||
-			    config_paginate_type_from_name(v->str, &pg->type) != 0 ||
-			    pg->type == CONFIG_PAGINATE_NONE)
-				return PFAIL(c, v, CONFIG_EINVALID, "%s: expected cursor, link or offset, found %s%s%s",
-					     what, v->type == YNODE_SCALAR ? "'" : "",
-					     v->type == YNODE_SCALAR ? v->str : ynode_kind(v),
-					     v->type == YNODE_SCALAR ? "'" : "");
-			continue;
-		}
-		for (size_t f = 0; f < CONFIG_PAGINATE_N_FIELDS; f++) {
-			if (strcmp(k, config_paginate_fields[f].name) != 0)
-				continue;
-			ret = opt_string(c, v, what, config_paginate_field(pg, f));
-			if (ret)
-				return ret;
-		}
-	}
-	if (pg->type == CONFIG_PAGINATE_NONE)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.paginate: no type, expected type: cursor, link or offset",
-			     name);
+static int in_body_entry(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
+{
+	struct config_retry *r = user;
+
+	if (strcmp(k, "path") == 0)
+		return opt_string(c, v, what, &r->in_body_path);
+	if (strcmp(k, "value") == 0)
+		return opt_string(c, v, what, &r->in_body_value);
+	if (strcmp(k, "strategy") == 0)
+		return opt_string(c, v, what, &r->in_body_strategy);
 	return 0;
 }
 
 static int parse_in_body(struct pctx *c, const struct ynode *n, const char *what, struct config_retry *r)
 {
-	char sub[300];
-	int ret = 0;
+	int ret;
 
 	if (ynode_is_null(n))
 		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping with path, value and strategy, found %s",
-			     what, ynode_kind(n));
-	for (size_t i = 0; i < n->n && !ret; i++) {
-		const char *k = n->keys[i]->str;
-
-		snprintf(sub, sizeof(sub), "%s.%s", what, k);
-		if (strcmp(k, "path") == 0)
-			ret = opt_string(c, n->items[i], sub, &r->in_body_path);
-		else if (strcmp(k, "value") == 0)
-			ret = opt_string(c, n->items[i], sub, &r->in_body_value);
-		else if (strcmp(k, "strategy") == 0)
-			ret = opt_string(c, n->items[i], sub, &r->in_body_strategy);
-	}
+	ret = p_each(c, n, what, " with path, value and strategy", in_body_entry, r);
 	if (!ret && (!r->in_body_path || !r->in_body_value))
 		ret = PFAIL(c, n, CONFIG_EINVALID, "%s: path and value are required", what);
 	return ret;
 }
 
-static int parse_retry(struct pctx *c, const struct ynode *n, const char *name, struct config_retry *r)
+static int retry_entry(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
 {
-	char what[256];
-	int ret = 0;
+	struct config_retry *r = user;
 
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.retry: expected a mapping, found %s", name,
-			     ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i]->str;
-
-		snprintf(what, sizeof(what), "%s.proxy.retry.%s", name, k);
-		if (strcmp(k, "at") == 0)
-			ret = p_strlist_or_string(c, n->items[i], what, &r->at);
-		else if (strcmp(k, "after") == 0)
-			ret = p_strlist_or_string(c, n->items[i], what, &r->after);
-		else if (strcmp(k, "remaining") == 0)
-			ret = p_strlist_or_string(c, n->items[i], what, &r->remaining);
-		else if (strcmp(k, "error_code") == 0)
-			ret = p_strlist_or_string(c, n->items[i], what, &r->error_code);
-		else if (strcmp(k, "in_body") == 0)
-			ret = parse_in_body(c, n->items[i], what, r);
-		if (ret)
-			return ret;
-	}
+	if (strcmp(k, "at") == 0)
+		return p_strlist_or_string(c, v, what, &r->at);
+	if (strcmp(k, "after") == 0)
+		return p_strlist_or_string(c, v, what, &r->after);
+	if (strcmp(k, "remaining") == 0)
+		return p_strlist_or_string(c, v, what, &r->remaining);
+	if (strcmp(k, "error_code") == 0)
+		return p_strlist_or_string(c, v, what, &r->error_code);
+	if (strcmp(k, "in_body") == 0)
+		return parse_in_body(c, v, what, r);
 	return 0;
 }
 
@@ -192,46 +169,30 @@ static int to_json(const struct ynode *n, unsigned depth, struct json_object **o
 	return o ? 0 : -1;
 }
 
-static int parse_verification(struct pctx *c, const struct ynode *n, const char *name,
-			      struct config_verification *v)
+static int verification_entry(struct pctx *c, const char *k, const struct ynode *it, const char *what,
+			      void *user)
 {
-	char what[256];
-	int ret = 0;
+	struct config_verification *v = user;
+	struct json_object *j = NULL;
+	const char *text;
 
-	if (ynode_is_null(n))
+	if (strcmp(k, "method") == 0)
+		return opt_string(c, it, what, &v->method);
+	if (strcmp(k, "endpoints") == 0 || strcmp(k, "endpoint") == 0)
+		return p_strlist_or_string(c, it, what, &v->endpoints);
+	if (strcmp(k, "headers") == 0)
+		return p_strmap(c, it, what, &v->headers);
+	if (strcmp(k, "base_url_override") == 0)
+		return opt_string(c, it, what, &v->base_url_override);
+	if (strcmp(k, "data") != 0 || ynode_is_null(it))
 		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.verification: expected a mapping, found %s", name,
-			     ynode_kind(n));
-	v->present = true;
-	for (size_t i = 0; i < n->n && !ret; i++) {
-		const char *k = n->keys[i]->str;
-		const struct ynode *it = n->items[i];
-
-		snprintf(what, sizeof(what), "%s.proxy.verification.%s", name, k);
-		if (strcmp(k, "method") == 0) {
-			ret = opt_string(c, it, what, &v->method);
-		} else if (strcmp(k, "endpoints") == 0 || strcmp(k, "endpoint") == 0) {
-			ret = p_strlist_or_string(c, it, what, &v->endpoints);
-		} else if (strcmp(k, "headers") == 0) {
-			ret = p_strmap(c, it, what, &v->headers);
-		} else if (strcmp(k, "base_url_override") == 0) {
-			ret = opt_string(c, it, what, &v->base_url_override);
-		} else if (strcmp(k, "data") == 0 && !ynode_is_null(it)) {
-			struct json_object *j = NULL;
-			const char *text = to_json(it, 0, &j) == 0 && j
-						   ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
-											 JSON_C_TO_STRING_NOSLASHESCAPE)
-						   : NULL;
-
-			free(v->data);
-			v->data = text ? strdup(text) : NULL;
-			json_object_put(j);
-			if (!v->data)
-				ret = PFAIL(c, it, CONFIG_ENOMEM, "out of memory");
-		}
-	}
-	return ret;
+	text = to_json(it, 0, &j) == 0 && j
+		       ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+		       : NULL;
+	free(v->data);
+	v->data = text ? strdup(text) : NULL;
+	json_object_put(j);
+	return v->data ? 0 : PFAIL(c, it, CONFIG_ENOMEM, "out of memory");
 }
 
 static void verification_clear(struct config_verification *v)
@@ -244,34 +205,23 @@ static void verification_clear(struct config_verification *v)
 	memset(v, 0, sizeof(*v));
 }
 
-static int parse_proxy(struct pctx *c, const struct ynode *n, const char *name, struct config_provider *p)
+static int proxy_entry(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
 {
-	char what[256];
-	int ret = 0;
+	struct config_provider *p = user;
 
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy: expected a mapping, found %s", name, ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i]->str;
-		const struct ynode *v = n->items[i];
-
-		snprintf(what, sizeof(what), "%s.proxy.%s", name, k);
-		if (strcmp(k, "base_url") == 0)
-			ret = opt_string(c, v, what, &p->base_url);
-		else if (strcmp(k, "headers") == 0)
-			ret = p_strmap(c, v, what, &p->headers);
-		else if (strcmp(k, "query") == 0)
-			ret = p_strmap(c, v, what, &p->query);
-		else if (strcmp(k, "retry") == 0)
-			ret = parse_retry(c, v, name, &p->retry);
-		else if (strcmp(k, "paginate") == 0)
-			ret = parse_paginate(c, v, name, &p->paginate);
-		else if (strcmp(k, "verification") == 0)
-			ret = parse_verification(c, v, name, &p->verification);
-		if (ret)
-			return ret;
+	if (strcmp(k, "base_url") == 0)
+		return opt_string(c, v, what, &p->base_url);
+	if (strcmp(k, "headers") == 0)
+		return p_strmap(c, v, what, &p->headers);
+	if (strcmp(k, "query") == 0)
+		return p_strmap(c, v, what, &p->query);
+	if (strcmp(k, "retry") == 0)
+		return p_each(c, v, what, "", retry_entry, &p->retry);
+	if (strcmp(k, "paginate") == 0)
+		return parse_paginate(c, v, what, &p->paginate);
+	if (strcmp(k, "verification") == 0) {
+		p->verification.present = !ynode_is_null(v);
+		return p_each(c, v, what, "", verification_entry, &p->verification);
 	}
 	return 0;
 }
@@ -279,30 +229,31 @@ static int parse_proxy(struct pctx *c, const struct ynode *n, const char *name, 
 /* token_params / refresh_params: scalars are kept; a nested mapping (two
  * providers of Nango's catalogue have one) is skipped: evscript sends form
  * fields only. */
+static int param_entry(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
+{
+	struct config_map *out = user;
+	struct config_kv *items;
+
+	(void)what;
+	if (v->type != YNODE_SCALAR)
+		return 0;
+	items = realloc(out->items, (out->n + 1) * sizeof(*items));
+	if (!items)
+		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+	out->items = items;
+	items[out->n].key = strdup(k);
+	items[out->n].value = strdup(v->str ? v->str : "");
+	out->n++;
+	if (!items[out->n - 1].key || !items[out->n - 1].value)
+		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+	return 0;
+}
+
 static int parse_params(struct pctx *c, const struct ynode *n, const char *what, struct config_map *out)
 {
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping, found %s", what, ynode_kind(n));
-	map_clear(out);
-	for (size_t i = 0; i < n->n; i++) {
-		struct config_kv *items;
-		const struct ynode *v = n->items[i];
-
-		if (v->type != YNODE_SCALAR)
-			continue;
-		items = realloc(out->items, (out->n + 1) * sizeof(*items));
-		if (!items)
-			return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
-		out->items = items;
-		items[out->n].key = strdup(n->keys[i]->str);
-		items[out->n].value = strdup(v->str ? v->str : "");
-		out->n++;
-		if (!items[out->n - 1].key || !items[out->n - 1].value)
-			return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
-	}
-	return 0;
+	if (n->type == YNODE_MAP)
+		map_clear(out);
+	return p_each(c, n, what, "", param_entry, out);
 }
 
 /* token_url: a template, or (github-app-oauth) a mapping of auth mode to
@@ -341,50 +292,53 @@ static int parse_oauth(struct pctx *c, const char *k, const struct ynode *v, con
 	return 0;
 }
 
+/* The keys of one provider; user is its struct provider_entry. */
+struct provider_entry {
+	struct config_provider *p;
+	struct raw *raw;
+};
+
+static int provider_key(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
+{
+	struct config_provider *p = ((struct provider_entry *)user)->p;
+	struct raw *raw = ((struct provider_entry *)user)->raw;
+	int ret;
+
+	if (strcmp(k, "display_name") == 0) {
+		raw->has_display_name = !ynode_is_null(v);
+		return opt_string(c, v, what, &p->display_name);
+	}
+	if (strcmp(k, "auth_mode") == 0) {
+		raw->has_auth_mode = !ynode_is_null(v);
+		ret = opt_string(c, v, what, &p->auth_mode_name);
+		p->auth_mode = auth_mode_of(p->auth_mode_name);
+		return ret;
+	}
+	if (strcmp(k, "alias") == 0) {
+		ret = opt_string(c, v, what, &p->alias);
+		if (p->alias)
+			raw->alias = v;
+		return ret;
+	}
+	if (strcmp(k, "proxy") == 0) {
+		raw->has_proxy = !ynode_is_null(v);
+		return p_each(c, v, what, "", proxy_entry, p);
+	}
+	return parse_oauth(c, k, v, what, p);
+}
+
 static int parse_entry(struct pctx *c, const struct ynode *key, const struct ynode *n, struct config_provider *p,
 		       struct raw *raw)
 {
-	const char *name = key->str;
-	char what[256];
-	int ret = 0;
+	struct provider_entry e = {p, raw};
 
 	raw->key = key;
 	p->line = key->line;
 	p->column = key->column;
-	p->name = strdup(name);
+	p->name = strdup(key->str);
 	if (!p->name)
 		return PFAIL(c, key, CONFIG_ENOMEM, "out of memory");
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping (a provider), found %s", name,
-			     ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i]->str;
-		const struct ynode *v = n->items[i];
-
-		snprintf(what, sizeof(what), "%s.%s", name, k);
-		if (strcmp(k, "display_name") == 0) {
-			raw->has_display_name = !ynode_is_null(v);
-			ret = opt_string(c, v, what, &p->display_name);
-		} else if (strcmp(k, "auth_mode") == 0) {
-			raw->has_auth_mode = !ynode_is_null(v);
-			ret = opt_string(c, v, what, &p->auth_mode_name);
-			p->auth_mode = auth_mode_of(p->auth_mode_name);
-		} else if (strcmp(k, "alias") == 0) {
-			ret = opt_string(c, v, what, &p->alias);
-			if (p->alias)
-				raw->alias = v;
-		} else if (strcmp(k, "proxy") == 0) {
-			raw->has_proxy = !ynode_is_null(v);
-			ret = parse_proxy(c, v, name, p);
-		} else {
-			ret = parse_oauth(c, k, v, what, p);
-		}
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return p_each(c, n, key->str, " (a provider)", provider_key, &e);
 }
 
 static int copy_str(char **dst, const char *src)
