@@ -179,21 +179,25 @@ int p_map_items(struct pctx *c, const struct ynode *n, const char *what, const c
 	return 0;
 }
 
-int p_each(struct pctx *c, const struct ynode *n, const char *prefix, const char *of, p_entry_fn entry,
-	   void *user)
+int p_each_required(struct pctx *c, const struct ynode *n, const char *prefix, const char *of,
+		    p_entry_fn entry, void *user)
 {
 	char what[320];
 	int ret = 0;
 
-	if (ynode_is_null(n))
-		return 0;
 	if (n->type != YNODE_MAP)
 		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping%s, found %s", prefix, of, ynode_kind(n));
 	for (size_t i = 0; i < n->n && !ret; i++) {
 		snprintf(what, sizeof(what), "%s.%s", prefix, n->keys[i]->str);
-		ret = entry(c, n->keys[i]->str, n->items[i], what, user);
+		ret = entry(c, n->keys[i], n->items[i], what, user);
 	}
 	return ret;
+}
+
+int p_each(struct pctx *c, const struct ynode *n, const char *prefix, const char *of, p_entry_fn entry,
+	   void *user)
+{
+	return ynode_is_null(n) ? 0 : p_each_required(c, n, prefix, of, entry, user);
 }
 
 int p_map_read(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,

@@ -38,9 +38,9 @@ int p_strmap(struct pctx *c, const struct ynode *n, const char *what, struct con
 int p_map_items(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,
 		size_t size, void **items);
 
-/* One entry of a mapping for p_each: its key, its value, and what
- * ("<prefix>.<key>") to name it by in messages. 0 or a CONFIG_E* code. */
-typedef int (*p_entry_fn)(struct pctx *c, const char *key, const struct ynode *v, const char *what,
+/* One entry of a mapping for p_each: its key (a scalar), its value, and
+ * what ("<prefix>.<key>") to name it by in messages. 0 or a CONFIG_E* code. */
+typedef int (*p_entry_fn)(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
 			  void *user);
 
 /* Walks the mapping n: entry(c, key, value, what, user) for each entry, in
@@ -49,6 +49,9 @@ typedef int (*p_entry_fn)(struct pctx *c, const char *key, const struct ynode *v
  * may be "", or say what it maps: " of names to strings"). */
 int p_each(struct pctx *c, const struct ynode *n, const char *prefix, const char *of, p_entry_fn entry,
 	   void *user);
+/* The same for a mapping that must be there: null is refused too. */
+int p_each_required(struct pctx *c, const struct ynode *n, const char *prefix, const char *of,
+		    p_entry_fn entry, void *user);
 
 /* Reads each entry of a non-null mapping of at most max entries into a
  * zeroed array of one element of size bytes per entry: *items (owned by the

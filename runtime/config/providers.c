@@ -55,8 +55,10 @@ static int opt_string(struct pctx *c, const struct ynode *n, const char *what, c
 	return p_string(c, n, what, out);
 }
 
-static int paginate_entry(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
+static int paginate_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+			  void *user)
 {
+	const char *k = key->str;
 	struct config_paginate *pg = user;
 	int ret = 0;
 
@@ -85,8 +87,10 @@ static int parse_paginate(struct pctx *c, const struct ynode *n, const char *wha
 	return ret;
 }
 
-static int in_body_entry(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
+static int in_body_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+			 void *user)
 {
+	const char *k = key->str;
 	struct config_retry *r = user;
 
 	if (strcmp(k, "path") == 0)
@@ -110,8 +114,10 @@ static int parse_in_body(struct pctx *c, const struct ynode *n, const char *what
 	return ret;
 }
 
-static int retry_entry(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
+static int retry_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+			void *user)
 {
+	const char *k = key->str;
 	struct config_retry *r = user;
 
 	if (strcmp(k, "at") == 0)
@@ -169,9 +175,10 @@ static int to_json(const struct ynode *n, unsigned depth, struct json_object **o
 	return o ? 0 : -1;
 }
 
-static int verification_entry(struct pctx *c, const char *k, const struct ynode *it, const char *what,
+static int verification_entry(struct pctx *c, const struct ynode *key, const struct ynode *it, const char *what,
 			      void *user)
 {
+	const char *k = key->str;
 	struct config_verification *v = user;
 	struct json_object *j = NULL;
 	const char *text;
@@ -205,8 +212,10 @@ static void verification_clear(struct config_verification *v)
 	memset(v, 0, sizeof(*v));
 }
 
-static int proxy_entry(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
+static int proxy_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+			void *user)
 {
+	const char *k = key->str;
 	struct config_provider *p = user;
 
 	if (strcmp(k, "base_url") == 0)
@@ -229,8 +238,10 @@ static int proxy_entry(struct pctx *c, const char *k, const struct ynode *v, con
 /* token_params / refresh_params: scalars are kept; a nested mapping (two
  * providers of Nango's catalogue have one) is skipped: evscript sends form
  * fields only. */
-static int param_entry(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
+static int param_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+			void *user)
 {
+	const char *k = key->str;
 	struct config_map *out = user;
 	struct config_kv *items;
 
@@ -298,8 +309,10 @@ struct provider_entry {
 	struct raw *raw;
 };
 
-static int provider_key(struct pctx *c, const char *k, const struct ynode *v, const char *what, void *user)
+static int provider_key(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+			void *user)
 {
+	const char *k = key->str;
 	struct config_provider *p = ((struct provider_entry *)user)->p;
 	struct raw *raw = ((struct provider_entry *)user)->raw;
 	int ret;
