@@ -182,6 +182,23 @@ static bool lists_scripts(const struct ynode *n)
 	return n->n > 0;
 }
 
+/* Key k (on-events or post-connection-scripts) with value v, when the other
+ * one was at other with other_v: refused when both list scripts. */
+static int only_one(struct pctx *c, const char *id, const struct ynode *k, const struct ynode *v,
+		    const struct ynode *other, const struct ynode *other_v)
+{
+	bool second_is_legacy = strcmp(k->str, "on-events") == 0;
+	char at[32];
+
+	if (!other || !lists_scripts(other_v) || !lists_scripts(v))
+		return 0;
+	snprintf(at, sizeof(at), " (line %u)", other->line);
+	return PFAIL(c, k, CONFIG_EINVALID,
+		     "integrations.%s: both on-events%s and post-connection-scripts%s, "
+		     "expected only one (move the scripts under on-events.post-connection-creation)",
+		     id, second_is_legacy ? "" : at, second_is_legacy ? at : "");
+}
+
 static int parse_integration(struct pctx *c, const struct ynode *key, const struct ynode *n,
 			     struct config_integration *in, struct config_nango *out)
 {
@@ -207,20 +224,16 @@ static int parse_integration(struct pctx *c, const struct ynode *key, const stru
 		const struct ynode *k = n->keys[i], *v = n->items[i];
 
 		if (strcmp(k->str, "on-events") == 0) {
-			if (legacy && lists_scripts(legacy_v) && lists_scripts(v))
-				return PFAIL(c, k, CONFIG_EINVALID,
-					     "integrations.%s: both on-events and post-connection-scripts (line %u), "
-					     "expected only one (move the scripts under on-events.post-connection-creation)",
-					     id, legacy->line);
+			ret = only_one(c, id, k, v, legacy, legacy_v);
+			if (ret)
+				return ret;
 			on_events = k;
 			on_events_v = v;
 			ret = parse_events_or_actions(c, v, id, "on-events", in);
 		} else if (strcmp(k->str, "post-connection-scripts") == 0) {
-			if (on_events && lists_scripts(on_events_v) && lists_scripts(v))
-				return PFAIL(c, k, CONFIG_EINVALID,
-					     "integrations.%s: both on-events (line %u) and post-connection-scripts, "
-					     "expected only one (move the scripts under on-events.post-connection-creation)",
-					     id, on_events->line);
+			ret = only_one(c, id, k, v, on_events, on_events_v);
+			if (ret)
+				return ret;
 			legacy = k;
 			legacy_v = v;
 			snprintf(path, sizeof(path), "integrations.%s.post-connection-scripts", id);

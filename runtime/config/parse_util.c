@@ -200,6 +200,54 @@ int p_each(struct pctx *c, const struct ynode *n, const char *prefix, const char
 	return ynode_is_null(n) ? 0 : p_each_required(c, n, prefix, of, entry, user);
 }
 
+int p_opt_string(struct pctx *c, const struct ynode *n, const char *what, char **out)
+{
+	if (ynode_is_null(n))
+		return 0;
+	free(*out);
+	return p_string(c, n, what, out);
+}
+
+int p_field(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+	    const struct p_field *fields, size_t n, void *base)
+{
+	for (size_t i = 0; i < n; i++) {
+		void *slot = (char *)base + fields[i].offset;
+
+		if (strcmp(key->str, fields[i].name) != 0)
+			continue;
+		switch (fields[i].kind) {
+		case P_OPT_STRING: return p_opt_string(c, v, what, slot);
+		case P_STRLIST: return p_strlist_or_string(c, v, what, slot);
+		case P_STRMAP: return p_strmap(c, v, what, slot);
+		case P_CALL: return fields[i].call(c, key, v, what, slot);
+		}
+	}
+	return 0;
+}
+
+struct field_table {
+	const struct p_field *fields;
+	size_t n;
+	void *base;
+};
+
+static int table_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+		       void *user)
+{
+	const struct field_table *t = user;
+
+	return p_field(c, key, v, what, t->fields, t->n, t->base);
+}
+
+int p_fields(struct pctx *c, const struct ynode *n, const char *prefix, const char *of,
+	     const struct p_field *fields, size_t n_fields, void *base)
+{
+	struct field_table t = {fields, n_fields, base};
+
+	return p_each(c, n, prefix, of, table_entry, &t);
+}
+
 int p_map_read(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,
 	       size_t size, void **items, size_t *count, p_item_fn entry, void *user)
 {

@@ -53,6 +53,32 @@ int p_each(struct pctx *c, const struct ynode *n, const char *prefix, const char
 int p_each_required(struct pctx *c, const struct ynode *n, const char *prefix, const char *of,
 		    p_entry_fn entry, void *user);
 
+/* A scalar that may be null (then nothing changes), else copied over *out. */
+int p_opt_string(struct pctx *c, const struct ynode *n, const char *what, char **out);
+
+/* One key of a mapping read by a table (after nginx's ngx_command_t): its
+ * name, and how its value is read into the struct at base + offset: a
+ * string that may be null (p_opt_string), a string or a list of them
+ * (p_strlist_or_string), a mapping of strings (p_strmap), or by call(c,
+ * key, value, what, base + offset). */
+enum p_kind { P_OPT_STRING, P_STRLIST, P_STRMAP, P_CALL };
+struct p_field {
+	const char *name;
+	enum p_kind kind;
+	size_t offset;
+	p_entry_fn call;
+};
+
+/* Reads one entry of a mapping by fields (n of them) into base; a key the
+ * table does not name is skipped (0). */
+int p_field(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+	    const struct p_field *fields, size_t n, void *base);
+
+/* p_each with p_field for every entry: the mapping n (null: empty) by
+ * fields into base. */
+int p_fields(struct pctx *c, const struct ynode *n, const char *prefix, const char *of,
+	     const struct p_field *fields, size_t n_fields, void *base);
+
 /* Reads each entry of a non-null mapping of at most max entries into a
  * zeroed array of one element of size bytes per entry: *items (owned by the
  * caller, even on failure; NULL when it could not be made), *count the

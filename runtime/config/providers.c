@@ -47,38 +47,34 @@ static enum config_auth_mode auth_mode_of(const char *s)
 	return CONFIG_AUTH_OTHER;
 }
 
-static int opt_string(struct pctx *c, const struct ynode *n, const char *what, char **out)
-{
-	if (ynode_is_null(n))
-		return 0;
-	free(*out);
-	return p_string(c, n, what, out);
-}
+#define N_FIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
 static int paginate_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
 			  void *user)
 {
-	const char *k = key->str;
 	struct config_paginate *pg = user;
 	int ret = 0;
 
-	if (strcmp(k, "type") == 0) {
+	if (strcmp(key->str, "type") == 0) {
 		if (v->type != YNODE_SCALAR || config_paginate_type_from_name(v->str, &pg->type) != 0 ||
 		    pg->type == CONFIG_PAGINATE_NONE)
 			return p_expected(c, v, what, "cursor, link or offset");
 		return 0;
 	}
 	for (size_t f = 0; f < CONFIG_PAGINATE_N_FIELDS && !ret; f++)
-		if (strcmp(k, config_paginate_fields[f].name) == 0)
-			ret = opt_string(c, v, what, config_paginate_field(pg, f));
+		if (strcmp(key->str, config_paginate_fields[f].name) == 0)
+			ret = p_opt_string(c, v, what, config_paginate_field(pg, f));
 	return ret;
 }
 
-/* what: "<provider>.proxy.paginate". */
-static int parse_paginate(struct pctx *c, const struct ynode *n, const char *what, struct config_paginate *pg)
+/* proxy.paginate, into user (struct config_paginate). */
+static int parse_paginate(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+			  void *user)
 {
+	struct config_paginate *pg = user;
 	int ret;
 
+	(void)key;
 	if (ynode_is_null(n))
 		return 0;
 	ret = p_each(c, n, what, "", paginate_entry, pg);
@@ -87,50 +83,41 @@ static int parse_paginate(struct pctx *c, const struct ynode *n, const char *wha
 	return ret;
 }
 
-static int in_body_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+static const struct p_field in_body_fields[] = {
+	{"path", P_OPT_STRING, offsetof(struct config_retry, in_body_path), NULL},
+	{"value", P_OPT_STRING, offsetof(struct config_retry, in_body_value), NULL},
+	{"strategy", P_OPT_STRING, offsetof(struct config_retry, in_body_strategy), NULL},
+};
+
+/* proxy.retry.in_body, into user (struct config_retry). */
+static int parse_in_body(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
 			 void *user)
 {
-	const char *k = key->str;
 	struct config_retry *r = user;
-
-	if (strcmp(k, "path") == 0)
-		return opt_string(c, v, what, &r->in_body_path);
-	if (strcmp(k, "value") == 0)
-		return opt_string(c, v, what, &r->in_body_value);
-	if (strcmp(k, "strategy") == 0)
-		return opt_string(c, v, what, &r->in_body_strategy);
-	return 0;
-}
-
-static int parse_in_body(struct pctx *c, const struct ynode *n, const char *what, struct config_retry *r)
-{
 	int ret;
 
+	(void)key;
 	if (ynode_is_null(n))
 		return 0;
-	ret = p_each(c, n, what, " with path, value and strategy", in_body_entry, r);
+	ret = p_fields(c, n, what, " with path, value and strategy", in_body_fields, N_FIELDS(in_body_fields), r);
 	if (!ret && (!r->in_body_path || !r->in_body_value))
 		ret = PFAIL(c, n, CONFIG_EINVALID, "%s: path and value are required", what);
 	return ret;
 }
 
-static int retry_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
-			void *user)
-{
-	const char *k = key->str;
-	struct config_retry *r = user;
+static const struct p_field retry_fields[] = {
+	{"at", P_STRLIST, offsetof(struct config_retry, at), NULL},
+	{"after", P_STRLIST, offsetof(struct config_retry, after), NULL},
+	{"remaining", P_STRLIST, offsetof(struct config_retry, remaining), NULL},
+	{"error_code", P_STRLIST, offsetof(struct config_retry, error_code), NULL},
+	{"in_body", P_CALL, 0, parse_in_body},
+};
 
-	if (strcmp(k, "at") == 0)
-		return p_strlist_or_string(c, v, what, &r->at);
-	if (strcmp(k, "after") == 0)
-		return p_strlist_or_string(c, v, what, &r->after);
-	if (strcmp(k, "remaining") == 0)
-		return p_strlist_or_string(c, v, what, &r->remaining);
-	if (strcmp(k, "error_code") == 0)
-		return p_strlist_or_string(c, v, what, &r->error_code);
-	if (strcmp(k, "in_body") == 0)
-		return parse_in_body(c, v, what, r);
-	return 0;
+static int parse_retry(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+		       void *user)
+{
+	(void)key;
+	return p_fields(c, n, what, "", retry_fields, N_FIELDS(retry_fields), user);
 }
 
 /* A YAML value as JSON (json-c) into *out (NULL is JSON null): plain
@@ -175,31 +162,44 @@ static int to_json(const struct ynode *n, unsigned depth, struct json_object **o
 	return o ? 0 : -1;
 }
 
-static int verification_entry(struct pctx *c, const struct ynode *key, const struct ynode *it, const char *what,
-			      void *user)
+/* verification.data: any YAML, kept as JSON text in user (char *). */
+static int parse_data(struct pctx *c, const struct ynode *key, const struct ynode *it, const char *what,
+		      void *user)
 {
-	const char *k = key->str;
-	struct config_verification *v = user;
+	char **data = user;
 	struct json_object *j = NULL;
 	const char *text;
 
-	if (strcmp(k, "method") == 0)
-		return opt_string(c, it, what, &v->method);
-	if (strcmp(k, "endpoints") == 0 || strcmp(k, "endpoint") == 0)
-		return p_strlist_or_string(c, it, what, &v->endpoints);
-	if (strcmp(k, "headers") == 0)
-		return p_strmap(c, it, what, &v->headers);
-	if (strcmp(k, "base_url_override") == 0)
-		return opt_string(c, it, what, &v->base_url_override);
-	if (strcmp(k, "data") != 0 || ynode_is_null(it))
+	(void)key;
+	(void)what;
+	if (ynode_is_null(it))
 		return 0;
 	text = to_json(it, 0, &j) == 0 && j
 		       ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 		       : NULL;
-	free(v->data);
-	v->data = text ? strdup(text) : NULL;
+	free(*data);
+	*data = text ? strdup(text) : NULL;
 	json_object_put(j);
-	return v->data ? 0 : PFAIL(c, it, CONFIG_ENOMEM, "out of memory");
+	return *data ? 0 : PFAIL(c, it, CONFIG_ENOMEM, "out of memory");
+}
+
+static const struct p_field verification_fields[] = {
+	{"method", P_OPT_STRING, offsetof(struct config_verification, method), NULL},
+	{"endpoints", P_STRLIST, offsetof(struct config_verification, endpoints), NULL},
+	{"endpoint", P_STRLIST, offsetof(struct config_verification, endpoints), NULL},
+	{"headers", P_STRMAP, offsetof(struct config_verification, headers), NULL},
+	{"base_url_override", P_OPT_STRING, offsetof(struct config_verification, base_url_override), NULL},
+	{"data", P_CALL, offsetof(struct config_verification, data), parse_data},
+};
+
+static int parse_verification(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+			      void *user)
+{
+	struct config_verification *v = user;
+
+	(void)key;
+	v->present = !ynode_is_null(n);
+	return p_fields(c, n, what, "", verification_fields, N_FIELDS(verification_fields), v);
 }
 
 static void verification_clear(struct config_verification *v)
@@ -212,36 +212,21 @@ static void verification_clear(struct config_verification *v)
 	memset(v, 0, sizeof(*v));
 }
 
-static int proxy_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
-			void *user)
-{
-	const char *k = key->str;
-	struct config_provider *p = user;
-
-	if (strcmp(k, "base_url") == 0)
-		return opt_string(c, v, what, &p->base_url);
-	if (strcmp(k, "headers") == 0)
-		return p_strmap(c, v, what, &p->headers);
-	if (strcmp(k, "query") == 0)
-		return p_strmap(c, v, what, &p->query);
-	if (strcmp(k, "retry") == 0)
-		return p_each(c, v, what, "", retry_entry, &p->retry);
-	if (strcmp(k, "paginate") == 0)
-		return parse_paginate(c, v, what, &p->paginate);
-	if (strcmp(k, "verification") == 0) {
-		p->verification.present = !ynode_is_null(v);
-		return p_each(c, v, what, "", verification_entry, &p->verification);
-	}
-	return 0;
-}
+static const struct p_field proxy_fields[] = {
+	{"base_url", P_OPT_STRING, offsetof(struct config_provider, base_url), NULL},
+	{"headers", P_STRMAP, offsetof(struct config_provider, headers), NULL},
+	{"query", P_STRMAP, offsetof(struct config_provider, query), NULL},
+	{"retry", P_CALL, offsetof(struct config_provider, retry), parse_retry},
+	{"paginate", P_CALL, offsetof(struct config_provider, paginate), parse_paginate},
+	{"verification", P_CALL, offsetof(struct config_provider, verification), parse_verification},
+};
 
 /* token_params / refresh_params: scalars are kept; a nested mapping (two
  * providers of Nango's catalogue have one) is skipped: evscript sends form
  * fields only. */
 static int param_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
-			void *user)
+		       void *user)
 {
-	const char *k = key->str;
 	struct config_map *out = user;
 	struct config_kv *items;
 
@@ -252,7 +237,7 @@ static int param_entry(struct pctx *c, const struct ynode *key, const struct yno
 	if (!items)
 		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
 	out->items = items;
-	items[out->n].key = strdup(k);
+	items[out->n].key = strdup(key->str);
 	items[out->n].value = strdup(v->str ? v->str : "");
 	out->n++;
 	if (!items[out->n - 1].key || !items[out->n - 1].value)
@@ -260,48 +245,43 @@ static int param_entry(struct pctx *c, const struct ynode *key, const struct yno
 	return 0;
 }
 
-static int parse_params(struct pctx *c, const struct ynode *n, const char *what, struct config_map *out)
+static int parse_params(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+			void *user)
 {
+	(void)key;
 	if (n->type == YNODE_MAP)
-		map_clear(out);
-	return p_each(c, n, what, "", param_entry, out);
+		map_clear(user);
+	return p_each(c, n, what, "", param_entry, user);
 }
 
 /* token_url: a template, or (github-app-oauth) a mapping of auth mode to
  * template, of which the OAUTH2 entry is the token endpoint. */
-static int parse_token_url(struct pctx *c, const struct ynode *n, const char *what, char **out)
+static int parse_token_url(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+			   void *user)
 {
+	(void)key;
 	if (n->type == YNODE_MAP) {
 		for (size_t i = 0; i < n->n; i++)
 			if (strcmp(n->keys[i]->str, "OAUTH2") == 0)
-				return opt_string(c, n->items[i], what, out);
+				return p_opt_string(c, n->items[i], what, user);
 		return 0;
 	}
-	return opt_string(c, n, what, out);
+	return p_opt_string(c, n, what, user);
 }
 
-/* The OAuth2 token endpoint's keys (read by token refresh). */
-static int parse_oauth(struct pctx *c, const char *k, const struct ynode *v, const char *what,
-		       struct config_provider *p)
-{
-	if (strcmp(k, "token_url") == 0)
-		return parse_token_url(c, v, what, &p->token_url);
-	if (strcmp(k, "refresh_url") == 0)
-		return opt_string(c, v, what, &p->refresh_url);
-	if (strcmp(k, "token_params") == 0)
-		return parse_params(c, v, what, &p->token_params);
-	if (strcmp(k, "refresh_params") == 0)
-		return parse_params(c, v, what, &p->refresh_params);
-	if (strcmp(k, "token_request_auth_method") == 0)
-		return opt_string(c, v, what, &p->token_request_auth_method);
-	if (strcmp(k, "signature_method") == 0)
-		return opt_string(c, v, what, &p->signature_method);
-	if (strcmp(k, "authorization_method") == 0)
-		return opt_string(c, v, what, &p->authorization_method);
-	if (strcmp(k, "body_format") == 0)
-		return opt_string(c, v, what, &p->body_format);
-	return 0;
-}
+/* A provider's keys besides display_name, auth_mode, alias and proxy: the
+ * OAuth2 token endpoint's (read by token refresh). */
+static const struct p_field oauth_fields[] = {
+	{"token_url", P_CALL, offsetof(struct config_provider, token_url), parse_token_url},
+	{"refresh_url", P_OPT_STRING, offsetof(struct config_provider, refresh_url), NULL},
+	{"token_params", P_CALL, offsetof(struct config_provider, token_params), parse_params},
+	{"refresh_params", P_CALL, offsetof(struct config_provider, refresh_params), parse_params},
+	{"token_request_auth_method", P_OPT_STRING, offsetof(struct config_provider, token_request_auth_method),
+	 NULL},
+	{"signature_method", P_OPT_STRING, offsetof(struct config_provider, signature_method), NULL},
+	{"authorization_method", P_OPT_STRING, offsetof(struct config_provider, authorization_method), NULL},
+	{"body_format", P_OPT_STRING, offsetof(struct config_provider, body_format), NULL},
+};
 
 /* The keys of one provider; user is its struct provider_entry. */
 struct provider_entry {
@@ -312,32 +292,32 @@ struct provider_entry {
 static int provider_key(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
 			void *user)
 {
-	const char *k = key->str;
 	struct config_provider *p = ((struct provider_entry *)user)->p;
 	struct raw *raw = ((struct provider_entry *)user)->raw;
+	const char *k = key->str;
 	int ret;
 
 	if (strcmp(k, "display_name") == 0) {
 		raw->has_display_name = !ynode_is_null(v);
-		return opt_string(c, v, what, &p->display_name);
+		return p_opt_string(c, v, what, &p->display_name);
 	}
 	if (strcmp(k, "auth_mode") == 0) {
 		raw->has_auth_mode = !ynode_is_null(v);
-		ret = opt_string(c, v, what, &p->auth_mode_name);
+		ret = p_opt_string(c, v, what, &p->auth_mode_name);
 		p->auth_mode = auth_mode_of(p->auth_mode_name);
 		return ret;
 	}
 	if (strcmp(k, "alias") == 0) {
-		ret = opt_string(c, v, what, &p->alias);
+		ret = p_opt_string(c, v, what, &p->alias);
 		if (p->alias)
 			raw->alias = v;
 		return ret;
 	}
 	if (strcmp(k, "proxy") == 0) {
 		raw->has_proxy = !ynode_is_null(v);
-		return p_each(c, v, what, "", proxy_entry, p);
+		return p_fields(c, v, what, "", proxy_fields, N_FIELDS(proxy_fields), p);
 	}
-	return parse_oauth(c, k, v, what, p);
+	return p_field(c, key, v, what, oauth_fields, N_FIELDS(oauth_fields), p);
 }
 
 static int parse_entry(struct pctx *c, const struct ynode *key, const struct ynode *n, struct config_provider *p,
