@@ -87,42 +87,55 @@ static int copy_in(const char *src, const char *dir, const char *name)
 	return ret ? EXIT_FAILURE : 0;
 }
 
+/* The next element of plugins' list from *i on whose "name" is name (*i
+ * then past it), or NULL. */
+static struct json_object *next_named(struct json_object *plugins, const char *list, const char *name, size_t *i)
+{
+	struct json_object *arr, *e, *n;
+
+	if (!json_object_object_get_ex(plugins, list, &arr))
+		return NULL;
+	while (*i < json_object_array_length(arr)) {
+		e = json_object_array_get_idx(arr, (*i)++);
+		if (json_object_object_get_ex(e, "name", &n) && strcmp(json_object_get_string(n), name) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* o's member key as a string (NULL when absent). */
+static const char *member(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	json_object_object_get_ex(o, key, &v);
+	return json_object_get_string(v);
+}
+
 /* The plugin's entry in GET /plugins: printed; 0 when its version is in
  * service. */
 static int report(struct deploy *d, struct json_object *plugins)
 {
-	struct json_object *loaded, *refused, *warnings, *v;
+	struct json_object *warnings, *v, *e;
 	int status = EXIT_FAILURE;
+	size_t i = 0;
 
-	if (json_object_object_get_ex(plugins, "refused", &refused))
-		for (size_t i = 0; i < json_object_array_length(refused); i++) {
-			struct json_object *r = json_object_array_get_idx(refused, i), *n, *code, *why;
-
-			if (!json_object_object_get_ex(r, "name", &n) || strcmp(json_object_get_string(n), d->info.name))
-				continue;
-			json_object_object_get_ex(r, "reason_code", &code);
-			json_object_object_get_ex(r, "reason", &why);
-			printf("%s %s: refused (%s): %s\n", d->info.name, d->info.version, json_object_get_string(code),
-			       json_object_get_string(why));
-			return EXIT_FAILURE;
+	e = next_named(plugins, "refused", d->info.name, &i);
+	if (e) {
+		printf("%s %s: refused (%s): %s\n", d->info.name, d->info.version, member(e, "reason_code"),
+		       member(e, "reason"));
+		return EXIT_FAILURE;
+	}
+	for (i = 0; (e = next_named(plugins, "loaded", d->info.name, &i)) != NULL;) {
+		if (strcmp(member(e, "version"), d->info.version) == 0) {
+			printf("%s %s: in service (since generation %lld)\n", d->info.name, d->info.version,
+			       (long long)json_object_get_int64(json_object_object_get(e, "generation")));
+			status = 0;
+		} else {
+			printf("%s: version %s is in service, not %s\n", d->info.name, member(e, "version"),
+			       d->info.version);
 		}
-	if (json_object_object_get_ex(plugins, "loaded", &loaded))
-		for (size_t i = 0; i < json_object_array_length(loaded); i++) {
-			struct json_object *p = json_object_array_get_idx(loaded, i), *n, *ver, *gen;
-
-			if (!json_object_object_get_ex(p, "name", &n) || strcmp(json_object_get_string(n), d->info.name))
-				continue;
-			json_object_object_get_ex(p, "version", &ver);
-			json_object_object_get_ex(p, "generation", &gen);
-			if (strcmp(json_object_get_string(ver), d->info.version) == 0) {
-				printf("%s %s: in service (since generation %lld)\n", d->info.name, d->info.version,
-				       (long long)json_object_get_int64(gen));
-				status = 0;
-			} else {
-				printf("%s: version %s is in service, not %s\n", d->info.name, json_object_get_string(ver),
-				       d->info.version);
-			}
-		}
+	}
 	if (status != 0 && !json_object_object_get_ex(plugins, "loaded", &v))
 		printf("%s: GET /plugins gave no plugin list\n", d->info.name);
 	if (json_object_object_get_ex(plugins, "warnings", &warnings))

@@ -35,22 +35,6 @@ static struct json_object *item(struct json_object *o, const char *key, size_t i
 /* One command's work, on r opened for o: its exit status. */
 typedef int (*command_fn)(struct remote *r, const struct opts *o);
 
-/* Parses argv (cli_parse), opens r, runs fn and closes r: the exit status. */
-static int run(int argc, char **argv, unsigned allowed, bool want_arg, command_fn fn)
-{
-	struct opts o;
-	struct remote r;
-	int ret = cli_parse(argc, argv, allowed, want_arg, &o);
-
-	if (ret >= 0)
-		return ret;
-	if (cli_remote_open(&r, &o) != 0)
-		return EXIT_FAILURE;
-	ret = fn(&r, &o);
-	cli_remote_close(&r);
-	return ret;
-}
-
 /* ---- plugins, reload, status ---- */
 
 static void print_plugins(struct json_object *doc)
@@ -101,11 +85,6 @@ static int show_plugins(struct remote *r, const struct opts *o)
 	return ret;
 }
 
-int cli_plugins(int argc, char **argv)
-{
-	return run(argc, argv, 0, false, show_plugins);
-}
-
 static int do_reload(struct remote *r, const struct opts *o)
 {
 	struct json_object *doc = NULL, *e = NULL, *payload = NULL;
@@ -128,11 +107,6 @@ static int do_reload(struct remote *r, const struct opts *o)
 	}
 	json_object_put(doc);
 	return ret;
-}
-
-int cli_reload(int argc, char **argv)
-{
-	return run(argc, argv, 0, false, do_reload);
 }
 
 static int show_status(struct remote *r, const struct opts *o)
@@ -167,11 +141,6 @@ static int show_status(struct remote *r, const struct opts *o)
 	json_object_put(plugins);
 	json_object_put(running);
 	return ret;
-}
-
-int cli_status(int argc, char **argv)
-{
-	return run(argc, argv, 0, false, show_status);
 }
 
 /* ---- connections ---- */
@@ -222,11 +191,6 @@ static int list_connections(struct remote *r, const struct opts *o)
 	json_object_put(doc);
 	dynbuf_free(&path);
 	return ret;
-}
-
-int cli_connections(int argc, char **argv)
-{
-	return run(argc, argv, OPT_INTEGRATION, false, list_connections);
 }
 
 /* ---- executions and logs ---- */
@@ -290,11 +254,6 @@ static int list_executions(struct remote *r, const struct opts *o)
 	json_object_put(doc);
 	dynbuf_free(&path);
 	return ret;
-}
-
-int cli_executions(int argc, char **argv)
-{
-	return run(argc, argv, OPT_FOLLOW | OPT_FILTERS, false, list_executions);
 }
 
 static void print_line(struct json_object *l)
@@ -372,7 +331,42 @@ static int show_logs(struct remote *r, const struct opts *o)
 	return ret;
 }
 
-int cli_logs(int argc, char **argv)
+/* The commands: the options each takes (OPT_*), whether it takes one
+ * positional argument, and its work. */
+static const struct command {
+	const char *name;
+	unsigned allowed;
+	bool want_arg;
+	command_fn fn;
+} commands[] = {
+	{"status", 0, false, show_status},
+	{"plugins", 0, false, show_plugins},
+	{"reload", 0, false, do_reload},
+	{"connections", OPT_INTEGRATION, false, list_connections},
+	{"executions", OPT_FOLLOW | OPT_FILTERS, false, list_executions},
+	{"logs", OPT_FOLLOW, true, show_logs},
+};
+
+/* Parses argv by argv[0]'s entry (cli_parse), opens r, runs its work and
+ * closes r: the exit status. */
+int cli_remote(int argc, char **argv)
 {
-	return run(argc, argv, OPT_FOLLOW, true, show_logs);
+	const struct command *cmd = NULL;
+	struct opts o;
+	struct remote r;
+	int ret;
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]) && !cmd; i++)
+		if (strcmp(commands[i].name, argv[0]) == 0)
+			cmd = &commands[i];
+	if (!cmd)
+		return cli_error(argv[0], "not a command for a running daemon");
+	ret = cli_parse(argc, argv, cmd->allowed, cmd->want_arg, &o);
+	if (ret >= 0)
+		return ret;
+	if (cli_remote_open(&r, &o) != 0)
+		return EXIT_FAILURE;
+	ret = cmd->fn(&r, &o);
+	cli_remote_close(&r);
+	return ret;
 }

@@ -523,12 +523,12 @@ static const struct command commands[] = {
 	 "run one script locally with the real host functions (no daemon); record or replay responses"},
 	{"new", cmd_new, "new NAME [--event EVENT | --action] [--integration ID] [--dir DIR]",
 	 "write a plugin project (source, CMake, unit test, README) for the installed SDK"},
-	{"status", cli_status, CLI_USAGE_STATUS, "a running daemon's health and plugins"},
-	{"plugins", cli_plugins, CLI_USAGE_PLUGINS, "loaded and refused plugins"},
-	{"reload", cli_reload, CLI_USAGE_RELOAD, "reload the daemon (POST /reload)"},
-	{"connections", cli_connections, CLI_USAGE_CONNECTIONS, "list connections"},
-	{"executions", cli_executions, CLI_USAGE_EXECUTIONS, "list executions; --follow: as they start and end"},
-	{"logs", cli_logs, CLI_USAGE_LOGS, "an execution's log lines; --follow: live, until it ends"},
+	{"status", cli_remote, CLI_USAGE_STATUS, "a running daemon's health and plugins"},
+	{"plugins", cli_remote, CLI_USAGE_PLUGINS, "loaded and refused plugins"},
+	{"reload", cli_remote, CLI_USAGE_RELOAD, "reload the daemon (POST /reload)"},
+	{"connections", cli_remote, CLI_USAGE_CONNECTIONS, "list connections"},
+	{"executions", cli_remote, CLI_USAGE_EXECUTIONS, "list executions; --follow: as they start and end"},
+	{"logs", cli_remote, CLI_USAGE_LOGS, "an execution's log lines; --follow: live, until it ends"},
 };
 
 static void usage_all(FILE *f)
