@@ -367,30 +367,41 @@ static int copy_map(struct config_map *dst, const struct config_map *src)
 	return 0;
 }
 
+void config_retry_clear(struct config_retry *r)
+{
+	strlist_clear(&r->at);
+	strlist_clear(&r->after);
+	strlist_clear(&r->remaining);
+	strlist_clear(&r->error_code);
+	free(r->in_body_path);
+	free(r->in_body_value);
+	free(r->in_body_strategy);
+	memset(r, 0, sizeof(*r));
+}
+
+int config_retry_copy(struct config_retry *dst, const struct config_retry *src)
+{
+	if (copy_list(&dst->at, &src->at) || copy_list(&dst->after, &src->after) ||
+	    copy_list(&dst->remaining, &src->remaining) || copy_list(&dst->error_code, &src->error_code) ||
+	    copy_str(&dst->in_body_path, src->in_body_path) || copy_str(&dst->in_body_value, src->in_body_value) ||
+	    copy_str(&dst->in_body_strategy, src->in_body_strategy))
+		return CONFIG_ENOMEM;
+	return 0;
+}
+
 static void proxy_clear(struct config_provider *p)
 {
 	free(p->base_url);
 	p->base_url = NULL;
 	map_clear(&p->headers);
 	map_clear(&p->query);
-	strlist_clear(&p->retry.at);
-	strlist_clear(&p->retry.after);
-	strlist_clear(&p->retry.remaining);
-	strlist_clear(&p->retry.error_code);
-	free(p->retry.in_body_path);
-	free(p->retry.in_body_value);
-	free(p->retry.in_body_strategy);
-	p->retry.in_body_path = p->retry.in_body_value = p->retry.in_body_strategy = NULL;
+	config_retry_clear(&p->retry);
 	config_paginate_clear(&p->paginate);
 	verification_clear(&p->verification);
 }
 
 static int copy_proxy(struct config_provider *dst, const struct config_provider *src)
 {
-	const struct config_paginate *s = &src->paginate;
-	struct config_paginate *d = &dst->paginate;
-
-	d->type = s->type;
 	dst->verification.present = src->verification.present;
 	if (copy_str(&dst->verification.method, src->verification.method) ||
 	    copy_list(&dst->verification.endpoints, &src->verification.endpoints) ||
@@ -399,22 +410,8 @@ static int copy_proxy(struct config_provider *dst, const struct config_provider 
 	    copy_str(&dst->verification.data, src->verification.data))
 		return CONFIG_ENOMEM;
 	if (copy_str(&dst->base_url, src->base_url) || copy_map(&dst->headers, &src->headers) ||
-	    copy_map(&dst->query, &src->query) || copy_list(&dst->retry.at, &src->retry.at) ||
-	    copy_list(&dst->retry.after, &src->retry.after) ||
-	    copy_list(&dst->retry.remaining, &src->retry.remaining) ||
-	    copy_list(&dst->retry.error_code, &src->retry.error_code) ||
-	    copy_str(&dst->retry.in_body_path, src->retry.in_body_path) ||
-	    copy_str(&dst->retry.in_body_value, src->retry.in_body_value) ||
-	    copy_str(&dst->retry.in_body_strategy, src->retry.in_body_strategy) ||
-	    copy_str(&d->cursor_path_in_response, s->cursor_path_in_response) ||
-	    copy_str(&d->cursor_name_in_request, s->cursor_name_in_request) ||
-	    copy_str(&d->limit_name_in_request, s->limit_name_in_request) ||
-	    copy_str(&d->response_path, s->response_path) ||
-	    copy_str(&d->link_rel_in_response_header, s->link_rel_in_response_header) ||
-	    copy_str(&d->link_path_in_response_body, s->link_path_in_response_body) ||
-	    copy_str(&d->offset_name_in_request, s->offset_name_in_request) ||
-	    copy_str(&d->offset_start_value, s->offset_start_value) ||
-	    copy_str(&d->offset_calculation_method, s->offset_calculation_method))
+	    copy_map(&dst->query, &src->query) || config_retry_copy(&dst->retry, &src->retry) ||
+	    config_paginate_copy(&dst->paginate, &src->paginate))
 		return CONFIG_ENOMEM;
 	return 0;
 }

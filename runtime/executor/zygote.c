@@ -229,17 +229,21 @@ static void x_set_error(struct evs_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int x_get_connection(struct evs_ctx *ctx, const char **json)
-{
-	(void)ctx;
-	return x_call_string("get_connection", NULL, NULL, NULL, NULL, json);
-}
+/* The host functions that take nothing and answer one string (lent as
+ * x_call_string says): each asks the daemon for the function of its name. */
+#define X_GETTER(name)                                                   \
+	static int x_##name(struct evs_ctx *ctx, const char **out)      \
+	{                                                                \
+		(void)ctx;                                               \
+		return x_call_string(#name, NULL, NULL, NULL, NULL, out); \
+	}
 
-static int x_get_metadata(struct evs_ctx *ctx, const char **json)
-{
-	(void)ctx;
-	return x_call_string("get_metadata", NULL, NULL, NULL, NULL, json);
-}
+X_GETTER(get_connection)
+X_GETTER(get_metadata)
+X_GETTER(get_webhook_url)
+X_GETTER(get_token)
+X_GETTER(get_integration)
+X_GETTER(get_env_all)
 
 static int x_call_in(const char *fn, const char *json)
 {
@@ -278,12 +282,6 @@ static int x_get_env(struct evs_ctx *ctx, const char *name, const char **value)
 	return x_call_string("get_env", "name", name, NULL, NULL, value);
 }
 
-static int x_get_webhook_url(struct evs_ctx *ctx, const char **url)
-{
-	(void)ctx;
-	return x_call_string("get_webhook_url", NULL, NULL, NULL, NULL, url);
-}
-
 static int x_trigger_action(struct evs_ctx *ctx, const char *name, const char *input_json,
 			    const char **output_json)
 {
@@ -292,24 +290,6 @@ static int x_trigger_action(struct evs_ctx *ctx, const char *name, const char *i
 		return EVS_EINVAL;
 	return x_call_string("trigger_action", "name", name, "input",
 			     input_json ? input_json : "null", output_json);
-}
-
-static int x_get_token(struct evs_ctx *ctx, const char **token)
-{
-	(void)ctx;
-	return x_call_string("get_token", NULL, NULL, NULL, NULL, token);
-}
-
-static int x_get_integration(struct evs_ctx *ctx, const char **json)
-{
-	(void)ctx;
-	return x_call_string("get_integration", NULL, NULL, NULL, NULL, json);
-}
-
-static int x_get_env_all(struct evs_ctx *ctx, const char **json)
-{
-	(void)ctx;
-	return x_call_string("get_env_all", NULL, NULL, NULL, NULL, json);
 }
 
 static int x_set_action_error(struct evs_ctx *ctx, const char *message, const char *payload_json)
