@@ -157,26 +157,14 @@ static int x_call(struct json_object *req, struct json_object **reply)
 	return (int)wire_jint(*reply, "rc");
 }
 
-/* A call whose answer is a string lent to the plugin (it lives until the
- * process exits, right after the entry point returns). */
-static int x_call_string(const char *fn, const char *k1, const char *v1, const char *k2,
-			 const char *v2, const char **out)
+/* Sends req (taken) and gives its answer's string "v" to *out (lent to the
+ * plugin as below); EVS_EHOST when the answer has none. */
+static int x_call_take_string(struct json_object *req, const char **out)
 {
-	struct json_object *req = json_object_new_object(), *reply = NULL;
+	struct json_object *reply = NULL;
 	const char *v;
-	int rc;
+	int rc = x_call(req, &reply);
 
-	if (!out)
-		return EVS_EINVAL;
-	*out = NULL;
-	if (!req)
-		return EVS_ENOMEM;
-	json_object_object_add(req, "fn", json_object_new_string(fn));
-	if (k1)
-		json_object_object_add(req, k1, v1 ? json_object_new_string(v1) : NULL);
-	if (k2)
-		json_object_object_add(req, k2, v2 ? json_object_new_string(v2) : NULL);
-	rc = x_call(req, &reply);
 	if (rc == EVS_OK) {
 		v = wire_jstr(reply, "v");
 		*out = v ? strdup(v) : NULL;
@@ -185,6 +173,27 @@ static int x_call_string(const char *fn, const char *k1, const char *v1, const c
 	}
 	json_object_put(reply);
 	return rc;
+}
+
+/* A call whose answer is a string lent to the plugin (it lives until the
+ * process exits, right after the entry point returns). */
+static int x_call_string(const char *fn, const char *k1, const char *v1, const char *k2,
+			 const char *v2, const char **out)
+{
+	struct json_object *req;
+
+	if (!out)
+		return EVS_EINVAL;
+	*out = NULL;
+	req = json_object_new_object();
+	if (!req)
+		return EVS_ENOMEM;
+	json_object_object_add(req, "fn", json_object_new_string(fn));
+	if (k1)
+		json_object_object_add(req, k1, v1 ? json_object_new_string(v1) : NULL);
+	if (k2)
+		json_object_object_add(req, k2, v2 ? json_object_new_string(v2) : NULL);
+	return x_call_take_string(req, out);
 }
 
 /* A message without a reply: a log line ("log", level l) or the error
@@ -314,9 +323,7 @@ static int x_set_action_error(struct evs_ctx *ctx, const char *message, const ch
 static int x_trigger_action_for(struct evs_ctx *ctx, const char *connection_id, const char *name,
 				const char *input_json, const char **output_json)
 {
-	struct json_object *req, *reply = NULL;
-	const char *v;
-	int rc;
+	struct json_object *req;
 
 	(void)ctx;
 	if (!output_json)
@@ -331,15 +338,7 @@ static int x_trigger_action_for(struct evs_ctx *ctx, const char *connection_id, 
 	json_object_object_add(req, "cid", json_object_new_string(connection_id));
 	json_object_object_add(req, "name", json_object_new_string(name));
 	json_object_object_add(req, "input", json_object_new_string(input_json ? input_json : "null"));
-	rc = x_call(req, &reply);
-	if (rc == EVS_OK) {
-		v = wire_jstr(reply, "v");
-		*output_json = v ? strdup(v) : NULL;
-		if (!*output_json)
-			rc = EVS_EHOST;
-	}
-	json_object_put(reply);
-	return rc;
+	return x_call_take_string(req, output_json);
 }
 
 /* Adds [[name, value], ...] of n pairs as key k. */
