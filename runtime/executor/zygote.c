@@ -175,17 +175,16 @@ static int x_call_take_string(struct json_object *req, const char **out)
 	return rc;
 }
 
-/* A call whose answer is a string lent to the plugin (it lives until the
- * process exits, right after the entry point returns). */
-static int x_call_string(const char *fn, const char *k1, const char *v1, const char *k2,
-			 const char *v2, const char **out)
+/* Calls fn with up to two string members (k NULL: none; v NULL: JSON
+ * null). With out, the answer's string is lent to the plugin (it lives
+ * until the process exits, right after the entry point returns); without,
+ * only the answer's rc counts. */
+static int x_call_with(const char *fn, const char *k1, const char *v1, const char *k2, const char *v2,
+		       const char **out)
 {
-	struct json_object *req;
+	struct json_object *req = json_object_new_object(), *reply = NULL;
+	int rc;
 
-	if (!out)
-		return EVS_EINVAL;
-	*out = NULL;
-	req = json_object_new_object();
 	if (!req)
 		return EVS_ENOMEM;
 	json_object_object_add(req, "fn", json_object_new_string(fn));
@@ -193,7 +192,21 @@ static int x_call_string(const char *fn, const char *k1, const char *v1, const c
 		json_object_object_add(req, k1, v1 ? json_object_new_string(v1) : NULL);
 	if (k2)
 		json_object_object_add(req, k2, v2 ? json_object_new_string(v2) : NULL);
-	return x_call_take_string(req, out);
+	if (out)
+		return x_call_take_string(req, out);
+	rc = x_call(req, &reply);
+	json_object_put(reply);
+	return rc;
+}
+
+/* x_call_with for a string answer, which the plugin must ask for. */
+static int x_call_string(const char *fn, const char *k1, const char *v1, const char *k2,
+			 const char *v2, const char **out)
+{
+	if (!out)
+		return EVS_EINVAL;
+	*out = NULL;
+	return x_call_with(fn, k1, v1, k2, v2, out);
 }
 
 /* A message without a reply: a log line ("log", level l) or the error
@@ -256,19 +269,7 @@ X_GETTER(get_env_all)
 
 static int x_call_in(const char *fn, const char *json)
 {
-	struct json_object *req, *reply = NULL;
-	int rc;
-
-	if (!json)
-		return EVS_EINVAL;
-	req = json_object_new_object();
-	if (!req)
-		return EVS_ENOMEM;
-	json_object_object_add(req, "fn", json_object_new_string(fn));
-	json_object_object_add(req, "j", json_object_new_string(json));
-	rc = x_call(req, &reply);
-	json_object_put(reply);
-	return rc;
+	return json ? x_call_with(fn, "j", json, NULL, NULL, NULL) : EVS_EINVAL;
 }
 
 static int x_set_metadata(struct evs_ctx *ctx, const char *json)
@@ -303,21 +304,10 @@ static int x_trigger_action(struct evs_ctx *ctx, const char *name, const char *i
 
 static int x_set_action_error(struct evs_ctx *ctx, const char *message, const char *payload_json)
 {
-	struct json_object *req, *reply = NULL;
-	int rc;
-
 	(void)ctx;
 	if (!message)
 		return EVS_EINVAL;
-	req = json_object_new_object();
-	if (!req)
-		return EVS_ENOMEM;
-	json_object_object_add(req, "fn", json_object_new_string("set_action_error"));
-	json_object_object_add(req, "m", json_object_new_string(message));
-	json_object_object_add(req, "payload", json_object_new_string(payload_json ? payload_json : "null"));
-	rc = x_call(req, &reply);
-	json_object_put(reply);
-	return rc;
+	return x_call_with("set_action_error", "m", message, "payload", payload_json ? payload_json : "null", NULL);
 }
 
 static int x_trigger_action_for(struct evs_ctx *ctx, const char *connection_id, const char *name,
