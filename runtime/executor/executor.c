@@ -84,7 +84,7 @@ struct executor {
 	bool zygote_gone;        /* until the reader has restarted it */
 	bool stopping;           /* executor_free: the zygote's EOF is its stop */
 	bool drained;            /* executor_kill_all: no more runs */
-	uint64_t restarts;
+	size_t restarts;
 	char sandbox[512];       /* what the zygote's sandbox applies (sandbox.h) */
 };
 
@@ -704,14 +704,7 @@ bool executor_degraded(const struct executor *ex)
 
 uint64_t executor_zygote_restarts(const struct executor *ex)
 {
-	uint64_t n = 0;
-
-	if (ex) {
-		pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
-		n = ex->restarts;
-		pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);
-	}
-	return n;
+	return ex ? read_locked(ex, &ex->restarts) : 0;
 }
 
 const char *executor_sandbox(const struct executor *ex)
@@ -995,8 +988,7 @@ out:
 	return ret;
 }
 
-/* The calls that take nothing and answer one string; secret: the answer
- * holds credentials (wiped when let go). */
+/* The calls that take nothing and answer a string (secret: wiped after). */
 static const struct getter {
 	const char *fn;
 	int (*get)(struct hostapi_exec *x, char **out);
