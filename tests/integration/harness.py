@@ -36,6 +36,9 @@ import pg_server
 
 SECRET = "test-secret-key-0123456789"
 
+# Nango's official node client and the tests that drive it with node.
+NANGO_CLIENT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nango-client")
+
 # The source tree, and the cc flag for the SDK's headers in it.
 SRC_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SDK_INCLUDE = "-I" + os.path.join(SRC_DIR, "plugin-sdk", "include")
@@ -498,6 +501,17 @@ class DaemonTest(unittest.TestCase):
         d = tempfile.mkdtemp(prefix=prefix)
         self.addCleanup(shutil.rmtree, d, True)
         return d
+
+    def nango_client(self):
+        """The node binary, with Nango's official client (@nangohq/node) installed
+        in NANGO_CLIENT_DIR (`npm ci` when it is not yet): the test fails
+        without node, or without npm when the client must be installed."""
+        node, npm = shutil.which("node"), shutil.which("npm")
+        self.assertIsNotNone(node, "node is required for this test")
+        if not os.path.isdir(os.path.join(NANGO_CLIENT_DIR, "node_modules", "@nangohq", "node")):
+            self.assertIsNotNone(npm, "npm is required to install the client")
+            subprocess.run([npm, "ci", "--prefix", NANGO_CLIENT_DIR], check=True, timeout=600)
+        return node
 
     def daemon(self, nango_yaml, start=True, **kw):
         d = Daemon(nango_yaml, **kw)
