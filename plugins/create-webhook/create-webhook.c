@@ -98,7 +98,8 @@ static struct json_object *hook_events(const struct evs_host *host, struct evs_c
 int run_action(const struct evs_host *host, struct evs_ctx *ctx, const char *input_json,
 	       char **output_json)
 {
-	struct json_object *input = json_tokener_parse(input_json), *conn = NULL, *cfg = NULL, *body = NULL, *events;
+	struct json_object *input = json_tokener_parse(input_json), *conn = NULL, *cfg = NULL, *body = NULL;
+	struct json_object *events;
 	const char *text = NULL, *owner, *repo;
 	char url[2048], repo_name[300];
 	long long id = -1;

@@ -196,8 +196,8 @@ static int parse(int argc, char **argv, struct deploy *d)
 	if (ret)
 		return ret;
 	if (optind + 1 != argc || !d->dir)
-		return cli_usage_error("deploy", usage, "%s", optind + 1 != argc ? "give exactly one PLUGIN.so"
-										  : "--plugin-dir DIR is required");
+		return cli_usage_error("deploy", usage, "%s",
+				       optind + 1 != argc ? "give exactly one PLUGIN.so" : "--plugin-dir DIR is required");
 	d->so = argv[optind];
 	return 0;
 }

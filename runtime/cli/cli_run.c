@@ -99,15 +99,16 @@ static int parse(int argc, char **argv, struct run *r)
 		{"connection", 'c', true, &r->connection_file, NULL, NULL},
 		{"providers", 'p', true, &r->providers, NULL, NULL}, {"input", 'i', true, &r->input, NULL, NULL},
 		{"env", 'E', true, NULL, NULL, set_option}, {"mock", 'm', true, NULL, NULL, set_option},
-		{"record", 'r', true, NULL, NULL, set_option}, {"plugin-dir", 'd', true, &r->plugin_dir, NULL, NULL},
+		{"record", 'r', true, NULL, NULL, set_option},
+		{"plugin-dir", 'd', true, &r->plugin_dir, NULL, NULL},
 	};
 	int ret = cli_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), r, usage);
 
 	if (ret)
 		return ret;
 	if (optind + 1 != argc || !r->connection_file || (!r->event) == (!r->action) || (r->input && !r->action))
-		return cli_usage_error("run", usage, "give one PLUGIN.so, --connection FILE.json, and --event EVENT or "
-					      "--action (--input only with --action)");
+		return cli_usage_error("run", usage, "give one PLUGIN.so, --connection FILE.json, and "
+				       "--event EVENT or --action (--input only with --action)");
 	r->so = argv[optind];
 	if (!r->providers)
 		r->providers = "providers.yaml";

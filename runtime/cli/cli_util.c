@@ -49,7 +49,8 @@ int cli_options(int argc, char **argv, const struct cli_option *opts, size_t n, 
 	if (n > MAX_OPTIONS)
 		return cli_error(argv[0], "too many options for cli_options()");
 	for (size_t i = 0; i < n; i++) {
-		longopts[i] = (struct option){opts[i].name, opts[i].arg ? required_argument : no_argument, NULL, opts[i].ch};
+		longopts[i] = (struct option){opts[i].name, opts[i].arg ? required_argument : no_argument, NULL,
+					      opts[i].ch};
 		optstring[len++] = (char)opts[i].ch;
 		if (opts[i].arg)
 			optstring[len++] = ':';
