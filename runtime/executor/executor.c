@@ -84,7 +84,7 @@ struct executor {
 	bool zygote_gone;        /* until the reader has restarted it */
 	bool stopping;           /* executor_free: the zygote's EOF is its stop */
 	bool drained;            /* executor_kill_all: no more runs */
-	uint64_t restarts;
+	size_t restarts;
 	char sandbox[512];       /* what the zygote's sandbox applies (sandbox.h) */
 };
 
@@ -704,14 +704,7 @@ bool executor_degraded(const struct executor *ex)
 
 uint64_t executor_zygote_restarts(const struct executor *ex)
 {
-	uint64_t n = 0;
-
-	if (ex) {
-		pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
-		n = ex->restarts;
-		pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);
-	}
-	return n;
+	return ex ? read_locked(ex, &ex->restarts) : 0;
 }
 
 const char *executor_sandbox(const struct executor *ex)
@@ -995,43 +988,50 @@ out:
 	return ret;
 }
 
+/* The calls that take nothing and answer a string (secret: wiped after). */
+static const struct getter {
+	const char *fn;
+	int (*get)(struct hostapi_exec *x, char **out);
+	bool secret;
+} getters[] = {
+	{"get_connection", hostapi_get_connection, true},
+	{"get_metadata", hostapi_get_metadata, false},
+	{"get_webhook_url", hostapi_get_webhook_url, false},
+	{"get_token", hostapi_get_token, true},
+	{"get_integration", hostapi_get_integration, false},
+	{"get_env_all", hostapi_get_env_all, false},
+};
+
 /* A call other than proxy: -1 when no reply could be sent (the executor,
  * which waits for one, must get EOF instead), else 0. */
 static int reply_call(struct serve *sv, struct json_object *m)
 {
 	struct hostapi_exec *host = sv->host;
 	const char *fn = wire_jstr(m, "fn");
+	const struct getter *g = NULL;
 	struct json_object *reply, *val = NULL;
 	char *s = NULL;
 	bool secret = false;
 	int rc, ret = -1;
 
+	for (size_t i = 0; fn && !g && i < sizeof(getters) / sizeof(getters[0]); i++)
+		if (strcmp(fn, getters[i].fn) == 0)
+			g = &getters[i];
 	if (!fn) {
 		rc = EVS_EINVAL;
-	} else if (strcmp(fn, "get_connection") == 0) {
-		rc = hostapi_get_connection(host, &s);
-		secret = true;
-	} else if (strcmp(fn, "get_metadata") == 0) {
-		rc = hostapi_get_metadata(host, &s);
+	} else if (g) {
+		rc = g->get(host, &s);
+		secret = g->secret;
 	} else if (strcmp(fn, "set_metadata") == 0) {
 		rc = hostapi_set_metadata(host, wire_jstr(m, "j"));
 	} else if (strcmp(fn, "update_metadata") == 0) {
 		rc = hostapi_update_metadata(host, wire_jstr(m, "j"));
 	} else if (strcmp(fn, "get_env") == 0) {
 		rc = wire_jstr(m, "name") ? hostapi_get_env(host, wire_jstr(m, "name"), &s) : EVS_EINVAL;
-	} else if (strcmp(fn, "get_webhook_url") == 0) {
-		rc = hostapi_get_webhook_url(host, &s);
 	} else if (strcmp(fn, "trigger_action") == 0) {
 		rc = wire_jstr(m, "name") ? hostapi_trigger_action(host, wire_jstr(m, "name"),
 								  wire_jstr(m, "input"), &s)
 					  : EVS_EINVAL;
-	} else if (strcmp(fn, "get_token") == 0) {
-		rc = hostapi_get_token(host, &s);
-		secret = true;
-	} else if (strcmp(fn, "get_integration") == 0) {
-		rc = hostapi_get_integration(host, &s);
-	} else if (strcmp(fn, "get_env_all") == 0) {
-		rc = hostapi_get_env_all(host, &s);
 	} else if (strcmp(fn, "set_action_error") == 0) {
 		rc = hostapi_set_action_error(host, wire_jstr(m, "m"), wire_jstr(m, "payload"));
 	} else if (strcmp(fn, "trigger_action_for") == 0) {
