@@ -320,6 +320,21 @@ static const char *open_error(int e)
 	return e == EXDEV || e == ELOOP ? "a symbolic link that leads out of the plugin directory" : strerror(e);
 }
 
+/* 5c. p takes the sealed memfd (*memfd -1) and a mapping of its bytes, so
+ * that the memfd can be closed once the zygote has it (loader_memfd_close,
+ * loader_bytes.c). 0, or a LOADER_E* code with err set. */
+static int keep_sealed(struct loader_plugin *p, int *memfd, size_t total, char *err, size_t errlen)
+{
+	int ret = loader_bytes_keep(p, *memfd, total);
+
+	if (ret < 0)
+		return loader_refuse(err, errlen, ret, "%s.so: mapping its sealed bytes: %s", p->name,
+			     ret == LOADER_ENOMEM ? "out of memory" : strerror(errno));
+	p->memfd = *memfd;
+	*memfd = -1;
+	return 0;
+}
+
 int loader_verify(const char *dir, const char *name, const struct loader_options *opts,
 		struct loader_plugin **out, char *err, size_t errlen)
 {
@@ -501,16 +516,9 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	if (ret < 0)
 		goto out;
 
-	/* 5c. the sealed bytes mapped too, so that the memfd can be closed
-	 * once the zygote has it (loader_memfd_close, loader_bytes.c) */
-	ret = loader_bytes_keep(p, memfd, total);
-	if (ret < 0) {
-		ret = loader_refuse(err, errlen, ret, "%s.so: mapping its sealed bytes: %s", name,
-			     ret == LOADER_ENOMEM ? "out of memory" : strerror(errno));
+	ret = keep_sealed(p, &memfd, total, err, errlen);
+	if (ret < 0)
 		goto out;
-	}
-	p->memfd = memfd;
-	memfd = -1;
 	*out = p;
 	p = NULL;
 	ret = LOADER_OK;
