@@ -34,7 +34,7 @@ size_t fdlimit_count_plugins(const char *dir)
  * (*core) and with the API's connections (*all). */
 static void needed(const struct fdlimit_need *need, rlim_t *core, rlim_t *all)
 {
-	*core = 2 * (rlim_t)need->plugins + 2 * (rlim_t)need->concurrency + FDLIMIT_RESERVE;
+	*core = (rlim_t)need->plugins + 2 * (rlim_t)need->concurrency + FDLIMIT_RESERVE;
 	*all = *core + need->connections;
 }
 
@@ -44,9 +44,9 @@ static int too_few(const struct fdlimit_need *need, const struct rlimit *rl, cha
 
 	needed(need, &core, &all);
 	util_set_err(err, errlen, "too few file descriptors: RLIMIT_NOFILE is %llu (hard limit %llu), and %zu "
-		     "plugins (a descriptor each, two during a reload) with max_concurrency %u need at "
-		     "least %llu, %llu with http_max_connections %u; raise the limit (LimitNOFILE= in "
-		     "the systemd unit, or ulimit -n as root)",
+		     "plugins (a descriptor each while a generation is built and its zygote opens them) "
+		     "with max_concurrency %u need at least %llu, %llu with http_max_connections %u; "
+		     "raise the limit (LimitNOFILE= in the systemd unit, or ulimit -n as root)",
 		     (unsigned long long)rl->rlim_cur, (unsigned long long)rl->rlim_max, need->plugins,
 		     need->concurrency, (unsigned long long)core, (unsigned long long)all, need->connections);
 	return STATUS_ETOOBIG;

@@ -1,15 +1,20 @@
 /*
  * fdlimit.h - the daemon's file descriptors against RLIMIT_NOFILE.
  *
- * The daemon holds one sealed memfd per verified plugin for as long as a
- * generation uses it (two while a reload builds the next generation beside
- * the running one: each takes a dup), two for the store, and one socket per
- * HTTP connection and per pooled executor. The zygote closes each memfd once
- * its plugin is loaded, so plugins cost it none. The usual soft limit of
- * 1024 is too low for a thousand plugins: at start the soft limit is raised
- * to the hard one, and the daemon refuses to start, naming the limit, when
- * even that cannot hold its plugins; a reload that would bring more plugins
- * than the limit holds is refused the same way (generation_build()).
+ * The daemon keeps no descriptor per plugin in service: a verified plugin's
+ * sealed bytes stay mapped, and its memfd is closed once the generation's
+ * zygote has it (loader_memfd_close(); a plugin run in-process keeps one while
+ * it is loaded), so only a generation being built holds one per plugin. It
+ * holds two for the store and one socket per HTTP connection and per pooled
+ * executor. The zygote receives one memfd per plugin and holds
+ * them all while it opens them (each plugin's /proc/self/fd/N path must stay
+ * unique until all are open), then closes them: for that moment a thousand
+ * plugins need a thousand descriptors, under the limit the zygote inherits.
+ * The usual soft limit of 1024 is too low for that: at start the soft limit
+ * is raised to the hard one, and the daemon refuses to start, naming the
+ * limit, when even that cannot hold its plugins; a reload that would bring
+ * more plugins than the limit holds is refused the same way
+ * (generation_build()).
  */
 #ifndef EVS_COMMON_FDLIMIT_H
 #define EVS_COMMON_FDLIMIT_H

@@ -266,14 +266,22 @@ static int start_config(struct executor *ex, char *err, size_t errlen)
 static int start_load(struct executor *ex, size_t i, int *code, char *err, size_t errlen)
 {
 	struct loader_plugin *p = ex->plugins[i];
-	struct json_object *m = wire_msg("load");
-	int ret;
+	struct json_object *m;
+	int ret, fd;
 
+	ret = loader_memfd(p, &fd); /* a descriptor only while handed over */
+	if (ret < 0) {
+		*code = LOADER_EIO;
+		util_set_err(err, errlen, "%s.so: a memfd for its bytes: %s", p->name, status_str(ret));
+		return 0;
+	}
+	m = wire_msg("load");
 	wire_msg_int(m, "i", (int64_t)i);
 	wire_msg_str(m, "name", p->name);
 	wire_msg_str(m, "version", p->version);
 	wire_msg_str(m, "hash", p->hash_hex);
-	ret = start_send(ex, m, &p->memfd, 1, err, errlen);
+	ret = start_send(ex, m, &fd, 1, err, errlen);
+	close(fd);
 	if (ret < 0)
 		return ret;
 	ret = recv_reply(ex, "loaded", &m);

@@ -4,8 +4,8 @@
  * Building is all-or-nothing for the config and plugin-by-plugin for the
  * plugins: a config error fails the build, while a plugin that is refused
  * is listed with its reason and, when the running generation has a version
- * of it, that version stays in service (the same verified bytes, through a
- * dup of its sealed memfd).
+ * of it, that version stays in service (the same verified bytes, copied
+ * from the running generation's read-only mapping: loader_clone()).
  */
 #include "generation_priv.h"
 
@@ -245,8 +245,13 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 			dropped++;
 		}
 		free(res);
-		if (!dropped)
+		if (!dropped) {
+			/* the zygote has them all: the daemon keeps their bytes
+			 * mapped and no descriptor (loader_memfd_close) */
+			for (size_t i = 0; i < n; i++)
+				loader_memfd_close(g->plugins[i]);
 			return 0;
+		}
 		executor_free(g->executor, 0);
 		g->executor = NULL;
 	}

@@ -16,8 +16,12 @@
  *      from our memfd;
  *   7. resolve the info and the entry point, cross-check them with the
  *      signed comment.
- * The memfd stays open while the library is loaded: as long as it is, no new
- * memfd can take its number, so the path string stays unique.
+ * The sealed bytes are also kept mapped, so that the memfd can be closed once
+ * the zygote has it, and made again from them (sealed) when another zygote
+ * or loader_open() needs one (loader_bytes.c). The memfd stays open while the
+ * library is loaded:
+ * as long as it is, no new memfd can take its number, so the path string
+ * stays unique.
  *
  * Steps 6-7 (loader_open) and loader_unload live in loader_open.c, which
  * needs no libsodium, so that the small zygote binary can link them alone.
@@ -44,10 +48,6 @@
 
 #include "loader_priv.h"
 #include "util.h"
-
-#ifndef MFD_EXEC
-#define MFD_EXEC 0x0010U /* Linux 6.3: executable memfd under vm.memfd_noexec=1 */
-#endif
 
 #define COPY_CHUNK (64u << 10)
 
@@ -98,18 +98,6 @@ static int map_sign_error(int serr)
 	case SIGN_ENOMEM: return LOADER_ENOMEM;
 	default: return LOADER_EIO;
 	}
-}
-
-static int new_memfd(const char *name)
-{
-	char mname[64];
-	int fd;
-
-	snprintf(mname, sizeof(mname), "evs:%.58s", name);
-	fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
-	if (fd < 0 && errno == EINVAL) /* kernel older than 6.3: no MFD_EXEC */
-		fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	return fd;
 }
 
 /* Copies src (from its start) into the memfd, hashing the same bytes, at most
@@ -332,6 +320,21 @@ static const char *open_error(int e)
 	return e == EXDEV || e == ELOOP ? "a symbolic link that leads out of the plugin directory" : strerror(e);
 }
 
+/* 5c. p takes the sealed memfd (*memfd -1) and a mapping of its bytes, so
+ * that the memfd can be closed once the zygote has it (loader_memfd_close,
+ * loader_bytes.c). 0, or a LOADER_E* code with err set. */
+static int keep_sealed(struct loader_plugin *p, int *memfd, size_t total, char *err, size_t errlen)
+{
+	int ret = loader_bytes_keep(p, *memfd, total);
+
+	if (ret < 0)
+		return loader_refuse(err, errlen, ret, "%s.so: mapping its sealed bytes: %s", p->name,
+			     ret == LOADER_ENOMEM ? "out of memory" : strerror(errno));
+	p->memfd = *memfd;
+	*memfd = -1;
+	return 0;
+}
+
 int loader_verify(const char *dir, const char *name, const struct loader_options *opts,
 		struct loader_plugin **out, char *err, size_t errlen)
 {
@@ -438,7 +441,7 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	}
 
 	/* 3. the bytes, once, into a sealed memfd, hashed on the way */
-	memfd = new_memfd(name);
+	memfd = loader_new_memfd(name);
 	if (memfd < 0) {
 		int e = errno;
 		ret = loader_refuse(err, errlen, LOADER_EIO, "memfd_create: %s%s", strerror(e),
@@ -513,8 +516,9 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
 	if (ret < 0)
 		goto out;
 
-	p->memfd = memfd;
-	memfd = -1;
+	ret = keep_sealed(p, &memfd, total, err, errlen);
+	if (ret < 0)
+		goto out;
 	*out = p;
 	p = NULL;
 	ret = LOADER_OK;
@@ -578,8 +582,15 @@ int loader_clone(const struct loader_plugin *src, struct loader_plugin **out)
 		}
 		memcpy(p->subscriptions, src->subscriptions, src->n_subscriptions * sizeof(*p->subscriptions));
 	}
-	p->memfd = fcntl(src->memfd, F_DUPFD_CLOEXEC, 3);
-	if (p->memfd < 0) {
+	p->bytes = NULL;
+	p->image = NULL;
+	p->image_len = 0;
+	/* a memfd of its own, which the new generation's zygote and the
+	 * daemon's mapping share; src's is freed when src's generation goes */
+	if (loader_memfd(src, &p->memfd) < 0 ||
+	    (src->bytes && loader_bytes_keep(p, p->memfd, src->image_len) < 0)) {
+		if (p->memfd >= 0)
+			close(p->memfd);
 		free(p->subscriptions);
 		free(p);
 		return LOADER_EIO;

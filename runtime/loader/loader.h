@@ -9,6 +9,12 @@
  * RTLD_NOW | RTLD_LOCAL, resolves the plugin info and the entry point, and
  * cross-checks them with the trusted comment. What runs is exactly the bytes
  * that were verified. The memfd stays open for the library's lifetime.
+ *
+ * A plugin that is verified and not opened in this process need not cost a
+ * file descriptor: loader_verify() also keeps its sealed bytes mapped
+ * read-only, loader_memfd_close() closes the memfd once the zygote has it,
+ * and loader_memfd() makes a sealed memfd of them again for the moment one is
+ * needed (loader_bytes.c).
  */
 #ifndef EVS_LOADER_H
 #define EVS_LOADER_H
@@ -107,10 +113,12 @@ struct loader_plugin {
 	/* private */
 	void *handle;
 	int memfd;
-	/* The zygote: the memfd's bytes mapped read-only once it closes the
+	/* The plugin's bytes mapped read-only: in the daemon from
+	 * loader_verify() on (see bytes), in the zygote once it closes the
 	 * memfd (crash reports read the plugin's symbols here). */
 	const void *image;
 	size_t image_len;
+	struct loader_bytes *bytes; /* the daemon's mapping, or NULL */
 };
 
 /* Loads dir/NAME.so (with dir/NAME.so.minisig). On success *out is owned by
@@ -128,9 +136,10 @@ int loader_load(const char *dir, const char *name, const struct loader_options *
 
 /* The first half of loader_load(): every check that needs no plugin code
  * (size, signature, trusted comment, ledger, ELF header), leaving the bytes
- * in a sealed memfd (p->memfd) with name, version, keyid and hash filled,
- * but nothing dlopen()ed. The daemon verifies; the zygote opens. Same
- * contract as loader_load() otherwise. */
+ * in a sealed memfd (p->memfd) and mapped read-only (p->image, p->image_len)
+ * with name, version, keyid and hash filled, but nothing dlopen()ed. The
+ * daemon verifies; the zygote opens. Same contract as loader_load()
+ * otherwise. */
 int loader_verify(const char *dir, const char *name, const struct loader_options *opts,
 		  struct loader_plugin **out, char *err, size_t errlen);
 
@@ -138,13 +147,16 @@ int loader_verify(const char *dir, const char *name, const struct loader_options
  * info and the entry point and cross-checks them with the signed name,
  * version and ABI. p must come from loader_verify() or loader_clone() (or
  * carry a sealed memfd of verified bytes with the verified fields, as the
- * zygote rebuilds it from what the daemon sends). On failure p stays
- * unopened (free it with loader_unload). p->memfd may change number. */
+ * zygote rebuilds it from what the daemon sends). A plugin with no memfd
+ * (from loader_verify) gets one from loader_memfd() first, kept open while
+ * the library is loaded. On failure p stays unopened (free it with
+ * loader_unload). p->memfd may change number. */
 int loader_open(struct loader_plugin *p, char *err, size_t errlen);
 
-/* A new unopened plugin with src's verified fields and a dup of its sealed
- * memfd: the same verified bytes, for another generation. *out owned by the
- * caller (loader_unload). */
+/* A new unopened plugin with src's verified fields and the same verified
+ * bytes, for another generation: a new sealed memfd written from src's
+ * mapping, and a mapping of it (a dup of src's memfd when src has no
+ * mapping). *out owned by the caller (loader_unload). */
 int loader_clone(const struct loader_plugin *src, struct loader_plugin **out);
 
 /* Records p's version and hash in opts->ledger when there is no record for
@@ -163,7 +175,21 @@ int loader_accept(const struct loader_options *opts, const struct loader_plugin 
 int loader_parse_subscriptions(const void *bytes, size_t size, struct loader_subscription **out,
 			       size_t *n, char *detail, size_t dlen);
 
-/* dlclose()s and closes the memfd. NULL is fine. */
+/* Closes p's memfd once a zygote has it, keeping the bytes mapped: a
+ * verified plugin then costs no descriptor. Nothing for a plugin opened in
+ * this process (its memfd stays while the library is loaded) or with no
+ * mapping. Call while no other thread uses p. NULL is fine. */
+void loader_memfd_close(struct loader_plugin *p);
+
+/* A sealed memfd holding p's verified bytes, for the moment a descriptor is
+ * needed (handing the plugin to the zygote): a dup of p->memfd when p has
+ * one, else a new memfd written from p's mapping and sealed before it is
+ * returned. 0 with *fd (the caller's to close), or a status code (*fd -1).
+ * Thread-safe for plugins that are not being opened or unloaded. */
+int loader_memfd(const struct loader_plugin *p, int *fd);
+
+/* dlclose()s, closes the memfd and lets go of the mapping (the last clone
+ * to let go unmaps it). NULL is fine. */
 void loader_unload(struct loader_plugin *p);
 
 /* Called by loader_scan() once per "*.so" entry, in strcmp order of the

@@ -127,9 +127,17 @@ int loader_open(struct loader_plugin *p, char *err, size_t errlen)
 
 	if (err && errlen)
 		err[0] = '\0';
-	if (!p || p->memfd < 0 || p->handle)
+	if (!p || (p->memfd < 0 && !p->bytes) || p->handle)
 		return loader_refuse(err, errlen, LOADER_EDLOPEN, "loader_open: not a verified, unopened plugin");
 	name = p->name;
+	/* verified bytes kept mapped: a sealed memfd of them, for as long as
+	 * the library stays loaded */
+	if (p->memfd < 0) {
+		ret = loader_memfd(p, &p->memfd);
+		if (ret < 0)
+			return loader_refuse(err, errlen, LOADER_EIO, "%s.so: a memfd for its bytes: %s", name,
+				     status_str(ret));
+	}
 	memfd = p->memfd;
 
 	/* 6. dlopen the sealed bytes */
@@ -238,7 +246,9 @@ void loader_unload(struct loader_plugin *p)
 		dlclose(p->handle);
 	if (p->memfd >= 0)
 		close(p->memfd);
-	if (p->image)
+	if (p->bytes)
+		loader_bytes_release(p);
+	else if (p->image)
 		munmap((void *)p->image, p->image_len);
 	free(p->subscriptions);
 	free(p);

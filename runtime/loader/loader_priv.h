@@ -13,4 +13,16 @@ struct loader_plugin;
  * of size bytes into p: 0, or a LOADER_E* code with err set. */
 int loader_read_subscriptions(struct loader_plugin *p, int fd, size_t size, char *err, size_t errlen);
 
+/* loader_bytes.c: a new memfd (close-on-exec, sealable, executable) named
+ * after the plugin; -1 with errno on failure. */
+int loader_new_memfd(const char *name);
+
+/* loader_bytes.c: maps len bytes of the sealed memfd read-only into
+ * p->bytes (p->image, p->image_len); the memfd stays the caller's (close it:
+ * the mapping keeps the bytes). 0, LOADER_ENOMEM or LOADER_EIO (errno set). */
+int loader_bytes_keep(struct loader_plugin *p, int memfd, size_t len);
+
+/* loader_bytes.c: unmaps p's bytes. */
+void loader_bytes_release(struct loader_plugin *p);
+
 #endif

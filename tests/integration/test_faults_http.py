@@ -1,7 +1,8 @@
 """Faults at the HTTP door (issue 15): slow clients that trickle their
 headers cannot take the API away from other clients, floods are shed with 503
 and Retry-After, oversized request lines, headers and bodies get the JSON
-error shape, refusals are summed up in the log rather than logged one by one,
+error shape (up to the connection's memory; past it, libmicrohttpd's own
+refusal, counted), refusals are summed up in the log rather than logged one by one,
 and control bytes never reach the log raw."""
 
 import os
@@ -228,6 +229,88 @@ class OversizedRequests(DaemonTest):
         self.assertEqual(status, 413)
         self.assertIn(b'"code":"request_too_large"', body)
         self.assertEqual(d.request("GET", "/healthz", auth=False)[0], 200)
+
+
+def flood_request(port, data, timeout=30):
+    """Sends data from a thread while reading the answer, as a client whose
+    request is refused mid-way does: (status, headers, body), or None when
+    the connection was closed or reset before any answer arrived."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+    def send():
+        try:
+            s.sendall(data)
+        except OSError:
+            pass   # the server stopped reading: expected past the bound
+
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except OSError:
+        pass
+    t.join(timeout)
+    s.close()
+    if not got:
+        return None
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    hdrs = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), hdrs, body
+
+
+def refused_total(d):
+    status, _, text = d.request("GET", "/metrics")
+    assert status == 200, text
+    return int(next(l for l in text.splitlines() if l.startswith("evscript_http_refused_total ")).split()[1])
+
+
+class VeryLargeHeads(DaemonTest):
+    """Heads far over our caps: JSON up to the connection's memory (about
+    127 KiB of request line and headers, docs/operations.md); past it,
+    libmicrohttpd's own refusal, counted, and the daemon serves on."""
+
+    def test_json_up_to_the_bound(self):
+        d = self.daemon(NANGO)
+        auth = f"Authorization: Bearer {SECRET}\r\n".encode()
+        for size, status, code in ((70 * 1024, 431, b"headers_too_large"), (120 * 1024, 431, b"headers_too_large")):
+            got = flood_request(d.port, b"GET /connections HTTP/1.1\r\nHost: x\r\n" + auth +
+                                b"X-Big: " + b"b" * size + b"\r\n\r\n")
+            self.assertIsNotNone(got, size)
+            self.assertEqual(got[0], status, size)
+            self.assertTrue(got[1]["Content-Type"].startswith("application/json"), (size, got[1]))
+            self.assertIn(b'"code":"' + code + b'"', got[2])
+        for size in (70 * 1024, 120 * 1024):
+            got = flood_request(d.port, b"GET /" + b"a" * size + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIsNotNone(got, size)
+            self.assertEqual(got[0], 414, size)
+            self.assertTrue(got[1]["Content-Type"].startswith("application/json"), (size, got[1]))
+            self.assertIn(b'"code":"uri_too_long"', got[2])
+        self.assertEqual(d.request("GET", "/healthz", auth=False)[0], 200)
+
+    def test_past_the_bound(self):
+        """1 MiB of headers, then a 1 MiB request-target: no handler runs,
+        the answer (when the client reads it before the close) is
+        libmicrohttpd's 431/414, each is counted as a refusal, and the
+        daemon goes on serving."""
+        d = self.daemon(NANGO)
+        before = refused_total(d)
+        got = flood_request(d.port, b"GET /connections HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * (1 << 20) +
+                            b"\r\n\r\n")
+        self.assertIn(got[0] if got else None, (431, None), got)
+        wait_for(lambda: "request refused (headers over the connection's memory (431))" in d.logs(), 10,
+                 what="the refusal in the log")
+        self.assertEqual(refused_total(d), before + 1)
+        got = flood_request(d.port, b"GET /" + b"a" * (1 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(got[0] if got else None, (414, None), got)
+        self.assertEqual(refused_total(d), before + 2)
+        self.assertEqual(d.request("GET", "/healthz", auth=False)[0], 200)
+        self.assertNotIn("http: GET /connections", d.logs())   # no handler ran
 
 
 class ControlBytes(DaemonTest):

@@ -4,13 +4,22 @@ read and deleted, actions triggered, executions listed, and a reload every
 docs/operations.md gives the figures of a 10-minute run). The daemon's RSS,
 its descriptors and the number of processes it and its zygotes keep must
 stay flat: measured after a warm-up, again at the end once the load has
-stopped and the old generations have drained, and sampled along the way."""
+stopped and the old generations have drained, and sampled along the way.
+
+The RSS bound depends on the build. Without sanitizers the heap is flat (a
+few MiB of caches warm up), so the bound is tight: a leak of a few dozen
+bytes per request fails a 10-minute run (6 MiB over 150,000 requests). Under ASan the RSS grows on its own
+(its heap spreads under the quarantine of freed chunks, and its
+thread registry keeps a record of every thread ever started: libmicrohttpd
+starts one per connection), so the bound is loose there and the leak check
+is LeakSanitizer's, when the daemon exits at the end (docs/operations.md,
+"Reliability", gives the measurements)."""
 
 import os
 import threading
 import time
 
-from harness import DaemonTest, processes, wait_for
+from harness import DaemonTest, env, processes, wait_for
 
 SOAK_S = float(os.environ.get("EVS_SOAK_S", "20"))
 
@@ -25,6 +34,12 @@ integrations:
             echo:
                 description: returns its input
 """
+
+
+def asan_build():
+    """True when the daemon under test is built with AddressSanitizer."""
+    with open(env("EVSCRIPTD"), "rb") as f:
+        return b"__asan_init" in f.read()
 
 
 def rss_kib(pid):
@@ -119,7 +134,16 @@ class Soak(DaemonTest):
               f"warm {warm}, end {end}, peak rss {max(s['rss_kib'] for s in samples)} KiB")
         self.assertLessEqual(end["fds"], warm["fds"] + 8, (warm, end))
         self.assertLessEqual(end["procs"], warm["procs"] + 2, (warm, end))
-        # RSS: what warmed up stays; growth in proportion to the run is a leak
-        self.assertLessEqual(end["rss_kib"], warm["rss_kib"] * 1.25 + 16 * 1024, (warm, end))
         late = samples[len(samples) // 2:]
         self.assertLessEqual(max(s["fds"] for s in late), max(s["fds"] for s in samples[:len(samples) // 2]) + 16)
+        if asan_build():
+            # ASan's own growth (quarantine, thread registry) is allowed
+            # for; a leak is LeakSanitizer's to find when the daemon exits
+            self.assertLessEqual(end["rss_kib"], warm["rss_kib"] * 1.25 + 16 * 1024, (warm, end))
+            self.assertEqual(d.stop(), 0, d.logs()[-4000:])
+            self.assertNotIn("LeakSanitizer", d.logs())
+            self.assertNotIn("ERROR: AddressSanitizer", d.logs())
+        else:
+            # what warmed up (SQLite's page caches, the live log ring) stays;
+            # anything that grows with the requests is a leak
+            self.assertLessEqual(end["rss_kib"], warm["rss_kib"] + 6 * 1024, (warm, end))
