@@ -49,9 +49,9 @@
 #define HTTP_DISCARD_MAX (256u * 1024 * 1024)
 /* libmicrohttpd's per-connection memory: the request line and headers must
  * fit in it, or libmicrohttpd answers 414/431 itself (HTML, not replaceable).
- * Our caps below are well inside it: heads up to ~127 KiB get JSON. Each
+ * Our caps below are well inside it: heads up to ~63 KiB get JSON. Each
  * kept-alive connection holds it all (docs/operations.md has the costs). */
-#define HTTP_CONNECTION_MEMORY (128u * 1024)
+#define HTTP_CONNECTION_MEMORY (64u * 1024)
 #define HTTP_MAX_URI 8192               /* request-target bytes; longer: 414 */
 #define HTTP_MAX_HEADER_BYTES 16384     /* names and values of all headers; more: 431 */
 #define HTTP_MAX_HEADERS 100            /* header fields; more: 431 */
