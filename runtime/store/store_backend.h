@@ -136,7 +136,7 @@ extern const struct store_ops store_pg_ops_alias; /* "postgres" */
 
 /* The schema version of both back ends: each keeps a list of migrations
  * (step i brings version i to i+1) of exactly this length. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Calls the registered wake-up function, if any (store_set_wakeup). */
 void store_wakeup(struct store *s);

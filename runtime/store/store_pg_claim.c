@@ -409,6 +409,8 @@ int pg_settle_host(struct pgc *c, const char *host_id, const char *error,
 		ret = pg_x(c, "UPDATE events SET status = 'interrupted', finished_at = $2"
 			   " WHERE host_id = $1 AND status = 'claimed'", "interrupt events",
 			   PG_ARGS(pg_text(host_id), pg_i64(now)), &r->events_interrupted);
+	if (!ret)
+		ret = pg_async_settle(c, host_id, now);
 	return ret;
 }
 

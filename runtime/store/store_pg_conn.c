@@ -233,74 +233,32 @@ out:
 }
 
 static const char sql_conn_get[] =
-	"SELECT id, connection_id, provider_config_key, provider, credentials,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
+	"SELECT " STORE_CONN_COLS("credentials")
 	" FROM connections WHERE provider_config_key = $1 AND connection_id = $2";
+/* tags: every key of $6 holds its value ($6 an object of strings, as
+ * json_each's comparison in SQLite's list) */
 static const char sql_conn_list[] =
-	"SELECT id, connection_id, provider_config_key, provider, NULL,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
+	"SELECT " STORE_CONN_COLS("NULL")
 	" FROM connections WHERE ($1::text IS NULL OR connection_id = $1::text)"
 	" AND ($2::text IS NULL OR position(',' || provider_config_key || ',' in ',' || $2::text || ',') > 0)"
 	" AND ($3::text IS NULL OR position($3::text in connection_id) > 0)"
+	" AND ($6::jsonb IS NULL OR tags::jsonb @> $6::jsonb)"
 	" ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5";
 
 /* Builds a connection from row i of sql_conn_get / sql_conn_list. */
 static int conn_from_row(struct store *s, const PGresult *r, int i, bool with_credentials,
 			 struct store_connection **out)
 {
-	struct store_connection *c = calloc(1, sizeof(*c));
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	int ret = 0;
+	struct store_row row = pg_row_of(r, i);
 
-	*out = NULL;
-	if (!c)
-		return STORE_ENOMEM;
-	c->id = pg_col_i64(r, i, 0);
-	c->connection_id = pg_col_dup(r, i, 1, &ret);
-	c->provider_config_key = pg_col_dup(r, i, 2, &ret);
-	c->provider = pg_col_dup(r, i, 3, &ret);
-	c->credentials_encrypted = pg_col_bool(r, i, 5);
-	c->connection_config = pg_col_dup(r, i, 6, &ret);
-	c->metadata = pg_col_dup(r, i, 7, &ret);
-	c->created_at = pg_col_i64(r, i, 8);
-	c->updated_at = pg_col_i64(r, i, 9);
-	c->deleting = pg_col_bool(r, i, 10);
-	if (!ret && with_credentials) {
-		ret = pg_col_bytea(r, i, 4, &blob, &len);
-		if (!ret)
-			ret = store_open_credentials(s, c->provider_config_key, c->connection_id,
-						     blob, len, c->credentials_encrypted,
-						     &c->credentials);
-		store_blob_free(blob, len);
-	}
-	if (ret)
-		store_connection_free(c);
-	else
-		*out = c;
-	return ret;
-}
-
-/* A read of one statement on a connection of the pool. */
-static int read_q(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
-		  PGresult **res)
-{
-	struct pgc *c;
-	int ret = pg_take(P(s), &c);
-
-	*res = NULL;
-	if (ret)
-		return ret;
-	ret = pg_q(c, sql, what, args, res);
-	pg_give(P(s), c);
-	return ret;
+	return store_row_connection(s, &row, with_credentials, out);
 }
 
 int pg_connection_get(struct store *s, const char *pck, const char *cid,
 		      struct store_connection **out)
 {
 	PGresult *r;
-	int ret = read_q(s, sql_conn_get, "read connection", PG_ARGS(pg_text(pck), pg_text(cid)),
+	int ret = pg_read(s, sql_conn_get, "read connection", PG_ARGS(pg_text(pck), pg_text(cid)),
 			 &r);
 
 	if (ret)
@@ -319,10 +277,11 @@ int pg_connection_list(struct store *s, const struct store_connection_filter *f,
 	PGresult *r;
 	int ret, rows;
 
-	ret = read_q(s, sql_conn_list, "list connections",
+	ret = pg_read(s, sql_conn_list, "list connections",
 		     PG_ARGS(pg_text(f->connection_id), pg_text(pcks),
 			     pg_text(f->search && *f->search ? f->search : NULL),
-			     pg_i64((int64_t)f->limit), pg_i64((int64_t)f->offset)),
+			     pg_i64((int64_t)f->limit), pg_i64((int64_t)f->offset),
+			     pg_text(f->tags)),
 		     &r);
 	if (ret)
 		return ret;
@@ -476,7 +435,7 @@ int pg_idempotency_get(struct store *s, const char *key, struct store_idempotenc
 	PGresult *r;
 	int ret;
 
-	ret = read_q(s, "SELECT key, method_path, request_hash, status, body, created_at"
+	ret = pg_read(s, "SELECT key, method_path, request_hash, status, body, created_at"
 		     " FROM idempotency_keys WHERE key = $1 AND created_at >= $2",
 		     "read idempotency key",
 		     PG_ARGS(pg_text(key), pg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)), &r);

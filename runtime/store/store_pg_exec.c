@@ -104,24 +104,10 @@ int pg_event_finish(struct store *s, int64_t event_id)
 }
 
 /* A read of one statement whose rows the caller reads. */
-static int read_q(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
-		  PGresult **res)
-{
-	struct pgc *c;
-	int ret = pg_take(P(s), &c);
-
-	*res = NULL;
-	if (ret)
-		return ret;
-	ret = pg_q(c, sql, what, args, res);
-	pg_give(P(s), c);
-	return ret;
-}
-
 int pg_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 {
 	PGresult *r;
-	int ret = read_q(s, "SELECT " EVENT_COLS " FROM events WHERE id = $1", "read event",
+	int ret = pg_read(s, "SELECT " EVENT_COLS " FROM events WHERE id = $1", "read event",
 			 PG_ARGS(pg_i64(event_id)), &r);
 
 	if (ret)
@@ -137,7 +123,7 @@ int pg_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 int pg_event_count_pending(struct store *s, int64_t *count)
 {
 	PGresult *r;
-	int ret = read_q(s, "SELECT count(*) FROM events WHERE status = 'pending'", "count events",
+	int ret = pg_read(s, "SELECT count(*) FROM events WHERE status = 'pending'", "count events",
 			 NULL, &r);
 
 	if (!ret)
@@ -518,7 +504,7 @@ int pg_execution_list(struct store *s, const struct store_execution_filter *f,
 	size_t got = 0;
 	int ret, rows;
 
-	ret = read_q(s, sql_exec_list, "list executions",
+	ret = pg_read(s, sql_exec_list, "list executions",
 		     PG_ARGS(pg_text(f->connection_id), pg_text(f->provider_config_key),
 			     pg_text(f->script), pg_text(f->event),
 			     pg_text(f->status >= 0 ? store_exec_status_name(f->status) : NULL),

@@ -11,6 +11,8 @@
  *   store_pg_exec.c    events, executions and their log lines
  *   store_pg_claim.c   the claim protocol (batched claims, starts), settling
  *                      a host's rows (recovery, the dead-host sweep)
+ *   store_pg_async.c   connection tags, asynchronous actions' results,
+ *                      webhook deliveries
  *
  * Conventions: every operation takes a connection of the pool, runs one
  * transaction on it (pg_begin ... pg_end) and gives it back; statements
@@ -29,6 +31,7 @@
 #include <stdint.h>
 
 #include "store_backend.h"
+#include "store_row.h"
 
 #define PG_POOL_MAX 8     /* connections per store (each host) */
 #define PG_CLAIM_BATCH 8  /* events claimed per round trip, at most */
@@ -162,6 +165,12 @@ int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *
 int pg_x(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
 	 int64_t *changed);
 
+/* pg_q on a connection of the pool taken for it (pg_take), outside any
+ * transaction: a read of one statement, or a write that is one (its own
+ * transaction). */
+int pg_read(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+	    PGresult **res);
+
 /* Column readers (text results): an int64 (0 for NULL), a bool, a
  * malloc'd copy (NULL for NULL; *ret = STORE_ENOMEM when the copy fails),
  * a copy cut to size. */
@@ -169,8 +178,12 @@ int64_t pg_col_i64(const PGresult *r, int row, int col);
 bool pg_col_bool(const PGresult *r, int row, int col);
 char *pg_col_dup(const PGresult *r, int row, int col, int *ret);
 void pg_col_copy(const PGresult *r, int row, int col, char *dst, size_t size);
-/* A bytea column: *out malloc'd (wipe it: store_blob_free). */
+/* A bytea column: *out malloc'd, a NUL after its *len bytes (wipe it:
+ * store_blob_free). */
 int pg_col_bytea(const PGresult *r, int row, int col, uint8_t **out, size_t *len);
+
+/* Row `row` of r for the shared decoders (store_row.h). */
+struct store_row pg_row_of(const PGresult *r, int row);
 
 /* ---- Shared by store_pg_exec.c and store_pg_claim.c. */
 
@@ -259,5 +272,26 @@ int pg_event_claim_start(struct store *s, int64_t complete_id,
 int pg_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end);
 int pg_recover(struct store *s, struct store_recovery *r);
 int pg_interrupt_running(struct store *s, const char *error, int64_t *count);
+
+/* store_pg_async.c */
+int pg_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
+			bool set_override, const char *override);
+int pg_async_create(struct store *s, const char *id, const char *pck, const char *cid,
+		    const char *action, int64_t now);
+int pg_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
+		    const char *output, const char *error, int64_t now);
+int pg_async_get(struct store *s, const char *id, int64_t not_before,
+		 struct store_async_action **out);
+/* Inside a transaction: host_id's running asynchronous actions failed as
+ * interrupted (pg_settle_host: store_recover's and the dead-host sweep's). */
+int pg_async_settle(struct pgc *c, const char *host_id, int64_t now);
+int pg_webhook_insert(struct store *s, const char *integration, const char *headers,
+		      const char *body, size_t len, enum store_webhook_status status, int64_t now,
+		      int64_t *id);
+int pg_webhook_due(struct store *s, int64_t now, struct store_webhook **out);
+int pg_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
+		       const char *error, int64_t next_attempt_at, int64_t now);
+int pg_webhook_list(struct store *s, const char *integration, size_t limit, int64_t cursor,
+		    struct store_webhook ***items, size_t *n, int64_t *next_cursor);
 
 #endif

@@ -201,14 +201,10 @@ int sq_connection_upsert(struct store *s, const struct store_connection_input *i
 }
 
 static const char sql_conn_get[] =
-	"SELECT id, connection_id, provider_config_key, provider, credentials,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting,"
-	" tags, webhook_url_override"
+	"SELECT " STORE_CONN_COLS("credentials")
 	" FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
 static const char sql_conn_list[] =
-	"SELECT id, connection_id, provider_config_key, provider, NULL,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting,"
-	" tags, webhook_url_override"
+	"SELECT " STORE_CONN_COLS("NULL")
 	" FROM connections WHERE (?1 IS NULL OR connection_id = ?1)"
 	" AND (?2 IS NULL OR instr(',' || ?2 || ',', ',' || provider_config_key || ',') > 0)"
 	" AND (?3 IS NULL OR instr(connection_id, ?3) > 0)"
@@ -221,40 +217,9 @@ static const char sql_conn_list[] =
 static int conn_from_row(struct store *s, sqlite3_stmt *st, bool with_credentials,
 			 struct store_connection **out)
 {
-	struct store_connection *c = calloc(1, sizeof(*c));
-	int ret = 0;
+	struct store_row r = sq_row_of(st);
 
-	*out = NULL;
-	if (!c)
-		return STORE_ENOMEM;
-	c->id = sqlite3_column_int64(st, 0);
-	c->connection_id = sq_col_dup(st, 1, &ret);
-	c->provider_config_key = sq_col_dup(st, 2, &ret);
-	c->provider = sq_col_dup(st, 3, &ret);
-	c->credentials_encrypted = sqlite3_column_int(st, 5) != 0;
-	c->connection_config = sq_col_dup(st, 6, &ret);
-	c->metadata = sq_col_dup(st, 7, &ret);
-	c->created_at = sqlite3_column_int64(st, 8);
-	c->updated_at = sqlite3_column_int64(st, 9);
-	c->deleting = sqlite3_column_int(st, 10) != 0;
-	c->tags = sq_col_dup(st, 11, &ret);
-	c->webhook_url_override = sq_col_dup(st, 12, &ret);
-	if (ret)
-		goto out;
-	if (with_credentials) {
-		const void *blob = sqlite3_column_blob(st, 4);
-		size_t len = (size_t)sqlite3_column_bytes(st, 4);
-
-		ret = store_open_credentials(s, c->provider_config_key, c->connection_id,
-					     blob ? blob : "", len, c->credentials_encrypted,
-					     &c->credentials);
-	}
-out:
-	if (ret)
-		store_connection_free(c);
-	else
-		*out = c;
-	return ret;
+	return store_row_connection(s, &r, with_credentials, out);
 }
 
 /* What the row readers below fill: a connection, or a list of them. */

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "store_backend.h"
+#include "store_row.h"
 
 #define STMT_CACHE 64
 
@@ -193,6 +194,8 @@ void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first);
 char *sq_col_dup(sqlite3_stmt *st, int i, int *ret);
 void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t size);
 int64_t sq_col_i64(sqlite3_stmt *st, int i);
+/* The statement's current row for the shared decoders (store_row.h). */
+struct store_row sq_row_of(sqlite3_stmt *st);
 /* sq_row_fn: column 0 as an int64 into *(int64_t *)user. */
 int sq_read_i64(sqlite3_stmt *st, void *user);
 
