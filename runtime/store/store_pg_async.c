@@ -186,6 +186,8 @@ int pg_webhook_insert(struct store *s, const char *integration, const char *head
 	return ret;
 }
 
+/* The lease runs on the clock (now is the caller's "due by", which may be
+ * any time). */
 int pg_webhook_due(struct store *s, int64_t now, struct store_webhook **out)
 {
 	struct store_row row;
@@ -197,7 +199,8 @@ int pg_webhook_due(struct store *s, int64_t now, struct store_webhook **out)
 		      "  AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 1"
 		      "  FOR UPDATE SKIP LOCKED)"
 		      " RETURNING " STORE_WEBHOOK_COLS("body"),
-		      "take due webhook", PG_ARGS(pg_i64(now), pg_i64(now + PG_WEBHOOK_LEASE_MS)),
+		      "take due webhook",
+		      PG_ARGS(pg_i64(now), pg_i64(util_now_ms() + PG_WEBHOOK_LEASE_MS)),
 		      &r);
 	if (ret)
 		return ret;
