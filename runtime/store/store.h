@@ -373,10 +373,11 @@ int store_connection_credentials_set(struct store *s, const char *provider_confi
  * so that concurrent users wait for one refresh instead of each making
  * their own (a provider often revokes the refresh token it has just
  * exchanged). Within one process it is a mutex picked by the connection's
- * key (a fixed table: two connections may share one, never one two); a
- * back end shared by several hosts can add its own cross-host lock here
- * (e.g. a PostgreSQL advisory lock on the same key) through the optional
- * store_ops.connection_lock, without any change to the callers. Lock and
+ * key (a fixed table: two connections may share one, never one two); on
+ * PostgreSQL it is also a lock across hosts (a session-level advisory lock
+ * on the connection's key, on a database connection kept for it until the
+ * unlock), so that hosts sharing the database make one refresh between
+ * them. The caller re-reads the connection once it holds the lock. Lock and
  * unlock are paired on the same thread; not reentrant. lock returns 0 or
  * a STORE_E* code (then nothing is held). */
 int store_connection_lock(struct store *s, const char *provider_config_key, const char *connection_id);

@@ -744,6 +744,9 @@ static void pg_close(struct store *s)
 	pg_release_claims(p);
 	for (size_t i = 0; i < PG_POOL_MAX; i++)
 		PQfinish(p->pool[i].conn);
+	for (size_t i = 0; i < PG_LOCK_MAX; i++)
+		PQfinish(p->locks[i].conn);
+	pthread_cond_destroy(&p->lock_freed);
 	pthread_cond_destroy(&p->freed);
 	pthread_mutex_destroy(&p->qmu);
 	pthread_mutex_destroy(&p->mu);
@@ -773,6 +776,7 @@ static int pg_open(struct store *s, const char *url, char *err, size_t errlen)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->qmu, NULL);
 	pthread_cond_init(&p->freed, NULL);
+	pthread_cond_init(&p->lock_freed, NULL);
 	s->impl = p;
 	p->conninfo = strdup(url);
 	p->shown = strdup(shown);
@@ -858,6 +862,8 @@ fail:
 		.connection_patch = pg_connection_patch,                                \
 		.async_create = pg_async_create, .async_finish = pg_async_finish,       \
 		.async_get = pg_async_get, /* async_recover: pg_settle_host */          \
+		.connection_lock = pg_connection_lock,                                  \
+		.connection_unlock = pg_connection_unlock,                              \
 		.webhook_insert = pg_webhook_insert, .webhook_due = pg_webhook_due,     \
 		.webhook_attempt = pg_webhook_attempt, .webhook_list = pg_webhook_list, \
 	}

@@ -13,6 +13,7 @@
  *                      a host's rows (recovery, the dead-host sweep)
  *   store_pg_async.c   connection tags, asynchronous actions' results,
  *                      webhook deliveries
+ *   store_pg_lock.c    the cross-host credentials lock (advisory locks)
  *
  * Conventions: every operation takes a connection of the pool, runs one
  * transaction on it (pg_begin ... pg_end) and gives it back; statements
@@ -54,6 +55,16 @@ static inline void pg_forget(struct pgc *c)
 	c->nprepared = 0;
 }
 
+#define PG_LOCK_MAX 4 /* connections for connections' credential locks */
+
+/* A connection holding (or taking) a credentials lock (store_pg_lock.c). */
+struct pg_lock {
+	PGconn *conn;       /* opened when first needed, NULL when broken */
+	bool busy;          /* taken by a lock, until its unlock */
+	uint32_t key;
+	const char *pck, *cid; /* the holder's, while held */
+};
+
 /* The back end's state (struct store's impl). */
 struct pg {
 	struct store *s;
@@ -71,6 +82,9 @@ struct pg {
 	bool thread_started;
 	int stop_pipe[2];
 	atomic_int heartbeats;     /* beats written since open */
+	/* Credentials locks (store_pg_lock.c), under mu. */
+	struct pg_lock locks[PG_LOCK_MAX];
+	pthread_cond_t lock_freed;
 };
 
 static inline struct pg *P(struct store *s)
@@ -272,6 +286,12 @@ int pg_event_claim_start(struct store *s, int64_t complete_id,
 int pg_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end);
 int pg_recover(struct store *s, struct store_recovery *r);
 int pg_interrupt_running(struct store *s, const char *error, int64_t *count);
+
+/* store_pg_lock.c */
+int pg_connection_lock(struct store *s, const char *pck, const char *cid);
+void pg_connection_unlock(struct store *s, const char *pck, const char *cid);
+/* Gives a lock connection back (broken: closes its session first). */
+void pg_lock_give(struct pg *p, struct pg_lock *l, bool broken);
 
 /* store_pg_async.c */
 int pg_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
