@@ -494,17 +494,44 @@ void pg_give(struct pg *p, struct pgc *c)
 		slot_give(p, c);
 }
 
-int pg_read(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
-	    PGresult **res)
+/* One statement on a connection of the pool, outside any transaction:
+ * its result (res) or the rows it changed. */
+static int once(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+		PGresult **res, int64_t *changed)
 {
 	struct pgc *c;
 	int ret = pg_take(P(s), &c);
 
-	*res = NULL;
+	if (res)
+		*res = NULL;
 	if (ret)
 		return ret;
-	ret = pg_q(c, sql, what, args, res);
+	ret = res ? pg_q(c, sql, what, args, res) : pg_x(c, sql, what, args, changed);
 	pg_give(P(s), c);
+	return ret;
+}
+
+int pg_read(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+	    PGresult **res)
+{
+	return once(s, sql, what, args, res, NULL);
+}
+
+int pg_write(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+	     int64_t *changed)
+{
+	*changed = 0;
+	return once(s, sql, what, args, NULL, changed);
+}
+
+int pg_read_row(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+		PGresult **res, struct store_row *row)
+{
+	int ret = pg_read(s, sql, what, args, res);
+
+	if (!ret && PQntuples(*res) == 0)
+		ret = STORE_ENOTFOUND;
+	*row = pg_row_of(*res, 0);
 	return ret;
 }
 

@@ -26,21 +26,6 @@
 /* Longer than a forwarding attempt may take (api_webhooks.c's timeout). */
 #define PG_WEBHOOK_LEASE_MS 60000
 
-/* A write of one statement (its own transaction): *changed rows. */
-static int write1(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
-		  int64_t *changed)
-{
-	struct pgc *c;
-	int ret = pg_take(P(s), &c);
-
-	*changed = 0;
-	if (ret)
-		return ret;
-	ret = pg_x(c, sql, what, args, changed);
-	pg_give(P(s), c);
-	return ret;
-}
-
 /* After a conditional write that changed nothing: STORE_ENOTFOUND when
  * sql (a read of the row) finds none, else `otherwise`. */
 static int why_unchanged(struct store *s, const char *sql, const char *what,
@@ -65,7 +50,7 @@ int pg_connection_patch(struct store *s, const char *pck, const char *cid, const
 	int64_t changed;
 	int ret;
 
-	ret = write1(s, "UPDATE connections SET tags = coalesce($3, tags),"
+	ret = pg_write(s, "UPDATE connections SET tags = coalesce($3, tags),"
 		     " webhook_url_override = CASE WHEN $4::boolean THEN $5 ELSE webhook_url_override END,"
 		     " updated_at = $6"
 		     " WHERE provider_config_key = $1 AND connection_id = $2 AND NOT deleting",
@@ -116,7 +101,7 @@ int pg_async_finish(struct store *s, const char *id, int64_t execution_id, bool 
 	int64_t changed;
 	int ret;
 
-	ret = write1(s, "UPDATE async_actions SET status = $2, execution_id = $3, output = $4,"
+	ret = pg_write(s, "UPDATE async_actions SET status = $2, execution_id = $3, output = $4,"
 		     " error = $5, finished_at = $6 WHERE id = $1 AND status = 'running'",
 		     "finish async action",
 		     PG_ARGS(pg_text(id), pg_text(ok ? "succeeded" : "failed"), pg_id(execution_id),
@@ -135,13 +120,11 @@ int pg_async_get(struct store *s, const char *id, int64_t not_before,
 	PGresult *r;
 	int ret;
 
-	ret = pg_read(s, "SELECT " STORE_ASYNC_COLS " FROM async_actions"
-		      " WHERE id = $1 AND created_at >= $2", "read async action",
-		      PG_ARGS(pg_text(id), pg_i64(not_before)), &r);
-	if (ret)
-		return ret;
-	row = pg_row_of(r, 0);
-	ret = PQntuples(r) == 1 ? store_row_async(&row, out) : STORE_ENOTFOUND;
+	ret = pg_read_row(s, "SELECT " STORE_ASYNC_COLS " FROM async_actions"
+			  " WHERE id = $1 AND created_at >= $2", "read async action",
+			  PG_ARGS(pg_text(id), pg_i64(not_before)), &r, &row);
+	if (!ret)
+		ret = store_row_async(&row, out);
 	PQclear(r);
 	return ret;
 }
@@ -162,28 +145,25 @@ int pg_webhook_insert(struct store *s, const char *integration, const char *head
 		      const char *body, size_t len, enum store_webhook_status status, int64_t now,
 		      int64_t *id)
 {
+	struct store_row row;
 	PGresult *r;
 	int ret;
 
 	/* the purge touches other rows only: one statement, one round trip */
-	ret = pg_read(s, "WITH purged AS (DELETE FROM webhook_deliveries"
-		      "  WHERE status <> 'pending' AND received_at < $7)"
-		      " INSERT INTO webhook_deliveries (integration, headers, body, status,"
-		      " received_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-		      "record webhook",
-		      PG_ARGS(pg_text(integration), pg_text(headers), pg_blob(body, len),
-			      pg_text(store_webhook_status_name(status)), pg_i64(now),
-			      status == STORE_WEBHOOK_PENDING ? pg_i64(now) : pg_null(),
-			      pg_i64(now - STORE_WEBHOOK_TTL_MS)),
-		      &r);
-	if (ret)
-		return ret;
-	if (PQntuples(r) == 1)
-		*id = pg_col_i64(r, 0, 0);
-	else
-		ret = STORE_EIO;
+	ret = pg_read_row(s, "WITH purged AS (DELETE FROM webhook_deliveries"
+			  "  WHERE status <> 'pending' AND received_at < $7)"
+			  " INSERT INTO webhook_deliveries (integration, headers, body, status,"
+			  " received_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+			  "record webhook",
+			  PG_ARGS(pg_text(integration), pg_text(headers), pg_blob(body, len),
+				  pg_text(store_webhook_status_name(status)), pg_i64(now),
+				  status == STORE_WEBHOOK_PENDING ? pg_i64(now) : pg_null(),
+				  pg_i64(now - STORE_WEBHOOK_TTL_MS)),
+			  &r, &row);
+	if (!ret)
+		*id = row.ops->i64(&row, 0);
 	PQclear(r);
-	return ret;
+	return ret == STORE_ENOTFOUND ? STORE_EIO : ret;
 }
 
 /* The lease runs on the clock (now is the caller's "due by", which may be
@@ -194,18 +174,15 @@ int pg_webhook_due(struct store *s, int64_t now, struct store_webhook **out)
 	PGresult *r;
 	int ret;
 
-	ret = pg_read(s, "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id ="
-		      " (SELECT id FROM webhook_deliveries WHERE status = 'pending'"
-		      "  AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 1"
-		      "  FOR UPDATE SKIP LOCKED)"
-		      " RETURNING " STORE_WEBHOOK_COLS("body"),
-		      "take due webhook",
-		      PG_ARGS(pg_i64(now), pg_i64(util_now_ms() + PG_WEBHOOK_LEASE_MS)),
-		      &r);
-	if (ret)
-		return ret;
-	row = pg_row_of(r, 0);
-	ret = PQntuples(r) == 1 ? store_row_webhook(&row, out) : STORE_ENOTFOUND;
+	ret = pg_read_row(s, "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id ="
+			  " (SELECT id FROM webhook_deliveries WHERE status = 'pending'"
+			  "  AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 1"
+			  "  FOR UPDATE SKIP LOCKED)"
+			  " RETURNING " STORE_WEBHOOK_COLS("body"),
+			  "take due webhook",
+			  PG_ARGS(pg_i64(now), pg_i64(util_now_ms() + PG_WEBHOOK_LEASE_MS)), &r, &row);
+	if (!ret)
+		ret = store_row_webhook(&row, out);
 	PQclear(r);
 	return ret;
 }
@@ -216,7 +193,7 @@ int pg_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status st
 	int64_t changed;
 	int ret;
 
-	ret = write1(s, "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2,"
+	ret = pg_write(s, "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2,"
 		     " last_error = $3,"
 		     " next_attempt_at = CASE WHEN $2 = 'pending' THEN $4::bigint ELSE NULL END,"
 		     " delivered_at = CASE WHEN $2 = 'delivered' THEN $5::bigint ELSE delivered_at END"

@@ -257,13 +257,13 @@ static int conn_from_row(struct store *s, const PGresult *r, int i, bool with_cr
 int pg_connection_get(struct store *s, const char *pck, const char *cid,
 		      struct store_connection **out)
 {
+	struct store_row row;
 	PGresult *r;
-	int ret = pg_read(s, sql_conn_get, "read connection", PG_ARGS(pg_text(pck), pg_text(cid)),
-			 &r);
+	int ret = pg_read_row(s, sql_conn_get, "read connection",
+			      PG_ARGS(pg_text(pck), pg_text(cid)), &r, &row);
 
-	if (ret)
-		return ret;
-	ret = PQntuples(r) == 1 ? conn_from_row(s, r, 0, true, out) : STORE_ENOTFOUND;
+	if (!ret)
+		ret = store_row_connection(s, &row, true, out);
 	PQclear(r);
 	return ret;
 }

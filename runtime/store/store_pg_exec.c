@@ -37,31 +37,11 @@ int pg_event_insert(struct store *s, const char *type, const char *cid, const ch
 	return pg_end(P(s), c, ret);
 }
 
-static enum store_event_status event_status_from(const char *s)
-{
-	if (strcmp(s, "claimed") == 0)
-		return STORE_EVENT_CLAIMED;
-	if (strcmp(s, "done") == 0)
-		return STORE_EVENT_DONE;
-	if (strcmp(s, "interrupted") == 0)
-		return STORE_EVENT_INTERRUPTED;
-	return STORE_EVENT_PENDING;
-}
-
 void pg_event_from_row(const PGresult *r, int i, struct store_event *ev)
 {
-	memset(ev, 0, sizeof(*ev));
-	ev->id = pg_col_i64(r, i, 0);
-	pg_col_copy(r, i, 1, ev->type, sizeof(ev->type));
-	pg_col_copy(r, i, 2, ev->connection_id, sizeof(ev->connection_id));
-	pg_col_copy(r, i, 3, ev->provider_config_key, sizeof(ev->provider_config_key));
-	pg_col_copy(r, i, 4, ev->script, sizeof(ev->script));
-	ev->retry_of = pg_col_i64(r, i, 5);
-	ev->status = event_status_from(PQgetvalue(r, i, 6));
-	ev->generation = pg_col_i64(r, i, 7);
-	ev->created_at = pg_col_i64(r, i, 8);
-	ev->claimed_at = pg_col_i64(r, i, 9);
-	ev->finished_at = pg_col_i64(r, i, 10);
+	struct store_row row = pg_row_of(r, i);
+
+	store_row_event(&row, ev);
 }
 
 /* A row that finishes once: UPDATE guarded by its status, then (when it
@@ -106,16 +86,13 @@ int pg_event_finish(struct store *s, int64_t event_id)
 /* A read of one statement whose rows the caller reads. */
 int pg_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 {
+	struct store_row row;
 	PGresult *r;
-	int ret = pg_read(s, "SELECT " EVENT_COLS " FROM events WHERE id = $1", "read event",
-			 PG_ARGS(pg_i64(event_id)), &r);
+	int ret = pg_read_row(s, "SELECT " STORE_EVENT_COLS " FROM events WHERE id = $1",
+			      "read event", PG_ARGS(pg_i64(event_id)), &r, &row);
 
-	if (ret)
-		return ret;
-	if (PQntuples(r) == 1)
-		pg_event_from_row(r, 0, ev);
-	else
-		ret = STORE_ENOTFOUND;
+	if (!ret)
+		store_row_event(&row, ev);
 	PQclear(r);
 	return ret;
 }
@@ -394,42 +371,11 @@ int pg_execution_complete(struct store *s, int64_t id, const struct store_execut
 	return ret;
 }
 
-#define EXEC_COLS                                                                         \
-	"id, event_id, parent_execution_id, kind, script, event, connection_id,"             \
-	" provider_config_key, status, started_at, ended_at, duration_ms, error,"            \
-	" plugin_version, logs_dropped, host_id"
-
 static int exec_from_row(const PGresult *r, int i, struct store_execution **out)
 {
-	struct store_execution *e = calloc(1, sizeof(*e));
-	int ret = 0;
+	struct store_row row = pg_row_of(r, i);
 
-	*out = NULL;
-	if (!e)
-		return STORE_ENOMEM;
-	e->id = pg_col_i64(r, i, 0);
-	e->event_id = pg_col_i64(r, i, 1);
-	e->parent_execution_id = pg_col_i64(r, i, 2);
-	e->kind = strcmp(PQgetvalue(r, i, 3), "action") == 0 ? STORE_EXEC_ACTION : STORE_EXEC_EVENT;
-	e->script = pg_col_dup(r, i, 4, &ret);
-	e->event = pg_col_dup(r, i, 5, &ret);
-	e->connection_id = pg_col_dup(r, i, 6, &ret);
-	e->provider_config_key = pg_col_dup(r, i, 7, &ret);
-	e->status = (enum store_exec_status)store_exec_status_from_name(PQgetvalue(r, i, 8));
-	if ((int)e->status < 0)
-		ret = STORE_EIO;
-	e->started_at = pg_col_i64(r, i, 9);
-	e->ended_at = pg_col_i64(r, i, 10);
-	e->duration_ms = PQgetisnull(r, i, 11) ? -1 : pg_col_i64(r, i, 11);
-	e->error = pg_col_dup(r, i, 12, &ret);
-	e->plugin_version = pg_col_dup(r, i, 13, &ret);
-	e->logs_dropped = pg_col_i64(r, i, 14);
-	e->host_id = pg_col_dup(r, i, 15, &ret);
-	if (ret)
-		store_execution_free(e);
-	else
-		*out = e;
-	return ret;
+	return store_row_execution(&row, out);
 }
 
 static int read_logs(const PGresult *r, struct store_execution *e)
@@ -466,7 +412,7 @@ int pg_execution_get(struct store *s, int64_t id, struct store_execution **out)
 	ret = pg_take(P(s), &c);
 	if (ret)
 		return ret;
-	ret = pg_q(c, "SELECT " EXEC_COLS " FROM executions WHERE id = $1", "read execution",
+	ret = pg_q(c, "SELECT " STORE_EXEC_COLS " FROM executions WHERE id = $1", "read execution",
 		   PG_ARGS(pg_i64(id)), &r);
 	if (!ret)
 		ret = PQntuples(r) == 1 ? exec_from_row(r, 0, &e) : STORE_ENOTFOUND;
@@ -488,7 +434,7 @@ int pg_execution_get(struct store *s, int64_t id, struct store_execution **out)
 }
 
 static const char sql_exec_list[] =
-	"SELECT " EXEC_COLS " FROM executions"
+	"SELECT " STORE_EXEC_COLS " FROM executions"
 	" WHERE ($1::text IS NULL OR connection_id = $1::text)"
 	" AND ($2::text IS NULL OR provider_config_key = $2::text)"
 	" AND ($3::text IS NULL OR script = $3::text)"

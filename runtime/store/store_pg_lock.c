@@ -15,8 +15,8 @@
  * run dry under them. A refresh that finds every lock connection busy
  * waits for one.
  *
- * The key is the two-integer form, (PG_LOCK_CLASS, a 32-bit FNV-1a hash of
- * "pck\0cid"), whose key space is not the one-bigint form's of the
+ * The key is the two-integer form, (PG_LOCK_CLASS, the connection's 32-bit
+ * hash, store_connection_hash), whose key space is not the one-bigint form's of the
  * schema lock. Two connections whose hashes collide share a lock: one
  * waits for the other's refresh, nothing worse. A lock connection that
  * breaks loses its locks with its session; it is closed, and the next
@@ -34,18 +34,6 @@
 /* The advisory lock class of connections' credentials (any constant every
  * host shares). */
 #define PG_LOCK_CLASS "7305712"
-
-static uint32_t key_of(const char *pck, const char *cid)
-{
-	uint32_t h = 2166136261u;
-
-	for (const char *p = pck; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	h = (h ^ 0u) * 16777619u;
-	for (const char *p = cid; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	return h;
-}
 
 /* Runs the lock or unlock statement on l's session: 0 or STORE_EIO. */
 static int lock_sql(struct pg *p, struct pg_lock *l, const char *fn)
@@ -86,7 +74,7 @@ int pg_connection_lock(struct store *s, const char *pck, const char *cid)
 	l->busy = true;
 	pthread_mutex_unlock(&p->mu);
 
-	l->key = key_of(pck, cid);
+	l->key = store_connection_hash(pck, cid);
 	if (l->conn && PQstatus(l->conn) != CONNECTION_OK) {
 		PQfinish(l->conn);
 		l->conn = NULL;

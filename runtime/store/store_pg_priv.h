@@ -184,6 +184,14 @@ int pg_x(struct pgc *c, const char *sql, const char *what, const struct pg_arg *
  * transaction). */
 int pg_read(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
 	    PGresult **res);
+/* The same for a write: *changed is the number of rows it changed. */
+int pg_write(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+	     int64_t *changed);
+/* pg_read for the first row: *row stands on it; STORE_ENOTFOUND when there
+ * is none. PQclear(*res) in every case. */
+struct store_row;
+int pg_read_row(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+		PGresult **res, struct store_row *row);
 
 /* Column readers (text results): an int64 (0 for NULL), a bool, a
  * malloc'd copy (NULL for NULL; *ret = STORE_ENOMEM when the copy fails),
@@ -201,11 +209,7 @@ struct store_row pg_row_of(const PGresult *r, int row);
 
 /* ---- Shared by store_pg_exec.c and store_pg_claim.c. */
 
-#define EVENT_COLS                                                                         \
-	"id, type, connection_id, provider_config_key, script, retry_of, status, generation," \
-	" created_at, claimed_at, finished_at"
-
-/* Reads row i of a result with EVENT_COLS into *ev. */
+/* Reads row i of a result with STORE_EVENT_COLS into *ev. */
 void pg_event_from_row(const PGresult *r, int i, struct store_event *ev);
 /* Inside c's transaction: inserts a running execution of this host (*id);
  * marks a claimed event done (STORE_ESTATE when it is not claimed,

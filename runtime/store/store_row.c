@@ -73,6 +73,80 @@ int store_row_connection(struct store *s, const struct store_row *r, bool with_c
 	return ret;
 }
 
+/* A text column copied into a fixed-size field ("" for NULL). */
+static void copy_col(const struct store_row *r, int col, char *dst, size_t size)
+{
+	const char *t = r->ops->text(r, col);
+
+	snprintf(dst, size, "%s", t ? t : "");
+}
+
+static enum store_event_status event_status(const char *s)
+{
+	static const struct {
+		const char *name;
+		enum store_event_status st;
+	} names[] = {{"claimed", STORE_EVENT_CLAIMED},
+		     {"done", STORE_EVENT_DONE},
+		     {"interrupted", STORE_EVENT_INTERRUPTED}};
+
+	for (size_t i = 0; s && i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i].name) == 0)
+			return names[i].st;
+	return STORE_EVENT_PENDING;
+}
+
+void store_row_event(const struct store_row *r, struct store_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->id = r->ops->i64(r, 0);
+	copy_col(r, 1, ev->type, sizeof(ev->type));
+	copy_col(r, 2, ev->connection_id, sizeof(ev->connection_id));
+	copy_col(r, 3, ev->provider_config_key, sizeof(ev->provider_config_key));
+	copy_col(r, 4, ev->script, sizeof(ev->script));
+	ev->retry_of = r->ops->i64(r, 5);
+	ev->status = event_status(r->ops->text(r, 6));
+	ev->generation = r->ops->i64(r, 7);
+	ev->created_at = r->ops->i64(r, 8);
+	ev->claimed_at = r->ops->i64(r, 9);
+	ev->finished_at = r->ops->i64(r, 10);
+}
+
+int store_row_execution(const struct store_row *r, struct store_execution **out)
+{
+	struct store_execution *e = calloc(1, sizeof(*e));
+	const char *t;
+	int ret = 0;
+
+	*out = NULL;
+	if (!e)
+		return STORE_ENOMEM;
+	e->id = r->ops->i64(r, 0);
+	e->event_id = r->ops->i64(r, 1);
+	e->parent_execution_id = r->ops->i64(r, 2);
+	t = r->ops->text(r, 3);
+	e->kind = t && strcmp(t, "action") == 0 ? STORE_EXEC_ACTION : STORE_EXEC_EVENT;
+	e->script = store_row_dup(r, 4, &ret);
+	e->event = store_row_dup(r, 5, &ret);
+	e->connection_id = store_row_dup(r, 6, &ret);
+	e->provider_config_key = store_row_dup(r, 7, &ret);
+	e->status = (enum store_exec_status)store_exec_status_from_name(r->ops->text(r, 8));
+	if ((int)e->status < 0)
+		ret = STORE_EIO;
+	e->started_at = r->ops->i64(r, 9);
+	e->ended_at = r->ops->i64(r, 10);
+	e->duration_ms = r->ops->text(r, 11) ? r->ops->i64(r, 11) : -1;
+	e->error = store_row_dup(r, 12, &ret);
+	e->plugin_version = store_row_dup(r, 13, &ret);
+	e->logs_dropped = r->ops->i64(r, 14);
+	e->host_id = store_row_dup(r, 15, &ret);
+	if (ret)
+		store_execution_free(e);
+	else
+		*out = e;
+	return ret;
+}
+
 int store_row_async(const struct store_row *r, struct store_async_action **out)
 {
 	struct store_async_action *a = calloc(1, sizeof(*a));
@@ -82,7 +156,7 @@ int store_row_async(const struct store_row *r, struct store_async_action **out)
 	*out = NULL;
 	if (!a)
 		return STORE_ENOMEM;
-	snprintf(a->id, sizeof(a->id), "%s", r->ops->text(r, 0) ? r->ops->text(r, 0) : "");
+	copy_col(r, 0, a->id, sizeof(a->id));
 	a->provider_config_key = store_row_dup(r, 1, &ret);
 	a->connection_id = store_row_dup(r, 2, &ret);
 	a->action = store_row_dup(r, 3, &ret);

@@ -47,6 +47,15 @@ struct store_row {
 	" connection_config, metadata, created_at, updated_at, deleting, tags,"             \
 	" webhook_url_override"
 
+#define STORE_EVENT_COLS                                                                   \
+	"id, type, connection_id, provider_config_key, script, retry_of, status, generation," \
+	" created_at, claimed_at, finished_at"
+
+#define STORE_EXEC_COLS                                                                    \
+	"id, event_id, parent_execution_id, kind, script, event, connection_id,"             \
+	" provider_config_key, status, started_at, ended_at, duration_ms, error,"            \
+	" plugin_version, logs_dropped, host_id"
+
 #define STORE_ASYNC_COLS                                                                   \
 	"id, provider_config_key, connection_id, action, status, execution_id, output, error," \
 	" created_at, finished_at"
@@ -63,6 +72,10 @@ struct store_row {
 /* with_credentials: opens the credentials column with s's key. */
 int store_row_connection(struct store *s, const struct store_row *r, bool with_credentials,
 			 struct store_connection **out);
+/* An event (fixed-size fields: nothing to allocate, nothing fails). */
+void store_row_event(const struct store_row *r, struct store_event *ev);
+/* An execution, without its log lines. STORE_EIO for an unknown status. */
+int store_row_execution(const struct store_row *r, struct store_execution **out);
 int store_row_async(const struct store_row *r, struct store_async_action **out);
 int store_row_webhook(const struct store_row *r, struct store_webhook **out);
 
