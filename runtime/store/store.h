@@ -757,7 +757,8 @@ int store_async_action_get(struct store *s, const char *id, struct store_async_a
 
 /* store_recover() also ends the records a stopped daemon left running:
  * failed, with error {"message":"interrupted: the daemon stopped while it
- * ran","payload":null}. */
+ * ran","payload":null}. On a store shared by several hosts, only this
+ * host's; a dead host's are ended with its executions. */
 
 /* ---------------------------------------------------------------------------
  * Incoming webhook deliveries (POST <webhook path>/<integration>): recorded
@@ -802,7 +803,10 @@ int store_webhook_insert(struct store *s, const char *integration, const char *h
 			 int64_t *id);
 
 /* The oldest PENDING delivery whose next_attempt_at <= now, with its body.
- * STORE_ENOTFOUND when none is due. */
+ * STORE_ENOTFOUND when none is due. On a store shared by several hosts
+ * (PostgreSQL) the delivery is leased to the caller for a minute (its
+ * next_attempt_at moves ahead, so no other host takes it meanwhile) until
+ * store_webhook_attempt records the attempt. */
 int store_webhook_due(struct store *s, int64_t now, struct store_webhook **out);
 
 /* Records one forwarding attempt: attempts + 1, last_error (NULL: none),
