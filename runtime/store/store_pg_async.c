@@ -73,26 +73,21 @@ int pg_connection_patch(struct store *s, const char *pck, const char *cid, const
 int pg_async_create(struct store *s, const char *id, const char *pck, const char *cid,
 		    const char *action, int64_t now)
 {
-	struct pgc *c;
-	int64_t added = 0;
+	int64_t changed;
 	int ret;
 
-	ret = pg_begin(P(s), &c);
-	if (ret)
-		return ret;
-	ret = pg_x(c, "DELETE FROM async_actions WHERE created_at < $1", "purge async actions",
-		   PG_ARGS(pg_i64(now - STORE_ASYNC_TTL_MS)), NULL);
+	/* the purge stands on its own: a failed insert need not undo it */
+	ret = pg_write(s, "DELETE FROM async_actions WHERE created_at < $1", "purge async actions",
+		       PG_ARGS(pg_i64(now - STORE_ASYNC_TTL_MS)), &changed);
 	if (!ret)
-		ret = pg_x(c, "INSERT INTO async_actions (id, provider_config_key, connection_id,"
-			   " action, status, created_at, host_id)"
-			   " VALUES ($1, $2, $3, $4, 'running', $5, $6) ON CONFLICT (id) DO NOTHING",
-			   "record async action",
-			   PG_ARGS(pg_text(id), pg_text(pck), pg_text(cid), pg_text(action),
-				   pg_i64(now), pg_text(s->host_id)),
-			   &added);
-	if (!ret && added == 0)
-		ret = STORE_ECONFLICT;
-	return pg_end(P(s), c, ret);
+		ret = pg_write(s, "INSERT INTO async_actions (id, provider_config_key, connection_id,"
+			       " action, status, created_at, host_id)"
+			       " VALUES ($1, $2, $3, $4, 'running', $5, $6) ON CONFLICT (id) DO NOTHING",
+			       "record async action",
+			       PG_ARGS(pg_text(id), pg_text(pck), pg_text(cid), pg_text(action),
+				       pg_i64(now), pg_text(s->host_id)),
+			       &changed);
+	return !ret && changed == 0 ? STORE_ECONFLICT : ret;
 }
 
 int pg_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,

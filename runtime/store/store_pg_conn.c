@@ -325,18 +325,12 @@ int pg_connection_mark_deleting(struct store *s, const char *pck, const char *ci
 
 int pg_connection_delete(struct store *s, const char *pck, const char *cid)
 {
-	struct pgc *c;
-	int64_t changed = 0;
-	int ret;
+	int64_t changed;
+	int ret = pg_write(s, "DELETE FROM connections WHERE provider_config_key = $1"
+			   " AND connection_id = $2", "delete connection",
+			   PG_ARGS(pg_text(pck), pg_text(cid)), &changed);
 
-	ret = pg_begin(P(s), &c);
-	if (ret)
-		return ret;
-	ret = pg_x(c, "DELETE FROM connections WHERE provider_config_key = $1 AND connection_id = $2",
-		   "delete connection", PG_ARGS(pg_text(pck), pg_text(cid)), &changed);
-	if (!ret && changed == 0)
-		ret = STORE_ENOTFOUND;
-	return pg_end(P(s), c, ret);
+	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
 
 /* One connection's metadata, inside the caller's transaction. */

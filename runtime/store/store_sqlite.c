@@ -801,6 +801,20 @@ int64_t sq_col_i64(sqlite3_stmt *st, int i)
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
 }
 
+int sq_write(struct sq *b, bool critical, const char *sql, const char *what,
+	     const struct sq_arg *args, int64_t *changed)
+{
+	int ret = sq_txn_begin(b, critical);
+
+	*changed = 0;
+	if (ret)
+		return ret;
+	ret = sq_exec(b, sql, what, args);
+	if (!ret)
+		*changed = sqlite3_changes(b->db);
+	return sq_txn_end(b, ret);
+}
+
 /* The column readers of a struct store_row (store_row.h) over a statement. */
 static int64_t row_i64(const struct store_row *r, int col)
 {

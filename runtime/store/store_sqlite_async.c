@@ -124,14 +124,10 @@ int sq_async_get(struct store *s, const char *id, int64_t not_before, struct sto
 
 int sq_async_recover(struct store *s, int64_t now)
 {
-	struct sq *b = B(s);
-	int ret;
+	int64_t changed;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql_async_recover, "recover async actions", SQ_ARGS(sq_i64(now)));
-	return sq_txn_end(b, ret);
+	return sq_write(B(s), CRITICAL, sql_async_recover, "recover async actions",
+			SQ_ARGS(sq_i64(now)), &changed);
 }
 
 /* ---------------------------------------------------------------------------
@@ -197,18 +193,13 @@ int sq_webhook_due(struct store *s, int64_t now, struct store_webhook **out)
 int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
 		       const char *error, int64_t next_attempt_at, int64_t now)
 {
-	struct sq *b = B(s);
-	int ret;
+	int64_t changed;
+	int ret = sq_write(B(s), CRITICAL, sql_wh_attempt, "record webhook attempt",
+			   SQ_ARGS(sq_i64(id), sq_text(store_webhook_status_name(status)),
+				   sq_text(error), sq_i64(next_attempt_at), sq_i64(now)),
+			   &changed);
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql_wh_attempt, "record webhook attempt",
-		      SQ_ARGS(sq_i64(id), sq_text(store_webhook_status_name(status)), sq_text(error),
-			      sq_i64(next_attempt_at), sq_i64(now)));
-	if (!ret && sqlite3_changes(b->db) == 0)
-		ret = STORE_ENOTFOUND;
-	return sq_txn_end(b, ret);
+	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
 
 /* One page of deliveries. */

@@ -326,16 +326,11 @@ static const char sql_conn_delete[] =
 
 int sq_connection_delete(struct store *s, const char *pck, const char *cid)
 {
-	struct sq *b = B(s);
-	int ret;
+	int64_t changed;
+	int ret = sq_write(B(s), CRITICAL, sql_conn_delete, "delete connection",
+			   SQ_ARGS(sq_text(pck), sq_text(cid)), &changed);
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql_conn_delete, "delete connection", SQ_ARGS(sq_text(pck), sq_text(cid)));
-	if (!ret && sqlite3_changes(b->db) == 0)
-		ret = STORE_ENOTFOUND;
-	return sq_txn_end(b, ret);
+	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
 
 static const char sql_meta_read[] =

@@ -165,6 +165,10 @@ typedef int (*sq_row_fn)(sqlite3_stmt *st, void *user);
  * are not read. sqlite3_changes() and sqlite3_last_insert_rowid() tell
  * the rest while the mutex is held. */
 int sq_exec(struct sq *b, const char *sql, const char *what, const struct sq_arg *args);
+/* sq_exec() as a write operation of its own (sq_txn_begin ... sq_txn_end)
+ * at the durability class given; *changed: the rows it changed. */
+int sq_write(struct sq *b, bool critical, const char *sql, const char *what,
+	     const struct sq_arg *args, int64_t *changed);
 /* Runs sql without parameters (BEGIN, COMMIT, a PRAGMA). */
 int sq_run_sql(struct sq *b, const char *sql, const char *what);
 /* Runs sql with args and hands its first row to read (NULL: only say
