@@ -774,6 +774,8 @@ static void pg_close(struct store *s)
 	for (size_t i = 0; i < PG_LOCK_MAX; i++)
 		PQfinish(p->locks[i].conn);
 	pthread_cond_destroy(&p->lock_freed);
+	pthread_cond_destroy(&p->ended);
+	pthread_mutex_destroy(&p->emu);
 	pthread_cond_destroy(&p->freed);
 	pthread_mutex_destroy(&p->qmu);
 	pthread_mutex_destroy(&p->mu);
@@ -804,6 +806,8 @@ static int pg_open(struct store *s, const char *url, char *err, size_t errlen)
 	pthread_mutex_init(&p->qmu, NULL);
 	pthread_cond_init(&p->freed, NULL);
 	pthread_cond_init(&p->lock_freed, NULL);
+	pthread_mutex_init(&p->emu, NULL);
+	pthread_cond_init(&p->ended, NULL);
 	s->impl = p;
 	p->conninfo = strdup(url);
 	p->shown = strdup(shown);

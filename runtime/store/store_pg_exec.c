@@ -348,29 +348,6 @@ int pg_complete_in(struct pgc *c, int64_t id, const struct store_execution_end *
 	return ret;
 }
 
-static int complete_txn(struct store *s, struct pgc *c, void *arg)
-{
-	struct end_args *a = arg;
-
-	(void)s;
-	return pg_complete_in(c, a->id, a->end, a->err);
-}
-
-int pg_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)
-{
-	struct end_args a = {.id = id, .end = end};
-	char *err = NULL;
-	int ret;
-
-	ret = store_truncate_copy(end->error, STORE_ERROR_MAX, &err);
-	if (ret)
-		return ret;
-	a.err = err;
-	ret = pg_txn(P(s), true, complete_txn, &a);
-	free(err);
-	return ret;
-}
-
 static int exec_from_row(const PGresult *r, int i, struct store_execution **out)
 {
 	struct store_row row = pg_row_of(r, i);

@@ -14,6 +14,7 @@
  *   store_pg_async.c   connection tags, asynchronous actions' results,
  *                      webhook deliveries
  *   store_pg_lock.c    the cross-host credentials lock (advisory locks)
+ *   store_pg_ends.c    executions' ends recorded at once share a transaction
  *
  * Conventions: every operation takes a connection of the pool, runs one
  * transaction on it (pg_begin ... pg_end) and gives it back; statements
@@ -82,6 +83,12 @@ struct pg {
 	bool thread_started;
 	int stop_pipe[2];
 	atomic_int heartbeats;     /* beats written since open */
+	/* Executions' ends waiting to share a transaction (store_pg_ends.c),
+	 * under emu; ending: a worker is recording a batch. */
+	pthread_mutex_t emu;
+	pthread_cond_t ended;
+	struct pg_end_req *ends;
+	bool ending;
 	/* Credentials locks (store_pg_lock.c), under mu. */
 	struct pg_lock locks[PG_LOCK_MAX];
 	pthread_cond_t lock_freed;

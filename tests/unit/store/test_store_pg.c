@@ -14,7 +14,10 @@
  *  - a host gives back its own claims that no worker holds;
  *  - tags written on one host filter another's list;
  *  - store_recover fails this host's running asynchronous actions only;
- *  - a due webhook delivery is taken by one host at a time (leased).
+ *  - a due webhook delivery is taken by one host at a time (leased);
+ *  - executions' ends recorded by many threads at once (which share
+ *    transactions) are each all or nothing, one failing end not failing
+ *    the others.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -558,6 +561,85 @@ static void test_webhook_due_leased(void **state)
 	store_close(b);
 }
 
+/* ---- concurrent ends: shared transactions, each end all or nothing */
+
+#define ENDS 24
+#define END_THREADS 8
+
+struct ender {
+	struct store *s;
+	pthread_barrier_t *go;
+	const int64_t *ids;
+	const int64_t *events;
+	int first;       /* ends first, first + END_THREADS, ... */
+	int ret[ENDS];
+};
+
+static void *end_some(void *arg)
+{
+	struct ender *e = arg;
+
+	pthread_barrier_wait(e->go);
+	for (int i = e->first; i < ENDS; i += END_THREADS) {
+		char msg[32];
+		struct store_log_line_input line = {.level = 2, .message = msg};
+		struct store_execution_end end = {.status = STORE_EXEC_SUCCEEDED, .duration_ms = 5,
+						  .lines = &line, .n_lines = 1,
+						  .event_id = e->events[i]};
+
+		snprintf(msg, sizeof(msg), "end %d", i);
+		e->ret[i] = store_execution_complete(e->s, e->ids[i], &end);
+	}
+	return NULL;
+}
+
+static void test_concurrent_ends(void **state)
+{
+	struct db *d = *state;
+	struct store *a = open_host(d, "a");
+	struct ender e[END_THREADS];
+	pthread_t t[END_THREADS];
+	pthread_barrier_t go;
+	int64_t ids[ENDS], events[ENDS] = {0};
+	struct store_execution *x = NULL;
+
+	for (int i = 0; i < ENDS; i++)
+		ids[i] = run_action(a);
+	/* 5 ended already; 7's end names an event that is not claimed: both
+	 * STORE_ESTATE, and nothing of 7's end is written */
+	assert_int_equal(store_execution_finish(a, ids[5], STORE_EXEC_FAILED, "before", 1), 0);
+	events[7] = add_event(a, 7);
+	assert_int_equal(pthread_barrier_init(&go, NULL, END_THREADS), 0);
+	for (int i = 0; i < END_THREADS; i++) {
+		e[i] = (struct ender){.s = a, .go = &go, .ids = ids, .events = events, .first = i};
+		assert_int_equal(pthread_create(&t[i], NULL, end_some, &e[i]), 0);
+	}
+	for (int i = 0; i < END_THREADS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < ENDS; i++) {
+		char msg[32];
+
+		snprintf(msg, sizeof(msg), "end %d", i);
+		assert_int_equal(e[i % END_THREADS].ret[i], i == 5 || i == 7 ? STORE_ESTATE : 0);
+		assert_int_equal(store_execution_get(a, ids[i], &x), 0);
+		if (i == 5) {
+			assert_int_equal(x->status, STORE_EXEC_FAILED);
+			assert_int_equal(x->n_logs, 0);
+		} else if (i == 7) {
+			assert_int_equal(x->status, STORE_EXEC_RUNNING);
+			assert_int_equal(x->n_logs, 0);
+		} else {
+			assert_int_equal(x->status, STORE_EXEC_SUCCEEDED);
+			assert_int_equal(x->n_logs, 1);
+			assert_string_equal(x->logs[0].message, msg);
+		}
+		store_execution_free(x);
+		x = NULL;
+	}
+	store_close(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +653,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tags_across_hosts, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_async_recover_is_per_host, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_due_leased, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_ends, db_setup, db_teardown),
 	};
 
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
