@@ -1163,6 +1163,22 @@ void store_execution_list_free(struct store_execution **items, size_t n)
 	free(items);
 }
 
+int store_idem_response(const struct store_idempotency_input *idem,
+			const struct store_upsert_result *r, int *status, const char **body,
+			char **made)
+{
+	*made = NULL;
+	*status = idem->status;
+	*body = idem->body;
+	if (!idem->respond)
+		return 0;
+	*status = 0;
+	if (idem->respond(idem->user, r, status, made) != 0 || *status < 100 || *status > 599)
+		return STORE_ECALLBACK;
+	*body = *made;
+	return *made && strlen(*made) > STORE_JSON_MAX ? STORE_ETOOBIG : 0;
+}
+
 int store_plan_claim(store_claim_fn plan, void *user, const struct store_event *ev,
 		     struct store_execution_input *in)
 {

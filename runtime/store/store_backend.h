@@ -190,6 +190,15 @@ int store_version_cmp(const char *a, const char *b);
  * For a back end that creates an execution from a plan (claim_start). */
 int store_execution_input_check(const struct store_execution_input *in);
 
+/* The response an upsert records under its Idempotency-Key: idem's own
+ * (status, body), or what idem->respond makes of r. *made is respond's
+ * body (malloc'd, free it in every case; *body points to it or to
+ * idem->body). STORE_ECALLBACK (respond failed or gave no HTTP status),
+ * STORE_ETOOBIG (its body is over STORE_JSON_MAX). */
+int store_idem_response(const struct store_idempotency_input *idem,
+			const struct store_upsert_result *r, int *status, const char **body,
+			char **made);
+
 /* Asks plan what to do with a claimed event (store_event_claim_start):
  * STORE_CLAIM_START with *in checked (store_execution_input_check, and
  * for this event), STORE_CLAIM_ONLY, STORE_CLAIM_DONE; or STORE_ECALLBACK

@@ -130,23 +130,13 @@ static int idem_insert(struct pgc *c, const struct store_idempotency_input *in, 
 static int upsert_idem(struct pgc *c, const struct store_idempotency_input *idem,
 		       const struct store_upsert_result *r, int64_t now)
 {
-	char *body = NULL;
-	int status = idem->status, ret;
+	const char *body;
+	char *made;
+	int status, ret = store_idem_response(idem, r, &status, &body, &made);
 
-	if (idem->respond) {
-		status = 0;
-		if (idem->respond(idem->user, r, &status, &body) != 0 || status < 100 ||
-		    status > 599) {
-			free(body);
-			return STORE_ECALLBACK;
-		}
-		if (body && strlen(body) > STORE_JSON_MAX) {
-			free(body);
-			return STORE_ETOOBIG;
-		}
-	}
-	ret = idem_insert(c, idem, status, idem->respond ? body : idem->body, now);
-	free(body);
+	if (!ret)
+		ret = idem_insert(c, idem, status, body, now);
+	free(made);
 	return ret;
 }
 
@@ -194,41 +184,55 @@ static int upsert_row(struct pgc *c, const struct store_connection_input *in, co
 	return ret;
 }
 
+/* A write with an Idempotency-Key record, in one transaction: the
+ * record's check, the upsert (when in), the record. */
+struct idem_write {
+	const struct store_idempotency_input *idem;
+	const struct store_connection_input *in;
+	const uint8_t *blob;
+	size_t len;
+	bool encrypted;
+	struct store_upsert_result *r;
+	int64_t now;
+};
+
+static int idem_write(struct store *s, const struct idem_write *w)
+{
+	struct pgc *c;
+	int ret = pg_begin(P(s), &c);
+
+	if (ret)
+		return ret;
+	ret = idem_purge_check(c, w->idem->key, w->now);
+	if (!ret && w->in)
+		ret = upsert_row(c, w->in, w->blob, w->len, w->encrypted, w->now, w->r);
+	if (!ret)
+		ret = upsert_idem(c, w->idem, w->r, w->now);
+	return pg_end(P(s), c, ret);
+}
+
 int pg_connection_upsert(struct store *s, const struct store_connection_input *in,
 			 const struct store_idempotency_input *idem,
 			 struct store_upsert_result *r)
 {
+	struct idem_write w = {.idem = idem, .in = in, .r = r, .now = util_now_ms()};
 	struct pgc *c = NULL;
 	uint8_t *blob = NULL;
-	size_t len = 0;
-	bool encrypted;
-	int64_t now = util_now_ms();
 	int ret;
 
 	ret = store_seal_credentials(s, in->provider_config_key, in->connection_id,
-				     in->credentials, &blob, &len, &encrypted);
+				     in->credentials, &blob, &w.len, &w.encrypted);
 	if (ret)
 		return ret;
-	if (!idem) {
+	w.blob = blob;
+	if (idem) {
+		ret = idem_write(s, &w);
+	} else if (!(ret = pg_take(P(s), &c))) {
 		/* one statement: its own transaction, no BEGIN/COMMIT round trips */
-		ret = pg_take(P(s), &c);
-		if (!ret) {
-			ret = upsert_row(c, in, blob, len, encrypted, now, r);
-			pg_give(P(s), c);
-		}
-		goto out;
+		ret = upsert_row(c, in, blob, w.len, w.encrypted, w.now, r);
+		pg_give(P(s), c);
 	}
-	ret = pg_begin(P(s), &c);
-	if (ret)
-		goto out;
-	ret = idem_purge_check(c, idem->key, now);
-	if (!ret)
-		ret = upsert_row(c, in, blob, len, encrypted, now, r);
-	if (!ret)
-		ret = upsert_idem(c, idem, r, now);
-	ret = pg_end(P(s), c, ret);
-out:
-	store_blob_free(blob, len);
+	store_blob_free(blob, w.len);
 	return ret;
 }
 
@@ -460,17 +464,9 @@ int pg_idempotency_get(struct store *s, const char *key, struct store_idempotenc
 
 int pg_idempotency_put(struct store *s, const struct store_idempotency_input *in)
 {
-	struct pgc *c;
-	int64_t now = util_now_ms();
-	int ret;
+	struct idem_write w = {.idem = in, .now = util_now_ms()};
 
-	ret = pg_begin(P(s), &c);
-	if (ret)
-		return ret;
-	ret = idem_purge_check(c, in->key, now);
-	if (!ret)
-		ret = idem_insert(c, in, in->status, in->body, now);
-	return pg_end(P(s), c, ret);
+	return idem_write(s, &w);
 }
 
 /* ---------------------------------------------------------------------------

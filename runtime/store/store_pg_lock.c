@@ -89,8 +89,11 @@ int pg_connection_lock(struct store *s, const char *pck, const char *cid)
 		pg_lock_give(p, l, true);
 		return ret;
 	}
-	l->pck = pck; /* the caller's, alive until its unlock */
-	l->cid = cid;
+	pthread_mutex_lock(&p->mu);
+	snprintf(l->pck, sizeof(l->pck), "%s", pck);
+	snprintf(l->cid, sizeof(l->cid), "%s", cid);
+	l->held = true;
+	pthread_mutex_unlock(&p->mu);
 	return 0;
 }
 
@@ -102,7 +105,7 @@ void pg_connection_unlock(struct store *s, const char *pck, const char *cid)
 	/* the caller's in-process lock on (pck, cid) is held: one match */
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i < PG_LOCK_MAX && !l; i++)
-		if (p->locks[i].busy && p->locks[i].pck && strcmp(p->locks[i].pck, pck) == 0 &&
+		if (p->locks[i].held && strcmp(p->locks[i].pck, pck) == 0 &&
 		    strcmp(p->locks[i].cid, cid) == 0)
 			l = &p->locks[i];
 	pthread_mutex_unlock(&p->mu);
@@ -119,7 +122,7 @@ void pg_lock_give(struct pg *p, struct pg_lock *l, bool broken)
 		l->conn = NULL;
 	}
 	pthread_mutex_lock(&p->mu);
-	l->pck = l->cid = NULL;
+	l->held = false;
 	l->busy = false;
 	pthread_cond_signal(&p->lock_freed);
 	pthread_mutex_unlock(&p->mu);

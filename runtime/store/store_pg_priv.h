@@ -62,8 +62,9 @@ static inline void pg_forget(struct pgc *c)
 struct pg_lock {
 	PGconn *conn;       /* opened when first needed, NULL when broken */
 	bool busy;          /* taken by a lock, until its unlock */
+	bool held;          /* the advisory lock is taken */
 	uint32_t key;
-	const char *pck, *cid; /* the holder's, while held */
+	char pck[STORE_ID_MAX + 1], cid[STORE_ID_MAX + 1]; /* whose, while held */
 };
 
 /* The back end's state (struct store's impl). */

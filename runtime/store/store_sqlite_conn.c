@@ -130,6 +130,7 @@ static int upsert_op(struct sq *b, void *arg)
 	const struct store_idempotency_input *idem = u->idem;
 	struct store_upsert_result *r = u->r;
 	struct conn_state c;
+	const char *body;
 	bool created;
 	int status, ret;
 
@@ -166,18 +167,9 @@ static int upsert_op(struct sq *b, void *arg)
 			   in->provider_config_key, NULL, 0, false, 0, u->now, &r->event_id);
 	if (ret || !idem)
 		return ret;
-	status = idem->status;
-	if (idem->respond) {
-		status = 0;
-		free(u->body); /* a retry after a batch's failure */
-		u->body = NULL;
-		if (idem->respond(idem->user, r, &status, &u->body) != 0 || status < 100 ||
-		    status > 599)
-			return STORE_ECALLBACK;
-		if (u->body && strlen(u->body) > STORE_JSON_MAX)
-			return STORE_ETOOBIG;
-	}
-	return idem_insert(b, idem, status, idem->respond ? u->body : idem->body, u->now);
+	free(u->body); /* a retry after a batch's failure */
+	ret = store_idem_response(idem, r, &status, &body, &u->body);
+	return ret ? ret : idem_insert(b, idem, status, body, u->now);
 }
 
 int sq_connection_upsert(struct store *s, const struct store_connection_input *in,
