@@ -2,7 +2,7 @@
  * dispatch.c - workers that claim events and run their scripts.
  *
  * The store holds the queue: a worker claims one pending event at a time
- * (store_event_claim_start hands each event out once), runs the event's
+ * (store_event_claim_batch hands each event out once), runs the event's
  * scripts one after another in config order on the current generation, and
  * marks the event done. Nothing is queued in memory, so max_concurrency
  * bounds the work in flight and a burst of events waits in the store.
@@ -24,12 +24,16 @@
  *
  * A worker does not wait for the end of its event's last execution on its
  * own: it keeps the end (struct pending_end) and writes it with its next
- * claim (store_event_claim_next), one write and one commit wait per event
- * instead of two. The run stays counted in until that write is done, so
- * dispatch_stop() waits for it; a worker that stops, or finds nothing to
- * claim, has written it. Events with no script are claimed and marked done
- * in batches by the same call. No client waits on a worker's run (DELETE,
- * validate-connection and actions write their ends at once).
+ * claim (store_event_claim_batch), one write and one commit wait per event
+ * instead of two. A worker whose runs are short claims several events in
+ * that write and runs them one after another (struct batch): one commit
+ * wait for the batch. A worker that empties the queue keeps its ends for
+ * a few milliseconds, for the claim of the next event to arrive, before it
+ * writes them alone. A run stays counted in until its end is written, so
+ * dispatch_stop() waits for it; a worker that stops has written it.
+ * Events with no script are claimed and marked done in batches by the same
+ * call. No client waits on a worker's run (DELETE, validate-connection and
+ * actions write their ends at once).
  */
 #include "dispatch.h"
 
@@ -803,11 +807,11 @@ int dispatch_run_event(struct dispatch *d, const struct store_event *ev)
 	return ret;
 }
 
-/* What a worker's claim planned (store_event_claim_start's plan). */
+/* What a worker's claim planned (store_event_claim_batch's plan). */
 struct claim_plan {
 	struct dispatch *d;
 	struct generation *g; /* a reference, taken by the plan */
-	bool counted;         /* the first run is counted in (run_begin) */
+	size_t counted;       /* first runs counted in (run_begin) */
 };
 
 /* store_claim_fn: the first execution of the event just claimed, on the
@@ -827,7 +831,7 @@ static int plan_first(void *user, const struct store_event *ev, struct store_exe
 		return STORE_CLAIM_DONE;
 	if (!run_begin(cp->d, true))
 		return STORE_CLAIM_ONLY;
-	cp->counted = true;
+	cp->counted++;
 	r = event_run(cp->g, es.integ, es.type, ev->id, ev->connection_id,
 		      ev->provider_config_key);
 	r.in.script = es.scripts[0];
@@ -837,16 +841,146 @@ static int plan_first(void *user, const struct store_event *ev, struct store_exe
 	return STORE_CLAIM_START;
 }
 
+/* A worker's batch: the events it claimed in one write, and the ends of
+ * their last runs, which it writes with its next claim. A worker whose
+ * runs are short claims several events at once, as many as run in about
+ * WORKER_BATCH_US by its own recent runs (at most WORKER_BATCH, at least
+ * one): a batch then costs one commit wait instead of one per event,
+ * while a slow script is never held up behind another (store.h,
+ * store_event_claim_batch: all the runs of a batch are recorded started
+ * by the same write). */
+#define WORKER_BATCH 16
+#define WORKER_BATCH_US 2000
+
+struct batch {
+	struct store_claimed claimed[WORKER_BATCH];
+	struct pending_end pend[WORKER_BATCH];
+	size_t n_pend;
+	int64_t run_us; /* an event's runs, a moving average; 0: none yet */
+};
+
+static size_t batch_size(const struct batch *b)
+{
+	int64_t k = b->run_us > 0 ? WORKER_BATCH_US / b->run_us : 1;
+
+	return k < 1 ? 1 : k > WORKER_BATCH ? WORKER_BATCH : (size_t)k;
+}
+
+/* The ends of b's runs, written with the claim (written) or now. */
+static void batch_ends_done(struct dispatch *d, struct batch *b, bool written)
+{
+	for (size_t i = 0; i < b->n_pend; i++)
+		pending_end_done(d, &b->pend[i], written);
+	b->n_pend = 0;
+}
+
+/* Runs the n events just claimed, one after another, each handing the end
+ * of its last run to b. */
+static void batch_run(struct dispatch *d, struct generation *g, struct batch *b, size_t n)
+{
+	int64_t t0 = util_mono_us(), us;
+	size_t started = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct store_claimed *c = &b->claimed[i];
+
+		if (c->execution_id == 0) {
+			log_info("dispatch", "event %lld left unfinished: the daemon is stopping",
+				 (long long)c->ev.id);
+			continue;
+		}
+		run_event_on(d, g, &c->ev, true, c->execution_id, &b->pend[b->n_pend]);
+		if (b->pend[b->n_pend].execution_id > 0)
+			b->n_pend++;
+		started++;
+	}
+	if (started == 0)
+		return;
+	us = (util_mono_us() - t0) / (int64_t)started;
+	b->run_us = b->run_us ? (3 * b->run_us + us) / 4 : us;
+	if (b->run_us < 1)
+		b->run_us = 1;
+}
+
+/* Sleeps until notified (or a while, in case an event was written by
+ * something that does not notify) unless wake_seq moved on from seq. */
+static void worker_sleep(struct dispatch *d, uint64_t seq, int64_t us)
+{
+	pthread_mutex_lock(&d->lock);
+	if (!d->stopping && d->wake_seq == seq) {
+		if (d->unwritten) { /* and until the next retry */
+			int64_t due = d->retry_at_us - util_mono_us();
+
+			us = due < 1000 ? 1000 : due < us ? due : us;
+		}
+		d->looking--;
+		d->waiting++;
+		wait_us(d, &d->wake, us);
+		d->waiting--;
+		d->looking++;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* One claim of a worker: the ends of its last batch and its next batch in
+ * one write, then the batch's runs. 0 when it claimed something; *more:
+ * the claim left events pending. */
+static int worker_claim(struct dispatch *d, struct batch *b, int64_t number, bool *more)
+{
+	struct claim_plan cp = {.d = d};
+	struct store_completion ends[WORKER_BATCH];
+	struct store_claim_batch c = {
+		.ends = ends, .n_ends = b->n_pend, .generation = number, .plan = plan_first,
+		.user = &cp, .out = b->claimed, .max = batch_size(b),
+	};
+	int ret;
+
+	for (size_t i = 0; i < b->n_pend; i++)
+		ends[i] = (struct store_completion){b->pend[i].execution_id, &b->pend[i].end};
+	ret = store_event_claim_batch(d->store, &c);
+	batch_ends_done(d, b, ret == 0 || ret == STORE_ENOTFOUND);
+	*more = ret == 0 && c.more;
+	if (ret == 0 && c.n > 0) {
+		/* a sleeping worker takes what this one left while it runs (and
+		 * wakes the next if it leaves more) */
+		pthread_mutex_lock(&d->lock);
+		d->looking--;
+		if (c.more && d->waiting > 0)
+			pthread_cond_signal(&d->wake);
+		pthread_mutex_unlock(&d->lock);
+		batch_run(d, cp.g, b, c.n);
+		pthread_mutex_lock(&d->lock);
+		d->looking++;
+		pthread_mutex_unlock(&d->lock);
+	}
+	if (ret != 0) {
+		for (size_t i = 0; i < cp.counted; i++)
+			run_end(d, -1, 0, 0); /* the claim was rolled back: nothing ran */
+		if (ret != STORE_ENOTFOUND)
+			log_error("dispatch", "claiming an event failed: %s", status_str(ret));
+	}
+	generation_unref(cp.g);
+	return ret;
+}
+
+/* How long a worker that emptied the queue keeps the ends of its runs for
+ * its next claim, rather than write them apart: under a steady trickle of
+ * events, ends and claims share writes. */
+#define WORKER_LINGER_US 5000
+
 static void *worker(void *arg)
 {
 	struct dispatch *d = arg;
-	struct pending_end pend = {0};
+	struct batch *b = calloc(1, sizeof(*b));
 
+	if (!b) {
+		log_error("dispatch", "a worker could not start: out of memory");
+		return NULL;
+	}
 	for (;;) {
-		struct claim_plan cp = {.d = d};
-		struct store_event ev;
-		int64_t number, first;
+		int64_t number;
 		uint64_t seq;
+		bool more;
 		int ret;
 
 		pthread_mutex_lock(&d->lock);
@@ -860,57 +994,16 @@ static void *worker(void *arg)
 		if (atomic_load(&d->n_unwritten) > 0)
 			unwritten_flush(d, false);
 
-		/* the last event's end and the next claim: one write */
-		ret = store_event_claim_next(d->store, pend.execution_id,
-					     pend.execution_id ? &pend.end : NULL, number,
-					     plan_first, &cp, &ev, &first);
-		pending_end_done(d, &pend, ret == 0 || ret == STORE_ENOTFOUND);
-		if (ret == 0 && first > 0) {
-			/* more may be pending: a sleeping worker looks while this
-			 * one runs (and wakes the next if it finds one) */
-			pthread_mutex_lock(&d->lock);
-			d->looking--;
-			if (d->waiting > 0)
-				pthread_cond_signal(&d->wake);
-			pthread_mutex_unlock(&d->lock);
-			run_event_on(d, cp.g, &ev, true, first, &pend);
-			pthread_mutex_lock(&d->lock);
-			d->looking++;
-			pthread_mutex_unlock(&d->lock);
-		}
-		if (ret == 0) {
-			if (first == 0 && ev.status != STORE_EVENT_DONE)
-				log_info("dispatch", "event %lld left unfinished: the daemon is "
-					 "stopping", (long long)ev.id);
-			generation_unref(cp.g);
+		ret = worker_claim(d, b, number, &more);
+		if (more)
 			continue;
-		}
-		if (cp.counted)
-			run_end(d, -1, 0, 0); /* the claim was rolled back: nothing ran */
-		generation_unref(cp.g);
-		if (ret != STORE_ENOTFOUND)
-			log_error("dispatch", "claiming an event failed: %s", status_str(ret));
-
-		/* nothing pending: sleep until notified (or a while, in case an
-		 * event was written by something that does not notify) */
-		pthread_mutex_lock(&d->lock);
-		if (!d->stopping && d->wake_seq == seq) {
-			int64_t us = ret == STORE_ENOTFOUND ? 1000000 : 2000000;
-
-			if (d->unwritten) { /* and until the next retry */
-				int64_t due = d->retry_at_us - util_mono_us();
-
-				us = due < 1000 ? 1000 : due < us ? due : us;
-			}
-			d->looking--;
-			d->waiting++;
-			wait_us(d, &d->wake, us);
-			d->waiting--;
-			d->looking++;
-		}
-		pthread_mutex_unlock(&d->lock);
+		/* the queue is empty (or the store failed): wait for an event,
+		 * briefly while ends wait to be written */
+		worker_sleep(d, seq, b->n_pend > 0 ? WORKER_LINGER_US
+				   : ret == 0 || ret == STORE_ENOTFOUND ? 1000000 : 2000000);
 	}
-	pending_end_done(d, &pend, false);
+	batch_ends_done(d, b, false);
+	free(b);
 	return NULL;
 }
 

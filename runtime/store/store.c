@@ -1072,25 +1072,53 @@ int store_event_claim(struct store *s, int64_t generation, struct store_event *e
 
 static int execution_end_check(int64_t id, const struct store_execution_end *end);
 
+static void claim_batch_clear(struct store_claim_batch *b)
+{
+	if (b->out && b->max)
+		memset(b->out, 0, b->max * sizeof(*b->out));
+	b->n = 0;
+	b->more = false;
+	memset(&b->last, 0, sizeof(b->last));
+}
+
+int store_event_claim_batch(struct store *s, struct store_claim_batch *b)
+{
+	int ret;
+
+	claim_batch_clear(b);
+	if (!s || !b->plan || (b->n_ends && !b->ends) || !b->out || b->max == 0)
+		return STORE_EINVAL;
+	for (size_t i = 0; i < b->n_ends; i++)
+		if ((ret = execution_end_check(b->ends[i].execution_id, b->ends[i].end)))
+			return ret;
+	ret = s->ops->event_claim_batch(s, b);
+	if (ret)
+		claim_batch_clear(b);
+	return ret;
+}
+
 int store_event_claim_next(struct store *s, int64_t complete_id,
 			   const struct store_execution_end *complete, int64_t generation,
 			   store_claim_fn plan, void *user, struct store_event *ev,
 			   int64_t *execution_id)
 {
+	struct store_completion end = {complete_id, complete};
+	struct store_claimed one;
+	struct store_claim_batch b = {
+		.ends = &end, .n_ends = complete_id > 0, .generation = generation, .plan = plan,
+		.user = user, .out = &one, .max = 1,
+	};
 	int ret;
 
-	memset(ev, 0, sizeof(*ev));
 	*execution_id = 0;
-	if (!s || !plan || complete_id < 0)
-		return STORE_EINVAL;
-	if (complete_id > 0 && (ret = execution_end_check(complete_id, complete)))
-		return ret;
-	ret = s->ops->event_claim_start(s, complete_id, complete, generation, plan, user, ev,
-					execution_id);
-	if (ret) {
+	if (complete_id < 0) {
 		memset(ev, 0, sizeof(*ev));
-		*execution_id = 0;
+		return STORE_EINVAL;
 	}
+	ret = store_event_claim_batch(s, &b);
+	*ev = b.last;
+	if (ret == 0 && b.n == 1)
+		*execution_id = one.execution_id;
 	return ret;
 }
 

@@ -81,7 +81,9 @@
  * event: store_event_claim_next records the previous execution's end and
  * claims (and starts) the next event in one transaction. Events with no
  * script to run are claimed and marked done in one write, up to
- * STORE_CLAIM_BATCH of them.
+ * STORE_CLAIM_BATCH of them. A worker whose scripts are short needs less
+ * than one: store_event_claim_batch writes the ends of its last few runs
+ * and starts its next few in one transaction.
  *
  * Conventions. Every function returns 0 or a negative STORE_E* code
  * (store_strerror). Out-parameters are zeroed on failure. Strings passed in
@@ -507,6 +509,51 @@ int store_event_claim_next(struct store *s, int64_t complete_id,
 			   const struct store_execution_end *complete, int64_t generation,
 			   store_claim_fn plan, void *user, struct store_event *ev,
 			   int64_t *execution_id);
+
+/* An execution's end for store_event_claim_batch. */
+struct store_completion {
+	int64_t execution_id;
+	const struct store_execution_end *end;
+};
+
+/* An event store_event_claim_batch claimed and did not mark done. */
+struct store_claimed {
+	struct store_event ev;
+	int64_t execution_id; /* its first execution; 0 when plan started none */
+};
+
+/* store_event_claim_next for a worker that runs several events per write
+ * (store_event_claim_batch). */
+struct store_claim_batch {
+	/* in: the ends to write first, then what to claim */
+	const struct store_completion *ends;
+	size_t n_ends;
+	int64_t generation;
+	store_claim_fn plan;
+	void *user;
+	struct store_claimed *out; /* room for max */
+	size_t max;                /* > 0 */
+	/* out */
+	size_t n;                  /* out[0..n): started or claimed only */
+	bool more;                 /* the claim stopped at max with more pending */
+	struct store_event last;   /* the last event claimed, one marked done included */
+};
+
+/* The n_ends ends (store_execution_complete each), then claims as
+ * store_event_claim_start does, but goes on after an event plan starts,
+ * until max events are started or claimed only, plan says
+ * STORE_CLAIM_ONLY, the queue runs dry, or STORE_CLAIM_BATCH events are
+ * claimed in all (those marked done included). All in one transaction,
+ * forced to disk as an execution creation is: each of the n scripts may
+ * run once this returned 0. A crash after it marks every one of them
+ * interrupted (rule 3), also those whose script had not begun yet: a
+ * caller batches only scripts that run one after another within
+ * milliseconds. Returns 0 when at least one event was claimed,
+ * STORE_ENOTFOUND when none was (the ends are written all the same); on
+ * any other result nothing was written and the out fields are zeroed. A
+ * back end may start fewer than max (PostgreSQL: what its host has
+ * claimed ahead). */
+int store_event_claim_batch(struct store *s, struct store_claim_batch *b);
 
 /* Marks a claimed event done. STORE_ENOTFOUND; STORE_ESTATE when not claimed. */
 int store_event_finish(struct store *s, int64_t event_id);

@@ -84,14 +84,12 @@ struct store_ops {
 	int (*ledger_put)(struct store *s, const char *name, const char *version,
 			  const uint8_t hash[STORE_HASH_BYTES]);
 
-	/* store_event_claim_next (store_event_claim_start: complete_id 0) and
-	 * store_execution_complete: each in one transaction, all or nothing
-	 * (arguments checked by store.c), except that claim_next keeps what it
-	 * did before the queue ran dry (see store.h). */
-	int (*event_claim_start)(struct store *s, int64_t complete_id,
-				 const struct store_execution_end *complete, int64_t generation,
-				 store_claim_fn plan, void *user, struct store_event *ev,
-				 int64_t *execution_id);
+	/* store_event_claim_batch (store_event_claim_next and _start: at most
+	 * one end, max 1) and store_execution_complete: each in one
+	 * transaction, all or nothing (arguments checked by store.c), except
+	 * that a claim keeps what it did before the queue ran dry (see
+	 * store.h). */
+	int (*event_claim_batch)(struct store *s, struct store_claim_batch *b);
 	int (*execution_complete)(struct store *s, int64_t id,
 				  const struct store_execution_end *end);
 	bool full_url; /* open gets the whole URL ("postgresql://..."), not what follows ':' */

@@ -888,7 +888,7 @@ fail:
 		.execution_get = pg_execution_get, .execution_list = pg_execution_list, \
 		.execution_retry = pg_execution_retry, .recover = pg_recover,           \
 		.interrupt_running = pg_interrupt_running, .ledger_get = pg_ledger_get, \
-		.ledger_put = pg_ledger_put, .event_claim_start = pg_event_claim_start, \
+		.ledger_put = pg_ledger_put, .event_claim_batch = pg_event_claim_batch, \
 		.execution_complete = pg_execution_complete,                            \
 		.connection_patch = pg_connection_patch,                                \
 		.async_create = pg_async_create, .async_finish = pg_async_finish,       \

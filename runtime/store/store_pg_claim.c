@@ -269,27 +269,29 @@ static int start_one(struct store *s, struct pgc *c, int64_t id, int64_t generat
 	return p < 0 ? p : 0; /* STORE_CLAIM_ONLY */
 }
 
-/* What one store_event_claim_next did: the ids it started, in order. */
+/* What one store_event_claim_batch did: the ids it claimed, in order. */
 struct claim_run {
 	int64_t ids[STORE_CLAIM_BATCH];
 	size_t n;
 };
 
 /* Step 2 for as many events as plan marks done at once, up to
- * STORE_CLAIM_BATCH, and the first that starts something, inside c's
- * transaction. Stops early when the queue runs dry (the rest stays
- * pending for the next call). 0 with run->n > 0, or STORE_ENOTFOUND. */
-static int start_some(struct store *s, struct pgc *c, int64_t generation, store_claim_fn plan,
-		      void *user, struct store_event *ev, int64_t *execution_id,
+ * STORE_CLAIM_BATCH, and up to b->max that it starts (or claims only),
+ * inside c's transaction. Stops early when the queue runs dry (the rest
+ * stays pending for the next call). 0 with run->n > 0, or
+ * STORE_ENOTFOUND. */
+static int start_some(struct store *s, struct pgc *c, struct store_claim_batch *b,
 		      struct claim_run *run)
 {
-	struct store_event cur;
+	struct store_claimed cur;
 	bool more = true;
 	int64_t id;
 	int ret = 0;
 
-	while (more && run->n < STORE_CLAIM_BATCH && queue_pop(P(s), &id)) {
-		ret = start_one(s, c, id, generation, plan, user, &cur, execution_id, &more);
+	while (more && b->n < b->max && run->n < STORE_CLAIM_BATCH && queue_pop(P(s), &id)) {
+		cur.execution_id = 0;
+		ret = start_one(s, c, id, b->generation, b->plan, b->user, &cur.ev,
+				&cur.execution_id, &more);
 		if (ret == STORE_ENOTFOUND) {
 			more = true; /* given back by a survivor meanwhile: not ours */
 			ret = 0;
@@ -298,14 +300,22 @@ static int start_some(struct store *s, struct pgc *c, int64_t generation, store_
 		run->ids[run->n++] = id;
 		if (ret)
 			return ret;
-		*ev = cur;
+		b->last = cur.ev;
+		if (cur.ev.status != STORE_EVENT_DONE) {
+			b->out[b->n++] = cur;
+			/* started: the next may follow; claimed only: the end */
+			more = cur.execution_id > 0;
+		}
 	}
+	/* not stopped by a claim only: maybe more (the local queue, or the
+	 * next call's claim ahead) */
+	b->more = more;
 	return run->n > 0 ? 0 : STORE_ENOTFOUND;
 }
 
-/* After a failed claim_next: the events it took go back to the queue
- * when the database failed (they are still claimed by this host), to
- * pending otherwise (all or nothing: store.h). */
+/* After a failed claim: the events it took go back to the queue when the
+ * database failed (they are still claimed by this host), to pending
+ * otherwise (all or nothing: store.h). */
 static void claim_undo(struct store *s, struct pgc *c, const struct claim_run *run, int ret)
 {
 	for (size_t i = run->n; i > 0; i--) {
@@ -316,36 +326,45 @@ static void claim_undo(struct store *s, struct pgc *c, const struct claim_run *r
 	}
 }
 
-int pg_event_claim_start(struct store *s, int64_t complete_id,
-			 const struct store_execution_end *complete, int64_t generation,
-			 store_claim_fn plan, void *user, struct store_event *ev,
-			 int64_t *execution_id)
+/* The ends of a claim, inside c's transaction. */
+static int complete_all(struct pgc *c, const struct store_completion *ends, size_t n_ends)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < n_ends; i++) {
+		char *err = NULL;
+
+		ret = store_truncate_copy(ends[i].end->error, STORE_ERROR_MAX, &err);
+		if (!ret)
+			ret = pg_complete_in(c, ends[i].execution_id, ends[i].end, err);
+		free(err);
+	}
+	return ret;
+}
+
+int pg_event_claim_batch(struct store *s, struct store_claim_batch *b)
 {
 	struct claim_run run = {.n = 0};
 	struct pgc *c;
-	char *err = NULL;
 	int ret, filled;
 
-	if (complete_id > 0 && (ret = store_truncate_copy(complete->error, STORE_ERROR_MAX, &err)))
-		return ret;
 	ret = pg_take(P(s), &c);
 	if (ret)
-		goto out;
-	/* step 1, committed by itself; then the end and the starts in one */
-	filled = queue_fill(s, c, generation);
-	if (filled && (filled != STORE_ENOTFOUND || complete_id == 0)) {
+		return ret;
+	/* step 1, committed by itself; then the ends and the starts in one */
+	filled = queue_fill(s, c, b->generation);
+	if (filled && (filled != STORE_ENOTFOUND || b->n_ends == 0)) {
 		ret = filled;
 		goto give;
 	}
 	ret = pg_begin_on(P(s), c, false); /* a start is a creation: synchronous */
 	if (ret)
 		goto give;
-	if (complete_id > 0)
-		ret = pg_complete_in(c, complete_id, complete, err);
+	ret = complete_all(c, b->ends, b->n_ends);
 	if (!ret)
-		ret = start_some(s, c, generation, plan, user, ev, execution_id, &run);
-	if (ret == STORE_ENOTFOUND && complete_id > 0) {
-		/* the end is written even when nothing was left to claim */
+		ret = start_some(s, c, b, &run);
+	if (ret == STORE_ENOTFOUND && b->n_ends > 0) {
+		/* the ends are written even when nothing was left to claim */
 		ret = pg_commit_on(P(s), c, 0);
 		ret = ret ? ret : STORE_ENOTFOUND;
 	} else {
@@ -355,8 +374,6 @@ int pg_event_claim_start(struct store *s, int64_t complete_id,
 		claim_undo(s, c, &run, ret);
 give:
 	pg_give(P(s), c);
-out:
-	free(err);
 	return ret;
 }
 

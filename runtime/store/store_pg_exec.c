@@ -173,14 +173,13 @@ static int exec_finish_in(struct pgc *c, int64_t id, enum store_exec_status stat
 				 pg_i64(util_now_ms()), pg_i64(duration_ms < 0 ? -1 : duration_ms)));
 }
 
-/* An execution's end: finish_txn (store_execution_finish) or
- * complete_txn (store_execution_complete, with end). */
+/* An execution's end for finish_txn (store_execution_finish; its
+ * store_execution_complete is store_pg_ends.c's). */
 struct end_args {
 	int64_t id;
 	enum store_exec_status status;
 	const char *err;
 	int64_t duration_ms;
-	const struct store_execution_end *end;
 };
 
 static int finish_txn(struct store *s, struct pgc *c, void *arg)

@@ -291,10 +291,7 @@ int pg_execution_get(struct store *s, int64_t id, struct store_execution **out);
 int pg_execution_list(struct store *s, const struct store_execution_filter *f,
 		      struct store_execution ***items, size_t *n, int64_t *next_cursor);
 int pg_execution_retry(struct store *s, int64_t id, int64_t *event_id);
-int pg_event_claim_start(struct store *s, int64_t complete_id,
-			 const struct store_execution_end *complete, int64_t generation,
-			 store_claim_fn plan, void *user, struct store_event *ev,
-			 int64_t *execution_id);
+int pg_event_claim_batch(struct store *s, struct store_claim_batch *b);
 int pg_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end);
 int pg_recover(struct store *s, struct store_recovery *r);
 int pg_interrupt_running(struct store *s, const char *error, int64_t *count);

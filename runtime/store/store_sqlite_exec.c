@@ -312,84 +312,77 @@ int sq_execution_complete(struct store *s, int64_t id, const struct store_execut
 	return sq_txn_run(B(s), LOSSABLE, complete_op, &c);
 }
 
-/* One claim of sq_event_claim_start: claims the oldest pending event into
- * *ev and does what plan says. *more: plan said done, the next may follow. */
+/* One claim of sq_event_claim_batch: claims the oldest pending event into
+ * c->ev and does what plan says (*p). */
 static int claim_one(struct sq *b, int64_t generation, store_claim_fn plan, void *user,
-		     struct store_event *ev, int64_t *execution_id, bool *more)
+		     struct store_claimed *c, int *p)
 {
 	struct store_execution_input in = {0};
-	int ret, p;
+	int ret;
 
-	*more = false;
-	ret = claim_row(b, generation, ev);
+	c->execution_id = 0;
+	ret = claim_row(b, generation, &c->ev);
 	if (ret)
 		return ret;
-	p = store_plan_claim(plan, user, ev, &in);
-	if (p == STORE_CLAIM_START)
-		return exec_insert(b, &in, execution_id);
-	if (p == STORE_CLAIM_DONE) {
-		ret = finish_in(b, &event_finish, ev->id,
-				SQ_ARGS(sq_i64(ev->id), sq_i64(util_now_ms())));
+	*p = store_plan_claim(plan, user, &c->ev, &in);
+	if (*p == STORE_CLAIM_START)
+		return exec_insert(b, &in, &c->execution_id);
+	if (*p == STORE_CLAIM_DONE) {
+		ret = finish_in(b, &event_finish, c->ev.id,
+				SQ_ARGS(sq_i64(c->ev.id), sq_i64(util_now_ms())));
 		if (!ret)
-			ev->status = STORE_EVENT_DONE;
-		*more = !ret;
+			c->ev.status = STORE_EVENT_DONE;
 		return ret;
 	}
-	return p < 0 ? p : 0; /* STORE_CLAIM_ONLY */
+	return *p < 0 ? *p : 0; /* STORE_CLAIM_ONLY */
 }
 
-/* The claim's statements (sq_txn_run). */
-struct claim {
-	int64_t complete_id;
-	const struct store_execution_end *complete;
-	int64_t generation;
-	store_claim_fn plan;
-	void *user;
-	struct store_event *ev;
-	int64_t *execution_id;
-	size_t done; /* events claimed */
-};
+static const char sql_event_pending[] = "SELECT 1 FROM events WHERE status = 'pending' LIMIT 1";
 
+/* The claim's statements (sq_txn_run). */
 static int claim_op(struct sq *b, void *arg)
 {
-	struct claim *c = arg;
-	struct store_event cur;
-	bool more = true;
-	int ret = 0;
+	struct store_claim_batch *c = arg;
+	struct store_claimed cur;
+	size_t claimed = 0;
+	int ret = 0, p = STORE_CLAIM_DONE;
 
-	c->done = 0;
-	*c->execution_id = 0;
-	if (c->complete_id > 0)
-		ret = complete_in(b, c->complete_id, c->complete);
-	/* events with nothing to run are claimed and done in one go, up to
-	 * STORE_CLAIM_BATCH of them; the first with something to run ends it */
-	while (!ret && more && c->done < STORE_CLAIM_BATCH) {
-		ret = claim_one(b, c->generation, c->plan, c->user, &cur, c->execution_id, &more);
-		if (!ret) {
-			*c->ev = cur;
-			c->done++;
-		}
+	c->n = 0;
+	c->more = false;
+	for (size_t i = 0; !ret && i < c->n_ends; i++)
+		ret = complete_in(b, c->ends[i].execution_id, c->ends[i].end);
+	/* events with nothing to run are claimed and done on the way, up to
+	 * STORE_CLAIM_BATCH in all */
+	while (!ret && p != STORE_CLAIM_ONLY && c->n < c->max && claimed < STORE_CLAIM_BATCH) {
+		ret = claim_one(b, c->generation, c->plan, c->user, &cur, &p);
+		if (ret)
+			break;
+		claimed++;
+		c->last = cur.ev;
+		if (p != STORE_CLAIM_DONE)
+			c->out[c->n++] = cur;
+	}
+	if (!ret && p != STORE_CLAIM_ONLY) {
+		/* stopped at max: is there more for the caller to say? */
+		ret = sq_row(b, sql_event_pending, "look for pending events", NULL, NULL, NULL);
+		c->more = ret == 0;
+		ret = ret == STORE_ENOTFOUND ? 0 : ret;
 	}
 	/* what was done before the queue ran dry is kept */
-	if (ret == STORE_ENOTFOUND && (c->done > 0 || c->complete_id > 0))
+	if (ret == STORE_ENOTFOUND && (claimed > 0 || c->n_ends > 0))
 		return 0;
 	return ret;
 }
 
-int sq_event_claim_start(struct store *s, int64_t complete_id,
-			 const struct store_execution_end *complete, int64_t generation,
-			 store_claim_fn plan, void *user, struct store_event *ev,
-			 int64_t *execution_id)
+int sq_event_claim_batch(struct store *s, struct store_claim_batch *c)
 {
-	struct claim c = {complete_id, complete, generation, plan, user, ev, execution_id, 0};
-	int ret;
+	/* CRITICAL: the executions' creation is the fsync their scripts wait
+	 * for (and it carries the claims); a claim alone or a claim marked
+	 * done at once only pays for a stronger commit than it needs. */
+	int ret = sq_txn_run(B(s), CRITICAL, claim_op, c);
 
-	/* CRITICAL: the execution's creation is the fsync its script waits for
-	 * (and it carries the claim); a claim alone or a claim marked done
-	 * at once only pays for a stronger commit than it needs. */
-	ret = sq_txn_run(B(s), CRITICAL, claim_op, &c);
-	if (ret == 0 && c.done == 0)
-		ret = STORE_ENOTFOUND; /* only the end was written */
+	if (ret == 0 && c->last.id == 0)
+		ret = STORE_ENOTFOUND; /* only the ends were written */
 	return ret;
 }
 

@@ -23,7 +23,10 @@ One run:
      events done / (last done - first created)), from the store; POST
      latency p50/p99 (wrk); CPU time per event: the daemon's utime+stime
      plus the zygote's utime+stime+cutime+cstime (it reaps the executors),
-     from /proc, before the wrk run and after the wait.
+     from /proc, before the wrk run and after the wait; and, when `perf` is
+     installed, context switches per event: `perf stat -e context-switches`
+     on the daemon and its zygote (their threads and the executors they
+     fork) over the same span.
   4. Stop the daemon, open its database read-only and check exactly once:
      every acknowledged creation has exactly one event, done, and (scripts)
      exactly one execution, succeeded; no connection has two. Otherwise a
@@ -97,6 +100,43 @@ def floor_rows(build, workdir):
 
 # ---------------------------------------------------------------------------
 # The daemon.
+
+class SwitchCounter:
+    """`perf stat -e context-switches` on some processes and what they
+    start, from start() to stop(); None when perf is missing or fails."""
+
+    def __init__(self, workdir, name):
+        self.out = os.path.join(workdir, f"{name}.perf")
+        self.proc = None
+
+    def start(self, pids):
+        if not shutil.which("perf"):
+            return
+        self.proc = subprocess.Popen(
+            ["perf", "stat", "-x", ",", "-e", "context-switches", "-o", self.out,
+             "-p", ",".join(str(p) for p in pids)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.2)  # attached before the work starts
+
+    def stop(self):
+        if not self.proc:
+            return None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None
+        try:
+            with open(self.out) as f:
+                for line in f:
+                    fields = line.strip().split(",")
+                    if len(fields) > 2 and fields[2] == "context-switches" and fields[0].isdigit():
+                        return int(fields[0])
+        except OSError:
+            pass
+        return None
+
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -367,8 +407,11 @@ def one_run(run, args, lua):
                 acked = warm_up(daemon, integration, f"r{run}-{integration}-warm")
                 wait_idle(daemon, 60)
                 cpu0, zyg0 = daemon.cpu_ticks()
+                switches = SwitchCounter(workdir, prefix)
+                switches.start((daemon.proc.pid,) + zyg0)
                 s = drive(daemon, integration, prefix, args, lua, workdir)
                 wait_idle(daemon, 120 + 20 * args.duration)
+                s["switches"] = switches.stop()
                 cpu1, zyg1 = daemon.cpu_ticks()
                 if zyg0 != zyg1:
                     log(f"run {run}, {integration}: the zygote changed ({zyg0} -> {zyg1}): "
@@ -399,13 +442,16 @@ def one_run(run, args, lua):
                 s["finished"], s["per_s"] = finished_rate(con, integration, s["prefix"])
                 s["ack_per_s"] = s["created"] / (s["duration_us"] / 1e6)
                 s["cpu_us"] = s["cpu_s"] * 1e6 / s["finished"] if s["finished"] else 0.0
+                s["cs"] = (s["switches"] / s["finished"]
+                           if s["switches"] is not None and s["finished"] else None)
                 problems += [f"run {run}, path {integration}: {p}"
                              for p in exactly_once(con, integration, s["acked"])]
                 log(f"run {run}, {integration}: {s['created']} acknowledged "
                     f"({s['ack_per_s']:.0f}/s, {s['other']} other replies, errors "
                     f"{s['errors']}), {s['finished']} finished ({s['per_s']:.0f}/s), "
                     f"p50 {s['p50_us'] / 1000:.2f} ms, p99 {s['p99_us'] / 1000:.2f} ms, "
-                    f"CPU {s['cpu_us']:.0f} µs/event")
+                    f"CPU {s['cpu_us']:.0f} µs/event" +
+                    (f", {s['cs']:.1f} context switches/event" if s["cs"] is not None else ""))
         finally:
             con.close()
         if problems:
@@ -443,24 +489,26 @@ def spread(values, fmt):
 
 def table(runs, args):
     out = ["| path | events finished/s | against its floor | acknowledged/s "
-           "| POST p50 ms | POST p99 ms | CPU µs/event |",
-           "|---|---:|---|---:|---:|---:|---:|"]
+           "| POST p50 ms | POST p99 ms | CPU µs/event | switches/event |",
+           "|---|---:|---|---:|---:|---:|---:|---:|"]
     floor = {k: [r["floors"][k]["per_s"] for r in runs] for k in FLOOR_NAMES}
     for integration, what, fk in PATHS:
         rows = [r["paths"][integration] for r in runs]
         ratios = [row["per_s"] / r["floors"][fk]["per_s"] for row, r in zip(rows, runs)]
-        out.append("| %s | %s | %s %s | %s | %s | %s | %s |" % (
+        cs = [x["cs"] for x in rows if x["cs"] is not None]
+        out.append("| %s | %s | %s %s | %s | %s | %s | %s | %s |" % (
             what,
             spread([x["per_s"] for x in rows], num),
             spread(ratios, lambda v: f"{v:.2f}x"), FLOOR_NAMES[fk],
             spread([x["ack_per_s"] for x in rows], num),
             spread([x["p50_us"] / 1000 for x in rows], lambda v: f"{v:.2f}"),
             spread([x["p99_us"] / 1000 for x in rows], lambda v: f"{v:.2f}"),
-            spread([x["cpu_us"] for x in rows], num)))
+            spread([x["cpu_us"] for x in rows], num),
+            spread(cs, lambda v: f"{v:.1f}") if cs else "n/a"))
     out.append("| floor: raw SQLite (WAL, synchronous=FULL, one INSERT per commit, one thread) "
-               "| %s | 1.00x (floor) | | | | |" % spread(floor["sqlite"], num))
+               "| %s | 1.00x (floor) | | | | | |" % spread(floor["sqlite"], num))
     out.append("| floor: fork + call + pipe + waitpid (small process) "
-               "| %s | 1.00x (floor) | | | | |" % spread(floor["fork"], num))
+               "| %s | 1.00x (floor) | | | | | |" % spread(floor["fork"], num))
     print("\n".join(out))
     r = len(runs)
     print(f"\n`wrk -t{min(2, args.connections)} -c{args.connections} -d{args.duration}s`, "

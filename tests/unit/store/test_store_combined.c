@@ -374,6 +374,162 @@ static void test_claim_next_all_or_nothing(void **state)
 	assert_int_equal(event_status(f->s, b), STORE_EVENT_PENDING);
 }
 
+/* ---------------------------------------------------------------------------
+ * store_event_claim_batch: several ends and several starts in one write.
+ */
+
+/* A plan that marks every event whose connection id starts with 'd' done
+ * and starts the others (script s1). */
+static int plan_mixed(void *user, const struct store_event *ev, struct store_execution_input *in)
+{
+	struct plan *p = user;
+
+	if (ev->connection_id[0] == 'd') {
+		p->calls++;
+		return STORE_CLAIM_DONE;
+	}
+	return plan(user, ev, in);
+}
+
+static void test_claim_batch(void **state)
+{
+	struct fx *f = *state;
+	struct plan p = {.verdict = STORE_CLAIM_START, .script = "s1"};
+	struct store_claimed out[4];
+	struct store_completion ends[4];
+	struct store_execution_end end[4];
+	struct store_claim_batch b = {.generation = 7, .plan = plan_mixed, .user = &p, .out = out};
+	int64_t ev[6];
+
+	ev[0] = new_event(f->s, "a");
+	ev[1] = new_event(f->s, "d1"); /* done on the way: not counted in max */
+	ev[2] = new_event(f->s, "b");
+	ev[3] = new_event(f->s, "c");
+	ev[4] = new_event(f->s, "e");
+	ev[5] = new_event(f->s, "f");
+
+	/* three started, one done, and more pending */
+	b.max = 3;
+	assert_int_equal(store_event_claim_batch(f->s, &b), 0);
+	assert_int_equal(b.n, 3);
+	assert_true(b.more);
+	assert_int_equal(out[0].ev.id, ev[0]);
+	assert_int_equal(out[1].ev.id, ev[2]);
+	assert_int_equal(out[2].ev.id, ev[3]);
+	assert_int_equal(b.last.id, ev[3]);
+	for (size_t i = 0; i < 3; i++) {
+		assert_true(out[i].execution_id > 0);
+		assert_int_equal(exec_status(f->s, out[i].execution_id, NULL, NULL),
+				 STORE_EXEC_RUNNING);
+	}
+	assert_int_equal(event_status(f->s, ev[1]), STORE_EVENT_DONE);
+	assert_int_equal(p.calls, 4);
+
+	/* their three ends and the last two events: the queue runs dry */
+	for (size_t i = 0; i < 3; i++) {
+		end[i] = (struct store_execution_end){.status = STORE_EXEC_SUCCEEDED,
+						      .event_id = out[i].ev.id};
+		ends[i] = (struct store_completion){out[i].execution_id, &end[i]};
+	}
+	b.ends = ends;
+	b.n_ends = 3;
+	b.max = 4;
+	assert_int_equal(store_event_claim_batch(f->s, &b), 0);
+	assert_int_equal(b.n, 2);
+	assert_false(b.more);
+	assert_int_equal(out[0].ev.id, ev[4]);
+	assert_int_equal(out[1].ev.id, ev[5]);
+	for (size_t i = 0; i < 4; i++)
+		if (i != 1)
+			assert_int_equal(event_status(f->s, ev[i]), STORE_EVENT_DONE);
+	assert_int_equal(count(f, "executions"), 5);
+
+	/* the last two ends: nothing left, the ends are written */
+	for (size_t i = 0; i < 2; i++) {
+		end[i] = (struct store_execution_end){.status = STORE_EXEC_FAILED, .error = "x",
+						      .event_id = out[i].ev.id};
+		ends[i] = (struct store_completion){out[i].execution_id, &end[i]};
+	}
+	b.n_ends = 2;
+	assert_int_equal(store_event_claim_batch(f->s, &b), STORE_ENOTFOUND);
+	assert_int_equal(b.n, 0);
+	assert_int_equal(event_status(f->s, ev[4]), STORE_EVENT_DONE);
+	assert_int_equal(event_status(f->s, ev[5]), STORE_EVENT_DONE);
+	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM executions WHERE status = 'failed'"),
+			 2);
+
+	/* refused arguments */
+	b.max = 0;
+	assert_int_equal(store_event_claim_batch(f->s, &b), STORE_EINVAL);
+	b.max = 1;
+	end[0].status = STORE_EXEC_RUNNING;
+	assert_int_equal(store_event_claim_batch(f->s, &b), STORE_EINVAL);
+}
+
+/* plan, but refuses the second event it is shown. */
+static int plan_refuse_second(void *user, const struct store_event *ev,
+			      struct store_execution_input *in)
+{
+	struct plan *p = user;
+
+	if (p->calls == 1) {
+		p->calls++;
+		return -1;
+	}
+	return plan(user, ev, in);
+}
+
+/* A failure anywhere in a batch writes none of it: no end, no claim. */
+static void test_claim_batch_all_or_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct plan p = {.verdict = STORE_CLAIM_START, .script = "s1"};
+	struct store_claimed out[3];
+	struct store_completion ends[1];
+	struct store_execution_end end = {.status = STORE_EXEC_SUCCEEDED};
+	struct store_claim_batch b = {.generation = 7, .plan = plan, .user = &p, .out = out,
+				      .max = 3};
+	int64_t a, c, d, xa;
+	struct store_event ev;
+
+	a = new_event(f->s, "a");
+	assert_int_equal(claim_start(f->s, &p, &ev, &xa), 0);
+	c = new_event(f->s, "c");
+	d = new_event(f->s, "d");
+	end.event_id = a;
+	ends[0] = (struct store_completion){xa, &end};
+	b.ends = ends;
+	b.n_ends = 1;
+
+	/* the commit fails: a stays running, c and d pending */
+	sq_test_fail_commits(f->s, 1);
+	assert_int_equal(store_event_claim_batch(f->s, &b), STORE_EIO);
+	assert_int_equal(b.n, 0);
+	assert_int_equal(b.last.id, 0);
+	assert_int_equal(exec_status(f->s, xa, NULL, NULL), STORE_EXEC_RUNNING);
+	assert_int_equal(event_status(f->s, c), STORE_EVENT_PENDING);
+	assert_int_equal(event_status(f->s, d), STORE_EVENT_PENDING);
+	assert_int_equal(count(f, "executions"), 1);
+
+	/* the plan refuses the second event: the first's start goes too */
+	p.calls = 0;
+	b.plan = plan_refuse_second;
+	assert_int_equal(store_event_claim_batch(f->s, &b), STORE_ECALLBACK);
+	assert_int_equal(b.n, 0);
+	assert_int_equal(p.calls, 2);
+	assert_int_equal(exec_status(f->s, xa, NULL, NULL), STORE_EXEC_RUNNING);
+	assert_int_equal(event_status(f->s, c), STORE_EVENT_PENDING);
+	assert_int_equal(event_status(f->s, d), STORE_EVENT_PENDING);
+	assert_int_equal(count(f, "executions"), 1);
+
+	/* and then it goes through */
+	b.plan = plan;
+	assert_int_equal(store_event_claim_batch(f->s, &b), 0);
+	assert_int_equal(b.n, 2);
+	assert_int_equal(count(f, "executions"), 3);
+	assert_int_equal(exec_status(f->s, xa, NULL, NULL), STORE_EXEC_SUCCEEDED);
+}
+
 static void test_complete(void **state)
 {
 	struct fx *f = *state;
@@ -536,6 +692,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_claim_done_then_start, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_next, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_next_all_or_nothing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_batch, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_batch_all_or_nothing, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_complete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_complete_all_or_nothing, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_recover_between_steps, fx_setup, fx_teardown),
