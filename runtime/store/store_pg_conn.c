@@ -429,36 +429,17 @@ int pg_connection_credentials(struct store *s, const char *pck, const char *cid,
 
 int pg_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
 {
-	struct store_idempotency *rec;
+	struct store_row row;
 	PGresult *r;
 	int ret;
 
-	ret = pg_read(s, "SELECT key, method_path, request_hash, status, body, created_at"
-		     " FROM idempotency_keys WHERE key = $1 AND created_at >= $2",
-		     "read idempotency key",
-		     PG_ARGS(pg_text(key), pg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)), &r);
-	if (ret)
-		return ret;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		return STORE_ENOTFOUND;
-	}
-	rec = calloc(1, sizeof(*rec));
-	if (!rec) {
-		PQclear(r);
-		return STORE_ENOMEM;
-	}
-	rec->key = pg_col_dup(r, 0, 0, &ret);
-	rec->method_path = pg_col_dup(r, 0, 1, &ret);
-	rec->request_hash = pg_col_dup(r, 0, 2, &ret);
-	rec->status = (int)pg_col_i64(r, 0, 3);
-	rec->body = pg_col_dup(r, 0, 4, &ret);
-	rec->created_at = pg_col_i64(r, 0, 5);
+	ret = pg_read_row(s, "SELECT " STORE_IDEM_COLS " FROM idempotency_keys"
+			  " WHERE key = $1 AND created_at >= $2", "read idempotency key",
+			  PG_ARGS(pg_text(key), pg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
+			  &r, &row);
+	if (!ret)
+		ret = store_row_idempotency(&row, out);
 	PQclear(r);
-	if (ret)
-		store_idempotency_free(rec);
-	else
-		*out = rec;
 	return ret;
 }
 

@@ -364,12 +364,9 @@ static int read_logs(const PGresult *r, struct store_execution *e)
 	if (!e->logs)
 		return STORE_ENOMEM;
 	for (int i = 0; i < n && !ret; i++) {
-		struct store_log_line *l = &e->logs[i];
+		struct store_row row = pg_row_of(r, i);
 
-		l->seq = pg_col_i64(r, i, 0);
-		l->ts = pg_col_i64(r, i, 1);
-		l->level = (int)pg_col_i64(r, i, 2);
-		l->message = pg_col_dup(r, i, 3, &ret);
+		ret = store_row_log_line(&row, &e->logs[i]);
 		if (!ret)
 			e->n_logs++;
 	}
@@ -395,7 +392,7 @@ int pg_execution_get(struct store *s, int64_t id, struct store_execution **out)
 	PQclear(r);
 	r = NULL;
 	if (!ret)
-		ret = pg_q(c, "SELECT seq, ts, level, message FROM execution_logs"
+		ret = pg_q(c, "SELECT " STORE_LOG_COLS " FROM execution_logs"
 			   " WHERE execution_id = $1 ORDER BY seq LIMIT $2",
 			   "read execution logs", PG_ARGS(pg_i64(id), pg_i64(LOG_READ_MAX)), &r);
 	pg_give(P(s), c);

@@ -147,6 +147,38 @@ int store_row_execution(const struct store_row *r, struct store_execution **out)
 	return ret;
 }
 
+int store_row_log_line(const struct store_row *r, struct store_log_line *l)
+{
+	int ret = 0;
+
+	l->seq = r->ops->i64(r, 0);
+	l->ts = r->ops->i64(r, 1);
+	l->level = (int)r->ops->i64(r, 2);
+	l->message = store_row_dup(r, 3, &ret);
+	return ret;
+}
+
+int store_row_idempotency(const struct store_row *r, struct store_idempotency **out)
+{
+	struct store_idempotency *rec = calloc(1, sizeof(*rec));
+	int ret = 0;
+
+	*out = NULL;
+	if (!rec)
+		return STORE_ENOMEM;
+	rec->key = store_row_dup(r, 0, &ret);
+	rec->method_path = store_row_dup(r, 1, &ret);
+	rec->request_hash = store_row_dup(r, 2, &ret);
+	rec->status = (int)r->ops->i64(r, 3);
+	rec->body = store_row_dup(r, 4, &ret);
+	rec->created_at = r->ops->i64(r, 5);
+	if (ret)
+		store_idempotency_free(rec);
+	else
+		*out = rec;
+	return ret;
+}
+
 int store_row_async(const struct store_row *r, struct store_async_action **out)
 {
 	struct store_async_action *a = calloc(1, sizeof(*a));

@@ -56,6 +56,11 @@ struct store_row {
 	" provider_config_key, status, started_at, ended_at, duration_ms, error,"            \
 	" plugin_version, logs_dropped, host_id"
 
+/* An execution's log line. */
+#define STORE_LOG_COLS "seq, ts, level, message"
+
+#define STORE_IDEM_COLS "key, method_path, request_hash, status, body, created_at"
+
 #define STORE_ASYNC_COLS                                                                   \
 	"id, provider_config_key, connection_id, action, status, execution_id, output, error," \
 	" created_at, finished_at"
@@ -76,6 +81,9 @@ int store_row_connection(struct store *s, const struct store_row *r, bool with_c
 void store_row_event(const struct store_row *r, struct store_event *ev);
 /* An execution, without its log lines. STORE_EIO for an unknown status. */
 int store_row_execution(const struct store_row *r, struct store_execution **out);
+/* A log line into *l (its message malloc'd: store_execution_free frees it). */
+int store_row_log_line(const struct store_row *r, struct store_log_line *l);
+int store_row_idempotency(const struct store_row *r, struct store_idempotency **out);
 int store_row_async(const struct store_row *r, struct store_async_action **out);
 int store_row_webhook(const struct store_row *r, struct store_webhook **out);
 

@@ -423,28 +423,14 @@ int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
  */
 
 static const char sql_idem_get[] =
-	"SELECT key, method_path, request_hash, status, body, created_at FROM idempotency_keys"
-	" WHERE key = ?1 AND created_at >= ?2";
+	"SELECT " STORE_IDEM_COLS " FROM idempotency_keys WHERE key = ?1 AND created_at >= ?2";
 
 /* Builds the record of a sql_idem_get row into *(struct store_idempotency **)user. */
 static int read_idem(sqlite3_stmt *st, void *user)
 {
-	struct store_idempotency *r = calloc(1, sizeof(*r));
-	int ret = 0;
+	struct store_row r = sq_row_of(st);
 
-	if (!r)
-		return STORE_ENOMEM;
-	r->key = sq_col_dup(st, 0, &ret);
-	r->method_path = sq_col_dup(st, 1, &ret);
-	r->request_hash = sq_col_dup(st, 2, &ret);
-	r->status = sqlite3_column_int(st, 3);
-	r->body = sq_col_dup(st, 4, &ret);
-	r->created_at = sqlite3_column_int64(st, 5);
-	if (ret)
-		store_idempotency_free(r);
-	else
-		*(struct store_idempotency **)user = r;
-	return ret;
+	return store_row_idempotency(&r, user);
 }
 
 int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)

@@ -388,7 +388,7 @@ int sq_event_claim_batch(struct store *s, struct store_claim_batch *c)
 
 static const char sql_exec_get[] = "SELECT " STORE_EXEC_COLS " FROM executions WHERE id = ?1";
 static const char sql_exec_logs[] =
-	"SELECT seq, ts, level, message FROM execution_logs WHERE execution_id = ?1"
+	"SELECT " STORE_LOG_COLS " FROM execution_logs WHERE execution_id = ?1"
 	" ORDER BY seq LIMIT ?2";
 static const char sql_exec_list[] =
 	"SELECT " STORE_EXEC_COLS " FROM executions"
@@ -424,16 +424,14 @@ static int add_log(sqlite3_stmt *st, void *user)
 	struct store_execution *e = r->e;
 	struct store_log_line *t = sq_grow(e->logs, &r->alloc, e->n_logs, sizeof(*t), 32);
 	struct store_log_line *l;
-	int ret = 0;
+	struct store_row row = sq_row_of(st);
+	int ret;
 
 	if (!t)
 		return STORE_ENOMEM;
 	e->logs = t;
 	l = &e->logs[e->n_logs];
-	l->seq = sqlite3_column_int64(st, 0);
-	l->ts = sqlite3_column_int64(st, 1);
-	l->level = sqlite3_column_int(st, 2);
-	l->message = sq_col_dup(st, 3, &ret);
+	ret = store_row_log_line(&row, l);
 	if (!ret)
 		e->n_logs++;
 	return ret;
