@@ -20,21 +20,6 @@ char *store_row_dup(const struct store_row *r, int col, int *ret)
 	return s;
 }
 
-int store_row_list_grow(struct store_row_list *l)
-{
-	size_t alloc = l->alloc ? l->alloc * 2 : 16;
-	void **v;
-
-	if (l->n < l->alloc)
-		return 0;
-	v = realloc(l->v, alloc * sizeof(*v));
-	if (!v)
-		return STORE_ENOMEM;
-	l->v = v;
-	l->alloc = alloc;
-	return 0;
-}
-
 int store_row_connection(struct store *s, const struct store_row *r, bool with_credentials,
 			 struct store_connection **out)
 {

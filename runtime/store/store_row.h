@@ -91,12 +91,4 @@ int store_row_webhook(const struct store_row *r, struct store_webhook **out);
  * when the copy fails, else left as it is). */
 char *store_row_dup(const struct store_row *r, int col, int *ret);
 
-/* A list being filled row by row: room for one more item (doubling from
- * 16), or STORE_ENOMEM (the list is left as it was). */
-struct store_row_list {
-	void **v;
-	size_t n, alloc;
-};
-int store_row_list_grow(struct store_row_list *l);
-
 #endif
