@@ -24,36 +24,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../github-common/github.h"
+
 EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
 
 #define MAX_EVENTS 32
 
-/* o.key when it is a string, else NULL (borrowed from o). */
-static const char *string_field(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-/* GitHub owner and repository names: letters, digits, '.', '-', '_'. */
-static int valid_github_name(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n == 0 || n > 100 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return 0;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
-}
-
 /* input.key when it is a string, else connection_config.key, else NULL. */
 static const char *input_or_config(struct json_object *input, struct json_object *cfg, const char *key)
 {
-	const char *v = string_field(input, key);
+	const char *v = github_string_field(input, key);
 
-	return v ? v : string_field(cfg, key);
+	return v ? v : github_string_field(cfg, key);
 }
 
 /* The events array to send: a copy of input.events (1 to MAX_EVENTS
@@ -83,50 +65,13 @@ static struct json_object *events_of(struct json_object *input)
 	return out;
 }
 
-/* The hook's id from GitHub's reply, or -1 after set_error(). */
-static long long post_hook(const struct evs_host *host, struct evs_ctx *ctx, const char *owner,
-			   const char *repo, struct json_object *body)
+/* The events to subscribe the hook to, with its URL in url; NULL after
+ * set_error(). */
+static struct json_object *hook_events(const struct evs_host *host, struct evs_ctx *ctx,
+				       struct json_object *input, char *url, size_t n)
 {
-	struct evs_header content_type = {"Content-Type", "application/json"};
-	struct evs_request req = {.size = sizeof(req), .method = "POST", .headers = &content_type,
-				  .n_headers = 1, .retries = 0}; /* a creation must not run twice */
-	struct evs_response *resp = NULL;
-	struct json_object *reply, *id;
-	char path[320];
-	long long value = -1;
-	int ret;
-
-	snprintf(path, sizeof(path), "/repos/%s/%s/hooks", owner, repo);
-	req.endpoint = path;
-	req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-	req.body_len = strlen(req.body);
-	ret = host->proxy(ctx, &req, &resp);
-	if (ret != EVS_OK) {
-		host->set_error(ctx, "POST %s: %s", path, evs_strerror(ret));
-		return -1;
-	}
-	reply = json_tokener_parse(resp->body); /* NULL when the body is not JSON */
-	if (resp->status < 200 || resp->status >= 300) {
-		const char *msg = string_field(reply, "message");
-
-		host->set_error(ctx, "GitHub refused to create the webhook on %s/%s (HTTP %d): %s", owner, repo,
-				resp->status, msg ? msg : "no message");
-	} else if (!json_object_object_get_ex(reply, "id", &id) || !json_object_is_type(id, json_type_int)) {
-		host->set_error(ctx, "GitHub's reply has no webhook id");
-	} else {
-		value = json_object_get_int64(id);
-	}
-	json_object_put(reply);
-	host->free_response(ctx, resp);
-	return value;
-}
-
-/* The request body for the input, or NULL after set_error(). */
-static struct json_object *hook_body(const struct evs_host *host, struct evs_ctx *ctx,
-				     struct json_object *input, char *url, size_t n)
-{
-	struct json_object *body, *config, *events;
-	const char *given = string_field(input, "url"), *webhook_url = NULL;
+	struct json_object *events;
+	const char *given = github_string_field(input, "url"), *webhook_url = NULL;
 	int ret;
 
 	if (!given) {
@@ -147,21 +92,14 @@ static struct json_object *hook_body(const struct evs_host *host, struct evs_ctx
 		return NULL;
 	}
 	snprintf(url, n, "%s", given);
-	body = json_object_new_object();
-	config = json_object_new_object();
-	json_object_object_add(config, "url", json_object_new_string(given));
-	json_object_object_add(config, "content_type", json_object_new_string("json"));
-	json_object_object_add(body, "name", json_object_new_string("web"));
-	json_object_object_add(body, "active", json_object_new_boolean(1));
-	json_object_object_add(body, "events", events);
-	json_object_object_add(body, "config", config);
-	return body;
+	return events;
 }
 
 int run_action(const struct evs_host *host, struct evs_ctx *ctx, const char *input_json,
 	       char **output_json)
 {
 	struct json_object *input = json_tokener_parse(input_json), *conn = NULL, *cfg = NULL, *body = NULL;
+	struct json_object *events;
 	const char *text = NULL, *owner, *repo;
 	char url[2048], repo_name[300];
 	long long id = -1;
@@ -176,18 +114,17 @@ int run_action(const struct evs_host *host, struct evs_ctx *ctx, const char *inp
 	json_object_object_get_ex(conn, "connection_config", &cfg);
 	owner = input_or_config(input, cfg, "owner");
 	repo = input_or_config(input, cfg, "repo");
-	if (!valid_github_name(owner) || !valid_github_name(repo)) {
+	if (!github_valid_name(owner) || !github_valid_name(repo)) {
 		host->set_error(ctx, "no repository: give \"owner\" and \"repo\" in the input or the "
 				     "connection_config");
 		goto out;
 	}
 	snprintf(repo_name, sizeof(repo_name), "%s/%s", owner, repo);
-	body = hook_body(host, ctx, input, url, sizeof(url));
-	if (body)
-		id = post_hook(host, ctx, owner, repo, body);
+	events = hook_events(host, ctx, input, url, sizeof(url));
+	if (events)
+		id = github_create_hook(host, ctx, owner, repo, url, events);
 	if (id < 0)
 		goto out;
-	json_object_put(body);
 	body = json_object_new_object();
 	json_object_object_add(body, "id", json_object_new_int64(id));
 	*output_json = strdup(json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN)); /* the host free()s it */

@@ -23,27 +23,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../github-common/github.h"
+
 EVS_PLUGIN(EVS_PLUGIN_NAME, EVS_PLUGIN_VERSION);
-
-/* o.key when it is a string, else NULL (borrowed from o). */
-static const char *string_field(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-/* GitHub owner and repository names: letters, digits, '.', '-', '_'. */
-static int valid_github_name(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n == 0 || n > 100 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return 0;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
-}
 
 /* Reads owner and repo from the connection's connection_config into the
  * buffers. Returns 0, or -1 after set_error(). */
@@ -61,12 +43,12 @@ static int get_repository(const struct evs_host *host, struct evs_ctx *ctx, char
 	}
 	conn = json_tokener_parse(text); /* the connection holds credentials: never log it */
 	json_object_object_get_ex(conn, "connection_config", &cfg);
-	o = string_field(cfg, "owner");
-	r = string_field(cfg, "repo");
+	o = github_string_field(cfg, "owner");
+	r = github_string_field(cfg, "repo");
 	ret = -1;
 	if (!o || !r)
 		host->set_error(ctx, "connection_config needs \"owner\" and \"repo\" (strings)");
-	else if (!valid_github_name(o) || !valid_github_name(r))
+	else if (!github_valid_name(o) || !github_valid_name(r))
 		host->set_error(ctx, "connection_config owner/repo is not a GitHub repository name");
 	else
 		ret = 0;
@@ -82,30 +64,22 @@ static int get_repository(const struct evs_host *host, struct evs_ctx *ctx, char
 static const char *github_message(const struct evs_response *resp, char *buf, size_t n)
 {
 	struct json_object *body = json_tokener_parse(resp->body);
-	const char *msg = string_field(body, "message");
+	const char *msg = github_string_field(body, "message");
 
 	snprintf(buf, n, "%s", msg ? msg : "no message");
 	json_object_put(body);
 	return buf;
 }
 
-/* One request with a JSON body (or none). Returns 0 with *resp set, or -1
- * after set_error(). */
+/* One request without a body. Returns 0 with *resp set, or -1 after
+ * set_error(). */
 static int request(const struct evs_host *host, struct evs_ctx *ctx, const char *method,
-		   const char *path, struct json_object *body, uint32_t retries,
-		   struct evs_response **resp)
+		   const char *path, uint32_t retries, struct evs_response **resp)
 {
-	struct evs_header content_type = {"Content-Type", "application/json"};
 	struct evs_request req = {.size = sizeof(req), .method = method, .endpoint = path,
 				  .retries = retries};
 	int ret;
 
-	if (body) {
-		req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-		req.body_len = strlen(req.body);
-		req.headers = &content_type;
-		req.n_headers = 1;
-	}
 	ret = host->proxy(ctx, &req, resp);
 	if (ret != EVS_OK) {
 		host->set_error(ctx, "%s %s: %s", method, path, evs_strerror(ret));
@@ -139,55 +113,16 @@ static int hook_exists(const struct evs_host *host, struct evs_ctx *ctx, const c
 	int exists;
 
 	snprintf(path, sizeof(path), "/repos/%s/%s/hooks/%lld", owner, repo, id);
-	if (request(host, ctx, "GET", path, NULL, 2, &resp) != 0)
+	if (request(host, ctx, "GET", path, 2, &resp) != 0)
 		return 0;
 	exists = resp->status >= 200 && resp->status < 300;
 	host->free_response(ctx, resp);
 	return exists;
 }
 
-/* POST /repos/owner/repo/hooks, not retried (a creation must not run
- * twice). Returns 0 with the new hook's id in *id, or -1 after set_error(). */
-static int post_hook(const struct evs_host *host, struct evs_ctx *ctx, const char *owner,
-		     const char *repo, const char *url, long long *id)
-{
-	struct json_object *body = json_object_new_object(), *config = json_object_new_object();
-	struct json_object *events = json_object_new_array(), *reply = NULL, *v = NULL;
-	struct evs_response *resp = NULL;
-	char path[320], msg[512];
-	int ret = -1;
-
-	json_object_array_add(events, json_object_new_string("push"));
-	json_object_array_add(events, json_object_new_string("pull_request"));
-	json_object_object_add(config, "url", json_object_new_string(url));
-	json_object_object_add(config, "content_type", json_object_new_string("json"));
-	json_object_object_add(body, "name", json_object_new_string("web"));
-	json_object_object_add(body, "active", json_object_new_boolean(1));
-	json_object_object_add(body, "events", events);
-	json_object_object_add(body, "config", config);
-	snprintf(path, sizeof(path), "/repos/%s/%s/hooks", owner, repo);
-	if (request(host, ctx, "POST", path, body, 0, &resp) != 0)
-		goto out;
-	reply = json_tokener_parse(resp->body); /* NULL when the body is not JSON */
-	if (resp->status < 200 || resp->status >= 300)
-		host->set_error(ctx, "GitHub refused to create the webhook on %s/%s (HTTP %d): %s", owner, repo,
-				resp->status, github_message(resp, msg, sizeof(msg)));
-	else if (!json_object_object_get_ex(reply, "id", &v) || !json_object_is_type(v, json_type_int))
-		host->set_error(ctx, "GitHub's reply has no webhook id");
-	else
-		ret = 0;
-	if (ret == 0)
-		*id = json_object_get_int64(v);
-	host->free_response(ctx, resp);
-out:
-	json_object_put(reply);
-	json_object_put(body);
-	return ret;
-}
-
 static int create_hook(const struct evs_host *host, struct evs_ctx *ctx)
 {
-	struct json_object *update;
+	struct json_object *update, *events;
 	char owner[128], repo[128];
 	const char *url = NULL;
 	long long id;
@@ -205,7 +140,11 @@ static int create_hook(const struct evs_host *host, struct evs_ctx *ctx)
 		host->set_error(ctx, "no webhook URL for this integration: %s", evs_strerror(ret));
 		return 1;
 	}
-	if (post_hook(host, ctx, owner, repo, url, &id) != 0)
+	events = json_object_new_array();
+	json_object_array_add(events, json_object_new_string("push"));
+	json_object_array_add(events, json_object_new_string("pull_request"));
+	id = github_create_hook(host, ctx, owner, repo, url, events);
+	if (id < 0)
 		return 1;
 	update = json_object_new_object();
 	json_object_object_add(update, "github_webhook_id", json_object_new_int64(id));
@@ -234,7 +173,7 @@ static int delete_hook(const struct evs_host *host, struct evs_ctx *ctx)
 	if (get_repository(host, ctx, owner, repo, sizeof(owner)) != 0)
 		return 1;
 	snprintf(path, sizeof(path), "/repos/%s/%s/hooks/%lld", owner, repo, id);
-	if (request(host, ctx, "DELETE", path, NULL, 2, &resp) != 0)
+	if (request(host, ctx, "DELETE", path, 2, &resp) != 0)
 		return 1;
 	if (resp->status == 404) {
 		host->log(ctx, EVS_LOG_INFO, "webhook %lld on %s/%s was already gone", id, owner, repo);

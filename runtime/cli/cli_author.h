@@ -14,7 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CLI_EXIT_USAGE 2
+#include "cli_util.h"
+
 #define CLI_PLUGIN_FILE_MAX (64u << 20) /* the loader's default cap */
 
 /* What a plugin file says about itself (struct evs_plugin_info and which

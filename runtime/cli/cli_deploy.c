@@ -17,7 +17,6 @@
 
 #include <getopt.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,30 +32,14 @@ struct deploy {
 	char err[1024];
 };
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define fail(...) cli_error("deploy", __VA_ARGS__)
 
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "evscript deploy: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return EXIT_FAILURE;
-}
-
-static int usage(FILE *f, int status)
-{
-	fprintf(f, "usage: evscript deploy PLUGIN.so [--sign SECFILE] --plugin-dir DIR [--reload URL] "
-		   "[--secret-key KEY]\n"
-		   "  signs (with --sign) with the trusted comment from the plugin's info, copies\n"
-		   "  NAME.so.minisig and NAME.so into DIR atomically, and with --reload asks the\n"
-		   "  daemon at URL (e.g. http://127.0.0.1:3003) to reload and reports the outcome.\n"
-		   "  The API secret: --secret-key or EVSCRIPT_SECRET_KEY.\n");
-	return status;
-}
+static const char usage[] =
+	"usage: evscript deploy PLUGIN.so [--sign SECFILE] --plugin-dir DIR [--reload URL] [--secret-key KEY]\n"
+	"  signs (with --sign) with the trusted comment from the plugin's info, copies\n"
+	"  NAME.so.minisig and NAME.so into DIR atomically, and with --reload asks the\n"
+	"  daemon at URL (e.g. http://127.0.0.1:3003) to reload and reports the outcome.\n"
+	"  The API secret: --secret-key or EVSCRIPT_SECRET_KEY.\n";
 
 /* Step 2 without --sign: the signature that is there must be for this
  * name and version. */
@@ -104,42 +87,55 @@ static int copy_in(const char *src, const char *dir, const char *name)
 	return ret ? EXIT_FAILURE : 0;
 }
 
+/* The next element of plugins' list from *i on whose "name" is name (*i
+ * then past it), or NULL. */
+static struct json_object *next_named(struct json_object *plugins, const char *list, const char *name, size_t *i)
+{
+	struct json_object *arr, *e, *n;
+
+	if (!json_object_object_get_ex(plugins, list, &arr))
+		return NULL;
+	while (*i < json_object_array_length(arr)) {
+		e = json_object_array_get_idx(arr, (*i)++);
+		if (json_object_object_get_ex(e, "name", &n) && strcmp(json_object_get_string(n), name) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* o's member key as a string (NULL when absent). */
+static const char *member(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	json_object_object_get_ex(o, key, &v);
+	return json_object_get_string(v);
+}
+
 /* The plugin's entry in GET /plugins: printed; 0 when its version is in
  * service. */
 static int report(struct deploy *d, struct json_object *plugins)
 {
-	struct json_object *loaded, *refused, *warnings, *v;
+	struct json_object *warnings, *v, *e;
 	int status = EXIT_FAILURE;
+	size_t i = 0;
 
-	if (json_object_object_get_ex(plugins, "refused", &refused))
-		for (size_t i = 0; i < json_object_array_length(refused); i++) {
-			struct json_object *r = json_object_array_get_idx(refused, i), *n, *code, *why;
-
-			if (!json_object_object_get_ex(r, "name", &n) || strcmp(json_object_get_string(n), d->info.name))
-				continue;
-			json_object_object_get_ex(r, "reason_code", &code);
-			json_object_object_get_ex(r, "reason", &why);
-			printf("%s %s: refused (%s): %s\n", d->info.name, d->info.version, json_object_get_string(code),
-			       json_object_get_string(why));
-			return EXIT_FAILURE;
+	e = next_named(plugins, "refused", d->info.name, &i);
+	if (e) {
+		printf("%s %s: refused (%s): %s\n", d->info.name, d->info.version, member(e, "reason_code"),
+		       member(e, "reason"));
+		return EXIT_FAILURE;
+	}
+	for (i = 0; (e = next_named(plugins, "loaded", d->info.name, &i)) != NULL;) {
+		if (strcmp(member(e, "version"), d->info.version) == 0) {
+			printf("%s %s: in service (since generation %lld)\n", d->info.name, d->info.version,
+			       (long long)json_object_get_int64(json_object_object_get(e, "generation")));
+			status = 0;
+		} else {
+			printf("%s: version %s is in service, not %s\n", d->info.name, member(e, "version"),
+			       d->info.version);
 		}
-	if (json_object_object_get_ex(plugins, "loaded", &loaded))
-		for (size_t i = 0; i < json_object_array_length(loaded); i++) {
-			struct json_object *p = json_object_array_get_idx(loaded, i), *n, *ver, *gen;
-
-			if (!json_object_object_get_ex(p, "name", &n) || strcmp(json_object_get_string(n), d->info.name))
-				continue;
-			json_object_object_get_ex(p, "version", &ver);
-			json_object_object_get_ex(p, "generation", &gen);
-			if (strcmp(json_object_get_string(ver), d->info.version) == 0) {
-				printf("%s %s: in service (since generation %lld)\n", d->info.name, d->info.version,
-				       (long long)json_object_get_int64(gen));
-				status = 0;
-			} else {
-				printf("%s: version %s is in service, not %s\n", d->info.name, json_object_get_string(ver),
-				       d->info.version);
-			}
-		}
+	}
 	if (status != 0 && !json_object_object_get_ex(plugins, "loaded", &v))
 		printf("%s: GET /plugins gave no plugin list\n", d->info.name);
 	if (json_object_object_get_ex(plugins, "warnings", &warnings))
@@ -189,32 +185,19 @@ out:
 
 static int parse(int argc, char **argv, struct deploy *d)
 {
-	static const struct option opts[] = {
-		{"sign", required_argument, NULL, 's'},
-		{"plugin-dir", required_argument, NULL, 'd'},
-		{"reload", required_argument, NULL, 'r'},
-		{"secret-key", required_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	const struct cli_option opts[] = {
+		{"sign", 's', true, &d->sign_key, NULL, NULL},
+		{"plugin-dir", 'd', true, &d->dir, NULL, NULL},
+		{"reload", 'r', true, &d->url, NULL, NULL},
+		{"secret-key", 'k', true, &d->secret, NULL, NULL},
 	};
-	int ch;
+	int ret = cli_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), d, usage);
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "s:d:r:k:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 's': d->sign_key = optarg; break;
-		case 'd': d->dir = optarg; break;
-		case 'r': d->url = optarg; break;
-		case 'k': d->secret = optarg; break;
-		case 'h': usage(stdout, 0); return -1; /* done: exit 0 */
-		default: return usage(stderr, CLI_EXIT_USAGE);
-		}
-	}
-	if (optind + 1 != argc || !d->dir) {
-		fprintf(stderr, "evscript deploy: %s\n", optind + 1 != argc ? "give exactly one PLUGIN.so"
-									     : "--plugin-dir DIR is required");
-		return usage(stderr, CLI_EXIT_USAGE);
-	}
+	if (ret)
+		return ret;
+	if (optind + 1 != argc || !d->dir)
+		return cli_usage_error("deploy", usage, "%s",
+				       optind + 1 != argc ? "give exactly one PLUGIN.so" : "--plugin-dir DIR is required");
 	d->so = argv[optind];
 	return 0;
 }

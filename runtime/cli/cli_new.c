@@ -268,43 +268,28 @@ static int write_file(const struct scaffold *s, const char *file, const char *co
 	return ret ? EXIT_FAILURE : 0;
 }
 
-static int usage(FILE *f, int status)
-{
-	fprintf(f, "usage: evscript new NAME [--event EVENT | --action] [--integration ID] [--dir DIR]\n"
-		   "  writes DIR (default ./NAME): NAME.c, CMakeLists.txt, test_NAME.c, README.md and\n"
-		   "  connection.json, a plugin project that builds, signs and tests against the\n"
-		   "  installed SDK.\n"
-		   "  EVENT: post-connection-creation (default), pre-connection-deletion, validate-connection.\n");
-	return status;
-}
+static const char usage[] =
+	"usage: evscript new NAME [--event EVENT | --action] [--integration ID] [--dir DIR]\n"
+	"  writes DIR (default ./NAME): NAME.c, CMakeLists.txt, test_NAME.c, README.md and\n"
+	"  connection.json, a plugin project that builds, signs and tests against the\n"
+	"  installed SDK.\n"
+	"  EVENT: post-connection-creation (default), pre-connection-deletion, validate-connection.\n";
 
 static int parse(int argc, char **argv, struct scaffold *s)
 {
-	static const struct option opts[] = {
-		{"event", required_argument, NULL, 'e'}, {"action", no_argument, NULL, 'a'},
-		{"integration", required_argument, NULL, 'i'}, {"dir", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+	const struct cli_option opts[] = {
+		{"event", 'e', true, &s->event, NULL, NULL}, {"action", 'a', false, NULL, &s->action, NULL},
+		{"integration", 'i', true, &s->integration, NULL, NULL}, {"dir", 'd', true, &s->dir, NULL, NULL},
 	};
-	int ch;
+	int ret = cli_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), s, usage);
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "e:ai:d:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'e': s->event = optarg; break;
-		case 'a': s->action = true; break;
-		case 'i': s->integration = optarg; break;
-		case 'd': s->dir = optarg; break;
-		case 'h': usage(stdout, 0); return -1;
-		default: return usage(stderr, CLI_EXIT_USAGE);
-		}
-	}
+	if (ret)
+		return ret;
 	if (optind + 1 != argc)
-		return usage(stderr, CLI_EXIT_USAGE);
+		return cli_usage_error("new", usage, NULL);
 	s->name = argv[optind];
-	if (s->action && s->event) {
-		fprintf(stderr, "evscript new: give --event or --action, not both\n");
-		return usage(stderr, CLI_EXIT_USAGE);
-	}
+	if (s->action && s->event)
+		return cli_usage_error("new", usage, "give --event or --action, not both");
 	return 0;
 }
 

@@ -21,7 +21,6 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,19 +31,6 @@
 
 #define RESPONSE_MAX (64u << 20)  /* a response body we read whole */
 #define EVENT_MAX (8u << 20)      /* one server-sent event */
-
-
-int cli_fail(const struct opts *o, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "evscript %s: ", o->cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return EXIT_FAILURE;
-}
 
 static const char *usage_of(const char *cmd)
 {
@@ -64,7 +50,7 @@ static int usage_error(const struct opts *o, const char *msg)
 	if (msg)
 		fprintf(stderr, "evscript %s: %s\n", o->cmd, msg);
 	fprintf(stderr, "usage: evscript %s\n", usage_of(o->cmd));
-	return EXIT_USAGE;
+	return CLI_EXIT_USAGE;
 }
 
 /* Parses argv into o. Returns -1 to go on, else the exit status. */
@@ -158,31 +144,39 @@ static size_t collect(char *data, size_t size, size_t n, void *user)
 	return dynbuf_add(user, data, size * n) == 0 ? size * n : 0;
 }
 
+/* Sets r's handle up for a request to the daemon's path (url gets the whole URL), its body
+ * given to write(data). 0, or 1 after saying why. */
+static int setup(struct remote *r, const char *path, struct dynbuf *url, curl_write_callback write, void *data)
+{
+	if (dynbuf_addf(url, "%.*s%s", (int)r->o->url_len, r->o->url, path) < 0)
+		return cli_fail(r->o, "the URL is too long");
+	curl_easy_reset(r->curl);
+	curl_easy_setopt(r->curl, CURLOPT_URL, dynbuf_str(url));
+	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->headers);
+	curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, write);
+	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, data);
+	curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
+	return 0;
+}
+
 /* Sends METHOD url+path; *doc gets the JSON body (NULL when not JSON) and
  * *status the HTTP status. Returns 0, or 1 after saying why on stderr. */
 int cli_call(struct remote *r, const char *method, const char *path, long *status, struct json_object **doc)
 {
 	struct dynbuf body, url;
 	CURLcode cc;
-	int ret = 0;
+	int ret;
 
 	*doc = NULL;
 	dynbuf_init(&body, RESPONSE_MAX, 0);
 	dynbuf_init(&url, 8192, 0);
-	if (dynbuf_addf(&url, "%.*s%s", (int)r->o->url_len, r->o->url, path) < 0) {
-		ret = cli_fail(r->o, "the URL is too long");
+	ret = setup(r, path, &url, collect, &body);
+	if (ret)
 		goto out;
-	}
-	curl_easy_reset(r->curl);
-	curl_easy_setopt(r->curl, CURLOPT_URL, dynbuf_str(&url));
 	curl_easy_setopt(r->curl, CURLOPT_CUSTOMREQUEST, method);
 	if (strcmp(method, "POST") == 0)
 		curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->headers);
-	curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
 	cc = curl_easy_perform(r->curl);
 	if (cc == CURLE_WRITE_ERROR) {
 		ret = cli_fail(r->o, "%s %s: the answer is larger than %u MiB", method, path, RESPONSE_MAX >> 20);
@@ -312,17 +306,9 @@ int cli_stream(struct remote *r, const char *path, cli_event_fn on_event, void *
 
 	dynbuf_init(&s.buf, EVENT_MAX, 0);
 	dynbuf_init(&url, 8192, 0);
-	if (dynbuf_addf(&url, "%.*s%s", (int)r->o->url_len, r->o->url, path) < 0) {
-		ret = cli_fail(r->o, "the URL is too long");
+	ret = setup(r, path, &url, sse_write, &s);
+	if (ret)
 		goto out;
-	}
-	curl_easy_reset(r->curl);
-	curl_easy_setopt(r->curl, CURLOPT_URL, dynbuf_str(&url));
-	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->headers);
-	curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, sse_write);
-	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &s);
-	curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(r->curl, CURLOPT_FAILONERROR, 1L);
 	cc = curl_easy_perform(r->curl);
 	curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);

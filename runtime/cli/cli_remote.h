@@ -3,7 +3,7 @@
  * over its HTTP API (cli_remote.c): status, plugins, reload, connections,
  * executions [--follow], logs EXECUTION [--follow].
  *
- * Each takes the command's argv (argv[0] is its name) and returns the exit
+ * cli_remote() takes the command's argv (argv[0] is its name) and returns the exit
  * status: 0 success, 1 failure (the reason on stderr), 2 usage error. The
  * daemon is found with --url or EVSCRIPT_URL (default
  * http://127.0.0.1:3003), its secret with --secret-key or
@@ -25,11 +25,8 @@
 	"[--status STATUS] [--limit N] " CLI_COMMON_OPTS
 #define CLI_USAGE_LOGS "logs EXECUTION_ID [--follow] " CLI_COMMON_OPTS
 
-int cli_status(int argc, char **argv);
-int cli_plugins(int argc, char **argv);
-int cli_reload(int argc, char **argv);
-int cli_connections(int argc, char **argv);
-int cli_executions(int argc, char **argv);
-int cli_logs(int argc, char **argv);
+/* Runs the command argv[0] names (status, plugins, reload, connections,
+ * executions or logs). */
+int cli_remote(int argc, char **argv);
 
 #endif

@@ -32,15 +32,8 @@ static struct json_object *item(struct json_object *o, const char *key, size_t i
 	return json_object_object_get_ex(o, key, &v) ? json_object_array_get_idx(v, i) : NULL;
 }
 
-/* Opens r and parses: -1 to go on, else the exit status. */
-static int begin(int argc, char **argv, unsigned allowed, bool want_arg, struct opts *o, struct remote *r)
-{
-	int ret = cli_parse(argc, argv, allowed, want_arg, o);
-
-	if (ret >= 0)
-		return ret;
-	return cli_remote_open(r, o) == 0 ? -1 : EXIT_FAILURE;
-}
+/* One command's work, on r opened for o: its exit status. */
+typedef int (*command_fn)(struct remote *r, const struct opts *o);
 
 /* ---- plugins, reload, status ---- */
 
@@ -74,18 +67,14 @@ static void print_plugins(struct json_object *doc)
 		printf("last reload failed: %s\n", cli_str(doc, "last_reload_error"));
 }
 
-int cli_plugins(int argc, char **argv)
+static int show_plugins(struct remote *r, const struct opts *o)
 {
-	struct opts o;
-	struct remote r;
 	struct json_object *doc = NULL;
-	int ret = begin(argc, argv, 0, false, &o, &r);
+	int ret;
 
-	if (ret >= 0)
-		return ret;
-	ret = cli_get_json(&r, "/plugins", &doc);
+	ret = cli_get_json(r, "/plugins", &doc);
 	if (ret == 0) {
-		if (o.json)
+		if (o->json)
 			cli_print_json(doc);
 		else
 			print_plugins(doc);
@@ -93,55 +82,45 @@ int cli_plugins(int argc, char **argv)
 		ret = len_of(doc, "refused") > 0 ? EXIT_FAILURE : 0;
 	}
 	json_object_put(doc);
-	cli_remote_close(&r);
 	return ret;
 }
 
-int cli_reload(int argc, char **argv)
+static int do_reload(struct remote *r, const struct opts *o)
 {
-	struct opts o;
-	struct remote r;
 	struct json_object *doc = NULL, *e = NULL, *payload = NULL;
 	long status = 0;
-	int ret = begin(argc, argv, 0, false, &o, &r);
+	int ret;
 
-	if (ret >= 0)
-		return ret;
-	ret = cli_call(&r, "POST", "/reload", &status, &doc);
-	if (ret == 0 && o.json && doc)
+	ret = cli_call(r, "POST", "/reload", &status, &doc);
+	if (ret == 0 && o->json && doc)
 		cli_print_json(doc);
 	if (ret == 0 && status == 200) {
-		if (!o.json)
+		if (!o->json)
 			print_plugins(doc);
 	} else if (ret == 0 && status == 422 && json_object_object_get_ex(doc, "error", &e)) {
 		json_object_object_get_ex(e, "payload", &payload);
-		if (!o.json && payload && !cli_str(payload, "config_error"))
+		if (!o->json && payload && !cli_str(payload, "config_error"))
 			print_plugins(payload);
-		ret = cli_fail(&o, "%s", cli_str_or(e, "message", "failed"));
+		ret = cli_fail(o, "%s", cli_str_or(e, "message", "failed"));
 	} else if (ret == 0) {
-		ret = cli_api_fail(&r, "reload", status, doc);
+		ret = cli_api_fail(r, "reload", status, doc);
 	}
 	json_object_put(doc);
-	cli_remote_close(&r);
 	return ret;
 }
 
-int cli_status(int argc, char **argv)
+static int show_status(struct remote *r, const struct opts *o)
 {
-	struct opts o;
-	struct remote r;
 	struct json_object *health = NULL, *plugins = NULL, *running = NULL;
 	long status = 0;
-	int ret = begin(argc, argv, 0, false, &o, &r);
+	int ret;
 
-	if (ret >= 0)
-		return ret;
-	ret = cli_call(&r, "GET", "/healthz", &status, &health);
+	ret = cli_call(r, "GET", "/healthz", &status, &health);
 	if (ret == 0)
-		ret = cli_get_json(&r, "/plugins", &plugins);
+		ret = cli_get_json(r, "/plugins", &plugins);
 	if (ret == 0)
-		ret = cli_get_json(&r, "/executions?status=running&limit=200", &running);
-	if (ret == 0 && o.json) {
+		ret = cli_get_json(r, "/executions?status=running&limit=200", &running);
+	if (ret == 0 && o->json) {
 		struct json_object *all = json_object_new_object();
 
 		json_object_object_add(all, "health", json_object_get(health));
@@ -150,7 +129,7 @@ int cli_status(int argc, char **argv)
 		cli_print_json(all);
 		json_object_put(all);
 	} else if (ret == 0) {
-		printf("evscriptd at %s: %s%s%s\n", o.url, cli_str_or(health, "status", "?"),
+		printf("evscriptd at %s: %s%s%s\n", o->url, cli_str_or(health, "status", "?"),
 		       cli_str(health, "reason") ? ": " : "", cli_str_or(health, "reason", ""));
 		printf("executions running: %zu%s\n", len_of(running, "executions"),
 		       len_of(running, "executions") == 200 ? " or more" : "");
@@ -161,7 +140,6 @@ int cli_status(int argc, char **argv)
 	json_object_put(health);
 	json_object_put(plugins);
 	json_object_put(running);
-	cli_remote_close(&r);
 	return ret;
 }
 
@@ -183,23 +161,19 @@ static bool add_query(struct remote *r, struct dynbuf *q, const char *name, cons
 	return ret == 0;
 }
 
-int cli_connections(int argc, char **argv)
+static int list_connections(struct remote *r, const struct opts *o)
 {
-	struct opts o;
-	struct remote r;
 	struct json_object *doc = NULL;
 	struct dynbuf path;
-	int ret = begin(argc, argv, OPT_INTEGRATION, false, &o, &r);
+	int ret;
 
-	if (ret >= 0)
-		return ret;
 	dynbuf_init(&path, 8192, 0);
 	dynbuf_add_str(&path, "/connections");
-	if (!add_query(&r, &path, "integrationId", o.integration))
-		ret = cli_fail(&o, "the query is too long");
+	if (!add_query(r, &path, "integrationId", o->integration))
+		ret = cli_fail(o, "the query is too long");
 	else
-		ret = cli_get_json(&r, dynbuf_str(&path), &doc);
-	if (ret == 0 && o.json) {
+		ret = cli_get_json(r, dynbuf_str(&path), &doc);
+	if (ret == 0 && o->json) {
 		cli_print_json(doc);
 	} else if (ret == 0) {
 		size_t n = len_of(doc, "connections");
@@ -216,7 +190,6 @@ int cli_connections(int argc, char **argv)
 	}
 	json_object_put(doc);
 	dynbuf_free(&path);
-	cli_remote_close(&r);
 	return ret;
 }
 
@@ -257,34 +230,29 @@ static bool filters(struct remote *r, const struct opts *o, struct dynbuf *q)
 	       add_query(r, q, "status", o->status) && add_query(r, q, "limit", o->limit);
 }
 
-int cli_executions(int argc, char **argv)
+static int list_executions(struct remote *r, const struct opts *o)
 {
-	struct opts o;
-	struct remote r;
 	struct json_object *doc = NULL;
 	struct dynbuf path;
-	int ret = begin(argc, argv, OPT_FOLLOW | OPT_FILTERS, false, &o, &r);
+	int ret;
 
-	if (ret >= 0)
-		return ret;
 	dynbuf_init(&path, 8192, 0);
-	dynbuf_add_str(&path, o.follow ? "/executions/stream" : "/executions");
-	if (!filters(&r, &o, &path))
-		ret = cli_fail(&o, "the query is too long");
-	else if (o.follow && (ret = cli_stream(&r, dynbuf_str(&path), on_execution, &o)) == 0)
-		ret = cli_fail(&o, "the daemon ended the stream (is it stopping?)");
+	dynbuf_add_str(&path, o->follow ? "/executions/stream" : "/executions");
+	if (!filters(r, o, &path))
+		ret = cli_fail(o, "the query is too long");
+	else if (o->follow && (ret = cli_stream(r, dynbuf_str(&path), on_execution, (void *)o)) == 0)
+		ret = cli_fail(o, "the daemon ended the stream (is it stopping?)");
 	else
-		ret = cli_get_json(&r, dynbuf_str(&path), &doc);
-	if (ret == 0 && !o.follow && o.json) {
+		ret = cli_get_json(r, dynbuf_str(&path), &doc);
+	if (ret == 0 && !o->follow && o->json) {
 		cli_print_json(doc);
-	} else if (ret == 0 && !o.follow) {
+	} else if (ret == 0 && !o->follow) {
 		/* newest first, as the API lists them */
 		for (size_t i = 0; i < len_of(doc, "executions"); i++)
 			print_execution(item(doc, "executions", i));
 	}
 	json_object_put(doc);
 	dynbuf_free(&path);
-	cli_remote_close(&r);
 	return ret;
 }
 
@@ -331,41 +299,74 @@ static int on_log(const char *name, struct json_object *data, void *user)
 	return ret;
 }
 
-int cli_logs(int argc, char **argv)
+static int show_logs(struct remote *r, const struct opts *o)
 {
-	struct opts o;
-	struct remote r;
 	struct json_object *doc = NULL;
-	struct follow f = {.o = &o};
+	struct follow f = {.o = o};
 	char path[96];
 	int64_t id;
 	char *end;
-	int ret = cli_parse(argc, argv, OPT_FOLLOW, true, &o);
+	int ret;
 
-	if (ret >= 0)
-		return ret;
-	id = strtoll(o.arg, &end, 10);
-	if (*o.arg < '1' || *o.arg > '9' || *end || id <= 0)
-		return cli_fail(&o, "'%s' is not an execution id (a positive integer)", o.arg);
-	if (cli_remote_open(&r, &o) != 0)
-		return EXIT_FAILURE;
-	if (o.follow) {
+	id = strtoll(o->arg, &end, 10);
+	if (*o->arg < '1' || *o->arg > '9' || *end || id <= 0)
+		return cli_fail(o, "'%s' is not an execution id (a positive integer)", o->arg);
+	if (o->follow) {
 		snprintf(path, sizeof(path), "/executions/%lld/logs/stream", (long long)id);
-		ret = cli_stream(&r, path, on_log, &f);
+		ret = cli_stream(r, path, on_log, &f);
 		if (ret == 0 && !f.ended)
-			ret = cli_fail(&o, "the daemon ended the stream before the execution ended (is it stopping?)");
+			ret = cli_fail(o, "the daemon ended the stream before the execution ended (is it stopping?)");
 	} else {
 		snprintf(path, sizeof(path), "/executions/%lld", (long long)id);
-		ret = cli_get_json(&r, path, &doc);
+		ret = cli_get_json(r, path, &doc);
 	}
-	if (ret == 0 && !o.follow && o.json) {
+	if (ret == 0 && !o->follow && o->json) {
 		cli_print_json(doc);
-	} else if (ret == 0 && !o.follow) {
+	} else if (ret == 0 && !o->follow) {
 		for (size_t i = 0; i < len_of(doc, "logs"); i++)
 			print_line(item(doc, "logs", i));
 		print_execution(doc);
 	}
 	json_object_put(doc);
+	return ret;
+}
+
+/* The commands: the options each takes (OPT_*), whether it takes one
+ * positional argument, and its work. */
+static const struct command {
+	const char *name;
+	unsigned allowed;
+	bool want_arg;
+	command_fn fn;
+} commands[] = {
+	{"status", 0, false, show_status},
+	{"plugins", 0, false, show_plugins},
+	{"reload", 0, false, do_reload},
+	{"connections", OPT_INTEGRATION, false, list_connections},
+	{"executions", OPT_FOLLOW | OPT_FILTERS, false, list_executions},
+	{"logs", OPT_FOLLOW, true, show_logs},
+};
+
+/* Parses argv by argv[0]'s entry (cli_parse), opens r, runs its work and
+ * closes r: the exit status. */
+int cli_remote(int argc, char **argv)
+{
+	const struct command *cmd = NULL;
+	struct opts o;
+	struct remote r;
+	int ret;
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]) && !cmd; i++)
+		if (strcmp(commands[i].name, argv[0]) == 0)
+			cmd = &commands[i];
+	if (!cmd)
+		return cli_error(argv[0], "not a command for a running daemon");
+	ret = cli_parse(argc, argv, cmd->allowed, cmd->want_arg, &o);
+	if (ret >= 0)
+		return ret;
+	if (cli_remote_open(&r, &o) != 0)
+		return EXIT_FAILURE;
+	ret = cmd->fn(&r, &o);
 	cli_remote_close(&r);
 	return ret;
 }

@@ -11,8 +11,7 @@
 #include <stdbool.h>
 
 #include "cli_remote.h"
-
-#define EXIT_USAGE 2
+#include "cli_util.h"
 
 /* The options a command accepts, as bits. */
 enum {
@@ -36,13 +35,13 @@ struct remote {
 	char *auth;                /* "Authorization: Bearer ..."; wiped */
 };
 
-/* "evscript CMD: <message>" on stderr; returns EXIT_FAILURE. */
-int cli_fail(const struct opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "evscript CMD: <message>" on stderr (o's command); returns EXIT_FAILURE. */
+#define cli_fail(o, ...) cli_error((o)->cmd, __VA_ARGS__)
 
 /* Parses a command's argv (argv[0] its name) into o: the options in
  * `allowed` (OPT_*) besides --url, --secret-key, --json and --help, and with
  * want_arg one positional argument. Returns -1 to go on, else the exit
- * status (0 after --help, EXIT_USAGE with the usage on stderr). */
+ * status (0 after --help, CLI_EXIT_USAGE with the usage on stderr). */
 int cli_parse(int argc, char **argv, unsigned allowed, bool want_arg, struct opts *o);
 
 /* Sets r up for o's daemon; 0, or EXIT_FAILURE after saying why.

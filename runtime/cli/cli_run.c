@@ -29,7 +29,6 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,72 +63,52 @@ struct run {
 	char err[2048];
 };
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define fail(...) cli_error("run", __VA_ARGS__)
 
-static int fail(const char *fmt, ...)
+static const char usage[] =
+	"usage: evscript run PLUGIN.so (--event EVENT | --action [--input JSON]) --connection FILE.json\n"
+	"                    [--providers FILE] [--env NAME=VALUE]... [--mock DIR | --record DIR]\n"
+	"                    [--plugin-dir DIR]\n"
+	"  runs one script once with the daemon's host functions (proxy included) and no daemon,\n"
+	"  and prints its logs, metadata changes and result. FILE.json is the connection:\n"
+	"  {\"connection_id\", \"provider_config_key\", \"provider\", \"credentials\",\n"
+	"  \"connection_config\", \"metadata\"}. --providers: the providers catalogue (default\n"
+	"  ./providers.yaml). --record DIR saves the provider's responses, --mock DIR replays them.\n"
+	"  --plugin-dir DIR: where trigger_action() finds the actions it runs (in this process too).\n";
+
+/* --env, --mock and --record. */
+static int set_option(void *user, int ch, const char *value)
 {
-	va_list ap;
+	struct run *r = user;
 
-	fprintf(stderr, "evscript run: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return EXIT_FAILURE;
-}
-
-static int usage(FILE *f, int status)
-{
-	fprintf(f, "usage: evscript run PLUGIN.so (--event EVENT | --action [--input JSON]) --connection FILE.json\n"
-		   "                    [--providers FILE] [--env NAME=VALUE]... [--mock DIR | --record DIR]\n"
-		   "                    [--plugin-dir DIR]\n"
-		   "  runs one script once with the daemon's host functions (proxy included) and no daemon,\n"
-		   "  and prints its logs, metadata changes and result. FILE.json is the connection:\n"
-		   "  {\"connection_id\", \"provider_config_key\", \"provider\", \"credentials\",\n"
-		   "  \"connection_config\", \"metadata\"}. --providers: the providers catalogue (default\n"
-		   "  ./providers.yaml). --record DIR saves the provider's responses, --mock DIR replays them.\n"
-		   "  --plugin-dir DIR: where trigger_action() finds the actions it runs (in this process too).\n");
-	return status;
+	if (ch != 'E') {
+		r->mode = ch == 'm' ? RUN_MOCK : RUN_RECORD;
+		r->dir = value;
+	} else if (r->n_env == MAX_ENV || !strchr(value, '=')) {
+		return cli_usage_error("run", usage, "--env NAME=VALUE, at most %d", MAX_ENV);
+	} else {
+		r->env[r->n_env++] = value;
+	}
+	return 0;
 }
 
 static int parse(int argc, char **argv, struct run *r)
 {
-	static const struct option opts[] = {
-		{"event", required_argument, NULL, 'e'}, {"action", no_argument, NULL, 'a'},
-		{"connection", required_argument, NULL, 'c'}, {"providers", required_argument, NULL, 'p'},
-		{"input", required_argument, NULL, 'i'}, {"env", required_argument, NULL, 'E'},
-		{"mock", required_argument, NULL, 'm'}, {"record", required_argument, NULL, 'r'},
-		{"plugin-dir", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+	const struct cli_option opts[] = {
+		{"event", 'e', true, &r->event, NULL, NULL}, {"action", 'a', false, NULL, &r->action, NULL},
+		{"connection", 'c', true, &r->connection_file, NULL, NULL},
+		{"providers", 'p', true, &r->providers, NULL, NULL}, {"input", 'i', true, &r->input, NULL, NULL},
+		{"env", 'E', true, NULL, NULL, set_option}, {"mock", 'm', true, NULL, NULL, set_option},
+		{"record", 'r', true, NULL, NULL, set_option},
+		{"plugin-dir", 'd', true, &r->plugin_dir, NULL, NULL},
 	};
-	int ch;
+	int ret = cli_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), r, usage);
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "e:ac:p:i:E:m:r:d:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'e': r->event = optarg; break;
-		case 'a': r->action = true; break;
-		case 'c': r->connection_file = optarg; break;
-		case 'p': r->providers = optarg; break;
-		case 'i': r->input = optarg; break;
-		case 'E':
-			if (r->n_env == MAX_ENV || !strchr(optarg, '=')) {
-				fprintf(stderr, "evscript run: --env NAME=VALUE, at most %d\n", MAX_ENV);
-				return usage(stderr, CLI_EXIT_USAGE);
-			}
-			r->env[r->n_env++] = optarg;
-			break;
-		case 'm': r->mode = RUN_MOCK; r->dir = optarg; break;
-		case 'r': r->mode = RUN_RECORD; r->dir = optarg; break;
-		case 'd': r->plugin_dir = optarg; break;
-		case 'h': usage(stdout, 0); return -1;
-		default: return usage(stderr, CLI_EXIT_USAGE);
-		}
-	}
-	if (optind + 1 != argc || !r->connection_file || (!r->event) == (!r->action) || (r->input && !r->action)) {
-		fprintf(stderr, "evscript run: give one PLUGIN.so, --connection FILE.json, and --event EVENT or "
-				"--action (--input only with --action)\n");
-		return usage(stderr, CLI_EXIT_USAGE);
-	}
+	if (ret)
+		return ret;
+	if (optind + 1 != argc || !r->connection_file || (!r->event) == (!r->action) || (r->input && !r->action))
+		return cli_usage_error("run", usage, "give one PLUGIN.so, --connection FILE.json, and "
+				       "--event EVENT or --action (--input only with --action)");
 	r->so = argv[optind];
 	if (!r->providers)
 		r->providers = "providers.yaml";

@@ -31,7 +31,6 @@
 
 #include <sodium.h>
 
-#define EXIT_USAGE 2
 #define LEGACY_FILE_MAX ((size_t)1 << 30) /* minisign's limit for non-prehashed files */
 #define MAX_REVOKED 64
 
@@ -58,29 +57,15 @@ static int usage_error(const char *fmt, ...)
 	va_list ap;
 
 	if (fmt != NULL) {
-		fprintf(stderr, "evscript %s: ", current->name);
 		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
+		cli_vsay(current->name, fmt, ap);
 		va_end(ap);
-		fputc('\n', stderr);
 	}
 	usage_cmd(stderr, current);
-	return EXIT_USAGE;
+	return CLI_EXIT_USAGE;
 }
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "evscript %s: ", current->name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return EXIT_FAILURE;
-}
+#define fail(...) cli_error(current->name, __VA_ARGS__)
 
 /* Streams a file through BLAKE2b-512 (the "ED" prehash): no size limit. */
 static int hash_file(const char *path, uint8_t hash[SIGN_HASH_BYTES])
@@ -175,7 +160,7 @@ static int check_required(const struct cli_opt *opts, size_t n_opts)
 
 /* Parses the command's options (argv[0] is its name) in order by opts,
  * and -h. Returns true when the command should run; else *status is the
- * exit status: 0 after -h (the usage printed), EXIT_USAGE for an unknown
+ * exit status: 0 after -h (the usage printed), CLI_EXIT_USAGE for an unknown
  * option, a stray argument, too many of a repeated option or a required
  * one missing (said on stderr). */
 static bool parse_options(int argc, char **argv, const struct cli_opt *opts, size_t n_opts,
@@ -538,12 +523,12 @@ static const struct command commands[] = {
 	 "run one script locally with the real host functions (no daemon); record or replay responses"},
 	{"new", cmd_new, "new NAME [--event EVENT | --action] [--integration ID] [--dir DIR]",
 	 "write a plugin project (source, CMake, unit test, README) for the installed SDK"},
-	{"status", cli_status, CLI_USAGE_STATUS, "a running daemon's health and plugins"},
-	{"plugins", cli_plugins, CLI_USAGE_PLUGINS, "loaded and refused plugins"},
-	{"reload", cli_reload, CLI_USAGE_RELOAD, "reload the daemon (POST /reload)"},
-	{"connections", cli_connections, CLI_USAGE_CONNECTIONS, "list connections"},
-	{"executions", cli_executions, CLI_USAGE_EXECUTIONS, "list executions; --follow: as they start and end"},
-	{"logs", cli_logs, CLI_USAGE_LOGS, "an execution's log lines; --follow: live, until it ends"},
+	{"status", cli_remote, CLI_USAGE_STATUS, "a running daemon's health and plugins"},
+	{"plugins", cli_remote, CLI_USAGE_PLUGINS, "loaded and refused plugins"},
+	{"reload", cli_remote, CLI_USAGE_RELOAD, "reload the daemon (POST /reload)"},
+	{"connections", cli_remote, CLI_USAGE_CONNECTIONS, "list connections"},
+	{"executions", cli_remote, CLI_USAGE_EXECUTIONS, "list executions; --follow: as they start and end"},
+	{"logs", cli_remote, CLI_USAGE_LOGS, "an execution's log lines; --follow: live, until it ends"},
 };
 
 static void usage_all(FILE *f)
@@ -560,7 +545,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage_all(stderr);
-		return EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
 		usage_all(stdout);
@@ -578,5 +563,5 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "evscript: unknown command '%s'\n", argv[1]);
 	usage_all(stderr);
-	return EXIT_USAGE;
+	return CLI_EXIT_USAGE;
 }

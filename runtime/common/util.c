@@ -207,6 +207,17 @@ int64_t util_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int util_lock_init(pthread_mutex_t *mu, pthread_cond_t *cv)
+{
+	if (pthread_mutex_init(mu, NULL) != 0)
+		return STATUS_ENOMEM;
+	if (pthread_cond_init(cv, NULL) != 0) {
+		pthread_mutex_destroy(mu);
+		return STATUS_ENOMEM;
+	}
+	return 0;
+}
+
 int util_cond_init_monotonic(pthread_cond_t *cv)
 {
 	pthread_condattr_t ca;

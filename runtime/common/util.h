@@ -63,6 +63,10 @@ void util_iso_time(int64_t ms, bool offset, char out[UTIL_ISO_TIME_MAX]);
 int64_t util_now_ms(void);      /* CLOCK_REALTIME, milliseconds since the epoch */
 int64_t util_mono_us(void);     /* CLOCK_MONOTONIC, microseconds */
 
+/* Initializes a mutex and a condition variable (default attributes) that
+ * guard one structure: 0, or STATUS_ENOMEM with neither left initialized. */
+int util_lock_init(pthread_mutex_t *mu, pthread_cond_t *cv);
+
 /* Condition variables timed on CLOCK_MONOTONIC, so a change of the wall
  * clock neither stretches nor cuts a wait. init: returns pthread_cond_init's
  * result. wait: waits on cv (mu held) for at most us microseconds (negative:

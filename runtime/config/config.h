@@ -171,6 +171,10 @@ static inline const char *config_paginate_get(const struct config_paginate *pg, 
 /* Frees pg's strings and zeroes it. NULL is fine. */
 void config_paginate_clear(struct config_paginate *pg);
 
+/* Copies src into dst (whose old contents are not freed): 0, or
+ * STATUS_ENOMEM (dst then holds what was copied: config_paginate_clear). */
+int config_paginate_copy(struct config_paginate *dst, const struct config_paginate *src);
+
 /* "cursor", "link", "offset", "none"; and back (CONFIG_EINVALID for others). */
 const char *config_paginate_type_name(enum config_paginate_type t);
 int config_paginate_type_from_name(const char *s, enum config_paginate_type *out);
@@ -192,6 +196,11 @@ struct config_retry {
 	char *in_body_value;
 	char *in_body_strategy;
 };
+
+/* Copies src into dst (empty): 0, or CONFIG_ENOMEM (dst then holds what
+ * was copied). config_retry_clear frees what r holds and empties it. */
+int config_retry_copy(struct config_retry *dst, const struct config_retry *src);
+void config_retry_clear(struct config_retry *r);
 
 enum config_auth_mode {
 	CONFIG_AUTH_OTHER = 0,               /* a mode evscript does not inject (see auth_mode_name) */

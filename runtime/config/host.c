@@ -332,10 +332,7 @@ static int set_log_format(struct pctx *c, const struct host_key *key, const stru
 	else if (v->type == YNODE_SCALAR && strcmp(v->str, "json") == 0)
 		h->log_format = CONFIG_LOG_JSON;
 	else
-		return PFAIL(c, v, CONFIG_EINVALID, "log_format: expected text or json, found %s%s%s",
-			     v->type == YNODE_SCALAR ? "'" : "",
-			     v->type == YNODE_SCALAR ? v->str : ynode_kind(v),
-			     v->type == YNODE_SCALAR ? "'" : "");
+		return p_expected(c, v, "log_format", "text or json");
 	return 0;
 }
 
@@ -352,54 +349,51 @@ static int set_sandbox_user(struct pctx *c, const struct host_key *key, const st
 	return p_string(c, v, key->name, &h->sandbox_user);
 }
 
-static int set_scripts(struct pctx *c, const struct host_key *key, const struct ynode *k,
-		       const struct ynode *v, struct config_host *h)
+static int script_key(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+		      void *user)
 {
-	char what[256];
-	void *items;
+	struct config_script *sc = user;
 	uint64_t u;
 	int ret;
 
-	(void)k;
-	ret = p_map_items(c, v, key->name, "script names to settings", CONFIG_LIST_MAX, sizeof(*h->scripts),
-			  &items);
-	if (ret)
+	if (strcmp(key->str, "deadline_s") == 0) {
+		ret = p_uint(c, v, what, 1, DEADLINE_MAX, &u);
+		sc->deadline_s = (uint32_t)u;
 		return ret;
-	h->scripts = items;
-	for (size_t i = 0; i < v->n; i++) {
-		const struct ynode *name = v->keys[i], *s = v->items[i];
-		struct config_script *sc = &h->scripts[i];
-
-		h->n_scripts = i + 1;
-		if (!util_valid_name(name->str))
-			return PFAIL(c, name, CONFIG_EINVALID,
-				     "scripts: bad script name '%s', expected letters, digits, '_' and '-' only", name->str);
-		sc->name = strdup(name->str);
-		if (!sc->name)
-			return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
-		if (ynode_is_null(s))
-			continue;
-		if (s->type != YNODE_MAP)
-			return PFAIL(c, s, CONFIG_EINVALID,
-				     "scripts.%s: expected a mapping with deadline_s and/or execution, found %s",
-				     name->str, ynode_kind(s));
-		for (size_t j = 0; j < s->n; j++) {
-			snprintf(what, sizeof(what), "scripts.%s.%s", name->str, s->keys[j]->str);
-			if (strcmp(s->keys[j]->str, "deadline_s") == 0) {
-				ret = p_uint(c, s->items[j], what, 1, DEADLINE_MAX, &u);
-				sc->deadline_s = (uint32_t)u;
-			} else if (strcmp(s->keys[j]->str, "execution") == 0) {
-				ret = p_execution(c, s->items[j], what, &sc->execution);
-			} else {
-				ret = PFAIL(c, s->keys[j], CONFIG_EINVALID,
-					    "scripts.%s: unknown key '%s', expected deadline_s or execution",
-					    name->str, s->keys[j]->str);
-			}
-			if (ret)
-				return ret;
-		}
 	}
-	return 0;
+	if (strcmp(key->str, "execution") == 0)
+		return p_execution(c, v, what, &sc->execution);
+	return PFAIL(c, key, CONFIG_EINVALID, "scripts.%s: unknown key '%s', expected deadline_s or execution",
+		     sc->name, key->str);
+}
+
+static int script_entry(struct pctx *c, const struct ynode *name, const struct ynode *s, void *item, void *user)
+{
+	struct config_script *sc = item;
+	char prefix[256];
+
+	(void)user;
+	if (!util_valid_name(name->str))
+		return PFAIL(c, name, CONFIG_EINVALID,
+			     "scripts: bad script name '%s', expected letters, digits, '_' and '-' only", name->str);
+	sc->name = strdup(name->str);
+	if (!sc->name)
+		return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
+	snprintf(prefix, sizeof(prefix), "scripts.%s", name->str);
+	return p_each(c, s, prefix, " with deadline_s and/or execution", script_key, sc);
+}
+
+static int set_scripts(struct pctx *c, const struct host_key *key, const struct ynode *k,
+		       const struct ynode *v, struct config_host *h)
+{
+	void *items = NULL;
+	int ret;
+
+	(void)k;
+	ret = p_map_read(c, v, key->name, "script names to settings", CONFIG_LIST_MAX, sizeof(*h->scripts), &items,
+			 &h->n_scripts, script_entry, NULL);
+	h->scripts = items;
+	return ret;
 }
 
 static int set_oauth_clients(struct pctx *c, const struct host_key *key, const struct ynode *k,

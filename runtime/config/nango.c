@@ -112,58 +112,57 @@ int p_execution(struct pctx *c, const struct ynode *n, const char *what, enum co
 	return PFAIL(c, n, CONFIG_EINVALID, "%s: expected isolated or in-process, found %s", what, ynode_kind(n));
 }
 
-static int parse_on_events(struct pctx *c, const struct ynode *n, const char *id, struct config_integration *in)
+/* What the on-events and actions entries of one integration read into. */
+struct integration_ctx {
+	const char *id;
+	struct config_integration *in;
+};
+
+static int on_event_entry(struct pctx *c, const struct ynode *k, const struct ynode *v, const char *what,
+			  void *user)
 {
-	char what[256];
+	struct integration_ctx *ic = user;
+	int ev = config_event_from_name(k->str);
+
+	if (ev < 0)
+		return PFAIL(c, k, CONFIG_EINVALID,
+			     "integrations.%s.on-events: unknown event '%s', expected "
+			     "post-connection-creation, pre-connection-deletion or validate-connection",
+			     ic->id, k->str);
+	return script_list(c, v, what, &ic->in->events[ev]);
+}
+
+/* The definition (description, input, output, endpoint, scopes, version,
+ * ...) is Nango's business; evscript keeps the name. */
+static int action_entry(struct pctx *c, const struct ynode *k, const struct ynode *v, const char *what,
+			void *user)
+{
+	struct integration_ctx *ic = user;
 	int ret;
 
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID,
-			     "integrations.%s.on-events: expected a mapping of event names to lists of scripts, found %s",
-			     id, ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const struct ynode *k = n->keys[i];
-		int ev = config_event_from_name(k->str);
-
-		if (ev < 0)
-			return PFAIL(c, k, CONFIG_EINVALID,
-				     "integrations.%s.on-events: unknown event '%s', expected "
-				     "post-connection-creation, pre-connection-deletion or validate-connection",
-				     id, k->str);
-		snprintf(what, sizeof(what), "integrations.%s.on-events.%s", id, k->str);
-		ret = script_list(c, n->items[i], what, &in->events[ev]);
-		if (ret)
-			return ret;
-	}
+	(void)v;
+	(void)what;
+	if (!util_valid_name(k->str))
+		return PFAIL(c, k, CONFIG_EINVALID,
+			     "integrations.%s.actions: bad action name '%s', expected letters, digits, '_' and '-' only",
+			     ic->id, k->str);
+	ret = strlist_push(&ic->in->actions, k->str);
+	if (ret)
+		return PFAIL(c, k, ret, "integrations.%s.actions: %s", ic->id, status_str(ret));
 	return 0;
 }
 
-static int parse_actions(struct pctx *c, const struct ynode *n, const char *id, struct config_integration *in)
+/* integrations.<id>.<key> with entry for each of its entries. */
+static int parse_events_or_actions(struct pctx *c, const struct ynode *n, const char *id, const char *key,
+				   struct config_integration *in)
 {
-	int ret;
+	struct integration_ctx ic = {id, in};
+	bool events = strcmp(key, "on-events") == 0;
+	char prefix[256];
 
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID,
-			     "integrations.%s.actions: expected a mapping of action names to definitions, found %s",
-			     id, ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const struct ynode *k = n->keys[i];
-
-		/* The definition (description, input, output, endpoint, scopes,
-		 * version, ...) is Nango's business; evscript keeps the name. */
-		if (!util_valid_name(k->str))
-			return PFAIL(c, k, CONFIG_EINVALID,
-				     "integrations.%s.actions: bad action name '%s', expected letters, digits, '_' and '-' only",
-				     id, k->str);
-		ret = strlist_push(&in->actions, k->str);
-		if (ret)
-			return PFAIL(c, k, ret, "integrations.%s.actions: %s", id, status_str(ret));
-	}
-	return 0;
+	snprintf(prefix, sizeof(prefix), "integrations.%s.%s", id, key);
+	return p_each(c, n, prefix, events ? " of event names to lists of scripts" : " of action names to definitions",
+		      events ? on_event_entry : action_entry, &ic);
 }
 
 /* Whether a post-connection-scripts list, or an on-events mapping, names at
@@ -181,6 +180,23 @@ static bool lists_scripts(const struct ynode *n)
 		return false;
 	}
 	return n->n > 0;
+}
+
+/* Key k (on-events or post-connection-scripts) with value v, when the other
+ * one was at other with other_v: refused when both list scripts. */
+static int only_one(struct pctx *c, const char *id, const struct ynode *k, const struct ynode *v,
+		    const struct ynode *other, const struct ynode *other_v)
+{
+	bool second_is_legacy = strcmp(k->str, "on-events") == 0;
+	char at[32];
+
+	if (!other || !lists_scripts(other_v) || !lists_scripts(v))
+		return 0;
+	snprintf(at, sizeof(at), " (line %u)", other->line);
+	return PFAIL(c, k, CONFIG_EINVALID,
+		     "integrations.%s: both on-events%s and post-connection-scripts%s, "
+		     "expected only one (move the scripts under on-events.post-connection-creation)",
+		     id, second_is_legacy ? "" : at, second_is_legacy ? at : "");
 }
 
 static int parse_integration(struct pctx *c, const struct ynode *key, const struct ynode *n,
@@ -208,26 +224,22 @@ static int parse_integration(struct pctx *c, const struct ynode *key, const stru
 		const struct ynode *k = n->keys[i], *v = n->items[i];
 
 		if (strcmp(k->str, "on-events") == 0) {
-			if (legacy && lists_scripts(legacy_v) && lists_scripts(v))
-				return PFAIL(c, k, CONFIG_EINVALID,
-					     "integrations.%s: both on-events and post-connection-scripts (line %u), "
-					     "expected only one (move the scripts under on-events.post-connection-creation)",
-					     id, legacy->line);
+			ret = only_one(c, id, k, v, legacy, legacy_v);
+			if (ret)
+				return ret;
 			on_events = k;
 			on_events_v = v;
-			ret = parse_on_events(c, v, id, in);
+			ret = parse_events_or_actions(c, v, id, "on-events", in);
 		} else if (strcmp(k->str, "post-connection-scripts") == 0) {
-			if (on_events && lists_scripts(on_events_v) && lists_scripts(v))
-				return PFAIL(c, k, CONFIG_EINVALID,
-					     "integrations.%s: both on-events (line %u) and post-connection-scripts, "
-					     "expected only one (move the scripts under on-events.post-connection-creation)",
-					     id, on_events->line);
+			ret = only_one(c, id, k, v, on_events, on_events_v);
+			if (ret)
+				return ret;
 			legacy = k;
 			legacy_v = v;
 			snprintf(path, sizeof(path), "integrations.%s.post-connection-scripts", id);
 			ret = script_list(c, v, path, &in->events[CONFIG_EVENT_POST_CONNECTION_CREATION]);
 		} else if (strcmp(k->str, "actions") == 0) {
-			ret = parse_actions(c, v, id, in);
+			ret = parse_events_or_actions(c, v, id, "actions", in);
 		} else if (strcmp(k->str, "provider") == 0) {
 			snprintf(path, sizeof(path), "integrations.%s.provider", id);
 			ret = p_string(c, v, path, &in->provider);
@@ -258,25 +270,22 @@ static int parse_integration(struct pctx *c, const struct ynode *key, const stru
 	return 0;
 }
 
+static int integration_item(struct pctx *c, const struct ynode *key, const struct ynode *v, void *item, void *user)
+{
+	return parse_integration(c, key, v, item, user);
+}
+
 int nango_parse_integrations(struct pctx *c, const struct ynode *n, struct config_nango *out)
 {
-	void *items;
+	void *items = NULL;
 	int ret;
 
 	if (ynode_is_null(n))
 		return 0;
-	ret = p_map_items(c, n, "integrations", "integration ids", CONFIG_INTEGRATIONS_MAX,
-			  sizeof(*out->integrations), &items);
-	if (ret)
-		return ret;
+	ret = p_map_read(c, n, "integrations", "integration ids", CONFIG_INTEGRATIONS_MAX, sizeof(*out->integrations),
+			 &items, &out->n_integrations, integration_item, out);
 	out->integrations = items;
-	for (size_t i = 0; i < n->n; i++) {
-		out->n_integrations = i + 1;
-		ret = parse_integration(c, n->keys[i], n->items[i], &out->integrations[i], out);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return ret;
 }
 
 static void integration_clear(struct config_integration *in)

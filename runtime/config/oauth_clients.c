@@ -17,36 +17,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int client_entry(struct pctx *c, const struct ynode *name, const struct ynode *m,
-			struct config_oauth_client *oc)
+static int client_key(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+		      void *user)
 {
-	char what[320];
-	int ret = 0;
+	struct config_oauth_client *oc = user;
+	const char *k = key->str;
 
+	if (strcmp(k, "client_id") == 0 && !oc->client_id)
+		return p_string(c, v, what, &oc->client_id);
+	if (strcmp(k, "client_secret") == 0 && !oc->client_secret)
+		return p_string(c, v, what, &oc->client_secret);
+	if (strcmp(k, "client_secret_env") == 0 && !oc->client_secret_env)
+		return p_string(c, v, what, &oc->client_secret_env);
+	return PFAIL(c, key, CONFIG_EINVALID,
+		     "oauth_clients.%s: unknown key '%s', expected client_id, client_secret or client_secret_env",
+		     oc->integration, k);
+}
+
+static int client_entry(struct pctx *c, const struct ynode *name, const struct ynode *m, void *item, void *user)
+{
+	struct config_oauth_client *oc = item;
+	char prefix[300];
+	int ret;
+
+	(void)user;
 	oc->line = name->line;
 	oc->column = name->column;
 	oc->integration = strdup(name->str);
 	if (!oc->integration)
 		return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
-	if (m->type != YNODE_MAP)
-		return PFAIL(c, m, CONFIG_EINVALID,
-			     "oauth_clients.%s: expected a mapping with client_id and client_secret, found %s",
-			     name->str, ynode_kind(m));
-	for (size_t j = 0; j < m->n && !ret; j++) {
-		const char *k = m->keys[j]->str;
-
-		snprintf(what, sizeof(what), "oauth_clients.%s.%s", name->str, k);
-		if (strcmp(k, "client_id") == 0 && !oc->client_id)
-			ret = p_string(c, m->items[j], what, &oc->client_id);
-		else if (strcmp(k, "client_secret") == 0 && !oc->client_secret)
-			ret = p_string(c, m->items[j], what, &oc->client_secret);
-		else if (strcmp(k, "client_secret_env") == 0 && !oc->client_secret_env)
-			ret = p_string(c, m->items[j], what, &oc->client_secret_env);
-		else
-			ret = PFAIL(c, m->keys[j], CONFIG_EINVALID,
-				    "oauth_clients.%s: unknown key '%s', expected client_id, client_secret or "
-				    "client_secret_env", name->str, k);
-	}
+	snprintf(prefix, sizeof(prefix), "oauth_clients.%s", name->str);
+	ret = p_each_required(c, m, prefix, " with client_id and client_secret", client_key, oc);
 	if (ret)
 		return ret;
 	if (!oc->client_id || !*oc->client_id)
@@ -60,22 +61,14 @@ static int client_entry(struct pctx *c, const struct ynode *name, const struct y
 
 int oauth_clients_parse(struct pctx *c, const struct ynode *v, struct config_host *h)
 {
-	void *items;
+	void *items = NULL;
 	int ret;
 
 	oauth_clients_free(h);
-	ret = p_map_items(c, v, "oauth_clients", "integration ids to OAuth clients", CONFIG_LIST_MAX,
-			  sizeof(*h->oauth_clients), &items);
-	if (ret)
-		return ret;
+	ret = p_map_read(c, v, "oauth_clients", "integration ids to OAuth clients", CONFIG_LIST_MAX,
+			 sizeof(*h->oauth_clients), &items, &h->n_oauth_clients, client_entry, NULL);
 	h->oauth_clients = items;
-	for (size_t i = 0; i < v->n; i++) {
-		h->n_oauth_clients = i + 1;
-		ret = client_entry(c, v->keys[i], v->items[i], &h->oauth_clients[i]);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return ret;
 }
 
 int oauth_clients_resolve(struct config_host *h, char *const *envp, char *err, size_t errlen)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "status.h"
 
 const struct config_paginate_field config_paginate_fields[CONFIG_PAGINATE_N_FIELDS] = {
 	{"cursor_path_in_response", offsetof(struct config_paginate, cursor_path_in_response)},
@@ -28,6 +29,19 @@ void config_paginate_clear(struct config_paginate *pg)
 	for (size_t i = 0; i < CONFIG_PAGINATE_N_FIELDS; i++)
 		free(*config_paginate_field(pg, i));
 	memset(pg, 0, sizeof(*pg));
+}
+
+int config_paginate_copy(struct config_paginate *dst, const struct config_paginate *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->type = src->type;
+	for (size_t i = 0; i < CONFIG_PAGINATE_N_FIELDS; i++) {
+		const char *v = config_paginate_get(src, i);
+
+		if (v && !(*config_paginate_field(dst, i) = strdup(v)))
+			return STATUS_ENOMEM;
+	}
+	return 0;
 }
 
 const char *config_paginate_type_name(enum config_paginate_type t)

@@ -5,6 +5,7 @@
 #include "parse_util.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,13 @@ const char *config_map_get(const struct config_map *m, const char *key)
 	return NULL;
 }
 
+int p_expected(struct pctx *c, const struct ynode *n, const char *what, const char *expected)
+{
+	if (n && n->type == YNODE_SCALAR)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected %s, found '%s'", what, expected, n->str);
+	return PFAIL(c, n, CONFIG_EINVALID, "%s: expected %s, found %s", what, expected, ynode_kind(n));
+}
+
 int p_string(struct pctx *c, const struct ynode *n, const char *what, char **out)
 {
 	*out = NULL;
@@ -100,12 +108,11 @@ int p_uint(struct pctx *c, const struct ynode *n, const char *what, uint64_t min
 			v = v * 10 + (uint64_t)(n->str[i] - '0');
 	}
 	if (!ok || v < min || v > max) {
-		if (n && n->type == YNODE_SCALAR)
-			return PFAIL(c, n, CONFIG_EINVALID,
-				     "%s: expected a whole number from %llu to %llu, found '%s'", what,
-				     (unsigned long long)min, (unsigned long long)max, n->str);
-		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a whole number from %llu to %llu, found %s",
-			     what, (unsigned long long)min, (unsigned long long)max, ynode_kind(n));
+		char expected[96];
+
+		snprintf(expected, sizeof(expected), "a whole number from %llu to %llu", (unsigned long long)min,
+			 (unsigned long long)max);
+		return p_expected(c, n, what, expected);
 	}
 	*out = v;
 	return 0;
@@ -126,9 +133,8 @@ int p_bool(struct pctx *c, const struct ynode *n, const char *what, bool *out)
 			if (strcmp(n->str, no[i]) == 0)
 				return 0;
 		}
-		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected true or false, found '%s'", what, n->str);
 	}
-	return PFAIL(c, n, CONFIG_EINVALID, "%s: expected true or false, found %s", what, ynode_kind(n));
+	return p_expected(c, n, what, "true or false");
 }
 
 int p_strlist_or_string(struct pctx *c, const struct ynode *n, const char *what,
@@ -171,6 +177,88 @@ int p_map_items(struct pctx *c, const struct ynode *n, const char *what, const c
 	if (!*items)
 		return PFAIL(c, n, CONFIG_ENOMEM, "out of memory");
 	return 0;
+}
+
+int p_each_required(struct pctx *c, const struct ynode *n, const char *prefix, const char *of,
+		    p_entry_fn entry, void *user)
+{
+	char what[320];
+	int ret = 0;
+
+	if (n->type != YNODE_MAP)
+		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping%s, found %s", prefix, of, ynode_kind(n));
+	for (size_t i = 0; i < n->n && !ret; i++) {
+		snprintf(what, sizeof(what), "%s.%s", prefix, n->keys[i]->str);
+		ret = entry(c, n->keys[i], n->items[i], what, user);
+	}
+	return ret;
+}
+
+int p_each(struct pctx *c, const struct ynode *n, const char *prefix, const char *of, p_entry_fn entry,
+	   void *user)
+{
+	return ynode_is_null(n) ? 0 : p_each_required(c, n, prefix, of, entry, user);
+}
+
+int p_opt_string(struct pctx *c, const struct ynode *n, const char *what, char **out)
+{
+	if (ynode_is_null(n))
+		return 0;
+	free(*out);
+	return p_string(c, n, what, out);
+}
+
+int p_field(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+	    const struct p_field *fields, size_t n, void *base)
+{
+	for (size_t i = 0; i < n; i++) {
+		void *slot = (char *)base + fields[i].offset;
+
+		if (strcmp(key->str, fields[i].name) != 0)
+			continue;
+		switch (fields[i].kind) {
+		case P_OPT_STRING: return p_opt_string(c, v, what, slot);
+		case P_STRLIST: return p_strlist_or_string(c, v, what, slot);
+		case P_STRMAP: return p_strmap(c, v, what, slot);
+		case P_CALL: return fields[i].call(c, key, v, what, slot);
+		}
+	}
+	return 0;
+}
+
+struct field_table {
+	const struct p_field *fields;
+	size_t n;
+	void *base;
+};
+
+static int table_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+		       void *user)
+{
+	const struct field_table *t = user;
+
+	return p_field(c, key, v, what, t->fields, t->n, t->base);
+}
+
+int p_fields(struct pctx *c, const struct ynode *n, const char *prefix, const char *of,
+	     const struct p_field *fields, size_t n_fields, void *base)
+{
+	struct field_table t = {fields, n_fields, base};
+
+	return p_each(c, n, prefix, of, table_entry, &t);
+}
+
+int p_map_read(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,
+	       size_t size, void **items, size_t *count, p_item_fn entry, void *user)
+{
+	int ret = p_map_items(c, n, what, of, max, size, items);
+
+	*count = 0;
+	for (size_t i = 0; i < n->n && !ret; i++) {
+		*count = i + 1;
+		ret = entry(c, n->keys[i], n->items[i], (char *)*items + i * size, user);
+	}
+	return ret;
 }
 
 int p_strmap(struct pctx *c, const struct ynode *n, const char *what, struct config_map *out)

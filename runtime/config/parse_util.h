@@ -16,6 +16,10 @@ struct pctx {
 
 #define PFAIL(c, node, code, ...) yfail((c)->err, (c)->errlen, (c)->file, (node), (code), __VA_ARGS__)
 
+/* Refuses n: "WHAT: expected EXPECTED, found 'its text'" for a scalar,
+ * "... found a list" otherwise. Returns CONFIG_EINVALID. */
+int p_expected(struct pctx *c, const struct ynode *n, const char *what, const char *expected);
+
 /* A non-null scalar, copied. what names the key for messages. */
 int p_string(struct pctx *c, const struct ynode *n, const char *what, char **out);
 /* A whole number in [min, max]. */
@@ -33,6 +37,58 @@ int p_strmap(struct pctx *c, const struct ynode *n, const char *what, struct con
  * it maps: "names to strings" gives "expected a mapping of names to strings". */
 int p_map_items(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,
 		size_t size, void **items);
+
+/* One entry of a mapping for p_each: its key (a scalar), its value, and
+ * what ("<prefix>.<key>") to name it by in messages. 0 or a CONFIG_E* code. */
+typedef int (*p_entry_fn)(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+			  void *user);
+
+/* Walks the mapping n: entry(c, key, value, what, user) for each entry, in
+ * order, until one fails. A null n has no entries (0); any other node than a
+ * mapping is refused: "<prefix>: expected a mapping<of>, found a list" (of
+ * may be "", or say what it maps: " of names to strings"). */
+int p_each(struct pctx *c, const struct ynode *n, const char *prefix, const char *of, p_entry_fn entry,
+	   void *user);
+/* The same for a mapping that must be there: null is refused too. */
+int p_each_required(struct pctx *c, const struct ynode *n, const char *prefix, const char *of,
+		    p_entry_fn entry, void *user);
+
+/* A scalar that may be null (then nothing changes), else copied over *out. */
+int p_opt_string(struct pctx *c, const struct ynode *n, const char *what, char **out);
+
+/* One key of a mapping read by a table (after nginx's ngx_command_t): its
+ * name, and how its value is read into the struct at base + offset: a
+ * string that may be null (p_opt_string), a string or a list of them
+ * (p_strlist_or_string), a mapping of strings (p_strmap), or by call(c,
+ * key, value, what, base + offset). */
+enum p_kind { P_OPT_STRING, P_STRLIST, P_STRMAP, P_CALL };
+struct p_field {
+	const char *name;
+	enum p_kind kind;
+	size_t offset;
+	p_entry_fn call;
+};
+
+/* Reads one entry of a mapping by fields (n of them) into base; a key the
+ * table does not name is skipped (0). */
+int p_field(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+	    const struct p_field *fields, size_t n, void *base);
+
+/* p_each with p_field for every entry: the mapping n (null: empty) by
+ * fields into base. */
+int p_fields(struct pctx *c, const struct ynode *n, const char *prefix, const char *of,
+	     const struct p_field *fields, size_t n_fields, void *base);
+
+/* Reads each entry of a non-null mapping of at most max entries into a
+ * zeroed array of one element of size bytes per entry: *items (owned by the
+ * caller, even on failure; NULL when it could not be made), *count the
+ * entries read so far (what the caller's clear function frees), entry(c,
+ * key, value, &(*items)[i], user) for each, until one fails. what and of as
+ * for p_map_items. */
+typedef int (*p_item_fn)(struct pctx *c, const struct ynode *key, const struct ynode *v, void *item,
+			 void *user);
+int p_map_read(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,
+	       size_t size, void **items, size_t *count, p_item_fn entry, void *user);
 
 /* nango.c: the integrations mapping into out->integrations, with notes for
  * ignored keys; and one note "FILE:L:C: ignored: <path> (<why>)". */

@@ -47,107 +47,77 @@ static enum config_auth_mode auth_mode_of(const char *s)
 	return CONFIG_AUTH_OTHER;
 }
 
-static int opt_string(struct pctx *c, const struct ynode *n, const char *what, char **out)
+#define N_FIELDS(t) (sizeof(t) / sizeof((t)[0]))
+
+static int paginate_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+			  void *user)
 {
-	if (ynode_is_null(n))
-		return 0;
-	free(*out);
-	return p_string(c, n, what, out);
-}
-
-static int parse_paginate(struct pctx *c, const struct ynode *n, const char *name, struct config_paginate *pg)
-{
-	char what[256];
-	int ret;
-
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.paginate: expected a mapping, found %s", name,
-			     ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i]->str;
-		const struct ynode *v = n->items[i];
-
-		snprintf(what, sizeof(what), "%s.proxy.paginate.%s", name, k);
-		if (strcmp(k, "type") == 0) {
-			if (v->type != YNODE_SCALAR ||
-			    config_paginate_type_from_name(v->str, &pg->type) != 0 ||
-			    pg->type == CONFIG_PAGINATE_NONE)
-				return PFAIL(c, v, CONFIG_EINVALID, "%s: expected cursor, link or offset, found %s%s%s",
-					     what, v->type == YNODE_SCALAR ? "'" : "",
-					     v->type == YNODE_SCALAR ? v->str : ynode_kind(v),
-					     v->type == YNODE_SCALAR ? "'" : "");
-			continue;
-		}
-		for (size_t f = 0; f < CONFIG_PAGINATE_N_FIELDS; f++) {
-			if (strcmp(k, config_paginate_fields[f].name) != 0)
-				continue;
-			ret = opt_string(c, v, what, config_paginate_field(pg, f));
-			if (ret)
-				return ret;
-		}
-	}
-	if (pg->type == CONFIG_PAGINATE_NONE)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.paginate: no type, expected type: cursor, link or offset",
-			     name);
-	return 0;
-}
-
-static int parse_in_body(struct pctx *c, const struct ynode *n, const char *what, struct config_retry *r)
-{
-	char sub[300];
+	struct config_paginate *pg = user;
 	int ret = 0;
 
+	if (strcmp(key->str, "type") == 0) {
+		if (v->type != YNODE_SCALAR || config_paginate_type_from_name(v->str, &pg->type) != 0 ||
+		    pg->type == CONFIG_PAGINATE_NONE)
+			return p_expected(c, v, what, "cursor, link or offset");
+		return 0;
+	}
+	for (size_t f = 0; f < CONFIG_PAGINATE_N_FIELDS && !ret; f++)
+		if (strcmp(key->str, config_paginate_fields[f].name) == 0)
+			ret = p_opt_string(c, v, what, config_paginate_field(pg, f));
+	return ret;
+}
+
+/* proxy.paginate, into user (struct config_paginate). */
+static int parse_paginate(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+			  void *user)
+{
+	struct config_paginate *pg = user;
+	int ret;
+
+	(void)key;
 	if (ynode_is_null(n))
 		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping with path, value and strategy, found %s",
-			     what, ynode_kind(n));
-	for (size_t i = 0; i < n->n && !ret; i++) {
-		const char *k = n->keys[i]->str;
+	ret = p_each(c, n, what, "", paginate_entry, pg);
+	if (!ret && pg->type == CONFIG_PAGINATE_NONE)
+		ret = PFAIL(c, n, CONFIG_EINVALID, "%s: no type, expected type: cursor, link or offset", what);
+	return ret;
+}
 
-		snprintf(sub, sizeof(sub), "%s.%s", what, k);
-		if (strcmp(k, "path") == 0)
-			ret = opt_string(c, n->items[i], sub, &r->in_body_path);
-		else if (strcmp(k, "value") == 0)
-			ret = opt_string(c, n->items[i], sub, &r->in_body_value);
-		else if (strcmp(k, "strategy") == 0)
-			ret = opt_string(c, n->items[i], sub, &r->in_body_strategy);
-	}
+static const struct p_field in_body_fields[] = {
+	{"path", P_OPT_STRING, offsetof(struct config_retry, in_body_path), NULL},
+	{"value", P_OPT_STRING, offsetof(struct config_retry, in_body_value), NULL},
+	{"strategy", P_OPT_STRING, offsetof(struct config_retry, in_body_strategy), NULL},
+};
+
+/* proxy.retry.in_body, into user (struct config_retry). */
+static int parse_in_body(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+			 void *user)
+{
+	struct config_retry *r = user;
+	int ret;
+
+	(void)key;
+	if (ynode_is_null(n))
+		return 0;
+	ret = p_fields(c, n, what, " with path, value and strategy", in_body_fields, N_FIELDS(in_body_fields), r);
 	if (!ret && (!r->in_body_path || !r->in_body_value))
 		ret = PFAIL(c, n, CONFIG_EINVALID, "%s: path and value are required", what);
 	return ret;
 }
 
-static int parse_retry(struct pctx *c, const struct ynode *n, const char *name, struct config_retry *r)
+static const struct p_field retry_fields[] = {
+	{"at", P_STRLIST, offsetof(struct config_retry, at), NULL},
+	{"after", P_STRLIST, offsetof(struct config_retry, after), NULL},
+	{"remaining", P_STRLIST, offsetof(struct config_retry, remaining), NULL},
+	{"error_code", P_STRLIST, offsetof(struct config_retry, error_code), NULL},
+	{"in_body", P_CALL, 0, parse_in_body},
+};
+
+static int parse_retry(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+		       void *user)
 {
-	char what[256];
-	int ret = 0;
-
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.retry: expected a mapping, found %s", name,
-			     ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i]->str;
-
-		snprintf(what, sizeof(what), "%s.proxy.retry.%s", name, k);
-		if (strcmp(k, "at") == 0)
-			ret = p_strlist_or_string(c, n->items[i], what, &r->at);
-		else if (strcmp(k, "after") == 0)
-			ret = p_strlist_or_string(c, n->items[i], what, &r->after);
-		else if (strcmp(k, "remaining") == 0)
-			ret = p_strlist_or_string(c, n->items[i], what, &r->remaining);
-		else if (strcmp(k, "error_code") == 0)
-			ret = p_strlist_or_string(c, n->items[i], what, &r->error_code);
-		else if (strcmp(k, "in_body") == 0)
-			ret = parse_in_body(c, n->items[i], what, r);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	(void)key;
+	return p_fields(c, n, what, "", retry_fields, N_FIELDS(retry_fields), user);
 }
 
 /* A YAML value as JSON (json-c) into *out (NULL is JSON null): plain
@@ -192,46 +162,44 @@ static int to_json(const struct ynode *n, unsigned depth, struct json_object **o
 	return o ? 0 : -1;
 }
 
-static int parse_verification(struct pctx *c, const struct ynode *n, const char *name,
-			      struct config_verification *v)
+/* verification.data: any YAML, kept as JSON text in user (char *). */
+static int parse_data(struct pctx *c, const struct ynode *key, const struct ynode *it, const char *what,
+		      void *user)
 {
-	char what[256];
-	int ret = 0;
+	char **data = user;
+	struct json_object *j = NULL;
+	const char *text;
 
-	if (ynode_is_null(n))
+	(void)key;
+	(void)what;
+	if (ynode_is_null(it))
 		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy.verification: expected a mapping, found %s", name,
-			     ynode_kind(n));
-	v->present = true;
-	for (size_t i = 0; i < n->n && !ret; i++) {
-		const char *k = n->keys[i]->str;
-		const struct ynode *it = n->items[i];
+	text = to_json(it, 0, &j) == 0 && j
+		       ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+		       : NULL;
+	free(*data);
+	*data = text ? strdup(text) : NULL;
+	json_object_put(j);
+	return *data ? 0 : PFAIL(c, it, CONFIG_ENOMEM, "out of memory");
+}
 
-		snprintf(what, sizeof(what), "%s.proxy.verification.%s", name, k);
-		if (strcmp(k, "method") == 0) {
-			ret = opt_string(c, it, what, &v->method);
-		} else if (strcmp(k, "endpoints") == 0 || strcmp(k, "endpoint") == 0) {
-			ret = p_strlist_or_string(c, it, what, &v->endpoints);
-		} else if (strcmp(k, "headers") == 0) {
-			ret = p_strmap(c, it, what, &v->headers);
-		} else if (strcmp(k, "base_url_override") == 0) {
-			ret = opt_string(c, it, what, &v->base_url_override);
-		} else if (strcmp(k, "data") == 0 && !ynode_is_null(it)) {
-			struct json_object *j = NULL;
-			const char *text = to_json(it, 0, &j) == 0 && j
-						   ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
-											 JSON_C_TO_STRING_NOSLASHESCAPE)
-						   : NULL;
+static const struct p_field verification_fields[] = {
+	{"method", P_OPT_STRING, offsetof(struct config_verification, method), NULL},
+	{"endpoints", P_STRLIST, offsetof(struct config_verification, endpoints), NULL},
+	{"endpoint", P_STRLIST, offsetof(struct config_verification, endpoints), NULL},
+	{"headers", P_STRMAP, offsetof(struct config_verification, headers), NULL},
+	{"base_url_override", P_OPT_STRING, offsetof(struct config_verification, base_url_override), NULL},
+	{"data", P_CALL, offsetof(struct config_verification, data), parse_data},
+};
 
-			free(v->data);
-			v->data = text ? strdup(text) : NULL;
-			json_object_put(j);
-			if (!v->data)
-				ret = PFAIL(c, it, CONFIG_ENOMEM, "out of memory");
-		}
-	}
-	return ret;
+static int parse_verification(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+			      void *user)
+{
+	struct config_verification *v = user;
+
+	(void)key;
+	v->present = !ynode_is_null(n);
+	return p_fields(c, n, what, "", verification_fields, N_FIELDS(verification_fields), v);
 }
 
 static void verification_clear(struct config_verification *v)
@@ -244,147 +212,126 @@ static void verification_clear(struct config_verification *v)
 	memset(v, 0, sizeof(*v));
 }
 
-static int parse_proxy(struct pctx *c, const struct ynode *n, const char *name, struct config_provider *p)
-{
-	char what[256];
-	int ret = 0;
-
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s.proxy: expected a mapping, found %s", name, ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i]->str;
-		const struct ynode *v = n->items[i];
-
-		snprintf(what, sizeof(what), "%s.proxy.%s", name, k);
-		if (strcmp(k, "base_url") == 0)
-			ret = opt_string(c, v, what, &p->base_url);
-		else if (strcmp(k, "headers") == 0)
-			ret = p_strmap(c, v, what, &p->headers);
-		else if (strcmp(k, "query") == 0)
-			ret = p_strmap(c, v, what, &p->query);
-		else if (strcmp(k, "retry") == 0)
-			ret = parse_retry(c, v, name, &p->retry);
-		else if (strcmp(k, "paginate") == 0)
-			ret = parse_paginate(c, v, name, &p->paginate);
-		else if (strcmp(k, "verification") == 0)
-			ret = parse_verification(c, v, name, &p->verification);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
+static const struct p_field proxy_fields[] = {
+	{"base_url", P_OPT_STRING, offsetof(struct config_provider, base_url), NULL},
+	{"headers", P_STRMAP, offsetof(struct config_provider, headers), NULL},
+	{"query", P_STRMAP, offsetof(struct config_provider, query), NULL},
+	{"retry", P_CALL, offsetof(struct config_provider, retry), parse_retry},
+	{"paginate", P_CALL, offsetof(struct config_provider, paginate), parse_paginate},
+	{"verification", P_CALL, offsetof(struct config_provider, verification), parse_verification},
+};
 
 /* token_params / refresh_params: scalars are kept; a nested mapping (two
  * providers of Nango's catalogue have one) is skipped: evscript sends form
  * fields only. */
-static int parse_params(struct pctx *c, const struct ynode *n, const char *what, struct config_map *out)
+static int param_entry(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+		       void *user)
 {
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping, found %s", what, ynode_kind(n));
-	map_clear(out);
-	for (size_t i = 0; i < n->n; i++) {
-		struct config_kv *items;
-		const struct ynode *v = n->items[i];
+	struct config_map *out = user;
+	struct config_kv *items;
 
-		if (v->type != YNODE_SCALAR)
-			continue;
-		items = realloc(out->items, (out->n + 1) * sizeof(*items));
-		if (!items)
-			return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
-		out->items = items;
-		items[out->n].key = strdup(n->keys[i]->str);
-		items[out->n].value = strdup(v->str ? v->str : "");
-		out->n++;
-		if (!items[out->n - 1].key || !items[out->n - 1].value)
-			return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
-	}
+	(void)what;
+	if (v->type != YNODE_SCALAR)
+		return 0;
+	items = realloc(out->items, (out->n + 1) * sizeof(*items));
+	if (!items)
+		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
+	out->items = items;
+	items[out->n].key = strdup(key->str);
+	items[out->n].value = strdup(v->str ? v->str : "");
+	out->n++;
+	if (!items[out->n - 1].key || !items[out->n - 1].value)
+		return PFAIL(c, v, CONFIG_ENOMEM, "out of memory");
 	return 0;
+}
+
+static int parse_params(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+			void *user)
+{
+	(void)key;
+	if (n->type == YNODE_MAP)
+		map_clear(user);
+	return p_each(c, n, what, "", param_entry, user);
 }
 
 /* token_url: a template, or (github-app-oauth) a mapping of auth mode to
  * template, of which the OAUTH2 entry is the token endpoint. */
-static int parse_token_url(struct pctx *c, const struct ynode *n, const char *what, char **out)
+static int parse_token_url(struct pctx *c, const struct ynode *key, const struct ynode *n, const char *what,
+			   void *user)
 {
+	(void)key;
 	if (n->type == YNODE_MAP) {
 		for (size_t i = 0; i < n->n; i++)
 			if (strcmp(n->keys[i]->str, "OAUTH2") == 0)
-				return opt_string(c, n->items[i], what, out);
+				return p_opt_string(c, n->items[i], what, user);
 		return 0;
 	}
-	return opt_string(c, n, what, out);
+	return p_opt_string(c, n, what, user);
 }
 
-/* The OAuth2 token endpoint's keys (read by token refresh). */
-static int parse_oauth(struct pctx *c, const char *k, const struct ynode *v, const char *what,
-		       struct config_provider *p)
+/* A provider's keys besides display_name, auth_mode, alias and proxy: the
+ * OAuth2 token endpoint's (read by token refresh). */
+static const struct p_field oauth_fields[] = {
+	{"token_url", P_CALL, offsetof(struct config_provider, token_url), parse_token_url},
+	{"refresh_url", P_OPT_STRING, offsetof(struct config_provider, refresh_url), NULL},
+	{"token_params", P_CALL, offsetof(struct config_provider, token_params), parse_params},
+	{"refresh_params", P_CALL, offsetof(struct config_provider, refresh_params), parse_params},
+	{"token_request_auth_method", P_OPT_STRING, offsetof(struct config_provider, token_request_auth_method),
+	 NULL},
+	{"signature_method", P_OPT_STRING, offsetof(struct config_provider, signature_method), NULL},
+	{"authorization_method", P_OPT_STRING, offsetof(struct config_provider, authorization_method), NULL},
+	{"body_format", P_OPT_STRING, offsetof(struct config_provider, body_format), NULL},
+};
+
+/* The keys of one provider; user is its struct provider_entry. */
+struct provider_entry {
+	struct config_provider *p;
+	struct raw *raw;
+};
+
+static int provider_key(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+			void *user)
 {
-	if (strcmp(k, "token_url") == 0)
-		return parse_token_url(c, v, what, &p->token_url);
-	if (strcmp(k, "refresh_url") == 0)
-		return opt_string(c, v, what, &p->refresh_url);
-	if (strcmp(k, "token_params") == 0)
-		return parse_params(c, v, what, &p->token_params);
-	if (strcmp(k, "refresh_params") == 0)
-		return parse_params(c, v, what, &p->refresh_params);
-	if (strcmp(k, "token_request_auth_method") == 0)
-		return opt_string(c, v, what, &p->token_request_auth_method);
-	if (strcmp(k, "signature_method") == 0)
-		return opt_string(c, v, what, &p->signature_method);
-	if (strcmp(k, "authorization_method") == 0)
-		return opt_string(c, v, what, &p->authorization_method);
-	if (strcmp(k, "body_format") == 0)
-		return opt_string(c, v, what, &p->body_format);
-	return 0;
+	struct config_provider *p = ((struct provider_entry *)user)->p;
+	struct raw *raw = ((struct provider_entry *)user)->raw;
+	const char *k = key->str;
+	int ret;
+
+	if (strcmp(k, "display_name") == 0) {
+		raw->has_display_name = !ynode_is_null(v);
+		return p_opt_string(c, v, what, &p->display_name);
+	}
+	if (strcmp(k, "auth_mode") == 0) {
+		raw->has_auth_mode = !ynode_is_null(v);
+		ret = p_opt_string(c, v, what, &p->auth_mode_name);
+		p->auth_mode = auth_mode_of(p->auth_mode_name);
+		return ret;
+	}
+	if (strcmp(k, "alias") == 0) {
+		ret = p_opt_string(c, v, what, &p->alias);
+		if (p->alias)
+			raw->alias = v;
+		return ret;
+	}
+	if (strcmp(k, "proxy") == 0) {
+		raw->has_proxy = !ynode_is_null(v);
+		return p_fields(c, v, what, "", proxy_fields, N_FIELDS(proxy_fields), p);
+	}
+	return p_field(c, key, v, what, oauth_fields, N_FIELDS(oauth_fields), p);
 }
 
 static int parse_entry(struct pctx *c, const struct ynode *key, const struct ynode *n, struct config_provider *p,
 		       struct raw *raw)
 {
-	const char *name = key->str;
-	char what[256];
-	int ret = 0;
+	struct provider_entry e = {p, raw};
 
 	raw->key = key;
 	p->line = key->line;
 	p->column = key->column;
-	p->name = strdup(name);
+	p->name = strdup(key->str);
 	if (!p->name)
 		return PFAIL(c, key, CONFIG_ENOMEM, "out of memory");
-	if (ynode_is_null(n))
-		return 0;
-	if (n->type != YNODE_MAP)
-		return PFAIL(c, n, CONFIG_EINVALID, "%s: expected a mapping (a provider), found %s", name,
-			     ynode_kind(n));
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i]->str;
-		const struct ynode *v = n->items[i];
-
-		snprintf(what, sizeof(what), "%s.%s", name, k);
-		if (strcmp(k, "display_name") == 0) {
-			raw->has_display_name = !ynode_is_null(v);
-			ret = opt_string(c, v, what, &p->display_name);
-		} else if (strcmp(k, "auth_mode") == 0) {
-			raw->has_auth_mode = !ynode_is_null(v);
-			ret = opt_string(c, v, what, &p->auth_mode_name);
-			p->auth_mode = auth_mode_of(p->auth_mode_name);
-		} else if (strcmp(k, "alias") == 0) {
-			ret = opt_string(c, v, what, &p->alias);
-			if (p->alias)
-				raw->alias = v;
-		} else if (strcmp(k, "proxy") == 0) {
-			raw->has_proxy = !ynode_is_null(v);
-			ret = parse_proxy(c, v, name, p);
-		} else {
-			ret = parse_oauth(c, k, v, what, p);
-		}
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return p_each(c, n, key->str, " (a provider)", provider_key, &e);
 }
 
 static int copy_str(char **dst, const char *src)
@@ -420,30 +367,41 @@ static int copy_map(struct config_map *dst, const struct config_map *src)
 	return 0;
 }
 
+void config_retry_clear(struct config_retry *r)
+{
+	strlist_clear(&r->at);
+	strlist_clear(&r->after);
+	strlist_clear(&r->remaining);
+	strlist_clear(&r->error_code);
+	free(r->in_body_path);
+	free(r->in_body_value);
+	free(r->in_body_strategy);
+	memset(r, 0, sizeof(*r));
+}
+
+int config_retry_copy(struct config_retry *dst, const struct config_retry *src)
+{
+	if (copy_list(&dst->at, &src->at) || copy_list(&dst->after, &src->after) ||
+	    copy_list(&dst->remaining, &src->remaining) || copy_list(&dst->error_code, &src->error_code) ||
+	    copy_str(&dst->in_body_path, src->in_body_path) || copy_str(&dst->in_body_value, src->in_body_value) ||
+	    copy_str(&dst->in_body_strategy, src->in_body_strategy))
+		return CONFIG_ENOMEM;
+	return 0;
+}
+
 static void proxy_clear(struct config_provider *p)
 {
 	free(p->base_url);
 	p->base_url = NULL;
 	map_clear(&p->headers);
 	map_clear(&p->query);
-	strlist_clear(&p->retry.at);
-	strlist_clear(&p->retry.after);
-	strlist_clear(&p->retry.remaining);
-	strlist_clear(&p->retry.error_code);
-	free(p->retry.in_body_path);
-	free(p->retry.in_body_value);
-	free(p->retry.in_body_strategy);
-	p->retry.in_body_path = p->retry.in_body_value = p->retry.in_body_strategy = NULL;
+	config_retry_clear(&p->retry);
 	config_paginate_clear(&p->paginate);
 	verification_clear(&p->verification);
 }
 
 static int copy_proxy(struct config_provider *dst, const struct config_provider *src)
 {
-	const struct config_paginate *s = &src->paginate;
-	struct config_paginate *d = &dst->paginate;
-
-	d->type = s->type;
 	dst->verification.present = src->verification.present;
 	if (copy_str(&dst->verification.method, src->verification.method) ||
 	    copy_list(&dst->verification.endpoints, &src->verification.endpoints) ||
@@ -452,22 +410,8 @@ static int copy_proxy(struct config_provider *dst, const struct config_provider 
 	    copy_str(&dst->verification.data, src->verification.data))
 		return CONFIG_ENOMEM;
 	if (copy_str(&dst->base_url, src->base_url) || copy_map(&dst->headers, &src->headers) ||
-	    copy_map(&dst->query, &src->query) || copy_list(&dst->retry.at, &src->retry.at) ||
-	    copy_list(&dst->retry.after, &src->retry.after) ||
-	    copy_list(&dst->retry.remaining, &src->retry.remaining) ||
-	    copy_list(&dst->retry.error_code, &src->retry.error_code) ||
-	    copy_str(&dst->retry.in_body_path, src->retry.in_body_path) ||
-	    copy_str(&dst->retry.in_body_value, src->retry.in_body_value) ||
-	    copy_str(&dst->retry.in_body_strategy, src->retry.in_body_strategy) ||
-	    copy_str(&d->cursor_path_in_response, s->cursor_path_in_response) ||
-	    copy_str(&d->cursor_name_in_request, s->cursor_name_in_request) ||
-	    copy_str(&d->limit_name_in_request, s->limit_name_in_request) ||
-	    copy_str(&d->response_path, s->response_path) ||
-	    copy_str(&d->link_rel_in_response_header, s->link_rel_in_response_header) ||
-	    copy_str(&d->link_path_in_response_body, s->link_path_in_response_body) ||
-	    copy_str(&d->offset_name_in_request, s->offset_name_in_request) ||
-	    copy_str(&d->offset_start_value, s->offset_start_value) ||
-	    copy_str(&d->offset_calculation_method, s->offset_calculation_method))
+	    copy_map(&dst->query, &src->query) || config_retry_copy(&dst->retry, &src->retry) ||
+	    config_paginate_copy(&dst->paginate, &src->paginate))
 		return CONFIG_ENOMEM;
 	return 0;
 }

@@ -32,48 +32,50 @@ int config_set_webhook_forward_url(struct pctx *c, const struct ynode *v, struct
 	return p_string(c, v, "webhook_forward_url", &h->webhook_forward_url);
 }
 
-/* One entry of webhook_secrets: {scheme, secret, header}. */
-static int parse_secret(struct pctx *c, const struct ynode *name, const struct ynode *s,
-			struct config_webhook_secret *out)
+static int secret_key(struct pctx *c, const struct ynode *key, const struct ynode *v, const char *what,
+		      void *user)
 {
-	char what[320];
+	struct config_webhook_secret *out = user;
+	const char *k = key->str;
 	int ret = 0;
 
+	if (strcmp(k, "scheme") == 0) {
+		for (int i = 0; i < CONFIG_WEBHOOK_SCHEMES; i++)
+			if (v->type == YNODE_SCALAR && strcmp(v->str, scheme_names[i]) == 0)
+				out->scheme = i;
+		if ((int)out->scheme < 0)
+			ret = PFAIL(c, v, CONFIG_EINVALID, "%s: expected github, slack or hmac-sha256", what);
+	} else if (strcmp(k, "secret") == 0) {
+		secret_free(out->secret);
+		out->secret = NULL;
+		ret = p_string(c, v, what, &out->secret);
+		if (!ret && !out->secret[0])
+			ret = PFAIL(c, v, CONFIG_EINVALID, "%s: must not be empty", what);
+	} else if (strcmp(k, "header") == 0) {
+		free(out->header);
+		out->header = NULL;
+		ret = p_string(c, v, what, &out->header);
+	} else {
+		ret = PFAIL(c, key, CONFIG_EINVALID,
+			    "webhook_secrets.%s: unknown key '%s', expected scheme, secret or header", out->integration, k);
+	}
+	return ret;
+}
+
+/* One entry of webhook_secrets: {scheme, secret, header}. */
+static int parse_secret(struct pctx *c, const struct ynode *name, const struct ynode *s, void *item, void *user)
+{
+	struct config_webhook_secret *out = item;
+	char prefix[300];
+	int ret;
+
+	(void)user;
 	out->integration = strdup(name->str);
 	if (!out->integration)
 		return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
-	if (s->type != YNODE_MAP)
-		return PFAIL(c, s, CONFIG_EINVALID,
-			     "webhook_secrets.%s: expected a mapping with scheme, secret and (hmac-sha256) header, found %s",
-			     name->str, ynode_kind(s));
 	out->scheme = -1;
-	for (size_t j = 0; j < s->n && !ret; j++) {
-		const char *k = s->keys[j]->str;
-		const struct ynode *v = s->items[j];
-
-		snprintf(what, sizeof(what), "webhook_secrets.%s.%s", name->str, k);
-		if (strcmp(k, "scheme") == 0) {
-			for (int i = 0; i < CONFIG_WEBHOOK_SCHEMES; i++)
-				if (v->type == YNODE_SCALAR && strcmp(v->str, scheme_names[i]) == 0)
-					out->scheme = i;
-			if ((int)out->scheme < 0)
-				ret = PFAIL(c, v, CONFIG_EINVALID, "%s: expected github, slack or hmac-sha256", what);
-		} else if (strcmp(k, "secret") == 0) {
-			secret_free(out->secret);
-			out->secret = NULL;
-			ret = p_string(c, v, what, &out->secret);
-			if (!ret && !out->secret[0])
-				ret = PFAIL(c, v, CONFIG_EINVALID, "%s: must not be empty", what);
-		} else if (strcmp(k, "header") == 0) {
-			free(out->header);
-			out->header = NULL;
-			ret = p_string(c, v, what, &out->header);
-		} else {
-			ret = PFAIL(c, s->keys[j], CONFIG_EINVALID,
-				    "webhook_secrets.%s: unknown key '%s', expected scheme, secret or header",
-				    name->str, k);
-		}
-	}
+	snprintf(prefix, sizeof(prefix), "webhook_secrets.%s", name->str);
+	ret = p_each_required(c, s, prefix, " with scheme, secret and (hmac-sha256) header", secret_key, out);
 	if (ret)
 		return ret;
 	if ((int)out->scheme < 0 || !out->secret)
@@ -85,19 +87,13 @@ static int parse_secret(struct pctx *c, const struct ynode *name, const struct y
 
 int config_set_webhook_secrets(struct pctx *c, const struct ynode *v, struct config_host *h)
 {
-	void *items;
+	void *items = NULL;
 	int ret;
 
 	config_webhook_secrets_clear(h);
-	ret = p_map_items(c, v, "webhook_secrets", "integration ids to settings", CONFIG_INTEGRATIONS_MAX,
-			  sizeof(*h->webhook_secrets), &items);
-	if (ret)
-		return ret;
+	ret = p_map_read(c, v, "webhook_secrets", "integration ids to settings", CONFIG_INTEGRATIONS_MAX,
+			 sizeof(*h->webhook_secrets), &items, &h->n_webhook_secrets, parse_secret, NULL);
 	h->webhook_secrets = items;
-	for (size_t i = 0; i < v->n && !ret; i++) {
-		h->n_webhook_secrets = i + 1;
-		ret = parse_secret(c, v->keys[i], v->items[i], &h->webhook_secrets[i]);
-	}
 	return ret;
 }
 

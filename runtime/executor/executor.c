@@ -10,6 +10,7 @@
  */
 #include "executor.h"
 #include "paginate.h"
+#include "proxy_msg.h"
 #include "wire.h"
 #include "zygote.h"
 
@@ -84,7 +85,7 @@ struct executor {
 	bool zygote_gone;        /* until the reader has restarted it */
 	bool stopping;           /* executor_free: the zygote's EOF is its stop */
 	bool drained;            /* executor_kill_all: no more runs */
-	uint64_t restarts;
+	size_t restarts;
 	char sandbox[512];       /* what the zygote's sandbox applies (sandbox.h) */
 };
 
@@ -704,14 +705,7 @@ bool executor_degraded(const struct executor *ex)
 
 uint64_t executor_zygote_restarts(const struct executor *ex)
 {
-	uint64_t n = 0;
-
-	if (ex) {
-		pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
-		n = ex->restarts;
-		pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);
-	}
-	return n;
+	return ex ? read_locked(ex, &ex->restarts) : 0;
 }
 
 const char *executor_sandbox(const struct executor *ex)
@@ -858,75 +852,14 @@ static int serve_session(struct serve *sv)
 	return rc;
 }
 
-/* [[name, value], ...] of a proxy message into *out (strings lent from m). */
-static int read_pairs(struct json_object *m, const char *k, struct evs_header **out, size_t *n)
-{
-	struct json_object *a;
-	size_t len;
-
-	*out = NULL;
-	*n = 0;
-	if (!json_object_object_get_ex(m, k, &a) || !a)
-		return EVS_OK;
-	if (!json_object_is_type(a, json_type_array))
-		return EVS_EINVAL;
-	len = json_object_array_length(a);
-	if (len == 0)
-		return EVS_OK;
-	if (len > WIRE_PAIRS_MAX)
-		return EVS_EINVAL;
-	*out = calloc(len, sizeof(**out));
-	if (!*out)
-		return EVS_ENOMEM;
-	for (size_t i = 0; i < len; i++) {
-		struct json_object *p = json_object_array_get_idx(a, i), *kk, *vv;
-
-		if (!json_object_is_type(p, json_type_array) || json_object_array_length(p) != 2)
-			return EVS_EINVAL;
-		kk = json_object_array_get_idx(p, 0);
-		vv = json_object_array_get_idx(p, 1);
-		if (!json_object_is_type(kk, json_type_string) || !json_object_is_type(vv, json_type_string))
-			return EVS_EINVAL;
-		(*out)[i].name = json_object_get_string(kk);
-		(*out)[i].value = json_object_get_string(vv);
-		*n = i + 1;
-	}
-	return EVS_OK;
-}
-
-/* The proxy message's "retry_on" statuses into v (at most
- * WIRE_RETRY_ON_MAX): EVS_OK, or EVS_EINVAL for anything else. */
-static int read_retry_on(struct json_object *m, int v[WIRE_RETRY_ON_MAX], size_t *n)
-{
-	struct json_object *a;
-
-	*n = 0;
-	if (!json_object_object_get_ex(m, "retry_on", &a) || !a)
-		return EVS_OK;
-	if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) > WIRE_RETRY_ON_MAX)
-		return EVS_EINVAL;
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		struct json_object *e = json_object_array_get_idx(a, i);
-
-		if (!json_object_is_type(e, json_type_int))
-			return EVS_EINVAL;
-		v[i] = json_object_get_int(e);
-	}
-	*n = json_object_array_length(a);
-	return EVS_OK;
-}
-
 /* A proxy call: its body (a raw message) follows m. Returns -1 when the
  * socket broke, else 0 (the reply, success or not, was sent). */
 static int serve_proxy(struct serve *sv, struct json_object *m)
 {
-	struct evs_request req = {.size = sizeof(req)};
-	struct evs_header *params = NULL, *headers = NULL;
+	struct proxy_call call;
 	struct evs_response *resp = NULL;
-	struct json_object *reply = NULL, *ha;
-	int retry_on[WIRE_RETRY_ON_MAX];
-	int64_t body_len = wire_jint(m, "body_len"), retries = wire_jint(m, "retries"),
-		timeout_ms = wire_jint(m, "timeout_ms");
+	struct json_object *reply;
+	int64_t body_len = wire_jint(m, "body_len");
 	char *body = NULL;
 	size_t got = 0;
 	int rc, ret = 0;
@@ -938,62 +871,35 @@ static int serve_proxy(struct serve *sv, struct json_object *m)
 		free(body);
 		return -1;
 	}
-	req.method = wire_jstr(m, "method");
-	req.endpoint = wire_jstr(m, "endpoint");
-	req.body = body;
-	req.body_len = got;
-	req.retries = retries < 0 ? 0 : retries > UINT32_MAX ? UINT32_MAX : (uint32_t)retries;
-	req.timeout_ms = timeout_ms < 0 ? 0 : timeout_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)timeout_ms;
-	rc = req.endpoint ? EVS_OK : EVS_EINVAL;
-	if (rc == EVS_OK)
-		rc = read_pairs(m, "params", &params, &req.n_params);
-	if (rc == EVS_OK)
-		rc = read_pairs(m, "headers", &headers, &req.n_headers);
-	req.params = params;
-	req.headers = headers;
-	req.base_url_override = wire_jstr(m, "base_url_override");
-	if (rc == EVS_OK)
-		rc = read_retry_on(m, retry_on, &req.n_retry_on);
-	req.retry_on = retry_on;
+	rc = proxy_call_decode(m, body, got, &call);
 	if (rc == EVS_OK)
 		rc = serve_session(sv);
 	if (rc == EVS_OK)
-		rc = proxy_request(sv->session, &req, &resp);
-	reply = json_object_new_object();
-	ha = json_object_new_array();
-	if (!reply || !ha) {
-		json_object_put(ha);
-		ret = -1;
-		goto out;
-	}
-	json_object_object_add(reply, "rc", json_object_new_int(rc));
-	if (rc == EVS_OK) {
-		json_object_object_add(reply, "status", json_object_new_int(resp->status));
-		for (size_t i = 0; i < resp->n_headers; i++) {
-			struct json_object *p = json_object_new_array();
-
-			if (!p)
-				continue;
-			json_object_array_add(p, json_object_new_string(resp->headers[i].name));
-			json_object_array_add(p, json_object_new_string(resp->headers[i].value));
-			json_object_array_add(ha, p);
-		}
-		json_object_object_add(reply, "headers", ha);
-		ha = NULL;
-		json_object_object_add(reply, "body_len", json_object_new_int64((int64_t)resp->body_len));
-	}
-	json_object_put(ha);
-	if (wire_send_json(sv->d, reply, NULL, 0) < 0 ||
+		rc = proxy_request(sv->session, &call.req, &resp);
+	reply = proxy_reply_head(rc, resp);
+	if (!reply || wire_send_json(sv->d, reply, NULL, 0) < 0 ||
 	    (rc == EVS_OK && wire_send_msg(sv->d, resp->body ? resp->body : "", resp->body_len, NULL, 0) < 0))
 		ret = -1;
-out:
 	json_object_put(reply);
 	proxy_response_free(resp);
-	free(params);
-	free(headers);
+	proxy_call_clear(&call);
 	free(body);
 	return ret;
 }
+
+/* The calls that take nothing and answer a string (secret: wiped after). */
+static const struct getter {
+	const char *fn;
+	int (*get)(struct hostapi_exec *x, char **out);
+	bool secret;
+} getters[] = {
+	{"get_connection", hostapi_get_connection, true},
+	{"get_metadata", hostapi_get_metadata, false},
+	{"get_webhook_url", hostapi_get_webhook_url, false},
+	{"get_token", hostapi_get_token, true},
+	{"get_integration", hostapi_get_integration, false},
+	{"get_env_all", hostapi_get_env_all, false},
+};
 
 /* A call other than proxy: -1 when no reply could be sent (the executor,
  * which waits for one, must get EOF instead), else 0. */
@@ -1001,37 +907,30 @@ static int reply_call(struct serve *sv, struct json_object *m)
 {
 	struct hostapi_exec *host = sv->host;
 	const char *fn = wire_jstr(m, "fn");
+	const struct getter *g = NULL;
 	struct json_object *reply, *val = NULL;
 	char *s = NULL;
 	bool secret = false;
 	int rc, ret = -1;
 
+	for (size_t i = 0; fn && !g && i < sizeof(getters) / sizeof(getters[0]); i++)
+		if (strcmp(fn, getters[i].fn) == 0)
+			g = &getters[i];
 	if (!fn) {
 		rc = EVS_EINVAL;
-	} else if (strcmp(fn, "get_connection") == 0) {
-		rc = hostapi_get_connection(host, &s);
-		secret = true;
-	} else if (strcmp(fn, "get_metadata") == 0) {
-		rc = hostapi_get_metadata(host, &s);
+	} else if (g) {
+		rc = g->get(host, &s);
+		secret = g->secret;
 	} else if (strcmp(fn, "set_metadata") == 0) {
 		rc = hostapi_set_metadata(host, wire_jstr(m, "j"));
 	} else if (strcmp(fn, "update_metadata") == 0) {
 		rc = hostapi_update_metadata(host, wire_jstr(m, "j"));
 	} else if (strcmp(fn, "get_env") == 0) {
 		rc = wire_jstr(m, "name") ? hostapi_get_env(host, wire_jstr(m, "name"), &s) : EVS_EINVAL;
-	} else if (strcmp(fn, "get_webhook_url") == 0) {
-		rc = hostapi_get_webhook_url(host, &s);
 	} else if (strcmp(fn, "trigger_action") == 0) {
 		rc = wire_jstr(m, "name") ? hostapi_trigger_action(host, wire_jstr(m, "name"),
 								  wire_jstr(m, "input"), &s)
 					  : EVS_EINVAL;
-	} else if (strcmp(fn, "get_token") == 0) {
-		rc = hostapi_get_token(host, &s);
-		secret = true;
-	} else if (strcmp(fn, "get_integration") == 0) {
-		rc = hostapi_get_integration(host, &s);
-	} else if (strcmp(fn, "get_env_all") == 0) {
-		rc = hostapi_get_env_all(host, &s);
 	} else if (strcmp(fn, "set_action_error") == 0) {
 		rc = hostapi_set_action_error(host, wire_jstr(m, "m"), wire_jstr(m, "payload"));
 	} else if (strcmp(fn, "trigger_action_for") == 0) {

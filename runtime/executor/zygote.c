@@ -157,26 +157,14 @@ static int x_call(struct json_object *req, struct json_object **reply)
 	return (int)wire_jint(*reply, "rc");
 }
 
-/* A call whose answer is a string lent to the plugin (it lives until the
- * process exits, right after the entry point returns). */
-static int x_call_string(const char *fn, const char *k1, const char *v1, const char *k2,
-			 const char *v2, const char **out)
+/* Sends req (taken) and gives its answer's string "v" to *out (lent to the
+ * plugin as below); EVS_EHOST when the answer has none. */
+static int x_call_take_string(struct json_object *req, const char **out)
 {
-	struct json_object *req = json_object_new_object(), *reply = NULL;
+	struct json_object *reply = NULL;
 	const char *v;
-	int rc;
+	int rc = x_call(req, &reply);
 
-	if (!out)
-		return EVS_EINVAL;
-	*out = NULL;
-	if (!req)
-		return EVS_ENOMEM;
-	json_object_object_add(req, "fn", json_object_new_string(fn));
-	if (k1)
-		json_object_object_add(req, k1, v1 ? json_object_new_string(v1) : NULL);
-	if (k2)
-		json_object_object_add(req, k2, v2 ? json_object_new_string(v2) : NULL);
-	rc = x_call(req, &reply);
 	if (rc == EVS_OK) {
 		v = wire_jstr(reply, "v");
 		*out = v ? strdup(v) : NULL;
@@ -185,6 +173,40 @@ static int x_call_string(const char *fn, const char *k1, const char *v1, const c
 	}
 	json_object_put(reply);
 	return rc;
+}
+
+/* Calls fn with up to two string members (k NULL: none; v NULL: JSON
+ * null). With out, the answer's string is lent to the plugin (it lives
+ * until the process exits, right after the entry point returns); without,
+ * only the answer's rc counts. */
+static int x_call_with(const char *fn, const char *k1, const char *v1, const char *k2, const char *v2,
+		       const char **out)
+{
+	struct json_object *req = json_object_new_object(), *reply = NULL;
+	int rc;
+
+	if (!req)
+		return EVS_ENOMEM;
+	json_object_object_add(req, "fn", json_object_new_string(fn));
+	if (k1)
+		json_object_object_add(req, k1, v1 ? json_object_new_string(v1) : NULL);
+	if (k2)
+		json_object_object_add(req, k2, v2 ? json_object_new_string(v2) : NULL);
+	if (out)
+		return x_call_take_string(req, out);
+	rc = x_call(req, &reply);
+	json_object_put(reply);
+	return rc;
+}
+
+/* x_call_with for a string answer, which the plugin must ask for. */
+static int x_call_string(const char *fn, const char *k1, const char *v1, const char *k2,
+			 const char *v2, const char **out)
+{
+	if (!out)
+		return EVS_EINVAL;
+	*out = NULL;
+	return x_call_with(fn, k1, v1, k2, v2, out);
 }
 
 /* A message without a reply: a log line ("log", level l) or the error
@@ -229,33 +251,25 @@ static void x_set_error(struct evs_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int x_get_connection(struct evs_ctx *ctx, const char **json)
-{
-	(void)ctx;
-	return x_call_string("get_connection", NULL, NULL, NULL, NULL, json);
-}
+/* The host functions that take nothing and answer one string (lent as
+ * x_call_string says): each asks the daemon for the function of its name. */
+#define X_GETTER(name)                                                   \
+	static int x_##name(struct evs_ctx *ctx, const char **out)      \
+	{                                                                \
+		(void)ctx;                                               \
+		return x_call_string(#name, NULL, NULL, NULL, NULL, out); \
+	}
 
-static int x_get_metadata(struct evs_ctx *ctx, const char **json)
-{
-	(void)ctx;
-	return x_call_string("get_metadata", NULL, NULL, NULL, NULL, json);
-}
+X_GETTER(get_connection)
+X_GETTER(get_metadata)
+X_GETTER(get_webhook_url)
+X_GETTER(get_token)
+X_GETTER(get_integration)
+X_GETTER(get_env_all)
 
 static int x_call_in(const char *fn, const char *json)
 {
-	struct json_object *req, *reply = NULL;
-	int rc;
-
-	if (!json)
-		return EVS_EINVAL;
-	req = json_object_new_object();
-	if (!req)
-		return EVS_ENOMEM;
-	json_object_object_add(req, "fn", json_object_new_string(fn));
-	json_object_object_add(req, "j", json_object_new_string(json));
-	rc = x_call(req, &reply);
-	json_object_put(reply);
-	return rc;
+	return json ? x_call_with(fn, "j", json, NULL, NULL, NULL) : EVS_EINVAL;
 }
 
 static int x_set_metadata(struct evs_ctx *ctx, const char *json)
@@ -278,12 +292,6 @@ static int x_get_env(struct evs_ctx *ctx, const char *name, const char **value)
 	return x_call_string("get_env", "name", name, NULL, NULL, value);
 }
 
-static int x_get_webhook_url(struct evs_ctx *ctx, const char **url)
-{
-	(void)ctx;
-	return x_call_string("get_webhook_url", NULL, NULL, NULL, NULL, url);
-}
-
 static int x_trigger_action(struct evs_ctx *ctx, const char *name, const char *input_json,
 			    const char **output_json)
 {
@@ -294,49 +302,18 @@ static int x_trigger_action(struct evs_ctx *ctx, const char *name, const char *i
 			     input_json ? input_json : "null", output_json);
 }
 
-static int x_get_token(struct evs_ctx *ctx, const char **token)
-{
-	(void)ctx;
-	return x_call_string("get_token", NULL, NULL, NULL, NULL, token);
-}
-
-static int x_get_integration(struct evs_ctx *ctx, const char **json)
-{
-	(void)ctx;
-	return x_call_string("get_integration", NULL, NULL, NULL, NULL, json);
-}
-
-static int x_get_env_all(struct evs_ctx *ctx, const char **json)
-{
-	(void)ctx;
-	return x_call_string("get_env_all", NULL, NULL, NULL, NULL, json);
-}
-
 static int x_set_action_error(struct evs_ctx *ctx, const char *message, const char *payload_json)
 {
-	struct json_object *req, *reply = NULL;
-	int rc;
-
 	(void)ctx;
 	if (!message)
 		return EVS_EINVAL;
-	req = json_object_new_object();
-	if (!req)
-		return EVS_ENOMEM;
-	json_object_object_add(req, "fn", json_object_new_string("set_action_error"));
-	json_object_object_add(req, "m", json_object_new_string(message));
-	json_object_object_add(req, "payload", json_object_new_string(payload_json ? payload_json : "null"));
-	rc = x_call(req, &reply);
-	json_object_put(reply);
-	return rc;
+	return x_call_with("set_action_error", "m", message, "payload", payload_json ? payload_json : "null", NULL);
 }
 
 static int x_trigger_action_for(struct evs_ctx *ctx, const char *connection_id, const char *name,
 				const char *input_json, const char **output_json)
 {
-	struct json_object *req, *reply = NULL;
-	const char *v;
-	int rc;
+	struct json_object *req;
 
 	(void)ctx;
 	if (!output_json)
@@ -351,15 +328,7 @@ static int x_trigger_action_for(struct evs_ctx *ctx, const char *connection_id, 
 	json_object_object_add(req, "cid", json_object_new_string(connection_id));
 	json_object_object_add(req, "name", json_object_new_string(name));
 	json_object_object_add(req, "input", json_object_new_string(input_json ? input_json : "null"));
-	rc = x_call(req, &reply);
-	if (rc == EVS_OK) {
-		v = wire_jstr(reply, "v");
-		*output_json = v ? strdup(v) : NULL;
-		if (!*output_json)
-			rc = EVS_EHOST;
-	}
-	json_object_put(reply);
-	return rc;
+	return x_call_take_string(req, output_json);
 }
 
 /* Adds [[name, value], ...] of n pairs as key k. */

@@ -465,6 +465,17 @@ static const char *failed_since(struct json_object *cred, int64_t since_ms)
 	return at && msg && credentials_parse_time(at) >= since_ms ? msg : NULL;
 }
 
+/* store_connection_get, saying in err why it failed. */
+static int read_connection(struct store *s, const char *pck, const char *cid, struct store_connection **c,
+			   char *err, size_t errlen)
+{
+	int ret = store_connection_get(s, pck, cid, c);
+
+	if (ret)
+		util_set_err(err, errlen, "could not read the connection: %s", status_str(ret));
+	return ret;
+}
+
 /* Steps 2-4 under the lock: *c is the connection as read before; it is
  * replaced by the fresh one. */
 static int refresh_locked(struct store *s, const struct config_host *cfg, const struct config_provider *p,
@@ -483,11 +494,9 @@ static int refresh_locked(struct store *s, const struct config_host *cfg, const 
 		util_set_err(err, errlen, "could not lock the connection for its token refresh: %s", status_str(ret));
 		return ret;
 	}
-	ret = store_connection_get(s, pck, cid, &now);
-	if (ret) {
-		util_set_err(err, errlen, "could not read the connection: %s", status_str(ret));
+	ret = read_connection(s, pck, cid, &now, err, errlen);
+	if (ret)
 		goto out;
-	}
 	cred = json_tokener_parse(now->credentials);
 	need = cred ? need_of(cred, force, util_now_ms()) : NEED_NOTHING;
 	if (need == NEED_NOTHING)
@@ -541,11 +550,9 @@ int hostapi_connection_fresh(struct store *s, const struct config_host *cfg,
 	int ret;
 
 	*out = NULL;
-	ret = store_connection_get(s, pck, cid, &c);
-	if (ret) {
-		util_set_err(err, errlen, "could not read the connection: %s", status_str(ret));
+	ret = read_connection(s, pck, cid, &c, err, errlen);
+	if (ret)
 		return ret;
-	}
 	cred = json_tokener_parse(c->credentials);
 	need = cred && provider ? need_of(cred, force, util_now_ms()) : NEED_NOTHING;
 	hostapi_json_put_secret(cred);

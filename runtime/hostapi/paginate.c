@@ -78,15 +78,7 @@ int paginate_settings_from_json(struct json_object *o, struct config_paginate *o
 
 int paginate_settings_copy(const struct config_paginate *src, struct config_paginate *out)
 {
-	memset(out, 0, sizeof(*out));
-	out->type = src->type;
-	for (size_t i = 0; i < CONFIG_PAGINATE_N_FIELDS; i++) {
-		const char *v = config_paginate_get(src, i);
-
-		if (v && !(*config_paginate_field(out, i) = strdup(v)))
-			return EVS_ENOMEM;
-	}
-	return EVS_OK;
+	return config_paginate_copy(out, src) ? EVS_ENOMEM : EVS_OK;
 }
 
 

@@ -137,16 +137,6 @@ static void map_clear(struct config_map *m, bool wipe)
 	m->n = 0;
 }
 
-static void list_clear(struct config_strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->items[i]);
-	free(l->items);
-	l->items = NULL;
-	l->n = 0;
-}
-
-
 /* An array of n items of size bytes each, grown by one item (the old one is
  * then gone), or NULL when it holds CONFIG_LIST_MAX or memory ran out (the
  * old one is kept). */
@@ -176,21 +166,6 @@ static int map_add(struct config_map *m, const char *key, const char *value)
 	return EVS_OK;
 }
 
-/* Appends a copy of s to l. */
-static int list_add(struct config_strlist *l, const char *s)
-{
-	char **items = grow_by_one(l->items, l->n, sizeof(*items));
-
-	if (!items)
-		return EVS_ENOMEM;
-	l->items = items;
-	items[l->n] = strdup(s);
-	if (!items[l->n])
-		return EVS_ENOMEM;
-	l->n++;
-	return EVS_OK;
-}
-
 /* ------------------------------------------------------------------ targets */
 
 /* Frees t and wipes its credentials. NULL is fine. */
@@ -212,13 +187,7 @@ void proxy_target_free(struct proxy_target *t)
 	wipe_free(t->oauth1.token_secret);
 	free(t->oauth1.signature_method);
 	free(t->oauth1.realm);
-	list_clear(&t->retry.at);
-	list_clear(&t->retry.after);
-	list_clear(&t->retry.remaining);
-	list_clear(&t->retry.error_code);
-	free(t->retry.in_body_path);
-	free(t->retry.in_body_value);
-	free(t->retry.in_body_strategy);
+	config_retry_clear(&t->retry);
 	config_paginate_clear(&t->paginate);
 	free(t);
 }
@@ -266,21 +235,7 @@ static int target_copy(const struct proxy_target *src, struct proxy_target **out
 		goto fail;
 	if (oauth1_copy(&src->oauth1, &t->oauth1))
 		goto fail;
-	for (size_t i = 0; i < src->retry.at.n; i++)
-		if (list_add(&t->retry.at, src->retry.at.items[i]))
-			goto fail;
-	for (size_t i = 0; i < src->retry.after.n; i++)
-		if (list_add(&t->retry.after, src->retry.after.items[i]))
-			goto fail;
-	for (size_t i = 0; i < src->retry.remaining.n; i++)
-		if (list_add(&t->retry.remaining, src->retry.remaining.items[i]))
-			goto fail;
-	for (size_t i = 0; i < src->retry.error_code.n; i++)
-		if (list_add(&t->retry.error_code, src->retry.error_code.items[i]))
-			goto fail;
-	if ((src->retry.in_body_path && !(t->retry.in_body_path = strdup(src->retry.in_body_path))) ||
-	    (src->retry.in_body_value && !(t->retry.in_body_value = strdup(src->retry.in_body_value))) ||
-	    (src->retry.in_body_strategy && !(t->retry.in_body_strategy = strdup(src->retry.in_body_strategy))))
+	if (config_retry_copy(&t->retry, &src->retry))
 		goto fail;
 	if (paginate_settings_copy(&src->paginate, &t->paginate))
 		goto fail;

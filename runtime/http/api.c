@@ -243,6 +243,18 @@ struct json_object *api_json_list(const char *name, struct json_object **arr)
 	return root;
 }
 
+struct json_object *api_json_member(const char *name, struct json_object *value)
+{
+	struct json_object *root = json_object_new_object();
+
+	if (!root || json_object_object_add(root, name, value) != 0) {
+		json_object_put(root);
+		json_object_put(value);
+		return NULL;
+	}
+	return root;
+}
+
 struct json_object *api_parse_doc(const char *s)
 {
 	struct json_tokener *tok;

@@ -37,12 +37,7 @@ struct api_jobs *api_jobs_new(void)
 
 	if (!j)
 		return NULL;
-	if (pthread_mutex_init(&j->lock, NULL) != 0) {
-		free(j);
-		return NULL;
-	}
-	if (pthread_cond_init(&j->idle, NULL) != 0) {
-		pthread_mutex_destroy(&j->lock);
+	if (util_lock_init(&j->lock, &j->idle) != 0) {
 		free(j);
 		return NULL;
 	}

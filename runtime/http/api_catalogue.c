@@ -88,7 +88,6 @@ int api_integration_get(struct http_request *req, struct http_response *resp, vo
 	const char *key = http_param(req, "unique_key");
 	const struct config_integration *in;
 	struct includes inc = {false, false};
-	struct json_object *root;
 	int ret;
 
 	in = key ? config_integration_find(generation_config(g), key) : NULL;
@@ -97,10 +96,7 @@ int api_integration_get(struct http_request *req, struct http_response *resp, vo
 		goto out;
 	}
 	http_query_each(req, add_include, &inc);
-	root = json_object_new_object();
-	if (root)
-		json_object_object_add(root, "data", integration_json(g, in, &inc));
-	ret = http_respond_json(resp, 200, root);
+	ret = http_respond_json(resp, 200, api_json_member("data", integration_json(g, in, &inc)));
 out:
 	generation_unref(g);
 	return ret;
@@ -192,17 +188,13 @@ int api_provider_get(struct http_request *req, struct http_response *resp, void 
 	const struct config_providers *cat = generation_config(g)->catalogue;
 	const char *name = http_param(req, "provider");
 	const struct config_provider *p = cat && name ? config_provider_find(cat, name) : NULL;
-	struct json_object *root;
 	int ret;
 
 	if (!p) {
 		ret = http_respond_error(resp, 404, "not_found", "Unknown provider %s", name ? name : "");
 		goto out;
 	}
-	root = json_object_new_object();
-	if (root)
-		json_object_object_add(root, "data", provider_json(p));
-	ret = http_respond_json(resp, 200, root);
+	ret = http_respond_json(resp, 200, api_json_member("data", provider_json(p)));
 out:
 	generation_unref(g);
 	return ret;

@@ -654,13 +654,7 @@ int api_connection_delete(struct http_request *req, struct http_response *resp, 
 		goto out;
 	}
 	log_info("api", "connection %s/%s deleted", pck, cid);
-	{
-		struct json_object *o = json_object_new_object();
-
-		if (o)
-			json_object_object_add(o, "success", json_object_new_boolean(1));
-		ret = http_respond_json(resp, 200, o);
-	}
+	ret = http_respond_json(resp, 200, api_json_member("success", json_object_new_boolean(1)));
 out:
 	if (registered)
 		api_inflight_remove(ctx, API_INFLIGHT_DELETE, key);

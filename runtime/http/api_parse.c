@@ -103,6 +103,19 @@ static void problem(struct api_problem *p, unsigned status, const char *code, co
 	va_end(ap);
 }
 
+/* Every parser's start: req (size bytes) and p emptied, and the body must
+ * be a JSON object (else a 400 invalid_json in p, and false). */
+static bool begin(struct json_object *body, void *req, size_t size, struct api_problem *p)
+{
+	memset(req, 0, size);
+	memset(p, 0, sizeof(*p));
+	if (!json_object_is_type(body, json_type_object)) {
+		problem(p, 400, "invalid_json", "the body must be a JSON object");
+		return false;
+	}
+	return true;
+}
+
 /* Adds {"path":[a, b],"message":msg} to p->errors (b may be NULL) and makes
  * the problem a 400 invalid_body whose message is the first entry's. */
 static void invalid(struct api_problem *p, const char *a, const char *b, const char *msg)
@@ -347,12 +360,8 @@ int api_parse_connection(struct json_object *body, struct api_connection_req *re
 	struct json_object *c;
 	bool bad;
 
-	memset(req, 0, sizeof(*req));
-	memset(p, 0, sizeof(*p));
-	if (!json_object_is_type(body, json_type_object)) {
-		problem(p, 400, "invalid_json", "the body must be a JSON object");
+	if (!begin(body, req, sizeof(*req), p))
 		return -1;
-	}
 	req->provider_config_key = want_string(p, body, NULL, "provider_config_key", true, 1,
 					       NAME_MAX_BYTES);
 	req->connection_id = get_string(body, "connection_id", &bad);
@@ -455,12 +464,8 @@ int api_parse_metadata(struct json_object *body, struct api_metadata_req *req,
 {
 	struct json_object *ids, *m;
 
-	memset(req, 0, sizeof(*req));
-	memset(p, 0, sizeof(*p));
-	if (!json_object_is_type(body, json_type_object)) {
-		problem(p, 400, "invalid_json", "the body must be a JSON object");
+	if (!begin(body, req, sizeof(*req), p))
 		return -1;
-	}
 	if (!json_object_object_get_ex(body, "connection_id", &ids) || ids == NULL) {
 		invalid(p, "connection_id", NULL, "is required");
 	} else if (json_object_is_type(ids, json_type_string)) {
@@ -505,12 +510,8 @@ int api_parse_metadata(struct json_object *body, struct api_metadata_req *req,
 
 int api_parse_action(struct json_object *body, struct api_action_req *req, struct api_problem *p)
 {
-	memset(req, 0, sizeof(*req));
-	memset(p, 0, sizeof(*p));
-	if (!json_object_is_type(body, json_type_object)) {
-		problem(p, 400, "invalid_json", "the body must be a JSON object");
+	if (!begin(body, req, sizeof(*req), p))
 		return -1;
-	}
 	req->action_name = want_string(p, body, NULL, "action_name", true, 1, NAME_MAX_BYTES);
 	if (req->action_name && !util_valid_name(req->action_name)) {
 		invalid(p, "action_name", NULL, "must match ^[a-zA-Z0-9_-]+$");
@@ -617,12 +618,8 @@ int api_parse_connection_patch(struct json_object *body, struct api_connection_p
 	static const char *const allowed[] = {"end_user", "tags", "webhook_url_override", NULL};
 	struct json_object *t, *w;
 
-	memset(req, 0, sizeof(*req));
-	memset(p, 0, sizeof(*p));
-	if (!json_object_is_type(body, json_type_object)) {
-		problem(p, 400, "invalid_json", "the body must be a JSON object");
+	if (!begin(body, req, sizeof(*req), p))
 		return -1;
-	}
 	if (!only_members(p, body, "body", allowed))
 		return -1;
 	if (json_object_object_get_ex(body, "tags", &t) && t)

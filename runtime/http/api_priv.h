@@ -123,6 +123,11 @@ struct json_object *api_json_time(int64_t ms);
  * fails: http_respond_json() answers that with 500. */
 struct json_object *api_json_list(const char *name, struct json_object **arr);
 
+/* A new object {"<name>": value} for a response; takes value (which may be
+ * NULL: JSON null). NULL when out of memory (value then freed):
+ * http_respond_json() answers that with 500. */
+struct json_object *api_json_member(const char *name, struct json_object *value);
+
 /* The execution object of docs/api.md (api_executions.c); a new reference,
  * NULL when out of memory. */
 struct json_object *api_execution_json(struct api_context *ctx, const struct store_execution *e);

@@ -132,12 +132,8 @@ static void look_logs(struct stream *st)
 	int ret = store_execution_get(st->ctx->store, st->execution_id, &e);
 
 	if (ret < 0) {
-		struct json_object *o = json_object_new_object();
-
-		if (o)
-			json_object_object_add(o, "message", json_object_new_string(
-				ret == STORE_ENOTFOUND ? "the execution is gone" : status_str(ret)));
-		emit(st, "error", o);
+		emit(st, "error", api_json_member("message", json_object_new_string(
+			ret == STORE_ENOTFOUND ? "the execution is gone" : status_str(ret))));
 		st->done = true;
 		return;
 	}

@@ -115,17 +115,14 @@ static int signature_check(const struct config_webhook_secret *sec, struct http_
  * (as Nango does), neither recorded nor forwarded. 1 when answered. */
 static int slack_challenge(struct http_response *resp, const char *body, int *ret)
 {
-	struct json_object *doc = api_parse_doc(body), *type, *challenge, *out;
+	struct json_object *doc = api_parse_doc(body), *type, *challenge;
 	int answered = 0;
 
 	if (json_object_object_get_ex(doc, "type", &type) && json_object_is_type(type, json_type_string) &&
 	    strcmp(json_object_get_string(type), "url_verification") == 0 &&
 	    json_object_object_get_ex(doc, "challenge", &challenge) &&
 	    json_object_is_type(challenge, json_type_string)) {
-		out = json_object_new_object();
-		if (out)
-			json_object_object_add(out, "challenge", json_object_get(challenge));
-		*ret = http_respond_json(resp, 200, out);
+		*ret = http_respond_json(resp, 200, api_json_member("challenge", json_object_get(challenge)));
 		answered = 1;
 	}
 	json_object_put(doc);
@@ -159,7 +156,7 @@ int api_webhook_receive(struct http_request *req, struct http_response *resp, vo
 	const struct config_host *h = generation_config(g);
 	const char *integration = http_param(req, "integration");
 	const struct config_webhook_secret *sec;
-	struct json_object *headers = NULL, *out;
+	struct json_object *headers = NULL;
 	const char *why = NULL, *body;
 	int64_t id = 0;
 	size_t len = 0;
@@ -194,10 +191,7 @@ int api_webhook_receive(struct http_request *req, struct http_response *resp, vo
 	}
 	atomic_fetch_add(&n_received, 1);
 	api_jobs_wake(ctx);
-	out = json_object_new_object();
-	if (out)
-		json_object_object_add(out, "id", json_object_new_int64(id));
-	ret = http_respond_json(resp, 200, out);
+	ret = http_respond_json(resp, 200, api_json_member("id", json_object_new_int64(id)));
 out:
 	json_object_put(headers);
 	generation_unref(g);

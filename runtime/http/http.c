@@ -656,44 +656,36 @@ struct query_each {
 	int ret;
 };
 
-static enum MHD_Result query_each(void *cls, enum MHD_ValueKind kind, const char *key,
-				  size_t key_size, const char *value, size_t value_size)
+/* One query argument or header: fn, unless its key or value holds a NUL
+ * (or, for a header, it has no value). */
+static enum MHD_Result checked_value(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+				     const char *value, size_t value_size)
 {
 	struct query_each *q = cls;
 
-	(void)kind;
-	if (!key || strlen(key) != key_size || (value && strlen(value) != value_size))
+	if (!key || strlen(key) != key_size || (value && strlen(value) != value_size) ||
+	    (!value && kind == MHD_HEADER_KIND))
 		return MHD_YES;
 	q->ret = q->fn(q->user, key, value);
 	return q->ret == 0 ? MHD_YES : MHD_NO;
+}
+
+static int each_checked(const struct http_request *req, enum MHD_ValueKind kind, http_query_fn fn, void *user)
+{
+	struct query_each q = {fn, user, 0};
+
+	MHD_get_connection_values_n(req->conn, kind, checked_value, &q);
+	return q.ret;
 }
 
 int http_query_each(const struct http_request *req, http_query_fn fn, void *user)
 {
-	struct query_each q = {fn, user, 0};
-
-	MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, query_each, &q);
-	return q.ret;
-}
-
-static enum MHD_Result header_each(void *cls, enum MHD_ValueKind kind, const char *key,
-				   size_t key_size, const char *value, size_t value_size)
-{
-	struct query_each *q = cls;
-
-	(void)kind;
-	if (!key || !value || strlen(key) != key_size || strlen(value) != value_size)
-		return MHD_YES;
-	q->ret = q->fn(q->user, key, value);
-	return q->ret == 0 ? MHD_YES : MHD_NO;
+	return each_checked(req, MHD_GET_ARGUMENT_KIND, fn, user);
 }
 
 int http_header_each(const struct http_request *req, http_query_fn fn, void *user)
 {
-	struct query_each q = {fn, user, 0};
-
-	MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, header_each, &q);
-	return q.ret;
+	return each_checked(req, MHD_HEADER_KIND, fn, user);
 }
 
 const char *http_header(const struct http_request *req, const char *name)
@@ -1381,13 +1373,7 @@ int http_server_new(const struct http_config *cfg, struct http_server **out, cha
 		return HTTP_ENOMEM;
 	}
 	srv->quiesced_fd = MHD_INVALID_SOCKET;
-	if (pthread_mutex_init(&srv->lock, NULL) != 0) {
-		free(srv);
-		util_set_err(err, errlen, "out of memory");
-		return HTTP_ENOMEM;
-	}
-	if (pthread_cond_init(&srv->idle, NULL) != 0) {
-		pthread_mutex_destroy(&srv->lock);
+	if (util_lock_init(&srv->lock, &srv->idle) != 0) {
 		free(srv);
 		util_set_err(err, errlen, "out of memory");
 		return HTTP_ENOMEM;

@@ -236,12 +236,7 @@ int http_guard_new(const struct http_guard_config *cfg, struct http_guard **out)
 	if (g == NULL)
 		return HTTP_ENOMEM;
 	g->cfg = *cfg;
-	if (pthread_mutex_init(&g->lock, NULL) != 0) {
-		free(g);
-		return HTTP_ENOMEM;
-	}
-	if (pthread_cond_init(&g->wake, NULL) != 0) {
-		pthread_mutex_destroy(&g->lock);
+	if (util_lock_init(&g->lock, &g->wake) != 0) {
 		free(g);
 		return HTTP_ENOMEM;
 	}

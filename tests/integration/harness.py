@@ -36,6 +36,13 @@ import pg_server
 
 SECRET = "test-secret-key-0123456789"
 
+# Nango's official node client and the tests that drive it with node.
+NANGO_CLIENT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nango-client")
+
+# The source tree, and the cc flag for the SDK's headers in it.
+SRC_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SDK_INCLUDE = "-I" + os.path.join(SRC_DIR, "plugin-sdk", "include")
+
 # The back end the daemons of this run use (a ctest label per back end).
 STORE = os.environ.get("EVS_TEST_STORE", "sqlite")
 
@@ -113,6 +120,29 @@ def children(pid):
 def pids_named(comm):
     """Pids of the processes whose name (comm) is comm, zombies included."""
     return [p for p, st in processes().items() if st.comm == comm]
+
+
+def write_file(path, text):
+    """Writes text to path; returns path."""
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def cc_plugin(src, so, *flags, libs=(), cwd=None):
+    """Compiles the plugin source file src into the shared object so against
+    the SDK's headers of the source tree (cc FLAGS -shared -fPIC -I... -o so
+    src LIBS); returns so."""
+    subprocess.run(["cc", *flags, "-shared", "-fPIC", SDK_INCLUDE, "-o", so, src, *libs], check=True, cwd=cwd)
+    return so
+
+
+def sign_plugin(so, comment=None):
+    """Signs so with the development key, with the trusted comment given (else
+    the one the CLI reads from the plugin's info); returns so."""
+    cmd = [env("EVSCRIPT_CLI"), "sign", "-q", "-s", env("EVS_SECRET_KEYFILE"), "-m", so]
+    subprocess.run(cmd + (["-t", comment] if comment else []), check=True)
+    return so
 
 
 class FakeProvider:
@@ -466,9 +496,43 @@ class DaemonTest(unittest.TestCase):
             return False
         return any(t is self for t, _ in result.failures + result.errors)
 
+    def tempdir(self, prefix="evs-"):
+        """A new temporary directory, removed after the test."""
+        d = tempfile.mkdtemp(prefix=prefix)
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
+    def nango_client(self):
+        """The node binary, with Nango's official client (@nangohq/node) installed
+        in NANGO_CLIENT_DIR (`npm ci` when it is not yet): the test fails
+        without node, or without npm when the client must be installed."""
+        node, npm = shutil.which("node"), shutil.which("npm")
+        self.assertIsNotNone(node, "node is required for this test")
+        if not os.path.isdir(os.path.join(NANGO_CLIENT_DIR, "node_modules", "@nangohq", "node")):
+            self.assertIsNotNone(npm, "npm is required to install the client")
+            subprocess.run([npm, "ci", "--prefix", NANGO_CLIENT_DIR], check=True, timeout=600)
+        return node
+
     def daemon(self, nango_yaml, start=True, **kw):
         d = Daemon(nango_yaml, **kw)
         self._daemons.append(d)
         if start:
             d.start()
         return d
+
+
+class BuildDirTest(DaemonTest):
+    """A DaemonTest whose tests share a temporary directory, cls.tmp (named
+    after tmp_prefix), for the plugins they build; removed after them."""
+
+    tmp_prefix = "evs-"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = tempfile.mkdtemp(prefix=cls.tmp_prefix)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        super().tearDownClass()

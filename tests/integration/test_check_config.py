@@ -10,14 +10,10 @@ reload then does (POST /reload and GET /plugins)."""
 
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-from harness import STORE, DaemonTest, env
-
-SRC_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import STORE, BuildDirTest, cc_plugin, env, sign_plugin, write_file
 
 PLUGIN_C = r"""
 #include <evscript/sdk.h>
@@ -55,27 +51,14 @@ def build(outdir, name, version, build="a", **flags):
     with the trusted comment "plugin:NAME version:VERSION abi:1"."""
     d = os.path.join(outdir, f"{name}-{version}-{build}-{'-'.join(sorted(flags))}")
     os.makedirs(d, exist_ok=True)
-    src = os.path.join(d, "plugin.c")
-    with open(src, "w") as f:
-        f.write(PLUGIN_C)
-    so = os.path.join(d, name + ".so")
-    cmd = ["cc", "-shared", "-fPIC", "-I" + os.path.join(SRC_DIR, "plugin-sdk", "include"),
-           f'-DNAME="{name}"', f'-DVERSION="{version}"', f'-DBUILD="{build}"', "-o", so, src]
-    cmd += ["-D" + flag for flag, on in flags.items() if on]
-    subprocess.run(cmd, check=True)
-    subprocess.run([env("EVSCRIPT_CLI"), "sign", "-q", "-s", env("EVS_SECRET_KEYFILE"), "-m", so,
-                    "-t", f"plugin:{name} version:{version} abi:1"], check=True)
-    return so
+    src = write_file(os.path.join(d, "plugin.c"), PLUGIN_C)
+    so = cc_plugin(src, os.path.join(d, name + ".so"), f'-DNAME="{name}"', f'-DVERSION="{version}"',
+                   f'-DBUILD="{build}"', *["-D" + flag for flag, on in flags.items() if on])
+    return sign_plugin(so, f"plugin:{name} version:{version} abi:1")
 
 
-class CheckConfigPredictsReload(DaemonTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="evs-check-")
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+class CheckConfigPredictsReload(BuildDirTest):
+    tmp_prefix = "evs-check-"
 
     def check(self, d):
         e = dict(os.environ)
@@ -165,14 +148,8 @@ class CheckConfigPredictsReload(DaemonTest):
         self.assertIn("lists 'echo', which is an action (run_action), not an event script", r.stdout)
 
 
-class DevAcceptRebuilds(DaemonTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="evs-rebuilds-")
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+class DevAcceptRebuilds(BuildDirTest):
+    tmp_prefix = "evs-rebuilds-"
 
     def test_rebuild_under_the_same_version(self):
         d = self.daemon(NANGO.replace("                - helper\n", ""), start=False,

@@ -8,15 +8,12 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import subprocess
 import threading
 import urllib.parse
 
-from harness import SECRET, DaemonTest
+from harness import NANGO_CLIENT_DIR, SECRET, DaemonTest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CLIENT_DIR = os.path.join(HERE, "nango-client")
 
 PROVIDERS = """
 local-oauth:
@@ -514,17 +511,13 @@ class CredentialsTest(DaemonTest):
         self.assertEqual((status, doc["error"]["code"]), (422, "invalid_credentials_type"))
 
     def test_official_client(self):
-        node, npm = shutil.which("node"), shutil.which("npm")
-        self.assertIsNotNone(node, "node is required for this test")
-        if not os.path.isdir(os.path.join(CLIENT_DIR, "node_modules", "@nangohq", "node")):
-            self.assertIsNotNone(npm, "npm is required to install the client")
-            subprocess.run([npm, "ci", "--prefix", CLIENT_DIR], check=True, timeout=600)
+        node = self.nango_client()
         d = self.start()
         self.token_route("client-new-1")
         self.provider.route("POST", "/oauth/cc", {"status": 200, "body": {"access_token": "cc-node",
                                                                           "expires_in": 3600}})
         e = dict(os.environ, EVSCRIPT_URL=d.url, EVSCRIPT_SECRET_KEY=SECRET, EVSCRIPT_PROVIDER_PORT=str(self.port))
-        r = subprocess.run([node, "--test", os.path.join(CLIENT_DIR, "proxy-client.mjs")], cwd=CLIENT_DIR, env=e,
+        r = subprocess.run([node, "--test", os.path.join(NANGO_CLIENT_DIR, "proxy-client.mjs")], cwd=NANGO_CLIENT_DIR, env=e,
                            capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(len(self.provider.received("POST", "/oauth/token")), 1)

@@ -8,13 +8,10 @@ into the source line; `evscript run` under gdb stops at that line."""
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-from harness import DaemonTest, env
-from test_check_config import SRC_DIR
+from harness import DaemonTest, cc_plugin, env, sign_plugin, write_file
 
 BOOM_C = """#include <evscript/sdk.h>
 
@@ -45,20 +42,11 @@ integrations:
 class DebuggingTest(DaemonTest):
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="evs-debug-")
-        src = os.path.join(self.tmp, "boom.c")
-        with open(src, "w") as f:
-            f.write(BOOM_C)
-        self.so = os.path.join(self.tmp, "boom.so")
-        subprocess.run(["cc", "-g", "-O1", "-shared", "-fPIC", "-fvisibility=hidden", "-Wl,--build-id",
-                        "-I" + os.path.join(SRC_DIR, "plugin-sdk", "include"), "-o", self.so, src],
-                       check=True, cwd=self.tmp)
-        subprocess.run([env("EVSCRIPT_CLI"), "sign", "-q", "-s", env("EVS_SECRET_KEYFILE"), "-m", self.so],
-                       check=True)
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        super().tearDown()
+        self.tmp = self.tempdir("evs-debug-")
+        src = write_file(os.path.join(self.tmp, "boom.c"), BOOM_C)
+        self.so = cc_plugin(src, os.path.join(self.tmp, "boom.so"), "-g", "-O1", "-fvisibility=hidden",
+                            "-Wl,--build-id", cwd=self.tmp)
+        sign_plugin(self.so)
 
     def sh(self, *cmd):
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.tmp)

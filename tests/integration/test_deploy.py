@@ -4,13 +4,11 @@ atomically, the daemon reloads, and the outcome (in service, or refused with
 its reason) is printed from GET /plugins, with a non-zero exit on refusal."""
 
 import os
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-from harness import SECRET, DaemonTest, env
-from test_check_config import PLUGIN_C, SRC_DIR
+from harness import SECRET, BuildDirTest, cc_plugin, env, sign_plugin, write_file
+from test_check_config import PLUGIN_C
 
 NANGO = """
 integrations:
@@ -26,14 +24,9 @@ def compile_plugin(outdir, name, version, build="a", *flags):
     """NAME.so, unsigned, in its own directory."""
     d = os.path.join(outdir, f"{name}-{version}-{build}{''.join(flags)}")
     os.makedirs(d, exist_ok=True)
-    src = os.path.join(d, "plugin.c")
-    with open(src, "w") as f:
-        f.write(PLUGIN_C)
-    so = os.path.join(d, name + ".so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-I" + os.path.join(SRC_DIR, "plugin-sdk", "include"),
-                    f'-DNAME="{name}"', f'-DVERSION="{version}"', f'-DBUILD="{build}"', "-o", so, src,
-                    *["-D" + f for f in flags]], check=True)
-    return so
+    src = write_file(os.path.join(d, "plugin.c"), PLUGIN_C)
+    return cc_plugin(src, os.path.join(d, name + ".so"), f'-DNAME="{name}"', f'-DVERSION="{version}"',
+                     f'-DBUILD="{build}"', *["-D" + f for f in flags])
 
 
 def cli(*args, secret=SECRET):
@@ -44,14 +37,8 @@ def cli(*args, secret=SECRET):
     return subprocess.run([env("EVSCRIPT_CLI"), *args], capture_output=True, text=True, env=e, timeout=120)
 
 
-class DeployTest(DaemonTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="evs-deploy-")
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+class DeployTest(BuildDirTest):
+    tmp_prefix = "evs-deploy-"
 
     def test_deploy_sign_copy_reload_report(self):
         d = self.daemon(NANGO)
@@ -100,8 +87,7 @@ class DeployTest(DaemonTest):
         self.assertEqual(os.listdir(d.plugin_dir), [])
         # a signature for another version
         v1 = compile_plugin(self.tmp, "ver", "1.0.0", "s")
-        subprocess.run([env("EVSCRIPT_CLI"), "sign", "-q", "-s", key, "-m", v1, "-t",
-                        "plugin:ver version:0.1.0 abi:1"], check=True)
+        sign_plugin(v1, "plugin:ver version:0.1.0 abi:1")
         r = cli("deploy", v1, "--plugin-dir", d.plugin_dir)
         self.assertEqual(r.returncode, 1)
         self.assertIn("re-sign it", r.stderr)

@@ -3,13 +3,10 @@ a live evscriptd started by the harness: `npm ci` (skipped when its
 node_modules is already installed) then `node --test`."""
 
 import os
-import shutil
 import subprocess
 
-from harness import SECRET, DaemonTest
+from harness import NANGO_CLIENT_DIR, SECRET, DaemonTest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CLIENT_DIR = os.path.join(HERE, "nango-client")
 
 NANGO = """
 integrations:
@@ -25,11 +22,7 @@ integrations:
 
 class NangoClientTest(DaemonTest):
     def test_official_client(self):
-        node, npm = shutil.which("node"), shutil.which("npm")
-        self.assertIsNotNone(node, "node is required for this test")
-        if not os.path.isdir(os.path.join(CLIENT_DIR, "node_modules", "@nangohq", "node")):
-            self.assertIsNotNone(npm, "npm is required to install the client")
-            subprocess.run([npm, "ci", "--prefix", CLIENT_DIR], check=True, timeout=600)
+        node = self.nango_client()
         d = self.daemon(NANGO, test_plugins=["echo"])
         e = dict(os.environ,
                  EVSCRIPT_URL=d.url,
@@ -37,6 +30,6 @@ class NangoClientTest(DaemonTest):
                  EVSCRIPT_TEST_INTEGRATION="nango-client",
                  EVSCRIPT_TEST_ACTION_INTEGRATION="nango-client-actions",
                  EVSCRIPT_TEST_ACTION="echo")
-        r = subprocess.run([node, "--test", CLIENT_DIR], cwd=CLIENT_DIR, env=e, capture_output=True,
+        r = subprocess.run([node, "--test", NANGO_CLIENT_DIR], cwd=NANGO_CLIENT_DIR, env=e, capture_output=True,
                            text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

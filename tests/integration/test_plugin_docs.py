@@ -6,13 +6,10 @@ fragment's effect is checked in the execution's logs."""
 
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-from harness import DaemonTest, env
-from test_check_config import SRC_DIR
+from harness import SRC_DIR, DaemonTest, cc_plugin, sign_plugin, write_file
 
 DOC = os.path.join(SRC_DIR, "docs", "plugins.md")
 
@@ -65,28 +62,19 @@ def plugin_source(examples):
 
 
 def build(outdir, name, source):
-    src = os.path.join(outdir, name + ".c")
-    with open(src, "w") as f:
-        f.write(source)
+    src = write_file(os.path.join(outdir, name + ".c"), source)
     so = os.path.join(outdir, name + ".so")
     jsonc = subprocess.run(["pkg-config", "--cflags", "--libs", "json-c"], check=True, capture_output=True,
                            text=True).stdout.split()
     # the page's flags, with the SDK's pkg-config flags written out for the source tree
-    subprocess.run(["cc", "-O2", "-Wall", "-Werror=implicit-function-declaration", "-fPIC",
-                    "-fvisibility=hidden", "-shared", "-I" + os.path.join(SRC_DIR, "plugin-sdk", "include"),
-                    src, "-o", so, *jsonc], check=True)
-    subprocess.run([env("EVSCRIPT_CLI"), "sign", "-q", "-s", env("EVS_SECRET_KEYFILE"), "-m", so], check=True)
-    return so
+    cc_plugin(src, so, "-O2", "-Wall", "-Werror=implicit-function-declaration", "-fvisibility=hidden", libs=jsonc)
+    return sign_plugin(so)
 
 
 class PluginDocsTest(DaemonTest):
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="evs-docs-")
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        super().tearDown()
+        self.tmp = self.tempdir("evs-docs-")
 
     def test_every_host_function_has_a_working_example(self):
         examples = doc_examples()

@@ -12,16 +12,13 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
 import unittest
 import urllib.parse
 
-from harness import DaemonTest, children, env, proc_stat, wait_for
-
-SRC_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import DaemonTest, cc_plugin, children, proc_stat, sign_plugin, wait_for, write_file
 
 PLUGIN_C = r"""
 #include <evscript/sdk.h>
@@ -73,18 +70,10 @@ def build_plugin(outdir, name, version, tag=None, wrong_abi=False, comment_versi
     os.makedirs(d, exist_ok=True)
     src = os.path.join(outdir, "plugin.c")
     if not os.path.exists(src):
-        with open(src, "w") as f:
-            f.write(PLUGIN_C)
-    so = os.path.join(d, name + ".so")
-    cmd = ["cc", "-shared", "-fPIC", "-O1", "-I" + os.path.join(SRC_DIR, "plugin-sdk", "include"),
-           f'-DNAME="{name}"', f'-DVERSION="{version}"', "-o", so, src]
-    if wrong_abi:
-        cmd.insert(1, "-DWRONG_ABI")
-    subprocess.run(cmd, check=True)
-    comment = f"plugin:{name} version:{comment_version or version} abi:1"
-    subprocess.run([env("EVSCRIPT_CLI"), "sign", "-s", env("EVS_SECRET_KEYFILE"), "-m", so, "-t", comment],
-                   check=True, stdout=subprocess.DEVNULL)
-    return so
+        write_file(src, PLUGIN_C)
+    so = cc_plugin(src, os.path.join(d, name + ".so"), *(["-DWRONG_ABI"] if wrong_abi else []), "-O1",
+                   f'-DNAME="{name}"', f'-DVERSION="{version}"')
+    return sign_plugin(so, f"plugin:{name} version:{comment_version or version} abi:1")
 
 
 def descendants(pid):

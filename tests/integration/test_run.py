@@ -6,13 +6,10 @@ responses and --mock replays them without the provider."""
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-from harness import DaemonTest, FakeProvider, env
-from test_check_config import SRC_DIR
+from harness import DaemonTest, FakeProvider, cc_plugin, env, write_file
 from test_plugin_docs import ACTION_C
 
 CHAIN_C = r"""
@@ -80,22 +77,14 @@ int on_event(const struct evs_host *host, struct evs_ctx *ctx, const struct evs_
 class RunTest(DaemonTest):
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="evs-run-")
-        src = os.path.join(self.tmp, "runme.c")
-        with open(src, "w") as f:
-            f.write(PLUGIN_C)
-        self.so = os.path.join(self.tmp, "runme.so")
-        subprocess.run(["cc", "-shared", "-fPIC", "-fvisibility=hidden",
-                        "-I" + os.path.join(SRC_DIR, "plugin-sdk", "include"), "-o", self.so, src], check=True)
+        self.tmp = self.tempdir("evs-run-")
+        src = write_file(os.path.join(self.tmp, "runme.c"), PLUGIN_C)
+        self.so = cc_plugin(src, os.path.join(self.tmp, "runme.so"), "-fvisibility=hidden")
         self.conn = os.path.join(self.tmp, "connection.json")
         self.write_connection(self.provider.port)
         self.provider.route("GET", "/user", {"body": {"login": "octo"}})
         self.provider.route("GET", "/items", {"body": {"items": [1, 2], "next_cursor": "c2"}},
                             {"body": {"items": [3], "next_cursor": None}})
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        super().tearDown()
 
     def write_connection(self, port):
         with open(self.conn, "w") as f:
@@ -166,12 +155,9 @@ class RunTest(DaemonTest):
     def test_trigger_action_from_a_plugin_dir(self):
         actions = os.path.join(self.tmp, "actions")
         os.makedirs(actions)
-        inc = "-I" + os.path.join(SRC_DIR, "plugin-sdk", "include")
         for name, src, out in (("chain", CHAIN_C, self.tmp), ("create-webhook", ACTION_C, actions)):
-            with open(os.path.join(self.tmp, name + ".c"), "w") as f:
-                f.write(src)
-            subprocess.run(["cc", "-shared", "-fPIC", "-fvisibility=hidden", inc, "-o",
-                            os.path.join(out, name + ".so"), os.path.join(self.tmp, name + ".c")], check=True)
+            cc_plugin(write_file(os.path.join(self.tmp, name + ".c"), src), os.path.join(out, name + ".so"),
+                      "-fvisibility=hidden")
         chain = os.path.join(self.tmp, "chain.so")
         args = [chain, "--event", "post-connection-creation", "--connection", self.conn,
                 "--providers", env("EVS_PROVIDERS")]

@@ -18,20 +18,8 @@ import urllib.error
 import urllib.request
 
 from harness import SECRET, DaemonTest, env, free_port, wait_for
+from test_cli_remote import NANGO  # the same two integrations: demo (hello) and gate (gated)
 
-NANGO = """
-integrations:
-    demo:
-        provider: local-test
-        on-events:
-            post-connection-creation:
-                - hello
-    gate:
-        provider: local-test
-        on-events:
-            post-connection-creation:
-                - gated
-"""
 
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium")
