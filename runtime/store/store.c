@@ -939,7 +939,7 @@ int store_connection_credentials_set(struct store *s, const char *pck, const cha
 #define CONN_LOCKS 256
 static pthread_mutex_t conn_locks[CONN_LOCKS] = {[0 ... CONN_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER};
 
-static pthread_mutex_t *conn_lock_of(const char *pck, const char *cid)
+uint32_t store_connection_hash(const char *pck, const char *cid)
 {
 	uint32_t h = 2166136261u;
 
@@ -948,7 +948,12 @@ static pthread_mutex_t *conn_lock_of(const char *pck, const char *cid)
 	h = (h ^ 0u) * 16777619u;
 	for (const char *p = cid; *p; p++)
 		h = (h ^ (unsigned char)*p) * 16777619u;
-	return &conn_locks[h % CONN_LOCKS];
+	return h;
+}
+
+static pthread_mutex_t *conn_lock_of(const char *pck, const char *cid)
+{
+	return &conn_locks[store_connection_hash(pck, cid) % CONN_LOCKS];
 }
 
 int store_connection_lock(struct store *s, const char *pck, const char *cid)
@@ -1184,6 +1189,36 @@ void store_execution_list_free(struct store_execution **items, size_t n)
 	for (size_t i = 0; i < n; i++)
 		store_execution_free(items[i]);
 	free(items);
+}
+
+int store_idem_response(const struct store_idempotency_input *idem,
+			const struct store_upsert_result *r, int *status, const char **body,
+			char **made)
+{
+	*made = NULL;
+	*status = idem->status;
+	*body = idem->body;
+	if (!idem->respond)
+		return 0;
+	*status = 0;
+	if (idem->respond(idem->user, r, status, made) != 0 || *status < 100 || *status > 599)
+		return STORE_ECALLBACK;
+	*body = *made;
+	return *made && strlen(*made) > STORE_JSON_MAX ? STORE_ETOOBIG : 0;
+}
+
+int store_plan_claim(store_claim_fn plan, void *user, const struct store_event *ev,
+		     struct store_execution_input *in)
+{
+	int p = plan(user, ev, in), ret;
+
+	if (p == STORE_CLAIM_START) {
+		ret = store_execution_input_check(in);
+		if (!ret && in->event_id != ev->id)
+			ret = STORE_EINVAL;
+		return ret ? ret : p;
+	}
+	return p == STORE_CLAIM_ONLY || p == STORE_CLAIM_DONE ? p : STORE_ECALLBACK;
 }
 
 int store_execution_input_check(const struct store_execution_input *in)

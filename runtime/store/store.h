@@ -375,10 +375,11 @@ int store_connection_credentials_set(struct store *s, const char *provider_confi
  * so that concurrent users wait for one refresh instead of each making
  * their own (a provider often revokes the refresh token it has just
  * exchanged). Within one process it is a mutex picked by the connection's
- * key (a fixed table: two connections may share one, never one two); a
- * back end shared by several hosts can add its own cross-host lock here
- * (e.g. a PostgreSQL advisory lock on the same key) through the optional
- * store_ops.connection_lock, without any change to the callers. Lock and
+ * key (a fixed table: two connections may share one, never one two); on
+ * PostgreSQL it is also a lock across hosts (a session-level advisory lock
+ * on the connection's key, on a database connection kept for it until the
+ * unlock), so that hosts sharing the database make one refresh between
+ * them. The caller re-reads the connection once it holds the lock. Lock and
  * unlock are paired on the same thread; not reentrant. lock returns 0 or
  * a STORE_E* code (then nothing is held). */
 int store_connection_lock(struct store *s, const char *provider_config_key, const char *connection_id);
@@ -803,7 +804,8 @@ int store_async_action_get(struct store *s, const char *id, struct store_async_a
 
 /* store_recover() also ends the records a stopped daemon left running:
  * failed, with error {"message":"interrupted: the daemon stopped while it
- * ran","payload":null}. */
+ * ran","payload":null}. On a store shared by several hosts, only this
+ * host's; a dead host's are ended with its executions. */
 
 /* ---------------------------------------------------------------------------
  * Incoming webhook deliveries (POST <webhook path>/<integration>): recorded
@@ -848,7 +850,10 @@ int store_webhook_insert(struct store *s, const char *integration, const char *h
 			 int64_t *id);
 
 /* The oldest PENDING delivery whose next_attempt_at <= now, with its body.
- * STORE_ENOTFOUND when none is due. */
+ * STORE_ENOTFOUND when none is due. On a store shared by several hosts
+ * (PostgreSQL) the delivery is leased to the caller for a minute (its
+ * next_attempt_at moves ahead, so no other host takes it meanwhile) until
+ * store_webhook_attempt records the attempt. */
 int store_webhook_due(struct store *s, int64_t now, struct store_webhook **out);
 
 /* Records one forwarding attempt: attempts + 1, last_error (NULL: none),

@@ -134,7 +134,7 @@ extern const struct store_ops store_pg_ops_alias; /* "postgres" */
 
 /* The schema version of both back ends: each keeps a list of migrations
  * (step i brings version i to i+1) of exactly this length. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Calls the registered wake-up function, if any (store_set_wakeup). */
 void store_wakeup(struct store *s);
@@ -176,6 +176,10 @@ int store_json_merge(const char *doc, const char *patch, char **out);
  * STORE_ETOOBIG (over STORE_JSON_MAX). */
 int store_json_check(const char *text, bool want_object);
 
+/* The FNV-1a hash of "pck\0cid": the key of a connection's credentials
+ * lock (store_connection_lock; a back end's cross-host lock uses it too). */
+uint32_t store_connection_hash(const char *pck, const char *cid);
+
 /* Semantic-version order of "X.Y.Z" strings: <0, 0, >0. Unparsable versions
  * sort below every parsable one and among themselves by strcmp. */
 int store_version_cmp(const char *a, const char *b);
@@ -183,6 +187,22 @@ int store_version_cmp(const char *a, const char *b);
 /* store_execution_create's checks of in: 0 or STORE_EINVAL / STORE_ETOOBIG.
  * For a back end that creates an execution from a plan (claim_start). */
 int store_execution_input_check(const struct store_execution_input *in);
+
+/* The response an upsert records under its Idempotency-Key: idem's own
+ * (status, body), or what idem->respond makes of r. *made is respond's
+ * body (malloc'd, free it in every case; *body points to it or to
+ * idem->body). STORE_ECALLBACK (respond failed or gave no HTTP status),
+ * STORE_ETOOBIG (its body is over STORE_JSON_MAX). */
+int store_idem_response(const struct store_idempotency_input *idem,
+			const struct store_upsert_result *r, int *status, const char **body,
+			char **made);
+
+/* Asks plan what to do with a claimed event (store_event_claim_start):
+ * STORE_CLAIM_START with *in checked (store_execution_input_check, and
+ * for this event), STORE_CLAIM_ONLY, STORE_CLAIM_DONE; or STORE_ECALLBACK
+ * (plan failed or answered something else), STORE_EINVAL, STORE_ETOOBIG. */
+int store_plan_claim(store_claim_fn plan, void *user, const struct store_event *ev,
+		     struct store_execution_input *in);
 
 /* Truncates s (a copy) to at most max bytes on a UTF-8 boundary. *out is
  * malloc'd. NULL in, NULL out (returns 0). */

@@ -153,8 +153,7 @@ static const char *const migrations[] = {
 	"  FOR EACH ROW WHEN (NEW.status = 'pending') EXECUTE FUNCTION evscript_events_notify();",
 	/* 2 -> 3: connection tags and webhook URL override, asynchronous
 	 * actions' results, incoming webhook deliveries (the tables of
-	 * store_sqlite.c's step 2 -> 3; this back end does not implement their
-	 * operations yet: store_async.c answers STORE_EINVAL for them). */
+	 * store_sqlite.c's step 2 -> 3; their operations: store_pg_async.c). */
 	"ALTER TABLE connections ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';"
 	"ALTER TABLE connections ADD COLUMN webhook_url_override TEXT;"
 	"CREATE TABLE async_actions ("
@@ -182,6 +181,12 @@ static const char *const migrations[] = {
 	"  last_error TEXT);"
 	"CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)"
 	"  WHERE status = 'pending';",
+	/* 3 -> 4: the host that runs an asynchronous action, so that a host
+	 * settles its own running actions and a dead host's, never a live
+	 * one's (pg_settle_host). */
+	"ALTER TABLE async_actions ADD COLUMN host_id TEXT;"
+	"CREATE INDEX async_actions_host_running ON async_actions (host_id)"
+	"  WHERE status = 'running';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -337,14 +342,48 @@ int pg_col_bytea(const PGresult *r, int row, int col, uint8_t **out, size_t *len
 	u = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &n);
 	if (!u)
 		return STORE_ENOMEM;
-	*out = malloc(n ? n : 1);
+	*out = malloc(n + 1);
 	if (*out) {
 		memcpy(*out, u, n);
+		(*out)[n] = '\0';
 		*len = n;
 	}
 	sodium_memzero(u, n); /* the libpq copy may hold a secret too */
 	PQfreemem(u);
 	return *out ? 0 : STORE_ENOMEM;
+}
+
+/* The column readers of a struct store_row (store_row.h) over a result. */
+static int64_t row_i64(const struct store_row *r, int col)
+{
+	const PGresult *res = r->res;
+	const char *v;
+
+	if (PQgetisnull(res, r->row, col))
+		return 0;
+	v = PQgetvalue(res, r->row, col);
+	return v[0] == 't' ? 1 : v[0] == 'f' ? 0 : strtoll(v, NULL, 10); /* booleans: t, f */
+}
+
+static const char *row_text(const struct store_row *r, int col)
+{
+	return PQgetisnull(r->res, r->row, col) ? NULL : PQgetvalue(r->res, r->row, col);
+}
+
+static int row_blob(const struct store_row *r, int col, uint8_t **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	if (PQgetisnull(r->res, r->row, col))
+		return 0;
+	return pg_col_bytea(r->res, r->row, col, out, len);
+}
+
+static const struct store_row_ops row_ops = {.i64 = row_i64, .text = row_text, .blob = row_blob};
+
+struct store_row pg_row_of(const PGresult *r, int row)
+{
+	return (struct store_row){.ops = &row_ops, .res = r, .row = row};
 }
 
 /* ---------------------------------------------------------------------------
@@ -453,6 +492,47 @@ void pg_give(struct pg *p, struct pgc *c)
 {
 	if (c)
 		slot_give(p, c);
+}
+
+/* One statement on a connection of the pool, outside any transaction:
+ * its result (res) or the rows it changed. */
+static int once(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+		PGresult **res, int64_t *changed)
+{
+	struct pgc *c;
+	int ret = pg_take(P(s), &c);
+
+	if (res)
+		*res = NULL;
+	if (ret)
+		return ret;
+	ret = res ? pg_q(c, sql, what, args, res) : pg_x(c, sql, what, args, changed);
+	pg_give(P(s), c);
+	return ret;
+}
+
+int pg_read(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+	    PGresult **res)
+{
+	return once(s, sql, what, args, res, NULL);
+}
+
+int pg_write(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+	     int64_t *changed)
+{
+	*changed = 0;
+	return once(s, sql, what, args, NULL, changed);
+}
+
+int pg_read_row(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+		PGresult **res, struct store_row *row)
+{
+	int ret = pg_read(s, sql, what, args, res);
+
+	if (!ret && PQntuples(*res) == 0)
+		ret = STORE_ENOTFOUND;
+	*row = pg_row_of(*res, 0);
+	return ret;
 }
 
 static bool run_plain(struct pgc *c, const char *sql)
@@ -691,6 +771,11 @@ static void pg_close(struct store *s)
 	pg_release_claims(p);
 	for (size_t i = 0; i < PG_POOL_MAX; i++)
 		PQfinish(p->pool[i].conn);
+	for (size_t i = 0; i < PG_LOCK_MAX; i++)
+		PQfinish(p->locks[i].conn);
+	pthread_cond_destroy(&p->lock_freed);
+	pthread_cond_destroy(&p->ended);
+	pthread_mutex_destroy(&p->emu);
 	pthread_cond_destroy(&p->freed);
 	pthread_mutex_destroy(&p->qmu);
 	pthread_mutex_destroy(&p->mu);
@@ -720,6 +805,9 @@ static int pg_open(struct store *s, const char *url, char *err, size_t errlen)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->qmu, NULL);
 	pthread_cond_init(&p->freed, NULL);
+	pthread_cond_init(&p->lock_freed, NULL);
+	pthread_mutex_init(&p->emu, NULL);
+	pthread_cond_init(&p->ended, NULL);
 	s->impl = p;
 	p->conninfo = strdup(url);
 	p->shown = strdup(shown);
@@ -802,6 +890,13 @@ fail:
 		.interrupt_running = pg_interrupt_running, .ledger_get = pg_ledger_get, \
 		.ledger_put = pg_ledger_put, .event_claim_batch = pg_event_claim_batch, \
 		.execution_complete = pg_execution_complete,                            \
+		.connection_patch = pg_connection_patch,                                \
+		.async_create = pg_async_create, .async_finish = pg_async_finish,       \
+		.async_get = pg_async_get, /* async_recover: pg_settle_host */          \
+		.connection_lock = pg_connection_lock,                                  \
+		.connection_unlock = pg_connection_unlock,                              \
+		.webhook_insert = pg_webhook_insert, .webhook_due = pg_webhook_due,     \
+		.webhook_attempt = pg_webhook_attempt, .webhook_list = pg_webhook_list, \
 	}
 
 const struct store_ops store_pg_ops = PG_OPS("postgresql");

@@ -51,13 +51,13 @@
 static const char sql_claim_batch[] =
 	"UPDATE events SET status = 'claimed', claimed_at = $1, generation = $2, host_id = $3"
 	" WHERE id IN (SELECT id FROM events WHERE status = 'pending' ORDER BY id LIMIT $4"
-	" FOR UPDATE SKIP LOCKED) RETURNING " EVENT_COLS;
+	" FOR UPDATE SKIP LOCKED) RETURNING " STORE_EVENT_COLS;
 /* Step 2's guard: still claimed by this host. */
 static const char sql_claim_mine[] =
 	"UPDATE events SET generation = $2, claimed_at = $3"
 	" WHERE id = $1 AND status = 'claimed' AND host_id = $4"
 	" AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.event_id = events.id)"
-	" RETURNING " EVENT_COLS;
+	" RETURNING " STORE_EVENT_COLS;
 static const char sql_release[] =
 	"UPDATE events SET status = 'pending', claimed_at = NULL, generation = NULL, host_id = NULL"
 	" WHERE id = $1 AND status = 'claimed' AND host_id = $2";
@@ -215,24 +215,15 @@ void pg_release_claims(struct pg *p)
 
 int pg_event_claim(struct store *s, int64_t generation, struct store_event *ev)
 {
-	struct pgc *c;
-	PGresult *r = NULL;
-	int ret;
+	struct store_row row;
+	PGresult *r;
+	int ret = pg_read_row(s, sql_claim_batch, "claim event",
+			      PG_ARGS(pg_i64(util_now_ms()), pg_i64(generation),
+				      pg_text(s->host_id), pg_i64(1)),
+			      &r, &row);
 
-	ret = pg_take(P(s), &c);
-	if (ret)
-		return ret;
-	ret = pg_q(c, sql_claim_batch, "claim event",
-		   PG_ARGS(pg_i64(util_now_ms()), pg_i64(generation), pg_text(s->host_id),
-			   pg_i64(1)),
-		   &r);
-	pg_give(P(s), c);
-	if (ret)
-		return ret;
-	if (PQntuples(r) == 1)
-		pg_event_from_row(r, 0, ev);
-	else
-		ret = STORE_ENOTFOUND;
+	if (!ret)
+		store_row_event(&row, ev);
 	PQclear(r);
 	return ret;
 }
@@ -265,15 +256,9 @@ static int start_one(struct store *s, struct pgc *c, int64_t id, int64_t generat
 	}
 	pg_event_from_row(r, 0, ev);
 	PQclear(r);
-	p = plan(user, ev, &in);
-	if (p < 0)
-		return STORE_ECALLBACK;
-	if (p == STORE_CLAIM_START) {
-		ret = store_execution_input_check(&in);
-		if (!ret && in.event_id != ev->id)
-			ret = STORE_EINVAL;
-		return ret ? ret : pg_exec_insert(s, c, &in, execution_id);
-	}
+	p = store_plan_claim(plan, user, ev, &in);
+	if (p == STORE_CLAIM_START)
+		return pg_exec_insert(s, c, &in, execution_id);
 	if (p == STORE_CLAIM_DONE) {
 		ret = pg_event_finish_in(c, ev->id);
 		if (!ret)
@@ -281,7 +266,7 @@ static int start_one(struct store *s, struct pgc *c, int64_t id, int64_t generat
 		*more = !ret;
 		return ret;
 	}
-	return p == STORE_CLAIM_ONLY ? 0 : STORE_ECALLBACK;
+	return p < 0 ? p : 0; /* STORE_CLAIM_ONLY */
 }
 
 /* What one store_event_claim_batch did: the ids it claimed, in order. */
@@ -426,6 +411,8 @@ int pg_settle_host(struct pgc *c, const char *host_id, const char *error,
 		ret = pg_x(c, "UPDATE events SET status = 'interrupted', finished_at = $2"
 			   " WHERE host_id = $1 AND status = 'claimed'", "interrupt events",
 			   PG_ARGS(pg_text(host_id), pg_i64(now)), &r->events_interrupted);
+	if (!ret)
+		ret = pg_async_settle(c, host_id, now);
 	return ret;
 }
 

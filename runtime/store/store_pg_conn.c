@@ -130,23 +130,13 @@ static int idem_insert(struct pgc *c, const struct store_idempotency_input *in, 
 static int upsert_idem(struct pgc *c, const struct store_idempotency_input *idem,
 		       const struct store_upsert_result *r, int64_t now)
 {
-	char *body = NULL;
-	int status = idem->status, ret;
+	const char *body;
+	char *made;
+	int status, ret = store_idem_response(idem, r, &status, &body, &made);
 
-	if (idem->respond) {
-		status = 0;
-		if (idem->respond(idem->user, r, &status, &body) != 0 || status < 100 ||
-		    status > 599) {
-			free(body);
-			return STORE_ECALLBACK;
-		}
-		if (body && strlen(body) > STORE_JSON_MAX) {
-			free(body);
-			return STORE_ETOOBIG;
-		}
-	}
-	ret = idem_insert(c, idem, status, idem->respond ? body : idem->body, now);
-	free(body);
+	if (!ret)
+		ret = idem_insert(c, idem, status, body, now);
+	free(made);
 	return ret;
 }
 
@@ -194,118 +184,90 @@ static int upsert_row(struct pgc *c, const struct store_connection_input *in, co
 	return ret;
 }
 
+/* A write with an Idempotency-Key record, in one transaction: the
+ * record's check, the upsert (when in), the record. */
+struct idem_write {
+	const struct store_idempotency_input *idem;
+	const struct store_connection_input *in;
+	const uint8_t *blob;
+	size_t len;
+	bool encrypted;
+	struct store_upsert_result *r;
+	int64_t now;
+};
+
+static int idem_write(struct store *s, const struct idem_write *w)
+{
+	struct pgc *c;
+	int ret = pg_begin(P(s), &c);
+
+	if (ret)
+		return ret;
+	ret = idem_purge_check(c, w->idem->key, w->now);
+	if (!ret && w->in)
+		ret = upsert_row(c, w->in, w->blob, w->len, w->encrypted, w->now, w->r);
+	if (!ret)
+		ret = upsert_idem(c, w->idem, w->r, w->now);
+	return pg_end(P(s), c, ret);
+}
+
 int pg_connection_upsert(struct store *s, const struct store_connection_input *in,
 			 const struct store_idempotency_input *idem,
 			 struct store_upsert_result *r)
 {
+	struct idem_write w = {.idem = idem, .in = in, .r = r, .now = util_now_ms()};
 	struct pgc *c = NULL;
 	uint8_t *blob = NULL;
-	size_t len = 0;
-	bool encrypted;
-	int64_t now = util_now_ms();
 	int ret;
 
 	ret = store_seal_credentials(s, in->provider_config_key, in->connection_id,
-				     in->credentials, &blob, &len, &encrypted);
+				     in->credentials, &blob, &w.len, &w.encrypted);
 	if (ret)
 		return ret;
-	if (!idem) {
+	w.blob = blob;
+	if (idem) {
+		ret = idem_write(s, &w);
+	} else if (!(ret = pg_take(P(s), &c))) {
 		/* one statement: its own transaction, no BEGIN/COMMIT round trips */
-		ret = pg_take(P(s), &c);
-		if (!ret) {
-			ret = upsert_row(c, in, blob, len, encrypted, now, r);
-			pg_give(P(s), c);
-		}
-		goto out;
+		ret = upsert_row(c, in, blob, w.len, w.encrypted, w.now, r);
+		pg_give(P(s), c);
 	}
-	ret = pg_begin(P(s), &c);
-	if (ret)
-		goto out;
-	ret = idem_purge_check(c, idem->key, now);
-	if (!ret)
-		ret = upsert_row(c, in, blob, len, encrypted, now, r);
-	if (!ret)
-		ret = upsert_idem(c, idem, r, now);
-	ret = pg_end(P(s), c, ret);
-out:
-	store_blob_free(blob, len);
+	store_blob_free(blob, w.len);
 	return ret;
 }
 
 static const char sql_conn_get[] =
-	"SELECT id, connection_id, provider_config_key, provider, credentials,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
+	"SELECT " STORE_CONN_COLS("credentials")
 	" FROM connections WHERE provider_config_key = $1 AND connection_id = $2";
+/* tags: every key of $6 holds its value ($6 an object of strings, as
+ * json_each's comparison in SQLite's list) */
 static const char sql_conn_list[] =
-	"SELECT id, connection_id, provider_config_key, provider, NULL,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting"
+	"SELECT " STORE_CONN_COLS("NULL")
 	" FROM connections WHERE ($1::text IS NULL OR connection_id = $1::text)"
 	" AND ($2::text IS NULL OR position(',' || provider_config_key || ',' in ',' || $2::text || ',') > 0)"
 	" AND ($3::text IS NULL OR position($3::text in connection_id) > 0)"
+	" AND ($6::jsonb IS NULL OR tags::jsonb @> $6::jsonb)"
 	" ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5";
 
 /* Builds a connection from row i of sql_conn_get / sql_conn_list. */
 static int conn_from_row(struct store *s, const PGresult *r, int i, bool with_credentials,
 			 struct store_connection **out)
 {
-	struct store_connection *c = calloc(1, sizeof(*c));
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	int ret = 0;
+	struct store_row row = pg_row_of(r, i);
 
-	*out = NULL;
-	if (!c)
-		return STORE_ENOMEM;
-	c->id = pg_col_i64(r, i, 0);
-	c->connection_id = pg_col_dup(r, i, 1, &ret);
-	c->provider_config_key = pg_col_dup(r, i, 2, &ret);
-	c->provider = pg_col_dup(r, i, 3, &ret);
-	c->credentials_encrypted = pg_col_bool(r, i, 5);
-	c->connection_config = pg_col_dup(r, i, 6, &ret);
-	c->metadata = pg_col_dup(r, i, 7, &ret);
-	c->created_at = pg_col_i64(r, i, 8);
-	c->updated_at = pg_col_i64(r, i, 9);
-	c->deleting = pg_col_bool(r, i, 10);
-	if (!ret && with_credentials) {
-		ret = pg_col_bytea(r, i, 4, &blob, &len);
-		if (!ret)
-			ret = store_open_credentials(s, c->provider_config_key, c->connection_id,
-						     blob, len, c->credentials_encrypted,
-						     &c->credentials);
-		store_blob_free(blob, len);
-	}
-	if (ret)
-		store_connection_free(c);
-	else
-		*out = c;
-	return ret;
-}
-
-/* A read of one statement on a connection of the pool. */
-static int read_q(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
-		  PGresult **res)
-{
-	struct pgc *c;
-	int ret = pg_take(P(s), &c);
-
-	*res = NULL;
-	if (ret)
-		return ret;
-	ret = pg_q(c, sql, what, args, res);
-	pg_give(P(s), c);
-	return ret;
+	return store_row_connection(s, &row, with_credentials, out);
 }
 
 int pg_connection_get(struct store *s, const char *pck, const char *cid,
 		      struct store_connection **out)
 {
+	struct store_row row;
 	PGresult *r;
-	int ret = read_q(s, sql_conn_get, "read connection", PG_ARGS(pg_text(pck), pg_text(cid)),
-			 &r);
+	int ret = pg_read_row(s, sql_conn_get, "read connection",
+			      PG_ARGS(pg_text(pck), pg_text(cid)), &r, &row);
 
-	if (ret)
-		return ret;
-	ret = PQntuples(r) == 1 ? conn_from_row(s, r, 0, true, out) : STORE_ENOTFOUND;
+	if (!ret)
+		ret = store_row_connection(s, &row, true, out);
 	PQclear(r);
 	return ret;
 }
@@ -319,10 +281,11 @@ int pg_connection_list(struct store *s, const struct store_connection_filter *f,
 	PGresult *r;
 	int ret, rows;
 
-	ret = read_q(s, sql_conn_list, "list connections",
+	ret = pg_read(s, sql_conn_list, "list connections",
 		     PG_ARGS(pg_text(f->connection_id), pg_text(pcks),
 			     pg_text(f->search && *f->search ? f->search : NULL),
-			     pg_i64((int64_t)f->limit), pg_i64((int64_t)f->offset)),
+			     pg_i64((int64_t)f->limit), pg_i64((int64_t)f->offset),
+			     pg_text(f->tags)),
 		     &r);
 	if (ret)
 		return ret;
@@ -366,18 +329,12 @@ int pg_connection_mark_deleting(struct store *s, const char *pck, const char *ci
 
 int pg_connection_delete(struct store *s, const char *pck, const char *cid)
 {
-	struct pgc *c;
-	int64_t changed = 0;
-	int ret;
+	int64_t changed;
+	int ret = pg_write(s, "DELETE FROM connections WHERE provider_config_key = $1"
+			   " AND connection_id = $2", "delete connection",
+			   PG_ARGS(pg_text(pck), pg_text(cid)), &changed);
 
-	ret = pg_begin(P(s), &c);
-	if (ret)
-		return ret;
-	ret = pg_x(c, "DELETE FROM connections WHERE provider_config_key = $1 AND connection_id = $2",
-		   "delete connection", PG_ARGS(pg_text(pck), pg_text(cid)), &changed);
-	if (!ret && changed == 0)
-		ret = STORE_ENOTFOUND;
-	return pg_end(P(s), c, ret);
+	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
 
 /* One connection's metadata, inside the caller's transaction. */
@@ -472,52 +429,25 @@ int pg_connection_credentials(struct store *s, const char *pck, const char *cid,
 
 int pg_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
 {
-	struct store_idempotency *rec;
+	struct store_row row;
 	PGresult *r;
 	int ret;
 
-	ret = read_q(s, "SELECT key, method_path, request_hash, status, body, created_at"
-		     " FROM idempotency_keys WHERE key = $1 AND created_at >= $2",
-		     "read idempotency key",
-		     PG_ARGS(pg_text(key), pg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)), &r);
-	if (ret)
-		return ret;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		return STORE_ENOTFOUND;
-	}
-	rec = calloc(1, sizeof(*rec));
-	if (!rec) {
-		PQclear(r);
-		return STORE_ENOMEM;
-	}
-	rec->key = pg_col_dup(r, 0, 0, &ret);
-	rec->method_path = pg_col_dup(r, 0, 1, &ret);
-	rec->request_hash = pg_col_dup(r, 0, 2, &ret);
-	rec->status = (int)pg_col_i64(r, 0, 3);
-	rec->body = pg_col_dup(r, 0, 4, &ret);
-	rec->created_at = pg_col_i64(r, 0, 5);
+	ret = pg_read_row(s, "SELECT " STORE_IDEM_COLS " FROM idempotency_keys"
+			  " WHERE key = $1 AND created_at >= $2", "read idempotency key",
+			  PG_ARGS(pg_text(key), pg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
+			  &r, &row);
+	if (!ret)
+		ret = store_row_idempotency(&row, out);
 	PQclear(r);
-	if (ret)
-		store_idempotency_free(rec);
-	else
-		*out = rec;
 	return ret;
 }
 
 int pg_idempotency_put(struct store *s, const struct store_idempotency_input *in)
 {
-	struct pgc *c;
-	int64_t now = util_now_ms();
-	int ret;
+	struct idem_write w = {.idem = in, .now = util_now_ms()};
 
-	ret = pg_begin(P(s), &c);
-	if (ret)
-		return ret;
-	ret = idem_purge_check(c, in->key, now);
-	if (!ret)
-		ret = idem_insert(c, in, in->status, in->body, now);
-	return pg_end(P(s), c, ret);
+	return idem_write(s, &w);
 }
 
 /* ---------------------------------------------------------------------------

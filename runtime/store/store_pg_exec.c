@@ -37,31 +37,11 @@ int pg_event_insert(struct store *s, const char *type, const char *cid, const ch
 	return pg_end(P(s), c, ret);
 }
 
-static enum store_event_status event_status_from(const char *s)
-{
-	if (strcmp(s, "claimed") == 0)
-		return STORE_EVENT_CLAIMED;
-	if (strcmp(s, "done") == 0)
-		return STORE_EVENT_DONE;
-	if (strcmp(s, "interrupted") == 0)
-		return STORE_EVENT_INTERRUPTED;
-	return STORE_EVENT_PENDING;
-}
-
 void pg_event_from_row(const PGresult *r, int i, struct store_event *ev)
 {
-	memset(ev, 0, sizeof(*ev));
-	ev->id = pg_col_i64(r, i, 0);
-	pg_col_copy(r, i, 1, ev->type, sizeof(ev->type));
-	pg_col_copy(r, i, 2, ev->connection_id, sizeof(ev->connection_id));
-	pg_col_copy(r, i, 3, ev->provider_config_key, sizeof(ev->provider_config_key));
-	pg_col_copy(r, i, 4, ev->script, sizeof(ev->script));
-	ev->retry_of = pg_col_i64(r, i, 5);
-	ev->status = event_status_from(PQgetvalue(r, i, 6));
-	ev->generation = pg_col_i64(r, i, 7);
-	ev->created_at = pg_col_i64(r, i, 8);
-	ev->claimed_at = pg_col_i64(r, i, 9);
-	ev->finished_at = pg_col_i64(r, i, 10);
+	struct store_row row = pg_row_of(r, i);
+
+	store_row_event(&row, ev);
 }
 
 /* A row that finishes once: UPDATE guarded by its status, then (when it
@@ -104,32 +84,15 @@ int pg_event_finish(struct store *s, int64_t event_id)
 }
 
 /* A read of one statement whose rows the caller reads. */
-static int read_q(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
-		  PGresult **res)
-{
-	struct pgc *c;
-	int ret = pg_take(P(s), &c);
-
-	*res = NULL;
-	if (ret)
-		return ret;
-	ret = pg_q(c, sql, what, args, res);
-	pg_give(P(s), c);
-	return ret;
-}
-
 int pg_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 {
+	struct store_row row;
 	PGresult *r;
-	int ret = read_q(s, "SELECT " EVENT_COLS " FROM events WHERE id = $1", "read event",
-			 PG_ARGS(pg_i64(event_id)), &r);
+	int ret = pg_read_row(s, "SELECT " STORE_EVENT_COLS " FROM events WHERE id = $1",
+			      "read event", PG_ARGS(pg_i64(event_id)), &r, &row);
 
-	if (ret)
-		return ret;
-	if (PQntuples(r) == 1)
-		pg_event_from_row(r, 0, ev);
-	else
-		ret = STORE_ENOTFOUND;
+	if (!ret)
+		store_row_event(&row, ev);
 	PQclear(r);
 	return ret;
 }
@@ -137,7 +100,7 @@ int pg_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 int pg_event_count_pending(struct store *s, int64_t *count)
 {
 	PGresult *r;
-	int ret = read_q(s, "SELECT count(*) FROM events WHERE status = 'pending'", "count events",
+	int ret = pg_read(s, "SELECT count(*) FROM events WHERE status = 'pending'", "count events",
 			 NULL, &r);
 
 	if (!ret)
@@ -210,14 +173,13 @@ static int exec_finish_in(struct pgc *c, int64_t id, enum store_exec_status stat
 				 pg_i64(util_now_ms()), pg_i64(duration_ms < 0 ? -1 : duration_ms)));
 }
 
-/* An execution's end: finish_txn (store_execution_finish) or
- * complete_txn (store_execution_complete, with end). */
+/* An execution's end for finish_txn (store_execution_finish; its
+ * store_execution_complete is store_pg_ends.c's). */
 struct end_args {
 	int64_t id;
 	enum store_exec_status status;
 	const char *err;
 	int64_t duration_ms;
-	const struct store_execution_end *end;
 };
 
 static int finish_txn(struct store *s, struct pgc *c, void *arg)
@@ -385,65 +347,11 @@ int pg_complete_in(struct pgc *c, int64_t id, const struct store_execution_end *
 	return ret;
 }
 
-static int complete_txn(struct store *s, struct pgc *c, void *arg)
-{
-	struct end_args *a = arg;
-
-	(void)s;
-	return pg_complete_in(c, a->id, a->end, a->err);
-}
-
-int pg_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end)
-{
-	struct end_args a = {.id = id, .end = end};
-	char *err = NULL;
-	int ret;
-
-	ret = store_truncate_copy(end->error, STORE_ERROR_MAX, &err);
-	if (ret)
-		return ret;
-	a.err = err;
-	ret = pg_txn(P(s), true, complete_txn, &a);
-	free(err);
-	return ret;
-}
-
-#define EXEC_COLS                                                                         \
-	"id, event_id, parent_execution_id, kind, script, event, connection_id,"             \
-	" provider_config_key, status, started_at, ended_at, duration_ms, error,"            \
-	" plugin_version, logs_dropped, host_id"
-
 static int exec_from_row(const PGresult *r, int i, struct store_execution **out)
 {
-	struct store_execution *e = calloc(1, sizeof(*e));
-	int ret = 0;
+	struct store_row row = pg_row_of(r, i);
 
-	*out = NULL;
-	if (!e)
-		return STORE_ENOMEM;
-	e->id = pg_col_i64(r, i, 0);
-	e->event_id = pg_col_i64(r, i, 1);
-	e->parent_execution_id = pg_col_i64(r, i, 2);
-	e->kind = strcmp(PQgetvalue(r, i, 3), "action") == 0 ? STORE_EXEC_ACTION : STORE_EXEC_EVENT;
-	e->script = pg_col_dup(r, i, 4, &ret);
-	e->event = pg_col_dup(r, i, 5, &ret);
-	e->connection_id = pg_col_dup(r, i, 6, &ret);
-	e->provider_config_key = pg_col_dup(r, i, 7, &ret);
-	e->status = (enum store_exec_status)store_exec_status_from_name(PQgetvalue(r, i, 8));
-	if ((int)e->status < 0)
-		ret = STORE_EIO;
-	e->started_at = pg_col_i64(r, i, 9);
-	e->ended_at = pg_col_i64(r, i, 10);
-	e->duration_ms = PQgetisnull(r, i, 11) ? -1 : pg_col_i64(r, i, 11);
-	e->error = pg_col_dup(r, i, 12, &ret);
-	e->plugin_version = pg_col_dup(r, i, 13, &ret);
-	e->logs_dropped = pg_col_i64(r, i, 14);
-	e->host_id = pg_col_dup(r, i, 15, &ret);
-	if (ret)
-		store_execution_free(e);
-	else
-		*out = e;
-	return ret;
+	return store_row_execution(&row, out);
 }
 
 static int read_logs(const PGresult *r, struct store_execution *e)
@@ -456,12 +364,9 @@ static int read_logs(const PGresult *r, struct store_execution *e)
 	if (!e->logs)
 		return STORE_ENOMEM;
 	for (int i = 0; i < n && !ret; i++) {
-		struct store_log_line *l = &e->logs[i];
+		struct store_row row = pg_row_of(r, i);
 
-		l->seq = pg_col_i64(r, i, 0);
-		l->ts = pg_col_i64(r, i, 1);
-		l->level = (int)pg_col_i64(r, i, 2);
-		l->message = pg_col_dup(r, i, 3, &ret);
+		ret = store_row_log_line(&row, &e->logs[i]);
 		if (!ret)
 			e->n_logs++;
 	}
@@ -480,14 +385,14 @@ int pg_execution_get(struct store *s, int64_t id, struct store_execution **out)
 	ret = pg_take(P(s), &c);
 	if (ret)
 		return ret;
-	ret = pg_q(c, "SELECT " EXEC_COLS " FROM executions WHERE id = $1", "read execution",
+	ret = pg_q(c, "SELECT " STORE_EXEC_COLS " FROM executions WHERE id = $1", "read execution",
 		   PG_ARGS(pg_i64(id)), &r);
 	if (!ret)
 		ret = PQntuples(r) == 1 ? exec_from_row(r, 0, &e) : STORE_ENOTFOUND;
 	PQclear(r);
 	r = NULL;
 	if (!ret)
-		ret = pg_q(c, "SELECT seq, ts, level, message FROM execution_logs"
+		ret = pg_q(c, "SELECT " STORE_LOG_COLS " FROM execution_logs"
 			   " WHERE execution_id = $1 ORDER BY seq LIMIT $2",
 			   "read execution logs", PG_ARGS(pg_i64(id), pg_i64(LOG_READ_MAX)), &r);
 	pg_give(P(s), c);
@@ -502,7 +407,7 @@ int pg_execution_get(struct store *s, int64_t id, struct store_execution **out)
 }
 
 static const char sql_exec_list[] =
-	"SELECT " EXEC_COLS " FROM executions"
+	"SELECT " STORE_EXEC_COLS " FROM executions"
 	" WHERE ($1::text IS NULL OR connection_id = $1::text)"
 	" AND ($2::text IS NULL OR provider_config_key = $2::text)"
 	" AND ($3::text IS NULL OR script = $3::text)"
@@ -518,7 +423,7 @@ int pg_execution_list(struct store *s, const struct store_execution_filter *f,
 	size_t got = 0;
 	int ret, rows;
 
-	ret = read_q(s, sql_exec_list, "list executions",
+	ret = pg_read(s, sql_exec_list, "list executions",
 		     PG_ARGS(pg_text(f->connection_id), pg_text(f->provider_config_key),
 			     pg_text(f->script), pg_text(f->event),
 			     pg_text(f->status >= 0 ? store_exec_status_name(f->status) : NULL),

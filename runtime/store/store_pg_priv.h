@@ -11,6 +11,10 @@
  *   store_pg_exec.c    events, executions and their log lines
  *   store_pg_claim.c   the claim protocol (batched claims, starts), settling
  *                      a host's rows (recovery, the dead-host sweep)
+ *   store_pg_async.c   connection tags, asynchronous actions' results,
+ *                      webhook deliveries
+ *   store_pg_lock.c    the cross-host credentials lock (advisory locks)
+ *   store_pg_ends.c    executions' ends recorded at once share a transaction
  *
  * Conventions: every operation takes a connection of the pool, runs one
  * transaction on it (pg_begin ... pg_end) and gives it back; statements
@@ -29,6 +33,7 @@
 #include <stdint.h>
 
 #include "store_backend.h"
+#include "store_row.h"
 
 #define PG_POOL_MAX 8     /* connections per store (each host) */
 #define PG_CLAIM_BATCH 8  /* events claimed per round trip, at most */
@@ -51,6 +56,17 @@ static inline void pg_forget(struct pgc *c)
 	c->nprepared = 0;
 }
 
+#define PG_LOCK_MAX 4 /* connections for connections' credential locks */
+
+/* A connection holding (or taking) a credentials lock (store_pg_lock.c). */
+struct pg_lock {
+	PGconn *conn;       /* opened when first needed, NULL when broken */
+	bool busy;          /* taken by a lock, until its unlock */
+	bool held;          /* the advisory lock is taken */
+	uint32_t key;
+	char pck[STORE_ID_MAX + 1], cid[STORE_ID_MAX + 1]; /* whose, while held */
+};
+
 /* The back end's state (struct store's impl). */
 struct pg {
 	struct store *s;
@@ -68,6 +84,15 @@ struct pg {
 	bool thread_started;
 	int stop_pipe[2];
 	atomic_int heartbeats;     /* beats written since open */
+	/* Executions' ends waiting to share a transaction (store_pg_ends.c),
+	 * under emu; ending: a worker is recording a batch. */
+	pthread_mutex_t emu;
+	pthread_cond_t ended;
+	struct pg_end_req *ends;
+	bool ending;
+	/* Credentials locks (store_pg_lock.c), under mu. */
+	struct pg_lock locks[PG_LOCK_MAX];
+	pthread_cond_t lock_freed;
 };
 
 static inline struct pg *P(struct store *s)
@@ -162,6 +187,20 @@ int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *
 int pg_x(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
 	 int64_t *changed);
 
+/* pg_q on a connection of the pool taken for it (pg_take), outside any
+ * transaction: a read of one statement, or a write that is one (its own
+ * transaction). */
+int pg_read(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+	    PGresult **res);
+/* The same for a write: *changed is the number of rows it changed. */
+int pg_write(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+	     int64_t *changed);
+/* pg_read for the first row: *row stands on it; STORE_ENOTFOUND when there
+ * is none. PQclear(*res) in every case. */
+struct store_row;
+int pg_read_row(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+		PGresult **res, struct store_row *row);
+
 /* Column readers (text results): an int64 (0 for NULL), a bool, a
  * malloc'd copy (NULL for NULL; *ret = STORE_ENOMEM when the copy fails),
  * a copy cut to size. */
@@ -169,16 +208,16 @@ int64_t pg_col_i64(const PGresult *r, int row, int col);
 bool pg_col_bool(const PGresult *r, int row, int col);
 char *pg_col_dup(const PGresult *r, int row, int col, int *ret);
 void pg_col_copy(const PGresult *r, int row, int col, char *dst, size_t size);
-/* A bytea column: *out malloc'd (wipe it: store_blob_free). */
+/* A bytea column: *out malloc'd, a NUL after its *len bytes (wipe it:
+ * store_blob_free). */
 int pg_col_bytea(const PGresult *r, int row, int col, uint8_t **out, size_t *len);
+
+/* Row `row` of r for the shared decoders (store_row.h). */
+struct store_row pg_row_of(const PGresult *r, int row);
 
 /* ---- Shared by store_pg_exec.c and store_pg_claim.c. */
 
-#define EVENT_COLS                                                                         \
-	"id, type, connection_id, provider_config_key, script, retry_of, status, generation," \
-	" created_at, claimed_at, finished_at"
-
-/* Reads row i of a result with EVENT_COLS into *ev. */
+/* Reads row i of a result with STORE_EVENT_COLS into *ev. */
 void pg_event_from_row(const PGresult *r, int i, struct store_event *ev);
 /* Inside c's transaction: inserts a running execution of this host (*id);
  * marks a claimed event done (STORE_ESTATE when it is not claimed,
@@ -256,5 +295,32 @@ int pg_event_claim_batch(struct store *s, struct store_claim_batch *b);
 int pg_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end);
 int pg_recover(struct store *s, struct store_recovery *r);
 int pg_interrupt_running(struct store *s, const char *error, int64_t *count);
+
+/* store_pg_lock.c */
+int pg_connection_lock(struct store *s, const char *pck, const char *cid);
+void pg_connection_unlock(struct store *s, const char *pck, const char *cid);
+/* Gives a lock connection back (broken: closes its session first). */
+void pg_lock_give(struct pg *p, struct pg_lock *l, bool broken);
+
+/* store_pg_async.c */
+int pg_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
+			bool set_override, const char *override);
+int pg_async_create(struct store *s, const char *id, const char *pck, const char *cid,
+		    const char *action, int64_t now);
+int pg_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
+		    const char *output, const char *error, int64_t now);
+int pg_async_get(struct store *s, const char *id, int64_t not_before,
+		 struct store_async_action **out);
+/* Inside a transaction: host_id's running asynchronous actions failed as
+ * interrupted (pg_settle_host: store_recover's and the dead-host sweep's). */
+int pg_async_settle(struct pgc *c, const char *host_id, int64_t now);
+int pg_webhook_insert(struct store *s, const char *integration, const char *headers,
+		      const char *body, size_t len, enum store_webhook_status status, int64_t now,
+		      int64_t *id);
+int pg_webhook_due(struct store *s, int64_t now, struct store_webhook **out);
+int pg_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
+		       const char *error, int64_t next_attempt_at, int64_t now);
+int pg_webhook_list(struct store *s, const char *integration, size_t limit, int64_t cursor,
+		    struct store_webhook ***items, size_t *n, int64_t *next_cursor);
 
 #endif

@@ -232,6 +232,9 @@ static const char *const migrations[] = {
 	"  last_error TEXT);"
 	"CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)"
 	"  WHERE status = 'pending';",
+	/* 3 -> 4: the host that runs an asynchronous action (on PostgreSQL a
+	 * host settles only its own; here there is one host). */
+	"ALTER TABLE async_actions ADD COLUMN host_id TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -796,6 +799,58 @@ void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t size)
 int64_t sq_col_i64(sqlite3_stmt *st, int i)
 {
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
+}
+
+int sq_write(struct sq *b, bool critical, const char *sql, const char *what,
+	     const struct sq_arg *args, int64_t *changed)
+{
+	int ret = sq_txn_begin(b, critical);
+
+	*changed = 0;
+	if (ret)
+		return ret;
+	ret = sq_exec(b, sql, what, args);
+	if (!ret)
+		*changed = sqlite3_changes(b->db);
+	return sq_txn_end(b, ret);
+}
+
+/* The column readers of a struct store_row (store_row.h) over a statement. */
+static int64_t row_i64(const struct store_row *r, int col)
+{
+	return sq_col_i64((sqlite3_stmt *)r->res, col);
+}
+
+static const char *row_text(const struct store_row *r, int col)
+{
+	return (const char *)sqlite3_column_text((sqlite3_stmt *)r->res, col);
+}
+
+static int row_blob(const struct store_row *r, int col, uint8_t **out, size_t *len)
+{
+	sqlite3_stmt *st = (sqlite3_stmt *)r->res;
+	const void *p = sqlite3_column_blob(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	*out = NULL;
+	*len = 0;
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return 0;
+	*out = malloc(n + 1);
+	if (!*out)
+		return STORE_ENOMEM;
+	if (n)
+		memcpy(*out, p, n);
+	(*out)[n] = '\0';
+	*len = n;
+	return 0;
+}
+
+static const struct store_row_ops row_ops = {.i64 = row_i64, .text = row_text, .blob = row_blob};
+
+struct store_row sq_row_of(sqlite3_stmt *st)
+{
+	return (struct store_row){.ops = &row_ops, .res = st};
 }
 /* ---------------------------------------------------------------------------
  * Opening.

@@ -53,14 +53,13 @@ static const char sql_async_purge[] = "DELETE FROM async_actions WHERE created_a
 static const char sql_async_exists[] = "SELECT 1 FROM async_actions WHERE id = ?1";
 static const char sql_async_insert[] =
 	"INSERT INTO async_actions (id, provider_config_key, connection_id, action, status,"
-	" created_at) VALUES (?1, ?2, ?3, ?4, 'running', ?5)";
+	" created_at, host_id) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)";
 static const char sql_async_status[] = "SELECT status = 'running' FROM async_actions WHERE id = ?1";
 static const char sql_async_finish[] =
 	"UPDATE async_actions SET status = ?2, execution_id = ?3, output = ?4, error = ?5,"
 	" finished_at = ?6 WHERE id = ?1";
 static const char sql_async_get[] =
-	"SELECT id, provider_config_key, connection_id, action, status, execution_id, output, error,"
-	" created_at, finished_at FROM async_actions WHERE id = ?1 AND created_at >= ?2";
+	"SELECT " STORE_ASYNC_COLS " FROM async_actions WHERE id = ?1 AND created_at >= ?2";
 static const char sql_async_recover[] =
 	"UPDATE async_actions SET status = 'failed', finished_at = ?1,"
 	" error = '{\"message\":\"" STORE_INTERRUPTED_ERROR "\",\"payload\":null}'"
@@ -82,7 +81,8 @@ int sq_async_create(struct store *s, const char *id, const char *pck, const char
 	}
 	if (!ret)
 		ret = sq_exec(b, sql_async_insert, "record async action",
-			      SQ_ARGS(sq_text(id), sq_text(pck), sq_text(cid), sq_text(action), sq_i64(now)));
+			      SQ_ARGS(sq_text(id), sq_text(pck), sq_text(cid), sq_text(action), sq_i64(now),
+				      sq_text(b->host_id)));
 	return sq_txn_end(b, ret);
 }
 
@@ -111,31 +111,9 @@ int sq_async_finish(struct store *s, const char *id, int64_t execution_id, bool 
 
 static int read_async(sqlite3_stmt *st, void *user)
 {
-	struct store_async_action **out = user, *a = calloc(1, sizeof(*a));
-	const char *status;
-	int ret = 0;
+	struct store_row r = sq_row_of(st);
 
-	if (!a)
-		return STORE_ENOMEM;
-	sq_col_copy(st, 0, a->id, sizeof(a->id));
-	a->provider_config_key = sq_col_dup(st, 1, &ret);
-	a->connection_id = sq_col_dup(st, 2, &ret);
-	a->action = sq_col_dup(st, 3, &ret);
-	status = (const char *)sqlite3_column_text(st, 4);
-	a->status = strcmp(status, "succeeded") == 0 ? STORE_ASYNC_SUCCEEDED
-		    : strcmp(status, "failed") == 0  ? STORE_ASYNC_FAILED
-						     : STORE_ASYNC_RUNNING;
-	a->execution_id = sq_col_i64(st, 5);
-	a->output = sq_col_dup(st, 6, &ret);
-	a->error = sq_col_dup(st, 7, &ret);
-	a->created_at = sq_col_i64(st, 8);
-	a->finished_at = sq_col_i64(st, 9);
-	if (ret) {
-		store_async_action_free(a);
-		return ret;
-	}
-	*out = a;
-	return 0;
+	return store_row_async(&r, user);
 }
 
 int sq_async_get(struct store *s, const char *id, int64_t not_before, struct store_async_action **out)
@@ -146,14 +124,10 @@ int sq_async_get(struct store *s, const char *id, int64_t not_before, struct sto
 
 int sq_async_recover(struct store *s, int64_t now)
 {
-	struct sq *b = B(s);
-	int ret;
+	int64_t changed;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql_async_recover, "recover async actions", SQ_ARGS(sq_i64(now)));
-	return sq_txn_end(b, ret);
+	return sq_write(B(s), CRITICAL, sql_async_recover, "recover async actions",
+			SQ_ARGS(sq_i64(now)), &changed);
 }
 
 /* ---------------------------------------------------------------------------
@@ -166,16 +140,14 @@ static const char sql_wh_insert[] =
 	"INSERT INTO webhook_deliveries (integration, headers, body, status, received_at,"
 	" next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 static const char sql_wh_due[] =
-	"SELECT id, integration, headers, status, attempts, received_at, next_attempt_at,"
-	" delivered_at, last_error, body FROM webhook_deliveries"
+	"SELECT " STORE_WEBHOOK_COLS("body") " FROM webhook_deliveries"
 	" WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT 1";
 static const char sql_wh_attempt[] =
 	"UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2, last_error = ?3,"
 	" next_attempt_at = CASE WHEN ?2 = 'pending' THEN ?4 ELSE NULL END,"
 	" delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END WHERE id = ?1";
 static const char sql_wh_list[] =
-	"SELECT id, integration, headers, status, attempts, received_at, next_attempt_at,"
-	" delivered_at, last_error, NULL FROM webhook_deliveries"
+	"SELECT " STORE_WEBHOOK_COLS("NULL") " FROM webhook_deliveries"
 	" WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR id < ?2)"
 	" ORDER BY id DESC LIMIT ?3";
 
@@ -200,52 +172,12 @@ int sq_webhook_insert(struct store *s, const char *integration, const char *head
 	return sq_txn_end(b, ret);
 }
 
-static enum store_webhook_status wh_status(const char *s)
-{
-	for (int st = STORE_WEBHOOK_PENDING; st <= STORE_WEBHOOK_STORED; st++) {
-		if (strcmp(s, store_webhook_status_name(st)) == 0)
-			return st;
-	}
-	return STORE_WEBHOOK_FAILED;
-}
-
-/* A delivery from a row of sql_wh_due / sql_wh_list (column 9: the body or NULL). */
+/* A delivery from a row of sql_wh_due / sql_wh_list. */
 static int wh_from_row(sqlite3_stmt *st, struct store_webhook **out)
 {
-	struct store_webhook *w = calloc(1, sizeof(*w));
-	int ret = 0;
+	struct store_row r = sq_row_of(st);
 
-	*out = NULL;
-	if (!w)
-		return STORE_ENOMEM;
-	w->id = sq_col_i64(st, 0);
-	w->integration = sq_col_dup(st, 1, &ret);
-	w->headers = sq_col_dup(st, 2, &ret);
-	w->status = wh_status((const char *)sqlite3_column_text(st, 3));
-	w->attempts = sqlite3_column_int(st, 4);
-	w->received_at = sq_col_i64(st, 5);
-	w->next_attempt_at = sq_col_i64(st, 6);
-	w->delivered_at = sq_col_i64(st, 7);
-	w->last_error = sq_col_dup(st, 8, &ret);
-	if (!ret && sqlite3_column_type(st, 9) != SQLITE_NULL) {
-		const void *p = sqlite3_column_blob(st, 9);
-
-		w->body_len = (size_t)sqlite3_column_bytes(st, 9);
-		w->body = malloc(w->body_len + 1);
-		if (!w->body) {
-			ret = STORE_ENOMEM;
-		} else {
-			if (w->body_len)
-				memcpy(w->body, p, w->body_len);
-			w->body[w->body_len] = '\0';
-		}
-	}
-	if (ret) {
-		store_webhook_free(w);
-		return ret;
-	}
-	*out = w;
-	return 0;
+	return store_row_webhook(&r, out);
 }
 
 static int read_wh(sqlite3_stmt *st, void *user)
@@ -261,18 +193,13 @@ int sq_webhook_due(struct store *s, int64_t now, struct store_webhook **out)
 int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
 		       const char *error, int64_t next_attempt_at, int64_t now)
 {
-	struct sq *b = B(s);
-	int ret;
+	int64_t changed;
+	int ret = sq_write(B(s), CRITICAL, sql_wh_attempt, "record webhook attempt",
+			   SQ_ARGS(sq_i64(id), sq_text(store_webhook_status_name(status)),
+				   sq_text(error), sq_i64(next_attempt_at), sq_i64(now)),
+			   &changed);
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql_wh_attempt, "record webhook attempt",
-		      SQ_ARGS(sq_i64(id), sq_text(store_webhook_status_name(status)), sq_text(error),
-			      sq_i64(next_attempt_at), sq_i64(now)));
-	if (!ret && sqlite3_changes(b->db) == 0)
-		ret = STORE_ENOTFOUND;
-	return sq_txn_end(b, ret);
+	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
 
 /* One page of deliveries. */

@@ -130,6 +130,7 @@ static int upsert_op(struct sq *b, void *arg)
 	const struct store_idempotency_input *idem = u->idem;
 	struct store_upsert_result *r = u->r;
 	struct conn_state c;
+	const char *body;
 	bool created;
 	int status, ret;
 
@@ -166,18 +167,9 @@ static int upsert_op(struct sq *b, void *arg)
 			   in->provider_config_key, NULL, 0, false, 0, u->now, &r->event_id);
 	if (ret || !idem)
 		return ret;
-	status = idem->status;
-	if (idem->respond) {
-		status = 0;
-		free(u->body); /* a retry after a batch's failure */
-		u->body = NULL;
-		if (idem->respond(idem->user, r, &status, &u->body) != 0 || status < 100 ||
-		    status > 599)
-			return STORE_ECALLBACK;
-		if (u->body && strlen(u->body) > STORE_JSON_MAX)
-			return STORE_ETOOBIG;
-	}
-	return idem_insert(b, idem, status, idem->respond ? u->body : idem->body, u->now);
+	free(u->body); /* a retry after a batch's failure */
+	ret = store_idem_response(idem, r, &status, &body, &u->body);
+	return ret ? ret : idem_insert(b, idem, status, body, u->now);
 }
 
 int sq_connection_upsert(struct store *s, const struct store_connection_input *in,
@@ -201,14 +193,10 @@ int sq_connection_upsert(struct store *s, const struct store_connection_input *i
 }
 
 static const char sql_conn_get[] =
-	"SELECT id, connection_id, provider_config_key, provider, credentials,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting,"
-	" tags, webhook_url_override"
+	"SELECT " STORE_CONN_COLS("credentials")
 	" FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
 static const char sql_conn_list[] =
-	"SELECT id, connection_id, provider_config_key, provider, NULL,"
-	" credentials_encrypted, connection_config, metadata, created_at, updated_at, deleting,"
-	" tags, webhook_url_override"
+	"SELECT " STORE_CONN_COLS("NULL")
 	" FROM connections WHERE (?1 IS NULL OR connection_id = ?1)"
 	" AND (?2 IS NULL OR instr(',' || ?2 || ',', ',' || provider_config_key || ',') > 0)"
 	" AND (?3 IS NULL OR instr(connection_id, ?3) > 0)"
@@ -221,40 +209,9 @@ static const char sql_conn_list[] =
 static int conn_from_row(struct store *s, sqlite3_stmt *st, bool with_credentials,
 			 struct store_connection **out)
 {
-	struct store_connection *c = calloc(1, sizeof(*c));
-	int ret = 0;
+	struct store_row r = sq_row_of(st);
 
-	*out = NULL;
-	if (!c)
-		return STORE_ENOMEM;
-	c->id = sqlite3_column_int64(st, 0);
-	c->connection_id = sq_col_dup(st, 1, &ret);
-	c->provider_config_key = sq_col_dup(st, 2, &ret);
-	c->provider = sq_col_dup(st, 3, &ret);
-	c->credentials_encrypted = sqlite3_column_int(st, 5) != 0;
-	c->connection_config = sq_col_dup(st, 6, &ret);
-	c->metadata = sq_col_dup(st, 7, &ret);
-	c->created_at = sqlite3_column_int64(st, 8);
-	c->updated_at = sqlite3_column_int64(st, 9);
-	c->deleting = sqlite3_column_int(st, 10) != 0;
-	c->tags = sq_col_dup(st, 11, &ret);
-	c->webhook_url_override = sq_col_dup(st, 12, &ret);
-	if (ret)
-		goto out;
-	if (with_credentials) {
-		const void *blob = sqlite3_column_blob(st, 4);
-		size_t len = (size_t)sqlite3_column_bytes(st, 4);
-
-		ret = store_open_credentials(s, c->provider_config_key, c->connection_id,
-					     blob ? blob : "", len, c->credentials_encrypted,
-					     &c->credentials);
-	}
-out:
-	if (ret)
-		store_connection_free(c);
-	else
-		*out = c;
-	return ret;
+	return store_row_connection(s, &r, with_credentials, out);
 }
 
 /* What the row readers below fill: a connection, or a list of them. */
@@ -361,16 +318,11 @@ static const char sql_conn_delete[] =
 
 int sq_connection_delete(struct store *s, const char *pck, const char *cid)
 {
-	struct sq *b = B(s);
-	int ret;
+	int64_t changed;
+	int ret = sq_write(B(s), CRITICAL, sql_conn_delete, "delete connection",
+			   SQ_ARGS(sq_text(pck), sq_text(cid)), &changed);
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql_conn_delete, "delete connection", SQ_ARGS(sq_text(pck), sq_text(cid)));
-	if (!ret && sqlite3_changes(b->db) == 0)
-		ret = STORE_ENOTFOUND;
-	return sq_txn_end(b, ret);
+	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
 
 static const char sql_meta_read[] =
@@ -471,28 +423,14 @@ int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
  */
 
 static const char sql_idem_get[] =
-	"SELECT key, method_path, request_hash, status, body, created_at FROM idempotency_keys"
-	" WHERE key = ?1 AND created_at >= ?2";
+	"SELECT " STORE_IDEM_COLS " FROM idempotency_keys WHERE key = ?1 AND created_at >= ?2";
 
 /* Builds the record of a sql_idem_get row into *(struct store_idempotency **)user. */
 static int read_idem(sqlite3_stmt *st, void *user)
 {
-	struct store_idempotency *r = calloc(1, sizeof(*r));
-	int ret = 0;
+	struct store_row r = sq_row_of(st);
 
-	if (!r)
-		return STORE_ENOMEM;
-	r->key = sq_col_dup(st, 0, &ret);
-	r->method_path = sq_col_dup(st, 1, &ret);
-	r->request_hash = sq_col_dup(st, 2, &ret);
-	r->status = sqlite3_column_int(st, 3);
-	r->body = sq_col_dup(st, 4, &ret);
-	r->created_at = sqlite3_column_int64(st, 5);
-	if (ret)
-		store_idempotency_free(r);
-	else
-		*(struct store_idempotency **)user = r;
-	return ret;
+	return store_row_idempotency(&r, user);
 }
 
 int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)

@@ -34,45 +34,18 @@ int sq_event_insert(struct store *s, const char *type, const char *cid, const ch
 	return sq_txn_end(b, ret);
 }
 
-#define EVENT_COLS                                                                         \
-	"id, type, connection_id, provider_config_key, script, retry_of, status, generation," \
-	" created_at, claimed_at, finished_at"
-
 static const char sql_event_claim[] =
 	"UPDATE events SET status = 'claimed', claimed_at = ?1, generation = ?2"
 	" WHERE id = (SELECT id FROM events WHERE status = 'pending' ORDER BY id LIMIT 1)"
-	" RETURNING " EVENT_COLS;
-static const char sql_event_get[] = "SELECT " EVENT_COLS " FROM events WHERE id = ?1";
+	" RETURNING " STORE_EVENT_COLS;
+static const char sql_event_get[] = "SELECT " STORE_EVENT_COLS " FROM events WHERE id = ?1";
 
-static enum store_event_status event_status_from(const unsigned char *t)
-{
-	const char *s = t ? (const char *)t : "";
-
-	if (strcmp(s, "claimed") == 0)
-		return STORE_EVENT_CLAIMED;
-	if (strcmp(s, "done") == 0)
-		return STORE_EVENT_DONE;
-	if (strcmp(s, "interrupted") == 0)
-		return STORE_EVENT_INTERRUPTED;
-	return STORE_EVENT_PENDING;
-}
-
-/* sq_row_fn: the event of a row of EVENT_COLS into (struct store_event *)user. */
+/* sq_row_fn: the event of a row of STORE_EVENT_COLS into (struct store_event *)user. */
 static int read_event(sqlite3_stmt *st, void *user)
 {
-	struct store_event *ev = user;
+	struct store_row r = sq_row_of(st);
 
-	ev->id = sqlite3_column_int64(st, 0);
-	sq_col_copy(st, 1, ev->type, sizeof(ev->type));
-	sq_col_copy(st, 2, ev->connection_id, sizeof(ev->connection_id));
-	sq_col_copy(st, 3, ev->provider_config_key, sizeof(ev->provider_config_key));
-	sq_col_copy(st, 4, ev->script, sizeof(ev->script));
-	ev->retry_of = sq_col_i64(st, 5);
-	ev->status = event_status_from(sqlite3_column_text(st, 6));
-	ev->generation = sq_col_i64(st, 7);
-	ev->created_at = sq_col_i64(st, 8);
-	ev->claimed_at = sq_col_i64(st, 9);
-	ev->finished_at = sq_col_i64(st, 10);
+	store_row_event(&r, user);
 	return 0;
 }
 
@@ -351,13 +324,9 @@ static int claim_one(struct sq *b, int64_t generation, store_claim_fn plan, void
 	ret = claim_row(b, generation, &c->ev);
 	if (ret)
 		return ret;
-	*p = plan(user, &c->ev, &in);
-	if (*p == STORE_CLAIM_START) {
-		ret = store_execution_input_check(&in);
-		if (!ret && in.event_id != c->ev.id)
-			ret = STORE_EINVAL;
-		return ret ? ret : exec_insert(b, &in, &c->execution_id);
-	}
+	*p = store_plan_claim(plan, user, &c->ev, &in);
+	if (*p == STORE_CLAIM_START)
+		return exec_insert(b, &in, &c->execution_id);
 	if (*p == STORE_CLAIM_DONE) {
 		ret = finish_in(b, &event_finish, c->ev.id,
 				SQ_ARGS(sq_i64(c->ev.id), sq_i64(util_now_ms())));
@@ -365,7 +334,7 @@ static int claim_one(struct sq *b, int64_t generation, store_claim_fn plan, void
 			c->ev.status = STORE_EVENT_DONE;
 		return ret;
 	}
-	return *p == STORE_CLAIM_ONLY ? 0 : STORE_ECALLBACK;
+	return *p < 0 ? *p : 0; /* STORE_CLAIM_ONLY */
 }
 
 static const char sql_event_pending[] = "SELECT 1 FROM events WHERE status = 'pending' LIMIT 1";
@@ -417,60 +386,24 @@ int sq_event_claim_batch(struct store *s, struct store_claim_batch *c)
 	return ret;
 }
 
-#define EXEC_COLS                                                                         \
-	"id, event_id, parent_execution_id, kind, script, event, connection_id,"             \
-	" provider_config_key, status, started_at, ended_at, duration_ms, error,"            \
-	" plugin_version, logs_dropped, host_id"
-
-static const char sql_exec_get[] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1";
+static const char sql_exec_get[] = "SELECT " STORE_EXEC_COLS " FROM executions WHERE id = ?1";
 static const char sql_exec_logs[] =
-	"SELECT seq, ts, level, message FROM execution_logs WHERE execution_id = ?1"
+	"SELECT " STORE_LOG_COLS " FROM execution_logs WHERE execution_id = ?1"
 	" ORDER BY seq LIMIT ?2";
 static const char sql_exec_list[] =
-	"SELECT " EXEC_COLS " FROM executions"
+	"SELECT " STORE_EXEC_COLS " FROM executions"
 	" WHERE (?1 IS NULL OR connection_id = ?1) AND (?2 IS NULL OR provider_config_key = ?2)"
 	" AND (?3 IS NULL OR script = ?3)"
 	" AND (?4 IS NULL OR event = ?4 OR (?4 = 'action' AND kind = 'action'))"
 	" AND (?5 IS NULL OR status = ?5) AND (?6 IS NULL OR id < ?6)"
 	" ORDER BY id DESC LIMIT ?7";
 
-/* Builds the execution of a row of EXEC_COLS. */
+/* Builds the execution of a row of STORE_EXEC_COLS. */
 static int exec_from_row(sqlite3_stmt *st, struct store_execution **out)
 {
-	struct store_execution *e = calloc(1, sizeof(*e));
-	const unsigned char *t;
-	int ret = 0;
+	struct store_row r = sq_row_of(st);
 
-	*out = NULL;
-	if (!e)
-		return STORE_ENOMEM;
-	e->id = sqlite3_column_int64(st, 0);
-	e->event_id = sq_col_i64(st, 1);
-	e->parent_execution_id = sq_col_i64(st, 2);
-	t = sqlite3_column_text(st, 3);
-	e->kind = t && strcmp((const char *)t, "action") == 0 ? STORE_EXEC_ACTION
-							      : STORE_EXEC_EVENT;
-	e->script = sq_col_dup(st, 4, &ret);
-	e->event = sq_col_dup(st, 5, &ret);
-	e->connection_id = sq_col_dup(st, 6, &ret);
-	e->provider_config_key = sq_col_dup(st, 7, &ret);
-	t = sqlite3_column_text(st, 8);
-	e->status = (enum store_exec_status)store_exec_status_from_name((const char *)t);
-	if ((int)e->status < 0)
-		ret = STORE_EIO;
-	e->started_at = sq_col_i64(st, 9);
-	e->ended_at = sq_col_i64(st, 10);
-	e->duration_ms = sqlite3_column_type(st, 11) == SQLITE_NULL ? -1
-								   : sqlite3_column_int64(st, 11);
-	e->error = sq_col_dup(st, 12, &ret);
-	e->plugin_version = sq_col_dup(st, 13, &ret);
-	e->logs_dropped = sq_col_i64(st, 14);
-	e->host_id = sq_col_dup(st, 15, &ret);
-	if (ret)
-		store_execution_free(e);
-	else
-		*out = e;
-	return ret;
+	return store_row_execution(&r, out);
 }
 
 /* sq_row_fn over sql_exec_get into (struct store_execution **)user. */
@@ -491,16 +424,14 @@ static int add_log(sqlite3_stmt *st, void *user)
 	struct store_execution *e = r->e;
 	struct store_log_line *t = sq_grow(e->logs, &r->alloc, e->n_logs, sizeof(*t), 32);
 	struct store_log_line *l;
-	int ret = 0;
+	struct store_row row = sq_row_of(st);
+	int ret;
 
 	if (!t)
 		return STORE_ENOMEM;
 	e->logs = t;
 	l = &e->logs[e->n_logs];
-	l->seq = sqlite3_column_int64(st, 0);
-	l->ts = sqlite3_column_int64(st, 1);
-	l->level = sqlite3_column_int(st, 2);
-	l->message = sq_col_dup(st, 3, &ret);
+	ret = store_row_log_line(&row, l);
 	if (!ret)
 		e->n_logs++;
 	return ret;

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "store_backend.h"
+#include "store_row.h"
 
 #define STMT_CACHE 64
 
@@ -164,6 +165,10 @@ typedef int (*sq_row_fn)(sqlite3_stmt *st, void *user);
  * are not read. sqlite3_changes() and sqlite3_last_insert_rowid() tell
  * the rest while the mutex is held. */
 int sq_exec(struct sq *b, const char *sql, const char *what, const struct sq_arg *args);
+/* sq_exec() as a write operation of its own (sq_txn_begin ... sq_txn_end)
+ * at the durability class given; *changed: the rows it changed. */
+int sq_write(struct sq *b, bool critical, const char *sql, const char *what,
+	     const struct sq_arg *args, int64_t *changed);
 /* Runs sql without parameters (BEGIN, COMMIT, a PRAGMA). */
 int sq_run_sql(struct sq *b, const char *sql, const char *what);
 /* Runs sql with args and hands its first row to read (NULL: only say
@@ -193,6 +198,8 @@ void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first);
 char *sq_col_dup(sqlite3_stmt *st, int i, int *ret);
 void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t size);
 int64_t sq_col_i64(sqlite3_stmt *st, int i);
+/* The statement's current row for the shared decoders (store_row.h). */
+struct store_row sq_row_of(sqlite3_stmt *st);
 /* sq_row_fn: column 0 as an int64 into *(int64_t *)user. */
 int sq_read_i64(sqlite3_stmt *st, void *user);
 

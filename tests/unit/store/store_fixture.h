@@ -1,6 +1,9 @@
 /* Shared by test_store.c, test_store_batch.c and test_store_combined.c: a SQLite store in a
  * temporary directory of its own, opened before each test and removed with
- * its -wal and -shm files after it. */
+ * its -wal and -shm files after it. Built with EVS_FX_PG (test_store_async_pg),
+ * the store is instead a fresh database on the private PostgreSQL server of
+ * the ctest fixture `pg` (EVS_PG_DIR), dropped after the test: the same
+ * tests then hold the other back end to the same contract. */
 #ifndef EVS_TEST_STORE_FIXTURE_H
 #define EVS_TEST_STORE_FIXTURE_H
 
@@ -18,10 +21,18 @@
 
 #include "store.h"
 
+#ifdef EVS_FX_PG
+#define FX_URL_MAX 512
+#else
+#define FX_URL_MAX 160
+#endif
+
 struct fx {
 	char dir[64];	/* the temporary directory */
 	char path[128];	/* the database file in it */
-	char url[160];	/* "sqlite:" path */
+	char url[FX_URL_MAX];	/* "sqlite:" path, or the PostgreSQL database's URL */
+	char admin[512];	/* EVS_FX_PG: the server's own database */
+	char name[64];	/* EVS_FX_PG: the fresh database's name */
 	struct store *s;
 };
 
@@ -38,6 +49,67 @@ static inline struct store *fx_open(struct fx *f, const uint8_t *key)
 	return s;
 }
 
+#ifdef EVS_FX_PG
+#include <libpq-fe.h>
+#include <time.h>
+
+static inline void fx_admin(struct fx *f, const char *sql)
+{
+	PGconn *c = PQconnectdb(f->admin);
+	PGresult *r;
+
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connecting to %s: %s", f->admin, PQerrorMessage(c));
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* cmocka setup: a fresh database on the fixture's server, the store opened on it. */
+static inline int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	const char *dir = getenv("EVS_PG_DIR");
+	char sql[128];
+	FILE *u;
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(dir);
+	snprintf(f->path, sizeof(f->path), "%s/url", dir);
+	u = fopen(f->path, "r");
+	assert_non_null(u);
+	n = fread(f->admin, 1, sizeof(f->admin) - 1, u);
+	fclose(u);
+	while (n > 0 && (f->admin[n - 1] == '\n' || f->admin[n - 1] == ' '))
+		n--;
+	f->admin[n] = '\0';
+	snprintf(f->name, sizeof(f->name), "evs_fx_%d_%ld_%ld", (int)getpid(), (long)time(NULL),
+		 (long)random());
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->name);
+	fx_admin(f, sql);
+	snprintf(f->url, sizeof(f->url), "%.*s/%s", (int)(strrchr(f->admin, '/') - f->admin),
+		 f->admin, f->name);
+	f->s = fx_open(f, NULL);
+	*state = f;
+	return 0;
+}
+
+/* cmocka teardown: closes f->s and drops its database. */
+static inline int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	char sql[128];
+
+	store_close(f->s);
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", f->name);
+	fx_admin(f, sql);
+	free(f);
+	return 0;
+}
+#else
 /* cmocka setup: a fresh directory and the store opened in it as f->s. */
 static inline int fx_setup(void **state)
 {
@@ -70,5 +142,7 @@ static inline int fx_teardown(void **state)
 	free(f);
 	return 0;
 }
+
+#endif
 
 #endif

@@ -154,8 +154,8 @@ static void test_migrate_1_to_2(void **state)
 	sqlite3_close(db);
 
 	f->s = fx_open(f, NULL);
-	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
-	assert_int_equal(store_schema_version(), 3);
+	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
+	assert_int_equal(store_schema_version(), 4);
 	assert_int_equal(store_execution_get(f->s, old, &e), 0);
 	assert_null(e->host_id);
 	store_execution_free(e);

@@ -11,7 +11,13 @@
  *  - store_recover settles this host's rows only;
  *  - a survivor settles a host whose heartbeat is older than its
  *    host_timeout_s, and leaves a live host's rows alone;
- *  - a host gives back its own claims that no worker holds.
+ *  - a host gives back its own claims that no worker holds;
+ *  - tags written on one host filter another's list;
+ *  - store_recover fails this host's running asynchronous actions only;
+ *  - a due webhook delivery is taken by one host at a time (leased);
+ *  - executions' ends recorded by many threads at once (which share
+ *    transactions) are each all or nothing, one failing end not failing
+ *    the others.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -422,6 +428,218 @@ static void test_credentials_set(void **state)
 	store_close(b);
 }
 
+/* ---- tags and the override, written on one host, read on another */
+
+static size_t count_tagged(struct store *s, const char *tags)
+{
+	struct store_connection_filter f = {.tags = tags};
+	struct store_connection **items = NULL;
+	size_t n = 0;
+
+	assert_int_equal(store_connection_list(s, &f, &items, &n), 0);
+	store_connection_list_free(items, n);
+	return n;
+}
+
+static void test_tags_across_hosts(void **state)
+{
+	struct db *d = *state;
+	struct store *a = open_host(d, "a"), *b = open_host(d, "b");
+	struct store_connection_input in = {.connection_id = "c1", .provider_config_key = "gh",
+					    .provider = "github", .credentials = "{\"type\":\"NONE\"}"};
+	struct store_upsert_result r;
+	struct store_connection *c = NULL;
+	int64_t ev = 0;
+
+	assert_int_equal(store_connection_upsert(a, &in, NULL, &r), 0);
+	in.connection_id = "c2";
+	assert_int_equal(store_connection_upsert(a, &in, NULL, &r), 0);
+	assert_int_equal(store_connection_patch(a, "gh", "c1", "{\"env\":\"prod\",\"team\":\"x\"}",
+						true, "https://hooks.example/c1"), 0);
+	assert_int_equal(count_tagged(b, "{\"env\":\"prod\"}"), 1);
+	assert_int_equal(count_tagged(b, "{\"env\":\"prod\",\"team\":\"x\"}"), 1);
+	assert_int_equal(count_tagged(b, "{\"env\":\"prod\",\"team\":\"y\"}"), 0);
+	assert_int_equal(count_tagged(b, "{\"env\":\"dev\"}"), 0);
+	assert_int_equal(count_tagged(b, "{}"), 2);
+	assert_int_equal(store_connection_get(b, "gh", "c1", &c), 0);
+	assert_non_null(strstr(c->tags, "\"team\""));
+	assert_string_equal(c->webhook_url_override, "https://hooks.example/c1");
+	store_connection_free(c);
+	/* tags only: the override stays; set_override with NULL clears it */
+	assert_int_equal(store_connection_patch(b, "gh", "c1", "{}", false, NULL), 0);
+	assert_int_equal(store_connection_get(a, "gh", "c1", &c), 0);
+	assert_string_equal(c->tags, "{}");
+	assert_string_equal(c->webhook_url_override, "https://hooks.example/c1");
+	store_connection_free(c);
+	assert_int_equal(store_connection_patch(b, "gh", "c1", NULL, true, NULL), 0);
+	assert_int_equal(store_connection_get(a, "gh", "c1", &c), 0);
+	assert_null(c->webhook_url_override);
+	store_connection_free(c);
+	assert_int_equal(store_connection_patch(a, "gh", "nope", "{}", false, NULL), STORE_ENOTFOUND);
+	assert_int_equal(store_connection_mark_deleting(a, "gh", "c2", false, 1, &ev), 0);
+	assert_int_equal(store_connection_patch(b, "gh", "c2", "{}", false, NULL), STORE_EDELETING);
+	store_close(a);
+	store_close(b);
+}
+
+/* ---- asynchronous actions: a host's recovery settles only its own */
+
+static enum store_async_status async_status(struct store *s, const char *id)
+{
+	struct store_async_action *x = NULL;
+	enum store_async_status st;
+
+	assert_int_equal(store_async_action_get(s, id, &x), 0);
+	st = x->status;
+	store_async_action_free(x);
+	return st;
+}
+
+static void test_async_recover_is_per_host(void **state)
+{
+	struct db *d = *state;
+	struct store *a = open_host(d, "a"), *b = open_host(d, "b");
+	struct store_async_action *x = NULL;
+	struct store_recovery rec;
+
+	assert_int_equal(store_async_action_create(a, "id-a", "gh", "c", "act"), 0);
+	assert_int_equal(store_async_action_create(b, "id-b", "gh", "c", "act"), 0);
+	assert_int_equal(store_async_action_create(b, "id-a", "gh", "c", "act"), STORE_ECONFLICT);
+	assert_int_equal(store_async_action_create(b, "id-done", "gh", "c", "act"), 0);
+	assert_int_equal(store_async_action_finish(a, "id-done", 7, true, "{\"n\":1}", NULL), 0);
+	assert_int_equal(store_async_action_finish(a, "id-done", 7, true, NULL, NULL), STORE_ESTATE);
+	assert_int_equal(store_async_action_finish(a, "nope", 7, true, NULL, NULL), STORE_ENOTFOUND);
+	/* b restarts: its running action fails, a's keeps running */
+	store_close(b);
+	b = open_host(d, "b");
+	assert_int_equal(store_recover(b, &rec), 0);
+	assert_int_equal(async_status(a, "id-b"), STORE_ASYNC_FAILED);
+	assert_int_equal(async_status(b, "id-a"), STORE_ASYNC_RUNNING);
+	assert_int_equal(store_async_action_get(a, "id-done", &x), 0);
+	assert_int_equal(x->status, STORE_ASYNC_SUCCEEDED);
+	assert_int_equal(x->execution_id, 7);
+	assert_string_equal(x->output, "{\"n\":1}");
+	store_async_action_free(x);
+	assert_int_equal(store_async_action_get(a, "id-b", &x), 0);
+	assert_non_null(strstr(x->error, "interrupted"));
+	store_async_action_free(x);
+	store_close(a);
+	store_close(b);
+}
+
+/* ---- a due webhook delivery is taken by one host at a time */
+
+static void test_webhook_due_leased(void **state)
+{
+	struct db *d = *state;
+	struct store *a = open_host(d, "a"), *b = open_host(d, "b");
+	struct store_webhook *w = NULL, *w2 = NULL;
+	static const char body[] = "{\"x\":1}\0tail";
+	int64_t id = 0, now;
+
+	assert_int_equal(store_webhook_insert(a, "gh", "{\"X-A\":\"1\"}", body, sizeof(body) - 1,
+					      STORE_WEBHOOK_PENDING, &id), 0);
+	now = (int64_t)time(NULL) * 1000 + 1000;
+	assert_int_equal(store_webhook_due(a, now, &w), 0);
+	assert_int_equal(w->id, id);
+	assert_int_equal(w->body_len, sizeof(body) - 1);
+	assert_memory_equal(w->body, body, sizeof(body) - 1);
+	/* while a forwards it, b finds nothing due */
+	assert_int_equal(store_webhook_due(b, now, &w2), STORE_ENOTFOUND);
+	assert_null(w2);
+	/* a's attempt failed, to be tried again now: b takes it */
+	assert_int_equal(store_webhook_attempt(a, id, STORE_WEBHOOK_PENDING, "502", now), 0);
+	assert_int_equal(store_webhook_due(b, now, &w2), 0);
+	assert_int_equal(w2->id, id);
+	assert_int_equal(w2->attempts, 1);
+	assert_string_equal(w2->last_error, "502");
+	assert_int_equal(store_webhook_attempt(b, id, STORE_WEBHOOK_DELIVERED, NULL, 0), 0);
+	store_webhook_free(w);
+	assert_int_equal(store_webhook_due(a, now + 3600 * 1000, &w), STORE_ENOTFOUND);
+	store_webhook_free(w2);
+	store_close(a);
+	store_close(b);
+}
+
+/* ---- concurrent ends: shared transactions, each end all or nothing */
+
+#define ENDS 24
+#define END_THREADS 8
+
+struct ender {
+	struct store *s;
+	pthread_barrier_t *go;
+	const int64_t *ids;
+	const int64_t *events;
+	int first;       /* ends first, first + END_THREADS, ... */
+	int ret[ENDS];
+};
+
+static void *end_some(void *arg)
+{
+	struct ender *e = arg;
+
+	pthread_barrier_wait(e->go);
+	for (int i = e->first; i < ENDS; i += END_THREADS) {
+		char msg[32];
+		struct store_log_line_input line = {.level = 2, .message = msg};
+		struct store_execution_end end = {.status = STORE_EXEC_SUCCEEDED, .duration_ms = 5,
+						  .lines = &line, .n_lines = 1,
+						  .event_id = e->events[i]};
+
+		snprintf(msg, sizeof(msg), "end %d", i);
+		e->ret[i] = store_execution_complete(e->s, e->ids[i], &end);
+	}
+	return NULL;
+}
+
+static void test_concurrent_ends(void **state)
+{
+	struct db *d = *state;
+	struct store *a = open_host(d, "a");
+	struct ender e[END_THREADS];
+	pthread_t t[END_THREADS];
+	pthread_barrier_t go;
+	int64_t ids[ENDS], events[ENDS] = {0};
+	struct store_execution *x = NULL;
+
+	for (int i = 0; i < ENDS; i++)
+		ids[i] = run_action(a);
+	/* 5 ended already; 7's end names an event that is not claimed: both
+	 * STORE_ESTATE, and nothing of 7's end is written */
+	assert_int_equal(store_execution_finish(a, ids[5], STORE_EXEC_FAILED, "before", 1), 0);
+	events[7] = add_event(a, 7);
+	assert_int_equal(pthread_barrier_init(&go, NULL, END_THREADS), 0);
+	for (int i = 0; i < END_THREADS; i++) {
+		e[i] = (struct ender){.s = a, .go = &go, .ids = ids, .events = events, .first = i};
+		assert_int_equal(pthread_create(&t[i], NULL, end_some, &e[i]), 0);
+	}
+	for (int i = 0; i < END_THREADS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < ENDS; i++) {
+		char msg[32];
+
+		snprintf(msg, sizeof(msg), "end %d", i);
+		assert_int_equal(e[i % END_THREADS].ret[i], i == 5 || i == 7 ? STORE_ESTATE : 0);
+		assert_int_equal(store_execution_get(a, ids[i], &x), 0);
+		if (i == 5) {
+			assert_int_equal(x->status, STORE_EXEC_FAILED);
+			assert_int_equal(x->n_logs, 0);
+		} else if (i == 7) {
+			assert_int_equal(x->status, STORE_EXEC_RUNNING);
+			assert_int_equal(x->n_logs, 0);
+		} else {
+			assert_int_equal(x->status, STORE_EXEC_SUCCEEDED);
+			assert_int_equal(x->n_logs, 1);
+			assert_string_equal(x->logs[0].message, msg);
+		}
+		store_execution_free(x);
+		x = NULL;
+	}
+	store_close(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +650,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dead_host_settled, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_stray_claim_given_back, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_credentials_set, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_tags_across_hosts, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_async_recover_is_per_host, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_webhook_due_leased, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_ends, db_setup, db_teardown),
 	};
 
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
