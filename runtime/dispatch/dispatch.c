@@ -54,7 +54,7 @@
 
 /* An execution's end not written yet (execution_id 0: only its event's
  * "done", end.event_id). A worker writes its own together with its next
- * claim (store_event_claim_next), then counts the run out; an end the
+ * claim (store_event_claim_batch), then counts the run out; an end the
  * store refused waits on the dispatcher's unwritten list, retried. */
 struct pending_end {
 	int64_t execution_id;

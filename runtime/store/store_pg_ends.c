@@ -3,7 +3,7 @@
  * share one transaction (PostgreSQL back end).
  *
  * A worker that goes straight on to its next event carries its end with
- * that claim (store_event_claim_next, store_pg_claim.c). The others record
+ * that claim (store_event_claim_batch, store_pg_claim.c). The others record
  * their end alone (store_execution_complete): BEGIN, the end's statements,
  * COMMIT. When several do so at once (the queue ran dry and every worker
  * ends), the first becomes the combiner: it takes every end queued so far
