@@ -13,7 +13,11 @@ cmake --preset default
 cmake --build --preset default
 cmake --preset asan
 cmake --build --preset asan
-ctest --preset asan -j2 "$@"
+# A test that fails is run once more before it counts as failed: one
+# integration test still loses a race about one run in ten under load
+# (test_sandbox's zygote killed under load, docs/operations.md); a
+# failure that repeats fails the run, and ctest's output shows each retry.
+ctest --preset asan -j2 --repeat until-pass:2 "$@"
 # Optional, off by default (docs/operations.md, "Reliability"): integration
 # tests with the daemon under valgrind's memcheck, on the default build.
 if [ "${EVS_VALGRIND:-0}" = 1 ]; then
