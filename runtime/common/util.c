@@ -140,6 +140,12 @@ out:
 	return ret;
 }
 
+void util_free_n(void *const *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(p[i]);
+}
+
 void util_wipe(void *p, size_t n)
 {
 	explicit_bzero(p, n); /* glibc 2.25: a memset the optimiser keeps */

@@ -43,6 +43,14 @@ int util_write_file_atomic(const char *path, const void *data, size_t len, unsig
  * elsewhere sodium_memzero() is the rule. */
 void util_wipe(void *p, size_t n);
 
+/* free() of each pointer given, in order (NULL ones too, as free does):
+ * util_free_all(r->a, r->b, r). For the destructors of structures whose
+ * fields are plain allocations; what holds a secret is wiped by its own
+ * free function, not here. */
+#define util_free_all(...)                                                     \
+	util_free_n((void *[]){__VA_ARGS__}, sizeof((void *[]){__VA_ARGS__}) / sizeof(void *))
+void util_free_n(void *const *p, size_t n);
+
 /* Lowercase hex of bin into out, which must hold 2*len+1 bytes. */
 void util_hex(char *out, const unsigned char *bin, size_t len);
 

@@ -158,13 +158,8 @@ struct async_run {
 
 static void async_run_free(struct async_run *r)
 {
-	if (!r)
-		return;
-	free(r->pck);
-	free(r->cid);
-	free(r->name);
-	free(r->input);
-	free(r);
+	if (r)
+		util_free_all(r->pck, r->cid, r->name, r->input, r);
 }
 
 /* {"message","payload"} of a failed run, as the synchronous route's 500. */
