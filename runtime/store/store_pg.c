@@ -26,11 +26,12 @@
  * the claims (store_pg_claim.c).
  *
  * Schema. One versioned schema for both back ends (STORE_SCHEMA_VERSION):
- * migrations[] below is step for step the same as SQLite's, in
- * PostgreSQL's dialect. The version is kept in evscript_schema. Hosts that
- * start together serialize on a transaction-level advisory lock, so one
- * of them migrates and the others find the schema in place; a database
- * whose schema is newer than this build knows is refused.
+ * migrations[] below runs the steps both back ends share
+ * (store_schema.h) in PostgreSQL's type names, with a few additions of its
+ * own. The version is kept in evscript_schema. Hosts that start together
+ * serialize on a transaction-level advisory lock, so one of them migrates
+ * and the others find the schema in place; a database whose schema is
+ * newer than this build knows is refused.
  *
  * Encryption. The key-check value in store_meta is written by the first
  * host that opens the database with a key (under the same lock); a host
@@ -46,100 +47,32 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store_schema.h"
+#include "store_sql.h"
 #include "util.h"
 
 /* Any constant will do, as long as every host uses the same one. */
 #define SCHEMA_LOCK_KEY "7305711"
 
 /* ---------------------------------------------------------------------------
- * Migrations: step i brings the schema from version i to i+1, as SQLite's
- * (store_sqlite.c). Append only; never edit a step that has shipped.
+ * Migrations: the steps of store_schema.h, in PostgreSQL's type names, and
+ * what only several hosts need appended to the step that brought it.
  */
+#define SCHEMA_ROWID "BIGSERIAL PRIMARY KEY"
+#define SCHEMA_SERIAL "BIGSERIAL PRIMARY KEY"
+#define SCHEMA_I64 "BIGINT"
+#define SCHEMA_BLOB "BYTEA"
+#define SCHEMA_FLAG(col) "BOOLEAN NOT NULL DEFAULT false"
+#define SCHEMA_NOROWID ""
+
 static const char *const migrations[] = {
-	/* 0 -> 1: the initial schema. */
-	"CREATE TABLE connections ("
-	"  id BIGSERIAL PRIMARY KEY,"
-	"  connection_id TEXT NOT NULL,"
-	"  provider_config_key TEXT NOT NULL,"
-	"  provider TEXT NOT NULL,"
-	"  credentials BYTEA NOT NULL,"
-	"  credentials_encrypted BOOLEAN NOT NULL DEFAULT false,"
-	"  connection_config TEXT NOT NULL DEFAULT '{}',"
-	"  metadata TEXT NOT NULL DEFAULT '{}',"
-	"  created_at BIGINT NOT NULL,"
-	"  updated_at BIGINT NOT NULL,"
-	"  deleting BOOLEAN NOT NULL DEFAULT false,"
-	"  UNIQUE (provider_config_key, connection_id));"
-	"CREATE INDEX connections_by_id ON connections (connection_id);"
-	"CREATE TABLE events ("
-	"  id BIGSERIAL PRIMARY KEY,"
-	"  type TEXT NOT NULL CHECK (type IN ('post-connection-creation',"
-	"    'pre-connection-deletion', 'validate-connection')),"
-	"  connection_id TEXT NOT NULL,"
-	"  provider_config_key TEXT NOT NULL,"
-	"  script TEXT,"
-	"  retry_of BIGINT,"
-	"  status TEXT NOT NULL CHECK (status IN ('pending', 'claimed', 'done', 'interrupted')),"
-	"  generation BIGINT,"
-	"  created_at BIGINT NOT NULL,"
-	"  claimed_at BIGINT,"
-	"  finished_at BIGINT);"
-	"CREATE INDEX events_pending ON events (id) WHERE status = 'pending';"
-	"CREATE INDEX events_claimed ON events (id) WHERE status = 'claimed';"
-	"CREATE TABLE executions ("
-	"  id BIGSERIAL PRIMARY KEY,"
-	"  event_id BIGINT REFERENCES events (id),"
-	"  parent_execution_id BIGINT REFERENCES executions (id),"
-	"  kind TEXT NOT NULL CHECK (kind IN ('event', 'action')),"
-	"  script TEXT NOT NULL,"
-	"  event TEXT,"
-	"  connection_id TEXT NOT NULL,"
-	"  provider_config_key TEXT NOT NULL,"
-	"  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'crashed',"
-	"    'timed_out', 'interrupted')),"
-	"  started_at BIGINT NOT NULL,"
-	"  ended_at BIGINT,"
-	"  duration_ms BIGINT,"
-	"  error TEXT,"
-	"  plugin_version TEXT,"
-	"  logs_dropped BIGINT NOT NULL DEFAULT 0);"
-	"CREATE INDEX executions_event ON executions (event_id);"
-	"CREATE INDEX executions_parent ON executions (parent_execution_id);"
-	"CREATE INDEX executions_running ON executions (id) WHERE status = 'running';"
-	"CREATE INDEX executions_connection ON executions (connection_id, id);"
-	"CREATE INDEX executions_integration ON executions (provider_config_key, id);"
-	"CREATE INDEX executions_script ON executions (script, id);"
-	"CREATE TABLE execution_logs ("
-	"  execution_id BIGINT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,"
-	"  seq BIGINT NOT NULL,"
-	"  ts BIGINT NOT NULL,"
-	"  level INTEGER NOT NULL,"
-	"  message TEXT NOT NULL,"
-	"  PRIMARY KEY (execution_id, seq));"
-	"CREATE TABLE plugin_versions ("
-	"  name TEXT PRIMARY KEY,"
-	"  version TEXT NOT NULL,"
-	"  hash BYTEA NOT NULL,"
-	"  accepted_at BIGINT NOT NULL);"
-	"CREATE TABLE idempotency_keys ("
-	"  key TEXT PRIMARY KEY,"
-	"  method_path TEXT NOT NULL,"
-	"  request_hash TEXT NOT NULL,"
-	"  status INTEGER NOT NULL,"
-	"  body TEXT NOT NULL,"
-	"  created_at BIGINT NOT NULL);"
-	"CREATE INDEX idempotency_by_age ON idempotency_keys (created_at);"
-	"CREATE TABLE store_meta ("
-	"  name TEXT PRIMARY KEY,"
-	"  value BYTEA NOT NULL);",
-	/* 1 -> 2: host ids. Executions record the host that ran them, events
-	 * the host that claimed them; hosts holds every host's heartbeat (the
-	 * database's clock, so hosts' clocks need not agree) and the timeout
-	 * it is to be judged by (its own host_timeout_s). A new pending
-	 * event, or one put back, is announced on channel evscript_events
-	 * (delivered at COMMIT, once per transaction). */
-	"ALTER TABLE executions ADD COLUMN host_id TEXT;"
-	"ALTER TABLE events ADD COLUMN host_id TEXT;"
+	STORE_SCHEMA_STEP1,
+	/* 1 -> 2: hosts holds every host's heartbeat (the database's clock, so
+	 * hosts' clocks need not agree) and the timeout it is to be judged by
+	 * (its own host_timeout_s). A new pending event, or one put back, is
+	 * announced on channel evscript_events (delivered at COMMIT, once per
+	 * transaction). */
+	STORE_SCHEMA_STEP2
 	"CREATE INDEX executions_host_running ON executions (host_id) WHERE status = 'running';"
 	"CREATE INDEX events_host_claimed ON events (host_id) WHERE status = 'claimed';"
 	"CREATE TABLE hosts ("
@@ -151,40 +84,10 @@ static const char *const migrations[] = {
 	" BEGIN PERFORM pg_notify('evscript_events', ''); RETURN NULL; END $$;"
 	"CREATE TRIGGER events_notify AFTER INSERT OR UPDATE OF status ON events"
 	"  FOR EACH ROW WHEN (NEW.status = 'pending') EXECUTE FUNCTION evscript_events_notify();",
-	/* 2 -> 3: connection tags and webhook URL override, asynchronous
-	 * actions' results, incoming webhook deliveries (the tables of
-	 * store_sqlite.c's step 2 -> 3; their operations: store_pg_async.c). */
-	"ALTER TABLE connections ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';"
-	"ALTER TABLE connections ADD COLUMN webhook_url_override TEXT;"
-	"CREATE TABLE async_actions ("
-	"  id TEXT PRIMARY KEY,"
-	"  provider_config_key TEXT NOT NULL,"
-	"  connection_id TEXT NOT NULL,"
-	"  action TEXT NOT NULL,"
-	"  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),"
-	"  execution_id BIGINT,"
-	"  output TEXT,"
-	"  error TEXT,"
-	"  created_at BIGINT NOT NULL,"
-	"  finished_at BIGINT);"
-	"CREATE INDEX async_actions_by_age ON async_actions (created_at);"
-	"CREATE TABLE webhook_deliveries ("
-	"  id BIGSERIAL PRIMARY KEY,"
-	"  integration TEXT NOT NULL,"
-	"  headers TEXT NOT NULL,"
-	"  body BYTEA NOT NULL,"
-	"  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'stored')),"
-	"  attempts INTEGER NOT NULL DEFAULT 0,"
-	"  received_at BIGINT NOT NULL,"
-	"  next_attempt_at BIGINT,"
-	"  delivered_at BIGINT,"
-	"  last_error TEXT);"
-	"CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)"
-	"  WHERE status = 'pending';",
-	/* 3 -> 4: the host that runs an asynchronous action, so that a host
-	 * settles its own running actions and a dead host's, never a live
-	 * one's (pg_settle_host). */
-	"ALTER TABLE async_actions ADD COLUMN host_id TEXT;"
+	/* 2 -> 3: the operations on its tables: store_pg_async.c. */
+	STORE_SCHEMA_STEP3,
+	/* 3 -> 4: pg_settle_host finds a host's running actions by host_id. */
+	STORE_SCHEMA_STEP4
 	"CREATE INDEX async_actions_host_running ON async_actions (host_id)"
 	"  WHERE status = 'running';",
 };
@@ -216,28 +119,41 @@ static int map_sqlstate(const char *st)
 
 /* Runs sql as a statement prepared on c (parsed and planned once per
  * connection, not per call: the server's CPU is what a busy host spends),
- * or unprepared when the cache is full or the preparation fails. */
+ * or unprepared when the cache is full or the preparation fails. Texts
+ * may be written with SQLite's ?N (store_sql.h): they are translated when
+ * they are prepared. NULL with *nomem set when the translation's copy
+ * cannot be made. */
 static PGresult *run_prepared(struct pgc *c, const char *sql, int n, const char *const *values,
-			      const int *lengths, const int *formats)
+			      const int *lengths, const int *formats, bool *nomem)
 {
-	char name[16];
+	PGresult *r;
+	char name[24], *text;
 	size_t i;
 
 	for (i = 0; i < c->nprepared && c->prepared[i] != sql; i++)
 		;
-	if (i == c->nprepared && i < PG_STMT_CACHE) {
-		PGresult *r;
-
+	if (i < c->nprepared) {
 		snprintf(name, sizeof(name), "s%zu", i);
-		r = PQprepare(c->conn, name, sql, n, NULL);
+		return PQexecPrepared(c->conn, name, n, values, lengths, formats, 0);
+	}
+	text = strdup(sql);
+	*nomem = !text;
+	if (!text)
+		return NULL;
+	store_sql_dollar(text);
+	if (i < PG_STMT_CACHE) {
+		snprintf(name, sizeof(name), "s%zu", i);
+		r = PQprepare(c->conn, name, text, n, NULL);
 		if (r && PQresultStatus(r) == PGRES_COMMAND_OK)
 			c->prepared[c->nprepared++] = sql;
 		PQclear(r);
 	}
 	if (i == c->nprepared) /* not prepared: the error, if any, comes again */
-		return PQexecParams(c->conn, sql, n, NULL, values, lengths, formats, 0);
-	snprintf(name, sizeof(name), "s%zu", i);
-	return PQexecPrepared(c->conn, name, n, values, lengths, formats, 0);
+		r = PQexecParams(c->conn, text, n, NULL, values, lengths, formats, 0);
+	else
+		r = PQexecPrepared(c->conn, name, n, values, lengths, formats, 0);
+	free(text);
+	return r;
 }
 
 int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
@@ -246,6 +162,7 @@ int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *
 	const char *values[PG_MAX_ARGS];
 	int lengths[PG_MAX_ARGS], formats[PG_MAX_ARGS], n = 0, ret = 0;
 	char nums[PG_MAX_ARGS][24];
+	bool nomem = false;
 	ExecStatusType st;
 	PGresult *r;
 
@@ -276,7 +193,9 @@ int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *
 			break;
 		}
 	}
-	r = run_prepared(c, sql, n, values, lengths, formats);
+	r = run_prepared(c, sql, n, values, lengths, formats, &nomem);
+	if (nomem)
+		return STORE_ENOMEM;
 	st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		ret = map_sqlstate(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL);

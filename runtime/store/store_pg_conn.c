@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_sql.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------------------
@@ -29,11 +30,6 @@ static const char sql_event_insert[] =
 	"INSERT INTO events (type, connection_id, provider_config_key, script, retry_of, status,"
 	" generation, created_at, claimed_at, host_id)"
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
-static const char sql_idem_purge[] = "DELETE FROM idempotency_keys WHERE created_at < $1";
-static const char sql_idem_exists[] = "SELECT 1 FROM idempotency_keys WHERE key = $1";
-static const char sql_idem_insert[] =
-	"INSERT INTO idempotency_keys (key, method_path, request_hash, status, body, created_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6)";
 
 struct conn_state {
 	int64_t id;
@@ -105,12 +101,12 @@ int pg_event_add(struct pgc *c, const char *type, const char *cid, const char *p
 static int idem_purge_check(struct pgc *c, const char *key, int64_t now)
 {
 	PGresult *r;
-	int ret = pg_x(c, sql_idem_purge, "purge idempotency keys",
+	int ret = pg_x(c, store_sql_idem_purge, "purge idempotency keys",
 		       PG_ARGS(pg_i64(now - STORE_IDEMPOTENCY_TTL_MS)), NULL);
 
 	if (ret)
 		return ret;
-	ret = pg_q(c, sql_idem_exists, "read idempotency key", PG_ARGS(pg_text(key)), &r);
+	ret = pg_q(c, store_sql_idem_exists, "read idempotency key", PG_ARGS(pg_text(key)), &r);
 	if (!ret && PQntuples(r) > 0)
 		ret = STORE_ECONFLICT;
 	PQclear(r);
@@ -120,7 +116,7 @@ static int idem_purge_check(struct pgc *c, const char *key, int64_t now)
 static int idem_insert(struct pgc *c, const struct store_idempotency_input *in, int status,
 		       const char *body, int64_t now)
 {
-	return pg_x(c, sql_idem_insert, "insert idempotency key",
+	return pg_x(c, store_sql_idem_insert, "insert idempotency key",
 		    PG_ARGS(pg_text(in->key), pg_text(in->method_path), pg_text(in->request_hash),
 			    pg_i64(status), pg_text(body ? body : ""), pg_i64(now)),
 		    NULL);

@@ -13,6 +13,7 @@
 
 #include "dynbuf.h"
 #include "log.h"
+#include "store_sql.h"
 #include "util.h"
 
 #define LOG_READ_MAX 100000 /* log lines returned by store_execution_get */
@@ -163,12 +164,11 @@ static const char sql_exec_finish[] =
 	"UPDATE executions SET status = $2, error = $3, ended_at = $4,"
 	" duration_ms = CASE WHEN $5::bigint < 0 THEN GREATEST($4::bigint - started_at, 0)"
 	" ELSE $5::bigint END WHERE id = $1 AND status = 'running'";
-static const char sql_exec_exists[] = "SELECT 1 FROM executions WHERE id = $1";
 
 static int exec_finish_in(struct pgc *c, int64_t id, enum store_exec_status status,
 			  const char *err, int64_t duration_ms)
 {
-	return finish_in(c, sql_exec_finish, "finish execution", sql_exec_exists,
+	return finish_in(c, sql_exec_finish, "finish execution", store_sql_exec_exists,
 			 PG_ARGS(pg_i64(id), pg_text(store_exec_status_name(status)), pg_text(err),
 				 pg_i64(util_now_ms()), pg_i64(duration_ms < 0 ? -1 : duration_ms)));
 }

@@ -111,130 +111,28 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store_schema.h"
 #include "util.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
 /* ---------------------------------------------------------------------------
- * Migrations: step i brings the schema from version i to i+1. Append only;
- * never edit a step that has shipped. All pending steps run in one
- * transaction with the new PRAGMA user_version.
+ * Migrations: the steps of store_schema.h, in SQLite's type names. All
+ * pending steps run in one transaction with the new PRAGMA user_version.
+ * Flags are 0 or 1; the log lines' table is keyed by its primary key alone.
  */
+#define SCHEMA_ROWID "INTEGER PRIMARY KEY"
+#define SCHEMA_SERIAL "INTEGER PRIMARY KEY AUTOINCREMENT"
+#define SCHEMA_I64 "INTEGER"
+#define SCHEMA_BLOB "BLOB"
+#define SCHEMA_FLAG(col) "INTEGER NOT NULL DEFAULT 0 CHECK (" col " IN (0, 1))"
+#define SCHEMA_NOROWID " WITHOUT ROWID"
+
 static const char *const migrations[] = {
-	/* 0 -> 1: the initial schema. Statuses are stored as words so that an
-	 * operator reading the database with sqlite3 sees what the API shows. */
-	"CREATE TABLE connections ("
-	"  id INTEGER PRIMARY KEY,"
-	"  connection_id TEXT NOT NULL,"
-	"  provider_config_key TEXT NOT NULL,"
-	"  provider TEXT NOT NULL,"
-	"  credentials BLOB NOT NULL,"
-	"  credentials_encrypted INTEGER NOT NULL DEFAULT 0 CHECK (credentials_encrypted IN (0, 1)),"
-	"  connection_config TEXT NOT NULL DEFAULT '{}',"
-	"  metadata TEXT NOT NULL DEFAULT '{}',"
-	"  created_at INTEGER NOT NULL,"
-	"  updated_at INTEGER NOT NULL,"
-	"  deleting INTEGER NOT NULL DEFAULT 0 CHECK (deleting IN (0, 1)),"
-	"  UNIQUE (provider_config_key, connection_id));"
-	"CREATE INDEX connections_by_id ON connections (connection_id);"
-	"CREATE TABLE events ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  type TEXT NOT NULL CHECK (type IN ('post-connection-creation',"
-	"    'pre-connection-deletion', 'validate-connection')),"
-	"  connection_id TEXT NOT NULL,"
-	"  provider_config_key TEXT NOT NULL,"
-	"  script TEXT,"
-	"  retry_of INTEGER,"
-	"  status TEXT NOT NULL CHECK (status IN ('pending', 'claimed', 'done', 'interrupted')),"
-	"  generation INTEGER,"
-	"  created_at INTEGER NOT NULL,"
-	"  claimed_at INTEGER,"
-	"  finished_at INTEGER);"
-	"CREATE INDEX events_pending ON events (id) WHERE status = 'pending';"
-	"CREATE INDEX events_claimed ON events (id) WHERE status = 'claimed';"
-	"CREATE TABLE executions ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  event_id INTEGER REFERENCES events (id),"
-	"  parent_execution_id INTEGER REFERENCES executions (id),"
-	"  kind TEXT NOT NULL CHECK (kind IN ('event', 'action')),"
-	"  script TEXT NOT NULL,"
-	"  event TEXT,"
-	"  connection_id TEXT NOT NULL,"
-	"  provider_config_key TEXT NOT NULL,"
-	"  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'crashed',"
-	"    'timed_out', 'interrupted')),"
-	"  started_at INTEGER NOT NULL,"
-	"  ended_at INTEGER,"
-	"  duration_ms INTEGER,"
-	"  error TEXT,"
-	"  plugin_version TEXT,"
-	"  logs_dropped INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX executions_event ON executions (event_id);"
-	"CREATE INDEX executions_parent ON executions (parent_execution_id);"
-	"CREATE INDEX executions_running ON executions (id) WHERE status = 'running';"
-	"CREATE INDEX executions_connection ON executions (connection_id, id);"
-	"CREATE INDEX executions_integration ON executions (provider_config_key, id);"
-	"CREATE INDEX executions_script ON executions (script, id);"
-	"CREATE TABLE execution_logs ("
-	"  execution_id INTEGER NOT NULL REFERENCES executions (id) ON DELETE CASCADE,"
-	"  seq INTEGER NOT NULL,"
-	"  ts INTEGER NOT NULL,"
-	"  level INTEGER NOT NULL,"
-	"  message TEXT NOT NULL,"
-	"  PRIMARY KEY (execution_id, seq)) WITHOUT ROWID;"
-	"CREATE TABLE plugin_versions ("
-	"  name TEXT PRIMARY KEY,"
-	"  version TEXT NOT NULL,"
-	"  hash BLOB NOT NULL,"
-	"  accepted_at INTEGER NOT NULL);"
-	"CREATE TABLE idempotency_keys ("
-	"  key TEXT PRIMARY KEY,"
-	"  method_path TEXT NOT NULL,"
-	"  request_hash TEXT NOT NULL,"
-	"  status INTEGER NOT NULL,"
-	"  body TEXT NOT NULL,"
-	"  created_at INTEGER NOT NULL);"
-	"CREATE INDEX idempotency_by_age ON idempotency_keys (created_at);"
-	"CREATE TABLE store_meta ("
-	"  name TEXT PRIMARY KEY,"
-	"  value BLOB NOT NULL);",
-	/* 1 -> 2: host ids (several hosts on one PostgreSQL database; here
-	 * one host, so only executions are written with theirs). */
-	"ALTER TABLE executions ADD COLUMN host_id TEXT;"
-	"ALTER TABLE events ADD COLUMN host_id TEXT;",
-	/* 2 -> 3: connection tags and webhook URL override (PATCH
-	 * /connections/{id}), asynchronous actions' results, incoming webhook
-	 * deliveries. */
-	"ALTER TABLE connections ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';"
-	"ALTER TABLE connections ADD COLUMN webhook_url_override TEXT;"
-	"CREATE TABLE async_actions ("
-	"  id TEXT PRIMARY KEY,"
-	"  provider_config_key TEXT NOT NULL,"
-	"  connection_id TEXT NOT NULL,"
-	"  action TEXT NOT NULL,"
-	"  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),"
-	"  execution_id INTEGER,"
-	"  output TEXT,"
-	"  error TEXT,"
-	"  created_at INTEGER NOT NULL,"
-	"  finished_at INTEGER);"
-	"CREATE INDEX async_actions_by_age ON async_actions (created_at);"
-	"CREATE TABLE webhook_deliveries ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  integration TEXT NOT NULL,"
-	"  headers TEXT NOT NULL,"
-	"  body BLOB NOT NULL,"
-	"  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'stored')),"
-	"  attempts INTEGER NOT NULL DEFAULT 0,"
-	"  received_at INTEGER NOT NULL,"
-	"  next_attempt_at INTEGER,"
-	"  delivered_at INTEGER,"
-	"  last_error TEXT);"
-	"CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)"
-	"  WHERE status = 'pending';",
-	/* 3 -> 4: the host that runs an asynchronous action (on PostgreSQL a
-	 * host settles only its own; here there is one host). */
-	"ALTER TABLE async_actions ADD COLUMN host_id TEXT;",
+	STORE_SCHEMA_STEP1,
+	STORE_SCHEMA_STEP2,
+	STORE_SCHEMA_STEP3,
+	STORE_SCHEMA_STEP4,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

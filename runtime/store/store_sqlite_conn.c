@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_sql.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------------------
@@ -31,11 +32,6 @@ static const char sql_event_insert[] =
 	"INSERT INTO events (type, connection_id, provider_config_key, script, retry_of, status,"
 	" generation, created_at, claimed_at)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-static const char sql_idem_purge[] = "DELETE FROM idempotency_keys WHERE created_at < ?1";
-static const char sql_idem_exists[] = "SELECT 1 FROM idempotency_keys WHERE key = ?1";
-static const char sql_idem_insert[] =
-	"INSERT INTO idempotency_keys (key, method_path, request_hash, status, body, created_at)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /* A connection's row as the writes below need it. */
 struct conn_state {
@@ -94,19 +90,20 @@ int sq_event_add(struct sq *b, const char *type, const char *cid, const char *pc
 /* Purges expired idempotency records, then says whether key is recorded. */
 static int idem_purge_check(struct sq *b, const char *key, int64_t now)
 {
-	int ret = sq_exec(b, sql_idem_purge, "purge idempotency keys",
+	int ret = sq_exec(b, store_sql_idem_purge, "purge idempotency keys",
 			  SQ_ARGS(sq_i64(now - STORE_IDEMPOTENCY_TTL_MS)));
 
 	if (ret)
 		return ret;
-	ret = sq_row(b, sql_idem_exists, "read idempotency key", SQ_ARGS(sq_text(key)), NULL, NULL);
+	ret = sq_row(b, store_sql_idem_exists, "read idempotency key", SQ_ARGS(sq_text(key)), NULL,
+		     NULL);
 	return ret == 0 ? STORE_ECONFLICT : ret == STORE_ENOTFOUND ? 0 : ret;
 }
 
 static int idem_insert(struct sq *b, const struct store_idempotency_input *in, int status,
 		       const char *body, int64_t now)
 {
-	return sq_exec(b, sql_idem_insert, "insert idempotency key",
+	return sq_exec(b, store_sql_idem_insert, "insert idempotency key",
 		       SQ_ARGS(sq_text(in->key), sq_text(in->method_path), sq_text(in->request_hash),
 			       sq_i64(status), sq_text(body ? body : ""), sq_i64(now)));
 }

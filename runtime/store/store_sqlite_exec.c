@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_sql.h"
 #include "util.h"
 
 #define LOG_READ_MAX 100000 /* log lines returned by store_execution_get */
@@ -182,13 +183,12 @@ int sq_execution_create(struct store *s, const struct store_execution_input *in,
 	return ret;
 }
 
-static const char sql_exec_exists[] = "SELECT 1 FROM executions WHERE id = ?1";
 static const struct finish exec_finish = {
 	.sql = "UPDATE executions SET status = ?2, error = ?3, ended_at = ?4,"
 	       " duration_ms = CASE WHEN ?5 < 0 THEN max(?4 - started_at, 0) ELSE ?5 END"
 	       " WHERE id = ?1 AND status = 'running'",
 	.what = "finish execution",
-	.sql_exists = sql_exec_exists,
+	.sql_exists = store_sql_exec_exists,
 	.what_exists = "read execution",
 };
 
@@ -228,7 +228,7 @@ static int append_logs_in(struct sq *b, int64_t id, const struct store_log_line_
 	char *msg = NULL;
 	int ret;
 
-	ret = sq_row_exists(b, sql_exec_exists, id, "read execution");
+	ret = sq_row_exists(b, store_sql_exec_exists, id, "read execution");
 	if (ret)
 		return ret;
 	ret = sq_row(b, sql_log_next_seq, "read log sequence", SQ_ARGS(sq_i64(id)), sq_read_i64,

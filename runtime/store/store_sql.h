@@ -1,0 +1,28 @@
+/*
+ * store_sql.h - statements both back ends run with the same text, written
+ * once in SQLite's dialect (parameters ?1, ?2, ...), and the translation
+ * of that dialect's parameters into PostgreSQL's ($1, $2, ...).
+ *
+ * A back end keys its cache of prepared statements by a text's address,
+ * so a shared text is prepared (and, on PostgreSQL, translated) once per
+ * connection, like the texts of its own. The caller's `what` names the
+ * statement in a logged error, as for any other.
+ */
+#ifndef EVS_STORE_SQL_H
+#define EVS_STORE_SQL_H
+
+/* Idempotency-Key records: purge those created before ?1; is ?1 recorded;
+ * record (key, method_path, request_hash, status, body, created_at). */
+extern const char store_sql_idem_purge[];
+extern const char store_sql_idem_exists[];
+extern const char store_sql_idem_insert[];
+/* Is there an execution with id ?1. */
+extern const char store_sql_exec_exists[];
+
+/* Rewrites sql, in place, from ?N parameters to $N (the same length):
+ * only a '?' followed by a digit, outside quoted text ('...'), quoted
+ * names ("...") and PostgreSQL's dollar quoting ($$...$$, $tag$...$tag$),
+ * so that PostgreSQL's jsonb operators (?, ?|, ?&) are left alone. */
+void store_sql_dollar(char *sql);
+
+#endif
