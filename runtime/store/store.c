@@ -721,24 +721,17 @@ void store_connection_free(struct store_connection *c)
 {
 	if (!c)
 		return;
-	free(c->connection_id);
-	free(c->provider_config_key);
-	free(c->provider);
 	store_secret_free(c->credentials);
 	/* connection_config can hold secrets too (subdomains with tokens,
 	 * account keys some providers template into their URLs) */
 	store_secret_free(c->connection_config);
-	free(c->metadata);
-	free(c->tags);
-	free(c->webhook_url_override);
-	free(c);
+	util_free_all(c->connection_id, c->provider_config_key, c->provider, c->metadata, c->tags,
+		      c->webhook_url_override, c);
 }
 
 void store_connection_list_free(struct store_connection **items, size_t n)
 {
-	if (!items)
-		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; items && i < n; i++)
 		store_connection_free(items[i]);
 	free(items);
 }
@@ -992,11 +985,8 @@ void store_idempotency_free(struct store_idempotency *r)
 {
 	if (!r)
 		return;
-	free(r->key);
-	free(r->method_path);
-	free(r->request_hash);
 	store_secret_free(r->body); /* a reply may carry credentials */
-	free(r);
+	util_free_all(r->key, r->method_path, r->request_hash, r);
 }
 
 int store_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
@@ -1169,24 +1159,15 @@ void store_execution_free(struct store_execution *e)
 {
 	if (!e)
 		return;
-	free(e->script);
-	free(e->event);
-	free(e->connection_id);
-	free(e->provider_config_key);
-	free(e->error);
-	free(e->plugin_version);
-	free(e->host_id);
 	for (size_t i = 0; i < e->n_logs; i++)
 		free(e->logs[i].message);
-	free(e->logs);
-	free(e);
+	util_free_all(e->script, e->event, e->connection_id, e->provider_config_key, e->error,
+		      e->plugin_version, e->host_id, e->logs, e);
 }
 
 void store_execution_list_free(struct store_execution **items, size_t n)
 {
-	if (!items)
-		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; items && i < n; i++)
 		store_execution_free(items[i]);
 	free(items);
 }

@@ -38,12 +38,7 @@ void store_async_action_free(struct store_async_action *a)
 {
 	if (!a)
 		return;
-	free(a->provider_config_key);
-	free(a->connection_id);
-	free(a->action);
-	free(a->output);
-	free(a->error);
-	free(a);
+	util_free_all(a->provider_config_key, a->connection_id, a->action, a->output, a->error, a);
 }
 
 int store_async_action_create(struct store *s, const char *id, const char *pck, const char *cid,
@@ -103,11 +98,7 @@ void store_webhook_free(struct store_webhook *w)
 {
 	if (!w)
 		return;
-	free(w->integration);
-	free(w->headers);
-	free(w->body);
-	free(w->last_error);
-	free(w);
+	util_free_all(w->integration, w->headers, w->body, w->last_error, w);
 }
 
 void store_webhook_list_free(struct store_webhook **items, size_t n)

@@ -232,9 +232,6 @@ int pg_connection_upsert(struct store *s, const struct store_connection_input *i
 	return ret;
 }
 
-static const char sql_conn_get[] =
-	"SELECT " STORE_CONN_COLS("credentials")
-	" FROM connections WHERE provider_config_key = $1 AND connection_id = $2";
 /* tags: every key of $6 holds its value ($6 an object of strings, as
  * json_each's comparison in SQLite's list) */
 static const char sql_conn_list[] =
@@ -245,7 +242,7 @@ static const char sql_conn_list[] =
 	" AND ($6::jsonb IS NULL OR tags::jsonb @> $6::jsonb)"
 	" ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5";
 
-/* Builds a connection from row i of sql_conn_get / sql_conn_list. */
+/* Builds a connection from row i of store_sql_conn_get / sql_conn_list. */
 static int conn_from_row(struct store *s, const PGresult *r, int i, bool with_credentials,
 			 struct store_connection **out)
 {
@@ -259,7 +256,7 @@ int pg_connection_get(struct store *s, const char *pck, const char *cid,
 {
 	struct store_row row;
 	PGresult *r;
-	int ret = pg_read_row(s, sql_conn_get, "read connection",
+	int ret = pg_read_row(s, store_sql_conn_get, "read connection",
 			      PG_ARGS(pg_text(pck), pg_text(cid)), &r, &row);
 
 	if (!ret)

@@ -7,11 +7,16 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "store_row.h"
+
 const char store_sql_idem_purge[] = "DELETE FROM idempotency_keys WHERE created_at < ?1";
 const char store_sql_idem_exists[] = "SELECT 1 FROM idempotency_keys WHERE key = ?1";
 const char store_sql_idem_insert[] =
 	"INSERT INTO idempotency_keys (key, method_path, request_hash, status, body, created_at)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const char store_sql_conn_get[] =
+	"SELECT " STORE_CONN_COLS("credentials")
+	" FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
 const char store_sql_exec_exists[] = "SELECT 1 FROM executions WHERE id = ?1";
 
 /* The length of a dollar quote's tag at p ("$$" or "$name$"), 0 when p

@@ -16,6 +16,9 @@
 extern const char store_sql_idem_purge[];
 extern const char store_sql_idem_exists[];
 extern const char store_sql_idem_insert[];
+/* A connection with its credentials (STORE_CONN_COLS), by
+ * provider_config_key ?1 and connection_id ?2. */
+extern const char store_sql_conn_get[];
 /* Is there an execution with id ?1. */
 extern const char store_sql_exec_exists[];
 

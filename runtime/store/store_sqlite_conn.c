@@ -189,9 +189,6 @@ int sq_connection_upsert(struct store *s, const struct store_connection_input *i
 	return ret;
 }
 
-static const char sql_conn_get[] =
-	"SELECT " STORE_CONN_COLS("credentials")
-	" FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
 static const char sql_conn_list[] =
 	"SELECT " STORE_CONN_COLS("NULL")
 	" FROM connections WHERE (?1 IS NULL OR connection_id = ?1)"
@@ -202,7 +199,7 @@ static const char sql_conn_list[] =
 	"    WHERE have.key = want.key AND have.value = want.value)))"
 	" ORDER BY created_at DESC, id DESC LIMIT ?4 OFFSET ?5";
 
-/* Builds a connection from a row of sql_conn_get / sql_conn_list. */
+/* Builds a connection from a row of store_sql_conn_get / sql_conn_list. */
 static int conn_from_row(struct store *s, sqlite3_stmt *st, bool with_credentials,
 			 struct store_connection **out)
 {
@@ -245,8 +242,8 @@ int sq_connection_get(struct store *s, const char *pck, const char *cid,
 		      struct store_connection **out)
 {
 	struct conn_read r = {.s = s};
-	int ret = sq_get(B(s), sql_conn_get, "read connection", SQ_ARGS(sq_text(pck), sq_text(cid)),
-			 read_conn, &r);
+	int ret = sq_get(B(s), store_sql_conn_get, "read connection",
+			 SQ_ARGS(sq_text(pck), sq_text(cid)), read_conn, &r);
 
 	if (!ret)
 		*out = r.one;
