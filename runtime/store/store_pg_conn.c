@@ -448,13 +448,13 @@ int pg_idempotency_put(struct store *s, const struct store_idempotency_input *in
  */
 
 /* Reads name's record on c: 0 found, 1 none. */
-static int ledger_read(struct pgc *c, const char *sql, const char *name, char version[64],
+static int ledger_read(struct pgc *c, const char *name, char version[64],
 		       uint8_t hash[STORE_HASH_BYTES])
 {
 	uint8_t *blob = NULL;
 	size_t len = 0;
 	PGresult *r;
-	int ret = pg_q(c, sql, "read plugin ledger", PG_ARGS(pg_text(name)), &r);
+	int ret = pg_q(c, store_sql_ledger_get, "read plugin ledger", PG_ARGS(pg_text(name)), &r);
 
 	if (ret)
 		return ret;
@@ -482,8 +482,7 @@ int pg_ledger_get(struct store *s, const char *name, char version[64],
 
 	if (ret)
 		return ret;
-	ret = ledger_read(c, "SELECT version, hash FROM plugin_versions WHERE name = $1", name,
-			  version, hash);
+	ret = ledger_read(c, name, version, hash);
 	pg_give(P(s), c);
 	return ret;
 }
@@ -502,17 +501,12 @@ int pg_ledger_put(struct store *s, const char *name, const char *version,
 	ret = pg_x(c, "SELECT pg_advisory_xact_lock(hashtextextended('plugin:' || $1, 0))",
 		   "lock plugin ledger", PG_ARGS(pg_text(name)), NULL);
 	if (!ret)
-		ret = ledger_read(c, "SELECT version, hash FROM plugin_versions WHERE name = $1",
-				  name, old, oldhash);
+		ret = ledger_read(c, name, old, oldhash);
 	if (ret < 0 || (ret == 0 && store_version_cmp(version, old) < 0)) {
 		ret = ret < 0 ? ret : 0; /* keep the highest version accepted */
 		return pg_end(P(s), c, ret);
 	}
-	ret = pg_x(c, "INSERT INTO plugin_versions (name, version, hash, accepted_at)"
-		   " VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET"
-		   " version = excluded.version, hash = excluded.hash,"
-		   " accepted_at = excluded.accepted_at",
-		   "write plugin ledger",
+	ret = pg_x(c, store_sql_ledger_put, "write plugin ledger",
 		   PG_ARGS(pg_text(name), pg_text(version), pg_blob(hash, STORE_HASH_BYTES),
 			   pg_i64(util_now_ms())),
 		   NULL);

@@ -18,6 +18,11 @@ const char store_sql_conn_get[] =
 	"SELECT " STORE_CONN_COLS("credentials")
 	" FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
 const char store_sql_exec_exists[] = "SELECT 1 FROM executions WHERE id = ?1";
+const char store_sql_ledger_get[] = "SELECT version, hash FROM plugin_versions WHERE name = ?1";
+const char store_sql_ledger_put[] =
+	"INSERT INTO plugin_versions (name, version, hash, accepted_at) VALUES (?1, ?2, ?3, ?4)"
+	" ON CONFLICT (name) DO UPDATE SET version = excluded.version, hash = excluded.hash,"
+	" accepted_at = excluded.accepted_at";
 
 /* The length of a dollar quote's tag at p ("$$" or "$name$"), 0 when p
  * starts none ($1 is a parameter, not a tag). */

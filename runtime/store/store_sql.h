@@ -21,6 +21,10 @@ extern const char store_sql_idem_insert[];
 extern const char store_sql_conn_get[];
 /* Is there an execution with id ?1. */
 extern const char store_sql_exec_exists[];
+/* The plugin version ledger: the version and hash recorded for plugin ?1;
+ * record (name, version, hash, accepted_at), replacing the name's record. */
+extern const char store_sql_ledger_get[];
+extern const char store_sql_ledger_put[];
 
 /* Rewrites sql, in place, from ?N parameters to $N (the same length):
  * only a '?' followed by a digit, outside quoted text ('...'), quoted

@@ -8,17 +8,12 @@
 #include <string.h>
 
 #include "log.h"
+#include "store_sql.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------------------
  * The plugin version ledger.
  */
-
-static const char sql_ledger_get[] = "SELECT version, hash FROM plugin_versions WHERE name = ?1";
-static const char sql_ledger_put[] =
-	"INSERT INTO plugin_versions (name, version, hash, accepted_at) VALUES (?1, ?2, ?3, ?4)"
-	" ON CONFLICT (name) DO UPDATE SET version = excluded.version, hash = excluded.hash,"
-	" accepted_at = excluded.accepted_at";
 
 /* A plugin's record: its name, and where its version and hash go. */
 struct ledger_rec {
@@ -45,7 +40,7 @@ static int ledger_read(struct sq *b, const char *name, char version[64],
 		       uint8_t hash[STORE_HASH_BYTES])
 {
 	struct ledger_rec r = {.name = name, .version = version, .hash = hash};
-	int ret = sq_row(b, sql_ledger_get, "read plugin ledger", SQ_ARGS(sq_text(name)),
+	int ret = sq_row(b, store_sql_ledger_get, "read plugin ledger", SQ_ARGS(sq_text(name)),
 			 read_ledger, &r);
 
 	return ret == STORE_ENOTFOUND ? 1 : ret;
@@ -78,7 +73,7 @@ int sq_ledger_put(struct store *s, const char *name, const char *version,
 		goto out;
 	if (ret == 0 && store_version_cmp(version, old) < 0)
 		goto out; /* keep the highest version accepted */
-	ret = sq_exec(b, sql_ledger_put, "write plugin ledger",
+	ret = sq_exec(b, store_sql_ledger_put, "write plugin ledger",
 		      SQ_ARGS(sq_text(name), sq_text(version), sq_blob(hash, STORE_HASH_BYTES),
 			      sq_i64(util_now_ms())));
 out:
