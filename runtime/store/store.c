@@ -19,7 +19,6 @@
 static const struct store_ops *const backends[] = {
 	&store_sqlite_ops,
 	&store_pg_ops,
-	&store_pg_ops_alias,
 };
 
 #define URL_FORMS "sqlite:PATH or postgresql://USER@HOST[:PORT]/DB"
@@ -530,6 +529,12 @@ static int host_setup(struct store *s, const struct store_host *host, char *err,
 	return 0;
 }
 
+/* Whether the URL's scheme (url up to colon) is name (NULL: no). */
+static bool scheme_is(const char *url, const char *colon, const char *name)
+{
+	return name && strlen(name) == (size_t)(colon - url) && strncmp(url, name, colon - url) == 0;
+}
+
 int store_open_host(const char *url, const uint8_t *enc_key, const struct store_host *host,
 		    struct store **out, char *err, size_t errlen)
 {
@@ -547,12 +552,10 @@ int store_open_host(const char *url, const uint8_t *enc_key, const struct store_
 		util_set_err(err, errlen, "store URL '%s': expected " URL_FORMS, shown);
 		return STORE_EURL;
 	}
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-		size_t n = strlen(backends[i]->scheme);
-
-		if ((size_t)(colon - url) == n && strncmp(url, backends[i]->scheme, n) == 0)
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (scheme_is(url, colon, backends[i]->scheme) ||
+		    scheme_is(url, colon, backends[i]->alias))
 			ops = backends[i];
-	}
 	if (!ops) {
 		util_set_err(err, errlen, "store URL '%s': unsupported scheme (expected " URL_FORMS ")",
 			     shown);

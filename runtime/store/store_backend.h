@@ -18,7 +18,8 @@
 #include "store.h"
 
 struct store_ops {
-	const char *scheme; /* "sqlite", "postgresql", "postgres" */
+	const char *scheme; /* "sqlite", "postgresql" */
+	const char *alias;  /* another name of the scheme ("postgres"), or NULL */
 	/* location is the URL after "scheme:" (the whole URL when full_url).
 	 * Sets s->impl. On failure frees what it made and writes err, which
 	 * must never hold a password. */
@@ -129,8 +130,7 @@ struct store {
 };
 
 extern const struct store_ops store_sqlite_ops;
-extern const struct store_ops store_pg_ops;      /* "postgresql" */
-extern const struct store_ops store_pg_ops_alias; /* "postgres" */
+extern const struct store_ops store_pg_ops; /* "postgresql", "postgres" */
 
 /* The schema version of both back ends: each keeps a list of migrations
  * (step i brings version i to i+1) of exactly this length. */

@@ -787,36 +787,47 @@ fail:
 	return ret;
 }
 
-#define PG_OPS(name)                                                                    \
-	{                                                                               \
-		.scheme = name, .full_url = true, .open = pg_open, .close = pg_close,   \
-		.connection_upsert = pg_connection_upsert,                              \
-		.connection_get = pg_connection_get,                                    \
-		.connection_list = pg_connection_list,                                  \
-		.connection_mark_deleting = pg_connection_mark_deleting,                \
-		.connection_delete = pg_connection_delete,                              \
-		.connection_metadata = pg_connection_metadata,                          \
-		.connection_credentials = pg_connection_credentials,                    \
-		.idempotency_get = pg_idempotency_get,                                  \
-		.idempotency_put = pg_idempotency_put, .event_insert = pg_event_insert, \
-		.event_claim = pg_event_claim, .event_finish = pg_event_finish,         \
-		.event_get = pg_event_get, .event_count_pending = pg_event_count_pending, \
-		.execution_create = pg_execution_create,                                \
-		.execution_finish = pg_execution_finish,                                \
-		.execution_append_logs = pg_execution_append_logs,                      \
-		.execution_get = pg_execution_get, .execution_list = pg_execution_list, \
-		.execution_retry = pg_execution_retry, .recover = pg_recover,           \
-		.interrupt_running = pg_interrupt_running, .ledger_get = pg_ledger_get, \
-		.ledger_put = pg_ledger_put, .event_claim_batch = pg_event_claim_batch, \
-		.execution_complete = pg_execution_complete,                            \
-		.connection_patch = pg_connection_patch,                                \
-		.async_create = pg_async_create, .async_finish = pg_async_finish,       \
-		.async_get = pg_async_get, /* async_recover: pg_settle_host */          \
-		.connection_lock = pg_connection_lock,                                  \
-		.connection_unlock = pg_connection_unlock,                              \
-		.webhook_insert = pg_webhook_insert, .webhook_due = pg_webhook_due,     \
-		.webhook_attempt = pg_webhook_attempt, .webhook_list = pg_webhook_list, \
-	}
-
-const struct store_ops store_pg_ops = PG_OPS("postgresql");
-const struct store_ops store_pg_ops_alias = PG_OPS("postgres");
+const struct store_ops store_pg_ops = {
+	.scheme = "postgresql",
+	.alias = "postgres",
+	.full_url = true,
+	.open = pg_open,
+	.close = pg_close,
+	.connection_upsert = pg_connection_upsert,
+	.connection_get = pg_connection_get,
+	.connection_list = pg_connection_list,
+	.connection_mark_deleting = pg_connection_mark_deleting,
+	.connection_delete = pg_connection_delete,
+	.connection_metadata = pg_connection_metadata,
+	.connection_credentials = pg_connection_credentials,
+	.idempotency_get = pg_idempotency_get,
+	.idempotency_put = pg_idempotency_put,
+	.event_insert = pg_event_insert,
+	.event_claim = pg_event_claim,
+	.event_finish = pg_event_finish,
+	.event_get = pg_event_get,
+	.event_count_pending = pg_event_count_pending,
+	.execution_create = pg_execution_create,
+	.execution_finish = pg_execution_finish,
+	.execution_append_logs = pg_execution_append_logs,
+	.execution_get = pg_execution_get,
+	.execution_list = pg_execution_list,
+	.execution_retry = pg_execution_retry,
+	.recover = pg_recover,
+	.interrupt_running = pg_interrupt_running,
+	.ledger_get = pg_ledger_get,
+	.ledger_put = pg_ledger_put,
+	.event_claim_batch = pg_event_claim_batch,
+	.execution_complete = pg_execution_complete,
+	.connection_patch = pg_connection_patch,
+	.async_create = pg_async_create,
+	.async_finish = pg_async_finish,
+	.async_get = pg_async_get,
+	/* async_recover: pg_settle_host */
+	.connection_lock = pg_connection_lock,
+	.connection_unlock = pg_connection_unlock,
+	.webhook_insert = pg_webhook_insert,
+	.webhook_due = pg_webhook_due,
+	.webhook_attempt = pg_webhook_attempt,
+	.webhook_list = pg_webhook_list,
+};
