@@ -756,6 +756,21 @@ struct store_row sq_row_of(sqlite3_stmt *st)
 
 /* Closes one connection (committing a batch left open: none should be, no
  * call being in progress) and frees its state. NULL is fine. */
+/* A connection's state, not yet open (sq_free frees it): NULL and err
+ * written when there is no memory. */
+static struct sq *sq_alloc(char *err, size_t errlen)
+{
+	struct sq *b = calloc(1, sizeof(*b));
+
+	if (!b) {
+		util_set_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_mutex_init(&b->qmu, NULL);
+	return b;
+}
+
 static void sq_free(struct sq *b)
 {
 	if (!b)
@@ -932,13 +947,9 @@ static int open_reader(struct sq *b, const char *path, char *err, size_t errlen)
 
 	if (strcmp(path, ":memory:") == 0)
 		return 0;
-	r = calloc(1, sizeof(*r));
-	if (!r) {
-		snprintf(err, errlen, "out of memory");
+	r = sq_alloc(err, errlen);
+	if (!r)
 		return STORE_ENOMEM;
-	}
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_mutex_init(&r->qmu, NULL);
 	b->rd = r;
 	rc = sqlite3_open_v2(path, &r->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
@@ -1013,13 +1024,9 @@ static int open_path(struct store *s, const char *path, bool all_normal, char *e
 		util_set_err(err, errlen, "%s: %s", path, status_str(e));
 		return STORE_EIO;
 	}
-	b = calloc(1, sizeof(*b));
-	if (!b) {
-		util_set_err(err, errlen, "out of memory");
+	b = sq_alloc(err, errlen);
+	if (!b)
 		return STORE_ENOMEM;
-	}
-	pthread_mutex_init(&b->mu, NULL);
-	pthread_mutex_init(&b->qmu, NULL);
 	b->all_normal = all_normal;
 	b->host_id = s->host_id;
 	s->impl = b;
