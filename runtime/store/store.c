@@ -762,6 +762,24 @@ static int respond_sealed(void *user, const struct store_upsert_result *r, int *
 	return ret;
 }
 
+/* Seals in's credentials (outside any lock of the back end: it does not
+ * touch the database) and has the back end write the connection. */
+static int upsert_sealed(struct store *s, const struct store_connection_input *in,
+			 const struct store_idempotency_input *idem, struct store_upsert_result *r)
+{
+	struct store_sealed cred;
+	uint8_t *blob;
+	int ret = store_seal_credentials(s, in->provider_config_key, in->connection_id,
+					 in->credentials, &blob, &cred.len, &cred.encrypted);
+
+	if (ret)
+		return ret;
+	cred.blob = blob;
+	ret = s->ops->connection_upsert(s, in, &cred, idem, r);
+	store_blob_free(blob, cred.len);
+	return ret;
+}
+
 int store_connection_upsert(struct store *s, const struct store_connection_input *in,
 			    const struct store_idempotency_input *idem,
 			    struct store_upsert_result *r)
@@ -800,7 +818,7 @@ int store_connection_upsert(struct store *s, const struct store_connection_input
 		}
 		idem = &sealed_idem;
 	}
-	ret = s->ops->connection_upsert(s, in, idem, r);
+	ret = upsert_sealed(s, in, idem, r);
 	free(sealed_body);
 	if (ret)
 		memset(r, 0, sizeof(*r));
@@ -916,6 +934,8 @@ int store_connection_metadata_write(struct store *s, const char *pck, const char
 int store_connection_credentials_set(struct store *s, const char *pck, const char *cid,
 				     const char *credentials_json)
 {
+	struct store_sealed cred;
+	uint8_t *blob;
 	int ret;
 
 	if (!s || !credentials_json)
@@ -926,7 +946,14 @@ int store_connection_credentials_set(struct store *s, const char *pck, const cha
 		return ret;
 	if (!s->ops->connection_credentials)
 		return STORE_EURL; /* a back end that cannot store refreshed tokens */
-	return s->ops->connection_credentials(s, pck, cid, credentials_json);
+	ret = store_seal_credentials(s, pck, cid, credentials_json, &blob, &cred.len,
+				     &cred.encrypted);
+	if (ret)
+		return ret;
+	cred.blob = blob;
+	ret = s->ops->connection_credentials(s, pck, cid, &cred);
+	store_blob_free(blob, cred.len);
+	return ret;
 }
 
 /* The in-process half of store_connection_lock: a fixed table of mutexes,

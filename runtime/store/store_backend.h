@@ -17,6 +17,15 @@
 
 #include "store.h"
 
+/* A connection's credentials as a back end writes them: sealed by store.c
+ * (store_seal_credentials) before the back end is called, so that no
+ * lock is held while they are encrypted. Lent for the call. */
+struct store_sealed {
+	const uint8_t *blob; /* the credentials column */
+	size_t len;
+	bool encrypted;      /* the credentials_encrypted column */
+};
+
 struct store_ops {
 	const char *scheme; /* "sqlite", "postgresql" */
 	const char *alias;  /* another name of the scheme ("postgres"), or NULL */
@@ -26,7 +35,9 @@ struct store_ops {
 	int (*open)(struct store *s, const char *location, char *err, size_t errlen);
 	void (*close)(struct store *s);
 
+	/* cred: in->credentials, sealed */
 	int (*connection_upsert)(struct store *s, const struct store_connection_input *in,
+				 const struct store_sealed *cred,
 				 const struct store_idempotency_input *idem,
 				 struct store_upsert_result *r);
 	int (*connection_get)(struct store *s, const char *pck, const char *cid,
@@ -45,11 +56,11 @@ struct store_ops {
 				   size_t n, const char *json, bool merge, bool refuse_deleting,
 				   size_t *failed);
 
-	/* store_connection_credentials_set: credentials already checked JSON.
-	 * Required for token refresh; a back end without it makes every
-	 * refresh fail with STORE_EURL. */
+	/* store_connection_credentials_set: credentials already checked JSON,
+	 * and sealed. Required for token refresh; a back end without it makes
+	 * every refresh fail with STORE_EURL. */
 	int (*connection_credentials)(struct store *s, const char *pck, const char *cid,
-				      const char *credentials_json);
+				      const struct store_sealed *cred);
 	/* Optional (NULL: the in-process lock alone): a cross-host lock taken
 	 * after the in-process one, released before it. */
 	int (*connection_lock)(struct store *s, const char *pck, const char *cid);

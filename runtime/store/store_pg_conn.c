@@ -154,16 +154,16 @@ static const char sql_upsert[] =
 	"  SELECT 'post-connection-creation', $1, $2, 'pending', $8 FROM c RETURNING id)"
 	" SELECT c.id, c.created_at, c.created, e.id FROM c, e";
 
-static int upsert_row(struct pgc *c, const struct store_connection_input *in, const uint8_t *blob,
-		      size_t len, bool encrypted, int64_t now, struct store_upsert_result *r)
+static int upsert_row(struct pgc *c, const struct store_connection_input *in,
+		      const struct store_sealed *cred, int64_t now, struct store_upsert_result *r)
 {
 	PGresult *res;
 	int ret;
 
 	ret = pg_q(c, sql_upsert, "upsert connection",
 		   PG_ARGS(pg_text(in->connection_id), pg_text(in->provider_config_key),
-			   pg_text(in->provider), pg_blob(blob, len), pg_bool(encrypted),
-			   pg_text(in->connection_config), pg_text(in->metadata), pg_i64(now)),
+			   pg_text(in->provider), pg_blob(cred->blob, cred->len),
+			   pg_bool(cred->encrypted), pg_text(in->connection_config), pg_text(in->metadata), pg_i64(now)),
 		   &res);
 	if (ret)
 		return ret;
@@ -185,9 +185,7 @@ static int upsert_row(struct pgc *c, const struct store_connection_input *in, co
 struct idem_write {
 	const struct store_idempotency_input *idem;
 	const struct store_connection_input *in;
-	const uint8_t *blob;
-	size_t len;
-	bool encrypted;
+	const struct store_sealed *cred;
 	struct store_upsert_result *r;
 	int64_t now;
 };
@@ -201,34 +199,27 @@ static int idem_write(struct store *s, const struct idem_write *w)
 		return ret;
 	ret = idem_purge_check(c, w->idem->key, w->now);
 	if (!ret && w->in)
-		ret = upsert_row(c, w->in, w->blob, w->len, w->encrypted, w->now, w->r);
+		ret = upsert_row(c, w->in, w->cred, w->now, w->r);
 	if (!ret)
 		ret = upsert_idem(c, w->idem, w->r, w->now);
 	return pg_end(P(s), c, ret);
 }
 
 int pg_connection_upsert(struct store *s, const struct store_connection_input *in,
-			 const struct store_idempotency_input *idem,
-			 struct store_upsert_result *r)
+			 const struct store_sealed *cred,
+			 const struct store_idempotency_input *idem, struct store_upsert_result *r)
 {
-	struct idem_write w = {.idem = idem, .in = in, .r = r, .now = util_now_ms()};
+	struct idem_write w = {.idem = idem, .in = in, .cred = cred, .r = r, .now = util_now_ms()};
 	struct pgc *c = NULL;
-	uint8_t *blob = NULL;
 	int ret;
 
-	ret = store_seal_credentials(s, in->provider_config_key, in->connection_id,
-				     in->credentials, &blob, &w.len, &w.encrypted);
-	if (ret)
-		return ret;
-	w.blob = blob;
 	if (idem) {
 		ret = idem_write(s, &w);
 	} else if (!(ret = pg_take(P(s), &c))) {
 		/* one statement: its own transaction, no BEGIN/COMMIT round trips */
-		ret = upsert_row(c, in, blob, w.len, w.encrypted, w.now, r);
+		ret = upsert_row(c, in, cred, w.now, r);
 		pg_give(P(s), c);
 	}
-	store_blob_free(blob, w.len);
 	return ret;
 }
 
@@ -380,29 +371,21 @@ int pg_connection_metadata(struct store *s, const char *pck, const char *const *
 
 /* store_connection_credentials_set: the sealed credentials of one row, in
  * one statement (a row being deleted is left alone: STORE_EDELETING). */
-int pg_connection_credentials(struct store *s, const char *pck, const char *cid, const char *json)
+int pg_connection_credentials(struct store *s, const char *pck, const char *cid,
+			      const struct store_sealed *cred)
 {
 	struct pgc *c;
 	PGresult *r;
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	bool encrypted;
 	int ret;
 
-	/* Seal before taking a connection: it does not touch the database. */
-	ret = store_seal_credentials(s, pck, cid, json, &blob, &len, &encrypted);
+	ret = pg_begin(P(s), &c);
 	if (ret)
 		return ret;
-	ret = pg_begin(P(s), &c);
-	if (ret) {
-		store_blob_free(blob, len);
-		return ret;
-	}
 	ret = pg_q(c, "UPDATE connections SET credentials = $3, credentials_encrypted = $4, updated_at = $5"
 		   " WHERE provider_config_key = $1 AND connection_id = $2 RETURNING deleting",
 		   "write credentials",
-		   PG_ARGS(pg_text(pck), pg_text(cid), pg_blob(blob, len), pg_bool(encrypted),
-			   pg_i64(util_now_ms())),
+		   PG_ARGS(pg_text(pck), pg_text(cid), pg_blob(cred->blob, cred->len),
+			   pg_bool(cred->encrypted), pg_i64(util_now_ms())),
 		   &r);
 	if (!ret) {
 		if (PQntuples(r) == 0)
@@ -411,9 +394,7 @@ int pg_connection_credentials(struct store *s, const char *pck, const char *cid,
 			ret = STORE_EDELETING; /* rolled back below */
 		PQclear(r);
 	}
-	ret = pg_end(P(s), c, ret);
-	store_blob_free(blob, len);
-	return ret;
+	return pg_end(P(s), c, ret);
 }
 
 /* ---------------------------------------------------------------------------

@@ -249,6 +249,7 @@ int pg_release_strays(struct pg *p, struct pgc *c, int64_t *count);
 
 /* store_pg_conn.c */
 int pg_connection_upsert(struct store *s, const struct store_connection_input *in,
+			 const struct store_sealed *cred,
 			 const struct store_idempotency_input *idem, struct store_upsert_result *r);
 int pg_connection_get(struct store *s, const char *pck, const char *cid,
 		      struct store_connection **out);
@@ -259,7 +260,8 @@ int pg_connection_mark_deleting(struct store *s, const char *pck, const char *ci
 int pg_connection_delete(struct store *s, const char *pck, const char *cid);
 int pg_connection_metadata(struct store *s, const char *pck, const char *const *cids, size_t n,
 			   const char *json, bool merge, bool refuse_deleting, size_t *failed);
-int pg_connection_credentials(struct store *s, const char *pck, const char *cid, const char *json);
+int pg_connection_credentials(struct store *s, const char *pck, const char *cid,
+			      const struct store_sealed *cred);
 int pg_idempotency_get(struct store *s, const char *key, struct store_idempotency **out);
 int pg_idempotency_put(struct store *s, const struct store_idempotency_input *in);
 int pg_ledger_get(struct store *s, const char *name, char version[64],

@@ -112,10 +112,8 @@ static int idem_insert(struct sq *b, const struct store_idempotency_input *in, i
 struct upsert {
 	const struct store_connection_input *in;
 	const struct store_idempotency_input *idem;
+	const struct store_sealed *cred;
 	struct store_upsert_result *r;
-	const uint8_t *blob;
-	size_t len;
-	bool encrypted;
 	int64_t now;
 	char *body; /* idem->respond's, freed by the caller */
 };
@@ -143,15 +141,16 @@ static int upsert_op(struct sq *b, void *arg)
 	if (created) {
 		ret = sq_exec(b, sql_conn_insert, "insert connection",
 			      SQ_ARGS(sq_text(in->connection_id), sq_text(in->provider_config_key),
-				      sq_text(in->provider), sq_blob(u->blob, u->len),
-				      sq_i64(u->encrypted), sq_text(in->connection_config),
+				      sq_text(in->provider), sq_blob(u->cred->blob, u->cred->len),
+				      sq_i64(u->cred->encrypted), sq_text(in->connection_config),
 				      sq_text(in->metadata), sq_i64(u->now)));
 		c.id = sqlite3_last_insert_rowid(b->db);
 		c.created_at = u->now;
 	} else if (ret == 0) {
 		ret = sq_exec(b, sql_conn_update, "update connection",
-			      SQ_ARGS(sq_i64(c.id), sq_text(in->provider), sq_blob(u->blob, u->len),
-				      sq_i64(u->encrypted), sq_text(in->connection_config),
+			      SQ_ARGS(sq_i64(c.id), sq_text(in->provider),
+				      sq_blob(u->cred->blob, u->cred->len),
+				      sq_i64(u->cred->encrypted), sq_text(in->connection_config),
 				      sq_text(in->metadata), sq_i64(u->now)));
 	}
 	if (ret)
@@ -170,22 +169,14 @@ static int upsert_op(struct sq *b, void *arg)
 }
 
 int sq_connection_upsert(struct store *s, const struct store_connection_input *in,
+			 const struct store_sealed *cred,
 			 const struct store_idempotency_input *idem,
 			 struct store_upsert_result *r)
 {
-	struct upsert u = {.in = in, .idem = idem, .r = r, .now = util_now_ms()};
-	uint8_t *blob = NULL;
-	int ret;
+	struct upsert u = {.in = in, .idem = idem, .cred = cred, .r = r, .now = util_now_ms()};
+	int ret = sq_txn_run(B(s), CRITICAL, upsert_op, &u);
 
-	/* Seal outside the lock: it does not touch the database. */
-	ret = store_seal_credentials(s, in->provider_config_key, in->connection_id,
-				     in->credentials, &blob, &u.len, &u.encrypted);
-	if (ret)
-		return ret;
-	u.blob = blob;
-	ret = sq_txn_run(B(s), CRITICAL, upsert_op, &u);
 	free(u.body);
-	store_blob_free(blob, u.len);
 	return ret;
 }
 
@@ -382,34 +373,24 @@ static const char sql_cred_write[] =
 	"UPDATE connections SET credentials = ?3, credentials_encrypted = ?4, updated_at = ?5"
 	" WHERE provider_config_key = ?1 AND connection_id = ?2";
 
-int sq_connection_credentials(struct store *s, const char *pck, const char *cid, const char *json)
+int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
+			      const struct store_sealed *cred)
 {
 	struct sq *b = B(s);
 	struct conn_state c;
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	bool encrypted;
 	int ret;
 
-	/* Seal outside the lock: it does not touch the database. */
-	ret = store_seal_credentials(s, pck, cid, json, &blob, &len, &encrypted);
+	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret) {
-		store_blob_free(blob, len);
-		return ret;
-	}
 	ret = conn_state(b, pck, cid, &c);
 	if (ret == 0 && c.deleting)
 		ret = STORE_EDELETING;
 	if (ret == 0)
 		ret = sq_exec(b, sql_cred_write, "write credentials",
-			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_blob(blob, len), sq_i64(encrypted),
-				      sq_i64(util_now_ms())));
-	ret = sq_txn_end(b, ret);
-	store_blob_free(blob, len);
-	return ret;
+			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_blob(cred->blob, cred->len),
+				      sq_i64(cred->encrypted), sq_i64(util_now_ms())));
+	return sq_txn_end(b, ret);
 }
 
 /* ---------------------------------------------------------------------------

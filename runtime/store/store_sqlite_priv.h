@@ -218,6 +218,7 @@ int sq_event_add(struct sq *b, const char *type, const char *cid, const char *pc
 
 /* store_sqlite_conn.c */
 int sq_connection_upsert(struct store *s, const struct store_connection_input *in,
+                         const struct store_sealed *cred,
                          const struct store_idempotency_input *idem, struct store_upsert_result *r);
 int sq_connection_get(struct store *s, const char *pck, const char *cid,
                       struct store_connection **out);
@@ -226,7 +227,8 @@ int sq_connection_list(struct store *s, const struct store_connection_filter *f,
 int sq_connection_mark_deleting(struct store *s, const char *pck, const char *cid, bool claim,
                                 int64_t generation, int64_t *event_id);
 int sq_connection_delete(struct store *s, const char *pck, const char *cid);
-int sq_connection_credentials(struct store *s, const char *pck, const char *cid, const char *json);
+int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
+                              const struct store_sealed *cred);
 int sq_connection_metadata(struct store *s, const char *pck, const char *const *cids, size_t n,
                            const char *json, bool merge, bool refuse_deleting, size_t *failed);
 int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out);
