@@ -768,6 +768,8 @@ static int upsert_sealed(struct store *s, const struct store_connection_input *i
 			 const struct store_idempotency_input *idem, struct store_upsert_result *r)
 {
 	struct store_sealed cred;
+	struct store_upsert_call u = {.in = in, .cred = &cred, .idem = idem, .r = r,
+				      .now = util_now_ms()};
 	uint8_t *blob;
 	int ret = store_seal_credentials(s, in->provider_config_key, in->connection_id,
 					 in->credentials, &blob, &cred.len, &cred.encrypted);
@@ -775,7 +777,7 @@ static int upsert_sealed(struct store *s, const struct store_connection_input *i
 	if (ret)
 		return ret;
 	cred.blob = blob;
-	ret = s->ops->connection_upsert(s, in, &cred, idem, r);
+	ret = s->ops->connection_upsert(s, &u);
 	store_blob_free(blob, cred.len);
 	return ret;
 }
@@ -1230,6 +1232,13 @@ int store_plan_claim(store_claim_fn plan, void *user, const struct store_event *
 		return ret ? ret : p;
 	}
 	return p == STORE_CLAIM_ONLY || p == STORE_CLAIM_DONE ? p : STORE_ECALLBACK;
+}
+
+int store_events_accepted(int ret, bool deleting)
+{
+	if (ret == STORE_ENOTFOUND)
+		return 0;
+	return ret == 0 && deleting ? STORE_EDELETING : ret;
 }
 
 int store_execution_input_check(const struct store_execution_input *in)

@@ -26,6 +26,16 @@ struct store_sealed {
 	bool encrypted;      /* the credentials_encrypted column */
 };
 
+/* A connection's upsert as store.c hands it to a back end, arguments
+ * checked; for a back end's Idempotency-Key write alone (in NULL) too. */
+struct store_upsert_call {
+	const struct store_connection_input *in;
+	const struct store_sealed *cred;            /* in->credentials, sealed */
+	const struct store_idempotency_input *idem; /* NULL: no record */
+	struct store_upsert_result *r;              /* zeroed */
+	int64_t now;                                /* the write's time, ms */
+};
+
 struct store_ops {
 	const char *scheme; /* "sqlite", "postgresql" */
 	const char *alias;  /* another name of the scheme ("postgres"), or NULL */
@@ -35,11 +45,7 @@ struct store_ops {
 	int (*open)(struct store *s, const char *location, char *err, size_t errlen);
 	void (*close)(struct store *s);
 
-	/* cred: in->credentials, sealed */
-	int (*connection_upsert)(struct store *s, const struct store_connection_input *in,
-				 const struct store_sealed *cred,
-				 const struct store_idempotency_input *idem,
-				 struct store_upsert_result *r);
+	int (*connection_upsert)(struct store *s, const struct store_upsert_call *u);
 	int (*connection_get)(struct store *s, const char *pck, const char *cid,
 			      struct store_connection **out);
 	/* f is complete (no NULL), limit within 1..STORE_CONNECTION_LIST_MAX */
@@ -194,6 +200,13 @@ uint32_t store_connection_hash(const char *pck, const char *cid);
 /* Semantic-version order of "X.Y.Z" strings: <0, 0, >0. Unparsable versions
  * sort below every parsable one and among themselves by strcmp. */
 int store_version_cmp(const char *a, const char *b);
+
+/* Whether an event may be recorded for a connection, from the lookup of
+ * its row (ret: 0 found, STORE_ENOTFOUND, or the lookup's error) and
+ * whether it is being deleted: 0 when it exists and is not being deleted,
+ * or does not exist (validate runs before it is stored, a retry may
+ * outlive it); STORE_EDELETING; or the lookup's error. */
+int store_events_accepted(int ret, bool deleting);
 
 /* store_execution_create's checks of in: 0 or STORE_EINVAL / STORE_ETOOBIG.
  * For a back end that creates an execution from a plan (claim_start). */

@@ -63,9 +63,7 @@ int pg_conn_accepts_events(struct pgc *c, const char *pck, const char *cid)
 	struct conn_state st;
 	int ret = conn_state(c, pck, cid, &st);
 
-	if (ret == STORE_ENOTFOUND)
-		return 0;
-	return ret == 0 && st.deleting ? STORE_EDELETING : ret;
+	return store_events_accepted(ret, st.deleting);
 }
 
 /* Runs sql (which returns one id) into *id. */
@@ -181,16 +179,8 @@ static int upsert_row(struct pgc *c, const struct store_connection_input *in,
 }
 
 /* A write with an Idempotency-Key record, in one transaction: the
- * record's check, the upsert (when in), the record. */
-struct idem_write {
-	const struct store_idempotency_input *idem;
-	const struct store_connection_input *in;
-	const struct store_sealed *cred;
-	struct store_upsert_result *r;
-	int64_t now;
-};
-
-static int idem_write(struct store *s, const struct idem_write *w)
+ * record's check, the upsert (when w->in), the record. */
+static int idem_write(struct store *s, const struct store_upsert_call *w)
 {
 	struct pgc *c;
 	int ret = pg_begin(P(s), &c);
@@ -205,19 +195,16 @@ static int idem_write(struct store *s, const struct idem_write *w)
 	return pg_end(P(s), c, ret);
 }
 
-int pg_connection_upsert(struct store *s, const struct store_connection_input *in,
-			 const struct store_sealed *cred,
-			 const struct store_idempotency_input *idem, struct store_upsert_result *r)
+int pg_connection_upsert(struct store *s, const struct store_upsert_call *u)
 {
-	struct idem_write w = {.idem = idem, .in = in, .cred = cred, .r = r, .now = util_now_ms()};
 	struct pgc *c = NULL;
 	int ret;
 
-	if (idem) {
-		ret = idem_write(s, &w);
+	if (u->idem) {
+		ret = idem_write(s, u);
 	} else if (!(ret = pg_take(P(s), &c))) {
 		/* one statement: its own transaction, no BEGIN/COMMIT round trips */
-		ret = upsert_row(c, in, cred, w.now, r);
+		ret = upsert_row(c, u->in, u->cred, u->now, u->r);
 		pg_give(P(s), c);
 	}
 	return ret;
@@ -419,7 +406,7 @@ int pg_idempotency_get(struct store *s, const char *key, struct store_idempotenc
 
 int pg_idempotency_put(struct store *s, const struct store_idempotency_input *in)
 {
-	struct idem_write w = {.idem = in, .now = util_now_ms()};
+	struct store_upsert_call w = {.idem = in, .now = util_now_ms()};
 
 	return idem_write(s, &w);
 }

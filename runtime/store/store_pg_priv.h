@@ -248,9 +248,7 @@ int pg_release_strays(struct pg *p, struct pgc *c, int64_t *count);
 /* ---- The operations (store_backend.h says what each does). */
 
 /* store_pg_conn.c */
-int pg_connection_upsert(struct store *s, const struct store_connection_input *in,
-			 const struct store_sealed *cred,
-			 const struct store_idempotency_input *idem, struct store_upsert_result *r);
+int pg_connection_upsert(struct store *s, const struct store_upsert_call *u);
 int pg_connection_get(struct store *s, const char *pck, const char *cid,
 		      struct store_connection **out);
 int pg_connection_list(struct store *s, const struct store_connection_filter *f,

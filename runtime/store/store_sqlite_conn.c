@@ -59,17 +59,13 @@ static int conn_state(struct sq *b, const char *pck, const char *cid, struct con
 		      read_conn_state, c);
 }
 
-/* Inside a transaction: 0 when an event may be recorded for the connection
- * (it exists and is not being deleted, or it does not exist: validate runs
- * before it is stored, a retry may outlive it), STORE_EDELETING when not. */
+/* Inside a transaction: store_events_accepted's verdict on the connection. */
 int sq_conn_accepts_events(struct sq *b, const char *pck, const char *cid)
 {
 	struct conn_state c;
 	int ret = conn_state(b, pck, cid, &c);
 
-	if (ret == STORE_ENOTFOUND)
-		return 0;
-	return ret == 0 && c.deleting ? STORE_EDELETING : ret;
+	return store_events_accepted(ret, c.deleting);
 }
 
 /* Inserts an event inside a transaction. */
@@ -110,17 +106,14 @@ static int idem_insert(struct sq *b, const struct store_idempotency_input *in, i
 
 /* The upsert's statements (sq_txn_run). */
 struct upsert {
-	const struct store_connection_input *in;
-	const struct store_idempotency_input *idem;
-	const struct store_sealed *cred;
-	struct store_upsert_result *r;
-	int64_t now;
+	const struct store_upsert_call *call;
 	char *body; /* idem->respond's, freed by the caller */
 };
 
 static int upsert_op(struct sq *b, void *arg)
 {
-	struct upsert *u = arg;
+	struct upsert *up = arg;
+	const struct store_upsert_call *u = up->call;
 	const struct store_connection_input *in = u->in;
 	const struct store_idempotency_input *idem = u->idem;
 	struct store_upsert_result *r = u->r;
@@ -163,20 +156,17 @@ static int upsert_op(struct sq *b, void *arg)
 			   in->provider_config_key, NULL, 0, false, 0, u->now, &r->event_id);
 	if (ret || !idem)
 		return ret;
-	free(u->body); /* a retry after a batch's failure */
-	ret = store_idem_response(idem, r, &status, &body, &u->body);
+	free(up->body); /* a retry after a batch's failure */
+	ret = store_idem_response(idem, r, &status, &body, &up->body);
 	return ret ? ret : idem_insert(b, idem, status, body, u->now);
 }
 
-int sq_connection_upsert(struct store *s, const struct store_connection_input *in,
-			 const struct store_sealed *cred,
-			 const struct store_idempotency_input *idem,
-			 struct store_upsert_result *r)
+int sq_connection_upsert(struct store *s, const struct store_upsert_call *u)
 {
-	struct upsert u = {.in = in, .idem = idem, .cred = cred, .r = r, .now = util_now_ms()};
-	int ret = sq_txn_run(B(s), CRITICAL, upsert_op, &u);
+	struct upsert up = {.call = u};
+	int ret = sq_txn_run(B(s), CRITICAL, upsert_op, &up);
 
-	free(u.body);
+	free(up.body);
 	return ret;
 }
 

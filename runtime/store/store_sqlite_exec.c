@@ -78,10 +78,7 @@ int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev)
 	if (ret)
 		return ret;
 	ret = claim_row(b, generation, ev);
-	ret = sq_txn_end(b, ret);
-	if (ret)
-		memset(ev, 0, sizeof(*ev));
-	return ret;
+	return sq_txn_end(b, ret); /* store_event_claim zeroes *ev on failure */
 }
 
 /* A row that finishes once (an event, an execution): its UPDATE, guarded
@@ -177,10 +174,7 @@ int sq_execution_create(struct store *s, const struct store_execution_input *in,
 	if (ret)
 		return ret;
 	ret = exec_insert(b, in, id);
-	ret = sq_txn_end(b, ret);
-	if (ret)
-		*id = 0;
-	return ret;
+	return sq_txn_end(b, ret); /* store_execution_create zeroes *id on failure */
 }
 
 static const struct finish exec_finish = {

@@ -217,9 +217,7 @@ int sq_event_add(struct sq *b, const char *type, const char *cid, const char *pc
 /* ---- The operations of store_sqlite_ops (store_backend.h says what each does). */
 
 /* store_sqlite_conn.c */
-int sq_connection_upsert(struct store *s, const struct store_connection_input *in,
-                         const struct store_sealed *cred,
-                         const struct store_idempotency_input *idem, struct store_upsert_result *r);
+int sq_connection_upsert(struct store *s, const struct store_upsert_call *u);
 int sq_connection_get(struct store *s, const char *pck, const char *cid,
                       struct store_connection **out);
 int sq_connection_list(struct store *s, const struct store_connection_filter *f,
