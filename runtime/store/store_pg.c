@@ -341,19 +341,29 @@ PGconn *pg_connect(struct pg *p, char *err, size_t errlen)
 	return NULL;
 }
 
+size_t pg_wait_slot(struct pg *p, pthread_cond_t *freed, size_t n,
+		    bool (*is_free)(const struct pg *p, size_t i))
+{
+	for (;;) {
+		for (size_t i = 0; i < n; i++)
+			if (is_free(p, i))
+				return i;
+		pthread_cond_wait(freed, &p->mu);
+	}
+}
+
+static bool slot_free(const struct pg *p, size_t i)
+{
+	return !p->pool[i].busy;
+}
+
 /* Takes a free slot of the pool, waiting for one. */
 static struct pgc *slot_take(struct pg *p)
 {
-	struct pgc *c = NULL;
+	struct pgc *c;
 
 	pthread_mutex_lock(&p->mu);
-	while (!c) {
-		for (size_t i = 0; i < PG_POOL_MAX && !c; i++)
-			if (!p->pool[i].busy)
-				c = &p->pool[i];
-		if (!c)
-			pthread_cond_wait(&p->freed, &p->mu);
-	}
+	c = &p->pool[pg_wait_slot(p, &p->freed, PG_POOL_MAX, slot_free)];
 	c->busy = true;
 	pthread_mutex_unlock(&p->mu);
 	return c;

@@ -56,21 +56,20 @@ static int lock_sql(struct pg *p, struct pg_lock *l, const char *fn)
 	return ret;
 }
 
+static bool lock_free(const struct pg *p, size_t i)
+{
+	return !p->locks[i].busy;
+}
+
 int pg_connection_lock(struct store *s, const char *pck, const char *cid)
 {
 	struct pg *p = P(s);
-	struct pg_lock *l = NULL;
+	struct pg_lock *l;
 	char err[512];
 	int ret;
 
 	pthread_mutex_lock(&p->mu);
-	while (!l) {
-		for (size_t i = 0; i < PG_LOCK_MAX && !l; i++)
-			if (!p->locks[i].busy)
-				l = &p->locks[i];
-		if (!l)
-			pthread_cond_wait(&p->lock_freed, &p->mu);
-	}
+	l = &p->locks[pg_wait_slot(p, &p->lock_freed, PG_LOCK_MAX, lock_free)];
 	l->busy = true;
 	pthread_mutex_unlock(&p->mu);
 

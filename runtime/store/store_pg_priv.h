@@ -105,6 +105,12 @@ static inline struct pg *P(struct store *s)
 /* Opens a connection to p's database: NULL and err written on failure. */
 PGconn *pg_connect(struct pg *p, char *err, size_t errlen);
 
+/* With p->mu held: the index of a free slot of n (is_free(p, i) says
+ * which are), waiting on freed, which the slots' givers signal, until
+ * there is one. The pool's connections and the lock connections. */
+size_t pg_wait_slot(struct pg *p, pthread_cond_t *freed, size_t n,
+		    bool (*is_free)(const struct pg *p, size_t i));
+
 /* Takes a connection for a read of one statement (no transaction),
  * waiting for one when all are busy; pg_give() gives it back (NULL is
  * fine). */
