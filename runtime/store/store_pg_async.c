@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_sql.h"
 #include "util.h"
 
 /* Longer than a forwarding attempt may take (api_webhooks.c's timeout). */
@@ -115,8 +116,7 @@ int pg_async_get(struct store *s, const char *id, int64_t not_before,
 	PGresult *r;
 	int ret;
 
-	ret = pg_read_row(s, "SELECT " STORE_ASYNC_COLS " FROM async_actions"
-			  " WHERE id = $1 AND created_at >= $2", "read async action",
+	ret = pg_read_row(s, store_sql_async_get, "read async action",
 			  PG_ARGS(pg_text(id), pg_i64(not_before)), &r, &row);
 	if (!ret)
 		ret = store_row_async(&row, out);

@@ -394,8 +394,7 @@ int pg_idempotency_get(struct store *s, const char *key, struct store_idempotenc
 	PGresult *r;
 	int ret;
 
-	ret = pg_read_row(s, "SELECT " STORE_IDEM_COLS " FROM idempotency_keys"
-			  " WHERE key = $1 AND created_at >= $2", "read idempotency key",
+	ret = pg_read_row(s, store_sql_idem_get, "read idempotency key",
 			  PG_ARGS(pg_text(key), pg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
 			  &r, &row);
 	if (!ret)

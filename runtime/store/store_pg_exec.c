@@ -89,8 +89,8 @@ int pg_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 {
 	struct store_row row;
 	PGresult *r;
-	int ret = pg_read_row(s, "SELECT " STORE_EVENT_COLS " FROM events WHERE id = $1",
-			      "read event", PG_ARGS(pg_i64(event_id)), &r, &row);
+	int ret = pg_read_row(s, store_sql_event_get, "read event", PG_ARGS(pg_i64(event_id)), &r,
+			      &row);
 
 	if (!ret)
 		store_row_event(&row, ev);
@@ -385,8 +385,7 @@ int pg_execution_get(struct store *s, int64_t id, struct store_execution **out)
 	ret = pg_take(P(s), &c);
 	if (ret)
 		return ret;
-	ret = pg_q(c, "SELECT " STORE_EXEC_COLS " FROM executions WHERE id = $1", "read execution",
-		   PG_ARGS(pg_i64(id)), &r);
+	ret = pg_q(c, store_sql_exec_get, "read execution", PG_ARGS(pg_i64(id)), &r);
 	if (!ret)
 		ret = PQntuples(r) == 1 ? exec_from_row(r, 0, &e) : STORE_ENOTFOUND;
 	PQclear(r);

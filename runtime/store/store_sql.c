@@ -17,6 +17,12 @@ const char store_sql_idem_insert[] =
 const char store_sql_conn_get[] =
 	"SELECT " STORE_CONN_COLS("credentials")
 	" FROM connections WHERE provider_config_key = ?1 AND connection_id = ?2";
+const char store_sql_idem_get[] =
+	"SELECT " STORE_IDEM_COLS " FROM idempotency_keys WHERE key = ?1 AND created_at >= ?2";
+const char store_sql_event_get[] = "SELECT " STORE_EVENT_COLS " FROM events WHERE id = ?1";
+const char store_sql_exec_get[] = "SELECT " STORE_EXEC_COLS " FROM executions WHERE id = ?1";
+const char store_sql_async_get[] =
+	"SELECT " STORE_ASYNC_COLS " FROM async_actions WHERE id = ?1 AND created_at >= ?2";
 const char store_sql_exec_exists[] = "SELECT 1 FROM executions WHERE id = ?1";
 const char store_sql_ledger_get[] = "SELECT version, hash FROM plugin_versions WHERE name = ?1";
 const char store_sql_ledger_put[] =

@@ -19,6 +19,14 @@ extern const char store_sql_idem_insert[];
 /* A connection with its credentials (STORE_CONN_COLS), by
  * provider_config_key ?1 and connection_id ?2. */
 extern const char store_sql_conn_get[];
+/* One row by its key, with the columns store_row.h decodes: an
+ * Idempotency-Key record (key ?1, created at ?2 or later), an event (id
+ * ?1), an execution (id ?1), an asynchronous action (id ?1, created at ?2
+ * or later). */
+extern const char store_sql_idem_get[];
+extern const char store_sql_event_get[];
+extern const char store_sql_exec_get[];
+extern const char store_sql_async_get[];
 /* Is there an execution with id ?1. */
 extern const char store_sql_exec_exists[];
 /* The plugin version ledger: the version and hash recorded for plugin ?1;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_sql.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------------------
@@ -58,8 +59,6 @@ static const char sql_async_status[] = "SELECT status = 'running' FROM async_act
 static const char sql_async_finish[] =
 	"UPDATE async_actions SET status = ?2, execution_id = ?3, output = ?4, error = ?5,"
 	" finished_at = ?6 WHERE id = ?1";
-static const char sql_async_get[] =
-	"SELECT " STORE_ASYNC_COLS " FROM async_actions WHERE id = ?1 AND created_at >= ?2";
 static const char sql_async_recover[] =
 	"UPDATE async_actions SET status = 'failed', finished_at = ?1,"
 	" error = '{\"message\":\"" STORE_INTERRUPTED_ERROR "\",\"payload\":null}'"
@@ -118,7 +117,7 @@ static int read_async(sqlite3_stmt *st, void *user)
 
 int sq_async_get(struct store *s, const char *id, int64_t not_before, struct store_async_action **out)
 {
-	return sq_get(B(s), sql_async_get, "read async action",
+	return sq_get(B(s), store_sql_async_get, "read async action",
 		      SQ_ARGS(sq_text(id), sq_i64(not_before)), read_async, out);
 }
 

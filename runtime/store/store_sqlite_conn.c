@@ -387,10 +387,8 @@ int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
  * Idempotency.
  */
 
-static const char sql_idem_get[] =
-	"SELECT " STORE_IDEM_COLS " FROM idempotency_keys WHERE key = ?1 AND created_at >= ?2";
 
-/* Builds the record of a sql_idem_get row into *(struct store_idempotency **)user. */
+/* Builds the record of a store_sql_idem_get row into *(struct store_idempotency **)user. */
 static int read_idem(sqlite3_stmt *st, void *user)
 {
 	struct store_row r = sq_row_of(st);
@@ -400,7 +398,7 @@ static int read_idem(sqlite3_stmt *st, void *user)
 
 int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
 {
-	return sq_get(B(s), sql_idem_get, "read idempotency key",
+	return sq_get(B(s), store_sql_idem_get, "read idempotency key",
 		      SQ_ARGS(sq_text(key), sq_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
 		      read_idem, out);
 }

@@ -39,7 +39,6 @@ static const char sql_event_claim[] =
 	"UPDATE events SET status = 'claimed', claimed_at = ?1, generation = ?2"
 	" WHERE id = (SELECT id FROM events WHERE status = 'pending' ORDER BY id LIMIT 1)"
 	" RETURNING " STORE_EVENT_COLS;
-static const char sql_event_get[] = "SELECT " STORE_EVENT_COLS " FROM events WHERE id = ?1";
 
 /* sq_row_fn: the event of a row of STORE_EVENT_COLS into (struct store_event *)user. */
 static int read_event(sqlite3_stmt *st, void *user)
@@ -131,7 +130,8 @@ int sq_event_finish(struct store *s, int64_t event_id)
 
 int sq_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 {
-	return sq_get(B(s), sql_event_get, "read event", SQ_ARGS(sq_i64(event_id)), read_event, ev);
+	return sq_get(B(s), store_sql_event_get, "read event", SQ_ARGS(sq_i64(event_id)), read_event,
+		      ev);
 }
 
 static const char sql_event_count[] = "SELECT count(*) FROM events WHERE status = 'pending'";
@@ -380,7 +380,6 @@ int sq_event_claim_batch(struct store *s, struct store_claim_batch *c)
 	return ret;
 }
 
-static const char sql_exec_get[] = "SELECT " STORE_EXEC_COLS " FROM executions WHERE id = ?1";
 static const char sql_exec_logs[] =
 	"SELECT " STORE_LOG_COLS " FROM execution_logs WHERE execution_id = ?1"
 	" ORDER BY seq LIMIT ?2";
@@ -400,7 +399,7 @@ static int exec_from_row(sqlite3_stmt *st, struct store_execution **out)
 	return store_row_execution(&r, out);
 }
 
-/* sq_row_fn over sql_exec_get into (struct store_execution **)user. */
+/* sq_row_fn over store_sql_exec_get into (struct store_execution **)user. */
 static int read_exec(sqlite3_stmt *st, void *user)
 {
 	return exec_from_row(st, user);
@@ -442,7 +441,7 @@ int sq_execution_get(struct store *s, int64_t id, struct store_execution **out)
 	ret = sq_run_sql(b, sql_begin_read, "begin read");
 	if (ret)
 		goto out;
-	ret = sq_row(b, sql_exec_get, "read execution", SQ_ARGS(sq_i64(id)), read_exec, &r.e);
+	ret = sq_row(b, store_sql_exec_get, "read execution", SQ_ARGS(sq_i64(id)), read_exec, &r.e);
 	if (ret)
 		goto out;
 	ret = sq_rows(b, sql_exec_logs, "read execution logs",

@@ -65,8 +65,12 @@ static void test_translations(void **state)
 /* The shared statements come out with PostgreSQL's parameters only. */
 static void test_shared_statements(void **state)
 {
-	const char *const texts[] = {store_sql_idem_purge, store_sql_idem_exists,
-				     store_sql_idem_insert, store_sql_exec_exists};
+	const char *const texts[] = {
+		store_sql_idem_purge, store_sql_idem_exists, store_sql_idem_insert,
+		store_sql_idem_get,   store_sql_conn_get,    store_sql_event_get,
+		store_sql_exec_get,   store_sql_exec_exists, store_sql_async_get,
+		store_sql_ledger_get, store_sql_ledger_put,
+	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
