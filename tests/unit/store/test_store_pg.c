@@ -428,6 +428,40 @@ static void test_credentials_set(void **state)
 	store_close(b);
 }
 
+/* ---- "postgres:" opens the same back end as "postgresql:"; a scheme
+ * that only starts like one of them opens none */
+
+static void test_scheme_alias(void **state)
+{
+	struct db *d = *state;
+	struct store_host h = {.host_id = "alias", .timeout_s = 30};
+	const char *rest = strstr(d->url, "://");
+	struct store *a = open_host(d, "a"), *b = NULL;
+	struct store_connection_input in = {.connection_id = "c1", .provider_config_key = "gh",
+					    .provider = "github", .credentials = "{}"};
+	struct store_upsert_result r;
+	struct store_connection *c = NULL;
+	char url[600], err[512];
+
+	assert_non_null(rest);
+	assert_int_equal(store_connection_upsert(a, &in, NULL, &r), 0);
+	snprintf(url, sizeof(url), "postgres%s", rest);
+	assert_int_equal(store_open_host(url, NULL, &h, &b, err, sizeof(err)), 0);
+	assert_int_equal(store_connection_get(b, "gh", "c1", &c), 0);
+	assert_string_equal(c->provider, "github");
+	store_connection_free(c);
+	store_close(b);
+	b = NULL;
+	snprintf(url, sizeof(url), "postgre%s", rest);
+	assert_int_equal(store_open_host(url, NULL, &h, &b, err, sizeof(err)), STORE_EURL);
+	assert_null(b);
+	assert_non_null(strstr(err, "unsupported scheme"));
+	snprintf(url, sizeof(url), "postgresqlx%s", rest);
+	assert_int_equal(store_open_host(url, NULL, &h, &b, err, sizeof(err)), STORE_EURL);
+	assert_null(b);
+	store_close(a);
+}
+
 /* ---- tags and the override, written on one host, read on another */
 
 static size_t count_tagged(struct store *s, const char *tags)
@@ -650,6 +684,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dead_host_settled, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_stray_claim_given_back, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_credentials_set, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_scheme_alias, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_tags_across_hosts, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_async_recover_is_per_host, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_due_leased, db_setup, db_teardown),
