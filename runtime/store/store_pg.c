@@ -708,11 +708,8 @@ static void pg_close(struct store *s)
 	pthread_cond_destroy(&p->freed);
 	pthread_mutex_destroy(&p->qmu);
 	pthread_mutex_destroy(&p->mu);
-	if (p->conninfo) /* it may hold the password */
-		sodium_memzero(p->conninfo, strlen(p->conninfo));
-	free(p->conninfo);
-	free(p->shown);
-	free(p);
+	store_secret_free(p->conninfo); /* it may hold the password */
+	util_free_all(p->shown, p);
 	s->impl = NULL;
 }
 

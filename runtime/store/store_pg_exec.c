@@ -485,10 +485,7 @@ int pg_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 		ret = pg_event_add(c, event, cid, pck, script, id, false, 0, NULL, util_now_ms(),
 				   event_id);
 	ret = pg_end(P(s), c, ret);
-	free(event);
-	free(script);
-	free(cid);
-	free(pck);
+	util_free_all(event, script, cid, pck);
 	return ret;
 }
 

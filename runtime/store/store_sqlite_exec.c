@@ -559,10 +559,7 @@ int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 			   event_id);
 out:
 	ret = sq_txn_end(b, ret);
-	free(r.event);
-	free(r.script);
-	free(r.cid);
-	free(r.pck);
+	util_free_all(r.event, r.script, r.cid, r.pck);
 	return ret;
 }
 
