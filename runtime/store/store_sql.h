@@ -37,7 +37,9 @@ extern const char store_sql_ledger_put[];
 /* Rewrites sql, in place, from ?N parameters to $N (the same length):
  * only a '?' followed by a digit, outside quoted text ('...'), quoted
  * names ("...") and PostgreSQL's dollar quoting ($$...$$, $tag$...$tag$),
- * so that PostgreSQL's jsonb operators (?, ?|, ?&) are left alone. */
+ * so that PostgreSQL's jsonb operators (?, ?|, ?&) are left alone. It
+ * knows no comments and no E'...' escapes: the back ends' texts use
+ * neither. */
 void store_sql_dollar(char *sql);
 
 #endif
