@@ -452,7 +452,8 @@ int pg_execution_list(struct store *s, const struct store_execution_filter *f,
 
 int pg_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 {
-	char *event = NULL, *script = NULL, *cid = NULL, *pck = NULL;
+	struct store_retry x = {0};
+	struct store_row row;
 	PGresult *r = NULL;
 	struct pgc *c;
 	int ret;
@@ -460,32 +461,22 @@ int pg_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 	ret = pg_begin(P(s), &c);
 	if (ret)
 		return ret;
-	ret = pg_q(c, "SELECT kind, status, event, script, connection_id, provider_config_key"
-		   " FROM executions WHERE id = $1 FOR UPDATE", "read execution",
-		   PG_ARGS(pg_i64(id)), &r);
+	ret = pg_q(c, "SELECT " STORE_RETRY_COLS " FROM executions WHERE id = $1 FOR UPDATE",
+		   "read execution", PG_ARGS(pg_i64(id)), &r);
 	if (!ret && PQntuples(r) == 0)
 		ret = STORE_ENOTFOUND;
-	else if (!ret && strcmp(PQgetvalue(r, 0, 0), "action") == 0)
-		ret = STORE_EINVAL;
-	else if (!ret && strcmp(PQgetvalue(r, 0, 1), "running") == 0)
-		ret = STORE_ESTATE;
 	if (!ret) {
-		event = pg_col_dup(r, 0, 2, &ret);
-		script = pg_col_dup(r, 0, 3, &ret);
-		cid = pg_col_dup(r, 0, 4, &ret);
-		pck = pg_col_dup(r, 0, 5, &ret);
+		row = pg_row_of(r, 0);
+		ret = store_row_retry(&row, &x);
 	}
 	PQclear(r);
-	/* a validate-connection run belonged to a request that is gone */
-	if (!ret && (!event || strcmp(event, "validate-connection") == 0))
-		ret = STORE_EINVAL;
 	if (!ret)
-		ret = pg_conn_accepts_events(c, pck, cid);
+		ret = pg_conn_accepts_events(c, x.pck, x.cid);
 	if (!ret)
-		ret = pg_event_add(c, event, cid, pck, script, id, false, 0, NULL, util_now_ms(),
-				   event_id);
+		ret = pg_event_add(c, x.event, x.cid, x.pck, x.script, id, false, 0, NULL,
+				   util_now_ms(), event_id);
 	ret = pg_end(P(s), c, ret);
-	util_free_all(event, script, cid, pck);
+	store_retry_free(&x);
 	return ret;
 }
 

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 char *store_row_dup(const struct store_row *r, int col, int *ret)
 {
 	const char *t = r->ops->text(r, col);
@@ -191,6 +193,33 @@ int store_row_async(const struct store_row *r, struct store_async_action **out)
 	else
 		*out = a;
 	return ret;
+}
+
+int store_row_retry(const struct store_row *r, struct store_retry *out)
+{
+	const char *kind = r->ops->text(r, 0), *status = r->ops->text(r, 1);
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (kind && strcmp(kind, "action") == 0)
+		return STORE_EINVAL;
+	if (status && strcmp(status, "running") == 0)
+		return STORE_ESTATE;
+	out->event = store_row_dup(r, 2, &ret);
+	out->script = store_row_dup(r, 3, &ret);
+	out->cid = store_row_dup(r, 4, &ret);
+	out->pck = store_row_dup(r, 5, &ret);
+	if (!ret && (!out->event || strcmp(out->event, "validate-connection") == 0))
+		ret = STORE_EINVAL;
+	if (ret)
+		store_retry_free(out);
+	return ret;
+}
+
+void store_retry_free(struct store_retry *r)
+{
+	util_free_all(r->event, r->script, r->cid, r->pck);
+	memset(r, 0, sizeof(*r));
 }
 
 static enum store_webhook_status webhook_status(const char *s)

@@ -87,6 +87,20 @@ int store_row_idempotency(const struct store_row *r, struct store_idempotency **
 int store_row_async(const struct store_row *r, struct store_async_action **out);
 int store_row_webhook(const struct store_row *r, struct store_webhook **out);
 
+/* What a retry (store_execution_retry) repeats of an execution: copies,
+ * freed by store_retry_free. */
+#define STORE_RETRY_COLS "kind, status, event, script, connection_id, provider_config_key"
+struct store_retry {
+	char *event, *script, *cid, *pck;
+};
+/* The execution's columns into *out, or why it cannot be retried:
+ * STORE_EINVAL for an action (its input is not kept) or a
+ * validate-connection run (it belonged to a request, and its candidate
+ * connection, that are gone), STORE_ESTATE while it runs. *out is left
+ * zeroed on failure. */
+int store_row_retry(const struct store_row *r, struct store_retry *out);
+void store_retry_free(struct store_retry *r);
+
 /* A malloc'd copy of a text column (NULL for NULL; *ret = STORE_ENOMEM
  * when the copy fails, else left as it is). */
 char *store_row_dup(const struct store_row *r, int col, int *ret);

@@ -507,36 +507,20 @@ int sq_execution_list(struct store *s, const struct store_execution_filter *f,
 }
 
 static const char sql_exec_retry_info[] =
-	"SELECT kind, status, event, script, connection_id, provider_config_key"
-	" FROM executions WHERE id = ?1";
+	"SELECT " STORE_RETRY_COLS " FROM executions WHERE id = ?1";
 
-/* What a retry repeats of an execution (copies). */
-struct retry_info {
-	char *event, *script, *cid, *pck;
-};
-
-/* sq_row_fn over sql_exec_retry_info: STORE_EINVAL for an action (its
- * input is not kept), STORE_ESTATE while it runs. */
+/* sq_row_fn over sql_exec_retry_info: store_row_retry's verdict and copies. */
 static int read_retry_info(sqlite3_stmt *st, void *user)
 {
-	struct retry_info *r = user;
-	int ret = 0;
+	struct store_row r = sq_row_of(st);
 
-	if (strcmp((const char *)sqlite3_column_text(st, 0), "action") == 0)
-		return STORE_EINVAL;
-	if (strcmp((const char *)sqlite3_column_text(st, 1), "running") == 0)
-		return STORE_ESTATE;
-	r->event = sq_col_dup(st, 2, &ret);
-	r->script = sq_col_dup(st, 3, &ret);
-	r->cid = sq_col_dup(st, 4, &ret);
-	r->pck = sq_col_dup(st, 5, &ret);
-	return ret;
+	return store_row_retry(&r, user);
 }
 
 int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 {
 	struct sq *b = B(s);
-	struct retry_info r = {0};
+	struct store_retry r = {0};
 	int ret;
 
 	ret = sq_txn_begin(b, CRITICAL);
@@ -544,22 +528,13 @@ int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 		return ret;
 	ret = sq_row(b, sql_exec_retry_info, "read execution", SQ_ARGS(sq_i64(id)),
 		     read_retry_info, &r);
-	if (ret)
-		goto out;
-	/* a validate-connection run belonged to a request (its candidate
-	 * connection) that is gone */
-	if (!r.event || strcmp(r.event, "validate-connection") == 0) {
-		ret = STORE_EINVAL;
-		goto out;
-	}
-	ret = sq_conn_accepts_events(b, r.pck, r.cid);
-	if (ret)
-		goto out;
-	ret = sq_event_add(b, r.event, r.cid, r.pck, r.script, id, false, 0, util_now_ms(),
-			   event_id);
-out:
+	if (!ret)
+		ret = sq_conn_accepts_events(b, r.pck, r.cid);
+	if (!ret)
+		ret = sq_event_add(b, r.event, r.cid, r.pck, r.script, id, false, 0, util_now_ms(),
+				   event_id);
 	ret = sq_txn_end(b, ret);
-	util_free_all(r.event, r.script, r.cid, r.pck);
+	store_retry_free(&r);
 	return ret;
 }
 
