@@ -675,31 +675,19 @@ void config_host_free(struct config_host *h)
 {
 	if (!h)
 		return;
-	free(h->file);
-	free(h->dir);
-	free(h->listen);
-	free(h->listen_host);
 	secret_free(h->secret_key);
 	secret_free(h->store);
-	free(h->store_path);
-	free(h->host_id);
-	free(h->plugin_dir);
-	free(h->trusted_keys_dir);
 	strlist_clear(&h->revoked_keys);
-	free(h->providers);
-	free(h->sandbox_user);
 	map_clear(&h->environment);
-	free(h->webhook_base_url);
-	free(h->nango_yaml);
 	for (size_t i = 0; i < h->n_scripts; i++)
 		free(h->scripts[i].name);
-	free(h->scripts);
 	oauth_clients_free(h);
-	free(h->webhook_forward_url);
 	config_webhook_secrets_clear(h);
 	config_nango_clear(&h->nango);
 	config_providers_free(h->catalogue);
-	free(h);
+	util_free_all(h->file, h->dir, h->listen, h->listen_host, h->store_path, h->host_id, h->plugin_dir,
+		      h->trusted_keys_dir, h->providers, h->sandbox_user, h->webhook_base_url, h->nango_yaml,
+		      h->scripts, h->webhook_forward_url, h);
 }
 
 const struct config_integration *config_integration_find(const struct config_host *h, const char *id)

@@ -517,10 +517,7 @@ static void destroy(struct executor *ex)
 	pthread_cond_destroy(&ex->changed);
 	pthread_mutex_destroy(&ex->send_mu);
 	pthread_mutex_destroy(&ex->mu);
-	free(ex->iso_ok);
-	free(ex->inproc_ok);
-	free(ex->kind);
-	free(ex);
+	util_free_all(ex->iso_ok, ex->inproc_ok, ex->kind, ex);
 }
 
 /* An executor with its memory and locks, nothing started yet. 0 with *out
