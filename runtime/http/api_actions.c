@@ -50,24 +50,18 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 	struct json_object *body = NULL;
 	struct dispatch_outcome o;
 	struct api_action_req areq;
-	struct api_problem p;
 	const char *input;
 	int ret;
 
 	memset(&o, 0, sizeof(o));
-	memset(&p, 0, sizeof(p));
 	if (!cid || !*cid || !pck || !*pck) {
 		ret = http_respond_error(resp, 400, "invalid_headers",
 					 "the Connection-Id and Provider-Config-Key headers are required");
 		goto out;
 	}
-	ret = http_json_body(req, &body);
+	ret = api_read_body(req, resp, API_BODY_ACTION, &body, &areq);
 	if (ret < 0)
 		goto out;
-	if (api_parse_action(body, &areq, &p) < 0) {
-		ret = api_respond_parse_problem(resp, &p);
-		goto out;
-	}
 	in = api_integration(resp, g, pck);
 	if (!in) {
 		ret = 0;
@@ -124,7 +118,6 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 	ret = api_respond_raw_json(resp, 200, o.output_json ? o.output_json : "null");
 out:
 	dispatch_outcome_clear(&o);
-	api_problem_clear(&p);
 	store_connection_free(c);
 	json_object_put(body);
 	generation_unref(g);
