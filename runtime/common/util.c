@@ -146,6 +146,20 @@ void util_free_n(void *const *p, size_t n)
 		free(p[i]);
 }
 
+const void *util_find_name(const void *base, size_t n, size_t size, size_t off, const char *name)
+{
+	const char *item = base;
+
+	for (size_t i = 0; name && i < n; i++, item += size) {
+		const char *s;
+
+		memcpy(&s, item + off, sizeof(s));
+		if (s && strcmp(s, name) == 0)
+			return item;
+	}
+	return NULL;
+}
+
 void util_wipe(void *p, size_t n)
 {
 	explicit_bzero(p, n); /* glibc 2.25: a memset the optimiser keeps */

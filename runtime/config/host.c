@@ -505,10 +505,7 @@ struct config_host_key_doc config_host_key_doc(size_t i)
 
 static const struct host_key *host_key_find(const char *name)
 {
-	for (size_t i = 0; i < N_KEYS; i++)
-		if (strcmp(name, host_keys[i].name) == 0)
-			return &host_keys[i];
-	return NULL;
+	return UTIL_FIND_NAME(host_keys, N_KEYS, struct host_key, name, name);
 }
 
 /* Levenshtein distance, capped: for "did you mean". */
@@ -692,22 +689,14 @@ void config_host_free(struct config_host *h)
 
 const struct config_integration *config_integration_find(const struct config_host *h, const char *id)
 {
-	if (!h || !id)
-		return NULL;
-	for (size_t i = 0; i < h->nango.n_integrations; i++)
-		if (strcmp(h->nango.integrations[i].id, id) == 0)
-			return &h->nango.integrations[i];
-	return NULL;
+	return h ? UTIL_FIND_NAME(h->nango.integrations, h->nango.n_integrations,
+				  struct config_integration, id, id)
+		 : NULL;
 }
 
 const struct config_script *config_script_find(const struct config_host *h, const char *name)
 {
-	if (!h || !name)
-		return NULL;
-	for (size_t i = 0; i < h->n_scripts; i++)
-		if (strcmp(h->scripts[i].name, name) == 0)
-			return &h->scripts[i];
-	return NULL;
+	return h ? UTIL_FIND_NAME(h->scripts, h->n_scripts, struct config_script, name, name) : NULL;
 }
 
 uint32_t config_script_deadline(const struct config_host *h, const char *script)

@@ -116,10 +116,7 @@ void oauth_clients_free(struct config_host *h)
 
 const struct config_oauth_client *config_oauth_client_find(const struct config_host *h, const char *id)
 {
-	if (!h || !id)
-		return NULL;
-	for (size_t i = 0; i < h->n_oauth_clients; i++)
-		if (strcmp(h->oauth_clients[i].integration, id) == 0)
-			return &h->oauth_clients[i];
-	return NULL;
+	return h ? UTIL_FIND_NAME(h->oauth_clients, h->n_oauth_clients, struct config_oauth_client,
+				  integration, id)
+		 : NULL;
 }

@@ -5,6 +5,7 @@
  * integration the signature check (webhook_secrets).
  */
 #include "parse_util.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,8 +113,7 @@ void config_webhook_secrets_clear(struct config_host *h)
 const struct config_webhook_secret *config_webhook_secret_find(const struct config_host *h,
 							       const char *integration)
 {
-	for (size_t i = 0; h && integration && i < h->n_webhook_secrets; i++)
-		if (strcmp(h->webhook_secrets[i].integration, integration) == 0)
-			return &h->webhook_secrets[i];
-	return NULL;
+	return h ? UTIL_FIND_NAME(h->webhook_secrets, h->n_webhook_secrets, struct config_webhook_secret,
+				  integration, integration)
+		 : NULL;
 }

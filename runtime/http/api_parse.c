@@ -276,10 +276,7 @@ static bool only_members(struct api_problem *p, struct json_object *obj, const c
 
 static const struct cred_schema *cred_schema(const char *name)
 {
-	for (size_t i = 0; i < N_CRED_SCHEMAS; i++)
-		if (strcmp(name, cred_schemas[i].name) == 0)
-			return &cred_schemas[i];
-	return NULL;
+	return UTIL_FIND_NAME(cred_schemas, N_CRED_SCHEMAS, struct cred_schema, name, name);
 }
 
 static int parse_credentials(struct json_object *c, struct api_connection_req *req,
