@@ -370,17 +370,13 @@ static int script_key(struct pctx *c, const struct ynode *key, const struct ynod
 static int script_entry(struct pctx *c, const struct ynode *name, const struct ynode *s, void *item, void *user)
 {
 	struct config_script *sc = item;
-	char prefix[256];
 
 	(void)user;
 	if (!util_valid_name(name->str))
 		return PFAIL(c, name, CONFIG_EINVALID,
 			     "scripts: bad script name '%s', expected letters, digits, '_' and '-' only", name->str);
-	sc->name = strdup(name->str);
-	if (!sc->name)
-		return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
-	snprintf(prefix, sizeof(prefix), "scripts.%s", name->str);
-	return p_each(c, s, prefix, " with deadline_s and/or execution", script_key, sc);
+	return p_named_entry(c, "scripts", name, s, false, " with deadline_s and/or execution", &sc->name,
+			     script_key, sc);
 }
 
 static int set_scripts(struct pctx *c, const struct host_key *key, const struct ynode *k,
