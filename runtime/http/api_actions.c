@@ -38,10 +38,9 @@ struct json_object *api_action_failure_payload(const struct dispatch_outcome *o)
 	return payload;
 }
 
-int api_action_trigger(struct http_request *req, struct http_response *resp, void *user)
+static int action_trigger(struct api_context *ctx, struct generation *g, struct http_request *req,
+			  struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const char *cid = http_header(req, "Connection-Id");
 	const char *pck = http_header(req, "Provider-Config-Key");
 	const char *async = http_header(req, "X-Async");
@@ -120,8 +119,12 @@ out:
 	dispatch_outcome_clear(&o);
 	store_connection_free(c);
 	json_object_put(body);
-	generation_unref(g);
 	return ret;
+}
+
+int api_action_trigger(struct http_request *req, struct http_response *resp, void *user)
+{
+	return api_with_generation(req, resp, user, action_trigger);
 }
 
 static int cmp_kv(const void *a, const void *b)
@@ -132,15 +135,15 @@ static int cmp_kv(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
-int api_environment_variables(struct http_request *req, struct http_response *resp, void *user)
+static int environment_variables(struct api_context *ctx, struct generation *g, struct http_request *req,
+				 struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const struct config_map *env = &generation_config(g)->environment;
 	const struct config_kv **sorted = NULL;
 	struct json_object *arr = NULL;
 	int ret;
 
+	(void)ctx;
 	(void)req;
 	sorted = calloc(env->n ? env->n : 1, sizeof(*sorted));
 	arr = json_object_new_array();
@@ -164,6 +167,10 @@ int api_environment_variables(struct http_request *req, struct http_response *re
 	ret = http_respond_json(resp, 200, arr);
 out:
 	free(sorted);
-	generation_unref(g);
 	return ret;
+}
+
+int api_environment_variables(struct http_request *req, struct http_response *resp, void *user)
+{
+	return api_with_generation(req, resp, user, environment_variables);
 }
