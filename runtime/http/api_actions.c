@@ -122,10 +122,7 @@ out:
 	return ret;
 }
 
-int api_action_trigger(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, action_trigger);
-}
+API_GENERATION_ROUTE(api_action_trigger, action_trigger)
 
 static int cmp_kv(const void *a, const void *b)
 {
@@ -170,7 +167,4 @@ out:
 	return ret;
 }
 
-int api_environment_variables(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, environment_variables);
-}
+API_GENERATION_ROUTE(api_environment_variables, environment_variables)

@@ -98,10 +98,7 @@ static int plugins_doc(struct api_context *ctx, struct generation *g, struct htt
 	return http_respond_json(resp, 200, o);
 }
 
-int api_plugins(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, plugins_doc);
-}
+API_GENERATION_ROUTE(api_plugins, plugins_doc)
 
 /* 422 reload_failed with {"generation","refused","config_error"} and, when
  * given, "warnings". Takes ownership of refused and warnings. */

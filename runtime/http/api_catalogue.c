@@ -78,10 +78,7 @@ static int integrations_list(struct api_context *ctx, struct generation *g, stru
 	return http_respond_json(resp, 200, root);
 }
 
-int api_integrations_list(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, integrations_list);
-}
+API_GENERATION_ROUTE(api_integrations_list, integrations_list)
 
 static int integration_get(struct api_context *ctx, struct generation *g, struct http_request *req,
 			   struct http_response *resp)
@@ -98,10 +95,7 @@ static int integration_get(struct api_context *ctx, struct generation *g, struct
 	return http_respond_json(resp, 200, api_json_member("data", integration_json(g, in, &inc)));
 }
 
-int api_integration_get(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, integration_get);
-}
+API_GENERATION_ROUTE(api_integration_get, integration_get)
 
 static struct json_object *map_json(const struct config_map *m)
 {
@@ -179,10 +173,7 @@ static int providers_list(struct api_context *ctx, struct generation *g, struct 
 	return http_respond_json(resp, 200, root);
 }
 
-int api_providers_list(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, providers_list);
-}
+API_GENERATION_ROUTE(api_providers_list, providers_list)
 
 static int provider_get(struct api_context *ctx, struct generation *g, struct http_request *req,
 			struct http_response *resp)
@@ -197,10 +188,7 @@ static int provider_get(struct api_context *ctx, struct generation *g, struct ht
 	return http_respond_json(resp, 200, api_json_member("data", provider_json(p)));
 }
 
-int api_provider_get(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, provider_get);
-}
+API_GENERATION_ROUTE(api_provider_get, provider_get)
 
 /* GET /plugins: a loaded plugin's subscriptions and where each came from. */
 struct json_object *api_plugin_subscriptions(const struct generation *g, const char *plugin)

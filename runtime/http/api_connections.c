@@ -472,10 +472,7 @@ out:
 	return ret;
 }
 
-int api_connections_post(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, connections_post);
-}
+API_GENERATION_ROUTE(api_connections_post, connections_post)
 
 /* --------------------------------------------------- GET /connections */
 
@@ -595,10 +592,7 @@ out:
 	return ret;
 }
 
-int api_connection_get(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, connection_get);
-}
+API_GENERATION_ROUTE(api_connection_get, connection_get)
 
 /* ---------------------------------------- DELETE /connections/{id} */
 
@@ -663,10 +657,7 @@ out:
 	return ret;
 }
 
-int api_connection_delete(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, connection_delete);
-}
+API_GENERATION_ROUTE(api_connection_delete, connection_delete)
 
 /* ------------------------------- POST/PATCH /connections/metadata */
 
@@ -758,10 +749,7 @@ out:
 	return ret;
 }
 
-int api_connection_patch(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, connection_patch);
-}
+API_GENERATION_ROUTE(api_connection_patch, connection_patch)
 
 /* One tags[<key>]=<value> argument of GET /connections into *tags. */
 static int add_tag_filter(void *user, const char *name, const char *value)

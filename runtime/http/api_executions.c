@@ -321,10 +321,7 @@ out:
 	return ret;
 }
 
-int api_execution_retry(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, execution_retry);
-}
+API_GENERATION_ROUTE(api_execution_retry, execution_retry)
 
 struct json_object *api_execution_json(struct api_context *ctx, const struct store_execution *e)
 {

@@ -209,7 +209,4 @@ static int metrics_doc(struct api_context *ctx, struct generation *g, struct htt
 	return ret;
 }
 
-int api_metrics(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, metrics_doc);
-}
+API_GENERATION_ROUTE(api_metrics, metrics_doc)

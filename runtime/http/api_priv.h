@@ -47,14 +47,21 @@ int api_connection_patch(struct http_request *req, struct http_response *resp, v
 int api_webhook_receive(struct http_request *req, struct http_response *resp, void *user);
 int api_webhooks_list(struct http_request *req, struct http_response *resp, void *user);
 
-/* The work of a handler that reads the running generation: the handler is
- * `return api_with_generation(req, resp, user, fn);`, which takes a
- * reference to the generation, calls fn(ctx, g, req, resp) and lets the
- * reference go (fn neither takes nor releases it). Returns fn's result. */
+/* The work of a handler that reads the running generation:
+ * api_with_generation() takes a reference to the generation, calls
+ * fn(ctx, g, req, resp) and lets the reference go (fn neither takes nor
+ * releases it). Returns fn's result. */
 typedef int (*api_generation_fn)(struct api_context *ctx, struct generation *g, struct http_request *req,
 				 struct http_response *resp);
 int api_with_generation(struct http_request *req, struct http_response *resp, void *user,
 			api_generation_fn fn);
+/* Defines the handler `name` (declared above) as api_with_generation()
+ * around fn: API_GENERATION_ROUTE(api_plugins, plugins_doc) */
+#define API_GENERATION_ROUTE(name, fn)                                                             \
+	int name(struct http_request *req, struct http_response *resp, void *user)                 \
+	{                                                                                          \
+		return api_with_generation(req, resp, user, fn);                                   \
+	}
 
 /* ---- Asynchronous actions and background jobs (api_async.c). ---- */
 

@@ -300,7 +300,4 @@ out:
 	return ret;
 }
 
-int api_proxy(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, proxy_route);
-}
+API_GENERATION_ROUTE(api_proxy, proxy_route)

@@ -196,10 +196,7 @@ out:
 	return ret;
 }
 
-int api_webhook_receive(struct http_request *req, struct http_response *resp, void *user)
-{
-	return api_with_generation(req, resp, user, webhook_receive);
-}
+API_GENERATION_ROUTE(api_webhook_receive, webhook_receive)
 
 /* --------------------------------------------------------- GET /webhooks */
 
