@@ -238,6 +238,14 @@ int util_lock_init(pthread_mutex_t *mu, pthread_cond_t *cv)
 	return 0;
 }
 
+void util_flag_raise(pthread_mutex_t *mu, pthread_cond_t *cv, bool *flag)
+{
+	pthread_mutex_lock(mu);
+	*flag = true;
+	pthread_cond_broadcast(cv);
+	pthread_mutex_unlock(mu);
+}
+
 int util_cond_init_monotonic(pthread_cond_t *cv)
 {
 	pthread_condattr_t ca;

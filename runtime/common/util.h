@@ -87,6 +87,11 @@ int64_t util_mono_us(void);     /* CLOCK_MONOTONIC, microseconds */
  * guard one structure: 0, or STATUS_ENOMEM with neither left initialized. */
 int util_lock_init(pthread_mutex_t *mu, pthread_cond_t *cv);
 
+/* Sets *flag under mu and wakes every thread waiting on cv: how a thread
+ * that sleeps on cv until the flag is up is told to stop, or that there is
+ * work for it. */
+void util_flag_raise(pthread_mutex_t *mu, pthread_cond_t *cv, bool *flag);
+
 /* Condition variables timed on CLOCK_MONOTONIC, so a change of the wall
  * clock neither stretches nor cuts a wait. init: returns pthread_cond_init's
  * result. wait: waits on cv (mu held) for at most us microseconds (negative:

@@ -487,10 +487,7 @@ static void *reader_main(void *arg)
 
 static void stop_zygote(struct executor *ex)
 {
-	pthread_mutex_lock(&ex->mu);
-	ex->stopping = true;
-	pthread_cond_broadcast(&ex->changed);
-	pthread_mutex_unlock(&ex->mu);
+	util_flag_raise(&ex->mu, &ex->changed, &ex->stopping);
 	pthread_mutex_lock(&ex->send_mu);
 	if (ex->ctl >= 0)
 		shutdown(ex->ctl, SHUT_WR);
