@@ -845,9 +845,13 @@ static int plan_first(void *user, const struct store_event *ev, struct store_exe
  * one): a batch then costs one commit wait instead of one per event,
  * while a slow script is never held up behind another (store.h,
  * store_event_claim_batch: all the runs of a batch are recorded started
- * by the same write). */
+ * by the same write). When no other worker sleeps (all are running
+ * events: a backlog), nothing the batch holds could start sooner
+ * elsewhere, and the budget is WORKER_BATCH_BUSY_US: isolated runs, whose
+ * time is mostly the executor's round trip, then share a claim too. */
 #define WORKER_BATCH 16
 #define WORKER_BATCH_US 2000
+#define WORKER_BATCH_BUSY_US 16000
 
 struct batch {
 	struct store_claimed claimed[WORKER_BATCH];
@@ -856,9 +860,10 @@ struct batch {
 	int64_t run_us; /* an event's runs, a moving average; 0: none yet */
 };
 
-static size_t batch_size(const struct batch *b)
+static size_t batch_size(const struct batch *b, bool busy)
 {
-	int64_t k = b->run_us > 0 ? WORKER_BATCH_US / b->run_us : 1;
+	int64_t budget = busy ? WORKER_BATCH_BUSY_US : WORKER_BATCH_US;
+	int64_t k = b->run_us > 0 ? budget / b->run_us : 1;
 
 	return k < 1 ? 1 : k > WORKER_BATCH ? WORKER_BATCH : (size_t)k;
 }
@@ -922,13 +927,14 @@ static void worker_sleep(struct dispatch *d, uint64_t seq, int64_t us)
 /* One claim of a worker: the ends of its last batch and its next batch in
  * one write, then the batch's runs. 0 when it claimed something; *more:
  * the claim left events pending. */
-static int worker_claim(struct dispatch *d, struct batch *b, int64_t number, bool *more)
+static int worker_claim(struct dispatch *d, struct batch *b, int64_t number, bool busy,
+			bool *more)
 {
 	struct claim_plan cp = {.d = d};
 	struct store_completion ends[WORKER_BATCH];
 	struct store_claim_batch c = {
 		.ends = ends, .n_ends = b->n_pend, .generation = number, .plan = plan_first,
-		.user = &cp, .out = b->claimed, .max = batch_size(b),
+		.user = &cp, .out = b->claimed, .max = batch_size(b, busy),
 	};
 	int ret;
 
@@ -977,7 +983,7 @@ static void *worker(void *arg)
 	for (;;) {
 		int64_t number;
 		uint64_t seq;
-		bool more;
+		bool more, busy;
 		int ret;
 
 		pthread_mutex_lock(&d->lock);
@@ -987,11 +993,12 @@ static void *worker(void *arg)
 		}
 		seq = d->wake_seq;
 		number = generation_number(d->gen);
+		busy = d->waiting == 0;
 		pthread_mutex_unlock(&d->lock);
 		if (atomic_load(&d->n_unwritten) > 0)
 			unwritten_flush(d, false);
 
-		ret = worker_claim(d, b, number, &more);
+		ret = worker_claim(d, b, number, busy, &more);
 		if (more)
 			continue;
 		/* the queue is empty (or the store failed): wait for an event,

@@ -38,6 +38,8 @@
 #define RESTART_BACKOFF_MIN_US 100000LL  /* a zygote that cannot be restarted: retried */
 #define RESTART_BACKOFF_MAX_US 5000000LL
 #define GRACE_US 5000000LL      /* past the deadline the daemon stops trusting the zygote */
+#define NOTICE_US 20000LL       /* a run on an idle executor still going after this is told
+				   to the zygote ("run"; tell_zygote) */
 #define DEFAULT_DEADLINE_US 300000000LL /* a job without a deadline */
 #define DRAINED_ERROR "killed: generation drained"
 #define ZYGOTE_EXIT_WAIT_US 5000000LL
@@ -793,7 +795,10 @@ struct serve {
 	int d;                          /* the daemon's end of the exec socket */
 	int zfd;                        /* "spawn": the executor's end, until sent to the zygote */
 	bool sock_open;                 /* d is in step with the executor */
+	bool told;                      /* the zygote has its "run" or "spawn" */
+	bool heard;                     /* a message came from the executor */
 	int64_t deadline_us;
+	int64_t notice_us;              /* when to tell the zygote, if not yet told */
 	struct proxy_target *target;    /* resolved on the first proxy/paginate call */
 	struct proxy_session *session;  /* made on the first proxy call */
 	int rc;                         /* the result message's: the entry point's return */
@@ -1068,6 +1073,8 @@ static void run_done(struct executor *ex)
 	pthread_mutex_unlock(&ex->mu);
 }
 
+static void tell_zygote(struct serve *sv);
+
 /* Reads one message from the exec socket and handles it. Returns 1 when it
  * was the result; 0 otherwise. sv->sock_open turns false when the socket is
  * closed or out of step (then shut down, so the executor gets EOF, not a
@@ -1081,6 +1088,11 @@ static int serve_one(struct serve *sv)
 		sv->sock_open = false;
 		return 0;
 	}
+	sv->heard = true;
+	/* a call may hold this thread past the notice (a proxy request, a
+	 * nested action): the zygote watches the deadline meanwhile */
+	if (!sv->told && wire_op_is(m, "call"))
+		tell_zygote(sv);
 	hr = handle_exec_msg(sv, m);
 	json_object_put(m);
 	if (hr < 0) {
@@ -1172,8 +1184,14 @@ static int take_executor(struct serve *sv, struct json_object *job_msg,
 
 /* Tells the zygote about the run ("run", or "spawn" with the executor's
  * end of a new exec socket): from here it watches the deadline and reports
- * the end. A run the zygote cannot be told about is lost; one that a drain
- * missed while it was being registered is killed now. */
+ * the end with the run's id. A "spawn" goes at once (the zygote forks on
+ * it). A "run" waits for the notice (NOTICE_US, or the first call the
+ * executor makes): most runs end first, and then the zygote, which counts
+ * the executor idle until it exits, is never woken for it. Meanwhile the
+ * zygote does not watch the deadline, which lies beyond the notice, and a
+ * drain's kill finds the executor by pid. A run the zygote cannot be told
+ * about is lost; one that a drain missed while it was being registered is
+ * killed now. */
 static void tell_zygote(struct serve *sv)
 {
 	struct executor *ex = sv->ex;
@@ -1182,6 +1200,7 @@ static void tell_zygote(struct serve *sv)
 	struct json_object *m = wire_msg(spawn ? "spawn" : "run");
 	int ret;
 
+	sv->told = true;
 	wire_msg_int(m, "id", (int64_t)r->id);
 	wire_msg_int(m, "pid", r->pid);
 	wire_msg_int(m, "deadline_us", sv->deadline_us);
@@ -1241,7 +1260,11 @@ static bool serve_run(struct serve *sv)
 
 		if (run_exited(sv))
 			return serve_leftovers(sv);
-		if (now > limit) {
+		if (!sv->told && now >= sv->notice_us)
+			tell_zygote(sv);
+		if (!sv->told)
+			limit = sv->notice_us;
+		if (sv->told && now > limit) {
 			if (!kill_sent) {
 				ctl_kill(sv->ex, sv->r->id, sv->r->pid);
 				kill_sent = true;
@@ -1315,6 +1338,34 @@ static void verdict_no_result(struct executor_result *res, int reason, int statu
 	}
 }
 
+/* A run lost with its zygote (REASON_LOST) before its executor said
+ * anything is run again on the next zygote's executor, while its deadline
+ * allows: in the sandbox a plugin does nothing anyone can see but through
+ * a host call (a message), so a first attempt that sent none is neither
+ * lost nor doubled. This is the run whose idle executor died with the
+ * zygote around the moment it was handed the job. Resets r and sv for
+ * the next attempt; false when there is none. */
+static bool again_after_loss(struct serve *sv, int reason, int attempt)
+{
+	struct run *r = sv->r;
+	uint64_t n;
+
+	if (reason != REASON_LOST || sv->heard || attempt >= 2 || util_mono_us() >= sv->deadline_us)
+		return false;
+	log_info("executor", "generation %lld: a run lost with its zygote before it began runs again",
+		 (long long)sv->ex->opts.generation);
+	while (read(r->efd, &n, sizeof(n)) > 0) /* the loss's notify */
+		;
+	free(r->crash);
+	*r = (struct run){.efd = r->efd};
+	if (sv->d >= 0)
+		close(sv->d);
+	sv->d = -1;
+	sv->sock_open = true;
+	sv->told = false;
+	return true;
+}
+
 /* One isolated execution, in steps: take an executor (or have one
  * spawned), tell the zygote, serve the executor's calls, decide. When the
  * result came it decides (how the process ended afterwards, a drain kill
@@ -1343,12 +1394,20 @@ static int run_isolated(struct executor *ex, const struct executor_job *job,
 		ret = STATUS_ENOMEM;
 		goto out;
 	}
-	ret = take_executor(&sv, job_msg, res);
-	if (ret != 0)
-		goto out; /* 1: drained, res says so */
-	tell_zygote(&sv);
-	have_result = serve_run(&sv);
-	reason = end_run(ex, &r, &status);
+	for (int attempt = 0;; attempt++) {
+		int64_t t0 = util_mono_us();
+
+		ret = take_executor(&sv, job_msg, res);
+		if (ret != 0)
+			goto out; /* 1: drained, res says so */
+		sv.notice_us = t0 + NOTICE_US < sv.deadline_us ? t0 + NOTICE_US : t0;
+		if (sv.zfd >= 0 || sv.notice_us <= t0)
+			tell_zygote(&sv);
+		have_result = serve_run(&sv);
+		reason = end_run(ex, &r, &status);
+		if (have_result || !again_after_loss(&sv, reason, attempt))
+			break;
+	}
 	if (have_result)
 		result_from_rc(res, host, ex->plugins[job->plugin]->name, sv.rc, sv.output);
 	else

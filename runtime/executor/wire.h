@@ -13,7 +13,8 @@
  *                      {"op":"load","i":N,"name":S,"version":S,"hash":HEX} + memfd
  *                      {"op":"ready"}
  *                      {"op":"run","id":N,"pid":P,"deadline_us":N}
- *                        (the daemon gave idle executor P the job of run N)
+ *                        (the daemon gave idle executor P the job of run N;
+ *                        sent only once the run lasts: zygote.c)
  *                      {"op":"spawn","id":N,"deadline_us":N} + executor's end of
  *                        a new exec socket holding the job (no idle executor left)
  *                      {"op":"kill","id":N,"pid":P}       (drain: kill run N or executor P)

@@ -27,10 +27,14 @@
  * with its exec socket: the executor keeps one end and waits on it for its
  * job; the other end goes to the daemon at once ("idle" and the
  * descriptor; the zygote keeps no copy), where the reader thread pools it.
- * executor_run() takes an idle executor, writes the job straight to it
- * and then tells the zygote ("run": the run's id and deadline), so
- * starting an execution never waits for the zygote (a refill fork, a
- * reap). With no idle executor left (a burst beyond the pool, or prefork
+ * executor_run() takes an idle executor and writes the job straight to
+ * it, so starting an execution never waits for the zygote (a refill fork,
+ * a reap). It tells the zygote ("run": the run's id and deadline) only
+ * when the run lasts: at its first host call, or 20 ms in (executor.c:
+ * tell_zygote). Most runs have ended by then, and the zygote, which counts
+ * the executor idle until it exits and refills the pool when it does, is
+ * not woken for them; a drain's "kill" finds such an executor by pid.
+ * With no idle executor left (a burst beyond the pool, or prefork
  * = 0) the daemon makes the exec socket itself and sends it with "spawn":
  * the zygote forks an executor on it at once. The executor takes its own
  * process group and its limits (address space: the zygote's at "ready"

@@ -193,6 +193,16 @@ static int cmp_plugins(const void *a, const void *b)
 	return strcmp((*pa)->name, (*pb)->name);
 }
 
+/* Executors kept forked ahead: one per execution that may run at once,
+ * and two more for the moment between an executor's result and its exit
+ * (the zygote refills the pool when one exits), so that a steady load
+ * never waits for a fork; at most 32 (executor.h: the "spawn" path forks
+ * on demand past the pool). */
+static uint32_t prefork_for(uint32_t max_concurrency)
+{
+	return max_concurrency > 30 ? 32 : max_concurrency + 2;
+}
+
 /* Starts the executor over g's plugins. A plugin that the zygote (or this
  * process, for in-process use) cannot open is refused and replaced by the
  * previous generation's version, and the executor is started again: the
@@ -203,7 +213,7 @@ static int start_executor(struct build *b, char *err, size_t errlen)
 	struct executor_options eo = {
 		.memory_limit_mb = g->config->memory_limit_mb,
 		.cpu_limit_s = g->config->cpu_limit_s,
-		.prefork = 2,
+		.prefork = prefork_for(g->config->max_concurrency),
 		.generation = g->number,
 		.uid = g->config->sandbox_uid,
 		.gid = g->config->sandbox_gid,

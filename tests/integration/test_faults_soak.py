@@ -133,7 +133,10 @@ class Soak(DaemonTest):
         print(f"soak {SOAK_S:.0f} s: {sum(t.requests for t in loads)} requests, {reloads} reloads; "
               f"warm {warm}, end {end}, peak rss {max(s['rss_kib'] for s in samples)} KiB")
         self.assertLessEqual(end["fds"], warm["fds"] + 8, (warm, end))
-        self.assertLessEqual(end["procs"], warm["procs"] + 2, (warm, end))
+        # quiet, the zygote keeps its whole pool forked ahead (max_concurrency,
+        # 8 by default, plus 2: generation.c), which a sample under load may
+        # have caught partly used
+        self.assertLessEqual(end["procs"], max(warm["procs"], 1 + 8 + 2) + 2, (warm, end))
         late = samples[len(samples) // 2:]
         self.assertLessEqual(max(s["fds"] for s in late), max(s["fds"] for s in samples[:len(samples) // 2]) + 16)
         if asan_build():

@@ -32,6 +32,7 @@ import socket
 import sqlite3
 import tempfile
 import threading
+import time
 import unittest
 
 import pg_server
@@ -51,6 +52,14 @@ integrations:
         provider: local-test
         on-events:
             post-connection-creation: [sleeper]
+    quiet:
+        provider: local-test
+        on-events:
+            post-connection-creation: [quiet]
+    gate:
+        provider: local-test
+        on-events:
+            post-connection-creation: [gated]
 """ + "".join(f"""    attack-{name}:
         provider: local-test
         on-events:
@@ -350,15 +359,23 @@ class SupervisedZygoteTest(DaemonTest):
     for it instead of failing."""
 
     def test_zygote_killed_under_load(self):
-        d = self.daemon(NANGO, test_plugins=["sleeper"],
+        d = self.daemon(NANGO, test_plugins=["sleeper", "gated"],
                         settings={"environment": {"SLEEPER_MS": "1500"}, "max_concurrency": 8})
         assert_sandbox_complete(self, d, root=os.geteuid() == 0)
         old = [p for p, st in children(d.proc.pid).items() if st.comm == "evscript-zygote"]
         self.assertEqual(len(old), 1, old)
+        # four runs that have begun (each logged its first line) and wait at
+        # a closed gate; one that had not begun would be run again
+        # (test_run_lost_before_it_spoke_runs_again)
+        self.provider.route("GET", "/gate", {"status": 404, "body": "closed"})
         for i in range(4):
-            self.assertEqual(d.create_connection("good", f"before-{i}")[0], 201)
-        wait_for(lambda: len([e for e in d.executions() if e["status"] == "running"]) == 4,
-                 what="4 executions running")
+            self.assertEqual(d.create_connection("gate", f"before-{i}",
+                                                 connection_config={"port": str(self.provider.port)})[0], 201)
+
+        def begun():
+            running = [e for e in d.executions() if e["status"] == "running"]
+            return len(running) == 4 and all(d.execution(e["id"])["logs"] for e in running)
+        wait_for(begun, what="4 executions running, each with its first line logged")
         os.kill(old[0], signal.SIGKILL)
         # events that arrive while the zygote is gone or restarting
         for i in range(6):
@@ -387,6 +404,36 @@ class SupervisedZygoteTest(DaemonTest):
         self.assertEqual(status, 200)
         self.assertIn("evscript_zygote_restarts_total 1\n", metrics)
         self.assertIn("evscript_zygote_up 1\n", metrics)
+
+    def test_run_lost_before_it_spoke_runs_again(self):
+        # quiet sleeps 1.5 s before its first host call: killed with its
+        # zygote meanwhile, it has done nothing anyone could see, so the
+        # run is not lost but run again on the next zygote's executor
+        d = self.daemon(NANGO, test_plugins=["quiet"])
+        old = [p for p, st in children(d.proc.pid).items() if st.comm == "evscript-zygote"]
+        self.assertEqual(len(old), 1, old)
+        self.assertEqual(d.create_connection("quiet", "q-1")[0], 201)
+        wait_for(lambda: [e for e in d.executions() if e["status"] == "running"],
+                 what="the execution running")
+        time.sleep(0.3)  # into its sleep (earlier, the job is simply not started yet)
+        os.kill(old[0], signal.SIGKILL)
+        done = d.wait_executions(1, timeout=30)
+        self.assertEqual(len(done), 1, done)  # one record: the run, not a second execution
+        e = d.execution(done[0]["id"])
+        self.assertEqual(e["status"], "succeeded", e)
+        self.assertEqual([line["message"] for line in e["logs"]], [f"woke for event {e['event_id']}"])
+        logs = d.logs()
+        self.assertIn("zygote restarted", logs)
+        self.assertIn("a run lost with its zygote before it began runs again", logs)
+
+    def test_a_quiet_run_past_its_deadline_is_the_zygotes_to_stop(self):
+        # the daemon tells the zygote of a run only once it lasts (20 ms,
+        # or its first host call): quiet makes none before its deadline,
+        # and the zygote still stops it at the deadline, as a timeout
+        d = self.daemon(NANGO, test_plugins=["quiet"], settings={"scripts": {"quiet": {"deadline_s": 1}}})
+        self.assertEqual(d.create_connection("quiet", "q-1")[0], 201)
+        done = d.wait_executions(1, timeout=30)
+        self.assertEqual((done[0]["status"], done[0]["error"]), ("timed_out", "timed out after 1 s"), done)
 
 
 if __name__ == "__main__":
