@@ -383,9 +383,7 @@ struct verify {
 static void verify_clear(struct verify *v)
 {
 	sign_keyring_free(v->kr);
-	free(v->file_data);
-	free(v->sig_text);
-	free(v->sig_default);
+	util_free_all(v->file_data, v->sig_text, v->sig_default);
 }
 
 /* The key to verify with: the public key file, or the keyring in

@@ -146,6 +146,20 @@ void util_free_n(void *const *p, size_t n)
 		free(p[i]);
 }
 
+const void *util_find_name(const void *base, size_t n, size_t size, size_t off, const char *name)
+{
+	const char *item = base;
+
+	for (size_t i = 0; name && i < n; i++, item += size) {
+		const char *s;
+
+		memcpy(&s, item + off, sizeof(s));
+		if (s && strcmp(s, name) == 0)
+			return item;
+	}
+	return NULL;
+}
+
 void util_wipe(void *p, size_t n)
 {
 	explicit_bzero(p, n); /* glibc 2.25: a memset the optimiser keeps */
@@ -222,6 +236,14 @@ int util_lock_init(pthread_mutex_t *mu, pthread_cond_t *cv)
 		return STATUS_ENOMEM;
 	}
 	return 0;
+}
+
+void util_flag_raise(pthread_mutex_t *mu, pthread_cond_t *cv, bool *flag)
+{
+	pthread_mutex_lock(mu);
+	*flag = true;
+	pthread_cond_broadcast(cv);
+	pthread_mutex_unlock(mu);
 }
 
 int util_cond_init_monotonic(pthread_cond_t *cv)

@@ -51,6 +51,18 @@ void util_wipe(void *p, size_t n);
 	util_free_n((void *[]){__VA_ARGS__}, sizeof((void *[]){__VA_ARGS__}) / sizeof(void *))
 void util_free_n(void *const *p, size_t n);
 
+/* The first of n items of `size` bytes from base whose string member at
+ * offset off (a char * or const char *; NULL ones never match) equals name,
+ * or NULL (none, or name NULL). UTIL_FIND_NAME is the typed form the
+ * lookups by name use: UTIL_FIND_NAME(h->scripts, h->n_scripts,
+ * struct config_script, name, wanted) is a const struct config_script *.
+ * It does not compile for a member that is not a pointer (a char array). */
+const void *util_find_name(const void *base, size_t n, size_t size, size_t off, const char *name);
+#define UTIL_FIND_NAME(items, n, type, member, name)                                               \
+	((const type *)util_find_name((items), (n), sizeof(type),                                \
+				      offsetof(type, member) + UTIL_STRING_MEMBER_(type, member), (name)))
+#define UTIL_STRING_MEMBER_(type, member) (0 * _Generic(&((type *)0)->member, char **: 1, const char **: 1))
+
 /* Lowercase hex of bin into out, which must hold 2*len+1 bytes. */
 void util_hex(char *out, const unsigned char *bin, size_t len);
 
@@ -74,6 +86,11 @@ int64_t util_mono_us(void);     /* CLOCK_MONOTONIC, microseconds */
 /* Initializes a mutex and a condition variable (default attributes) that
  * guard one structure: 0, or STATUS_ENOMEM with neither left initialized. */
 int util_lock_init(pthread_mutex_t *mu, pthread_cond_t *cv);
+
+/* Sets *flag under mu and wakes every thread waiting on cv: how a thread
+ * that sleeps on cv until the flag is up is told to stop, or that there is
+ * work for it. */
+void util_flag_raise(pthread_mutex_t *mu, pthread_cond_t *cv, bool *flag);
 
 /* Condition variables timed on CLOCK_MONOTONIC, so a change of the wall
  * clock neither stretches nor cuts a wait. init: returns pthread_cond_init's

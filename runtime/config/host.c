@@ -370,17 +370,13 @@ static int script_key(struct pctx *c, const struct ynode *key, const struct ynod
 static int script_entry(struct pctx *c, const struct ynode *name, const struct ynode *s, void *item, void *user)
 {
 	struct config_script *sc = item;
-	char prefix[256];
 
 	(void)user;
 	if (!util_valid_name(name->str))
 		return PFAIL(c, name, CONFIG_EINVALID,
 			     "scripts: bad script name '%s', expected letters, digits, '_' and '-' only", name->str);
-	sc->name = strdup(name->str);
-	if (!sc->name)
-		return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
-	snprintf(prefix, sizeof(prefix), "scripts.%s", name->str);
-	return p_each(c, s, prefix, " with deadline_s and/or execution", script_key, sc);
+	return p_named_entry(c, "scripts", name, s, false, " with deadline_s and/or execution", &sc->name,
+			     script_key, sc);
 }
 
 static int set_scripts(struct pctx *c, const struct host_key *key, const struct ynode *k,
@@ -505,10 +501,7 @@ struct config_host_key_doc config_host_key_doc(size_t i)
 
 static const struct host_key *host_key_find(const char *name)
 {
-	for (size_t i = 0; i < N_KEYS; i++)
-		if (strcmp(name, host_keys[i].name) == 0)
-			return &host_keys[i];
-	return NULL;
+	return UTIL_FIND_NAME(host_keys, N_KEYS, struct host_key, name, name);
 }
 
 /* Levenshtein distance, capped: for "did you mean". */
@@ -675,51 +668,31 @@ void config_host_free(struct config_host *h)
 {
 	if (!h)
 		return;
-	free(h->file);
-	free(h->dir);
-	free(h->listen);
-	free(h->listen_host);
 	secret_free(h->secret_key);
 	secret_free(h->store);
-	free(h->store_path);
-	free(h->host_id);
-	free(h->plugin_dir);
-	free(h->trusted_keys_dir);
 	strlist_clear(&h->revoked_keys);
-	free(h->providers);
-	free(h->sandbox_user);
 	map_clear(&h->environment);
-	free(h->webhook_base_url);
-	free(h->nango_yaml);
 	for (size_t i = 0; i < h->n_scripts; i++)
 		free(h->scripts[i].name);
-	free(h->scripts);
 	oauth_clients_free(h);
-	free(h->webhook_forward_url);
 	config_webhook_secrets_clear(h);
 	config_nango_clear(&h->nango);
 	config_providers_free(h->catalogue);
-	free(h);
+	util_free_all(h->file, h->dir, h->listen, h->listen_host, h->store_path, h->host_id, h->plugin_dir,
+		      h->trusted_keys_dir, h->providers, h->sandbox_user, h->webhook_base_url, h->nango_yaml,
+		      h->scripts, h->webhook_forward_url, h);
 }
 
 const struct config_integration *config_integration_find(const struct config_host *h, const char *id)
 {
-	if (!h || !id)
-		return NULL;
-	for (size_t i = 0; i < h->nango.n_integrations; i++)
-		if (strcmp(h->nango.integrations[i].id, id) == 0)
-			return &h->nango.integrations[i];
-	return NULL;
+	return h ? UTIL_FIND_NAME(h->nango.integrations, h->nango.n_integrations,
+				  struct config_integration, id, id)
+		 : NULL;
 }
 
 const struct config_script *config_script_find(const struct config_host *h, const char *name)
 {
-	if (!h || !name)
-		return NULL;
-	for (size_t i = 0; i < h->n_scripts; i++)
-		if (strcmp(h->scripts[i].name, name) == 0)
-			return &h->scripts[i];
-	return NULL;
+	return h ? UTIL_FIND_NAME(h->scripts, h->n_scripts, struct config_script, name, name) : NULL;
 }
 
 uint32_t config_script_deadline(const struct config_host *h, const char *script)

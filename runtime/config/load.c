@@ -31,6 +31,39 @@ static int read_file(const char *path, size_t cap, bool secret, char **data, siz
 	return 0;
 }
 
+/* The files config_load() reads, each with its size limit and parser. */
+enum file_kind { FILE_HOST, FILE_NANGO, FILE_PROVIDERS };
+
+/* Reads path and parses it as kind into out (the parser's: struct
+ * config_host **, struct config_nango *, struct config_providers **). The
+ * host file is read as a secret (it may hold the secret key); the bytes
+ * read are wiped and freed whatever the kind. 0 or a CONFIG_E* code. */
+static int load_file(const char *path, enum file_kind kind, void *out, char *err, size_t errlen)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = read_file(path, kind == FILE_PROVIDERS ? CONFIG_PROVIDERS_MAX : CONFIG_FILE_MAX, kind == FILE_HOST,
+			&data, &len, err, errlen);
+	if (ret)
+		return ret;
+	switch (kind) {
+	case FILE_HOST:
+		ret = config_parse_host(data, len, path, out, err, errlen);
+		break;
+	case FILE_NANGO:
+		ret = config_parse_nango(data, len, path, out, err, errlen);
+		break;
+	case FILE_PROVIDERS:
+		ret = config_parse_providers(data, len, path, out, err, errlen);
+		break;
+	}
+	sodium_memzero(data, len);
+	free(data);
+	return ret;
+}
+
 /* dir/path for a relative path ("./x" loses its "./"); a copy otherwise. */
 static int resolve(const char *dir, char **path)
 {
@@ -74,17 +107,8 @@ static const char *env_get(char *const *envp, const char *name)
 
 int config_load_providers(const char *path, struct config_providers **out, char *err, size_t errlen)
 {
-	char *data = NULL;
-	size_t len = 0;
-	int ret;
-
 	*out = NULL;
-	ret = read_file(path, CONFIG_PROVIDERS_MAX, false, &data, &len, err, errlen);
-	if (ret)
-		return ret;
-	ret = config_parse_providers(data, len, path, out, err, errlen);
-	free(data);
-	return ret;
+	return load_file(path, FILE_PROVIDERS, out, err, errlen);
 }
 
 int config_check_providers(const struct config_nango *nango, const struct config_providers *catalogue,
@@ -103,18 +127,16 @@ int config_check_providers(const struct config_nango *nango, const struct config
 	return 0;
 }
 
-static int load_nango(struct config_host *h, char *err, size_t errlen)
+/* nango_yaml, when the host file names one. */
+static int load_nango(struct config_host *h, char *const *envp, char *err, size_t errlen)
 {
 	struct config_nango n;
-	char *data = NULL;
-	size_t len = 0;
 	int ret;
 
-	ret = read_file(h->nango_yaml, CONFIG_FILE_MAX, false, &data, &len, err, errlen);
-	if (ret)
-		return ret;
-	ret = config_parse_nango(data, len, h->nango_yaml, &n, err, errlen);
-	free(data);
+	(void)envp;
+	if (!h->nango_yaml)
+		return 0;
+	ret = load_file(h->nango_yaml, FILE_NANGO, &n, err, errlen);
 	if (ret)
 		return ret;
 	/* Notes from the host file (a top-level `models:`) stay. */
@@ -131,13 +153,14 @@ static int load_nango(struct config_host *h, char *err, size_t errlen)
 
 /* sandbox_user's uid and gid (from the passwd database, so this is I/O);
  * plugins never run as root. */
-static int resolve_sandbox_user(struct config_host *h, char *err, size_t errlen)
+static int resolve_sandbox_user(struct config_host *h, char *const *envp, char *err, size_t errlen)
 {
 	struct ynode at = {.line = h->sandbox_user_line, .column = h->sandbox_user_column};
 	struct passwd pw, *found = NULL;
 	char buf[4096];
 	int r = getpwnam_r(h->sandbox_user, &pw, buf, sizeof(buf), &found);
 
+	(void)envp;
 	if (r != 0 || !found)
 		return yfail(err, errlen, h->file, at.line ? &at : NULL, CONFIG_EINVALID,
 			     "sandbox_user: no such user '%s'%s%s, expected the user that runs plugins "
@@ -151,63 +174,62 @@ static int resolve_sandbox_user(struct config_host *h, char *err, size_t errlen)
 	return 0;
 }
 
+/* The host file's relative paths, against its directory. */
+static int resolve_paths(struct config_host *h, char *const *envp, char *err, size_t errlen)
+{
+	(void)envp;
+	h->dir = dir_of(h->file);
+	if (!h->dir || resolve(h->dir, &h->plugin_dir) || resolve(h->dir, &h->trusted_keys_dir) ||
+	    resolve(h->dir, &h->providers) || resolve(h->dir, &h->nango_yaml) || resolve(h->dir, &h->store_path))
+		return yfail(err, errlen, h->file, NULL, CONFIG_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* EVSCRIPT_SECRET_KEY, when set, over the file's secret_key. */
+static int secret_from_env(struct config_host *h, char *const *envp, char *err, size_t errlen)
+{
+	const char *secret = env_get(envp, SECRET_ENV);
+
+	if (!secret || !*secret)
+		return 0;
+	secret_free(h->secret_key);
+	h->secret_key = strdup(secret);
+	h->secret_key_from_env = true;
+	if (!h->secret_key)
+		return yfail(err, errlen, h->file, NULL, CONFIG_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The providers catalogue, which must name every integration's provider. */
+static int load_providers(struct config_host *h, char *const *envp, char *err, size_t errlen)
+{
+	int ret;
+
+	(void)envp;
+	ret = config_load_providers(h->providers, &h->catalogue, err, errlen);
+	return ret ? ret : config_check_providers(&h->nango, h->catalogue, err, errlen);
+}
+
+/* What config_load() does once the host file is parsed, in order; the
+ * first to fail ends it. */
+typedef int (*load_step_fn)(struct config_host *h, char *const *envp, char *err, size_t errlen);
+static const load_step_fn load_steps[] = {
+	resolve_paths, secret_from_env, oauth_clients_resolve, load_nango, load_providers, resolve_sandbox_user,
+};
+
 int config_load(const char *path, char *const *envp, struct config_host **out, char *err, size_t errlen)
 {
 	struct config_host *h = NULL;
-	const char *secret;
-	char *data = NULL;
-	size_t len = 0;
 	int ret;
 
 	*out = NULL;
-	ret = read_file(path, CONFIG_FILE_MAX, true, &data, &len, err, errlen);
-	if (ret)
+	ret = load_file(path, FILE_HOST, &h, err, errlen);
+	for (size_t i = 0; !ret && i < sizeof(load_steps) / sizeof(load_steps[0]); i++)
+		ret = load_steps[i](h, envp, err, errlen);
+	if (ret) {
+		config_host_free(h);
 		return ret;
-	ret = config_parse_host(data, len, path, &h, err, errlen);
-	sodium_memzero(data, len); /* it may hold the secret key */
-	free(data);
-	if (ret)
-		return ret;
-
-	h->dir = dir_of(path);
-	if (!h->dir || resolve(h->dir, &h->plugin_dir) || resolve(h->dir, &h->trusted_keys_dir) ||
-	    resolve(h->dir, &h->providers) || resolve(h->dir, &h->nango_yaml) || resolve(h->dir, &h->store_path)) {
-		ret = yfail(err, errlen, path, NULL, CONFIG_ENOMEM, "out of memory");
-		goto fail;
 	}
-
-	secret = env_get(envp, SECRET_ENV);
-	if (secret && *secret) {
-		secret_free(h->secret_key);
-		h->secret_key = strdup(secret);
-		h->secret_key_from_env = true;
-		if (!h->secret_key) {
-			ret = yfail(err, errlen, path, NULL, CONFIG_ENOMEM, "out of memory");
-			goto fail;
-		}
-	}
-
-	ret = oauth_clients_resolve(h, envp, err, errlen);
-	if (ret)
-		goto fail;
-
-	if (h->nango_yaml) {
-		ret = load_nango(h, err, errlen);
-		if (ret)
-			goto fail;
-	}
-	ret = config_load_providers(h->providers, &h->catalogue, err, errlen);
-	if (ret)
-		goto fail;
-	ret = config_check_providers(&h->nango, h->catalogue, err, errlen);
-	if (ret)
-		goto fail;
-	ret = resolve_sandbox_user(h, err, errlen);
-	if (ret)
-		goto fail;
 	*out = h;
 	return 0;
-fail:
-	config_host_free(h);
-	return ret;
 }

@@ -37,17 +37,13 @@ static int client_key(struct pctx *c, const struct ynode *key, const struct ynod
 static int client_entry(struct pctx *c, const struct ynode *name, const struct ynode *m, void *item, void *user)
 {
 	struct config_oauth_client *oc = item;
-	char prefix[300];
 	int ret;
 
 	(void)user;
 	oc->line = name->line;
 	oc->column = name->column;
-	oc->integration = strdup(name->str);
-	if (!oc->integration)
-		return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
-	snprintf(prefix, sizeof(prefix), "oauth_clients.%s", name->str);
-	ret = p_each_required(c, m, prefix, " with client_id and client_secret", client_key, oc);
+	ret = p_named_entry(c, "oauth_clients", name, m, true, " with client_id and client_secret", &oc->integration,
+			    client_key, oc);
 	if (ret)
 		return ret;
 	if (!oc->client_id || !*oc->client_id)
@@ -116,10 +112,7 @@ void oauth_clients_free(struct config_host *h)
 
 const struct config_oauth_client *config_oauth_client_find(const struct config_host *h, const char *id)
 {
-	if (!h || !id)
-		return NULL;
-	for (size_t i = 0; i < h->n_oauth_clients; i++)
-		if (strcmp(h->oauth_clients[i].integration, id) == 0)
-			return &h->oauth_clients[i];
-	return NULL;
+	return h ? UTIL_FIND_NAME(h->oauth_clients, h->n_oauth_clients, struct config_oauth_client,
+				  integration, id)
+		 : NULL;
 }

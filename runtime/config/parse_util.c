@@ -41,8 +41,7 @@ void strlist_clear(struct config_strlist *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->items[i]);
 	free(l->items);
-	l->items = NULL;
-	l->n = 0;
+	memset(l, 0, sizeof(*l));
 }
 
 void map_clear(struct config_map *m)
@@ -54,8 +53,7 @@ void map_clear(struct config_map *m)
 		free(m->items[i].value);
 	}
 	free(m->items);
-	m->items = NULL;
-	m->n = 0;
+	memset(m, 0, sizeof(*m));
 }
 
 void secret_free(char *s)
@@ -198,6 +196,18 @@ int p_each(struct pctx *c, const struct ynode *n, const char *prefix, const char
 	   void *user)
 {
 	return ynode_is_null(n) ? 0 : p_each_required(c, n, prefix, of, entry, user);
+}
+
+int p_named_entry(struct pctx *c, const char *what, const struct ynode *name, const struct ynode *m,
+		  bool required, const char *of, char **copy, p_entry_fn entry, void *user)
+{
+	char prefix[300];
+
+	*copy = strdup(name->str);
+	if (!*copy)
+		return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
+	snprintf(prefix, sizeof(prefix), "%s.%s", what, name->str);
+	return required ? p_each_required(c, m, prefix, of, entry, user) : p_each(c, m, prefix, of, entry, user);
 }
 
 int p_opt_string(struct pctx *c, const struct ynode *n, const char *what, char **out)

@@ -53,6 +53,13 @@ int p_each(struct pctx *c, const struct ynode *n, const char *prefix, const char
 int p_each_required(struct pctx *c, const struct ynode *n, const char *prefix, const char *of,
 		    p_entry_fn entry, void *user);
 
+/* One entry of a mapping of names to settings (scripts, oauth_clients,
+ * webhook_secrets), as a p_map_read entry reads it: *copy = a copy of the
+ * name (owned by the caller), then p_each (p_each_required when required)
+ * over its settings m, named "<what>.<name>". 0 or a CONFIG_E* code. */
+int p_named_entry(struct pctx *c, const char *what, const struct ynode *name, const struct ynode *m,
+		  bool required, const char *of, char **copy, p_entry_fn entry, void *user);
+
 /* A scalar that may be null (then nothing changes), else copied over *out. */
 int p_opt_string(struct pctx *c, const struct ynode *n, const char *what, char **out);
 

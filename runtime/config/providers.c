@@ -10,6 +10,7 @@
  * target or a cycle is an error at the alias.
  */
 #include "parse_util.h"
+#include "util.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -373,9 +374,7 @@ void config_retry_clear(struct config_retry *r)
 	strlist_clear(&r->after);
 	strlist_clear(&r->remaining);
 	strlist_clear(&r->error_code);
-	free(r->in_body_path);
-	free(r->in_body_value);
-	free(r->in_body_strategy);
+	util_free_all(r->in_body_path, r->in_body_value, r->in_body_strategy);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -509,24 +508,14 @@ void config_providers_free(struct config_providers *p)
 	for (size_t i = 0; i < p->n; i++) {
 		struct config_provider *it = &p->items[i];
 
-		free(it->name);
-		free(it->display_name);
-		free(it->auth_mode_name);
-		free(it->alias);
 		proxy_clear(it);
-		free(it->token_url);
-		free(it->refresh_url);
 		map_clear(&it->token_params);
 		map_clear(&it->refresh_params);
-		free(it->token_request_auth_method);
-		free(it->signature_method);
-		free(it->authorization_method);
-		free(it->body_format);
+		util_free_all(it->name, it->display_name, it->auth_mode_name, it->alias, it->token_url,
+			      it->refresh_url, it->token_request_auth_method, it->signature_method,
+			      it->authorization_method, it->body_format);
 	}
-	free(p->items);
-	free(p->by_name);
-	free(p->file);
-	free(p);
+	util_free_all(p->items, p->by_name, p->file, p);
 }
 
 int config_parse_providers(const char *bytes, size_t len, const char *filename,

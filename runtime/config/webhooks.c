@@ -5,6 +5,7 @@
  * integration the signature check (webhook_secrets).
  */
 #include "parse_util.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,16 +67,12 @@ static int secret_key(struct pctx *c, const struct ynode *key, const struct ynod
 static int parse_secret(struct pctx *c, const struct ynode *name, const struct ynode *s, void *item, void *user)
 {
 	struct config_webhook_secret *out = item;
-	char prefix[300];
 	int ret;
 
 	(void)user;
-	out->integration = strdup(name->str);
-	if (!out->integration)
-		return PFAIL(c, name, CONFIG_ENOMEM, "out of memory");
 	out->scheme = -1;
-	snprintf(prefix, sizeof(prefix), "webhook_secrets.%s", name->str);
-	ret = p_each_required(c, s, prefix, " with scheme, secret and (hmac-sha256) header", secret_key, out);
+	ret = p_named_entry(c, "webhook_secrets", name, s, true, " with scheme, secret and (hmac-sha256) header",
+			    &out->integration, secret_key, out);
 	if (ret)
 		return ret;
 	if ((int)out->scheme < 0 || !out->secret)
@@ -112,8 +109,7 @@ void config_webhook_secrets_clear(struct config_host *h)
 const struct config_webhook_secret *config_webhook_secret_find(const struct config_host *h,
 							       const char *integration)
 {
-	for (size_t i = 0; h && integration && i < h->n_webhook_secrets; i++)
-		if (strcmp(h->webhook_secrets[i].integration, integration) == 0)
-			return &h->webhook_secrets[i];
-	return NULL;
+	return h ? UTIL_FIND_NAME(h->webhook_secrets, h->n_webhook_secrets, struct config_webhook_secret,
+				  integration, integration)
+		 : NULL;
 }

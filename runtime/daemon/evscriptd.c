@@ -413,10 +413,7 @@ static int reload_now(void *user, struct api_reload_report *rep)
 /* SIGHUP: remembered, run by the reloader thread. */
 static void reload_request(struct daemon *d)
 {
-	pthread_mutex_lock(&d->reload_lock);
-	d->reload_pending = true;
-	pthread_cond_broadcast(&d->reload_cv);
-	pthread_mutex_unlock(&d->reload_lock);
+	util_flag_raise(&d->reload_lock, &d->reload_cv, &d->reload_pending);
 }
 
 static void *reloader_main(void *arg)
@@ -478,10 +475,7 @@ static size_t shutdown_drain(struct daemon *d)
 		return left;
 stop_reaper:
 	if (d->reaper_started) {
-		pthread_mutex_lock(&d->reap_lock);
-		d->reaper_stop = true;
-		pthread_cond_broadcast(&d->reap_cv);
-		pthread_mutex_unlock(&d->reap_lock);
+		util_flag_raise(&d->reap_lock, &d->reap_cv, &d->reaper_stop);
 		pthread_join(d->reaper, NULL);
 		d->reaper_started = false;
 	}

@@ -90,10 +90,7 @@ void dispatch_outcome_clear(struct dispatch_outcome *o)
 {
 	if (!o)
 		return;
-	free(o->error);
-	free(o->error_payload);
-	free(o->output_json);
-	free(o->metadata);
+	util_free_all(o->error, o->error_payload, o->output_json, o->metadata);
 	memset(o, 0, sizeof(*o));
 }
 

@@ -489,10 +489,7 @@ static void *reader_main(void *arg)
 
 static void stop_zygote(struct executor *ex)
 {
-	pthread_mutex_lock(&ex->mu);
-	ex->stopping = true;
-	pthread_cond_broadcast(&ex->changed);
-	pthread_mutex_unlock(&ex->mu);
+	util_flag_raise(&ex->mu, &ex->changed, &ex->stopping);
 	pthread_mutex_lock(&ex->send_mu);
 	if (ex->ctl >= 0)
 		shutdown(ex->ctl, SHUT_WR);
@@ -519,10 +516,7 @@ static void destroy(struct executor *ex)
 	pthread_cond_destroy(&ex->changed);
 	pthread_mutex_destroy(&ex->send_mu);
 	pthread_mutex_destroy(&ex->mu);
-	free(ex->iso_ok);
-	free(ex->inproc_ok);
-	free(ex->kind);
-	free(ex);
+	util_free_all(ex->iso_ok, ex->inproc_ok, ex->kind, ex);
 }
 
 /* An executor with its memory and locks, nothing started yet. 0 with *out

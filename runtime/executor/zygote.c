@@ -93,6 +93,7 @@
 #include "zygote.h"
 
 #include "crash.h"
+#include "hostapi_vtable.h"
 #include "loader.h"
 #include "paginate.h"
 #include "sandbox.h"
@@ -539,28 +540,7 @@ static int x_paginate(struct evs_ctx *ctx, const struct evs_request *req,
 	return paginate_run(&X.paginate, &t, req, opts, on_page, user);
 }
 
-static const struct evs_host rpc_vtable = {
-	.size = sizeof(struct evs_host),
-	.abi_major = EVS_ABI_MAJOR,
-	.abi_minor = EVS_ABI_MINOR,
-	.log = x_log,
-	.set_error = x_set_error,
-	.get_connection = x_get_connection,
-	.get_metadata = x_get_metadata,
-	.set_metadata = x_set_metadata,
-	.update_metadata = x_update_metadata,
-	.proxy = x_proxy,
-	.free_response = x_free_response,
-	.paginate = x_paginate,
-	.get_env = x_get_env,
-	.get_webhook_url = x_get_webhook_url,
-	.trigger_action = x_trigger_action,
-	.get_token = x_get_token,
-	.get_integration = x_get_integration,
-	.get_env_all = x_get_env_all,
-	.set_action_error = x_set_action_error,
-	.trigger_action_for = x_trigger_action_for,
-};
+static const struct evs_host rpc_vtable = HOSTAPI_VTABLE(x_);
 
 /* Runs the job that arrives on sock; never returns. */
 static void executor_child_run(struct loader_plugin **plugins, size_t n, int sock)

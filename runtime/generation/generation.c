@@ -417,13 +417,9 @@ void generation_unref(struct generation *g)
 	}
 	for (size_t i = 0; i < g->n_plugins; i++)
 		loader_unload(g->plugins[i]);
-	free(g->plugins);
-	free(g->plugin_generation);
-	free(g->refused);
-	free(g->subs);
 	sign_keyring_free(g->keyring);
 	config_host_free(g->config);
-	free(g);
+	util_free_all(g->plugins, g->plugin_generation, g->refused, g->subs, g);
 }
 
 int64_t generation_number(const struct generation *g)

@@ -267,12 +267,8 @@ void hostapi_exec_free(struct hostapi_exec *x)
 	pthread_mutex_lock(&x->mu);
 	flush_logs(x);
 	pthread_mutex_unlock(&x->mu);
-	free(x->pending);
-	free(x->error);
-	free(x->action_error_payload);
-	free(x->candidate_metadata);
 	pthread_mutex_destroy(&x->mu);
-	free(x);
+	util_free_all(x->pending, x->error, x->action_error_payload, x->candidate_metadata, x);
 }
 
 const struct hostapi_exec_info *hostapi_exec_info(const struct hostapi_exec *x)

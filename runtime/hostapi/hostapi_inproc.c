@@ -6,6 +6,7 @@
  * (hostapi_inproc_ctx_clear).
  */
 #include "hostapi.h"
+#include "hostapi_vtable.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -242,28 +243,7 @@ static int ip_paginate(struct evs_ctx *ctx, const struct evs_request *req,
 	return proxy_paginate(inproc(ctx)->proxy, req, opts, on_page, user);
 }
 
-static const struct evs_host inproc_vtable = {
-	.size = sizeof(struct evs_host),
-	.abi_major = EVS_ABI_MAJOR,
-	.abi_minor = EVS_ABI_MINOR,
-	.log = ip_log,
-	.set_error = ip_set_error,
-	.get_connection = ip_get_connection,
-	.get_metadata = ip_get_metadata,
-	.set_metadata = ip_set_metadata,
-	.update_metadata = ip_update_metadata,
-	.proxy = ip_proxy,
-	.free_response = ip_free_response,
-	.paginate = ip_paginate,
-	.get_env = ip_get_env,
-	.get_webhook_url = ip_get_webhook_url,
-	.trigger_action = ip_trigger_action,
-	.get_token = ip_get_token,
-	.get_integration = ip_get_integration,
-	.get_env_all = ip_get_env_all,
-	.set_action_error = ip_set_action_error,
-	.trigger_action_for = ip_trigger_action_for,
-};
+static const struct evs_host inproc_vtable = HOSTAPI_VTABLE(ip_);
 
 const struct evs_host *hostapi_inproc_vtable(void)
 {

@@ -509,10 +509,7 @@ static int run_start(struct run *g, const struct config_paginate *settings,
 static void run_clear(struct run *g)
 {
 	json_object_put(g->body);
-	free(g->body_text);
-	free(g->cursor);
-	free(g->next_link);
-	free(g->pp.items);
+	util_free_all(g->body_text, g->cursor, g->next_link, g->pp.items);
 }
 
 /* ------------------------------------------------------------------ a page */

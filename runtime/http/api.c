@@ -135,6 +135,17 @@ void api_inflight_remove(struct api_context *ctx, enum api_inflight which, const
 	pthread_mutex_unlock(&ctx->priv->lock);
 }
 
+int api_with_generation(struct http_request *req, struct http_response *resp, void *user,
+			api_generation_fn fn)
+{
+	struct api_context *ctx = user;
+	struct generation *g = dispatch_generation(ctx->dispatch);
+	int ret = fn(ctx, g, req, resp);
+
+	generation_unref(g);
+	return ret;
+}
+
 /* ---------------------------------------------------------------- routes */
 
 /* "/connections/{connection_id}" takes everything after "/connections/",
@@ -303,6 +314,41 @@ int api_respond_parse_problem(struct http_response *resp, struct api_problem *p)
 
 	p->errors = NULL;
 	return api_respond_problem(resp, p->status, p->code, p->message, errors, NULL);
+}
+
+/* The parser of a kind of body (enum api_body): -1 with p filled when it
+ * refuses the body. */
+static int parse_body(enum api_body kind, struct json_object *body, void *out, struct api_problem *p)
+{
+	switch (kind) {
+	case API_BODY_CONNECTION:
+		return api_parse_connection(body, out, p);
+	case API_BODY_METADATA:
+		return api_parse_metadata(body, out, p);
+	case API_BODY_ACTION:
+		return api_parse_action(body, out, p);
+	case API_BODY_CONNECTION_PATCH:
+		return api_parse_connection_patch(body, out, p);
+	}
+	return -1;
+}
+
+int api_read_body(struct http_request *req, struct http_response *resp, enum api_body kind,
+		  struct json_object **body, void *out)
+{
+	struct api_problem p;
+	int ret;
+
+	memset(&p, 0, sizeof(p));
+	ret = http_json_body(req, body);
+	if (ret < 0)
+		return ret;
+	if (parse_body(kind, *body, out, &p) == 0) {
+		api_problem_clear(&p);
+		return 0;
+	}
+	ret = api_respond_parse_problem(resp, &p);
+	return ret < 0 ? ret : HTTP_EBADBODY;
 }
 
 int api_respond_unknown_connection(struct http_response *resp, const char *pck, const char *cid)

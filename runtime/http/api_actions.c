@@ -38,10 +38,9 @@ struct json_object *api_action_failure_payload(const struct dispatch_outcome *o)
 	return payload;
 }
 
-int api_action_trigger(struct http_request *req, struct http_response *resp, void *user)
+static int action_trigger(struct api_context *ctx, struct generation *g, struct http_request *req,
+			  struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const char *cid = http_header(req, "Connection-Id");
 	const char *pck = http_header(req, "Provider-Config-Key");
 	const char *async = http_header(req, "X-Async");
@@ -50,24 +49,18 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 	struct json_object *body = NULL;
 	struct dispatch_outcome o;
 	struct api_action_req areq;
-	struct api_problem p;
 	const char *input;
 	int ret;
 
 	memset(&o, 0, sizeof(o));
-	memset(&p, 0, sizeof(p));
 	if (!cid || !*cid || !pck || !*pck) {
 		ret = http_respond_error(resp, 400, "invalid_headers",
 					 "the Connection-Id and Provider-Config-Key headers are required");
 		goto out;
 	}
-	ret = http_json_body(req, &body);
+	ret = api_read_body(req, resp, API_BODY_ACTION, &body, &areq);
 	if (ret < 0)
 		goto out;
-	if (api_parse_action(body, &areq, &p) < 0) {
-		ret = api_respond_parse_problem(resp, &p);
-		goto out;
-	}
 	in = api_integration(resp, g, pck);
 	if (!in) {
 		ret = 0;
@@ -124,12 +117,12 @@ int api_action_trigger(struct http_request *req, struct http_response *resp, voi
 	ret = api_respond_raw_json(resp, 200, o.output_json ? o.output_json : "null");
 out:
 	dispatch_outcome_clear(&o);
-	api_problem_clear(&p);
 	store_connection_free(c);
 	json_object_put(body);
-	generation_unref(g);
 	return ret;
 }
+
+API_GENERATION_ROUTE(api_action_trigger, action_trigger)
 
 static int cmp_kv(const void *a, const void *b)
 {
@@ -139,15 +132,15 @@ static int cmp_kv(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
-int api_environment_variables(struct http_request *req, struct http_response *resp, void *user)
+static int environment_variables(struct api_context *ctx, struct generation *g, struct http_request *req,
+				 struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const struct config_map *env = &generation_config(g)->environment;
 	const struct config_kv **sorted = NULL;
 	struct json_object *arr = NULL;
 	int ret;
 
+	(void)ctx;
 	(void)req;
 	sorted = calloc(env->n ? env->n : 1, sizeof(*sorted));
 	arr = json_object_new_array();
@@ -171,6 +164,7 @@ int api_environment_variables(struct http_request *req, struct http_response *re
 	ret = http_respond_json(resp, 200, arr);
 out:
 	free(sorted);
-	generation_unref(g);
 	return ret;
 }
+
+API_GENERATION_ROUTE(api_environment_variables, environment_variables)

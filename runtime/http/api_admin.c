@@ -80,13 +80,11 @@ static struct json_object *warnings_json(const struct generation *g)
 	return arr;
 }
 
-int api_plugins(struct http_request *req, struct http_response *resp, void *user)
+static int plugins_doc(struct api_context *ctx, struct generation *g, struct http_request *req,
+		       struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	struct json_object *o = json_object_new_object();
 	char err[API_ERROR_MAX];
-	int ret;
 
 	(void)req;
 	api_last_reload_error(ctx, err);
@@ -97,10 +95,10 @@ int api_plugins(struct http_request *req, struct http_response *resp, void *user
 		json_object_object_add(o, "last_reload_error", err[0] ? json_object_new_string(err) : NULL);
 		json_object_object_add(o, "warnings", warnings_json(g));
 	}
-	ret = http_respond_json(resp, 200, o);
-	generation_unref(g);
-	return ret;
+	return http_respond_json(resp, 200, o);
 }
+
+API_GENERATION_ROUTE(api_plugins, plugins_doc)
 
 /* 422 reload_failed with {"generation","refused","config_error"} and, when
  * given, "warnings". Takes ownership of refused and warnings. */

@@ -64,43 +64,38 @@ static struct json_object *integration_json(const struct generation *g, const st
 	return o;
 }
 
-int api_integrations_list(struct http_request *req, struct http_response *resp, void *user)
+static int integrations_list(struct api_context *ctx, struct generation *g, struct http_request *req,
+			     struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const struct config_nango *n = &generation_config(g)->nango;
 	struct json_object *root, *arr;
-	int ret;
 
+	(void)ctx;
 	(void)req;
 	root = api_json_list("data", &arr);
 	for (size_t i = 0; root && i < n->n_integrations; i++)
 		json_object_array_add(arr, integration_json(g, &n->integrations[i], NULL));
-	ret = http_respond_json(resp, 200, root);
-	generation_unref(g);
-	return ret;
+	return http_respond_json(resp, 200, root);
 }
 
-int api_integration_get(struct http_request *req, struct http_response *resp, void *user)
+API_GENERATION_ROUTE(api_integrations_list, integrations_list)
+
+static int integration_get(struct api_context *ctx, struct generation *g, struct http_request *req,
+			   struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const char *key = http_param(req, "unique_key");
 	const struct config_integration *in;
 	struct includes inc = {false, false};
-	int ret;
 
+	(void)ctx;
 	in = key ? config_integration_find(generation_config(g), key) : NULL;
-	if (!in) {
-		ret = http_respond_error(resp, 404, "not_found", "Integration does not exist");
-		goto out;
-	}
+	if (!in)
+		return http_respond_error(resp, 404, "not_found", "Integration does not exist");
 	http_query_each(req, add_include, &inc);
-	ret = http_respond_json(resp, 200, api_json_member("data", integration_json(g, in, &inc)));
-out:
-	generation_unref(g);
-	return ret;
+	return http_respond_json(resp, 200, api_json_member("data", integration_json(g, in, &inc)));
 }
+
+API_GENERATION_ROUTE(api_integration_get, integration_get)
 
 static struct json_object *map_json(const struct config_map *m)
 {
@@ -162,43 +157,38 @@ static bool matches(const struct config_provider *p, const char *search)
 	       (p->display_name && strcasestr(p->display_name, search));
 }
 
-int api_providers_list(struct http_request *req, struct http_response *resp, void *user)
+static int providers_list(struct api_context *ctx, struct generation *g, struct http_request *req,
+			  struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const struct config_providers *cat = generation_config(g)->catalogue;
 	const char *search = http_query(req, "search");
 	struct json_object *root, *arr;
-	int ret;
 
+	(void)ctx;
 	root = api_json_list("data", &arr);
 	for (size_t i = 0; root && cat && i < cat->n; i++) {
 		if (matches(&cat->items[i], search))
 			json_object_array_add(arr, provider_json(&cat->items[i]));
 	}
-	ret = http_respond_json(resp, 200, root);
-	generation_unref(g);
-	return ret;
+	return http_respond_json(resp, 200, root);
 }
 
-int api_provider_get(struct http_request *req, struct http_response *resp, void *user)
+API_GENERATION_ROUTE(api_providers_list, providers_list)
+
+static int provider_get(struct api_context *ctx, struct generation *g, struct http_request *req,
+			struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const struct config_providers *cat = generation_config(g)->catalogue;
 	const char *name = http_param(req, "provider");
 	const struct config_provider *p = cat && name ? config_provider_find(cat, name) : NULL;
-	int ret;
 
-	if (!p) {
-		ret = http_respond_error(resp, 404, "not_found", "Unknown provider %s", name ? name : "");
-		goto out;
-	}
-	ret = http_respond_json(resp, 200, api_json_member("data", provider_json(p)));
-out:
-	generation_unref(g);
-	return ret;
+	(void)ctx;
+	if (!p)
+		return http_respond_error(resp, 404, "not_found", "Unknown provider %s", name ? name : "");
+	return http_respond_json(resp, 200, api_json_member("data", provider_json(p)));
 }
+
+API_GENERATION_ROUTE(api_provider_get, provider_get)
 
 /* GET /plugins: a loaded plugin's subscriptions and where each came from. */
 struct json_object *api_plugin_subscriptions(const struct generation *g, const char *plugin)

@@ -319,7 +319,6 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 	struct store_connection row;
 	struct dispatch_outcome o;
 	struct api_connection_req creq;
-	struct api_problem p;
 	const struct config_integration *integ;
 	const struct config_provider *prov;
 	char uuid[37];
@@ -329,13 +328,9 @@ static int do_import(struct api_context *ctx, struct generation *g, struct http_
 	int ret;
 
 	memset(&o, 0, sizeof(o));
-	ret = http_json_body(req, &body);
+	ret = api_read_body(req, resp, API_BODY_CONNECTION, &body, &creq);
 	if (ret < 0)
-		return ret;
-	if (api_parse_connection(body, &creq, &p) < 0) {
-		ret = api_respond_parse_problem(resp, &p);
 		goto out;
-	}
 	integ = api_integration(resp, g, creq.provider_config_key);
 	if (!integ) {
 		ret = 0;
@@ -430,10 +425,9 @@ out:
 	return ret;
 }
 
-int api_connections_post(struct http_request *req, struct http_response *resp, void *user)
+static int connections_post(struct api_context *ctx, struct generation *g, struct http_request *req,
+			    struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const char *key = http_header(req, "Idempotency-Key");
 	char hash[2 * crypto_generichash_BYTES + 1];
 	bool registered = false;
@@ -475,9 +469,10 @@ int api_connections_post(struct http_request *req, struct http_response *resp, v
 out:
 	if (registered)
 		api_inflight_remove(ctx, API_INFLIGHT_IDEMPOTENCY, key);
-	generation_unref(g);
 	return ret;
 }
+
+API_GENERATION_ROUTE(api_connections_post, connections_post)
 
 /* --------------------------------------------------- GET /connections */
 
@@ -560,10 +555,9 @@ static int connection_fresh(struct api_context *ctx, struct generation *g, struc
 	return ret;
 }
 
-int api_connection_get(struct http_request *req, struct http_response *resp, void *user)
+static int connection_get(struct api_context *ctx, struct generation *g, struct http_request *req,
+			  struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const char *refresh = http_query(req, "refresh_token");
 	const char *pck;
 	struct store_connection *c = NULL;
@@ -595,16 +589,16 @@ int api_connection_get(struct http_request *req, struct http_response *resp, voi
 out:
 	store_connection_free(c);
 	free(cid);
-	generation_unref(g);
 	return ret;
 }
 
+API_GENERATION_ROUTE(api_connection_get, connection_get)
+
 /* ---------------------------------------- DELETE /connections/{id} */
 
-int api_connection_delete(struct http_request *req, struct http_response *resp, void *user)
+static int connection_delete(struct api_context *ctx, struct generation *g, struct http_request *req,
+			     struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const char *pck;
 	char *cid = NULL, *key = NULL;
 	bool registered = false;
@@ -660,9 +654,10 @@ out:
 		api_inflight_remove(ctx, API_INFLIGHT_DELETE, key);
 	free(key);
 	free(cid);
-	generation_unref(g);
 	return ret;
 }
+
+API_GENERATION_ROUTE(api_connection_delete, connection_delete)
 
 /* ------------------------------- POST/PATCH /connections/metadata */
 
@@ -671,17 +666,12 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 	struct api_context *ctx = user;
 	struct json_object *body = NULL, *echo = NULL, *v;
 	struct api_metadata_req mreq;
-	struct api_problem p;
 	size_t failed = 0;
 	int ret;
 
-	ret = http_json_body(req, &body);
+	ret = api_read_body(req, resp, API_BODY_METADATA, &body, &mreq);
 	if (ret < 0)
-		return ret;
-	if (api_parse_metadata(body, &mreq, &p) < 0) {
-		ret = api_respond_parse_problem(resp, &p);
 		goto out;
-	}
 	/* all or nothing, in one transaction: every connection must exist and
 	 * not be being deleted */
 	ret = store_connection_metadata_write(ctx->store, mreq.provider_config_key,
@@ -706,7 +696,6 @@ static int metadata_route(struct http_request *req, struct http_response *resp, 
 	}
 	ret = http_respond_json(resp, merge ? 200 : 201, echo);
 out:
-	api_problem_clear(&p);
 	json_object_put(body);
 	return ret;
 }
@@ -723,30 +712,23 @@ int api_metadata_update(struct http_request *req, struct http_response *resp, vo
 
 /* ----------------------------------------- PATCH /connections/{id} */
 
-int api_connection_patch(struct http_request *req, struct http_response *resp, void *user)
+static int connection_patch(struct api_context *ctx, struct generation *g, struct http_request *req,
+			    struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	struct api_connection_patch patch;
 	struct json_object *body = NULL;
-	struct api_problem p;
 	const char *pck;
 	char *cid = NULL;
 	int ret;
 
 	memset(&patch, 0, sizeof(patch));
-	memset(&p, 0, sizeof(p));
 	if (!connection_target(req, resp, g, &pck, &cid)) {
 		ret = 0;
 		goto out;
 	}
-	ret = http_json_body(req, &body);
+	ret = api_read_body(req, resp, API_BODY_CONNECTION_PATCH, &body, &patch);
 	if (ret < 0)
 		goto out;
-	if (api_parse_connection_patch(body, &patch, &p) < 0) {
-		ret = api_respond_parse_problem(resp, &p);
-		goto out;
-	}
 	ret = cid ? store_connection_patch(ctx->store, pck, cid,
 					   patch.tags ? api_json_str(patch.tags) : NULL,
 					   patch.set_override, patch.webhook_url_override)
@@ -762,12 +744,12 @@ int api_connection_patch(struct http_request *req, struct http_response *resp, v
 	ret = api_respond_raw_json(resp, 200, "{\"success\":true}");
 out:
 	json_object_put(patch.tags);
-	api_problem_clear(&p);
 	json_object_put(body);
 	free(cid);
-	generation_unref(g);
 	return ret;
 }
+
+API_GENERATION_ROUTE(api_connection_patch, connection_patch)
 
 /* One tags[<key>]=<value> argument of GET /connections into *tags. */
 static int add_tag_filter(void *user, const char *name, const char *value)

@@ -237,10 +237,9 @@ static struct store_execution *wait_execution(struct api_context *ctx, const str
 	}
 }
 
-int api_execution_retry(struct http_request *req, struct http_response *resp, void *user)
+static int execution_retry(struct api_context *ctx, struct generation *g, struct http_request *req,
+			   struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	struct store_execution *e = NULL, *ne = NULL;
 	int64_t event_id = 0;
 	int ret = get_execution(ctx, req, resp, &e);
@@ -319,9 +318,10 @@ int api_execution_retry(struct http_request *req, struct http_response *resp, vo
 out:
 	store_execution_free(ne);
 	store_execution_free(e);
-	generation_unref(g);
 	return ret;
 }
+
+API_GENERATION_ROUTE(api_execution_retry, execution_retry)
 
 struct json_object *api_execution_json(struct api_context *ctx, const struct store_execution *e)
 {

@@ -185,10 +185,9 @@ static void put_process(struct dynbuf *t)
 			    (unsigned long long)rl.rlim_cur);
 }
 
-int api_metrics(struct http_request *req, struct http_response *resp, void *user)
+static int metrics_doc(struct api_context *ctx, struct generation *g, struct http_request *req,
+		       struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	struct dynbuf t;
 	int ret;
 
@@ -207,6 +206,7 @@ int api_metrics(struct http_request *req, struct http_response *resp, void *user
 	else
 		ret = http_respond_text(resp, 200, "text/plain; version=0.0.4", dynbuf_str(&t));
 	dynbuf_free(&t);
-	generation_unref(g);
 	return ret;
 }
+
+API_GENERATION_ROUTE(api_metrics, metrics_doc)

@@ -276,10 +276,7 @@ static bool only_members(struct api_problem *p, struct json_object *obj, const c
 
 static const struct cred_schema *cred_schema(const char *name)
 {
-	for (size_t i = 0; i < N_CRED_SCHEMAS; i++)
-		if (strcmp(name, cred_schemas[i].name) == 0)
-			return &cred_schemas[i];
-	return NULL;
+	return UTIL_FIND_NAME(cred_schemas, N_CRED_SCHEMAS, struct cred_schema, name, name);
 }
 
 static int parse_credentials(struct json_object *c, struct api_connection_req *req,
@@ -522,30 +519,38 @@ int api_parse_action(struct json_object *body, struct api_action_req *req, struc
 	return p->code ? -1 : 0;
 }
 
+/* The reason codes of the loader's refusals, by code number (the loader's
+ * codes are one run of numbers, status.h). LOADER_ENAME's depends on the
+ * name: see api_loader_reason_code(). */
+static const char *const loader_reasons[] = {
+	[-LOADER_ENOSIG] = "no_signature",
+	[-LOADER_EMALFORMED] = "malformed_signature",
+	[-LOADER_ELEGACY] = "legacy_signature",
+	[-LOADER_EUNKNOWNKEY] = "unknown_key",
+	[-LOADER_EREVOKED] = "revoked_key",
+	[-LOADER_EBADSIG] = "bad_signature",
+	[-LOADER_EBADGLOBALSIG] = "bad_global_signature",
+	[-LOADER_ECOMMENT] = "bad_trusted_comment",
+	[-LOADER_ENAME] = "name_mismatch",
+	[-LOADER_EVERSION] = "version_mismatch",
+	[-LOADER_EABI] = "abi_mismatch",
+	[-LOADER_EDOWNGRADE] = "downgrade",
+	[-LOADER_ENOTELF] = "not_elf",
+	[-LOADER_ENOENTRY] = "no_entry_point",
+	[-LOADER_ETOOBIG] = "too_large",
+	[-LOADER_EIO] = "io_error",
+	[-LOADER_EDLOPEN] = "dlopen_failed",
+	[-LOADER_ENOMEM] = "out_of_memory",
+	[-LOADER_ETOOMANY] = "too_many",
+	[-LOADER_ESUBSCRIPTION] = "bad_subscription",
+};
+
 const char *api_loader_reason_code(int code, const char *name)
 {
-	switch (code) {
-	case LOADER_ENOSIG: return "no_signature";
-	case LOADER_EMALFORMED: return "malformed_signature";
-	case LOADER_ELEGACY: return "legacy_signature";
-	case LOADER_EUNKNOWNKEY: return "unknown_key";
-	case LOADER_EREVOKED: return "revoked_key";
-	case LOADER_EBADSIG: return "bad_signature";
-	case LOADER_EBADGLOBALSIG: return "bad_global_signature";
-	case LOADER_ECOMMENT: return "bad_trusted_comment";
-	case LOADER_ENAME: return name && util_valid_name(name) ? "name_mismatch" : "invalid_name";
-	case LOADER_EVERSION: return "version_mismatch";
-	case LOADER_EABI: return "abi_mismatch";
-	case LOADER_EDOWNGRADE: return "downgrade";
-	case LOADER_ENOTELF: return "not_elf";
-	case LOADER_ENOENTRY: return "no_entry_point";
-	case LOADER_ETOOBIG: return "too_large";
-	case LOADER_EIO: return "io_error";
-	case LOADER_EDLOPEN: return "dlopen_failed";
-	case LOADER_ENOMEM: return "out_of_memory";
-	case LOADER_ETOOMANY: return "too_many";
-	case LOADER_ESUBSCRIPTION: return "bad_subscription";
-	}
+	if (code == LOADER_ENAME && !(name && util_valid_name(name)))
+		return "invalid_name";
+	if (code < 0 && code > -(int)(sizeof(loader_reasons) / sizeof(loader_reasons[0])) && loader_reasons[-code])
+		return loader_reasons[-code];
 	return "unknown";
 }
 

@@ -47,6 +47,22 @@ int api_connection_patch(struct http_request *req, struct http_response *resp, v
 int api_webhook_receive(struct http_request *req, struct http_response *resp, void *user);
 int api_webhooks_list(struct http_request *req, struct http_response *resp, void *user);
 
+/* The work of a handler that reads the running generation:
+ * api_with_generation() takes a reference to the generation, calls
+ * fn(ctx, g, req, resp) and lets the reference go (fn neither takes nor
+ * releases it). Returns fn's result. */
+typedef int (*api_generation_fn)(struct api_context *ctx, struct generation *g, struct http_request *req,
+				 struct http_response *resp);
+int api_with_generation(struct http_request *req, struct http_response *resp, void *user,
+			api_generation_fn fn);
+/* Defines the handler `name` (declared above) as api_with_generation()
+ * around fn: API_GENERATION_ROUTE(api_plugins, plugins_doc) */
+#define API_GENERATION_ROUTE(name, fn)                                                             \
+	int name(struct http_request *req, struct http_response *resp, void *user)                 \
+	{                                                                                          \
+		return api_with_generation(req, resp, user, fn);                                   \
+	}
+
 /* ---- Asynchronous actions and background jobs (api_async.c). ---- */
 
 /* The job set of the context's private part. */
@@ -270,6 +286,25 @@ struct api_connection_patch {
 };
 int api_parse_connection_patch(struct json_object *body, struct api_connection_patch *req,
 			       struct api_problem *p);
+
+/* The request bodies a handler reads with api_read_body(): each kind's
+ * parser above, and the struct it fills. */
+enum api_body {
+	API_BODY_CONNECTION,       /* api_parse_connection: struct api_connection_req */
+	API_BODY_METADATA,         /* api_parse_metadata: struct api_metadata_req */
+	API_BODY_ACTION,           /* api_parse_action: struct api_action_req */
+	API_BODY_CONNECTION_PATCH, /* api_parse_connection_patch: struct api_connection_patch */
+};
+
+/* Reads the request's body as JSON (http_json_body) and validates it with
+ * the parser of kind, which fills *out (the struct the kind names). Returns
+ * 0, or a negative code once the request has been answered: HTTP_EBADBODY
+ * for JSON that does not parse or a body the parser refuses (its problem is
+ * the answer), or the code of an answer that could not be made. *body is a
+ * new reference or NULL, the caller's to put whatever the result (out
+ * borrows from it). */
+int api_read_body(struct http_request *req, struct http_response *resp, enum api_body kind,
+		  struct json_object **body, void *out);
 
 /* Tag key rule: 1-64 bytes of [A-Za-z0-9_.-]. */
 bool api_valid_tag_key(const char *k);

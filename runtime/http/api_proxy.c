@@ -242,10 +242,9 @@ static int send_and_answer(const struct config_host *cfg, struct proxy_target *t
 	return ret;
 }
 
-int api_proxy(struct http_request *req, struct http_response *resp, void *user)
+static int proxy_route(struct api_context *ctx, struct generation *g, struct http_request *req,
+		       struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const struct config_host *cfg = generation_config(g);
 	const char *cid = http_header(req, "Connection-Id");
 	const char *pck = http_header(req, "Provider-Config-Key");
@@ -298,6 +297,7 @@ int api_proxy(struct http_request *req, struct http_response *resp, void *user)
 	ret = send_and_answer(cfg, t, &r, retry_on, n_retry_on, resp);
 out:
 	proxy_target_free(t);
-	generation_unref(g);
 	return ret;
 }
+
+API_GENERATION_ROUTE(api_proxy, proxy_route)

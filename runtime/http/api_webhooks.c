@@ -149,10 +149,9 @@ static int add_header(void *user, const char *name, const char *value)
 	return 0;
 }
 
-int api_webhook_receive(struct http_request *req, struct http_response *resp, void *user)
+static int webhook_receive(struct api_context *ctx, struct generation *g, struct http_request *req,
+			   struct http_response *resp)
 {
-	struct api_context *ctx = user;
-	struct generation *g = dispatch_generation(ctx->dispatch);
 	const struct config_host *h = generation_config(g);
 	const char *integration = http_param(req, "integration");
 	const struct config_webhook_secret *sec;
@@ -194,9 +193,10 @@ int api_webhook_receive(struct http_request *req, struct http_response *resp, vo
 	ret = http_respond_json(resp, 200, api_json_member("id", json_object_new_int64(id)));
 out:
 	json_object_put(headers);
-	generation_unref(g);
 	return ret;
 }
+
+API_GENERATION_ROUTE(api_webhook_receive, webhook_receive)
 
 /* --------------------------------------------------------- GET /webhooks */
 

@@ -650,12 +650,8 @@ static void request_free(struct http_request *req)
 	if (req == NULL)
 		return;
 	response_clear(&req->resp);
-	free(req->uri);
-	free(req->path);
-	free(req->method);
-	free(req->seg_buf);
 	dynbuf_free(&req->body); /* wiped: bodies carry credentials */
-	free(req);
+	util_free_all(req->uri, req->path, req->method, req->seg_buf, req);
 }
 
 /* ----------------------------------------------------------------- server */

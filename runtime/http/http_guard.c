@@ -256,10 +256,7 @@ void http_guard_free(struct http_guard *g)
 
 	if (g == NULL)
 		return;
-	pthread_mutex_lock(&g->lock);
-	g->stop = true;
-	pthread_cond_signal(&g->wake);
-	pthread_mutex_unlock(&g->lock);
+	util_flag_raise(&g->lock, &g->wake, &g->stop);
 	pthread_join(g->watchdog, NULL);
 	while ((c = g->head) != NULL) {
 		g->head = c->next;

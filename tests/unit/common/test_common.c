@@ -418,6 +418,65 @@ static void test_wipe(void **state)
 		assert_int_equal(b[i], 0);
 }
 
+/* util_find_name: the first item whose name member matches, by offset,
+ * whatever the member's place in the struct; NULL names never match. */
+struct named {
+	int value;
+	const char *name;
+};
+
+static void test_find_name(void **state)
+{
+	const struct named items[] = {{1, "alpha"}, {2, NULL}, {3, "beta"}, {4, "beta"}};
+	const struct named *hit;
+
+	(void)state;
+	hit = UTIL_FIND_NAME(items, 4, struct named, name, "beta");
+	assert_ptr_equal(hit, &items[2]);
+	assert_int_equal(hit->value, 3);
+	assert_ptr_equal(UTIL_FIND_NAME(items, 4, struct named, name, "alpha"), &items[0]);
+	assert_null(UTIL_FIND_NAME(items, 4, struct named, name, "gamma"));
+	assert_null(UTIL_FIND_NAME(items, 4, struct named, name, NULL));
+	assert_null(UTIL_FIND_NAME(items, 2, struct named, name, "beta"));
+	assert_null(UTIL_FIND_NAME(NULL, 0, struct named, name, "alpha"));
+}
+
+/* util_flag_raise: a thread asleep on the condition until the flag is up
+ * wakes and sees it (the test hangs, and ctest times it out, if not). */
+struct flag_waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool flag, seen;
+};
+
+static void *wait_for_flag(void *arg)
+{
+	struct flag_waiter *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->flag)
+		pthread_cond_wait(&w->cv, &w->mu);
+	w->seen = true;
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static void test_flag_raise(void **state)
+{
+	struct flag_waiter w = {.flag = false, .seen = false};
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(util_lock_init(&w.mu, &w.cv), 0);
+	assert_int_equal(pthread_create(&t, NULL, wait_for_flag, &w), 0);
+	util_flag_raise(&w.mu, &w.cv, &w.flag);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(w.flag);
+	assert_true(w.seen);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+}
+
 /* Every code has its own text and a primary that is itself a primary. */
 #define STATUS_CODE_ROW(name, value, primary, text) {name, primary, text, #name},
 static const struct {
@@ -515,6 +574,8 @@ int main(void)
 		cmocka_unit_test(test_wipe_on_reset),
 		cmocka_unit_test(test_read_file),
 		cmocka_unit_test(test_wipe),
+		cmocka_unit_test(test_find_name),
+		cmocka_unit_test(test_flag_raise),
 		cmocka_unit_test(test_status_str),
 		cmocka_unit_test(test_status_primary),
 		cmocka_unit_test(test_status_from_errno),
