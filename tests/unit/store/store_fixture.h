@@ -1,4 +1,4 @@
-/* Shared by test_store.c, test_store_batch.c and test_store_combined.c: a SQLite store in a
+/* Shared by the store's unit tests (test_store_pg.c: fx_count_tagged only): a SQLite store in a
  * temporary directory of its own, opened before each test and removed with
  * its -wal and -shm files after it. Built with EVS_FX_PG (test_store_async_pg),
  * the store is instead a fresh database on the private PostgreSQL server of
@@ -47,6 +47,19 @@ static inline struct store *fx_open(struct fx *f, const uint8_t *key)
 	if (ret)
 		fail_msg("store_open: %s (%s)", err, store_strerror(ret));
 	return s;
+}
+
+/* How many connections carry all of tags (a JSON object), by the list's
+ * tag filter. */
+static inline size_t fx_count_tagged(struct store *s, const char *tags)
+{
+	struct store_connection_filter f = {.tags = tags};
+	struct store_connection **items = NULL;
+	size_t n = 0;
+
+	assert_int_equal(store_connection_list(s, &f, &items, &n), 0);
+	store_connection_list_free(items, n);
+	return n;
 }
 
 #ifdef EVS_FX_PG

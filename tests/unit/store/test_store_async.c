@@ -16,17 +16,6 @@ static void add_conn(struct store *s, const char *pck, const char *cid)
 	assert_int_equal(store_connection_upsert(s, &in, NULL, &r), 0);
 }
 
-static size_t count_tagged(struct store *s, const char *tags)
-{
-	struct store_connection_filter f = {.tags = tags};
-	struct store_connection **items = NULL;
-	size_t n = 0;
-
-	assert_int_equal(store_connection_list(s, &f, &items, &n), 0);
-	store_connection_list_free(items, n);
-	return n;
-}
-
 static void test_connection_patch_and_tags_filter(void **state)
 {
 	struct fx *f = *state;
@@ -57,12 +46,12 @@ static void test_connection_patch_and_tags_filter(void **state)
 	assert_null(c->webhook_url_override);
 	store_connection_free(c);
 
-	assert_int_equal(count_tagged(f->s, NULL), 2);
-	assert_int_equal(count_tagged(f->s, "{}"), 2);
-	assert_int_equal(count_tagged(f->s, "{\"team\":\"core\"}"), 2);
-	assert_int_equal(count_tagged(f->s, "{\"team\":\"core\",\"env\":\"prod\"}"), 1);
-	assert_int_equal(count_tagged(f->s, "{\"team\":\"ops\"}"), 0);
-	assert_int_equal(count_tagged(f->s, "{\"nokey\":\"core\"}"), 0);
+	assert_int_equal(fx_count_tagged(f->s, NULL), 2);
+	assert_int_equal(fx_count_tagged(f->s, "{}"), 2);
+	assert_int_equal(fx_count_tagged(f->s, "{\"team\":\"core\"}"), 2);
+	assert_int_equal(fx_count_tagged(f->s, "{\"team\":\"core\",\"env\":\"prod\"}"), 1);
+	assert_int_equal(fx_count_tagged(f->s, "{\"team\":\"ops\"}"), 0);
+	assert_int_equal(fx_count_tagged(f->s, "{\"nokey\":\"core\"}"), 0);
 
 	assert_int_equal(store_connection_patch(f->s, "gh", "zz", "{}", false, NULL), STORE_ENOTFOUND);
 	assert_int_equal(store_connection_patch(f->s, "gh", "a", "[1]", false, NULL), STORE_EINVAL);

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_fixture.h"
 
 #define EVENTS 120
 #define THREADS 3
@@ -464,17 +465,6 @@ static void test_scheme_alias(void **state)
 
 /* ---- tags and the override, written on one host, read on another */
 
-static size_t count_tagged(struct store *s, const char *tags)
-{
-	struct store_connection_filter f = {.tags = tags};
-	struct store_connection **items = NULL;
-	size_t n = 0;
-
-	assert_int_equal(store_connection_list(s, &f, &items, &n), 0);
-	store_connection_list_free(items, n);
-	return n;
-}
-
 static void test_tags_across_hosts(void **state)
 {
 	struct db *d = *state;
@@ -490,11 +480,11 @@ static void test_tags_across_hosts(void **state)
 	assert_int_equal(store_connection_upsert(a, &in, NULL, &r), 0);
 	assert_int_equal(store_connection_patch(a, "gh", "c1", "{\"env\":\"prod\",\"team\":\"x\"}",
 						true, "https://hooks.example/c1"), 0);
-	assert_int_equal(count_tagged(b, "{\"env\":\"prod\"}"), 1);
-	assert_int_equal(count_tagged(b, "{\"env\":\"prod\",\"team\":\"x\"}"), 1);
-	assert_int_equal(count_tagged(b, "{\"env\":\"prod\",\"team\":\"y\"}"), 0);
-	assert_int_equal(count_tagged(b, "{\"env\":\"dev\"}"), 0);
-	assert_int_equal(count_tagged(b, "{}"), 2);
+	assert_int_equal(fx_count_tagged(b, "{\"env\":\"prod\"}"), 1);
+	assert_int_equal(fx_count_tagged(b, "{\"env\":\"prod\",\"team\":\"x\"}"), 1);
+	assert_int_equal(fx_count_tagged(b, "{\"env\":\"prod\",\"team\":\"y\"}"), 0);
+	assert_int_equal(fx_count_tagged(b, "{\"env\":\"dev\"}"), 0);
+	assert_int_equal(fx_count_tagged(b, "{}"), 2);
 	assert_int_equal(store_connection_get(b, "gh", "c1", &c), 0);
 	assert_non_null(strstr(c->tags, "\"team\""));
 	assert_string_equal(c->webhook_url_override, "https://hooks.example/c1");
