@@ -34,6 +34,7 @@
 
 #include "store_backend.h"
 #include "store_row.h"
+#include "store_sql.h"
 
 #define PG_POOL_MAX 8     /* connections per store (each host) */
 #define PG_CLAIM_BATCH 8  /* events claimed per round trip, at most */
@@ -147,38 +148,11 @@ typedef int (*pg_txn_fn)(struct store *s, struct pgc *c, void *arg);
  * claims); the others (creations) wait, as every other call does. */
 int pg_txn(struct pg *p, bool lossable, pg_txn_fn fn, void *arg);
 
-/* One parameter of a statement ($1, $2, ... in order). */
-enum pg_arg_type { PG_ARG_END = 0, PG_ARG_NULL, PG_ARG_TEXT, PG_ARG_I64, PG_ARG_BLOB };
-struct pg_arg {
-	enum pg_arg_type type;
-	const void *p;   /* TEXT, BLOB */
-	int64_t v;       /* I64; BLOB: its length */
-};
-#define PG_ARGS(...) ((const struct pg_arg[]){__VA_ARGS__, {.type = PG_ARG_END}})
-
-static inline struct pg_arg pg_null(void)
+/* A statement's parameters (struct store_arg, STORE_ARGS, arg_text() ...:
+ * store_sql.h) are bound to $1, $2, ... in order; a bool is sent as text. */
+static inline struct store_arg pg_bool(bool b)
 {
-	return (struct pg_arg){.type = PG_ARG_NULL};
-}
-static inline struct pg_arg pg_text(const char *s)
-{
-	return (struct pg_arg){.type = s ? PG_ARG_TEXT : PG_ARG_NULL, .p = s};
-}
-static inline struct pg_arg pg_i64(int64_t v)
-{
-	return (struct pg_arg){.type = PG_ARG_I64, .v = v};
-}
-static inline struct pg_arg pg_id(int64_t id)
-{
-	return id > 0 ? pg_i64(id) : pg_null();
-}
-static inline struct pg_arg pg_bool(bool b)
-{
-	return pg_text(b ? "true" : "false");
-}
-static inline struct pg_arg pg_blob(const void *p, size_t len)
-{
-	return (struct pg_arg){.type = PG_ARG_BLOB, .p = p, .v = (int64_t)len};
+	return arg_text(b ? "true" : "false");
 }
 
 /* Runs sql with args (NULL: none), prepared on c the first time (sql
@@ -186,25 +160,25 @@ static inline struct pg_arg pg_blob(const void *p, size_t len)
  * owned by the caller (PQclear). 0, or the error mapped to a STORE_E*
  * code (logged under "store" with `what`, but for the expected ones:
  * unique and foreign-key violations). */
-int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
+int pg_q(struct pgc *c, const char *sql, const char *what, const struct store_arg *args,
 	 PGresult **res);
 /* pg_q for a statement whose result is not read; *changed (may be NULL)
  * is the number of rows it changed. */
-int pg_x(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
+int pg_x(struct pgc *c, const char *sql, const char *what, const struct store_arg *args,
 	 int64_t *changed);
 
 /* pg_q on a connection of the pool taken for it (pg_take), outside any
  * transaction: a read of one statement, or a write that is one (its own
  * transaction). */
-int pg_read(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+int pg_read(struct store *s, const char *sql, const char *what, const struct store_arg *args,
 	    PGresult **res);
 /* The same for a write: *changed is the number of rows it changed. */
-int pg_write(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+int pg_write(struct store *s, const char *sql, const char *what, const struct store_arg *args,
 	     int64_t *changed);
 /* pg_read for the first row: *row stands on it; STORE_ENOTFOUND when there
  * is none. PQclear(*res) in every case. */
 struct store_row;
-int pg_read_row(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+int pg_read_row(struct store *s, const char *sql, const char *what, const struct store_arg *args,
 		PGresult **res, struct store_row *row);
 
 /* Column readers (text results): an int64 (0 for NULL), a bool, a

@@ -244,22 +244,22 @@ static int sq_step_row(struct sq *b, sqlite3_stmt *st, const char *what)
 
 /* A cached statement for sql with args bound; give it back with
  * sq_release() in every case (*st is NULL when this fails). */
-static int sq_prep_args(struct sq *b, const char *sql, const struct sq_arg *args,
+static int sq_prep_args(struct sq *b, const char *sql, const struct store_arg *args,
 			sqlite3_stmt **st)
 {
 	int ret = sq_prep(b, sql, st);
 
-	for (int i = 0; !ret && args && args[i].type != SQ_ARG_END; i++) {
-		const struct sq_arg *a = &args[i];
+	for (int i = 0; !ret && args && args[i].type != STORE_ARG_END; i++) {
+		const struct store_arg *a = &args[i];
 
 		switch (a->type) {
-		case SQ_ARG_TEXT:
+		case STORE_ARG_TEXT:
 			sqlite3_bind_text(*st, i + 1, a->p, -1, SQLITE_STATIC);
 			break;
-		case SQ_ARG_I64:
+		case STORE_ARG_I64:
 			sqlite3_bind_int64(*st, i + 1, a->v);
 			break;
-		case SQ_ARG_BLOB:
+		case STORE_ARG_BLOB:
 			sqlite3_bind_blob(*st, i + 1, a->p, (int)a->v, SQLITE_STATIC);
 			break;
 		default:
@@ -270,7 +270,7 @@ static int sq_prep_args(struct sq *b, const char *sql, const struct sq_arg *args
 	return ret;
 }
 
-int sq_exec(struct sq *b, const char *sql, const char *what, const struct sq_arg *args)
+int sq_exec(struct sq *b, const char *sql, const char *what, const struct store_arg *args)
 {
 	sqlite3_stmt *st;
 	int ret = sq_prep_args(b, sql, args, &st);
@@ -281,7 +281,7 @@ int sq_exec(struct sq *b, const char *sql, const char *what, const struct sq_arg
 	return ret;
 }
 
-int sq_row(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_row(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
 	   sq_row_fn read, void *user)
 {
 	sqlite3_stmt *st;
@@ -295,7 +295,7 @@ int sq_row(struct sq *b, const char *sql, const char *what, const struct sq_arg 
 	return ret;
 }
 
-int sq_get(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_get(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
 	   sq_row_fn read, void *user)
 {
 	struct sq *r = sq_read_lock(b);
@@ -305,7 +305,7 @@ int sq_get(struct sq *b, const char *sql, const char *what, const struct sq_arg 
 	return ret;
 }
 
-int sq_rows(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_rows(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
 	    sq_row_fn read, void *user)
 {
 	sqlite3_stmt *st;
@@ -665,7 +665,7 @@ void sq_test_fail_commits(struct store *s, int n)
 /* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
 int sq_row_exists(struct sq *b, const char *sql, int64_t id, const char *what)
 {
-	return sq_row(b, sql, what, SQ_ARGS(sq_i64(id)), NULL, NULL);
+	return sq_row(b, sql, what, STORE_ARGS(arg_i64(id)), NULL, NULL);
 }
 
 int sq_read_i64(sqlite3_stmt *st, void *user)
@@ -700,7 +700,7 @@ int64_t sq_col_i64(sqlite3_stmt *st, int i)
 }
 
 int sq_write(struct sq *b, bool critical, const char *sql, const char *what,
-	     const struct sq_arg *args, int64_t *changed)
+	     const struct store_arg *args, int64_t *changed)
 {
 	int ret = sq_txn_begin(b, critical);
 
@@ -911,7 +911,7 @@ static int key_check(struct store *s, const char *path, char *err, size_t errlen
 	ret = begin(b);
 	if (ret)
 		goto out;
-	ret = sq_row(b, sql_meta_get, "read key check", SQ_ARGS(sq_text("key_check")),
+	ret = sq_row(b, sql_meta_get, "read key check", STORE_ARGS(arg_text("key_check")),
 		     read_key_check, &k);
 	if (ret != STORE_ENOTFOUND)
 		goto out;
@@ -922,7 +922,7 @@ static int key_check(struct store *s, const char *path, char *err, size_t errlen
 	if (ret)
 		goto out;
 	ret = sq_exec(b, sql_meta_put, "write key check",
-		      SQ_ARGS(sq_text("key_check"), sq_blob(blob, len)));
+		      STORE_ARGS(arg_text("key_check"), arg_blob(blob, len)));
 out:
 	ret = sq_end(b, ret);
 	free(blob);

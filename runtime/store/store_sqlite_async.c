@@ -37,12 +37,13 @@ int sq_connection_patch(struct store *s, const char *pck, const char *cid, const
 	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_row(b, sql_conn_deleting, "read connection", SQ_ARGS(sq_text(pck), sq_text(cid)),
-		     read_deleting, NULL);
+	ret = sq_row(b, sql_conn_deleting, "read connection",
+		     STORE_ARGS(arg_text(pck), arg_text(cid)), read_deleting, NULL);
 	if (!ret)
 		ret = sq_exec(b, sql_conn_patch, "patch connection",
-			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_text(tags_json),
-				      sq_i64(set_override), sq_text(override), sq_i64(util_now_ms())));
+			      STORE_ARGS(arg_text(pck), arg_text(cid), arg_text(tags_json),
+					 arg_i64(set_override), arg_text(override),
+					 arg_i64(util_now_ms())));
 	return sq_txn_end(b, ret);
 }
 
@@ -73,15 +74,17 @@ int sq_async_create(struct store *s, const char *id, const char *pck, const char
 	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_exec(b, sql_async_purge, "purge async actions", SQ_ARGS(sq_i64(now - STORE_ASYNC_TTL_MS)));
+	ret = sq_exec(b, sql_async_purge, "purge async actions",
+		      STORE_ARGS(arg_i64(now - STORE_ASYNC_TTL_MS)));
 	if (!ret) {
-		ret = sq_row(b, sql_async_exists, "read async action", SQ_ARGS(sq_text(id)), NULL, NULL);
+		ret = sq_row(b, sql_async_exists, "read async action", STORE_ARGS(arg_text(id)),
+			     NULL, NULL);
 		ret = ret == 0 ? STORE_ECONFLICT : ret == STORE_ENOTFOUND ? 0 : ret;
 	}
 	if (!ret)
 		ret = sq_exec(b, sql_async_insert, "record async action",
-			      SQ_ARGS(sq_text(id), sq_text(pck), sq_text(cid), sq_text(action), sq_i64(now),
-				      sq_text(b->host_id)));
+			      STORE_ARGS(arg_text(id), arg_text(pck), arg_text(cid),
+					 arg_text(action), arg_i64(now), arg_text(b->host_id)));
 	return sq_txn_end(b, ret);
 }
 
@@ -100,11 +103,13 @@ int sq_async_finish(struct store *s, const char *id, int64_t execution_id, bool 
 	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_row(b, sql_async_status, "read async action", SQ_ARGS(sq_text(id)), read_running, NULL);
+	ret = sq_row(b, sql_async_status, "read async action", STORE_ARGS(arg_text(id)),
+		     read_running, NULL);
 	if (!ret)
 		ret = sq_exec(b, sql_async_finish, "finish async action",
-			      SQ_ARGS(sq_text(id), sq_text(ok ? "succeeded" : "failed"), sq_id(execution_id),
-				      sq_text(output), sq_text(error), sq_i64(now)));
+			      STORE_ARGS(arg_text(id), arg_text(ok ? "succeeded" : "failed"),
+					 arg_id(execution_id), arg_text(output), arg_text(error),
+					 arg_i64(now)));
 	return sq_txn_end(b, ret);
 }
 
@@ -118,7 +123,7 @@ static int read_async(sqlite3_stmt *st, void *user)
 int sq_async_get(struct store *s, const char *id, int64_t not_before, struct store_async_action **out)
 {
 	return sq_get(B(s), store_sql_async_get, "read async action",
-		      SQ_ARGS(sq_text(id), sq_i64(not_before)), read_async, out);
+		      STORE_ARGS(arg_text(id), arg_i64(not_before)), read_async, out);
 }
 
 int sq_async_recover(struct store *s, int64_t now)
@@ -126,7 +131,7 @@ int sq_async_recover(struct store *s, int64_t now)
 	int64_t changed;
 
 	return sq_write(B(s), CRITICAL, sql_async_recover, "recover async actions",
-			SQ_ARGS(sq_i64(now)), &changed);
+			STORE_ARGS(arg_i64(now)), &changed);
 }
 
 /* ---------------------------------------------------------------------------
@@ -160,12 +165,13 @@ int sq_webhook_insert(struct store *s, const char *integration, const char *head
 	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_exec(b, sql_wh_purge, "purge webhooks", SQ_ARGS(sq_i64(now - STORE_WEBHOOK_TTL_MS)));
+	ret = sq_exec(b, sql_wh_purge, "purge webhooks",
+		      STORE_ARGS(arg_i64(now - STORE_WEBHOOK_TTL_MS)));
 	if (!ret)
 		ret = sq_exec(b, sql_wh_insert, "record webhook",
-		      SQ_ARGS(sq_text(integration), sq_text(headers), sq_blob(body, len),
-			      sq_text(store_webhook_status_name(status)), sq_i64(now),
-			      status == STORE_WEBHOOK_PENDING ? sq_i64(now) : sq_null()));
+		      STORE_ARGS(arg_text(integration), arg_text(headers), arg_blob(body, len),
+				 arg_text(store_webhook_status_name(status)), arg_i64(now),
+				 status == STORE_WEBHOOK_PENDING ? arg_i64(now) : arg_null()));
 	if (!ret)
 		*id = sqlite3_last_insert_rowid(b->db);
 	return sq_txn_end(b, ret);
@@ -186,7 +192,7 @@ static int read_wh(sqlite3_stmt *st, void *user)
 
 int sq_webhook_due(struct store *s, int64_t now, struct store_webhook **out)
 {
-	return sq_get(B(s), sql_wh_due, "read due webhook", SQ_ARGS(sq_i64(now)), read_wh, out);
+	return sq_get(B(s), sql_wh_due, "read due webhook", STORE_ARGS(arg_i64(now)), read_wh, out);
 }
 
 int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
@@ -194,8 +200,8 @@ int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status st
 {
 	int64_t changed;
 	int ret = sq_write(B(s), CRITICAL, sql_wh_attempt, "record webhook attempt",
-			   SQ_ARGS(sq_i64(id), sq_text(store_webhook_status_name(status)),
-				   sq_text(error), sq_i64(next_attempt_at), sq_i64(now)),
+			   STORE_ARGS(arg_i64(id), arg_text(store_webhook_status_name(status)),
+				      arg_text(error), arg_i64(next_attempt_at), arg_i64(now)),
 			   &changed);
 
 	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
@@ -232,7 +238,9 @@ int sq_webhook_list(struct store *s, const char *integration, size_t limit, int6
 	b = sq_read_lock(B(s));
 	/* one row more than asked says whether there is a next page */
 	ret = sq_rows(b, sql_wh_list, "list webhooks",
-		      SQ_ARGS(sq_text(integration), sq_i64(cursor), sq_i64((int64_t)limit + 1)), add_wh, &p);
+		      STORE_ARGS(arg_text(integration), arg_i64(cursor),
+				 arg_i64((int64_t)limit + 1)),
+		      add_wh, &p);
 	sq_unlock(b);
 	if (ret) {
 		store_webhook_list_free(p.v, p.n);

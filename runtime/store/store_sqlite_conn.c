@@ -55,8 +55,8 @@ static int read_conn_state(sqlite3_stmt *st, void *user)
 static int conn_state(struct sq *b, const char *pck, const char *cid, struct conn_state *c)
 {
 	memset(c, 0, sizeof(*c));
-	return sq_row(b, sql_conn_state, "read connection", SQ_ARGS(sq_text(pck), sq_text(cid)),
-		      read_conn_state, c);
+	return sq_row(b, sql_conn_state, "read connection",
+		      STORE_ARGS(arg_text(pck), arg_text(cid)), read_conn_state, c);
 }
 
 /* Inside a transaction: store_events_accepted's verdict on the connection. */
@@ -74,10 +74,10 @@ int sq_event_add(struct sq *b, const char *type, const char *cid, const char *pc
 		 int64_t now, int64_t *event_id)
 {
 	int ret = sq_exec(b, sql_event_insert, "insert event",
-			  SQ_ARGS(sq_text(type), sq_text(cid), sq_text(pck), sq_text(script),
-				  sq_id(retry_of), sq_text(claim ? "claimed" : "pending"),
-				  claim ? sq_i64(generation) : sq_null(), sq_i64(now),
-				  claim ? sq_i64(now) : sq_null()));
+			  STORE_ARGS(arg_text(type), arg_text(cid), arg_text(pck), arg_text(script),
+				     arg_id(retry_of), arg_text(claim ? "claimed" : "pending"),
+				     claim ? arg_i64(generation) : arg_null(), arg_i64(now),
+				     claim ? arg_i64(now) : arg_null()));
 
 	*event_id = ret ? 0 : sqlite3_last_insert_rowid(b->db);
 	return ret;
@@ -87,12 +87,12 @@ int sq_event_add(struct sq *b, const char *type, const char *cid, const char *pc
 static int idem_purge_check(struct sq *b, const char *key, int64_t now)
 {
 	int ret = sq_exec(b, store_sql_idem_purge, "purge idempotency keys",
-			  SQ_ARGS(sq_i64(now - STORE_IDEMPOTENCY_TTL_MS)));
+			  STORE_ARGS(arg_i64(now - STORE_IDEMPOTENCY_TTL_MS)));
 
 	if (ret)
 		return ret;
-	ret = sq_row(b, store_sql_idem_exists, "read idempotency key", SQ_ARGS(sq_text(key)), NULL,
-		     NULL);
+	ret = sq_row(b, store_sql_idem_exists, "read idempotency key", STORE_ARGS(arg_text(key)),
+		     NULL, NULL);
 	return ret == 0 ? STORE_ECONFLICT : ret == STORE_ENOTFOUND ? 0 : ret;
 }
 
@@ -100,8 +100,9 @@ static int idem_insert(struct sq *b, const struct store_idempotency_input *in, i
 		       const char *body, int64_t now)
 {
 	return sq_exec(b, store_sql_idem_insert, "insert idempotency key",
-		       SQ_ARGS(sq_text(in->key), sq_text(in->method_path), sq_text(in->request_hash),
-			       sq_i64(status), sq_text(body ? body : ""), sq_i64(now)));
+		       STORE_ARGS(arg_text(in->key), arg_text(in->method_path),
+				  arg_text(in->request_hash), arg_i64(status),
+				  arg_text(body ? body : ""), arg_i64(now)));
 }
 
 /* The upsert's statements (sq_txn_run). */
@@ -133,18 +134,21 @@ static int upsert_op(struct sq *b, void *arg)
 	created = ret == STORE_ENOTFOUND;
 	if (created) {
 		ret = sq_exec(b, sql_conn_insert, "insert connection",
-			      SQ_ARGS(sq_text(in->connection_id), sq_text(in->provider_config_key),
-				      sq_text(in->provider), sq_blob(u->cred->blob, u->cred->len),
-				      sq_i64(u->cred->encrypted), sq_text(in->connection_config),
-				      sq_text(in->metadata), sq_i64(u->now)));
+			      STORE_ARGS(arg_text(in->connection_id),
+					 arg_text(in->provider_config_key), arg_text(in->provider),
+					 arg_blob(u->cred->blob, u->cred->len),
+					 arg_i64(u->cred->encrypted),
+					 arg_text(in->connection_config), arg_text(in->metadata),
+					 arg_i64(u->now)));
 		c.id = sqlite3_last_insert_rowid(b->db);
 		c.created_at = u->now;
 	} else if (ret == 0) {
 		ret = sq_exec(b, sql_conn_update, "update connection",
-			      SQ_ARGS(sq_i64(c.id), sq_text(in->provider),
-				      sq_blob(u->cred->blob, u->cred->len),
-				      sq_i64(u->cred->encrypted), sq_text(in->connection_config),
-				      sq_text(in->metadata), sq_i64(u->now)));
+			      STORE_ARGS(arg_i64(c.id), arg_text(in->provider),
+					 arg_blob(u->cred->blob, u->cred->len),
+					 arg_i64(u->cred->encrypted),
+					 arg_text(in->connection_config), arg_text(in->metadata),
+					 arg_i64(u->now)));
 	}
 	if (ret)
 		return ret;
@@ -224,7 +228,7 @@ int sq_connection_get(struct store *s, const char *pck, const char *cid,
 {
 	struct conn_read r = {.s = s};
 	int ret = sq_get(B(s), store_sql_conn_get, "read connection",
-			 SQ_ARGS(sq_text(pck), sq_text(cid)), read_conn, &r);
+			 STORE_ARGS(arg_text(pck), arg_text(cid)), read_conn, &r);
 
 	if (!ret)
 		*out = r.one;
@@ -242,10 +246,10 @@ int sq_connection_list(struct store *s, const struct store_connection_filter *f,
 
 	b = sq_read_lock(B(s));
 	ret = sq_rows(b, sql_conn_list, "list connections",
-		      SQ_ARGS(sq_text(f->connection_id), sq_text(pcks),
-			      sq_text(f->search && *f->search ? f->search : NULL),
-			      sq_i64((int64_t)f->limit), sq_i64((int64_t)f->offset),
-			      sq_text(f->tags)),
+		      STORE_ARGS(arg_text(f->connection_id), arg_text(pcks),
+				 arg_text(f->search && *f->search ? f->search : NULL),
+				 arg_i64((int64_t)f->limit), arg_i64((int64_t)f->offset),
+				 arg_text(f->tags)),
 		      add_conn, &r);
 	sq_unlock(b);
 	if (ret) {
@@ -279,7 +283,7 @@ int sq_connection_mark_deleting(struct store *s, const char *pck, const char *ci
 		goto out;
 	}
 	ret = sq_exec(b, sql_conn_mark_deleting, "mark connection deleting",
-		      SQ_ARGS(sq_i64(c.id), sq_i64(now)));
+		      STORE_ARGS(arg_i64(c.id), arg_i64(now)));
 	if (ret)
 		goto out;
 	ret = sq_event_add(b, STORE_EVENT_PRE_CONNECTION_DELETION, cid, pck, NULL, 0, claim,
@@ -295,7 +299,7 @@ int sq_connection_delete(struct store *s, const char *pck, const char *cid)
 {
 	int64_t changed;
 	int ret = sq_write(B(s), CRITICAL, sql_conn_delete, "delete connection",
-			   SQ_ARGS(sq_text(pck), sq_text(cid)), &changed);
+			   STORE_ARGS(arg_text(pck), arg_text(cid)), &changed);
 
 	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
@@ -331,12 +335,13 @@ static int meta_write_one(struct sq *b, const char *pck, const char *cid, const 
 	struct meta_write m = {.json = json, .merge = merge, .refuse_deleting = refuse_deleting};
 	int ret;
 
-	ret = sq_row(b, sql_meta_read, "read metadata", SQ_ARGS(sq_text(pck), sq_text(cid)),
+	ret = sq_row(b, sql_meta_read, "read metadata", STORE_ARGS(arg_text(pck), arg_text(cid)),
 		     read_meta, &m);
 	if (!ret)
 		ret = sq_exec(b, sql_meta_write, "write metadata",
-			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_text(merge ? m.merged : json),
-				      sq_i64(util_now_ms())));
+			      STORE_ARGS(arg_text(pck), arg_text(cid),
+					 arg_text(merge ? m.merged : json),
+					 arg_i64(util_now_ms())));
 	free(m.merged);
 	return ret;
 }
@@ -378,8 +383,9 @@ int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
 		ret = STORE_EDELETING;
 	if (ret == 0)
 		ret = sq_exec(b, sql_cred_write, "write credentials",
-			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_blob(cred->blob, cred->len),
-				      sq_i64(cred->encrypted), sq_i64(util_now_ms())));
+			      STORE_ARGS(arg_text(pck), arg_text(cid),
+					 arg_blob(cred->blob, cred->len), arg_i64(cred->encrypted),
+					 arg_i64(util_now_ms())));
 	return sq_txn_end(b, ret);
 }
 
@@ -399,7 +405,7 @@ static int read_idem(sqlite3_stmt *st, void *user)
 int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
 {
 	return sq_get(B(s), store_sql_idem_get, "read idempotency key",
-		      SQ_ARGS(sq_text(key), sq_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
+		      STORE_ARGS(arg_text(key), arg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
 		      read_idem, out);
 }
 

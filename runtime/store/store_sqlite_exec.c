@@ -60,7 +60,7 @@ static int claim_row(struct sq *b, int64_t generation, struct store_event *ev)
 	 * (ids start at 1). */
 	memset(ev, 0, sizeof(*ev));
 	ret = sq_rows(b, sql_event_claim, "claim event",
-		      SQ_ARGS(sq_i64(util_now_ms()), sq_i64(generation)), read_event, ev);
+		      STORE_ARGS(arg_i64(util_now_ms()), arg_i64(generation)), read_event, ev);
 	if (!ret && ev->id == 0)
 		ret = STORE_ENOTFOUND;
 	return ret;
@@ -90,7 +90,7 @@ struct finish {
 /* Runs f's UPDATE with args (the row id as ?1) inside a transaction: 0
  * when it changed the row, STORE_ESTATE when the row is in another state,
  * STORE_ENOTFOUND when there is none. */
-static int finish_in(struct sq *b, const struct finish *f, int64_t id, const struct sq_arg *args)
+static int finish_in(struct sq *b, const struct finish *f, int64_t id, const struct store_arg *args)
 {
 	int ret = sq_exec(b, f->sql, f->what, args);
 
@@ -104,7 +104,8 @@ static int finish_in(struct sq *b, const struct finish *f, int64_t id, const str
 
 /* finish_in() as a write of its own (LOSSABLE: see Durability atop
  * store_sqlite.c). */
-static int finish_row(struct sq *b, const struct finish *f, int64_t id, const struct sq_arg *args)
+static int finish_row(struct sq *b, const struct finish *f, int64_t id,
+		      const struct store_arg *args)
 {
 	int ret = sq_txn_begin(b, LOSSABLE);
 
@@ -125,13 +126,13 @@ static const struct finish event_finish = {
 int sq_event_finish(struct store *s, int64_t event_id)
 {
 	return finish_row(B(s), &event_finish, event_id,
-			  SQ_ARGS(sq_i64(event_id), sq_i64(util_now_ms())));
+			  STORE_ARGS(arg_i64(event_id), arg_i64(util_now_ms())));
 }
 
 int sq_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 {
-	return sq_get(B(s), store_sql_event_get, "read event", SQ_ARGS(sq_i64(event_id)), read_event,
-		      ev);
+	return sq_get(B(s), store_sql_event_get, "read event", STORE_ARGS(arg_i64(event_id)),
+		      read_event, ev);
 }
 
 static const char sql_event_count[] = "SELECT count(*) FROM events WHERE status = 'pending'";
@@ -154,11 +155,11 @@ static const char sql_exec_insert[] =
 static int exec_insert(struct sq *b, const struct store_execution_input *in, int64_t *id)
 {
 	int ret = sq_exec(b, sql_exec_insert, "insert execution",
-			  SQ_ARGS(sq_id(in->event_id), sq_id(in->parent_execution_id),
-				  sq_text(store_exec_kind_name(in->kind)), sq_text(in->script),
-				  sq_text(in->event), sq_text(in->connection_id),
-				  sq_text(in->provider_config_key), sq_i64(util_now_ms()),
-				  sq_text(in->plugin_version), sq_text(b->host_id)));
+			  STORE_ARGS(arg_id(in->event_id), arg_id(in->parent_execution_id),
+				     arg_text(store_exec_kind_name(in->kind)), arg_text(in->script),
+				     arg_text(in->event), arg_text(in->connection_id),
+				     arg_text(in->provider_config_key), arg_i64(util_now_ms()),
+				     arg_text(in->plugin_version), arg_text(b->host_id)));
 
 	*id = ret ? 0 : sqlite3_last_insert_rowid(b->db);
 	return ret;
@@ -188,8 +189,8 @@ static const struct finish exec_finish = {
 
 /* The arguments of exec_finish for execution id ended now. */
 #define EXEC_FINISH_ARGS(id, status, err, duration_ms)                                    \
-	SQ_ARGS(sq_i64(id), sq_text(store_exec_status_name(status)), sq_text(err),         \
-		sq_i64(util_now_ms()), sq_i64((duration_ms) < 0 ? -1 : (duration_ms)))
+	STORE_ARGS(arg_i64(id), arg_text(store_exec_status_name(status)), arg_text(err),  \
+		   arg_i64(util_now_ms()), arg_i64((duration_ms) < 0 ? -1 : (duration_ms)))
 
 int sq_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
 			const char *error, int64_t duration_ms)
@@ -225,7 +226,7 @@ static int append_logs_in(struct sq *b, int64_t id, const struct store_log_line_
 	ret = sq_row_exists(b, store_sql_exec_exists, id, "read execution");
 	if (ret)
 		return ret;
-	ret = sq_row(b, sql_log_next_seq, "read log sequence", SQ_ARGS(sq_i64(id)), sq_read_i64,
+	ret = sq_row(b, sql_log_next_seq, "read log sequence", STORE_ARGS(arg_i64(id)), sq_read_i64,
 		     &seq);
 	for (size_t i = 0; i < n && !ret; i++) {
 		ret = store_truncate_copy(lines[i].message, STORE_LOG_MESSAGE_MAX, &msg);
@@ -233,15 +234,15 @@ static int append_logs_in(struct sq *b, int64_t id, const struct store_log_line_
 			return ret;
 		seq++;
 		ret = sq_exec(b, sql_log_insert, "insert log line",
-			      SQ_ARGS(sq_i64(id), sq_i64(seq),
-				      sq_i64(lines[i].ts ? lines[i].ts : now), sq_i64(lines[i].level),
-				      sq_text(msg)));
+			      STORE_ARGS(arg_i64(id), arg_i64(seq),
+					 arg_i64(lines[i].ts ? lines[i].ts : now),
+					 arg_i64(lines[i].level), arg_text(msg)));
 		free(msg);
 		msg = NULL;
 	}
 	if (!ret && dropped > 0)
 		ret = sq_exec(b, sql_exec_dropped, "count dropped log lines",
-			      SQ_ARGS(sq_i64(id), sq_i64(dropped)));
+			      STORE_ARGS(arg_i64(id), arg_i64(dropped)));
 	return ret;
 }
 
@@ -280,7 +281,7 @@ static int complete_in(struct sq *b, int64_t id, const struct store_execution_en
 		ret = append_logs_in(b, id, end->lines, end->n_lines, end->dropped);
 	if (!ret && end->event_id > 0)
 		ret = finish_in(b, &event_finish, end->event_id,
-				SQ_ARGS(sq_i64(end->event_id), sq_i64(util_now_ms())));
+				STORE_ARGS(arg_i64(end->event_id), arg_i64(util_now_ms())));
 	free(err);
 	return ret;
 }
@@ -323,7 +324,7 @@ static int claim_one(struct sq *b, int64_t generation, store_claim_fn plan, void
 		return exec_insert(b, &in, &c->execution_id);
 	if (*p == STORE_CLAIM_DONE) {
 		ret = finish_in(b, &event_finish, c->ev.id,
-				SQ_ARGS(sq_i64(c->ev.id), sq_i64(util_now_ms())));
+				STORE_ARGS(arg_i64(c->ev.id), arg_i64(util_now_ms())));
 		if (!ret)
 			c->ev.status = STORE_EVENT_DONE;
 		return ret;
@@ -441,11 +442,12 @@ int sq_execution_get(struct store *s, int64_t id, struct store_execution **out)
 	ret = sq_run_sql(b, sql_begin_read, "begin read");
 	if (ret)
 		goto out;
-	ret = sq_row(b, store_sql_exec_get, "read execution", SQ_ARGS(sq_i64(id)), read_exec, &r.e);
+	ret = sq_row(b, store_sql_exec_get, "read execution", STORE_ARGS(arg_i64(id)), read_exec,
+		     &r.e);
 	if (ret)
 		goto out;
 	ret = sq_rows(b, sql_exec_logs, "read execution logs",
-		      SQ_ARGS(sq_i64(id), sq_i64(LOG_READ_MAX)), add_log, &r);
+		      STORE_ARGS(arg_i64(id), arg_i64(LOG_READ_MAX)), add_log, &r);
 out:
 	ret = sq_end(b, ret);
 	sq_unlock(b);
@@ -491,10 +493,11 @@ int sq_execution_list(struct store *s, const struct store_execution_filter *f,
 		return STORE_ENOMEM;
 	b = sq_read_lock(B(s));
 	ret = sq_rows(b, sql_exec_list, "list executions",
-		      SQ_ARGS(sq_text(f->connection_id), sq_text(f->provider_config_key),
-			      sq_text(f->script), sq_text(f->event),
-			      sq_text(f->status >= 0 ? store_exec_status_name(f->status) : NULL),
-			      sq_id(f->cursor), sq_i64((int64_t)f->limit + 1)),
+		      STORE_ARGS(arg_text(f->connection_id), arg_text(f->provider_config_key),
+				 arg_text(f->script), arg_text(f->event),
+				 arg_text(f->status >= 0 ? store_exec_status_name(f->status)
+							 : NULL),
+				 arg_id(f->cursor), arg_i64((int64_t)f->limit + 1)),
 		      add_exec, &p);
 	sq_unlock(b);
 	if (ret || p.n == 0) {
@@ -526,7 +529,7 @@ int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 	ret = sq_txn_begin(b, CRITICAL);
 	if (ret)
 		return ret;
-	ret = sq_row(b, sql_exec_retry_info, "read execution", SQ_ARGS(sq_i64(id)),
+	ret = sq_row(b, sql_exec_retry_info, "read execution", STORE_ARGS(arg_i64(id)),
 		     read_retry_info, &r);
 	if (!ret)
 		ret = sq_conn_accepts_events(b, r.pck, r.cid);
@@ -557,7 +560,7 @@ static const char sql_interrupt_claimed[] =
 static int interrupt_running(struct sq *b, const char *error, int64_t now, int64_t *count)
 {
 	int ret = sq_exec(b, sql_interrupt_running, "interrupt running executions",
-			  SQ_ARGS(sq_i64(now), sq_text(error)));
+			  STORE_ARGS(arg_i64(now), arg_text(error)));
 
 	if (!ret)
 		*count = sqlite3_changes64(b->db);
@@ -580,7 +583,7 @@ int sq_recover(struct store *s, struct store_recovery *r)
 	if (ret)
 		goto out;
 	r->events_requeued = sqlite3_changes64(b->db);
-	ret = sq_exec(b, sql_interrupt_claimed, "interrupt events", SQ_ARGS(sq_i64(now)));
+	ret = sq_exec(b, sql_interrupt_claimed, "interrupt events", STORE_ARGS(arg_i64(now)));
 	if (!ret)
 		r->events_interrupted = sqlite3_changes64(b->db);
 out:

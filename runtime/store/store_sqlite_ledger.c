@@ -40,7 +40,7 @@ static int ledger_read(struct sq *b, const char *name, char version[64],
 		       uint8_t hash[STORE_HASH_BYTES])
 {
 	struct ledger_rec r = {.name = name, .version = version, .hash = hash};
-	int ret = sq_row(b, store_sql_ledger_get, "read plugin ledger", SQ_ARGS(sq_text(name)),
+	int ret = sq_row(b, store_sql_ledger_get, "read plugin ledger", STORE_ARGS(arg_text(name)),
 			 read_ledger, &r);
 
 	return ret == STORE_ENOTFOUND ? 1 : ret;
@@ -74,8 +74,8 @@ int sq_ledger_put(struct store *s, const char *name, const char *version,
 	if (ret == 0 && store_version_cmp(version, old) < 0)
 		goto out; /* keep the highest version accepted */
 	ret = sq_exec(b, store_sql_ledger_put, "write plugin ledger",
-		      SQ_ARGS(sq_text(name), sq_text(version), sq_blob(hash, STORE_HASH_BYTES),
-			      sq_i64(util_now_ms())));
+		      STORE_ARGS(arg_text(name), arg_text(version),
+				 arg_blob(hash, STORE_HASH_BYTES), arg_i64(util_now_ms())));
 out:
 	return sq_txn_end(b, ret);
 }

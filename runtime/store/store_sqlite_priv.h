@@ -29,6 +29,7 @@
 
 #include "store_backend.h"
 #include "store_row.h"
+#include "store_sql.h"
 
 #define STMT_CACHE 64
 
@@ -123,39 +124,8 @@ void sq_test_fail_commits(struct store *s, int n);
  * parameters, steps it and gives it back reset. The mutex is held by the
  * caller (sq_get takes it); `what` names the step in a logged error. */
 
-/* One parameter of a statement. Make them with sq_text() and the others
- * below, and a list of them with SQ_ARGS(...): they are bound to ?1, ?2, ...
- * in order. Text and blobs are borrowed for the statement's run. */
-enum sq_arg_type { SQ_ARG_END = 0, SQ_ARG_NULL, SQ_ARG_TEXT, SQ_ARG_I64, SQ_ARG_BLOB };
-struct sq_arg {
-	enum sq_arg_type type;
-	const void *p;   /* SQ_ARG_TEXT, SQ_ARG_BLOB */
-	int64_t v;       /* SQ_ARG_I64; SQ_ARG_BLOB: its length */
-};
-#define SQ_ARGS(...) ((const struct sq_arg[]){__VA_ARGS__, {.type = SQ_ARG_END}})
-
-static inline struct sq_arg sq_null(void)
-{
-	return (struct sq_arg){.type = SQ_ARG_NULL};
-}
-/* s NULL: SQL NULL. */
-static inline struct sq_arg sq_text(const char *s)
-{
-	return (struct sq_arg){.type = s ? SQ_ARG_TEXT : SQ_ARG_NULL, .p = s};
-}
-static inline struct sq_arg sq_i64(int64_t v)
-{
-	return (struct sq_arg){.type = SQ_ARG_I64, .v = v};
-}
-/* A row id; 0 or less: SQL NULL. */
-static inline struct sq_arg sq_id(int64_t id)
-{
-	return id > 0 ? sq_i64(id) : sq_null();
-}
-static inline struct sq_arg sq_blob(const void *p, size_t len)
-{
-	return (struct sq_arg){.type = SQ_ARG_BLOB, .p = p, .v = (int64_t)len};
-}
+/* A statement's parameters (struct store_arg, STORE_ARGS, arg_text() ...:
+ * store_sql.h) are bound to ?1, ?2, ... in order. */
 
 /* Reads the row a statement stands on (columns from 0); returns 0 or a
  * STORE_E* code (for sq_rows, a positive value stops without an error). */
@@ -164,24 +134,24 @@ typedef int (*sq_row_fn)(sqlite3_stmt *st, void *user);
 /* Runs sql with args (NULL: none) once, for its effect; rows it returns
  * are not read. sqlite3_changes() and sqlite3_last_insert_rowid() tell
  * the rest while the mutex is held. */
-int sq_exec(struct sq *b, const char *sql, const char *what, const struct sq_arg *args);
+int sq_exec(struct sq *b, const char *sql, const char *what, const struct store_arg *args);
 /* sq_exec() as a write operation of its own (sq_txn_begin ... sq_txn_end)
  * at the durability class given; *changed: the rows it changed. */
 int sq_write(struct sq *b, bool critical, const char *sql, const char *what,
-	     const struct sq_arg *args, int64_t *changed);
+	     const struct store_arg *args, int64_t *changed);
 /* Runs sql without parameters (BEGIN, COMMIT, a PRAGMA). */
 int sq_run_sql(struct sq *b, const char *sql, const char *what);
 /* Runs sql with args and hands its first row to read (NULL: only say
  * whether there is one): 0, STORE_ENOTFOUND when there is no row, or
  * read's or SQLite's error. */
-int sq_row(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_row(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
            sq_row_fn read, void *user);
 /* sq_row() as a read of its own, on the read connection (sq_read_lock). */
-int sq_get(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_get(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
            sq_row_fn read, void *user);
 /* Runs sql with args to its end and hands every row to read in turn; a
  * nonzero result from read stops it: 0 (positive) or that error. */
-int sq_rows(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_rows(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
             sq_row_fn read, void *user);
 
 /* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
