@@ -690,7 +690,9 @@ static void check_sync(struct pg *p, struct pgc *c)
 	PQclear(r);
 }
 
-static void pg_close(struct store *s)
+/* STORE_OPS close: stops the host thread, gives back its claims, closes
+ * every connection and frees the state. NULL impl is fine. */
+void pg_close(struct store *s)
 {
 	struct pg *p = P(s);
 
@@ -713,7 +715,8 @@ static void pg_close(struct store *s)
 	s->impl = NULL;
 }
 
-static int pg_open(struct store *s, const char *url, char *err, size_t errlen)
+/* STORE_OPS open: url is the whole URL, given to libpq as it is. */
+int pg_open(struct store *s, const char *url, char *err, size_t errlen)
 {
 	char shown[512];
 	struct pgc *c = NULL;
@@ -794,47 +797,14 @@ fail:
 	return ret;
 }
 
+#define PG_OP_ENTRY(ret, name, params) .name = pg_##name,
+
 const struct store_ops store_pg_ops = {
 	.scheme = "postgresql",
 	.alias = "postgres",
 	.full_url = true,
-	.open = pg_open,
-	.close = pg_close,
-	.connection_upsert = pg_connection_upsert,
-	.connection_get = pg_connection_get,
-	.connection_list = pg_connection_list,
-	.connection_mark_deleting = pg_connection_mark_deleting,
-	.connection_delete = pg_connection_delete,
-	.connection_metadata = pg_connection_metadata,
-	.connection_credentials = pg_connection_credentials,
-	.idempotency_get = pg_idempotency_get,
-	.idempotency_put = pg_idempotency_put,
-	.event_insert = pg_event_insert,
-	.event_claim = pg_event_claim,
-	.event_finish = pg_event_finish,
-	.event_get = pg_event_get,
-	.event_count_pending = pg_event_count_pending,
-	.execution_create = pg_execution_create,
-	.execution_finish = pg_execution_finish,
-	.execution_append_logs = pg_execution_append_logs,
-	.execution_get = pg_execution_get,
-	.execution_list = pg_execution_list,
-	.execution_retry = pg_execution_retry,
-	.recover = pg_recover,
-	.interrupt_running = pg_interrupt_running,
-	.ledger_get = pg_ledger_get,
-	.ledger_put = pg_ledger_put,
-	.event_claim_batch = pg_event_claim_batch,
-	.execution_complete = pg_execution_complete,
-	.connection_patch = pg_connection_patch,
-	.async_create = pg_async_create,
-	.async_finish = pg_async_finish,
-	.async_get = pg_async_get,
+	STORE_OPS(PG_OP_ENTRY)
 	/* async_recover: pg_settle_host */
 	.connection_lock = pg_connection_lock,
 	.connection_unlock = pg_connection_unlock,
-	.webhook_insert = pg_webhook_insert,
-	.webhook_due = pg_webhook_due,
-	.webhook_attempt = pg_webhook_attempt,
-	.webhook_list = pg_webhook_list,
 };

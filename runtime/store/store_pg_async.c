@@ -217,8 +217,7 @@ int pg_webhook_list(struct store *s, const char *integration, size_t limit, int6
 		      " WHERE ($1::text IS NULL OR integration = $1::text) AND ($2 = 0 OR id < $2)"
 		      " ORDER BY id DESC LIMIT $3", "list webhooks",
 		      STORE_ARGS(arg_text(integration), arg_i64(cursor),
-				 arg_i64((int64_t)limit + 1)),
-		      &r);
+				 arg_i64((int64_t)limit + 1)), &r);
 	if (ret)
 		return ret;
 	rows = PQntuples(r);

@@ -784,7 +784,9 @@ static void sq_free(struct sq *b)
 	free(b);
 }
 
-static void sq_close(struct store *s)
+/* STORE_OPS close: commits any open batch, closes both connections and
+ * frees the state. NULL impl is fine. */
+void sq_close(struct store *s)
 {
 	struct sq *b = B(s);
 
@@ -1082,8 +1084,8 @@ fail:
 	return ret;
 }
 
-/* location is PATH or PATH?synchronous=full|normal. */
-static int sq_open(struct store *s, const char *location, char *err, size_t errlen)
+/* STORE_OPS open: location is PATH or PATH?synchronous=full|normal. */
+int sq_open(struct store *s, const char *location, char *err, size_t errlen)
 {
 	char *path = strdup(location), *q;
 	bool all_normal = false;
@@ -1110,43 +1112,10 @@ static int sq_open(struct store *s, const char *location, char *err, size_t errl
 	return ret;
 }
 
+#define SQ_OP_ENTRY(ret, name, params) .name = sq_##name,
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
-	.open = sq_open,
-	.close = sq_close,
-	.connection_upsert = sq_connection_upsert,
-	.connection_get = sq_connection_get,
-	.connection_list = sq_connection_list,
-	.connection_mark_deleting = sq_connection_mark_deleting,
-	.connection_delete = sq_connection_delete,
-	.connection_metadata = sq_connection_metadata,
-	.connection_credentials = sq_connection_credentials,
-	.idempotency_get = sq_idempotency_get,
-	.idempotency_put = sq_idempotency_put,
-	.event_insert = sq_event_insert,
-	.event_claim = sq_event_claim,
-	.event_finish = sq_event_finish,
-	.event_get = sq_event_get,
-	.event_count_pending = sq_event_count_pending,
-	.execution_create = sq_execution_create,
-	.execution_finish = sq_execution_finish,
-	.execution_append_logs = sq_execution_append_logs,
-	.execution_get = sq_execution_get,
-	.execution_list = sq_execution_list,
-	.execution_retry = sq_execution_retry,
-	.recover = sq_recover,
-	.interrupt_running = sq_interrupt_running,
-	.ledger_get = sq_ledger_get,
-	.ledger_put = sq_ledger_put,
-	.event_claim_batch = sq_event_claim_batch,
-	.execution_complete = sq_execution_complete,
-	.connection_patch = sq_connection_patch,
-	.async_create = sq_async_create,
-	.async_finish = sq_async_finish,
-	.async_get = sq_async_get,
+	STORE_OPS(SQ_OP_ENTRY)
 	.async_recover = sq_async_recover,
-	.webhook_insert = sq_webhook_insert,
-	.webhook_due = sq_webhook_due,
-	.webhook_attempt = sq_webhook_attempt,
-	.webhook_list = sq_webhook_list,
 };

@@ -184,68 +184,14 @@ int sq_event_add(struct sq *b, const char *type, const char *cid, const char *pc
                  const char *script, int64_t retry_of, bool claim, int64_t generation, int64_t now,
                  int64_t *event_id);
 
-/* ---- The operations of store_sqlite_ops (store_backend.h says what each does). */
-
-/* store_sqlite_conn.c */
-int sq_connection_upsert(struct store *s, const struct store_upsert_call *u);
-int sq_connection_get(struct store *s, const char *pck, const char *cid,
-                      struct store_connection **out);
-int sq_connection_list(struct store *s, const struct store_connection_filter *f,
-                       struct store_connection ***items, size_t *n);
-int sq_connection_mark_deleting(struct store *s, const char *pck, const char *cid, bool claim,
-                                int64_t generation, int64_t *event_id);
-int sq_connection_delete(struct store *s, const char *pck, const char *cid);
-int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
-                              const struct store_sealed *cred);
-int sq_connection_metadata(struct store *s, const char *pck, const char *const *cids, size_t n,
-                           const char *json, bool merge, bool refuse_deleting, size_t *failed);
-int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out);
-int sq_idempotency_put(struct store *s, const struct store_idempotency_input *in);
-
-/* store_sqlite_exec.c */
-int sq_event_insert(struct store *s, const char *type, const char *cid, const char *pck, bool claim,
-                    int64_t generation, int64_t *event_id);
-int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev);
-int sq_event_finish(struct store *s, int64_t event_id);
-int sq_event_get(struct store *s, int64_t event_id, struct store_event *ev);
-int sq_event_count_pending(struct store *s, int64_t *count);
-int sq_execution_create(struct store *s, const struct store_execution_input *in, int64_t *id);
-int sq_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
-                        const char *error, int64_t duration_ms);
-int sq_execution_append_logs(struct store *s, int64_t id, const struct store_log_line_input *lines,
-                             size_t n, int64_t dropped);
-int sq_execution_get(struct store *s, int64_t id, struct store_execution **out);
-int sq_execution_list(struct store *s, const struct store_execution_filter *f,
-                      struct store_execution ***items, size_t *n, int64_t *next_cursor);
-int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id);
-int sq_event_claim_batch(struct store *s, struct store_claim_batch *c);
-int sq_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end);
-int sq_recover(struct store *s, struct store_recovery *r);
-int sq_interrupt_running(struct store *s, const char *error, int64_t *count);
-
-/* store_sqlite_async.c */
-int sq_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
-                        bool set_override, const char *override);
-int sq_async_create(struct store *s, const char *id, const char *pck, const char *cid,
-                    const char *action, int64_t now);
-int sq_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
-                    const char *output, const char *error, int64_t now);
-int sq_async_get(struct store *s, const char *id, int64_t not_before,
-                 struct store_async_action **out);
+/* ---- The operations of store_sqlite_ops (store_backend.h's STORE_OPS
+ * says what each does): sq_open and sq_close in store_sqlite.c, the
+ * connections' and Idempotency-Key records' in store_sqlite_conn.c, the
+ * events', executions' and recovery's in store_sqlite_exec.c, the ledger's
+ * in store_sqlite_ledger.c, the rest in store_sqlite_async.c. */
+#define SQ_OP_DECLARE(ret, name, params) ret sq_##name params;
+STORE_OPS(SQ_OP_DECLARE)
+/* The optional one SQLite has (store_sqlite_async.c). */
 int sq_async_recover(struct store *s, int64_t now);
-int sq_webhook_insert(struct store *s, const char *integration, const char *headers,
-                      const char *body, size_t len, enum store_webhook_status status, int64_t now,
-                      int64_t *id);
-int sq_webhook_due(struct store *s, int64_t now, struct store_webhook **out);
-int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
-                       const char *error, int64_t next_attempt_at, int64_t now);
-int sq_webhook_list(struct store *s, const char *integration, size_t limit, int64_t cursor,
-                    struct store_webhook ***items, size_t *n, int64_t *next_cursor);
-
-/* store_sqlite_ledger.c */
-int sq_ledger_get(struct store *s, const char *name, char version[64],
-                  uint8_t hash[STORE_HASH_BYTES]);
-int sq_ledger_put(struct store *s, const char *name, const char *version,
-                  const uint8_t hash[STORE_HASH_BYTES]);
 
 #endif
