@@ -699,18 +699,24 @@ int64_t sq_col_i64(sqlite3_stmt *st, int i)
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
 }
 
+/* sq_exec() and, when it succeeds, the rows it changed into *changed. */
+static int exec_counted(struct sq *b, const char *sql, const char *what,
+			const struct store_arg *args, int64_t *changed)
+{
+	int ret = sq_exec(b, sql, what, args);
+
+	if (!ret)
+		*changed = sqlite3_changes(b->db);
+	return ret;
+}
+
 int sq_write(struct sq *b, bool critical, const char *sql, const char *what,
 	     const struct store_arg *args, int64_t *changed)
 {
-	int ret = sq_txn_begin(b, critical);
+	int ret;
 
 	*changed = 0;
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql, what, args);
-	if (!ret)
-		*changed = sqlite3_changes(b->db);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, critical, exec_counted(b, sql, what, args, changed));
 }
 
 /* The column readers of a struct store_row (store_row.h) over a statement. */

@@ -28,15 +28,12 @@ static int read_deleting(sqlite3_stmt *st, void *user)
 	return sqlite3_column_int(st, 0) ? STORE_EDELETING : 0;
 }
 
-int sq_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
-			bool set_override, const char *override)
+/* The patch of a connection that is not being deleted (inside a transaction). */
+static int patch_in(struct sq *b, const char *pck, const char *cid, const char *tags_json,
+		    bool set_override, const char *override)
 {
-	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
 	ret = sq_row(b, sql_conn_deleting, "read connection",
 		     STORE_ARGS(arg_text(pck), arg_text(cid)), read_deleting, NULL);
 	if (!ret)
@@ -44,7 +41,16 @@ int sq_connection_patch(struct store *s, const char *pck, const char *cid, const
 			      STORE_ARGS(arg_text(pck), arg_text(cid), arg_text(tags_json),
 					 arg_i64(set_override), arg_text(override),
 					 arg_i64(util_now_ms())));
-	return sq_txn_end(b, ret);
+	return ret;
+}
+
+int sq_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
+			bool set_override, const char *override)
+{
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL,
+		      patch_in(B(s), pck, cid, tags_json, set_override, override));
 }
 
 /* ---------------------------------------------------------------------------
@@ -65,15 +71,13 @@ static const char sql_async_recover[] =
 	" error = '{\"message\":\"" STORE_INTERRUPTED_ERROR "\",\"payload\":null}'"
 	" WHERE status = 'running'";
 
-int sq_async_create(struct store *s, const char *id, const char *pck, const char *cid,
-		    const char *action, int64_t now)
+/* Purges the expired actions and records id, new (inside a transaction):
+ * STORE_ECONFLICT when id is taken. */
+static int async_create_in(struct sq *b, const char *id, const char *pck, const char *cid,
+			   const char *action, int64_t now)
 {
-	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
 	ret = sq_exec(b, sql_async_purge, "purge async actions",
 		      STORE_ARGS(arg_i64(now - STORE_ASYNC_TTL_MS)));
 	if (!ret) {
@@ -85,7 +89,15 @@ int sq_async_create(struct store *s, const char *id, const char *pck, const char
 		ret = sq_exec(b, sql_async_insert, "record async action",
 			      STORE_ARGS(arg_text(id), arg_text(pck), arg_text(cid),
 					 arg_text(action), arg_i64(now), arg_text(b->host_id)));
-	return sq_txn_end(b, ret);
+	return ret;
+}
+
+int sq_async_create(struct store *s, const char *id, const char *pck, const char *cid,
+		    const char *action, int64_t now)
+{
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL, async_create_in(B(s), id, pck, cid, action, now));
 }
 
 static int read_running(sqlite3_stmt *st, void *user)
@@ -94,15 +106,13 @@ static int read_running(sqlite3_stmt *st, void *user)
 	return sqlite3_column_int(st, 0) ? 0 : STORE_ESTATE;
 }
 
-int sq_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
-		    const char *output, const char *error, int64_t now)
+/* Records the end of running action id (inside a transaction):
+ * STORE_ESTATE when it is not running. */
+static int async_finish_in(struct sq *b, const char *id, int64_t execution_id, bool ok,
+			   const char *output, const char *error, int64_t now)
 {
-	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
 	ret = sq_row(b, sql_async_status, "read async action", STORE_ARGS(arg_text(id)),
 		     read_running, NULL);
 	if (!ret)
@@ -110,7 +120,16 @@ int sq_async_finish(struct store *s, const char *id, int64_t execution_id, bool 
 			      STORE_ARGS(arg_text(id), arg_text(ok ? "succeeded" : "failed"),
 					 arg_id(execution_id), arg_text(output), arg_text(error),
 					 arg_i64(now)));
-	return sq_txn_end(b, ret);
+	return ret;
+}
+
+int sq_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
+		    const char *output, const char *error, int64_t now)
+{
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL,
+		      async_finish_in(B(s), id, execution_id, ok, output, error, now));
 }
 
 static int read_async(sqlite3_stmt *st, void *user)
@@ -155,16 +174,13 @@ static const char sql_wh_list[] =
 	" WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR id < ?2)"
 	" ORDER BY id DESC LIMIT ?3";
 
-int sq_webhook_insert(struct store *s, const char *integration, const char *headers,
-		      const char *body, size_t len, enum store_webhook_status status, int64_t now,
-		      int64_t *id)
+/* Purges the old deliveries and records one (inside a transaction). */
+static int webhook_insert_in(struct sq *b, const char *integration, const char *headers,
+			     const char *body, size_t len, enum store_webhook_status status,
+			     int64_t now, int64_t *id)
 {
-	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
 	ret = sq_exec(b, sql_wh_purge, "purge webhooks",
 		      STORE_ARGS(arg_i64(now - STORE_WEBHOOK_TTL_MS)));
 	if (!ret)
@@ -174,7 +190,17 @@ int sq_webhook_insert(struct store *s, const char *integration, const char *head
 				 status == STORE_WEBHOOK_PENDING ? arg_i64(now) : arg_null()));
 	if (!ret)
 		*id = sqlite3_last_insert_rowid(b->db);
-	return sq_txn_end(b, ret);
+	return ret;
+}
+
+int sq_webhook_insert(struct store *s, const char *integration, const char *headers,
+		      const char *body, size_t len, enum store_webhook_status status, int64_t now,
+		      int64_t *id)
+{
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL,
+		      webhook_insert_in(B(s), integration, headers, body, len, status, now, id));
 }
 
 /* A delivery from a row of sql_wh_due / sql_wh_list. */

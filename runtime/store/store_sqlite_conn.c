@@ -264,32 +264,35 @@ int sq_connection_list(struct store *s, const struct store_connection_filter *f,
 static const char sql_conn_mark_deleting[] =
 	"UPDATE connections SET deleting = 1, updated_at = ?2 WHERE id = ?1";
 
-int sq_connection_mark_deleting(struct store *s, const char *pck, const char *cid,
-				bool claim, int64_t generation, int64_t *event_id)
+/* Marks a connection being deleted and records its pre-deletion event
+ * (inside a transaction): STORE_EDELETING when it already is. */
+static int mark_deleting_in(struct sq *b, const char *pck, const char *cid, bool claim,
+			    int64_t generation, int64_t now, int64_t *event_id)
 {
-	struct sq *b = B(s);
 	struct conn_state c;
-	int64_t now = util_now_ms();
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
 	ret = conn_state(b, pck, cid, &c);
 	if (ret)
-		goto out;
-	if (c.deleting) {
-		ret = STORE_EDELETING;
-		goto out;
-	}
+		return ret;
+	if (c.deleting)
+		return STORE_EDELETING;
 	ret = sq_exec(b, sql_conn_mark_deleting, "mark connection deleting",
 		      STORE_ARGS(arg_i64(c.id), arg_i64(now)));
 	if (ret)
-		goto out;
-	ret = sq_event_add(b, STORE_EVENT_PRE_CONNECTION_DELETION, cid, pck, NULL, 0, claim,
-			   generation, now, event_id);
-out:
-	return sq_txn_end(b, ret);
+		return ret;
+	return sq_event_add(b, STORE_EVENT_PRE_CONNECTION_DELETION, cid, pck, NULL, 0, claim,
+			    generation, now, event_id);
+}
+
+int sq_connection_mark_deleting(struct store *s, const char *pck, const char *cid,
+				bool claim, int64_t generation, int64_t *event_id)
+{
+	int64_t now = util_now_ms();
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL,
+		      mark_deleting_in(B(s), pck, cid, claim, generation, now, event_id));
 }
 
 static const char sql_conn_delete[] =
@@ -346,38 +349,43 @@ static int meta_write_one(struct sq *b, const char *pck, const char *cid, const 
 	return ret;
 }
 
-int sq_connection_metadata(struct store *s, const char *pck, const char *const *cids,
-			   size_t n, const char *json, bool merge, bool refuse_deleting,
-			   size_t *failed)
+/* Every connection's metadata in turn (inside a transaction); *failed:
+ * the first that failed. */
+static int metadata_in(struct sq *b, const char *pck, const char *const *cids, size_t n,
+		       const char *json, bool merge, bool refuse_deleting, size_t *failed)
 {
-	struct sq *b = B(s);
-	int ret;
+	int ret = 0;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
 	for (size_t i = 0; i < n && !ret; i++) {
 		ret = meta_write_one(b, pck, cids[i], json, merge, refuse_deleting);
 		if (ret)
 			*failed = i;
 	}
-	return sq_txn_end(b, ret);
+	return ret;
+}
+
+int sq_connection_metadata(struct store *s, const char *pck, const char *const *cids,
+			   size_t n, const char *json, bool merge, bool refuse_deleting,
+			   size_t *failed)
+{
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL,
+		      metadata_in(B(s), pck, cids, n, json, merge, refuse_deleting, failed));
 }
 
 static const char sql_cred_write[] =
 	"UPDATE connections SET credentials = ?3, credentials_encrypted = ?4, updated_at = ?5"
 	" WHERE provider_config_key = ?1 AND connection_id = ?2";
 
-int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
-			      const struct store_sealed *cred)
+/* Writes the credentials of a connection that is not being deleted
+ * (inside a transaction). */
+static int credentials_in(struct sq *b, const char *pck, const char *cid,
+			  const struct store_sealed *cred)
 {
-	struct sq *b = B(s);
 	struct conn_state c;
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
 	ret = conn_state(b, pck, cid, &c);
 	if (ret == 0 && c.deleting)
 		ret = STORE_EDELETING;
@@ -386,7 +394,15 @@ int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
 			      STORE_ARGS(arg_text(pck), arg_text(cid),
 					 arg_blob(cred->blob, cred->len), arg_i64(cred->encrypted),
 					 arg_i64(util_now_ms())));
-	return sq_txn_end(b, ret);
+	return ret;
+}
+
+int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
+			      const struct store_sealed *cred)
+{
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL, credentials_in(B(s), pck, cid, cred));
 }
 
 /* ---------------------------------------------------------------------------
@@ -409,17 +425,22 @@ int sq_idempotency_get(struct store *s, const char *key, struct store_idempotenc
 		      read_idem, out);
 }
 
-int sq_idempotency_put(struct store *s, const struct store_idempotency_input *in)
+/* Purges the expired records and records in (inside a transaction):
+ * STORE_ECONFLICT when its key is recorded. */
+static int idem_put_in(struct sq *b, const struct store_idempotency_input *in, int64_t now)
 {
-	struct sq *b = B(s);
-	int64_t now = util_now_ms();
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
 	ret = idem_purge_check(b, in->key, now);
 	if (!ret)
 		ret = idem_insert(b, in, in->status, in->body, now);
-	return sq_txn_end(b, ret);
+	return ret;
+}
+
+int sq_idempotency_put(struct store *s, const struct store_idempotency_input *in)
+{
+	int64_t now = util_now_ms();
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL, idem_put_in(B(s), in, now));
 }

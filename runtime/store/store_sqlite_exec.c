@@ -19,20 +19,28 @@ static const char sql_begin_read[] = "BEGIN"; /* store_execution_get's snapshot 
  * Events.
  */
 
+/* Records an event (sq_event_add, now) for a connection that accepts
+ * events (sq_conn_accepts_events), inside a transaction. */
+static int event_add_accepted(struct sq *b, const char *type, const char *cid, const char *pck,
+			      const char *script, int64_t retry_of, bool claim,
+			      int64_t generation, int64_t *event_id)
+{
+	int ret = sq_conn_accepts_events(b, pck, cid);
+
+	if (!ret)
+		ret = sq_event_add(b, type, cid, pck, script, retry_of, claim, generation,
+				   util_now_ms(), event_id);
+	return ret;
+}
+
 int sq_event_insert(struct store *s, const char *type, const char *cid, const char *pck,
 		    bool claim, int64_t generation, int64_t *event_id)
 {
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_conn_accepts_events(b, pck, cid);
-	if (!ret)
-		ret = sq_event_add(b, type, cid, pck, NULL, 0, claim, generation, util_now_ms(),
-				   event_id);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, CRITICAL,
+		      event_add_accepted(b, type, cid, pck, NULL, 0, claim, generation, event_id));
 }
 
 static const char sql_event_claim[] =
@@ -72,12 +80,9 @@ int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev)
 	int ret;
 
 	/* NORMAL: see Durability atop store_sqlite.c (the first execution's creation
-	 * makes the claim durable before anything runs). */
-	ret = sq_txn_begin(b, LOSSABLE);
-	if (ret)
-		return ret;
-	ret = claim_row(b, generation, ev);
-	return sq_txn_end(b, ret); /* store_event_claim zeroes *ev on failure */
+	 * makes the claim durable before anything runs). store_event_claim
+	 * zeroes *ev on failure. */
+	return SQ_TXN(ret, b, LOSSABLE, claim_row(b, generation, ev));
 }
 
 /* A row that finishes once (an event, an execution): its UPDATE, guarded
@@ -107,12 +112,9 @@ static int finish_in(struct sq *b, const struct finish *f, int64_t id, const str
 static int finish_row(struct sq *b, const struct finish *f, int64_t id,
 		      const struct store_arg *args)
 {
-	int ret = sq_txn_begin(b, LOSSABLE);
+	int ret;
 
-	if (ret)
-		return ret;
-	ret = finish_in(b, f, id, args);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, LOSSABLE, finish_in(b, f, id, args));
 }
 
 static const struct finish event_finish = {
@@ -171,11 +173,8 @@ int sq_execution_create(struct store *s, const struct store_execution_input *in,
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = exec_insert(b, in, id);
-	return sq_txn_end(b, ret); /* store_execution_create zeroes *id on failure */
+	/* store_execution_create zeroes *id on failure */
+	return SQ_TXN(ret, b, CRITICAL, exec_insert(b, in, id));
 }
 
 static const struct finish exec_finish = {
@@ -253,11 +252,7 @@ int sq_execution_append_logs(struct store *s, int64_t id,
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, LOSSABLE);
-	if (ret)
-		return ret;
-	ret = append_logs_in(b, id, lines, n, dropped);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, LOSSABLE, append_logs_in(b, id, lines, n, dropped));
 }
 
 /* ---------------------------------------------------------------------------
@@ -520,23 +515,26 @@ static int read_retry_info(sqlite3_stmt *st, void *user)
 	return store_row_retry(&r, user);
 }
 
+/* A retry of execution id (inside a transaction): reads what it ran
+ * into *r (the caller frees it) and records its event again. */
+static int retry_in(struct sq *b, int64_t id, struct store_retry *r, int64_t *event_id)
+{
+	int ret = sq_row(b, sql_exec_retry_info, "read execution", STORE_ARGS(arg_i64(id)),
+			 read_retry_info, r);
+
+	if (!ret)
+		ret = event_add_accepted(b, r->event, r->cid, r->pck, r->script, id, false, 0,
+					 event_id);
+	return ret;
+}
+
 int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 {
 	struct sq *b = B(s);
 	struct store_retry r = {0};
-	int ret;
+	int ret, txn;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_row(b, sql_exec_retry_info, "read execution", STORE_ARGS(arg_i64(id)),
-		     read_retry_info, &r);
-	if (!ret)
-		ret = sq_conn_accepts_events(b, r.pck, r.cid);
-	if (!ret)
-		ret = sq_event_add(b, r.event, r.cid, r.pck, r.script, id, false, 0, util_now_ms(),
-				   event_id);
-	ret = sq_txn_end(b, ret);
+	ret = SQ_TXN(txn, b, CRITICAL, retry_in(b, id, &r, event_id));
 	store_retry_free(&r);
 	return ret;
 }
@@ -567,27 +565,31 @@ static int interrupt_running(struct sq *b, const char *error, int64_t now, int64
 	return ret;
 }
 
+/* The recovery's statements at time now (inside a transaction). */
+static int recover_in(struct sq *b, struct store_recovery *r, int64_t now)
+{
+	int ret;
+
+	ret = interrupt_running(b, STORE_INTERRUPTED_ERROR, now, &r->executions_interrupted);
+	if (ret)
+		return ret;
+	ret = sq_exec(b, sql_requeue, "requeue events", NULL);
+	if (ret)
+		return ret;
+	r->events_requeued = sqlite3_changes64(b->db);
+	ret = sq_exec(b, sql_interrupt_claimed, "interrupt events", STORE_ARGS(arg_i64(now)));
+	if (!ret)
+		r->events_interrupted = sqlite3_changes64(b->db);
+	return ret;
+}
+
 int sq_recover(struct store *s, struct store_recovery *r)
 {
 	struct sq *b = B(s);
 	int64_t now = util_now_ms();
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = interrupt_running(b, STORE_INTERRUPTED_ERROR, now, &r->executions_interrupted);
-	if (ret)
-		goto out;
-	ret = sq_exec(b, sql_requeue, "requeue events", NULL);
-	if (ret)
-		goto out;
-	r->events_requeued = sqlite3_changes64(b->db);
-	ret = sq_exec(b, sql_interrupt_claimed, "interrupt events", STORE_ARGS(arg_i64(now)));
-	if (!ret)
-		r->events_interrupted = sqlite3_changes64(b->db);
-out:
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, CRITICAL, recover_in(b, r, now));
 }
 
 int sq_interrupt_running(struct store *s, const char *error, int64_t *count)
@@ -595,9 +597,5 @@ int sq_interrupt_running(struct store *s, const char *error, int64_t *count)
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = interrupt_running(b, error, util_now_ms(), count);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, CRITICAL, interrupt_running(b, error, util_now_ms(), count));
 }

@@ -108,6 +108,14 @@ int sq_txn_end(struct sq *b, int ret);
  * with the mutex held, on whichever thread holds it: it must use only
  * what arg gives it. Returns op's result, or the COMMIT's error. */
 int sq_txn_run(struct sq *b, bool critical, int (*op)(struct sq *b, void *arg), void *arg);
+/* A write operation whose statements are the expression op, evaluated
+ * only once sq_txn_begin(b, critical) has succeeded (into ret, an int
+ * the caller declares), its result handed to sq_txn_end(). The value is
+ * sq_txn_begin's error or sq_txn_end's result. Multi-step operations are
+ * a function of their own, named *_in (inside a transaction):
+ *     return SQ_TXN(ret, b, CRITICAL, exec_insert(b, in, id)); */
+#define SQ_TXN(ret, b, critical, op)                                                               \
+	(((ret) = sq_txn_begin((b), (critical))) != 0 ? (ret) : sq_txn_end((b), (op)))
 
 /* A pure read: the read connection, locked (or the write connection, with
  * any open batch committed first). Give it back with sq_unlock(). */
