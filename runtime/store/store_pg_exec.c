@@ -405,11 +405,7 @@ int pg_execution_get(struct store *s, int64_t id, struct store_execution **out)
 	if (!ret)
 		ret = read_logs(r, e);
 	PQclear(r);
-	if (ret)
-		store_execution_free(e);
-	else
-		*out = e;
-	return ret;
+	return store_row_execution_out(ret, e, out);
 }
 
 static const char sql_exec_list[] =

@@ -320,7 +320,10 @@ int sq_rows(struct sq *b, const char *sql, const char *what, const struct store_
 	return ret > 0 ? 0 : ret;
 }
 
-void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first)
+/* Room for one more item in the array v of `count` items of `size` bytes,
+ * *alloc of them allocated (doubling, `first` to start with): the array,
+ * moved perhaps, or NULL (v is then left as it was). */
+static void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first)
 {
 	size_t na = *alloc ? *alloc * 2 : first;
 	void *t;
@@ -331,6 +334,21 @@ void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first)
 	if (t)
 		*alloc = na;
 	return t;
+}
+
+int sq_page_add(sqlite3_stmt *st, void *user)
+{
+	struct sq_page *p = user;
+	char *t = sq_grow(p->v, &p->alloc, p->n, p->size, 16);
+	int ret;
+
+	if (!t)
+		return STORE_ENOMEM;
+	p->v = t;
+	ret = p->decode(st, t + p->n * p->size, p->ctx);
+	if (!ret)
+		p->n++;
+	return ret;
 }
 
 static int exec(struct sq *b, const char *sql, const char *what)

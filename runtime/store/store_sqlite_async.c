@@ -233,31 +233,18 @@ int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status st
 	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
 
-/* One page of deliveries. */
-struct wh_page {
-	struct store_webhook **v;
-	size_t n, alloc;
-};
-
-static int add_wh(sqlite3_stmt *st, void *user)
+/* sq_page's decode over sql_wh_list: a delivery. */
+static int wh_item(sqlite3_stmt *st, void *item, void *ctx)
 {
-	struct wh_page *p = user;
-	struct store_webhook **t = sq_grow(p->v, &p->alloc, p->n, sizeof(*t), 16);
-	int ret;
-
-	if (!t)
-		return STORE_ENOMEM;
-	p->v = t;
-	ret = wh_from_row(st, &p->v[p->n]);
-	if (!ret)
-		p->n++;
-	return ret;
+	(void)ctx;
+	return wh_from_row(st, item);
 }
 
 int sq_webhook_list(struct store *s, const char *integration, size_t limit, int64_t cursor,
 		    struct store_webhook ***items, size_t *n, int64_t *next_cursor)
 {
-	struct wh_page p = {0};
+	struct sq_page p = {.size = sizeof(struct store_webhook *), .decode = wh_item};
+	struct store_webhook **v;
 	struct sq *b;
 	int ret;
 
@@ -266,18 +253,19 @@ int sq_webhook_list(struct store *s, const char *integration, size_t limit, int6
 	ret = sq_rows(b, sql_wh_list, "list webhooks",
 		      STORE_ARGS(arg_text(integration), arg_i64(cursor),
 				 arg_i64((int64_t)limit + 1)),
-		      add_wh, &p);
+		      sq_page_add, &p);
 	sq_unlock(b);
+	v = p.v;
 	if (ret) {
-		store_webhook_list_free(p.v, p.n);
+		store_webhook_list_free(v, p.n);
 		return ret;
 	}
 	if (p.n > limit) {
-		store_webhook_free(p.v[limit]);
+		store_webhook_free(v[limit]);
 		p.n = limit;
-		*next_cursor = p.v[limit - 1]->id;
+		*next_cursor = v[limit - 1]->id;
 	}
-	*items = p.v;
+	*items = v;
 	*n = p.n;
 	return 0;
 }

@@ -193,12 +193,10 @@ static int conn_from_row(struct store *s, sqlite3_stmt *st, bool with_credential
 	return store_row_connection(s, &r, with_credentials, out);
 }
 
-/* What the row readers below fill: a connection, or a list of them. */
+/* What read_conn fills: a connection. */
 struct conn_read {
 	struct store *s;
 	struct store_connection *one;
-	struct store_connection **v;
-	size_t n, alloc;
 };
 
 static int read_conn(sqlite3_stmt *st, void *user)
@@ -208,19 +206,10 @@ static int read_conn(sqlite3_stmt *st, void *user)
 	return conn_from_row(r->s, st, true, &r->one);
 }
 
-static int add_conn(sqlite3_stmt *st, void *user)
+/* sq_page's decode over sql_conn_list: a connection (ctx: the store). */
+static int conn_item(sqlite3_stmt *st, void *item, void *ctx)
 {
-	struct conn_read *r = user;
-	struct store_connection **t = sq_grow(r->v, &r->alloc, r->n, sizeof(*t), 16);
-	int ret;
-
-	if (!t)
-		return STORE_ENOMEM;
-	r->v = t;
-	ret = conn_from_row(r->s, st, false, &r->v[r->n]);
-	if (!ret)
-		r->n++;
-	return ret;
+	return conn_from_row(ctx, st, false, item);
 }
 
 int sq_connection_get(struct store *s, const char *pck, const char *cid,
@@ -239,7 +228,8 @@ int sq_connection_list(struct store *s, const struct store_connection_filter *f,
 		       struct store_connection ***items, size_t *n)
 {
 	struct sq *b;
-	struct conn_read r = {.s = s};
+	struct sq_page p = {
+		.size = sizeof(struct store_connection *), .decode = conn_item, .ctx = s};
 	const char *pcks = f->provider_config_keys && *f->provider_config_keys
 				   ? f->provider_config_keys : NULL;
 	int ret;
@@ -250,14 +240,14 @@ int sq_connection_list(struct store *s, const struct store_connection_filter *f,
 				 arg_text(f->search && *f->search ? f->search : NULL),
 				 arg_i64((int64_t)f->limit), arg_i64((int64_t)f->offset),
 				 arg_text(f->tags)),
-		      add_conn, &r);
+		      sq_page_add, &p);
 	sq_unlock(b);
 	if (ret) {
-		store_connection_list_free(r.v, r.n);
+		store_connection_list_free(p.v, p.n);
 		return ret;
 	}
-	*items = r.v;
-	*n = r.n;
+	*items = p.v;
+	*n = p.n;
 	return 0;
 }
 

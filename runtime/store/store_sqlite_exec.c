@@ -401,34 +401,19 @@ static int read_exec(sqlite3_stmt *st, void *user)
 	return exec_from_row(st, user);
 }
 
-/* sq_row_fn over sql_exec_logs: appends a line to an execution's logs. */
-struct log_read {
-	struct store_execution *e;
-	size_t alloc;
-};
-
-static int add_log(sqlite3_stmt *st, void *user)
+/* sq_page's decode over sql_exec_logs: a line of an execution's logs. */
+static int log_item(sqlite3_stmt *st, void *item, void *ctx)
 {
-	struct log_read *r = user;
-	struct store_execution *e = r->e;
-	struct store_log_line *t = sq_grow(e->logs, &r->alloc, e->n_logs, sizeof(*t), 32);
-	struct store_log_line *l;
 	struct store_row row = sq_row_of(st);
-	int ret;
 
-	if (!t)
-		return STORE_ENOMEM;
-	e->logs = t;
-	l = &e->logs[e->n_logs];
-	ret = store_row_log_line(&row, l);
-	if (!ret)
-		e->n_logs++;
-	return ret;
+	(void)ctx;
+	return store_row_log_line(&row, item);
 }
 
 int sq_execution_get(struct store *s, int64_t id, struct store_execution **out)
 {
-	struct log_read r = {0};
+	struct sq_page lines = {.size = sizeof(struct store_log_line), .decode = log_item};
+	struct store_execution *e = NULL;
 	struct sq *b;
 	int ret;
 
@@ -438,19 +423,17 @@ int sq_execution_get(struct store *s, int64_t id, struct store_execution **out)
 	if (ret)
 		goto out;
 	ret = sq_row(b, store_sql_exec_get, "read execution", STORE_ARGS(arg_i64(id)), read_exec,
-		     &r.e);
+		     &e);
 	if (ret)
 		goto out;
 	ret = sq_rows(b, sql_exec_logs, "read execution logs",
-		      STORE_ARGS(arg_i64(id), arg_i64(LOG_READ_MAX)), add_log, &r);
+		      STORE_ARGS(arg_i64(id), arg_i64(LOG_READ_MAX)), sq_page_add, &lines);
+	e->logs = lines.v; /* freed with e on failure */
+	e->n_logs = lines.n;
 out:
 	ret = sq_end(b, ret);
 	sq_unlock(b);
-	if (ret)
-		store_execution_free(r.e);
-	else
-		*out = r.e;
-	return ret;
+	return store_row_execution_out(ret, e, out);
 }
 
 /* sq_row_fn over sql_exec_list: one page of executions, newest first. */

@@ -165,10 +165,20 @@ int sq_rows(struct sq *b, const char *sql, const char *what, const struct store_
 /* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
 int sq_row_exists(struct sq *b, const char *sql, int64_t id, const char *what);
 
-/* Room for one more item in the array v of `count` items of `size` bytes,
- * *alloc of them allocated (doubling, `first` to start with): the array,
- * moved perhaps, or NULL (v is then left as it was). */
-void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first);
+/* A list read row by row: sq_rows() with sq_page_add and a struct
+ * sq_page hands every row to decode, which makes the next item (`size`
+ * bytes, at item) from it, ctx being decode's. v (malloc'd, n items of
+ * which are made) is the caller's, as are the items: free them on
+ * failure too. */
+struct sq_page {
+	void *v;
+	size_t n, alloc, size;
+	int (*decode)(sqlite3_stmt *st, void *item, void *ctx);
+	void *ctx;
+};
+/* sq_row_fn: appends the row to (struct sq_page *)user; STORE_ENOMEM, or
+ * decode's error (the item is then not counted). */
+int sq_page_add(sqlite3_stmt *st, void *user);
 
 /* Column readers: a malloc'd copy (NULL for SQL NULL; *ret set to
  * STORE_ENOMEM when the copy fails), a copy cut to size, an int64 (0 for
