@@ -57,14 +57,9 @@ static int client_entry(struct pctx *c, const struct ynode *name, const struct y
 
 int oauth_clients_parse(struct pctx *c, const struct ynode *v, struct config_host *h)
 {
-	void *items = NULL;
-	int ret;
-
 	oauth_clients_free(h);
-	ret = p_map_read(c, v, "oauth_clients", "integration ids to OAuth clients", CONFIG_LIST_MAX,
-			 sizeof(*h->oauth_clients), &items, &h->n_oauth_clients, client_entry, NULL);
-	h->oauth_clients = items;
-	return ret;
+	return p_map_read(c, v, "oauth_clients", "integration ids to OAuth clients", CONFIG_LIST_MAX,
+			  sizeof(*h->oauth_clients), &h->oauth_clients, &h->n_oauth_clients, client_entry, NULL);
 }
 
 int oauth_clients_resolve(struct config_host *h, char *const *envp, char *err, size_t errlen)

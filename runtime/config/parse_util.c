@@ -259,14 +259,19 @@ int p_fields(struct pctx *c, const struct ynode *n, const char *prefix, const ch
 }
 
 int p_map_read(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,
-	       size_t size, void **items, size_t *count, p_item_fn entry, void *user)
+	       size_t size, void *array, size_t *count, p_item_fn entry, void *user)
 {
-	int ret = p_map_items(c, n, what, of, max, size, items);
+	void *items;
+	int ret = p_map_items(c, n, what, of, max, size, &items);
 
+	/* the caller's T * (every object pointer has void *'s representation
+	 * here, as POSIX requires), set before the entries so that it holds
+	 * what they made should one fail */
+	memcpy(array, &items, sizeof(items));
 	*count = 0;
 	for (size_t i = 0; i < n->n && !ret; i++) {
 		*count = i + 1;
-		ret = entry(c, n->keys[i], n->items[i], (char *)*items + i * size, user);
+		ret = entry(c, n->keys[i], n->items[i], (char *)items + i * size, user);
 	}
 	return ret;
 }

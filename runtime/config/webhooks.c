@@ -84,14 +84,10 @@ static int parse_secret(struct pctx *c, const struct ynode *name, const struct y
 
 int config_set_webhook_secrets(struct pctx *c, const struct ynode *v, struct config_host *h)
 {
-	void *items = NULL;
-	int ret;
-
 	config_webhook_secrets_clear(h);
-	ret = p_map_read(c, v, "webhook_secrets", "integration ids to settings", CONFIG_INTEGRATIONS_MAX,
-			 sizeof(*h->webhook_secrets), &items, &h->n_webhook_secrets, parse_secret, NULL);
-	h->webhook_secrets = items;
-	return ret;
+	return p_map_read(c, v, "webhook_secrets", "integration ids to settings", CONFIG_INTEGRATIONS_MAX,
+			  sizeof(*h->webhook_secrets), &h->webhook_secrets, &h->n_webhook_secrets, parse_secret,
+			  NULL);
 }
 
 void config_webhook_secrets_clear(struct config_host *h)
