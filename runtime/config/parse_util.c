@@ -3,6 +3,7 @@
  * nango.yaml and providers.yaml parsers.
  */
 #include "parse_util.h"
+#include "util.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -36,24 +37,21 @@ int config_strlist_append(struct config_strlist *l, const char *s)
 
 void strlist_clear(struct config_strlist *l)
 {
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->n; i++)
-		free(l->items[i]);
-	free(l->items);
-	memset(l, 0, sizeof(*l));
+	if (l)
+		util_array_free(&l->items, &l->n, sizeof(*l->items), util_item_free_str);
+}
+
+static void kv_free(void *item)
+{
+	struct config_kv *kv = item;
+
+	util_free_all(kv->key, kv->value);
 }
 
 void map_clear(struct config_map *m)
 {
-	if (!m)
-		return;
-	for (size_t i = 0; i < m->n; i++) {
-		free(m->items[i].key);
-		free(m->items[i].value);
-	}
-	free(m->items);
-	memset(m, 0, sizeof(*m));
+	if (m)
+		util_array_free(&m->items, &m->n, sizeof(*m->items), kv_free);
 }
 
 void secret_free(char *s)

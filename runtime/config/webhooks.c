@@ -90,16 +90,18 @@ int config_set_webhook_secrets(struct pctx *c, const struct ynode *v, struct con
 			  NULL);
 }
 
+static void secret_entry_free(void *item)
+{
+	struct config_webhook_secret *ws = item;
+
+	secret_free(ws->secret);
+	util_free_all(ws->integration, ws->header);
+}
+
 void config_webhook_secrets_clear(struct config_host *h)
 {
-	for (size_t i = 0; i < h->n_webhook_secrets; i++) {
-		free(h->webhook_secrets[i].integration);
-		secret_free(h->webhook_secrets[i].secret);
-		free(h->webhook_secrets[i].header);
-	}
-	free(h->webhook_secrets);
-	h->webhook_secrets = NULL;
-	h->n_webhook_secrets = 0;
+	util_array_free(&h->webhook_secrets, &h->n_webhook_secrets, sizeof(*h->webhook_secrets),
+			secret_entry_free);
 }
 
 const struct config_webhook_secret *config_webhook_secret_find(const struct config_host *h,
