@@ -257,9 +257,12 @@ static void page_free(void *user, struct evs_response *resp)
 	run_free_response(user, resp);
 }
 
-static void page_log(void *user, int level, const char *msg)
+static void page_log(void *user, int level, const char *fmt, va_list ap)
 {
-	hostapi_log(rc(user)->inproc.exec, level, msg);
+	char line[HOSTAPI_LOG_LINE_MAX];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	hostapi_log(rc(user)->inproc.exec, level, line);
 }
 
 static int run_paginate(struct evs_ctx *ctx, const struct evs_request *req, const struct evs_paginate_options *opts,

@@ -92,11 +92,14 @@ uint64_t livelog_wait(uint64_t seen, int timeout_ms)
 	return v;
 }
 
+static void line_free(void *item)
+{
+	free(((struct livelog_line *)item)->message);
+}
+
 void livelog_lines_free(struct livelog_line *lines, size_t n)
 {
-	for (size_t i = 0; lines && i < n; i++)
-		free(lines[i].message);
-	free(lines);
+	util_array_free(&lines, &n, sizeof(*lines), line_free);
 }
 
 int livelog_lines(int64_t execution_id, int64_t from_seq, struct livelog_line **out, size_t *n)

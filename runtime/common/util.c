@@ -146,6 +146,24 @@ void util_free_n(void *const *p, size_t n)
 		free(p[i]);
 }
 
+void util_array_free(void *array, size_t *n, size_t size, void (*item_free)(void *item))
+{
+	char *items;
+
+	memcpy(&items, array, sizeof(items)); /* the caller's T *, as p_map_read */
+	for (size_t i = 0; items && i < *n; i++)
+		item_free(items + i * size);
+	free(items);
+	items = NULL;
+	memcpy(array, &items, sizeof(items));
+	*n = 0;
+}
+
+void util_item_free_str(void *item)
+{
+	free(*(char **)item);
+}
+
 const void *util_find_name(const void *base, size_t n, size_t size, size_t off, const char *name)
 {
 	const char *item = base;

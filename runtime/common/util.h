@@ -51,6 +51,13 @@ void util_wipe(void *p, size_t n);
 	util_free_n((void *[]){__VA_ARGS__}, sizeof((void *[]){__VA_ARGS__}) / sizeof(void *))
 void util_free_n(void *const *p, size_t n);
 
+/* Frees an array of *n items of `size` bytes: item_free(&array[i]) for
+ * each (it frees what the item owns, not the item), then the array. array
+ * is the address of the caller's `T *`, left NULL, and *n is left 0.
+ * util_item_free_str is the item_free of an array of char * strings. */
+void util_array_free(void *array, size_t *n, size_t size, void (*item_free)(void *item));
+void util_item_free_str(void *item);
+
 /* The first of n items of `size` bytes from base whose string member at
  * offset off (a char * or const char *; NULL ones never match) equals name,
  * or NULL (none, or name NULL). UTIL_FIND_NAME is the typed form the

@@ -382,14 +382,9 @@ static int script_entry(struct pctx *c, const struct ynode *name, const struct y
 static int set_scripts(struct pctx *c, const struct host_key *key, const struct ynode *k,
 		       const struct ynode *v, struct config_host *h)
 {
-	void *items = NULL;
-	int ret;
-
 	(void)k;
-	ret = p_map_read(c, v, key->name, "script names to settings", CONFIG_LIST_MAX, sizeof(*h->scripts), &items,
-			 &h->n_scripts, script_entry, NULL);
-	h->scripts = items;
-	return ret;
+	return p_map_read(c, v, key->name, "script names to settings", CONFIG_LIST_MAX, sizeof(*h->scripts),
+			  &h->scripts, &h->n_scripts, script_entry, NULL);
 }
 
 static int set_oauth_clients(struct pctx *c, const struct host_key *key, const struct ynode *k,

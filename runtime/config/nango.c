@@ -277,15 +277,10 @@ static int integration_item(struct pctx *c, const struct ynode *key, const struc
 
 int nango_parse_integrations(struct pctx *c, const struct ynode *n, struct config_nango *out)
 {
-	void *items = NULL;
-	int ret;
-
 	if (ynode_is_null(n))
 		return 0;
-	ret = p_map_read(c, n, "integrations", "integration ids", CONFIG_INTEGRATIONS_MAX, sizeof(*out->integrations),
-			 &items, &out->n_integrations, integration_item, out);
-	out->integrations = items;
-	return ret;
+	return p_map_read(c, n, "integrations", "integration ids", CONFIG_INTEGRATIONS_MAX,
+			  sizeof(*out->integrations), &out->integrations, &out->n_integrations, integration_item, out);
 }
 
 static void integration_clear(struct config_integration *in)

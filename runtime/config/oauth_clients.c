@@ -57,14 +57,9 @@ static int client_entry(struct pctx *c, const struct ynode *name, const struct y
 
 int oauth_clients_parse(struct pctx *c, const struct ynode *v, struct config_host *h)
 {
-	void *items = NULL;
-	int ret;
-
 	oauth_clients_free(h);
-	ret = p_map_read(c, v, "oauth_clients", "integration ids to OAuth clients", CONFIG_LIST_MAX,
-			 sizeof(*h->oauth_clients), &items, &h->n_oauth_clients, client_entry, NULL);
-	h->oauth_clients = items;
-	return ret;
+	return p_map_read(c, v, "oauth_clients", "integration ids to OAuth clients", CONFIG_LIST_MAX,
+			  sizeof(*h->oauth_clients), &h->oauth_clients, &h->n_oauth_clients, client_entry, NULL);
 }
 
 int oauth_clients_resolve(struct config_host *h, char *const *envp, char *err, size_t errlen)
@@ -97,17 +92,17 @@ int oauth_clients_resolve(struct config_host *h, char *const *envp, char *err, s
 	return 0;
 }
 
+static void client_free(void *item)
+{
+	struct config_oauth_client *oc = item;
+
+	secret_free(oc->client_secret);
+	util_free_all(oc->integration, oc->client_id, oc->client_secret_env);
+}
+
 void oauth_clients_free(struct config_host *h)
 {
-	for (size_t i = 0; i < h->n_oauth_clients; i++) {
-		free(h->oauth_clients[i].integration);
-		free(h->oauth_clients[i].client_id);
-		secret_free(h->oauth_clients[i].client_secret);
-		free(h->oauth_clients[i].client_secret_env);
-	}
-	free(h->oauth_clients);
-	h->oauth_clients = NULL;
-	h->n_oauth_clients = 0;
+	util_array_free(&h->oauth_clients, &h->n_oauth_clients, sizeof(*h->oauth_clients), client_free);
 }
 
 const struct config_oauth_client *config_oauth_client_find(const struct config_host *h, const char *id)

@@ -3,6 +3,7 @@
  * nango.yaml and providers.yaml parsers.
  */
 #include "parse_util.h"
+#include "util.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -36,24 +37,21 @@ int config_strlist_append(struct config_strlist *l, const char *s)
 
 void strlist_clear(struct config_strlist *l)
 {
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->n; i++)
-		free(l->items[i]);
-	free(l->items);
-	memset(l, 0, sizeof(*l));
+	if (l)
+		util_array_free(&l->items, &l->n, sizeof(*l->items), util_item_free_str);
+}
+
+static void kv_free(void *item)
+{
+	struct config_kv *kv = item;
+
+	util_free_all(kv->key, kv->value);
 }
 
 void map_clear(struct config_map *m)
 {
-	if (!m)
-		return;
-	for (size_t i = 0; i < m->n; i++) {
-		free(m->items[i].key);
-		free(m->items[i].value);
-	}
-	free(m->items);
-	memset(m, 0, sizeof(*m));
+	if (m)
+		util_array_free(&m->items, &m->n, sizeof(*m->items), kv_free);
 }
 
 void secret_free(char *s)
@@ -259,14 +257,19 @@ int p_fields(struct pctx *c, const struct ynode *n, const char *prefix, const ch
 }
 
 int p_map_read(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,
-	       size_t size, void **items, size_t *count, p_item_fn entry, void *user)
+	       size_t size, void *array, size_t *count, p_item_fn entry, void *user)
 {
-	int ret = p_map_items(c, n, what, of, max, size, items);
+	void *items;
+	int ret = p_map_items(c, n, what, of, max, size, &items);
 
+	/* the caller's T * (every object pointer has void *'s representation
+	 * here, as POSIX requires), set before the entries so that it holds
+	 * what they made should one fail */
+	memcpy(array, &items, sizeof(items));
 	*count = 0;
 	for (size_t i = 0; i < n->n && !ret; i++) {
 		*count = i + 1;
-		ret = entry(c, n->keys[i], n->items[i], (char *)*items + i * size, user);
+		ret = entry(c, n->keys[i], n->items[i], (char *)items + i * size, user);
 	}
 	return ret;
 }

@@ -87,15 +87,16 @@ int p_fields(struct pctx *c, const struct ynode *n, const char *prefix, const ch
 	     const struct p_field *fields, size_t n_fields, void *base);
 
 /* Reads each entry of a non-null mapping of at most max entries into a
- * zeroed array of one element of size bytes per entry: *items (owned by the
- * caller, even on failure; NULL when it could not be made), *count the
- * entries read so far (what the caller's clear function frees), entry(c,
- * key, value, &(*items)[i], user) for each, until one fails. what and of as
- * for p_map_items. */
+ * zeroed array of one element of size bytes per entry. array is the
+ * address of the caller's `T *` (size being sizeof(T)): it gets the array
+ * (owned by the caller, even on failure; NULL when it could not be made),
+ * *count the entries read so far (what the caller's clear function frees),
+ * and entry(c, key, value, &array[i], user) runs for each, until one fails.
+ * what and of as for p_map_items. */
 typedef int (*p_item_fn)(struct pctx *c, const struct ynode *key, const struct ynode *v, void *item,
 			 void *user);
 int p_map_read(struct pctx *c, const struct ynode *n, const char *what, const char *of, unsigned max,
-	       size_t size, void **items, size_t *count, p_item_fn entry, void *user);
+	       size_t size, void *array, size_t *count, p_item_fn entry, void *user);
 
 /* nango.c: the integrations mapping into out->integrations, with notes for
  * ignored keys; and one note "FILE:L:C: ignored: <path> (<why>)". */

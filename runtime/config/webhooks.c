@@ -84,26 +84,24 @@ static int parse_secret(struct pctx *c, const struct ynode *name, const struct y
 
 int config_set_webhook_secrets(struct pctx *c, const struct ynode *v, struct config_host *h)
 {
-	void *items = NULL;
-	int ret;
-
 	config_webhook_secrets_clear(h);
-	ret = p_map_read(c, v, "webhook_secrets", "integration ids to settings", CONFIG_INTEGRATIONS_MAX,
-			 sizeof(*h->webhook_secrets), &items, &h->n_webhook_secrets, parse_secret, NULL);
-	h->webhook_secrets = items;
-	return ret;
+	return p_map_read(c, v, "webhook_secrets", "integration ids to settings", CONFIG_INTEGRATIONS_MAX,
+			  sizeof(*h->webhook_secrets), &h->webhook_secrets, &h->n_webhook_secrets, parse_secret,
+			  NULL);
+}
+
+static void secret_entry_free(void *item)
+{
+	struct config_webhook_secret *ws = item;
+
+	secret_free(ws->secret);
+	util_free_all(ws->integration, ws->header);
 }
 
 void config_webhook_secrets_clear(struct config_host *h)
 {
-	for (size_t i = 0; i < h->n_webhook_secrets; i++) {
-		free(h->webhook_secrets[i].integration);
-		secret_free(h->webhook_secrets[i].secret);
-		free(h->webhook_secrets[i].header);
-	}
-	free(h->webhook_secrets);
-	h->webhook_secrets = NULL;
-	h->n_webhook_secrets = 0;
+	util_array_free(&h->webhook_secrets, &h->n_webhook_secrets, sizeof(*h->webhook_secrets),
+			secret_entry_free);
 }
 
 const struct config_webhook_secret *config_webhook_secret_find(const struct config_host *h,

@@ -373,13 +373,10 @@ int ytree_parse(const char *bytes, size_t len, const char *filename, struct ytre
 	memset(out, 0, sizeof(*out));
 	if (err && errlen)
 		err[0] = '\0';
-	b = calloc(1, sizeof(*b));
+	b = malloc(sizeof(*b));
 	if (!b)
 		return CONFIG_ENOMEM;
-	b->file = filename;
-	b->err = err;
-	b->errlen = errlen;
-	b->t = out;
+	*b = (struct builder){.file = filename, .err = err, .errlen = errlen, .t = out};
 	if (!yaml_parser_initialize(&parser)) {
 		ret = CONFIG_ENOMEM;
 		goto out_b;

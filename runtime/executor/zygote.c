@@ -500,10 +500,10 @@ static void pg_free_response(void *user, struct evs_response *resp)
 	x_free_response(NULL, resp);
 }
 
-static void pg_log(void *user, int level, const char *msg)
+static void pg_log(void *user, int level, const char *fmt, va_list ap)
 {
 	(void)user;
-	x_log(NULL, (enum evs_log_level)level, "%s", msg);
+	x_send_text("log", level, fmt, ap);
 }
 
 /* host->paginate(): the paging runs here (on_page is plugin code), each

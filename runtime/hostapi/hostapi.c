@@ -251,13 +251,14 @@ void hostapi_exec_take_logs(struct hostapi_exec *x, struct store_log_line_input 
 	pthread_mutex_unlock(&x->mu);
 }
 
+static void log_line_free(void *item)
+{
+	free((char *)((struct store_log_line_input *)item)->message);
+}
+
 void hostapi_logs_free(struct store_log_line_input *lines, size_t n)
 {
-	if (!lines)
-		return;
-	for (size_t i = 0; i < n; i++)
-		free((char *)lines[i].message);
-	free(lines);
+	util_array_free(&lines, &n, sizeof(*lines), log_line_free);
 }
 
 void hostapi_exec_free(struct hostapi_exec *x)

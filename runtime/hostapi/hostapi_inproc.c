@@ -7,6 +7,7 @@
  */
 #include "hostapi.h"
 #include "hostapi_vtable.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -250,15 +251,17 @@ const struct evs_host *hostapi_inproc_vtable(void)
 	return &inproc_vtable;
 }
 
+static void lent_free(void *item)
+{
+	hostapi_secret_free(*(char **)item);
+}
+
 void hostapi_inproc_ctx_clear(struct hostapi_inproc_ctx *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->n_lent; i++)
-		hostapi_secret_free(c->lent[i]);
-	free(c->lent);
-	c->lent = NULL;
-	c->n_lent = c->cap_lent = 0;
+	util_array_free(&c->lent, &c->n_lent, sizeof(*c->lent), lent_free);
+	c->cap_lent = 0;
 	proxy_session_free(c->proxy);
 	proxy_target_free(c->target);
 	c->proxy = NULL;

@@ -16,20 +16,16 @@
 
 #include "util.h"
 
-#define PAGINATE_LOG_MAX 1024
-
 static void pg_log(const struct paginate_transport *t, int level, const char *fmt, ...) EVS_PRINTF(3, 4);
 static void pg_log(const struct paginate_transport *t, int level, const char *fmt, ...)
 {
-	char line[PAGINATE_LOG_MAX];
 	va_list ap;
 
-	if (!t->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	t->log(t->user, level, line);
+	if (t->log) {
+		va_start(ap, fmt);
+		t->log(t->user, level, fmt, ap);
+		va_end(ap);
+	}
 }
 
 /* ------------------------------------------------------------------ settings */

@@ -14,17 +14,19 @@
 
 #include <evscript/sdk.h>
 #include <json-c/json.h>
+#include <stdarg.h>
 
 #include "config.h"
 
 /* Where the pages come from. request: EVS_OK with *resp whenever an HTTP
  * response arrived (any status; freed with free_response), or an EVS_E*
  * code. log (may be NULL) receives paginate's error lines (level: an enum
- * evs_log_level; msg lent for the call). */
+ * evs_log_level) as a printf format and its arguments, for the transport
+ * to format once, as it formats its own lines. */
 struct paginate_transport {
 	int (*request)(void *user, const struct evs_request *req, struct evs_response **resp);
 	void (*free_response)(void *user, struct evs_response *resp);
-	void (*log)(void *user, int level, const char *msg);
+	void (*log)(void *user, int level, const char *fmt, va_list ap);
 	void *user;
 };
 

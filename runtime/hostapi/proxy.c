@@ -296,19 +296,17 @@ static void scrub_secret(struct proxy_session *s, char *line, size_t cap, const 
 	}
 }
 
-static void plog(struct proxy_session *s, int level, const char *fmt, ...) EVS_PRINTF(3, 4);
-
-static void plog(struct proxy_session *s, int level, const char *fmt, ...)
+/* One line of the session's log, with every secret of its target scrubbed
+ * (user: the session; the paginate transport's log). */
+static void plogv(void *user, int level, const char *fmt, va_list ap)
 {
+	struct proxy_session *s = user;
 	char line[PROXY_LOG_MAX];
 	const struct proxy_target *t = s->t;
-	va_list ap;
 
 	if (!s->log)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	for (size_t i = 0; i < t->headers.n; i++)
 		scrub_secret(s, line, sizeof(line), t->headers.items[i].value);
 	for (size_t i = 0; i < t->query.n; i++)
@@ -322,6 +320,16 @@ static void plog(struct proxy_session *s, int level, const char *fmt, ...)
 	scrub_secret(s, line, sizeof(line), t->oauth1.token_secret);
 	s->log(s->log_user, level, line);
 	sodium_memzero(line, sizeof(line));
+}
+
+static void plog(struct proxy_session *s, int level, const char *fmt, ...) EVS_PRINTF(3, 4);
+static void plog(struct proxy_session *s, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	plogv(s, level, fmt, ap);
+	va_end(ap);
 }
 
 /* The URL for logs: scheme, host, port and path only. malloc'd. */
@@ -1228,16 +1236,11 @@ static void pg_free_response(void *user, struct evs_response *resp)
 	proxy_response_free(resp);
 }
 
-static void pg_log(void *user, int level, const char *msg)
-{
-	plog(user, level, "%s", msg);
-}
-
 int proxy_paginate(struct proxy_session *s, const struct evs_request *req,
 		   const struct evs_paginate_options *opts, evs_page_fn on_page, void *user)
 {
 	struct paginate_transport t = {.request = pg_request, .free_response = pg_free_response,
-				       .log = pg_log, .user = s};
+				       .log = plogv, .user = s};
 
 	if (!s)
 		return EVS_EINVAL;

@@ -562,36 +562,34 @@ int loader_load(const char *dir, const char *name, const struct loader_options *
 
 int loader_clone(const struct loader_plugin *src, struct loader_plugin **out)
 {
-	struct loader_plugin *p;
+	size_t subs_size = src->n_subscriptions * sizeof(*src->subscriptions);
+	struct loader_plugin *p = malloc(sizeof(*p));
+	struct loader_subscription *subs = subs_size ? malloc(subs_size) : NULL;
 
 	*out = NULL;
-	p = malloc(sizeof(*p));
-	if (!p)
+	if (!p || (subs_size && !subs)) {
+		free(p);
+		free(subs);
 		return LOADER_ENOMEM;
+	}
+	if (subs_size)
+		memcpy(subs, src->subscriptions, subs_size);
+	/* src's identity and subscriptions; nothing of its loading (handle,
+	 * entry points, mapping): the new generation's zygote loads p anew */
 	*p = *src;
 	p->handle = NULL;
 	p->info = NULL;
 	p->on_event = NULL;
 	p->run_action = NULL;
-	p->subscriptions = NULL;
-	if (src->n_subscriptions) {
-		p->subscriptions = malloc(src->n_subscriptions * sizeof(*p->subscriptions));
-		if (!p->subscriptions) {
-			free(p);
-			return LOADER_ENOMEM;
-		}
-		memcpy(p->subscriptions, src->subscriptions, src->n_subscriptions * sizeof(*p->subscriptions));
-	}
-	p->bytes = NULL;
-	p->image = NULL;
-	p->image_len = 0;
+	loader_bytes_forget(p);
+	p->subscriptions = subs;
 	/* a memfd of its own, which the new generation's zygote and the
 	 * daemon's mapping share; src's is freed when src's generation goes */
 	if (loader_memfd(src, &p->memfd) < 0 ||
 	    (src->bytes && loader_bytes_keep(p, p->memfd, src->image_len) < 0)) {
 		if (p->memfd >= 0)
 			close(p->memfd);
-		free(p->subscriptions);
+		free(subs);
 		free(p);
 		return LOADER_EIO;
 	}

@@ -92,6 +92,11 @@ void loader_bytes_release(struct loader_plugin *p)
 		munmap(b->addr, b->len);
 		free(b);
 	}
+	loader_bytes_forget(p);
+}
+
+void loader_bytes_forget(struct loader_plugin *p)
+{
 	p->bytes = NULL;
 	p->image = NULL;
 	p->image_len = 0;

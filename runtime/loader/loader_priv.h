@@ -24,5 +24,8 @@ int loader_bytes_keep(struct loader_plugin *p, int memfd, size_t len);
 
 /* loader_bytes.c: unmaps p's bytes. */
 void loader_bytes_release(struct loader_plugin *p);
+/* loader_bytes.c: p no longer refers to a mapping (which it does not own: a
+ * copy of another plugin's fields), without unmapping it. */
+void loader_bytes_forget(struct loader_plugin *p);
 
 #endif

@@ -477,6 +477,52 @@ static void test_flag_raise(void **state)
 	pthread_mutex_destroy(&w.mu);
 }
 
+/* util_array_free: every item's free function runs once, on each item in
+ * turn; the array and its count are left empty (LeakSanitizer checks that
+ * what the items owned is gone). */
+struct pair {
+	char *a, *b;
+};
+static size_t pairs_freed;
+
+static void pair_free(void *item)
+{
+	struct pair *p = item;
+
+	assert_non_null(p->a);
+	util_free_all(p->a, p->b);
+	pairs_freed++;
+}
+
+static void test_array_free(void **state)
+{
+	struct pair *pairs = calloc(3, sizeof(*pairs));
+	char **strs = calloc(2, sizeof(*strs));
+	size_t n_pairs = 3, n_strs = 2, none = 0;
+	struct pair *empty = NULL;
+
+	(void)state;
+	assert_non_null(pairs);
+	assert_non_null(strs);
+	for (size_t i = 0; i < n_pairs; i++) {
+		pairs[i].a = strdup("a");
+		pairs[i].b = i == 1 ? NULL : strdup("b");
+	}
+	strs[0] = strdup("one");
+	strs[1] = strdup("two");
+	pairs_freed = 0;
+	util_array_free(&pairs, &n_pairs, sizeof(*pairs), pair_free);
+	assert_null(pairs);
+	assert_int_equal(n_pairs, 0);
+	assert_int_equal(pairs_freed, 3);
+	util_array_free(&strs, &n_strs, sizeof(*strs), util_item_free_str);
+	assert_null(strs);
+	assert_int_equal(n_strs, 0);
+	/* an array never made: nothing to free, no item visited */
+	util_array_free(&empty, &none, sizeof(*empty), pair_free);
+	assert_int_equal(pairs_freed, 3);
+}
+
 /* Every code has its own text and a primary that is itself a primary. */
 #define STATUS_CODE_ROW(name, value, primary, text) {name, primary, text, #name},
 static const struct {
@@ -576,6 +622,7 @@ int main(void)
 		cmocka_unit_test(test_wipe),
 		cmocka_unit_test(test_find_name),
 		cmocka_unit_test(test_flag_raise),
+		cmocka_unit_test(test_array_free),
 		cmocka_unit_test(test_status_str),
 		cmocka_unit_test(test_status_primary),
 		cmocka_unit_test(test_status_from_errno),
