@@ -36,102 +36,112 @@ struct store_upsert_call {
 	int64_t now;                                /* the write's time, ms */
 };
 
+/* The operations every back end implements, one X(ret, name, params) a
+ * line. The function-pointer fields of struct store_ops below, each back
+ * end's prototypes (sq_name, pg_name: its private header) and its table
+ * (.name = sq_name, ...) all come from this one list, so an operation is
+ * added here once and no back end builds without it. The optional ones,
+ * which one back end has and the other leaves NULL, are written out in
+ * struct store_ops. */
+#define STORE_OPS(X)                                                                               \
+	/* location is the URL after "scheme:" (the whole URL when full_url).                      \
+	 * Sets s->impl. On failure frees what it made and writes err, which                       \
+	 * must never hold a password. */                                                          \
+	X(int, open, (struct store *s, const char *location, char *err, size_t errlen))            \
+	X(void, close, (struct store *s))                                                          \
+	X(int, connection_upsert, (struct store *s, const struct store_upsert_call *u))            \
+	X(int, connection_get, (struct store *s, const char *pck, const char *cid,                 \
+				struct store_connection **out))                                    \
+	/* f is complete (no NULL), limit within 1..STORE_CONNECTION_LIST_MAX */                   \
+	X(int, connection_list, (struct store *s, const struct store_connection_filter *f,         \
+				 struct store_connection ***items, size_t *n))                     \
+	X(int, connection_mark_deleting, (struct store *s, const char *pck, const char *cid,       \
+					  bool claim, int64_t generation, int64_t *event_id))      \
+	X(int, connection_delete, (struct store *s, const char *pck, const char *cid))             \
+	/* One transaction over n connections of pck, all or nothing. merge                        \
+	 * false: replace; true: merge top-level keys (store_json_merge).                          \
+	 * refuse_deleting: a connection being deleted is STORE_EDELETING. On                      \
+	 * STORE_ENOTFOUND/STORE_EDELETING *failed is the offending index. */                      \
+	X(int, connection_metadata, (struct store *s, const char *pck, const char *const *cids,    \
+				     size_t n, const char *json, bool merge,                       \
+				     bool refuse_deleting, size_t *failed))                        \
+	/* store_connection_credentials_set: credentials already checked JSON,                     \
+	 * and sealed. Required for token refresh. */                                              \
+	X(int, connection_credentials, (struct store *s, const char *pck, const char *cid,         \
+					const struct store_sealed *cred))                          \
+	X(int, idempotency_get, (struct store *s, const char *key,                                 \
+				 struct store_idempotency **out))                                  \
+	X(int, idempotency_put, (struct store *s, const struct store_idempotency_input *in))       \
+	X(int, event_insert, (struct store *s, const char *type, const char *cid,                  \
+			      const char *pck, bool claim, int64_t generation,                     \
+			      int64_t *event_id))                                                  \
+	X(int, event_claim, (struct store *s, int64_t generation, struct store_event *ev))         \
+	X(int, event_finish, (struct store *s, int64_t event_id))                                  \
+	X(int, event_get, (struct store *s, int64_t event_id, struct store_event *ev))             \
+	X(int, event_count_pending, (struct store *s, int64_t *count))                             \
+	X(int, execution_create, (struct store *s, const struct store_execution_input *in,         \
+				  int64_t *id))                                                    \
+	X(int, execution_finish, (struct store *s, int64_t id, enum store_exec_status status,      \
+				  const char *error, int64_t duration_ms))                         \
+	X(int, execution_append_logs, (struct store *s, int64_t id,                                \
+				       const struct store_log_line_input *lines, size_t n,         \
+				       int64_t dropped))                                           \
+	X(int, execution_get, (struct store *s, int64_t id, struct store_execution **out))         \
+	X(int, execution_list, (struct store *s, const struct store_execution_filter *f,           \
+				struct store_execution ***items, size_t *n,                        \
+				int64_t *next_cursor))                                             \
+	X(int, execution_retry, (struct store *s, int64_t id, int64_t *event_id))                  \
+	X(int, recover, (struct store *s, struct store_recovery *r))                               \
+	X(int, interrupt_running, (struct store *s, const char *error, int64_t *count))            \
+	X(int, ledger_get, (struct store *s, const char *name, char version[64],                   \
+			    uint8_t hash[STORE_HASH_BYTES]))                                       \
+	X(int, ledger_put, (struct store *s, const char *name, const char *version,                \
+			    const uint8_t hash[STORE_HASH_BYTES]))                                 \
+	/* store_event_claim_batch (store_event_claim_next and _start: at most                     \
+	 * one end, max 1) and store_execution_complete: each in one                               \
+	 * transaction, all or nothing (arguments checked by store.c), except                      \
+	 * that a claim keeps what it did before the queue ran dry (see                            \
+	 * store.h). */                                                                            \
+	X(int, event_claim_batch, (struct store *s, struct store_claim_batch *b))                  \
+	X(int, execution_complete, (struct store *s, int64_t id,                                   \
+				    const struct store_execution_end *end))                        \
+	/* Tags and webhook URL override of a connection (store_connection_patch). */              \
+	X(int, connection_patch, (struct store *s, const char *pck, const char *cid,               \
+				  const char *tags_json, bool set_override,                        \
+				  const char *override))                                           \
+	/* Asynchronous actions (store.h). */                                                      \
+	X(int, async_create, (struct store *s, const char *id, const char *pck, const char *cid,   \
+			      const char *action, int64_t now))                                    \
+	X(int, async_finish, (struct store *s, const char *id, int64_t execution_id, bool ok,      \
+			      const char *output, const char *error, int64_t now))                 \
+	X(int, async_get, (struct store *s, const char *id, int64_t not_before,                    \
+			   struct store_async_action **out))                                       \
+	/* Webhook deliveries (store.h). */                                                        \
+	X(int, webhook_insert, (struct store *s, const char *integration, const char *headers,     \
+				const char *body, size_t len, enum store_webhook_status status,    \
+				int64_t now, int64_t *id))                                         \
+	X(int, webhook_due, (struct store *s, int64_t now, struct store_webhook **out))            \
+	X(int, webhook_attempt, (struct store *s, int64_t id, enum store_webhook_status status,    \
+				 const char *error, int64_t next_attempt_at, int64_t now))         \
+	X(int, webhook_list, (struct store *s, const char *integration, size_t limit,              \
+			      int64_t cursor, struct store_webhook ***items, size_t *n,            \
+			      int64_t *next_cursor))
+
+/* A field of struct store_ops (STORE_OPS). */
+#define STORE_OP_FIELD(ret, name, params) ret(*name) params;
+
 struct store_ops {
 	const char *scheme; /* "sqlite", "postgresql" */
 	const char *alias;  /* another name of the scheme ("postgres"), or NULL */
-	/* location is the URL after "scheme:" (the whole URL when full_url).
-	 * Sets s->impl. On failure frees what it made and writes err, which
-	 * must never hold a password. */
-	int (*open)(struct store *s, const char *location, char *err, size_t errlen);
-	void (*close)(struct store *s);
-
-	int (*connection_upsert)(struct store *s, const struct store_upsert_call *u);
-	int (*connection_get)(struct store *s, const char *pck, const char *cid,
-			      struct store_connection **out);
-	/* f is complete (no NULL), limit within 1..STORE_CONNECTION_LIST_MAX */
-	int (*connection_list)(struct store *s, const struct store_connection_filter *f,
-			       struct store_connection ***items, size_t *n);
-	int (*connection_mark_deleting)(struct store *s, const char *pck, const char *cid,
-					bool claim, int64_t generation, int64_t *event_id);
-	int (*connection_delete)(struct store *s, const char *pck, const char *cid);
-	/* One transaction over n connections of pck, all or nothing. merge
-	 * false: replace; true: merge top-level keys (store_json_merge).
-	 * refuse_deleting: a connection being deleted is STORE_EDELETING. On
-	 * STORE_ENOTFOUND/STORE_EDELETING *failed is the offending index. */
-	int (*connection_metadata)(struct store *s, const char *pck, const char *const *cids,
-				   size_t n, const char *json, bool merge, bool refuse_deleting,
-				   size_t *failed);
-
-	/* store_connection_credentials_set: credentials already checked JSON,
-	 * and sealed. Required for token refresh; a back end without it makes
-	 * every refresh fail with STORE_EURL. */
-	int (*connection_credentials)(struct store *s, const char *pck, const char *cid,
-				      const struct store_sealed *cred);
+	bool full_url; /* open gets the whole URL ("postgresql://..."), not what follows ':' */
+	STORE_OPS(STORE_OP_FIELD)
 	/* Optional (NULL: the in-process lock alone): a cross-host lock taken
-	 * after the in-process one, released before it. */
+	 * after the in-process one, released before it. PostgreSQL's. */
 	int (*connection_lock)(struct store *s, const char *pck, const char *cid);
 	void (*connection_unlock)(struct store *s, const char *pck, const char *cid);
-
-	int (*idempotency_get)(struct store *s, const char *key, struct store_idempotency **out);
-	int (*idempotency_put)(struct store *s, const struct store_idempotency_input *in);
-
-	int (*event_insert)(struct store *s, const char *type, const char *cid, const char *pck,
-			    bool claim, int64_t generation, int64_t *event_id);
-	int (*event_claim)(struct store *s, int64_t generation, struct store_event *ev);
-	int (*event_finish)(struct store *s, int64_t event_id);
-	int (*event_get)(struct store *s, int64_t event_id, struct store_event *ev);
-	int (*event_count_pending)(struct store *s, int64_t *count);
-
-	int (*execution_create)(struct store *s, const struct store_execution_input *in,
-				int64_t *id);
-	int (*execution_finish)(struct store *s, int64_t id, enum store_exec_status status,
-				const char *error, int64_t duration_ms);
-	int (*execution_append_logs)(struct store *s, int64_t id,
-				     const struct store_log_line_input *lines, size_t n,
-				     int64_t dropped);
-	int (*execution_get)(struct store *s, int64_t id, struct store_execution **out);
-	int (*execution_list)(struct store *s, const struct store_execution_filter *f,
-			      struct store_execution ***items, size_t *n, int64_t *next_cursor);
-	int (*execution_retry)(struct store *s, int64_t id, int64_t *event_id);
-
-	int (*recover)(struct store *s, struct store_recovery *r);
-	int (*interrupt_running)(struct store *s, const char *error, int64_t *count);
-
-	int (*ledger_get)(struct store *s, const char *name, char version[64],
-			  uint8_t hash[STORE_HASH_BYTES]);
-	int (*ledger_put)(struct store *s, const char *name, const char *version,
-			  const uint8_t hash[STORE_HASH_BYTES]);
-
-	/* store_event_claim_batch (store_event_claim_next and _start: at most
-	 * one end, max 1) and store_execution_complete: each in one
-	 * transaction, all or nothing (arguments checked by store.c), except
-	 * that a claim keeps what it did before the queue ran dry (see
-	 * store.h). */
-	int (*event_claim_batch)(struct store *s, struct store_claim_batch *b);
-	int (*execution_complete)(struct store *s, int64_t id,
-				  const struct store_execution_end *end);
-	bool full_url; /* open gets the whole URL ("postgresql://..."), not what follows ':' */
-
-	/* Tags and webhook URL override of a connection (store_connection_patch). */
-	int (*connection_patch)(struct store *s, const char *pck, const char *cid,
-				const char *tags_json, bool set_override, const char *override);
-	/* Asynchronous actions (store.h); async_recover runs in store_recover. */
-	int (*async_create)(struct store *s, const char *id, const char *pck, const char *cid,
-			    const char *action, int64_t now);
-	int (*async_finish)(struct store *s, const char *id, int64_t execution_id, bool ok,
-			    const char *output, const char *error, int64_t now);
-	int (*async_get)(struct store *s, const char *id, int64_t not_before,
-			 struct store_async_action **out);
+	/* Optional: run by store_recover. SQLite's (PostgreSQL's asynchronous
+	 * actions are settled with the rest of a host's rows). */
 	int (*async_recover)(struct store *s, int64_t now);
-	/* Webhook deliveries (store.h). */
-	int (*webhook_insert)(struct store *s, const char *integration, const char *headers,
-			      const char *body, size_t len, enum store_webhook_status status,
-			      int64_t now, int64_t *id);
-	int (*webhook_due)(struct store *s, int64_t now, struct store_webhook **out);
-	int (*webhook_attempt)(struct store *s, int64_t id, enum store_webhook_status status,
-			       const char *error, int64_t next_attempt_at, int64_t now);
-	int (*webhook_list)(struct store *s, const char *integration, size_t limit, int64_t cursor,
-			    struct store_webhook ***items, size_t *n, int64_t *next_cursor);
 };
 
 struct store {

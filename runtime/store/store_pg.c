@@ -156,7 +156,7 @@ static PGresult *run_prepared(struct pgc *c, const char *sql, int n, const char 
 	return r;
 }
 
-int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
+int pg_q(struct pgc *c, const char *sql, const char *what, const struct store_arg *args,
 	 PGresult **res)
 {
 	const char *values[PG_MAX_ARGS];
@@ -168,22 +168,22 @@ int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *
 
 	if (res)
 		*res = NULL;
-	for (; args && args[n].type != PG_ARG_END; n++) {
-		const struct pg_arg *a = &args[n];
+	for (; args && args[n].type != STORE_ARG_END; n++) {
+		const struct store_arg *a = &args[n];
 
 		if (n == PG_MAX_ARGS)
 			return STORE_EINVAL;
 		lengths[n] = 0;
 		formats[n] = 0;
 		switch (a->type) {
-		case PG_ARG_TEXT:
+		case STORE_ARG_TEXT:
 			values[n] = a->p;
 			break;
-		case PG_ARG_I64:
+		case STORE_ARG_I64:
 			snprintf(nums[n], sizeof(nums[n]), "%lld", (long long)a->v);
 			values[n] = nums[n];
 			break;
-		case PG_ARG_BLOB:
+		case STORE_ARG_BLOB:
 			values[n] = a->p ? a->p : "";
 			lengths[n] = (int)a->v;
 			formats[n] = 1; /* binary: the bytes as they are */
@@ -212,7 +212,7 @@ int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *
 	return 0;
 }
 
-int pg_x(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
+int pg_x(struct pgc *c, const char *sql, const char *what, const struct store_arg *args,
 	 int64_t *changed)
 {
 	PGresult *r;
@@ -425,7 +425,7 @@ void pg_give(struct pg *p, struct pgc *c)
 
 /* One statement on a connection of the pool, outside any transaction:
  * its result (res) or the rows it changed. */
-static int once(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+static int once(struct store *s, const char *sql, const char *what, const struct store_arg *args,
 		PGresult **res, int64_t *changed)
 {
 	struct pgc *c;
@@ -440,20 +440,20 @@ static int once(struct store *s, const char *sql, const char *what, const struct
 	return ret;
 }
 
-int pg_read(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+int pg_read(struct store *s, const char *sql, const char *what, const struct store_arg *args,
 	    PGresult **res)
 {
 	return once(s, sql, what, args, res, NULL);
 }
 
-int pg_write(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+int pg_write(struct store *s, const char *sql, const char *what, const struct store_arg *args,
 	     int64_t *changed)
 {
 	*changed = 0;
 	return once(s, sql, what, args, NULL, changed);
 }
 
-int pg_read_row(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+int pg_read_row(struct store *s, const char *sql, const char *what, const struct store_arg *args,
 		PGresult **res, struct store_row *row)
 {
 	int ret = pg_read(s, sql, what, args, res);
@@ -617,7 +617,7 @@ static int migrate(struct pg *p, struct pgc *c, char *err, size_t errlen)
 	if (version < SCHEMA_VERSION) {
 		ret = pg_x(c, "INSERT INTO evscript_schema (id, version) VALUES (1, $1)"
 			   " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
-			   "write schema version", PG_ARGS(pg_i64(SCHEMA_VERSION)), NULL);
+			   "write schema version", STORE_ARGS(arg_i64(SCHEMA_VERSION)), NULL);
 		if (ret) {
 			util_set_err(err, errlen, "%s: schema migration failed: %s", p->shown,
 				     status_str(ret));
@@ -662,7 +662,7 @@ static int key_check(struct pg *p, struct pgc *c, char *err, size_t errlen)
 	ret = store_key_check_make(s, &blob, &len);
 	if (!ret)
 		ret = pg_x(c, "INSERT INTO store_meta (name, value) VALUES ('key_check', $1)",
-			   "write key check", PG_ARGS(pg_blob(blob, len)), NULL);
+			   "write key check", STORE_ARGS(arg_blob(blob, len)), NULL);
 out:
 	PQclear(r);
 	free(blob);
@@ -690,7 +690,9 @@ static void check_sync(struct pg *p, struct pgc *c)
 	PQclear(r);
 }
 
-static void pg_close(struct store *s)
+/* STORE_OPS close: stops the host thread, gives back its claims, closes
+ * every connection and frees the state. NULL impl is fine. */
+void pg_close(struct store *s)
 {
 	struct pg *p = P(s);
 
@@ -713,7 +715,8 @@ static void pg_close(struct store *s)
 	s->impl = NULL;
 }
 
-static int pg_open(struct store *s, const char *url, char *err, size_t errlen)
+/* STORE_OPS open: url is the whole URL, given to libpq as it is. */
+int pg_open(struct store *s, const char *url, char *err, size_t errlen)
 {
 	char shown[512];
 	struct pgc *c = NULL;
@@ -794,47 +797,14 @@ fail:
 	return ret;
 }
 
+#define PG_OP_ENTRY(ret, name, params) .name = pg_##name,
+
 const struct store_ops store_pg_ops = {
 	.scheme = "postgresql",
 	.alias = "postgres",
 	.full_url = true,
-	.open = pg_open,
-	.close = pg_close,
-	.connection_upsert = pg_connection_upsert,
-	.connection_get = pg_connection_get,
-	.connection_list = pg_connection_list,
-	.connection_mark_deleting = pg_connection_mark_deleting,
-	.connection_delete = pg_connection_delete,
-	.connection_metadata = pg_connection_metadata,
-	.connection_credentials = pg_connection_credentials,
-	.idempotency_get = pg_idempotency_get,
-	.idempotency_put = pg_idempotency_put,
-	.event_insert = pg_event_insert,
-	.event_claim = pg_event_claim,
-	.event_finish = pg_event_finish,
-	.event_get = pg_event_get,
-	.event_count_pending = pg_event_count_pending,
-	.execution_create = pg_execution_create,
-	.execution_finish = pg_execution_finish,
-	.execution_append_logs = pg_execution_append_logs,
-	.execution_get = pg_execution_get,
-	.execution_list = pg_execution_list,
-	.execution_retry = pg_execution_retry,
-	.recover = pg_recover,
-	.interrupt_running = pg_interrupt_running,
-	.ledger_get = pg_ledger_get,
-	.ledger_put = pg_ledger_put,
-	.event_claim_batch = pg_event_claim_batch,
-	.execution_complete = pg_execution_complete,
-	.connection_patch = pg_connection_patch,
-	.async_create = pg_async_create,
-	.async_finish = pg_async_finish,
-	.async_get = pg_async_get,
+	STORE_OPS(PG_OP_ENTRY)
 	/* async_recover: pg_settle_host */
 	.connection_lock = pg_connection_lock,
 	.connection_unlock = pg_connection_unlock,
-	.webhook_insert = pg_webhook_insert,
-	.webhook_due = pg_webhook_due,
-	.webhook_attempt = pg_webhook_attempt,
-	.webhook_list = pg_webhook_list,
 };

@@ -30,7 +30,7 @@
 /* After a conditional write that changed nothing: STORE_ENOTFOUND when
  * sql (a read of the row) finds none, else `otherwise`. */
 static int why_unchanged(struct store *s, const char *sql, const char *what,
-			 const struct pg_arg *args, int otherwise)
+			 const struct store_arg *args, int otherwise)
 {
 	PGresult *r;
 	int ret = pg_read(s, sql, what, args, &r);
@@ -56,13 +56,13 @@ int pg_connection_patch(struct store *s, const char *pck, const char *cid, const
 		     " updated_at = $6"
 		     " WHERE provider_config_key = $1 AND connection_id = $2 AND NOT deleting",
 		     "patch connection",
-		     PG_ARGS(pg_text(pck), pg_text(cid), pg_text(tags_json), pg_bool(set_override),
-			     pg_text(override), pg_i64(util_now_ms())),
+		     STORE_ARGS(arg_text(pck), arg_text(cid), arg_text(tags_json),
+				pg_bool(set_override), arg_text(override), arg_i64(util_now_ms())),
 		     &changed);
 	if (!ret && changed == 0)
 		ret = why_unchanged(s, "SELECT 1 FROM connections"
 				    " WHERE provider_config_key = $1 AND connection_id = $2",
-				    "read connection", PG_ARGS(pg_text(pck), pg_text(cid)),
+				    "read connection", STORE_ARGS(arg_text(pck), arg_text(cid)),
 				    STORE_EDELETING);
 	return ret;
 }
@@ -79,14 +79,14 @@ int pg_async_create(struct store *s, const char *id, const char *pck, const char
 
 	/* the purge stands on its own: a failed insert need not undo it */
 	ret = pg_write(s, "DELETE FROM async_actions WHERE created_at < $1", "purge async actions",
-		       PG_ARGS(pg_i64(now - STORE_ASYNC_TTL_MS)), &changed);
+		       STORE_ARGS(arg_i64(now - STORE_ASYNC_TTL_MS)), &changed);
 	if (!ret)
 		ret = pg_write(s, "INSERT INTO async_actions (id, provider_config_key, connection_id,"
 			       " action, status, created_at, host_id)"
 			       " VALUES ($1, $2, $3, $4, 'running', $5, $6) ON CONFLICT (id) DO NOTHING",
 			       "record async action",
-			       PG_ARGS(pg_text(id), pg_text(pck), pg_text(cid), pg_text(action),
-				       pg_i64(now), pg_text(s->host_id)),
+			       STORE_ARGS(arg_text(id), arg_text(pck), arg_text(cid),
+					  arg_text(action), arg_i64(now), arg_text(s->host_id)),
 			       &changed);
 	return !ret && changed == 0 ? STORE_ECONFLICT : ret;
 }
@@ -100,12 +100,13 @@ int pg_async_finish(struct store *s, const char *id, int64_t execution_id, bool 
 	ret = pg_write(s, "UPDATE async_actions SET status = $2, execution_id = $3, output = $4,"
 		     " error = $5, finished_at = $6 WHERE id = $1 AND status = 'running'",
 		     "finish async action",
-		     PG_ARGS(pg_text(id), pg_text(ok ? "succeeded" : "failed"), pg_id(execution_id),
-			     pg_text(output), pg_text(error), pg_i64(now)),
+		     STORE_ARGS(arg_text(id), arg_text(ok ? "succeeded" : "failed"),
+				arg_id(execution_id), arg_text(output), arg_text(error),
+				arg_i64(now)),
 		     &changed);
 	if (!ret && changed == 0)
 		ret = why_unchanged(s, "SELECT 1 FROM async_actions WHERE id = $1",
-				    "read async action", PG_ARGS(pg_text(id)), STORE_ESTATE);
+				    "read async action", STORE_ARGS(arg_text(id)), STORE_ESTATE);
 	return ret;
 }
 
@@ -117,7 +118,7 @@ int pg_async_get(struct store *s, const char *id, int64_t not_before,
 	int ret;
 
 	ret = pg_read_row(s, store_sql_async_get, "read async action",
-			  PG_ARGS(pg_text(id), pg_i64(not_before)), &r, &row);
+			  STORE_ARGS(arg_text(id), arg_i64(not_before)), &r, &row);
 	if (!ret)
 		ret = store_row_async(&row, out);
 	PQclear(r);
@@ -129,7 +130,7 @@ int pg_async_settle(struct pgc *c, const char *host_id, int64_t now)
 	return pg_x(c, "UPDATE async_actions SET status = 'failed', finished_at = $2,"
 		    " error = '{\"message\":\"" STORE_INTERRUPTED_ERROR "\",\"payload\":null}'"
 		    " WHERE status = 'running' AND host_id = $1",
-		    "recover async actions", PG_ARGS(pg_text(host_id), pg_i64(now)), NULL);
+		    "recover async actions", STORE_ARGS(arg_text(host_id), arg_i64(now)), NULL);
 }
 
 /* ---------------------------------------------------------------------------
@@ -150,10 +151,10 @@ int pg_webhook_insert(struct store *s, const char *integration, const char *head
 			  " INSERT INTO webhook_deliveries (integration, headers, body, status,"
 			  " received_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
 			  "record webhook",
-			  PG_ARGS(pg_text(integration), pg_text(headers), pg_blob(body, len),
-				  pg_text(store_webhook_status_name(status)), pg_i64(now),
-				  status == STORE_WEBHOOK_PENDING ? pg_i64(now) : pg_null(),
-				  pg_i64(now - STORE_WEBHOOK_TTL_MS)),
+			  STORE_ARGS(arg_text(integration), arg_text(headers), arg_blob(body, len),
+				     arg_text(store_webhook_status_name(status)), arg_i64(now),
+				     status == STORE_WEBHOOK_PENDING ? arg_i64(now) : arg_null(),
+				     arg_i64(now - STORE_WEBHOOK_TTL_MS)),
 			  &r, &row);
 	if (!ret)
 		*id = row.ops->i64(&row, 0);
@@ -169,13 +170,15 @@ int pg_webhook_due(struct store *s, int64_t now, struct store_webhook **out)
 	PGresult *r;
 	int ret;
 
-	ret = pg_read_row(s, "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id ="
+	ret = pg_read_row(s,
+			  "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id ="
 			  " (SELECT id FROM webhook_deliveries WHERE status = 'pending'"
 			  "  AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 1"
 			  "  FOR UPDATE SKIP LOCKED)"
 			  " RETURNING " STORE_WEBHOOK_COLS("body"),
 			  "take due webhook",
-			  PG_ARGS(pg_i64(now), pg_i64(util_now_ms() + PG_WEBHOOK_LEASE_MS)), &r, &row);
+			  STORE_ARGS(arg_i64(now), arg_i64(util_now_ms() + PG_WEBHOOK_LEASE_MS)),
+			  &r, &row);
 	if (!ret)
 		ret = store_row_webhook(&row, out);
 	PQclear(r);
@@ -194,8 +197,8 @@ int pg_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status st
 		     " delivered_at = CASE WHEN $2 = 'delivered' THEN $5::bigint ELSE delivered_at END"
 		     " WHERE id = $1",
 		     "record webhook attempt",
-		     PG_ARGS(pg_i64(id), pg_text(store_webhook_status_name(status)), pg_text(error),
-			     pg_i64(next_attempt_at), pg_i64(now)),
+		     STORE_ARGS(arg_i64(id), arg_text(store_webhook_status_name(status)),
+				arg_text(error), arg_i64(next_attempt_at), arg_i64(now)),
 		     &changed);
 	if (!ret && changed == 0)
 		ret = STORE_ENOTFOUND;
@@ -213,7 +216,8 @@ int pg_webhook_list(struct store *s, const char *integration, size_t limit, int6
 	ret = pg_read(s, "SELECT " STORE_WEBHOOK_COLS("NULL") " FROM webhook_deliveries"
 		      " WHERE ($1::text IS NULL OR integration = $1::text) AND ($2 = 0 OR id < $2)"
 		      " ORDER BY id DESC LIMIT $3", "list webhooks",
-		      PG_ARGS(pg_text(integration), pg_i64(cursor), pg_i64((int64_t)limit + 1)), &r);
+		      STORE_ARGS(arg_text(integration), arg_i64(cursor),
+				 arg_i64((int64_t)limit + 1)), &r);
 	if (ret)
 		return ret;
 	rows = PQntuples(r);

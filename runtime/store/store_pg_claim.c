@@ -79,8 +79,8 @@ static int claim_batch(struct store *s, struct pgc *c, int64_t generation, int n
 
 	*count = 0;
 	ret = pg_q(c, sql_claim_batch, "claim events",
-		   PG_ARGS(pg_i64(util_now_ms()), pg_i64(generation), pg_text(s->host_id),
-			   pg_i64(n)),
+		   STORE_ARGS(arg_i64(util_now_ms()), arg_i64(generation), arg_text(s->host_id),
+			      arg_i64(n)),
 		   &r);
 	if (ret)
 		return ret;
@@ -158,8 +158,8 @@ static void queue_unget(struct store *s, struct pgc *c, int64_t id)
  * a failure leaves it to the next settling of this host). */
 static void release_one(struct store *s, struct pgc *c, int64_t id)
 {
-	pg_x(c, sql_release, "give back a claimed event", PG_ARGS(pg_i64(id), pg_text(s->host_id)),
-	     NULL);
+	pg_x(c, sql_release, "give back a claimed event",
+	     STORE_ARGS(arg_i64(id), arg_text(s->host_id)), NULL);
 }
 
 /* A claim of this host that no worker holds: not in the queue, no
@@ -191,8 +191,8 @@ int pg_release_strays(struct pg *p, struct pgc *c, int64_t *count)
 	pthread_mutex_unlock(&p->qmu);
 	snprintf(ids + at, sizeof(ids) - at, "}");
 	ret = pg_x(c, sql_strays, "give back stray claims",
-		   PG_ARGS(pg_text(p->s->host_id), pg_i64(util_now_ms() - PG_STRAY_CLAIM_MS),
-			   pg_text(ids)),
+		   STORE_ARGS(arg_text(p->s->host_id), arg_i64(util_now_ms() - PG_STRAY_CLAIM_MS),
+			      arg_text(ids)),
 		   count);
 	return ret;
 }
@@ -218,8 +218,8 @@ int pg_event_claim(struct store *s, int64_t generation, struct store_event *ev)
 	struct store_row row;
 	PGresult *r;
 	int ret = pg_read_row(s, sql_claim_batch, "claim event",
-			      PG_ARGS(pg_i64(util_now_ms()), pg_i64(generation),
-				      pg_text(s->host_id), pg_i64(1)),
+			      STORE_ARGS(arg_i64(util_now_ms()), arg_i64(generation),
+					 arg_text(s->host_id), arg_i64(1)),
 			      &r, &row);
 
 	if (!ret)
@@ -245,8 +245,8 @@ static int start_one(struct store *s, struct pgc *c, int64_t id, int64_t generat
 
 	*more = false;
 	ret = pg_q(c, sql_claim_mine, "start event",
-		   PG_ARGS(pg_i64(id), pg_i64(generation), pg_i64(util_now_ms()),
-			   pg_text(s->host_id)),
+		   STORE_ARGS(arg_i64(id), arg_i64(generation), arg_i64(util_now_ms()),
+			      arg_text(s->host_id)),
 		   &r);
 	if (ret)
 		return ret;
@@ -394,23 +394,25 @@ int pg_settle_host(struct pgc *c, const char *host_id, const char *error,
 
 	memset(r, 0, sizeof(*r));
 	ret = pg_x(c, sql_interrupt_running, "interrupt running executions",
-		   PG_ARGS(pg_text(host_id), pg_i64(now), pg_text(error)),
+		   STORE_ARGS(arg_text(host_id), arg_i64(now), arg_text(error)),
 		   &r->executions_interrupted);
 	/* Lock first: a start that holds one of these rows commits (or not)
 	 * before the next statement's snapshot is taken. */
 	if (!ret)
-		ret = pg_x(c, "SELECT id FROM events WHERE host_id = $1 AND status = 'claimed'"
-			   " FOR UPDATE", "lock claimed events", PG_ARGS(pg_text(host_id)), NULL);
+		ret = pg_x(c,
+			   "SELECT id FROM events WHERE host_id = $1 AND status = 'claimed'"
+			   " FOR UPDATE",
+			   "lock claimed events", STORE_ARGS(arg_text(host_id)), NULL);
 	if (!ret)
 		ret = pg_x(c, "UPDATE events SET status = 'pending', claimed_at = NULL,"
 			   " generation = NULL, host_id = NULL"
 			   " WHERE host_id = $1 AND status = 'claimed' AND type <> 'validate-connection'"
 			   " AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.event_id = events.id)",
-			   "requeue events", PG_ARGS(pg_text(host_id)), &r->events_requeued);
+			   "requeue events", STORE_ARGS(arg_text(host_id)), &r->events_requeued);
 	if (!ret)
 		ret = pg_x(c, "UPDATE events SET status = 'interrupted', finished_at = $2"
 			   " WHERE host_id = $1 AND status = 'claimed'", "interrupt events",
-			   PG_ARGS(pg_text(host_id), pg_i64(now)), &r->events_interrupted);
+			   STORE_ARGS(arg_text(host_id), arg_i64(now)), &r->events_interrupted);
 	if (!ret)
 		ret = pg_async_settle(c, host_id, now);
 	return ret;
@@ -435,6 +437,7 @@ int pg_interrupt_running(struct store *s, const char *error, int64_t *count)
 	if (ret)
 		return ret;
 	ret = pg_x(c, sql_interrupt_running, "interrupt running executions",
-		   PG_ARGS(pg_text(s->host_id), pg_i64(util_now_ms()), pg_text(error)), count);
+		   STORE_ARGS(arg_text(s->host_id), arg_i64(util_now_ms()), arg_text(error)),
+		   count);
 	return pg_end(P(s), c, ret);
 }

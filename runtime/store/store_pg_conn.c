@@ -44,7 +44,8 @@ static int conn_state(struct pgc *c, const char *pck, const char *cid, struct co
 	int ret;
 
 	memset(st, 0, sizeof(*st));
-	ret = pg_q(c, sql_conn_state, "read connection", PG_ARGS(pg_text(pck), pg_text(cid)), &r);
+	ret = pg_q(c, sql_conn_state, "read connection", STORE_ARGS(arg_text(pck), arg_text(cid)),
+		   &r);
 	if (ret)
 		return ret;
 	if (PQntuples(r) == 0) {
@@ -67,7 +68,7 @@ int pg_conn_accepts_events(struct pgc *c, const char *pck, const char *cid)
 }
 
 /* Runs sql (which returns one id) into *id. */
-static int insert_id(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
+static int insert_id(struct pgc *c, const char *sql, const char *what, const struct store_arg *args,
 		     int64_t *id)
 {
 	PGresult *r;
@@ -89,10 +90,11 @@ int pg_event_add(struct pgc *c, const char *type, const char *cid, const char *p
 		 const char *host_id, int64_t now, int64_t *event_id)
 {
 	return insert_id(c, sql_event_insert, "insert event",
-			 PG_ARGS(pg_text(type), pg_text(cid), pg_text(pck), pg_text(script),
-				 pg_id(retry_of), pg_text(claim ? "claimed" : "pending"),
-				 claim ? pg_i64(generation) : pg_null(), pg_i64(now),
-				 claim ? pg_i64(now) : pg_null(), pg_text(claim ? host_id : NULL)),
+			 STORE_ARGS(arg_text(type), arg_text(cid), arg_text(pck), arg_text(script),
+				    arg_id(retry_of), arg_text(claim ? "claimed" : "pending"),
+				    claim ? arg_i64(generation) : arg_null(), arg_i64(now),
+				    claim ? arg_i64(now) : arg_null(),
+				    arg_text(claim ? host_id : NULL)),
 			 event_id);
 }
 
@@ -100,11 +102,11 @@ static int idem_purge_check(struct pgc *c, const char *key, int64_t now)
 {
 	PGresult *r;
 	int ret = pg_x(c, store_sql_idem_purge, "purge idempotency keys",
-		       PG_ARGS(pg_i64(now - STORE_IDEMPOTENCY_TTL_MS)), NULL);
+		       STORE_ARGS(arg_i64(now - STORE_IDEMPOTENCY_TTL_MS)), NULL);
 
 	if (ret)
 		return ret;
-	ret = pg_q(c, store_sql_idem_exists, "read idempotency key", PG_ARGS(pg_text(key)), &r);
+	ret = pg_q(c, store_sql_idem_exists, "read idempotency key", STORE_ARGS(arg_text(key)), &r);
 	if (!ret && PQntuples(r) > 0)
 		ret = STORE_ECONFLICT;
 	PQclear(r);
@@ -115,8 +117,9 @@ static int idem_insert(struct pgc *c, const struct store_idempotency_input *in, 
 		       const char *body, int64_t now)
 {
 	return pg_x(c, store_sql_idem_insert, "insert idempotency key",
-		    PG_ARGS(pg_text(in->key), pg_text(in->method_path), pg_text(in->request_hash),
-			    pg_i64(status), pg_text(body ? body : ""), pg_i64(now)),
+		    STORE_ARGS(arg_text(in->key), arg_text(in->method_path),
+			       arg_text(in->request_hash), arg_i64(status),
+			       arg_text(body ? body : ""), arg_i64(now)),
 		    NULL);
 }
 
@@ -159,9 +162,10 @@ static int upsert_row(struct pgc *c, const struct store_connection_input *in,
 	int ret;
 
 	ret = pg_q(c, sql_upsert, "upsert connection",
-		   PG_ARGS(pg_text(in->connection_id), pg_text(in->provider_config_key),
-			   pg_text(in->provider), pg_blob(cred->blob, cred->len),
-			   pg_bool(cred->encrypted), pg_text(in->connection_config), pg_text(in->metadata), pg_i64(now)),
+		   STORE_ARGS(arg_text(in->connection_id), arg_text(in->provider_config_key),
+			      arg_text(in->provider), arg_blob(cred->blob, cred->len),
+			      pg_bool(cred->encrypted), arg_text(in->connection_config),
+			      arg_text(in->metadata), arg_i64(now)),
 		   &res);
 	if (ret)
 		return ret;
@@ -235,7 +239,7 @@ int pg_connection_get(struct store *s, const char *pck, const char *cid,
 	struct store_row row;
 	PGresult *r;
 	int ret = pg_read_row(s, store_sql_conn_get, "read connection",
-			      PG_ARGS(pg_text(pck), pg_text(cid)), &r, &row);
+			      STORE_ARGS(arg_text(pck), arg_text(cid)), &r, &row);
 
 	if (!ret)
 		ret = store_row_connection(s, &row, true, out);
@@ -253,10 +257,10 @@ int pg_connection_list(struct store *s, const struct store_connection_filter *f,
 	int ret, rows;
 
 	ret = pg_read(s, sql_conn_list, "list connections",
-		     PG_ARGS(pg_text(f->connection_id), pg_text(pcks),
-			     pg_text(f->search && *f->search ? f->search : NULL),
-			     pg_i64((int64_t)f->limit), pg_i64((int64_t)f->offset),
-			     pg_text(f->tags)),
+		     STORE_ARGS(arg_text(f->connection_id), arg_text(pcks),
+				arg_text(f->search && *f->search ? f->search : NULL),
+				arg_i64((int64_t)f->limit), arg_i64((int64_t)f->offset),
+				arg_text(f->tags)),
 		     &r);
 	if (ret)
 		return ret;
@@ -290,8 +294,10 @@ int pg_connection_mark_deleting(struct store *s, const char *pck, const char *ci
 	if (!ret && st.deleting)
 		ret = STORE_EDELETING;
 	if (!ret)
-		ret = pg_x(c, "UPDATE connections SET deleting = true, updated_at = $2 WHERE id = $1",
-			   "mark connection deleting", PG_ARGS(pg_i64(st.id), pg_i64(now)), NULL);
+		ret = pg_x(c,
+			   "UPDATE connections SET deleting = true, updated_at = $2 WHERE id = $1",
+			   "mark connection deleting", STORE_ARGS(arg_i64(st.id), arg_i64(now)),
+			   NULL);
 	if (!ret)
 		ret = pg_event_add(c, STORE_EVENT_PRE_CONNECTION_DELETION, cid, pck, NULL, 0, claim,
 				   generation, s->host_id, now, event_id);
@@ -303,7 +309,7 @@ int pg_connection_delete(struct store *s, const char *pck, const char *cid)
 	int64_t changed;
 	int ret = pg_write(s, "DELETE FROM connections WHERE provider_config_key = $1"
 			   " AND connection_id = $2", "delete connection",
-			   PG_ARGS(pg_text(pck), pg_text(cid)), &changed);
+			   STORE_ARGS(arg_text(pck), arg_text(cid)), &changed);
 
 	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
@@ -318,7 +324,7 @@ static int meta_write_one(struct pgc *c, const char *pck, const char *cid, const
 
 	ret = pg_q(c, "SELECT metadata, deleting FROM connections"
 		   " WHERE provider_config_key = $1 AND connection_id = $2 FOR UPDATE",
-		   "read metadata", PG_ARGS(pg_text(pck), pg_text(cid)), &r);
+		   "read metadata", STORE_ARGS(arg_text(pck), arg_text(cid)), &r);
 	if (ret)
 		return ret;
 	if (PQntuples(r) == 0)
@@ -332,8 +338,8 @@ static int meta_write_one(struct pgc *c, const char *pck, const char *cid, const
 		ret = pg_x(c, "UPDATE connections SET metadata = $3, updated_at = $4"
 			   " WHERE provider_config_key = $1 AND connection_id = $2",
 			   "write metadata",
-			   PG_ARGS(pg_text(pck), pg_text(cid), pg_text(merge ? merged : json),
-				   pg_i64(util_now_ms())),
+			   STORE_ARGS(arg_text(pck), arg_text(cid), arg_text(merge ? merged : json),
+				      arg_i64(util_now_ms())),
 			   NULL);
 	free(merged);
 	return ret;
@@ -371,8 +377,8 @@ int pg_connection_credentials(struct store *s, const char *pck, const char *cid,
 	ret = pg_q(c, "UPDATE connections SET credentials = $3, credentials_encrypted = $4, updated_at = $5"
 		   " WHERE provider_config_key = $1 AND connection_id = $2 RETURNING deleting",
 		   "write credentials",
-		   PG_ARGS(pg_text(pck), pg_text(cid), pg_blob(cred->blob, cred->len),
-			   pg_bool(cred->encrypted), pg_i64(util_now_ms())),
+		   STORE_ARGS(arg_text(pck), arg_text(cid), arg_blob(cred->blob, cred->len),
+			      pg_bool(cred->encrypted), arg_i64(util_now_ms())),
 		   &r);
 	if (!ret) {
 		if (PQntuples(r) == 0)
@@ -395,7 +401,8 @@ int pg_idempotency_get(struct store *s, const char *key, struct store_idempotenc
 	int ret;
 
 	ret = pg_read_row(s, store_sql_idem_get, "read idempotency key",
-			  PG_ARGS(pg_text(key), pg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
+			  STORE_ARGS(arg_text(key),
+				     arg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
 			  &r, &row);
 	if (!ret)
 		ret = store_row_idempotency(&row, out);
@@ -421,7 +428,8 @@ static int ledger_read(struct pgc *c, const char *name, char version[64],
 	uint8_t *blob = NULL;
 	size_t len = 0;
 	PGresult *r;
-	int ret = pg_q(c, store_sql_ledger_get, "read plugin ledger", PG_ARGS(pg_text(name)), &r);
+	int ret = pg_q(c, store_sql_ledger_get, "read plugin ledger", STORE_ARGS(arg_text(name)),
+		       &r);
 
 	if (ret)
 		return ret;
@@ -466,7 +474,7 @@ int pg_ledger_put(struct store *s, const char *name, const char *version,
 	if (ret)
 		return ret;
 	ret = pg_x(c, "SELECT pg_advisory_xact_lock(hashtextextended('plugin:' || $1, 0))",
-		   "lock plugin ledger", PG_ARGS(pg_text(name)), NULL);
+		   "lock plugin ledger", STORE_ARGS(arg_text(name)), NULL);
 	if (!ret)
 		ret = ledger_read(c, name, old, oldhash);
 	if (ret < 0 || (ret == 0 && store_version_cmp(version, old) < 0)) {
@@ -474,8 +482,8 @@ int pg_ledger_put(struct store *s, const char *name, const char *version,
 		return pg_end(P(s), c, ret);
 	}
 	ret = pg_x(c, store_sql_ledger_put, "write plugin ledger",
-		   PG_ARGS(pg_text(name), pg_text(version), pg_blob(hash, STORE_HASH_BYTES),
-			   pg_i64(util_now_ms())),
+		   STORE_ARGS(arg_text(name), arg_text(version), arg_blob(hash, STORE_HASH_BYTES),
+			      arg_i64(util_now_ms())),
 		   NULL);
 	return pg_end(P(s), c, ret);
 }

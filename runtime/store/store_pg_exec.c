@@ -48,7 +48,7 @@ void pg_event_from_row(const PGresult *r, int i, struct store_event *ev)
 /* A row that finishes once: UPDATE guarded by its status, then (when it
  * changed nothing) STORE_ESTATE if the row exists, STORE_ENOTFOUND if not. */
 static int finish_in(struct pgc *c, const char *sql, const char *what, const char *sql_exists,
-		     const struct pg_arg *args)
+		     const struct store_arg *args)
 {
 	int64_t changed = 0;
 	PGresult *r;
@@ -56,7 +56,7 @@ static int finish_in(struct pgc *c, const char *sql, const char *what, const cha
 
 	if (ret || changed > 0)
 		return ret;
-	ret = pg_q(c, sql_exists, what, PG_ARGS(args[0]), &r);
+	ret = pg_q(c, sql_exists, what, STORE_ARGS(args[0]), &r);
 	if (!ret)
 		ret = PQntuples(r) > 0 ? STORE_ESTATE : STORE_ENOTFOUND;
 	PQclear(r);
@@ -70,7 +70,7 @@ static const char sql_event_exists[] = "SELECT 1 FROM events WHERE id = $1";
 int pg_event_finish_in(struct pgc *c, int64_t id)
 {
 	return finish_in(c, sql_event_finish, "finish event", sql_event_exists,
-			 PG_ARGS(pg_i64(id), pg_i64(util_now_ms())));
+			 STORE_ARGS(arg_i64(id), arg_i64(util_now_ms())));
 }
 
 static int event_finish_txn(struct store *s, struct pgc *c, void *arg)
@@ -89,8 +89,8 @@ int pg_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 {
 	struct store_row row;
 	PGresult *r;
-	int ret = pg_read_row(s, store_sql_event_get, "read event", PG_ARGS(pg_i64(event_id)), &r,
-			      &row);
+	int ret = pg_read_row(s, store_sql_event_get, "read event", STORE_ARGS(arg_i64(event_id)),
+			      &r, &row);
 
 	if (!ret)
 		store_row_event(&row, ev);
@@ -124,11 +124,11 @@ int pg_exec_insert(struct store *s, struct pgc *c, const struct store_execution_
 {
 	PGresult *r;
 	int ret = pg_q(c, sql_exec_insert, "insert execution",
-		       PG_ARGS(pg_id(in->event_id), pg_id(in->parent_execution_id),
-			       pg_text(store_exec_kind_name(in->kind)), pg_text(in->script),
-			       pg_text(in->event), pg_text(in->connection_id),
-			       pg_text(in->provider_config_key), pg_i64(util_now_ms()),
-			       pg_text(in->plugin_version), pg_text(s->host_id)),
+		       STORE_ARGS(arg_id(in->event_id), arg_id(in->parent_execution_id),
+				  arg_text(store_exec_kind_name(in->kind)), arg_text(in->script),
+				  arg_text(in->event), arg_text(in->connection_id),
+				  arg_text(in->provider_config_key), arg_i64(util_now_ms()),
+				  arg_text(in->plugin_version), arg_text(s->host_id)),
 		       &r);
 
 	*id = 0;
@@ -169,8 +169,9 @@ static int exec_finish_in(struct pgc *c, int64_t id, enum store_exec_status stat
 			  const char *err, int64_t duration_ms)
 {
 	return finish_in(c, sql_exec_finish, "finish execution", store_sql_exec_exists,
-			 PG_ARGS(pg_i64(id), pg_text(store_exec_status_name(status)), pg_text(err),
-				 pg_i64(util_now_ms()), pg_i64(duration_ms < 0 ? -1 : duration_ms)));
+			 STORE_ARGS(arg_i64(id), arg_text(store_exec_status_name(status)),
+				    arg_text(err), arg_i64(util_now_ms()),
+				    arg_i64(duration_ms < 0 ? -1 : duration_ms)));
 }
 
 /* An execution's end for finish_txn (store_execution_finish; its
@@ -280,7 +281,7 @@ static int append_logs_in(struct pgc *c, int64_t id, const struct store_log_line
 
 	ret = pg_q(c, "SELECT (SELECT COALESCE(MAX(seq), 0) FROM execution_logs"
 		   " WHERE execution_id = $1) FROM executions WHERE id = $1 FOR UPDATE",
-		   "read log sequence", PG_ARGS(pg_i64(id)), &r);
+		   "read log sequence", STORE_ARGS(arg_i64(id)), &r);
 	if (ret)
 		return ret;
 	if (PQntuples(r) == 0)
@@ -295,14 +296,18 @@ static int append_logs_in(struct pgc *c, int64_t id, const struct store_log_line
 				   " SELECT $1, $2 + l.n, l.ts, l.level, l.message FROM unnest($3::bigint[],"
 				   " $4::integer[], $5::text[]) WITH ORDINALITY AS l (ts, level, message, n)",
 				   "insert log lines",
-				   PG_ARGS(pg_i64(id), pg_i64(seq), pg_text(dynbuf_str(&a.ts)),
-					   pg_text(dynbuf_str(&a.level)), pg_text(dynbuf_str(&a.message))),
+				   STORE_ARGS(arg_i64(id), arg_i64(seq),
+					      arg_text(dynbuf_str(&a.ts)),
+					      arg_text(dynbuf_str(&a.level)),
+					      arg_text(dynbuf_str(&a.message))),
 				   NULL);
 		log_arrays_free(&a);
 	}
 	if (!ret && dropped > 0)
-		ret = pg_x(c, "UPDATE executions SET logs_dropped = logs_dropped + $2 WHERE id = $1",
-			   "count dropped log lines", PG_ARGS(pg_i64(id), pg_i64(dropped)), NULL);
+		ret = pg_x(c,
+			   "UPDATE executions SET logs_dropped = logs_dropped + $2 WHERE id = $1",
+			   "count dropped log lines", STORE_ARGS(arg_i64(id), arg_i64(dropped)),
+			   NULL);
 	return ret;
 }
 
@@ -385,24 +390,22 @@ int pg_execution_get(struct store *s, int64_t id, struct store_execution **out)
 	ret = pg_take(P(s), &c);
 	if (ret)
 		return ret;
-	ret = pg_q(c, store_sql_exec_get, "read execution", PG_ARGS(pg_i64(id)), &r);
+	ret = pg_q(c, store_sql_exec_get, "read execution", STORE_ARGS(arg_i64(id)), &r);
 	if (!ret)
 		ret = PQntuples(r) == 1 ? exec_from_row(r, 0, &e) : STORE_ENOTFOUND;
 	PQclear(r);
 	r = NULL;
 	if (!ret)
-		ret = pg_q(c, "SELECT " STORE_LOG_COLS " FROM execution_logs"
+		ret = pg_q(c,
+			   "SELECT " STORE_LOG_COLS " FROM execution_logs"
 			   " WHERE execution_id = $1 ORDER BY seq LIMIT $2",
-			   "read execution logs", PG_ARGS(pg_i64(id), pg_i64(LOG_READ_MAX)), &r);
+			   "read execution logs", STORE_ARGS(arg_i64(id), arg_i64(LOG_READ_MAX)),
+			   &r);
 	pg_give(P(s), c);
 	if (!ret)
 		ret = read_logs(r, e);
 	PQclear(r);
-	if (ret)
-		store_execution_free(e);
-	else
-		*out = e;
-	return ret;
+	return store_row_execution_out(ret, e, out);
 }
 
 static const char sql_exec_list[] =
@@ -423,10 +426,10 @@ int pg_execution_list(struct store *s, const struct store_execution_filter *f,
 	int ret, rows;
 
 	ret = pg_read(s, sql_exec_list, "list executions",
-		     PG_ARGS(pg_text(f->connection_id), pg_text(f->provider_config_key),
-			     pg_text(f->script), pg_text(f->event),
-			     pg_text(f->status >= 0 ? store_exec_status_name(f->status) : NULL),
-			     pg_id(f->cursor), pg_i64((int64_t)f->limit + 1)),
+		     STORE_ARGS(arg_text(f->connection_id), arg_text(f->provider_config_key),
+				arg_text(f->script), arg_text(f->event),
+				arg_text(f->status >= 0 ? store_exec_status_name(f->status) : NULL),
+				arg_id(f->cursor), arg_i64((int64_t)f->limit + 1)),
 		     &r);
 	if (ret)
 		return ret;
@@ -462,7 +465,7 @@ int pg_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 	if (ret)
 		return ret;
 	ret = pg_q(c, "SELECT " STORE_RETRY_COLS " FROM executions WHERE id = $1 FOR UPDATE",
-		   "read execution", PG_ARGS(pg_i64(id)), &r);
+		   "read execution", STORE_ARGS(arg_i64(id)), &r);
 	if (!ret && PQntuples(r) == 0)
 		ret = STORE_ENOTFOUND;
 	if (!ret) {

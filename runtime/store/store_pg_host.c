@@ -73,8 +73,8 @@ static int64_t interval_ms(const struct pg *p)
 static int beat(struct pg *p, struct pgc *c, const char *sql)
 {
 	int ret = pg_x(c, sql, "heartbeat",
-		       PG_ARGS(pg_text(p->s->host_id), pg_i64(util_now_ms()),
-			       pg_i64(p->s->host_timeout_s)),
+		       STORE_ARGS(arg_text(p->s->host_id), arg_i64(util_now_ms()),
+				  arg_i64(p->s->host_timeout_s)),
 		       NULL);
 
 	if (!ret)
@@ -93,7 +93,7 @@ static int settle_dead(struct pgc *c, const char *dead, int64_t silent_s, int64_
 	ret = pg_x(c, "BEGIN", "begin", NULL, NULL);
 	if (ret)
 		return ret;
-	ret = pg_q(c, sql_dead_lock, "lock dead host", PG_ARGS(pg_text(dead)), &res);
+	ret = pg_q(c, sql_dead_lock, "lock dead host", STORE_ARGS(arg_text(dead)), &res);
 	if (!ret && PQntuples(res) == 1) {
 		snprintf(error, sizeof(error), "interrupted: host %s stopped while it ran (no "
 			 "heartbeat for %lld s)", dead, (long long)silent_s);
@@ -124,7 +124,8 @@ static int sweep(struct pg *p, struct pgc *c)
 		log_warn("store", "%lld events claimed by this host and held by no worker for %d s "
 			 "put back", (long long)strays, PG_STRAY_CLAIM_MS / 1000);
 	if (!ret)
-		ret = pg_q(c, sql_dead, "find dead hosts", PG_ARGS(pg_text(p->s->host_id)), &res);
+		ret = pg_q(c, sql_dead, "find dead hosts", STORE_ARGS(arg_text(p->s->host_id)),
+			   &res);
 	for (int i = 0; !ret && i < PQntuples(res); i++)
 		ret = settle_dead(c, PQgetvalue(res, i, 0), pg_col_i64(res, i, 1),
 				  pg_col_i64(res, i, 2));

@@ -34,6 +34,7 @@
 
 #include "store_backend.h"
 #include "store_row.h"
+#include "store_sql.h"
 
 #define PG_POOL_MAX 8     /* connections per store (each host) */
 #define PG_CLAIM_BATCH 8  /* events claimed per round trip, at most */
@@ -147,38 +148,11 @@ typedef int (*pg_txn_fn)(struct store *s, struct pgc *c, void *arg);
  * claims); the others (creations) wait, as every other call does. */
 int pg_txn(struct pg *p, bool lossable, pg_txn_fn fn, void *arg);
 
-/* One parameter of a statement ($1, $2, ... in order). */
-enum pg_arg_type { PG_ARG_END = 0, PG_ARG_NULL, PG_ARG_TEXT, PG_ARG_I64, PG_ARG_BLOB };
-struct pg_arg {
-	enum pg_arg_type type;
-	const void *p;   /* TEXT, BLOB */
-	int64_t v;       /* I64; BLOB: its length */
-};
-#define PG_ARGS(...) ((const struct pg_arg[]){__VA_ARGS__, {.type = PG_ARG_END}})
-
-static inline struct pg_arg pg_null(void)
+/* A statement's parameters (struct store_arg, STORE_ARGS, arg_text() ...:
+ * store_sql.h) are bound to $1, $2, ... in order; a bool is sent as text. */
+static inline struct store_arg pg_bool(bool b)
 {
-	return (struct pg_arg){.type = PG_ARG_NULL};
-}
-static inline struct pg_arg pg_text(const char *s)
-{
-	return (struct pg_arg){.type = s ? PG_ARG_TEXT : PG_ARG_NULL, .p = s};
-}
-static inline struct pg_arg pg_i64(int64_t v)
-{
-	return (struct pg_arg){.type = PG_ARG_I64, .v = v};
-}
-static inline struct pg_arg pg_id(int64_t id)
-{
-	return id > 0 ? pg_i64(id) : pg_null();
-}
-static inline struct pg_arg pg_bool(bool b)
-{
-	return pg_text(b ? "true" : "false");
-}
-static inline struct pg_arg pg_blob(const void *p, size_t len)
-{
-	return (struct pg_arg){.type = PG_ARG_BLOB, .p = p, .v = (int64_t)len};
+	return arg_text(b ? "true" : "false");
 }
 
 /* Runs sql with args (NULL: none), prepared on c the first time (sql
@@ -186,25 +160,25 @@ static inline struct pg_arg pg_blob(const void *p, size_t len)
  * owned by the caller (PQclear). 0, or the error mapped to a STORE_E*
  * code (logged under "store" with `what`, but for the expected ones:
  * unique and foreign-key violations). */
-int pg_q(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
+int pg_q(struct pgc *c, const char *sql, const char *what, const struct store_arg *args,
 	 PGresult **res);
 /* pg_q for a statement whose result is not read; *changed (may be NULL)
  * is the number of rows it changed. */
-int pg_x(struct pgc *c, const char *sql, const char *what, const struct pg_arg *args,
+int pg_x(struct pgc *c, const char *sql, const char *what, const struct store_arg *args,
 	 int64_t *changed);
 
 /* pg_q on a connection of the pool taken for it (pg_take), outside any
  * transaction: a read of one statement, or a write that is one (its own
  * transaction). */
-int pg_read(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+int pg_read(struct store *s, const char *sql, const char *what, const struct store_arg *args,
 	    PGresult **res);
 /* The same for a write: *changed is the number of rows it changed. */
-int pg_write(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+int pg_write(struct store *s, const char *sql, const char *what, const struct store_arg *args,
 	     int64_t *changed);
 /* pg_read for the first row: *row stands on it; STORE_ENOTFOUND when there
  * is none. PQclear(*res) in every case. */
 struct store_row;
-int pg_read_row(struct store *s, const char *sql, const char *what, const struct pg_arg *args,
+int pg_read_row(struct store *s, const char *sql, const char *what, const struct store_arg *args,
 		PGresult **res, struct store_row *row);
 
 /* Column readers (text results): an int64 (0 for NULL), a bool, a
@@ -251,82 +225,32 @@ void pg_release_claims(struct pg *p);
 #define PG_STRAY_CLAIM_MS 60000
 int pg_release_strays(struct pg *p, struct pgc *c, int64_t *count);
 
-/* ---- The operations (store_backend.h says what each does). */
+/* ---- The operations of store_pg_ops (store_backend.h's STORE_OPS says
+ * what each does): pg_open and pg_close in store_pg.c, the connections',
+ * Idempotency-Key records' and the ledger's in store_pg_conn.c, the
+ * events' and executions' in store_pg_exec.c but event_claim,
+ * event_claim_batch, recover and interrupt_running (store_pg_claim.c) and
+ * execution_complete (store_pg_ends.c), the rest in store_pg_async.c. */
+#define PG_OP_DECLARE(ret, name, params) ret pg_##name params;
+STORE_OPS(PG_OP_DECLARE)
 
-/* store_pg_conn.c */
-int pg_connection_upsert(struct store *s, const struct store_upsert_call *u);
-int pg_connection_get(struct store *s, const char *pck, const char *cid,
-		      struct store_connection **out);
-int pg_connection_list(struct store *s, const struct store_connection_filter *f,
-		       struct store_connection ***items, size_t *n);
-int pg_connection_mark_deleting(struct store *s, const char *pck, const char *cid, bool claim,
-				int64_t generation, int64_t *event_id);
-int pg_connection_delete(struct store *s, const char *pck, const char *cid);
-int pg_connection_metadata(struct store *s, const char *pck, const char *const *cids, size_t n,
-			   const char *json, bool merge, bool refuse_deleting, size_t *failed);
-int pg_connection_credentials(struct store *s, const char *pck, const char *cid,
-			      const struct store_sealed *cred);
-int pg_idempotency_get(struct store *s, const char *key, struct store_idempotency **out);
-int pg_idempotency_put(struct store *s, const struct store_idempotency_input *in);
-int pg_ledger_get(struct store *s, const char *name, char version[64],
-		  uint8_t hash[STORE_HASH_BYTES]);
-int pg_ledger_put(struct store *s, const char *name, const char *version,
-		  const uint8_t hash[STORE_HASH_BYTES]);
-/* Inside a transaction: 0 when an event may be recorded for the
- * connection, STORE_EDELETING when it is being deleted. */
+/* store_pg_conn.c: inside a transaction, 0 when an event may be recorded
+ * for the connection, STORE_EDELETING when it is being deleted. */
 int pg_conn_accepts_events(struct pgc *c, const char *pck, const char *cid);
 /* Inserts an event inside a transaction (claimed by host_id when claim). */
 int pg_event_add(struct pgc *c, const char *type, const char *cid, const char *pck,
 		 const char *script, int64_t retry_of, bool claim, int64_t generation,
 		 const char *host_id, int64_t now, int64_t *event_id);
 
-/* store_pg_exec.c (and store_pg_claim.c: claim, claim_start, recover,
- * interrupt_running) */
-int pg_event_insert(struct store *s, const char *type, const char *cid, const char *pck, bool claim,
-		    int64_t generation, int64_t *event_id);
-int pg_event_claim(struct store *s, int64_t generation, struct store_event *ev);
-int pg_event_finish(struct store *s, int64_t event_id);
-int pg_event_get(struct store *s, int64_t event_id, struct store_event *ev);
-int pg_event_count_pending(struct store *s, int64_t *count);
-int pg_execution_create(struct store *s, const struct store_execution_input *in, int64_t *id);
-int pg_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
-			const char *error, int64_t duration_ms);
-int pg_execution_append_logs(struct store *s, int64_t id, const struct store_log_line_input *lines,
-			     size_t n, int64_t dropped);
-int pg_execution_get(struct store *s, int64_t id, struct store_execution **out);
-int pg_execution_list(struct store *s, const struct store_execution_filter *f,
-		      struct store_execution ***items, size_t *n, int64_t *next_cursor);
-int pg_execution_retry(struct store *s, int64_t id, int64_t *event_id);
-int pg_event_claim_batch(struct store *s, struct store_claim_batch *b);
-int pg_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end);
-int pg_recover(struct store *s, struct store_recovery *r);
-int pg_interrupt_running(struct store *s, const char *error, int64_t *count);
-
-/* store_pg_lock.c */
+/* store_pg_lock.c: the optional operations PostgreSQL has. */
 int pg_connection_lock(struct store *s, const char *pck, const char *cid);
 void pg_connection_unlock(struct store *s, const char *pck, const char *cid);
 /* Gives a lock connection back (broken: closes its session first). */
 void pg_lock_give(struct pg *p, struct pg_lock *l, bool broken);
 
-/* store_pg_async.c */
-int pg_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
-			bool set_override, const char *override);
-int pg_async_create(struct store *s, const char *id, const char *pck, const char *cid,
-		    const char *action, int64_t now);
-int pg_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
-		    const char *output, const char *error, int64_t now);
-int pg_async_get(struct store *s, const char *id, int64_t not_before,
-		 struct store_async_action **out);
-/* Inside a transaction: host_id's running asynchronous actions failed as
- * interrupted (pg_settle_host: store_recover's and the dead-host sweep's). */
+/* store_pg_async.c: inside a transaction, host_id's running asynchronous
+ * actions failed as interrupted (pg_settle_host: store_recover's and the
+ * dead-host sweep's). */
 int pg_async_settle(struct pgc *c, const char *host_id, int64_t now);
-int pg_webhook_insert(struct store *s, const char *integration, const char *headers,
-		      const char *body, size_t len, enum store_webhook_status status, int64_t now,
-		      int64_t *id);
-int pg_webhook_due(struct store *s, int64_t now, struct store_webhook **out);
-int pg_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
-		       const char *error, int64_t next_attempt_at, int64_t now);
-int pg_webhook_list(struct store *s, const char *integration, size_t limit, int64_t cursor,
-		    struct store_webhook ***items, size_t *n, int64_t *next_cursor);
 
 #endif

@@ -127,6 +127,11 @@ int store_row_execution(const struct store_row *r, struct store_execution **out)
 	e->plugin_version = store_row_dup(r, 13, &ret);
 	e->logs_dropped = r->ops->i64(r, 14);
 	e->host_id = store_row_dup(r, 15, &ret);
+	return store_row_execution_out(ret, e, out);
+}
+
+int store_row_execution_out(int ret, struct store_execution *e, struct store_execution **out)
+{
 	if (ret)
 		store_execution_free(e);
 	else

@@ -81,6 +81,9 @@ int store_row_connection(struct store *s, const struct store_row *r, bool with_c
 void store_row_event(const struct store_row *r, struct store_event *ev);
 /* An execution, without its log lines. STORE_EIO for an unknown status. */
 int store_row_execution(const struct store_row *r, struct store_execution **out);
+/* The end of an execution's read: e (NULL is fine) handed to *out when
+ * ret is 0, freed (store_execution_free) otherwise. Returns ret. */
+int store_row_execution_out(int ret, struct store_execution *e, struct store_execution **out);
 /* A log line into *l (its message malloc'd: store_execution_free frees it). */
 int store_row_log_line(const struct store_row *r, struct store_log_line *l);
 int store_row_idempotency(const struct store_row *r, struct store_idempotency **out);

@@ -1,7 +1,9 @@
 /*
- * store_sql.h - statements both back ends run with the same text, written
- * once in SQLite's dialect (parameters ?1, ?2, ...), and the translation
- * of that dialect's parameters into PostgreSQL's ($1, $2, ...).
+ * store_sql.h - what both back ends share of their SQL: a statement's
+ * parameters (struct store_arg), the statements they run with the same
+ * text, written once in SQLite's dialect (parameters ?1, ?2, ...), and
+ * the translation of that dialect's parameters into PostgreSQL's ($1, $2,
+ * ...).
  *
  * A back end keys its cache of prepared statements by a text's address,
  * so a shared text is prepared (and, on PostgreSQL, translated) once per
@@ -10,6 +12,50 @@
  */
 #ifndef EVS_STORE_SQL_H
 #define EVS_STORE_SQL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One parameter of a statement. Make them with arg_text() and the others
+ * below, and a list of them with STORE_ARGS(...): a back end binds them to
+ * its parameters in order (?1, ?2, ... in SQLite, $1, $2, ... in
+ * PostgreSQL). Text and blobs are borrowed for the statement's run. */
+enum store_arg_type {
+	STORE_ARG_END = 0,
+	STORE_ARG_NULL,
+	STORE_ARG_TEXT,
+	STORE_ARG_I64,
+	STORE_ARG_BLOB,
+};
+struct store_arg {
+	enum store_arg_type type;
+	const void *p;   /* STORE_ARG_TEXT, STORE_ARG_BLOB */
+	int64_t v;       /* STORE_ARG_I64; STORE_ARG_BLOB: its length */
+};
+#define STORE_ARGS(...) ((const struct store_arg[]){__VA_ARGS__, {.type = STORE_ARG_END}})
+
+static inline struct store_arg arg_null(void)
+{
+	return (struct store_arg){.type = STORE_ARG_NULL};
+}
+/* s NULL: SQL NULL. */
+static inline struct store_arg arg_text(const char *s)
+{
+	return (struct store_arg){.type = s ? STORE_ARG_TEXT : STORE_ARG_NULL, .p = s};
+}
+static inline struct store_arg arg_i64(int64_t v)
+{
+	return (struct store_arg){.type = STORE_ARG_I64, .v = v};
+}
+/* A row id; 0 or less: SQL NULL. */
+static inline struct store_arg arg_id(int64_t id)
+{
+	return id > 0 ? arg_i64(id) : arg_null();
+}
+static inline struct store_arg arg_blob(const void *p, size_t len)
+{
+	return (struct store_arg){.type = STORE_ARG_BLOB, .p = p, .v = (int64_t)len};
+}
 
 /* Idempotency-Key records: purge those created before ?1; is ?1 recorded;
  * record (key, method_path, request_hash, status, body, created_at). */

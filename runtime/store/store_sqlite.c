@@ -244,22 +244,22 @@ static int sq_step_row(struct sq *b, sqlite3_stmt *st, const char *what)
 
 /* A cached statement for sql with args bound; give it back with
  * sq_release() in every case (*st is NULL when this fails). */
-static int sq_prep_args(struct sq *b, const char *sql, const struct sq_arg *args,
+static int sq_prep_args(struct sq *b, const char *sql, const struct store_arg *args,
 			sqlite3_stmt **st)
 {
 	int ret = sq_prep(b, sql, st);
 
-	for (int i = 0; !ret && args && args[i].type != SQ_ARG_END; i++) {
-		const struct sq_arg *a = &args[i];
+	for (int i = 0; !ret && args && args[i].type != STORE_ARG_END; i++) {
+		const struct store_arg *a = &args[i];
 
 		switch (a->type) {
-		case SQ_ARG_TEXT:
+		case STORE_ARG_TEXT:
 			sqlite3_bind_text(*st, i + 1, a->p, -1, SQLITE_STATIC);
 			break;
-		case SQ_ARG_I64:
+		case STORE_ARG_I64:
 			sqlite3_bind_int64(*st, i + 1, a->v);
 			break;
-		case SQ_ARG_BLOB:
+		case STORE_ARG_BLOB:
 			sqlite3_bind_blob(*st, i + 1, a->p, (int)a->v, SQLITE_STATIC);
 			break;
 		default:
@@ -270,7 +270,7 @@ static int sq_prep_args(struct sq *b, const char *sql, const struct sq_arg *args
 	return ret;
 }
 
-int sq_exec(struct sq *b, const char *sql, const char *what, const struct sq_arg *args)
+int sq_exec(struct sq *b, const char *sql, const char *what, const struct store_arg *args)
 {
 	sqlite3_stmt *st;
 	int ret = sq_prep_args(b, sql, args, &st);
@@ -281,7 +281,7 @@ int sq_exec(struct sq *b, const char *sql, const char *what, const struct sq_arg
 	return ret;
 }
 
-int sq_row(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_row(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
 	   sq_row_fn read, void *user)
 {
 	sqlite3_stmt *st;
@@ -295,7 +295,7 @@ int sq_row(struct sq *b, const char *sql, const char *what, const struct sq_arg 
 	return ret;
 }
 
-int sq_get(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_get(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
 	   sq_row_fn read, void *user)
 {
 	struct sq *r = sq_read_lock(b);
@@ -305,7 +305,7 @@ int sq_get(struct sq *b, const char *sql, const char *what, const struct sq_arg 
 	return ret;
 }
 
-int sq_rows(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_rows(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
 	    sq_row_fn read, void *user)
 {
 	sqlite3_stmt *st;
@@ -320,7 +320,10 @@ int sq_rows(struct sq *b, const char *sql, const char *what, const struct sq_arg
 	return ret > 0 ? 0 : ret;
 }
 
-void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first)
+/* Room for one more item in the array v of `count` items of `size` bytes,
+ * *alloc of them allocated (doubling, `first` to start with): the array,
+ * moved perhaps, or NULL (v is then left as it was). */
+static void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first)
 {
 	size_t na = *alloc ? *alloc * 2 : first;
 	void *t;
@@ -331,6 +334,21 @@ void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first)
 	if (t)
 		*alloc = na;
 	return t;
+}
+
+int sq_page_add(sqlite3_stmt *st, void *user)
+{
+	struct sq_page *p = user;
+	char *t = sq_grow(p->v, &p->alloc, p->n, p->size, 16);
+	int ret;
+
+	if (!t)
+		return STORE_ENOMEM;
+	p->v = t;
+	ret = p->decode(st, t + p->n * p->size, p->ctx);
+	if (!ret)
+		p->n++;
+	return ret;
 }
 
 static int exec(struct sq *b, const char *sql, const char *what)
@@ -665,7 +683,7 @@ void sq_test_fail_commits(struct store *s, int n)
 /* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
 int sq_row_exists(struct sq *b, const char *sql, int64_t id, const char *what)
 {
-	return sq_row(b, sql, what, SQ_ARGS(sq_i64(id)), NULL, NULL);
+	return sq_row(b, sql, what, STORE_ARGS(arg_i64(id)), NULL, NULL);
 }
 
 int sq_read_i64(sqlite3_stmt *st, void *user)
@@ -699,18 +717,24 @@ int64_t sq_col_i64(sqlite3_stmt *st, int i)
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
 }
 
-int sq_write(struct sq *b, bool critical, const char *sql, const char *what,
-	     const struct sq_arg *args, int64_t *changed)
+/* sq_exec() and, when it succeeds, the rows it changed into *changed. */
+static int exec_counted(struct sq *b, const char *sql, const char *what,
+			const struct store_arg *args, int64_t *changed)
 {
-	int ret = sq_txn_begin(b, critical);
+	int ret = sq_exec(b, sql, what, args);
 
-	*changed = 0;
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql, what, args);
 	if (!ret)
 		*changed = sqlite3_changes(b->db);
-	return sq_txn_end(b, ret);
+	return ret;
+}
+
+int sq_write(struct sq *b, bool critical, const char *sql, const char *what,
+	     const struct store_arg *args, int64_t *changed)
+{
+	int ret;
+
+	*changed = 0;
+	return SQ_TXN(ret, b, critical, exec_counted(b, sql, what, args, changed));
 }
 
 /* The column readers of a struct store_row (store_row.h) over a statement. */
@@ -784,7 +808,9 @@ static void sq_free(struct sq *b)
 	free(b);
 }
 
-static void sq_close(struct store *s)
+/* STORE_OPS close: commits any open batch, closes both connections and
+ * frees the state. NULL impl is fine. */
+void sq_close(struct store *s)
 {
 	struct sq *b = B(s);
 
@@ -911,7 +937,7 @@ static int key_check(struct store *s, const char *path, char *err, size_t errlen
 	ret = begin(b);
 	if (ret)
 		goto out;
-	ret = sq_row(b, sql_meta_get, "read key check", SQ_ARGS(sq_text("key_check")),
+	ret = sq_row(b, sql_meta_get, "read key check", STORE_ARGS(arg_text("key_check")),
 		     read_key_check, &k);
 	if (ret != STORE_ENOTFOUND)
 		goto out;
@@ -922,7 +948,7 @@ static int key_check(struct store *s, const char *path, char *err, size_t errlen
 	if (ret)
 		goto out;
 	ret = sq_exec(b, sql_meta_put, "write key check",
-		      SQ_ARGS(sq_text("key_check"), sq_blob(blob, len)));
+		      STORE_ARGS(arg_text("key_check"), arg_blob(blob, len)));
 out:
 	ret = sq_end(b, ret);
 	free(blob);
@@ -1082,8 +1108,8 @@ fail:
 	return ret;
 }
 
-/* location is PATH or PATH?synchronous=full|normal. */
-static int sq_open(struct store *s, const char *location, char *err, size_t errlen)
+/* STORE_OPS open: location is PATH or PATH?synchronous=full|normal. */
+int sq_open(struct store *s, const char *location, char *err, size_t errlen)
 {
 	char *path = strdup(location), *q;
 	bool all_normal = false;
@@ -1110,43 +1136,10 @@ static int sq_open(struct store *s, const char *location, char *err, size_t errl
 	return ret;
 }
 
+#define SQ_OP_ENTRY(ret, name, params) .name = sq_##name,
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
-	.open = sq_open,
-	.close = sq_close,
-	.connection_upsert = sq_connection_upsert,
-	.connection_get = sq_connection_get,
-	.connection_list = sq_connection_list,
-	.connection_mark_deleting = sq_connection_mark_deleting,
-	.connection_delete = sq_connection_delete,
-	.connection_metadata = sq_connection_metadata,
-	.connection_credentials = sq_connection_credentials,
-	.idempotency_get = sq_idempotency_get,
-	.idempotency_put = sq_idempotency_put,
-	.event_insert = sq_event_insert,
-	.event_claim = sq_event_claim,
-	.event_finish = sq_event_finish,
-	.event_get = sq_event_get,
-	.event_count_pending = sq_event_count_pending,
-	.execution_create = sq_execution_create,
-	.execution_finish = sq_execution_finish,
-	.execution_append_logs = sq_execution_append_logs,
-	.execution_get = sq_execution_get,
-	.execution_list = sq_execution_list,
-	.execution_retry = sq_execution_retry,
-	.recover = sq_recover,
-	.interrupt_running = sq_interrupt_running,
-	.ledger_get = sq_ledger_get,
-	.ledger_put = sq_ledger_put,
-	.event_claim_batch = sq_event_claim_batch,
-	.execution_complete = sq_execution_complete,
-	.connection_patch = sq_connection_patch,
-	.async_create = sq_async_create,
-	.async_finish = sq_async_finish,
-	.async_get = sq_async_get,
+	STORE_OPS(SQ_OP_ENTRY)
 	.async_recover = sq_async_recover,
-	.webhook_insert = sq_webhook_insert,
-	.webhook_due = sq_webhook_due,
-	.webhook_attempt = sq_webhook_attempt,
-	.webhook_list = sq_webhook_list,
 };

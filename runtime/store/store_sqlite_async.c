@@ -28,22 +28,29 @@ static int read_deleting(sqlite3_stmt *st, void *user)
 	return sqlite3_column_int(st, 0) ? STORE_EDELETING : 0;
 }
 
+/* The patch of a connection that is not being deleted (inside a transaction). */
+static int patch_in(struct sq *b, const char *pck, const char *cid, const char *tags_json,
+		    bool set_override, const char *override)
+{
+	int ret;
+
+	ret = sq_row(b, sql_conn_deleting, "read connection",
+		     STORE_ARGS(arg_text(pck), arg_text(cid)), read_deleting, NULL);
+	if (!ret)
+		ret = sq_exec(b, sql_conn_patch, "patch connection",
+			      STORE_ARGS(arg_text(pck), arg_text(cid), arg_text(tags_json),
+					 arg_i64(set_override), arg_text(override),
+					 arg_i64(util_now_ms())));
+	return ret;
+}
+
 int sq_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
 			bool set_override, const char *override)
 {
-	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_row(b, sql_conn_deleting, "read connection", SQ_ARGS(sq_text(pck), sq_text(cid)),
-		     read_deleting, NULL);
-	if (!ret)
-		ret = sq_exec(b, sql_conn_patch, "patch connection",
-			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_text(tags_json),
-				      sq_i64(set_override), sq_text(override), sq_i64(util_now_ms())));
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, B(s), CRITICAL,
+		      patch_in(B(s), pck, cid, tags_json, set_override, override));
 }
 
 /* ---------------------------------------------------------------------------
@@ -64,25 +71,33 @@ static const char sql_async_recover[] =
 	" error = '{\"message\":\"" STORE_INTERRUPTED_ERROR "\",\"payload\":null}'"
 	" WHERE status = 'running'";
 
-int sq_async_create(struct store *s, const char *id, const char *pck, const char *cid,
-		    const char *action, int64_t now)
+/* Purges the expired actions and records id, new (inside a transaction):
+ * STORE_ECONFLICT when id is taken. */
+static int async_create_in(struct sq *b, const char *id, const char *pck, const char *cid,
+			   const char *action, int64_t now)
 {
-	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql_async_purge, "purge async actions", SQ_ARGS(sq_i64(now - STORE_ASYNC_TTL_MS)));
+	ret = sq_exec(b, sql_async_purge, "purge async actions",
+		      STORE_ARGS(arg_i64(now - STORE_ASYNC_TTL_MS)));
 	if (!ret) {
-		ret = sq_row(b, sql_async_exists, "read async action", SQ_ARGS(sq_text(id)), NULL, NULL);
+		ret = sq_row(b, sql_async_exists, "read async action", STORE_ARGS(arg_text(id)),
+			     NULL, NULL);
 		ret = ret == 0 ? STORE_ECONFLICT : ret == STORE_ENOTFOUND ? 0 : ret;
 	}
 	if (!ret)
 		ret = sq_exec(b, sql_async_insert, "record async action",
-			      SQ_ARGS(sq_text(id), sq_text(pck), sq_text(cid), sq_text(action), sq_i64(now),
-				      sq_text(b->host_id)));
-	return sq_txn_end(b, ret);
+			      STORE_ARGS(arg_text(id), arg_text(pck), arg_text(cid),
+					 arg_text(action), arg_i64(now), arg_text(b->host_id)));
+	return ret;
+}
+
+int sq_async_create(struct store *s, const char *id, const char *pck, const char *cid,
+		    const char *action, int64_t now)
+{
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL, async_create_in(B(s), id, pck, cid, action, now));
 }
 
 static int read_running(sqlite3_stmt *st, void *user)
@@ -91,21 +106,30 @@ static int read_running(sqlite3_stmt *st, void *user)
 	return sqlite3_column_int(st, 0) ? 0 : STORE_ESTATE;
 }
 
+/* Records the end of running action id (inside a transaction):
+ * STORE_ESTATE when it is not running. */
+static int async_finish_in(struct sq *b, const char *id, int64_t execution_id, bool ok,
+			   const char *output, const char *error, int64_t now)
+{
+	int ret;
+
+	ret = sq_row(b, sql_async_status, "read async action", STORE_ARGS(arg_text(id)),
+		     read_running, NULL);
+	if (!ret)
+		ret = sq_exec(b, sql_async_finish, "finish async action",
+			      STORE_ARGS(arg_text(id), arg_text(ok ? "succeeded" : "failed"),
+					 arg_id(execution_id), arg_text(output), arg_text(error),
+					 arg_i64(now)));
+	return ret;
+}
+
 int sq_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
 		    const char *output, const char *error, int64_t now)
 {
-	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_row(b, sql_async_status, "read async action", SQ_ARGS(sq_text(id)), read_running, NULL);
-	if (!ret)
-		ret = sq_exec(b, sql_async_finish, "finish async action",
-			      SQ_ARGS(sq_text(id), sq_text(ok ? "succeeded" : "failed"), sq_id(execution_id),
-				      sq_text(output), sq_text(error), sq_i64(now)));
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, B(s), CRITICAL,
+		      async_finish_in(B(s), id, execution_id, ok, output, error, now));
 }
 
 static int read_async(sqlite3_stmt *st, void *user)
@@ -118,7 +142,7 @@ static int read_async(sqlite3_stmt *st, void *user)
 int sq_async_get(struct store *s, const char *id, int64_t not_before, struct store_async_action **out)
 {
 	return sq_get(B(s), store_sql_async_get, "read async action",
-		      SQ_ARGS(sq_text(id), sq_i64(not_before)), read_async, out);
+		      STORE_ARGS(arg_text(id), arg_i64(not_before)), read_async, out);
 }
 
 int sq_async_recover(struct store *s, int64_t now)
@@ -126,7 +150,7 @@ int sq_async_recover(struct store *s, int64_t now)
 	int64_t changed;
 
 	return sq_write(B(s), CRITICAL, sql_async_recover, "recover async actions",
-			SQ_ARGS(sq_i64(now)), &changed);
+			STORE_ARGS(arg_i64(now)), &changed);
 }
 
 /* ---------------------------------------------------------------------------
@@ -150,25 +174,33 @@ static const char sql_wh_list[] =
 	" WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR id < ?2)"
 	" ORDER BY id DESC LIMIT ?3";
 
+/* Purges the old deliveries and records one (inside a transaction). */
+static int webhook_insert_in(struct sq *b, const char *integration, const char *headers,
+			     const char *body, size_t len, enum store_webhook_status status,
+			     int64_t now, int64_t *id)
+{
+	int ret;
+
+	ret = sq_exec(b, sql_wh_purge, "purge webhooks",
+		      STORE_ARGS(arg_i64(now - STORE_WEBHOOK_TTL_MS)));
+	if (!ret)
+		ret = sq_exec(b, sql_wh_insert, "record webhook",
+		      STORE_ARGS(arg_text(integration), arg_text(headers), arg_blob(body, len),
+				 arg_text(store_webhook_status_name(status)), arg_i64(now),
+				 status == STORE_WEBHOOK_PENDING ? arg_i64(now) : arg_null()));
+	if (!ret)
+		*id = sqlite3_last_insert_rowid(b->db);
+	return ret;
+}
+
 int sq_webhook_insert(struct store *s, const char *integration, const char *headers,
 		      const char *body, size_t len, enum store_webhook_status status, int64_t now,
 		      int64_t *id)
 {
-	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_exec(b, sql_wh_purge, "purge webhooks", SQ_ARGS(sq_i64(now - STORE_WEBHOOK_TTL_MS)));
-	if (!ret)
-		ret = sq_exec(b, sql_wh_insert, "record webhook",
-		      SQ_ARGS(sq_text(integration), sq_text(headers), sq_blob(body, len),
-			      sq_text(store_webhook_status_name(status)), sq_i64(now),
-			      status == STORE_WEBHOOK_PENDING ? sq_i64(now) : sq_null()));
-	if (!ret)
-		*id = sqlite3_last_insert_rowid(b->db);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, B(s), CRITICAL,
+		      webhook_insert_in(B(s), integration, headers, body, len, status, now, id));
 }
 
 /* A delivery from a row of sql_wh_due / sql_wh_list. */
@@ -186,7 +218,7 @@ static int read_wh(sqlite3_stmt *st, void *user)
 
 int sq_webhook_due(struct store *s, int64_t now, struct store_webhook **out)
 {
-	return sq_get(B(s), sql_wh_due, "read due webhook", SQ_ARGS(sq_i64(now)), read_wh, out);
+	return sq_get(B(s), sql_wh_due, "read due webhook", STORE_ARGS(arg_i64(now)), read_wh, out);
 }
 
 int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
@@ -194,56 +226,46 @@ int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status st
 {
 	int64_t changed;
 	int ret = sq_write(B(s), CRITICAL, sql_wh_attempt, "record webhook attempt",
-			   SQ_ARGS(sq_i64(id), sq_text(store_webhook_status_name(status)),
-				   sq_text(error), sq_i64(next_attempt_at), sq_i64(now)),
+			   STORE_ARGS(arg_i64(id), arg_text(store_webhook_status_name(status)),
+				      arg_text(error), arg_i64(next_attempt_at), arg_i64(now)),
 			   &changed);
 
 	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
 
-/* One page of deliveries. */
-struct wh_page {
-	struct store_webhook **v;
-	size_t n, alloc;
-};
-
-static int add_wh(sqlite3_stmt *st, void *user)
+/* sq_page's decode over sql_wh_list: a delivery. */
+static int wh_item(sqlite3_stmt *st, void *item, void *ctx)
 {
-	struct wh_page *p = user;
-	struct store_webhook **t = sq_grow(p->v, &p->alloc, p->n, sizeof(*t), 16);
-	int ret;
-
-	if (!t)
-		return STORE_ENOMEM;
-	p->v = t;
-	ret = wh_from_row(st, &p->v[p->n]);
-	if (!ret)
-		p->n++;
-	return ret;
+	(void)ctx;
+	return wh_from_row(st, item);
 }
 
 int sq_webhook_list(struct store *s, const char *integration, size_t limit, int64_t cursor,
 		    struct store_webhook ***items, size_t *n, int64_t *next_cursor)
 {
-	struct wh_page p = {0};
+	struct sq_page p = {.size = sizeof(struct store_webhook *), .decode = wh_item};
+	struct store_webhook **v;
 	struct sq *b;
 	int ret;
 
 	b = sq_read_lock(B(s));
 	/* one row more than asked says whether there is a next page */
 	ret = sq_rows(b, sql_wh_list, "list webhooks",
-		      SQ_ARGS(sq_text(integration), sq_i64(cursor), sq_i64((int64_t)limit + 1)), add_wh, &p);
+		      STORE_ARGS(arg_text(integration), arg_i64(cursor),
+				 arg_i64((int64_t)limit + 1)),
+		      sq_page_add, &p);
 	sq_unlock(b);
+	v = p.v;
 	if (ret) {
-		store_webhook_list_free(p.v, p.n);
+		store_webhook_list_free(v, p.n);
 		return ret;
 	}
 	if (p.n > limit) {
-		store_webhook_free(p.v[limit]);
+		store_webhook_free(v[limit]);
 		p.n = limit;
-		*next_cursor = p.v[limit - 1]->id;
+		*next_cursor = v[limit - 1]->id;
 	}
-	*items = p.v;
+	*items = v;
 	*n = p.n;
 	return 0;
 }

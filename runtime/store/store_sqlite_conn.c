@@ -55,8 +55,8 @@ static int read_conn_state(sqlite3_stmt *st, void *user)
 static int conn_state(struct sq *b, const char *pck, const char *cid, struct conn_state *c)
 {
 	memset(c, 0, sizeof(*c));
-	return sq_row(b, sql_conn_state, "read connection", SQ_ARGS(sq_text(pck), sq_text(cid)),
-		      read_conn_state, c);
+	return sq_row(b, sql_conn_state, "read connection",
+		      STORE_ARGS(arg_text(pck), arg_text(cid)), read_conn_state, c);
 }
 
 /* Inside a transaction: store_events_accepted's verdict on the connection. */
@@ -74,10 +74,10 @@ int sq_event_add(struct sq *b, const char *type, const char *cid, const char *pc
 		 int64_t now, int64_t *event_id)
 {
 	int ret = sq_exec(b, sql_event_insert, "insert event",
-			  SQ_ARGS(sq_text(type), sq_text(cid), sq_text(pck), sq_text(script),
-				  sq_id(retry_of), sq_text(claim ? "claimed" : "pending"),
-				  claim ? sq_i64(generation) : sq_null(), sq_i64(now),
-				  claim ? sq_i64(now) : sq_null()));
+			  STORE_ARGS(arg_text(type), arg_text(cid), arg_text(pck), arg_text(script),
+				     arg_id(retry_of), arg_text(claim ? "claimed" : "pending"),
+				     claim ? arg_i64(generation) : arg_null(), arg_i64(now),
+				     claim ? arg_i64(now) : arg_null()));
 
 	*event_id = ret ? 0 : sqlite3_last_insert_rowid(b->db);
 	return ret;
@@ -87,12 +87,12 @@ int sq_event_add(struct sq *b, const char *type, const char *cid, const char *pc
 static int idem_purge_check(struct sq *b, const char *key, int64_t now)
 {
 	int ret = sq_exec(b, store_sql_idem_purge, "purge idempotency keys",
-			  SQ_ARGS(sq_i64(now - STORE_IDEMPOTENCY_TTL_MS)));
+			  STORE_ARGS(arg_i64(now - STORE_IDEMPOTENCY_TTL_MS)));
 
 	if (ret)
 		return ret;
-	ret = sq_row(b, store_sql_idem_exists, "read idempotency key", SQ_ARGS(sq_text(key)), NULL,
-		     NULL);
+	ret = sq_row(b, store_sql_idem_exists, "read idempotency key", STORE_ARGS(arg_text(key)),
+		     NULL, NULL);
 	return ret == 0 ? STORE_ECONFLICT : ret == STORE_ENOTFOUND ? 0 : ret;
 }
 
@@ -100,8 +100,9 @@ static int idem_insert(struct sq *b, const struct store_idempotency_input *in, i
 		       const char *body, int64_t now)
 {
 	return sq_exec(b, store_sql_idem_insert, "insert idempotency key",
-		       SQ_ARGS(sq_text(in->key), sq_text(in->method_path), sq_text(in->request_hash),
-			       sq_i64(status), sq_text(body ? body : ""), sq_i64(now)));
+		       STORE_ARGS(arg_text(in->key), arg_text(in->method_path),
+				  arg_text(in->request_hash), arg_i64(status),
+				  arg_text(body ? body : ""), arg_i64(now)));
 }
 
 /* The upsert's statements (sq_txn_run). */
@@ -133,18 +134,21 @@ static int upsert_op(struct sq *b, void *arg)
 	created = ret == STORE_ENOTFOUND;
 	if (created) {
 		ret = sq_exec(b, sql_conn_insert, "insert connection",
-			      SQ_ARGS(sq_text(in->connection_id), sq_text(in->provider_config_key),
-				      sq_text(in->provider), sq_blob(u->cred->blob, u->cred->len),
-				      sq_i64(u->cred->encrypted), sq_text(in->connection_config),
-				      sq_text(in->metadata), sq_i64(u->now)));
+			      STORE_ARGS(arg_text(in->connection_id),
+					 arg_text(in->provider_config_key), arg_text(in->provider),
+					 arg_blob(u->cred->blob, u->cred->len),
+					 arg_i64(u->cred->encrypted),
+					 arg_text(in->connection_config), arg_text(in->metadata),
+					 arg_i64(u->now)));
 		c.id = sqlite3_last_insert_rowid(b->db);
 		c.created_at = u->now;
 	} else if (ret == 0) {
 		ret = sq_exec(b, sql_conn_update, "update connection",
-			      SQ_ARGS(sq_i64(c.id), sq_text(in->provider),
-				      sq_blob(u->cred->blob, u->cred->len),
-				      sq_i64(u->cred->encrypted), sq_text(in->connection_config),
-				      sq_text(in->metadata), sq_i64(u->now)));
+			      STORE_ARGS(arg_i64(c.id), arg_text(in->provider),
+					 arg_blob(u->cred->blob, u->cred->len),
+					 arg_i64(u->cred->encrypted),
+					 arg_text(in->connection_config), arg_text(in->metadata),
+					 arg_i64(u->now)));
 	}
 	if (ret)
 		return ret;
@@ -189,12 +193,10 @@ static int conn_from_row(struct store *s, sqlite3_stmt *st, bool with_credential
 	return store_row_connection(s, &r, with_credentials, out);
 }
 
-/* What the row readers below fill: a connection, or a list of them. */
+/* What read_conn fills: a connection. */
 struct conn_read {
 	struct store *s;
 	struct store_connection *one;
-	struct store_connection **v;
-	size_t n, alloc;
 };
 
 static int read_conn(sqlite3_stmt *st, void *user)
@@ -204,19 +206,10 @@ static int read_conn(sqlite3_stmt *st, void *user)
 	return conn_from_row(r->s, st, true, &r->one);
 }
 
-static int add_conn(sqlite3_stmt *st, void *user)
+/* sq_page's decode over sql_conn_list: a connection (ctx: the store). */
+static int conn_item(sqlite3_stmt *st, void *item, void *ctx)
 {
-	struct conn_read *r = user;
-	struct store_connection **t = sq_grow(r->v, &r->alloc, r->n, sizeof(*t), 16);
-	int ret;
-
-	if (!t)
-		return STORE_ENOMEM;
-	r->v = t;
-	ret = conn_from_row(r->s, st, false, &r->v[r->n]);
-	if (!ret)
-		r->n++;
-	return ret;
+	return conn_from_row(ctx, st, false, item);
 }
 
 int sq_connection_get(struct store *s, const char *pck, const char *cid,
@@ -224,7 +217,7 @@ int sq_connection_get(struct store *s, const char *pck, const char *cid,
 {
 	struct conn_read r = {.s = s};
 	int ret = sq_get(B(s), store_sql_conn_get, "read connection",
-			 SQ_ARGS(sq_text(pck), sq_text(cid)), read_conn, &r);
+			 STORE_ARGS(arg_text(pck), arg_text(cid)), read_conn, &r);
 
 	if (!ret)
 		*out = r.one;
@@ -235,57 +228,61 @@ int sq_connection_list(struct store *s, const struct store_connection_filter *f,
 		       struct store_connection ***items, size_t *n)
 {
 	struct sq *b;
-	struct conn_read r = {.s = s};
+	struct sq_page p = {
+		.size = sizeof(struct store_connection *), .decode = conn_item, .ctx = s};
 	const char *pcks = f->provider_config_keys && *f->provider_config_keys
 				   ? f->provider_config_keys : NULL;
 	int ret;
 
 	b = sq_read_lock(B(s));
 	ret = sq_rows(b, sql_conn_list, "list connections",
-		      SQ_ARGS(sq_text(f->connection_id), sq_text(pcks),
-			      sq_text(f->search && *f->search ? f->search : NULL),
-			      sq_i64((int64_t)f->limit), sq_i64((int64_t)f->offset),
-			      sq_text(f->tags)),
-		      add_conn, &r);
+		      STORE_ARGS(arg_text(f->connection_id), arg_text(pcks),
+				 arg_text(f->search && *f->search ? f->search : NULL),
+				 arg_i64((int64_t)f->limit), arg_i64((int64_t)f->offset),
+				 arg_text(f->tags)),
+		      sq_page_add, &p);
 	sq_unlock(b);
 	if (ret) {
-		store_connection_list_free(r.v, r.n);
+		store_connection_list_free(p.v, p.n);
 		return ret;
 	}
-	*items = r.v;
-	*n = r.n;
+	*items = p.v;
+	*n = p.n;
 	return 0;
 }
 
 static const char sql_conn_mark_deleting[] =
 	"UPDATE connections SET deleting = 1, updated_at = ?2 WHERE id = ?1";
 
+/* Marks a connection being deleted and records its pre-deletion event
+ * (inside a transaction): STORE_EDELETING when it already is. */
+static int mark_deleting_in(struct sq *b, const char *pck, const char *cid, bool claim,
+			    int64_t generation, int64_t now, int64_t *event_id)
+{
+	struct conn_state c;
+	int ret;
+
+	ret = conn_state(b, pck, cid, &c);
+	if (ret)
+		return ret;
+	if (c.deleting)
+		return STORE_EDELETING;
+	ret = sq_exec(b, sql_conn_mark_deleting, "mark connection deleting",
+		      STORE_ARGS(arg_i64(c.id), arg_i64(now)));
+	if (ret)
+		return ret;
+	return sq_event_add(b, STORE_EVENT_PRE_CONNECTION_DELETION, cid, pck, NULL, 0, claim,
+			    generation, now, event_id);
+}
+
 int sq_connection_mark_deleting(struct store *s, const char *pck, const char *cid,
 				bool claim, int64_t generation, int64_t *event_id)
 {
-	struct sq *b = B(s);
-	struct conn_state c;
 	int64_t now = util_now_ms();
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = conn_state(b, pck, cid, &c);
-	if (ret)
-		goto out;
-	if (c.deleting) {
-		ret = STORE_EDELETING;
-		goto out;
-	}
-	ret = sq_exec(b, sql_conn_mark_deleting, "mark connection deleting",
-		      SQ_ARGS(sq_i64(c.id), sq_i64(now)));
-	if (ret)
-		goto out;
-	ret = sq_event_add(b, STORE_EVENT_PRE_CONNECTION_DELETION, cid, pck, NULL, 0, claim,
-			   generation, now, event_id);
-out:
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, B(s), CRITICAL,
+		      mark_deleting_in(B(s), pck, cid, claim, generation, now, event_id));
 }
 
 static const char sql_conn_delete[] =
@@ -295,7 +292,7 @@ int sq_connection_delete(struct store *s, const char *pck, const char *cid)
 {
 	int64_t changed;
 	int ret = sq_write(B(s), CRITICAL, sql_conn_delete, "delete connection",
-			   SQ_ARGS(sq_text(pck), sq_text(cid)), &changed);
+			   STORE_ARGS(arg_text(pck), arg_text(cid)), &changed);
 
 	return !ret && changed == 0 ? STORE_ENOTFOUND : ret;
 }
@@ -331,13 +328,29 @@ static int meta_write_one(struct sq *b, const char *pck, const char *cid, const 
 	struct meta_write m = {.json = json, .merge = merge, .refuse_deleting = refuse_deleting};
 	int ret;
 
-	ret = sq_row(b, sql_meta_read, "read metadata", SQ_ARGS(sq_text(pck), sq_text(cid)),
+	ret = sq_row(b, sql_meta_read, "read metadata", STORE_ARGS(arg_text(pck), arg_text(cid)),
 		     read_meta, &m);
 	if (!ret)
 		ret = sq_exec(b, sql_meta_write, "write metadata",
-			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_text(merge ? m.merged : json),
-				      sq_i64(util_now_ms())));
+			      STORE_ARGS(arg_text(pck), arg_text(cid),
+					 arg_text(merge ? m.merged : json),
+					 arg_i64(util_now_ms())));
 	free(m.merged);
+	return ret;
+}
+
+/* Every connection's metadata in turn (inside a transaction); *failed:
+ * the first that failed. */
+static int metadata_in(struct sq *b, const char *pck, const char *const *cids, size_t n,
+		       const char *json, bool merge, bool refuse_deleting, size_t *failed)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < n && !ret; i++) {
+		ret = meta_write_one(b, pck, cids[i], json, merge, refuse_deleting);
+		if (ret)
+			*failed = i;
+	}
 	return ret;
 }
 
@@ -345,42 +358,41 @@ int sq_connection_metadata(struct store *s, const char *pck, const char *const *
 			   size_t n, const char *json, bool merge, bool refuse_deleting,
 			   size_t *failed)
 {
-	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	for (size_t i = 0; i < n && !ret; i++) {
-		ret = meta_write_one(b, pck, cids[i], json, merge, refuse_deleting);
-		if (ret)
-			*failed = i;
-	}
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, B(s), CRITICAL,
+		      metadata_in(B(s), pck, cids, n, json, merge, refuse_deleting, failed));
 }
 
 static const char sql_cred_write[] =
 	"UPDATE connections SET credentials = ?3, credentials_encrypted = ?4, updated_at = ?5"
 	" WHERE provider_config_key = ?1 AND connection_id = ?2";
 
-int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
-			      const struct store_sealed *cred)
+/* Writes the credentials of a connection that is not being deleted
+ * (inside a transaction). */
+static int credentials_in(struct sq *b, const char *pck, const char *cid,
+			  const struct store_sealed *cred)
 {
-	struct sq *b = B(s);
 	struct conn_state c;
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
 	ret = conn_state(b, pck, cid, &c);
 	if (ret == 0 && c.deleting)
 		ret = STORE_EDELETING;
 	if (ret == 0)
 		ret = sq_exec(b, sql_cred_write, "write credentials",
-			      SQ_ARGS(sq_text(pck), sq_text(cid), sq_blob(cred->blob, cred->len),
-				      sq_i64(cred->encrypted), sq_i64(util_now_ms())));
-	return sq_txn_end(b, ret);
+			      STORE_ARGS(arg_text(pck), arg_text(cid),
+					 arg_blob(cred->blob, cred->len), arg_i64(cred->encrypted),
+					 arg_i64(util_now_ms())));
+	return ret;
+}
+
+int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
+			      const struct store_sealed *cred)
+{
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL, credentials_in(B(s), pck, cid, cred));
 }
 
 /* ---------------------------------------------------------------------------
@@ -399,21 +411,26 @@ static int read_idem(sqlite3_stmt *st, void *user)
 int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out)
 {
 	return sq_get(B(s), store_sql_idem_get, "read idempotency key",
-		      SQ_ARGS(sq_text(key), sq_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
+		      STORE_ARGS(arg_text(key), arg_i64(util_now_ms() - STORE_IDEMPOTENCY_TTL_MS)),
 		      read_idem, out);
+}
+
+/* Purges the expired records and records in (inside a transaction):
+ * STORE_ECONFLICT when its key is recorded. */
+static int idem_put_in(struct sq *b, const struct store_idempotency_input *in, int64_t now)
+{
+	int ret;
+
+	ret = idem_purge_check(b, in->key, now);
+	if (!ret)
+		ret = idem_insert(b, in, in->status, in->body, now);
+	return ret;
 }
 
 int sq_idempotency_put(struct store *s, const struct store_idempotency_input *in)
 {
-	struct sq *b = B(s);
 	int64_t now = util_now_ms();
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = idem_purge_check(b, in->key, now);
-	if (!ret)
-		ret = idem_insert(b, in, in->status, in->body, now);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, B(s), CRITICAL, idem_put_in(B(s), in, now));
 }

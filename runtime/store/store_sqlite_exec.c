@@ -19,20 +19,28 @@ static const char sql_begin_read[] = "BEGIN"; /* store_execution_get's snapshot 
  * Events.
  */
 
+/* Records an event (sq_event_add, now) for a connection that accepts
+ * events (sq_conn_accepts_events), inside a transaction. */
+static int event_add_accepted(struct sq *b, const char *type, const char *cid, const char *pck,
+			      const char *script, int64_t retry_of, bool claim,
+			      int64_t generation, int64_t *event_id)
+{
+	int ret = sq_conn_accepts_events(b, pck, cid);
+
+	if (!ret)
+		ret = sq_event_add(b, type, cid, pck, script, retry_of, claim, generation,
+				   util_now_ms(), event_id);
+	return ret;
+}
+
 int sq_event_insert(struct store *s, const char *type, const char *cid, const char *pck,
 		    bool claim, int64_t generation, int64_t *event_id)
 {
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_conn_accepts_events(b, pck, cid);
-	if (!ret)
-		ret = sq_event_add(b, type, cid, pck, NULL, 0, claim, generation, util_now_ms(),
-				   event_id);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, CRITICAL,
+		      event_add_accepted(b, type, cid, pck, NULL, 0, claim, generation, event_id));
 }
 
 static const char sql_event_claim[] =
@@ -60,7 +68,7 @@ static int claim_row(struct sq *b, int64_t generation, struct store_event *ev)
 	 * (ids start at 1). */
 	memset(ev, 0, sizeof(*ev));
 	ret = sq_rows(b, sql_event_claim, "claim event",
-		      SQ_ARGS(sq_i64(util_now_ms()), sq_i64(generation)), read_event, ev);
+		      STORE_ARGS(arg_i64(util_now_ms()), arg_i64(generation)), read_event, ev);
 	if (!ret && ev->id == 0)
 		ret = STORE_ENOTFOUND;
 	return ret;
@@ -72,12 +80,9 @@ int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev)
 	int ret;
 
 	/* NORMAL: see Durability atop store_sqlite.c (the first execution's creation
-	 * makes the claim durable before anything runs). */
-	ret = sq_txn_begin(b, LOSSABLE);
-	if (ret)
-		return ret;
-	ret = claim_row(b, generation, ev);
-	return sq_txn_end(b, ret); /* store_event_claim zeroes *ev on failure */
+	 * makes the claim durable before anything runs). store_event_claim
+	 * zeroes *ev on failure. */
+	return SQ_TXN(ret, b, LOSSABLE, claim_row(b, generation, ev));
 }
 
 /* A row that finishes once (an event, an execution): its UPDATE, guarded
@@ -90,7 +95,7 @@ struct finish {
 /* Runs f's UPDATE with args (the row id as ?1) inside a transaction: 0
  * when it changed the row, STORE_ESTATE when the row is in another state,
  * STORE_ENOTFOUND when there is none. */
-static int finish_in(struct sq *b, const struct finish *f, int64_t id, const struct sq_arg *args)
+static int finish_in(struct sq *b, const struct finish *f, int64_t id, const struct store_arg *args)
 {
 	int ret = sq_exec(b, f->sql, f->what, args);
 
@@ -104,14 +109,12 @@ static int finish_in(struct sq *b, const struct finish *f, int64_t id, const str
 
 /* finish_in() as a write of its own (LOSSABLE: see Durability atop
  * store_sqlite.c). */
-static int finish_row(struct sq *b, const struct finish *f, int64_t id, const struct sq_arg *args)
+static int finish_row(struct sq *b, const struct finish *f, int64_t id,
+		      const struct store_arg *args)
 {
-	int ret = sq_txn_begin(b, LOSSABLE);
+	int ret;
 
-	if (ret)
-		return ret;
-	ret = finish_in(b, f, id, args);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, LOSSABLE, finish_in(b, f, id, args));
 }
 
 static const struct finish event_finish = {
@@ -125,13 +128,13 @@ static const struct finish event_finish = {
 int sq_event_finish(struct store *s, int64_t event_id)
 {
 	return finish_row(B(s), &event_finish, event_id,
-			  SQ_ARGS(sq_i64(event_id), sq_i64(util_now_ms())));
+			  STORE_ARGS(arg_i64(event_id), arg_i64(util_now_ms())));
 }
 
 int sq_event_get(struct store *s, int64_t event_id, struct store_event *ev)
 {
-	return sq_get(B(s), store_sql_event_get, "read event", SQ_ARGS(sq_i64(event_id)), read_event,
-		      ev);
+	return sq_get(B(s), store_sql_event_get, "read event", STORE_ARGS(arg_i64(event_id)),
+		      read_event, ev);
 }
 
 static const char sql_event_count[] = "SELECT count(*) FROM events WHERE status = 'pending'";
@@ -154,11 +157,11 @@ static const char sql_exec_insert[] =
 static int exec_insert(struct sq *b, const struct store_execution_input *in, int64_t *id)
 {
 	int ret = sq_exec(b, sql_exec_insert, "insert execution",
-			  SQ_ARGS(sq_id(in->event_id), sq_id(in->parent_execution_id),
-				  sq_text(store_exec_kind_name(in->kind)), sq_text(in->script),
-				  sq_text(in->event), sq_text(in->connection_id),
-				  sq_text(in->provider_config_key), sq_i64(util_now_ms()),
-				  sq_text(in->plugin_version), sq_text(b->host_id)));
+			  STORE_ARGS(arg_id(in->event_id), arg_id(in->parent_execution_id),
+				     arg_text(store_exec_kind_name(in->kind)), arg_text(in->script),
+				     arg_text(in->event), arg_text(in->connection_id),
+				     arg_text(in->provider_config_key), arg_i64(util_now_ms()),
+				     arg_text(in->plugin_version), arg_text(b->host_id)));
 
 	*id = ret ? 0 : sqlite3_last_insert_rowid(b->db);
 	return ret;
@@ -170,11 +173,8 @@ int sq_execution_create(struct store *s, const struct store_execution_input *in,
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = exec_insert(b, in, id);
-	return sq_txn_end(b, ret); /* store_execution_create zeroes *id on failure */
+	/* store_execution_create zeroes *id on failure */
+	return SQ_TXN(ret, b, CRITICAL, exec_insert(b, in, id));
 }
 
 static const struct finish exec_finish = {
@@ -188,8 +188,8 @@ static const struct finish exec_finish = {
 
 /* The arguments of exec_finish for execution id ended now. */
 #define EXEC_FINISH_ARGS(id, status, err, duration_ms)                                    \
-	SQ_ARGS(sq_i64(id), sq_text(store_exec_status_name(status)), sq_text(err),         \
-		sq_i64(util_now_ms()), sq_i64((duration_ms) < 0 ? -1 : (duration_ms)))
+	STORE_ARGS(arg_i64(id), arg_text(store_exec_status_name(status)), arg_text(err),  \
+		   arg_i64(util_now_ms()), arg_i64((duration_ms) < 0 ? -1 : (duration_ms)))
 
 int sq_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
 			const char *error, int64_t duration_ms)
@@ -225,7 +225,7 @@ static int append_logs_in(struct sq *b, int64_t id, const struct store_log_line_
 	ret = sq_row_exists(b, store_sql_exec_exists, id, "read execution");
 	if (ret)
 		return ret;
-	ret = sq_row(b, sql_log_next_seq, "read log sequence", SQ_ARGS(sq_i64(id)), sq_read_i64,
+	ret = sq_row(b, sql_log_next_seq, "read log sequence", STORE_ARGS(arg_i64(id)), sq_read_i64,
 		     &seq);
 	for (size_t i = 0; i < n && !ret; i++) {
 		ret = store_truncate_copy(lines[i].message, STORE_LOG_MESSAGE_MAX, &msg);
@@ -233,15 +233,15 @@ static int append_logs_in(struct sq *b, int64_t id, const struct store_log_line_
 			return ret;
 		seq++;
 		ret = sq_exec(b, sql_log_insert, "insert log line",
-			      SQ_ARGS(sq_i64(id), sq_i64(seq),
-				      sq_i64(lines[i].ts ? lines[i].ts : now), sq_i64(lines[i].level),
-				      sq_text(msg)));
+			      STORE_ARGS(arg_i64(id), arg_i64(seq),
+					 arg_i64(lines[i].ts ? lines[i].ts : now),
+					 arg_i64(lines[i].level), arg_text(msg)));
 		free(msg);
 		msg = NULL;
 	}
 	if (!ret && dropped > 0)
 		ret = sq_exec(b, sql_exec_dropped, "count dropped log lines",
-			      SQ_ARGS(sq_i64(id), sq_i64(dropped)));
+			      STORE_ARGS(arg_i64(id), arg_i64(dropped)));
 	return ret;
 }
 
@@ -252,11 +252,7 @@ int sq_execution_append_logs(struct store *s, int64_t id,
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, LOSSABLE);
-	if (ret)
-		return ret;
-	ret = append_logs_in(b, id, lines, n, dropped);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, LOSSABLE, append_logs_in(b, id, lines, n, dropped));
 }
 
 /* ---------------------------------------------------------------------------
@@ -280,7 +276,7 @@ static int complete_in(struct sq *b, int64_t id, const struct store_execution_en
 		ret = append_logs_in(b, id, end->lines, end->n_lines, end->dropped);
 	if (!ret && end->event_id > 0)
 		ret = finish_in(b, &event_finish, end->event_id,
-				SQ_ARGS(sq_i64(end->event_id), sq_i64(util_now_ms())));
+				STORE_ARGS(arg_i64(end->event_id), arg_i64(util_now_ms())));
 	free(err);
 	return ret;
 }
@@ -323,7 +319,7 @@ static int claim_one(struct sq *b, int64_t generation, store_claim_fn plan, void
 		return exec_insert(b, &in, &c->execution_id);
 	if (*p == STORE_CLAIM_DONE) {
 		ret = finish_in(b, &event_finish, c->ev.id,
-				SQ_ARGS(sq_i64(c->ev.id), sq_i64(util_now_ms())));
+				STORE_ARGS(arg_i64(c->ev.id), arg_i64(util_now_ms())));
 		if (!ret)
 			c->ev.status = STORE_EVENT_DONE;
 		return ret;
@@ -405,34 +401,19 @@ static int read_exec(sqlite3_stmt *st, void *user)
 	return exec_from_row(st, user);
 }
 
-/* sq_row_fn over sql_exec_logs: appends a line to an execution's logs. */
-struct log_read {
-	struct store_execution *e;
-	size_t alloc;
-};
-
-static int add_log(sqlite3_stmt *st, void *user)
+/* sq_page's decode over sql_exec_logs: a line of an execution's logs. */
+static int log_item(sqlite3_stmt *st, void *item, void *ctx)
 {
-	struct log_read *r = user;
-	struct store_execution *e = r->e;
-	struct store_log_line *t = sq_grow(e->logs, &r->alloc, e->n_logs, sizeof(*t), 32);
-	struct store_log_line *l;
 	struct store_row row = sq_row_of(st);
-	int ret;
 
-	if (!t)
-		return STORE_ENOMEM;
-	e->logs = t;
-	l = &e->logs[e->n_logs];
-	ret = store_row_log_line(&row, l);
-	if (!ret)
-		e->n_logs++;
-	return ret;
+	(void)ctx;
+	return store_row_log_line(&row, item);
 }
 
 int sq_execution_get(struct store *s, int64_t id, struct store_execution **out)
 {
-	struct log_read r = {0};
+	struct sq_page lines = {.size = sizeof(struct store_log_line), .decode = log_item};
+	struct store_execution *e = NULL;
 	struct sq *b;
 	int ret;
 
@@ -441,19 +422,18 @@ int sq_execution_get(struct store *s, int64_t id, struct store_execution **out)
 	ret = sq_run_sql(b, sql_begin_read, "begin read");
 	if (ret)
 		goto out;
-	ret = sq_row(b, store_sql_exec_get, "read execution", SQ_ARGS(sq_i64(id)), read_exec, &r.e);
+	ret = sq_row(b, store_sql_exec_get, "read execution", STORE_ARGS(arg_i64(id)), read_exec,
+		     &e);
 	if (ret)
 		goto out;
 	ret = sq_rows(b, sql_exec_logs, "read execution logs",
-		      SQ_ARGS(sq_i64(id), sq_i64(LOG_READ_MAX)), add_log, &r);
+		      STORE_ARGS(arg_i64(id), arg_i64(LOG_READ_MAX)), sq_page_add, &lines);
+	e->logs = lines.v; /* freed with e on failure */
+	e->n_logs = lines.n;
 out:
 	ret = sq_end(b, ret);
 	sq_unlock(b);
-	if (ret)
-		store_execution_free(r.e);
-	else
-		*out = r.e;
-	return ret;
+	return store_row_execution_out(ret, e, out);
 }
 
 /* sq_row_fn over sql_exec_list: one page of executions, newest first. */
@@ -491,10 +471,11 @@ int sq_execution_list(struct store *s, const struct store_execution_filter *f,
 		return STORE_ENOMEM;
 	b = sq_read_lock(B(s));
 	ret = sq_rows(b, sql_exec_list, "list executions",
-		      SQ_ARGS(sq_text(f->connection_id), sq_text(f->provider_config_key),
-			      sq_text(f->script), sq_text(f->event),
-			      sq_text(f->status >= 0 ? store_exec_status_name(f->status) : NULL),
-			      sq_id(f->cursor), sq_i64((int64_t)f->limit + 1)),
+		      STORE_ARGS(arg_text(f->connection_id), arg_text(f->provider_config_key),
+				 arg_text(f->script), arg_text(f->event),
+				 arg_text(f->status >= 0 ? store_exec_status_name(f->status)
+							 : NULL),
+				 arg_id(f->cursor), arg_i64((int64_t)f->limit + 1)),
 		      add_exec, &p);
 	sq_unlock(b);
 	if (ret || p.n == 0) {
@@ -517,23 +498,26 @@ static int read_retry_info(sqlite3_stmt *st, void *user)
 	return store_row_retry(&r, user);
 }
 
+/* A retry of execution id (inside a transaction): reads what it ran
+ * into *r (the caller frees it) and records its event again. */
+static int retry_in(struct sq *b, int64_t id, struct store_retry *r, int64_t *event_id)
+{
+	int ret = sq_row(b, sql_exec_retry_info, "read execution", STORE_ARGS(arg_i64(id)),
+			 read_retry_info, r);
+
+	if (!ret)
+		ret = event_add_accepted(b, r->event, r->cid, r->pck, r->script, id, false, 0,
+					 event_id);
+	return ret;
+}
+
 int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id)
 {
 	struct sq *b = B(s);
 	struct store_retry r = {0};
-	int ret;
+	int ret, txn;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = sq_row(b, sql_exec_retry_info, "read execution", SQ_ARGS(sq_i64(id)),
-		     read_retry_info, &r);
-	if (!ret)
-		ret = sq_conn_accepts_events(b, r.pck, r.cid);
-	if (!ret)
-		ret = sq_event_add(b, r.event, r.cid, r.pck, r.script, id, false, 0, util_now_ms(),
-				   event_id);
-	ret = sq_txn_end(b, ret);
+	ret = SQ_TXN(txn, b, CRITICAL, retry_in(b, id, &r, event_id));
 	store_retry_free(&r);
 	return ret;
 }
@@ -557,10 +541,28 @@ static const char sql_interrupt_claimed[] =
 static int interrupt_running(struct sq *b, const char *error, int64_t now, int64_t *count)
 {
 	int ret = sq_exec(b, sql_interrupt_running, "interrupt running executions",
-			  SQ_ARGS(sq_i64(now), sq_text(error)));
+			  STORE_ARGS(arg_i64(now), arg_text(error)));
 
 	if (!ret)
 		*count = sqlite3_changes64(b->db);
+	return ret;
+}
+
+/* The recovery's statements at time now (inside a transaction). */
+static int recover_in(struct sq *b, struct store_recovery *r, int64_t now)
+{
+	int ret;
+
+	ret = interrupt_running(b, STORE_INTERRUPTED_ERROR, now, &r->executions_interrupted);
+	if (ret)
+		return ret;
+	ret = sq_exec(b, sql_requeue, "requeue events", NULL);
+	if (ret)
+		return ret;
+	r->events_requeued = sqlite3_changes64(b->db);
+	ret = sq_exec(b, sql_interrupt_claimed, "interrupt events", STORE_ARGS(arg_i64(now)));
+	if (!ret)
+		r->events_interrupted = sqlite3_changes64(b->db);
 	return ret;
 }
 
@@ -570,21 +572,7 @@ int sq_recover(struct store *s, struct store_recovery *r)
 	int64_t now = util_now_ms();
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = interrupt_running(b, STORE_INTERRUPTED_ERROR, now, &r->executions_interrupted);
-	if (ret)
-		goto out;
-	ret = sq_exec(b, sql_requeue, "requeue events", NULL);
-	if (ret)
-		goto out;
-	r->events_requeued = sqlite3_changes64(b->db);
-	ret = sq_exec(b, sql_interrupt_claimed, "interrupt events", SQ_ARGS(sq_i64(now)));
-	if (!ret)
-		r->events_interrupted = sqlite3_changes64(b->db);
-out:
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, CRITICAL, recover_in(b, r, now));
 }
 
 int sq_interrupt_running(struct store *s, const char *error, int64_t *count)
@@ -592,9 +580,5 @@ int sq_interrupt_running(struct store *s, const char *error, int64_t *count)
 	struct sq *b = B(s);
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
-	ret = interrupt_running(b, error, util_now_ms(), count);
-	return sq_txn_end(b, ret);
+	return SQ_TXN(ret, b, CRITICAL, interrupt_running(b, error, util_now_ms(), count));
 }

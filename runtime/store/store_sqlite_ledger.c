@@ -40,7 +40,7 @@ static int ledger_read(struct sq *b, const char *name, char version[64],
 		       uint8_t hash[STORE_HASH_BYTES])
 {
 	struct ledger_rec r = {.name = name, .version = version, .hash = hash};
-	int ret = sq_row(b, store_sql_ledger_get, "read plugin ledger", SQ_ARGS(sq_text(name)),
+	int ret = sq_row(b, store_sql_ledger_get, "read plugin ledger", STORE_ARGS(arg_text(name)),
 			 read_ledger, &r);
 
 	return ret == STORE_ENOTFOUND ? 1 : ret;
@@ -57,25 +57,29 @@ int sq_ledger_get(struct store *s, const char *name, char version[64],
 	return ret;
 }
 
-int sq_ledger_put(struct store *s, const char *name, const char *version,
-		  const uint8_t hash[STORE_HASH_BYTES])
+/* Records name's version and hash unless a higher version is recorded
+ * (inside a transaction). */
+static int ledger_put_in(struct sq *b, const char *name, const char *version,
+			 const uint8_t hash[STORE_HASH_BYTES])
 {
-	struct sq *b = B(s);
 	char old[64];
 	uint8_t oldhash[STORE_HASH_BYTES];
 	int ret;
 
-	ret = sq_txn_begin(b, CRITICAL);
-	if (ret)
-		return ret;
 	ret = ledger_read(b, name, old, oldhash);
 	if (ret < 0)
-		goto out;
+		return ret;
 	if (ret == 0 && store_version_cmp(version, old) < 0)
-		goto out; /* keep the highest version accepted */
-	ret = sq_exec(b, store_sql_ledger_put, "write plugin ledger",
-		      SQ_ARGS(sq_text(name), sq_text(version), sq_blob(hash, STORE_HASH_BYTES),
-			      sq_i64(util_now_ms())));
-out:
-	return sq_txn_end(b, ret);
+		return ret; /* keep the highest version accepted */
+	return sq_exec(b, store_sql_ledger_put, "write plugin ledger",
+		       STORE_ARGS(arg_text(name), arg_text(version),
+				  arg_blob(hash, STORE_HASH_BYTES), arg_i64(util_now_ms())));
+}
+
+int sq_ledger_put(struct store *s, const char *name, const char *version,
+		  const uint8_t hash[STORE_HASH_BYTES])
+{
+	int ret;
+
+	return SQ_TXN(ret, B(s), CRITICAL, ledger_put_in(B(s), name, version, hash));
 }

@@ -29,6 +29,7 @@
 
 #include "store_backend.h"
 #include "store_row.h"
+#include "store_sql.h"
 
 #define STMT_CACHE 64
 
@@ -107,6 +108,14 @@ int sq_txn_end(struct sq *b, int ret);
  * with the mutex held, on whichever thread holds it: it must use only
  * what arg gives it. Returns op's result, or the COMMIT's error. */
 int sq_txn_run(struct sq *b, bool critical, int (*op)(struct sq *b, void *arg), void *arg);
+/* A write operation whose statements are the expression op, evaluated
+ * only once sq_txn_begin(b, critical) has succeeded (into ret, an int
+ * the caller declares), its result handed to sq_txn_end(). The value is
+ * sq_txn_begin's error or sq_txn_end's result. Multi-step operations are
+ * a function of their own, named *_in (inside a transaction):
+ *     return SQ_TXN(ret, b, CRITICAL, exec_insert(b, in, id)); */
+#define SQ_TXN(ret, b, critical, op)                                                               \
+	(((ret) = sq_txn_begin((b), (critical))) != 0 ? (ret) : sq_txn_end((b), (op)))
 
 /* A pure read: the read connection, locked (or the write connection, with
  * any open batch committed first). Give it back with sq_unlock(). */
@@ -123,39 +132,8 @@ void sq_test_fail_commits(struct store *s, int n);
  * parameters, steps it and gives it back reset. The mutex is held by the
  * caller (sq_get takes it); `what` names the step in a logged error. */
 
-/* One parameter of a statement. Make them with sq_text() and the others
- * below, and a list of them with SQ_ARGS(...): they are bound to ?1, ?2, ...
- * in order. Text and blobs are borrowed for the statement's run. */
-enum sq_arg_type { SQ_ARG_END = 0, SQ_ARG_NULL, SQ_ARG_TEXT, SQ_ARG_I64, SQ_ARG_BLOB };
-struct sq_arg {
-	enum sq_arg_type type;
-	const void *p;   /* SQ_ARG_TEXT, SQ_ARG_BLOB */
-	int64_t v;       /* SQ_ARG_I64; SQ_ARG_BLOB: its length */
-};
-#define SQ_ARGS(...) ((const struct sq_arg[]){__VA_ARGS__, {.type = SQ_ARG_END}})
-
-static inline struct sq_arg sq_null(void)
-{
-	return (struct sq_arg){.type = SQ_ARG_NULL};
-}
-/* s NULL: SQL NULL. */
-static inline struct sq_arg sq_text(const char *s)
-{
-	return (struct sq_arg){.type = s ? SQ_ARG_TEXT : SQ_ARG_NULL, .p = s};
-}
-static inline struct sq_arg sq_i64(int64_t v)
-{
-	return (struct sq_arg){.type = SQ_ARG_I64, .v = v};
-}
-/* A row id; 0 or less: SQL NULL. */
-static inline struct sq_arg sq_id(int64_t id)
-{
-	return id > 0 ? sq_i64(id) : sq_null();
-}
-static inline struct sq_arg sq_blob(const void *p, size_t len)
-{
-	return (struct sq_arg){.type = SQ_ARG_BLOB, .p = p, .v = (int64_t)len};
-}
+/* A statement's parameters (struct store_arg, STORE_ARGS, arg_text() ...:
+ * store_sql.h) are bound to ?1, ?2, ... in order. */
 
 /* Reads the row a statement stands on (columns from 0); returns 0 or a
  * STORE_E* code (for sq_rows, a positive value stops without an error). */
@@ -164,33 +142,43 @@ typedef int (*sq_row_fn)(sqlite3_stmt *st, void *user);
 /* Runs sql with args (NULL: none) once, for its effect; rows it returns
  * are not read. sqlite3_changes() and sqlite3_last_insert_rowid() tell
  * the rest while the mutex is held. */
-int sq_exec(struct sq *b, const char *sql, const char *what, const struct sq_arg *args);
+int sq_exec(struct sq *b, const char *sql, const char *what, const struct store_arg *args);
 /* sq_exec() as a write operation of its own (sq_txn_begin ... sq_txn_end)
  * at the durability class given; *changed: the rows it changed. */
 int sq_write(struct sq *b, bool critical, const char *sql, const char *what,
-	     const struct sq_arg *args, int64_t *changed);
+	     const struct store_arg *args, int64_t *changed);
 /* Runs sql without parameters (BEGIN, COMMIT, a PRAGMA). */
 int sq_run_sql(struct sq *b, const char *sql, const char *what);
 /* Runs sql with args and hands its first row to read (NULL: only say
  * whether there is one): 0, STORE_ENOTFOUND when there is no row, or
  * read's or SQLite's error. */
-int sq_row(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_row(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
            sq_row_fn read, void *user);
 /* sq_row() as a read of its own, on the read connection (sq_read_lock). */
-int sq_get(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_get(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
            sq_row_fn read, void *user);
 /* Runs sql with args to its end and hands every row to read in turn; a
  * nonzero result from read stops it: 0 (positive) or that error. */
-int sq_rows(struct sq *b, const char *sql, const char *what, const struct sq_arg *args,
+int sq_rows(struct sq *b, const char *sql, const char *what, const struct store_arg *args,
             sq_row_fn read, void *user);
 
 /* 0 when sql (a row id as ?1) finds the row, STORE_ENOTFOUND when not. */
 int sq_row_exists(struct sq *b, const char *sql, int64_t id, const char *what);
 
-/* Room for one more item in the array v of `count` items of `size` bytes,
- * *alloc of them allocated (doubling, `first` to start with): the array,
- * moved perhaps, or NULL (v is then left as it was). */
-void *sq_grow(void *v, size_t *alloc, size_t count, size_t size, size_t first);
+/* A list read row by row: sq_rows() with sq_page_add and a struct
+ * sq_page hands every row to decode, which makes the next item (`size`
+ * bytes, at item) from it, ctx being decode's. v (malloc'd, n items of
+ * which are made) is the caller's, as are the items: free them on
+ * failure too. */
+struct sq_page {
+	void *v;
+	size_t n, alloc, size;
+	int (*decode)(sqlite3_stmt *st, void *item, void *ctx);
+	void *ctx;
+};
+/* sq_row_fn: appends the row to (struct sq_page *)user; STORE_ENOMEM, or
+ * decode's error (the item is then not counted). */
+int sq_page_add(sqlite3_stmt *st, void *user);
 
 /* Column readers: a malloc'd copy (NULL for SQL NULL; *ret set to
  * STORE_ENOMEM when the copy fails), a copy cut to size, an int64 (0 for
@@ -214,68 +202,14 @@ int sq_event_add(struct sq *b, const char *type, const char *cid, const char *pc
                  const char *script, int64_t retry_of, bool claim, int64_t generation, int64_t now,
                  int64_t *event_id);
 
-/* ---- The operations of store_sqlite_ops (store_backend.h says what each does). */
-
-/* store_sqlite_conn.c */
-int sq_connection_upsert(struct store *s, const struct store_upsert_call *u);
-int sq_connection_get(struct store *s, const char *pck, const char *cid,
-                      struct store_connection **out);
-int sq_connection_list(struct store *s, const struct store_connection_filter *f,
-                       struct store_connection ***items, size_t *n);
-int sq_connection_mark_deleting(struct store *s, const char *pck, const char *cid, bool claim,
-                                int64_t generation, int64_t *event_id);
-int sq_connection_delete(struct store *s, const char *pck, const char *cid);
-int sq_connection_credentials(struct store *s, const char *pck, const char *cid,
-                              const struct store_sealed *cred);
-int sq_connection_metadata(struct store *s, const char *pck, const char *const *cids, size_t n,
-                           const char *json, bool merge, bool refuse_deleting, size_t *failed);
-int sq_idempotency_get(struct store *s, const char *key, struct store_idempotency **out);
-int sq_idempotency_put(struct store *s, const struct store_idempotency_input *in);
-
-/* store_sqlite_exec.c */
-int sq_event_insert(struct store *s, const char *type, const char *cid, const char *pck, bool claim,
-                    int64_t generation, int64_t *event_id);
-int sq_event_claim(struct store *s, int64_t generation, struct store_event *ev);
-int sq_event_finish(struct store *s, int64_t event_id);
-int sq_event_get(struct store *s, int64_t event_id, struct store_event *ev);
-int sq_event_count_pending(struct store *s, int64_t *count);
-int sq_execution_create(struct store *s, const struct store_execution_input *in, int64_t *id);
-int sq_execution_finish(struct store *s, int64_t id, enum store_exec_status status,
-                        const char *error, int64_t duration_ms);
-int sq_execution_append_logs(struct store *s, int64_t id, const struct store_log_line_input *lines,
-                             size_t n, int64_t dropped);
-int sq_execution_get(struct store *s, int64_t id, struct store_execution **out);
-int sq_execution_list(struct store *s, const struct store_execution_filter *f,
-                      struct store_execution ***items, size_t *n, int64_t *next_cursor);
-int sq_execution_retry(struct store *s, int64_t id, int64_t *event_id);
-int sq_event_claim_batch(struct store *s, struct store_claim_batch *c);
-int sq_execution_complete(struct store *s, int64_t id, const struct store_execution_end *end);
-int sq_recover(struct store *s, struct store_recovery *r);
-int sq_interrupt_running(struct store *s, const char *error, int64_t *count);
-
-/* store_sqlite_async.c */
-int sq_connection_patch(struct store *s, const char *pck, const char *cid, const char *tags_json,
-                        bool set_override, const char *override);
-int sq_async_create(struct store *s, const char *id, const char *pck, const char *cid,
-                    const char *action, int64_t now);
-int sq_async_finish(struct store *s, const char *id, int64_t execution_id, bool ok,
-                    const char *output, const char *error, int64_t now);
-int sq_async_get(struct store *s, const char *id, int64_t not_before,
-                 struct store_async_action **out);
+/* ---- The operations of store_sqlite_ops (store_backend.h's STORE_OPS
+ * says what each does): sq_open and sq_close in store_sqlite.c, the
+ * connections' and Idempotency-Key records' in store_sqlite_conn.c, the
+ * events', executions' and recovery's in store_sqlite_exec.c, the ledger's
+ * in store_sqlite_ledger.c, the rest in store_sqlite_async.c. */
+#define SQ_OP_DECLARE(ret, name, params) ret sq_##name params;
+STORE_OPS(SQ_OP_DECLARE)
+/* The optional one SQLite has (store_sqlite_async.c). */
 int sq_async_recover(struct store *s, int64_t now);
-int sq_webhook_insert(struct store *s, const char *integration, const char *headers,
-                      const char *body, size_t len, enum store_webhook_status status, int64_t now,
-                      int64_t *id);
-int sq_webhook_due(struct store *s, int64_t now, struct store_webhook **out);
-int sq_webhook_attempt(struct store *s, int64_t id, enum store_webhook_status status,
-                       const char *error, int64_t next_attempt_at, int64_t now);
-int sq_webhook_list(struct store *s, const char *integration, size_t limit, int64_t cursor,
-                    struct store_webhook ***items, size_t *n, int64_t *next_cursor);
-
-/* store_sqlite_ledger.c */
-int sq_ledger_get(struct store *s, const char *name, char version[64],
-                  uint8_t hash[STORE_HASH_BYTES]);
-int sq_ledger_put(struct store *s, const char *name, const char *version,
-                  const uint8_t hash[STORE_HASH_BYTES]);
 
 #endif

@@ -3,7 +3,8 @@
  * PostgreSQL's $N (store_sql_dollar), which runs on every statement the
  * PostgreSQL back end prepares: parameters are rewritten, and nothing that
  * only looks like one (text in quotes, quoted names, dollar-quoted bodies,
- * the jsonb operators ?, ?| and ?&) is touched.
+ * the jsonb operators ?, ?| and ?&) is touched. And the parameter list both
+ * back ends bind (struct store_arg, STORE_ARGS).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,11 +87,39 @@ static void test_shared_statements(void **state)
 	}
 }
 
+/* STORE_ARGS keeps the order it is given and ends with STORE_ARG_END; a
+ * NULL text and a row id of 0 or less are SQL NULL. */
+static void test_args(void **state)
+{
+	static const char blob[3] = {1, 0, 2};
+	const struct store_arg *a =
+		STORE_ARGS(arg_text("x"), arg_text(NULL), arg_i64(-7), arg_id(0), arg_id(-1),
+			   arg_id(42), arg_blob(blob, sizeof(blob)), arg_null());
+	const enum store_arg_type want[] = {
+		STORE_ARG_TEXT, STORE_ARG_NULL, STORE_ARG_I64,  STORE_ARG_NULL,
+		STORE_ARG_NULL, STORE_ARG_I64,  STORE_ARG_BLOB, STORE_ARG_NULL,
+	};
+	size_t n = 0;
+
+	(void)state;
+	while (a[n].type != STORE_ARG_END)
+		n++;
+	assert_int_equal(n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(a[i].type, want[i]);
+	assert_string_equal(a[0].p, "x");
+	assert_int_equal(a[2].v, -7);
+	assert_int_equal(a[5].v, 42);
+	assert_ptr_equal(a[6].p, blob);
+	assert_int_equal(a[6].v, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_translations),
 		cmocka_unit_test(test_shared_statements),
+		cmocka_unit_test(test_args),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
