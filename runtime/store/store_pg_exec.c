@@ -153,11 +153,8 @@ static int create_txn(struct store *s, struct pgc *c, void *arg)
 
 int pg_execution_create(struct store *s, const struct store_execution_input *in, int64_t *id)
 {
-	int ret = pg_txn(P(s), false, create_txn, &(struct create_args){.in = in, .id = id});
-
-	if (ret)
-		*id = 0;
-	return ret;
+	/* store_execution_create zeroes *id on failure */
+	return pg_txn(P(s), false, create_txn, &(struct create_args){.in = in, .id = id});
 }
 
 static const char sql_exec_finish[] =
