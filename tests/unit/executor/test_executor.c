@@ -204,15 +204,27 @@ static size_t children_of(int pid, int *out, size_t cap)
 	return n;
 }
 
+static char proc_state(int pid);
+
+/* Whether one of the n pids is a zombie (exited, not yet reaped). */
+static bool any_zombie(const int *pids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (proc_state(pids[i]) == 'Z')
+			return true;
+	return false;
+}
+
 /* The zygote's children once the executors that sent their result have
  * exited and been reaped (that happens in the background, after
- * executor_run returned): waits until at most max are left, up to 5 s. */
+ * executor_run returned): waits until at most max are left and none of
+ * them is a zombie, up to 5 s. */
 static size_t settled_children(struct executor *ex, int *out, size_t cap, size_t max)
 {
 	int64_t until = util_mono_us() + 5000000;
 	size_t n;
 
-	while ((n = children_of(executor_zygote_pid(ex), out, cap)) > max &&
+	while (((n = children_of(executor_zygote_pid(ex), out, cap)) > max || any_zombie(out, n)) &&
 	       util_mono_us() < until)
 		usleep(1000);
 	return n;
